@@ -1,0 +1,24 @@
+import { MrlError } from '../errors.js';
+
+/** Throws `invalid-argument` unless `value` is an integer in [min, max]; the message names `name`. */
+export function assertIntInRange(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`;
+    throw new MrlError('invalid-argument', `${name} must be ${range}, got ${String(value)}`);
+  }
+}
+
+/**
+ * Checks that a flat row-major matrix has a whole number of rows of `rowLength` values and
+ * returns the row count.
+ */
+export function rowCount(name: string, data: ArrayLike<number>, rowLength: number): number {
+  if (data.length === 0 || data.length % rowLength !== 0) {
+    throw new MrlError(
+      'invalid-argument',
+      `${name} has ${data.length} values, which is not a positive multiple of the row length ${rowLength}`,
+      `pass a row-major [rows, ${rowLength}] Float32Array`,
+    );
+  }
+  return data.length / rowLength;
+}

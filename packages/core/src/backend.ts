@@ -1,0 +1,98 @@
+import * as tf from '@tensorflow/tfjs';
+import { MrlError } from './errors.js';
+import { registerWasmTrainingKernels } from './kernels/index.js';
+
+/** Backends mrl can run on. `tensorflow` needs `@tensorflow/tfjs-node-gpu` or `-node`, installed by the user. */
+export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface BackendInfo {
+  name: BackendName;
+  /** What the backend runs on, for the log line. */
+  detail: string;
+}
+
+async function importOptional(specifier: string): Promise<unknown> {
+  // A computed specifier keeps bundlers and tsc from requiring the optional package.
+  return import(/* @vite-ignore */ specifier);
+}
+
+async function activate(name: string): Promise<boolean> {
+  try {
+    const ok = await tf.setBackend(name);
+    await tf.ready();
+    // tfjs falls back silently when a backend fails to start: trust only getBackend().
+    return ok && tf.getBackend() === name;
+  } catch {
+    return false;
+  }
+}
+
+async function startWebgpu(): Promise<string> {
+  let webgpu: { create: (options: string[]) => unknown; globals: Record<string, unknown> };
+  try {
+    webgpu = (await importOptional('webgpu')) as typeof webgpu;
+  } catch (cause) {
+    throw new MrlError('backend-unavailable', `the webgpu backend needs the npm package 'webgpu': ${(cause as Error).message}.`, 'Run pnpm install, or choose --backend wasm.', { cause });
+  }
+  Object.assign(globalThis, webgpu.globals);
+  const gpu = webgpu.create([]) as { requestAdapter(): Promise<{ info?: { description?: string; vendor?: string } } | null> };
+  const adapter = await gpu.requestAdapter();
+  if (adapter === null) {
+    throw new MrlError(
+      'backend-unavailable',
+      'WebGPU found no adapter: no Vulkan driver with the features Dawn needs is installed.',
+      'Install a GPU driver with Vulkan (or Mesa 25 lavapipe for a software one), or choose --backend wasm.',
+    );
+  }
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  await importOptional('@tensorflow/tfjs-backend-webgpu');
+  if (!(await activate('webgpu'))) {
+    throw new MrlError('backend-unavailable', 'the TF.js webgpu backend did not start on this adapter.', 'Choose --backend wasm.');
+  }
+  return adapter.info?.description ?? adapter.info?.vendor ?? 'WebGPU adapter';
+}
+
+async function startTensorflow(): Promise<string> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await importOptional(pkg);
+    } catch {
+      continue;
+    }
+    if (await activate('tensorflow')) return `libtensorflow via ${pkg}`;
+  }
+  throw new MrlError(
+    'backend-unavailable',
+    'the tensorflow backend needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, and neither loads here.',
+    'Install one of them (its install downloads libtensorflow), or choose --backend wasm.',
+  );
+}
+
+/**
+ * Starts a TF.js backend and checks that it really runs. `wasm` (the default) gets mrl's
+ * training kernels registered; `cpu` is the slow reference.
+ */
+export async function initBackend(name: string = 'wasm'): Promise<BackendInfo> {
+  if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
+    throw new MrlError('backend-unavailable', `unknown backend '${name}'.`, `Choose one of: ${BACKEND_NAMES.join(', ')}.`);
+  }
+  const backend = name as BackendName;
+  switch (backend) {
+    case 'wasm': {
+      await import('@tensorflow/tfjs-backend-wasm');
+      if (!(await activate('wasm'))) {
+        throw new MrlError('backend-unavailable', 'the wasm backend did not start.', 'Choose --backend cpu.');
+      }
+      registerWasmTrainingKernels();
+      return { name: backend, detail: 'WebAssembly (XNNPACK) with mrl training kernels, 1 thread' };
+    }
+    case 'cpu':
+      if (!(await activate('cpu'))) throw new MrlError('backend-unavailable', 'the cpu backend did not start.');
+      return { name: backend, detail: 'plain JavaScript reference backend' };
+    case 'webgpu':
+      return { name: backend, detail: await startWebgpu() };
+    case 'tensorflow':
+      return { name: backend, detail: await startTensorflow() };
+  }
+}

@@ -1,0 +1,109 @@
+import * as tf from '@tensorflow/tfjs';
+import type { PrefixHead } from '../heads.js';
+import { l2Normalize } from '../losses.js';
+import type { EmbeddingMatrix } from './embeddings.js';
+
+/** Top-1 accuracy of the trained head's logits at each nesting dim. */
+export function headTop1(head: PrefixHead, embeddings: EmbeddingMatrix, labels: Int32Array, dims: readonly number[], chunk = 2048): number[] {
+  const correct = dims.map(() => 0);
+  for (let start = 0; start < embeddings.rows; start += chunk) {
+    const rows = Math.min(chunk, embeddings.rows - start);
+    const predictions = tf.tidy(() => {
+      const z = tf.tensor2d(embeddings.data.subarray(start * embeddings.dim, (start + rows) * embeddings.dim), [rows, embeddings.dim]);
+      return tf.stack(head.logits(z, dims).map((l) => tf.argMax(l, 1)));
+    });
+    const p = predictions.dataSync();
+    predictions.dispose();
+    dims.forEach((_, j) => {
+      for (let i = 0; i < rows; i++) if (p[j * rows + i] === labels[start + i]) correct[j]! += 1;
+    });
+  }
+  return correct.map((c) => c / embeddings.rows);
+}
+
+export interface RetrievalOptions {
+  database: EmbeddingMatrix;
+  databaseLabels: Int32Array;
+  queries: EmbeddingMatrix;
+  queryLabels: Int32Array;
+  dims: readonly number[];
+  /** Cut-offs for recall@k (default 1, 5, 10). */
+  ks?: readonly number[];
+  /** Query rows per similarity block. */
+  chunk?: number;
+}
+
+export interface RetrievalMetrics {
+  dim: number;
+  /** Label of the nearest database item (cosine on the normalised prefix) equals the query's. */
+  nnTop1: number;
+  /** Mean average precision of the top 10, relevance = same label, normalised by min(#relevant, 10). */
+  map10: number;
+  /** Fraction of queries with at least one same-label item in the top k. */
+  recall: Record<number, number>;
+}
+
+/**
+ * Label-based retrieval quality of each prefix: every query is searched against the database
+ * with cosine similarity on its first m dims (each prefix L2-normalised on its own, as MRL
+ * deploys them).
+ */
+export function retrievalMetrics(options: RetrievalOptions): RetrievalMetrics[] {
+  const ks = options.ks ?? [1, 5, 10];
+  const depth = Math.min(options.database.rows, Math.max(10, ...ks));
+  const chunk = options.chunk ?? 1024;
+  const relevantCount = new Map<number, number>();
+  for (const label of options.databaseLabels) relevantCount.set(label, (relevantCount.get(label) ?? 0) + 1);
+  const dbFull = tf.tensor2d(options.database.data, [options.database.rows, options.database.dim]);
+  const queryFull = tf.tensor2d(options.queries.data, [options.queries.rows, options.queries.dim]);
+  try {
+    return options.dims.map((m) => {
+      const db = tf.tidy(() => tf.transpose(l2Normalize(tf.slice(dbFull, [0, 0], [-1, m])))); // [m, Ndb]
+      let hits1 = 0;
+      let apSum = 0;
+      const recallHits = ks.map(() => 0);
+      for (let start = 0; start < options.queries.rows; start += chunk) {
+        const rows = Math.min(chunk, options.queries.rows - start);
+        const top = tf.tidy(() => {
+          const q = l2Normalize(tf.slice(queryFull, [start, 0], [rows, m]));
+          return tf.topk(tf.matMul(q, db), depth).indices;
+        });
+        const idx = top.dataSync();
+        top.dispose();
+        for (let i = 0; i < rows; i++) {
+          const label = options.queryLabels[start + i]!;
+          const rel = (r: number): boolean => options.databaseLabels[idx[i * depth + r]!] === label;
+          if (rel(0)) hits1 += 1;
+          let found = 0;
+          let precisionSum = 0;
+          for (let r = 0; r < Math.min(10, depth); r++) {
+            if (rel(r)) {
+              found += 1;
+              precisionSum += found / (r + 1);
+            }
+          }
+          const norm = Math.min(relevantCount.get(label) ?? 0, 10);
+          apSum += norm > 0 ? precisionSum / norm : 0;
+          ks.forEach((k, j) => {
+            for (let r = 0; r < Math.min(k, depth); r++) {
+              if (rel(r)) {
+                recallHits[j]! += 1;
+                break;
+              }
+            }
+          });
+        }
+      }
+      db.dispose();
+      const n = options.queries.rows;
+      const recall: Record<number, number> = {};
+      ks.forEach((k, j) => {
+        recall[k] = recallHits[j]! / n;
+      });
+      return { dim: m, nnTop1: hits1 / n, map10: apSum / n, recall };
+    });
+  } finally {
+    dbFull.dispose();
+    queryFull.dispose();
+  }
+}

@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Encoder } from '../encoder.js';
+import { embedDataset, type EmbeddingMatrix } from '../evaluate/embeddings.js';
+import { headTop1, retrievalMetrics } from '../evaluate/metrics.js';
+import { SeparateHeads, SharedHead, type PrefixHead } from '../heads.js';
+import { MatryoshkaLoss } from '../matryoshka-loss.js';
+import { MatryoshkaModel } from '../model.js';
+import { ClassificationObjective } from '../objective.js';
+import { createRandom } from '../rng.js';
+import { Trainer, type FitResult, type TrainerOptions } from '../trainer.js';
+import { checkArrayDataset, classificationBatches, gatherRows, headOf, type ArrayDataset } from './array-dataset.js';
+
+/** `separate`: one linear head per dim (MRL); `shared`: one sliced head (MRL-E). */
+export type HeadKind = 'separate' | 'shared';
+
+export interface ClassifierRun {
+  encoder: Encoder<tf.Tensor>;
+  head: PrefixHead;
+  dims: readonly number[];
+  fit: FitResult;
+}
+
+/**
+ * Trains an encoder with a Matryoshka classification loss over `dims` (a single dim gives the
+ * fixed-size baseline, trained by the same code).
+ */
+export async function trainClassifier(options: {
+  encoder: Encoder<tf.Tensor>;
+  train: ArrayDataset;
+  dims: readonly number[];
+  weights?: readonly number[];
+  head: HeadKind;
+  trainer: TrainerOptions;
+}): Promise<ClassifierRun> {
+  checkArrayDataset(options.train, 'training data');
+  const d = options.encoder.embeddingDim;
+  const random = createRandom(options.trainer.seed, 3);
+  const head = options.head === 'shared' ? new SharedHead(d, options.train.numClasses, random) : new SeparateHeads(d, options.train.numClasses, options.dims, random);
+  const loss = new MatryoshkaLoss(new ClassificationObjective(head), {
+    embeddingDim: d,
+    dims: options.dims,
+    ...(options.weights === undefined ? {} : { weights: options.weights }),
+  });
+  const model = new MatryoshkaModel(options.encoder, loss);
+  const trainer = new Trainer(model, classificationBatches(options.train), options.trainer);
+  const fit = await trainer.fit();
+  trainer.optimizer.dispose();
+  return { encoder: options.encoder, head, dims: loss.dims, fit };
+}
+
+/** Per-dim quality of a classifier: head top-1 on the test set and label-based retrieval. */
+export interface DimRow {
+  dim: number;
+  /** Top-1 of the trained linear head. */
+  top1?: number;
+  /** 1-NN top-1, test queries against the training set, cosine on the prefix. */
+  nnTop1: number;
+  map10: number;
+  recall: Record<number, number>;
+}
+
+export async function embedArrays(encoder: Encoder<tf.Tensor>, data: ArrayDataset, batchSize = 1000): Promise<EmbeddingMatrix> {
+  return embedDataset(encoder, data.count, (indices) => gatherRows(data, indices), { batchSize });
+}
+
+/**
+ * Evaluates a trained classifier at each dim. Retrieval uses the first `maxQueries` test
+ * examples as queries against the whole training set.
+ */
+export async function evaluateClassifier(options: {
+  run: ClassifierRun;
+  train: ArrayDataset;
+  test: ArrayDataset;
+  dims?: readonly number[];
+  maxQueries?: number;
+}): Promise<DimRow[]> {
+  const dims = options.dims ?? options.run.dims;
+  const trainEmb = await embedArrays(options.run.encoder, options.train);
+  const testEmb = await embedArrays(options.run.encoder, options.test);
+  const top1 = headTop1(options.run.head, testEmb, options.test.labels, dims);
+  const queries = headOf(options.test, options.maxQueries ?? 2000);
+  const retrieval = retrievalMetrics({
+    database: trainEmb,
+    databaseLabels: options.train.labels,
+    queries: { data: testEmb.data.subarray(0, queries.count * testEmb.dim), rows: queries.count, dim: testEmb.dim },
+    queryLabels: queries.labels,
+    dims,
+  });
+  return dims.map((dim, j) => ({ dim, top1: top1[j]!, nnTop1: retrieval[j]!.nnTop1, map10: retrieval[j]!.map10, recall: retrieval[j]!.recall }));
+}

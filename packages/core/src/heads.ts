@@ -1,0 +1,169 @@
+import * as tf from '@tensorflow/tfjs';
+import { MrlError } from './errors.js';
+import type { HasVariables, VariableMap } from './module.js';
+import { nextSeed, type Random } from './rng.js';
+
+/** Maps an embedding to class logits for every requested nesting dim at once. */
+export interface PrefixHead extends HasVariables {
+  readonly embeddingDim: number;
+  readonly numClasses: number;
+  /** Logits [N, C] of `z[:, :m]` for each m in `dims` (ascending), in that order. */
+  logits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[];
+}
+
+/** Linear-layer initialisation as in PyTorch `nn.Linear`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+function linearInit(shape: [number, number] | [number], fanIn: number, random: Random, name: string): tf.Variable {
+  const bound = 1 / Math.sqrt(fanIn);
+  return tf.variable(tf.randomUniform(shape, -bound, bound, 'float32', nextSeed(random)), true, name);
+}
+
+let headCounter = 0;
+function uniqueName(base: string): string {
+  headCounter += 1;
+  return `${base}_${headCounter}`;
+}
+
+function checkHeadArgs(embeddingDim: number, numClasses: number): void {
+  if (!Number.isInteger(embeddingDim) || embeddingDim < 1) {
+    throw new MrlError('invalid-argument', `head embeddingDim must be a positive integer, got ${embeddingDim}.`);
+  }
+  if (!Number.isInteger(numClasses) || numClasses < 2) {
+    throw new MrlError('invalid-argument', `head numClasses must be an integer >= 2, got ${numClasses}.`);
+  }
+}
+
+function checkDimsInHead(dims: readonly number[], embeddingDim: number): void {
+  for (const m of dims) {
+    if (m > embeddingDim) {
+      throw new MrlError('invalid-argument', `nesting dim ${m} is larger than the head's embedding size ${embeddingDim}.`);
+    }
+  }
+}
+
+/**
+ * One linear classifier per nesting dim (the reference MRL's `nesting_list` heads): dim m owns
+ * W_m [m, C] and b_m [C].
+ */
+export class SeparateHeads implements PrefixHead {
+  readonly #weights = new Map<number, tf.Variable>();
+  readonly #biases = new Map<number, tf.Variable>();
+
+  constructor(
+    readonly embeddingDim: number,
+    readonly numClasses: number,
+    readonly dims: readonly number[],
+    random: Random,
+  ) {
+    checkHeadArgs(embeddingDim, numClasses);
+    checkDimsInHead(dims, embeddingDim);
+    const scope = uniqueName('separate_heads');
+    for (const m of dims) {
+      this.#weights.set(m, linearInit([m, numClasses], m, random, `${scope}/w${m}`));
+      this.#biases.set(m, linearInit([numClasses], m, random, `${scope}/b${m}`));
+    }
+  }
+
+  logits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[] {
+    return dims.map((m) => {
+      const w = this.#weights.get(m);
+      const b = this.#biases.get(m);
+      if (w === undefined || b === undefined) {
+        throw new MrlError('invalid-argument', `SeparateHeads has no head for dim ${m}; it was built for ${this.dims.join(', ')}.`);
+      }
+      return tf.tidy(() => tf.add(tf.matMul(tf.slice(embedding, [0, 0], [-1, m]), w), b) as tf.Tensor2D);
+    });
+  }
+
+  variables(): VariableMap {
+    const out: VariableMap = new Map();
+    for (const m of this.dims) {
+      out.set(`w${m}`, this.#weights.get(m)!);
+      out.set(`b${m}`, this.#biases.get(m)!);
+    }
+    return out;
+  }
+}
+
+/** How the shared head forms its prefix logits; all give the same numbers. */
+export type SharedHeadForm = 'running-sum' | 'sliced';
+
+/**
+ * MRL-E: one weight matrix W [d, C] and bias b [C] shared by all nesting dims; dim m uses W[:m]
+ * (the reference MRL's `efficient` head).
+ *
+ * In the 'running-sum' form the logits of consecutive prefixes are built from chunk products
+ * `z[:, m_{j-1}:m_j] @ W[m_{j-1}:m_j]` and a running sum, so all prefixes together cost one
+ * full-size product. The 'sliced' form multiplies each prefix separately (about 2x the work);
+ * it is kept as the readable reference and for benchmarks.
+ */
+export class SharedHead implements PrefixHead {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+
+  constructor(
+    readonly embeddingDim: number,
+    readonly numClasses: number,
+    random: Random,
+    readonly form: SharedHeadForm = 'running-sum',
+  ) {
+    checkHeadArgs(embeddingDim, numClasses);
+    const scope = uniqueName('shared_head');
+    this.weight = linearInit([embeddingDim, numClasses], embeddingDim, random, `${scope}/w`);
+    this.bias = linearInit([numClasses], embeddingDim, random, `${scope}/b`);
+  }
+
+  logits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[] {
+    checkDimsInHead(dims, this.embeddingDim);
+    return this.form === 'sliced'
+      ? slicedPrefixLogits(embedding, this.weight as tf.Tensor2D, this.bias as tf.Tensor1D, dims)
+      : runningSumPrefixLogits(embedding, this.weight as tf.Tensor2D, this.bias as tf.Tensor1D, dims);
+  }
+
+  variables(): VariableMap {
+    return new Map([
+      ['w', this.weight],
+      ['b', this.bias],
+    ]);
+  }
+}
+
+/** Logits of each prefix as its own product `z[:, :m] @ W[:m] + b`. */
+export function slicedPrefixLogits(
+  embedding: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  bias: tf.Tensor1D | null,
+  dims: readonly number[],
+): tf.Tensor2D[] {
+  return dims.map((m) =>
+    tf.tidy(() => {
+      const product = tf.matMul(tf.slice(embedding, [0, 0], [-1, m]), tf.slice(weight, [0, 0], [m, -1]));
+      return (bias === null ? product : tf.add(product, bias)) as tf.Tensor2D;
+    }),
+  );
+}
+
+/**
+ * Logits of each prefix from chunk products and a running sum: one full-size product in total.
+ * `weight` is [d, C] with the embedding axis first.
+ */
+export function runningSumPrefixLogits(
+  embedding: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  bias: tf.Tensor1D | null,
+  dims: readonly number[],
+): tf.Tensor2D[] {
+  return tf.tidy(() => {
+    const out: tf.Tensor2D[] = [];
+    let start = 0;
+    let running: tf.Tensor2D | null = bias === null ? null : (tf.expandDims(bias, 0) as tf.Tensor2D);
+    for (const m of dims) {
+      const width = m - start;
+      const chunk: tf.Tensor2D = tf.matMul(tf.slice(embedding, [0, start], [-1, width]), tf.slice(weight, [start, 0], [width, -1]));
+      const next: tf.Tensor2D = running === null ? chunk : tf.add(running, chunk);
+      out.push(next);
+      running = next;
+      start = m;
+    }
+    return out;
+  });
+}

@@ -1,0 +1,52 @@
+export { MrlError, type MrlErrorKind } from './errors.js';
+export { defaultNestingDims, resolveNesting, sampleDimIndices, type Nesting, type NestingOptions } from './dims.js';
+export { createRandom, nextSeed, permutation, type Random } from './rng.js';
+export { parameterCount, prefixVariables, trainableVariables, type HasVariables, type VariableMap } from './module.js';
+export { l2Normalize, softmaxCrossEntropy } from './losses.js';
+export {
+  runningSumPrefixLogits,
+  SeparateHeads,
+  SharedHead,
+  slicedPrefixLogits,
+  type PrefixHead,
+  type SharedHeadForm,
+} from './heads.js';
+export { ClassificationObjective, type ClassTarget, type PrefixObjective } from './objective.js';
+export { MatryoshkaLoss, type MatryoshkaLossOptions, type MatryoshkaLossValue } from './matryoshka-loss.js';
+export type { Encoder, EncoderConfig } from './encoder.js';
+export { MlpEncoder, type MlpConfig } from './mlp.js';
+export { MatryoshkaModel, type SupervisedBatch, type TrainModel } from './model.js';
+export { createOptimizer } from './optim/index.js';
+export type { Optimizer, OptimizerConfig } from './optim/optimizer.js';
+export { SgdOptimizer } from './optim/sgd.js';
+export { AdamWOptimizer } from './optim/adamw.js';
+export { learningRateAt, validateSchedule, type ScheduleConfig } from './optim/schedule.js';
+export { clipByGlobalNorm } from './optim/clip.js';
+export { writeFileAtomically } from './io/atomic.js';
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+  writeSafetensors,
+  type NamedArray,
+  type SafetensorsContent,
+  type SafetensorsDtype,
+} from './io/safetensors.js';
+export { checkpointPath, listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointInfo, type LoadedCheckpoint } from './checkpoint.js';
+export { Trainer, type BatchSource, type DisposableBatch, type FitResult, type TrainerOptions, type TrainEvent } from './trainer.js';
+export { embedDataset, prefixOf, type EmbeddingMatrix } from './evaluate/embeddings.js';
+export { headTop1, retrievalMetrics, type RetrievalMetrics, type RetrievalOptions } from './evaluate/metrics.js';
+export { formatTable, percent, type Column } from './evaluate/table.js';
+export { BACKEND_NAMES, initBackend, type BackendInfo, type BackendName } from './backend.js';
+export { coreModule, ENCODER_REGISTRATION, OBJECTIVE_REGISTRATION, type EncoderRegistration, type Modality } from './di.js';
+export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './kernels/index.js';
+export type { RunContext, RunReport } from './run.js';
+export {
+  checkArrayDataset,
+  classificationBatches,
+  exampleSize,
+  gatherRows,
+  headOf,
+  type ArrayDataset,
+} from './experiments/array-dataset.js';
+export { embedArrays, evaluateClassifier, trainClassifier, type ClassifierRun, type DimRow, type HeadKind } from './experiments/classification.js';

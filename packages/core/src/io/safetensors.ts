@@ -1,0 +1,119 @@
+import { readFile } from 'node:fs/promises';
+import { MrlError } from '../errors.js';
+import { writeFileAtomically } from './atomic.js';
+
+/**
+ * The safetensors format (8-byte little-endian header length, JSON header of dtype/shape/byte
+ * offsets, then raw little-endian data), so weights and embeddings load in Python with
+ * `safetensors.numpy.load_file` as well as here.
+ */
+export type SafetensorsDtype = 'F32' | 'I32' | 'U8' | 'I8';
+
+export interface NamedArray {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: Float32Array | Int32Array | Uint8Array | Int8Array;
+}
+
+export interface SafetensorsContent {
+  tensors: Map<string, NamedArray>;
+  metadata: Record<string, string>;
+}
+
+const BYTES: Record<SafetensorsDtype, number> = { F32: 4, I32: 4, U8: 1, I8: 1 };
+
+function dtypeOf(data: NamedArray['data']): SafetensorsDtype {
+  if (data instanceof Float32Array) return 'F32';
+  if (data instanceof Int32Array) return 'I32';
+  if (data instanceof Int8Array) return 'I8';
+  return 'U8';
+}
+
+export function encodeSafetensors(tensors: Map<string, Omit<NamedArray, 'dtype'>>, metadata: Record<string, string> = {}): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  const entries = [...tensors.entries()];
+  for (const [name, t] of entries) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) {
+      throw new MrlError('invalid-argument', `tensor '${name}' has shape [${t.shape.join(', ')}] but ${t.data.length} values.`);
+    }
+    header[name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const out = new Uint8Array(8 + headerBytes.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  out.set(headerBytes, 8);
+  let at = 8 + headerBytes.length;
+  for (const [, t] of entries) {
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    at += t.data.byteLength;
+  }
+  return out;
+}
+
+/** Parses safetensors bytes; `source` names the file in error messages. */
+export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsContent {
+  const corrupt = (what: string): MrlError =>
+    new MrlError('corrupt-file', `${source} is not a valid safetensors file: ${what}.`, 'Delete or replace the file; if it is a checkpoint, resume from an older one.');
+  if (bytes.length < 8) throw corrupt(`it has only ${bytes.length} bytes`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = Number(view.getBigUint64(0, true));
+  if (headerLength > bytes.length - 8) throw corrupt(`the header claims ${headerLength} bytes but the file is ${bytes.length} bytes long (truncated?)`);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8')) as Record<string, unknown>;
+  } catch {
+    throw corrupt('the header is not JSON');
+  }
+  const dataStart = 8 + headerLength;
+  const dataLength = bytes.length - dataStart;
+  const tensors = new Map<string, NamedArray>();
+  let metadata: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      metadata = (entry ?? {}) as Record<string, string>;
+      continue;
+    }
+    const { dtype, shape, data_offsets: offsets } = entry as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
+    const width = BYTES[dtype];
+    if (width === undefined) throw corrupt(`tensor '${name}' has unsupported dtype ${String(dtype)}`);
+    const [begin, end] = offsets;
+    if (!(begin >= 0 && end >= begin && end <= dataLength)) throw corrupt(`tensor '${name}' lies outside the data (truncated?)`);
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (count * width !== end - begin) throw corrupt(`tensor '${name}' has ${end - begin} bytes for shape [${shape.join(', ')}]`);
+    const copy = bytes.slice(dataStart + begin, dataStart + end);
+    const data =
+      dtype === 'F32'
+        ? new Float32Array(copy.buffer, 0, count)
+        : dtype === 'I32'
+          ? new Int32Array(copy.buffer, 0, count)
+          : dtype === 'I8'
+            ? new Int8Array(copy.buffer, 0, count)
+            : new Uint8Array(copy.buffer, 0, count);
+    tensors.set(name, { dtype, shape, data });
+  }
+  return { tensors, metadata };
+}
+
+export async function writeSafetensors(
+  path: string,
+  tensors: Map<string, Omit<NamedArray, 'dtype'>>,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  await writeFileAtomically(path, encodeSafetensors(tensors, metadata));
+}
+
+export async function readSafetensors(path: string): Promise<SafetensorsContent> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (cause) {
+    throw new MrlError('missing-file', `cannot read ${path}: ${(cause as Error).message}.`, 'Check the path.', { cause });
+  }
+  return decodeSafetensors(bytes, path);
+}

@@ -1,0 +1,90 @@
+// Shared plumbing for our wasm kernels: they compose the backend's own kernels (Transpose,
+// Conv2D, BatchMatMul) by calling their kernelFuncs directly, so every intermediate is a
+// TensorInfo owned by us that must be freed with `backend.disposeData`.
+import * as tf from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+import { MrlError } from '../../errors.js';
+
+export const WASM = 'wasm';
+
+/** The arguments tfjs passes to a kernelFunc, with the backend typed as the wasm one. */
+export interface WasmKernelArgs<A = NamedAttrMap> {
+  inputs: NamedTensorInfoMap;
+  backend: BackendWasm;
+  attrs: A;
+}
+
+/** The kernel registered for wasm under `name`; throws when the wasm backend is not loaded. */
+export function wasmKernel(name: string): KernelConfig {
+  const config = tf.getKernel(name, WASM);
+  if (config === undefined) {
+    throw new MrlError(
+      'backend-unavailable',
+      `The wasm backend has no '${name}' kernel registered, so the training kernels cannot be installed.`,
+      "Import '@tensorflow/tfjs-backend-wasm' and await tf.setBackend('wasm') before registerWasmTrainingKernels().",
+    );
+  }
+  return config;
+}
+
+/** Calls a kernelFunc that has exactly one output. */
+export function callKernel(
+  kernel: KernelFunc,
+  inputs: NamedTensorInfoMap,
+  backend: BackendWasm,
+  attrs: object,
+): TensorInfo {
+  const out = kernel({ inputs, backend, attrs: attrs as NamedAttrMap });
+  if (Array.isArray(out)) {
+    throw new MrlError('unsupported', `Expected a single-output kernel, got ${out.length} outputs.`);
+  }
+  return out;
+}
+
+/** Reads input `name` of a kernel call; tfjs guarantees it is there, the types do not. */
+export function input(inputs: NamedTensorInfoMap, name: string): TensorInfo {
+  const info = inputs[name];
+  if (info === undefined) throw new MrlError('invalid-argument', `Kernel input '${name}' is missing.`);
+  return info;
+}
+
+/** Dimension `i` of a shape, checked (noUncheckedIndexedAccess). */
+export function dim(shape: readonly number[], i: number): number {
+  const d = shape[i < 0 ? shape.length + i : i];
+  if (d === undefined) throw new MrlError('invalid-argument', `Shape [${shape.join(', ')}] has no dimension ${i}.`);
+  return d;
+}
+
+/** A view of the same data under another shape of equal size (no copy, no new reference). */
+export function view(x: TensorInfo, shape: number[]): TensorInfo {
+  return { dataId: x.dataId, shape, dtype: x.dtype };
+}
+
+/** `perm` that swaps the last two axes of a rank-`rank` tensor. */
+export function swapLastTwo(rank: number): number[] {
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return perm;
+}
+
+/** Pairs [a, a] from a scalar-or-pair attribute (strides, dilations). */
+export function pair(v: number | readonly number[] | undefined, fallback: number): [number, number] {
+  if (v === undefined) return [fallback, fallback];
+  if (typeof v === 'number') return [v, v];
+  return [v[0] ?? fallback, v[1] ?? fallback];
+}
+
+/** Marks a kernelFunc as ours, so that registering twice (even from two copies) is a no-op. */
+export const OURS = Symbol.for('mrl/wasmTrainingKernel');
+
+export function markOurs(kernel: KernelFunc): KernelFunc {
+  Object.defineProperty(kernel, OURS, { value: true });
+  return kernel;
+}
+
+export function isOurs(kernel: KernelFunc): boolean {
+  return (kernel as unknown as Record<symbol, unknown>)[OURS] === true;
+}

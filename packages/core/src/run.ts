@@ -1,0 +1,25 @@
+import type { TrainEvent } from './trainer.js';
+
+/**
+ * What every `fit` entry point (vision, text, align, a plug-in) receives from the CLI or from
+ * user code, besides its own modality-specific settings.
+ */
+export interface RunContext {
+  /** Folder for config, checkpoints, metrics and the final model; created when missing. */
+  runDir: string;
+  seed: number;
+  /** Continue from the newest checkpoint in the run folder. */
+  resume: boolean;
+  signal?: AbortSignal;
+  /** Training progress; `label` says which model of the run (e.g. `mrl`, `ff-16`) is training. */
+  onEvent?: (event: TrainEvent, label: string) => void;
+  /** One human-readable line (backend chosen, data loaded, ...). */
+  log: (line: string) => void;
+}
+
+/** The result of a run: the per-dim table as text, and the same numbers as JSON. */
+export interface RunReport {
+  title: string;
+  table: string;
+  metrics: Record<string, unknown>;
+}

@@ -1,6 +1,7 @@
 // Times the wasm kernels we replace (packages/core/src/kernels/wasm), shipped vs ours.
 // Run after `pnpm exec tsc -b packages/core`:  node bench/kernels.mjs
-// Single process: the shipped kernels are timed first, then ours are registered and timed.
+// Single process: shipped and our kernel configs are swapped in and out of the registry, and
+// each case is timed in alternating rounds (shipped, ours, shipped, ...) to even out noise.
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
@@ -8,26 +9,37 @@ const requireFromCore = createRequire(new URL('../packages/core/package.json', i
 const load = (name) => import(pathToFileURL(requireFromCore.resolve(name)).href);
 const tf = await load('@tensorflow/tfjs');
 await load('@tensorflow/tfjs-backend-wasm');
-const { registerWasmTrainingKernels } = await import('../packages/core/dist/kernels/index.js');
+const { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } = await import('../packages/core/dist/kernels/index.js');
 
 await tf.setBackend('wasm');
 if (tf.getBackend() !== 'wasm') throw new Error(`wasm backend did not start (got ${tf.getBackend()})`);
 
-/** Median ms per call after warm-up; at least 5 calls and about 1 s. */
-function timeMs(fn) {
+const ROUNDS = 3;
+
+/** Appends ms per call to `samples` after warm-up; at least 3 calls and about 0.3 s. */
+function sample(fn, samples) {
   for (let i = 0; i < 2; i++) tf.tidy(() => { fn(); });
-  const samples = [];
   const start = performance.now();
-  while (samples.length < 5 || (performance.now() - start < 1000 && samples.length < 50)) {
+  for (let n = 0; n < 3 || (performance.now() - start < 300 && n < 30); n++) {
     const t = performance.now();
     tf.tidy(() => { fn(); });
     samples.push(performance.now() - t);
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
 }
 
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Installs a set of kernel configs (undefined: the kernel is absent in that set). */
+function install(configs) {
+  for (const [name, config] of configs) {
+    if (tf.getKernel(name, 'wasm') !== undefined) tf.unregisterKernel(name, 'wasm');
+    if (config !== undefined) tf.registerKernel(config);
+  }
+}
+const snapshot = () => WASM_TRAINING_KERNELS.map((name) => [name, tf.getKernel(name, 'wasm')]);
+
 const rnd = (shape) => tf.randomNormal(shape, 0, 1, 'float32', 7);
+const filter = rnd([3, 3, 16, 16]);
 const run = (name, inputs, attrs) => tf.engine().runKernel(name, inputs, attrs);
 
 // ResNet-ish layer: batch 32, 32x32x16 -> 16 channels, 3x3, 'same'.
@@ -49,28 +61,40 @@ const cases = [
   ['matMul 256x784x512 transposeA', () => tf.matMul(mmAT, mmB, true, false)],
   ['matMul 256x784x512 transposeB', () => tf.matMul(mmA, mmBT, false, true)],
   ['matMul 256x784x512 transposeA+B', () => tf.matMul(mmAT, mmBT, true, true)],
-  ['conv2d fwd 32x32x32x16 3x3 s1 (yardstick)', () => tf.conv2d(x, rnd([3, 3, 16, 16]), 1, 'same')],
+  ['conv2d fwd 32x32x32x16 3x3 s1 (yardstick)', () => tf.conv2d(x, filter, 1, 'same')],
   ['Conv2DBackpropFilter 3x3 s1', () => run('Conv2DBackpropFilter', { x, dy: dy1 }, { ...convAttrs(1), filterShape: [3, 3, 16, 16] })],
   ['Conv2DBackpropFilter 3x3 s2', () => run('Conv2DBackpropFilter', { x, dy: dy2 }, { ...convAttrs(2), filterShape: [3, 3, 16, 16] })],
-  ['Conv2DBackpropInput 3x3 s1', () => run('Conv2DBackpropInput', { dy: dy1, filter: rnd([3, 3, 16, 16]) }, { ...convAttrs(1), inputShape: x.shape })],
-  ['Conv2DBackpropInput 3x3 s2', () => run('Conv2DBackpropInput', { dy: dy2, filter: rnd([3, 3, 16, 16]) }, { ...convAttrs(2), inputShape: x.shape })],
+  ['Conv2DBackpropInput 3x3 s1', () => run('Conv2DBackpropInput', { dy: dy1, filter }, { ...convAttrs(1), inputShape: x.shape })],
+  ['Conv2DBackpropInput 3x3 s2', () => run('Conv2DBackpropInput', { dy: dy2, filter }, { ...convAttrs(2), inputShape: x.shape })],
   ['unsortedSegmentSum 4096 ids -> 30522x128', () => tf.unsortedSegmentSum(updates, ids, table)],
   ['tile [1,1,1,16] x [128,32,32,1] (BN grad)', () => tf.tile(bnScale, [128, 32, 32, 1])],
 ];
 
-function measureAll() {
-  return cases.map(([, fn]) => {
+const shippedKernels = snapshot();
+registerWasmTrainingKernels();
+const ourKernels = snapshot();
+
+/** Median ms per case, or why it could not run. */
+function measure(fn) {
+  const shipped = [];
+  const ours = [];
+  let shippedError;
+  for (let round = 0; round < ROUNDS; round++) {
+    install(shippedKernels);
     try {
-      return timeMs(fn);
+      if (shippedError === undefined) sample(fn, shipped);
     } catch (e) {
-      return /not registered/.test(String(e)) ? 'missing' : `error: ${String(e).slice(0, 40)}`;
+      shippedError = /not registered/.test(String(e)) ? 'missing' : `error: ${String(e).slice(0, 40)}`;
     }
-  });
+    install(ourKernels);
+    sample(fn, ours);
+  }
+  return [shippedError ?? median(shipped), median(ours)];
 }
 
-const shipped = measureAll();
-registerWasmTrainingKernels();
-const ours = measureAll();
+const results = cases.map(([, fn]) => measure(fn));
+const shipped = results.map((r) => r[0]);
+const ours = results.map((r) => r[1]);
 
 const fmt = (v) => (typeof v === 'number' ? v.toFixed(2) : v);
 const rows = cases.map(([name], i) => {

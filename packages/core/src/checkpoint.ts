@@ -53,7 +53,9 @@ export async function saveCheckpoint(options: {
   const tensors = new Map<string, Omit<NamedArray, 'dtype'>>();
   for (const [name, v] of options.variables) tensors.set(`param/${name}`, toArray(v));
   if (options.optimizer !== undefined) {
-    for (const [name, t] of options.optimizer.getState()) tensors.set(`optim/${name}`, toArray(t));
+    const state = options.optimizer.getState();
+    for (const [name, t] of state) tensors.set(`optim/${name}`, toArray(t));
+    tf.dispose([...state.values()].filter((t) => !(t instanceof tf.Variable)));
   }
   const path = checkpointPath(options.dir, options.step);
   await writeSafetensors(path, tensors, { ...options.metadata, format: CHECKPOINT_FORMAT, step: String(options.step) });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from './errors.js';
 import type { HasVariables, VariableMap } from './module.js';
+import { stackedPrefixLogits, unstackFirst } from './ops/prefix-logits.js';
 import { nextSeed, type Random } from './rng.js';
 
 /** Maps an embedding to class logits for every requested nesting dim at once. */
@@ -9,12 +10,15 @@ export interface PrefixHead extends HasVariables {
   readonly numClasses: number;
   /** Logits [N, C] of `z[:, :m]` for each m in `dims` (ascending), in that order. */
   logits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[];
+  /** Optional fast path: all prefix logits stacked as [k, N, C]. */
+  stackedLogits?(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor3D;
 }
 
 /** Linear-layer initialisation as in PyTorch `nn.Linear`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
 function linearInit(shape: [number, number] | [number], fanIn: number, random: Random, name: string): tf.Variable {
   const bound = 1 / Math.sqrt(fanIn);
-  return tf.variable(tf.randomUniform(shape, -bound, bound, 'float32', nextSeed(random)), true, name);
+  // The tidy frees the initial value; the variable keeps its data.
+  return tf.tidy(() => tf.variable(tf.randomUniform(shape, -bound, bound, 'float32', nextSeed(random)), true, name));
 }
 
 let headCounter = 0;
@@ -74,6 +78,10 @@ export class SeparateHeads implements PrefixHead {
     });
   }
 
+  stackedLogits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor3D {
+    return tf.tidy(() => tf.stack(this.logits(embedding, dims)) as tf.Tensor3D);
+  }
+
   variables(): VariableMap {
     const out: VariableMap = new Map();
     for (const m of this.dims) {
@@ -85,7 +93,7 @@ export class SeparateHeads implements PrefixHead {
 }
 
 /** How the shared head forms its prefix logits; all give the same numbers. */
-export type SharedHeadForm = 'running-sum' | 'sliced';
+export type SharedHeadForm = 'fused' | 'running-sum' | 'sliced';
 
 /**
  * MRL-E: one weight matrix W [d, C] and bias b [C] shared by all nesting dims; dim m uses W[:m]
@@ -93,8 +101,10 @@ export type SharedHeadForm = 'running-sum' | 'sliced';
  *
  * In the 'running-sum' form the logits of consecutive prefixes are built from chunk products
  * `z[:, m_{j-1}:m_j] @ W[m_{j-1}:m_j]` and a running sum, so all prefixes together cost one
- * full-size product. The 'sliced' form multiplies each prefix separately (about 2x the work);
- * it is kept as the readable reference and for benchmarks.
+ * full-size product. The 'fused' form (the default) does the same with a hand-written gradient
+ * and stacked logits, so the backward pass is also one full-size product and the loss of all
+ * prefixes is one batched softmax. The 'sliced' form multiplies each prefix separately (about 2x
+ * the work); it is kept as the readable reference and for benchmarks.
  */
 export class SharedHead implements PrefixHead {
   readonly weight: tf.Variable;
@@ -104,7 +114,7 @@ export class SharedHead implements PrefixHead {
     readonly embeddingDim: number,
     readonly numClasses: number,
     random: Random,
-    readonly form: SharedHeadForm = 'running-sum',
+    readonly form: SharedHeadForm = 'fused',
   ) {
     checkHeadArgs(embeddingDim, numClasses);
     const scope = uniqueName('shared_head');
@@ -114,9 +124,16 @@ export class SharedHead implements PrefixHead {
 
   logits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[] {
     checkDimsInHead(dims, this.embeddingDim);
+    if (this.form === 'fused') return tf.tidy(() => unstackFirst<tf.Tensor2D>(this.stackedLogits(embedding, dims)));
     return this.form === 'sliced'
       ? slicedPrefixLogits(embedding, this.weight as tf.Tensor2D, this.bias as tf.Tensor1D, dims)
       : runningSumPrefixLogits(embedding, this.weight as tf.Tensor2D, this.bias as tf.Tensor1D, dims);
+  }
+
+  stackedLogits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor3D {
+    checkDimsInHead(dims, this.embeddingDim);
+    if (this.form === 'fused') return stackedPrefixLogits(embedding, this.weight as tf.Tensor2D, this.bias as tf.Tensor1D, dims);
+    return tf.tidy(() => tf.stack(this.logits(embedding, dims)) as tf.Tensor3D);
   }
 
   variables(): VariableMap {

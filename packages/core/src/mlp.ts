@@ -36,9 +36,10 @@ export class MlpEncoder implements Encoder<tf.Tensor> {
       const fanOut = widths[i + 1]!;
       // He initialisation for the ReLU layers; the last (linear) layer uses the same scale.
       const std = Math.sqrt(2 / fanIn);
+      // The tidy frees the initial values; the variables keep their data.
       this.#layers.push({
-        w: tf.variable(tf.truncatedNormal([fanIn, fanOut], 0, std, 'float32', nextSeed(random)), true),
-        b: tf.variable(tf.zeros([fanOut]), true),
+        w: tf.tidy(() => tf.variable(tf.truncatedNormal([fanIn, fanOut], 0, std, 'float32', nextSeed(random)), true)),
+        b: tf.tidy(() => tf.variable(tf.zeros([fanOut]), true)),
       });
     }
   }

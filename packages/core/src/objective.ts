@@ -1,6 +1,7 @@
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import type { PrefixHead } from './heads.js';
 import { softmaxCrossEntropy } from './losses.js';
+import { stackedSoftmaxCrossEntropy, unstackFirst } from './ops/prefix-logits.js';
 import type { HasVariables, VariableMap } from './module.js';
 
 /**
@@ -40,6 +41,9 @@ export class ClassificationObjective implements PrefixObjective<ClassTarget> {
 
   prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: ClassTarget): tf.Scalar[] {
     // Callers run this under a tidy or a gradient tape, which frees the logits.
+    if (this.head.stackedLogits !== undefined) {
+      return unstackFirst<tf.Scalar>(stackedSoftmaxCrossEntropy(this.head.stackedLogits(embedding, dims), target.labels));
+    }
     return this.head.logits(embedding, dims).map((l) => softmaxCrossEntropy(l, target.labels));
   }
 

@@ -1,3 +1,16 @@
 export { parseIdx, readIdx, type IdxArray } from './idx.js';
 export { FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR, loadFashionMnist, type ImageSplit, type LabelledImages } from './fashion-mnist.js';
 export { fitVision, type VisionBaseline, type VisionFitOptions } from './fit.js';
+export { BatchNorm, Conv2d, gelu, LayerNorm, Linear, type Module } from './models/layers.js';
+export { MultiHeadAttention, type AttentionConfig } from './models/attention.js';
+export { ResNetEncoder, validateResNetConfig, type ResNetConfig } from './models/resnet.js';
+export { VitEncoder, validateVitConfig, type VitConfig } from './models/vit.js';
+export {
+  buildVisionEncoder,
+  createVisionEncoder,
+  VISION_MODEL_NAMES,
+  VISION_MODELS,
+  visionModelConfig,
+  visionModule,
+  type VisionEncoderConfig,
+} from './models/registry.js';

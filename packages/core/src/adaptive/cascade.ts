@@ -136,7 +136,7 @@ export function runCascade(
   const stopDim = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     let s = 0;
-    while (s < k - 1 && !((st.confidence[s] as Float64Array)[i] as number >= (thresholds[s] as number))) s++;
+    while (s < k - 1 && !(((st.confidence[s] as Float64Array)[i] as number) >= (thresholds[s] as number))) s++;
     predictions[i] = (st.predictions[s] as Int32Array)[i] as number;
     stopStage[i] = s;
     stopDim[i] = st.dims[s] as number;

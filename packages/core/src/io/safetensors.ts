@@ -86,7 +86,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
     if (!(begin >= 0 && end >= begin && end <= dataLength)) throw corrupt(`tensor '${name}' lies outside the data (truncated?)`);
     const count = shape.reduce((a, b) => a * b, 1);
     if (count * width !== end - begin) throw corrupt(`tensor '${name}' has ${end - begin} bytes for shape [${shape.join(', ')}]`);
-    const copy = bytes.slice(dataStart + begin, dataStart + end);
+    // A copy in its own buffer: `Buffer.slice` (readFile's result) would share the file's memory.
+    const copy = new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end));
     const data =
       dtype === 'F32'
         ? new Float32Array(copy.buffer, 0, count)

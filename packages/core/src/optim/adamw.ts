@@ -73,9 +73,9 @@ export class AdamWOptimizer implements Optimizer {
       if (key === 'adamw/step') {
         this.#step = value.dataSync()[0]!;
       } else if (key.endsWith('/m')) {
-        this.#m.set(key.slice(0, -2), tf.variable(tf.clone(value), false));
+        this.#m.set(key.slice(0, -2), tf.tidy(() => tf.variable(tf.clone(value), false)));
       } else if (key.endsWith('/v')) {
-        this.#v.set(key.slice(0, -2), tf.variable(tf.clone(value), false));
+        this.#v.set(key.slice(0, -2), tf.tidy(() => tf.variable(tf.clone(value), false)));
       }
     }
   }

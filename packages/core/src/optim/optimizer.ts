@@ -13,7 +13,10 @@ export interface Optimizer {
   readonly config: OptimizerConfig;
   /** Applies one update with learning rate `lr` (the schedule's value for this step). */
   apply(variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void;
-  /** Slots keyed `<variable name>/<slot>`, plus scalar counters. */
+  /**
+   * Slots keyed `<variable name>/<slot>`, plus scalar counters. Slot variables stay the
+   * optimiser's; other tensors (counters) are new and the caller disposes them.
+   */
   getState(): Map<string, tf.Tensor>;
   setState(state: Map<string, tf.Tensor>): void;
   dispose(): void;

@@ -56,7 +56,8 @@ export class SgdOptimizer implements Optimizer {
     this.dispose();
     for (const [key, value] of state) {
       const name = key.replace(/\/momentum$/, '');
-      this.#buffers.set(name, tf.variable(tf.clone(value), false));
+      // The tidy frees the clone; the variable keeps its data.
+      this.#buffers.set(name, tf.tidy(() => tf.variable(tf.clone(value), false)));
     }
   }
 

@@ -1,0 +1,109 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { registerWasmTrainingKernels } from '../../src/kernels/index.js';
+import { expectClose, expectKernelMatchesCpu, kernelOn, randomHost } from '../helpers/close.js';
+import type { HostTensor } from '../helpers/close.js';
+
+beforeAll(async () => {
+  await tf.setBackend('wasm');
+  registerWasmTrainingKernels();
+});
+
+type Shape4 = [number, number, number, number];
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+interface Case {
+  name: string;
+  x: Shape4;
+  filter: Shape4;
+  strides: number | [number, number];
+  pad: Pad;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+const CASES: Case[] = [
+  { name: 'stride 1 same', x: [2, 8, 8, 3], filter: [3, 3, 3, 4], strides: 1, pad: 'same' },
+  { name: 'stride 2 same', x: [2, 8, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' },
+  { name: 'stride 1 valid, non-square input and filter', x: [3, 9, 7, 2], filter: [3, 2, 2, 5], strides: 1, pad: 'valid' },
+  { name: 'stride 2 valid, last row unused', x: [2, 8, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'valid' },
+  { name: 'strides [2, 3] same, odd sizes', x: [1, 10, 9, 4], filter: [2, 3, 4, 3], strides: [2, 3], pad: 'same' },
+  { name: 'even 4x4 filter, stride 2 same', x: [2, 8, 8, 3], filter: [4, 4, 3, 2], strides: 2, pad: 'same' },
+  { name: '1x1 filter, stride 2', x: [2, 7, 6, 5], filter: [1, 1, 5, 3], strides: 2, pad: 'valid' },
+  {
+    name: 'explicit asymmetric padding, strides [1, 2]',
+    x: [2, 6, 7, 3],
+    filter: [3, 3, 3, 2],
+    strides: [1, 2],
+    pad: [[0, 0], [1, 2], [0, 1], [0, 0]],
+  },
+  { name: 'numeric pad 1, stride 2, ceil', x: [2, 7, 7, 2], filter: [3, 3, 2, 3], strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+  { name: 'NCHW stride 2 same', x: [2, 3, 8, 7], filter: [3, 3, 3, 4], strides: 2, pad: 'same', dataFormat: 'NCHW' },
+  { name: 'ResNet-ish 16 -> 16 channels', x: [4, 16, 16, 16], filter: [3, 3, 16, 16], strides: 1, pad: 'same' },
+];
+
+function dyShape(c: Case, dilations: number | [number, number] = 1): Shape4 {
+  const format = c.dataFormat === 'NCHW' ? 'channelsFirst' : 'channelsLast';
+  const info = tf.backend_util.computeConv2DInfo(c.x, c.filter, c.strides, dilations, c.pad, c.dimRoundingMode, false, format);
+  return info.outShape;
+}
+
+function attrs(c: Case) {
+  return {
+    strides: c.strides,
+    pad: c.pad,
+    dataFormat: c.dataFormat ?? 'NHWC',
+    dimRoundingMode: c.dimRoundingMode,
+    filterShape: c.filter,
+  };
+}
+
+/** dW by the definition, NHWC, for attributes the cpu kernel lacks (dilation). */
+function naiveFilterGrad(x: HostTensor, dy: HostTensor, c: Case, dilations: [number, number]): Float32Array {
+  const info = tf.backend_util.computeConv2DInfo(c.x, c.filter, c.strides, dilations, c.pad);
+  const [n, h, w, ci] = c.x;
+  const [fh, fw, , co] = c.filter;
+  const out = new Float32Array(fh * fw * ci * co);
+  for (let i = 0; i < fh; i++)
+    for (let j = 0; j < fw; j++)
+      for (let b = 0; b < n; b++)
+        for (let y = 0; y < info.outHeight; y++)
+          for (let xx = 0; xx < info.outWidth; xx++) {
+            const r = y * info.strideHeight + i * dilations[0] - info.padInfo.top;
+            const col = xx * info.strideWidth + j * dilations[1] - info.padInfo.left;
+            if (r < 0 || r >= h || col < 0 || col >= w) continue;
+            for (let p = 0; p < ci; p++)
+              for (let o = 0; o < co; o++)
+                out[((i * fw + j) * ci + p) * co + o]! +=
+                  x.values[((b * h + r) * w + col) * ci + p]! * dy.values[((b * info.outHeight + y) * info.outWidth + xx) * co + o]!;
+          }
+  return out;
+}
+
+describe('Conv2DBackpropFilter on wasm', () => {
+  for (const c of CASES) {
+    it(`${c.name} matches cpu`, async () => {
+      await expectKernelMatchesCpu('Conv2DBackpropFilter', { x: randomHost(c.x, 11), dy: randomHost(dyShape(c), 12) }, attrs(c));
+    });
+  }
+
+  for (const pad of ['same', 'valid'] as const) {
+    it(`dilation [2, 1] (our extension), ${pad}, matches the definition`, async () => {
+      const c: Case = { name: 'dilated', x: [2, 9, 8, 3], filter: [3, 2, 3, 4], strides: 1, pad };
+      const x = randomHost(c.x, 13);
+      const dy = randomHost(dyShape(c, [2, 1]), 14);
+      const wasm = await kernelOn('wasm', 'Conv2DBackpropFilter', { x, dy }, { ...attrs(c), dilations: [2, 1] });
+      expect(wasm.shape).toEqual(c.filter);
+      expectClose(wasm.values, naiveFilterGrad(x, dy, c, [2, 1]));
+    });
+  }
+
+  it('rejects a dy whose shape does not match the convolution', async () => {
+    const c = CASES[0]!;
+    await expect(
+      kernelOn('wasm', 'Conv2DBackpropFilter', { x: randomHost(c.x, 1), dy: randomHost([2, 4, 4, 4], 2) }, attrs(c)),
+    ).rejects.toThrow(/dy has shape \[2, 4, 4, 4\], expected \[2, 8, 8, 4\]/);
+  });
+});

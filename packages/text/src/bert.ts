@@ -1,0 +1,245 @@
+import * as tf from '@tensorflow/tfjs';
+import { MrlError, nextSeed, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
+import { gatherRows } from './gather.js';
+
+/** How a sentence embedding is read from the token states. */
+export type BertPooling = 'cls' | 'mean';
+
+/**
+ * A BERT encoder (Devlin et al., 2019) as data. `embeddingDim` is the hidden size; the pooled
+ * sentence embedding and every token state have that many dims.
+ */
+export interface BertConfig extends EncoderConfig {
+  architecture: 'bert';
+  vocabSize: number;
+  numLayers: number;
+  numHeads: number;
+  /** Width of the feed-forward layer (4x the hidden size in BERT). */
+  intermediateSize: number;
+  maxPositions: number;
+  /** Segment (token type) embeddings; 2 in BERT. */
+  typeVocabSize: number;
+  dropout: number;
+  pooling: BertPooling;
+  layerNormEps: number;
+}
+
+/** Token ids with their padding mask, [B, T] each. */
+export interface TokenBatch {
+  /** int32 [B, T] */
+  ids: tf.Tensor2D;
+  /** [B, T], 1 for real tokens, 0 for padding. */
+  attentionMask: tf.Tensor2D;
+  /** int32 [B, T]; all zeros when absent. */
+  segmentIds?: tf.Tensor2D;
+}
+
+const BASE = { architecture: 'bert', vocabSize: 30522, maxPositions: 512, typeVocabSize: 2, dropout: 0.1, pooling: 'mean', layerNormEps: 1e-12 } as const;
+
+/** Named BERT sizes (Turc et al., 2019, "Well-Read Students Learn Better"). */
+export const BERT_CONFIGS: Readonly<Record<string, BertConfig>> = {
+  'bert-tiny': { ...BASE, embeddingDim: 128, numLayers: 2, numHeads: 2, intermediateSize: 512 },
+  'bert-mini': { ...BASE, embeddingDim: 256, numLayers: 4, numHeads: 4, intermediateSize: 1024 },
+  'bert-small': { ...BASE, embeddingDim: 512, numLayers: 4, numHeads: 8, intermediateSize: 2048 },
+};
+
+/**
+ * A registered BERT config with fields overridden, validated.
+ *
+ * @example bertConfig('bert-tiny', { vocabSize: 8000 })
+ */
+export function bertConfig(name: string, overrides: Partial<BertConfig> = {}): BertConfig {
+  const base = BERT_CONFIGS[name];
+  if (base === undefined) {
+    throw new MrlError('unknown-name', `unknown BERT config '${name}'.`, `Choose one of: ${Object.keys(BERT_CONFIGS).join(', ')}.`);
+  }
+  const config = { ...base, ...overrides } as BertConfig;
+  validateBertConfig(config);
+  return config;
+}
+
+function validateBertConfig(c: BertConfig): void {
+  const positive = ['embeddingDim', 'vocabSize', 'numLayers', 'numHeads', 'intermediateSize', 'maxPositions', 'typeVocabSize'] as const;
+  for (const key of positive) {
+    const v = c[key];
+    if (!Number.isInteger(v) || v < 1) throw new MrlError('invalid-config', `bert ${key} must be a positive integer, got ${v}.`);
+  }
+  if (c.embeddingDim % c.numHeads !== 0) {
+    throw new MrlError('invalid-config', `bert embeddingDim ${c.embeddingDim} is not divisible by numHeads ${c.numHeads}.`);
+  }
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new MrlError('invalid-config', `bert dropout must be in [0, 1), got ${c.dropout}.`);
+  if (c.pooling !== 'cls' && c.pooling !== 'mean') throw new MrlError('invalid-config', `bert pooling must be 'cls' or 'mean', got '${String(c.pooling)}'.`);
+}
+
+interface Dense {
+  w: tf.Variable; // [in, out]
+  b: tf.Variable; // [out]
+}
+interface Norm {
+  gamma: tf.Variable;
+  beta: tf.Variable;
+}
+interface Block {
+  q: Dense;
+  k: Dense;
+  v: Dense;
+  o: Dense;
+  ln1: Norm;
+  ff1: Dense;
+  ff2: Dense;
+  ln2: Norm;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh form (Hendrycks & Gimpel, 2016); every backend has tanh, not every one has erf. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+  });
+}
+
+/** Layer normalisation over the last axis. */
+export function layerNorm(x: tf.Tensor, norm: Norm, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), norm.gamma), norm.beta);
+  });
+}
+
+/**
+ * BERT: token, position and segment embeddings, then post-LayerNorm transformer blocks with
+ * padding-masked multi-head self-attention and a GELU feed-forward layer. `encodeTokens` gives
+ * every token's state [B, T, d]; `encode` pools them into a sentence embedding [B, d] (the
+ * `[CLS]` state or the masked mean).
+ *
+ * @example
+ * ```ts
+ * const bert = new BertEncoder(bertConfig('bert-tiny', { vocabSize: tokenizer.vocabSize }), createRandom(0));
+ * const z = bert.encode({ ids, attentionMask }, false); // [B, 128]
+ * ```
+ */
+export class BertEncoder implements Encoder<TokenBatch> {
+  readonly embeddingDim: number;
+  readonly tokenEmbedding: tf.Variable; // [V, d], also the tied MLM output
+  readonly #position: tf.Variable; // [P, d]
+  readonly #segment: tf.Variable; // [S, d]
+  readonly #embeddingNorm: Norm;
+  readonly #blocks: Block[] = [];
+
+  constructor(
+    readonly config: BertConfig,
+    random: Random,
+  ) {
+    validateBertConfig(config);
+    const d = config.embeddingDim;
+    this.embeddingDim = d;
+    const init = (shape: number[]): tf.Variable => tf.variable(tf.truncatedNormal(shape, 0, 0.02, 'float32', nextSeed(random)), true);
+    const dense = (inDim: number, outDim: number): Dense => ({ w: init([inDim, outDim]), b: tf.variable(tf.zeros([outDim]), true) });
+    const norm = (): Norm => ({ gamma: tf.variable(tf.ones([d]), true), beta: tf.variable(tf.zeros([d]), true) });
+    this.tokenEmbedding = init([config.vocabSize, d]);
+    this.#position = init([config.maxPositions, d]);
+    this.#segment = init([config.typeVocabSize, d]);
+    this.#embeddingNorm = norm();
+    for (let i = 0; i < config.numLayers; i++) {
+      this.#blocks.push({
+        q: dense(d, d),
+        k: dense(d, d),
+        v: dense(d, d),
+        o: dense(d, d),
+        ln1: norm(),
+        ff1: dense(d, config.intermediateSize),
+        ff2: dense(config.intermediateSize, d),
+        ln2: norm(),
+      });
+    }
+  }
+
+  /** Token states [B, T, d] after the last block. */
+  encodeTokens(batch: TokenBatch, training: boolean): tf.Tensor3D {
+    const [b, t] = batch.ids.shape;
+    const c = this.config;
+    if (t > c.maxPositions) {
+      throw new MrlError('invalid-argument', `sequence length ${t} exceeds the model's maxPositions ${c.maxPositions}.`, 'Lower the maximum sequence length.');
+    }
+    if (batch.attentionMask.shape[0] !== b || batch.attentionMask.shape[1] !== t) {
+      throw new MrlError('invalid-argument', `attentionMask has shape [${batch.attentionMask.shape.join(', ')}] but ids have [${b}, ${t}].`);
+    }
+    const d = c.embeddingDim;
+    const heads = c.numHeads;
+    const dh = d / heads;
+    const rate = training ? c.dropout : 0;
+    const drop = (x: tf.Tensor): tf.Tensor => (rate > 0 ? tf.dropout(x, rate) : x);
+    const linear = (x: tf.Tensor2D, layer: Dense): tf.Tensor2D => tf.add(tf.matMul(x, layer.w as tf.Tensor2D), layer.b);
+    return tf.tidy(() => {
+      const ids = tf.reshape(tf.cast(batch.ids, 'int32'), [b * t]) as tf.Tensor1D;
+      const segments =
+        batch.segmentIds === undefined ? tf.zeros([b * t], 'int32') : (tf.reshape(tf.cast(batch.segmentIds, 'int32'), [b * t]) as tf.Tensor1D);
+      const tokens = gatherRows(this.tokenEmbedding as tf.Tensor2D, ids); // [B*T, d]
+      const positions = tf.tile(tf.slice(this.#position, [0, 0], [t, d]), [b, 1]); // [B*T, d]
+      const segs = gatherRows(this.#segment as tf.Tensor2D, segments as tf.Tensor1D);
+      let x = drop(layerNorm(tf.add(tf.add(tokens, positions), segs), this.#embeddingNorm, c.layerNormEps)) as tf.Tensor2D; // [B*T, d]
+      // Additive mask: 0 where a key is a real token, -1e9 where it is padding. [B, 1, 1, T]
+      const maskBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(batch.attentionMask, 'float32')), -1e9), [b, 1, 1, t]);
+      const scale = 1 / Math.sqrt(dh);
+      for (const block of this.#blocks) {
+        const split = (y: tf.Tensor2D): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
+        const q = split(linear(x, block.q));
+        // Keys are laid out [B, H, dh, T] so the score product needs no transposed matmul.
+        const kT = tf.transpose(tf.reshape(linear(x, block.k), [b, t, heads, dh]), [0, 2, 3, 1]);
+        const v = split(linear(x, block.v));
+        const scores = tf.add(tf.mul(tf.matMul(q, kT), scale), maskBias); // [B, H, T, T]
+        const attention = drop(tf.softmax(scores)) as tf.Tensor4D;
+        const context = tf.reshape(tf.transpose(tf.matMul(attention, v), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;
+        x = layerNorm(tf.add(x, drop(linear(context, block.o))), block.ln1, c.layerNormEps) as tf.Tensor2D;
+        const hidden = gelu(linear(x, block.ff1)) as tf.Tensor2D;
+        x = layerNorm(tf.add(x, drop(linear(hidden, block.ff2))), block.ln2, c.layerNormEps) as tf.Tensor2D;
+      }
+      return tf.reshape(x, [b, t, d]) as tf.Tensor3D;
+    });
+  }
+
+  /** Pooled sentence embedding [B, d]. */
+  encode(batch: TokenBatch, training: boolean): tf.Tensor2D {
+    return tf.tidy(() => {
+      const states = this.encodeTokens(batch, training);
+      return poolTokens(states, batch.attentionMask, this.config.pooling);
+    });
+  }
+
+  variables(): VariableMap {
+    const out: VariableMap = new Map();
+    out.set('embeddings/token', this.tokenEmbedding);
+    out.set('embeddings/position', this.#position);
+    out.set('embeddings/segment', this.#segment);
+    out.set('embeddings/ln/gamma', this.#embeddingNorm.gamma);
+    out.set('embeddings/ln/beta', this.#embeddingNorm.beta);
+    this.#blocks.forEach((block, i) => {
+      for (const name of ['q', 'k', 'v', 'o', 'ff1', 'ff2'] as const) {
+        out.set(`layer${i}/${name}/w`, block[name].w);
+        out.set(`layer${i}/${name}/b`, block[name].b);
+      }
+      for (const name of ['ln1', 'ln2'] as const) {
+        out.set(`layer${i}/${name}/gamma`, block[name].gamma);
+        out.set(`layer${i}/${name}/beta`, block[name].beta);
+      }
+    });
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.variables().values()) v.dispose();
+  }
+}
+
+/** Sentence embedding [B, d] from token states [B, T, d]: the first (`[CLS]`) state or the masked mean. */
+export function poolTokens(states: tf.Tensor3D, attentionMask: tf.Tensor2D, pooling: BertPooling): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [b, , d] = states.shape;
+    if (pooling === 'cls') return tf.reshape(tf.slice(states, [0, 0, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
+    const mask = tf.expandDims(tf.cast(attentionMask, 'float32'), 2); // [B, T, 1]
+    const sum = tf.sum(tf.mul(states, mask), 1); // [B, d]
+    return tf.div(sum, tf.maximum(tf.sum(mask, 1), 1)) as tf.Tensor2D;
+  });
+}

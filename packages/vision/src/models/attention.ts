@@ -1,0 +1,79 @@
+import * as tf from '@tensorflow/tfjs';
+import { MrlError, type NamedArray, type Random, type VariableMap } from '@mrl/core';
+import { Linear, type Module } from './layers.js';
+
+export interface AttentionConfig {
+  /** Model width D; split into `heads` heads of D / heads. */
+  width: number;
+  heads: number;
+}
+
+/**
+ * Multi-head self-attention (Vaswani et al. 2017), softmax(q k^T / sqrt(d_h)) v per head.
+ * tfjs-layers 4.22 has no attention layer, so this is a custom module on its own variables with a
+ * stable save format: `qkv/w` [D, 3D], `qkv/b` [3D], `out/w` [D, D], `out/b` [D]; see
+ * {@link MultiHeadAttention.weights} and {@link MultiHeadAttention.loadWeights}. Its gradient is
+ * checked numerically in the tests.
+ */
+export class MultiHeadAttention implements Module {
+  readonly qkv: Linear;
+  readonly out: Linear;
+  readonly headWidth: number;
+
+  constructor(
+    readonly config: AttentionConfig,
+    random: Random,
+  ) {
+    const { width, heads } = config;
+    if (!Number.isInteger(heads) || heads < 1 || !Number.isInteger(width) || width % heads !== 0) {
+      throw new MrlError('invalid-config', `attention width ${width} must be a positive multiple of heads ${heads}.`);
+    }
+    this.headWidth = width / heads;
+    this.qkv = new Linear(width, 3 * width, random);
+    this.out = new Linear(width, width, random);
+  }
+
+  /** [B, T, D] -> [B, T, D] */
+  apply(x: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [b, t, d] = x.shape;
+      const h = this.config.heads;
+      const dh = this.headWidth;
+      const qkv = tf.reshape(this.qkv.apply(x), [b, t, 3 * h, dh]); // [B, T, 3H, dh]
+      const perHead = tf.transpose(qkv, [0, 2, 1, 3]); // [B, 3H, T, dh]
+      const [q, k, v] = tf.split(perHead, 3, 1).map((p) => tf.reshape(p, [b * h, t, dh]) as tf.Tensor3D); // [B*H, T, dh]
+      const scores = tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dh)); // [B*H, T, T]
+      const mixed = tf.matMul(tf.softmax(scores), v!); // [B*H, T, dh]
+      const merged = tf.reshape(tf.transpose(tf.reshape(mixed, [b, h, t, dh]), [0, 2, 1, 3]), [b, t, d]); // [B, T, D]
+      return this.out.apply(merged) as tf.Tensor3D;
+    });
+  }
+
+  variables(): VariableMap {
+    return new Map([
+      ['qkv/w', this.qkv.w],
+      ['qkv/b', this.qkv.b],
+      ['out/w', this.out.w],
+      ['out/b', this.out.b],
+    ]);
+  }
+
+  /** The layer's weights under its save names, ready for `writeSafetensors`. */
+  weights(): Map<string, NamedArray> {
+    const out = new Map<string, NamedArray>();
+    for (const [name, v] of this.variables()) out.set(name, { dtype: 'F32', shape: [...v.shape], data: v.dataSync() as Float32Array });
+    return out;
+  }
+
+  /** Loads weights saved by {@link weights}; `source` names the file in errors. */
+  loadWeights(weights: ReadonlyMap<string, Pick<NamedArray, 'shape' | 'data'>>, source = 'attention weights'): void {
+    for (const [name, v] of this.variables()) {
+      const w = weights.get(name);
+      if (w === undefined) throw new MrlError('corrupt-file', `${source} has no tensor '${name}'.`);
+      if (w.shape.join(',') !== v.shape.join(',')) {
+        throw new MrlError('corrupt-file', `${source}: tensor '${name}' has shape [${w.shape.join(', ')}], the layer needs [${v.shape.join(', ')}].`);
+      }
+      v.assign(tf.tensor(w.data as Float32Array, v.shape, 'float32'));
+    }
+  }
+}

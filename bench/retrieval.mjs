@@ -5,11 +5,11 @@
 // to exact full-dim search.
 //
 //   pnpm exec tsc -b packages/core && node bench/retrieval.mjs [--n 100000] [--d 256]
-//     [--queries 200] [--classes 1000] [--noise 1.0] [--seed 1] [--no-hnsw]
+//     [--queries 200] [--classes 1000] [--noise 0.8] [--decay 0.75] [--seed 1] [--reps 2] [--no-hnsw]
 //     [--vectors db.npy [--labels labels.npy]]   (float32 [N, d]; the last --queries rows become queries)
 //
-// Timings are single-threaded wall clock on whatever machine runs this; compare rows of one
-// run only.
+// Timings are single-threaded wall clock (best of --reps) on whatever machine runs this;
+// compare rows of one run only.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
@@ -29,7 +29,8 @@ const flag = (name) => argv.includes(`--${name}`);
 const K = 10;
 const NQ = Number(arg('queries', 200));
 const SEED = Number(arg('seed', 1));
-const NOISE = Number(arg('noise', 1.0));
+const NOISE = Number(arg('noise', 0.8));
+const DECAY = Number(arg('decay', 0.75));
 
 function rng(seed) {
   let a = seed >>> 0;
@@ -43,22 +44,23 @@ function rng(seed) {
 }
 
 /**
- * Matryoshka-like synthetic embeddings: `classes` class centres grouped under `classes / 20`
- * super-classes. Coordinate j of a centre has spread ~ (1 + j / 8)^-1/2, and the super-class
- * part dominates the early coordinates, so short prefixes separate coarse groups and longer
- * ones separate classes, as in trained MRL models; per-example noise also decays with j, more
- * slowly than the signal.
+ * Matryoshka-like synthetic embeddings. Every coordinate j has spread s_j = (1 + j / 4)^-DECAY,
+ * so variance (and with it most of the neighbour structure) sits in the early coordinates, as
+ * in trained MRL models where a short prefix already ranks well and later coordinates refine.
+ * `classes` class centres hang under `classes / 20` super-classes (coarse then fine structure);
+ * an example is its class centre plus noise with the same per-coordinate profile times NOISE.
  */
 function synthetic(n, nq, d, classes, seed) {
   const rand = rng(seed);
   const g = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const spread = Float64Array.from({ length: d }, (_, j) => (1 + j / 4) ** -DECAY);
   const supers = Math.max(1, Math.floor(classes / 20));
   const superC = new Float32Array(supers * d);
-  for (let s = 0; s < supers; s++) for (let j = 0; j < d; j++) superC[s * d + j] = g() / Math.sqrt(1 + j / 4);
+  for (let s = 0; s < supers; s++) for (let j = 0; j < d; j++) superC[s * d + j] = g() * spread[j];
   const centres = new Float32Array(classes * d);
   for (let c = 0; c < classes; c++) {
     const s = c % supers;
-    for (let j = 0; j < d; j++) centres[c * d + j] = superC[s * d + j] + (0.8 * g()) / Math.sqrt(1 + j / 16);
+    for (let j = 0; j < d; j++) centres[c * d + j] = superC[s * d + j] + 0.7 * g() * spread[j];
   }
   const make = (count) => {
     const x = new Float32Array(count * d);
@@ -66,7 +68,7 @@ function synthetic(n, nq, d, classes, seed) {
     for (let i = 0; i < count; i++) {
       const c = Math.floor(rand() * classes);
       y[i] = c;
-      for (let j = 0; j < d; j++) x[i * d + j] = centres[c * d + j] + (NOISE * g()) / Math.sqrt(1 + j / 64);
+      for (let j = 0; j < d; j++) x[i * d + j] = centres[c * d + j] + NOISE * g() * spread[j];
     }
     return [x, y];
   };
@@ -123,11 +125,19 @@ const N = data.vectors.length / d;
 const index = MatryoshkaIndex.fromVectors(data.vectors, { dim: d, metric: 'cosine', ...(data.labels ? { labels: data.labels } : {}) });
 console.log(`# ${data.source}: N=${N}, d=${d}, ${NQ} queries, k=${K}, cosine; data+index ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
+const REPS = Number(arg('reps', 2));
+// Best of REPS runs over all queries: the machine may be shared, and the fastest run is the
+// least disturbed one.
 function timed(fn) {
   fn(data.queries.subarray(0, Math.min(8, NQ) * d)); // warm-up (JIT, norms)
-  const start = performance.now();
-  const result = fn(data.queries);
-  return { result, seconds: (performance.now() - start) / 1000 };
+  let best = Infinity;
+  let result;
+  for (let r = 0; r < REPS; r++) {
+    const start = performance.now();
+    result = fn(data.queries);
+    best = Math.min(best, (performance.now() - start) / 1000);
+  }
+  return { result, seconds: best };
 }
 
 const rows = [];

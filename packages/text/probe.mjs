@@ -22,3 +22,11 @@ for (let s=0;s<6;s++) {
   opt.applyGradients(grads); tf.dispose(grads); value.dispose(); b.dispose();
   console.log(s, l.toFixed(3), (performance.now()-t0).toFixed(0), 'ms', tf.memory().numTensors);
 }
+{
+const b = mlmBatch(enc1, maskTokens(enc1, {pad:0,unk:1,cls:2,sep:3,mask:4}, V, rnd));
+let t0=performance.now(); const st = enc.encodeTokens(b.input, true); st.dataSync(); console.log('enc fwd', performance.now()-t0); st.dispose();
+t0=performance.now(); const l = model.loss(b, rnd); l.total.dataSync(); console.log('loss fwd', performance.now()-t0);
+const pr = await tf.profile(() => tf.variableGrads(() => model.loss(b, rnd).total, vars));
+const agg = {}; for (const k of pr.kernels) agg[k.name] = (agg[k.name]||0) + k.kernelTimeMs;
+console.log(Object.entries(agg).sort((a,b)=>b[1]-a[1]).slice(0,10));
+}

@@ -1,21 +1,31 @@
 import * as tf from '@tensorflow/tfjs';
 
+/** Backends whose tensors live in JavaScript-reachable memory, where reading the gradient back is free. */
+const HOST_BACKENDS = new Set(['cpu', 'wasm']);
+
 /**
  * Rows of `table` [V, d] at `indices` [N] -> [N, d], with a gradient that works on every
- * backend: `UnsortedSegmentSum` where the backend has it (cpu, or wasm once mrl's training
- * kernels register it), otherwise a scatter-add over the gradient's values in JavaScript, which
- * costs N*d additions instead of the V*N*d of a one-hot product.
+ * backend. On cpu and wasm the gradient is a scatter-add over the output gradient's values in
+ * JavaScript (N*d additions, no dependence on a registered `UnsortedSegmentSum`, which wasm 4.22
+ * lacks); on device backends (webgpu, tensorflow) it is `UnsortedSegmentSum`.
  */
 export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
   const rows = table.shape[0];
   const width = table.shape[1];
+  // The indices are an input (with a zero gradient) so the tape keeps them alive until backprop,
+  // even when the caller made them inside a tidy that has since ended.
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const value = tf.gather(args[0] as tf.Tensor, indices) as tf.Tensor2D;
-    const gradFunc = (dy: tf.Tensor): tf.Tensor => {
-      if (tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined) {
-        return tf.unsortedSegmentSum(dy, indices, rows);
+    const t = args[0] as tf.Tensor;
+    const ids = args[1] as tf.Tensor;
+    const save = args[2] as tf.GradSaveFunc;
+    save([ids]);
+    const value = tf.gather(t, ids) as tf.Tensor2D;
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+      const savedIds = saved[0]!;
+      if (!HOST_BACKENDS.has(tf.getBackend())) {
+        return [tf.unsortedSegmentSum(dy, savedIds as tf.Tensor1D, rows), tf.zerosLike(savedIds)];
       }
-      const idx = indices.dataSync();
+      const idx = savedIds.dataSync();
       const g = dy.dataSync();
       const out = new Float32Array(rows * width);
       for (let i = 0; i < idx.length; i++) {
@@ -23,9 +33,9 @@ export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2
         const src = i * width;
         for (let j = 0; j < width; j++) out[dst + j]! += g[src + j]!;
       }
-      return tf.tensor2d(out, [rows, width]);
+      return [tf.tensor2d(out, [rows, width]), tf.zerosLike(savedIds)];
     };
     return { value, gradFunc };
   });
-  return op(table) as tf.Tensor2D;
+  return op(table, indices) as tf.Tensor2D;
 }

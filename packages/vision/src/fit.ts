@@ -1,31 +1,45 @@
 import { join } from 'node:path';
 import {
   createRandom,
-  evaluateClassifier,
+  embedArrays,
   formatTable,
-  MlpEncoder,
+  headOf,
+  headTop1,
   MrlError,
   percent,
   resolveNesting,
+  retrievalMetrics,
   trainClassifier,
   writeFileAtomically,
   type ArrayDataset,
+  type ClassifierRun,
   type DimRow,
+  type EmbeddingMatrix,
   type Encoder,
   type HeadKind,
-  type MlpConfig,
   type OptimizerConfig,
   type RunContext,
   type RunReport,
+  type TrainerOptions,
 } from '@mrl/core';
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
+import { corruptImages, DEFAULT_CORRUPTIONS, type Corruption } from './eval/corruptions.js';
+import { fitPca, projectPca } from './eval/pca.js';
 import { loadFashionMnist, type ImageSplit } from './fashion-mnist.js';
+import { createVisionEncoder, visionModelConfig, type VisionEncoderConfig } from './models/registry.js';
+import { saveVisionModel } from './save.js';
 
-/** Baselines a run can train beside the Matryoshka model. `ff`: one model per dim. */
-export type VisionBaseline = 'ff';
+/**
+ * Baselines a run can train beside the Matryoshka model, by the same code:
+ * `ff`: an independent model per dim; `svd`: the full-dim model's embedding projected on its
+ * top-m principal directions; `rand`: the first m dims of the full-dim model (random feature
+ * selection). `svd` and `rand` reuse FF's d-dim model when `ff` runs too.
+ */
+export const VISION_BASELINES = ['ff', 'svd', 'rand'] as const;
+export type VisionBaseline = (typeof VISION_BASELINES)[number];
 
 export interface VisionFitOptions {
-  /** Encoder name: `mlp` (more in the registry). */
+  /** Encoder name from the registry: `mlp`, `resnet-tiny`, `resnet18-cifar`, `vit-micro`, ... */
   model: string;
   /** `fashion-mnist`, read from `dataDir` (default: Debian's install folder). */
   data: string;
@@ -39,12 +53,23 @@ export interface VisionFitOptions {
   optimizer: OptimizerConfig;
   warmupSteps?: number;
   clipNorm?: number;
-  /** Use only the first N training examples (quick runs). */
+  /** Use only the first N training examples (quick runs); they are also the 1-NN database. */
   trainLimit?: number;
-  /** Test queries used for the retrieval metrics. */
+  /** Use only the first N test examples. */
+  testLimit?: number;
+  /** Test queries used for the retrieval metrics (default 2000). */
   maxQueries?: number;
   compare: VisionBaseline[];
+  /** Corrupted test sets to evaluate the MRL model on (`true`: noise, blur, contrast at severity 3). */
+  robustness?: boolean | Corruption[];
+  /** Save the MRL encoder to `<runDir>/model` (config.json + weights.safetensors). Default true. */
+  saveModel?: boolean;
   checkpointEvery?: number;
+  /**
+   * Builds the encoder for an embedding dim instead of looking `model` up in the registry (a
+   * plug-in's registration from the CLI); `model` then only names the run.
+   */
+  createEncoder?: (embeddingDim: number) => Encoder<tf.Tensor>;
 }
 
 function toArrayDataset(split: ImageSplit, limit?: number): ArrayDataset {
@@ -59,32 +84,79 @@ function toArrayDataset(split: ImageSplit, limit?: number): ArrayDataset {
   };
 }
 
-function createEncoder(options: VisionFitOptions, embeddingDim: number, seed: number): Encoder<tf.Tensor> {
-  if (options.model === 'mlp') {
-    const config: MlpConfig = { architecture: 'mlp', embeddingDim, inputDim: 784, hidden: [512, 256] };
-    return new MlpEncoder(config, createRandom(seed, 4));
+/** An encoder without weights that passes fixed features through: heads on SVD / first-m features. */
+function featureEncoder(dim: number): Encoder<tf.Tensor> {
+  return {
+    config: { architecture: 'features', embeddingDim: dim },
+    embeddingDim: dim,
+    encode: (input) => tf.reshape(input, [input.shape[0]!, dim]) as tf.Tensor2D,
+    variables: () => new Map(),
+    dispose: () => undefined,
+  };
+}
+
+function featuresDataset(matrix: EmbeddingMatrix, labels: Int32Array, numClasses: number): ArrayDataset {
+  return { inputs: matrix.data, exampleShape: [matrix.dim], labels, count: matrix.rows, numClasses };
+}
+
+/** Per-dim head top-1 and retrieval metrics from precomputed embeddings. */
+function scoreEmbeddings(run: Pick<ClassifierRun, 'head'>, trainEmb: EmbeddingMatrix, train: ArrayDataset, testEmb: EmbeddingMatrix, test: ArrayDataset, dims: readonly number[], maxQueries: number): DimRow[] {
+  const top1 = headTop1(run.head, testEmb, test.labels, dims);
+  const queries = headOf(test, maxQueries);
+  const retrieval = retrievalMetrics({
+    database: trainEmb,
+    databaseLabels: train.labels,
+    queries: { data: testEmb.data.subarray(0, queries.count * testEmb.dim), rows: queries.count, dim: testEmb.dim },
+    queryLabels: queries.labels,
+    dims,
+  });
+  return dims.map((dim, j) => ({ dim, top1: top1[j]!, nnTop1: retrieval[j]!.nnTop1, map10: retrieval[j]!.map10, recall: retrieval[j]!.recall }));
+}
+
+function encoderOverrides(model: string, embeddingDim: number, split: ImageSplit): Partial<VisionEncoderConfig> {
+  const family = visionModelConfig(model).family;
+  if (model === 'mlp') return { embeddingDim, inputDim: split.height * split.width * split.channels };
+  if (family === 'vit') {
+    if (split.height !== split.width) throw new MrlError('invalid-argument', `${model} needs square images, the data has ${split.height}x${split.width}.`);
+    return { embeddingDim, inputChannels: split.channels, imageSize: split.height };
   }
-  throw new MrlError('unknown-name', `unknown vision model '${options.model}'.`, 'Known models: mlp.');
+  return { embeddingDim, inputChannels: split.channels };
 }
 
 /**
  * Trains a Matryoshka image classifier (and the requested baselines, by the same code) and
- * returns the per-dim table: linear top-1, 1-NN top-1, mAP@10.
+ * returns the per-dim table: linear top-1, 1-NN top-1, mAP@10, per baseline; optionally the
+ * same metrics on corrupted test images.
+ *
+ * @example
+ * ```ts
+ * const report = await fitVision({ model: 'resnet-tiny', data: 'fashion-mnist', embeddingDim: 64, head: 'separate',
+ *   epochs: 1, batchSize: 128, optimizer: { type: 'adamw', lr: 2e-3 }, compare: ['ff', 'svd'] }, context);
+ * console.log(report.table);
+ * ```
  */
 export async function fitVision(options: VisionFitOptions, context: RunContext): Promise<RunReport> {
   if (options.data !== 'fashion-mnist') {
     throw new MrlError('unknown-name', `unknown vision data set '${options.data}'.`, 'Use --data fashion-mnist.');
   }
+  for (const c of options.compare) {
+    if (!(VISION_BASELINES as readonly string[]).includes(c)) {
+      throw new MrlError('invalid-argument', `unknown baseline '${String(c)}'.`, `Known baselines: ${VISION_BASELINES.join(', ')}.`);
+    }
+  }
+  if (options.createEncoder === undefined) visionModelConfig(options.model); // unknown names fail before the data loads
   const data = await loadFashionMnist(options.dataDir);
   const train = toArrayDataset(data.train, options.trainLimit);
-  const test = toArrayDataset(data.test);
+  const test = toArrayDataset(data.test, options.testLimit);
+  const maxQueries = options.maxQueries ?? 2000;
   context.log(`data: fashion-mnist, ${train.count} train / ${test.count} test images, ${train.numClasses} classes`);
   const { dims } = resolveNesting({
     embeddingDim: options.embeddingDim,
     ...(options.dims === undefined ? {} : { dims: options.dims }),
     ...(options.minDim === undefined ? {} : { minDim: options.minDim }),
   });
-  const trainerFor = (label: string) => ({
+  const d = options.embeddingDim;
+  const trainerFor = (label: string): TrainerOptions => ({
     epochs: options.epochs,
     batchSize: options.batchSize,
     seed: context.seed,
@@ -94,44 +166,117 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     checkpoint: { dir: join(context.runDir, 'checkpoints', label), every: options.checkpointEvery ?? 500 },
     resume: context.resume,
     ...(context.signal === undefined ? {} : { signal: context.signal }),
-    onEvent: (event: Parameters<NonNullable<RunContext['onEvent']>>[0]) => context.onEvent?.(event, label),
+    onEvent: (event) => context.onEvent?.(event, label),
   });
+  const encoderFor = (m: number): Encoder<tf.Tensor> =>
+    options.createEncoder?.(m) ??
+    createVisionEncoder(options.model, encoderOverrides(options.model, m, data.train), createRandom(context.seed, 4));
 
-  const mrlRun = await trainClassifier({
-    encoder: createEncoder(options, options.embeddingDim, context.seed),
-    train,
-    dims,
-    head: options.head,
-    trainer: trainerFor('mrl'),
-  });
-  const mrlRows = await evaluateClassifier({ run: mrlRun, train, test, dims, ...(options.maxQueries === undefined ? {} : { maxQueries: options.maxQueries }) });
+  const mrlRun = await trainClassifier({ encoder: encoderFor(d), train, dims, head: options.head, trainer: trainerFor('mrl') });
+  const mrlTrainEmb = await embedArrays(mrlRun.encoder, train);
+  const mrlTestEmb = await embedArrays(mrlRun.encoder, test);
+  const mrlRows = scoreEmbeddings(mrlRun, mrlTrainEmb, train, mrlTestEmb, test, dims, maxQueries);
 
   const ffRows = new Map<number, DimRow>();
+  let fullRun: ClassifierRun | undefined;
   if (options.compare.includes('ff')) {
     for (const m of dims) {
-      const run = await trainClassifier({ encoder: createEncoder(options, m, context.seed), train, dims: [m], head: 'separate', trainer: trainerFor(`ff-${m}`) });
-      const [row] = await evaluateClassifier({ run, train, test, dims: [m], ...(options.maxQueries === undefined ? {} : { maxQueries: options.maxQueries }) });
+      const run = await trainClassifier({ encoder: encoderFor(m), train, dims: [m], head: 'separate', trainer: trainerFor(`ff-${m}`) });
+      const [row] = scoreEmbeddings(run, await embedArrays(run.encoder, train), train, await embedArrays(run.encoder, test), test, [m], maxQueries);
       ffRows.set(m, row!);
-      run.encoder.dispose();
+      if (m === d) fullRun = run;
+      else run.encoder.dispose();
     }
   }
 
-  const rows = mrlRows.map((r) => ({ ...r, ff: ffRows.get(r.dim) }));
+  // SVD and random feature selection both start from a model trained with the full-dim loss only.
+  const svdRows = new Map<number, DimRow>();
+  const randRows = new Map<number, DimRow>();
+  if (options.compare.includes('svd') || options.compare.includes('rand')) {
+    fullRun ??= await trainClassifier({ encoder: encoderFor(d), train, dims: [d], head: 'separate', trainer: trainerFor(`ff-${d}`) });
+    const fullTrain = await embedArrays(fullRun.encoder, train);
+    const fullTest = await embedArrays(fullRun.encoder, test);
+    const fixedFeatureRows = async (trainFeatures: EmbeddingMatrix, testFeatures: EmbeddingMatrix, label: string): Promise<DimRow[]> => {
+      // A linear head per prefix on the frozen features, trained by the same loop.
+      const run = await trainClassifier({
+        encoder: featureEncoder(d),
+        train: featuresDataset(trainFeatures, train.labels, train.numClasses),
+        dims,
+        head: 'separate',
+        trainer: trainerFor(label),
+      });
+      const rows = scoreEmbeddings(run, trainFeatures, train, testFeatures, test, dims, maxQueries);
+      tf.dispose([...run.head.variables().values()]);
+      return rows;
+    };
+    if (options.compare.includes('svd')) {
+      const pca = fitPca(fullTrain);
+      for (const row of await fixedFeatureRows(projectPca(pca, fullTrain), projectPca(pca, fullTest), 'svd-heads')) svdRows.set(row.dim, row);
+    }
+    if (options.compare.includes('rand')) {
+      for (const row of await fixedFeatureRows(fullTrain, fullTest, 'rand-heads')) randRows.set(row.dim, row);
+    }
+  }
+  fullRun?.encoder.dispose();
+
+  type Row = DimRow & { ff?: DimRow | undefined; svd?: DimRow | undefined; rand?: DimRow | undefined };
+  const rows: Row[] = mrlRows.map((r) => ({ ...r, ff: ffRows.get(r.dim), svd: svdRows.get(r.dim), rand: randRows.get(r.dim) }));
+  const baselineColumns = (key: 'ff' | 'svd' | 'rand', name: string, present: boolean) =>
+    present
+      ? [
+          { header: `${name} top-1 %`, value: (r: Row) => percent(r[key]?.top1) },
+          { header: `${name} 1-NN %`, value: (r: Row) => percent(r[key]?.nnTop1) },
+        ]
+      : [];
   const table = formatTable(rows, [
     { header: 'dim', value: (r) => String(r.dim) },
     { header: 'MRL top-1 %', value: (r) => percent(r.top1) },
-    ...(ffRows.size > 0
-      ? [
-          { header: 'FF top-1 %', value: (r: (typeof rows)[number]) => percent(r.ff?.top1) },
-          { header: 'MRL-FF', value: (r: (typeof rows)[number]) => (r.ff?.top1 === undefined ? undefined : (100 * (r.top1! - r.ff.top1)).toFixed(2)) },
-        ]
-      : []),
     { header: 'MRL 1-NN %', value: (r) => percent(r.nnTop1) },
-    ...(ffRows.size > 0 ? [{ header: 'FF 1-NN %', value: (r: (typeof rows)[number]) => percent(r.ff?.nnTop1) }] : []),
     { header: 'MRL mAP@10', value: (r) => r.map10 },
+    ...baselineColumns('ff', 'FF', ffRows.size > 0),
+    ...(ffRows.size > 0 ? [{ header: 'MRL-FF', value: (r: Row) => (r.ff?.top1 === undefined ? undefined : (100 * (r.top1! - r.ff.top1)).toFixed(2)) }] : []),
+    ...baselineColumns('svd', 'SVD', svdRows.size > 0),
+    ...baselineColumns('rand', 'Rand', randRows.size > 0),
   ]);
-  const metrics = { model: options.model, data: options.data, head: options.head, dims, mrl: mrlRows, ff: Object.fromEntries(ffRows) };
+
+  // Robustness: the MRL model on corrupted copies of the test images (fixed seed per corruption).
+  const corruptions = options.robustness === true ? DEFAULT_CORRUPTIONS : options.robustness === false || options.robustness === undefined ? [] : options.robustness;
+  const robustness: { corruption: string; rows: DimRow[] }[] = [];
+  for (const corruption of corruptions) {
+    const shape = [test.count, ...test.exampleShape] as [number, number, number, number];
+    const corrupted: ArrayDataset = { ...test, inputs: corruptImages(test.inputs, shape, corruption, context.seed) };
+    const corruptedEmb = await embedArrays(mrlRun.encoder, corrupted);
+    robustness.push({ corruption: `${corruption.name}:${corruption.severity}`, rows: scoreEmbeddings(mrlRun, mrlTrainEmb, train, corruptedEmb, corrupted, dims, maxQueries) });
+  }
+  let robustnessTable = '';
+  if (robustness.length > 0) {
+    robustnessTable = `\n\nMRL on corrupted test images (top-1 % / 1-NN %):\n${formatTable(dims.map((dim, j) => ({ dim, j })), [
+      { header: 'dim', value: (r) => String(r.dim) },
+      { header: 'clean', value: (r) => `${percent(mrlRows[r.j]!.top1)} / ${percent(mrlRows[r.j]!.nnTop1)}` },
+      ...robustness.map((c) => ({ header: c.corruption, value: (r: { j: number }) => `${percent(c.rows[r.j]!.top1)} / ${percent(c.rows[r.j]!.nnTop1)}` })),
+    ])}`;
+  }
+
+  if (options.saveModel !== false) {
+    const dir = join(context.runDir, 'model');
+    await saveVisionModel(dir, mrlRun.encoder, { dims: dims.join(','), head: options.head });
+    context.log(`model: ${dir}`);
+  }
+  const metrics = {
+    model: options.model,
+    data: options.data,
+    head: options.head,
+    dims,
+    trainCount: train.count,
+    testCount: test.count,
+    mrl: mrlRows,
+    ff: Object.fromEntries(ffRows),
+    svd: Object.fromEntries(svdRows),
+    rand: Object.fromEntries(randRows),
+    robustness,
+  };
   await writeFileAtomically(join(context.runDir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
   mrlRun.encoder.dispose();
-  return { title: `Fashion-MNIST, ${options.model}, d=${options.embeddingDim}, ${options.head === 'shared' ? 'MRL-E' : 'MRL'} (test set)`, table, metrics };
+  tf.dispose([...mrlRun.head.variables().values()]);
+  return { title: `Fashion-MNIST, ${options.model}, d=${d}, ${options.head === 'shared' ? 'MRL-E' : 'MRL'} (test set)`, table: table + robustnessTable, metrics };
 }

@@ -153,13 +153,27 @@ export function popcount32(x: number): number {
   return Math.imul(x, 0x01010101) >>> 24;
 }
 
-/** Ops a quantised first stage spends per scored row (see the op-count note above). */
+/**
+ * Ops a quantised first stage spends per scored row (see the op-count note above).
+ *
+ * @example
+ * ```ts
+ * quantizedOpsPerRow(quantizeBinary(view, 256)); // 16: 8 words x (XOR + popcount)
+ * ```
+ */
 export function quantizedOpsPerRow(prefix: QuantizedPrefix): number {
   if (prefix.kind === 'binary') return 2 * prefix.wordsPerVector;
   return 2 * prefix.dim + (prefix.scaleMode === 'per-vector' ? 1 : 0);
 }
 
-/** Ops a quantised first stage spends per query before scanning (query scaling or packing). */
+/**
+ * Ops a quantised first stage spends per query before scanning (query scaling or packing).
+ *
+ * @example
+ * ```ts
+ * quantizedOpsPerQuery(quantizeInt8(view, 64, 'per-dim')); // 64 multiplies
+ * ```
+ */
 export function quantizedOpsPerQuery(prefix: QuantizedPrefix): number {
   return prefix.kind === 'int8' && prefix.scaleMode === 'per-vector' ? 0 : prefix.dim;
 }

@@ -20,7 +20,14 @@ export const QUERY_TILE = 4;
 /** Queries scored against one row block before moving to the next block. */
 export const QUERY_BLOCK = 32;
 
-/** Rows per block so that one block's prefixes of length `dim` take about 64 KiB. */
+/**
+ * Rows per block so that one block's prefixes of length `dim` take about 64 KiB.
+ *
+ * @example
+ * ```ts
+ * rowBlockSize(256); // 64 rows of 256 floats
+ * ```
+ */
 export function rowBlockSize(dim: number): number {
   // A prefix shorter than a cache line still costs a whole line (16 floats).
   return Math.max(16, Math.floor(16384 / Math.max(16, dim)));

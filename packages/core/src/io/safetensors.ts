@@ -70,6 +70,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
   } catch {
     throw corrupt('the header is not JSON');
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt('the header is not a JSON object');
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const tensors = new Map<string, NamedArray>();
@@ -79,8 +80,11 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
       metadata = (entry ?? {}) as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets: offsets } = entry as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
-    const width = BYTES[dtype];
+    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
+    if (!Array.isArray(shape) || !shape.every((n) => Number.isInteger(n) && n >= 0) || !Array.isArray(offsets) || offsets.length !== 2) {
+      throw corrupt(`tensor '${name}' needs a shape of non-negative integers and two data_offsets`);
+    }
+    const width = Object.hasOwn(BYTES, dtype) ? BYTES[dtype] : undefined;
     if (width === undefined) throw corrupt(`tensor '${name}' has unsupported dtype ${String(dtype)}`);
     const [begin, end] = offsets;
     if (!(begin >= 0 && end >= begin && end <= dataLength)) throw corrupt(`tensor '${name}' lies outside the data (truncated?)`);

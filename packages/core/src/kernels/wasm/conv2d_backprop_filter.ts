@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Conv2DBackpropFilterAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 import { MrlError } from '../../errors.js';
-import { callKernel, dim, input, markOurs, pair, WASM } from './util.js';
+import { callKernel, dim, input, markOurs, pair, swapOuterInner, view, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** Conv2DBackpropFilter attrs; `dilations` is our extension (tfjs-core always means 1). */
@@ -60,11 +60,15 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
 
     const owned: TensorInfo[] = [];
     try {
-      const xT = callKernel(transpose, { x }, backend, { perm: channelsLast ? [3, 1, 2, 0] : [1, 2, 3, 0] }); // [C, H, W, N]
+      const n = info.batchSize;
+      const hw = info.inHeight * info.inWidth;
+      const xT = channelsLast
+        ? swapOuterInner(backend, x, n, hw, cIn) // [N, HW, C] -> [C, HW, N]
+        : callKernel(transpose, { x: view(x, [n, cIn * hw]) }, backend, { perm: [1, 0] }); // [N, CHW] -> [CHW, N]
       owned.push(xT);
       const dyT = callKernel(transpose, { x: dy }, backend, { perm: channelsLast ? [1, 2, 0, 3] : [2, 3, 0, 1] }); // [Ho, Wo, N, Cout]
       owned.push(dyT);
-      const r = callKernel(conv2d, { x: xT, filter: dyT }, backend, {
+      const r = callKernel(conv2d, { x: view(xT, [cIn, info.inHeight, info.inWidth, n]), filter: dyT }, backend, {
         strides: [dh, dw],
         dilations: [sh, sw],
         pad: [[0, 0], [top, bottom], [left, right], [0, 0]],

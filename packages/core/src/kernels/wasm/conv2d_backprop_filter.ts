@@ -6,6 +6,7 @@
 // [C, fh, fw, Cout] is transposed to the filter layout [fh, fw, C, Cout].
 import * as tf from '@tensorflow/tfjs';
 import type { Conv2DBackpropFilterAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
 import { callKernel, dim, input, markOurs, pair, swapOuterInner, view, WASM } from './util.js';
@@ -22,6 +23,7 @@ type Shape4 = [number, number, number, number];
 export function createConv2DBackpropFilterKernel(get: (name: string) => KernelConfig): KernelConfig {
   const conv2d = get(tf.Conv2D).kernelFunc;
   const transpose = get(tf.Transpose).kernelFunc;
+  const batchMatMul = get(tf.BatchMatMul).kernelFunc;
 
   const kernelFunc: KernelFunc = (args) => {
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<Conv2DBackpropFilterWasmAttrs>;
@@ -60,6 +62,9 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
 
     const owned: TensorInfo[] = [];
     try {
+      if (fh === 1 && fw === 1 && top === 0 && left === 0 && channelsLast) {
+        return pointwise(backend, x, dy, info.outHeight, info.outWidth, sh, sw, owned);
+      }
       const n = info.batchSize;
       const hw = info.inHeight * info.inWidth;
       const xT = channelsLast
@@ -95,5 +100,47 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
       for (const t of owned) backend.disposeData(t.dataId);
     }
   };
+  /**
+   * 1x1 filters (ResNet shortcuts, pointwise convs): dW[c, o] = sum_p Xs[p, c] dY[p, o] with Xs
+   * the strided pixels of X, i.e. one matmul Xs^T dY, no convolution and no full transpose of X.
+   */
+  function pointwise(
+    backend: BackendWasm,
+    x: TensorInfo,
+    dy: TensorInfo,
+    ho: number,
+    wo: number,
+    sh: number,
+    sw: number,
+    owned: TensorInfo[],
+  ): TensorInfo {
+    const [n, h, w, c] = x.shape as Shape4;
+    const cOut = dim(dy.shape, 3);
+    const p = n * ho * wo;
+    let xs = x; // [P, C]
+    if (sh > 1 || sw > 1) {
+      xs = backend.makeOutput([p, c], 'float32');
+      owned.push(xs);
+      const src = backend.typedArrayFromHeap(x);
+      const dst = backend.typedArrayFromHeap(xs);
+      let to = 0;
+      for (let b = 0; b < n; b++) {
+        for (let y = 0; y < ho; y++) {
+          for (let xx = 0; xx < wo; xx++, to += c) {
+            const from = ((b * h + y * sh) * w + xx * sw) * c;
+            for (let k = 0; k < c; k++) dst[to + k] = src[from + k]!;
+          }
+        }
+      }
+    }
+    const xsT = swapOuterInner(backend, xs, p, 1, c); // [C, 1, P]
+    owned.push(xsT);
+    const out = callKernel(batchMatMul, { a: view(xsT, [1, c, p]), b: view(dy, [1, p, cOut]) }, backend, {
+      transposeA: false,
+      transposeB: false,
+    }); // [1, C, Cout]
+    return view(out, [1, 1, c, cOut]);
+  }
+
   return { kernelName: tf.Conv2DBackpropFilter, backendName: WASM, kernelFunc: markOurs(kernelFunc) };
 }

@@ -1,14 +1,13 @@
 // Why: the shipped wasm Conv2DBackpropInput is a plain loop, ~6x slower than the XNNPACK
 // forward convolution. The input gradient is a forward convolution too, of dY with the filter
 // flipped in space and its in/out channels swapped:
-// - stride 1: that convolution directly, padded by (f-1)*d - pad before and by whatever makes
-//   the output as large as X after;
-// - stride s > 1: conceptually the same over dY with s-1 zeros inserted between pixels, but
-//   3/4 of those products (s = 2) would be with zeros. Instead each of the s*s output phases
+// - stride 1: that convolution, padded by (f-1)*d - pad before and by whatever makes the
+//   output as large as X after;
+// - stride s > 1: the textbook form runs it over dY with s-1 zeros inserted between pixels,
+//   but then 3/4 of the products (s = 2) are with zeros. Instead each of the s*s output phases
 //   (rows h with (h + pad) % s == r, likewise columns) is a stride-1 convolution of dY with the
-//   taps r, r+s, ... of the flipped filter, and the phase outputs are interleaved into dX. Same
-//   result, the forward convolution's cost. Zero insertion remains the fallback for explicit
-//   paddings wider than the filter, and the shipped kernel the fallback of that.
+//   taps r, r+s, ... of the flipped filter, and the phase outputs are interleaved into dX: the
+//   same sums at the forward convolution's cost.
 import * as tf from '@tensorflow/tfjs';
 import type { Conv2DBackpropInputAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -23,52 +22,52 @@ export type Conv2DBackpropInputWasmAttrs = Conv2DBackpropInputAttrs & {
 
 type Shape4 = [number, number, number, number];
 
-/** What one spatial axis needs: sizes, stride, dilation, padding before. */
+/** One spatial axis of the forward convolution. */
 interface Axis {
   size: number; // of X
   outSize: number; // of dY
   filter: number;
   stride: number;
   dilation: number;
-  pad: number;
+  pad: number; // before
 }
 
-/** One output phase along an axis: the filter taps it uses and where its rows go in dX. */
-interface Phase {
-  taps: number[]; // filter indices, already in flipped (correlation) order
-  first: number; // first dX index of this phase
-  count: number; // dX indices first, first + stride, ...
+/** One output phase along an axis: the stride-1 convolution over dY that yields its rows. */
+export interface Phase {
+  taps: number[]; // filter indices in correlation order (flipped)
+  first: number; // first dX index of the phase; the phase holds first, first + stride, ...
+  count: number;
+  skip: number; // leading convolution outputs to drop (where the padding before would be < 0)
   padBefore: number;
   padAfter: number;
+  outSize: number; // rows the convolution produces, >= skip + count
 }
 
-/** The stride-1 convolution that gives dX along one axis (s = 1, or zero-inserted dY). */
-function directAxis(a: Axis, zeroInserted: boolean): Phase | undefined {
-  const dySize = zeroInserted ? (a.outSize - 1) * a.stride + 1 : a.outSize;
-  const padBefore = (a.filter - 1) * a.dilation - a.pad;
-  const padAfter = a.size - 1 + a.pad - (a.outSize - 1) * a.stride;
-  if (padBefore < 0 || padAfter < 0 || dySize + padBefore + padAfter - (a.filter - 1) * a.dilation !== a.size) return undefined;
-  const taps = Array.from({ length: a.filter }, (_, k) => a.filter - 1 - k);
-  return { taps, first: 0, count: a.size, padBefore, padAfter };
-}
-
-/** The s phases along a strided axis (dilation 1); undefined when one would need cropping. */
-function phasesOf(a: Axis): Phase[] | undefined {
+/**
+ * Splits one axis of dX into its `stride` phases (one phase when the stride is 1). Phase r
+ * holds dX index h = r - pad + s*q, which receives dY[q - k] * W[r + s*k] for every k: a
+ * stride-1 correlation of dY with the taps r + s*(K-1), ..., r + s, r.
+ */
+export function phasesOf(a: Axis): Phase[] {
   const phases: Phase[] = [];
   for (let r = 0; r < a.stride; r++) {
     const k = r < a.filter ? Math.ceil((a.filter - r) / a.stride) : 0;
     const q0 = Math.ceil((a.pad - r) / a.stride);
     const q1 = Math.floor((a.size - 1 + a.pad - r) / a.stride);
     const count = Math.max(0, q1 - q0 + 1);
-    const padBefore = k - 1 - q0;
-    if (count > 0 && k > 0 && padBefore < 0) return undefined;
+    const span = (k - 1) * a.dilation; // the correlation's reach, dilation only when stride is 1
+    const before = span - q0;
+    const padBefore = Math.max(0, before);
+    const skip = Math.max(0, -before);
+    const padAfter = Math.max(0, skip + count - a.outSize - padBefore + span);
     phases.push({
       taps: Array.from({ length: k }, (_, j) => r + a.stride * (k - 1 - j)),
       first: r - a.pad + a.stride * q0,
       count,
+      skip,
       padBefore,
-      // Never negative: surplus output rows are simply not copied out.
-      padAfter: Math.max(0, count - a.outSize - padBefore + k - 1),
+      padAfter,
+      outSize: a.outSize + padBefore + padAfter - span,
     });
   }
   return phases;
@@ -92,13 +91,13 @@ function gatherFilter(backend: BackendWasm, filter: TensorInfo, rows: number[], 
   return out;
 }
 
-/** `Conv2DBackpropInput` for wasm as forward convolutions; falls back to the shipped kernel. */
+/** `Conv2DBackpropInput` for wasm as forward convolutions (non-float32 goes to the shipped one). */
 export function createConv2DBackpropInputKernel(get: (name: string) => KernelConfig): KernelConfig {
   const original = get(tf.Conv2DBackpropInput);
   const conv2d = get(tf.Conv2D).kernelFunc;
   const transpose = get(tf.Transpose).kernelFunc;
 
-  /** Stride-1 convolution of g with the taps of one phase pair: [N, >=rows, >=cols, Cin]. */
+  /** The stride-1 convolution of g for one phase pair: [N, ph.outSize, pw.outSize, Cin]. */
   const convPhase = (backend: BackendWasm, g: TensorInfo, filter: TensorInfo, ph: Phase, pw: Phase, dil: number[]) => {
     const f = gatherFilter(backend, filter, ph.taps, pw.taps);
     try {
@@ -118,6 +117,7 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
     const backend = args.backend as BackendWasm;
     const dy = input(inputs, 'dy');
     const filter = input(inputs, 'filter');
+    if (dy.dtype !== 'float32' || filter.dtype !== 'float32') return original.kernelFunc(args);
     const channelsLast = attrs.dataFormat !== 'NCHW';
     const info = tf.backend_util.computeConv2DInfo(
       attrs.inputShape,
@@ -129,36 +129,29 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
       false,
       channelsLast ? 'channelsLast' : 'channelsFirst',
     );
-    const { batchSize: n, inChannels: cIn, outChannels: cOut } = info;
-    const rows: Axis = {
-      size: info.inHeight,
+    const { batchSize: n, inChannels: cIn, inHeight: h, inWidth: w } = info;
+    if ((info.strideHeight > 1 || info.strideWidth > 1) && (info.dilationHeight > 1 || info.dilationWidth > 1)) {
+      throw new MrlError('unsupported', 'Conv2DBackpropInput on wasm: strides and dilations both > 1.');
+    }
+    const phRows = phasesOf({
+      size: h,
       outSize: info.outHeight,
       filter: info.filterHeight,
       stride: info.strideHeight,
       dilation: info.dilationHeight,
       pad: info.padInfo.top,
-    };
-    const cols: Axis = {
-      size: info.inWidth,
+    });
+    const phCols = phasesOf({
+      size: w,
       outSize: info.outWidth,
       filter: info.filterWidth,
       stride: info.strideWidth,
       dilation: info.dilationWidth,
       pad: info.padInfo.left,
-    };
-    const strided = rows.stride > 1 || cols.stride > 1;
-    const dilated = rows.dilation > 1 || cols.dilation > 1;
-    const dil = [rows.dilation, cols.dilation];
-
-    const phased = strided && !dilated ? ([phasesOf(rows), phasesOf(cols)] as const) : undefined;
-    const direct = [directAxis(rows, strided), directAxis(cols, strided)] as const;
-    const usePhases = phased?.[0] !== undefined && phased[1] !== undefined;
-    if (dy.dtype !== 'float32' || filter.dtype !== 'float32' || (!usePhases && (direct[0] === undefined || direct[1] === undefined))) {
-      if (dilated) {
-        throw new MrlError('unsupported', 'Conv2DBackpropInput on wasm: dilation with padding wider than the filter.');
-      }
-      return original.kernelFunc(args); // explicit padding wider than the filter, or not float32
-    }
+    });
+    const dil = [info.dilationHeight, info.dilationWidth];
+    const sh = info.strideHeight;
+    const sw = info.strideWidth;
 
     const owned: TensorInfo[] = [];
     try {
@@ -167,28 +160,33 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
         g = callKernel(transpose, { x: dy }, backend, { perm: [0, 2, 3, 1] });
         owned.push(g);
       }
+      const [r0] = phRows;
+      const [c0] = phCols;
       let dx: TensorInfo; // [N, H, W, Cin]
-      if (usePhases) {
-        dx = backend.makeOutput([n, rows.size, cols.size, cIn], 'float32');
+      if (
+        phRows.length === 1 && phCols.length === 1 && r0 !== undefined && c0 !== undefined &&
+        r0.skip === 0 && r0.outSize === h && c0.skip === 0 && c0.outSize === w && r0.taps.length > 0 && c0.taps.length > 0
+      ) {
+        dx = convPhase(backend, g, filter, r0, c0, dil); // stride 1: the convolution is dX
+      } else {
+        dx = backend.makeOutput([n, h, w, cIn], 'float32');
         owned.push(dx);
-        const [phRows, phCols] = phased as readonly [Phase[], Phase[]];
-        if (phRows.some((p) => p.taps.length === 0 && p.count > 0) || phCols.some((p) => p.taps.length === 0 && p.count > 0)) {
-          backend.typedArrayFromHeap(dx).fill(0); // phases no filter tap reaches get no gradient
+        if ([...phRows, ...phCols].some((p) => p.taps.length === 0 && p.count > 0)) {
+          backend.typedArrayFromHeap(dx).fill(0); // positions no filter tap reaches get no gradient
         }
         for (const ph of phRows) {
           for (const pw of phCols) {
             if (ph.count === 0 || pw.count === 0 || ph.taps.length === 0 || pw.taps.length === 0) continue;
             const part = convPhase(backend, g, filter, ph, pw, dil);
-            const ph0 = dim(part.shape, 1);
-            const pw0 = dim(part.shape, 2);
+            const partH = dim(part.shape, 1);
+            const partW = dim(part.shape, 2);
             const src = backend.typedArrayFromHeap(part);
             const dst = backend.typedArrayFromHeap(dx);
             for (let b = 0; b < n; b++) {
               for (let u = 0; u < ph.count; u++) {
-                const h = ph.first + u * rows.stride;
-                let from = ((b * ph0 + u) * pw0) * cIn;
-                for (let v = 0; v < pw.count; v++, from += cIn) {
-                  const to = ((b * rows.size + h) * cols.size + pw.first + v * cols.stride) * cIn;
+                let from = ((b * partH + ph.skip + u) * partW + pw.skip) * cIn;
+                let to = ((b * h + ph.first + u * sh) * w + pw.first) * cIn;
+                for (let v = 0; v < pw.count; v++, from += cIn, to += sw * cIn) {
                   if (cIn < 32) {
                     for (let c = 0; c < cIn; c++) dst[to + c] = src[from + c]!;
                   } else {
@@ -200,34 +198,7 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
             backend.disposeData(part.dataId);
           }
         }
-        owned.pop();
-      } else {
-        const [dr, dc] = direct as readonly [Phase, Phase];
-        if (strided) {
-          // Fallback: dY with stride-1 zeros between pixels, then one stride-1 convolution.
-          const hz = (rows.outSize - 1) * rows.stride + 1;
-          const wz = (cols.outSize - 1) * cols.stride + 1;
-          const z = backend.makeOutput([n, hz, wz, cOut], 'float32');
-          owned.push(z);
-          const src = backend.typedArrayFromHeap(g);
-          const dst = backend.typedArrayFromHeap(z);
-          dst.fill(0);
-          for (let b = 0; b < n; b++) {
-            for (let y = 0; y < rows.outSize; y++) {
-              let from = ((b * rows.outSize + y) * cols.outSize) * cOut;
-              let to = ((b * hz + y * rows.stride) * wz) * cOut;
-              for (let x = 0; x < cols.outSize; x++, from += cOut, to += cols.stride * cOut) {
-                dst.set(src.subarray(from, from + cOut), to);
-              }
-            }
-          }
-          g = z;
-        }
-        dx = convPhase(backend, g, filter, dr, dc, dil);
-        if (dim(dx.shape, 1) !== rows.size || dim(dx.shape, 2) !== cols.size) {
-          owned.push(dx);
-          throw new MrlError('unsupported', `Conv2DBackpropInput: internal shape mismatch [${dx.shape.join(', ')}].`);
-        }
+        owned.pop(); // dx is complete: the caller owns it
       }
       if (channelsLast) return dx;
       owned.push(dx);

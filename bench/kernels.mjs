@@ -49,6 +49,7 @@ const snapshot = () => WASM_TRAINING_KERNELS.map((name) => [name, tf.getKernel(n
 const rnd = (shape) => tf.randomNormal(shape, 0, 1, 'float32', 7);
 const filter = rnd([3, 3, 16, 16]);
 const filter1x1 = rnd([1, 1, 16, 16]);
+const dwFilter = rnd([3, 3, 16, 1]);
 const run = (name, inputs, attrs) => tf.engine().runKernel(name, inputs, attrs);
 
 // ResNet-ish layer: batch 32, 32x32x16 -> 16 channels, 3x3, 'same'.
@@ -80,6 +81,8 @@ const cases = [
   ['Conv2DBackpropInput 3x3 s1', () => run('Conv2DBackpropInput', { dy: dy1, filter }, { ...convAttrs(1), inputShape: x.shape })],
   ['Conv2DBackpropInput 3x3 s2', () => run('Conv2DBackpropInput', { dy: dy2, filter }, { ...convAttrs(2), inputShape: x.shape })],
   ['Conv2DBackpropInput 1x1 s2 (shortcut)', () => run('Conv2DBackpropInput', { dy: dy2, filter: filter1x1 }, { ...convAttrs(2), inputShape: x.shape })],
+  ['DepthwiseConv2dNativeBackpropFilter 3x3 s1', () => run('DepthwiseConv2dNativeBackpropFilter', { x, dy: dy1 }, { ...convAttrs(1), dilations: 1, filterShape: [3, 3, 16, 1] })],
+  ['DepthwiseConv2dNativeBackpropInput 3x3 s1', () => run('DepthwiseConv2dNativeBackpropInput', { dy: dy1, filter: dwFilter }, { ...convAttrs(1), dilations: 1, inputShape: x.shape })],
   ['unsortedSegmentSum 4096 ids -> 30522x128', () => tf.unsortedSegmentSum(updates, ids, table)],
   ['tile [1,1,1,16] x [128,32,32,1] (BN grad)', () => tf.tile(bnScale, [128, 32, 32, 1])],
 ];

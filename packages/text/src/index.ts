@@ -22,3 +22,22 @@ export {
   type MlmBatch,
   type MlmTarget,
 } from './mlm.js';
+export { InBatchContrastiveObjective, PairModel, type PairBatch, type PairTarget } from './contrastive.js';
+export {
+  brownDocuments,
+  brownSentences,
+  mobyDickSentences,
+  nlpCorpusSentences,
+  PACKAGED_CORPORA,
+  packagedCorpus,
+  readJsonl,
+  readTextLines,
+  sotuSentences,
+  splitSentences,
+  type PackagedCorpus,
+  type TextStream,
+} from './corpora.js';
+export { DEFAULT_WORDNET_DIR, parseGloss, parseSynsetLine, readWordNet, WORDNET_LEXNAMES, type Synset } from './wordnet.js';
+export { fitText, TEXT_TASKS, type TextFitOptions, type TextTask } from './fit.js';
+export { TEXT_ENCODER_REGISTRATIONS, textModule } from './di.js';
+export { trainWordPieceTokenizer, type TrainTokenizerOptions } from './tokenizer/train-command.js';

@@ -111,8 +111,7 @@ describe('tied MRL-E masked-LM output', () => {
       }
     }
     expect(checked).toBe(V * d + V + 4 * d);
-    // Columns past the largest... every column is used by the full dim; a table column j < 2 gets
-    // gradient from all three prefixes, so its gradient is non-zero.
-    expect(Math.abs(grads[table.name]!.dataSync()[0]!)).toBeGreaterThan(0);
+    // The table gets gradient through the tied output (it is not the encoder's input here).
+    expect(Math.max(...grads[table.name]!.dataSync().map(Math.abs))).toBeGreaterThan(1e-3);
   });
 });

@@ -1,0 +1,20 @@
+// Runs fitText from the built package until the CLI lands:
+//   node packages/text/scripts/fit-text.mjs '{"task":"mlm","vocabSize":4096,"steps":400}' runs/text-mlm
+import { fitText } from '../dist/index.js';
+
+const options = JSON.parse(process.argv[2] ?? '{"task":"mlm"}');
+const runDir = process.argv[3] ?? `runs/text-${options.task}`;
+let last = 0;
+const report = await fitText(options, {
+  runDir,
+  seed: 0,
+  resume: false,
+  log: (line) => console.log(line),
+  onEvent: (event) => {
+    if (event.type === 'step' && (event.step === 1 || event.step === event.totalSteps || performance.now() - last > 10_000)) {
+      last = performance.now();
+      console.log(`step ${event.step}/${event.totalSteps} loss ${event.loss.toFixed(3)} ${(event.elapsedMs / event.step).toFixed(0)} ms/step eta ${(event.etaMs / 1000).toFixed(0)} s`);
+    }
+  },
+});
+console.log(`\n${report.title}\n${report.table}`);

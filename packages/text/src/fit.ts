@@ -1,0 +1,350 @@
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import {
+  ClassificationObjective,
+  createRandom,
+  embedDataset,
+  formatTable,
+  headTop1,
+  initBackend,
+  MatryoshkaLoss,
+  MatryoshkaModel,
+  MrlError,
+  percent,
+  permutation,
+  retrievalMetrics,
+  SharedHead,
+  Trainer,
+  type RunContext,
+  type RunReport,
+  type SupervisedBatch,
+  type ClassTarget,
+  type TrainerOptions,
+} from '@mrl/core';
+import { BertEncoder, bertConfig, type BertConfig, type TokenBatch } from './bert.js';
+import { InBatchContrastiveObjective, PairModel, type PairBatch } from './contrastive.js';
+import { packagedCorpus, PACKAGED_CORPORA, readJsonl, readTextLines } from './corpora.js';
+import { maskTokens, mlmAccuracy, mlmBatch, MlmModel, TiedMlmObjective, type MlmBatch } from './mlm.js';
+import { bertBaseUncasedVocab, wordPieceTokenizerFiles, writeTokenizerFiles } from './tokenizer/tokenizer-json.js';
+import { padRows, TextTokenizer, type EncodedBatch } from './tokenizer/tokenizer.js';
+import { trainWordPiece } from './tokenizer/wordpiece-trainer.js';
+import { readWordNet, WORDNET_LEXNAMES, type Synset } from './wordnet.js';
+
+export const TEXT_TASKS = ['mlm', 'classify', 'retrieve'] as const;
+export type TextTask = (typeof TEXT_TASKS)[number];
+
+/**
+ * Options of `mrl-cli fit --modality text`. Every field but `task` has a default sized for a
+ * CPU run of minutes.
+ */
+export interface TextFitOptions {
+  /** `mlm`: masked-LM pre-training; `classify`: WordNet gloss -> 45 lexicographer classes; `retrieve`: WordNet example -> its gloss. */
+  task: TextTask;
+  /** BERT config name (default `bert-tiny`) and field overrides (e.g. `{ numLayers: 1 }`). */
+  model?: string;
+  modelOverrides?: Partial<BertConfig>;
+  /** Folder with a `tokenizer.json`. Default: train a WordPiece vocabulary when `vocabSize` is set, else bert-base-uncased. */
+  tokenizer?: string;
+  /** Train a WordPiece vocabulary of this size on the training texts (written to `<runDir>/tokenizer`). */
+  vocabSize?: number;
+  /** mlm: packaged corpora (default all of brown, sotu, moby-dick, nlp-corpus, wordnet), read in turn sentence by sentence. */
+  corpora?: string[];
+  /** mlm: extra plain-text (one text a line) or `.jsonl` (field `text`) files. */
+  textFiles?: string[];
+  /** Training texts / examples used (mlm default 20,000 sentences; classify and retrieve default 20,000 synsets). */
+  maxExamples?: number;
+  /** Held-out texts / examples for the table (default 1,000). */
+  evalExamples?: number;
+  /** retrieve: glosses in the searched database (held-out positives plus distractors; default 10,000; 0 = all 117,659). */
+  databaseSize?: number;
+  /** Tokens per sequence, [CLS] and [SEP] included (default 32). */
+  maxLength?: number;
+  steps?: number;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  warmupSteps?: number;
+  clipNorm?: number;
+  /** Nesting dims (default powers of two from `minDim` = 8 up to d). */
+  dims?: number[];
+  minDim?: number;
+  /** Tensor backend (default wasm). */
+  backend?: 'wasm' | 'cpu';
+  /** Folder with WordNet's data.noun etc. (default /usr/share/wordnet). */
+  wordnetDir?: string;
+  /** Checkpoint every this many steps (default: only at the end). */
+  checkpointEvery?: number;
+}
+
+/** Yields from several streams in turn, one item each, until all are exhausted. */
+async function* interleave<T>(streams: AsyncIterator<T>[]): AsyncGenerator<T> {
+  const live = [...streams];
+  while (live.length > 0) {
+    for (let i = 0; i < live.length; i++) {
+      const next = await live[i]!.next();
+      if (next.done === true) {
+        live.splice(i, 1);
+        i -= 1;
+      } else yield next.value;
+    }
+  }
+}
+
+async function takeTexts(options: TextFitOptions, count: number): Promise<string[]> {
+  const corpora = options.corpora ?? [...PACKAGED_CORPORA];
+  const streams: AsyncIterator<string>[] = corpora.map((c) => packagedCorpus([c], options.wordnetDir));
+  for (const file of options.textFiles ?? []) streams.push(file.endsWith('.jsonl') ? readJsonl(file) : readTextLines(file));
+  const out: string[] = [];
+  for await (const text of interleave(streams)) {
+    if (text.split(' ').length < 5) continue;
+    out.push(text);
+    if (out.length >= count) break;
+  }
+  return out;
+}
+
+async function resolveTokenizer(options: TextFitOptions, context: RunContext, texts: () => Promise<string[]>): Promise<TextTokenizer> {
+  if (options.tokenizer !== undefined) return TextTokenizer.load(options.tokenizer);
+  const dir = join(context.runDir, 'tokenizer');
+  if (options.vocabSize !== undefined) {
+    const t0 = performance.now();
+    const vocab = await trainWordPiece(await texts(), { vocabSize: options.vocabSize });
+    await writeTokenizerFiles(dir, wordPieceTokenizerFiles(vocab));
+    context.log(`trained a WordPiece vocabulary of ${vocab.length} pieces in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${dir}`);
+  } else {
+    await writeTokenizerFiles(dir, wordPieceTokenizerFiles(await bertBaseUncasedVocab()));
+    context.log(`tokenizer: bert-base-uncased vocabulary (30,522) -> ${dir}`);
+  }
+  return TextTokenizer.load(dir);
+}
+
+function tokenBatch(encoded: EncodedBatch): TokenBatch {
+  const shape: [number, number] = [encoded.batch, encoded.length];
+  return { ids: tf.tensor2d(encoded.ids, shape, 'int32'), attentionMask: tf.tensor2d(encoded.attentionMask, shape, 'int32') };
+}
+
+function disposeTokens(batch: TokenBatch): void {
+  tf.dispose([batch.ids, batch.attentionMask]);
+}
+
+function trainerOptions(options: TextFitOptions, context: RunContext, label: string): TrainerOptions {
+  return {
+    ...(options.steps === undefined ? { epochs: options.epochs ?? 1 } : { steps: options.steps }),
+    batchSize: options.batchSize ?? 32,
+    seed: context.seed,
+    optimizer: { type: 'adamw', lr: options.lr ?? 1e-3, weightDecay: 0.01 } as TrainerOptions['optimizer'],
+    warmupSteps: options.warmupSteps ?? 0,
+    ...(options.clipNorm === undefined ? { clipNorm: 1 } : { clipNorm: options.clipNorm }),
+    checkpoint: { dir: join(context.runDir, 'checkpoints'), every: options.checkpointEvery ?? 1_000_000 },
+    resume: context.resume,
+    ...(context.signal === undefined ? {} : { signal: context.signal }),
+    onEvent: (event) => context.onEvent?.(event, label),
+  };
+}
+
+function buildEncoder(options: TextFitOptions, tokenizer: TextTokenizer, context: RunContext): BertEncoder {
+  const config = bertConfig(options.model ?? 'bert-tiny', { vocabSize: tokenizer.vocabSize, ...options.modelOverrides });
+  const maxLength = options.maxLength ?? 32;
+  if (maxLength > config.maxPositions) {
+    throw new MrlError('invalid-config', `maxLength ${maxLength} exceeds the model's maxPositions ${config.maxPositions}.`, 'Lower maxLength or raise maxPositions.');
+  }
+  const encoder = new BertEncoder(config, createRandom(context.seed, 10));
+  const params = [...encoder.variables().values()].reduce((s, v) => s + v.size, 0);
+  context.log(`encoder: ${options.model ?? 'bert-tiny'} d=${config.embeddingDim} layers=${config.numLayers} heads=${config.numHeads} vocab=${config.vocabSize} (${(params / 1e6).toFixed(2)}M parameters)`);
+  return encoder;
+}
+
+/**
+ * Trains a text encoder with a Matryoshka loss and reports per-dim quality: masked-token
+ * accuracy (`mlm`), gloss-class top-1 (`classify`) or example -> gloss recall@10 (`retrieve`).
+ *
+ * @example
+ * ```ts
+ * const report = await fitText({ task: 'mlm', vocabSize: 4096, steps: 300 }, { runDir: 'runs/mlm', seed: 0, resume: false, log: console.log });
+ * console.log(report.table);
+ * ```
+ */
+export async function fitText(options: TextFitOptions, context: RunContext): Promise<RunReport> {
+  if (!(TEXT_TASKS as readonly string[]).includes(options.task)) {
+    throw new MrlError('invalid-config', `unknown text task '${String(options.task)}'.`, `Choose one of: ${TEXT_TASKS.join(', ')}.`);
+  }
+  const backend = await initBackend(options.backend ?? 'wasm');
+  context.log(`backend: ${backend.name} (${backend.detail})`);
+  switch (options.task) {
+    case 'mlm':
+      return fitMlm(options, context);
+    case 'classify':
+      return fitClassify(options, context);
+    case 'retrieve':
+      return fitRetrieve(options, context);
+  }
+}
+
+async function fitMlm(options: TextFitOptions, context: RunContext): Promise<RunReport> {
+  const maxLength = options.maxLength ?? 32;
+  const trainCount = options.maxExamples ?? 20_000;
+  const evalCount = options.evalExamples ?? 1_000;
+  const t0 = performance.now();
+  const texts = await takeTexts(options, trainCount + evalCount);
+  if (texts.length < 2) throw new MrlError('invalid-argument', `the corpora gave only ${texts.length} usable sentences.`);
+  const evalTexts = texts.slice(0, Math.min(evalCount, Math.floor(texts.length / 10)));
+  const trainTexts = texts.slice(evalTexts.length);
+  context.log(`corpus: ${trainTexts.length} training and ${evalTexts.length} held-out sentences in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const tokenizer = await resolveTokenizer(options, context, async () => trainTexts);
+  const encode = (t: string): Int32Array => Int32Array.from(tokenizer.encode(t, false).slice(0, maxLength - 2));
+  const trainIds = trainTexts.map(encode);
+  const evalIds = evalTexts.map(encode);
+  const encoder = buildEncoder(options, tokenizer, context);
+  const objective = new TiedMlmObjective(encoder.tokenEmbedding);
+  const matryoshka = new MatryoshkaLoss(objective, { embeddingDim: encoder.embeddingDim, ...(options.dims ? { dims: options.dims } : {}), ...(options.minDim ? { minDim: options.minDim } : {}) });
+  const model = new MlmModel(encoder, matryoshka);
+  let draw = 0;
+  const data = {
+    size: trainIds.length,
+    batch: (indices: Int32Array): MlmBatch => {
+      const encoded = padRows([...indices].map((i) => [...trainIds[i]!]), maxLength, tokenizer.special);
+      draw += 1;
+      return mlmBatch(encoded, maskTokens(encoded, tokenizer.special, tokenizer.vocabSize, createRandom(context.seed, 3, draw)));
+    },
+  };
+  const trainer = new Trainer(model, data, trainerOptions(options, context, 'mrl'));
+  const fit = await trainer.fit();
+  // Held-out sentences with a fixed masking, so every dim is scored on the same tokens.
+  const evalBatches: MlmBatch[] = [];
+  const random = createRandom(context.seed, 4);
+  for (let start = 0; start < evalIds.length; start += 64) {
+    const encoded = padRows(evalIds.slice(start, start + 64).map((r) => [...r]), maxLength, tokenizer.special);
+    evalBatches.push(mlmBatch(encoded, maskTokens(encoded, tokenizer.special, tokenizer.vocabSize, random)));
+  }
+  const dims = [...matryoshka.dims];
+  const accuracy = mlmAccuracy(encoder, objective, evalBatches, dims);
+  const masked = evalBatches.reduce((s, b) => s + b.target.labels.size, 0);
+  evalBatches.forEach((b) => b.dispose());
+  const full = accuracy[accuracy.length - 1]!;
+  const rows = dims.map((m, j) => ({ m, acc: accuracy[j]!, rel: full > 0 ? accuracy[j]! / full : 0, loss: fit.lastParts[`loss/${m}`] }));
+  const table = formatTable(rows, [
+    { header: 'dim', value: (r) => String(r.m) },
+    { header: 'masked-token acc %', value: (r) => percent(r.acc) },
+    { header: 'vs full %', value: (r) => percent(r.rel) },
+    { header: 'train loss', value: (r) => r.loss, digits: 3 },
+  ]);
+  return {
+    title: `text mlm: masked-token top-1 on ${masked} held-out masked tokens after ${fit.steps} steps`,
+    table,
+    metrics: { task: 'mlm', steps: fit.steps, maskedTokens: masked, dims, accuracy, finalLoss: fit.finalLoss, vocabSize: tokenizer.vocabSize },
+  };
+}
+
+/** Synsets of WordNet in a seeded order: the first `evalCount` are held out. */
+async function shuffledSynsets(options: TextFitOptions, context: RunContext, filter: (s: Synset) => boolean): Promise<Synset[]> {
+  const all: Synset[] = [];
+  for await (const s of readWordNet(options.wordnetDir)) if (filter(s)) all.push(s);
+  const order = permutation(all.length, createRandom(context.seed, 5));
+  return [...order].map((i) => all[i]!);
+}
+
+async function fitClassify(options: TextFitOptions, context: RunContext): Promise<RunReport> {
+  const maxLength = options.maxLength ?? 32;
+  const synsets = await shuffledSynsets(options, context, (s) => s.definition.length > 0);
+  const evalCount = Math.min(options.evalExamples ?? 1_000, Math.floor(synsets.length / 5));
+  const test = synsets.slice(0, evalCount);
+  const train = synsets.slice(evalCount, evalCount + (options.maxExamples ?? 20_000));
+  context.log(`WordNet gloss -> lexicographer class: ${train.length} training, ${test.length} held-out glosses, ${WORDNET_LEXNAMES.length} classes`);
+  const tokenizer = await resolveTokenizer(options, context, async () => train.map((s) => s.definition));
+  const trainIds = train.map((s) => tokenizer.encode(s.definition, false));
+  const testIds = test.map((s) => tokenizer.encode(s.definition, false));
+  const encoder = buildEncoder(options, tokenizer, context);
+  const head = new SharedHead(encoder.embeddingDim, WORDNET_LEXNAMES.length, createRandom(context.seed, 11));
+  const matryoshka = new MatryoshkaLoss(new ClassificationObjective(head), {
+    embeddingDim: encoder.embeddingDim,
+    ...(options.dims ? { dims: options.dims } : {}),
+    ...(options.minDim ? { minDim: options.minDim } : {}),
+  });
+  const model = new MatryoshkaModel<TokenBatch, ClassTarget>(encoder, matryoshka);
+  const data = {
+    size: train.length,
+    batch: (indices: Int32Array): SupervisedBatch<TokenBatch, ClassTarget> => {
+      const input = tokenBatch(padRows([...indices].map((i) => trainIds[i]!), maxLength, tokenizer.special));
+      const labels = tf.tensor1d([...indices].map((i) => train[i]!.lexFile), 'int32');
+      return { input, target: { labels }, size: indices.length, dispose: () => (disposeTokens(input), labels.dispose()) };
+    },
+  };
+  const fit = await new Trainer(model, data, trainerOptions(options, context, 'mrl')).fit();
+  const embeddings = await embedDataset(encoder, test.length, (idx) => tokenBatch(padRows([...idx].map((i) => testIds[i]!), maxLength, tokenizer.special)), {
+    batchSize: 128,
+    dispose: disposeTokens,
+  });
+  const dims = [...matryoshka.dims];
+  const top1 = headTop1(head, embeddings, Int32Array.from(test.map((s) => s.lexFile)), dims);
+  const table = formatTable(
+    dims.map((m, j) => ({ m, acc: top1[j]! })),
+    [
+      { header: 'dim', value: (r) => String(r.m) },
+      { header: 'top-1 %', value: (r) => percent(r.acc) },
+    ],
+  );
+  return {
+    title: `text classify: WordNet gloss -> 45 lexicographer classes, top-1 on ${test.length} held-out glosses after ${fit.steps} steps`,
+    table,
+    metrics: { task: 'classify', steps: fit.steps, dims, top1, finalLoss: fit.finalLoss },
+  };
+}
+
+async function fitRetrieve(options: TextFitOptions, context: RunContext): Promise<RunReport> {
+  const maxLength = options.maxLength ?? 32;
+  const synsets = await shuffledSynsets(options, context, (s) => s.definition.length > 0);
+  const withExamples = synsets.filter((s) => s.examples.length > 0);
+  const evalCount = Math.min(options.evalExamples ?? 1_000, Math.floor(withExamples.length / 5));
+  const test = withExamples.slice(0, evalCount);
+  const train = withExamples.slice(evalCount, evalCount + (options.maxExamples ?? 20_000));
+  // Database: every held-out gloss, then distractor glosses (no training synset is excluded: they are real competitors).
+  const testIds = new Set(test.map((s) => s.id));
+  const requested = options.databaseSize ?? 10_000;
+  const size = requested === 0 ? synsets.length : Math.max(requested, test.length);
+  const database = [...test, ...synsets.filter((s) => !testIds.has(s.id)).slice(0, size - test.length)];
+  context.log(`WordNet example -> gloss: ${train.length} training pairs, ${test.length} held-out queries over ${database.length} glosses`);
+  const tokenizer = await resolveTokenizer(options, context, async () => train.flatMap((s) => [s.definition, ...s.examples]));
+  const encoder = buildEncoder(options, tokenizer, context);
+  const matryoshka = new MatryoshkaLoss(new InBatchContrastiveObjective(), {
+    embeddingDim: encoder.embeddingDim,
+    ...(options.dims ? { dims: options.dims } : {}),
+    ...(options.minDim ? { minDim: options.minDim } : {}),
+  });
+  const model = new PairModel<TokenBatch>(encoder, matryoshka);
+  let draw = 0;
+  const data = {
+    size: train.length,
+    batch: (indices: Int32Array): PairBatch<TokenBatch> => {
+      draw += 1;
+      const random = createRandom(context.seed, 6, draw);
+      const rows = [...indices].map((i) => train[i]!);
+      const queries = tokenBatch(tokenizer.encodeBatch(rows.map((s) => s.examples[Math.floor(random() * s.examples.length)]!), maxLength));
+      const documents = tokenBatch(tokenizer.encodeBatch(rows.map((s) => s.definition), maxLength));
+      return { queries, documents, size: indices.length, dispose: () => (disposeTokens(queries), disposeTokens(documents)) };
+    },
+  };
+  const fit = await new Trainer(model, data, trainerOptions(options, context, 'mrl')).fit();
+  const embed = (texts: string[]) =>
+    embedDataset(encoder, texts.length, (idx) => tokenBatch(tokenizer.encodeBatch([...idx].map((i) => texts[i]!), maxLength)), { batchSize: 128, dispose: disposeTokens });
+  const queries = await embed(test.map((s) => s.examples[0]!));
+  const documents = await embed(database.map((s) => s.definition));
+  const dims = [...matryoshka.dims];
+  const metrics = retrievalMetrics({
+    database: documents,
+    databaseLabels: Int32Array.from(database.map((_, i) => i)),
+    queries,
+    queryLabels: Int32Array.from(test.map((_, i) => i)),
+    dims,
+    ks: [1, 10],
+  });
+  const table = formatTable(metrics, [
+    { header: 'dim', value: (r) => String(r.dim) },
+    { header: 'recall@1 %', value: (r) => percent(r.recall[1]) },
+    { header: 'recall@10 %', value: (r) => percent(r.recall[10]) },
+  ]);
+  return {
+    title: `text retrieve: WordNet example -> gloss, ${test.length} held-out queries over ${database.length} glosses after ${fit.steps} steps`,
+    table,
+    metrics: { task: 'retrieve', steps: fit.steps, dims, recallAt10: metrics.map((r) => r.recall[10]), recallAt1: metrics.map((r) => r.recall[1]) },
+  };
+}

@@ -34,6 +34,8 @@ const CASES: Case[] = [
   { name: '1x1 filter, stride 2 valid', x: [2, 7, 6, 5], filter: [1, 1, 5, 3], strides: 2, pad: 'valid' },
   { name: '1x1 filter, stride 1', x: [3, 5, 4, 6], filter: [1, 1, 6, 7], strides: 1, pad: 'same' },
   { name: '1x1 filter, strides [2, 3] same', x: [2, 9, 8, 4], filter: [1, 1, 4, 5], strides: [2, 3], pad: 'same' },
+  { name: '1x1 filter, padding after only', x: [2, 5, 4, 3], filter: [1, 1, 3, 2], strides: 1, pad: [[0, 0], [0, 1], [0, 2], [0, 0]] },
+  { name: '1x1 filter, stride 4, pad 0, ceil (reads past the edge)', x: [2, 6, 6, 3], filter: [1, 1, 3, 2], strides: 4, pad: 0, dimRoundingMode: 'ceil' },
   { name: '1x1 filter, explicit padding', x: [2, 5, 5, 3], filter: [1, 1, 3, 2], strides: 2, pad: [[0, 0], [1, 0], [1, 1], [0, 0]] },
   {
     name: 'explicit asymmetric padding, strides [1, 2]',

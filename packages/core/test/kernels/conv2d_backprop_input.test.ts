@@ -56,6 +56,7 @@ const CASES: Case[] = [
   },
   { name: 'explicit pad 2 with 3x3 filter, stride 2', x: [1, 6, 6, 2], filter: [3, 3, 2, 2], strides: 2, pad: 2 },
   { name: 'stride 3 with a 2x2 filter (taps miss some rows)', x: [2, 9, 10, 3], filter: [2, 2, 3, 4], strides: 3, pad: 'valid' },
+  { name: '1x1 filter, stride 4, pad 0, ceil (reads past the edge)', x: [2, 6, 6, 3], filter: [1, 1, 3, 2], strides: 4, pad: 0, dimRoundingMode: 'ceil' },
   { name: 'numeric pad 1, stride 2, ceil', x: [2, 7, 7, 2], filter: [3, 3, 2, 3], strides: 2, pad: 1, dimRoundingMode: 'ceil' },
   { name: 'NCHW stride 2 same', x: [2, 3, 8, 7], filter: [3, 3, 3, 4], strides: 2, pad: 'same', dataFormat: 'NCHW' },
   { name: 'ResNet-ish 16 -> 16 channels', x: [4, 16, 16, 16], filter: [3, 3, 16, 16], strides: 2, pad: 'same' },

@@ -27,8 +27,8 @@ function leakFree(step: () => Grads): () => Grads {
 }
 
 /** A variable from host values; tidy frees the initial tensor (tidy never disposes variables). */
-function variable(values: Float32Array, shape: number[], offset = 0): tf.Variable {
-  return tf.tidy(() => tf.variable(tf.tensor(values, shape).add(offset)));
+function variable<R extends tf.Rank>(values: Float32Array, shape: tf.ShapeMap[R], offset = 0): tf.Variable<R> {
+  return tf.tidy(() => tf.variable(tf.tensor(values, shape).add<tf.Tensor<R>>(offset)));
 }
 
 function gradsOf(f: () => tf.Scalar, vars: tf.Variable[]): Grads {
@@ -51,24 +51,43 @@ describe('gradients on wasm with our kernels equal cpu', () => {
     const x = randomArray(4 * 9 * 10 * 3, 51);
     const labels = Array.from({ length: 4 }, (_, i) => i % 5);
     await expectSameGrads(() => {
-      const w1 = variable(randomArray(3 * 3 * 3 * 8, 52), [3, 3, 3, 8]);
-      const gamma = variable(randomArray(8, 53), [8], 1.5);
-      const beta = variable(randomArray(8, 54), [8]);
-      const w2 = variable(randomArray(3 * 3 * 8 * 6, 55), [3, 3, 8, 6]);
-      const w3 = variable(randomArray(1 * 1 * 6 * 6, 56), [1, 1, 6, 6]);
-      const wd = variable(randomArray(6 * 5, 57), [6, 5]);
+      const w1 = variable<tf.Rank.R4>(randomArray(3 * 3 * 3 * 8, 52), [3, 3, 3, 8]);
+      const gamma = variable<tf.Rank.R1>(randomArray(8, 53), [8], 1.5);
+      const beta = variable<tf.Rank.R1>(randomArray(8, 54), [8]);
+      const w2 = variable<tf.Rank.R4>(randomArray(3 * 3 * 8 * 6, 55), [3, 3, 8, 6]);
+      const w3 = variable<tf.Rank.R4>(randomArray(1 * 1 * 6 * 6, 56), [1, 1, 6, 6]);
+      const wd = variable<tf.Rank.R2>(randomArray(6 * 5, 57), [6, 5]);
       const loss = () =>
         tf.tidy(() => {
           const input = tf.tensor4d(x, [4, 9, 10, 3]); // [B, H, W, C]
           let h: tf.Tensor4D = tf.conv2d(input, w1, 1, 'same'); // [4, 9, 10, 8]
-          const { mean, variance } = tf.moments(h, [0, 1, 2]);
-          h = tf.relu(tf.batchNorm(h, mean, variance, beta, gamma, 1e-3));
+          const { mean, variance } = tf.moments(h, [0, 1, 2]) as { mean: tf.Tensor1D; variance: tf.Tensor1D };
+          h = tf.relu(tf.batchNorm<tf.Rank.R4>(h, mean, variance, beta, gamma, 1e-3));
           h = tf.relu(tf.conv2d(h, w2, 2, 'valid')); // [4, 4, 4, 6]
-          h = tf.add(h, tf.conv2d(h, w3, 1, 'same'));
+          h = tf.add<tf.Tensor4D>(h, tf.conv2d(h, w3, 1, 'same'));
           const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D; // [4, 6]
           return tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 5), tf.matMul(pooled, wd)) as tf.Scalar;
         });
       return gradsOf(loss, [w1, gamma, beta, w2, w3, wd]);
+    });
+  });
+
+  it('MobileNet-ish block: depthwise conv s2, pointwise conv, batch norm', async () => {
+    const x = randomArray(3 * 8 * 8 * 4, 111);
+    await expectSameGrads(() => {
+      const dw = variable<tf.Rank.R4>(randomArray(3 * 3 * 4 * 2, 112), [3, 3, 4, 2]);
+      const pw = variable<tf.Rank.R4>(randomArray(1 * 1 * 8 * 6, 113), [1, 1, 8, 6]);
+      const dw2 = variable<tf.Rank.R4>(randomArray(3 * 3 * 6 * 1, 114), [3, 3, 6, 1]);
+      const loss = () =>
+        tf.tidy(() => {
+          let h = tf.depthwiseConv2d(tf.tensor4d(x, [3, 8, 8, 4]), dw, 2, 'same'); // [3, 4, 4, 8]
+          h = tf.relu(tf.conv2d(h, pw, 1, 'valid')); // [3, 4, 4, 6]
+          const { mean, variance } = tf.moments(h, [0, 1, 2]) as { mean: tf.Tensor1D; variance: tf.Tensor1D };
+          h = tf.batchNorm<tf.Rank.R4>(h, mean, variance, tf.zerosLike(mean), tf.onesLike(mean), 1e-3);
+          h = tf.depthwiseConv2d(h, dw2, 1, 'same'); // [3, 4, 4, 6]
+          return h.square().mean() as tf.Scalar;
+        });
+      return gradsOf(loss, [dw, pw, dw2]);
     });
   });
 
@@ -107,8 +126,8 @@ describe('gradients on wasm with our kernels equal cpu', () => {
   it('embedding lookup (gather with repeated 2-D ids) then a dense head', async () => {
     const ids = Int32Array.from({ length: 3 * 7 }, (_, i) => (i * 17) % 23);
     await expectSameGrads(() => {
-      const table = variable(randomArray(30 * 6, 81), [30, 6]);
-      const w = variable(randomArray(6 * 4, 82), [6, 4]);
+      const table = variable<tf.Rank.R2>(randomArray(30 * 6, 81), [30, 6]);
+      const w = variable<tf.Rank.R2>(randomArray(6 * 4, 82), [6, 4]);
       const loss = () =>
         tf.tidy(() => {
           const emb = tf.gather(table, tf.tensor2d(ids, [3, 7], 'int32')); // [3, 7, 6]
@@ -122,8 +141,8 @@ describe('gradients on wasm with our kernels equal cpu', () => {
   it('two-layer MLP with transposed products in the backward pass', async () => {
     const x = randomArray(16 * 20, 91);
     await expectSameGrads(() => {
-      const w1 = variable(randomArray(20 * 12, 92), [20, 12]);
-      const w2 = variable(randomArray(12 * 3, 93), [12, 3]);
+      const w1 = variable<tf.Rank.R2>(randomArray(20 * 12, 92), [20, 12]);
+      const w2 = variable<tf.Rank.R2>(randomArray(12 * 3, 93), [12, 3]);
       const loss = () =>
         tf.tidy(() => {
           const h = tf.relu(tf.matMul(tf.tensor2d(x, [16, 20]), w1));

@@ -16,7 +16,16 @@ const isOurs = (name: string) =>
 describe('registerWasmTrainingKernels', () => {
   it('lists the kernels it installs', () => {
     expect([...WASM_TRAINING_KERNELS].sort()).toEqual(
-      ['BatchMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Tile', 'UnsortedSegmentSum', '_FusedMatMul'].sort(),
+      [
+        'BatchMatMul',
+        'Conv2DBackpropFilter',
+        'Conv2DBackpropInput',
+        'DepthwiseConv2dNativeBackpropFilter',
+        'DepthwiseConv2dNativeBackpropInput',
+        'Tile',
+        'UnsortedSegmentSum',
+        '_FusedMatMul',
+      ].sort(),
     );
   });
 

@@ -62,7 +62,10 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
 
     const owned: TensorInfo[] = [];
     try {
-      if (fh === 1 && fw === 1 && top === 0 && left === 0 && channelsLast) {
+      const pointwiseFits =
+        fh === 1 && fw === 1 && top === 0 && left === 0 && channelsLast &&
+        (info.outHeight - 1) * sh < info.inHeight && (info.outWidth - 1) * sw < info.inWidth; // no padded pixel read
+      if (pointwiseFits) {
         return pointwise(backend, x, dy, info.outHeight, info.outWidth, sh, sw, owned);
       }
       const n = info.batchSize;

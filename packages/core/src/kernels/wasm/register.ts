@@ -7,6 +7,8 @@ import type { KernelConfig } from '@tensorflow/tfjs';
 import { createBatchMatMulKernel } from './batch_mat_mul.js';
 import { createConv2DBackpropFilterKernel } from './conv2d_backprop_filter.js';
 import { createConv2DBackpropInputKernel } from './conv2d_backprop_input.js';
+import { createDepthwiseConv2dBackpropFilterKernel } from './depthwise_conv2d_backprop_filter.js';
+import { createDepthwiseConv2dBackpropInputKernel } from './depthwise_conv2d_backprop_input.js';
 import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createTileKernel } from './tile.js';
 import { createUnsortedSegmentSumKernel } from './unsorted_segment_sum.js';
@@ -21,6 +23,8 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.Conv2DBackpropInput, createConv2DBackpropInputKernel],
   [tf.UnsortedSegmentSum, createUnsortedSegmentSumKernel],
   [tf.Tile, createTileKernel],
+  [tf.DepthwiseConv2dNativeBackpropFilter, createDepthwiseConv2dBackpropFilterKernel],
+  [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
 ];
 
 /** The wasm kernels that {@link registerWasmTrainingKernels} adds or replaces. */
@@ -28,9 +32,13 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
 
 /**
  * Registers our wasm kernels for training: fast transposed `BatchMatMul`/`_FusedMatMul`,
- * `Conv2DBackpropFilter` and `UnsortedSegmentSum` (missing in tfjs-backend-wasm 4.22), and fast
- * `Conv2DBackpropInput` and `Tile`. Idempotent: a kernel that is already ours is left alone.
- * The replaced kernels keep the shipped ones as their building blocks and fallbacks.
+ * `Conv2DBackpropFilter`, `UnsortedSegmentSum` and the two depthwise-conv backprops (missing in
+ * tfjs-backend-wasm 4.22), and fast `Conv2DBackpropInput` and `Tile`. The replaced kernels keep
+ * the shipped ones as building blocks and fallbacks.
+ *
+ * Idempotent: a kernel that is already ours is left alone. Call it once the wasm backend is
+ * loaded (`import '@tensorflow/tfjs-backend-wasm'`), before or after `tf.setBackend('wasm')`:
+ * each replacement carries the shipped kernel's setup, run when the backend initializes.
  *
  * @example
  * ```ts

@@ -41,7 +41,7 @@ type ValueOf<F extends FlagSpec> = F['type'] extends 'boolean'
 
 /** Typed values of a flag set: flags with a default (and lists) are always present. */
 export type Resolved<S extends FlagSet> = {
-  [K in keyof S]: S[K] extends { default: unknown } ? ValueOf<S[K]> : S[K]['type'] extends 'paths' ? string[] : ValueOf<S[K]> | undefined;
+  [K in keyof S]: S[K] extends { default: string | number | boolean } ? ValueOf<S[K]> : S[K]['type'] extends 'paths' ? string[] : ValueOf<S[K]> | undefined;
 };
 
 export const MODALITIES = ['vision', 'text', 'align'] as const;

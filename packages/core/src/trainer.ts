@@ -243,6 +243,8 @@ export class Trainer<Batch extends DisposableBatch> {
         etaMs: (elapsedMs / Math.max(1, stepsDone)) * (this.totalSteps - step),
       });
       if (options.checkpoint !== undefined && step % options.checkpoint.every === 0) await writeCheckpoint(step);
+      // Yield to the event loop once per step so signals (Ctrl-C) and I/O are handled promptly.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (options.signal?.aborted === true && step < this.totalSteps) {
         if (pending !== null) (await pending).dispose();
         await writeCheckpoint(step);

@@ -60,6 +60,8 @@ export interface VisionFitOptions {
   /** Test queries used for the retrieval metrics (default 2000). */
   maxQueries?: number;
   compare: VisionBaseline[];
+  /** Dims to train FF models for (default: every nesting dim); lets a run be split over processes. */
+  ffDims?: number[];
   /** Corrupted test sets to evaluate the MRL model on (`true`: noise, blur, contrast at severity 3). */
   robustness?: boolean | Corruption[];
   /** Save the MRL encoder to `<runDir>/model` (config.json + weights.safetensors). Default true. */
@@ -180,7 +182,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   const ffRows = new Map<number, DimRow>();
   let fullRun: ClassifierRun | undefined;
   if (options.compare.includes('ff')) {
-    for (const m of dims) {
+    for (const m of options.ffDims === undefined ? dims : dims.filter((x) => options.ffDims!.includes(x))) {
       const run = await trainClassifier({ encoder: encoderFor(m), train, dims: [m], head: 'separate', trainer: trainerFor(`ff-${m}`) });
       const [row] = scoreEmbeddings(run, await embedArrays(run.encoder, train), train, await embedArrays(run.encoder, test), test, [m], maxQueries);
       ffRows.set(m, row!);

@@ -1,112 +1,162 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { initBackend, MrlError, writeFileAtomically, type OptimizerConfig, type RunContext } from '@mrl/core';
-import { fitVision } from '@mrl/vision';
-import { defineCommand } from 'citty';
+import { join, resolve } from 'node:path';
+import {
+  createRandom,
+  initBackend,
+  MrlError,
+  resolveNesting,
+  writeFileAtomically,
+  type Encoder,
+  type OptimizerConfig,
+  type RunContext,
+  type TrainEvent,
+} from '@mrl/core';
+import { fitText, TEXT_TASKS, type TextTask } from '@mrl/text';
+import { fitVision, VISION_BASELINES, type VisionBaseline } from '@mrl/vision';
+import type * as tf from '@tensorflow/tfjs';
+import { defineMrlCommand } from '../command.js';
+import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, RUN_DIR_FLAG, TRAIN_FLAGS } from '../flags.js';
 import { createProgressReporter } from '../progress.js';
+import { buildRegistry, findEncoder } from '../registry.js';
+import { readRunConfig, type RunConfig } from '../run-folder.js';
+import { displayPath } from '../run-folder.js';
 
-const MODALITIES = ['vision', 'text', 'align'] as const;
+const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS };
 
-function parseNumber(value: string | undefined, flag: string, integer: boolean): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new MrlError('invalid-argument', `--${flag} must be ${integer ? 'an integer' : 'a number'}, got '${value}'.`);
-  }
-  return n;
+/** Image size of the vision data sets, for registrations whose config has these fields. */
+const VISION_INPUT = { height: 28, width: 28, channels: 1 };
+
+function inputOverrides(defaults: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if ('inputDim' in defaults) out.inputDim = VISION_INPUT.height * VISION_INPUT.width * VISION_INPUT.channels;
+  if ('inputChannels' in defaults) out.inputChannels = VISION_INPUT.channels;
+  if ('imageSize' in defaults) out.imageSize = VISION_INPUT.height;
+  return out;
 }
 
-function parseDims(value: string | undefined): number[] | undefined {
-  if (value === undefined) return undefined;
-  return value.split(',').map((s) => {
-    const n = Number(s.trim());
-    if (!Number.isInteger(n)) throw new MrlError('invalid-argument', `--dims must be integers separated by commas, got '${value}'.`);
-    return n;
-  });
-}
-
-export const fitCommand = defineCommand({
-  meta: {
-    name: 'fit',
-    description: 'Train a Matryoshka model and print its per-dim table.\n\nExample: mrl-cli fit --modality vision --model mlp --data fashion-mnist --compare ff',
+export const fitCommand = defineMrlCommand({
+  name: 'fit',
+  description: 'Train a Matryoshka model (and the baselines asked for), print its per-dim table and write a run folder: config.json, checkpoints/, metrics.json, model/.',
+  examples: [
+    'mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff',
+    'mrl-cli fit --model resnet-tiny --dim 32 --epochs 2 --run-dir runs/resnet',
+    'mrl-cli fit --run-dir runs/resnet --resume            # continue after Ctrl-C',
+    'mrl-cli fit --plugin ./examples/custom-encoder/my-encoder.js --model my-encoder',
+    'mrl-cli fit --config mrl.config.json --epochs 1       # flags override the file',
+  ],
+  flags: FLAGS,
+  // With --resume, the saved run's flags are the starting point.
+  async base(args) {
+    if (args.resume !== true || typeof args['run-dir'] !== 'string') return {};
+    return (await readRunConfig(resolve(args['run-dir'])))?.flags ?? {};
   },
-  args: {
-    modality: { type: 'enum', options: [...MODALITIES], default: 'vision', description: 'vision | text | align' },
-    model: { type: 'string', default: 'mlp', description: 'encoder name (see mrl-cli models)' },
-    data: { type: 'string', default: 'fashion-mnist', description: 'data set name' },
-    'data-dir': { type: 'string', description: 'folder with the data files' },
-    dim: { type: 'string', default: '64', description: 'embedding size d' },
-    dims: { type: 'string', description: 'nesting dims, e.g. 8,16,32,64 (default: powers of two up to d)' },
-    head: { type: 'enum', options: ['separate', 'shared'], default: 'separate', description: 'separate heads (MRL) or one sliced head (MRL-E)' },
-    epochs: { type: 'string', default: '10' },
-    'batch-size': { type: 'string', default: '128' },
-    optimizer: { type: 'enum', options: ['adamw', 'sgd'], default: 'adamw' },
-    lr: { type: 'string', default: '0.001' },
-    'weight-decay': { type: 'string' },
-    'warmup-steps': { type: 'string' },
-    'clip-norm': { type: 'string' },
-    'train-limit': { type: 'string', description: 'use only the first N training examples' },
-    compare: { type: 'string', description: 'baselines to train too, comma-separated: ff' },
-    seed: { type: 'string', default: '0' },
-    backend: { type: 'string', default: 'wasm', description: 'wasm | cpu | webgpu | tensorflow' },
-    'run-dir': { type: 'string', description: 'run folder (default runs/<modality>-<model>)' },
-    resume: { type: 'boolean', default: false, description: 'continue from the newest checkpoint in the run folder' },
-    'log-format': { type: 'enum', options: ['text', 'json'], default: 'text' },
-    debug: { type: 'boolean', default: false, description: 'print stack traces' },
-  },
-  async run({ args }) {
-    const backend = await initBackend(args.backend);
+  async run(options) {
+    const compare = (options.compare ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+    for (const c of compare) {
+      if (!(VISION_BASELINES as readonly string[]).includes(c)) {
+        throw new MrlError('invalid-argument', `--compare '${c}' is not a known baseline.`, `Known baselines: ${VISION_BASELINES.join(', ')} (comma-separated).`);
+      }
+    }
+    const registry = await buildRegistry(options.plugin);
+    const registration = findEncoder(registry, options.model, options.modality);
+    // Nesting dims are checked before the data loads: a dim larger than d fails here.
+    const embeddingDim = options.modality === 'text' ? registration.defaults.embeddingDim : options.dim;
+    const dims = [...resolveNesting({ embeddingDim, ...(options.dims === undefined ? {} : { dims: options.dims }) }).dims];
+    if (options.modality === 'align') {
+      throw new MrlError('unsupported', '--modality align is not wired into mrl-cli fit yet (@mrl/align exports no fit entry point in this build).', 'Use --modality vision or text.');
+    }
+    if (options.modality === 'text' && !(TEXT_TASKS as readonly string[]).includes(options.data)) {
+      throw new MrlError('invalid-argument', `--data '${options.data}' is not a text task.`, `With --modality text, use --data ${TEXT_TASKS.join(' | ')}.`);
+    }
+    const backend = await initBackend(options.backend);
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
-    const runDir = args['run-dir'] ?? join('runs', `${args.modality}-${args.model}`);
+    const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${options.model}`));
     await mkdir(runDir, { recursive: true });
+
+    const encoderConfig = { ...registration.defaults, ...inputOverrides(registration.defaults), architecture: registration.name };
+    const runConfig: RunConfig = {
+      flags: { ...options, 'run-dir': runDir, dims },
+      encoder: { name: registration.name, config: { ...encoderConfig, embeddingDim: options.dim } },
+      createdAt: new Date().toISOString(),
+      mrlCli: '0.1.0',
+    };
+    await writeFileAtomically(join(runDir, 'config.json'), `${JSON.stringify(runConfig, null, 2)}\n`);
+
+    // Ctrl-C: the trainer finishes its step, writes a checkpoint and reports 'stopped'; a second Ctrl-C quits at once.
     const controller = new AbortController();
-    const onSigint = (): void => controller.abort();
-    process.once('SIGINT', onSigint);
+    const onSigint = (): void => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write('\nstopping after this step (Ctrl-C again to quit without a checkpoint)...\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const draw = createProgressReporter(process.stderr, options['log-format']);
     const context: RunContext = {
       runDir,
-      seed: parseNumber(args.seed, 'seed', true)!,
-      resume: args.resume,
+      seed: options.seed,
+      resume: options.resume,
       signal: controller.signal,
-      onEvent: createProgressReporter(process.stderr, args['log-format'] as 'text' | 'json'),
-      log: (line) => process.stderr.write(`${line}\n`),
+      onEvent: (event: TrainEvent, label: string) => {
+        draw(event, label);
+        if (event.type === 'stopped') process.exit(130);
+      },
+      log: (line) => process.stderr.write(options['log-format'] === 'json' ? `${JSON.stringify({ type: 'log', message: line })}\n` : `${line}\n`),
     };
-    const lr = parseNumber(args.lr, 'lr', false)!;
-    const weightDecay = parseNumber(args['weight-decay'], 'weight-decay', false);
     const optimizer: OptimizerConfig =
-      args.optimizer === 'sgd'
-        ? { type: 'sgd', lr, momentum: 0.9, ...(weightDecay === undefined ? {} : { weightDecay }) }
-        : { type: 'adamw', lr, ...(weightDecay === undefined ? {} : { weightDecay }) };
-    await writeFileAtomically(join(runDir, 'config.json'), `${JSON.stringify(args, null, 2)}\n`);
-    if (args.modality !== 'vision') {
-      throw new MrlError('unsupported', `--modality ${args.modality} is not wired into this build yet.`, 'Use --modality vision.');
+      options.optimizer === 'sgd'
+        ? { type: 'sgd', lr: options.lr, momentum: 0.9, ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }) }
+        : { type: 'adamw', lr: options.lr, ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }) };
+    if (options.modality === 'text') {
+      const report = await fitText(
+        {
+          task: options.data as TextTask,
+          model: options.model,
+          epochs: options.epochs,
+          batchSize: options['batch-size'],
+          lr: options.lr,
+          // The BERT config fixes d; --dims picks the nesting dims within it.
+          ...(options.dims === undefined ? {} : { dims: options.dims }),
+          checkpointEvery: options['checkpoint-every'],
+          ...(options['warmup-steps'] === undefined ? {} : { warmupSteps: options['warmup-steps'] }),
+          ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
+          ...(options['train-limit'] === undefined ? {} : { maxExamples: options['train-limit'] }),
+          ...(options['test-limit'] === undefined ? {} : { evalExamples: options['test-limit'] }),
+          ...(options.backend === 'wasm' || options.backend === 'cpu' ? { backend: options.backend } : {}),
+        },
+        context,
+      );
+      process.off('SIGINT', onSigint);
+      process.stdout.write(`\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`);
+      return;
     }
-    const dims = parseDims(args.dims);
-    const warmupSteps = parseNumber(args['warmup-steps'], 'warmup-steps', true);
-    const clipNorm = parseNumber(args['clip-norm'], 'clip-norm', false);
-    const trainLimit = parseNumber(args['train-limit'], 'train-limit', true);
-    const compare = (args.compare ?? '').split(',').filter((s) => s !== '');
-    for (const c of compare) {
-      if (c !== 'ff') throw new MrlError('invalid-argument', `--compare '${c}' is not a known baseline.`, 'Use --compare ff.');
-    }
+    const createEncoder = (embeddingDim: number): Encoder<tf.Tensor> =>
+      registration.create({ ...encoderConfig, embeddingDim }, createRandom(options.seed, 4)) as Encoder<tf.Tensor>;
     const report = await fitVision(
       {
-        model: args.model,
-        data: args.data,
-        ...(args['data-dir'] === undefined ? {} : { dataDir: args['data-dir'] }),
-        embeddingDim: parseNumber(args.dim, 'dim', true)!,
-        ...(dims === undefined ? {} : { dims }),
-        head: args.head as 'separate' | 'shared',
-        epochs: parseNumber(args.epochs, 'epochs', false)!,
-        batchSize: parseNumber(args['batch-size'], 'batch-size', true)!,
+        model: options.model,
+        data: options.data,
+        ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
+        embeddingDim: options.dim,
+        dims,
+        head: options.head,
+        epochs: options.epochs,
+        batchSize: options['batch-size'],
         optimizer,
-        ...(warmupSteps === undefined ? {} : { warmupSteps }),
-        ...(clipNorm === undefined ? {} : { clipNorm }),
-        ...(trainLimit === undefined ? {} : { trainLimit }),
-        compare: compare as 'ff'[],
+        ...(options['warmup-steps'] === undefined ? {} : { warmupSteps: options['warmup-steps'] }),
+        ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
+        ...(options['train-limit'] === undefined ? {} : { trainLimit: options['train-limit'] }),
+        ...(options['test-limit'] === undefined ? {} : { testLimit: options['test-limit'] }),
+        checkpointEvery: options['checkpoint-every'],
+        compare: compare as VisionBaseline[],
+        createEncoder,
       },
       context,
     );
     process.off('SIGINT', onSigint);
-    process.stdout.write(`\n${report.title}\n${report.table}\n\nmetrics: ${join(runDir, 'metrics.json')}\n`);
+    if (options['log-format'] === 'json') {
+      process.stdout.write(`${JSON.stringify({ type: 'result', title: report.title, runDir, metrics: join(runDir, 'metrics.json'), model: join(runDir, 'model') })}\n`);
+    } else {
+      process.stdout.write(`\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`);
+    }
   },
 });

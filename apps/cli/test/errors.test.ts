@@ -80,13 +80,14 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
     );
   });
 
-  it('align is not wired into fit yet; text needs a text task', async () => {
-    const line = expectOneParagraphError(await cli(['fit', '--modality', 'align', '--model', 'mlp']));
-    expect(line).toContain("model 'mlp' is a vision encoder, not align");
-    const align = expectOneParagraphError(await cli(['fit', '--modality', 'align', '--model', 'mlp']));
-    expect(align).toContain("model 'mlp' is a vision encoder, not align");
+  it('a model of another modality; text needs a text task; align data folder missing', async () => {
+    const align = expectOneParagraphError(await cli(['fit', '--modality', 'align', '--model', 'resnet-tiny']));
+    expect(align).toContain("model 'resnet-tiny' is a vision encoder, not align");
     const text = expectOneParagraphError(await cli(['fit', '--modality', 'text', '--model', 'bert-tiny', '--dim', '128']));
     expect(text).toBe("error: --data 'fashion-mnist' is not a text task. With --modality text, use --data " + 'mlm | classify | retrieve.');
+    const missing = join(dir, 'no-openclipart');
+    const clipart = expectOneParagraphError(await cli(['fit', '--modality', 'align', '--data-dir', missing, '--run-dir', join(dir, 'run-align')]));
+    expect(clipart).toContain(missing);
   });
 
   it('a missing run folder for eval and embed', async () => {

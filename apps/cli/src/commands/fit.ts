@@ -9,8 +9,10 @@ import {
   type Encoder,
   type OptimizerConfig,
   type RunContext,
+  type RunReport,
   type TrainEvent,
 } from '@mrl/core';
+import { fitAlign } from '@mrl/align';
 import { fitText, TEXT_TASKS, type TextTask } from '@mrl/text';
 import { fitVision, VISION_BASELINES, type VisionBaseline } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
@@ -40,6 +42,8 @@ export const fitCommand = defineMrlCommand({
   examples: [
     'mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff',
     'mrl-cli fit --model resnet-tiny --dim 32 --epochs 2 --run-dir runs/resnet',
+    'mrl-cli fit --modality text --model bert-tiny --data classify --epochs 1',
+    'mrl-cli fit --modality align            # align-tiny on openclipart (apt-get install openclipart-svg)',
     'mrl-cli fit --run-dir runs/resnet --resume            # continue after Ctrl-C',
     'mrl-cli fit --plugin ./examples/custom-encoder/my-encoder.js --model my-encoder',
     'mrl-cli fit --config mrl.config.json --epochs 1       # flags override the file',
@@ -57,20 +61,21 @@ export const fitCommand = defineMrlCommand({
         throw new MrlError('invalid-argument', `--compare '${c}' is not a known baseline.`, `Known baselines: ${VISION_BASELINES.join(', ')} (comma-separated).`);
       }
     }
+    // --model and --data default to the vision demo; align has its own defaults.
+    const alignDefaults = options.modality === 'align';
+    const modelName = alignDefaults && options.model === 'mlp' ? 'align-tiny' : options.model;
+    const dataName = alignDefaults && options.data === 'fashion-mnist' ? 'openclipart' : options.data;
     const registry = await buildRegistry(options.plugin);
-    const registration = findEncoder(registry, options.model, options.modality);
+    const registration = findEncoder(registry, modelName, options.modality);
     // Nesting dims are checked before the data loads: a dim larger than d fails here.
     const embeddingDim = options.modality === 'text' ? registration.defaults.embeddingDim : options.dim;
     const dims = [...resolveNesting({ embeddingDim, ...(options.dims === undefined ? {} : { dims: options.dims }) }).dims];
-    if (options.modality === 'align') {
-      throw new MrlError('unsupported', '--modality align is not wired into mrl-cli fit yet (@mrl/align exports no fit entry point in this build).', 'Use --modality vision or text.');
-    }
     if (options.modality === 'text' && !(TEXT_TASKS as readonly string[]).includes(options.data)) {
       throw new MrlError('invalid-argument', `--data '${options.data}' is not a text task.`, `With --modality text, use --data ${TEXT_TASKS.join(' | ')}.`);
     }
     const backend = await initBackend(options.backend);
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
-    const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${options.model}`));
+    const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${modelName}`));
     await mkdir(runDir, { recursive: true });
 
     const encoderConfig = { ...registration.defaults, ...inputOverrides(registration.defaults), architecture: registration.name };
@@ -106,6 +111,37 @@ export const fitCommand = defineMrlCommand({
       options.optimizer === 'sgd'
         ? { type: 'sgd', lr: options.lr, momentum: 0.9, ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }) }
         : { type: 'adamw', lr: options.lr, ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }) };
+    const printReport = (report: RunReport): void => {
+      process.off('SIGINT', onSigint);
+      if (options['log-format'] === 'json') {
+        process.stdout.write(`${JSON.stringify({ type: 'result', title: report.title, runDir, metrics: join(runDir, 'metrics.json'), model: join(runDir, 'model') })}\n`);
+      } else {
+        process.stdout.write(`\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`);
+      }
+    };
+    if (options.modality === 'align') {
+      const report = await fitAlign(
+        {
+          model: modelName,
+          data: dataName,
+          ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
+          embeddingDim: options.dim,
+          dims,
+          epochs: options.epochs,
+          batchSize: options['batch-size'],
+          lr: options.lr,
+          ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }),
+          ...(options['warmup-steps'] === undefined ? {} : { warmupSteps: options['warmup-steps'] }),
+          ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
+          ...(options['train-limit'] === undefined ? {} : { limit: options['train-limit'] }),
+          checkpointEvery: options['checkpoint-every'],
+          ...(options.backend === 'wasm' || options.backend === 'cpu' ? { backend: options.backend } : {}),
+        },
+        context,
+      );
+      printReport(report);
+      return;
+    }
     if (options.modality === 'text') {
       const report = await fitText(
         {
@@ -125,8 +161,7 @@ export const fitCommand = defineMrlCommand({
         },
         context,
       );
-      process.off('SIGINT', onSigint);
-      process.stdout.write(`\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`);
+      printReport(report);
       return;
     }
     const createEncoder = (embeddingDim: number): Encoder<tf.Tensor> =>
@@ -152,11 +187,6 @@ export const fitCommand = defineMrlCommand({
       },
       context,
     );
-    process.off('SIGINT', onSigint);
-    if (options['log-format'] === 'json') {
-      process.stdout.write(`${JSON.stringify({ type: 'result', title: report.title, runDir, metrics: join(runDir, 'metrics.json'), model: join(runDir, 'model') })}\n`);
-    } else {
-      process.stdout.write(`\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`);
-    }
+    printReport(report);
   },
 });

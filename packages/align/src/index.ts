@@ -1,0 +1,36 @@
+export {
+  ClipContrastiveObjective,
+  contrastiveLabels,
+  contrastiveLogits,
+  INIT_LOGIT_SCALE,
+  MAX_LOGIT_SCALE,
+  symmetricCrossEntropy,
+  type AlignTarget,
+} from './loss.js';
+export { AlignModel, DualEncoder, Projection, type AlignBatch, type AlignInput, type DualEncoderConfig } from './model.js';
+export {
+  ALIGN_MODELS,
+  alignContainer,
+  alignModelOptions,
+  alignModule,
+  createDualEncoder,
+  findRegistration,
+  type AlignModelEntry,
+  type DualEncoderOptions,
+} from './di.js';
+export {
+  decodePairs,
+  dropFailed,
+  OPENCLIPART_DEFAULT_DIR,
+  pathHash,
+  rasterise,
+  readOpenclipart,
+  readPairsJsonl,
+  readSidecarFolder,
+  splitPairs,
+  svgCaption,
+  type PairRecord,
+  type PixelSet,
+} from './data.js';
+export { normalisedPrefix, pairedRecall, zeroShotAccuracy, type Embeddings, type RecallRow } from './evaluate.js';
+export { evaluateAlign, fitAlign, imageTensor, tokenTensor, type AlignEvaluation, type AlignFitOptions } from './fit.js';

@@ -31,6 +31,10 @@ describe('BatchMatMul on wasm', () => {
     { name: '2-D 64x33x17', batchA: [], batchB: [], m: 64, k: 33, n: 17 },
     { name: 'batched 3x9x4x6', batchA: [3], batchB: [3], m: 9, k: 4, n: 6 },
     { name: 'broadcast batch 1 vs 2x3', batchA: [1, 1], batchB: [2, 3], m: 5, k: 8, n: 2 },
+    // Per-entry GEMM path (batch > 1 on both sides), attention-like [B, H, T, dh] shapes.
+    { name: 'attention-like 2x3x17x8 by 2x3x8x17', batchA: [2, 3], batchB: [2, 3], m: 17, k: 8, n: 17 },
+    // Shared-b path: a [batch*M, K] view, one GEMM.
+    { name: 'shared b, batch 4 vs 1', batchA: [4], batchB: [1], m: 6, k: 9, n: 5 },
   ];
   for (const s of shapes) {
     for (const [tA, tB] of FLAGS) {

@@ -47,6 +47,11 @@ const CASES: Case[] = [
   { name: 'numeric pad 1, stride 2, ceil', x: [2, 7, 7, 2], filter: [3, 3, 2, 3], strides: 2, pad: 1, dimRoundingMode: 'ceil' },
   { name: 'NCHW stride 2 same', x: [2, 3, 8, 7], filter: [3, 3, 3, 4], strides: 2, pad: 'same', dataFormat: 'NCHW' },
   { name: 'ResNet-ish 16 -> 16 channels', x: [4, 16, 16, 16], filter: [3, 3, 16, 16], strides: 1, pad: 'same' },
+  // im2col in chunks of output rows (K = 4608 -> 16 rows a chunk): two chunks summed.
+  { name: 'im2col in 2 chunks, 512 channels', x: [3, 8, 8, 512], filter: [3, 3, 512, 4], strides: 1, pad: 'same' },
+  // K = 2700 -> 21 rows a chunk of 30, stride 2 with padding after only: a partial last chunk.
+  { name: 'im2col in uneven chunks, stride 2', x: [5, 12, 12, 300], filter: [3, 3, 300, 3], strides: 2, pad: 'same' },
+  { name: 'im2col, 4x4 stride 4 valid (ViT patch embedding)', x: [2, 16, 16, 3], filter: [4, 4, 3, 8], strides: 4, pad: 'valid' },
 ];
 
 function dyShape(c: Case, dilations: number | [number, number] = 1): Shape4 {

@@ -22,6 +22,7 @@ describe('registerWasmTrainingKernels', () => {
         'Conv2DBackpropInput',
         'DepthwiseConv2dNativeBackpropFilter',
         'DepthwiseConv2dNativeBackpropInput',
+        'Identity',
         'Tile',
         'UnsortedSegmentSum',
         '_FusedMatMul',

@@ -1,5 +1,12 @@
 // Why: tfjs-backend-wasm 4.22 registers no Conv2DBackpropFilter, so no conv net can train on
-// wasm. The filter gradient is itself a forward convolution, which XNNPACK runs fast:
+// wasm. NHWC (what our models use) goes through im2col and one GEMM per chunk of images:
+//   dW^T [Cout, fh*fw*C] = dY^T [Cout, P] @ Xcol [P, fh*fw*C],  P = N*Ho*Wo,
+// where row p of Xcol holds the fh*fw input patches (C-runs copied from X, zeros in the
+// padding) under output pixel p. The GEMM does exactly the forward convolution's multiply-adds;
+// the copies are linear in Xcol. This replaced a forward convolution of X with dY as a filter
+// (below, kept for NCHW), which ran 2-3x the forward conv: XNNPACK gets a 32x32-tap filter
+// with N input channels, and X and dY both had to be transposed first.
+// The forward-convolution form:
 //   dW[i, j, c, o] = sum_{n, y, x} X[n, y*s + i*d - pad, x*s + j*d - pad, c] * dY[n, y, x, o]
 // is Conv2D(input X' = X as [C, H, W, N], filter dY' = dY as [Ho, Wo, N, Cout]) with the
 // forward stride s as the dilation and the forward dilation d as the stride; its output
@@ -68,6 +75,7 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
       if (pointwiseFits) {
         return pointwise(backend, x, dy, info.outHeight, info.outWidth, sh, sw, owned);
       }
+      if (channelsLast) return im2colGemm(backend, x, dy, info, owned);
       const n = info.batchSize;
       const hw = info.inHeight * info.inWidth;
       const xT = channelsLast
@@ -103,6 +111,49 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
       for (const t of owned) backend.disposeData(t.dataId);
     }
   };
+  /**
+   * dW for NHWC by im2col + GEMM over chunks of output rows, dW [K, Cout] = sum over chunks of
+   * XcolT [K, Pc] @ dY [Pc, Cout]. Two measured facts shape it: XNNPACK repacks the right
+   * operand of every product (new weights each call), so that is dY, 9x smaller than Xcol for
+   * a 3x3 filter; and its GEMM does not block the reduction axis, so all of P at once (16k
+   * pixels at batch 16) streams both operands from memory once per output tile, while chunks of
+   * ~COL_CHUNK floats stay in cache.
+   */
+  function im2colGemm(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo, owned: TensorInfo[]): TensorInfo {
+    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: cOut } = info;
+    const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+    const geometry: Im2colGeometry = { h, w, c, ho, wo, fh, fw, sh, sw, dh, dw, top: info.padInfo.top, left: info.padInfo.left };
+    const k = fh * fw * c;
+    const rows = n * ho; // output rows (image, oy), wo pixels each
+    const rowsPerChunk = Math.max(1, Math.min(rows, Math.round(Math.max(MIN_CHUNK_PIXELS, COL_CHUNK / k) / wo)));
+    const single = rowsPerChunk >= rows;
+    const out = single ? null : backend.makeOutput([fh, fw, c, cOut], 'float32');
+    const mark = owned.length;
+    for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+      const r1 = Math.min(rows, r0 + rowsPerChunk);
+      const p = (r1 - r0) * wo;
+      const colT = own(backend.makeOutput([1, k, p], 'float32'));
+      const dyChunk = single ? view(dy, [1, p, cOut]) : own(backend.makeOutput([1, p, cOut], 'float32'));
+      // Views only after the allocations: a heap growth detaches earlier ones.
+      if (!single) backend.typedArrayFromHeap(dyChunk).set(backend.typedArrayFromHeap(dy).subarray(r0 * wo * cOut, r1 * wo * cOut));
+      fillIm2colTransposed(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(colT), r0, r1, geometry);
+      const r = callKernel(batchMatMul, { a: colT, b: dyChunk }, backend, { transposeA: false, transposeB: false }); // [1, K, Cout]
+      if (single) return view(r, [fh, fw, c, cOut]);
+      own(r);
+      const part = backend.typedArrayFromHeap(r);
+      const acc = backend.typedArrayFromHeap(out!);
+      if (r0 === 0) acc.set(part);
+      else for (let i = 0; i < acc.length; i++) acc[i]! += part[i]!;
+      for (const t of owned.splice(mark)) backend.disposeData(t.dataId);
+    }
+    return out!;
+
+    function own(t: TensorInfo): TensorInfo {
+      owned.push(t);
+      return t;
+    }
+  }
+
   /**
    * 1x1 filters (ResNet shortcuts, pointwise convs): dW[c, o] = sum_p Xs[p, c] dY[p, o] with Xs
    * the strided pixels of X, i.e. one matmul Xs^T dY, no convolution and no full transpose of X.
@@ -146,4 +197,70 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
   }
 
   return { kernelName: tf.Conv2DBackpropFilter, backendName: WASM, kernelFunc: markOurs(kernelFunc) };
+}
+
+/** Target floats of one Xcol chunk (1 MiB): a chunk and the GEMM's panels stay in L2. */
+const COL_CHUNK = 2 ** 18;
+/** Fewest pixels per chunk: shorter reductions lose more to per-product overhead than they gain. */
+const MIN_CHUNK_PIXELS = 128;
+
+type Heap = Float32Array | Int32Array | Uint8Array;
+
+/** The NHWC convolution geometry im2col needs. */
+export interface Im2colGeometry {
+  h: number;
+  w: number;
+  c: number;
+  ho: number;
+  wo: number;
+  fh: number;
+  fw: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  top: number;
+  left: number;
+}
+
+/**
+ * XcolT [K, P] for output rows [r0, r1) (row = image * Ho + oy) of X (NHWC), K = fh*fw*C in the
+ * filter's (i, j, c) order: entry ((i, j, c), pixel (image, oy, ox)) is X at
+ * (oy*sh + i*dh - top, ox*sw + j*dw - left, c), zero outside X. Each (tap, output row) reads one
+ * input row (in L1) and writes runs of Wo along the pixel axis.
+ */
+export function fillIm2colTransposed(xs: Heap, colT: Heap, r0: number, r1: number, g: Im2colGeometry): void {
+  const { h, w, c, ho, wo, fh, fw, sh, sw, dh, dw, top, left } = g;
+  const p = (r1 - r0) * wo;
+  // Valid output columns [oxLo, oxHi) of each filter column j (outside: zero padding).
+  const oxLo: number[] = [];
+  const oxHi: number[] = [];
+  for (let j = 0; j < fw; j++) {
+    const off = j * dw - left;
+    oxLo.push(Math.min(wo, Math.max(0, Math.ceil(-off / sw))));
+    oxHi.push(Math.max(0, Math.min(wo, Math.floor((w - 1 - off) / sw) + 1)));
+  }
+  for (let row = r0; row < r1; row++) {
+    const b = Math.floor(row / ho);
+    const oy = row - b * ho;
+    const pBase = (row - r0) * wo;
+    for (let i = 0; i < fh; i++) {
+      const y = oy * sh + i * dh - top;
+      const inside = y >= 0 && y < h;
+      const rowBase = (b * h + y) * w;
+      for (let j = 0; j < fw; j++) {
+        const lo = inside ? oxLo[j]! : 0;
+        const hi = inside ? Math.max(lo, oxHi[j]!) : 0;
+        const off = j * dw - left;
+        for (let ci = 0; ci < c; ci++) {
+          const to = ((i * fw + j) * c + ci) * p + pBase;
+          if (lo > 0) colT.fill(0, to, to + lo);
+          if (hi < wo) colT.fill(0, to + Math.max(lo, hi), to + wo);
+          let from = (rowBase + lo * sw + off) * c + ci;
+          const step = sw * c;
+          for (let ox = lo; ox < hi; ox++, from += step) colT[to + ox] = xs[from]!;
+        }
+      }
+    }
+  }
 }

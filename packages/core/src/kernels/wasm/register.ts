@@ -10,6 +10,7 @@ import { createConv2DBackpropInputKernel } from './conv2d_backprop_input.js';
 import { createDepthwiseConv2dBackpropFilterKernel } from './depthwise_conv2d_backprop_filter.js';
 import { createDepthwiseConv2dBackpropInputKernel } from './depthwise_conv2d_backprop_input.js';
 import { createFusedMatMulKernel } from './fused_mat_mul.js';
+import { createIdentityKernel } from './identity.js';
 import { createTileKernel } from './tile.js';
 import { createUnsortedSegmentSumKernel } from './unsorted_segment_sum.js';
 import { isOurs, WASM, wasmKernel } from './util.js';
@@ -25,6 +26,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.Tile, createTileKernel],
   [tf.DepthwiseConv2dNativeBackpropFilter, createDepthwiseConv2dBackpropFilterKernel],
   [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
+  [tf.Identity, createIdentityKernel],
 ];
 
 /** The wasm kernels that {@link registerWasmTrainingKernels} adds or replaces. */
@@ -33,7 +35,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
 /**
  * Registers our wasm kernels for training: fast transposed `BatchMatMul`/`_FusedMatMul`,
  * `Conv2DBackpropFilter`, `UnsortedSegmentSum` and the two depthwise-conv backprops (missing in
- * tfjs-backend-wasm 4.22), and fast `Conv2DBackpropInput` and `Tile`. The replaced kernels keep
+ * tfjs-backend-wasm 4.22), and fast `Conv2DBackpropInput`, `Tile` and (copy-free) `Identity`. The replaced kernels keep
  * the shipped ones as building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours is left alone. Call it once the wasm backend is

@@ -33,8 +33,9 @@ export async function listCheckpoints(dir: string): Promise<CheckpointInfo[]> {
     .sort((a, b) => a.step - b.step);
 }
 
-function toArray(t: tf.Tensor): Omit<NamedArray, 'dtype'> {
-  const data = t.dtype === 'int32' ? new Int32Array(t.dataSync()) : new Float32Array(t.dataSync());
+async function toArray(t: tf.Tensor): Promise<Omit<NamedArray, 'dtype'>> {
+  const values = await t.data();
+  const data = t.dtype === 'int32' ? new Int32Array(values) : new Float32Array(values);
   return { shape: [...t.shape], data };
 }
 
@@ -51,10 +52,10 @@ export async function saveCheckpoint(options: {
   keep?: number;
 }): Promise<string> {
   const tensors = new Map<string, Omit<NamedArray, 'dtype'>>();
-  for (const [name, v] of options.variables) tensors.set(`param/${name}`, toArray(v));
+  for (const [name, v] of options.variables) tensors.set(`param/${name}`, await toArray(v));
   if (options.optimizer !== undefined) {
     const state = options.optimizer.getState();
-    for (const [name, t] of state) tensors.set(`optim/${name}`, toArray(t));
+    for (const [name, t] of state) tensors.set(`optim/${name}`, await toArray(t));
     tf.dispose([...state.values()].filter((t) => !(t instanceof tf.Variable)));
   }
   const path = checkpointPath(options.dir, options.step);

@@ -188,8 +188,9 @@ export class Trainer<Batch extends DisposableBatch> {
         partsTensor = tf.keep(tf.stack(Object.values(parts)));
         return total;
       }, varList);
-      const loss = value.dataSync()[0]!;
-      const partValues = partsTensor === null ? new Float32Array(0) : (partsTensor as tf.Tensor).dataSync();
+      // Asynchronous reads: GPU backends in Node have no synchronous read-back.
+      const loss = (await value.data())[0]!;
+      const partValues = partsTensor === null ? new Float32Array(0) : await (partsTensor as tf.Tensor).data();
       value.dispose();
       (partsTensor as tf.Tensor | null)?.dispose();
       batch.dispose();
@@ -210,7 +211,7 @@ export class Trainer<Batch extends DisposableBatch> {
       });
       let gradNorm: number | undefined;
       if (options.clipNorm !== undefined) {
-        const clipped = clipByGlobalNorm(gradMap, options.clipNorm);
+        const clipped = await clipByGlobalNorm(gradMap, options.clipNorm);
         gradNorm = clipped.norm;
         tf.dispose(grads);
         this.optimizer.apply(variables, clipped.grads, lr);

@@ -341,12 +341,12 @@ describe('clipByGlobalNorm', () => {
   const globalNorm = (grads: Map<string, tf.Tensor>): number =>
     Math.sqrt([...grads.values()].reduce((s, g) => s + [...g.dataSync()].reduce((a, x) => a + x * x, 0), 0));
 
-  it('scales gradients above maxNorm down to a global norm of maxNorm, keeping their direction', () => {
+  it('scales gradients above maxNorm down to a global norm of maxNorm, keeping their direction', async () => {
     const grads = new Map<string, tf.Tensor>([
       ['a', tf.tensor1d([3, 4])],
       ['b', tf.tensor2d([[12, 0]])],
     ]); // global norm 13
-    const { grads: clipped, norm } = clipByGlobalNorm(grads, 2);
+    const { grads: clipped, norm } = await clipByGlobalNorm(grads, 2);
     expect(norm).toBeCloseTo(13, 5);
     expect(globalNorm(clipped)).toBeCloseTo(2, 5);
     const ratio = 2 / 13;
@@ -357,12 +357,12 @@ describe('clipByGlobalNorm', () => {
     tf.dispose([...grads.values(), ...clipped.values()]);
   });
 
-  it('leaves gradients below maxNorm unchanged', () => {
+  it('leaves gradients below maxNorm unchanged', async () => {
     const grads = new Map<string, tf.Tensor>([
       ['a', tf.tensor1d([0.3, -0.4])],
       ['b', tf.tensor1d([1.2])],
     ]); // global norm 1.3
-    const { grads: clipped, norm } = clipByGlobalNorm(grads, 5);
+    const { grads: clipped, norm } = await clipByGlobalNorm(grads, 5);
     expect(norm).toBeCloseTo(1.3, 5);
     expect([...clipped.get('a')!.dataSync()]).toEqual([...grads.get('a')!.dataSync()]);
     expect([...clipped.get('b')!.dataSync()]).toEqual([...grads.get('b')!.dataSync()]);

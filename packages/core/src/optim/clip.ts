@@ -3,11 +3,12 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * Scales all gradients together so their global L2 norm is at most `maxNorm` (PyTorch
  * `clip_grad_norm_`). Returns the new gradients and the norm before clipping; the caller owns
- * the returned tensors and the inputs are left as they were.
+ * the returned tensors and the inputs are left as they were. The norm is read asynchronously:
+ * GPU backends in Node cannot read synchronously.
  */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: number } {
+export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<{ grads: Map<string, tf.Tensor>; norm: number }> {
   const normTensor = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
-  const norm = normTensor.dataSync()[0]!;
+  const norm = (await normTensor.data())[0]!;
   normTensor.dispose();
   const scale = norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
   const out = new Map<string, tf.Tensor>();

@@ -101,10 +101,11 @@ export type SharedHeadForm = 'fused' | 'running-sum' | 'sliced';
  *
  * In the 'running-sum' form the logits of consecutive prefixes are built from chunk products
  * `z[:, m_{j-1}:m_j] @ W[m_{j-1}:m_j]` and a running sum, so all prefixes together cost one
- * full-size product. The 'fused' form (the default) does the same with a hand-written gradient
- * and stacked logits, so the backward pass is also one full-size product and the loss of all
- * prefixes is one batched softmax. The 'sliced' form multiplies each prefix separately (about 2x
- * the work); it is kept as the readable reference and for benchmarks.
+ * full-size product; it is the default, the fastest form measured on the wasm backend
+ * (`bench/heads.mjs`). The 'fused' form does the same with a hand-written gradient that is again
+ * one full-size product; on wasm its extra slices and concatenations cost more than the
+ * zero-padded gradients autodiff builds, so it is an option, not the default. The 'sliced' form
+ * multiplies each prefix separately (about 2x the work): the readable reference.
  */
 export class SharedHead implements PrefixHead {
   readonly weight: tf.Variable;
@@ -114,7 +115,7 @@ export class SharedHead implements PrefixHead {
     readonly embeddingDim: number,
     readonly numClasses: number,
     random: Random,
-    readonly form: SharedHeadForm = 'fused',
+    readonly form: SharedHeadForm = 'running-sum',
   ) {
     checkHeadArgs(embeddingDim, numClasses);
     const scope = uniqueName('shared_head');

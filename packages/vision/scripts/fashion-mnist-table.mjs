@@ -1,33 +1,53 @@
 // Reproduces the Fashion-MNIST table in ../README.md (MRL vs FF, SVD and random feature
 // selection, plus robustness). Build first: pnpm exec tsc -b packages/core packages/vision
-// Usage: node packages/vision/scripts/fashion-mnist-table.mjs [model] [d] [trainLimit] [epochs] [runDir]
+// Usage: node packages/vision/scripts/fashion-mnist-table.mjs [--model resnet-tiny] [--dim 128]
+//   [--train-limit 12000] [--epochs 2] [--lr 0.008] [--run-dir runs/vision-table]
+//   [--compare ff,svd,rand] [--ff-dims 8,16] [--robustness gaussian-noise:3,...|none] [--resume]
+// Every model checkpoints at its end, so a run can be split over processes (same --run-dir,
+// different --ff-dims) and then finished with --resume, which only evaluates.
+import { parseArgs } from 'node:util';
 import { initBackend } from '@mrl/core';
-import { fitVision } from '@mrl/vision';
+import { DEFAULT_CORRUPTIONS, fitVision, parseCorruptions } from '@mrl/vision';
 
-const [model = 'resnet-tiny', d = '128', trainLimit = '15000', epochs = '2', runDir = 'runs/vision-table'] = process.argv.slice(2);
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'resnet-tiny' },
+    dim: { type: 'string', default: '128' },
+    'train-limit': { type: 'string', default: '12000' },
+    epochs: { type: 'string', default: '2' },
+    lr: { type: 'string', default: '0.008' },
+    'run-dir': { type: 'string', default: 'runs/vision-table' },
+    compare: { type: 'string', default: 'ff,svd,rand' },
+    'ff-dims': { type: 'string' },
+    robustness: { type: 'string' },
+    resume: { type: 'boolean', default: false },
+  },
+});
 const backend = await initBackend('wasm');
 console.error(`backend: ${backend.name}`);
 const started = Date.now();
 const report = await fitVision(
   {
-    model,
+    model: a.model,
     data: 'fashion-mnist',
-    embeddingDim: Number(d),
+    embeddingDim: Number(a.dim),
     head: 'separate',
-    epochs: Number(epochs),
+    epochs: Number(a.epochs),
     batchSize: 128,
-    optimizer: { type: 'adamw', lr: 0.002, weightDecay: 0.0001 },
+    optimizer: { type: 'adamw', lr: Number(a.lr), weightDecay: 0.0001 },
     warmupSteps: 20,
-    trainLimit: Number(trainLimit),
-    compare: ['ff', 'svd', 'rand'],
-    robustness: true,
+    trainLimit: Number(a['train-limit']),
+    compare: a.compare.split(',').filter((s) => s !== ''),
+    ...(a['ff-dims'] === undefined ? {} : { ffDims: a['ff-dims'].split(',').map(Number) }),
+    robustness: a.robustness === 'none' ? false : a.robustness === undefined ? DEFAULT_CORRUPTIONS : parseCorruptions(a.robustness),
   },
   {
-    runDir,
+    runDir: a['run-dir'],
     seed: 0,
-    resume: false,
+    resume: a.resume,
     log: (line) => console.error(line),
     onEvent: (event, label) => {
+      if (event.type === 'start' && event.resumedFrom !== undefined) console.error(`${label}: resumed from ${event.resumedFrom}`);
       if (event.type === 'step' && (event.step % 50 === 0 || event.step === event.totalSteps)) {
         console.error(`${label} step ${event.step}/${event.totalSteps} loss ${event.loss.toFixed(4)} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
       }

@@ -17,3 +17,21 @@ export { fitVision, VISION_BASELINES, type VisionBaseline, type VisionFitOptions
 export { corruptImages, CORRUPTION_NAMES, DEFAULT_CORRUPTIONS, parseCorruptions, type Corruption, type CorruptionName } from './eval/corruptions.js';
 export { fitPca, projectPca, symmetricEigen, type Pca } from './eval/pca.js';
 export { loadVisionModel, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, saveVisionModel } from './save.js';
+export {
+  centreCropBox,
+  decodeImage,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  randomResizedCropBox,
+  type CropBox,
+  type ImageTransform,
+} from './data/decode.js';
+export {
+  decodeImages,
+  IMAGE_EXTENSIONS,
+  ImageFolderBatches,
+  loadImageFolderArrays,
+  openImageFolder,
+  type ImageFolder,
+  type ImageFolderOptions,
+} from './data/image-folder.js';

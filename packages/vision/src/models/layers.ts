@@ -15,6 +15,16 @@ export function disposeModule(module: Module): void {
   for (const variable of module.variables().values()) variable.dispose();
 }
 
+/**
+ * A variable from an initial value, without keeping that value alive: `tf.variable(t)` shares
+ * `t`'s data and leaves `t` itself to be disposed.
+ */
+export function makeVariable(initial: tf.Tensor, trainable = true): tf.Variable {
+  const variable = tf.variable(initial, trainable);
+  initial.dispose();
+  return variable;
+}
+
 function positiveInteger(value: number, what: string): void {
   if (!Number.isInteger(value) || value < 1) throw new MrlError('invalid-config', `${what} must be a positive integer, got ${value}.`);
 }
@@ -33,8 +43,8 @@ export class Linear implements Module {
     positiveInteger(inputs, 'linear input width');
     positiveInteger(outputs, 'linear output width');
     const std = init === 'he' ? Math.sqrt(2 / inputs) : init === 'xavier' ? Math.sqrt(2 / (inputs + outputs)) : 0.02;
-    this.w = tf.variable(tf.truncatedNormal([inputs, outputs], 0, std, 'float32', nextSeed(random)), true);
-    this.b = tf.variable(tf.zeros([outputs]), true);
+    this.w = makeVariable(tf.truncatedNormal([inputs, outputs], 0, std, 'float32', nextSeed(random)), true);
+    this.b = makeVariable(tf.zeros([outputs]), true);
   }
 
   /** [..., inputs] -> [..., outputs] */
@@ -70,7 +80,7 @@ export class Conv2d implements Module {
     positiveInteger(outputs, 'conv output channels');
     positiveInteger(stride, 'conv stride');
     const fanIn = kernel * kernel * inputs;
-    this.w = tf.variable(tf.truncatedNormal([kernel, kernel, inputs, outputs], 0, Math.sqrt(2 / fanIn), 'float32', nextSeed(random)), true);
+    this.w = makeVariable(tf.truncatedNormal([kernel, kernel, inputs, outputs], 0, Math.sqrt(2 / fanIn), 'float32', nextSeed(random)), true);
   }
 
   /** [N, H, W, inputs] -> [N, H/stride, W/stride, outputs] */
@@ -107,10 +117,10 @@ export class BatchNorm implements Module {
   ) {
     positiveInteger(channels, 'batch-norm channels');
     if (!(momentum > 0 && momentum <= 1)) throw new MrlError('invalid-config', `batch-norm momentum must be in (0, 1], got ${momentum}.`);
-    this.gamma = tf.variable(zeroGamma ? tf.zeros([channels]) : tf.ones([channels]), true);
-    this.beta = tf.variable(tf.zeros([channels]), true);
-    this.runningMean = tf.variable(tf.zeros([channels]), false);
-    this.runningVar = tf.variable(tf.ones([channels]), false);
+    this.gamma = makeVariable(zeroGamma ? tf.zeros([channels]) : tf.ones([channels]), true);
+    this.beta = makeVariable(tf.zeros([channels]), true);
+    this.runningMean = makeVariable(tf.zeros([channels]), false);
+    this.runningVar = makeVariable(tf.ones([channels]), false);
   }
 
   /** [N, H, W, C] -> [N, H, W, C] */
@@ -124,7 +134,9 @@ export class BatchNorm implements Module {
       this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
       this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)));
     });
-    return tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, this.beta as tf.Tensor1D, this.gamma as tf.Tensor1D, this.epsilon);
+    // Written out rather than tf.batchNorm: the gradient must also flow through the batch moments.
+    const scale = tf.mul(tf.rsqrt(tf.add(variance, this.epsilon)), this.gamma); // [C]
+    return tf.add(tf.mul(tf.sub(x, mean), scale), this.beta) as tf.Tensor4D;
   }
 
   variables(): VariableMap {
@@ -147,8 +159,8 @@ export class LayerNorm implements Module {
     readonly epsilon = 1e-6,
   ) {
     positiveInteger(width, 'layer-norm width');
-    this.gamma = tf.variable(tf.ones([width]), true);
-    this.beta = tf.variable(tf.zeros([width]), true);
+    this.gamma = makeVariable(tf.ones([width]), true);
+    this.beta = makeVariable(tf.zeros([width]), true);
   }
 
   apply(x: tf.Tensor): tf.Tensor {

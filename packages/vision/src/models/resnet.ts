@@ -23,6 +23,7 @@ export interface ResNetConfig extends EncoderConfig {
   bnMomentum?: number;
 }
 
+
 interface Block extends Module {
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D;
 }
@@ -39,8 +40,7 @@ class BasicBlock implements Block {
     this.conv1 = new Conv2d(3, inputs, width, stride, random);
     this.bn1 = new BatchNorm(width, momentum);
     this.conv2 = new Conv2d(3, width, width, 1, random);
-    // Zero-initialised last gamma: each block starts as the identity (Goyal et al. 2017).
-    this.bn2 = new BatchNorm(width, momentum, 1e-5, true);
+    this.bn2 = new BatchNorm(width, momentum);
     this.shortcut = stride !== 1 || inputs !== width ? { conv: new Conv2d(1, inputs, width, stride, random), bn: new BatchNorm(width, momentum) } : null;
   }
 
@@ -75,7 +75,7 @@ class BottleneckBlock implements Block {
     const out = width * BottleneckBlock.expansion;
     // Stride on the 3x3 conv (torchvision's "ResNet v1.5").
     this.convs = [new Conv2d(1, inputs, width, 1, random), new Conv2d(3, width, width, stride, random), new Conv2d(1, width, out, 1, random)];
-    this.bns = [new BatchNorm(width, momentum), new BatchNorm(width, momentum), new BatchNorm(out, momentum, 1e-5, true)];
+    this.bns = [new BatchNorm(width, momentum), new BatchNorm(width, momentum), new BatchNorm(out, momentum)];
     this.shortcut = stride !== 1 || inputs !== out ? { conv: new Conv2d(1, inputs, out, stride, random), bn: new BatchNorm(out, momentum) } : null;
   }
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MrlError, nextSeed, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
 import { MultiHeadAttention } from './attention.js';
-import { addVariables, disposeModule, gelu, LayerNorm, Linear, type Module } from './layers.js';
+import { addVariables, disposeModule, gelu, LayerNorm, Linear, makeVariable, type Module } from './layers.js';
 
 /** A Vision Transformer (Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words") as data. */
 export interface VitConfig extends EncoderConfig {
@@ -88,10 +88,10 @@ export class VitEncoder implements Encoder<tf.Tensor> {
     this.embeddingDim = config.embeddingDim;
     this.tokens = (config.imageSize / p) ** 2;
     const fanIn = p * p * c;
-    this.patchEmbed = tf.variable(tf.truncatedNormal([p, p, c, d], 0, Math.sqrt(1 / fanIn), 'float32', nextSeed(random)), true);
-    this.patchBias = tf.variable(tf.zeros([d]), true);
-    this.classToken = tf.variable(tf.truncatedNormal([1, 1, d], 0, 0.02, 'float32', nextSeed(random)), true);
-    this.positions = tf.variable(tf.truncatedNormal([1, 1 + this.tokens, d], 0, 0.02, 'float32', nextSeed(random)), true);
+    this.patchEmbed = makeVariable(tf.truncatedNormal([p, p, c, d], 0, Math.sqrt(1 / fanIn), 'float32', nextSeed(random)), true);
+    this.patchBias = makeVariable(tf.zeros([d]), true);
+    this.classToken = makeVariable(tf.truncatedNormal([1, 1, d], 0, 0.02, 'float32', nextSeed(random)), true);
+    this.positions = makeVariable(tf.truncatedNormal([1, 1 + this.tokens, d], 0, 0.02, 'float32', nextSeed(random)), true);
     this.blocks = Array.from({ length: config.depth }, () => new VitBlock(d, config.heads, config.mlpRatio, random));
     this.norm = new LayerNorm(d);
     this.projection = d === config.embeddingDim ? null : new Linear(d, config.embeddingDim, random);

@@ -74,6 +74,9 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
 
   it('bad flag values, unknown flags and enum values', async () => {
     expect(expectOneParagraphError(await cli(['fit', '--epochs', 'ten']))).toBe("error: --epochs must be a number, got 'ten'. Run the command with --help to see its flags.");
+    expect(expectOneParagraphError(await cli(['fit', '--robustness', 'fog:2', '--run-dir', join(dir, 'run-fog')]))).toBe(
+      "error: unknown corruption 'fog' in 'fog:2'. Known corruptions: gaussian-noise, gaussian-blur, contrast (optionally :severity 1-5).",
+    );
     expect(expectOneParagraphError(await cli(['fit', '--epoch', '3']))).toBe('error: unknown flag --epoch for mrl-cli fit. Did you mean --epochs? Run mrl-cli fit --help for its flags.');
     expect(expectOneParagraphError(await cli(['fit', '--modality', 'audio']))).toBe(
       'error: Invalid value for argument: --modality (audio). Expected one of: vision, text, align. Run mrl-cli fit --help to see the choices.',

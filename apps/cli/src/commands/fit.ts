@@ -14,7 +14,7 @@ import {
 } from '@mrl/core';
 import { fitAlign } from '@mrl/align';
 import { fitText, TEXT_TASKS, type TextTask } from '@mrl/text';
-import { fitVision, VISION_BASELINES, type VisionBaseline } from '@mrl/vision';
+import { fitVision, parseCorruptions, VISION_BASELINES, type VisionBaseline } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
 import { defineMrlCommand } from '../command.js';
 import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, RUN_DIR_FLAG, TRAIN_FLAGS } from '../flags.js';
@@ -42,6 +42,7 @@ export const fitCommand = defineMrlCommand({
   examples: [
     'mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff',
     'mrl-cli fit --model resnet-tiny --dim 32 --epochs 2 --run-dir runs/resnet',
+    'mrl-cli fit --model resnet-tiny --dim 128 --compare ff,svd,rand --robustness gaussian-noise:3,contrast:3',
     'mrl-cli fit --modality text --model bert-tiny --data classify --epochs 1',
     'mrl-cli fit --modality align            # align-tiny on openclipart (apt-get install openclipart-svg)',
     'mrl-cli fit --run-dir runs/resnet --resume            # continue after Ctrl-C',
@@ -183,6 +184,7 @@ export const fitCommand = defineMrlCommand({
         ...(options['test-limit'] === undefined ? {} : { testLimit: options['test-limit'] }),
         checkpointEvery: options['checkpoint-every'],
         compare: compare as VisionBaseline[],
+        ...(options.robustness === undefined ? {} : { robustness: parseCorruptions(options.robustness) }),
         createEncoder,
       },
       context,

@@ -38,6 +38,7 @@ export {
   type TextStream,
 } from './corpora.js';
 export { DEFAULT_WORDNET_DIR, parseGloss, parseSynsetLine, readWordNet, WORDNET_LEXNAMES, type Synset } from './wordnet.js';
+export { backboneBatches, OnnxBackboneEncoder, type BackbonePooling, type OnnxBackboneOptions } from './backbone.js';
 export { fitText, TEXT_TASKS, type TextFitOptions, type TextTask } from './fit.js';
 export { TEXT_ENCODER_REGISTRATIONS, textModule } from './di.js';
 export { trainWordPieceTokenizer, type TrainTokenizerOptions } from './tokenizer/train-command.js';

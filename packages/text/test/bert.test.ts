@@ -38,6 +38,10 @@ describe('BERT config registry', () => {
   it('rejects a hidden size the heads do not divide', () => {
     expect(() => bertConfig('bert-tiny', { embeddingDim: 30, numHeads: 4 })).toThrow(/embeddingDim 30 is not divisible by numHeads 4/);
   });
+
+  it('rejects a non-positive initializerRange', () => {
+    expect(() => bertConfig('bert-tiny', { initializerRange: 0 })).toThrow('bert initializerRange must be > 0, got 0.');
+  });
 });
 
 describe('BertEncoder', () => {

@@ -54,6 +54,19 @@ describe('BERT masking', () => {
     for (let i = 0; i < ids.length; i++) if (!chosen.has(i)) expect(masked.inputIds[i]).toBe(ids[i]);
   });
 
+  it('with maskFraction 1 (the held-out scoring) every chosen token becomes [MASK]; probability 0.3 chooses ~30%', () => {
+    const rows = 200;
+    const length = 32;
+    const ids = new Int32Array(rows * length);
+    const attentionMask = new Int32Array(rows * length).fill(1);
+    for (let i = 0; i < ids.length; i++) ids[i] = i % length === 0 ? special.cls : i % length === length - 1 ? special.sep : 5 + (i % 90);
+    const batch: EncodedBatch = { ids, attentionMask, batch: rows, length };
+    const all = maskTokens(batch, special, 100, createRandom(3), { maskFraction: 1, randomFraction: 0 });
+    all.positions.forEach((pos) => expect(all.inputIds[pos]).toBe(special.mask));
+    const dense = maskTokens(batch, special, 100, createRandom(3), { probability: 0.3 });
+    expect(dense.positions.length / (rows * (length - 2))).toBeCloseTo(0.3, 1);
+  });
+
   it('always masks at least one token and rejects a batch without maskable tokens', () => {
     const one: EncodedBatch = { ids: Int32Array.from([2, 9, 3]), attentionMask: Int32Array.from([1, 1, 1]), batch: 1, length: 3 };
     expect(maskTokens(one, special, 100, createRandom(1), { probability: 0.01 }).positions).toEqual(Int32Array.from([1]));

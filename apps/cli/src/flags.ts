@@ -84,6 +84,7 @@ export const TRAIN_FLAGS = {
   'train-limit': { type: 'integer', description: 'use only the first N training examples' },
   'test-limit': { type: 'integer', description: 'use only the first N test examples' },
   compare: { type: 'string', description: 'baselines to train too, comma-separated: ff, svd, rand' },
+  task: { type: 'enum', options: ['mlm', 'classify', 'retrieve'], description: 'text: masked-LM pre-training, WordNet gloss classification, or WordNet example -> gloss retrieval' },
   robustness: { type: 'string', description: 'vision: also evaluate on corrupted test images, e.g. gaussian-noise:3,gaussian-blur:2,contrast:3' },
   seed: { type: 'integer', default: 0, description: 'random seed' },
   'checkpoint-every': { type: 'integer', default: 500, description: 'write a checkpoint every N steps (and at the end)' },

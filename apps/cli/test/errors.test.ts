@@ -87,7 +87,7 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
     const align = expectOneParagraphError(await cli(['fit', '--modality', 'align', '--model', 'resnet-tiny']));
     expect(align).toContain("model 'resnet-tiny' is a vision encoder, not align");
     const text = expectOneParagraphError(await cli(['fit', '--modality', 'text', '--model', 'bert-tiny', '--dim', '128']));
-    expect(text).toBe("error: --data 'fashion-mnist' is not a text task. With --modality text, use --data " + 'mlm | classify | retrieve.');
+    expect(text).toBe("error: --data 'fashion-mnist' is not a text task. With --modality text, use --task " + 'mlm | classify | retrieve.');
     const missing = join(dir, 'no-openclipart');
     const clipart = expectOneParagraphError(await cli(['fit', '--modality', 'align', '--data-dir', missing, '--run-dir', join(dir, 'run-align')]));
     expect(clipart).toContain(missing);

@@ -23,6 +23,12 @@ import { buildRegistry, findEncoder } from '../registry.js';
 import { readRunConfig, type RunConfig } from '../run-folder.js';
 import { displayPath } from '../run-folder.js';
 
+const MODALITY_DEFAULTS = {
+  vision: { model: 'mlp', data: 'fashion-mnist' },
+  text: { model: 'bert-tiny', data: 'fashion-mnist' },
+  align: { model: 'align-tiny', data: 'openclipart' },
+} as const;
+
 const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS };
 
 /** Image size of the vision data sets, for registrations whose config has these fields. */
@@ -43,7 +49,8 @@ export const fitCommand = defineMrlCommand({
     'mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff',
     'mrl-cli fit --model resnet-tiny --dim 32 --epochs 2 --run-dir runs/resnet',
     'mrl-cli fit --model resnet-tiny --dim 128 --compare ff,svd,rand --robustness gaussian-noise:3,contrast:3',
-    'mrl-cli fit --modality text --model bert-tiny --data classify --epochs 1',
+    'mrl-cli fit --modality text --model bert-tiny --task mlm',
+    'mrl-cli fit --modality text --model bert-tiny --task classify --epochs 1',
     'mrl-cli fit --modality align            # align-tiny on openclipart (apt-get install openclipart-svg)',
     'mrl-cli fit --run-dir runs/resnet --resume            # continue after Ctrl-C',
     'mrl-cli fit --plugin ./examples/custom-encoder/my-encoder.js --model my-encoder',
@@ -62,17 +69,19 @@ export const fitCommand = defineMrlCommand({
         throw new MrlError('invalid-argument', `--compare '${c}' is not a known baseline.`, `Known baselines: ${VISION_BASELINES.join(', ')} (comma-separated).`);
       }
     }
-    // --model and --data default to the vision demo; align has its own defaults.
-    const alignDefaults = options.modality === 'align';
-    const modelName = alignDefaults && options.model === 'mlp' ? 'align-tiny' : options.model;
-    const dataName = alignDefaults && options.data === 'fashion-mnist' ? 'openclipart' : options.data;
+    // The --model and --data defaults are the vision demo's; text and align have their own.
+    const defaults = MODALITY_DEFAULTS[options.modality];
+    const modelName = options.model === TRAIN_FLAGS.model.default ? defaults.model : options.model;
+    const dataName = options.data === DATA_FLAGS.data.default ? defaults.data : options.data;
     const registry = await buildRegistry(options.plugin);
     const registration = findEncoder(registry, modelName, options.modality);
     // Nesting dims are checked before the data loads: a dim larger than d fails here.
     const embeddingDim = options.modality === 'text' ? registration.defaults.embeddingDim : options.dim;
     const dims = [...resolveNesting({ embeddingDim, ...(options.dims === undefined ? {} : { dims: options.dims }) }).dims];
-    if (options.modality === 'text' && !(TEXT_TASKS as readonly string[]).includes(options.data)) {
-      throw new MrlError('invalid-argument', `--data '${options.data}' is not a text task.`, `With --modality text, use --data ${TEXT_TASKS.join(' | ')}.`);
+    // A text run names its task with --task (or, equivalently, --data).
+    const textTask = options.task ?? options.data;
+    if (options.modality === 'text' && !(TEXT_TASKS as readonly string[]).includes(textTask)) {
+      throw new MrlError('invalid-argument', `--data '${options.data}' is not a text task.`, `With --modality text, use --task ${TEXT_TASKS.join(' | ')}.`);
     }
     const backend = await initBackend(options.backend);
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
@@ -120,6 +129,13 @@ export const fitCommand = defineMrlCommand({
         process.stdout.write(`\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`);
       }
     };
+    // The flags' defaults suit the vision demo; text and align runs keep their package's own
+    // schedule unless the flag is given (a text MLM batch of 128 would not fit the wasm heap).
+    const packageSchedule = {
+      ...(options.epochs === TRAIN_FLAGS.epochs.default ? {} : { epochs: options.epochs }),
+      ...(options['batch-size'] === TRAIN_FLAGS['batch-size'].default ? {} : { batchSize: options['batch-size'] }),
+      ...(options.lr === TRAIN_FLAGS.lr.default ? {} : { lr: options.lr }),
+    };
     if (options.modality === 'align') {
       const report = await fitAlign(
         {
@@ -128,9 +144,7 @@ export const fitCommand = defineMrlCommand({
           ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
           embeddingDim: options.dim,
           dims,
-          epochs: options.epochs,
-          batchSize: options['batch-size'],
-          lr: options.lr,
+          ...packageSchedule,
           ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }),
           ...(options['warmup-steps'] === undefined ? {} : { warmupSteps: options['warmup-steps'] }),
           ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
@@ -146,11 +160,9 @@ export const fitCommand = defineMrlCommand({
     if (options.modality === 'text') {
       const report = await fitText(
         {
-          task: options.data as TextTask,
-          model: options.model,
-          epochs: options.epochs,
-          batchSize: options['batch-size'],
-          lr: options.lr,
+          task: textTask as TextTask,
+          model: modelName,
+          ...packageSchedule,
           // The BERT config fixes d; --dims picks the nesting dims within it.
           ...(options.dims === undefined ? {} : { dims: options.dims }),
           checkpointEvery: options['checkpoint-every'],
@@ -169,7 +181,7 @@ export const fitCommand = defineMrlCommand({
       registration.create({ ...encoderConfig, embeddingDim }, createRandom(options.seed, 4)) as Encoder<tf.Tensor>;
     const report = await fitVision(
       {
-        model: options.model,
+        model: modelName,
         data: options.data,
         ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
         embeddingDim: options.dim,

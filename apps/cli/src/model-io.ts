@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRandom, MrlError, readSafetensors, type Encoder, type EncoderConfig } from '@mrl/core';
+import { assignVariables, createRandom, MrlError, readSafetensors, type Encoder, type EncoderConfig } from '@mrl/core';
 import { MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE } from '@mrl/vision';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { Registry } from './registry.js';
 
 /**
@@ -35,16 +35,7 @@ export async function loadModel(dir: string, registry: Registry): Promise<Encode
   const { tensors } = await readSafetensors(weightsPath);
   const encoder = registration.create(config, createRandom(0)) as Encoder<tf.Tensor>;
   try {
-    for (const [name, variable] of encoder.variables()) {
-      const t = tensors.get(name);
-      if (t === undefined) {
-        throw new MrlError('corrupt-file', `${weightsPath} has no tensor '${name}' that the ${config.architecture} model needs.`, 'Train the model again with mrl-cli fit.');
-      }
-      if (t.shape.join(',') !== variable.shape.join(',')) {
-        throw new MrlError('corrupt-file', `${weightsPath}: tensor '${name}' has shape [${t.shape.join(', ')}], the model needs [${variable.shape.join(', ')}].`, 'Train the model again with mrl-cli fit.');
-      }
-      tf.tidy(() => variable.assign(tf.tensor(t.data, variable.shape, variable.dtype)));
-    }
+    assignVariables(encoder.variables(), tensors, { source: weightsPath, fix: 'Train the model again with mrl-cli fit.' });
   } catch (error) {
     encoder.dispose();
     throw error;

@@ -2,6 +2,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from './errors.js';
+import { assignVariables } from './io/assign.js';
 import { readSafetensors, writeSafetensors, type NamedArray } from './io/safetensors.js';
 import type { VariableMap } from './module.js';
 import type { Optimizer } from './optim/optimizer.js';
@@ -81,20 +82,7 @@ export async function loadCheckpoint(path: string, variables: VariableMap, optim
   if (metadata.format !== CHECKPOINT_FORMAT) {
     throw new MrlError('corrupt-file', `${path} is not an mrl checkpoint (format '${metadata.format ?? 'none'}').`, 'Point to a ckpt-*.safetensors file written by mrl.');
   }
-  for (const [name, v] of variables) {
-    const saved = tensors.get(`param/${name}`);
-    if (saved === undefined) {
-      throw new MrlError('corrupt-file', `${path} has no value for variable '${name}'.`, 'The checkpoint belongs to a different model configuration.');
-    }
-    if (saved.shape.join('x') !== v.shape.join('x')) {
-      throw new MrlError(
-        'corrupt-file',
-        `${path}: variable '${name}' has shape [${saved.shape.join(', ')}] in the checkpoint but [${v.shape.join(', ')}] in the model.`,
-        'The checkpoint belongs to a different model configuration.',
-      );
-    }
-    tf.tidy(() => v.assign(tf.tensor(saved.data, saved.shape, v.dtype)));
-  }
+  assignVariables(variables, tensors, { source: path, prefix: 'param/', fix: 'The checkpoint belongs to a different model configuration.' });
   if (optimizer !== undefined) {
     const state = new Map<string, tf.Tensor>();
     for (const [name, t] of tensors) {

@@ -23,6 +23,7 @@ export { AdamWOptimizer } from './optim/adamw.js';
 export { learningRateAt, validateSchedule, type ScheduleConfig } from './optim/schedule.js';
 export { clipByGlobalNorm } from './optim/clip.js';
 export { writeFileAtomically } from './io/atomic.js';
+export { assignVariables } from './io/assign.js';
 export {
   decodeSafetensors,
   encodeSafetensors,

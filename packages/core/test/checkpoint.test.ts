@@ -161,7 +161,7 @@ describe('loadCheckpoint', () => {
     const wide = new MlpEncoder({ architecture: 'mlp', inputDim: 3, hidden: [5], embeddingDim: 2 }, createRandom(1));
     const e = await rejection(loadCheckpoint(path, wide.variables()));
     expect(e.kind).toBe('corrupt-file');
-    expect(e.message).toBe(`${path}: variable 'dense0/w' has shape [3, 4] in the checkpoint but [3, 5] in the model.`);
+    expect(e.message).toBe(`${path}: tensor 'param/dense0/w' has shape [3, 4], the model needs [3, 5].`);
     small.dispose();
     wide.dispose();
   });
@@ -173,7 +173,7 @@ describe('loadCheckpoint', () => {
     const extra: VariableMap = new Map([...vars, ['head/w', tf.variable(tf.zeros([2]))]]);
     const e = await rejection(loadCheckpoint(path, extra));
     expect(e.kind).toBe('corrupt-file');
-    expect(e.message).toBe(`${path} has no value for variable 'head/w'.`);
+    expect(e.message).toBe(`${path} has no tensor 'param/head/w'.`);
     disposeAll(extra);
   });
 

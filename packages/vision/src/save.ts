@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRandom, MrlError, readSafetensors, writeFileAtomically, writeSafetensors, type Encoder, type EncoderConfig } from '@mrl/core';
-import * as tf from '@tensorflow/tfjs';
+import { assignVariables, createRandom, MrlError, readSafetensors, writeFileAtomically, writeSafetensors, type Encoder, type EncoderConfig } from '@mrl/core';
+import type * as tf from '@tensorflow/tfjs';
 import { buildVisionEncoder } from './models/registry.js';
 
 /** File names inside a saved model folder. */
@@ -35,14 +35,7 @@ export async function loadVisionModel(dir: string): Promise<Encoder<tf.Tensor>> 
   const { tensors } = await readSafetensors(weightsPath);
   const encoder = buildVisionEncoder(config, createRandom(0));
   try {
-    for (const [name, variable] of encoder.variables()) {
-      const t = tensors.get(name);
-      if (t === undefined) throw new MrlError('corrupt-file', `${weightsPath} has no tensor '${name}' that ${configPath} (${config.architecture}) needs.`);
-      if (t.shape.join(',') !== variable.shape.join(',') || t.dtype !== 'F32') {
-        throw new MrlError('corrupt-file', `${weightsPath}: tensor '${name}' is ${t.dtype} [${t.shape.join(', ')}], the model needs F32 [${variable.shape.join(', ')}].`);
-      }
-      tf.tidy(() => variable.assign(tf.tensor(t.data as Float32Array, variable.shape, 'float32')));
-    }
+    assignVariables(encoder.variables(), tensors, { source: weightsPath, fix: `The weights do not match ${configPath} (${config.architecture}); save the model again.` });
   } catch (error) {
     encoder.dispose();
     throw error;

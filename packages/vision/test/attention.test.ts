@@ -78,7 +78,7 @@ describe('MultiHeadAttention', () => {
     partial.delete('out/b');
     expect(() => b.loadWeights(partial, 'attn.safetensors')).toThrow("attn.safetensors has no tensor 'out/b'.");
     partial.set('out/b', { dtype: 'F32', shape: [3], data: new Float32Array(3) });
-    expect(() => b.loadWeights(partial, 'attn.safetensors')).toThrow("attn.safetensors: tensor 'out/b' has shape [3], the layer needs [8].");
+    expect(() => b.loadWeights(partial, 'attn.safetensors')).toThrow("attn.safetensors: tensor 'out/b' has shape [3], the model needs [8].");
   });
 
   it('rejects a width that heads do not divide', () => {

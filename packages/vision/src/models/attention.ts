@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { MrlError, type NamedArray, type Random, type VariableMap } from '@mrl/core';
+import { assignVariables, MrlError, type NamedArray, type Random, type VariableMap } from '@mrl/core';
 import { Linear, type Module } from './layers.js';
 
 export interface AttentionConfig {
@@ -67,13 +67,6 @@ export class MultiHeadAttention implements Module {
 
   /** Loads weights saved by {@link weights}; `source` names the file in errors. */
   loadWeights(weights: ReadonlyMap<string, Pick<NamedArray, 'shape' | 'data'>>, source = 'attention weights'): void {
-    for (const [name, v] of this.variables()) {
-      const w = weights.get(name);
-      if (w === undefined) throw new MrlError('corrupt-file', `${source} has no tensor '${name}'.`);
-      if (w.shape.join(',') !== v.shape.join(',')) {
-        throw new MrlError('corrupt-file', `${source}: tensor '${name}' has shape [${w.shape.join(', ')}], the layer needs [${v.shape.join(', ')}].`);
-      }
-      v.assign(tf.tensor(w.data as Float32Array, v.shape, 'float32'));
-    }
+    assignVariables(this.variables(), weights, { source });
   }
 }

@@ -1,29 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MrlError, type MrlErrorKind } from '../src/errors.js';
+import { MrlError } from '../src/errors.js';
 import { AdamWOptimizer } from '../src/optim/adamw.js';
 import { createOptimizer } from '../src/optim/index.js';
 import type { Optimizer, OptimizerConfig } from '../src/optim/optimizer.js';
 import { learningRateAt, validateSchedule } from '../src/optim/schedule.js';
 import { SgdOptimizer } from '../src/optim/sgd.js';
 import { expectClose } from './helpers/close.js';
+import { expectMrlError } from './helpers/errors.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
   await tf.ready();
 });
 
-function expectMrlError(fn: () => unknown, kind: MrlErrorKind, message: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(MrlError.is(thrown), `expected an MrlError, got ${String(thrown)}`).toBe(true);
-  expect((thrown as MrlError).kind).toBe(kind);
-  expect((thrown as MrlError).message).toBe(message);
-}
 
 // Float32-exact starting values and per-step gradients, so the reference sees what the tensors hold.
 const P0 = Array.from(new Float32Array([0.5, -1.25, 2.0, 0.75, -0.3, 1.1]));

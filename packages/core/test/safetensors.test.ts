@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MrlError } from '../src/errors.js';
 import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type NamedArray } from '../src/io/safetensors.js';
+import { thrownMrlError } from './helpers/errors.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -45,15 +46,7 @@ function build(headerText: string, data: Uint8Array = new Uint8Array(0), claimed
 }
 
 function corruptError(fn: () => unknown): MrlError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(MrlError.is(thrown), `expected an MrlError, got ${String(thrown)}`).toBe(true);
-  expect((thrown as MrlError).kind).toBe('corrupt-file');
-  return thrown as MrlError;
+  return thrownMrlError(fn, 'corrupt-file');
 }
 
 describe('encodeSafetensors / decodeSafetensors', () => {

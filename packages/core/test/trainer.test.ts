@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listCheckpoints, loadCheckpoint } from '../src/checkpoint.js';
-import { MrlError, type MrlErrorKind } from '../src/errors.js';
+import { MrlError } from '../src/errors.js';
 import { classificationBatches, type ArrayDataset } from '../src/experiments/array-dataset.js';
 import { SharedHead } from '../src/heads.js';
 import { MatryoshkaLoss } from '../src/matryoshka-loss.js';
@@ -15,6 +15,7 @@ import { clipByGlobalNorm } from '../src/optim/clip.js';
 import type { OptimizerConfig } from '../src/optim/optimizer.js';
 import { createRandom } from '../src/rng.js';
 import { Trainer, type TrainerOptions, type TrainEvent } from '../src/trainer.js';
+import { expectMrlError } from './helpers/errors.js';
 
 type Batch = SupervisedBatch<tf.Tensor, ClassTarget>;
 type Model = MatryoshkaModel<tf.Tensor, ClassTarget>;
@@ -67,17 +68,6 @@ function maxAbsDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>):
   return worst;
 }
 
-function expectMrlError(fn: () => unknown, kind: MrlErrorKind, message: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(MrlError.is(thrown), `expected an MrlError, got ${String(thrown)}`).toBe(true);
-  expect((thrown as MrlError).kind).toBe(kind);
-  expect((thrown as MrlError).message).toBe(message);
-}
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {

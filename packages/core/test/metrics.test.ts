@@ -95,9 +95,9 @@ describe('retrievalMetrics', () => {
   const database = clustered(60, d, dbLabels, centres, random);
   const queries = clustered(15, d, queryLabels, centres, random);
 
-  it('matches a brute-force computation at every prefix', () => {
+  it('matches a brute-force computation at every prefix', async () => {
     const ks = [1, 3, 5, 10];
-    const metrics = retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, ks });
+    const metrics = await retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, ks });
     expect(metrics.map((r) => r.dim)).toEqual(dims);
     const seen = new Set<string>();
     metrics.forEach((actual, j) => {
@@ -112,7 +112,7 @@ describe('retrievalMetrics', () => {
     expect(seen.size).toBeGreaterThan(1);
   });
 
-  it('normalises each prefix on its own', () => {
+  it('normalises each prefix on its own', async () => {
     // The same-label row is nearest on the first 4 dims but has a large tail. Normalising the full
     // row before slicing would shrink its prefix and rank the other row first at m=4 as well.
     const q: EmbeddingMatrix = { data: new Float32Array([1, 0, 0, 0, 0, 0, 0, 0]), rows: 1, dim: 8 };
@@ -124,14 +124,14 @@ describe('retrievalMetrics', () => {
       rows: 2,
       dim: 8,
     };
-    const [m4, m8] = retrievalMetrics({ database: db, databaseLabels: new Int32Array([0, 1]), queries: q, queryLabels: new Int32Array([0]), dims: [4, 8], ks: [1] });
+    const [m4, m8] = await retrievalMetrics({ database: db, databaseLabels: new Int32Array([0, 1]), queries: q, queryLabels: new Int32Array([0]), dims: [4, 8], ks: [1] });
     expect(m4!.nnTop1).toBe(1);
     expect(m8!.nnTop1).toBe(0);
   });
 
-  it('gives the same numbers with small query chunks and default ks', () => {
-    const whole = retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims });
-    const chunked = retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, chunk: 4 });
+  it('gives the same numbers with small query chunks and default ks', async () => {
+    const whole = await retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims });
+    const chunked = await retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, chunk: 4 });
     expect(Object.keys(whole[0]!.recall).map(Number)).toEqual([1, 5, 10]);
     whole.forEach((w, j) => {
       const c = chunked[j]!;
@@ -143,22 +143,22 @@ describe('retrievalMetrics', () => {
     });
   });
 
-  it('normalises AP@10 by the number of relevant items when there are fewer than 10', () => {
+  it('normalises AP@10 by the number of relevant items when there are fewer than 10', async () => {
     const random2 = createRandom(5);
     const db = randomMatrix(20, 4, random2);
     const q = randomMatrix(6, 4, random2);
     // Label 2 has only two database items.
     const dbL = Int32Array.from({ length: 20 }, (_, i) => (i < 2 ? 2 : i % 2));
     const qL = new Int32Array([2, 2, 2, 0, 1, 0]);
-    const [metrics] = retrievalMetrics({ database: db, databaseLabels: dbL, queries: q, queryLabels: qL, dims: [4], ks: [1, 20] });
+    const [metrics] = await retrievalMetrics({ database: db, databaseLabels: dbL, queries: q, queryLabels: qL, dims: [4], ks: [1, 20] });
     const expected = bruteForce(db, dbL, q, qL, 4, [1, 20]);
     expectNear(metrics!.map10, expected.map10);
     expect(metrics!.recall[20]).toBe(1);
   });
 
-  it('leaves no tensors behind', () => {
+  it('leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
-    retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, chunk: 4 });
+    await retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, chunk: 4 });
     expect(tf.memory().numTensors).toBe(before);
   });
 });
@@ -192,26 +192,26 @@ describe('headTop1', () => {
     ['SeparateHeads', () => new SeparateHeads(d, 5, dims, createRandom(2))],
   ];
   for (const [label, make] of heads) {
-    it(`equals the accuracy of a manual argmax of the logits (${label})`, () => {
+    it(`equals the accuracy of a manual argmax of the logits (${label})`, async () => {
       const head = make();
       const predictions = manualPredictions(head);
       // Labels: the prediction of the middle prefix for even rows, a wrong class for odd rows.
       const labels = Int32Array.from({ length: rows }, (_, r) => (r % 2 === 0 ? predictions[1]![r]! : (predictions[1]![r]! + 1) % 5));
       const expected = predictions.map((p) => p.filter((c, r) => c === labels[r]).length / rows);
       const before = tf.memory().numTensors;
-      const actual = headTop1(head, embeddings, labels, dims, 7);
+      const actual = await headTop1(head, embeddings, labels, dims, 7);
       expect(tf.memory().numTensors).toBe(before);
       expect(actual).toHaveLength(dims.length);
       actual.forEach((a, j) => expectNear(a, expected[j]!, 1e-12));
       expect(actual[1]).toBe(0.5);
-      expect(headTop1(head, embeddings, labels, dims)).toEqual(actual);
+      expect(await headTop1(head, embeddings, labels, dims)).toEqual(actual);
       for (const v of head.variables().values()) v.dispose();
     });
   }
 });
 
 describe('formatTable / percent', () => {
-  it('right-aligns columns, formats numbers and shows missing values as -', () => {
+  it('right-aligns columns, formats numbers and shows missing values as -', async () => {
     const rows = [
       { dim: 8, acc: 0.91234, name: 'a' },
       { dim: 128, acc: undefined, name: 'longer' },
@@ -229,7 +229,7 @@ describe('formatTable / percent', () => {
     ]);
   });
 
-  it('formats percent with two decimals and passes undefined through', () => {
+  it('formats percent with two decimals and passes undefined through', async () => {
     expect(percent(0.91234)).toBe('91.23');
     expect(percent(1)).toBe('100.00');
     expect(percent(undefined)).toBeUndefined();

@@ -333,7 +333,7 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
     dispose: embedder.release,
   });
   const dims = [...matryoshka.dims];
-  const top1 = headTop1(head, embeddings, Int32Array.from(test.map((s) => s.lexFile)), dims);
+  const top1 = await headTop1(head, embeddings, Int32Array.from(test.map((s) => s.lexFile)), dims);
   const table = formatTable(
     dims.map((m, j) => ({ m, acc: top1[j]! })),
     [
@@ -387,7 +387,7 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
   const queries = await embed(test.map((s) => s.examples[0]!));
   const documents = await embed(database.map((s) => s.definition));
   const dims = [...matryoshka.dims];
-  const metrics = retrievalMetrics({
+  const metrics = await retrievalMetrics({
     database: documents,
     databaseLabels: Int32Array.from(database.map((_, i) => i)),
     queries,

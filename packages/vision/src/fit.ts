@@ -102,10 +102,10 @@ function featuresDataset(matrix: EmbeddingMatrix, labels: Int32Array, numClasses
 }
 
 /** Per-dim head top-1 and retrieval metrics from precomputed embeddings. */
-function scoreEmbeddings(run: Pick<ClassifierRun, 'head'>, trainEmb: EmbeddingMatrix, train: ArrayDataset, testEmb: EmbeddingMatrix, test: ArrayDataset, dims: readonly number[], maxQueries: number): DimRow[] {
-  const top1 = headTop1(run.head, testEmb, test.labels, dims);
+async function scoreEmbeddings(run: Pick<ClassifierRun, 'head'>, trainEmb: EmbeddingMatrix, train: ArrayDataset, testEmb: EmbeddingMatrix, test: ArrayDataset, dims: readonly number[], maxQueries: number): Promise<DimRow[]> {
+  const top1 = await headTop1(run.head, testEmb, test.labels, dims);
   const queries = headOf(test, maxQueries);
-  const retrieval = retrievalMetrics({
+  const retrieval = await retrievalMetrics({
     database: trainEmb,
     databaseLabels: train.labels,
     queries: { data: testEmb.data.subarray(0, queries.count * testEmb.dim), rows: queries.count, dim: testEmb.dim },
@@ -177,14 +177,14 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   const mrlRun = await trainClassifier({ encoder: encoderFor(d), train, dims, head: options.head, trainer: trainerFor('mrl') });
   const mrlTrainEmb = await embedArrays(mrlRun.encoder, train);
   const mrlTestEmb = await embedArrays(mrlRun.encoder, test);
-  const mrlRows = scoreEmbeddings(mrlRun, mrlTrainEmb, train, mrlTestEmb, test, dims, maxQueries);
+  const mrlRows = await scoreEmbeddings(mrlRun, mrlTrainEmb, train, mrlTestEmb, test, dims, maxQueries);
 
   const ffRows = new Map<number, DimRow>();
   let fullRun: ClassifierRun | undefined;
   if (options.compare.includes('ff')) {
     for (const m of options.ffDims === undefined ? dims : dims.filter((x) => options.ffDims!.includes(x))) {
       const run = await trainClassifier({ encoder: encoderFor(m), train, dims: [m], head: 'separate', trainer: trainerFor(`ff-${m}`) });
-      const [row] = scoreEmbeddings(run, await embedArrays(run.encoder, train), train, await embedArrays(run.encoder, test), test, [m], maxQueries);
+      const [row] = await scoreEmbeddings(run, await embedArrays(run.encoder, train), train, await embedArrays(run.encoder, test), test, [m], maxQueries);
       ffRows.set(m, row!);
       if (m === d) fullRun = run;
       else run.encoder.dispose();
@@ -207,7 +207,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
         head: 'separate',
         trainer: trainerFor(label),
       });
-      const rows = scoreEmbeddings(run, trainFeatures, train, testFeatures, test, dims, maxQueries);
+      const rows = await scoreEmbeddings(run, trainFeatures, train, testFeatures, test, dims, maxQueries);
       tf.dispose([...run.head.variables().values()]);
       return rows;
     };
@@ -248,7 +248,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     const shape = [test.count, ...test.exampleShape] as [number, number, number, number];
     const corrupted: ArrayDataset = { ...test, inputs: corruptImages(test.inputs, shape, corruption, context.seed) };
     const corruptedEmb = await embedArrays(mrlRun.encoder, corrupted);
-    robustness.push({ corruption: `${corruption.name}:${corruption.severity}`, rows: scoreEmbeddings(mrlRun, mrlTrainEmb, train, corruptedEmb, corrupted, dims, maxQueries) });
+    robustness.push({ corruption: `${corruption.name}:${corruption.severity}`, rows: await scoreEmbeddings(mrlRun, mrlTrainEmb, train, corruptedEmb, corrupted, dims, maxQueries) });
   }
   let robustnessTable = '';
   if (robustness.length > 0) {

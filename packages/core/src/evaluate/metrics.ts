@@ -3,8 +3,11 @@ import type { PrefixHead } from '../heads.js';
 import { l2Normalize } from '../losses.js';
 import type { EmbeddingMatrix } from './embeddings.js';
 
-/** Top-1 accuracy of the trained head's logits at each nesting dim. */
-export function headTop1(head: PrefixHead, embeddings: EmbeddingMatrix, labels: Int32Array, dims: readonly number[], chunk = 2048): number[] {
+/**
+ * Top-1 accuracy of the trained head's logits at each nesting dim. Results are read back
+ * asynchronously, which GPU backends in Node require.
+ */
+export async function headTop1(head: PrefixHead, embeddings: EmbeddingMatrix, labels: Int32Array, dims: readonly number[], chunk = 2048): Promise<number[]> {
   const correct = dims.map(() => 0);
   for (let start = 0; start < embeddings.rows; start += chunk) {
     const rows = Math.min(chunk, embeddings.rows - start);
@@ -12,7 +15,7 @@ export function headTop1(head: PrefixHead, embeddings: EmbeddingMatrix, labels: 
       const z = tf.tensor2d(embeddings.data.subarray(start * embeddings.dim, (start + rows) * embeddings.dim), [rows, embeddings.dim]);
       return tf.stack(head.logits(z, dims).map((l) => tf.argMax(l, 1)));
     });
-    const p = predictions.dataSync();
+    const p = await predictions.data();
     predictions.dispose();
     dims.forEach((_, j) => {
       for (let i = 0; i < rows; i++) if (p[j * rows + i] === labels[start + i]) correct[j]! += 1;
@@ -48,7 +51,7 @@ export interface RetrievalMetrics {
  * with cosine similarity on its first m dims (each prefix L2-normalised on its own, as MRL
  * deploys them).
  */
-export function retrievalMetrics(options: RetrievalOptions): RetrievalMetrics[] {
+export async function retrievalMetrics(options: RetrievalOptions): Promise<RetrievalMetrics[]> {
   const ks = options.ks ?? [1, 5, 10];
   const depth = Math.min(options.database.rows, Math.max(10, ...ks));
   const chunk = options.chunk ?? 1024;
@@ -57,7 +60,8 @@ export function retrievalMetrics(options: RetrievalOptions): RetrievalMetrics[] 
   const dbFull = tf.tensor2d(options.database.data, [options.database.rows, options.database.dim]);
   const queryFull = tf.tensor2d(options.queries.data, [options.queries.rows, options.queries.dim]);
   try {
-    return options.dims.map((m) => {
+    const results: RetrievalMetrics[] = [];
+    for (const m of options.dims) {
       const db = tf.tidy(() => tf.transpose(l2Normalize(tf.slice(dbFull, [0, 0], [-1, m])))); // [m, Ndb]
       let hits1 = 0;
       let apSum = 0;
@@ -68,7 +72,7 @@ export function retrievalMetrics(options: RetrievalOptions): RetrievalMetrics[] 
           const q = l2Normalize(tf.slice(queryFull, [start, 0], [rows, m]));
           return tf.topk(tf.matMul(q, db), depth).indices;
         });
-        const idx = top.dataSync();
+        const idx = await top.data();
         top.dispose();
         for (let i = 0; i < rows; i++) {
           const label = options.queryLabels[start + i]!;
@@ -100,8 +104,9 @@ export function retrievalMetrics(options: RetrievalOptions): RetrievalMetrics[] 
       ks.forEach((k, j) => {
         recall[k] = recallHits[j]! / n;
       });
-      return { dim: m, nnTop1: hits1 / n, map10: apSum / n, recall };
-    });
+      results.push({ dim: m, nnTop1: hits1 / n, map10: apSum / n, recall });
+    }
+    return results;
   } finally {
     dbFull.dispose();
     queryFull.dispose();

@@ -77,9 +77,9 @@ export async function evaluateClassifier(options: {
   const dims = options.dims ?? options.run.dims;
   const trainEmb = await embedArrays(options.run.encoder, options.train);
   const testEmb = await embedArrays(options.run.encoder, options.test);
-  const top1 = headTop1(options.run.head, testEmb, options.test.labels, dims);
+  const top1 = await headTop1(options.run.head, testEmb, options.test.labels, dims);
   const queries = headOf(options.test, options.maxQueries ?? 2000);
-  const retrieval = retrievalMetrics({
+  const retrieval = await retrievalMetrics({
     database: trainEmb,
     databaseLabels: options.train.labels,
     queries: { data: testEmb.data.subarray(0, queries.count * testEmb.dim), rows: queries.count, dim: testEmb.dim },

@@ -28,6 +28,16 @@ describe('mrl-cli fit', () => {
     expect(config.encoder.name).toBe('mlp');
   });
 
+  it('a fresh run in a used folder removes the old checkpoints instead of resuming from them later', async () => {
+    const run = join(dir, 'reused');
+    expectOk(await cli(['fit', ...TINY, '--run-dir', run, '--checkpoint-every', '1']));
+    expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000004.safetensors'))).toBe(true);
+    const again = expectOk(await cli(['fit', '--train-limit', '256', '--test-limit', '500', '--epochs', '1', '--dim', '16', '--run-dir', run]));
+    expect(again.stderr).toContain(`starting fresh: removed the checkpoints of an earlier run in ${join(run, 'checkpoints')}`);
+    expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000004.safetensors'))).toBe(false);
+    expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000002.safetensors'))).toBe(true);
+  });
+
   it('--log-format json writes one JSON object per event', async () => {
     const r = await cli(['fit', ...TINY, '--log-format', 'json', '--run-dir', join(dir, 'json')]);
     expectOk(r);

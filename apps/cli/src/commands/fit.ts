@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createRandom,
@@ -87,6 +88,12 @@ export const fitCommand = defineMrlCommand({
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
     const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${modelName}`));
     await mkdir(runDir, { recursive: true });
+    // A fresh run must not later resume from an older run's checkpoints in the same folder.
+    const checkpointsDir = join(runDir, 'checkpoints');
+    if (!options.resume && existsSync(checkpointsDir)) {
+      await rm(checkpointsDir, { recursive: true, force: true });
+      process.stderr.write(`starting fresh: removed the checkpoints of an earlier run in ${displayPath(checkpointsDir)} (use --resume to continue it)\n`);
+    }
 
     const encoderConfig = { ...registration.defaults, ...inputOverrides(registration.defaults), architecture: registration.name };
     const runConfig: RunConfig = {

@@ -8,6 +8,7 @@ debian_packages=(
   dataset-fashion-mnist # Fashion-MNIST IDX files: the main job and the vision tests
   python3-skimage       # real sample photos for the image pipeline tests
   wordnet-base          # WordNet glosses: text classification and retrieval
+  python3-numpy         # tests check that numpy reads our .npy and safetensors files
 )
 missing=()
 for p in "${debian_packages[@]}"; do

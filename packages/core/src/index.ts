@@ -39,7 +39,15 @@ export { embedDataset, prefixOf, type EmbeddingMatrix } from './evaluate/embeddi
 export { headTop1, retrievalMetrics, type RetrievalMetrics, type RetrievalOptions } from './evaluate/metrics.js';
 export { formatTable, percent, type Column } from './evaluate/table.js';
 export { BACKEND_NAMES, initBackend, type BackendInfo, type BackendName } from './backend.js';
-export { coreModule, ENCODER_REGISTRATION, OBJECTIVE_REGISTRATION, type EncoderRegistration, type Modality } from './di.js';
+export {
+  coreModule,
+  ENCODER_REGISTRATION,
+  OBJECTIVE_REGISTRATION,
+  type ClassificationObjectiveConfig,
+  type EncoderRegistration,
+  type Modality,
+  type ObjectiveRegistration,
+} from './di.js';
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './kernels/index.js';
 export type { RunContext, RunReport } from './run.js';
 export {

@@ -15,7 +15,7 @@ describe.concurrent('plug-in encoders through DI (examples/custom-encoder)', () 
     expect(plain.stdout).toMatch(/^\s+mlp\s+vision\s+64\s+/m);
     expect(plain.stdout).toMatch(/^\s+resnet-tiny\s+vision\s+32\s+/m);
     expect(plain.stdout).not.toContain('my-encoder');
-    expect(plain.stdout).toMatch(/^\s+classification-shared\s+any\s+softmax cross-entropy per nesting dim, one shared head/m);
+    expect(plain.stdout).toMatch(/^\s*classification-shared\s+any\s+softmax cross-entropy per nesting dim, one shared head/m);
     const r = await cli(['models', '--plugin', 'examples/custom-encoder/my-encoder.js'], { cwd: REPO });
     expectOk(r);
     expect(r.stdout).toContain(`modules: core, vision`);

@@ -1,15 +1,9 @@
 /** Seeded data for the adaptive tests: no randomness leaks between runs. */
+import { createRandom } from '../../src/rng.js';
 
-/** mulberry32: a small, fast, seeded PRNG returning floats in [0, 1). */
+/** Seeded floats in [0, 1): core's generator, so the tests use the project's one PRNG. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRandom(seed);
 }
 
 /** Standard normal samples (Box-Muller). */

@@ -13,12 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import {
-  MatryoshkaIndex,
-  defaultFunnel,
-  meanAveragePrecisionAtK,
-  recallAtK,
-} from '../packages/core/dist/adaptive/index.js';
+import { createRandom, defaultFunnel, MatryoshkaIndex, meanAveragePrecisionAtK, recallAtK } from '@mrl/core';
 
 const argv = process.argv.slice(2);
 function arg(name, fallback) {
@@ -32,16 +27,6 @@ const SEED = Number(arg('seed', 1));
 const NOISE = Number(arg('noise', 0.8));
 const DECAY = Number(arg('decay', 0.75));
 
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Matryoshka-like synthetic embeddings. Every coordinate j has spread s_j = (1 + j / 4)^-DECAY,
@@ -51,7 +36,7 @@ function rng(seed) {
  * an example is its class centre plus noise with the same per-coordinate profile times NOISE.
  */
 function synthetic(n, nq, d, classes, seed) {
-  const rand = rng(seed);
+  const rand = createRandom(seed);
   const g = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
   const spread = Float64Array.from({ length: d }, (_, j) => (1 + j / 4) ** -DECAY);
   const supers = Math.max(1, Math.floor(classes / 20));

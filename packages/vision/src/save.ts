@@ -21,8 +21,15 @@ export async function saveVisionModel(dir: string, encoder: Encoder<tf.Tensor>, 
   await writeFileAtomically(join(dir, MODEL_CONFIG_FILE), `${JSON.stringify(encoder.config, null, 2)}\n`);
 }
 
-/** Rebuilds an encoder saved by {@link saveVisionModel}; every variable must be in the file with its shape. */
-export async function loadVisionModel(dir: string): Promise<Encoder<tf.Tensor>> {
+/**
+ * Rebuilds an encoder saved by {@link saveVisionModel}; every variable must be in the file with
+ * its shape. `build` makes the encoder from the saved config: by default this package's
+ * registry; the CLI passes one that also knows plug-in encoders.
+ */
+export async function loadVisionModel(
+  dir: string,
+  build: (config: EncoderConfig) => Encoder<tf.Tensor> = (config) => buildVisionEncoder(config, createRandom(0)),
+): Promise<Encoder<tf.Tensor>> {
   const configPath = join(dir, MODEL_CONFIG_FILE);
   let config: EncoderConfig;
   try {
@@ -33,7 +40,7 @@ export async function loadVisionModel(dir: string): Promise<Encoder<tf.Tensor>> 
   }
   const weightsPath = join(dir, MODEL_WEIGHTS_FILE);
   const { tensors } = await readSafetensors(weightsPath);
-  const encoder = buildVisionEncoder(config, createRandom(0));
+  const encoder = build(config);
   try {
     assignVariables(encoder.variables(), tensors, { source: weightsPath, fix: `The weights do not match ${configPath} (${config.architecture}); save the model again.` });
   } catch (error) {

@@ -28,6 +28,16 @@ describe('mrl-cli fit', () => {
     expect(config.encoder.name).toBe('mlp');
   });
 
+  it('trains a ResNet and a ViT on Fashion-MNIST and prints their per-dim tables', async () => {
+    for (const model of ['resnet-small', 'vit-micro']) {
+      const r = expectOk(await cli(['fit', '--modality', 'vision', '--model', model, '--data', 'fashion-mnist', '--train-limit', '256', '--test-limit', '200', '--epochs', '1', '--dim', '16', '--run-dir', join(dir, model)]));
+      expect(r.stdout).toContain(`Fashion-MNIST, ${model}, d=16, MRL (test set)`);
+      expect(r.stdout).toMatch(/^\s+8\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
+      expect(r.stdout).toMatch(/^\s+16\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
+      expect(JSON.parse(await readFile(join(dir, model, 'model', 'config.json'), 'utf8')).architecture).toBe(model);
+    }
+  });
+
   it('a fresh run in a used folder removes the old checkpoints instead of resuming from them later', async () => {
     const run = join(dir, 'reused');
     expectOk(await cli(['fit', ...TINY, '--run-dir', run, '--checkpoint-every', '1']));

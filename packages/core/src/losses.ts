@@ -2,15 +2,33 @@ import * as tf from '@tensorflow/tfjs';
 
 /**
  * Mean softmax cross-entropy of `logits` [N, C] against integer `labels` [N]
- * (PyTorch `F.cross_entropy` with mean reduction). One-hot masking rather than `gather` keeps
- * the gradient free of scatter kernels, which some backends lack.
+ * (PyTorch `F.cross_entropy` with mean reduction). One op with its own gradient,
+ * `(softmax - onehot) / N`: autodiff through log-softmax would take a second exp and about
+ * twice the passes over [N, C], which dominates when C is a vocabulary and every nesting dim
+ * has its own logits. The label logits are read by a forward-only gather, so the gradient
+ * needs no scatter kernel, which some backends lack.
  */
 export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => {
-    const classes = logits.shape[1];
-    const oneHot = tf.oneHot(tf.cast(labels, 'int32'), classes);
-    const logProbs = tf.logSoftmax(logits);
-    return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logProbs), 1))) as tf.Scalar;
+    const [rows, classes] = logits.shape;
+    const labelIds = tf.cast(labels, 'int32');
+    // customGrad's typing passes inputs and the save function through one rest parameter.
+    const loss = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+      const [value, probs] = tf.tidy(() => {
+        const shifted = tf.sub(x, tf.max(x, 1, true));
+        const exp = tf.exp(shifted);
+        const total = tf.sum(exp, 1, true); // [N, 1]
+        const flatLabelIds = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(classes, 'int32')), labelIds);
+        const labelLogits = tf.gather(tf.reshape(shifted, [-1]), flatLabelIds); // [N]
+        return [tf.mean(tf.sub(tf.reshape(tf.log(total), [rows]), labelLogits)), tf.div(exp, total)];
+      });
+      save([probs!, labelIds]); // kept for the backward pass, which runs after this tidy has ended
+      return {
+        value: value!,
+        gradFunc: (dy: tf.Tensor, [savedProbs, savedLabels]: tf.Tensor[]) => tf.mul(tf.sub(savedProbs!, tf.oneHot(savedLabels!, classes)), tf.div(dy, rows)),
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return loss(logits) as tf.Scalar;
   });
 }
 

@@ -156,9 +156,26 @@ describe('retrievalMetrics', () => {
     expect(metrics!.recall[20]).toBe(1);
   });
 
+  it('with center, subtracts the database mean from both sides before normalising', async () => {
+    // A shared offset much larger than the class structure: raw cosine sees almost one direction.
+    const offset = Array.from({ length: d }, () => 40 * gaussian(random));
+    const shift = (m: EmbeddingMatrix, by: (j: number) => number): EmbeddingMatrix => ({ ...m, data: m.data.map((v, i) => v + by(i % d)) });
+    const shiftedDb = shift(database, (j) => offset[j]!);
+    const shiftedQ = shift(queries, (j) => offset[j]!);
+    const mean = Array.from({ length: d }, (_, j) => Array.from({ length: database.rows }, (_, i) => shiftedDb.data[i * d + j]!).reduce((a, b) => a + b, 0) / database.rows);
+    const centred = await retrievalMetrics({ database: shiftedDb, databaseLabels: dbLabels, queries: shiftedQ, queryLabels, dims, center: true });
+    centred.forEach((actual, j) => {
+      const expected = bruteForce(shift(shiftedDb, (k) => -mean[k]!), dbLabels, shift(shiftedQ, (k) => -mean[k]!), queryLabels, dims[j]!, [1, 5, 10]);
+      expectNear(actual.nnTop1, expected.nnTop1);
+      expectNear(actual.map10, expected.map10);
+    });
+    const raw = await retrievalMetrics({ database: shiftedDb, databaseLabels: dbLabels, queries: shiftedQ, queryLabels, dims });
+    expect(raw[0]!.map10).toBeLessThan(centred[0]!.map10);
+  });
+
   it('leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
-    await retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, chunk: 4 });
+    await retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, chunk: 4, center: true });
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -3,8 +3,9 @@
 // Usage: node packages/vision/scripts/fashion-mnist-table.mjs [--model resnet-tiny] [--dim 128]
 //   [--train-limit 12000] [--epochs 2] [--lr 0.008] [--run-dir runs/vision-table]
 //   [--compare ff,svd,rand] [--ff-dims 8,16] [--robustness gaussian-noise:3,...|none] [--resume]
+//   [--train-only mrl,ff-8] [--max-queries 2000] [--weights 1,1,1,1,1]
 // Every model checkpoints at its end, so a run can be split over processes (same --run-dir,
-// different --ff-dims) and then finished with --resume, which only evaluates.
+// different --train-only lists) and then finished with --resume, which only evaluates.
 import { parseArgs } from 'node:util';
 import { initBackend } from '@mrl/core';
 import { DEFAULT_CORRUPTIONS, fitVision, parseCorruptions } from '@mrl/vision';
@@ -19,6 +20,9 @@ const { values: a } = parseArgs({
     'run-dir': { type: 'string', default: 'runs/vision-table' },
     compare: { type: 'string', default: 'ff,svd,rand' },
     'ff-dims': { type: 'string' },
+    'train-only': { type: 'string' },
+    'max-queries': { type: 'string', default: '2000' },
+    weights: { type: 'string' },
     robustness: { type: 'string' },
     resume: { type: 'boolean', default: false },
   },
@@ -37,8 +41,11 @@ const report = await fitVision(
     optimizer: { type: 'adamw', lr: Number(a.lr), weightDecay: 0.0001 },
     warmupSteps: 20,
     trainLimit: Number(a['train-limit']),
+    maxQueries: Number(a['max-queries']),
+    ...(a.weights === undefined ? {} : { weights: a.weights.split(',').map(Number) }),
     compare: a.compare.split(',').filter((s) => s !== ''),
     ...(a['ff-dims'] === undefined ? {} : { ffDims: a['ff-dims'].split(',').map(Number) }),
+    ...(a['train-only'] === undefined ? {} : { trainOnly: a['train-only'].split(',') }),
     robustness: a.robustness === 'none' ? false : a.robustness === undefined ? DEFAULT_CORRUPTIONS : parseCorruptions(a.robustness),
   },
   {

@@ -46,6 +46,8 @@ export interface VisionFitOptions {
   dataDir?: string;
   embeddingDim: number;
   dims?: number[];
+  /** Relative importance of each nesting dim in the MRL loss (default 1 each); FF ignores it. */
+  weights?: number[];
   minDim?: number;
   head: HeadKind;
   epochs: number;
@@ -59,9 +61,21 @@ export interface VisionFitOptions {
   testLimit?: number;
   /** Test queries used for the retrieval metrics (default 2000). */
   maxQueries?: number;
+  /**
+   * Centre every method's embeddings by the training set's mean before cosine 1-NN and mAP
+   * (default true). SVD's PCA features are centred by construction; centring MRL, FF and Rand
+   * too compares them like for like.
+   */
+  centerRetrieval?: boolean;
   compare: VisionBaseline[];
-  /** Dims to train FF models for (default: every nesting dim); lets a run be split over processes. */
+  /** Dims to train FF models for (default: every nesting dim). */
   ffDims?: number[];
+  /**
+   * Train only these models (`mrl`, `ff-<m>`) to their final checkpoint and return without
+   * evaluating: a run split over processes, each with its own list and the same `runDir`, is
+   * then evaluated by one call with `resume` that finds every model trained.
+   */
+  trainOnly?: string[];
   /** Corrupted test sets to evaluate the MRL model on (`true`: noise, blur, contrast at severity 3). */
   robustness?: boolean | Corruption[];
   /** Save the MRL encoder to `<runDir>/model` (config.json + weights.safetensors). Default true. */
@@ -102,7 +116,16 @@ function featuresDataset(matrix: EmbeddingMatrix, labels: Int32Array, numClasses
 }
 
 /** Per-dim head top-1 and retrieval metrics from precomputed embeddings. */
-async function scoreEmbeddings(run: Pick<ClassifierRun, 'head'>, trainEmb: EmbeddingMatrix, train: ArrayDataset, testEmb: EmbeddingMatrix, test: ArrayDataset, dims: readonly number[], maxQueries: number): Promise<DimRow[]> {
+async function scoreEmbeddings(
+  run: Pick<ClassifierRun, 'head'>,
+  trainEmb: EmbeddingMatrix,
+  train: ArrayDataset,
+  testEmb: EmbeddingMatrix,
+  test: ArrayDataset,
+  dims: readonly number[],
+  protocol: { maxQueries: number; center: boolean },
+): Promise<DimRow[]> {
+  const { maxQueries, center } = protocol;
   const top1 = await headTop1(run.head, testEmb, test.labels, dims);
   const queries = headOf(test, maxQueries);
   const retrieval = await retrievalMetrics({
@@ -111,6 +134,7 @@ async function scoreEmbeddings(run: Pick<ClassifierRun, 'head'>, trainEmb: Embed
     queries: { data: testEmb.data.subarray(0, queries.count * testEmb.dim), rows: queries.count, dim: testEmb.dim },
     queryLabels: queries.labels,
     dims,
+    center,
   });
   return dims.map((dim, j) => ({ dim, top1: top1[j]!, nnTop1: retrieval[j]!.nnTop1, map10: retrieval[j]!.map10, recall: retrieval[j]!.recall }));
 }
@@ -150,7 +174,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   const data = await loadFashionMnist(options.dataDir);
   const train = toArrayDataset(data.train, options.trainLimit);
   const test = toArrayDataset(data.test, options.testLimit);
-  const maxQueries = options.maxQueries ?? 2000;
+  const retrieval = { maxQueries: options.maxQueries ?? 2000, center: options.centerRetrieval ?? true };
   context.log(`data: fashion-mnist, ${train.count} train / ${test.count} test images, ${train.numClasses} classes`);
   const { dims } = resolveNesting({
     embeddingDim: options.embeddingDim,
@@ -174,17 +198,40 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     options.createEncoder?.(m) ??
     createVisionEncoder(options.model, encoderOverrides(options.model, m, data.train), createRandom(context.seed, 4));
 
-  const mrlRun = await trainClassifier({ encoder: encoderFor(d), train, dims, head: options.head, trainer: trainerFor('mrl') });
+  if (options.trainOnly !== undefined) {
+    const known = ['mrl', ...dims.map((m) => `ff-${m}`)];
+    for (const label of options.trainOnly) {
+      if (!known.includes(label)) throw new MrlError('invalid-argument', `trainOnly names '${label}', which this run does not train.`, `Known models: ${known.join(', ')}.`);
+    }
+    for (const label of options.trainOnly) {
+      const m = label === 'mrl' ? d : Number(label.slice(3));
+      const mrl = label === 'mrl';
+      const run = await trainClassifier({
+        encoder: encoderFor(m),
+        train,
+        dims: mrl ? dims : [m],
+        ...(mrl && options.weights !== undefined ? { weights: options.weights } : {}),
+        head: mrl ? options.head : 'separate',
+        trainer: trainerFor(label),
+      });
+      run.encoder.dispose();
+      tf.dispose([...run.head.variables().values()]);
+    }
+    return { title: `Fashion-MNIST, ${options.model}, d=${d}: trained ${options.trainOnly.join(', ')}`, table: '', metrics: { trained: options.trainOnly } };
+  }
+
+  const mrlWeights = options.weights === undefined ? {} : { weights: options.weights };
+  const mrlRun = await trainClassifier({ encoder: encoderFor(d), train, dims, ...mrlWeights, head: options.head, trainer: trainerFor('mrl') });
   const mrlTrainEmb = await embedArrays(mrlRun.encoder, train);
   const mrlTestEmb = await embedArrays(mrlRun.encoder, test);
-  const mrlRows = await scoreEmbeddings(mrlRun, mrlTrainEmb, train, mrlTestEmb, test, dims, maxQueries);
+  const mrlRows = await scoreEmbeddings(mrlRun, mrlTrainEmb, train, mrlTestEmb, test, dims, retrieval);
 
   const ffRows = new Map<number, DimRow>();
   let fullRun: ClassifierRun | undefined;
   if (options.compare.includes('ff')) {
     for (const m of options.ffDims === undefined ? dims : dims.filter((x) => options.ffDims!.includes(x))) {
       const run = await trainClassifier({ encoder: encoderFor(m), train, dims: [m], head: 'separate', trainer: trainerFor(`ff-${m}`) });
-      const [row] = await scoreEmbeddings(run, await embedArrays(run.encoder, train), train, await embedArrays(run.encoder, test), test, [m], maxQueries);
+      const [row] = await scoreEmbeddings(run, await embedArrays(run.encoder, train), train, await embedArrays(run.encoder, test), test, [m], retrieval);
       ffRows.set(m, row!);
       if (m === d) fullRun = run;
       else run.encoder.dispose();
@@ -207,7 +254,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
         head: 'separate',
         trainer: trainerFor(label),
       });
-      const rows = await scoreEmbeddings(run, trainFeatures, train, testFeatures, test, dims, maxQueries);
+      const rows = await scoreEmbeddings(run, trainFeatures, train, testFeatures, test, dims, retrieval);
       tf.dispose([...run.head.variables().values()]);
       return rows;
     };
@@ -248,7 +295,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     const shape = [test.count, ...test.exampleShape] as [number, number, number, number];
     const corrupted: ArrayDataset = { ...test, inputs: corruptImages(test.inputs, shape, corruption, context.seed) };
     const corruptedEmb = await embedArrays(mrlRun.encoder, corrupted);
-    robustness.push({ corruption: `${corruption.name}:${corruption.severity}`, rows: await scoreEmbeddings(mrlRun, mrlTrainEmb, train, corruptedEmb, corrupted, dims, maxQueries) });
+    robustness.push({ corruption: `${corruption.name}:${corruption.severity}`, rows: await scoreEmbeddings(mrlRun, mrlTrainEmb, train, corruptedEmb, corrupted, dims, retrieval) });
   }
   let robustnessTable = '';
   if (robustness.length > 0) {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +101,41 @@ describe('fitVision', () => {
     expect(report.table).toContain('contrast:2');
     expect((report.metrics.dims as number[])).toEqual([4, 8]);
     expect(Object.keys(report.metrics.svd as object)).toEqual(['4', '8']);
+  });
+
+  it('splits training over calls with trainOnly; a resume call then only evaluates, as one run would', async () => {
+    const options = {
+      model: 'mlp',
+      data: 'fashion-mnist',
+      dataDir: FASHION_MNIST_DIR,
+      embeddingDim: 8,
+      minDim: 4,
+      head: 'separate',
+      epochs: 1,
+      batchSize: 64,
+      optimizer: { type: 'adamw', lr: 0.01 },
+      trainLimit: 256,
+      testLimit: 100,
+      compare: ['ff', 'svd'],
+      robustness: false,
+      saveModel: false,
+    } as const;
+    const whole = await fitVision(options, { runDir: await mkdtemp(join(tmpdir(), 'mrl-fit-whole-')), seed: 0, resume: false, log: () => undefined });
+
+    const runDir = await mkdtemp(join(tmpdir(), 'mrl-fit-split-'));
+    const first = await fitVision({ ...options, trainOnly: ['mrl', 'ff-4'] }, { runDir, seed: 0, resume: false, log: () => undefined });
+    expect(first.table).toBe('');
+    expect(existsSync(join(runDir, 'checkpoints', 'mrl', 'ckpt-00000004.safetensors'))).toBe(true);
+    expect(existsSync(join(runDir, 'checkpoints', 'ff-8'))).toBe(false);
+    await fitVision({ ...options, trainOnly: ['ff-8'] }, { runDir, seed: 0, resume: false, log: () => undefined });
+    const steps: string[] = [];
+    const merged = await fitVision(options, { runDir, seed: 0, resume: true, log: () => undefined, onEvent: (event, label) => event.type === 'step' && steps.push(label) });
+    expect(steps.filter((label) => label === 'mrl' || label.startsWith('ff-'))).toEqual([]); // every model came from its final checkpoint
+    expect(merged.table).toBe(whole.table);
+
+    await expect(fitVision({ ...options, trainOnly: ['ff-12'] }, { runDir, seed: 0, resume: false, log: () => undefined })).rejects.toThrow(
+      "trainOnly names 'ff-12', which this run does not train.",
+    );
   });
 
   it('names unknown models and baselines', async () => {

@@ -63,7 +63,27 @@ describe('the vision model registry', () => {
     encoder.dispose();
   });
 
+  it('halves the image in a stride-2 stem and keeps a linear embedding layer at d = width', () => {
+    const small = createVisionEncoder('resnet-small', { inputChannels: 1 }, createRandom(0)) as ResNetEncoder;
+    expect(small.featureWidth).toBe(128);
+    expect(small.embeddingDim).toBe(128);
+    expect(small.variables().get('proj/w')!.shape).toEqual([128, 128]); // `projection: 'always'`
+    const stem = tf.tidy(() => small.stemConv.apply(tf.zeros([1, 28, 28, 1])));
+    expect(stem.shape).toEqual([1, 14, 14, 16]);
+    stem.dispose();
+    const z = small.encode(tf.randomNormal([2, 28, 28, 1]), true);
+    expect(z.shape).toEqual([2, 128]);
+    expect(Math.min(...values(z))).toBeLessThan(0); // a pooled ReLU map alone could not be negative
+    small.dispose();
+    const auto = createVisionEncoder('resnet-small', { inputChannels: 1, projection: 'auto' }, createRandom(0));
+    expect(auto.variables().has('proj/w')).toBe(false);
+    auto.dispose();
+  });
+
   it('rejects bad configs and inputs, naming the field', () => {
+    expect(() => createVisionEncoder('resnet-small', { stemStride: 0 }, createRandom(0))).toThrow("resnet config 'resnet-small': stemStride must be 1, 2, 3 or 4, got 0.");
+    expect(() => createVisionEncoder('resnet50', { stemStride: 2 }, createRandom(0))).toThrow("resnet config 'resnet50': stemStride applies to the 'cifar' stem only");
+    expect(() => createVisionEncoder('resnet-small', { projection: 'never' as 'auto' }, createRandom(0))).toThrow("resnet config 'resnet-small': projection must be 'auto' or 'always', got 'never'.");
     expect(() => createVisionEncoder('resnet-tiny', { layers: [1, 1], widths: [8, 16, 32] }, createRandom(0))).toThrow(
       "resnet config 'resnet-tiny': layers [1,1] and widths [8,16,32] must be non-empty lists of the same length.",
     );

@@ -34,6 +34,13 @@ export interface RetrievalOptions {
   ks?: readonly number[];
   /** Query rows per similarity block. */
   chunk?: number;
+  /**
+   * Subtract the database's mean embedding from database and queries before normalising. A
+   * shared offset crowds cosine similarity; PCA-projected (SVD) features are centred by
+   * construction, so comparing other embeddings with them like for like means centring those too.
+   * Default false: raw cosine, as an index serves them.
+   */
+  center?: boolean;
 }
 
 export interface RetrievalMetrics {
@@ -57,8 +64,13 @@ export async function retrievalMetrics(options: RetrievalOptions): Promise<Retri
   const chunk = options.chunk ?? 1024;
   const relevantCount = new Map<number, number>();
   for (const label of options.databaseLabels) relevantCount.set(label, (relevantCount.get(label) ?? 0) + 1);
-  const dbFull = tf.tensor2d(options.database.data, [options.database.rows, options.database.dim]);
-  const queryFull = tf.tensor2d(options.queries.data, [options.queries.rows, options.queries.dim]);
+  const [dbFull, queryFull] = tf.tidy(() => {
+    const db = tf.tensor2d(options.database.data, [options.database.rows, options.database.dim]);
+    const queries = tf.tensor2d(options.queries.data, [options.queries.rows, options.queries.dim]);
+    if (options.center !== true) return [db, queries];
+    const mean = tf.mean(db, 0, true); // [1, dim]; the prefix of the centred vector is the centred prefix
+    return [tf.sub(db, mean), tf.sub(queries, mean)];
+  });
   try {
     const results: RetrievalMetrics[] = [];
     for (const m of options.dims) {

@@ -12,7 +12,7 @@ interface VisionModelEntry {
   defaults: VisionEncoderConfig;
 }
 
-type ResNetShape = Pick<ResNetConfig, 'embeddingDim' | 'block' | 'stem' | 'stemWidth' | 'layers' | 'widths'>;
+type ResNetShape = Pick<ResNetConfig, 'embeddingDim' | 'block' | 'stem' | 'stemWidth' | 'layers' | 'widths'> & Partial<Pick<ResNetConfig, 'stemStride' | 'projection'>>;
 type VitShape = Pick<VitConfig, 'embeddingDim' | 'imageSize' | 'patchSize' | 'width' | 'depth' | 'heads' | 'mlpRatio'>;
 const resnet = (architecture: string, rest: ResNetShape): ResNetConfig => ({ architecture, family: 'resnet', inputChannels: 3, ...rest });
 const vit = (architecture: string, rest: VitShape): VitConfig => ({ architecture, family: 'vit', inputChannels: 3, ...rest });
@@ -30,6 +30,10 @@ export const VISION_MODELS: Readonly<Record<string, VisionModelEntry>> = {
   'resnet-tiny': {
     description: 'ResNet, basic blocks [1,1,1], widths 8/16/32, CIFAR stem: for tests and CI',
     defaults: resnet('resnet-tiny', { embeddingDim: 32, block: 'basic', stem: 'cifar', stemWidth: 8, layers: [1, 1, 1], widths: [8, 16, 32] }),
+  },
+  'resnet-small': {
+    description: 'ResNet, basic blocks [1,1,1,1], widths 16/32/64/128, 3x3 stride-2 stem, linear embedding layer, d=128: the Fashion-MNIST model',
+    defaults: resnet('resnet-small', { embeddingDim: 128, block: 'basic', stem: 'cifar', stemStride: 2, stemWidth: 16, layers: [1, 1, 1, 1], widths: [16, 32, 64, 128], projection: 'always' }),
   },
   'resnet8-cifar': {
     description: 'ResNet-8, basic blocks [1,1,1], widths 16/32/64, CIFAR stem: the small CPU model',

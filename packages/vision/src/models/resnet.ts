@@ -13,6 +13,11 @@ export interface ResNetConfig extends EncoderConfig {
   block: 'basic' | 'bottleneck';
   /** `cifar`: one 3x3 conv, stride 1; `imagenet`: 7x7 conv stride 2 + 3x3 max-pool stride 2. */
   stem: 'cifar' | 'imagenet';
+  /**
+   * Stride of the `cifar` stem's 3x3 conv (default 1). 2 halves a 28 px image before the first
+   * stage, which lets a small ResNet end in a wide stage at a quarter of the compute.
+   */
+  stemStride?: number;
   stemWidth: number;
   /** Blocks per stage, e.g. [2, 2, 2, 2] for ResNet-18. */
   layers: number[];
@@ -21,6 +26,12 @@ export interface ResNetConfig extends EncoderConfig {
   inputChannels: number;
   /** Batch-norm running-average momentum (PyTorch convention). */
   bnMomentum?: number;
+  /**
+   * `auto` (default): a linear projection to d only when d differs from the last stage's width;
+   * `always`: a linear embedding layer at every d, so models of different d (MRL at d, FF at m)
+   * share one shape and the embedding can take negative values, as a pooled ReLU map cannot.
+   */
+  projection?: 'auto' | 'always';
 }
 
 
@@ -115,12 +126,19 @@ export function validateResNetConfig(config: ResNetConfig): void {
     const v = config[field];
     if (!Number.isInteger(v) || v < 1) throw new MrlError('invalid-config', `${where}: ${field} must be a positive integer, got ${v}.`);
   }
+  const stride = config.stemStride ?? 1;
+  if (!Number.isInteger(stride) || stride < 1 || stride > 4) throw new MrlError('invalid-config', `${where}: stemStride must be 1, 2, 3 or 4, got ${stride}.`);
+  if (stride !== 1 && config.stem !== 'cifar') throw new MrlError('invalid-config', `${where}: stemStride applies to the 'cifar' stem only (the 'imagenet' stem is fixed at stride 2 + max-pool).`);
+  if (config.projection !== undefined && config.projection !== 'auto' && config.projection !== 'always') {
+    throw new MrlError('invalid-config', `${where}: projection must be 'auto' or 'always', got '${String(config.projection)}'.`);
+  }
 }
 
 /**
  * ResNet image encoder. The embedding is the global-average-pooled feature of the last stage;
- * when `embeddingDim` differs from that width (e.g. d=128 on a 64-wide ResNet) a linear
- * projection `proj` maps it to d, otherwise the pooled feature itself is the embedding.
+ * when `embeddingDim` differs from that width (e.g. d=128 on a 64-wide ResNet), or `projection`
+ * is `always`, a linear projection `proj` maps it to d, otherwise the pooled feature itself is
+ * the embedding.
  *
  * @example
  * ```ts
@@ -143,7 +161,7 @@ export class ResNetEncoder implements Encoder<tf.Tensor> {
     validateResNetConfig(config);
     const momentum = config.bnMomentum ?? 0.1;
     this.embeddingDim = config.embeddingDim;
-    this.stemConv = config.stem === 'cifar' ? new Conv2d(3, config.inputChannels, config.stemWidth, 1, random) : new Conv2d(7, config.inputChannels, config.stemWidth, 2, random);
+    this.stemConv = config.stem === 'cifar' ? new Conv2d(3, config.inputChannels, config.stemWidth, config.stemStride ?? 1, random) : new Conv2d(7, config.inputChannels, config.stemWidth, 2, random);
     this.stemBn = new BatchNorm(config.stemWidth, momentum);
     const Block = config.block === 'basic' ? BasicBlock : BottleneckBlock;
     let channels = config.stemWidth;
@@ -156,7 +174,7 @@ export class ResNetEncoder implements Encoder<tf.Tensor> {
       }),
     );
     this.featureWidth = channels;
-    this.projection = channels === config.embeddingDim ? null : new Linear(channels, config.embeddingDim, random);
+    this.projection = channels === config.embeddingDim && config.projection !== 'always' ? null : new Linear(channels, config.embeddingDim, random);
   }
 
   encode(input: tf.Tensor, training: boolean): tf.Tensor2D {

@@ -10,7 +10,7 @@ import type { ArgsDef } from 'citty';
  * config file < command-line flags.
  */
 
-export type FlagType = 'string' | 'path' | 'boolean' | 'integer' | 'number' | 'enum' | 'integers' | 'paths';
+export type FlagType = 'string' | 'path' | 'boolean' | 'integer' | 'number' | 'enum' | 'integers' | 'numbers' | 'paths';
 
 export interface FlagSpec {
   readonly type: FlagType;
@@ -29,7 +29,7 @@ type ValueOf<F extends FlagSpec> = F['type'] extends 'boolean'
   ? boolean
   : F['type'] extends 'integer' | 'number'
     ? number
-    : F['type'] extends 'integers'
+    : F['type'] extends 'integers' | 'numbers'
       ? number[]
       : F['type'] extends 'paths'
         ? string[]
@@ -73,6 +73,7 @@ export const TRAIN_FLAGS = {
   model: { type: 'string', default: 'mlp', description: 'encoder name (see mrl-cli models)' },
   dim: { type: 'integer', default: 64, description: 'embedding size d' },
   dims: { type: 'integers', description: 'nesting dims, e.g. 8,16,32,64 (default: powers of two up to d)' },
+  weights: { type: 'numbers', description: 'vision: relative importance of each nesting dim in the loss, e.g. 2,2,1,1,1 (default: 1 each)' },
   head: { type: 'enum', options: ['separate', 'shared'], default: 'separate', description: 'separate heads (MRL) or one sliced head (MRL-E)' },
   epochs: { type: 'number', default: 10, description: 'passes over the training data' },
   'batch-size': { type: 'integer', default: 128, description: 'examples per step' },
@@ -166,6 +167,7 @@ const KIND_TEXT: Record<FlagType, string> = {
   number: 'a number',
   enum: 'one of',
   integers: 'a list of integers (array or "8,16,32")',
+  numbers: 'a list of numbers (array or "2,1,0.5")',
   paths: 'a list of paths (array or comma-separated string)',
 };
 
@@ -200,10 +202,12 @@ function convert(name: string, spec: FlagSpec, value: unknown, where: 'flag' | s
       if (!Number.isFinite(n) || (spec.type === 'integer' && !Number.isInteger(n))) throw bad();
       return n;
     }
-    case 'integers': {
+    case 'integers':
+    case 'numbers': {
       if (!Array.isArray(value) && typeof value !== 'string') throw bad();
       const items = list(value).map((v) => (typeof v === 'string' ? Number(v) : v));
-      if (items.length === 0 || !items.every((v) => typeof v === 'number' && Number.isInteger(v))) throw bad();
+      const ok = (v: unknown): boolean => typeof v === 'number' && (spec.type === 'integers' ? Number.isInteger(v) : Number.isFinite(v));
+      if (items.length === 0 || !items.every(ok)) throw bad();
       return items;
     }
     case 'paths': {

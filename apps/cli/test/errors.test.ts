@@ -26,6 +26,15 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
     expect(line).toContain('dims[1] = 32 is not an integer in [1, 16]');
   });
 
+  it('loss weights: one per nesting dim, numbers, vision only', async () => {
+    const count = expectOneParagraphError(await cli(['fit', '--dim', '64', '--weights', '2,1', '--run-dir', join(dir, 'run-w1')]));
+    expect(count).toContain('weights has 2 entries but there are 4 nesting dims (8, 16, 32, 64).');
+    const text = expectOneParagraphError(await cli(['fit', '--weights', 'two,1', '--run-dir', join(dir, 'run-w2')]));
+    expect(text).toContain("--weights must be a list of numbers (array or \"2,1,0.5\"), got 'two,1'.");
+    const modality = expectOneParagraphError(await cli(['fit', '--modality', 'text', '--weights', '2,1', '--run-dir', join(dir, 'run-w3')]));
+    expect(modality).toContain('--weights applies to vision runs');
+  });
+
   it('embed --dim larger than the model d', async () => {
     // A run folder is needed: train the smallest model quickly.
     const run = join(dir, 'run-small');

@@ -78,7 +78,12 @@ export const fitCommand = defineMrlCommand({
     const registration = findEncoder(registry, modelName, options.modality);
     // Nesting dims are checked before the data loads: a dim larger than d fails here.
     const embeddingDim = options.modality === 'text' ? registration.defaults.embeddingDim : options.dim;
-    const dims = [...resolveNesting({ embeddingDim, ...(options.dims === undefined ? {} : { dims: options.dims }) }).dims];
+    if (options.weights !== undefined && options.modality !== 'vision') {
+      throw new MrlError('invalid-argument', `--weights applies to vision runs; the ${options.modality} objectives weight every nesting dim alike.`, 'Leave out --weights.');
+    }
+    const dims = [
+      ...resolveNesting({ embeddingDim, ...(options.dims === undefined ? {} : { dims: options.dims }), ...(options.weights === undefined ? {} : { weights: options.weights }) }).dims,
+    ];
     // A text run names its task with --task (or, equivalently, --data).
     const textTask = options.task ?? options.data;
     if (options.modality === 'text' && !(TEXT_TASKS as readonly string[]).includes(textTask)) {
@@ -193,6 +198,7 @@ export const fitCommand = defineMrlCommand({
         ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
         embeddingDim: options.dim,
         dims,
+        ...(options.weights === undefined ? {} : { weights: options.weights }),
         head: options.head,
         epochs: options.epochs,
         batchSize: options['batch-size'],

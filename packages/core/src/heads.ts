@@ -162,26 +162,36 @@ export function slicedPrefixLogits(
 
 /**
  * Logits of each prefix from chunk products and a running sum: one full-size product in total.
- * `weight` is [d, C] with the embedding axis first.
+ * `weight` is [d, C] (embedding axis first), or [C, d] with `weightLayout: 'classes-first'` (a
+ * tied token-embedding table, multiplied as is instead of transposed every step).
+ *
+ * The chunks come from `split`, not `slice`: the gradient of a split is one concatenation,
+ * while each slice's gradient is a zero-padded full-size copy that is then summed, which is
+ * most of the Matryoshka overhead when C is a vocabulary.
  */
 export function runningSumPrefixLogits(
   embedding: tf.Tensor2D,
   weight: tf.Tensor2D,
   bias: tf.Tensor1D | null,
   dims: readonly number[],
+  weightLayout: 'embedding-first' | 'classes-first' = 'embedding-first',
 ): tf.Tensor2D[] {
   return tf.tidy(() => {
+    const d = embedding.shape[1];
+    const widths = dims.map((m, j) => m - (j === 0 ? 0 : dims[j - 1]!));
+    // split needs sizes that cover the axis; a tail past the largest dim is split off unused.
+    const sizes = dims[dims.length - 1]! < d ? [...widths, d - dims[dims.length - 1]!] : widths;
+    const zChunks = sizes.length === 1 ? [embedding] : tf.split(embedding, sizes, 1);
+    const classesFirst = weightLayout === 'classes-first';
+    const wChunks = sizes.length === 1 ? [weight] : tf.split(weight, sizes, classesFirst ? 1 : 0);
     const out: tf.Tensor2D[] = [];
-    let start = 0;
     let running: tf.Tensor2D | null = bias === null ? null : (tf.expandDims(bias, 0) as tf.Tensor2D);
-    for (const m of dims) {
-      const width = m - start;
-      const chunk: tf.Tensor2D = tf.matMul(tf.slice(embedding, [0, start], [-1, width]), tf.slice(weight, [start, 0], [width, -1]));
+    widths.forEach((_, j) => {
+      const chunk: tf.Tensor2D = tf.matMul(zChunks[j]!, wChunks[j]!, false, classesFirst);
       const next: tf.Tensor2D = running === null ? chunk : tf.add(running, chunk);
       out.push(next);
       running = next;
-      start = m;
-    }
+    });
     return out;
   });
 }

@@ -232,6 +232,28 @@ describe('MatryoshkaLoss', () => {
 });
 
 describe('stackedPrefixLogits (fused shared head)', () => {
+  it('running sums have the gradients of per-prefix products, in both weight layouts and with dims short of d', () => {
+    const random = createRandom(10);
+    const z = tf.tensor2d(Float32Array.from({ length: 5 * 24 }, () => random() - 0.5), [5, 24]);
+    const w = tf.tensor2d(Float32Array.from({ length: 24 * 7 }, () => random() - 0.5), [24, 7]);
+    const b = tf.tensor1d(Float32Array.from({ length: 7 }, () => random() - 0.5));
+    const upstream = [1, 0.5, 2].map((scale) => tf.mul(tf.tensor2d(Float32Array.from({ length: 5 * 7 }, () => random() - 0.5), [5, 7]), scale));
+    const dims = [4, 8, 16]; // the last 8 dims of z and rows of w take part in no prefix
+    const weighted = (logits: tf.Tensor2D[]): tf.Scalar => tf.addN(logits.map((l, j) => tf.sum(tf.mul(l, upstream[j]!)))) as tf.Scalar;
+    const reference = tf.grads((zz: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => weighted(slicedPrefixLogits(zz as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, dims)))([z, w, b]);
+    const running = tf.grads((zz: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => weighted(runningSumPrefixLogits(zz as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, dims)))([z, w, b]);
+    const classesFirst = tf.grads((zz: tf.Tensor, wt: tf.Tensor, bb: tf.Tensor) => weighted(runningSumPrefixLogits(zz as tf.Tensor2D, wt as tf.Tensor2D, bb as tf.Tensor1D, dims, 'classes-first')))([
+      z,
+      tf.transpose(w),
+      b,
+    ]);
+    for (let i = 0; i < 3; i++) expectAllClose(running[i]!.dataSync(), reference[i]!.dataSync(), 1e-5);
+    expectAllClose(classesFirst[0]!.dataSync(), reference[0]!.dataSync(), 1e-5);
+    expectAllClose(tf.transpose(classesFirst[1]!).dataSync(), reference[1]!.dataSync(), 1e-5);
+    expectAllClose(classesFirst[2]!.dataSync(), reference[2]!.dataSync(), 1e-5);
+    expect(Array.from(running[1]!.dataSync().subarray(16 * 7))).toEqual(new Array(8 * 7).fill(0));
+  });
+
   it('gradients of weight and bias match finite differences, also with dims short of d', () => {
     const random = createRandom(21);
     const n = 3;

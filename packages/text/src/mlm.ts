@@ -91,10 +91,7 @@ export class TiedMlmObjective implements PrefixObjective<MlmTarget> {
 
   /** Logits [M, V] of every prefix in `dims`. */
   logits(states: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[] {
-    return tf.tidy(() => {
-      const weight = tf.transpose(this.embedding) as tf.Tensor2D; // [d, V], embedding axis first
-      return runningSumPrefixLogits(states, weight, this.bias as tf.Tensor1D, dims);
-    });
+    return runningSumPrefixLogits(states, this.embedding as tf.Tensor2D, this.bias as tf.Tensor1D, dims, 'classes-first');
   }
 
   prefixLosses(states: tf.Tensor2D, dims: readonly number[], target: MlmTarget): tf.Scalar[] {

@@ -198,30 +198,34 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     options.createEncoder?.(m) ??
     createVisionEncoder(options.model, encoderOverrides(options.model, m, data.train), createRandom(context.seed, 4));
 
+  /** Trains (or, resuming, reloads from its final checkpoint) one model of the run: `mrl` or `ff-<m>`. */
+  const trainModel = (label: string): Promise<ClassifierRun> => {
+    const mrl = label === 'mrl';
+    const m = mrl ? d : Number(label.slice('ff-'.length));
+    return trainClassifier({
+      encoder: encoderFor(m),
+      train,
+      dims: mrl ? dims : [m],
+      ...(mrl && options.weights !== undefined ? { weights: options.weights } : {}),
+      head: mrl ? options.head : 'separate',
+      trainer: trainerFor(label),
+    });
+  };
+
   if (options.trainOnly !== undefined) {
     const known = ['mrl', ...dims.map((m) => `ff-${m}`)];
     for (const label of options.trainOnly) {
       if (!known.includes(label)) throw new MrlError('invalid-argument', `trainOnly names '${label}', which this run does not train.`, `Known models: ${known.join(', ')}.`);
     }
     for (const label of options.trainOnly) {
-      const m = label === 'mrl' ? d : Number(label.slice(3));
-      const mrl = label === 'mrl';
-      const run = await trainClassifier({
-        encoder: encoderFor(m),
-        train,
-        dims: mrl ? dims : [m],
-        ...(mrl && options.weights !== undefined ? { weights: options.weights } : {}),
-        head: mrl ? options.head : 'separate',
-        trainer: trainerFor(label),
-      });
+      const run = await trainModel(label);
       run.encoder.dispose();
       tf.dispose([...run.head.variables().values()]);
     }
     return { title: `Fashion-MNIST, ${options.model}, d=${d}: trained ${options.trainOnly.join(', ')}`, table: '', metrics: { trained: options.trainOnly } };
   }
 
-  const mrlWeights = options.weights === undefined ? {} : { weights: options.weights };
-  const mrlRun = await trainClassifier({ encoder: encoderFor(d), train, dims, ...mrlWeights, head: options.head, trainer: trainerFor('mrl') });
+  const mrlRun = await trainModel('mrl');
   const mrlTrainEmb = await embedArrays(mrlRun.encoder, train);
   const mrlTestEmb = await embedArrays(mrlRun.encoder, test);
   const mrlRows = await scoreEmbeddings(mrlRun, mrlTrainEmb, train, mrlTestEmb, test, dims, retrieval);
@@ -230,7 +234,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   let fullRun: ClassifierRun | undefined;
   if (options.compare.includes('ff')) {
     for (const m of options.ffDims === undefined ? dims : dims.filter((x) => options.ffDims!.includes(x))) {
-      const run = await trainClassifier({ encoder: encoderFor(m), train, dims: [m], head: 'separate', trainer: trainerFor(`ff-${m}`) });
+      const run = await trainModel(`ff-${m}`);
       const [row] = await scoreEmbeddings(run, await embedArrays(run.encoder, train), train, await embedArrays(run.encoder, test), test, [m], retrieval);
       ffRows.set(m, row!);
       if (m === d) fullRun = run;
@@ -242,7 +246,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   const svdRows = new Map<number, DimRow>();
   const randRows = new Map<number, DimRow>();
   if (options.compare.includes('svd') || options.compare.includes('rand')) {
-    fullRun ??= await trainClassifier({ encoder: encoderFor(d), train, dims: [d], head: 'separate', trainer: trainerFor(`ff-${d}`) });
+    fullRun ??= await trainModel(`ff-${d}`);
     const fullTrain = await embedArrays(fullRun.encoder, train);
     const fullTest = await embedArrays(fullRun.encoder, test);
     const fixedFeatureRows = async (trainFeatures: EmbeddingMatrix, testFeatures: EmbeddingMatrix, label: string): Promise<DimRow[]> => {

@@ -78,6 +78,18 @@ export async function initBackend(name: string = 'wasm'): Promise<BackendInfo> {
     throw new MrlError('backend-unavailable', `unknown backend '${name}'.`, `Choose one of: ${BACKEND_NAMES.join(', ')}.`);
   }
   const backend = name as BackendName;
+  // A second start of a device backend would open a second device beside the one TF.js holds
+  // (Dawn then crashes); asking again for the active backend returns it as it is.
+  const running = started.get(backend);
+  if (running !== undefined && tf.getBackend() === backend) return running;
+  const info = await startBackend(backend);
+  started.set(backend, info);
+  return info;
+}
+
+const started = new Map<BackendName, BackendInfo>();
+
+async function startBackend(backend: BackendName): Promise<BackendInfo> {
   switch (backend) {
     case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');

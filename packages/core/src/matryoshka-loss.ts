@@ -3,6 +3,7 @@ import { resolveNesting, sampleDimIndices, type NestingOptions } from './dims.js
 import { MrlError } from './errors.js';
 import type { VariableMap } from './module.js';
 import type { PrefixObjective } from './objective.js';
+import { sumTensors } from './ops/sum-tensors.js';
 import type { Random } from './rng.js';
 
 export interface MatryoshkaLossOptions extends NestingOptions {
@@ -86,7 +87,7 @@ export class MatryoshkaLoss<Target> {
     dims.forEach((m, j) => {
       parts[`loss/${m}`] = losses[j]!;
     });
-    const total = tf.tidy(() => tf.addN(losses.map((l, j) => tf.mul(l, this.weights[indices[j]!]!))) as tf.Scalar);
+    const total = tf.tidy(() => sumTensors(losses.map((l, j) => tf.mul(l, this.weights[indices[j]!]!))) as tf.Scalar);
     return { total, parts, dims };
   }
 

@@ -21,6 +21,7 @@ import {
   type ClassTarget,
   type TrainerOptions,
   type Encoder,
+  type BackendName,
 } from '@mrl/core';
 import { OnnxBackboneEncoder, type BackbonePooling } from './backbone.js';
 import { BertEncoder, bertConfig, type BertConfig, type TokenBatch } from './bert.js';
@@ -77,7 +78,7 @@ export interface TextFitOptions {
   dims?: number[];
   minDim?: number;
   /** Tensor backend (default wasm). */
-  backend?: 'wasm' | 'cpu';
+  backend?: BackendName;
   /** Folder with WordNet's data.noun etc. (default /usr/share/wordnet). */
   wordnetDir?: string;
   /** Checkpoint every this many steps (default: only at the end). */
@@ -237,13 +238,15 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
     evalBatches.push(mlmBatch(encoded, maskTokens(encoded, tokenizer.special, tokenizer.vocabSize, random, { maskFraction: 1, randomFraction: 0 })));
   }
   const dims = [...matryoshka.dims];
-  const accuracy = mlmAccuracy(encoder, objective, evalBatches, dims);
+  const accuracy = await mlmAccuracy(encoder, objective, evalBatches, dims);
   const masked = evalBatches.reduce((s, b) => s + b.target.labels.size, 0);
   // Context-free reference: always predict the most frequent training token.
   const counts = new Map<number, number>();
   for (const row of trainIds) for (const id of row) counts.set(id, (counts.get(id) ?? 0) + 1);
   const top = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a), [-1, 0])[0];
-  const unigram = evalBatches.reduce((s, b) => s + [...b.target.labels.dataSync()].filter((id) => id === top).length, 0) / Math.max(1, masked);
+  let topHits = 0;
+  for (const b of evalBatches) topHits += [...(await b.target.labels.data())].filter((id) => id === top).length;
+  const unigram = topHits / Math.max(1, masked);
   context.log(`most-frequent-token baseline (always '${tokenizer.decode([top])}'): ${percent(unigram)}% of the held-out masked tokens`);
   evalBatches.forEach((b) => b.dispose());
   const full = accuracy[accuracy.length - 1]!;

@@ -158,15 +158,18 @@ export class MlmModel implements TrainModel<MlmBatch> {
   }
 }
 
-/** Masked-token top-1 accuracy at each nesting dim, over the given batches (inference mode). */
-export function mlmAccuracy(encoder: BertEncoder, objective: TiedMlmObjective, batches: readonly MlmBatch[], dims: readonly number[]): number[] {
+/**
+ * Masked-token top-1 accuracy at each nesting dim, over the given batches (inference mode).
+ * Reads back asynchronously: a device backend (webgpu) cannot read synchronously in Node.
+ */
+export async function mlmAccuracy(encoder: BertEncoder, objective: TiedMlmObjective, batches: readonly MlmBatch[], dims: readonly number[]): Promise<number[]> {
   const correct = dims.map(() => 0);
   let total = 0;
   for (const batch of batches) {
     const predictions = tf.tidy(() => tf.stack(objective.logits(maskedStates(encoder, batch, false), dims).map((l) => tf.argMax(l, 1))));
-    const p = predictions.dataSync();
+    const p = await predictions.data();
     predictions.dispose();
-    const labels = batch.target.labels.dataSync();
+    const labels = await batch.target.labels.data();
     const m = labels.length;
     dims.forEach((_, j) => {
       for (let i = 0; i < m; i++) if (p[j * m + i] === labels[i]) correct[j]! += 1;

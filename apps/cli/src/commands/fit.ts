@@ -162,7 +162,7 @@ export const fitCommand = defineMrlCommand({
           ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
           ...(options['train-limit'] === undefined ? {} : { limit: options['train-limit'] }),
           checkpointEvery: options['checkpoint-every'],
-          ...(options.backend === 'wasm' || options.backend === 'cpu' ? { backend: options.backend } : {}),
+          backend: backend.name,
         },
         context,
       );
@@ -182,7 +182,7 @@ export const fitCommand = defineMrlCommand({
           ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
           ...(options['train-limit'] === undefined ? {} : { maxExamples: options['train-limit'] }),
           ...(options['test-limit'] === undefined ? {} : { evalExamples: options['test-limit'] }),
-          ...(options.backend === 'wasm' || options.backend === 'cpu' ? { backend: options.backend } : {}),
+          backend: backend.name,
         },
         context,
       );

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { sumTensors } from '../ops/sum-tensors.js';
 
 /**
  * Scales all gradients together so their global L2 norm is at most `maxNorm` (PyTorch
@@ -7,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
  * GPU backends in Node cannot read synchronously.
  */
 export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<{ grads: Map<string, tf.Tensor>; norm: number }> {
-  const normTensor = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
+  const normTensor = tf.tidy(() => tf.sqrt(sumTensors([...grads.values()].map((g) => tf.sum(tf.square(g))))));
   const norm = (await normTensor.data())[0]!;
   normTensor.dispose();
   const scale = norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;

@@ -296,7 +296,7 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
       maxLength,
       ...(options.promptTemplate === undefined ? {} : { promptTemplate: options.promptTemplate }),
     });
-    const logitScale = objective.scaleValue();
+    const logitScale = await objective.scaleValue();
     context.log(`${label}: ${result.steps} steps in ${seconds.toFixed(0)} s, final loss ${result.finalLoss.toFixed(3)}, logit scale ${logitScale.toFixed(1)}`);
     encoder.dispose();
     objective.dispose();

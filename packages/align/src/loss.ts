@@ -76,9 +76,9 @@ export class ClipContrastiveObjective implements PrefixObjective<AlignTarget> {
     return tf.tidy(() => tf.exp(tf.minimum(this.logScale, Math.log(this.maxScale))) as tf.Scalar);
   }
 
-  /** The current logit scale as a number (1 / temperature). */
-  scaleValue(): number {
-    return Math.min(Math.exp(this.logScale.dataSync()[0]!), this.maxScale);
+  /** The current logit scale as a number (1 / temperature); read asynchronously, as device backends need. */
+  async scaleValue(): Promise<number> {
+    return Math.min(Math.exp((await this.logScale.data())[0]!), this.maxScale);
   }
 
   prefixLosses(images: tf.Tensor2D, dims: readonly number[], target: AlignTarget): tf.Scalar[] {

@@ -101,10 +101,10 @@ describe('ClipContrastiveObjective', () => {
     objective.dispose();
   });
 
-  it('clamps the logit scale at 100 and stops its gradient there', () => {
+  it('clamps the logit scale at 100 and stops its gradient there', async () => {
     const objective = new ClipContrastiveObjective();
     objective.logScale.assign(tf.scalar(Math.log(500)));
-    expect(objective.scaleValue()).toBeCloseTo(MAX_LOGIT_SCALE, 3);
+    expect(await objective.scaleValue()).toBeCloseTo(MAX_LOGIT_SCALE, 3);
     const x = tf.tensor2d(images);
     const y = tf.tensor2d(texts);
     const { grads } = tf.variableGrads(() => tf.addN(objective.prefixLosses(x, [8], { texts: y })) as tf.Scalar, [objective.logScale]);

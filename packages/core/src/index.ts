@@ -3,6 +3,8 @@ export { defaultNestingDims, resolveNesting, sampleDimIndices, type Nesting, typ
 export { createRandom, nextSeed, permutation, type Random } from './rng.js';
 export { parameterCount, prefixVariables, trainableVariables, type HasVariables, type VariableMap } from './module.js';
 export { l2Normalize, softmaxCrossEntropy } from './losses.js';
+export { gelu } from './ops/gelu.js';
+export { sumTensors } from './ops/sum-tensors.js';
 export {
   runningSumPrefixLogits,
   SeparateHeads,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { MrlError, nextSeed, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
+import { gelu, MrlError, nextSeed, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
 import { gatherRows } from './gather.js';
 
 /** How a sentence embedding is read from the token states. */
@@ -96,17 +96,8 @@ interface Block {
   ln2: Norm;
 }
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-
-/** GELU, tanh form (Hendrycks & Gimpel, 2016); every backend has tanh, not every one has erf. */
-export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    // x * x^2 rather than pow(x, 3): pow's gradient also differentiates the exponent (a log and a
-    // select per element), which made GELU the costliest elementwise op of a bert-tiny step.
-    const inner = tf.mul(tf.add(x, tf.mul(tf.mul(x, tf.square(x)), 0.044715)), SQRT_2_OVER_PI);
-    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-  });
-}
+/** GELU, tanh form: core's `gelu` (one implementation for BERT and ViT). */
+export { gelu };
 
 /** Layer normalisation over the last axis. */
 export function layerNorm(x: tf.Tensor, norm: Norm, eps: number): tf.Tensor {

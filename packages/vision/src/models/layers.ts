@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { MrlError, nextSeed, type Random, type VariableMap } from '@mrl/core';
+import { gelu, MrlError, nextSeed, type Random, type VariableMap } from '@mrl/core';
 
 /** A piece of a model that owns variables under local names (`w`, `bn/gamma`, ...). */
 export interface Module {
@@ -178,8 +178,5 @@ export class LayerNorm implements Module {
   }
 }
 
-/** GELU, tanh approximation (Hendrycks & Gimpel 2016), built from differentiable ops. */
-export function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-}
+/** GELU, tanh form: core's `gelu` (one implementation for ViT and BERT). */
+export { gelu };

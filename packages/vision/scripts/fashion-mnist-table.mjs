@@ -3,7 +3,7 @@
 // Usage: node packages/vision/scripts/fashion-mnist-table.mjs [--model resnet-tiny] [--dim 128]
 //   [--train-limit 12000] [--epochs 2] [--lr 0.008] [--run-dir runs/vision-table]
 //   [--compare ff,svd,rand] [--ff-dims 8,16] [--robustness gaussian-noise:3,...|none] [--resume]
-//   [--train-only mrl,ff-8] [--max-queries 2000] [--weights 1,1,1,1,1]
+//   [--train-only mrl,ff-8] [--max-queries 2000] [--weights 1,1,1,1,1] [--seed 0]
 // Every model checkpoints at its end, so a run can be split over processes (same --run-dir,
 // different --train-only lists) and then finished with --resume, which only evaluates.
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ const { values: a } = parseArgs({
     'train-only': { type: 'string' },
     'max-queries': { type: 'string', default: '2000' },
     weights: { type: 'string' },
+    seed: { type: 'string', default: '0' },
     robustness: { type: 'string' },
     resume: { type: 'boolean', default: false },
   },
@@ -50,7 +51,7 @@ const report = await fitVision(
   },
   {
     runDir: a['run-dir'],
-    seed: 0,
+    seed: Number(a.seed),
     resume: a.resume,
     log: (line) => console.error(line),
     onEvent: (event, label) => {

@@ -76,21 +76,26 @@ describe('corruptions', () => {
 });
 
 describe('fitVision', () => {
+  /** A few steps on a few hundred images: enough to exercise every model and column. */
+  const tinyRun = {
+    data: 'fashion-mnist',
+    dataDir: FASHION_MNIST_DIR,
+    embeddingDim: 8,
+    minDim: 4,
+    head: 'separate',
+    epochs: 1,
+    batchSize: 64,
+    optimizer: { type: 'adamw', lr: 0.01 },
+    testLimit: 100,
+  } as const;
+
   it('trains MRL and the FF, SVD and random-feature baselines and prints their columns', async () => {
     const runDir = await mkdtemp(join(tmpdir(), 'mrl-fit-'));
     const report = await fitVision(
       {
+        ...tinyRun,
         model: 'resnet-tiny',
-        data: 'fashion-mnist',
-        dataDir: FASHION_MNIST_DIR,
-        embeddingDim: 8,
-        minDim: 4,
-        head: 'separate',
-        epochs: 1,
-        batchSize: 64,
-        optimizer: { type: 'adamw', lr: 0.01 },
         trainLimit: 192,
-        testLimit: 100,
         compare: ['ff', 'svd', 'rand'],
         robustness: [{ name: 'contrast', severity: 2 }],
       },
@@ -105,17 +110,9 @@ describe('fitVision', () => {
 
   it('splits training over calls with trainOnly; a resume call then only evaluates, as one run would', async () => {
     const options = {
+      ...tinyRun,
       model: 'mlp',
-      data: 'fashion-mnist',
-      dataDir: FASHION_MNIST_DIR,
-      embeddingDim: 8,
-      minDim: 4,
-      head: 'separate',
-      epochs: 1,
-      batchSize: 64,
-      optimizer: { type: 'adamw', lr: 0.01 },
       trainLimit: 256,
-      testLimit: 100,
       compare: ['ff', 'svd'],
       robustness: false,
       saveModel: false,

@@ -1,10 +1,24 @@
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from './errors.js';
 import { registerWasmTrainingKernels } from './kernels/index.js';
+import { loadOnnxRuntimeGemm, type NativeGemm } from './kernels/native/onnx-gemm.js';
 
 /** Backends mrl can run on. `tensorflow` needs `@tensorflow/tfjs-node-gpu` or `-node`, installed by the user. */
 export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/**
+ * What runs the wasm backend's matrix products: `onnxruntime` (the native GEMM of the optional
+ * `onnxruntime-node`, 2-5x faster than wasm SIMD), `xnnpack` (the wasm backend's own), or `auto`
+ * (the native one when it loads).
+ */
+export const GEMM_NAMES = ['auto', 'onnxruntime', 'xnnpack'] as const;
+export type GemmName = (typeof GEMM_NAMES)[number];
+
+export interface BackendOptions {
+  /** For `wasm`: what runs the matrix products; default `auto`. */
+  gemm?: GemmName;
+}
 
 export interface BackendInfo {
   name: BackendName;
@@ -73,31 +87,55 @@ async function startTensorflow(): Promise<string> {
  * Starts a TF.js backend and checks that it really runs. `wasm` (the default) gets mrl's
  * training kernels registered; `cpu` is the slow reference.
  */
-export async function initBackend(name: string = 'wasm'): Promise<BackendInfo> {
+export async function initBackend(name: string = 'wasm', options: BackendOptions = {}): Promise<BackendInfo> {
   if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
     throw new MrlError('backend-unavailable', `unknown backend '${name}'.`, `Choose one of: ${BACKEND_NAMES.join(', ')}.`);
   }
+  const gemmName = options.gemm ?? 'auto';
+  if (!(GEMM_NAMES as readonly string[]).includes(gemmName)) {
+    throw new MrlError('invalid-argument', `unknown gemm '${gemmName}'.`, `Choose one of: ${GEMM_NAMES.join(', ')}.`);
+  }
   const backend = name as BackendName;
+  const key = backend === 'wasm' ? `wasm/${gemmName}` : backend;
   // A second start of a device backend would open a second device beside the one TF.js holds
   // (Dawn then crashes); asking again for the active backend returns it as it is.
-  const running = started.get(backend);
-  if (running !== undefined && tf.getBackend() === backend) return running;
-  const info = await startBackend(backend);
-  started.set(backend, info);
+  const running = started.get(key);
+  if (running !== undefined && tf.getBackend() === backend && lastKey === key) return running;
+  const info = await startBackend(backend, gemmName);
+  started.set(key, info);
+  lastKey = key;
   return info;
 }
 
-const started = new Map<BackendName, BackendInfo>();
+const started = new Map<string, BackendInfo>();
+let lastKey: string | undefined;
 
-async function startBackend(backend: BackendName): Promise<BackendInfo> {
+/** The native GEMM, loaded at most once per process (undefined: not installed here). */
+let nativeGemm: NativeGemm | undefined | null = null;
+
+function chooseGemm(name: GemmName): NativeGemm | undefined {
+  if (name === 'xnnpack') return undefined;
+  if (nativeGemm === null) nativeGemm = loadOnnxRuntimeGemm();
+  if (nativeGemm === undefined && name === 'onnxruntime') {
+    throw new MrlError(
+      'backend-unavailable',
+      "gemm 'onnxruntime' needs the npm package 'onnxruntime-node', which does not load here.",
+      'Install onnxruntime-node (ONNXRUNTIME_NODE_INSTALL=skip skips its CUDA download), or choose --gemm xnnpack.',
+    );
+  }
+  return nativeGemm;
+}
+
+async function startBackend(backend: BackendName, gemmName: GemmName): Promise<BackendInfo> {
   switch (backend) {
     case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');
       if (!(await activate('wasm'))) {
         throw new MrlError('backend-unavailable', 'the wasm backend did not start.', 'Choose --backend cpu.');
       }
-      registerWasmTrainingKernels();
-      return { name: backend, detail: 'WebAssembly (XNNPACK) with mrl training kernels, 1 thread' };
+      const gemm = chooseGemm(gemmName);
+      registerWasmTrainingKernels(gemm === undefined ? {} : { gemm });
+      return { name: backend, detail: `WebAssembly (XNNPACK) with mrl training kernels, 1 thread; matrix products on ${gemm?.detail ?? 'XNNPACK'}` };
     }
     case 'cpu':
       if (!(await activate('cpu'))) throw new MrlError('backend-unavailable', 'the cpu backend did not start.');

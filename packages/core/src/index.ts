@@ -40,7 +40,18 @@ export { Trainer, type BatchSource, type DisposableBatch, type FitResult, type T
 export { embedDataset, prefixOf, type EmbeddingMatrix } from './evaluate/embeddings.js';
 export { headTop1, retrievalMetrics, type RetrievalMetrics, type RetrievalOptions } from './evaluate/metrics.js';
 export { formatTable, percent, type Column } from './evaluate/table.js';
-export { BACKEND_NAMES, initBackend, type BackendInfo, type BackendName } from './backend.js';
+export { BACKEND_NAMES, GEMM_NAMES, initBackend, type BackendInfo, type BackendName, type BackendOptions, type GemmName } from './backend.js';
+export { loadOnnxRuntimeGemm, type NativeGemm, type OnnxGemmOptions } from './kernels/native/onnx-gemm.js';
+export {
+  concatBytes,
+  initializer,
+  node,
+  ONNX_FLOAT,
+  ONNX_INT64,
+  onnxModel,
+  valueInfo,
+  type ProtoField,
+} from './onnx/proto.js';
 export {
   coreModule,
   ENCODER_REGISTRATION,
@@ -50,7 +61,7 @@ export {
   type Modality,
   type ObjectiveRegistration,
 } from './di.js';
-export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './kernels/index.js';
+export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernelOptions } from './kernels/index.js';
 export type { RunContext, RunReport } from './run.js';
 export {
   checkArrayDataset,

@@ -25,4 +25,29 @@ describe('initBackend', () => {
   it('names an unknown backend and lists the known ones', async () => {
     await expect(initBackend('cuda')).rejects.toThrow("unknown backend 'cuda'.");
   });
+
+  it('runs wasm products on ONNX Runtime by default and on XNNPACK when asked, with equal results', async () => {
+    const product = () => {
+      const a = tf.tensor2d(Array.from({ length: 40 }, (_, i) => Math.sin(i)), [8, 5]);
+      const b = tf.tensor2d(Array.from({ length: 15 }, (_, i) => Math.cos(i)), [5, 3]);
+      const out = tf.matMul(a, b, false, false).dataSync().slice();
+      tf.dispose([a, b]);
+      return out;
+    };
+    const native = await initBackend('wasm');
+    expect(native.detail).toContain('ONNX Runtime');
+    const viaNative = product();
+    const wasm = await initBackend('wasm', { gemm: 'xnnpack' });
+    expect(wasm.detail).toContain('matrix products on XNNPACK');
+    const viaXnnpack = product();
+    for (let i = 0; i < viaNative.length; i++) expect(viaNative[i]).toBeCloseTo(viaXnnpack[i]!, 5);
+    expect((await initBackend('wasm', { gemm: 'onnxruntime' })).detail).toContain('ONNX Runtime');
+  });
+
+  it('names an unknown gemm and lists the known ones', async () => {
+    await expect(initBackend('wasm', { gemm: 'blas' as never })).rejects.toMatchObject({
+      message: "unknown gemm 'blas'.",
+      fix: 'Choose one of: auto, onnxruntime, xnnpack.',
+    });
+  });
 });

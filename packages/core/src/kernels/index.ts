@@ -1,1 +1,1 @@
-export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm/register.js';
+export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernelOptions } from './wasm/register.js';

@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels } from '../../src/kernels/index.js';
+import { GEMMS } from '../helpers/gemms.js';
 import { expectClose, expectKernelMatchesCpu, onBackend, randomArray, randomHost } from '../helpers/close.js';
 
 beforeAll(async () => {
@@ -25,7 +26,11 @@ const FLAGS = [
   [true, true],
 ] as const;
 
-describe('BatchMatMul on wasm', () => {
+describe.each(GEMMS)('BatchMatMul on wasm (products on %s)', (_name, options) => {
+  beforeAll(() => {
+    registerWasmTrainingKernels(options);
+  });
+
   const shapes = [
     { name: '2-D 7x5x3', batchA: [], batchB: [], m: 7, k: 5, n: 3 },
     { name: '2-D 64x33x17', batchA: [], batchB: [], m: 64, k: 33, n: 17 },
@@ -79,9 +84,46 @@ describe('BatchMatMul on wasm', () => {
     expectClose(wasm[1]!, cpu[1]!);
   });
 
+  it('_FusedMatMul with every fusable activation, with and without bias, matches cpu', async () => {
+    const activations = ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu'] as const;
+    for (const activation of activations) {
+      for (const withBias of [false, true]) {
+        const { a, b } = operands([1], [1], 9, 6, 5, false, true);
+        await expectKernelMatchesCpu(
+          '_FusedMatMul',
+          {
+            a: randomHost(a, 8),
+            b: randomHost(b, 9),
+            ...(withBias ? { bias: randomHost([5], 10) } : {}),
+            ...(activation === 'prelu' ? { preluActivationWeights: randomHost([5], 11) } : {}),
+          },
+          { transposeA: false, transposeB: true, activation, leakyreluAlpha: 0.15 },
+        );
+      }
+    }
+  });
+
+  it('an empty reduction gives zeros and an empty output gives no values', async () => {
+    await tf.setBackend('wasm');
+    const zeros = tf.matMul(tf.zeros([5, 0]), tf.zeros([0, 3]));
+    expect(zeros.shape).toEqual([5, 3]);
+    expect(Array.from(await zeros.data())).toEqual(new Array(15).fill(0));
+    const empty = tf.matMul(tf.zeros([0, 4]), tf.ones([4, 3]));
+    expect(empty.shape).toEqual([0, 3]);
+    tf.dispose([zeros, empty]);
+  });
+
+  it('names both shapes when the inner dims differ', async () => {
+    await tf.setBackend('wasm');
+    const a = tf.ones([2, 3, 4]);
+    const b = tf.ones([2, 5, 6]);
+    expect(() => tf.engine().runKernel('BatchMatMul', { a, b }, { transposeA: false, transposeB: false })).toThrow(/\[2, 3, 4\].*\[2, 5, 6\]/);
+    tf.dispose([a, b]);
+  });
+
   it('is registered as ours after registerWasmTrainingKernels()', async () => {
     await tf.setBackend('wasm');
-    registerWasmTrainingKernels(); // second call: a no-op
+    registerWasmTrainingKernels(options); // second call: a no-op
     const kernel = tf.getKernel('BatchMatMul', 'wasm');
     expect((kernel?.kernelFunc as unknown as Record<symbol, unknown>)[Symbol.for('mrl/wasmTrainingKernel')]).toBe(true);
   });

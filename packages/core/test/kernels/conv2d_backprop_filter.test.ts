@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels } from '../../src/kernels/index.js';
+import { GEMMS } from '../helpers/gemms.js';
 import { expectClose, expectKernelMatchesCpu, kernelOn, randomHost } from '../helpers/close.js';
 import type { HostTensor } from '../helpers/close.js';
 
@@ -92,7 +93,11 @@ function naiveFilterGrad(x: HostTensor, dy: HostTensor, c: Case, dilations: [num
   return out;
 }
 
-describe('Conv2DBackpropFilter on wasm', () => {
+describe.each(GEMMS)('Conv2DBackpropFilter on wasm (products on %s)', (_name, options) => {
+  beforeAll(() => {
+    registerWasmTrainingKernels(options);
+  });
+
   for (const c of CASES) {
     it(`${c.name} matches cpu`, async () => {
       await expectKernelMatchesCpu('Conv2DBackpropFilter', { x: randomHost(c.x, 11), dy: randomHost(dyShape(c), 12) }, attrs(c));

@@ -5,6 +5,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels } from '../../src/kernels/index.js';
+import { GEMMS } from '../helpers/gemms.js';
 import { expectClose, onBackend, randomArray } from '../helpers/close.js';
 
 beforeAll(async () => {
@@ -46,7 +47,11 @@ async function expectSameGrads(step: () => Grads): Promise<void> {
   cpu.grads.forEach((g, i) => expectClose(wasm.grads[i]!, g));
 }
 
-describe('gradients on wasm with our kernels equal cpu', () => {
+describe.each(GEMMS)('gradients on wasm with our kernels equal cpu (products on %s)', (_name, options) => {
+  beforeAll(() => {
+    registerWasmTrainingKernels(options);
+  });
+
   it('ResNet-ish conv net: conv s1 same, batch norm, relu, conv s2 valid, residual conv, dense', async () => {
     const x = randomArray(4 * 9 * 10 * 3, 51);
     const labels = Array.from({ length: 4 }, (_, i) => i % 5);

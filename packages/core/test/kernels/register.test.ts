@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../../src/kernels/index.js';
+import { loadOnnxRuntimeGemm } from '../../src/kernels/native/onnx-gemm.js';
 
 beforeAll(async () => {
   await tf.setBackend('wasm');
@@ -42,5 +43,28 @@ describe('registerWasmTrainingKernels', () => {
   it('leaves the other backends alone', () => {
     expect(tf.getKernel('Conv2DBackpropFilter', 'cpu')).toBeDefined();
     expect(WASM_TRAINING_KERNELS.some((name) => (tf.getKernel(name, 'cpu')?.kernelFunc as unknown as Record<symbol, unknown>)?.[Symbol.for('mrl/wasmTrainingKernel')])).toBe(false);
+  });
+
+  it('rebuilds the product kernels for another GEMM, and back', () => {
+    const gemm = loadOnnxRuntimeGemm();
+    expect(gemm).toBeDefined();
+    registerWasmTrainingKernels();
+    const onXnnpack = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
+    registerWasmTrainingKernels({ gemm: gemm! });
+    const onNative = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
+    expect(onNative).not.toBe(onXnnpack);
+    expect(isOurs('BatchMatMul')).toBe(true);
+    registerWasmTrainingKernels({ gemm: gemm! }); // same GEMM: a no-op
+    expect(tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc).toBe(onNative);
+    registerWasmTrainingKernels();
+    const back = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
+    expect(back).not.toBe(onNative);
+    const y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 4]));
+    expect(Array.from(y.dataSync())).toEqual(new Array(8).fill(3));
+    y.dispose();
+  });
+
+  it('rejects a thread count that is not a positive integer', () => {
+    expect(() => loadOnnxRuntimeGemm({ threads: 0 })).toThrow('gemm threads must be a positive integer, got 0.');
   });
 });

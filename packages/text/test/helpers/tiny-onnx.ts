@@ -1,58 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { initializer, node, ONNX_FLOAT, ONNX_INT64, onnxModel, valueInfo } from '@mrl/core';
 import { wordPieceTokenizerFiles, writeTokenizerFiles } from '../../src/tokenizer/tokenizer-json.js';
-
-// A tiny hand-written protobuf writer: just the wire types an ONNX ModelProto needs (varint = 0,
-// length-delimited = 2). Field numbers are those of onnx/onnx.proto (IR version 8).
-
-type Field = Uint8Array;
-
-function varint(value: number | bigint): number[] {
-  let v = BigInt.asUintN(64, BigInt(value));
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0n);
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-const intField = (field: number, value: number | bigint): Field => Uint8Array.from([...varint((field << 3) | 0), ...varint(value)]);
-const bytesField = (field: number, bytes: Uint8Array): Field => concat([Uint8Array.from([...varint((field << 3) | 2), ...varint(bytes.length)]), bytes]);
-const stringField = (field: number, text: string): Field => bytesField(field, new TextEncoder().encode(text));
-const message = (field: number, parts: readonly Field[]): Field => bytesField(field, concat(parts));
-
-const FLOAT = 1;
-const INT64 = 7;
-
-/** TensorProto: dims (1), data_type (2), name (8), raw_data (9, little-endian). */
-function tensor(field: number, name: string, dims: readonly number[], type: number, raw: Uint8Array): Field {
-  return message(field, [...dims.map((d) => intField(1, d)), intField(2, type), stringField(8, name), bytesField(9, raw)]);
-}
-
-/** ValueInfoProto with a tensor type whose dims are symbolic names or sizes. */
-function valueInfo(field: number, name: string, type: number, dims: readonly (string | number)[]): Field {
-  const shape = dims.map((d) => message(1, [typeof d === 'string' ? stringField(2, d) : intField(1, d)]));
-  return message(field, [stringField(1, name), message(2, [message(1, [intField(1, type), message(2, shape)])])]);
-}
-
-/** NodeProto: input (1), output (2), name (3), op_type (4), attribute (5) of type INT (20 = 2). */
-function node(opType: string, inputs: readonly string[], outputs: readonly string[], intAttributes: Record<string, number> = {}): Field {
-  const attributes = Object.entries(intAttributes).map(([name, value]) => message(5, [stringField(1, name), intField(20, 2), intField(3, value)]));
-  return message(1, [...inputs.map((i) => stringField(1, i)), ...outputs.map((o) => stringField(2, o)), stringField(3, `${opType}_0`), stringField(4, opType), ...attributes]);
-}
 
 /**
  * ONNX ModelProto bytes of a "BERT" that is one embedding lookup:
@@ -60,24 +9,21 @@ function node(opType: string, inputs: readonly string[], outputs: readonly strin
  */
 export function embeddingOnlyOnnxModel(table: Float32Array, vocabSize: number, hidden: number): Uint8Array {
   const axes = new Uint8Array(new BigInt64Array([-1n]).buffer);
-  const graph = [
-    node('Gather', ['embeddings', 'input_ids'], ['gathered'], { axis: 0 }), // [B, T, H]
-    node('Cast', ['attention_mask'], ['mask_f'], { to: FLOAT }), // [B, T]
-    node('Unsqueeze', ['mask_f', 'unsqueeze_axes'], ['mask_3d']), // [B, T, 1]
-    node('Mul', ['gathered', 'mask_3d'], ['last_hidden_state']),
-    stringField(2, 'tiny-embedding-bert'),
-    tensor(5, 'embeddings', [vocabSize, hidden], FLOAT, new Uint8Array(table.buffer, table.byteOffset, table.byteLength)),
-    tensor(5, 'unsqueeze_axes', [1], INT64, axes),
-    valueInfo(11, 'input_ids', INT64, ['batch', 'sequence']),
-    valueInfo(11, 'attention_mask', INT64, ['batch', 'sequence']),
-    valueInfo(12, 'last_hidden_state', FLOAT, ['batch', 'sequence', hidden]),
-  ];
-  return concat([
-    intField(1, 8), // ir_version
-    stringField(2, 'mrl-test'), // producer_name
-    message(7, graph), // graph
-    message(8, [stringField(1, ''), intField(2, 13)]), // opset_import: default domain, opset 13
-  ]);
+  return onnxModel(
+    'tiny-embedding-bert',
+    [
+      node('Gather', ['embeddings', 'input_ids'], ['gathered'], { axis: 0 }), // [B, T, H]
+      node('Cast', ['attention_mask'], ['mask_f'], { to: ONNX_FLOAT }), // [B, T]
+      node('Unsqueeze', ['mask_f', 'unsqueeze_axes'], ['mask_3d']), // [B, T, 1]
+      node('Mul', ['gathered', 'mask_3d'], ['last_hidden_state']),
+      initializer('embeddings', [vocabSize, hidden], ONNX_FLOAT, new Uint8Array(table.buffer, table.byteOffset, table.byteLength)),
+      initializer('unsqueeze_axes', [1], ONNX_INT64, axes),
+      valueInfo(11, 'input_ids', ONNX_INT64, ['batch', 'sequence']),
+      valueInfo(11, 'attention_mask', ONNX_INT64, ['batch', 'sequence']),
+      valueInfo(12, 'last_hidden_state', ONNX_FLOAT, ['batch', 'sequence', hidden]),
+    ],
+    { '': 13 },
+  );
 }
 
 export interface TinyOnnxModel {

@@ -66,6 +66,13 @@ export function createBatchMatMulKernel(get: (name: string) => KernelConfig): Ke
     const a = input(inputs, 'a');
     const b = input(inputs, 'b');
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return plain(args);
+    if (dim(a.shape, attrs.transposeA ? -2 : -1) === 0) {
+      // An empty reduction: the shipped kernel leaves the output unwritten.
+      const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+      const out = backend.makeOutput([...batchShape, dim(a.shape, attrs.transposeA ? -1 : -2), dim(b.shape, attrs.transposeB ? -2 : -1)], 'float32');
+      backend.typedArrayFromHeap(out).fill(0);
+      return out;
+    }
     const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
     const batch = Math.max(batchA, batchB);

@@ -12,10 +12,12 @@
 // forward stride s as the dilation and the forward dilation d as the stride; its output
 // [C, fh, fw, Cout] is transposed to the filter layout [fh, fw, C, Cout].
 import * as tf from '@tensorflow/tfjs';
-import type { Conv2DBackpropFilterAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { BatchMatMulAttrs, Conv2DBackpropFilterAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
+import type { NativeGemm } from '../native/onnx-gemm.js';
+import { nativeMatMul } from './native_mat_mul.js';
 import { callKernel, dim, input, markOurs, pair, swapOuterInner, view, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
@@ -27,10 +29,16 @@ export type Conv2DBackpropFilterWasmAttrs = Conv2DBackpropFilterAttrs & {
 type Shape4 = [number, number, number, number];
 
 /** `Conv2DBackpropFilter` for wasm, composed from the shipped Transpose and Conv2D kernels. */
-export function createConv2DBackpropFilterKernel(get: (name: string) => KernelConfig): KernelConfig {
+export function createConv2DBackpropFilterKernel(get: (name: string) => KernelConfig, gemm?: NativeGemm): KernelConfig {
   const conv2d = get(tf.Conv2D).kernelFunc;
   const transpose = get(tf.Transpose).kernelFunc;
-  const batchMatMul = get(tf.BatchMatMul).kernelFunc;
+  const batchMatMul: KernelFunc =
+    gemm === undefined
+      ? get(tf.BatchMatMul).kernelFunc
+      : ({ inputs, backend, attrs }) => {
+          const { transposeA, transposeB } = attrs as unknown as BatchMatMulAttrs;
+          return nativeMatMul(gemm, backend as BackendWasm, input(inputs, 'a'), input(inputs, 'b'), transposeA, transposeB);
+        };
 
   const kernelFunc: KernelFunc = (args) => {
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<Conv2DBackpropFilterWasmAttrs>;

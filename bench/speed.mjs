@@ -41,7 +41,7 @@ const PROFILE = flag('profile');
 const TORCH = !flag('no-torch');
 const LEAK = Number(arg('leak', '0'));
 const PYTHON = arg('python', '/usr/bin/python3');
-const backend = await initBackend(arg('backend', 'wasm'), { gemm: arg('gemm', 'auto') });
+const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto') });
 
 // Batch sizes: the MLP as in ENGINE.md; the big models small enough for a 2-core machine.
 const SPECS = {

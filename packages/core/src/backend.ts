@@ -1,23 +1,24 @@
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from './errors.js';
 import { registerWasmTrainingKernels } from './kernels/index.js';
-import { loadOnnxRuntimeGemm, type NativeGemm } from './kernels/native/onnx-gemm.js';
+import { loadOnnxRuntimeKernels, type NativeKernels } from './kernels/native/onnxruntime.js';
 
 /** Backends mrl can run on. `tensorflow` needs `@tensorflow/tfjs-node-gpu` or `-node`, installed by the user. */
 export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /**
- * What runs the wasm backend's matrix products: `onnxruntime` (the native GEMM of the optional
- * `onnxruntime-node`, 2-5x faster than wasm SIMD), `xnnpack` (the wasm backend's own), or `auto`
- * (the native one when it loads).
+ * What runs the wasm backend's heavy kernels (matrix products, NHWC convolutions and their
+ * gradients): `onnxruntime`, the native kernels of the optional `onnxruntime-node` (2-5x faster
+ * than wasm SIMD); `wasm`, the backend's own XNNPACK plus our wasm kernels; or `auto`, the
+ * native ones when they load.
  */
-export const GEMM_NAMES = ['auto', 'onnxruntime', 'xnnpack'] as const;
-export type GemmName = (typeof GEMM_NAMES)[number];
+export const KERNEL_SOURCES = ['auto', 'onnxruntime', 'wasm'] as const;
+export type KernelSource = (typeof KERNEL_SOURCES)[number];
 
 export interface BackendOptions {
-  /** For `wasm`: what runs the matrix products; default `auto`. */
-  gemm?: GemmName;
+  /** For `wasm`: what runs the heavy kernels; default `auto`. */
+  kernels?: KernelSource;
 }
 
 export interface BackendInfo {
@@ -91,17 +92,17 @@ export async function initBackend(name: string = 'wasm', options: BackendOptions
   if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
     throw new MrlError('backend-unavailable', `unknown backend '${name}'.`, `Choose one of: ${BACKEND_NAMES.join(', ')}.`);
   }
-  const gemmName = options.gemm ?? 'auto';
-  if (!(GEMM_NAMES as readonly string[]).includes(gemmName)) {
-    throw new MrlError('invalid-argument', `unknown gemm '${gemmName}'.`, `Choose one of: ${GEMM_NAMES.join(', ')}.`);
+  const source = options.kernels ?? 'auto';
+  if (!(KERNEL_SOURCES as readonly string[]).includes(source)) {
+    throw new MrlError('invalid-argument', `unknown kernel source '${source}'.`, `Choose one of: ${KERNEL_SOURCES.join(', ')}.`);
   }
   const backend = name as BackendName;
-  const key = backend === 'wasm' ? `wasm/${gemmName}` : backend;
+  const key = backend === 'wasm' ? `wasm/${source}` : backend;
   // A second start of a device backend would open a second device beside the one TF.js holds
   // (Dawn then crashes); asking again for the active backend returns it as it is.
   const running = started.get(key);
   if (running !== undefined && tf.getBackend() === backend && lastKey === key) return running;
-  const info = await startBackend(backend, gemmName);
+  const info = await startBackend(backend, source);
   started.set(key, info);
   lastKey = key;
   return info;
@@ -110,32 +111,33 @@ export async function initBackend(name: string = 'wasm', options: BackendOptions
 const started = new Map<string, BackendInfo>();
 let lastKey: string | undefined;
 
-/** The native GEMM, loaded at most once per process (undefined: not installed here). */
-let nativeGemm: NativeGemm | undefined | null = null;
+/** The native kernels, loaded at most once per process (undefined: not installed here). */
+let nativeKernels: NativeKernels | undefined | null = null;
 
-function chooseGemm(name: GemmName): NativeGemm | undefined {
-  if (name === 'xnnpack') return undefined;
-  if (nativeGemm === null) nativeGemm = loadOnnxRuntimeGemm();
-  if (nativeGemm === undefined && name === 'onnxruntime') {
+function chooseNative(source: KernelSource): NativeKernels | undefined {
+  if (source === 'wasm') return undefined;
+  if (nativeKernels === null) nativeKernels = loadOnnxRuntimeKernels();
+  if (nativeKernels === undefined && source === 'onnxruntime') {
     throw new MrlError(
       'backend-unavailable',
-      "gemm 'onnxruntime' needs the npm package 'onnxruntime-node', which does not load here.",
-      'Install onnxruntime-node (ONNXRUNTIME_NODE_INSTALL=skip skips its CUDA download), or choose --gemm xnnpack.',
+      "kernels 'onnxruntime' need the npm package 'onnxruntime-node', which does not load here.",
+      'Install onnxruntime-node (ONNXRUNTIME_NODE_INSTALL=skip skips its CUDA download), or choose --kernels wasm.',
     );
   }
-  return nativeGemm;
+  return nativeKernels;
 }
 
-async function startBackend(backend: BackendName, gemmName: GemmName): Promise<BackendInfo> {
+async function startBackend(backend: BackendName, source: KernelSource): Promise<BackendInfo> {
   switch (backend) {
     case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');
       if (!(await activate('wasm'))) {
         throw new MrlError('backend-unavailable', 'the wasm backend did not start.', 'Choose --backend cpu.');
       }
-      const gemm = chooseGemm(gemmName);
-      registerWasmTrainingKernels(gemm === undefined ? {} : { gemm });
-      return { name: backend, detail: `WebAssembly (XNNPACK) with mrl training kernels, 1 thread; matrix products on ${gemm?.detail ?? 'XNNPACK'}` };
+      const native = chooseNative(source);
+      registerWasmTrainingKernels(native === undefined ? {} : { native });
+      const heavy = native === undefined ? 'XNNPACK and mrl wasm kernels' : native.detail;
+      return { name: backend, detail: `WebAssembly with mrl training kernels, 1 thread; products and convolutions on ${heavy}` };
     }
     case 'cpu':
       if (!(await activate('cpu'))) throw new MrlError('backend-unavailable', 'the cpu backend did not start.');

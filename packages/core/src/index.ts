@@ -40,8 +40,8 @@ export { Trainer, type BatchSource, type DisposableBatch, type FitResult, type T
 export { embedDataset, prefixOf, type EmbeddingMatrix } from './evaluate/embeddings.js';
 export { headTop1, retrievalMetrics, type RetrievalMetrics, type RetrievalOptions } from './evaluate/metrics.js';
 export { formatTable, percent, type Column } from './evaluate/table.js';
-export { BACKEND_NAMES, GEMM_NAMES, initBackend, type BackendInfo, type BackendName, type BackendOptions, type GemmName } from './backend.js';
-export { loadOnnxRuntimeGemm, type NativeGemm, type OnnxGemmOptions } from './kernels/native/onnx-gemm.js';
+export { BACKEND_NAMES, KERNEL_SOURCES, initBackend, type BackendInfo, type BackendName, type BackendOptions, type KernelSource } from './backend.js';
+export { loadOnnxRuntimeKernels, type NativeKernels, type OnnxRuntimeKernelOptions } from './kernels/native/onnxruntime.js';
 export {
   concatBytes,
   initializer,

@@ -26,7 +26,7 @@ describe('initBackend', () => {
     await expect(initBackend('cuda')).rejects.toThrow("unknown backend 'cuda'.");
   });
 
-  it('runs wasm products on ONNX Runtime by default and on XNNPACK when asked, with equal results', async () => {
+  it('runs wasm products on ONNX Runtime by default and in wasm when asked, with equal results', async () => {
     const product = () => {
       const a = tf.tensor2d(Array.from({ length: 40 }, (_, i) => Math.sin(i)), [8, 5]);
       const b = tf.tensor2d(Array.from({ length: 15 }, (_, i) => Math.cos(i)), [5, 3]);
@@ -37,17 +37,17 @@ describe('initBackend', () => {
     const native = await initBackend('wasm');
     expect(native.detail).toContain('ONNX Runtime');
     const viaNative = product();
-    const wasm = await initBackend('wasm', { gemm: 'xnnpack' });
-    expect(wasm.detail).toContain('matrix products on XNNPACK');
+    const wasm = await initBackend('wasm', { kernels: 'wasm' });
+    expect(wasm.detail).toContain('on XNNPACK');
     const viaXnnpack = product();
     for (let i = 0; i < viaNative.length; i++) expect(viaNative[i]).toBeCloseTo(viaXnnpack[i]!, 5);
-    expect((await initBackend('wasm', { gemm: 'onnxruntime' })).detail).toContain('ONNX Runtime');
+    expect((await initBackend('wasm', { kernels: 'onnxruntime' })).detail).toContain('ONNX Runtime');
   });
 
-  it('names an unknown gemm and lists the known ones', async () => {
-    await expect(initBackend('wasm', { gemm: 'blas' as never })).rejects.toMatchObject({
-      message: "unknown gemm 'blas'.",
-      fix: 'Choose one of: auto, onnxruntime, xnnpack.',
+  it('names an unknown kernel source and lists the known ones', async () => {
+    await expect(initBackend('wasm', { kernels: 'blas' as never })).rejects.toMatchObject({
+      message: "unknown kernel source 'blas'.",
+      fix: 'Choose one of: auto, onnxruntime, wasm.',
     });
   });
 });

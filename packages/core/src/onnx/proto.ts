@@ -60,23 +60,27 @@ export function valueInfo(field: 11 | 12, name: string, type: number, dims?: rea
   return messageField(field, [stringField(1, name), messageField(2, [messageField(1, [intField(1, type), ...shape])])]);
 }
 
-/** GraphProto.node (1): attributes are INT (type 2) for integers, FLOAT (type 1) otherwise. */
+/**
+ * GraphProto.node (1), named after its first output (unique in a graph). Attributes are INT
+ * (type 2) for integers, FLOAT (type 1) for other numbers, INTS (type 7) for integer lists.
+ */
 export function node(
   opType: string,
   inputs: readonly string[],
   outputs: readonly string[],
-  attributes: Readonly<Record<string, number>> = {},
+  attributes: Readonly<Record<string, number | readonly number[]>> = {},
   domain?: string,
 ): ProtoField {
-  const attrs = Object.entries(attributes).map(([name, value]) =>
-    Number.isInteger(value)
+  const attrs = Object.entries(attributes).map(([name, value]) => {
+    if (typeof value !== 'number') return messageField(5, [stringField(1, name), intField(20, 7), ...value.map((v) => intField(8, v))]);
+    return Number.isInteger(value)
       ? messageField(5, [stringField(1, name), intField(20, 2), intField(3, value)])
-      : messageField(5, [stringField(1, name), intField(20, 1), floatField(2, value)]),
-  );
+      : messageField(5, [stringField(1, name), intField(20, 1), floatField(2, value)]);
+  });
   return messageField(1, [
     ...inputs.map((i) => stringField(1, i)),
     ...outputs.map((o) => stringField(2, o)),
-    stringField(3, `${opType}_0`),
+    stringField(3, `${opType}_${outputs[0] ?? ''}`),
     stringField(4, opType),
     ...attrs,
     ...(domain === undefined ? [] : [stringField(7, domain)]),

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels } from '../../src/kernels/index.js';
-import { GEMMS } from '../helpers/gemms.js';
+import { NATIVE_OPTIONS } from '../helpers/native-kernels.js';
 import { expectClose, expectKernelMatchesCpu, onBackend, randomArray, randomHost } from '../helpers/close.js';
 
 beforeAll(async () => {
@@ -26,7 +26,7 @@ const FLAGS = [
   [true, true],
 ] as const;
 
-describe.each(GEMMS)('BatchMatMul on wasm (products on %s)', (_name, options) => {
+describe.each(NATIVE_OPTIONS)('BatchMatMul on wasm (kernels: %s)', (_name, options) => {
   beforeAll(() => {
     registerWasmTrainingKernels(options);
   });

@@ -3,7 +3,9 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels } from '../../src/kernels/index.js';
-import { GEMMS } from '../helpers/gemms.js';
+import { createConv2DBackpropFilterKernel } from '../../src/kernels/wasm/conv2d_backprop_filter.js';
+import { loadOnnxRuntimeKernels } from '../../src/kernels/native/onnxruntime.js';
+import { NATIVE_OPTIONS } from '../helpers/native-kernels.js';
 import { expectClose, expectKernelMatchesCpu, kernelOn, randomHost } from '../helpers/close.js';
 import type { HostTensor } from '../helpers/close.js';
 
@@ -93,7 +95,7 @@ function naiveFilterGrad(x: HostTensor, dy: HostTensor, c: Case, dilations: [num
   return out;
 }
 
-describe.each(GEMMS)('Conv2DBackpropFilter on wasm (products on %s)', (_name, options) => {
+describe.each(NATIVE_OPTIONS)('Conv2DBackpropFilter on wasm (kernels: %s)', (_name, options) => {
   beforeAll(() => {
     registerWasmTrainingKernels(options);
   });
@@ -120,5 +122,24 @@ describe.each(GEMMS)('Conv2DBackpropFilter on wasm (products on %s)', (_name, op
     await expect(
       kernelOn('wasm', 'Conv2DBackpropFilter', { x: randomHost(c.x, 1), dy: randomHost([2, 4, 4, 4], 2) }, attrs(c)),
     ).rejects.toThrow(/dy has shape \[2, 4, 4, 4\], expected \[2, 8, 8, 4\]/);
+  });
+});
+
+describe('Conv2DBackpropFilter on native kernels, in chunks', () => {
+  it('sums chunks of a few output rows (uneven last chunk) to the cpu result', async () => {
+    registerWasmTrainingKernels({ native: loadOnnxRuntimeKernels()! });
+    const registered = tf.getKernel('Conv2DBackpropFilter', 'wasm')!;
+    const shipped = { Conv2D: tf.getKernel('Conv2D', 'wasm')!, Transpose: tf.getKernel('Transpose', 'wasm')!, BatchMatMul: tf.getKernel('BatchMatMul', 'wasm')! };
+    // 3 output rows of 7 pixels by K = 27 per chunk: 14 rows make 5 chunks, the last of 2 rows.
+    const chunked = createConv2DBackpropFilterKernel((name) => shipped[name as keyof typeof shipped], loadOnnxRuntimeKernels()!, 3 * 7 * 27);
+    tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
+    tf.registerKernel(chunked);
+    try {
+      const c: Case = { name: 'chunked', x: [2, 7, 7, 3], filter: [3, 3, 3, 4], strides: 1, pad: 'same' };
+      await expectKernelMatchesCpu('Conv2DBackpropFilter', { x: randomHost(c.x, 15), dy: randomHost(dyShape(c), 16) }, attrs(c));
+    } finally {
+      tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
+      tf.registerKernel(registered);
+    }
   });
 });

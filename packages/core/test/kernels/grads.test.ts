@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels } from '../../src/kernels/index.js';
-import { GEMMS } from '../helpers/gemms.js';
+import { NATIVE_OPTIONS } from '../helpers/native-kernels.js';
 import { expectClose, onBackend, randomArray } from '../helpers/close.js';
 
 beforeAll(async () => {
@@ -47,7 +47,7 @@ async function expectSameGrads(step: () => Grads): Promise<void> {
   cpu.grads.forEach((g, i) => expectClose(wasm.grads[i]!, g));
 }
 
-describe.each(GEMMS)('gradients on wasm with our kernels equal cpu (products on %s)', (_name, options) => {
+describe.each(NATIVE_OPTIONS)('gradients on wasm with our kernels equal cpu (kernels: %s)', (_name, options) => {
   beforeAll(() => {
     registerWasmTrainingKernels(options);
   });

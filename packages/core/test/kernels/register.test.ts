@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../../src/kernels/index.js';
-import { loadOnnxRuntimeGemm } from '../../src/kernels/native/onnx-gemm.js';
+import { loadOnnxRuntimeKernels } from '../../src/kernels/native/onnxruntime.js';
 
 beforeAll(async () => {
   await tf.setBackend('wasm');
@@ -19,6 +19,7 @@ describe('registerWasmTrainingKernels', () => {
     expect([...WASM_TRAINING_KERNELS].sort()).toEqual(
       [
         'BatchMatMul',
+        'Conv2D',
         'Conv2DBackpropFilter',
         'Conv2DBackpropInput',
         'DepthwiseConv2dNativeBackpropFilter',
@@ -45,16 +46,16 @@ describe('registerWasmTrainingKernels', () => {
     expect(WASM_TRAINING_KERNELS.some((name) => (tf.getKernel(name, 'cpu')?.kernelFunc as unknown as Record<symbol, unknown>)?.[Symbol.for('mrl/wasmTrainingKernel')])).toBe(false);
   });
 
-  it('rebuilds the product kernels for another GEMM, and back', () => {
-    const gemm = loadOnnxRuntimeGemm();
-    expect(gemm).toBeDefined();
+  it('rebuilds the product kernels on native kernels, and back', () => {
+    const native = loadOnnxRuntimeKernels();
+    expect(native).toBeDefined();
     registerWasmTrainingKernels();
-    const onXnnpack = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
-    registerWasmTrainingKernels({ gemm: gemm! });
+    const onWasm = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
+    registerWasmTrainingKernels({ native: native! });
     const onNative = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
-    expect(onNative).not.toBe(onXnnpack);
+    expect(onNative).not.toBe(onWasm);
     expect(isOurs('BatchMatMul')).toBe(true);
-    registerWasmTrainingKernels({ gemm: gemm! }); // same GEMM: a no-op
+    registerWasmTrainingKernels({ native: native! }); // the same native kernels: a no-op
     expect(tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc).toBe(onNative);
     registerWasmTrainingKernels();
     const back = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
@@ -65,6 +66,6 @@ describe('registerWasmTrainingKernels', () => {
   });
 
   it('rejects a thread count that is not a positive integer', () => {
-    expect(() => loadOnnxRuntimeGemm({ threads: 0 })).toThrow('gemm threads must be a positive integer, got 0.');
+    expect(() => loadOnnxRuntimeKernels({ threads: 0 })).toThrow('native kernel threads must be a positive integer, got 0.');
   });
 });

@@ -16,7 +16,7 @@ import type { BatchMatMulAttrs, Conv2DBackpropFilterAttrs, KernelConfig, KernelF
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
-import type { NativeGemm } from '../native/onnx-gemm.js';
+import type { NativeKernels } from '../native/onnxruntime.js';
 import { nativeMatMul } from './native_mat_mul.js';
 import { callKernel, dim, input, markOurs, pair, swapOuterInner, view, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
@@ -29,15 +29,20 @@ export type Conv2DBackpropFilterWasmAttrs = Conv2DBackpropFilterAttrs & {
 type Shape4 = [number, number, number, number];
 
 /** `Conv2DBackpropFilter` for wasm, composed from the shipped Transpose and Conv2D kernels. */
-export function createConv2DBackpropFilterKernel(get: (name: string) => KernelConfig, gemm?: NativeGemm): KernelConfig {
+export function createConv2DBackpropFilterKernel(
+  get: (name: string) => KernelConfig,
+  native?: NativeKernels,
+  /** Most floats of one Xcol chunk on native kernels; small only in tests of the chunking. */
+  nativeColChunk = NATIVE_COL_CHUNK,
+): KernelConfig {
   const conv2d = get(tf.Conv2D).kernelFunc;
   const transpose = get(tf.Transpose).kernelFunc;
   const batchMatMul: KernelFunc =
-    gemm === undefined
+    native === undefined
       ? get(tf.BatchMatMul).kernelFunc
       : ({ inputs, backend, attrs }) => {
           const { transposeA, transposeB } = attrs as unknown as BatchMatMulAttrs;
-          return nativeMatMul(gemm, backend as BackendWasm, input(inputs, 'a'), input(inputs, 'b'), transposeA, transposeB);
+          return nativeMatMul(native, backend as BackendWasm, input(inputs, 'a'), input(inputs, 'b'), transposeA, transposeB);
         };
 
   const kernelFunc: KernelFunc = (args) => {
@@ -83,6 +88,7 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
       if (pointwiseFits) {
         return pointwise(backend, x, dy, info.outHeight, info.outWidth, sh, sw, owned);
       }
+      if (channelsLast && native !== undefined) return im2colNative(backend, x, dy, info, native, owned);
       if (channelsLast) return im2colGemm(backend, x, dy, info, owned);
       const n = info.batchSize;
       const hw = info.inHeight * info.inWidth;
@@ -163,6 +169,48 @@ export function createConv2DBackpropFilterKernel(get: (name: string) => KernelCo
   }
 
   /**
+   * dW [K, Cout] = Xcol^T [K, P] @ dY [P, Cout] on native kernels, which block every axis
+   * themselves and take Xcol transposed: Xcol is the plain im2col (rows of C-runs, fast to
+   * fill), in chunks of whole output rows of at most NATIVE_COL_CHUNK floats, and the chunk's dY
+   * is a view of dY's own memory.
+   */
+  function im2colNative(
+    backend: BackendWasm,
+    x: TensorInfo,
+    dy: TensorInfo,
+    info: tf.backend_util.Conv2DInfo,
+    native: NativeKernels,
+    owned: TensorInfo[],
+  ): TensorInfo {
+    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: cOut } = info;
+    const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+    const geometry: Im2colGeometry = { h, w, c, ho, wo, fh, fw, sh, sw, dh, dw, top: info.padInfo.top, left: info.padInfo.left };
+    const k = fh * fw * c;
+    const rows = n * ho;
+    const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(nativeColChunk / (k * wo))));
+    const out = backend.makeOutput([fh, fw, c, cOut], 'float32');
+    const col = backend.makeOutput([rowsPerChunk * wo, k], 'float32');
+    owned.push(col);
+    const partial = rowsPerChunk < rows ? backend.makeOutput([k, cOut], 'float32') : null;
+    if (partial !== null) owned.push(partial);
+    // Views only after the last allocation: a heap growth detaches earlier ones.
+    const xs = backend.typedArrayFromHeap(x) as Float32Array;
+    const dys = backend.typedArrayFromHeap(dy) as Float32Array;
+    const cols = backend.typedArrayFromHeap(col) as Float32Array;
+    const acc = backend.typedArrayFromHeap(out) as Float32Array;
+    const part = partial === null ? null : (backend.typedArrayFromHeap(partial) as Float32Array);
+    for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+      const r1 = Math.min(rows, r0 + rowsPerChunk);
+      const p = (r1 - r0) * wo;
+      fillIm2col(xs, cols, r0, r1, geometry);
+      const target = r0 === 0 || part === null ? acc : part;
+      native.matMul(cols.subarray(0, p * k), [p, k], dys.subarray(r0 * wo * cOut, r1 * wo * cOut), [p, cOut], target, [k, cOut], true, false);
+      if (target !== acc) for (let i = 0; i < acc.length; i++) acc[i]! += target[i]!;
+    }
+    return out;
+  }
+
+  /**
    * 1x1 filters (ResNet shortcuts, pointwise convs): dW[c, o] = sum_p Xs[p, c] dY[p, o] with Xs
    * the strided pixels of X, i.e. one matmul Xs^T dY, no convolution and no full transpose of X.
    */
@@ -212,7 +260,42 @@ const COL_CHUNK = 2 ** 18;
 /** Fewest pixels per chunk: shorter reductions lose more to per-product overhead than they gain. */
 const MIN_CHUNK_PIXELS = 128;
 
+/** Most floats of one Xcol chunk on native kernels (64 MiB). */
+const NATIVE_COL_CHUNK = 2 ** 24;
+
 type Heap = Float32Array | Int32Array | Uint8Array;
+
+/**
+ * Xcol [P, K] for output rows [r0, r1) (row = image * Ho + oy) of X (NHWC), K = fh*fw*C in the
+ * filter's (i, j, c) order: row (image, oy, ox) holds, for each tap (i, j), the C channels of X at
+ * (oy*sh + i*dh - top, ox*sw + j*dw - left), zeros outside X. Each copy is one contiguous C-run.
+ */
+export function fillIm2col(xs: Float32Array, col: Float32Array, r0: number, r1: number, g: Im2colGeometry): void {
+  const { h, w, c, ho, wo, fh, fw, sh, sw, dh, dw, top, left } = g;
+  const k = fh * fw * c;
+  const short = c < 32; // below this, a loop beats subarray + set
+  let to = 0;
+  for (let row = r0; row < r1; row++) {
+    const b = Math.floor(row / ho);
+    const oy = row - b * ho;
+    for (let ox = 0; ox < wo; ox++, to += k) {
+      let at = to;
+      for (let i = 0; i < fh; i++) {
+        const y = oy * sh + i * dh - top;
+        for (let j = 0; j < fw; j++, at += c) {
+          const xx = ox * sw + j * dw - left;
+          if (y < 0 || y >= h || xx < 0 || xx >= w) {
+            col.fill(0, at, at + c);
+            continue;
+          }
+          const from = ((b * h + y) * w + xx) * c;
+          if (short) for (let ci = 0; ci < c; ci++) col[at + ci] = xs[from + ci]!;
+          else col.set(xs.subarray(from, from + c), at);
+        }
+      }
+    }
+  }
+}
 
 /** The NHWC convolution geometry im2col needs. */
 export interface Im2colGeometry {

@@ -1,4 +1,4 @@
-// Why: with a native GEMM at hand (ONNX Runtime's MLAS, see ../native/onnx-gemm.ts), every
+// Why: with a native GEMM at hand (ONNX Runtime's MLAS, see ../native/onnx-native.ts), every
 // product the wasm backend runs (dense layers, attention, the conv filter gradient's im2col
 // GEMM) goes to it on views of the wasm heap: no copies, transposes folded into the GEMM, and a
 // batch of products in one call.
@@ -7,13 +7,13 @@ import type { _FusedMatMulAttrs, BatchMatMulAttrs, KernelConfig, KernelFunc, Ten
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
-import type { NativeGemm } from '../native/onnx-gemm.js';
+import type { NativeKernels } from '../native/onnxruntime.js';
 import { callKernel, dim, input, markOurs, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** `op(a) @ op(b)` into a new float32 output, numpy-broadcast over the batch axes. */
 export function nativeMatMul(
-  gemm: NativeGemm,
+  native: NativeKernels,
   backend: BackendWasm,
   a: TensorInfo,
   b: TensorInfo,
@@ -38,18 +38,18 @@ export function nativeMatMul(
   const out = backend.makeOutput(outShape, 'float32');
   // Views only after the allocation: a heap growth detaches earlier ones.
   const heap = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
-  gemm.matMul(heap(a), a.shape, heap(b), b.shape, heap(out), outShape, transposeA, transposeB);
+  native.matMul(heap(a), a.shape, heap(b), b.shape, heap(out), outShape, transposeA, transposeB);
   return out;
 }
 
 /** `BatchMatMul` for wasm on a native GEMM; other dtypes go to the shipped kernel. */
-export function createNativeBatchMatMulKernel(original: KernelConfig, gemm: NativeGemm): KernelConfig {
+export function createNativeBatchMatMulKernel(original: KernelConfig, native: NativeKernels): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<BatchMatMulAttrs>;
     const a = input(inputs, 'a');
     const b = input(inputs, 'b');
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return original.kernelFunc(args);
-    return nativeMatMul(gemm, backend, a, b, attrs.transposeA, attrs.transposeB);
+    return nativeMatMul(native, backend, a, b, attrs.transposeA, attrs.transposeB);
   };
   return {
     kernelName: original.kernelName,
@@ -63,7 +63,7 @@ export function createNativeBatchMatMulKernel(original: KernelConfig, gemm: Nati
  * `_FusedMatMul` (what tfjs-layers' Dense calls) for wasm on a native GEMM: the product, then
  * the bias and the activation by the backend's own kernels (one pass each over the output).
  */
-export function createNativeFusedMatMulKernel(get: (name: string) => KernelConfig, gemm: NativeGemm): KernelConfig {
+export function createNativeFusedMatMulKernel(get: (name: string) => KernelConfig, native: NativeKernels): KernelConfig {
   const original = get(tf._FusedMatMul);
   const add = get(tf.Add).kernelFunc;
   const unary: Record<string, KernelFunc> = {
@@ -82,7 +82,7 @@ export function createNativeFusedMatMulKernel(get: (name: string) => KernelConfi
     const activation = attrs.activation ?? 'linear';
     const known = activation === 'linear' || activation === 'leakyrelu' || activation === 'prelu' || unary[activation] !== undefined;
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || !known) return original.kernelFunc(args);
-    let y = nativeMatMul(gemm, backend, a, b, attrs.transposeA, attrs.transposeB);
+    let y = nativeMatMul(native, backend, a, b, attrs.transposeA, attrs.transposeB);
     const then = (next: (x: TensorInfo) => TensorInfo): void => {
       const out = next(y);
       backend.disposeData(y.dataId);

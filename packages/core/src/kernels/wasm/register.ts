@@ -11,19 +11,24 @@ import { createDepthwiseConv2dBackpropFilterKernel } from './depthwise_conv2d_ba
 import { createDepthwiseConv2dBackpropInputKernel } from './depthwise_conv2d_backprop_input.js';
 import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createIdentityKernel } from './identity.js';
-import type { NativeGemm } from '../native/onnx-gemm.js';
+import type { NativeKernels } from '../native/onnxruntime.js';
+import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
 import { createNativeBatchMatMulKernel, createNativeFusedMatMulKernel } from './native_mat_mul.js';
 import { createTileKernel } from './tile.js';
 import { createUnsortedSegmentSumKernel } from './unsorted_segment_sum.js';
 import { isOurs, WASM, wasmKernel } from './util.js';
 
-type Factory = (get: (name: string) => KernelConfig, gemm: NativeGemm | undefined) => KernelConfig;
+type Factory = (get: (name: string) => KernelConfig, native: NativeKernels | undefined) => KernelConfig;
 
 const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
-  [tf.BatchMatMul, (get, gemm) => (gemm === undefined ? createBatchMatMulKernel(get) : createNativeBatchMatMulKernel(get(tf.BatchMatMul), gemm))],
-  [tf._FusedMatMul, (get, gemm) => (gemm === undefined ? createFusedMatMulKernel(get) : createNativeFusedMatMulKernel(get, gemm))],
+  [tf.BatchMatMul, (get, native) => (native === undefined ? createBatchMatMulKernel(get) : createNativeBatchMatMulKernel(get(tf.BatchMatMul), native))],
+  [tf._FusedMatMul, (get, native) => (native === undefined ? createFusedMatMulKernel(get) : createNativeFusedMatMulKernel(get, native))],
   [tf.Conv2DBackpropFilter, createConv2DBackpropFilterKernel],
-  [tf.Conv2DBackpropInput, createConv2DBackpropInputKernel],
+  [tf.Conv2D, createConv2DKernel],
+  [
+    tf.Conv2DBackpropInput,
+    (get, native) => (native === undefined ? createConv2DBackpropInputKernel(get) : createNativeConv2DBackpropInputKernel(createConv2DBackpropInputKernel(get), native)),
+  ],
   [tf.UnsortedSegmentSum, createUnsortedSegmentSumKernel],
   [tf.Tile, createTileKernel],
   [tf.DepthwiseConv2dNativeBackpropFilter, createDepthwiseConv2dBackpropFilterKernel],
@@ -31,16 +36,16 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.Identity, createIdentityKernel],
 ];
 
-/** Marks which GEMM a registered kernel was built for (`xnnpack` or a native one's detail). */
-const GEMM_TAG = Symbol.for('mrl/wasmTrainingKernelGemm');
+/** Marks what a registered kernel was built on (`wasm`, or the native kernels' detail). */
+const NATIVE_TAG = Symbol.for('mrl/wasmTrainingKernelNative');
 
-function gemmTag(kernel: KernelConfig | undefined): unknown {
-  return kernel === undefined ? undefined : (kernel.kernelFunc as unknown as Record<symbol, unknown>)[GEMM_TAG];
+function nativeTag(kernel: KernelConfig | undefined): unknown {
+  return kernel === undefined ? undefined : (kernel.kernelFunc as unknown as Record<symbol, unknown>)[NATIVE_TAG];
 }
 
 /**
- * The shipped kernels our replacements wrap, kept once seen: registering again for another GEMM
- * rebuilds from them, as the registry then holds only ours. Global, so that two copies of this
+ * The shipped kernels our replacements wrap, kept once seen: registering again for other native
+ * kernels rebuilds from them, as the registry then holds only ours. Global, so that two copies of this
  * module share it.
  */
 const SHIPPED: Map<string, KernelConfig> = ((globalThis as Record<symbol, unknown>)[Symbol.for('mrl/shippedWasmKernels')] ??= new Map()) as Map<string, KernelConfig>;
@@ -48,10 +53,11 @@ const SHIPPED: Map<string, KernelConfig> = ((globalThis as Record<symbol, unknow
 /** Options for {@link registerWasmTrainingKernels}. */
 export interface WasmTrainingKernelOptions {
   /**
-   * A native GEMM (see `loadOnnxRuntimeGemm`) for every float32 product: BatchMatMul,
-   * _FusedMatMul and the conv filter gradient. Without it they run on XNNPACK's wasm GEMM.
+   * Native kernels (see `loadOnnxRuntimeKernels`) for the float32 products: BatchMatMul,
+   * _FusedMatMul, NHWC Conv2D and both its gradients. Without them these run on the wasm
+   * backend's XNNPACK (with our kernels where it lacks one).
    */
-  gemm?: NativeGemm;
+  native?: NativeKernels;
 }
 
 /** The wasm kernels that {@link registerWasmTrainingKernels} adds or replaces. */
@@ -63,8 +69,8 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * tfjs-backend-wasm 4.22), and fast `Conv2DBackpropInput`, `Tile` and (copy-free) `Identity`. The replaced kernels keep
  * the shipped ones as building blocks and fallbacks.
  *
- * Idempotent: a kernel that is already ours, for the same GEMM, is left alone; asking for another
- * GEMM rebuilds the kernels for it. Call it once the wasm backend is
+ * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking for other
+ * native kernels (or none) rebuilds them. Call it once the wasm backend is
  * loaded (`import '@tensorflow/tfjs-backend-wasm'`), before or after `tf.setBackend('wasm')`:
  * each replacement carries the shipped kernel's setup, run when the backend initializes.
  *
@@ -78,8 +84,8 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * @throws MrlError `backend-unavailable` when `@tensorflow/tfjs-backend-wasm` is not loaded.
  */
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): void {
-  const { gemm } = options;
-  const tag = gemm?.detail ?? 'xnnpack';
+  const { native } = options;
+  const tag = native?.detail ?? 'wasm';
   const get = (name: string): KernelConfig => {
     const known = SHIPPED.get(name);
     if (known !== undefined) return known;
@@ -89,7 +95,7 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   };
   const pending = FACTORIES.filter(([name]) => {
     const current = tf.getKernel(name, WASM);
-    return current === undefined || !isOurs(current.kernelFunc) || gemmTag(current) !== tag;
+    return current === undefined || !isOurs(current.kernelFunc) || nativeTag(current) !== tag;
   });
   get(tf.Transpose); // throws when the wasm backend is not loaded
   get(tf.Conv2D);
@@ -99,8 +105,8 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   }
   // Build all before touching the registry, so that a failure leaves it as it was.
   const built = pending.map(([name, factory]) => {
-    const config = factory(get, gemm);
-    Object.defineProperty(config.kernelFunc, GEMM_TAG, { value: tag, configurable: true });
+    const config = factory(get, native);
+    Object.defineProperty(config.kernelFunc, NATIVE_TAG, { value: tag, configurable: true });
     return [name, config] as const;
   });
   for (const [name, config] of built) {

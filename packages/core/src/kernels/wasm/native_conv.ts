@@ -1,0 +1,107 @@
+// Why: XNNPACK's wasm convolutions run near 20 GFLOP/s here and our forward-convolution form of
+// the input gradient no faster; ONNX Runtime's native Conv and ConvTranspose (MLAS, AVX2 FMA)
+// run 2-4x that on one thread. NHWC float32 goes to them (../native/onnxruntime.ts); NCHW and
+// other dtypes keep the wasm kernels.
+import * as tf from '@tensorflow/tfjs';
+import type { Conv2DAttrs, Conv2DBackpropInputAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+import type { ConvGeometry, NativeKernels } from '../native/onnxruntime.js';
+import { input, markOurs, pair, WASM } from './util.js';
+import type { WasmKernelArgs } from './util.js';
+
+type Shape4 = [number, number, number, number];
+
+function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
+  const { top, left, bottom, right } = info.padInfo;
+  return {
+    strides: [info.strideHeight, info.strideWidth],
+    dilations: [info.dilationHeight, info.dilationWidth],
+    pads: [top, left, bottom, right],
+  };
+}
+
+/**
+ * Whether ONNX's Conv (`transposed` false) or ConvTranspose reproduces TF.js's shapes for this
+ * geometry: ONNX floors the output size and bounds output_padding by the stride, where TF.js's
+ * `ceil` rounding can read past the padded edge. Others stay on the wasm kernels.
+ */
+function onnxFits(info: tf.backend_util.Conv2DInfo, transposed: boolean): boolean {
+  const { top, left, bottom, right } = info.padInfo;
+  if (Math.min(top, left, bottom, right) < 0) return false;
+  const axis = (size: number, out: number, stride: number, filter: number, dilation: number, pads: number): boolean => {
+    const reach = (filter - 1) * dilation + 1;
+    if (!transposed) return Math.floor((size + pads - reach) / stride) + 1 === out;
+    const extra = size - (stride * (out - 1) + reach - pads);
+    return extra >= 0 && extra < Math.max(stride, dilation);
+  };
+  return (
+    axis(info.inHeight, info.outHeight, info.strideHeight, info.filterHeight, info.dilationHeight, top + bottom) &&
+    axis(info.inWidth, info.outWidth, info.strideWidth, info.filterWidth, info.dilationWidth, left + right)
+  );
+}
+
+const heap = (backend: BackendWasm, t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
+
+function wrap(original: KernelConfig, kernelFunc: KernelFunc): KernelConfig {
+  return {
+    kernelName: original.kernelName,
+    backendName: WASM,
+    kernelFunc: markOurs(kernelFunc),
+    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
+  };
+}
+
+/** `Conv2D` for wasm: native for NHWC float32 when given, else the shipped kernel. */
+export function createConv2DKernel(get: (name: string) => KernelConfig, native?: NativeKernels): KernelConfig {
+  const original = get(tf.Conv2D);
+  if (native === undefined) return wrap(original, (args) => original.kernelFunc(args));
+  return wrap(original, (args) => {
+    const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<Conv2DAttrs>;
+    const x = input(inputs, 'x');
+    const filter = input(inputs, 'filter');
+    if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32') return original.kernelFunc(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as Shape4,
+      filter.shape as Shape4,
+      attrs.strides,
+      pair(attrs.dilations, 1),
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    if (!onnxFits(info, false)) return original.kernelFunc(args);
+    const out = backend.makeOutput(info.outShape, 'float32');
+    // Views only after the allocation: a heap growth detaches earlier ones.
+    native.conv2d(heap(backend, x), x.shape, heap(backend, filter), filter.shape, heap(backend, out), info.outShape, geometryOf(info));
+    return out;
+  });
+}
+
+/** Conv2DBackpropInput attrs; `dilations` is our extension (tfjs-core always means 1). */
+type BackpropInputAttrs = Conv2DBackpropInputAttrs & { dilations?: number | [number, number] };
+
+/** `Conv2DBackpropInput` for wasm on native kernels (NHWC float32), else `fallback`. */
+export function createNativeConv2DBackpropInputKernel(fallback: KernelConfig, native: NativeKernels): KernelConfig {
+  return wrap(fallback, (args) => {
+    const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<BackpropInputAttrs>;
+    const dy = input(inputs, 'dy');
+    const filter = input(inputs, 'filter');
+    if (attrs.dataFormat === 'NCHW' || dy.dtype !== 'float32' || filter.dtype !== 'float32') return fallback.kernelFunc(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      attrs.inputShape as Shape4,
+      filter.shape as Shape4,
+      attrs.strides,
+      pair(attrs.dilations, 1),
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    if (!onnxFits(info, true)) return fallback.kernelFunc(args);
+    const out = backend.makeOutput([...attrs.inputShape], 'float32');
+    native.conv2dBackpropInput(heap(backend, dy), dy.shape, heap(backend, filter), filter.shape, heap(backend, out), attrs.inputShape, geometryOf(info));
+    return out;
+  });
+}

@@ -1,1 +1,2 @@
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernelOptions } from './wasm/register.js';
+export { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from './wasm/native_softmax_ce.js';

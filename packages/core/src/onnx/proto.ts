@@ -8,6 +8,7 @@ export type ProtoField = Uint8Array;
 
 /** ONNX TensorProto.DataType codes used here. */
 export const ONNX_FLOAT = 1;
+export const ONNX_INT32 = 6;
 export const ONNX_INT64 = 7;
 
 function varint(value: number | bigint): number[] {

@@ -25,6 +25,7 @@ describe('registerWasmTrainingKernels', () => {
         'DepthwiseConv2dNativeBackpropFilter',
         'DepthwiseConv2dNativeBackpropInput',
         'Identity',
+        'SplitV',
         'Tile',
         'UnsortedSegmentSum',
         '_FusedMatMul',

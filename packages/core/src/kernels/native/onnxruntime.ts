@@ -7,7 +7,7 @@
 // arrays without copying, the output included).
 import { createRequire } from 'node:module';
 import { MrlError } from '../../errors.js';
-import { node, ONNX_FLOAT, onnxModel, valueInfo } from '../../onnx/proto.js';
+import { node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../../onnx/proto.js';
 
 /** Spatial attributes of an NHWC convolution; `pads` are [top, left, bottom, right]. */
 export interface ConvGeometry {
@@ -44,6 +44,16 @@ export interface NativeKernels {
     yShape: readonly number[],
     geometry: ConvGeometry,
   ): void;
+  /**
+   * Row-wise softmax cross-entropy of `logits` [N, C] against `labels` (N class ids, in range):
+   * writes the softmax to `probs` [N, C] and each row's loss, `-log softmax[label]`, to
+   * `rowLoss` [N], through a log-softmax (so tiny probabilities still give finite losses).
+   */
+  softmaxCrossEntropy(logits: Float32Array, shape: readonly [number, number], labels: Int32Array, probs: Float32Array, rowLoss: Float32Array): void;
+  /** `y = x * scale` elementwise (same length). */
+  scale(x: Float32Array, scale: number, y: Float32Array): void;
+  /** Splits `x` of `shape` along `axis` into `outputs` of the given sizes (in order). */
+  split(x: Float32Array, shape: readonly number[], axis: number, sizes: readonly number[], outputs: readonly Float32Array[]): void;
   /** The input gradient of {@link conv2d}: `dx` [N, H, W, C] from `dy` [N, Ho, Wo, Cout]. */
   conv2dBackpropInput(
     dy: Float32Array,
@@ -57,7 +67,10 @@ export interface NativeKernels {
 }
 
 interface OrtTensorConstructor {
-  new (type: 'float32', data: Float32Array, dims: readonly number[]): unknown;
+  new (type: 'float32' | 'int32', data: Float32Array | Int32Array, dims: readonly number[]): unknown;
+}
+interface OrtBigIntTensorConstructor {
+  new (type: 'int64', data: BigInt64Array, dims: readonly number[]): unknown;
 }
 interface OrtNativeSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
@@ -104,6 +117,44 @@ function convModel(op: 'Conv' | 'ConvTranspose', geometry: ConvGeometry, outputP
   );
 }
 
+/** Softmax and per-row loss, `R = -log_softmax(A)[i, L[i]]`, L given as [N, 1]. */
+function softmaxCrossEntropyModel(): Uint8Array {
+  return onnxModel(
+    'mrl-softmax-ce',
+    [
+      node('LogSoftmax', ['A'], ['log_probs'], { axis: -1 }),
+      node('Exp', ['log_probs'], ['Y']),
+      node('GatherElements', ['log_probs', 'L'], ['picked'], { axis: 1 }),
+      node('Neg', ['picked'], ['R']),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(11, 'L', ONNX_INT32),
+      valueInfo(12, 'Y', ONNX_FLOAT),
+      valueInfo(12, 'R', ONNX_FLOAT),
+    ],
+    OPSETS,
+  );
+}
+
+/** `Y = A * B` with B a scalar. */
+function scaleModel(): Uint8Array {
+  return onnxModel('mrl-scale', [node('Mul', ['A', 'B'], ['Y']), ...IO], OPSETS);
+}
+
+/** ONNX Split (opset 13: sizes as an int64 input) into `count` outputs Y0, Y1, ... */
+function splitModel(axis: number, count: number): Uint8Array {
+  const outputs = Array.from({ length: count }, (_, i) => `Y${i}`);
+  return onnxModel(
+    'mrl-split',
+    [
+      node('Split', ['A', 'S'], outputs, { axis }),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(11, 'S', ONNX_INT64),
+      ...outputs.map((o) => valueInfo(12, o, ONNX_FLOAT)),
+    ],
+    OPSETS,
+  );
+}
+
 /** Options for {@link loadOnnxRuntimeKernels}. */
 export interface OnnxRuntimeKernelOptions {
   /** Threads for one product; default 1 (the wasm backend runs on one thread in Node). */
@@ -121,6 +172,7 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
   }
   let ort: OrtBindingModule;
   let Tensor: OrtTensorConstructor;
+  let BigIntTensor: OrtBigIntTensorConstructor;
   let version: string;
   try {
     const requireHere = createRequire(import.meta.url);
@@ -129,6 +181,7 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     // The session API is asynchronous (it defers to setImmediate); its native binding is not.
     ort = requireOrt('./binding.js') as OrtBindingModule;
     Tensor = (requireOrt('onnxruntime-common') as { Tensor: OrtTensorConstructor }).Tensor;
+    BigIntTensor = Tensor as unknown as OrtBigIntTensorConstructor;
     version = (requireOrt('../package.json') as { version: string }).version;
     ort.initOrt();
   } catch {
@@ -187,6 +240,27 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
         return;
       }
       run(session(`MatMul|${Number(transposeA)}${Number(transposeB)}`, () => fusedMatMulModel(transposeA, transposeB)), a, aShape, b, bShape, y, yShape);
+    },
+    softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {
+      const [rows, classes] = shape;
+      if (rows === 0) return;
+      session('SoftmaxCrossEntropy', softmaxCrossEntropyModel).run(
+        { A: new Tensor('float32', logits, [rows, classes]), L: new Tensor('int32', labels, [rows, 1]) },
+        { Y: new Tensor('float32', probs, [rows, classes]), R: new Tensor('float32', rowLoss, [rows, 1]) },
+        {},
+      );
+    },
+    scale(x, factor, y) {
+      if (x.length === 0) return;
+      run(session('Scale', scaleModel), x, [x.length], Float32Array.of(factor), [], y, [y.length]);
+    },
+    split(x, shape, axis, sizes, outputs) {
+      const feeds = { A: new Tensor('float32', x, shape), S: new BigIntTensor('int64', BigInt64Array.from(sizes, (v) => BigInt(v)), [sizes.length]) };
+      const fetches: Record<string, unknown> = {};
+      outputs.forEach((out, i) => {
+        fetches[`Y${i}`] = new Tensor('float32', out, shape.map((d, a) => (a === axis ? sizes[i]! : d)));
+      });
+      session(`Split|${axis}|${sizes.length}`, () => splitModel(axis, sizes.length)).run(feeds, fetches, {});
     },
     conv2d(x, xShape, filter, filterShape, y, yShape, geometry) {
       conv('Conv', x, xShape, filter, filterShape, y, yShape, geometry);

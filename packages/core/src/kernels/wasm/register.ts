@@ -14,9 +14,16 @@ import { createIdentityKernel } from './identity.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
 import { createNativeBatchMatMulKernel, createNativeFusedMatMulKernel } from './native_mat_mul.js';
+import {
+  createSoftmaxCrossEntropyGradKernel,
+  createSoftmaxCrossEntropyKernel,
+  SOFTMAX_CROSS_ENTROPY,
+  SOFTMAX_CROSS_ENTROPY_GRAD,
+} from './native_softmax_ce.js';
+import { createNativeSplitVKernel } from './native_split.js';
 import { createTileKernel } from './tile.js';
 import { createUnsortedSegmentSumKernel } from './unsorted_segment_sum.js';
-import { isOurs, WASM, wasmKernel } from './util.js';
+import { isOurs, markOurs, WASM, wasmKernel } from './util.js';
 
 type Factory = (get: (name: string) => KernelConfig, native: NativeKernels | undefined) => KernelConfig;
 
@@ -34,7 +41,19 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.DepthwiseConv2dNativeBackpropFilter, createDepthwiseConv2dBackpropFilterKernel],
   [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
   [tf.Identity, createIdentityKernel],
+  [tf.SplitV, (get, native) => (native === undefined ? passThrough(get(tf.SplitV)) : createNativeSplitVKernel(get(tf.SplitV), native))],
 ];
+
+/** Kernels of our own (no shipped counterpart) that exist only on native kernels. */
+const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => KernelConfig]> = [
+  [SOFTMAX_CROSS_ENTROPY, createSoftmaxCrossEntropyKernel],
+  [SOFTMAX_CROSS_ENTROPY_GRAD, createSoftmaxCrossEntropyGradKernel],
+];
+
+/** The shipped kernel under our mark, for kernels that only some settings replace. */
+function passThrough(original: KernelConfig): KernelConfig {
+  return { ...original, kernelFunc: markOurs((args) => original.kernelFunc(args)) };
+}
 
 /** Marks what a registered kernel was built on (`wasm`, or the native kernels' detail). */
 const NATIVE_TAG = Symbol.for('mrl/wasmTrainingKernelNative');
@@ -111,6 +130,15 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   });
   for (const [name, config] of built) {
     if (tf.getKernel(name, WASM) !== undefined) tf.unregisterKernel(name, WASM);
+    tf.registerKernel(config);
+  }
+  for (const [name, create] of NATIVE_ONLY) {
+    const current = tf.getKernel(name, WASM);
+    if (current !== undefined && nativeTag(current) === tag) continue;
+    if (current !== undefined) tf.unregisterKernel(name, WASM);
+    if (native === undefined) continue;
+    const config = create(native);
+    Object.defineProperty(config.kernelFunc, NATIVE_TAG, { value: tag, configurable: true });
     tf.registerKernel(config);
   }
 }

@@ -26,6 +26,7 @@ describe('registerWasmTrainingKernels', () => {
         'DepthwiseConv2dNativeBackpropInput',
         'Identity',
         'SplitV',
+        'Sum',
         'Tile',
         'UnsortedSegmentSum',
         '_FusedMatMul',

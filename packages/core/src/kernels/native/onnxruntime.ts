@@ -52,6 +52,8 @@ export interface NativeKernels {
   softmaxCrossEntropy(logits: Float32Array, shape: readonly [number, number], labels: Int32Array, probs: Float32Array, rowLoss: Float32Array): void;
   /** `y = x * scale` elementwise (same length). */
   scale(x: Float32Array, scale: number, y: Float32Array): void;
+  /** `y = reduceSum(x, axes)` (keepdims off): `y` holds the kept axes in order. */
+  sum(x: Float32Array, shape: readonly number[], axes: readonly number[], y: Float32Array): void;
   /** Splits `x` of `shape` along `axis` into `outputs` of the given sizes (in order). */
   split(x: Float32Array, shape: readonly number[], axis: number, sizes: readonly number[], outputs: readonly Float32Array[]): void;
   /** The input gradient of {@link conv2d}: `dx` [N, H, W, C] from `dy` [N, Ho, Wo, Cout]. */
@@ -138,6 +140,15 @@ function softmaxCrossEntropyModel(): Uint8Array {
 /** `Y = A * B` with B a scalar. */
 function scaleModel(): Uint8Array {
   return onnxModel('mrl-scale', [node('Mul', ['A', 'B'], ['Y']), ...IO], OPSETS);
+}
+
+/** ONNX ReduceSum (opset 13: axes as an int64 input), keepdims off. */
+function reduceSumModel(): Uint8Array {
+  return onnxModel(
+    'mrl-reduce-sum',
+    [node('ReduceSum', ['A', 'S'], ['Y'], { keepdims: 0 }), valueInfo(11, 'A', ONNX_FLOAT), valueInfo(11, 'S', ONNX_INT64), valueInfo(12, 'Y', ONNX_FLOAT)],
+    OPSETS,
+  );
 }
 
 /** ONNX Split (opset 13: sizes as an int64 input) into `count` outputs Y0, Y1, ... */
@@ -253,6 +264,19 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     scale(x, factor, y) {
       if (x.length === 0) return;
       run(session('Scale', scaleModel), x, [x.length], Float32Array.of(factor), [], y, [y.length]);
+    },
+    sum(x, shape, axes, y) {
+      if (y.length === 0) return;
+      if (x.length === 0) {
+        y.fill(0);
+        return;
+      }
+      const kept = shape.filter((_, a) => !axes.includes(a));
+      session('ReduceSum', reduceSumModel).run(
+        { A: new Tensor('float32', x, shape), S: new BigIntTensor('int64', BigInt64Array.from(axes, (v) => BigInt(v)), [axes.length]) },
+        { Y: new Tensor('float32', y, kept) },
+        {},
+      );
     },
     split(x, shape, axis, sizes, outputs) {
       const feeds = { A: new Tensor('float32', x, shape), S: new BigIntTensor('int64', BigInt64Array.from(sizes, (v) => BigInt(v)), [sizes.length]) };

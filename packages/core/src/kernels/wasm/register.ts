@@ -20,6 +20,7 @@ import {
   SOFTMAX_CROSS_ENTROPY,
   SOFTMAX_CROSS_ENTROPY_GRAD,
 } from './native_softmax_ce.js';
+import { createNativeSumKernel } from './native_sum.js';
 import { createNativeSplitVKernel } from './native_split.js';
 import { createTileKernel } from './tile.js';
 import { createUnsortedSegmentSumKernel } from './unsorted_segment_sum.js';
@@ -41,6 +42,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.DepthwiseConv2dNativeBackpropFilter, createDepthwiseConv2dBackpropFilterKernel],
   [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
   [tf.Identity, createIdentityKernel],
+  [tf.Sum, (get, native) => (native === undefined ? passThrough(get(tf.Sum)) : createNativeSumKernel(get(tf.Sum), native))],
   [tf.SplitV, (get, native) => (native === undefined ? passThrough(get(tf.SplitV)) : createNativeSplitVKernel(get(tf.SplitV), native))],
 ];
 

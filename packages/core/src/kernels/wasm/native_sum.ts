@@ -1,0 +1,41 @@
+// Why: the wasm backend's Sum transposes a non-trailing reduction axis first; the bias gradient
+// of every nesting dim's [N, 30522] MLM logits (a sum over rows) took ~12 ms each. Native
+// kernels reduce any axis in place. Below SIZE_THRESHOLD elements a native call costs more than
+// it saves, and the shipped kernel runs. (Native binary ops were measured too, and were 2-4x
+// slower than the shipped ones: they stay on wasm.)
+import * as tf from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, SumAttrs, TensorInfo } from '@tensorflow/tfjs';
+
+import type { NativeKernels } from '../native/onnxruntime.js';
+import { input, markOurs, WASM } from './util.js';
+import type { WasmKernelArgs } from './util.js';
+
+/** Elements of the larger operand from which native kernels pay off (measured, ~10-20 us a call). */
+export const SIZE_THRESHOLD = 1 << 16;
+
+const size = (t: TensorInfo): number => tf.util.sizeFromShape(t.shape);
+
+function wrap(original: KernelConfig, kernelFunc: KernelFunc): KernelConfig {
+  return {
+    kernelName: original.kernelName,
+    backendName: WASM,
+    kernelFunc: markOurs(kernelFunc),
+    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
+  };
+}
+
+/** `Sum` for wasm: native for large float32 inputs. */
+export function createNativeSumKernel(original: KernelConfig, native: NativeKernels): KernelConfig {
+  return wrap(original, (args) => {
+    const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<SumAttrs>;
+    const x = input(inputs, 'x');
+    if (x.dtype !== 'float32' || size(x) < SIZE_THRESHOLD) return original.kernelFunc(args);
+    const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
+    const [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
+    const shape = attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
+    const out = backend.makeOutput(shape, 'float32');
+    // Views only after the allocation: a heap growth detaches earlier ones.
+    native.sum(backend.typedArrayFromHeap(x) as Float32Array, x.shape, axes, backend.typedArrayFromHeap(out) as Float32Array);
+    return out;
+  });
+}

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ADAMW_UPDATE, registerWasmTrainingKernels, SGD_UPDATE } from '../src/kernels/index.js';
 import { MrlError } from '../src/errors.js';
 import { AdamWOptimizer } from '../src/optim/adamw.js';
 import { createOptimizer } from '../src/optim/index.js';
@@ -76,7 +78,23 @@ function runOptimizer(optimizer: Optimizer): number[] {
   return out;
 }
 
-describe('SgdOptimizer matches PyTorch', () => {
+/**
+ * On cpu the optimisers run tensor ops; on wasm, after registerWasmTrainingKernels, one SIMD
+ * kernel per tensor (SGD from its second step, once the momentum buffer exists).
+ */
+const BACKENDS = ['cpu', 'wasm'] as const;
+
+async function useBackend(name: (typeof BACKENDS)[number]): Promise<void> {
+  await tf.setBackend(name);
+  await tf.ready();
+  if (name === 'wasm') registerWasmTrainingKernels();
+  expect(tf.getKernel(ADAMW_UPDATE, name) !== undefined).toBe(name === 'wasm');
+  expect(tf.getKernel(SGD_UPDATE, name) !== undefined).toBe(name === 'wasm');
+}
+
+describe.each(BACKENDS)('SgdOptimizer matches PyTorch (%s)', (backend) => {
+  beforeAll(() => useBackend(backend));
+
   const cases: [string, { momentum: number; nesterov: boolean; weightDecay: number }][] = [
     ['plain SGD', { momentum: 0, nesterov: false, weightDecay: 0 }],
     ['momentum', { momentum: 0.9, nesterov: false, weightDecay: 0 }],
@@ -120,7 +138,9 @@ describe('SgdOptimizer matches PyTorch', () => {
   });
 });
 
-describe('AdamWOptimizer matches PyTorch', () => {
+describe.each(BACKENDS)('AdamWOptimizer matches PyTorch (%s)', (backend) => {
+  beforeAll(() => useBackend(backend));
+
   const cases: [string, { beta1: number; beta2: number; epsilon: number; weightDecay: number }][] = [
     ['defaults', { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01 }],
     ['strong weight decay', { beta1: 0.8, beta2: 0.95, epsilon: 1e-6, weightDecay: 0.5 }],

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from '../errors.js';
+import { ADAMW_UPDATE, type AdamWUpdateAttrs } from '../kernels/index.js';
 import type { Optimizer, OptimizerConfig } from './optimizer.js';
 
 /**
@@ -38,6 +39,8 @@ export class AdamWOptimizer implements Optimizer {
     this.#step += 1;
     const c1 = 1 - this.beta1 ** this.#step;
     const c2 = 1 - this.beta2 ** this.#step;
+    // One pass per tensor where the backend has our kernel for it (wasm); tensor ops elsewhere.
+    const fused = tf.getKernel(ADAMW_UPDATE, tf.getBackend()) !== undefined;
     tf.tidy(() => {
       for (const [name, g] of grads) {
         const p = variables.get(name)!;
@@ -48,6 +51,14 @@ export class AdamWOptimizer implements Optimizer {
           v = tf.variable(tf.zerosLike(p), false);
           this.#m.set(name, m);
           this.#v.set(name, v);
+        }
+        if (fused) {
+          const attrs: AdamWUpdateAttrs = { lr, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, weightDecay: this.weightDecay, correction1: c1, correction2: c2 };
+          const [p1, m1, v1] = tf.engine().runKernel(ADAMW_UPDATE, { param: p, grad: g, m, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          p.assign(p1!);
+          m.assign(m1!);
+          v.assign(v1!);
+          continue;
         }
         m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1)));
         v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2)));

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from '../errors.js';
+import { SGD_UPDATE, type SgdUpdateAttrs } from '../kernels/index.js';
 import type { Optimizer, OptimizerConfig } from './optimizer.js';
 
 /**
@@ -25,9 +26,19 @@ export class SgdOptimizer implements Optimizer {
   }
 
   apply(variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void {
+    // One pass per tensor where the backend has our kernel for it (wasm); tensor ops elsewhere.
+    const fused = this.momentum > 0 && tf.getKernel(SGD_UPDATE, tf.getBackend()) !== undefined;
     tf.tidy(() => {
       for (const [name, grad] of grads) {
         const p = variables.get(name)!;
+        const existing = this.#buffers.get(name);
+        if (fused && existing !== undefined) {
+          const attrs: SgdUpdateAttrs = { lr, momentum: this.momentum, weightDecay: this.weightDecay, nesterov: this.nesterov };
+          const [p1, b1] = tf.engine().runKernel(SGD_UPDATE, { param: p, grad, buf: existing }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          p.assign(p1!);
+          existing.assign(b1!);
+          continue;
+        }
         const g = this.weightDecay > 0 ? tf.add(grad, tf.mul(p, this.weightDecay)) : grad;
         if (this.momentum === 0) {
           p.assign(tf.sub(p, tf.mul(g, lr)));

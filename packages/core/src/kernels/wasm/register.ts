@@ -22,6 +22,7 @@ import {
 } from './native_softmax_ce.js';
 import { createNativeSumKernel } from './native_sum.js';
 import { createNativeSplitVKernel } from './native_split.js';
+import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
 import { createTileKernel } from './tile.js';
 import { createUnsortedSegmentSumKernel } from './unsorted_segment_sum.js';
 import { isOurs, markOurs, WASM, wasmKernel } from './util.js';
@@ -42,6 +43,8 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.DepthwiseConv2dNativeBackpropFilter, createDepthwiseConv2dBackpropFilterKernel],
   [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
   [tf.Identity, createIdentityKernel],
+  [ADAMW_UPDATE, createAdamWUpdateKernel],
+  [SGD_UPDATE, createSgdUpdateKernel],
   [tf.Sum, (get, native) => (native === undefined ? passThrough(get(tf.Sum)) : createNativeSumKernel(get(tf.Sum), native))],
   [tf.SplitV, (get, native) => (native === undefined ? passThrough(get(tf.SplitV)) : createNativeSplitVKernel(get(tf.SplitV), native))],
 ];

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MrlError } from './errors.js';
 import type { HasVariables, VariableMap } from './module.js';
 import { stackedPrefixLogits, unstackFirst } from './ops/prefix-logits.js';
+import { prefixSoftmaxCrossEntropy } from './ops/prefix-softmax-ce.js';
 import { nextSeed, type Random } from './rng.js';
 
 /** Maps an embedding to class logits for every requested nesting dim at once. */
@@ -12,6 +13,8 @@ export interface PrefixHead extends HasVariables {
   logits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[];
   /** Optional fast path: all prefix logits stacked as [k, N, C]. */
   stackedLogits?(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor3D;
+  /** Optional fast path: each prefix's mean softmax cross-entropy against `labels`, as [k]. */
+  prefixSoftmaxCrossEntropy?(embedding: tf.Tensor2D, dims: readonly number[], labels: tf.Tensor1D): tf.Tensor1D;
 }
 
 /** Linear-layer initialisation as in PyTorch `nn.Linear`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
@@ -110,6 +113,12 @@ export type SharedHeadForm = 'fused' | 'running-sum' | 'sliced';
 export class SharedHead implements PrefixHead {
   readonly weight: tf.Variable;
   readonly bias: tf.Variable;
+  /**
+   * The running-sum form's losses as one op: one kernel each way where the backend has them
+   * (wasm on native kernels), see {@link prefixSoftmaxCrossEntropy}. Absent in the other forms,
+   * which keep their own computation.
+   */
+  readonly prefixSoftmaxCrossEntropy?: (embedding: tf.Tensor2D, dims: readonly number[], labels: tf.Tensor1D) => tf.Tensor1D;
 
   constructor(
     readonly embeddingDim: number,
@@ -121,6 +130,12 @@ export class SharedHead implements PrefixHead {
     const scope = uniqueName('shared_head');
     this.weight = linearInit([embeddingDim, numClasses], embeddingDim, random, `${scope}/w`);
     this.bias = linearInit([numClasses], embeddingDim, random, `${scope}/b`);
+    if (form === 'running-sum') {
+      this.prefixSoftmaxCrossEntropy = (embedding, dims, labels) => {
+        checkDimsInHead(dims, this.embeddingDim);
+        return prefixSoftmaxCrossEntropy(embedding, this.weight as tf.Tensor2D, this.bias as tf.Tensor1D, labels, dims);
+      };
+    }
   }
 
   logits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[] {

@@ -5,6 +5,8 @@ export { parameterCount, prefixVariables, trainableVariables, type HasVariables,
 export { l2Normalize, softmaxCrossEntropy } from './losses.js';
 export { gelu } from './ops/gelu.js';
 export { sumTensors } from './ops/sum-tensors.js';
+export { prefixSoftmaxCrossEntropy } from './ops/prefix-softmax-ce.js';
+export { unstackFirst } from './ops/prefix-logits.js';
 export {
   runningSumPrefixLogits,
   SeparateHeads,

@@ -41,6 +41,9 @@ export class ClassificationObjective implements PrefixObjective<ClassTarget> {
 
   prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: ClassTarget): tf.Scalar[] {
     // Callers run this under a tidy or a gradient tape, which frees the logits.
+    if (this.head.prefixSoftmaxCrossEntropy !== undefined) {
+      return unstackFirst<tf.Scalar>(this.head.prefixSoftmaxCrossEntropy(embedding, dims, target.labels));
+    }
     if (this.head.stackedLogits !== undefined) {
       return unstackFirst<tf.Scalar>(stackedSoftmaxCrossEntropy(this.head.stackedLogits(embedding, dims), target.labels));
     }

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   prefixVariables,
+  prefixSoftmaxCrossEntropy,
   runningSumPrefixLogits,
-  softmaxCrossEntropy,
+  unstackFirst,
   type MatryoshkaLoss,
   type PrefixObjective,
   type Random,
@@ -95,7 +96,9 @@ export class TiedMlmObjective implements PrefixObjective<MlmTarget> {
   }
 
   prefixLosses(states: tf.Tensor2D, dims: readonly number[], target: MlmTarget): tf.Scalar[] {
-    return this.logits(states, dims).map((l) => softmaxCrossEntropy(l, target.labels));
+    // One op for all dims: one kernel each way on wasm with native kernels.
+    // Callers run this under a tidy or a gradient tape, which frees the stacked losses.
+    return unstackFirst<tf.Scalar>(prefixSoftmaxCrossEntropy(states, this.embedding as tf.Tensor2D, this.bias as tf.Tensor1D, target.labels, dims, 'classes-first'));
   }
 
   /** The bias only: the tied table belongs to the encoder. */

@@ -52,6 +52,25 @@ export interface NativeKernels {
   softmaxCrossEntropy(logits: Float32Array, shape: readonly [number, number], labels: Int32Array, probs: Float32Array, rowLoss: Float32Array): void;
   /** `y = x * scale` elementwise (same length). */
   scale(x: Float32Array, scale: number, y: Float32Array): void;
+  /** `y = x * scale + z` elementwise (same length). */
+  scaleAdd(x: Float32Array, scale: number, z: Float32Array, y: Float32Array): void;
+  /**
+   * `y = op(a) @ op(b) + c` for 2-D `a`, `b`; `c` is [M, N] or a row [N] broadcast over rows,
+   * or null for none.
+   */
+  gemm(
+    a: Float32Array,
+    aShape: readonly [number, number],
+    b: Float32Array,
+    bShape: readonly [number, number],
+    c: Float32Array | null,
+    cShape: readonly number[],
+    y: Float32Array,
+    transposeA: boolean,
+    transposeB: boolean,
+  ): void;
+  /** Concatenates `inputs` (of `shapes`) along `axis` into `y`. */
+  concat(inputs: readonly Float32Array[], shapes: readonly (readonly number[])[], axis: number, y: Float32Array, yShape: readonly number[]): void;
   /** `y = reduceSum(x, axes)` (keepdims off): `y` holds the kept axes in order. */
   sum(x: Float32Array, shape: readonly number[], axes: readonly number[], y: Float32Array): void;
   /** Splits `x` of `shape` along `axis` into `outputs` of the given sizes (in order). */
@@ -140,6 +159,38 @@ function softmaxCrossEntropyModel(): Uint8Array {
 /** `Y = A * B` with B a scalar. */
 function scaleModel(): Uint8Array {
   return onnxModel('mrl-scale', [node('Mul', ['A', 'B'], ['Y']), ...IO], OPSETS);
+}
+
+/** `Y = A * B + C`, B a scalar. */
+function scaleAddModel(): Uint8Array {
+  return onnxModel(
+    'mrl-scale-add',
+    [node('Mul', ['A', 'B'], ['scaled']), node('Add', ['scaled', 'C'], ['Y']), ...IO, valueInfo(11, 'C', ONNX_FLOAT)],
+    OPSETS,
+  );
+}
+
+/** ONNX Gemm, `Y = op(A) @ op(B) (+ C)`. */
+function gemmModel(transposeA: boolean, transposeB: boolean, withC: boolean): Uint8Array {
+  return onnxModel(
+    'mrl-gemm',
+    [
+      node('Gemm', withC ? ['A', 'B', 'C'] : ['A', 'B'], ['Y'], { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 }),
+      ...IO,
+      ...(withC ? [valueInfo(11, 'C', ONNX_FLOAT)] : []),
+    ],
+    OPSETS,
+  );
+}
+
+/** ONNX Concat of `count` inputs X0, X1, ... along `axis`. */
+function concatModel(axis: number, count: number): Uint8Array {
+  const inputs = Array.from({ length: count }, (_, i) => `X${i}`);
+  return onnxModel(
+    'mrl-concat',
+    [node('Concat', inputs, ['Y'], { axis }), ...inputs.map((name) => valueInfo(11, name, ONNX_FLOAT)), valueInfo(12, 'Y', ONNX_FLOAT)],
+    OPSETS,
+  );
 }
 
 /** ONNX ReduceSum (opset 13: axes as an int64 input), keepdims off. */
@@ -264,6 +315,34 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     scale(x, factor, y) {
       if (x.length === 0) return;
       run(session('Scale', scaleModel), x, [x.length], Float32Array.of(factor), [], y, [y.length]);
+    },
+    scaleAdd(x, factor, z, y) {
+      if (x.length === 0) return;
+      session('ScaleAdd', scaleAddModel).run(
+        { A: new Tensor('float32', x, [x.length]), B: new Tensor('float32', Float32Array.of(factor), []), C: new Tensor('float32', z, [z.length]) },
+        { Y: new Tensor('float32', y, [y.length]) },
+        {},
+      );
+    },
+    gemm(a, aShape, b, bShape, c, cShape, y, transposeA, transposeB) {
+      const m = transposeA ? aShape[1] : aShape[0];
+      const n = transposeB ? bShape[0] : bShape[1];
+      if (y.length === 0) return;
+      const feeds: Record<string, unknown> = { A: new Tensor('float32', a, aShape), B: new Tensor('float32', b, bShape) };
+      if (c !== null) feeds['C'] = new Tensor('float32', c, cShape);
+      session(`Gemm|${Number(transposeA)}${Number(transposeB)}|${Number(c !== null)}`, () => gemmModel(transposeA, transposeB, c !== null)).run(
+        feeds,
+        { Y: new Tensor('float32', y, [m, n]) },
+        {},
+      );
+    },
+    concat(inputs, shapes, axis, y, yShape) {
+      if (y.length === 0) return;
+      const feeds: Record<string, unknown> = {};
+      inputs.forEach((x, i) => {
+        feeds[`X${i}`] = new Tensor('float32', x, shapes[i]!);
+      });
+      session(`Concat|${axis}|${inputs.length}`, () => concatModel(axis, inputs.length)).run(feeds, { Y: new Tensor('float32', y, yShape) }, {});
     },
     sum(x, shape, axes, y) {
       if (y.length === 0) return;

@@ -21,6 +21,7 @@ import {
   SOFTMAX_CROSS_ENTROPY_GRAD,
 } from './native_softmax_ce.js';
 import { createNativeSumKernel } from './native_sum.js';
+import { createPrefixSoftmaxGradKernel, createPrefixSoftmaxKernel, PREFIX_SOFTMAX_CE, PREFIX_SOFTMAX_CE_GRAD } from './native_prefix_softmax.js';
 import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
 import { createTileKernel } from './tile.js';
@@ -53,6 +54,8 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
 const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => KernelConfig]> = [
   [SOFTMAX_CROSS_ENTROPY, createSoftmaxCrossEntropyKernel],
   [SOFTMAX_CROSS_ENTROPY_GRAD, createSoftmaxCrossEntropyGradKernel],
+  [PREFIX_SOFTMAX_CE, createPrefixSoftmaxKernel],
+  [PREFIX_SOFTMAX_CE_GRAD, createPrefixSoftmaxGradKernel],
 ];
 
 /** The shipped kernel under our mark, for kernels that only some settings replace. */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { BACKEND_NAMES, MrlError } from '@mrl/core';
+import { BACKEND_NAMES, KERNEL_SOURCES, MrlError } from '@mrl/core';
 import type { ArgsDef } from 'citty';
 
 /*
@@ -56,6 +56,12 @@ export const COMMON_FLAGS = {
 
 export const BACKEND_FLAGS = {
   backend: { type: 'string', default: 'wasm', description: `tensor backend: ${BACKEND_NAMES.join(' | ')}` },
+  kernels: {
+    type: 'enum',
+    options: KERNEL_SOURCES,
+    default: 'auto',
+    description: 'wasm backend: what runs matmuls, convolutions and softmax losses (onnxruntime: native, from onnxruntime-node; wasm: XNNPACK)',
+  },
 } as const satisfies FlagSet;
 
 /** Which model and data. */

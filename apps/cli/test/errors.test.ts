@@ -72,6 +72,12 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
     expect(line).toBe("error: unknown backend 'tpu'. Choose one of: wasm, cpu, webgpu, tensorflow.");
   });
 
+  it('unknown kernel source', async () => {
+    const line = expectOneParagraphError(await cli(['fit', '--kernels', 'blas', '--run-dir', join(dir, 'run-k')]));
+    expect(line).toContain('--kernels');
+    expect(line).toContain('auto, onnxruntime, wasm');
+  });
+
   it('corrupt checkpoint on --resume', async () => {
     const run = join(dir, 'run-corrupt');
     await mkdir(join(run, 'checkpoints', 'mrl'), { recursive: true });

@@ -26,6 +26,13 @@ describe('mrl-cli fit', () => {
     const config = JSON.parse(await readFile(join(run, 'config.json'), 'utf8'));
     expect(config.flags).toMatchObject({ model: 'mlp', dim: 16, epochs: 1, dims: [8, 16], 'train-limit': 512 });
     expect(config.encoder.name).toBe('mlp');
+    expect(r.stderr).toMatch(/^backend: wasm \(.*on ONNX Runtime/m); // native kernels by default
+  });
+
+  it('--kernels wasm trains on the kernels of the wasm backend', async () => {
+    const r = expectOk(await cli(['fit', '--modality', 'vision', '--model', 'mlp', ...TINY, '--kernels', 'wasm', '--run-dir', join(dir, 'wasm-kernels')]));
+    expect(r.stderr).toMatch(/^backend: wasm \(.*on XNNPACK and mrl wasm kernels\)$/m);
+    expect(r.stdout).toMatch(/^\s+16\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
   });
 
   it('trains a ResNet and a ViT on Fashion-MNIST and prints their per-dim tables', async () => {

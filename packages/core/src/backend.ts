@@ -17,7 +17,10 @@ export const KERNEL_SOURCES = ['auto', 'onnxruntime', 'wasm'] as const;
 export type KernelSource = (typeof KERNEL_SOURCES)[number];
 
 export interface BackendOptions {
-  /** For `wasm`: what runs the heavy kernels; default `auto`. */
+  /**
+   * For `wasm`: what runs the heavy kernels. Default: `auto` at the first start; later calls
+   * without it keep what is running.
+   */
   kernels?: KernelSource;
 }
 
@@ -97,19 +100,24 @@ export async function initBackend(name: string = 'wasm', options: BackendOptions
     throw new MrlError('invalid-argument', `unknown kernel source '${source}'.`, `Choose one of: ${KERNEL_SOURCES.join(', ')}.`);
   }
   const backend = name as BackendName;
-  const key = backend === 'wasm' ? `wasm/${source}` : backend;
   // A second start of a device backend would open a second device beside the one TF.js holds
-  // (Dawn then crashes); asking again for the active backend returns it as it is.
-  const running = started.get(key);
-  if (running !== undefined && tf.getBackend() === backend && lastKey === key) return running;
+  // (Dawn then crashes); asking again for the active backend returns it as it is, and so does
+  // asking without naming the kernels (a library call after the CLI chose them).
+  if (
+    current !== undefined &&
+    current.backend === backend &&
+    tf.getBackend() === backend &&
+    (options.kernels === undefined || backend !== 'wasm' || current.source === source)
+  ) {
+    return current.info;
+  }
   const info = await startBackend(backend, source);
-  started.set(key, info);
-  lastKey = key;
+  current = { backend, source, info };
   return info;
 }
 
-const started = new Map<string, BackendInfo>();
-let lastKey: string | undefined;
+/** The backend started last, and with which kernels. */
+let current: { backend: BackendName; source: KernelSource; info: BackendInfo } | undefined;
 
 /** The native kernels, loaded at most once per process (undefined: not installed here). */
 let nativeKernels: NativeKernels | undefined | null = null;

@@ -50,4 +50,12 @@ describe('initBackend', () => {
       fix: 'Choose one of: auto, onnxruntime, wasm.',
     });
   });
+
+  it('keeps the running kernels when a later call does not name them', async () => {
+    const chosen = await initBackend('wasm', { kernels: 'wasm' });
+    expect(await initBackend('wasm')).toBe(chosen);
+    const native = await initBackend('wasm', { kernels: 'onnxruntime' });
+    expect(native).not.toBe(chosen);
+    expect(await initBackend('wasm')).toBe(native);
+  });
 });

@@ -3,7 +3,7 @@
 // Usage: node packages/vision/scripts/fashion-mnist-table.mjs [--model resnet-tiny] [--dim 128]
 //   [--train-limit 12000] [--epochs 2] [--lr 0.008] [--run-dir runs/vision-table]
 //   [--compare ff,svd,rand] [--ff-dims 8,16] [--robustness gaussian-noise:3,...|none] [--resume]
-//   [--train-only mrl,ff-8] [--max-queries 2000] [--weights 1,1,1,1,1] [--seed 0]
+//   [--train-only mrl,ff-8] [--max-queries 2000] [--weights 1,1,1,1,1] [--seed 0] [--kernels auto|onnxruntime|wasm]
 // Every model checkpoints at its end, so a run can be split over processes (same --run-dir,
 // different --train-only lists) and then finished with --resume, which only evaluates.
 import { parseArgs } from 'node:util';
@@ -26,10 +26,11 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '0' },
     robustness: { type: 'string' },
     resume: { type: 'boolean', default: false },
+    kernels: { type: 'string', default: 'auto' },
   },
 });
-const backend = await initBackend('wasm');
-console.error(`backend: ${backend.name}`);
+const backend = await initBackend('wasm', { kernels: a.kernels });
+console.error(`backend: ${backend.name} (${backend.detail})`);
 const started = Date.now();
 const report = await fitVision(
   {

@@ -40,7 +40,7 @@ export const embedCommand = defineMrlCommand({
   async base(args) {
     if (typeof args['run-dir'] !== 'string') return {};
     const flags = (await readRunConfig(resolve(args['run-dir'])))?.flags ?? {};
-    const pick = ['modality', 'data', 'data-dir', 'plugin', 'backend'];
+    const pick = ['modality', 'data', 'data-dir', 'plugin', 'backend', 'kernels'];
     return Object.fromEntries(Object.entries(flags).filter(([k]) => pick.includes(k)));
   },
   async run(options) {
@@ -57,7 +57,7 @@ export const embedCommand = defineMrlCommand({
     }
     if (options.data !== 'fashion-mnist') throw new MrlError('unknown-name', `unknown vision data set '${options.data}'.`, 'Use --data fashion-mnist.');
     const registry = await buildRegistry(options.plugin);
-    await initBackend(options.backend);
+    await initBackend(options.backend, { kernels: options.kernels });
     const encoder = await loadModel(join(runDir, 'model'), registry);
     const d = encoder.embeddingDim;
     const m = options.dim ?? d;

@@ -89,7 +89,7 @@ export const fitCommand = defineMrlCommand({
     if (options.modality === 'text' && !(TEXT_TASKS as readonly string[]).includes(textTask)) {
       throw new MrlError('invalid-argument', `--data '${options.data}' is not a text task.`, `With --modality text, use --task ${TEXT_TASKS.join(' | ')}.`);
     }
-    const backend = await initBackend(options.backend);
+    const backend = await initBackend(options.backend, { kernels: options.kernels });
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
     const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${modelName}`));
     await mkdir(runDir, { recursive: true });

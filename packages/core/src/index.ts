@@ -4,6 +4,7 @@ export { createRandom, nextSeed, permutation, type Random } from './rng.js';
 export { parameterCount, prefixVariables, trainableVariables, type HasVariables, type VariableMap } from './module.js';
 export { l2Normalize, softmaxCrossEntropy } from './losses.js';
 export { gelu } from './ops/gelu.js';
+export { batchNormTraining, layerNorm } from './ops/normalize.js';
 export { sumTensors } from './ops/sum-tensors.js';
 export { prefixSoftmaxCrossEntropy } from './ops/prefix-softmax-ce.js';
 export { unstackFirst } from './ops/prefix-logits.js';

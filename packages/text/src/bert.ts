@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { gelu, MrlError, nextSeed, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
+import { gelu, layerNorm as coreLayerNorm, MrlError, nextSeed, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
 import { gatherRows } from './gather.js';
 
 /** How a sentence embedding is read from the token states. */
@@ -99,12 +99,9 @@ interface Block {
 /** GELU, tanh form: core's `gelu` (one implementation for BERT and ViT). */
 export { gelu };
 
-/** Layer normalisation over the last axis. */
+/** Layer normalisation over the last axis: core's, with its closed-form gradient. */
 export function layerNorm(x: tf.Tensor, norm: Norm, eps: number): tf.Tensor {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), norm.gamma), norm.beta);
-  });
+  return coreLayerNorm(x, norm.gamma as tf.Tensor1D, norm.beta as tf.Tensor1D, eps);
 }
 
 /**

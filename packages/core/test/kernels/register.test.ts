@@ -29,6 +29,7 @@ describe('registerWasmTrainingKernels', () => {
         'MrlSgdMomentumUpdate',
         'SplitV',
         'Sum',
+        'Mean',
         'Tile',
         'UnsortedSegmentSum',
         '_FusedMatMul',

@@ -14,7 +14,7 @@ beforeAll(async () => {
 // Shapes above the native threshold (and one below, which stays on the shipped kernel).
 const BIG: [number, number] = [154, 1031];
 
-describe.each(NATIVE_OPTIONS)('Sum on wasm (kernels: %s)', (_name, options) => {
+describe.each(NATIVE_OPTIONS)('Sum and Mean on wasm (kernels: %s)', (_name, options) => {
   beforeAll(() => {
     registerWasmTrainingKernels(options);
   });
@@ -32,9 +32,11 @@ describe.each(NATIVE_OPTIONS)('Sum on wasm (kernels: %s)', (_name, options) => {
     ['below the threshold', [64, 64], 0, false],
   ];
   for (const [label, shape, axis, keepDims] of sums) {
-    it(`Sum ${label} matches cpu`, async () => {
-      await expectKernelMatchesCpu('Sum', { x: randomHost(shape, 51) }, { axis, keepDims });
-    });
+    for (const kernel of ['Sum', 'Mean']) {
+      it(`${kernel} ${label} matches cpu`, async () => {
+        await expectKernelMatchesCpu(kernel, { x: randomHost(shape, 51) }, { axis, keepDims });
+      });
+    }
   }
 
   it('int32 input keeps the shipped kernel', async () => {

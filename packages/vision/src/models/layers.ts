@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { gelu, MrlError, nextSeed, type Random, type VariableMap } from '@mrl/core';
+import { batchNormTraining, gelu, layerNorm, MrlError, nextSeed, type Random, type VariableMap } from '@mrl/core';
 
 /** A piece of a model that owns variables under local names (`w`, `bn/gamma`, ...). */
 export interface Module {
@@ -126,17 +126,16 @@ export class BatchNorm implements Module {
   /** [N, H, W, C] -> [N, H, W, C] */
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
     if (!training) return tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, this.beta as tf.Tensor1D, this.gamma as tf.Tensor1D, this.epsilon);
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
     const n = x.shape[0] * x.shape[1] * x.shape[2];
-    tf.tidy(() => {
-      const m = this.momentum;
-      const unbiased = tf.mul(variance, n > 1 ? n / (n - 1) : 1);
-      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)));
-    });
-    // Written out rather than tf.batchNorm: the gradient must also flow through the batch moments.
-    const scale = tf.mul(tf.rsqrt(tf.add(variance, this.epsilon)), this.gamma); // [C]
-    return tf.add(tf.mul(tf.sub(x, mean), scale), this.beta) as tf.Tensor4D;
+    // Core's op: its closed-form gradient flows through the batch moments too.
+    return batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.epsilon, (mean, variance) =>
+      tf.tidy(() => {
+        const m = this.momentum;
+        const unbiased = tf.mul(variance, n > 1 ? n / (n - 1) : 1);
+        this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(tf.reshape(mean, [this.channels]), m)));
+        this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(tf.reshape(unbiased, [this.channels]), m)));
+      }),
+    );
   }
 
   variables(): VariableMap {
@@ -164,10 +163,7 @@ export class LayerNorm implements Module {
   }
 
   apply(x: tf.Tensor): tf.Tensor {
-    const axis = x.rank - 1;
-    const { mean, variance } = tf.moments(x, axis, true);
-    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon)));
-    return tf.add(tf.mul(normed, this.gamma), this.beta);
+    return layerNorm(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.epsilon);
   }
 
   variables(): VariableMap {

@@ -47,6 +47,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [ADAMW_UPDATE, createAdamWUpdateKernel],
   [SGD_UPDATE, createSgdUpdateKernel],
   [tf.Sum, (get, native) => (native === undefined ? passThrough(get(tf.Sum)) : createNativeSumKernel(get(tf.Sum), native))],
+  [tf.Mean, (get, native) => (native === undefined ? passThrough(get(tf.Mean)) : createNativeSumKernel(get(tf.Mean), native, true))],
   [tf.SplitV, (get, native) => (native === undefined ? passThrough(get(tf.SplitV)) : createNativeSplitVKernel(get(tf.SplitV), native))],
 ];
 

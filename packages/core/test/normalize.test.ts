@@ -1,0 +1,97 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { batchNormTraining, layerNorm } from '../src/ops/normalize.js';
+import { expectClose, onBackend, randomArray } from './helpers/close.js';
+
+beforeAll(async () => {
+  await tf.setBackend('wasm');
+  registerWasmTrainingKernels();
+});
+
+/** The written-out form (autodiff through the moments): the reference for value and gradient. */
+function written(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axes: number[], eps: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, axes, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
+}
+
+/** Value and gradients of sum(op(x) * weights), weights fixed so every output counts differently. */
+function valueAndGrads(shape: number[], op: (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor) {
+  return tf.tidy(() => {
+    const channels = shape[shape.length - 1]!;
+    const size = shape.reduce((a, b) => a * b, 1);
+    const x = tf.tensor(randomArray(size, 1).map((v, i) => 3 * v + (i % 3)), shape);
+    const gamma = tf.tensor1d(randomArray(channels, 2).map((v) => 1 + v));
+    const beta = tf.tensor1d(randomArray(channels, 3));
+    const weights = tf.tensor(randomArray(size, 4), shape);
+    const f = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(op(xx, g as tf.Tensor1D, b as tf.Tensor1D), weights));
+    const { value, grads } = tf.valueAndGrads(f)([x, gamma, beta]);
+    return [value.dataSync().slice(), ...grads.map((t) => t.dataSync().slice())];
+  });
+}
+
+const SETTINGS = [
+  ['layerNorm over the last axis of [5, 7, 12]', [5, 7, 12], [2], (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => layerNorm(x, g, b, 1e-6)],
+  ['batchNormTraining over N, H, W of [3, 4, 5, 6]', [3, 4, 5, 6], [0, 1, 2], (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => batchNormTraining(x as tf.Tensor4D, g, b, 1e-5)],
+] as const;
+
+describe('closed-form normalisation gradients', () => {
+  for (const [label, shape, axes, op] of SETTINGS) {
+    for (const backend of ['cpu', 'wasm'] as const) {
+      it(`${label}: value and gradients equal autodiff of the written-out form, on ${backend}`, async () => {
+        const eps = label.startsWith('layer') ? 1e-6 : 1e-5;
+        const ours = await onBackend(backend, () => valueAndGrads([...shape], op));
+        const reference = await onBackend('cpu', () => valueAndGrads([...shape], (x, g, b) => written(x, g, b, [...axes], eps)));
+        ours.forEach((values, i) => expectClose(values, reference[i]!, 1e-4));
+      });
+    }
+  }
+
+  it('layerNorm: the x gradient matches central finite differences in float64', async () => {
+    await tf.setBackend('cpu');
+    const rows = 2;
+    const width = 5;
+    const xs = Array.from(randomArray(rows * width, 5)).map((v) => 2 * v);
+    const gs = Array.from(randomArray(width, 6)).map((v) => 1 + v);
+    const bs = Array.from(randomArray(width, 7));
+    const ws = Array.from(randomArray(rows * width, 8));
+    const eps = 1e-6;
+    // The loss sum(layerNorm(x) * w) in float64.
+    const loss = (x: number[]) => {
+      let total = 0;
+      for (let r = 0; r < rows; r++) {
+        const row = x.slice(r * width, (r + 1) * width);
+        const mean = row.reduce((a, v) => a + v, 0) / width;
+        const variance = row.reduce((a, v) => a + (v - mean) ** 2, 0) / width;
+        row.forEach((v, c) => {
+          total += (((v - mean) / Math.sqrt(variance + eps)) * gs[c]! + bs[c]!) * ws[r * width + c]!;
+        });
+      }
+      return total;
+    };
+    const h = 1e-5;
+    const numeric = xs.map((_, i) => (loss(xs.map((v, j) => (j === i ? v + h : v))) - loss(xs.map((v, j) => (j === i ? v - h : v)))) / (2 * h));
+    const analytic = tf.tidy(() =>
+      tf
+        .grad((x: tf.Tensor) => tf.sum(tf.mul(layerNorm(x, tf.tensor1d(gs), tf.tensor1d(bs), eps), tf.tensor2d(ws, [rows, width]))))(tf.tensor2d(xs, [rows, width]))
+        .dataSync()
+        .slice(),
+    );
+    expectClose(analytic, numeric, 1e-3);
+    expect(Math.max(...numeric.map(Math.abs))).toBeGreaterThan(0.01);
+  });
+
+  it('batchNormTraining hands the batch moments to onMoments, per channel', async () => {
+    await tf.setBackend('cpu');
+    const x = tf.tensor4d(randomArray(2 * 3 * 3 * 4, 9), [2, 3, 3, 4]);
+    let seen: number[][] = [];
+    tf.tidy(() => batchNormTraining(x, tf.ones([4]), tf.zeros([4]), 1e-5, (mean, variance) => {
+      seen = [Array.from(mean.dataSync()), Array.from(variance.dataSync())];
+    }));
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    expectClose(seen[0]!, mean.dataSync());
+    expectClose(seen[1]!, variance.dataSync());
+    tf.dispose([x, mean, variance]);
+  });
+});

@@ -1,7 +1,8 @@
-// Times the wasm kernels we replace (packages/core/src/kernels/wasm), shipped vs ours.
+// Times the wasm kernels we replace (packages/core/src/kernels/wasm): shipped, ours in wasm, and
+// ours on native kernels (ONNX Runtime, `kernels: 'onnxruntime'`).
 // Run after `pnpm exec tsc -b packages/core`:  node bench/kernels.mjs
-// Single process: shipped and our kernel configs are swapped in and out of the registry, and
-// each case is timed in alternating rounds (shipped, ours, shipped, ...) to even out noise.
+// Single process: the three kernel configs are swapped in and out of the registry, and each
+// case is timed in alternating rounds (shipped, ours, native, shipped, ...) to even out noise.
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -11,6 +12,7 @@ const load = (name) => import(pathToFileURL(requireFromCore.resolve(name)).href)
 const tf = await load('@tensorflow/tfjs');
 await load('@tensorflow/tfjs-backend-wasm');
 const { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } = await import('../packages/core/dist/kernels/index.js');
+const { loadOnnxRuntimeKernels, softmaxCrossEntropy } = await import('../packages/core/dist/index.js');
 
 await tf.setBackend('wasm');
 if (tf.getBackend() !== 'wasm') throw new Error(`wasm backend did not start (got ${tf.getBackend()})`);
@@ -46,7 +48,6 @@ function install(configs) {
     if (config !== undefined) tf.registerKernel(config);
   }
 }
-const snapshot = () => WASM_TRAINING_KERNELS.map((name) => [name, tf.getKernel(name, 'wasm')]);
 
 const rnd = (shape) => tf.randomNormal(shape, 0, 1, 'float32', 7);
 const filter = rnd([3, 3, 16, 16]);
@@ -67,6 +68,12 @@ const table = 30522;
 const updates = rnd([4096, 128]);
 const ids = tf.randomUniform([4096], 0, table, 'int32', 7);
 const bnScale = rnd([1, 1, 1, 16]);
+// ResNet-18 layer 1 at batch 16, and the MLM head of BERT-mini (154 masked tokens, 30,522 classes).
+const x64 = rnd([16, 32, 32, 64]);
+const f64 = rnd([3, 3, 64, 64]);
+const dy64 = rnd([16, 32, 32, 64]);
+const mlmLogits = rnd([154, table]);
+const mlmLabels = tf.randomUniform([154], 0, table, 'int32', 8);
 
 // [name, fn(fresh), prep?]: `fresh` comes from prep, made before the clock starts.
 const fresh = (t) => () => tf.add(t, 0);
@@ -87,42 +94,51 @@ const cases = [
   ['DepthwiseConv2dNativeBackpropInput 3x3 s1', () => run('DepthwiseConv2dNativeBackpropInput', { dy: dy1, filter: dwFilter }, { ...convAttrs(1), dilations: 1, inputShape: x.shape })],
   ['unsortedSegmentSum 4096 ids -> 30522x128', () => tf.unsortedSegmentSum(updates, ids, table)],
   ['tile [1,1,1,16] x [128,32,32,1] (BN grad)', () => tf.tile(bnScale, [128, 32, 32, 1])],
+  ['conv2d fwd 16x32x32x64 3x3 (ResNet-18 layer 1)', () => tf.conv2d(x64, f64, 1, 'same')],
+  ['Conv2DBackpropFilter 16x32x32x64 3x3', () => run('Conv2DBackpropFilter', { x: x64, dy: dy64 }, { ...convAttrs(1), filterShape: [3, 3, 64, 64] })],
+  ['Conv2DBackpropInput 16x32x32x64 3x3', () => run('Conv2DBackpropInput', { dy: dy64, filter: f64 }, { ...convAttrs(1), inputShape: x64.shape })],
+  ['softmax cross-entropy 154x30522, value and gradient', () => tf.grad((l) => softmaxCrossEntropy(l, mlmLabels))(mlmLogits)],
+  ['sum over rows 154x30522 (a bias gradient)', () => tf.sum(mlmLogits, 0)],
 ];
 
-const shippedKernels = snapshot();
+// Every kernel name any config touches, so that installing a config also removes what it lacks.
+const NAMES = [...WASM_TRAINING_KERNELS, 'MrlSoftmaxCrossEntropy', 'MrlSoftmaxCrossEntropyGrad', 'MrlPrefixSoftmaxCrossEntropy', 'MrlPrefixSoftmaxCrossEntropyGrad'];
+const snapshotAll = () => NAMES.map((name) => [name, tf.getKernel(name, 'wasm')]);
+const shippedKernels = snapshotAll();
 registerWasmTrainingKernels();
-const ourKernels = snapshot();
+const ourKernels = snapshotAll();
+const native = loadOnnxRuntimeKernels();
+if (native !== undefined) registerWasmTrainingKernels({ native });
+const nativeKernels = native === undefined ? null : snapshotAll();
 
-/** Fastest ms per call per case, or why it could not run. */
+/** Fastest ms per call per case under each config, or why it could not run. */
 function measure(fn) {
-  const shipped = [];
-  const ours = [];
-  let shippedError;
+  const configs = [shippedKernels, ourKernels, nativeKernels];
+  const samples = configs.map(() => []);
+  const errors = configs.map(() => undefined);
   for (let round = 0; round < ROUNDS; round++) {
-    install(shippedKernels);
-    try {
-      if (shippedError === undefined) sample(fn, shipped);
-    } catch (e) {
-      shippedError = /not registered/.test(String(e)) ? 'missing' : `error: ${String(e).slice(0, 40)}`;
-    }
-    install(ourKernels);
-    sample(fn, ours);
+    configs.forEach((config, c) => {
+      if (config === null || errors[c] !== undefined) return;
+      install(config);
+      try {
+        sample(fn, samples[c]);
+      } catch (e) {
+        errors[c] = /not registered/.test(String(e)) ? 'missing' : `error: ${String(e).slice(0, 40)}`;
+      }
+    });
   }
-  return [shippedError ?? fastest(shipped), fastest(ours)];
+  return configs.map((config, c) => (config === null ? 'not installed' : (errors[c] ?? fastest(samples[c]))));
 }
 
 const results = cases.map(([, fn, prep]) => measure([fn, prep]));
-const shipped = results.map((r) => r[0]);
-const ours = results.map((r) => r[1]);
 
 const fmt = (v) => (typeof v === 'number' ? v.toFixed(2) : v);
+const speedUp = (s, o) => (typeof s === 'number' && typeof o === 'number' ? `${(s / o).toFixed(1)}x` : '-');
 const rows = cases.map(([name], i) => {
-  const s = shipped[i];
-  const o = ours[i];
-  const ratio = typeof s === 'number' && typeof o === 'number' ? `${(s / o).toFixed(1)}x` : '-';
-  return [name, fmt(s), fmt(o), ratio];
+  const [s, o, n] = results[i];
+  return [name, fmt(s), fmt(o), fmt(n), speedUp(s, o), speedUp(s, n)];
 });
-const header = ['case (wasm, 1 thread; fastest call)', 'shipped ms', 'ours ms', 'speed-up'];
+const header = ['case (wasm, 1 thread; fastest call)', 'shipped ms', 'ours ms', 'native ms', 'ours vs shipped', 'native vs shipped'];
 const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => String(r[c]).length)));
 const line = (r) => r.map((v, c) => (c === 0 ? String(v).padEnd(widths[c]) : String(v).padStart(widths[c]))).join('  ');
 console.log(`tfjs ${tf.version_core}, node ${process.version}, load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cpus`);

@@ -45,7 +45,7 @@ const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernel
 
 // Batch sizes: the MLP as in ENGINE.md; the big models small enough for a 2-core machine.
 const SPECS = {
-  mlp: { batch: 256, steps: 10 * STEPS, what: 'MLP 784-512-512, head 512->10, AdamW' },
+  mlp: { batch: 256, steps: 40 * STEPS, what: 'MLP 784-512-512, head 512->10, AdamW' },
   resnet18: { batch: 16, steps: STEPS, what: 'ResNet-18 CIFAR 32x32x3, d=512, head ->10, SGD+momentum' },
   vit: { batch: 16, steps: STEPS, what: 'ViT-tiny patch4 32x32x3 (192 wide, 12 deep, 3 heads), head ->10, AdamW' },
   bert: { batch: 8, seq: 128, steps: STEPS, what: 'BERT-mini (256, 4 layers, 4 heads) MLM, seq 128, 15% masked, tied head over 30522, AdamW' },
@@ -56,6 +56,12 @@ const median = (xs) => {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const mb = (bytes) => bytes / 2 ** 20;
+/**
+ * Median of the ratios of paired samples (a[i] / b[i]). Steps of a pair run back to back, so the
+ * machine's slow drift (other tenants, frequency) cancels in each ratio; the median of the
+ * separate medians does not have that property.
+ */
+const pairedRatio = (a, b) => median(a.slice(0, Math.min(a.length, b.length)).map((x, i) => x / b[i]));
 
 /** A PyTorch child speaking torch_speed.py's line protocol. */
 function startTorch() {
@@ -207,6 +213,9 @@ for (const name of MODELS) {
     torch: median(times.torchMrl),
     oursPlain: median(times.plain),
     torchPlain: median(times.torchPlain),
+    pairedRatio: pairedRatio(times.mrl, times.torchMrl),
+    pairedHead: pairedRatio(times.mrl, times.plain),
+    pairedTorchHead: pairedRatio(times.torchMrl, times.torchPlain),
     rss: mb(rss),
     tfPeak: mb(info.peakBytes),
     tfKept: mb(tf.memory().numBytes),
@@ -215,7 +224,7 @@ for (const name of MODELS) {
   rows.push(row);
   console.log(
     `${name}: mrl ${row.ours.toFixed(1)} ms/step, torch ${row.torch.toFixed(1)} ms/step, ratio ${(row.ours / row.torch).toFixed(2)}; ` +
-      `head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
+      `paired ratio ${row.pairedRatio.toFixed(2)}; head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x (paired ${row.pairedHead.toFixed(3)}) torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
       `samples mrl [${times.mrl.map((t) => t.toFixed(0)).join(' ')}] torch [${times.torchMrl.map((t) => t.toFixed(0)).join(' ')}]`,
   );
   if (PROFILE) {
@@ -256,10 +265,11 @@ torch?.close();
 
 const f = (x, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
 console.log(`\nload average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log('(ratios: of the medians / median of the ratios of back-to-back pairs)');
 console.log('| model | batch | mrl ms/step | PyTorch ms/step | ratio | MRL/plain head, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |');
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.name} | ${r.batch} | ${f(r.ours)} | ${f(r.torch)} | ${f(r.ours / r.torch, 2)} | ${f(r.ours / r.oursPlain, 3)} | ${f(r.torch / r.torchPlain, 3)} | ${f(r.rss)} | ${f(r.tfPeak)} | ${f(r.torchRss)} |`,
+    `| ${r.name} | ${r.batch} | ${f(r.ours)} | ${f(r.torch)} | ${f(r.ours / r.torch, 2)} / ${f(r.pairedRatio, 2)} | ${f(r.ours / r.oursPlain, 3)} / ${f(r.pairedHead, 3)} | ${f(r.torch / r.torchPlain, 3)} / ${f(r.pairedTorchHead, 3)} | ${f(r.rss)} | ${f(r.tfPeak)} | ${f(r.torchRss)} |`,
   );
 }

@@ -3,6 +3,7 @@ import { resolveNesting, sampleDimIndices, type NestingOptions } from './dims.js
 import { MrlError } from './errors.js';
 import type { VariableMap } from './module.js';
 import type { PrefixObjective } from './objective.js';
+import { unstackFirst } from './ops/prefix-logits.js';
 import { sumTensors } from './ops/sum-tensors.js';
 import type { Random } from './rng.js';
 
@@ -76,22 +77,30 @@ export class MatryoshkaLoss<Target> {
         ? this.dims.map((_, i) => i)
         : sampleDimIndices(this.dims.length, this.dimsPerStep, random);
     const dims = indices.map((i) => this.dims[i]!);
-    const losses = this.objective.prefixLosses(embedding, dims, target);
-    if (losses.length !== dims.length) {
-      throw new MrlError(
-        'invalid-argument',
-        `objective '${this.objective.name}' returned ${losses.length} losses for ${dims.length} dims.`,
-      );
-    }
+    const weights = indices.map((i) => this.weights[i]!);
+    const vector = this.objective.prefixLossVector?.(embedding, dims, target);
+    if (vector !== undefined) this.checkCount(vector.shape[0], dims.length);
+    const losses = vector === undefined ? this.objective.prefixLosses(embedding, dims, target) : unstackFirst<tf.Scalar>(vector);
+    this.checkCount(losses.length, dims.length);
     const parts: Record<string, tf.Scalar> = {};
     dims.forEach((m, j) => {
       parts[`loss/${m}`] = losses[j]!;
     });
-    const total = tf.tidy(() => sumTensors(losses.map((l, j) => tf.mul(l, this.weights[indices[j]!]!))) as tf.Scalar);
+    const total = tf.tidy(() =>
+      vector === undefined
+        ? (sumTensors(losses.map((l, j) => tf.mul(l, weights[j]!))) as tf.Scalar)
+        : (tf.sum(tf.mul(vector, tf.tensor1d(weights))) as tf.Scalar),
+    );
     return { total, parts, dims };
   }
 
   variables(): VariableMap {
     return this.objective.variables();
+  }
+
+  private checkCount(got: number, expected: number): void {
+    if (got !== expected) {
+      throw new MrlError('invalid-argument', `objective '${this.objective.name}' returned ${got} losses for ${expected} dims.`);
+    }
   }
 }

@@ -17,6 +17,11 @@ export interface PrefixObjective<Target> extends HasVariables {
   readonly name: string;
   /** One scalar loss per m in `dims` (ascending), in that order. */
   prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: Target): tf.Scalar[];
+  /**
+   * Optional fast path: the same losses as one [k] tensor from one op, which the Matryoshka loss
+   * weights and sums with two more ops instead of 2k.
+   */
+  prefixLossVector?(embedding: tf.Tensor2D, dims: readonly number[], target: Target): tf.Tensor1D;
 }
 
 /** Class labels [N] (int32) for a softmax classification objective. */
@@ -36,14 +41,16 @@ export interface ClassTarget {
  */
 export class ClassificationObjective implements PrefixObjective<ClassTarget> {
   readonly name = 'classification';
+  readonly prefixLossVector?: (embedding: tf.Tensor2D, dims: readonly number[], target: ClassTarget) => tf.Tensor1D;
 
-  constructor(readonly head: PrefixHead) {}
+  constructor(readonly head: PrefixHead) {
+    const fused = head.prefixSoftmaxCrossEntropy?.bind(head);
+    if (fused !== undefined) this.prefixLossVector = (embedding, dims, target) => fused(embedding, dims, target.labels);
+  }
 
   prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: ClassTarget): tf.Scalar[] {
     // Callers run this under a tidy or a gradient tape, which frees the logits.
-    if (this.head.prefixSoftmaxCrossEntropy !== undefined) {
-      return unstackFirst<tf.Scalar>(this.head.prefixSoftmaxCrossEntropy(embedding, dims, target.labels));
-    }
+    if (this.prefixLossVector !== undefined) return unstackFirst<tf.Scalar>(this.prefixLossVector(embedding, dims, target));
     if (this.head.stackedLogits !== undefined) {
       return unstackFirst<tf.Scalar>(stackedSoftmaxCrossEntropy(this.head.stackedLogits(embedding, dims), target.labels));
     }

@@ -74,4 +74,15 @@ describe.each(NATIVE_OPTIONS)('prefixSoftmaxCrossEntropy on wasm (kernels: %s) e
       if (last < c.width) expect(Math.max(...Array.from(wasm.dz).filter((_, i) => i % c.width >= last).map(Math.abs))).toBe(0);
     });
   }
+
+});
+
+describe('prefixSoftmaxCrossEntropy on native kernels', () => {
+  it('names a label outside the classes', async () => {
+    await tf.setBackend('wasm');
+    registerWasmTrainingKernels(NATIVE_OPTIONS[1]![1]);
+    expect(() =>
+      tf.tidy(() => prefixSoftmaxCrossEntropy(tf.ones([2, 4]), tf.ones([4, 3]), null, tf.tensor1d([0, 3], 'int32'), [2, 4])),
+    ).toThrow(/label 3 of row 1 is outside \[0, 3\)/);
+  });
 });

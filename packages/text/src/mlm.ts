@@ -96,9 +96,13 @@ export class TiedMlmObjective implements PrefixObjective<MlmTarget> {
   }
 
   prefixLosses(states: tf.Tensor2D, dims: readonly number[], target: MlmTarget): tf.Scalar[] {
-    // One op for all dims: one kernel each way on wasm with native kernels.
     // Callers run this under a tidy or a gradient tape, which frees the stacked losses.
-    return unstackFirst<tf.Scalar>(prefixSoftmaxCrossEntropy(states, this.embedding as tf.Tensor2D, this.bias as tf.Tensor1D, target.labels, dims, 'classes-first'));
+    return unstackFirst<tf.Scalar>(this.prefixLossVector(states, dims, target));
+  }
+
+  /** All dims' losses from one op: one kernel each way on wasm with native kernels. */
+  prefixLossVector(states: tf.Tensor2D, dims: readonly number[], target: MlmTarget): tf.Tensor1D {
+    return prefixSoftmaxCrossEntropy(states, this.embedding as tf.Tensor2D, this.bias as tf.Tensor1D, target.labels, dims, 'classes-first');
   }
 
   /** The bias only: the tied table belongs to the encoder. */

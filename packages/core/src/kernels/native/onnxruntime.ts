@@ -44,6 +44,16 @@ export interface NativeKernels {
     yShape: readonly number[],
     geometry: ConvGeometry,
   ): void;
+  /** The input gradient of {@link conv2d}: `dx` [N, H, W, C] from `dy` [N, Ho, Wo, Cout]. */
+  conv2dBackpropInput(
+    dy: Float32Array,
+    dyShape: readonly number[],
+    filter: Float32Array,
+    filterShape: readonly number[],
+    dx: Float32Array,
+    dxShape: readonly number[],
+    geometry: ConvGeometry,
+  ): void;
   /**
    * Row-wise softmax cross-entropy of `logits` [N, C] against `labels` (N class ids, in range):
    * writes the softmax to `probs` [N, C] and each row's loss, `-log softmax[label]`, to
@@ -75,16 +85,6 @@ export interface NativeKernels {
   sum(x: Float32Array, shape: readonly number[], axes: readonly number[], y: Float32Array): void;
   /** Splits `x` of `shape` along `axis` into `outputs` of the given sizes (in order). */
   split(x: Float32Array, shape: readonly number[], axis: number, sizes: readonly number[], outputs: readonly Float32Array[]): void;
-  /** The input gradient of {@link conv2d}: `dx` [N, H, W, C] from `dy` [N, Ho, Wo, Cout]. */
-  conv2dBackpropInput(
-    dy: Float32Array,
-    dyShape: readonly number[],
-    filter: Float32Array,
-    filterShape: readonly number[],
-    dx: Float32Array,
-    dxShape: readonly number[],
-    geometry: ConvGeometry,
-  ): void;
 }
 
 interface OrtTensorConstructor {

@@ -12,6 +12,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
+import { checkLabels } from './native_softmax_ce.js';
 import { dim, input, markOurs, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
@@ -92,10 +93,7 @@ function labelsOf(backend: BackendWasm, labels: TensorInfo, rows: number, classe
     throw new MrlError('invalid-argument', `${PREFIX_SOFTMAX_CE}: labels must be int32 [${rows}], got ${labels.dtype} [${labels.shape.join(', ')}].`);
   }
   const ids = backend.typedArrayFromHeap(labels) as Int32Array;
-  for (let i = 0; i < ids.length; i++) {
-    const label = ids[i]!;
-    if (!(label >= 0 && label < classes)) throw new MrlError('invalid-argument', `softmaxCrossEntropy: label ${label} of row ${i} is outside [0, ${classes}).`);
-  }
+  checkLabels(ids, classes);
   return ids;
 }
 

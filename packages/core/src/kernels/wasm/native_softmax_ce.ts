@@ -16,7 +16,8 @@ export const SOFTMAX_CROSS_ENTROPY = 'MrlSoftmaxCrossEntropy';
 /** Inputs probs [N, C], labels [N] int32, dy (scalar); output (probs - onehot(labels)) * dy / N. */
 export const SOFTMAX_CROSS_ENTROPY_GRAD = 'MrlSoftmaxCrossEntropyGrad';
 
-function checkLabels(labels: Int32Array, classes: number): void {
+/** Throws when a label is outside [0, classes), naming its row and value. */
+export function checkLabels(labels: Int32Array, classes: number): void {
   for (let i = 0; i < labels.length; i++) {
     const label = labels[i]!;
     if (!(label >= 0 && label < classes)) {

@@ -1,6 +1,7 @@
 // Why: tfjs-backend-wasm 4.22 can run an MLP but cannot train conv nets or embeddings (two
 // kernels missing) and is slow where backward passes spend their time (transposed matmul,
-// conv input gradient, tile). These replacements close the gaps; see ENGINE.md.
+// conv input gradient, tile). These replacements close the gaps; see ENGINE.md. Given native
+// kernels (ONNX Runtime), the heavy ones run there instead, and the fused softmax losses exist.
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig } from '@tensorflow/tfjs';
 
@@ -94,13 +95,15 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
 /**
  * Registers our wasm kernels for training: fast transposed `BatchMatMul`/`_FusedMatMul`,
  * `Conv2DBackpropFilter`, `UnsortedSegmentSum` and the two depthwise-conv backprops (missing in
- * tfjs-backend-wasm 4.22), and fast `Conv2DBackpropInput`, `Tile` and (copy-free) `Identity`. The replaced kernels keep
- * the shipped ones as building blocks and fallbacks.
+ * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile` and (copy-free) `Identity`, and the
+ * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
+ * SplitV and large Sum/Mean run on it, and the fused softmax cross-entropy kernels are added. The
+ * replaced kernels keep the shipped ones as building blocks and fallbacks.
  *
- * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking for other
- * native kernels (or none) rebuilds them. Call it once the wasm backend is
- * loaded (`import '@tensorflow/tfjs-backend-wasm'`), before or after `tf.setBackend('wasm')`:
- * each replacement carries the shipped kernel's setup, run when the backend initializes.
+ * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking
+ * for other native kernels (or none) rebuilds them. Call it once the wasm backend is loaded
+ * (`import '@tensorflow/tfjs-backend-wasm'`), before or after `tf.setBackend('wasm')`: each
+ * replacement carries the shipped kernel's setup, run when the backend initializes.
  *
  * @example
  * ```ts

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BatchMatMulAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 import { MrlError } from '../../errors.js';
-import { callKernel, dim, input, markOurs, swapLastTwo, view, WASM } from './util.js';
+import { callKernel, dim, input, markOurs, replacing, swapLastTwo, view } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /**
@@ -39,12 +39,7 @@ export function createUntransposedMatMulKernel(
       for (const t of owned) backend.disposeData(t.dataId);
     }
   };
-  return {
-    kernelName: original.kernelName,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
+  return replacing(original, kernelFunc);
 }
 
 /**

@@ -18,7 +18,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { MrlError } from '../../errors.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import { nativeMatMul } from './native_mat_mul.js';
-import { callKernel, dim, input, markOurs, pair, swapOuterInner, view, WASM } from './util.js';
+import { callKernel, conv2dInfo, dim, input, markOurs, swapOuterInner, view, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** Conv2DBackpropFilter attrs; `dilations` is our extension (tfjs-core always means 1). */
@@ -53,16 +53,7 @@ export function createConv2DBackpropFilterKernel(
       throw new MrlError('unsupported', `Conv2DBackpropFilter on wasm needs float32 inputs, got ${x.dtype}/${dy.dtype}.`);
     }
     const channelsLast = attrs.dataFormat !== 'NCHW';
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as Shape4,
-      attrs.filterShape,
-      attrs.strides,
-      pair(attrs.dilations, 1),
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      channelsLast ? 'channelsLast' : 'channelsFirst',
-    );
+    const info = conv2dInfo(x.shape, attrs.filterShape, attrs, channelsLast);
     const { inChannels: cIn, outChannels: cOut, filterHeight: fh, filterWidth: fw } = info;
     const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
     const expectedDy = channelsLast

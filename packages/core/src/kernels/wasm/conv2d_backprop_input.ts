@@ -13,7 +13,7 @@ import type { Conv2DBackpropInputAttrs, KernelConfig, KernelFunc, TensorInfo } f
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
-import { callKernel, dim, input, markOurs, pair, WASM } from './util.js';
+import { callKernel, conv2dInfo, dim, input, replacing } from './util.js';
 
 /** Conv2DBackpropInput attrs; `dilations` is our extension (tfjs-core always means 1). */
 export type Conv2DBackpropInputWasmAttrs = Conv2DBackpropInputAttrs & {
@@ -119,16 +119,7 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
     const filter = input(inputs, 'filter');
     if (dy.dtype !== 'float32' || filter.dtype !== 'float32') return original.kernelFunc(args);
     const channelsLast = attrs.dataFormat !== 'NCHW';
-    const info = tf.backend_util.computeConv2DInfo(
-      attrs.inputShape,
-      filter.shape as Shape4,
-      attrs.strides,
-      pair(attrs.dilations, 1),
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      channelsLast ? 'channelsLast' : 'channelsFirst',
-    );
+    const info = conv2dInfo(attrs.inputShape, filter.shape, attrs, channelsLast);
     const { batchSize: n, inChannels: cIn, inHeight: h, inWidth: w } = info;
     if ((info.strideHeight > 1 || info.strideWidth > 1) && (info.dilationHeight > 1 || info.dilationWidth > 1)) {
       throw new MrlError('unsupported', 'Conv2DBackpropInput on wasm: strides and dilations both > 1.');
@@ -207,10 +198,5 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
       for (const t of owned) backend.disposeData(t.dataId);
     }
   };
-  return {
-    kernelName: tf.Conv2DBackpropInput,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
+  return replacing(original, kernelFunc);
 }

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs';
 
-import { input, markOurs, WASM } from './util.js';
+import { input, replacing } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** `Identity` for wasm: the same buffer under one more reference (strings go to the shipped kernel). */
@@ -18,10 +18,5 @@ export function createIdentityKernel(get: (name: string) => KernelConfig): Kerne
     backend.incRef(x.dataId);
     return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
   };
-  return {
-    kernelName: tf.Identity,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
+  return replacing(original, kernelFunc);
 }

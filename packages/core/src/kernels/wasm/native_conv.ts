@@ -3,14 +3,11 @@
 // run 2-4x that on one thread. NHWC float32 goes to them (../native/onnxruntime.ts); NCHW and
 // other dtypes keep the wasm kernels.
 import * as tf from '@tensorflow/tfjs';
-import type { Conv2DAttrs, Conv2DBackpropInputAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { Conv2DAttrs, Conv2DBackpropInputAttrs, KernelConfig } from '@tensorflow/tfjs';
 
 import type { ConvGeometry, NativeKernels } from '../native/onnxruntime.js';
-import { input, markOurs, pair, WASM } from './util.js';
+import { conv2dInfo, heapF32, input, replacing } from './util.js';
 import type { WasmKernelArgs } from './util.js';
-
-type Shape4 = [number, number, number, number];
 
 function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   const { top, left, bottom, right } = info.padInfo;
@@ -41,40 +38,20 @@ function onnxFits(info: tf.backend_util.Conv2DInfo, transposed: boolean): boolea
   );
 }
 
-const heap = (backend: BackendWasm, t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
-
-function wrap(original: KernelConfig, kernelFunc: KernelFunc): KernelConfig {
-  return {
-    kernelName: original.kernelName,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
-}
-
 /** `Conv2D` for wasm: native for NHWC float32 when given, else the shipped kernel. */
 export function createConv2DKernel(get: (name: string) => KernelConfig, native?: NativeKernels): KernelConfig {
   const original = get(tf.Conv2D);
-  if (native === undefined) return wrap(original, (args) => original.kernelFunc(args));
-  return wrap(original, (args) => {
+  if (native === undefined) return replacing(original, (args) => original.kernelFunc(args));
+  return replacing(original, (args) => {
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<Conv2DAttrs>;
     const x = input(inputs, 'x');
     const filter = input(inputs, 'filter');
     if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32') return original.kernelFunc(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as Shape4,
-      filter.shape as Shape4,
-      attrs.strides,
-      pair(attrs.dilations, 1),
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      'channelsLast',
-    );
+    const info = conv2dInfo(x.shape, filter.shape, attrs);
     if (!onnxFits(info, false)) return original.kernelFunc(args);
     const out = backend.makeOutput(info.outShape, 'float32');
     // Views only after the allocation: a heap growth detaches earlier ones.
-    native.conv2d(heap(backend, x), x.shape, heap(backend, filter), filter.shape, heap(backend, out), info.outShape, geometryOf(info));
+    native.conv2d(heapF32(backend, x), x.shape, heapF32(backend, filter), filter.shape, heapF32(backend, out), info.outShape, geometryOf(info));
     return out;
   });
 }
@@ -84,24 +61,15 @@ type BackpropInputAttrs = Conv2DBackpropInputAttrs & { dilations?: number | [num
 
 /** `Conv2DBackpropInput` for wasm on native kernels (NHWC float32), else `fallback`. */
 export function createNativeConv2DBackpropInputKernel(fallback: KernelConfig, native: NativeKernels): KernelConfig {
-  return wrap(fallback, (args) => {
+  return replacing(fallback, (args) => {
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<BackpropInputAttrs>;
     const dy = input(inputs, 'dy');
     const filter = input(inputs, 'filter');
     if (attrs.dataFormat === 'NCHW' || dy.dtype !== 'float32' || filter.dtype !== 'float32') return fallback.kernelFunc(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      attrs.inputShape as Shape4,
-      filter.shape as Shape4,
-      attrs.strides,
-      pair(attrs.dilations, 1),
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      'channelsLast',
-    );
+    const info = conv2dInfo(attrs.inputShape, filter.shape, attrs);
     if (!onnxFits(info, true)) return fallback.kernelFunc(args);
     const out = backend.makeOutput([...attrs.inputShape], 'float32');
-    native.conv2dBackpropInput(heap(backend, dy), dy.shape, heap(backend, filter), filter.shape, heap(backend, out), attrs.inputShape, geometryOf(info));
+    native.conv2dBackpropInput(heapF32(backend, dy), dy.shape, heapF32(backend, filter), filter.shape, heapF32(backend, out), attrs.inputShape, geometryOf(info));
     return out;
   });
 }

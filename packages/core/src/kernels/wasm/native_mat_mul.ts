@@ -8,7 +8,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
-import { callKernel, dim, input, markOurs, WASM } from './util.js';
+import { callKernel, dim, heapF32, input, replacing } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** `op(a) @ op(b)` into a new float32 output, numpy-broadcast over the batch axes. */
@@ -37,8 +37,7 @@ export function nativeMatMul(
   const outShape = [...batch, m, n];
   const out = backend.makeOutput(outShape, 'float32');
   // Views only after the allocation: a heap growth detaches earlier ones.
-  const heap = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
-  native.matMul(heap(a), a.shape, heap(b), b.shape, heap(out), outShape, transposeA, transposeB);
+  native.matMul(heapF32(backend, a), a.shape, heapF32(backend, b), b.shape, heapF32(backend, out), outShape, transposeA, transposeB);
   return out;
 }
 
@@ -51,12 +50,7 @@ export function createNativeBatchMatMulKernel(original: KernelConfig, native: Na
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return original.kernelFunc(args);
     return nativeMatMul(native, backend, a, b, attrs.transposeA, attrs.transposeB);
   };
-  return {
-    kernelName: original.kernelName,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
+  return replacing(original, kernelFunc);
 }
 
 /**
@@ -96,10 +90,5 @@ export function createNativeFusedMatMulKernel(get: (name: string) => KernelConfi
     else if (activation === 'prelu') then((x) => callKernel(prelu, { x, alpha: input(inputs, 'preluActivationWeights') }, backend, {}));
     return y;
   };
-  return {
-    kernelName: original.kernelName,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
+  return replacing(original, kernelFunc);
 }

@@ -12,8 +12,8 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
-import { checkLabels } from './native_softmax_ce.js';
-import { dim, input, markOurs, WASM } from './util.js';
+import { checkLabels, mean } from './native_softmax_ce.js';
+import { dim, heapF32, input, markOurs, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** Inputs embedding [N, D], weight, bias? [C], labels [N] int32; outputs [losses [k], probs [k, N, C]]. */
@@ -88,6 +88,23 @@ function weightChunks(native: NativeKernels, w: Float32Array, g: Geometry, scrat
   return parts.slice(0, g.widths.length);
 }
 
+/**
+ * Each chunk's operands: z's columns [start, start + w) copied to a contiguous [N, w], and W's
+ * rows of the chunk (views of W) or, classes-first, its columns (split copies).
+ */
+function chunkOperands(
+  native: NativeKernels,
+  z: Float32Array,
+  w: Float32Array,
+  g: Geometry,
+  classesFirst: boolean,
+  scratch: Scratch,
+): { zChunks: Float32Array[]; wChunks: Float32Array[] } {
+  const zChunks = g.widths.map((wj, j) => columns(z, g.rows, g.width, g.starts[j]!, wj, scratch.take(g.rows * wj)));
+  const wChunks = classesFirst ? weightChunks(native, w, g, scratch) : g.widths.map((wj, j) => w.subarray(g.starts[j]! * g.classes, (g.starts[j]! + wj) * g.classes));
+  return { zChunks, wChunks };
+}
+
 function labelsOf(backend: BackendWasm, labels: TensorInfo, rows: number, classes: number): Int32Array {
   if (labels.dtype !== 'int32' || labels.shape.length !== 1 || dim(labels.shape, 0) !== rows) {
     throw new MrlError('invalid-argument', `${PREFIX_SOFTMAX_CE}: labels must be int32 [${rows}], got ${labels.dtype} [${labels.shape.join(', ')}].`);
@@ -96,8 +113,6 @@ function labelsOf(backend: BackendWasm, labels: TensorInfo, rows: number, classe
   checkLabels(ids, classes);
   return ids;
 }
-
-const heap = (backend: BackendWasm, t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
 
 export function createPrefixSoftmaxKernel(native: NativeKernels): KernelConfig {
   const scratch = new Scratch();
@@ -113,24 +128,21 @@ export function createPrefixSoftmaxKernel(native: NativeKernels): KernelConfig {
     const probs = backend.makeOutput([k, rows, classes], 'float32');
     // Views only after the allocations: a heap growth detaches earlier ones.
     const ids = labelsOf(backend, input(inputs, 'labels'), rows, classes);
-    const z = heap(backend, embedding);
-    const w = heap(backend, weight);
-    const p = heap(backend, probs);
-    const lossValues = heap(backend, losses);
+    const z = heapF32(backend, embedding);
+    const w = heapF32(backend, weight);
+    const p = heapF32(backend, probs);
+    const lossValues = heapF32(backend, losses);
     scratch.reserve(2 * rows * classes + rows * g.width + (attrs.classesFirst ? classes * g.width : 0) + rows);
     const logits = [scratch.take(rows * classes), scratch.take(rows * classes)];
     const rowLoss = scratch.take(rows);
-    const zChunks = g.widths.map((wj, j) => columns(z, rows, g.width, g.starts[j]!, wj, scratch.take(rows * wj)));
-    const wChunks = attrs.classesFirst ? weightChunks(native, w, g, scratch) : g.widths.map((wj, j) => w.subarray(g.starts[j]! * classes, (g.starts[j]! + wj) * classes));
+    const { zChunks, wChunks } = chunkOperands(native, z, w, g, attrs.classesFirst, scratch);
     for (let j = 0; j < k; j++) {
       const out = logits[j % 2]!;
-      const previous = j === 0 ? (bias === undefined ? null : heap(backend, bias)) : logits[(j + 1) % 2]!;
+      const previous = j === 0 ? (bias === undefined ? null : heapF32(backend, bias)) : logits[(j + 1) % 2]!;
       const bShape: [number, number] = attrs.classesFirst ? [classes, g.widths[j]!] : [g.widths[j]!, classes];
       native.gemm(zChunks[j]!, [rows, g.widths[j]!], wChunks[j]!, bShape, previous, j === 0 ? [classes] : [rows, classes], out, false, attrs.classesFirst);
       native.softmaxCrossEntropy(out, [rows, classes], ids, p.subarray(j * rows * classes, (j + 1) * rows * classes), rowLoss);
-      let total = 0;
-      for (const l of rowLoss) total += l;
-      lossValues[j] = rows === 0 ? Number.NaN : total / rows;
+      lossValues[j] = mean(rowLoss);
     }
     return [losses, probs];
   };
@@ -150,20 +162,19 @@ export function createPrefixSoftmaxGradKernel(native: NativeKernels): KernelConf
     const dWeight = backend.makeOutput([...weight.shape], 'float32');
     const dBias = attrs.hasBias ? backend.makeOutput([classes], 'float32') : null;
     const ids = labelsOf(backend, input(inputs, 'labels'), rows, classes);
-    const dy = heap(backend, input(inputs, 'dy'));
-    const p = heap(backend, input(inputs, 'probs'));
-    const z = heap(backend, embedding);
-    const w = heap(backend, weight);
-    const dz = heap(backend, dEmbedding);
-    const dw = heap(backend, dWeight);
+    const dy = heapF32(backend, input(inputs, 'dy'));
+    const p = heapF32(backend, input(inputs, 'probs'));
+    const z = heapF32(backend, embedding);
+    const w = heapF32(backend, weight);
+    const dz = heapF32(backend, dEmbedding);
+    const dw = heapF32(backend, dWeight);
     dz.fill(0); // columns past the largest dim get no gradient
     dw.fill(0);
     const maxWidth = Math.max(...g.widths);
     scratch.reserve(2 * rows * classes + rows * g.width + rows * maxWidth + (attrs.classesFirst ? 2 * classes * g.width : 0));
     const sums = [scratch.take(rows * classes), scratch.take(rows * classes)];
-    const zChunks = g.widths.map((wj, j) => columns(z, rows, g.width, g.starts[j]!, wj, scratch.take(rows * wj)));
+    const { zChunks, wChunks } = chunkOperands(native, z, w, g, attrs.classesFirst, scratch);
     const dzChunk = scratch.take(rows * maxWidth);
-    const wChunks = attrs.classesFirst ? weightChunks(native, w, g, scratch) : g.widths.map((wj, j) => w.subarray(g.starts[j]! * classes, (g.starts[j]! + wj) * classes));
     // One chunk over the whole table: its gradient is written in place, with no concatenation.
     const whole = attrs.classesFirst && k === 1 && g.widths[0] === g.width;
     const dwChunks = attrs.classesFirst ? (whole ? [dw] : g.widths.map((wj) => scratch.take(classes * wj))) : [];
@@ -196,7 +207,7 @@ export function createPrefixSoftmaxGradKernel(native: NativeKernels): KernelConf
       if (parts.length === 1) dw.set(parts[0]!);
       else native.concat(parts, widths.map((wj) => [classes, wj]), 1, dw, [classes, g.width]);
     }
-    if (dBias !== null) native.sum(s, [rows, classes], [0], heap(backend, dBias));
+    if (dBias !== null) native.sum(s, [rows, classes], [0], heapF32(backend, dBias));
     return dBias === null ? [dEmbedding, dWeight] : [dEmbedding, dWeight, dBias];
   };
   return { kernelName: PREFIX_SOFTMAX_CE_GRAD, backendName: WASM, kernelFunc: markOurs(kernelFunc) };

@@ -8,13 +8,20 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensor
 
 import { MrlError } from '../../errors.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
-import { dim, input, markOurs, WASM } from './util.js';
+import { dim, heapF32, input, markOurs, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** Inputs logits [N, C] float32, labels [N] int32; outputs [mean loss (scalar), softmax [N, C]]. */
 export const SOFTMAX_CROSS_ENTROPY = 'MrlSoftmaxCrossEntropy';
 /** Inputs probs [N, C], labels [N] int32, dy (scalar); output (probs - onehot(labels)) * dy / N. */
 export const SOFTMAX_CROSS_ENTROPY_GRAD = 'MrlSoftmaxCrossEntropyGrad';
+
+/** The mean of the per-row losses (NaN for no rows, as a mean over nothing). */
+export function mean(rowLoss: Float32Array): number {
+  let total = 0;
+  for (const l of rowLoss) total += l;
+  return rowLoss.length === 0 ? Number.NaN : total / rowLoss.length;
+}
 
 /** Throws when a label is outside [0, classes), naming its row and value. */
 export function checkLabels(labels: Int32Array, classes: number): void {
@@ -49,15 +56,13 @@ export function createSoftmaxCrossEntropyKernel(native: NativeKernels): KernelCo
     checkLabels(labelIds, classes);
     const rowLoss = new Float32Array(rows);
     native.softmaxCrossEntropy(
-      backend.typedArrayFromHeap(logits) as Float32Array,
+      heapF32(backend, logits),
       [rows, classes],
       labelIds,
-      backend.typedArrayFromHeap(probs) as Float32Array,
+      heapF32(backend, probs),
       rowLoss,
     );
-    let total = 0;
-    for (const l of rowLoss) total += l;
-    (backend.typedArrayFromHeap(loss) as Float32Array)[0] = rows === 0 ? Number.NaN : total / rows;
+    heapF32(backend, loss)[0] = mean(rowLoss);
     return [loss, probs];
   };
   return { kernelName: SOFTMAX_CROSS_ENTROPY, backendName: WASM, kernelFunc: markOurs(kernelFunc) };
@@ -71,9 +76,9 @@ export function createSoftmaxCrossEntropyGradKernel(native: NativeKernels): Kern
     const dy = input(inputs, 'dy');
     const [rows, classes] = shapeOf(SOFTMAX_CROSS_ENTROPY_GRAD, probs, labels);
     const out = backend.makeOutput([rows, classes], 'float32');
-    const factor = (backend.typedArrayFromHeap(dy) as Float32Array)[0]! / rows;
-    const grad = backend.typedArrayFromHeap(out) as Float32Array;
-    native.scale(backend.typedArrayFromHeap(probs) as Float32Array, factor, grad);
+    const factor = heapF32(backend, dy)[0]! / rows;
+    const grad = heapF32(backend, out);
+    native.scale(heapF32(backend, probs), factor, grad);
     const labelIds = backend.typedArrayFromHeap(labels) as Int32Array;
     for (let i = 0; i < rows; i++) grad[i * classes + labelIds[i]!]! -= factor;
     return out;

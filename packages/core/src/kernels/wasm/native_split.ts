@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, SplitVAttrs, TensorInfo } from '@tensorflow/tfjs';
 
 import type { NativeKernels } from '../native/onnxruntime.js';
-import { input, markOurs, WASM } from './util.js';
+import { heapF32, input, replacing } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** `SplitV` for wasm on native kernels (float32); other dtypes go to `original`. */
@@ -18,15 +18,10 @@ export function createNativeSplitVKernel(original: KernelConfig, native: NativeK
     const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, attrs.numOrSizeSplits, axis);
     const outs: TensorInfo[] = sizes.map((size) => backend.makeOutput(x.shape.map((d, a) => (a === axis ? size : d)), 'float32'));
     // Views only after the allocations: a heap growth detaches earlier ones.
-    const heap = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
+    const heap = (t: TensorInfo): Float32Array => heapF32(backend, t);
     if (x.shape.some((d) => d === 0)) return outs;
     native.split(heap(x), x.shape, axis, sizes, outs.map(heap));
     return outs;
   };
-  return {
-    kernelName: tf.SplitV,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
+  return replacing(original, kernelFunc);
 }

@@ -5,10 +5,10 @@
 // it saves, and the shipped kernel runs. (Native binary ops were measured too, and were 2-4x
 // slower than the shipped ones: they stay on wasm.)
 import * as tf from '@tensorflow/tfjs';
-import type { KernelConfig, KernelFunc, SumAttrs, TensorInfo } from '@tensorflow/tfjs';
+import type { KernelConfig, SumAttrs, TensorInfo } from '@tensorflow/tfjs';
 
 import type { NativeKernels } from '../native/onnxruntime.js';
-import { input, markOurs, WASM } from './util.js';
+import { heapF32, input, replacing } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** Elements of the larger operand from which native kernels pay off (measured, ~10-20 us a call). */
@@ -16,18 +16,9 @@ export const SIZE_THRESHOLD = 1 << 16;
 
 const size = (t: TensorInfo): number => tf.util.sizeFromShape(t.shape);
 
-function wrap(original: KernelConfig, kernelFunc: KernelFunc): KernelConfig {
-  return {
-    kernelName: original.kernelName,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
-}
-
 /** `Sum` (or, with `mean`, `Mean`) for wasm: native for large float32 inputs. */
 export function createNativeSumKernel(original: KernelConfig, native: NativeKernels, mean = false): KernelConfig {
-  return wrap(original, (args) => {
+  return replacing(original, (args) => {
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<SumAttrs>;
     const x = input(inputs, 'x');
     if (x.dtype !== 'float32' || size(x) < SIZE_THRESHOLD) return original.kernelFunc(args);
@@ -36,8 +27,8 @@ export function createNativeSumKernel(original: KernelConfig, native: NativeKern
     const shape = attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
     const out = backend.makeOutput(shape, 'float32');
     // Views only after the allocation: a heap growth detaches earlier ones.
-    const y = backend.typedArrayFromHeap(out) as Float32Array;
-    native.sum(backend.typedArrayFromHeap(x) as Float32Array, x.shape, axes, y);
+    const y = heapF32(backend, out);
+    native.sum(heapF32(backend, x), x.shape, axes, y);
     if (mean) {
       const count = axes.reduce((n, a) => n * x.shape[a]!, 1);
       for (let i = 0; i < y.length; i++) y[i] = y[i]! / count;

@@ -27,7 +27,7 @@ import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
 import { createTileKernel } from './tile.js';
 import { createUnsortedSegmentSumKernel } from './unsorted_segment_sum.js';
-import { isOurs, markOurs, WASM, wasmKernel } from './util.js';
+import { isOurs, replacing, WASM, wasmKernel } from './util.js';
 
 type Factory = (get: (name: string) => KernelConfig, native: NativeKernels | undefined) => KernelConfig;
 
@@ -62,7 +62,7 @@ const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => Ke
 
 /** The shipped kernel under our mark, for kernels that only some settings replace. */
 function passThrough(original: KernelConfig): KernelConfig {
-  return { ...original, kernelFunc: markOurs((args) => original.kernelFunc(args)) };
+  return replacing(original, (args) => original.kernelFunc(args));
 }
 
 /** Marks what a registered kernel was built on (`wasm`, or the native kernels' detail). */

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TileAttrs } from '@tensorflow/tfjs';
 
-import { input, markOurs, WASM } from './util.js';
+import { input, replacing } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 type Heap = Float32Array | Int32Array | Uint8Array;
@@ -118,10 +118,5 @@ export function createTileKernel(get: (name: string) => KernelConfig): KernelCon
     tileInto(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out), collapseTileDims(x.shape, attrs.reps));
     return out;
   };
-  return {
-    kernelName: tf.Tile,
-    backendName: WASM,
-    kernelFunc: markOurs(kernelFunc),
-    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
-  };
+  return replacing(original, kernelFunc);
 }

@@ -77,6 +77,46 @@ export function pair(v: number | readonly number[] | undefined, fallback: number
   return [v[0] ?? fallback, v[1] ?? fallback];
 }
 
+/**
+ * Our replacement for a shipped kernel: its name, our kernelFunc (marked as ours), and the
+ * shipped kernel's setup, which the backend runs when it initializes.
+ */
+export function replacing(original: KernelConfig, kernelFunc: KernelFunc): KernelConfig {
+  return {
+    kernelName: original.kernelName,
+    backendName: WASM,
+    kernelFunc: markOurs(kernelFunc),
+    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
+  };
+}
+
+/** A float32 tensor's values as a view of the wasm heap; the next heap growth detaches it. */
+export function heapF32(backend: BackendWasm, t: TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(t) as Float32Array;
+}
+
+/** Convolution attrs as TF.js's conv kernels take them; `dilations` is our extension for the backprops. */
+export interface ConvAttrs {
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil' | null | undefined;
+  dilations?: number | [number, number] | undefined;
+}
+
+/** The geometry of a 2-D convolution of `inShape` by `filterShape` ([fh, fw, Cin, Cout]). */
+export function conv2dInfo(inShape: readonly number[], filterShape: readonly number[], attrs: ConvAttrs, channelsLast = true): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    pair(attrs.dilations, 1),
+    attrs.pad,
+    attrs.dimRoundingMode ?? undefined,
+    false,
+    channelsLast ? 'channelsLast' : 'channelsFirst',
+  );
+}
+
 /** Marks a kernelFunc as ours, so that registering twice (even from two copies) is a no-op. */
 export const OURS = Symbol.for('mrl/wasmTrainingKernel');
 

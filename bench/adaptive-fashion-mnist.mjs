@@ -38,9 +38,14 @@ const toDataset = (split, from, to) => ({
 const train = toDataset(data.train, 0, 50000);
 const validation = toDataset(data.train, 50000, 60000);
 const test = toDataset(data.test, 0, 10000);
-console.log(`backend: ${backend.name}; MLP 784-512-512-${d}, MRL over ${dims.join(',')}, ${epochs} epochs on ${train.count} images`);
+console.log(
+  `backend: ${backend.name}; MLP 784-512-512-${d}, MRL over ${dims.join(',')}, ${epochs} epochs on ${train.count} images`,
+);
 
-const encoder = new MlpEncoder({ architecture: 'mlp', embeddingDim: d, inputDim: 784, hidden: [512, 512] }, createRandom(0, 4));
+const encoder = new MlpEncoder(
+  { architecture: 'mlp', embeddingDim: d, inputDim: 784, hidden: [512, 512] },
+  createRandom(0, 4),
+);
 const run = await trainClassifier({
   encoder,
   train,
@@ -61,7 +66,11 @@ const logitsPerDim = (emb) =>
     return out;
   });
 
-const [trainEmb, valEmb, testEmb] = [await embedArrays(encoder, train), await embedArrays(encoder, validation), await embedArrays(encoder, test)];
+const [trainEmb, valEmb, testEmb] = [
+  await embedArrays(encoder, train),
+  await embedArrays(encoder, validation),
+  await embedArrays(encoder, test),
+];
 
 // Adaptive classification.
 const valInput = { dims, scores: logitsPerDim(valEmb), numClasses: 10 };
@@ -69,11 +78,19 @@ const testInput = { dims, scores: logitsPerDim(testEmb), numClasses: 10 };
 const tuned = tuneCascadeThresholds(valInput, validation.labels, { maxAccuracyDrop: 0.003 });
 const cascade = evaluateCascade(testInput, test.labels, tuned.thresholds);
 const fullAccuracy = cascade.accuracyPerDim.at(-1);
-console.log('\nAdaptive classification (test set; thresholds tuned on the validation split for at most 0.3 points below full dim)');
+console.log(
+  '\nAdaptive classification (test set; thresholds tuned on the validation split for at most 0.3 points below full dim)',
+);
 console.log(`  full-dim (${d}) top-1: ${(100 * fullAccuracy).toFixed(2)}%`);
-console.log(`  cascade top-1:        ${(100 * cascade.accuracy).toFixed(2)}% (${(100 * (cascade.accuracy - fullAccuracy)).toFixed(2)} points)`);
-console.log(`  expected dims:        ${cascade.expectedDim.toFixed(1)} of ${d} (${(cascade.expectedDim / d).toFixed(3)} d)`);
-console.log(`  stops per dim:        ${cascade.histogram.map((h) => `${h.dim}:${(100 * h.fraction).toFixed(1)}%`).join(' ')}`);
+console.log(
+  `  cascade top-1:        ${(100 * cascade.accuracy).toFixed(2)}% (${(100 * (cascade.accuracy - fullAccuracy)).toFixed(2)} points)`,
+);
+console.log(
+  `  expected dims:        ${cascade.expectedDim.toFixed(1)} of ${d} (${(cascade.expectedDim / d).toFixed(3)} d)`,
+);
+console.log(
+  `  stops per dim:        ${cascade.histogram.map((h) => `${h.dim}:${(100 * h.fraction).toFixed(1)}%`).join(' ')}`,
+);
 
 // Adaptive retrieval: test images as queries over the 50,000 training images.
 const index = MatryoshkaIndex.fromVectors(trainEmb.data, { dim: d, labels: train.labels });
@@ -86,13 +103,24 @@ const time = (f) => {
 const exact = time(() => index.search(queries, { k: 10 }));
 const rows = [
   ['exact, full dim', exact],
-  ['shortlist 16 dims (k=200) -> re-rank 256', time(() => index.shortlistRerank(queries, { shortlistDim: 16, shortlistK: 200, rerankDim: d, k: 10 }))],
-  ['shortlist 8 dims (k=400) -> re-rank 256', time(() => index.shortlistRerank(queries, { shortlistDim: 8, shortlistK: 400, rerankDim: d, k: 10 }))],
-  ['funnel 16-32-64-128-256 / 200-100-50-25', time(() => index.funnel(queries, { dims: [16, 32, 64, 128, 256], shortlists: [200, 100, 50, 25], k: 10 }))],
+  [
+    'shortlist 16 dims (k=200) -> re-rank 256',
+    time(() => index.shortlistRerank(queries, { shortlistDim: 16, shortlistK: 200, rerankDim: d, k: 10 })),
+  ],
+  [
+    'shortlist 8 dims (k=400) -> re-rank 256',
+    time(() => index.shortlistRerank(queries, { shortlistDim: 8, shortlistK: 400, rerankDim: d, k: 10 })),
+  ],
+  [
+    'funnel 16-32-64-128-256 / 200-100-50-25',
+    time(() => index.funnel(queries, { dims: [16, 32, 64, 128, 256], shortlists: [200, 100, 50, 25], k: 10 })),
+  ],
 ];
 const exactMap = meanAveragePrecisionAtK(exact.result, test.labels, train.labels, 10);
 console.log(`\nAdaptive retrieval: ${test.count} test queries over ${train.count} training images, cosine, k=10`);
-console.log(`${'method'.padEnd(42)}  ${'FLOPs/query'.padStart(12)}  ${'x fewer'.padStart(8)}  ${'recall@10'.padStart(9)}  ${'mAP@10'.padStart(7)}  ${'mAP ratio'.padStart(9)}  ${'speed-up'.padStart(8)}`);
+console.log(
+  `${'method'.padEnd(42)}  ${'FLOPs/query'.padStart(12)}  ${'x fewer'.padStart(8)}  ${'recall@10'.padStart(9)}  ${'mAP@10'.padStart(7)}  ${'mAP ratio'.padStart(9)}  ${'speed-up'.padStart(8)}`,
+);
 for (const [label, { result, ms }] of rows) {
   const map = meanAveragePrecisionAtK(result, test.labels, train.labels, 10);
   console.log(

@@ -24,7 +24,10 @@ function makeCase(label, buildLoss) {
   const random = createRandom(1);
   const loss = buildLoss(random);
   const z = tf.randomNormal([n, d], 0, 1, 'float32', 2);
-  const labels = tf.tensor1d(Array.from({ length: n }, (_, i) => i % classes), 'int32');
+  const labels = tf.tensor1d(
+    Array.from({ length: n }, (_, i) => i % classes),
+    'int32',
+  );
   const variables = loss.variables();
   const optimizer = new SgdOptimizer({ type: 'sgd', lr: 0.01, momentum: 0.9 });
   const step = () => {
@@ -38,14 +41,34 @@ function makeCase(label, buildLoss) {
 }
 
 const cases = [
-  makeCase(`plain head (dim ${d} only)`, (r) => new MatryoshkaLoss(new ClassificationObjective(new SharedHead(d, classes, r)), { embeddingDim: d, dims: [d] })),
+  makeCase(
+    `plain head (dim ${d} only)`,
+    (r) =>
+      new MatryoshkaLoss(new ClassificationObjective(new SharedHead(d, classes, r)), { embeddingDim: d, dims: [d] }),
+  ),
   makeCase('MRL: separate heads', (r) => {
     const dims = [8, 16, 32, 64, 128, 256, 512];
-    return new MatryoshkaLoss(new ClassificationObjective(new SeparateHeads(d, classes, dims, r)), { embeddingDim: d, dims });
+    return new MatryoshkaLoss(new ClassificationObjective(new SeparateHeads(d, classes, dims, r)), {
+      embeddingDim: d,
+      dims,
+    });
   }),
-  makeCase('MRL-E: shared head, sliced', (r) => new MatryoshkaLoss(new ClassificationObjective(new SharedHead(d, classes, r, 'sliced')), { embeddingDim: d })),
-  makeCase('MRL-E: shared head, running sums', (r) => new MatryoshkaLoss(new ClassificationObjective(new SharedHead(d, classes, r, 'running-sum')), { embeddingDim: d })),
-  makeCase('MRL-E: running sums, fused gradient', (r) => new MatryoshkaLoss(new ClassificationObjective(new SharedHead(d, classes, r, 'fused')), { embeddingDim: d })),
+  makeCase(
+    'MRL-E: shared head, sliced',
+    (r) =>
+      new MatryoshkaLoss(new ClassificationObjective(new SharedHead(d, classes, r, 'sliced')), { embeddingDim: d }),
+  ),
+  makeCase(
+    'MRL-E: shared head, running sums',
+    (r) =>
+      new MatryoshkaLoss(new ClassificationObjective(new SharedHead(d, classes, r, 'running-sum')), {
+        embeddingDim: d,
+      }),
+  ),
+  makeCase(
+    'MRL-E: running sums, fused gradient',
+    (r) => new MatryoshkaLoss(new ClassificationObjective(new SharedHead(d, classes, r, 'fused')), { embeddingDim: d }),
+  ),
 ];
 
 // Interleave the cases round by round so drift in machine speed affects all of them alike.

@@ -28,7 +28,9 @@ function sample([fn, prep], samples) {
   const once = () => {
     const inputs = prep?.();
     const t = performance.now();
-    tf.tidy(() => { fn(inputs); });
+    tf.tidy(() => {
+      fn(inputs);
+    });
     const ms = performance.now() - t;
     if (inputs !== undefined) tf.dispose(inputs);
     return ms;
@@ -84,25 +86,74 @@ const cases = [
   ['matMul 256x784x512 transposeB, fresh B', (b) => tf.matMul(mmA, b, false, true), fresh(mmBT)],
   ['matMul 256x784x512 transposeA+B, fresh B', (b) => tf.matMul(mmAT, b, true, true), fresh(mmBT)],
   ['conv2d fwd 32x32x32x16 3x3 s1 (yardstick)', () => tf.conv2d(x, filter, 1, 'same')],
-  ['Conv2DBackpropFilter 3x3 s1', () => run('Conv2DBackpropFilter', { x, dy: dy1 }, { ...convAttrs(1), filterShape: [3, 3, 16, 16] })],
-  ['Conv2DBackpropFilter 3x3 s2', () => run('Conv2DBackpropFilter', { x, dy: dy2 }, { ...convAttrs(2), filterShape: [3, 3, 16, 16] })],
-  ['Conv2DBackpropFilter 1x1 s2 (shortcut)', () => run('Conv2DBackpropFilter', { x, dy: dy2 }, { ...convAttrs(2), filterShape: [1, 1, 16, 16] })],
-  ['Conv2DBackpropInput 3x3 s1', () => run('Conv2DBackpropInput', { dy: dy1, filter }, { ...convAttrs(1), inputShape: x.shape })],
-  ['Conv2DBackpropInput 3x3 s2', () => run('Conv2DBackpropInput', { dy: dy2, filter }, { ...convAttrs(2), inputShape: x.shape })],
-  ['Conv2DBackpropInput 1x1 s2 (shortcut)', () => run('Conv2DBackpropInput', { dy: dy2, filter: filter1x1 }, { ...convAttrs(2), inputShape: x.shape })],
-  ['DepthwiseConv2dNativeBackpropFilter 3x3 s1', () => run('DepthwiseConv2dNativeBackpropFilter', { x, dy: dy1 }, { ...convAttrs(1), dilations: 1, filterShape: [3, 3, 16, 1] })],
-  ['DepthwiseConv2dNativeBackpropInput 3x3 s1', () => run('DepthwiseConv2dNativeBackpropInput', { dy: dy1, filter: dwFilter }, { ...convAttrs(1), dilations: 1, inputShape: x.shape })],
+  [
+    'Conv2DBackpropFilter 3x3 s1',
+    () => run('Conv2DBackpropFilter', { x, dy: dy1 }, { ...convAttrs(1), filterShape: [3, 3, 16, 16] }),
+  ],
+  [
+    'Conv2DBackpropFilter 3x3 s2',
+    () => run('Conv2DBackpropFilter', { x, dy: dy2 }, { ...convAttrs(2), filterShape: [3, 3, 16, 16] }),
+  ],
+  [
+    'Conv2DBackpropFilter 1x1 s2 (shortcut)',
+    () => run('Conv2DBackpropFilter', { x, dy: dy2 }, { ...convAttrs(2), filterShape: [1, 1, 16, 16] }),
+  ],
+  [
+    'Conv2DBackpropInput 3x3 s1',
+    () => run('Conv2DBackpropInput', { dy: dy1, filter }, { ...convAttrs(1), inputShape: x.shape }),
+  ],
+  [
+    'Conv2DBackpropInput 3x3 s2',
+    () => run('Conv2DBackpropInput', { dy: dy2, filter }, { ...convAttrs(2), inputShape: x.shape }),
+  ],
+  [
+    'Conv2DBackpropInput 1x1 s2 (shortcut)',
+    () => run('Conv2DBackpropInput', { dy: dy2, filter: filter1x1 }, { ...convAttrs(2), inputShape: x.shape }),
+  ],
+  [
+    'DepthwiseConv2dNativeBackpropFilter 3x3 s1',
+    () =>
+      run(
+        'DepthwiseConv2dNativeBackpropFilter',
+        { x, dy: dy1 },
+        { ...convAttrs(1), dilations: 1, filterShape: [3, 3, 16, 1] },
+      ),
+  ],
+  [
+    'DepthwiseConv2dNativeBackpropInput 3x3 s1',
+    () =>
+      run(
+        'DepthwiseConv2dNativeBackpropInput',
+        { dy: dy1, filter: dwFilter },
+        { ...convAttrs(1), dilations: 1, inputShape: x.shape },
+      ),
+  ],
   ['unsortedSegmentSum 4096 ids -> 30522x128', () => tf.unsortedSegmentSum(updates, ids, table)],
   ['tile [1,1,1,16] x [128,32,32,1] (BN grad)', () => tf.tile(bnScale, [128, 32, 32, 1])],
   ['conv2d fwd 16x32x32x64 3x3 (ResNet-18 layer 1)', () => tf.conv2d(x64, f64, 1, 'same')],
-  ['Conv2DBackpropFilter 16x32x32x64 3x3', () => run('Conv2DBackpropFilter', { x: x64, dy: dy64 }, { ...convAttrs(1), filterShape: [3, 3, 64, 64] })],
-  ['Conv2DBackpropInput 16x32x32x64 3x3', () => run('Conv2DBackpropInput', { dy: dy64, filter: f64 }, { ...convAttrs(1), inputShape: x64.shape })],
-  ['softmax cross-entropy 154x30522, value and gradient', () => tf.grad((l) => softmaxCrossEntropy(l, mlmLabels))(mlmLogits)],
+  [
+    'Conv2DBackpropFilter 16x32x32x64 3x3',
+    () => run('Conv2DBackpropFilter', { x: x64, dy: dy64 }, { ...convAttrs(1), filterShape: [3, 3, 64, 64] }),
+  ],
+  [
+    'Conv2DBackpropInput 16x32x32x64 3x3',
+    () => run('Conv2DBackpropInput', { dy: dy64, filter: f64 }, { ...convAttrs(1), inputShape: x64.shape }),
+  ],
+  [
+    'softmax cross-entropy 154x30522, value and gradient',
+    () => tf.grad((l) => softmaxCrossEntropy(l, mlmLabels))(mlmLogits),
+  ],
   ['sum over rows 154x30522 (a bias gradient)', () => tf.sum(mlmLogits, 0)],
 ];
 
 // Every kernel name any config touches, so that installing a config also removes what it lacks.
-const NAMES = [...WASM_TRAINING_KERNELS, 'MrlSoftmaxCrossEntropy', 'MrlSoftmaxCrossEntropyGrad', 'MrlPrefixSoftmaxCrossEntropy', 'MrlPrefixSoftmaxCrossEntropyGrad'];
+const NAMES = [
+  ...WASM_TRAINING_KERNELS,
+  'MrlSoftmaxCrossEntropy',
+  'MrlSoftmaxCrossEntropyGrad',
+  'MrlPrefixSoftmaxCrossEntropy',
+  'MrlPrefixSoftmaxCrossEntropyGrad',
+];
 const snapshotAll = () => NAMES.map((name) => [name, tf.getKernel(name, 'wasm')]);
 const shippedKernels = snapshotAll();
 registerWasmTrainingKernels();
@@ -138,9 +189,18 @@ const rows = cases.map(([name], i) => {
   const [s, o, n] = results[i];
   return [name, fmt(s), fmt(o), fmt(n), speedUp(s, o), speedUp(s, n)];
 });
-const header = ['case (wasm, 1 thread; fastest call)', 'shipped ms', 'ours ms', 'native ms', 'ours vs shipped', 'native vs shipped'];
+const header = [
+  'case (wasm, 1 thread; fastest call)',
+  'shipped ms',
+  'ours ms',
+  'native ms',
+  'ours vs shipped',
+  'native vs shipped',
+];
 const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => String(r[c]).length)));
 const line = (r) => r.map((v, c) => (c === 0 ? String(v).padEnd(widths[c]) : String(v).padStart(widths[c]))).join('  ');
-console.log(`tfjs ${tf.version_core}, node ${process.version}, load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cpus`);
+console.log(
+  `tfjs ${tf.version_core}, node ${process.version}, load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cpus`,
+);
 console.log(line(header));
 for (const r of rows) console.log(line(r));

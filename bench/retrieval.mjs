@@ -27,7 +27,6 @@ const SEED = Number(arg('seed', 1));
 const NOISE = Number(arg('noise', 0.8));
 const DECAY = Number(arg('decay', 0.75));
 
-
 /**
  * Matryoshka-like synthetic embeddings. Every coordinate j has spread s_j = (1 + j / 4)^-DECAY,
  * so variance (and with it most of the neighbour structure) sits in the early coordinates, as
@@ -71,10 +70,15 @@ function readNpy(file) {
   const start = (major === 1 ? 10 : 12) + headerLen;
   const header = buf.toString('latin1', major === 1 ? 10 : 12, start);
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1].split(',').filter((s) => s.trim()).map(Number);
+  const shape = /'shape':\s*\(([^)]*)\)/
+    .exec(header)?.[1]
+    .split(',')
+    .filter((s) => s.trim())
+    .map(Number);
   if (/'fortran_order':\s*True/.test(header)) throw new Error(`${file}: Fortran order is not supported`);
   const body = buf.subarray(start);
-  const copy = (Ctor, bytes) => new Ctor(body.buffer.slice(body.byteOffset, body.byteOffset + body.length)).slice(0, body.length / bytes);
+  const copy = (Ctor, bytes) =>
+    new Ctor(body.buffer.slice(body.byteOffset, body.byteOffset + body.length)).slice(0, body.length / bytes);
   if (descr === '<f4') return { data: copy(Float32Array, 4), shape };
   if (descr === '<i4') return { data: copy(Int32Array, 4), shape };
   if (descr === '<i8') return { data: Int32Array.from(copy(BigInt64Array, 8), Number), shape };
@@ -86,7 +90,10 @@ function loadData() {
   if (file === undefined) {
     const n = Number(arg('n', 100_000));
     const d = Number(arg('d', 256));
-    return { ...synthetic(n, NQ, d, Number(arg('classes', 1000)), SEED), source: `synthetic Matryoshka-like, ${arg('classes', 1000)} classes` };
+    return {
+      ...synthetic(n, NQ, d, Number(arg('classes', 1000)), SEED),
+      source: `synthetic Matryoshka-like, ${arg('classes', 1000)} classes`,
+    };
   }
   const { data, shape } = readNpy(file);
   const [rows, d] = shape;
@@ -107,8 +114,14 @@ const t0 = performance.now();
 const data = loadData();
 const d = data.d;
 const N = data.vectors.length / d;
-const index = MatryoshkaIndex.fromVectors(data.vectors, { dim: d, metric: 'cosine', ...(data.labels ? { labels: data.labels } : {}) });
-console.log(`# ${data.source}: N=${N}, d=${d}, ${NQ} queries, k=${K}, cosine; data+index ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+const index = MatryoshkaIndex.fromVectors(data.vectors, {
+  dim: d,
+  metric: 'cosine',
+  ...(data.labels ? { labels: data.labels } : {}),
+});
+console.log(
+  `# ${data.source}: N=${N}, d=${d}, ${NQ} queries, k=${K}, cosine; data+index ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
 
 const REPS = Number(arg('reps', 2));
 // Best of REPS runs over all queries: the machine may be shared, and the fastest run is the
@@ -133,14 +146,28 @@ function record(name, { result, seconds }, flopsPerQuery) {
 const exact = timed((q) => index.search(q, { k: K }));
 record(`exact, d=${d}`, exact);
 const ds = 16;
-record(`shortlist Ds=${ds} K=200 -> Dr=${d}`, timed((q) => index.shortlistRerank(q, { shortlistDim: ds, shortlistK: 200, rerankDim: d, k: K })));
+record(
+  `shortlist Ds=${ds} K=200 -> Dr=${d}`,
+  timed((q) => index.shortlistRerank(q, { shortlistDim: ds, shortlistK: 200, rerankDim: d, k: K })),
+);
 const funnel = defaultFunnel(d, K);
-record(`funnel ${funnel.dims.join('-')} / ${funnel.shortlists.join('-')}`, timed((q) => index.funnel(q, { ...funnel, k: K })));
+record(
+  `funnel ${funnel.dims.join('-')} / ${funnel.shortlists.join('-')}`,
+  timed((q) => index.funnel(q, { ...funnel, k: K })),
+);
 const int8Dim = Math.min(64, d);
 const q8 = index.quantize({ kind: 'int8', dim: int8Dim, scale: 'per-dim' });
-record(`int8(${int8Dim}, per-dim) K=200 -> ${d}`, timed((q) => index.shortlistRerank(q, { shortlistDim: int8Dim, shortlistK: 200, rerankDim: d, k: K, firstStage: q8 })));
+record(
+  `int8(${int8Dim}, per-dim) K=200 -> ${d}`,
+  timed((q) =>
+    index.shortlistRerank(q, { shortlistDim: int8Dim, shortlistK: 200, rerankDim: d, k: K, firstStage: q8 }),
+  ),
+);
 const bits = index.quantize({ kind: 'binary', dim: d });
-record(`binary(${d}) K=200 -> ${d}`, timed((q) => index.shortlistRerank(q, { shortlistDim: d, shortlistK: 200, rerankDim: d, k: K, firstStage: bits })));
+record(
+  `binary(${d}) K=200 -> ${d}`,
+  timed((q) => index.shortlistRerank(q, { shortlistDim: d, shortlistK: 200, rerankDim: d, k: K, firstStage: bits })),
+);
 
 let hnswNote = '';
 if (!flag('no-hnsw')) {
@@ -193,7 +220,8 @@ const table = rows.map((r) => {
   ];
 });
 const widths = header.map((h, c) => Math.max(h.length, ...table.map((row) => row[c].length)));
-const line = (cells) => `| ${cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ')} |`;
+const line = (cells) =>
+  `| ${cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ')} |`;
 console.log(line(header));
 console.log(`|${widths.map((w, c) => (c === 0 ? ':' : '') + '-'.repeat(w + 1) + (c === 0 ? '' : ':')).join('|')}|`);
 for (const row of table) console.log(line(row));

@@ -48,7 +48,12 @@ const SPECS = {
   mlp: { batch: 256, steps: 40 * STEPS, what: 'MLP 784-512-512, head 512->10, AdamW' },
   resnet18: { batch: 16, steps: STEPS, what: 'ResNet-18 CIFAR 32x32x3, d=512, head ->10, SGD+momentum' },
   vit: { batch: 16, steps: STEPS, what: 'ViT-tiny patch4 32x32x3 (192 wide, 12 deep, 3 heads), head ->10, AdamW' },
-  bert: { batch: 8, seq: 128, steps: STEPS, what: 'BERT-mini (256, 4 layers, 4 heads) MLM, seq 128, 15% masked, tied head over 30522, AdamW' },
+  bert: {
+    batch: 8,
+    seq: 128,
+    steps: STEPS,
+    what: 'BERT-mini (256, 4 layers, 4 heads) MLM, seq 128, 15% masked, tied head over 30522, AdamW',
+  },
 };
 
 const median = (xs) => {
@@ -84,7 +89,11 @@ function startTorch() {
 /** mrl's side of one model: a step function per head ('mrl': every nesting dim, 'plain': d only). */
 function buildCase(name, spec, random) {
   const n = spec.batch;
-  const labelsOf = (count, classes, from = 0) => tf.tensor1d(Array.from({ length: count }, (_, i) => from + ((i * 7919) % (classes - from))), 'int32');
+  const labelsOf = (count, classes, from = 0) =>
+    tf.tensor1d(
+      Array.from({ length: count }, (_, i) => from + ((i * 7919) % (classes - from))),
+      'int32',
+    );
   let encoder;
   let losses;
   let input;
@@ -96,12 +105,24 @@ function buildCase(name, spec, random) {
     const d = config.embeddingDim;
     const t = spec.seq;
     const objective = new TiedMlmObjective(encoder.tokenEmbedding);
-    const ids = tf.tensor2d(Array.from({ length: n * t }, (_, i) => 5 + ((i * 104729) % 30517)), [n, t], 'int32');
+    const ids = tf.tensor2d(
+      Array.from({ length: n * t }, (_, i) => 5 + ((i * 104729) % 30517)),
+      [n, t],
+      'int32',
+    );
     const attentionMask = tf.ones([n, t], 'int32');
     const positions = Array.from({ length: n * t }, (_, i) => i).filter((i) => (i * 2654435761) % 100 < 15);
     spec.positions = positions;
-    const batch = { input: { ids, attentionMask }, positions: tf.tensor1d(positions, 'int32'), target: { labels: labelsOf(positions.length, 30522, 5) }, size: n };
-    const models = { mrl: new MlmModel(encoder, new MatryoshkaLoss(objective, { embeddingDim: d })), plain: new MlmModel(encoder, new MatryoshkaLoss(objective, { embeddingDim: d, dims: [d] })) };
+    const batch = {
+      input: { ids, attentionMask },
+      positions: tf.tensor1d(positions, 'int32'),
+      target: { labels: labelsOf(positions.length, 30522, 5) },
+      size: n,
+    };
+    const models = {
+      mrl: new MlmModel(encoder, new MatryoshkaLoss(objective, { embeddingDim: d })),
+      plain: new MlmModel(encoder, new MatryoshkaLoss(objective, { embeddingDim: d, dims: [d] })),
+    };
     extraVars = objective.variables();
     runLoss = (head) => models[head].loss(batch, random).total;
     input = batch;
@@ -125,10 +146,16 @@ function buildCase(name, spec, random) {
     extraVars = head.variables();
     runLoss = (head) => losses[head].compute(encoder.encode(input, true), { labels }).total;
   }
-  const variables = new Map([...[...encoder.variables()].map(([k, v]) => [`encoder/${k}`, v]), ...[...extraVars].map(([k, v]) => [`head/${k}`, v])]);
+  const variables = new Map([
+    ...[...encoder.variables()].map(([k, v]) => [`encoder/${k}`, v]),
+    ...[...extraVars].map(([k, v]) => [`head/${k}`, v]),
+  ]);
   const trainable = new Map([...variables].filter(([, v]) => v.trainable));
   const varList = [...trainable.values()];
-  const optimizer = name === 'resnet18' ? new SgdOptimizer({ type: 'sgd', lr: 0.01, momentum: 0.9 }) : new AdamWOptimizer({ type: 'adamw', lr: 1e-4, weightDecay: 0.01 });
+  const optimizer =
+    name === 'resnet18'
+      ? new SgdOptimizer({ type: 'sgd', lr: 0.01, momentum: 0.9 })
+      : new AdamWOptimizer({ type: 'adamw', lr: 1e-4, weightDecay: 0.01 });
   const lr = name === 'resnet18' ? 0.01 : 1e-4;
   const params = varList.reduce((s, v) => s + v.size, 0);
   const step = (head) => {
@@ -154,16 +181,27 @@ const torch = TORCH ? startTorch() : null;
 const torchInfo = torch === null ? null : await torch.ask({ cmd: 'info' });
 console.log(`# mrl vs PyTorch training speed`);
 console.log(`command: node bench/speed.mjs ${process.argv.slice(2).join(' ')}`);
-console.log(`machine: ${machine()}; load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `machine: ${machine()}; load average at start: ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
 console.log(`mrl: TF.js ${tf.version.tfjs}, backend ${tf.getBackend()} (${backend.detail}), Node ${process.version}`);
-if (torchInfo !== null) console.log(`PyTorch ${torchInfo.torch}, ${torchInfo.threads} thread, BLAS loaded: ${torchInfo.blas.join(', ') || 'none found'}`);
+if (torchInfo !== null)
+  console.log(
+    `PyTorch ${torchInfo.torch}, ${torchInfo.threads} thread, BLAS loaded: ${torchInfo.blas.join(', ') || 'none found'}`,
+  );
 
 const rows = [];
 for (const name of MODELS) {
   const spec = SPECS[name];
   if (spec === undefined) throw new Error(`unknown model '${name}'; known: ${Object.keys(SPECS).join(', ')}`);
   const ours = buildCase(name, spec, createRandom(1));
-  const py = torch === null ? null : await torch.ask({ cmd: 'init', model: name, batch: spec.batch, seq: spec.seq, positions: spec.positions });
+  const py =
+    torch === null
+      ? null
+      : await torch.ask({ cmd: 'init', model: name, batch: spec.batch, seq: spec.seq, positions: spec.positions });
   const times = { mrl: [], plain: [], torchMrl: [], torchPlain: [] };
   let rss = 0;
   let torchRss = 0;
@@ -239,34 +277,58 @@ for (const name of MODELS) {
     const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
     console.log(`  kernels of one MRL step (${total.toFixed(0)} ms in kernels):`);
     for (const [k, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 14)) {
-      console.log(`    ${k.padEnd(28)} ${e.ms.toFixed(1).padStart(8)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`);
+      console.log(
+        `    ${k.padEnd(28)} ${e.ms.toFixed(1).padStart(8)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`,
+      );
     }
     if (flag('calls')) {
-      for (const k of [...info.kernels].filter((k) => typeof k.kernelTimeMs === 'number').sort((a, b) => b.kernelTimeMs - a.kernelTimeMs).slice(0, 12)) {
-        console.log(`      ${k.name} ${k.kernelTimeMs.toFixed(1)} ms  in ${JSON.stringify(k.inputShapes)} out ${JSON.stringify(k.outputShapes)}`);
+      for (const k of [...info.kernels]
+        .filter((k) => typeof k.kernelTimeMs === 'number')
+        .sort((a, b) => b.kernelTimeMs - a.kernelTimeMs)
+        .slice(0, 12)) {
+        console.log(
+          `      ${k.name} ${k.kernelTimeMs.toFixed(1)} ms  in ${JSON.stringify(k.inputShapes)} out ${JSON.stringify(k.outputShapes)}`,
+        );
       }
     }
   }
   if (name === 'mlp' && LEAK > 0) {
-    const sampleMem = (step) => ({ step, tensors: tf.memory().numTensors, bytes: tf.memory().numBytes, rss: mb(process.memoryUsage().rss) });
+    const sampleMem = (step) => ({
+      step,
+      tensors: tf.memory().numTensors,
+      bytes: tf.memory().numBytes,
+      rss: mb(process.memoryUsage().rss),
+    });
     const marks = [];
     for (let i = 1; i <= LEAK; i++) {
       ours.step(i % 2 ? 'mrl' : 'plain');
       if (i === 10 || i === LEAK || i % 250 === 0) marks.push(sampleMem(i));
     }
     console.log(`  memory over ${LEAK} more MLP steps (tensors / MiB held by tf / rss MiB):`);
-    for (const m of marks) console.log(`    step ${String(m.step).padStart(5)}: ${m.tensors} / ${mb(m.bytes).toFixed(1)} / ${m.rss.toFixed(0)}`);
+    for (const m of marks)
+      console.log(
+        `    step ${String(m.step).padStart(5)}: ${m.tensors} / ${mb(m.bytes).toFixed(1)} / ${m.rss.toFixed(0)}`,
+      );
     const first = marks[0];
     const last = marks[marks.length - 1];
-    console.log(`    growth from step ${first.step} to ${last.step}: ${last.tensors - first.tensors} tensors, ${(mb(last.bytes - first.bytes)).toFixed(2)} MiB tf, ${(last.rss - first.rss).toFixed(0)} MiB rss`);
+    console.log(
+      `    growth from step ${first.step} to ${last.step}: ${last.tensors - first.tensors} tensors, ${(mb(last.bytes - first.bytes)).toFixed(2)} MiB tf, ${(last.rss - first.rss).toFixed(0)} MiB rss`,
+    );
   }
 }
 torch?.close();
 
 const f = (x, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
-console.log(`\nload average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `\nload average at end: ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
 console.log('(ratios: of the medians / median of the ratios of back-to-back pairs)');
-console.log('| model | batch | mrl ms/step | PyTorch ms/step | ratio | MRL/plain head, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |');
+console.log(
+  '| model | batch | mrl ms/step | PyTorch ms/step | ratio | MRL/plain head, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(

@@ -31,9 +31,15 @@ export class TanhMlpEncoder {
     this.embeddingDim = config.embeddingDim;
     const { inputDim, hidden, embeddingDim } = config;
     // Glorot-scaled weights for tanh; zero biases.
-    this.w1 = tf.variable(tf.tensor2d(normal(random, inputDim * hidden, Math.sqrt(1 / inputDim)), [inputDim, hidden]), true);
+    this.w1 = tf.variable(
+      tf.tensor2d(normal(random, inputDim * hidden, Math.sqrt(1 / inputDim)), [inputDim, hidden]),
+      true,
+    );
     this.b1 = tf.variable(tf.zeros([hidden]), true);
-    this.w2 = tf.variable(tf.tensor2d(normal(random, hidden * embeddingDim, Math.sqrt(1 / hidden)), [hidden, embeddingDim]), true);
+    this.w2 = tf.variable(
+      tf.tensor2d(normal(random, hidden * embeddingDim, Math.sqrt(1 / hidden)), [hidden, embeddingDim]),
+      true,
+    );
     this.b2 = tf.variable(tf.zeros([embeddingDim]), true);
   }
 

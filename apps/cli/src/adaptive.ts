@@ -15,8 +15,14 @@ export interface IndexLike {
   readonly labels: Int32Array | undefined;
   readonly metadata: Readonly<Record<string, unknown>>;
   search(queries: Float32Array, options: { k: number; dim?: number }): SearchResultLike;
-  shortlistRerank(queries: Float32Array, options: { shortlistDim: number; shortlistK: number; rerankDim: number; k: number }): SearchResultLike;
-  funnel(queries: Float32Array, options: { dims: readonly number[]; shortlists: readonly number[]; k: number }): SearchResultLike;
+  shortlistRerank(
+    queries: Float32Array,
+    options: { shortlistDim: number; shortlistK: number; rerankDim: number; k: number },
+  ): SearchResultLike;
+  funnel(
+    queries: Float32Array,
+    options: { dims: readonly number[]; shortlists: readonly number[]; k: number },
+  ): SearchResultLike;
 }
 
 export interface SearchResultLike {
@@ -29,7 +35,12 @@ export interface SearchResultLike {
 }
 
 export interface AdaptiveApi {
-  MatryoshkaIndex: { fromVectors(vectors: Float32Array, options: { dim: number; labels?: Int32Array; metadata?: Record<string, unknown> }): IndexLike };
+  MatryoshkaIndex: {
+    fromVectors(
+      vectors: Float32Array,
+      options: { dim: number; labels?: Int32Array; metadata?: Record<string, unknown> },
+    ): IndexLike;
+  };
   saveIndex(index: IndexLike, file: string): void;
   openIndex(file: string): IndexLike;
   defaultFunnel(indexDim: number, k?: number): { dims: number[]; shortlists: number[] };
@@ -38,7 +49,11 @@ export interface AdaptiveApi {
 }
 
 function isAdaptiveApi(api: Partial<AdaptiveApi>): api is AdaptiveApi {
-  return typeof api.MatryoshkaIndex?.fromVectors === 'function' && typeof api.openIndex === 'function' && typeof api.saveIndex === 'function';
+  return (
+    typeof api.MatryoshkaIndex?.fromVectors === 'function' &&
+    typeof api.openIndex === 'function' &&
+    typeof api.saveIndex === 'function'
+  );
 }
 
 /**
@@ -59,7 +74,11 @@ export async function adaptiveApi(): Promise<AdaptiveApi | undefined> {
 export async function requireAdaptiveApi(what: string): Promise<AdaptiveApi> {
   const api = await adaptiveApi();
   if (api === undefined) {
-    throw new MrlError('unsupported', `${what} needs the adaptive retrieval index, which this build of @mrl/core does not have yet.`, 'Rebuild after @mrl/core exports MatryoshkaIndex (pnpm build); embed still writes .npy and safetensors meanwhile.');
+    throw new MrlError(
+      'unsupported',
+      `${what} needs the adaptive retrieval index, which this build of @mrl/core does not have yet.`,
+      'Rebuild after @mrl/core exports MatryoshkaIndex (pnpm build); embed still writes .npy and safetensors meanwhile.',
+    );
   }
   return api;
 }

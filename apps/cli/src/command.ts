@@ -20,7 +20,13 @@ export function defineMrlCommand<S extends FlagSet>(definition: {
     args: cittyArgs(definition.flags),
     async run({ args, rawArgs }) {
       const base = definition.base === undefined ? {} : await definition.base(args as Record<string, unknown>);
-      const options = await resolveFlags(definition.flags, args as Record<string, unknown>, rawArgs, definition.name, base);
+      const options = await resolveFlags(
+        definition.flags,
+        args as Record<string, unknown>,
+        rawArgs,
+        definition.name,
+        base,
+      );
       await definition.run(options);
     },
   });

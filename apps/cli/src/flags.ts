@@ -41,7 +41,11 @@ type ValueOf<F extends FlagSpec> = F['type'] extends 'boolean'
 
 /** Typed values of a flag set: flags with a default (and lists) are always present. */
 export type Resolved<S extends FlagSet> = {
-  [K in keyof S]: S[K] extends { default: string | number | boolean } ? ValueOf<S[K]> : S[K]['type'] extends 'paths' ? string[] : ValueOf<S[K]> | undefined;
+  [K in keyof S]: S[K] extends { default: string | number | boolean }
+    ? ValueOf<S[K]>
+    : S[K]['type'] extends 'paths'
+      ? string[]
+      : ValueOf<S[K]> | undefined;
 };
 
 export const MODALITIES = ['vision', 'text', 'align'] as const;
@@ -49,8 +53,16 @@ export type ModalityFlag = (typeof MODALITIES)[number];
 
 /** Flags every command takes. */
 export const COMMON_FLAGS = {
-  config: { type: 'path', description: 'JSON file with flag values (flags given on the command line win)', valueHint: 'mrl.config.json' },
-  plugin: { type: 'paths', description: 'ES module exporting an inversify ContainerModule (repeat or comma-separate; config: "plugins")', valueHint: './my-encoder.js' },
+  config: {
+    type: 'path',
+    description: 'JSON file with flag values (flags given on the command line win)',
+    valueHint: 'mrl.config.json',
+  },
+  plugin: {
+    type: 'paths',
+    description: 'ES module exporting an inversify ContainerModule (repeat or comma-separate; config: "plugins")',
+    valueHint: './my-encoder.js',
+  },
   debug: { type: 'boolean', default: false, description: 'print stack traces with errors' },
 } as const satisfies FlagSet;
 
@@ -60,7 +72,8 @@ export const BACKEND_FLAGS = {
     type: 'enum',
     options: KERNEL_SOURCES,
     default: 'auto',
-    description: 'wasm backend: what runs matmuls, convolutions and softmax losses (onnxruntime: native, from onnxruntime-node; wasm: XNNPACK)',
+    description:
+      'wasm backend: what runs matmuls, convolutions and softmax losses (onnxruntime: native, from onnxruntime-node; wasm: XNNPACK)',
   },
 } as const satisfies FlagSet;
 
@@ -68,19 +81,31 @@ export const BACKEND_FLAGS = {
 export const DATA_FLAGS = {
   modality: { type: 'enum', options: MODALITIES, default: 'vision', description: 'what the encoder reads' },
   data: { type: 'string', default: 'fashion-mnist', description: 'data set name' },
-  'data-dir': { type: 'path', description: 'folder with the data files (default: the data set\'s install folder)' },
+  'data-dir': { type: 'path', description: "folder with the data files (default: the data set's install folder)" },
 } as const satisfies FlagSet;
 
 export const RUN_DIR_FLAG = {
-  'run-dir': { type: 'path', description: 'run folder (fit default: runs/<modality>-<model>)', valueHint: 'runs/vision-mlp' },
+  'run-dir': {
+    type: 'path',
+    description: 'run folder (fit default: runs/<modality>-<model>)',
+    valueHint: 'runs/vision-mlp',
+  },
 } as const satisfies FlagSet;
 
 export const TRAIN_FLAGS = {
   model: { type: 'string', default: 'mlp', description: 'encoder name (see mrl-cli models)' },
   dim: { type: 'integer', default: 64, description: 'embedding size d' },
   dims: { type: 'integers', description: 'nesting dims, e.g. 8,16,32,64 (default: powers of two up to d)' },
-  weights: { type: 'numbers', description: 'vision: relative importance of each nesting dim in the loss, e.g. 2,2,1,1,1 (default: 1 each)' },
-  head: { type: 'enum', options: ['separate', 'shared'], default: 'separate', description: 'separate heads (MRL) or one sliced head (MRL-E)' },
+  weights: {
+    type: 'numbers',
+    description: 'vision: relative importance of each nesting dim in the loss, e.g. 2,2,1,1,1 (default: 1 each)',
+  },
+  head: {
+    type: 'enum',
+    options: ['separate', 'shared'],
+    default: 'separate',
+    description: 'separate heads (MRL) or one sliced head (MRL-E)',
+  },
   epochs: { type: 'number', default: 10, description: 'passes over the training data' },
   'batch-size': { type: 'integer', default: 128, description: 'examples per step' },
   optimizer: { type: 'enum', options: ['adamw', 'sgd'], default: 'adamw', description: 'optimiser' },
@@ -91,12 +116,28 @@ export const TRAIN_FLAGS = {
   'train-limit': { type: 'integer', description: 'use only the first N training examples' },
   'test-limit': { type: 'integer', description: 'use only the first N test examples' },
   compare: { type: 'string', description: 'baselines to train too, comma-separated: ff, svd, rand' },
-  task: { type: 'enum', options: ['mlm', 'classify', 'retrieve'], description: 'text: masked-LM pre-training, WordNet gloss classification, or WordNet example -> gloss retrieval' },
-  robustness: { type: 'string', description: 'vision: also evaluate on corrupted test images, e.g. gaussian-noise:3,gaussian-blur:2,contrast:3' },
+  task: {
+    type: 'enum',
+    options: ['mlm', 'classify', 'retrieve'],
+    description: 'text: masked-LM pre-training, WordNet gloss classification, or WordNet example -> gloss retrieval',
+  },
+  robustness: {
+    type: 'string',
+    description: 'vision: also evaluate on corrupted test images, e.g. gaussian-noise:3,gaussian-blur:2,contrast:3',
+  },
   seed: { type: 'integer', default: 0, description: 'random seed' },
-  'checkpoint-every': { type: 'integer', default: 500, description: 'write a checkpoint every N steps (and at the end)' },
+  'checkpoint-every': {
+    type: 'integer',
+    default: 500,
+    description: 'write a checkpoint every N steps (and at the end)',
+  },
   resume: { type: 'boolean', default: false, description: 'continue from the newest checkpoint in the run folder' },
-  'log-format': { type: 'enum', options: ['text', 'json'], default: 'text', description: 'progress as text, or one JSON object per line' },
+  'log-format': {
+    type: 'enum',
+    options: ['text', 'json'],
+    default: 'text',
+    description: 'progress as text, or one JSON object per line',
+  },
 } as const satisfies FlagSet;
 
 export const FORMAT_FLAG = {
@@ -104,11 +145,15 @@ export const FORMAT_FLAG = {
 } as const satisfies FlagSet;
 
 export const EMBED_FLAGS = {
-  dim: { type: 'integer', description: 'keep the first N dims and renormalise (default: the model\'s d)' },
+  dim: { type: 'integer', description: "keep the first N dims and renormalise (default: the model's d)" },
   split: { type: 'enum', options: ['train', 'test'], default: 'test', description: 'which split to embed' },
   limit: { type: 'integer', description: 'embed only the first N examples' },
   out: { type: 'path', description: 'output path without extension (default <run-dir>/embeddings/<split>-d<dim>)' },
-  formats: { type: 'string', default: 'npy,safetensors,index', description: 'comma-separated: npy, safetensors, index' },
+  formats: {
+    type: 'string',
+    default: 'npy,safetensors,index',
+    description: 'comma-separated: npy, safetensors, index',
+  },
 } as const satisfies FlagSet;
 
 export const SEARCH_FLAGS = {
@@ -124,7 +169,11 @@ export const SEARCH_FLAGS = {
 
 export const EVAL_FLAGS = {
   metric: { type: 'enum', options: ['top1', 'nnTop1', 'map10'], default: 'top1', description: 'what the chart plots' },
-  chart: { type: 'string', description: "chart path without extension (default <run-dir>/accuracy-vs-dim; 'none' skips it); writes .svg and .png" },
+  chart: {
+    type: 'string',
+    description:
+      "chart path without extension (default <run-dir>/accuracy-vs-dim; 'none' skips it); writes .svg and .png",
+  },
 } as const satisfies FlagSet;
 
 export const REPORT_FLAGS = {
@@ -159,7 +208,12 @@ export function cittyArgs(flags: FlagSet): ArgsDef {
     const description = `${spec.description}${spec.default === undefined ? '' : ` (default: ${String(spec.default)})`}`;
     if (spec.type === 'boolean') out[name] = { type: 'boolean', description };
     else if (spec.type === 'enum') out[name] = { type: 'enum', options: [...(spec.options ?? [])], description };
-    else out[name] = { type: 'string', description, ...(spec.valueHint === undefined ? {} : { valueHint: spec.valueHint }) };
+    else
+      out[name] = {
+        type: 'string',
+        description,
+        ...(spec.valueHint === undefined ? {} : { valueHint: spec.valueHint }),
+      };
     if (spec.alias !== undefined) out[name]!.alias = spec.alias;
   }
   return out;
@@ -196,7 +250,15 @@ function convert(name: string, spec: FlagSpec, value: unknown, where: 'flag' | s
           `${where}: field '${name}' must be ${KIND_TEXT[spec.type]}${spec.type === 'enum' ? ` ${spec.options?.join(', ')}` : ''}, got ${describe(value)}.`,
           `Fix the field '${name}' in ${where} or remove it.`,
         );
-  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : [v]);
+  const list = (v: unknown): unknown[] =>
+    Array.isArray(v)
+      ? v
+      : typeof v === 'string'
+        ? v
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '')
+        : [v];
   switch (spec.type) {
     case 'boolean':
       if (typeof value === 'boolean') return value;
@@ -204,7 +266,12 @@ function convert(name: string, spec: FlagSpec, value: unknown, where: 'flag' | s
       throw bad();
     case 'integer':
     case 'number': {
-      const n = typeof value === 'number' ? value : fromFlag && typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+      const n =
+        typeof value === 'number'
+          ? value
+          : fromFlag && typeof value === 'string' && value.trim() !== ''
+            ? Number(value)
+            : Number.NaN;
       if (!Number.isFinite(n) || (spec.type === 'integer' && !Number.isInteger(n))) throw bad();
       return n;
     }
@@ -212,7 +279,8 @@ function convert(name: string, spec: FlagSpec, value: unknown, where: 'flag' | s
     case 'numbers': {
       if (!Array.isArray(value) && typeof value !== 'string') throw bad();
       const items = list(value).map((v) => (typeof v === 'string' ? Number(v) : v));
-      const ok = (v: unknown): boolean => typeof v === 'number' && (spec.type === 'integers' ? Number.isInteger(v) : Number.isFinite(v));
+      const ok = (v: unknown): boolean =>
+        typeof v === 'number' && (spec.type === 'integers' ? Number.isInteger(v) : Number.isFinite(v));
       if (items.length === 0 || !items.every(ok)) throw bad();
       return items;
     }
@@ -268,16 +336,30 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
   try {
     text = await readFile(path, 'utf8');
   } catch (cause) {
-    throw new MrlError('missing-file', `cannot read the config file ${path}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}.`, 'Check the --config path.', { cause });
+    throw new MrlError(
+      'missing-file',
+      `cannot read the config file ${path}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}.`,
+      'Check the --config path.',
+      { cause },
+    );
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (cause) {
-    throw new MrlError('invalid-config', `${path} is not valid JSON: ${(cause as Error).message}.`, 'Fix the JSON syntax (double-quoted keys, no trailing commas).', { cause });
+    throw new MrlError(
+      'invalid-config',
+      `${path} is not valid JSON: ${(cause as Error).message}.`,
+      'Fix the JSON syntax (double-quoted keys, no trailing commas).',
+      { cause },
+    );
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new MrlError('invalid-config', `${path} must hold a JSON object of flag values, got ${describe(raw)}.`, 'Write it as { "epochs": 5, "dim": 64, ... }.');
+    throw new MrlError(
+      'invalid-config',
+      `${path} must hold a JSON object of flag values, got ${describe(raw)}.`,
+      'Write it as { "epochs": 5, "dim": 64, ... }.',
+    );
   }
   const out: Record<string, unknown> = {};
   const baseDir = dirname(path);
@@ -312,7 +394,11 @@ function checkUnknownFlags(flags: FlagSet, rawArgs: readonly string[], command: 
     const name = match[1]!;
     if (!known.has(name)) {
       const guess = nearest(name, [...known]);
-      throw new MrlError('invalid-argument', `unknown flag ${arg.split('=')[0]} for mrl-cli ${command}.`, `${guess === undefined ? '' : `Did you mean --${guess}? `}Run mrl-cli ${command} --help for its flags.`);
+      throw new MrlError(
+        'invalid-argument',
+        `unknown flag ${arg.split('=')[0]} for mrl-cli ${command}.`,
+        `${guess === undefined ? '' : `Did you mean --${guess}? `}Run mrl-cli ${command} --help for its flags.`,
+      );
     }
   }
 }
@@ -334,7 +420,8 @@ export async function resolveFlags<S extends FlagSet>(
     if (spec.default !== undefined) out[name] = spec.default;
     if (spec.type === 'paths') out[name] = [];
   }
-  for (const [name, value] of Object.entries(base)) if (name in flags && name !== 'config' && name !== 'resume') out[name] = value;
+  for (const [name, value] of Object.entries(base))
+    if (name in flags && name !== 'config' && name !== 'resume') out[name] = value;
   const configPath = typeof args.config === 'string' ? resolve(args.config) : undefined;
   if (configPath !== undefined) {
     const fromFile = await readConfigFile(configPath);
@@ -342,14 +429,19 @@ export async function resolveFlags<S extends FlagSet>(
       const spec = flags[name];
       if (spec === undefined) continue; // a field for another command
       // `format` and `dim` are shared names with per-command meaning: check them against this command.
-      out[name] = spec.type === 'enum' || spec.type !== ALL_FLAGS[name]?.type ? convert(name, spec, value, configPath, dirname(configPath)) : value;
+      out[name] =
+        spec.type === 'enum' || spec.type !== ALL_FLAGS[name]?.type
+          ? convert(name, spec, value, configPath, dirname(configPath))
+          : value;
     }
   }
   for (const [name, spec] of Object.entries(flags)) {
     const value = args[name];
     if (value === undefined || name === 'config') continue;
     if (spec.type === 'paths') {
-      const values = (Array.isArray(value) ? value : [value]).flatMap((v) => convert(name, spec, String(v), 'flag', process.cwd()) as string[]);
+      const values = (Array.isArray(value) ? value : [value]).flatMap(
+        (v) => convert(name, spec, String(v), 'flag', process.cwd()) as string[],
+      );
       out[name] = [...(out[name] as string[]), ...values];
     } else {
       out[name] = convert(name, spec, spec.type === 'boolean' ? value : String(value), 'flag', process.cwd());

@@ -2,12 +2,30 @@ import { defineCommand, runCommand, showUsage, type CommandDef } from 'citty';
 
 /** Subcommands, each loaded only when it runs (or its help is shown). */
 const COMMANDS: Record<string, { description: string; load: () => Promise<CommandDef> }> = {
-  fit: { description: 'train a Matryoshka model (and baselines) and write a run folder', load: () => import('./commands/fit.js').then((m) => m.fitCommand) },
-  eval: { description: 'per-dim table (text, JSON, CSV) and accuracy-vs-dim chart of a run', load: () => import('./commands/eval.js').then((m) => m.evalCommand) },
-  embed: { description: 'write embeddings of a data set (.npy, safetensors, search index)', load: () => import('./commands/embed.js').then((m) => m.embedCommand) },
-  search: { description: 'adaptive retrieval over an index: exact, shortlist/re-rank, funnel', load: () => import('./commands/search.js').then((m) => m.searchCommand) },
-  report: { description: 'Markdown report of one or more run folders', load: () => import('./commands/report.js').then((m) => m.reportCommand) },
-  models: { description: 'list registered encoders and objectives (with plug-ins)', load: () => import('./commands/models.js').then((m) => m.modelsCommand) },
+  fit: {
+    description: 'train a Matryoshka model (and baselines) and write a run folder',
+    load: () => import('./commands/fit.js').then((m) => m.fitCommand),
+  },
+  eval: {
+    description: 'per-dim table (text, JSON, CSV) and accuracy-vs-dim chart of a run',
+    load: () => import('./commands/eval.js').then((m) => m.evalCommand),
+  },
+  embed: {
+    description: 'write embeddings of a data set (.npy, safetensors, search index)',
+    load: () => import('./commands/embed.js').then((m) => m.embedCommand),
+  },
+  search: {
+    description: 'adaptive retrieval over an index: exact, shortlist/re-rank, funnel',
+    load: () => import('./commands/search.js').then((m) => m.searchCommand),
+  },
+  report: {
+    description: 'Markdown report of one or more run folders',
+    load: () => import('./commands/report.js').then((m) => m.reportCommand),
+  },
+  models: {
+    description: 'list registered encoders and objectives (with plug-ins)',
+    load: () => import('./commands/models.js').then((m) => m.modelsCommand),
+  },
 };
 
 const root = defineCommand({
@@ -17,7 +35,12 @@ const root = defineCommand({
     description:
       'Train, evaluate and deploy Matryoshka embeddings.\n\nExamples:\n  $ mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff\n  $ mrl-cli eval --run-dir runs/vision-mlp --format csv\n  $ mrl-cli embed --run-dir runs/vision-mlp --split train --dim 32\n  $ mrl-cli models --plugin ./my-encoder.js\n',
   },
-  subCommands: Object.fromEntries(Object.entries(COMMANDS).map(([name, c]) => [name, () => c.load().then((cmd) => ({ ...cmd, meta: { ...(cmd.meta as object), description: c.description } }))])),
+  subCommands: Object.fromEntries(
+    Object.entries(COMMANDS).map(([name, c]) => [
+      name,
+      () => c.load().then((cmd) => ({ ...cmd, meta: { ...(cmd.meta as object), description: c.description } })),
+    ]),
+  ),
 });
 
 // ANSI colour codes citty puts into its own messages.
@@ -29,7 +52,8 @@ interface MrlErrorLike {
   message: string;
   fix?: string;
 }
-const isMrlError = (e: unknown): e is MrlErrorLike => typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[Symbol.for('mrl/MrlError')] === true;
+const isMrlError = (e: unknown): e is MrlErrorLike =>
+  typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[Symbol.for('mrl/MrlError')] === true;
 
 /** Prints an error as one paragraph with its fix; the stack only with --debug. */
 export function reportError(error: unknown, debug: boolean, command?: string): void {
@@ -62,7 +86,11 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (!known) {
       const { MrlError } = await import('@mrl/core');
-      throw new MrlError('unknown-name', `unknown command '${name ?? argv[0]}'.`, `Commands: ${Object.keys(COMMANDS).join(', ')}; run mrl-cli --help.`);
+      throw new MrlError(
+        'unknown-name',
+        `unknown command '${name ?? argv[0]}'.`,
+        `Commands: ${Object.keys(COMMANDS).join(', ')}; run mrl-cli --help.`,
+      );
     }
     await runCommand(root, { rawArgs: argv });
   } catch (error) {

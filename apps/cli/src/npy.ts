@@ -28,7 +28,8 @@ export async function writeNpy(path: string, data: Float32Array | Int32Array, sh
 /** Reads a 2-D float32 or 1-D int32 `.npy` written by {@link encodeNpy} (or numpy, C order). */
 export function decodeNpy(bytes: Uint8Array, source: string): { data: Float32Array | Int32Array; shape: number[] } {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
-  if (bytes.length < 10 || !magic.every((b, i) => bytes[i] === b)) throw new Error(`${source} is not an .npy file (bad magic)`);
+  if (bytes.length < 10 || !magic.every((b, i) => bytes[i] === b))
+    throw new Error(`${source} is not an .npy file (bad magic)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const major = bytes[6]!;
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
@@ -36,10 +37,21 @@ export function decodeNpy(bytes: Uint8Array, source: string): { data: Float32Arr
   const header = Buffer.from(bytes.subarray(major === 1 ? 10 : 12, start)).toString('latin1');
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*True/.test(header);
-  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
-  if (fortran || (descr !== '<f4' && descr !== '<i4')) throw new Error(`${source}: only C-order <f4 and <i4 arrays are supported, got ${descr}${fortran ? ' (Fortran order)' : ''}`);
+  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(Number);
+  if (fortran || (descr !== '<f4' && descr !== '<i4'))
+    throw new Error(
+      `${source}: only C-order <f4 and <i4 arrays are supported, got ${descr}${fortran ? ' (Fortran order)' : ''}`,
+    );
   const count = shape.reduce((a, b) => a * b, 1);
-  if (bytes.length - start !== count * 4) throw new Error(`${source}: ${bytes.length - start} data bytes for shape (${shape.join(', ')}) (truncated?)`);
+  if (bytes.length - start !== count * 4)
+    throw new Error(`${source}: ${bytes.length - start} data bytes for shape (${shape.join(', ')}) (truncated?)`);
   const copy = new Uint8Array(bytes.subarray(start));
-  return { data: descr === '<f4' ? new Float32Array(copy.buffer, 0, count) : new Int32Array(copy.buffer, 0, count), shape };
+  return {
+    data: descr === '<f4' ? new Float32Array(copy.buffer, 0, count) : new Int32Array(copy.buffer, 0, count),
+    shape,
+  };
 }

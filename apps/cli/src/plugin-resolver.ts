@@ -25,7 +25,8 @@ export function initialize(data: { hostURL: string; pluginDirs: readonly string[
 export async function resolve(specifier: string, context: ResolveContext, next: NextResolve): Promise<{ url: string }> {
   const shared = SHARED.some((name) => specifier === name || specifier.startsWith(`${name}/`));
   const parent = context.parentURL;
-  const fromPlugin = parent !== undefined && !parent.includes('/node_modules/') && pluginDirs.some((dir) => parent.startsWith(dir));
+  const fromPlugin =
+    parent !== undefined && !parent.includes('/node_modules/') && pluginDirs.some((dir) => parent.startsWith(dir));
   if (shared && fromPlugin) return next(specifier, { ...context, parentURL: hostURL });
   return next(specifier, context);
 }

@@ -10,7 +10,10 @@ function formatDuration(ms: number): string {
  * Draws training progress: a bar redrawn in place on a terminal, a line every 10% otherwise,
  * or one JSON object per event with `json`.
  */
-export function createProgressReporter(stream: NodeJS.WriteStream, format: 'text' | 'json'): (event: TrainEvent, label: string) => void {
+export function createProgressReporter(
+  stream: NodeJS.WriteStream,
+  format: 'text' | 'json',
+): (event: TrainEvent, label: string) => void {
   const tty = stream.isTTY === true;
   let lastDecile = -1;
   return (event, label) => {
@@ -20,7 +23,8 @@ export function createProgressReporter(stream: NodeJS.WriteStream, format: 'text
     }
     if (event.type === 'start') {
       lastDecile = -1;
-      if (event.resumedFrom !== undefined) stream.write(`[${label}] resuming from ${event.resumedFrom} (step ${event.startStep})\n`);
+      if (event.resumedFrom !== undefined)
+        stream.write(`[${label}] resuming from ${event.resumedFrom} (step ${event.startStep})\n`);
       return;
     }
     if (event.type === 'step') {
@@ -43,6 +47,9 @@ export function createProgressReporter(stream: NodeJS.WriteStream, format: 'text
       }
       return;
     }
-    if (event.type === 'stopped') stream.write(`${tty ? '\n' : ''}[${label}] stopped at step ${event.step}; checkpoint written, continue with --resume\n`);
+    if (event.type === 'stopped')
+      stream.write(
+        `${tty ? '\n' : ''}[${label}] stopped at step ${event.step}; checkpoint written, continue with --resume\n`,
+      );
   };
 }

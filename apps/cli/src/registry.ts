@@ -1,7 +1,14 @@
 import { register } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { coreModule, ENCODER_REGISTRATION, MrlError, OBJECTIVE_REGISTRATION, type EncoderRegistration, type Modality } from '@mrl/core';
+import {
+  coreModule,
+  ENCODER_REGISTRATION,
+  MrlError,
+  OBJECTIVE_REGISTRATION,
+  type EncoderRegistration,
+  type Modality,
+} from '@mrl/core';
 import { visionModule } from '@mrl/vision';
 import { Container, type ContainerModule } from 'inversify';
 
@@ -20,7 +27,12 @@ export interface Registry {
 }
 
 function isContainerModule(value: unknown): value is ContainerModule {
-  return typeof value === 'object' && value !== null && typeof (value as { load?: unknown }).load === 'function' && typeof (value as { id?: unknown }).id === 'number';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { load?: unknown }).load === 'function' &&
+    typeof (value as { id?: unknown }).id === 'number'
+  );
 }
 
 /** A package's ContainerModule when its index exports one under `name` (text and align are being written). */
@@ -51,9 +63,19 @@ export async function loadPlugins(paths: readonly string[]): Promise<{ path: str
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
       if (code === 'ERR_MODULE_NOT_FOUND' && String((cause as Error).message).includes(path)) {
-        throw new MrlError('missing-file', `the plug-in ${path} does not exist.`, 'Check the --plugin path (relative paths start from the current folder, or from the config file for "plugins").', { cause });
+        throw new MrlError(
+          'missing-file',
+          `the plug-in ${path} does not exist.`,
+          'Check the --plugin path (relative paths start from the current folder, or from the config file for "plugins").',
+          { cause },
+        );
       }
-      throw new MrlError('invalid-config', `the plug-in ${path} failed to load: ${(cause as Error).message}`, 'Fix the error in the plug-in module; run with --debug for the stack.', { cause });
+      throw new MrlError(
+        'invalid-config',
+        `the plug-in ${path} failed to load: ${(cause as Error).message}`,
+        'Fix the error in the plug-in module; run with --debug for the stack.',
+        { cause },
+      );
     }
     const modules = Object.values(exports).filter(isContainerModule);
     const chosen = isContainerModule(exports.default) ? [exports.default] : modules;
@@ -92,7 +114,11 @@ export async function buildRegistry(pluginPaths: readonly string[]): Promise<Reg
   const encoders = getAll<EncoderRegistration>(ENCODER_REGISTRATION);
   for (const e of encoders) {
     if (typeof e?.name !== 'string' || typeof e.create !== 'function' || typeof e.defaults !== 'object') {
-      throw new MrlError('invalid-config', `an encoder registration has no name, defaults or create(): ${JSON.stringify(e)}.`, 'Bind objects of the EncoderRegistration shape (name, modality, description, defaults, create).');
+      throw new MrlError(
+        'invalid-config',
+        `an encoder registration has no name, defaults or create(): ${JSON.stringify(e)}.`,
+        'Bind objects of the EncoderRegistration shape (name, modality, description, defaults, create).',
+      );
     }
   }
   return { encoders, objectives: getAll<ObjectiveEntry>(OBJECTIVE_REGISTRATION), modules };
@@ -105,7 +131,11 @@ export function findEncoder(registry: Registry, name: string, modality: string):
   if (found !== undefined) return found;
   const other = registry.encoders.find((e) => e.name === name);
   if (other !== undefined) {
-    throw new MrlError('unknown-name', `model '${name}' is a ${other.modality} encoder, not ${modality}.`, `Use --modality ${other.modality}, or one of: ${forModality.map((e) => e.name).join(', ')}.`);
+    throw new MrlError(
+      'unknown-name',
+      `model '${name}' is a ${other.modality} encoder, not ${modality}.`,
+      `Use --modality ${other.modality}, or one of: ${forModality.map((e) => e.name).join(', ')}.`,
+    );
   }
   throw new MrlError(
     'unknown-name',

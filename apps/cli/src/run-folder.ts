@@ -21,7 +21,9 @@ export async function readJsonFile<T>(path: string, what: string, fix: string): 
   try {
     return JSON.parse(text) as T;
   } catch (cause) {
-    throw new MrlError('corrupt-file', `${what} ${path} is not valid JSON: ${(cause as Error).message}.`, fix, { cause });
+    throw new MrlError('corrupt-file', `${what} ${path} is not valid JSON: ${(cause as Error).message}.`, fix, {
+      cause,
+    });
   }
 }
 
@@ -32,13 +34,21 @@ export async function readRunConfig(runDir: string): Promise<RunConfig | undefin
   } catch {
     return undefined;
   }
-  return readJsonFile<RunConfig>(join(runDir, 'config.json'), 'the run config', 'Delete the run folder and train again with mrl-cli fit.');
+  return readJsonFile<RunConfig>(
+    join(runDir, 'config.json'),
+    'the run config',
+    'Delete the run folder and train again with mrl-cli fit.',
+  );
 }
 
 /** `--run-dir` is required for commands that read a run; the error says how to get one. */
 export function requireRunDir(runDir: string | undefined, command: string): string {
   if (runDir === undefined) {
-    throw new MrlError('invalid-argument', `mrl-cli ${command} needs --run-dir, the folder a fit wrote.`, `Run mrl-cli fit --run-dir runs/my-run first, then mrl-cli ${command} --run-dir runs/my-run.`);
+    throw new MrlError(
+      'invalid-argument',
+      `mrl-cli ${command} needs --run-dir, the folder a fit wrote.`,
+      `Run mrl-cli fit --run-dir runs/my-run first, then mrl-cli ${command} --run-dir runs/my-run.`,
+    );
   }
   return runDir;
 }

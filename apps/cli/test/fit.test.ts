@@ -15,12 +15,20 @@ describe('mrl-cli fit', () => {
     const run = join(dir, 'text');
     const r = await cli(['fit', '--modality', 'vision', '--model', 'mlp', ...TINY, '--run-dir', run]);
     expectOk(r);
-    expect(r.stdout).toMatch(/Fashion-MNIST, mlp, d=16, MRL \(test set\)\ndim\s+MRL top-1 %\s+MRL 1-NN %\s+MRL mAP@10\n/);
+    expect(r.stdout).toMatch(
+      /Fashion-MNIST, mlp, d=16, MRL \(test set\)\ndim\s+MRL top-1 %\s+MRL 1-NN %\s+MRL mAP@10\n/,
+    );
     expect(r.stdout).toMatch(/^\s+8\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
     expect(r.stdout).toContain(`metrics: ${join(run, 'metrics.json')}`);
     // Not a terminal: one progress line per 10%, with step, per-prefix loss, throughput and ETA.
     expect(r.stderr).toMatch(/\[mrl\] \S+ 4\/4 loss \d\.\d{4} \(8:\d\.\d{3} 16:\d\.\d{3}\) \d+ ex\/s ETA \d+s/);
-    for (const file of ['config.json', 'metrics.json', 'checkpoints/mrl/ckpt-00000004.safetensors', 'model/config.json', 'model/weights.safetensors']) {
+    for (const file of [
+      'config.json',
+      'metrics.json',
+      'checkpoints/mrl/ckpt-00000004.safetensors',
+      'model/config.json',
+      'model/weights.safetensors',
+    ]) {
       expect(existsSync(join(run, file)), file).toBe(true);
     }
     const config = JSON.parse(await readFile(join(run, 'config.json'), 'utf8'));
@@ -30,14 +38,47 @@ describe('mrl-cli fit', () => {
   });
 
   it('--kernels wasm trains on the kernels of the wasm backend', async () => {
-    const r = expectOk(await cli(['fit', '--modality', 'vision', '--model', 'mlp', ...TINY, '--kernels', 'wasm', '--run-dir', join(dir, 'wasm-kernels')]));
+    const r = expectOk(
+      await cli([
+        'fit',
+        '--modality',
+        'vision',
+        '--model',
+        'mlp',
+        ...TINY,
+        '--kernels',
+        'wasm',
+        '--run-dir',
+        join(dir, 'wasm-kernels'),
+      ]),
+    );
     expect(r.stderr).toMatch(/^backend: wasm \(.*on XNNPACK and mrl wasm kernels\)$/m);
     expect(r.stdout).toMatch(/^\s+16\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
   });
 
   it('trains a ResNet and a ViT on Fashion-MNIST and prints their per-dim tables', async () => {
     for (const model of ['resnet-small', 'vit-micro']) {
-      const r = expectOk(await cli(['fit', '--modality', 'vision', '--model', model, '--data', 'fashion-mnist', '--train-limit', '256', '--test-limit', '200', '--epochs', '1', '--dim', '16', '--run-dir', join(dir, model)]));
+      const r = expectOk(
+        await cli([
+          'fit',
+          '--modality',
+          'vision',
+          '--model',
+          model,
+          '--data',
+          'fashion-mnist',
+          '--train-limit',
+          '256',
+          '--test-limit',
+          '200',
+          '--epochs',
+          '1',
+          '--dim',
+          '16',
+          '--run-dir',
+          join(dir, model),
+        ]),
+      );
       expect(r.stdout).toContain(`Fashion-MNIST, ${model}, d=16, MRL (test set)`);
       expect(r.stdout).toMatch(/^\s+8\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
       expect(r.stdout).toMatch(/^\s+16\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
@@ -49,8 +90,24 @@ describe('mrl-cli fit', () => {
     const run = join(dir, 'reused');
     expectOk(await cli(['fit', ...TINY, '--run-dir', run, '--checkpoint-every', '1']));
     expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000004.safetensors'))).toBe(true);
-    const again = expectOk(await cli(['fit', '--train-limit', '256', '--test-limit', '500', '--epochs', '1', '--dim', '16', '--run-dir', run]));
-    expect(again.stderr).toContain(`starting fresh: removed the checkpoints of an earlier run in ${join(run, 'checkpoints')}`);
+    const again = expectOk(
+      await cli([
+        'fit',
+        '--train-limit',
+        '256',
+        '--test-limit',
+        '500',
+        '--epochs',
+        '1',
+        '--dim',
+        '16',
+        '--run-dir',
+        run,
+      ]),
+    );
+    expect(again.stderr).toContain(
+      `starting fresh: removed the checkpoints of an earlier run in ${join(run, 'checkpoints')}`,
+    );
     expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000004.safetensors'))).toBe(false);
     expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000002.safetensors'))).toBe(true);
   });
@@ -58,7 +115,11 @@ describe('mrl-cli fit', () => {
   it('--log-format json writes one JSON object per event', async () => {
     const r = await cli(['fit', ...TINY, '--log-format', 'json', '--run-dir', join(dir, 'json')]);
     expectOk(r);
-    const events = r.stderr.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const events = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
     const steps = events.filter((e) => e.type === 'step');
     expect(steps).toHaveLength(4);
     expect(steps[0]).toMatchObject({ model: 'mrl', step: 1, totalSteps: 4 });
@@ -71,18 +132,40 @@ describe('mrl-cli fit', () => {
   it('draws a progress bar redrawn in place on a pseudo-terminal', () => {
     // util-linux `script` gives the command a pty; its output is the terminal session.
     const command = `${process.execPath} ${BIN} fit ${TINY.join(' ')} --batch-size 64 --run-dir ${join(dir, 'pty')}`;
-    const r = spawnSync('script', ['-qfec', command, '/dev/null'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000 });
+    const r = spawnSync('script', ['-qfec', command, '/dev/null'], {
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1' },
+      timeout: 120_000,
+    });
     expect(r.status).toBe(0);
     const redraws = r.stdout.split('\r\x1b[2K').slice(1);
     expect(redraws.length).toBe(8);
-    expect(redraws[0]).toMatch(/^\[mrl\] █{3}░{21} 1\/8 loss \d\.\d{4} \(8:\d\.\d{3} 16:\d\.\d{3}\) \d+ ex\/s ETA \d+s/);
+    expect(redraws[0]).toMatch(
+      /^\[mrl\] █{3}░{21} 1\/8 loss \d\.\d{4} \(8:\d\.\d{3} 16:\d\.\d{3}\) \d+ ex\/s ETA \d+s/,
+    );
     expect(redraws[7]).toMatch(/^\[mrl\] █{24} 8\/8 loss/);
     expect(r.stdout).toContain('Fashion-MNIST, mlp, d=16, MRL (test set)');
   });
 
   it('Ctrl-C stops after writing a checkpoint, and --resume continues from it', async () => {
     const run = join(dir, 'interrupt');
-    const args = ['fit', '--train-limit', '2048', '--test-limit', '300', '--epochs', '1', '--dim', '16', '--batch-size', '16', '--checkpoint-every', '4', '--run-dir', run];
+    const args = [
+      'fit',
+      '--train-limit',
+      '2048',
+      '--test-limit',
+      '300',
+      '--epochs',
+      '1',
+      '--dim',
+      '16',
+      '--batch-size',
+      '16',
+      '--checkpoint-every',
+      '4',
+      '--run-dir',
+      run,
+    ];
     let sent = false;
     const r = await cli(args, {
       onStderr: (all, child) => {
@@ -104,7 +187,9 @@ describe('mrl-cli fit', () => {
     // --resume takes the saved flags from the run folder.
     const resumed = await cli(['fit', '--run-dir', run, '--resume']);
     expectOk(resumed);
-    expect(resumed.stderr).toContain(`[mrl] resuming from ${join(run, 'checkpoints', 'mrl', `ckpt-${String(step).padStart(8, '0')}.safetensors`)} (step ${step})`);
+    expect(resumed.stderr).toContain(
+      `[mrl] resuming from ${join(run, 'checkpoints', 'mrl', `ckpt-${String(step).padStart(8, '0')}.safetensors`)} (step ${step})`,
+    );
     expect(resumed.stderr).toContain('128/128');
     expect(resumed.stdout).toContain('Fashion-MNIST, mlp, d=16, MRL (test set)');
   });
@@ -112,7 +197,17 @@ describe('mrl-cli fit', () => {
   it('takes flags from --config and lets command-line flags override them', async () => {
     const config = join(dir, 'mrl.config.json');
     const run = join(dir, 'configured');
-    await writeFile(config, JSON.stringify({ dim: 32, epochs: 1, trainLimit: 256, 'test-limit': 200, 'run-dir': 'configured', head: 'shared' }));
+    await writeFile(
+      config,
+      JSON.stringify({
+        dim: 32,
+        epochs: 1,
+        trainLimit: 256,
+        'test-limit': 200,
+        'run-dir': 'configured',
+        head: 'shared',
+      }),
+    );
     const r = await cli(['fit', '--config', config, '--dim', '16']);
     expectOk(r);
     expect(r.stdout).toContain('Fashion-MNIST, mlp, d=16, MRL-E (test set)');

@@ -24,12 +24,15 @@ describe.concurrent('mrl-cli --help', () => {
   it('fit --help shows --modality as an enum and the training flags', async () => {
     const r = await cli(['fit', '--help']);
     expect(r.stdout).toContain('--modality=<vision|text|align>');
-    for (const flag of ['--resume', '--log-format=<text|json>', '--plugin', '--compare', '--train-limit']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--resume', '--log-format=<text|json>', '--plugin', '--compare', '--train-limit'])
+      expect(r.stdout).toContain(flag);
   });
 
   it('an unknown command is one error paragraph', async () => {
     const r = await cli(['train']);
     expect(r.code).toBe(1);
-    expect(expectOneParagraphError(r)).toBe("error: unknown command 'train'. Commands: fit, eval, embed, search, report, models; run mrl-cli --help.");
+    expect(expectOneParagraphError(r)).toBe(
+      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models; run mrl-cli --help.",
+    );
   });
 });

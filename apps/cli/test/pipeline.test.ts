@@ -26,7 +26,9 @@ describe('mrl-cli eval', () => {
   it('prints the per-dim table with the baseline and draws the chart as SVG and PNG', async () => {
     const r = await cli(['eval', '--run-dir', run]);
     expectOk(r);
-    expect(r.stdout).toMatch(/^fashion-mnist, mlp, MRL vs FF\ndim\s+MRL top-1 %\s+MRL 1-NN %\s+MRL mAP@10\s+FF top-1 %\s+FF 1-NN %\n/);
+    expect(r.stdout).toMatch(
+      /^fashion-mnist, mlp, MRL vs FF\ndim\s+MRL top-1 %\s+MRL 1-NN %\s+MRL mAP@10\s+FF top-1 %\s+FF 1-NN %\n/,
+    );
     expect(r.stdout).toMatch(/^\s+16(\s+\d+\.\d\d){2}\s+0\.\d{4}(\s+\d+\.\d\d){2}$/m);
     const svgMeta = await sharp(join(run, 'accuracy-vs-dim.svg')).metadata();
     expect([svgMeta.format, svgMeta.width, svgMeta.height]).toEqual(['svg', 720, 440]);
@@ -36,7 +38,10 @@ describe('mrl-cli eval', () => {
     expect(svg).toContain('>MRL</text>');
     expect(svg).toContain('>FF</text>');
     // Not a blank image: the lines are drawn in colour.
-    const { channels, data } = await sharp(join(run, 'accuracy-vs-dim.png')).raw().toBuffer({ resolveWithObject: true }).then((x) => ({ channels: x.info.channels, data: x.data }));
+    const { channels, data } = await sharp(join(run, 'accuracy-vs-dim.png'))
+      .raw()
+      .toBuffer({ resolveWithObject: true })
+      .then((x) => ({ channels: x.info.channels, data: x.data }));
     let red = 0;
     for (let i = 0; i < data.length; i += channels) if (data[i]! > 180 && data[i + 1]! < 80 && data[i + 2]! < 80) red++;
     expect(red).toBeGreaterThan(50);
@@ -48,7 +53,17 @@ describe('mrl-cli eval', () => {
     expect(parsed.rows.map((r: { dim: number }) => r.dim)).toEqual([8, 16]);
     expect(parsed.rows[1].mrl.top1).toBeGreaterThan(0.1);
     expect(parsed.rows[1].ff.dim).toBe(16);
-    const csv = await cli(['eval', '--run-dir', run, '--format', 'csv', '--chart', join(dir, 'nn'), '--metric', 'nnTop1']);
+    const csv = await cli([
+      'eval',
+      '--run-dir',
+      run,
+      '--format',
+      'csv',
+      '--chart',
+      join(dir, 'nn'),
+      '--metric',
+      'nnTop1',
+    ]);
     const lines = csv.stdout.trim().split('\n');
     expect(lines[0]).toBe('dim,mrl_top1,mrl_nnTop1,mrl_map10,ff_top1,ff_nnTop1,ff_map10');
     expect(lines.slice(1).map((l) => l.split(',').length)).toEqual([7, 7]);
@@ -77,12 +92,14 @@ x = np.frombuffer(body[b:t], dtype='<f4').reshape(e['shape'])
 lb, lt = h['labels']['data_offsets']; lab = np.frombuffer(body[lb:lt], dtype='<i4')
 ref = np.load('${out}.npy'); lref = np.load('${out}.labels.npy')
 print(e['dtype'], e['shape'], h['labels']['dtype'], h['__metadata__']['dim'], bool(np.array_equal(x, ref)), bool(np.array_equal(lab, lref)))`);
-    expect(st).toBe("F32 [300, 8] I32 8 True True");
+    expect(st).toBe('F32 [300, 8] I32 8 True True');
   });
 
   it('the 8-dim embedding is the renormalised prefix of the 16-dim one', async () => {
     const full = join(dir, 'emb', 'test16');
-    expectOk(await cli(['embed', '--run-dir', run, '--split', 'test', '--limit', '300', '--out', full, '--formats', 'npy']));
+    expectOk(
+      await cli(['embed', '--run-dir', run, '--split', 'test', '--limit', '300', '--out', full, '--formats', 'npy']),
+    );
     const check = python(`
 import numpy as np
 f = np.load('${full}.npy'); p = np.load('${join(dir, 'emb', 'test8')}.npy')
@@ -97,14 +114,36 @@ describe('mrl-cli search', () => {
     const train = join(dir, 'emb', 'train');
     expectOk(await cli(['embed', '--run-dir', run, '--split', 'train', '--limit', '2000', '--out', train]));
     expect(existsSync(`${train}.mrlidx`)).toBe(true);
-    const r = await cli(['search', '--index', `${train}.mrlidx`, '--queries', join(dir, 'emb', 'test16.npy'), '--k', '10', '--shortlist', '8:100', '--funnel', '8,16:50']);
+    const r = await cli([
+      'search',
+      '--index',
+      `${train}.mrlidx`,
+      '--queries',
+      join(dir, 'emb', 'test16.npy'),
+      '--k',
+      '10',
+      '--shortlist',
+      '8:100',
+      '--funnel',
+      '8,16:50',
+    ]);
     expectOk(r);
     expect(r.stdout).toContain('index train.mrlidx: 2000 vectors, d=16; 300 queries, k=10');
     expect(r.stdout).toMatch(/^\s+exact\s+16\s+\d+\s+1\.000x\s+1\.0000\s+0\.\d{4}/m);
     expect(r.stdout).toMatch(/^\s*shortlist\s+8\(100\) -> 16\s+\d+\s+0\.\d{3}x\s+[01]\.\d{4}/m);
     expect(r.stdout).toMatch(/^\s+funnel\s+8\(50\) -> 16\s+\d+\s+0\.\d{3}x/m);
     expect(r.stdout).toMatch(/^query 0 \(label \d\) \[funnel\]: (\d+\/\d:\d\.\d{3} ?){10}$/m);
-    const json = await cli(['search', '--index', join(dir, 'emb', 'test8.mrlidx'), '--queries', join(dir, 'emb', 'test8.safetensors'), '--k', '5', '--format', 'json']);
+    const json = await cli([
+      'search',
+      '--index',
+      join(dir, 'emb', 'test8.mrlidx'),
+      '--queries',
+      join(dir, 'emb', 'test8.safetensors'),
+      '--k',
+      '5',
+      '--format',
+      'json',
+    ]);
     expectOk(json);
     const parsed = JSON.parse(json.stdout);
     expect(parsed).toMatchObject({ size: 300, dim: 8, queries: 300, k: 5 });
@@ -115,11 +154,31 @@ describe('mrl-cli search', () => {
   });
 
   it('rejects a bad shortlist and a missing index with the fix', async () => {
-    const r = await cli(['search', '--index', join(dir, 'emb', 'train.mrlidx'), '--queries', join(dir, 'emb', 'test16.npy'), '--shortlist', '8:5', '--k', '10']);
+    const r = await cli([
+      'search',
+      '--index',
+      join(dir, 'emb', 'train.mrlidx'),
+      '--queries',
+      join(dir, 'emb', 'test16.npy'),
+      '--shortlist',
+      '8:5',
+      '--k',
+      '10',
+    ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('error: --shortlist keeps 5 candidates, fewer than --k 10. Keep at least 10, e.g. --shortlist 8:200.\n');
-    const missing = await cli(['search', '--index', join(dir, 'nothing.mrlidx'), '--queries', join(dir, 'emb', 'test16.npy')]);
-    expect(missing.stderr).toBe(`error: the index file ${join(dir, 'nothing.mrlidx')} does not exist. Write it with mrl-cli embed (it prints the paths it wrote).\n`);
+    expect(r.stderr).toBe(
+      'error: --shortlist keeps 5 candidates, fewer than --k 10. Keep at least 10, e.g. --shortlist 8:200.\n',
+    );
+    const missing = await cli([
+      'search',
+      '--index',
+      join(dir, 'nothing.mrlidx'),
+      '--queries',
+      join(dir, 'emb', 'test16.npy'),
+    ]);
+    expect(missing.stderr).toBe(
+      `error: the index file ${join(dir, 'nothing.mrlidx')} does not exist. Write it with mrl-cli embed (it prints the paths it wrote).\n`,
+    );
   });
 });
 

@@ -15,14 +15,19 @@ describe.concurrent('plug-in encoders through DI (examples/custom-encoder)', () 
     expect(plain.stdout).toMatch(/^\s+mlp\s+vision\s+64\s+/m);
     expect(plain.stdout).toMatch(/^\s+resnet-tiny\s+vision\s+32\s+/m);
     expect(plain.stdout).not.toContain('my-encoder');
-    expect(plain.stdout).toMatch(/^\s*classification-shared\s+any\s+softmax cross-entropy per nesting dim, one shared head/m);
+    expect(plain.stdout).toMatch(
+      /^\s*classification-shared\s+any\s+softmax cross-entropy per nesting dim, one shared head/m,
+    );
     const r = await cli(['models', '--plugin', 'examples/custom-encoder/my-encoder.js'], { cwd: REPO });
     expectOk(r);
     expect(r.stdout).toContain(`modules: core, vision`);
     expect(r.stdout).toContain(PLUGIN);
     expect(r.stdout).toMatch(/^\s+my-encoder\s+vision\s+32\s+example plug-in: tanh MLP/m);
     const json = JSON.parse((await cli(['models', '--plugin', PLUGIN, '--format', 'json'])).stdout);
-    expect(json.encoders.find((e: { name: string }) => e.name === 'my-encoder')).toMatchObject({ modality: 'vision', dim: 32 });
+    expect(json.encoders.find((e: { name: string }) => e.name === 'my-encoder')).toMatchObject({
+      modality: 'vision',
+      dim: 32,
+    });
   });
 
   it('fit --model my-encoder trains the plug-in; embed reloads it from the run folder', async () => {
@@ -48,7 +53,9 @@ describe.concurrent('plug-in encoders through DI (examples/custom-encoder)', () 
   it('a module without a ContainerModule, and a missing plug-in, are clear errors', async () => {
     const bad = join(dir, 'bad-plugin.js');
     await writeFile(bad, 'export const answer = 42;\n');
-    expect(expectOneParagraphError(await cli(['models', '--plugin', bad]))).toContain(`the plug-in ${bad} exports no inversify ContainerModule (exports: answer).`);
+    expect(expectOneParagraphError(await cli(['models', '--plugin', bad]))).toContain(
+      `the plug-in ${bad} exports no inversify ContainerModule (exports: answer).`,
+    );
     expect(expectOneParagraphError(await cli(['models', '--plugin', join(dir, 'nope.js')]))).toBe(
       `error: the plug-in ${join(dir, 'nope.js')} does not exist. Check the --plugin path (relative paths start from the current folder, or from the config file for "plugins").`,
     );

@@ -32,7 +32,12 @@ export async function readPairsJsonl(file: string): Promise<PairRecord[]> {
   try {
     await stat(path);
   } catch (cause) {
-    throw new MrlError('missing-file', `no pairs file at ${path}.`, 'Pass a JSONL file with one {"image": ..., "caption": ...} object per line.', { cause });
+    throw new MrlError(
+      'missing-file',
+      `no pairs file at ${path}.`,
+      'Pass a JSONL file with one {"image": ..., "caption": ...} object per line.',
+      { cause },
+    );
   }
   const base = dirname(path);
   const out: PairRecord[] = [];
@@ -44,14 +49,28 @@ export async function readPairsJsonl(file: string): Promise<PairRecord[]> {
     try {
       row = JSON.parse(line) as typeof row;
     } catch (cause) {
-      throw new MrlError('corrupt-file', `${path}:${lineNo} is not valid JSON: ${(cause as Error).message}.`, undefined, { cause });
+      throw new MrlError(
+        'corrupt-file',
+        `${path}:${lineNo} is not valid JSON: ${(cause as Error).message}.`,
+        undefined,
+        { cause },
+      );
     }
     if (typeof row.image !== 'string' || typeof row.caption !== 'string') {
-      throw new MrlError('corrupt-file', `${path}:${lineNo} needs string fields "image" and "caption".`, 'Write lines like {"image": "cat.png", "caption": "a cat on a mat"}.');
+      throw new MrlError(
+        'corrupt-file',
+        `${path}:${lineNo} needs string fields "image" and "caption".`,
+        'Write lines like {"image": "cat.png", "caption": "a cat on a mat"}.',
+      );
     }
     const image = resolve(base, row.image);
     await requireImage(image, `${path}:${lineNo}`);
-    out.push({ image, caption: row.caption, key: relative(base, image), ...(typeof row.label === 'string' ? { label: row.label } : {}) });
+    out.push({
+      image,
+      caption: row.caption,
+      key: relative(base, image),
+      ...(typeof row.label === 'string' ? { label: row.label } : {}),
+    });
   }
   return out;
 }
@@ -65,13 +84,18 @@ export async function readSidecarFolder(dir: string): Promise<PairRecord[]> {
   const root = resolve(dir);
   const files = await walk(root, false);
   const byStem = new Map<string, string>();
-  for (const f of files) if (IMAGE_EXTENSIONS.has(extname(f).toLowerCase())) byStem.set(f.slice(0, -extname(f).length), f);
+  for (const f of files)
+    if (IMAGE_EXTENSIONS.has(extname(f).toLowerCase())) byStem.set(f.slice(0, -extname(f).length), f);
   const out: PairRecord[] = [];
   for (const f of files.filter((x) => extname(x).toLowerCase() === '.txt').sort()) {
     const stem = f.slice(0, -4);
     const image = byStem.get(stem);
     if (image === undefined) {
-      throw new MrlError('missing-file', `caption ${f} has no image: expected ${stem}.png (or .jpg, .webp, .svg, ...).`, 'Add the image next to its caption, or remove the caption file.');
+      throw new MrlError(
+        'missing-file',
+        `caption ${f} has no image: expected ${stem}.png (or .jpg, .webp, .svg, ...).`,
+        'Add the image next to its caption, or remove the caption file.',
+      );
     }
     const caption = (await readFile(f, 'utf8')).trim();
     const rel = relative(root, image);
@@ -85,7 +109,12 @@ async function requireImage(path: string, where: string): Promise<void> {
   try {
     await stat(path);
   } catch (cause) {
-    throw new MrlError('missing-file', `image ${path} (referenced at ${where}) does not exist.`, 'Fix the path in the pairs file, or remove the line.', { cause });
+    throw new MrlError(
+      'missing-file',
+      `image ${path} (referenced at ${where}) does not exist.`,
+      'Fix the path in the pairs file, or remove the line.',
+      { cause },
+    );
   }
 }
 
@@ -103,7 +132,18 @@ async function walk(dir: string, followLinks: boolean): Promise<string[]> {
 export const OPENCLIPART_DEFAULT_DIR = '/usr/share/openclipart/svg';
 
 /** Subject keywords that say nothing about the drawing. */
-const GENERIC_KEYWORDS = new Set(['unsorted', 'clip art', 'clipart', 'image', 'media', 'svg', 'png', 'public domain', 'externalsource', 'openclipart']);
+const GENERIC_KEYWORDS = new Set([
+  'unsorted',
+  'clip art',
+  'clipart',
+  'image',
+  'media',
+  'svg',
+  'png',
+  'public domain',
+  'externalsource',
+  'openclipart',
+]);
 
 function decodeEntities(text: string): string {
   return text
@@ -137,24 +177,41 @@ export function svgCaption(svg: string): { title: string; keywords: string[] } {
  * the top-level folder (`animals`, `food`, ...). Symbolic links (the same drawing filed in a
  * sub-category) and drawings with neither title nor keywords are skipped.
  */
-export async function readOpenclipart(dir: string = OPENCLIPART_DEFAULT_DIR, options: { limit?: number } = {}): Promise<PairRecord[]> {
+export async function readOpenclipart(
+  dir: string = OPENCLIPART_DEFAULT_DIR,
+  options: { limit?: number } = {},
+): Promise<PairRecord[]> {
   const root = resolve(dir);
   try {
     await lstat(root);
   } catch (cause) {
-    throw new MrlError('missing-file', `no openclipart drawings at ${root}.`, 'Install them with `apt-get install openclipart-svg`, or pass the folder holding them.', { cause });
+    throw new MrlError(
+      'missing-file',
+      `no openclipart drawings at ${root}.`,
+      'Install them with `apt-get install openclipart-svg`, or pass the folder holding them.',
+      { cause },
+    );
   }
   const files = (await walk(root, false)).filter((f) => f.endsWith('.svg')).sort();
   const out: PairRecord[] = [];
   for (const file of files) {
     const { title, keywords } = svgCaption(await readFile(file, 'utf8'));
-    const caption = [title, keywords.join(' ')].filter((s) => s !== '').join(' ').replace(/[_\s]+/g, ' ').trim();
+    const caption = [title, keywords.join(' ')]
+      .filter((s) => s !== '')
+      .join(' ')
+      .replace(/[_\s]+/g, ' ')
+      .trim();
     if (caption === '') continue;
     const key = relative(root, file);
     out.push({ image: file, caption, label: key.split(sep)[0]!, key });
     if (options.limit !== undefined && out.length >= options.limit) break;
   }
-  if (out.length === 0) throw new MrlError('missing-file', `no captioned SVG drawings under ${root}.`, 'Install them with `apt-get install openclipart-svg`.');
+  if (out.length === 0)
+    throw new MrlError(
+      'missing-file',
+      `no captioned SVG drawings under ${root}.`,
+      'Install them with `apt-get install openclipart-svg`.',
+    );
   return out;
 }
 
@@ -172,8 +229,12 @@ export function pathHash(key: string): number {
  * A fixed held-out split: a pair is in the test set when the hash of its key falls in the
  * first `testFraction` of the 32-bit range, so adding or removing files never moves the others.
  */
-export function splitPairs<T extends { key: string }>(pairs: readonly T[], testFraction = 0.1): { train: T[]; test: T[] } {
-  if (!(testFraction > 0 && testFraction < 1)) throw new MrlError('invalid-argument', `testFraction must be in (0, 1), got ${testFraction}.`);
+export function splitPairs<T extends { key: string }>(
+  pairs: readonly T[],
+  testFraction = 0.1,
+): { train: T[]; test: T[] } {
+  if (!(testFraction > 0 && testFraction < 1))
+    throw new MrlError('invalid-argument', `testFraction must be in (0, 1), got ${testFraction}.`);
   const limit = testFraction * 2 ** 32;
   const train: T[] = [];
   const test: T[] = [];
@@ -217,8 +278,15 @@ export async function rasterise(path: string, size: number): Promise<Uint8Array>
     if (data.length !== size * size * 3) throw new Error(`decoded ${data.length} bytes, expected ${size * size * 3}`);
     return new Uint8Array(data.buffer, data.byteOffset, data.length);
   } catch (cause) {
-    const missing = (cause as NodeJS.ErrnoException).code === 'ENOENT' || /no such file|missing/i.test(String((cause as Error).message));
-    throw new MrlError(missing ? 'missing-file' : 'corrupt-file', missing ? `image ${path} does not exist.` : `image ${path} could not be decoded: ${(cause as Error).message}.`, undefined, { cause });
+    const missing =
+      (cause as NodeJS.ErrnoException).code === 'ENOENT' ||
+      /no such file|missing/i.test(String((cause as Error).message));
+    throw new MrlError(
+      missing ? 'missing-file' : 'corrupt-file',
+      missing ? `image ${path} does not exist.` : `image ${path} could not be decoded: ${(cause as Error).message}.`,
+      undefined,
+      { cause },
+    );
   }
 }
 
@@ -233,10 +301,18 @@ export async function rasterise(path: string, size: number): Promise<Uint8Array>
 export async function decodePairs(
   pairs: readonly PairRecord[],
   size: number,
-  options: { cacheFile?: string; concurrency?: number; strict?: boolean; onProgress?: (done: number, total: number) => void; onSkip?: (path: string, why: string) => void } = {},
+  options: {
+    cacheFile?: string;
+    concurrency?: number;
+    strict?: boolean;
+    onProgress?: (done: number, total: number) => void;
+    onSkip?: (path: string, why: string) => void;
+  } = {},
 ): Promise<PixelSet> {
   const stride = size * size * 3;
-  const digest = createHash('sha256').update(`${size}\n${pairs.map((p) => `${p.key}\t${p.image}`).join('\n')}`).digest('hex');
+  const digest = createHash('sha256')
+    .update(`${size}\n${pairs.map((p) => `${p.key}\t${p.image}`).join('\n')}`)
+    .digest('hex');
   if (options.cacheFile !== undefined) {
     try {
       const buffer = await readFile(options.cacheFile);
@@ -245,7 +321,12 @@ export async function decodePairs(
         const start = 68 + 4 * failedCount;
         if (buffer.length === start + pairs.length * stride) {
           const failed = Array.from({ length: failedCount }, (_, i) => buffer.readUInt32LE(68 + 4 * i));
-          return { pixels: new Uint8Array(buffer.buffer, buffer.byteOffset + start, pairs.length * stride), count: pairs.length, size, failed };
+          return {
+            pixels: new Uint8Array(buffer.buffer, buffer.byteOffset + start, pairs.length * stride),
+            count: pairs.length,
+            size,
+            failed,
+          };
         }
       }
     } catch {

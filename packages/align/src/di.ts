@@ -1,4 +1,13 @@
-import { coreModule, ENCODER_REGISTRATION, MrlError, type Encoder, type EncoderConfig, type EncoderRegistration, type Modality, type Random } from '@mrl/core';
+import {
+  coreModule,
+  ENCODER_REGISTRATION,
+  MrlError,
+  type Encoder,
+  type EncoderConfig,
+  type EncoderRegistration,
+  type Modality,
+  type Random,
+} from '@mrl/core';
 import { textModule, type TokenBatch } from '@mrl/text';
 import { visionModule } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
@@ -61,13 +70,20 @@ export function alignContainer(...extra: ContainerModule[]): Container {
 
 /** The registration named `name` for `modality`; an unknown name lists the known ones. */
 export function findRegistration(container: Container, name: string, modality: Modality): EncoderRegistration {
-  const all = container.isBound(ENCODER_REGISTRATION) ? container.getAll<EncoderRegistration>(ENCODER_REGISTRATION) : [];
+  const all = container.isBound(ENCODER_REGISTRATION)
+    ? container.getAll<EncoderRegistration>(ENCODER_REGISTRATION)
+    : [];
   const found = all.find((r) => r.name === name && r.modality === modality);
   if (found !== undefined) return found;
   throw new MrlError(
     'unknown-name',
     `unknown ${modality} encoder '${name}'.`,
-    `Known ${modality} encoders: ${all.filter((r) => r.modality === modality).map((r) => r.name).join(', ') || 'none'}.`,
+    `Known ${modality} encoders: ${
+      all
+        .filter((r) => r.modality === modality)
+        .map((r) => r.name)
+        .join(', ') || 'none'
+    }.`,
   );
 }
 
@@ -79,7 +95,11 @@ export function findRegistration(container: Container, name: string, modality: M
  * const dual = createDualEncoder({ vision: 'resnet-tiny', text: 'bert-tiny', embeddingDim: 64, textOverrides: { vocabSize: 2000 } }, createRandom(0));
  * ```
  */
-export function createDualEncoder(options: DualEncoderOptions, random: Random, container: Container = alignContainer()): DualEncoder {
+export function createDualEncoder(
+  options: DualEncoderOptions,
+  random: Random,
+  container: Container = alignContainer(),
+): DualEncoder {
   const visionReg = findRegistration(container, options.vision, 'vision');
   const textReg = findRegistration(container, options.text, 'text');
   const visionConfig = { ...visionReg.defaults, ...options.visionOverrides } as EncoderConfig;
@@ -99,7 +119,11 @@ export function createDualEncoder(options: DualEncoderOptions, random: Random, c
 export function alignModelOptions(name: string, changes: Partial<DualEncoderOptions> = {}): DualEncoderOptions {
   const entry = ALIGN_MODELS[name];
   if (entry === undefined) {
-    throw new MrlError('unknown-name', `unknown align model '${name}'.`, `Known align models: ${Object.keys(ALIGN_MODELS).join(', ')}.`);
+    throw new MrlError(
+      'unknown-name',
+      `unknown align model '${name}'.`,
+      `Known align models: ${Object.keys(ALIGN_MODELS).join(', ')}.`,
+    );
   }
   return {
     name,
@@ -125,7 +149,10 @@ export const alignModule = new ContainerModule((options) => {
       create: (config, random) => {
         const towers = new Container();
         towers.load(coreModule, visionModule, textModule);
-        const { visionOverrides, textOverrides } = config as { visionOverrides?: Record<string, unknown>; textOverrides?: Record<string, unknown> };
+        const { visionOverrides, textOverrides } = config as {
+          visionOverrides?: Record<string, unknown>;
+          textOverrides?: Record<string, unknown>;
+        };
         const changes: Partial<DualEncoderOptions> = { embeddingDim: config.embeddingDim };
         if (typeof config.vision === 'string') changes.vision = config.vision;
         if (typeof config.text === 'string') changes.text = config.text;

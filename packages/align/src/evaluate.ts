@@ -16,7 +16,8 @@ export interface RecallRow {
 
 /** The first m dims of every row, L2-normalised on their own (what a prefix embedding is). */
 export function normalisedPrefix(x: Embeddings, m: number): Float32Array {
-  if (!Number.isInteger(m) || m < 1 || m > x.dim) throw new MrlError('invalid-argument', `prefix ${m} is outside [1, ${x.dim}].`);
+  if (!Number.isInteger(m) || m < 1 || m > x.dim)
+    throw new MrlError('invalid-argument', `prefix ${m} is outside [1, ${x.dim}].`);
   const out = new Float32Array(x.rows * m);
   for (let r = 0; r < x.rows; r++) {
     let norm = 0;
@@ -45,8 +46,17 @@ function similarity(a: Float32Array, aRows: number, b: Float32Array, bRows: numb
  * Ties count against the query (a caption identical to the right one ranks above it), so the
  * numbers are a lower bound. Chance recall@k is k / N.
  */
-export function pairedRecall(images: Embeddings, texts: Embeddings, dims: readonly number[], ks: readonly number[] = [1, 5, 10]): RecallRow[] {
-  if (images.rows !== texts.rows) throw new MrlError('invalid-argument', `${images.rows} image but ${texts.rows} text embeddings; they must pair up.`);
+export function pairedRecall(
+  images: Embeddings,
+  texts: Embeddings,
+  dims: readonly number[],
+  ks: readonly number[] = [1, 5, 10],
+): RecallRow[] {
+  if (images.rows !== texts.rows)
+    throw new MrlError(
+      'invalid-argument',
+      `${images.rows} image but ${texts.rows} text embeddings; they must pair up.`,
+    );
   const n = images.rows;
   return dims.map((m) => {
     const sim = similarity(normalisedPrefix(images, m), n, normalisedPrefix(texts, m), n, m); // [N images, N texts]
@@ -61,7 +71,8 @@ export function pairedRecall(images: Embeddings, texts: Embeddings, dims: readon
       for (let j = 0; j < n; j++) if (j !== i && sim[j * n + i]! >= positive) above++;
       t2iRanks[i] = above;
     }
-    const recall = (ranks: Int32Array): Record<number, number> => Object.fromEntries(ks.map((k) => [k, ranks.reduce((s, r) => s + (r < k ? 1 : 0), 0) / Math.max(1, n)]));
+    const recall = (ranks: Int32Array): Record<number, number> =>
+      Object.fromEntries(ks.map((k) => [k, ranks.reduce((s, r) => s + (r < k ? 1 : 0), 0) / Math.max(1, n)]));
     return { dim: m, imageToText: recall(i2tRanks), textToImage: recall(t2iRanks) };
   });
 }
@@ -70,8 +81,14 @@ export function pairedRecall(images: Embeddings, texts: Embeddings, dims: readon
  * Zero-shot classification: each image gets the class whose prompt embedding is nearest (cosine,
  * per nesting dim). Returns top-1 accuracy per dim.
  */
-export function zeroShotAccuracy(images: Embeddings, labels: Int32Array, prompts: Embeddings, dims: readonly number[]): number[] {
-  if (labels.length !== images.rows) throw new MrlError('invalid-argument', `${labels.length} labels for ${images.rows} images.`);
+export function zeroShotAccuracy(
+  images: Embeddings,
+  labels: Int32Array,
+  prompts: Embeddings,
+  dims: readonly number[],
+): number[] {
+  if (labels.length !== images.rows)
+    throw new MrlError('invalid-argument', `${labels.length} labels for ${images.rows} images.`);
   return dims.map((m) => {
     const sim = similarity(normalisedPrefix(images, m), images.rows, normalisedPrefix(prompts, m), prompts.rows, m);
     let correct = 0;

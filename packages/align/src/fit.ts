@@ -16,9 +16,26 @@ import {
   type RunReport,
   type TrainerOptions,
 } from '@mrl/core';
-import { padRows, TextTokenizer, trainWordPiece, wordPieceTokenizerFiles, writeTokenizerFiles, type SpecialIds, type TokenBatch } from '@mrl/text';
+import {
+  padRows,
+  TextTokenizer,
+  trainWordPiece,
+  wordPieceTokenizerFiles,
+  writeTokenizerFiles,
+  type SpecialIds,
+  type TokenBatch,
+} from '@mrl/text';
 import * as tf from '@tensorflow/tfjs';
-import { decodePairs, dropFailed, readOpenclipart, readPairsJsonl, readSidecarFolder, splitPairs, type PairRecord, type PixelSet } from './data.js';
+import {
+  decodePairs,
+  dropFailed,
+  readOpenclipart,
+  readPairsJsonl,
+  readSidecarFolder,
+  splitPairs,
+  type PairRecord,
+  type PixelSet,
+} from './data.js';
 import { alignModelOptions, createDualEncoder } from './di.js';
 import { pairedRecall, zeroShotAccuracy, type Embeddings, type RecallRow } from './evaluate.js';
 import { ClipContrastiveObjective } from './loss.js';
@@ -91,13 +108,22 @@ interface Prepared {
 
 async function loadPairs(options: AlignFitOptions): Promise<{ name: string; pairs: PairRecord[] }> {
   const data = options.data ?? 'openclipart';
-  if (data === 'openclipart') return { name: 'openclipart', pairs: await readOpenclipart(options.dataDir, options.limit === undefined ? {} : { limit: options.limit }) };
+  if (data === 'openclipart')
+    return {
+      name: 'openclipart',
+      pairs: await readOpenclipart(options.dataDir, options.limit === undefined ? {} : { limit: options.limit }),
+    };
   const path = resolve(data);
   let isDir: boolean;
   try {
     isDir = (await stat(path)).isDirectory();
   } catch (cause) {
-    throw new MrlError('missing-file', `no pairs at ${path}.`, 'Pass --data openclipart, a .jsonl pairs file or a folder of images with sidecar .txt captions.', { cause });
+    throw new MrlError(
+      'missing-file',
+      `no pairs at ${path}.`,
+      'Pass --data openclipart, a .jsonl pairs file or a folder of images with sidecar .txt captions.',
+      { cause },
+    );
   }
   const pairs = isDir ? await readSidecarFolder(path) : await readPairsJsonl(path);
   return { name: basename(path), pairs: options.limit === undefined ? pairs : pairs.slice(0, options.limit) };
@@ -118,11 +144,19 @@ export function imageTensor(set: PixelSet, indices: ArrayLike<number>): tf.Tenso
 export function tokenTensor(rows: readonly (readonly number[])[], maxLength: number, special: SpecialIds): TokenBatch {
   const encoded = padRows(rows, maxLength, special);
   const shape: [number, number] = [encoded.batch, encoded.length];
-  return { ids: tf.tensor2d(encoded.ids, shape, 'int32'), attentionMask: tf.tensor2d(encoded.attentionMask, shape, 'int32') };
+  return {
+    ids: tf.tensor2d(encoded.ids, shape, 'int32'),
+    attentionMask: tf.tensor2d(encoded.attentionMask, shape, 'int32'),
+  };
 }
 
 /** Embeds every row of a split in eval mode, `batch` at a time. */
-async function embedAll(count: number, batch: number, dim: number, run: (indices: number[]) => tf.Tensor2D): Promise<Embeddings> {
+async function embedAll(
+  count: number,
+  batch: number,
+  dim: number,
+  run: (indices: number[]) => tf.Tensor2D,
+): Promise<Embeddings> {
   const data = new Float32Array(count * dim);
   for (let start = 0; start < count; start += batch) {
     const indices = Array.from({ length: Math.min(batch, count - start) }, (_, i) => start + i);
@@ -150,17 +184,41 @@ export async function evaluateAlign(
 ): Promise<Omit<AlignEvaluation, 'logitScale'>> {
   const batch = options.batchSize ?? 256;
   const d = encoder.embeddingDim;
-  const images = await embedAll(split.pixels.count, batch, d, (ix) => tf.tidy(() => encoder.encodeImages(imageTensor(split.pixels, ix), false)));
+  const images = await embedAll(split.pixels.count, batch, d, (ix) =>
+    tf.tidy(() => encoder.encodeImages(imageTensor(split.pixels, ix), false)),
+  );
   const texts = await embedAll(split.ids.length, batch, d, (ix) =>
-    tf.tidy(() => encoder.encodeTexts(tokenTensor(ix.map((i) => split.ids[i]!), options.maxLength, tokenizer.special), false)),
+    tf.tidy(() =>
+      encoder.encodeTexts(
+        tokenTensor(
+          ix.map((i) => split.ids[i]!),
+          options.maxLength,
+          tokenizer.special,
+        ),
+        false,
+      ),
+    ),
   );
   const recall = pairedRecall(images, texts, dims);
   const labelNames = [...new Set((split.labels ?? []).filter((l): l is string => l !== undefined))].sort();
   let zeroShot: number[] = [];
   if (labelNames.length > 1) {
     const template = options.promptTemplate ?? 'a drawing of a {label}';
-    const promptIds = labelNames.map((l) => tokenizer.encode(template.replaceAll('{label}', l.replace(/[_-]+/g, ' ')), false));
-    const prompts = await embedAll(promptIds.length, batch, d, (ix) => tf.tidy(() => encoder.encodeTexts(tokenTensor(ix.map((i) => promptIds[i]!), options.maxLength, tokenizer.special), false)));
+    const promptIds = labelNames.map((l) =>
+      tokenizer.encode(template.replaceAll('{label}', l.replace(/[_-]+/g, ' ')), false),
+    );
+    const prompts = await embedAll(promptIds.length, batch, d, (ix) =>
+      tf.tidy(() =>
+        encoder.encodeTexts(
+          tokenTensor(
+            ix.map((i) => promptIds[i]!),
+            options.maxLength,
+            tokenizer.special,
+          ),
+          false,
+        ),
+      ),
+    );
     const labelled = split.labels!.map((l, i) => ({ l, i })).filter((x) => x.l !== undefined);
     const subset: Embeddings = { data: new Float32Array(labelled.length * d), rows: labelled.length, dim: d };
     labelled.forEach((x, r) => subset.data.set(images.data.subarray(x.i * d, (x.i + 1) * d), r * d));
@@ -174,9 +232,15 @@ async function prepare(options: AlignFitOptions, context: RunContext): Promise<P
   const { name, pairs } = await loadPairs(options);
   const { train, test } = splitPairs(pairs, options.testFraction ?? 0.1);
   if (train.length < 2 || test.length < 2) {
-    throw new MrlError('invalid-argument', `${pairs.length} pairs give ${train.length} training and ${test.length} test pairs; both need at least 2.`, 'Use more pairs or change testFraction.');
+    throw new MrlError(
+      'invalid-argument',
+      `${pairs.length} pairs give ${train.length} training and ${test.length} test pairs; both need at least 2.`,
+      'Use more pairs or change testFraction.',
+    );
   }
-  context.log(`data: ${name}, ${train.length} training / ${test.length} test pairs (split by path hash) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  context.log(
+    `data: ${name}, ${train.length} training / ${test.length} test pairs (split by path hash) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   const size = options.imageSize ?? 24;
   const cacheDir = options.cacheDir ?? join(homedir(), '.cache', 'mrl', 'align');
   const decode = async (split: PairRecord[], which: string): Promise<PixelSet> => {
@@ -188,7 +252,9 @@ async function prepare(options: AlignFitOptions, context: RunContext): Promise<P
       },
       onSkip: (path, why) => context.log(`cannot decode ${path}: ${why}`),
     });
-    context.log(`${which} images: ${set.count} x ${size}x${size} RGB in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    context.log(
+      `${which} images: ${set.count} x ${size}x${size} RGB in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
     return set;
   };
   const trainSet = dropFailed(train, await decode(train, 'train'));
@@ -202,7 +268,9 @@ async function prepare(options: AlignFitOptions, context: RunContext): Promise<P
   );
   await writeTokenizerFiles(tokenizerDir, wordPieceTokenizerFiles(vocab));
   const tokenizer = await TextTokenizer.load(tokenizerDir);
-  context.log(`tokenizer: WordPiece, ${tokenizer.vocabSize} pieces trained on the training captions -> ${tokenizerDir}`);
+  context.log(
+    `tokenizer: WordPiece, ${tokenizer.vocabSize} pieces trained on the training captions -> ${tokenizerDir}`,
+  );
   const maxLength = options.maxLength ?? 24;
   const ids = (p: PairRecord): number[] => tokenizer.encode(p.caption, false).slice(0, maxLength - 2);
   return {
@@ -253,7 +321,8 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
   const batchSize = options.batchSize ?? 128;
   const imageSize = options.imageSize ?? 24;
 
-  const totalSteps = options.steps ?? Math.max(1, Math.round((options.epochs ?? 4) * Math.ceil(data.train.length / batchSize)));
+  const totalSteps =
+    options.steps ?? Math.max(1, Math.round((options.epochs ?? 4) * Math.ceil(data.train.length / batchSize)));
   const trainerFor = (label: string): TrainerOptions => ({
     ...(options.steps === undefined ? { epochs: options.epochs ?? 4 } : { steps: options.steps }),
     batchSize,
@@ -270,34 +339,67 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
     size: data.train.length,
     batch: (indices: Int32Array): AlignBatch => {
       const images = imageTensor(data.trainPixels, indices);
-      const tokens = tokenTensor(Array.from(indices, (i) => data.trainIds[i]!), maxLength, special);
-      return { images, tokens, size: indices.length, dispose: () => tf.dispose([images, tokens.ids, tokens.attentionMask]) };
+      const tokens = tokenTensor(
+        Array.from(indices, (i) => data.trainIds[i]!),
+        maxLength,
+        special,
+      );
+      return {
+        images,
+        tokens,
+        size: indices.length,
+        dispose: () => tf.dispose([images, tokens.ids, tokens.attentionMask]),
+      };
     },
   };
 
-  const runOne = async (label: string, trainDims: readonly number[], weights: readonly number[]): Promise<AlignEvaluation & { steps: number; seconds: number }> => {
+  const runOne = async (
+    label: string,
+    trainDims: readonly number[],
+    weights: readonly number[],
+  ): Promise<AlignEvaluation & { steps: number; seconds: number }> => {
     const encoder = createDualEncoder(
       {
         ...base,
-        textOverrides: { ...base.textOverrides, ...options.textOverrides, vocabSize: data.tokenizer.vocabSize, maxPositions: Math.max(maxLength, 32) },
+        textOverrides: {
+          ...base.textOverrides,
+          ...options.textOverrides,
+          vocabSize: data.tokenizer.vocabSize,
+          maxPositions: Math.max(maxLength, 32),
+        },
         visionOverrides: { ...base.visionOverrides, ...(base.vision.startsWith('vit') ? { imageSize } : {}) },
       },
       createRandom(context.seed, 4),
     );
     const objective = new ClipContrastiveObjective();
-    const matryoshka = new MatryoshkaLoss(objective, { embeddingDim: d, dims: trainDims, weights, ...(options.dimsPerStep === undefined ? {} : { dimsPerStep: options.dimsPerStep }) });
+    const matryoshka = new MatryoshkaLoss(objective, {
+      embeddingDim: d,
+      dims: trainDims,
+      weights,
+      ...(options.dimsPerStep === undefined ? {} : { dimsPerStep: options.dimsPerStep }),
+    });
     const model = new AlignModel(encoder, matryoshka);
     const params = [...model.variables().values()].reduce((s, v) => s + (v.trainable ? v.size : 0), 0);
-    context.log(`${label}: ${encoder.config.architecture}, ${(params / 1e6).toFixed(2)}M parameters, loss on dims ${trainDims.join(', ')}`);
+    context.log(
+      `${label}: ${encoder.config.architecture}, ${(params / 1e6).toFixed(2)}M parameters, loss on dims ${trainDims.join(', ')}`,
+    );
     const t0 = performance.now();
     const result = await new Trainer(model, source, trainerFor(label)).fit();
     const seconds = (performance.now() - t0) / 1000;
-    const evaluation = await evaluateAlign(encoder, { pixels: data.testPixels, ids: data.testIds, labels: data.test.map((p) => p.label) }, data.tokenizer, dims, {
-      maxLength,
-      ...(options.promptTemplate === undefined ? {} : { promptTemplate: options.promptTemplate }),
-    });
+    const evaluation = await evaluateAlign(
+      encoder,
+      { pixels: data.testPixels, ids: data.testIds, labels: data.test.map((p) => p.label) },
+      data.tokenizer,
+      dims,
+      {
+        maxLength,
+        ...(options.promptTemplate === undefined ? {} : { promptTemplate: options.promptTemplate }),
+      },
+    );
     const logitScale = await objective.scaleValue();
-    context.log(`${label}: ${result.steps} steps in ${seconds.toFixed(0)} s, final loss ${result.finalLoss.toFixed(3)}, logit scale ${logitScale.toFixed(1)}`);
+    context.log(
+      `${label}: ${result.steps} steps in ${seconds.toFixed(0)} s, final loss ${result.finalLoss.toFixed(3)}, logit scale ${logitScale.toFixed(1)}`,
+    );
     encoder.dispose();
     objective.dispose();
     return { ...evaluation, logitScale, steps: result.steps, seconds };
@@ -307,9 +409,16 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
   const full = options.compareFullDim === false ? undefined : await runOne(`full-${d}`, [d], [1]);
 
   const nTest = data.test.length;
-  const rows = dims.map((dim, j) => ({ dim, m: mrl.recall[j]!, f: full?.recall[j], zs: mrl.zeroShot[j], fzs: full?.zeroShot[j] }));
+  const rows = dims.map((dim, j) => ({
+    dim,
+    m: mrl.recall[j]!,
+    f: full?.recall[j],
+    zs: mrl.zeroShot[j],
+    fzs: full?.zeroShot[j],
+  }));
   type Row = (typeof rows)[number];
-  const r = (side: 'imageToText' | 'textToImage', k: number, pick: (row: Row) => RecallRow | undefined) => (row: Row) => percent(pick(row)?.[side][k]);
+  const r = (side: 'imageToText' | 'textToImage', k: number, pick: (row: Row) => RecallRow | undefined) => (row: Row) =>
+    percent(pick(row)?.[side][k]);
   const table = formatTable(rows, [
     { header: 'dim', value: (x) => String(x.dim) },
     { header: 'I->T R@1', value: r('imageToText', 1, (x) => x.m) },
@@ -329,11 +438,16 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
   ]);
   const counts = new Map<string, number>();
   for (const p of data.test) if (p.label !== undefined) counts.set(p.label, (counts.get(p.label) ?? 0) + 1);
-  const majority = counts.size > 0 ? Math.max(...counts.values()) / data.test.filter((p) => p.label !== undefined).length : undefined;
+  const majority =
+    counts.size > 0 ? Math.max(...counts.values()) / data.test.filter((p) => p.label !== undefined).length : undefined;
   const footer = [
     `MRL (left) vs the same model trained with the full-${d} loss only and truncated (right); recall in %, ties count against the query.`,
     `Chance: R@1 ${percent(1 / nTest)}, R@5 ${percent(5 / nTest)}, R@10 ${percent(10 / nTest)} (N_test = ${nTest}).`,
-    ...(majority === undefined ? [] : [`Zero-shot over ${counts.size} folders: uniform chance ${percent(1 / counts.size)}, majority class ${percent(majority)}.`]),
+    ...(majority === undefined
+      ? []
+      : [
+          `Zero-shot over ${counts.size} folders: uniform chance ${percent(1 / counts.size)}, majority class ${percent(majority)}.`,
+        ]),
   ].join('\n');
   const metrics = {
     model: modelName,
@@ -351,5 +465,9 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
     ...(full === undefined ? {} : { fullDim: full }),
   };
   await writeFileAtomically(join(context.runDir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
-  return { title: `${data.dataName}, ${base.vision} + ${base.text}, d=${d}, MRL contrastive (test split, ${nTest} pairs)`, table: `${table}\n\n${footer}`, metrics };
+  return {
+    title: `${data.dataName}, ${base.vision} + ${base.text}, d=${d}, MRL contrastive (test split, ${nTest} pairs)`,
+    table: `${table}\n\n${footer}`,
+    metrics,
+  };
 }

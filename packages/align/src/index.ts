@@ -7,7 +7,14 @@ export {
   symmetricCrossEntropy,
   type AlignTarget,
 } from './loss.js';
-export { AlignModel, DualEncoder, Projection, type AlignBatch, type AlignInput, type DualEncoderConfig } from './model.js';
+export {
+  AlignModel,
+  DualEncoder,
+  Projection,
+  type AlignBatch,
+  type AlignInput,
+  type DualEncoderConfig,
+} from './model.js';
 export {
   ALIGN_MODELS,
   alignContainer,
@@ -33,4 +40,11 @@ export {
   type PixelSet,
 } from './data.js';
 export { normalisedPrefix, pairedRecall, zeroShotAccuracy, type Embeddings, type RecallRow } from './evaluate.js';
-export { evaluateAlign, fitAlign, imageTensor, tokenTensor, type AlignEvaluation, type AlignFitOptions } from './fit.js';
+export {
+  evaluateAlign,
+  fitAlign,
+  imageTensor,
+  tokenTensor,
+  type AlignEvaluation,
+  type AlignFitOptions,
+} from './fit.js';

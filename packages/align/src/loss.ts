@@ -34,7 +34,10 @@ export function contrastiveLabels(n: number): tf.Tensor1D {
  * The symmetric cross-entropy of CLIP: the mean of image->text (rows of `logits`) and
  * text->image (columns) softmax cross-entropy against the diagonal.
  */
-export function symmetricCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): { total: tf.Scalar; imageToText: tf.Scalar; textToImage: tf.Scalar } {
+export function symmetricCrossEntropy(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+): { total: tf.Scalar; imageToText: tf.Scalar; textToImage: tf.Scalar } {
   const imageToText = softmaxCrossEntropy(logits, labels);
   const textToImage = tf.tidy(() => softmaxCrossEntropy(tf.transpose(logits), labels));
   const total = tf.tidy(() => tf.div(tf.add(imageToText, textToImage), 2) as tf.Scalar);
@@ -62,9 +65,14 @@ export class ClipContrastiveObjective implements PrefixObjective<AlignTarget> {
   constructor(options: { initScale?: number; maxScale?: number; learnTemperature?: boolean } = {}) {
     const init = options.initScale ?? INIT_LOGIT_SCALE;
     this.maxScale = options.maxScale ?? MAX_LOGIT_SCALE;
-    if (!(init > 0) || !Number.isFinite(init)) throw new MrlError('invalid-argument', `initScale must be a finite number > 0, got ${init}.`);
+    if (!(init > 0) || !Number.isFinite(init))
+      throw new MrlError('invalid-argument', `initScale must be a finite number > 0, got ${init}.`);
     if (!(this.maxScale >= init)) {
-      throw new MrlError('invalid-argument', `maxScale ${this.maxScale} is below initScale ${init}.`, 'The clamp must allow the initial logit scale; CLIP uses 100 and 1/0.07.');
+      throw new MrlError(
+        'invalid-argument',
+        `maxScale ${this.maxScale} is below initScale ${init}.`,
+        'The clamp must allow the initial logit scale; CLIP uses 100 and 1/0.07.',
+      );
     }
     this.logScale = tf.variable(tf.scalar(Math.log(init)), options.learnTemperature ?? true);
   }
@@ -84,11 +92,17 @@ export class ClipContrastiveObjective implements PrefixObjective<AlignTarget> {
   prefixLosses(images: tf.Tensor2D, dims: readonly number[], target: AlignTarget): tf.Scalar[] {
     const [n, width] = images.shape;
     if (target.texts.shape[0] !== n) {
-      throw new MrlError('invalid-argument', `got ${n} image embeddings but ${target.texts.shape[0]} text embeddings; they must pair up row by row.`);
+      throw new MrlError(
+        'invalid-argument',
+        `got ${n} image embeddings but ${target.texts.shape[0]} text embeddings; they must pair up row by row.`,
+      );
     }
     const largest = dims[dims.length - 1] ?? 0;
     if (target.texts.shape[1] < largest || width < largest) {
-      throw new MrlError('invalid-argument', `embeddings have ${width} (image) and ${target.texts.shape[1]} (text) dims; the largest nesting dim is ${largest}.`);
+      throw new MrlError(
+        'invalid-argument',
+        `embeddings have ${width} (image) and ${target.texts.shape[1]} (text) dims; the largest nesting dim is ${largest}.`,
+      );
     }
     const scale = this.scale();
     const labels = contrastiveLabels(n);

@@ -1,5 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import { MrlError, nextSeed, prefixVariables, type Encoder, type EncoderConfig, type MatryoshkaLoss, type Random, type TrainModel, type VariableMap } from '@mrl/core';
+import {
+  MrlError,
+  nextSeed,
+  prefixVariables,
+  type Encoder,
+  type EncoderConfig,
+  type MatryoshkaLoss,
+  type Random,
+  type TrainModel,
+  type VariableMap,
+} from '@mrl/core';
 import type { TokenBatch } from '@mrl/text';
 import type { AlignTarget } from './loss.js';
 
@@ -13,9 +23,15 @@ export class Projection {
     random: Random,
   ) {
     if (!Number.isInteger(inputDim) || inputDim < 1 || !Number.isInteger(outputDim) || outputDim < 1) {
-      throw new MrlError('invalid-argument', `projection sizes must be positive integers, got ${inputDim} -> ${outputDim}.`);
+      throw new MrlError(
+        'invalid-argument',
+        `projection sizes must be positive integers, got ${inputDim} -> ${outputDim}.`,
+      );
     }
-    this.weight = tf.variable(tf.randomNormal([inputDim, outputDim], 0, 1 / Math.sqrt(inputDim), 'float32', nextSeed(random)), true);
+    this.weight = tf.variable(
+      tf.randomNormal([inputDim, outputDim], 0, 1 / Math.sqrt(inputDim), 'float32', nextSeed(random)),
+      true,
+    );
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {
@@ -83,7 +99,12 @@ export class DualEncoder implements Encoder<AlignInput> {
   }
 
   variables(): VariableMap {
-    return prefixVariables({ vision: this.vision, text: this.text, image_projection: this.imageProjection, text_projection: this.textProjection });
+    return prefixVariables({
+      vision: this.vision,
+      text: this.text,
+      image_projection: this.imageProjection,
+      text_projection: this.textProjection,
+    });
   }
 
   dispose(): void {
@@ -109,7 +130,10 @@ export class AlignModel implements TrainModel<AlignBatch> {
     readonly matryoshka: MatryoshkaLoss<AlignTarget>,
   ) {
     if (encoder.embeddingDim < matryoshka.embeddingDim) {
-      throw new MrlError('invalid-config', `the dual encoder outputs ${encoder.embeddingDim} dims but the largest nesting dim is ${matryoshka.embeddingDim}.`);
+      throw new MrlError(
+        'invalid-config',
+        `the dual encoder outputs ${encoder.embeddingDim} dims but the largest nesting dim is ${matryoshka.embeddingDim}.`,
+      );
     }
   }
 

@@ -3,12 +3,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodePairs, dropFailed, pathHash, rasterise, readPairsJsonl, readSidecarFolder, splitPairs, svgCaption } from '../src/data.js';
+import {
+  decodePairs,
+  dropFailed,
+  pathHash,
+  rasterise,
+  readPairsJsonl,
+  readSidecarFolder,
+  splitPairs,
+  svgCaption,
+} from '../src/data.js';
 
 let dir: string;
 
 async function png(path: string, rgb: [number, number, number], width = 8, height = 8): Promise<void> {
-  await sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).png().toFile(path);
+  await sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
+    .png()
+    .toFile(path);
 }
 
 beforeAll(async () => {
@@ -16,8 +27,14 @@ beforeAll(async () => {
   await mkdir(join(dir, 'pairs'));
   await png(join(dir, 'pairs', 'red.png'), [255, 0, 0]);
   await png(join(dir, 'pairs', 'blue.png'), [0, 0, 255], 16, 8);
-  await writeFile(join(dir, 'pairs.jsonl'), `{"image": "pairs/red.png", "caption": "a red square", "label": "red"}\n\n{"image": "pairs/blue.png", "caption": "a blue box"}\n`);
-  await writeFile(join(dir, 'missing.jsonl'), `{"image": "pairs/red.png", "caption": "ok"}\n{"image": "pairs/green.png", "caption": "a green square"}\n`);
+  await writeFile(
+    join(dir, 'pairs.jsonl'),
+    `{"image": "pairs/red.png", "caption": "a red square", "label": "red"}\n\n{"image": "pairs/blue.png", "caption": "a blue box"}\n`,
+  );
+  await writeFile(
+    join(dir, 'missing.jsonl'),
+    `{"image": "pairs/red.png", "caption": "ok"}\n{"image": "pairs/green.png", "caption": "a green square"}\n`,
+  );
   await writeFile(join(dir, 'bad.jsonl'), `{"image": "pairs/red.png"}\n`);
   await mkdir(join(dir, 'side', 'animals'), { recursive: true });
   await mkdir(join(dir, 'side', 'food'), { recursive: true });
@@ -51,15 +68,21 @@ describe('readPairsJsonl', () => {
   });
 
   it('names a missing image and the line that references it', async () => {
-    await expect(readPairsJsonl(join(dir, 'missing.jsonl'))).rejects.toThrow(`image ${join(dir, 'pairs', 'green.png')} (referenced at ${join(dir, 'missing.jsonl')}:2) does not exist.`);
+    await expect(readPairsJsonl(join(dir, 'missing.jsonl'))).rejects.toThrow(
+      `image ${join(dir, 'pairs', 'green.png')} (referenced at ${join(dir, 'missing.jsonl')}:2) does not exist.`,
+    );
   });
 
   it('names a line without a caption', async () => {
-    await expect(readPairsJsonl(join(dir, 'bad.jsonl'))).rejects.toThrow(`${join(dir, 'bad.jsonl')}:1 needs string fields "image" and "caption".`);
+    await expect(readPairsJsonl(join(dir, 'bad.jsonl'))).rejects.toThrow(
+      `${join(dir, 'bad.jsonl')}:1 needs string fields "image" and "caption".`,
+    );
   });
 
   it('names a missing pairs file', async () => {
-    await expect(readPairsJsonl(join(dir, 'nope.jsonl'))).rejects.toThrow(`no pairs file at ${join(dir, 'nope.jsonl')}.`);
+    await expect(readPairsJsonl(join(dir, 'nope.jsonl'))).rejects.toThrow(
+      `no pairs file at ${join(dir, 'nope.jsonl')}.`,
+    );
   });
 });
 
@@ -73,7 +96,9 @@ describe('readSidecarFolder', () => {
   });
 
   it('names the missing image of a caption', async () => {
-    await expect(readSidecarFolder(join(dir, 'orphan'))).rejects.toThrow(`caption ${join(dir, 'orphan', 'dog.txt')} has no image: expected ${join(dir, 'orphan', 'dog')}.png`);
+    await expect(readSidecarFolder(join(dir, 'orphan'))).rejects.toThrow(
+      `caption ${join(dir, 'orphan', 'dog.txt')} has no image: expected ${join(dir, 'orphan', 'dog')}.png`,
+    );
   });
 });
 
@@ -91,7 +116,9 @@ describe('images', () => {
   });
 
   it('names a missing image', async () => {
-    await expect(rasterise(join(dir, 'pairs', 'none.png'), 4)).rejects.toThrow(`image ${join(dir, 'pairs', 'none.png')} does not exist.`);
+    await expect(rasterise(join(dir, 'pairs', 'none.png'), 4)).rejects.toThrow(
+      `image ${join(dir, 'pairs', 'none.png')} does not exist.`,
+    );
   });
 
   it('caches decoded pixels and lists undecodable images', async () => {
@@ -112,14 +139,19 @@ describe('images', () => {
     const kept = dropFailed(pairs, second);
     expect(kept.pairs.map((p) => p.key)).toEqual(['red']);
     expect(kept.pixels.count).toBe(1);
-    await expect(decodePairs(pairs, 2, { strict: true })).rejects.toThrow(`image ${join(dir, 'broken.png')} could not be decoded`);
+    await expect(decodePairs(pairs, 2, { strict: true })).rejects.toThrow(
+      `image ${join(dir, 'broken.png')} could not be decoded`,
+    );
   });
 });
 
 describe('openclipart metadata', () => {
   it('reads the drawing title and keywords, not the agents, dropping generic keywords', async () => {
     const { readFile } = await import('node:fs/promises');
-    expect(svgCaption(await readFile(join(dir, 'drawing.svg'), 'utf8'))).toEqual({ title: 'Fish & chips', keywords: ['food', 'fish'] });
+    expect(svgCaption(await readFile(join(dir, 'drawing.svg'), 'utf8'))).toEqual({
+      title: 'Fish & chips',
+      keywords: ['food', 'fish'],
+    });
   });
 });
 

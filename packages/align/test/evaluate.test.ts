@@ -8,8 +8,16 @@ describe('pairedRecall', () => {
   it('ranks each positive among all candidates, per prefix', () => {
     // On the first dim alone everything ties (all positive); on both dims image i matches text i
     // except image 2, whose nearest text is text 0.
-    const images = emb([[1, 1], [1, -1], [1, 0.9]]);
-    const texts = emb([[1, 1], [1, -1], [1, -0.2]]);
+    const images = emb([
+      [1, 1],
+      [1, -1],
+      [1, 0.9],
+    ]);
+    const texts = emb([
+      [1, 1],
+      [1, -1],
+      [1, -0.2],
+    ]);
     const [d1, d2] = pairedRecall(images, texts, [1, 2], [1, 2, 3]);
     // Ties count against the query: at dim 1 every positive has 2 equal competitors.
     expect(d1!.imageToText).toEqual({ 1: 0, 2: 0, 3: 1 });
@@ -25,14 +33,23 @@ describe('pairedRecall', () => {
   });
 
   it('rejects unpaired embeddings', () => {
-    expect(() => pairedRecall(emb([[1]]), emb([[1], [2]]), [1])).toThrow('1 image but 2 text embeddings; they must pair up.');
+    expect(() => pairedRecall(emb([[1]]), emb([[1], [2]]), [1])).toThrow(
+      '1 image but 2 text embeddings; they must pair up.',
+    );
   });
 });
 
 describe('zeroShotAccuracy', () => {
   it('picks the nearest prompt', () => {
-    const prompts = emb([[1, 0], [0, 1]]);
-    const images = emb([[2, 0.1], [0.1, 3], [1, 1.2]]);
+    const prompts = emb([
+      [1, 0],
+      [0, 1],
+    ]);
+    const images = emb([
+      [2, 0.1],
+      [0.1, 3],
+      [1, 1.2],
+    ]);
     expect(zeroShotAccuracy(images, Int32Array.from([0, 1, 0]), prompts, [2])).toEqual([2 / 3]);
   });
 });

@@ -1,13 +1,19 @@
 import { expect } from 'vitest';
 
 /** Element-wise |a - b| <= atol + rtol * |b| (tfjs `expectArraysClose`). */
-export function expectClose(actual: ArrayLike<number> | number, expected: ArrayLike<number> | number, atol = 1e-5, rtol = 1e-4): void {
+export function expectClose(
+  actual: ArrayLike<number> | number,
+  expected: ArrayLike<number> | number,
+  atol = 1e-5,
+  rtol = 1e-4,
+): void {
   const a = typeof actual === 'number' ? [actual] : Array.from(actual);
   const b = typeof expected === 'number' ? [expected] : Array.from(expected);
   expect(a.length).toBe(b.length);
   a.forEach((x, i) => {
     const y = b[i]!;
-    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) expect.fail(`element ${i}: ${x} vs expected ${y} (atol ${atol}, rtol ${rtol})`);
+    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y)))
+      expect.fail(`element ${i}: ${x} vs expected ${y} (atol ${atol}, rtol ${rtol})`);
   });
 }
 

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { MatryoshkaLoss, MrlError } from '@mrl/core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ClipContrastiveObjective, contrastiveLabels, contrastiveLogits, INIT_LOGIT_SCALE, MAX_LOGIT_SCALE } from '../src/loss.js';
+import {
+  ClipContrastiveObjective,
+  contrastiveLabels,
+  contrastiveLogits,
+  INIT_LOGIT_SCALE,
+  MAX_LOGIT_SCALE,
+} from '../src/loss.js';
 import { expectClose, seeded } from './helpers.js';
 
 beforeAll(async () => {
@@ -34,8 +40,15 @@ function randomMatrix(rows: number, cols: number, seed: number): number[][] {
   return Array.from({ length: rows }, () => Array.from({ length: cols }, () => r() * 2 - 1));
 }
 
-function lossesOf(objective: ClipContrastiveObjective, images: number[][], texts: number[][], dims: number[]): number[] {
-  return tf.tidy(() => objective.prefixLosses(tf.tensor2d(images), dims, { texts: tf.tensor2d(texts) }).map((l) => l.dataSync()[0]!));
+function lossesOf(
+  objective: ClipContrastiveObjective,
+  images: number[][],
+  texts: number[][],
+  dims: number[],
+): number[] {
+  return tf.tidy(() =>
+    objective.prefixLosses(tf.tensor2d(images), dims, { texts: tf.tensor2d(texts) }).map((l) => l.dataSync()[0]!),
+  );
 }
 
 describe('ClipContrastiveObjective', () => {
@@ -46,7 +59,12 @@ describe('ClipContrastiveObjective', () => {
   it('equals an independent plain-JS computation at every prefix', () => {
     const objective = new ClipContrastiveObjective();
     const got = lossesOf(objective, images, texts, dims);
-    expectClose(got, dims.map((m) => referenceLoss(images, texts, m, INIT_LOGIT_SCALE)), 1e-4, 1e-4);
+    expectClose(
+      got,
+      dims.map((m) => referenceLoss(images, texts, m, INIT_LOGIT_SCALE)),
+      1e-4,
+      1e-4,
+    );
     objective.dispose();
   });
 
@@ -71,7 +89,22 @@ describe('ClipContrastiveObjective', () => {
     // Pairs (e1, e1) and (e2, e2), scale 2: logits [[2, 0], [0, 2]]; each row's CE is
     // log(e^2 + 1) - 2 = 0.126928, the same for columns.
     const objective = new ClipContrastiveObjective({ initScale: 2 });
-    expectClose(lossesOf(objective, [[1, 0], [0, 1]], [[1, 0], [0, 1]], [2]), [Math.log(Math.exp(2) + 1) - 2], 1e-5);
+    expectClose(
+      lossesOf(
+        objective,
+        [
+          [1, 0],
+          [0, 1],
+        ],
+        [
+          [1, 0],
+          [0, 1],
+        ],
+        [2],
+      ),
+      [Math.log(Math.exp(2) + 1) - 2],
+      1e-5,
+    );
     objective.dispose();
   });
 
@@ -107,7 +140,10 @@ describe('ClipContrastiveObjective', () => {
     expect(await objective.scaleValue()).toBeCloseTo(MAX_LOGIT_SCALE, 3);
     const x = tf.tensor2d(images);
     const y = tf.tensor2d(texts);
-    const { grads } = tf.variableGrads(() => tf.addN(objective.prefixLosses(x, [8], { texts: y })) as tf.Scalar, [objective.logScale]);
+    const { grads } = tf.variableGrads(
+      () => tf.addN(objective.prefixLosses(x, [8], { texts: y })) as tf.Scalar,
+      [objective.logScale],
+    );
     expect(grads[objective.logScale.name]!.dataSync()[0]).toBe(0);
     expectClose(lossesOf(objective, images, texts, [8]), [referenceLoss(images, texts, 8, 100)], 1e-4, 1e-4);
     tf.dispose([x, y, grads[objective.logScale.name]!]);
@@ -121,7 +157,10 @@ describe('ClipContrastiveObjective', () => {
       const v = loss.compute(tf.tensor2d(images), { texts: tf.tensor2d(texts) });
       return { total: v.total.dataSync()[0]!, parts: Object.keys(v.parts) };
     });
-    const expected = [1, 0.5, 2].reduce((s, w, i) => s + w * referenceLoss(images, texts, dims[i]!, INIT_LOGIT_SCALE), 0);
+    const expected = [1, 0.5, 2].reduce(
+      (s, w, i) => s + w * referenceLoss(images, texts, dims[i]!, INIT_LOGIT_SCALE),
+      0,
+    );
     expectClose(value.total, expected, 1e-4, 1e-4);
     expect(value.parts).toEqual(['loss/2', 'loss/4', 'loss/8']);
     expect([...loss.variables().keys()]).toEqual(['logit_scale']);
@@ -139,13 +178,19 @@ describe('ClipContrastiveObjective', () => {
 
   it('rejects unpaired batches, naming both counts', () => {
     const objective = new ClipContrastiveObjective();
-    expect(() => lossesOf(objective, images, texts.slice(0, 5), [8])).toThrow('got 6 image embeddings but 5 text embeddings; they must pair up row by row.');
+    expect(() => lossesOf(objective, images, texts.slice(0, 5), [8])).toThrow(
+      'got 6 image embeddings but 5 text embeddings; they must pair up row by row.',
+    );
     objective.dispose();
   });
 
   it('rejects a clamp below the initial scale', () => {
     expect(() => new ClipContrastiveObjective({ initScale: 10, maxScale: 5 })).toThrow(MrlError);
-    expect(() => new ClipContrastiveObjective({ initScale: 10, maxScale: 5 })).toThrow('maxScale 5 is below initScale 10.');
-    expect(() => new ClipContrastiveObjective({ initScale: 0 })).toThrow('initScale must be a finite number > 0, got 0.');
+    expect(() => new ClipContrastiveObjective({ initScale: 10, maxScale: 5 })).toThrow(
+      'maxScale 5 is below initScale 10.',
+    );
+    expect(() => new ClipContrastiveObjective({ initScale: 0 })).toThrow(
+      'initScale must be a finite number > 0, got 0.',
+    );
   });
 });

@@ -2,7 +2,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, ENCODER_REGISTRATION, initBackend, MatryoshkaLoss, Trainer, type EncoderRegistration } from '@mrl/core';
+import {
+  createRandom,
+  ENCODER_REGISTRATION,
+  initBackend,
+  MatryoshkaLoss,
+  Trainer,
+  type EncoderRegistration,
+} from '@mrl/core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alignContainer, createDualEncoder, findRegistration } from '../src/di.js';
@@ -26,7 +33,10 @@ describe('DI', () => {
     const container = alignContainer();
     const all = container.getAll<EncoderRegistration>(ENCODER_REGISTRATION);
     expect(all.filter((r) => r.modality === 'align').map((r) => r.name)).toEqual(['align-tiny', 'align-vit-micro']);
-    const dual = findRegistration(container, 'align-tiny', 'align').create({ architecture: 'align-tiny', embeddingDim: 16, textOverrides: { vocabSize: 40 } }, createRandom(0));
+    const dual = findRegistration(container, 'align-tiny', 'align').create(
+      { architecture: 'align-tiny', embeddingDim: 16, textOverrides: { vocabSize: 40 } },
+      createRandom(0),
+    );
     expect(dual).toBeInstanceOf(DualEncoder);
     expect(dual.embeddingDim).toBe(16);
     expect(() => findRegistration(container, 'resnet-huge', 'vision')).toThrow("unknown vision encoder 'resnet-huge'.");
@@ -43,7 +53,15 @@ describe('AlignModel', () => {
         text: 'bert-tiny',
         embeddingDim: 16,
         visionOverrides: { embeddingDim: 16 },
-        textOverrides: { vocabSize: 40, embeddingDim: 32, numHeads: 2, numLayers: 1, intermediateSize: 64, maxPositions: 8, dropout: 0 },
+        textOverrides: {
+          vocabSize: 40,
+          embeddingDim: 32,
+          numHeads: 2,
+          numLayers: 1,
+          intermediateSize: 64,
+          maxPositions: 8,
+          dropout: 0,
+        },
       },
       createRandom(1),
     );
@@ -54,7 +72,7 @@ describe('AlignModel', () => {
     for (let i = 0; i < n; i++) {
       for (let y = 0; y < 8; y++) {
         for (let x = 0; x < 8; x++) {
-          const on = (y < 4) === (i % 2 === 0) && (x < 4) === (i % 4 < 2);
+          const on = y < 4 === (i % 2 === 0) && x < 4 === i % 4 < 2;
           for (let c = 0; c < 3; c++) pixels[((i * 8 + y) * 8 + x) * 3 + c] = on ? (c === i % 3 ? 1 : -0.5) : -1;
         }
       }
@@ -63,10 +81,22 @@ describe('AlignModel', () => {
       size: n,
       batch: (indices: Int32Array): AlignBatch => {
         const rows = Array.from(indices);
-        const images = tf.tensor4d(Float32Array.from(rows.flatMap((i) => Array.from(pixels.subarray(i * 192, (i + 1) * 192)))), [rows.length, 8, 8, 3]);
-        const ids = tf.tensor2d(rows.flatMap((i) => [2, 5 + i, 20 + (i % 4), 3]), [rows.length, 4], 'int32');
+        const images = tf.tensor4d(
+          Float32Array.from(rows.flatMap((i) => Array.from(pixels.subarray(i * 192, (i + 1) * 192)))),
+          [rows.length, 8, 8, 3],
+        );
+        const ids = tf.tensor2d(
+          rows.flatMap((i) => [2, 5 + i, 20 + (i % 4), 3]),
+          [rows.length, 4],
+          'int32',
+        );
         const attentionMask = tf.onesLike(ids) as tf.Tensor2D;
-        return { images, tokens: { ids, attentionMask }, size: rows.length, dispose: () => tf.dispose([images, ids, attentionMask]) };
+        return {
+          images,
+          tokens: { ids, attentionMask },
+          size: rows.length,
+          dispose: () => tf.dispose([images, ids, attentionMask]),
+        };
       },
     };
     const losses: number[] = [];
@@ -98,7 +128,12 @@ describe('AlignModel', () => {
 describe('fitAlign', () => {
   it('trains on a sidecar folder and prints recall per dim for both models', async () => {
     const data = join(dir, 'pairs');
-    const colours: Record<string, [number, number, number]> = { red: [230, 20, 20], green: [20, 200, 20], blue: [20, 20, 230], black: [0, 0, 0] };
+    const colours: Record<string, [number, number, number]> = {
+      red: [230, 20, 20],
+      green: [20, 200, 20],
+      blue: [20, 20, 230],
+      black: [0, 0, 0],
+    };
     const shapes = ['square', 'bar'];
     for (const [colour, rgb] of Object.entries(colours)) {
       await mkdir(join(data, colour), { recursive: true });
@@ -115,15 +150,35 @@ describe('fitAlign', () => {
     const lines: string[] = [];
     const runDir = join(dir, 'run');
     const report = await fitAlign(
-      { data, imageSize: 8, steps: 3, batchSize: 8, embeddingDim: 16, dims: [8, 16], testFraction: 0.25, vocabSize: 60, cacheDir: '', textOverrides: { embeddingDim: 32, intermediateSize: 64 } },
-      { runDir, seed: 0, resume: false, log: (l) => lines.push(l), onEvent: (e, label) => events.push(`${label}:${e.type}`) },
+      {
+        data,
+        imageSize: 8,
+        steps: 3,
+        batchSize: 8,
+        embeddingDim: 16,
+        dims: [8, 16],
+        testFraction: 0.25,
+        vocabSize: 60,
+        cacheDir: '',
+        textOverrides: { embeddingDim: 32, intermediateSize: 64 },
+      },
+      {
+        runDir,
+        seed: 0,
+        resume: false,
+        log: (l) => lines.push(l),
+        onEvent: (e, label) => events.push(`${label}:${e.type}`),
+      },
     );
     expect(events).toContain('mrl:done');
     expect(events).toContain('full-16:done');
     expect(report.table).toMatch(/I->T R@1 +R@5 +R@10 +T->I R@1/);
     expect(report.table).toMatch(/\n +8 /);
     expect(report.table).toContain('Zero-shot over 4 folders');
-    const metrics = JSON.parse(await readFile(join(runDir, 'metrics.json'), 'utf8')) as { dims: number[]; mrl: { recall: unknown[] } };
+    const metrics = JSON.parse(await readFile(join(runDir, 'metrics.json'), 'utf8')) as {
+      dims: number[];
+      mrl: { recall: unknown[] };
+    };
     expect(metrics.dims).toEqual([8, 16]);
     expect(metrics.mrl.recall).toHaveLength(2);
     expect(lines.some((l) => l.startsWith('data: pairs,'))).toBe(true);

@@ -51,10 +51,17 @@ async function startWebgpu(): Promise<string> {
   try {
     webgpu = (await importOptional('webgpu')) as typeof webgpu;
   } catch (cause) {
-    throw new MrlError('backend-unavailable', `the webgpu backend needs the npm package 'webgpu': ${(cause as Error).message}.`, 'Run pnpm install, or choose --backend wasm.', { cause });
+    throw new MrlError(
+      'backend-unavailable',
+      `the webgpu backend needs the npm package 'webgpu': ${(cause as Error).message}.`,
+      'Run pnpm install, or choose --backend wasm.',
+      { cause },
+    );
   }
   Object.assign(globalThis, webgpu.globals);
-  const gpu = webgpu.create([]) as { requestAdapter(): Promise<{ info?: { description?: string; vendor?: string } } | null> };
+  const gpu = webgpu.create([]) as {
+    requestAdapter(): Promise<{ info?: { description?: string; vendor?: string } } | null>;
+  };
   const adapter = await gpu.requestAdapter();
   if (adapter === null) {
     throw new MrlError(
@@ -66,7 +73,11 @@ async function startWebgpu(): Promise<string> {
   Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   await importOptional('@tensorflow/tfjs-backend-webgpu');
   if (!(await activate('webgpu'))) {
-    throw new MrlError('backend-unavailable', 'the TF.js webgpu backend did not start on this adapter.', 'Choose --backend wasm.');
+    throw new MrlError(
+      'backend-unavailable',
+      'the TF.js webgpu backend did not start on this adapter.',
+      'Choose --backend wasm.',
+    );
   }
   return adapter.info?.description ?? adapter.info?.vendor ?? 'WebGPU adapter';
 }
@@ -93,11 +104,19 @@ async function startTensorflow(): Promise<string> {
  */
 export async function initBackend(name: string = 'wasm', options: BackendOptions = {}): Promise<BackendInfo> {
   if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
-    throw new MrlError('backend-unavailable', `unknown backend '${name}'.`, `Choose one of: ${BACKEND_NAMES.join(', ')}.`);
+    throw new MrlError(
+      'backend-unavailable',
+      `unknown backend '${name}'.`,
+      `Choose one of: ${BACKEND_NAMES.join(', ')}.`,
+    );
   }
   const source = options.kernels ?? 'auto';
   if (!(KERNEL_SOURCES as readonly string[]).includes(source)) {
-    throw new MrlError('invalid-argument', `unknown kernel source '${source}'.`, `Choose one of: ${KERNEL_SOURCES.join(', ')}.`);
+    throw new MrlError(
+      'invalid-argument',
+      `unknown kernel source '${source}'.`,
+      `Choose one of: ${KERNEL_SOURCES.join(', ')}.`,
+    );
   }
   const backend = name as BackendName;
   // A second start of a device backend would open a second device beside the one TF.js holds
@@ -145,7 +164,10 @@ async function startBackend(backend: BackendName, source: KernelSource): Promise
       const native = chooseNative(source);
       registerWasmTrainingKernels(native === undefined ? {} : { native });
       const heavy = native === undefined ? 'XNNPACK and mrl wasm kernels' : native.detail;
-      return { name: backend, detail: `WebAssembly with mrl training kernels, 1 thread; products and convolutions on ${heavy}` };
+      return {
+        name: backend,
+        detail: `WebAssembly with mrl training kernels, 1 thread; products and convolutions on ${heavy}`,
+      };
     }
     case 'cpu':
       if (!(await activate('cpu'))) throw new MrlError('backend-unavailable', 'the cpu backend did not start.');

@@ -77,16 +77,29 @@ export interface LoadedCheckpoint {
  * Restores variables (and optimiser state) from a checkpoint file. Every model variable must be
  * present with its shape; a mismatch names the variable.
  */
-export async function loadCheckpoint(path: string, variables: VariableMap, optimizer?: Optimizer): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(
+  path: string,
+  variables: VariableMap,
+  optimizer?: Optimizer,
+): Promise<LoadedCheckpoint> {
   const { tensors, metadata } = await readSafetensors(path);
   if (metadata.format !== CHECKPOINT_FORMAT) {
-    throw new MrlError('corrupt-file', `${path} is not an mrl checkpoint (format '${metadata.format ?? 'none'}').`, 'Point to a ckpt-*.safetensors file written by mrl.');
+    throw new MrlError(
+      'corrupt-file',
+      `${path} is not an mrl checkpoint (format '${metadata.format ?? 'none'}').`,
+      'Point to a ckpt-*.safetensors file written by mrl.',
+    );
   }
-  assignVariables(variables, tensors, { source: path, prefix: 'param/', fix: 'The checkpoint belongs to a different model configuration.' });
+  assignVariables(variables, tensors, {
+    source: path,
+    prefix: 'param/',
+    fix: 'The checkpoint belongs to a different model configuration.',
+  });
   if (optimizer !== undefined) {
     const state = new Map<string, tf.Tensor>();
     for (const [name, t] of tensors) {
-      if (name.startsWith('optim/')) state.set(name.slice('optim/'.length), tf.tensor(t.data, t.shape, t.dtype === 'I32' ? 'int32' : 'float32'));
+      if (name.startsWith('optim/'))
+        state.set(name.slice('optim/'.length), tf.tensor(t.data, t.shape, t.dtype === 'I32' ? 'int32' : 'float32'));
     }
     optimizer.setState(state);
     for (const t of state.values()) t.dispose();

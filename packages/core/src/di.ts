@@ -52,13 +52,15 @@ export const coreModule = new ContainerModule((options) => {
     name: 'classification',
     modality: 'any',
     description: 'softmax cross-entropy per nesting dim, one linear head per dim (MRL)',
-    create: (config, random) => new ClassificationObjective(new SeparateHeads(config.embeddingDim, config.numClasses, config.dims, random)),
+    create: (config, random) =>
+      new ClassificationObjective(new SeparateHeads(config.embeddingDim, config.numClasses, config.dims, random)),
   });
   options.bind<ObjectiveRegistration>(OBJECTIVE_REGISTRATION).toConstantValue({
     name: 'classification-shared',
     modality: 'any',
     description: 'softmax cross-entropy per nesting dim, one shared head sliced to each prefix (MRL-E)',
-    create: (config, random) => new ClassificationObjective(new SharedHead(config.embeddingDim, config.numClasses, random)),
+    create: (config, random) =>
+      new ClassificationObjective(new SharedHead(config.embeddingDim, config.numClasses, random)),
   });
   options.bind<EncoderRegistration>(ENCODER_REGISTRATION).toConstantValue({
     name: 'mlp',

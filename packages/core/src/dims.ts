@@ -53,7 +53,11 @@ export function resolveNesting(options: NestingOptions): Nesting {
       throw new MrlError('invalid-argument', `embeddingDim must be a positive integer, got ${embeddingDim}.`);
     }
     if (dims.length === 0) {
-      throw new MrlError('invalid-argument', 'dims must list at least one nesting dim.', `Pass dims such as [8, 16, ${embeddingDim}] or leave them out for the default.`);
+      throw new MrlError(
+        'invalid-argument',
+        'dims must list at least one nesting dim.',
+        `Pass dims such as [8, 16, ${embeddingDim}] or leave them out for the default.`,
+      );
     }
     dims.forEach((m, i) => {
       if (!Number.isInteger(m) || m < 1 || m > embeddingDim) {

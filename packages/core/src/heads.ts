@@ -42,7 +42,10 @@ function checkHeadArgs(embeddingDim: number, numClasses: number): void {
 function checkDimsInHead(dims: readonly number[], embeddingDim: number): void {
   for (const m of dims) {
     if (m > embeddingDim) {
-      throw new MrlError('invalid-argument', `nesting dim ${m} is larger than the head's embedding size ${embeddingDim}.`);
+      throw new MrlError(
+        'invalid-argument',
+        `nesting dim ${m} is larger than the head's embedding size ${embeddingDim}.`,
+      );
     }
   }
 }
@@ -75,7 +78,10 @@ export class SeparateHeads implements PrefixHead {
       const w = this.#weights.get(m);
       const b = this.#biases.get(m);
       if (w === undefined || b === undefined) {
-        throw new MrlError('invalid-argument', `SeparateHeads has no head for dim ${m}; it was built for ${this.dims.join(', ')}.`);
+        throw new MrlError(
+          'invalid-argument',
+          `SeparateHeads has no head for dim ${m}; it was built for ${this.dims.join(', ')}.`,
+        );
       }
       return tf.tidy(() => tf.add(tf.matMul(tf.slice(embedding, [0, 0], [-1, m]), w), b) as tf.Tensor2D);
     });
@@ -118,7 +124,11 @@ export class SharedHead implements PrefixHead {
    * (wasm on native kernels), see {@link prefixSoftmaxCrossEntropy}. Absent in the other forms,
    * which keep their own computation.
    */
-  readonly prefixSoftmaxCrossEntropy?: (embedding: tf.Tensor2D, dims: readonly number[], labels: tf.Tensor1D) => tf.Tensor1D;
+  readonly prefixSoftmaxCrossEntropy?: (
+    embedding: tf.Tensor2D,
+    dims: readonly number[],
+    labels: tf.Tensor1D,
+  ) => tf.Tensor1D;
 
   constructor(
     readonly embeddingDim: number,
@@ -148,7 +158,8 @@ export class SharedHead implements PrefixHead {
 
   stackedLogits(embedding: tf.Tensor2D, dims: readonly number[]): tf.Tensor3D {
     checkDimsInHead(dims, this.embeddingDim);
-    if (this.form === 'fused') return stackedPrefixLogits(embedding, this.weight as tf.Tensor2D, this.bias as tf.Tensor1D, dims);
+    if (this.form === 'fused')
+      return stackedPrefixLogits(embedding, this.weight as tf.Tensor2D, this.bias as tf.Tensor1D, dims);
     return tf.tidy(() => tf.stack(this.logits(embedding, dims)) as tf.Tensor3D);
   }
 

@@ -38,13 +38,39 @@ export {
   type SafetensorsContent,
   type SafetensorsDtype,
 } from './io/safetensors.js';
-export { checkpointPath, listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointInfo, type LoadedCheckpoint } from './checkpoint.js';
-export { Trainer, type BatchSource, type DisposableBatch, type FitResult, type TrainerOptions, type TrainEvent } from './trainer.js';
+export {
+  checkpointPath,
+  listCheckpoints,
+  loadCheckpoint,
+  saveCheckpoint,
+  type CheckpointInfo,
+  type LoadedCheckpoint,
+} from './checkpoint.js';
+export {
+  Trainer,
+  type BatchSource,
+  type DisposableBatch,
+  type FitResult,
+  type TrainerOptions,
+  type TrainEvent,
+} from './trainer.js';
 export { embedDataset, prefixOf, type EmbeddingMatrix } from './evaluate/embeddings.js';
 export { headTop1, retrievalMetrics, type RetrievalMetrics, type RetrievalOptions } from './evaluate/metrics.js';
 export { formatTable, percent, type Column } from './evaluate/table.js';
-export { BACKEND_NAMES, KERNEL_SOURCES, initBackend, type BackendInfo, type BackendName, type BackendOptions, type KernelSource } from './backend.js';
-export { loadOnnxRuntimeKernels, type NativeKernels, type OnnxRuntimeKernelOptions } from './kernels/native/onnxruntime.js';
+export {
+  BACKEND_NAMES,
+  KERNEL_SOURCES,
+  initBackend,
+  type BackendInfo,
+  type BackendName,
+  type BackendOptions,
+  type KernelSource,
+} from './backend.js';
+export {
+  loadOnnxRuntimeKernels,
+  type NativeKernels,
+  type OnnxRuntimeKernelOptions,
+} from './kernels/native/onnxruntime.js';
 export {
   concatBytes,
   initializer,
@@ -74,7 +100,14 @@ export {
   headOf,
   type ArrayDataset,
 } from './experiments/array-dataset.js';
-export { embedArrays, evaluateClassifier, trainClassifier, type ClassifierRun, type DimRow, type HeadKind } from './experiments/classification.js';
+export {
+  embedArrays,
+  evaluateClassifier,
+  trainClassifier,
+  type ClassifierRun,
+  type DimRow,
+  type HeadKind,
+} from './experiments/classification.js';
 export {
   INDEX_FILE_MAGIC,
   INDEX_FILE_VERSION,

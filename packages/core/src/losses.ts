@@ -16,7 +16,9 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): t
     // customGrad's typing passes inputs and the save function through one rest parameter.
     // Native kernels where the backend has them (wasm with ONNX Runtime), tensor ops elsewhere.
     const backend = tf.getBackend();
-    const fused = tf.getKernel(SOFTMAX_CROSS_ENTROPY, backend) !== undefined && tf.getKernel(SOFTMAX_CROSS_ENTROPY_GRAD, backend) !== undefined;
+    const fused =
+      tf.getKernel(SOFTMAX_CROSS_ENTROPY, backend) !== undefined &&
+      tf.getKernel(SOFTMAX_CROSS_ENTROPY_GRAD, backend) !== undefined;
     // customGrad's typing passes inputs and the save function through one rest parameter.
     const loss = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
       const [value, probs] = fused
@@ -34,7 +36,13 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): t
         value: value!,
         gradFunc: (dy: tf.Tensor, [savedProbs, savedLabels]: tf.Tensor[]) =>
           fused
-            ? (tf.engine().runKernel(SOFTMAX_CROSS_ENTROPY_GRAD, { probs: savedProbs!, labels: savedLabels!, dy }, {}) as tf.Tensor)
+            ? (tf
+                .engine()
+                .runKernel(
+                  SOFTMAX_CROSS_ENTROPY_GRAD,
+                  { probs: savedProbs!, labels: savedLabels!, dy },
+                  {},
+                ) as tf.Tensor)
             : tf.mul(tf.sub(savedProbs!, tf.oneHot(savedLabels!, classes)), tf.div(dy, rows)),
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -80,7 +80,8 @@ export class MatryoshkaLoss<Target> {
     const weights = indices.map((i) => this.weights[i]!);
     const vector = this.objective.prefixLossVector?.(embedding, dims, target);
     if (vector !== undefined) this.checkCount(vector.shape[0], dims.length);
-    const losses = vector === undefined ? this.objective.prefixLosses(embedding, dims, target) : unstackFirst<tf.Scalar>(vector);
+    const losses =
+      vector === undefined ? this.objective.prefixLosses(embedding, dims, target) : unstackFirst<tf.Scalar>(vector);
     this.checkCount(losses.length, dims.length);
     const parts: Record<string, tf.Scalar> = {};
     dims.forEach((m, j) => {
@@ -100,7 +101,10 @@ export class MatryoshkaLoss<Target> {
 
   private checkCount(got: number, expected: number): void {
     if (got !== expected) {
-      throw new MrlError('invalid-argument', `objective '${this.objective.name}' returned ${got} losses for ${expected} dims.`);
+      throw new MrlError(
+        'invalid-argument',
+        `objective '${this.objective.name}' returned ${got} losses for ${expected} dims.`,
+      );
     }
   }
 }

@@ -48,11 +48,19 @@ export class MlpEncoder implements Encoder<tf.Tensor> {
     return tf.tidy(() => {
       let h = tf.reshape(input, [input.shape[0]!, -1]) as tf.Tensor2D; // [N, inputDim]
       if (h.shape[1] !== this.config.inputDim) {
-        throw new MrlError('invalid-argument', `mlp expects ${this.config.inputDim} input values per example, got ${h.shape[1]}.`);
+        throw new MrlError(
+          'invalid-argument',
+          `mlp expects ${this.config.inputDim} input values per example, got ${h.shape[1]}.`,
+        );
       }
       this.#layers.forEach(({ w, b }, i) => {
         const last = i === this.#layers.length - 1;
-        h = tf.fused.matMul({ a: h, b: w as tf.Tensor2D, bias: b, activation: last ? 'linear' : 'relu' }) as tf.Tensor2D;
+        h = tf.fused.matMul({
+          a: h,
+          b: w as tf.Tensor2D,
+          bias: b,
+          activation: last ? 'linear' : 'relu',
+        }) as tf.Tensor2D;
       });
       return h; // [N, d]
     });

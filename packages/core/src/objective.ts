@@ -50,9 +50,12 @@ export class ClassificationObjective implements PrefixObjective<ClassTarget> {
 
   prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: ClassTarget): tf.Scalar[] {
     // Callers run this under a tidy or a gradient tape, which frees the logits.
-    if (this.prefixLossVector !== undefined) return unstackFirst<tf.Scalar>(this.prefixLossVector(embedding, dims, target));
+    if (this.prefixLossVector !== undefined)
+      return unstackFirst<tf.Scalar>(this.prefixLossVector(embedding, dims, target));
     if (this.head.stackedLogits !== undefined) {
-      return unstackFirst<tf.Scalar>(stackedSoftmaxCrossEntropy(this.head.stackedLogits(embedding, dims), target.labels));
+      return unstackFirst<tf.Scalar>(
+        stackedSoftmaxCrossEntropy(this.head.stackedLogits(embedding, dims), target.labels),
+      );
     }
     return this.head.logits(embedding, dims).map((l) => softmaxCrossEntropy(l, target.labels));
   }

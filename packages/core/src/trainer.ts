@@ -108,12 +108,21 @@ export class Trainer<Batch extends DisposableBatch> {
       if (!(epochs > 0)) throw new MrlError('invalid-config', `epochs must be > 0, got ${epochs}.`);
       this.totalSteps = Math.max(1, Math.round(epochs * this.stepsPerEpoch));
     }
-    validateSchedule({ lr: options.optimizer.lr, warmupSteps: options.warmupSteps ?? 0, minLr: options.minLr ?? 0 }, this.totalSteps);
+    validateSchedule(
+      { lr: options.optimizer.lr, warmupSteps: options.warmupSteps ?? 0, minLr: options.minLr ?? 0 },
+      this.totalSteps,
+    );
     if (options.clipNorm !== undefined && !(options.clipNorm > 0)) {
       throw new MrlError('invalid-config', `clipNorm must be > 0, got ${options.clipNorm}.`);
     }
-    if (options.checkpoint !== undefined && !(Number.isInteger(options.checkpoint.every) && options.checkpoint.every >= 1)) {
-      throw new MrlError('invalid-config', `checkpoint.every must be a positive integer, got ${options.checkpoint.every}.`);
+    if (
+      options.checkpoint !== undefined &&
+      !(Number.isInteger(options.checkpoint.every) && options.checkpoint.every >= 1)
+    ) {
+      throw new MrlError(
+        'invalid-config',
+        `checkpoint.every must be a positive integer, got ${options.checkpoint.every}.`,
+      );
     }
     this.optimizer = createOptimizer(options.optimizer);
   }
@@ -153,7 +162,12 @@ export class Trainer<Batch extends DisposableBatch> {
       }
     }
     const startStep = step;
-    options.onEvent?.({ type: 'start', totalSteps: this.totalSteps, startStep: step, ...(resumedFrom === undefined ? {} : { resumedFrom }) });
+    options.onEvent?.({
+      type: 'start',
+      totalSteps: this.totalSteps,
+      startStep: step,
+      ...(resumedFrom === undefined ? {} : { resumedFrom }),
+    });
     const started = performance.now();
     let examplesSeen = 0;
     let finalLoss = Number.NaN;
@@ -173,12 +187,17 @@ export class Trainer<Batch extends DisposableBatch> {
       options.onEvent?.({ type: 'checkpoint', step: at, path });
     };
 
-    let pending: Promise<Batch> | null = step < this.totalSteps ? Promise.resolve(this.data.batch(this.indicesForStep(step))) : null;
+    let pending: Promise<Batch> | null =
+      step < this.totalSteps ? Promise.resolve(this.data.batch(this.indicesForStep(step))) : null;
     while (step < this.totalSteps && pending !== null) {
       const batch = await pending;
       // Ask for the next batch before computing this step, so asynchronous decoding overlaps it.
       pending = step + 1 < this.totalSteps ? Promise.resolve(this.data.batch(this.indicesForStep(step + 1))) : null;
-      const lr = learningRateAt(step, this.totalSteps, { lr: options.optimizer.lr, warmupSteps: options.warmupSteps ?? 0, minLr: options.minLr ?? 0 });
+      const lr = learningRateAt(step, this.totalSteps, {
+        lr: options.optimizer.lr,
+        warmupSteps: options.warmupSteps ?? 0,
+        minLr: options.minLr ?? 0,
+      });
       const random = createRandom(options.seed, 2, step);
       let partNames: string[] = [];
       let partsTensor: tf.Tensor | null = null;

@@ -28,8 +28,14 @@ describe('initBackend', () => {
 
   it('runs wasm products on ONNX Runtime by default and in wasm when asked, with equal results', async () => {
     const product = () => {
-      const a = tf.tensor2d(Array.from({ length: 40 }, (_, i) => Math.sin(i)), [8, 5]);
-      const b = tf.tensor2d(Array.from({ length: 15 }, (_, i) => Math.cos(i)), [5, 3]);
+      const a = tf.tensor2d(
+        Array.from({ length: 40 }, (_, i) => Math.sin(i)),
+        [8, 5],
+      );
+      const b = tf.tensor2d(
+        Array.from({ length: 15 }, (_, i) => Math.cos(i)),
+        [5, 3],
+      );
       const out = tf.matMul(a, b, false, false).dataSync().slice();
       tf.dispose([a, b]);
       return out;

@@ -102,7 +102,11 @@ describe('saveCheckpoint / listCheckpoints', () => {
     optimizer.apply(vars, grads, 0.1);
     // Rewriting the same step replaces the file in place.
     for (const step of [1, 2, 2, 3]) await saveCheckpoint({ dir, step, variables: vars, optimizer, keep: 5 });
-    expect((await readdir(dir)).sort()).toEqual(['ckpt-00000001.safetensors', 'ckpt-00000002.safetensors', 'ckpt-00000003.safetensors']);
+    expect((await readdir(dir)).sort()).toEqual([
+      'ckpt-00000001.safetensors',
+      'ckpt-00000002.safetensors',
+      'ckpt-00000003.safetensors',
+    ]);
     tf.dispose([...grads.values()]);
     optimizer.dispose();
     disposeAll(vars);
@@ -120,7 +124,15 @@ describe('saveCheckpoint / listCheckpoints', () => {
     expect(tf.memory().numTensors).toBe(before);
     const { tensors, metadata } = await readSafetensors(path);
     expect(metadata).toEqual({ run: 'abc', format: 'mrl-checkpoint/1', step: '7' });
-    expect([...tensors.keys()].sort()).toEqual(['optim/adamw/step', 'optim/dense/b/m', 'optim/dense/b/v', 'optim/dense/w/m', 'optim/dense/w/v', 'param/dense/b', 'param/dense/w']);
+    expect([...tensors.keys()].sort()).toEqual([
+      'optim/adamw/step',
+      'optim/dense/b/m',
+      'optim/dense/b/v',
+      'optim/dense/w/m',
+      'optim/dense/w/v',
+      'param/dense/b',
+      'param/dense/w',
+    ]);
     expect(Array.from(tensors.get('optim/adamw/step')!.data)).toEqual([1]);
     tf.dispose([...grads.values()]);
     optimizer.dispose();
@@ -180,7 +192,9 @@ describe('loadCheckpoint', () => {
   it('rejects a safetensors file that is not an mrl checkpoint', async () => {
     const dir = await freshDir();
     const path = join(dir, 'ckpt-00000001.safetensors');
-    await writeSafetensors(path, new Map([['param/dense/w', { shape: [2, 2], data: new Float32Array(4) }]]), { format: 'pt' });
+    await writeSafetensors(path, new Map([['param/dense/w', { shape: [2, 2], data: new Float32Array(4) }]]), {
+      format: 'pt',
+    });
     const vars = variables({ w: [1, 2, 3, 4], b: [5, 6] });
     const e = await rejection(loadCheckpoint(path, vars));
     expect(e.kind).toBe('corrupt-file');
@@ -189,7 +203,9 @@ describe('loadCheckpoint', () => {
 
     const bare = join(dir, 'bare.safetensors');
     await writeSafetensors(bare, new Map([['x', { shape: [1], data: new Float32Array(1) }]]));
-    expect((await rejection(loadCheckpoint(bare, vars))).message).toBe(`${bare} is not an mrl checkpoint (format 'none').`);
+    expect((await rejection(loadCheckpoint(bare, vars))).message).toBe(
+      `${bare} is not an mrl checkpoint (format 'none').`,
+    );
     disposeAll(vars);
   });
 });

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { Container } from 'inversify';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { coreModule, ENCODER_REGISTRATION, OBJECTIVE_REGISTRATION, type EncoderRegistration, type ObjectiveRegistration } from '../src/di.js';
+import {
+  coreModule,
+  ENCODER_REGISTRATION,
+  OBJECTIVE_REGISTRATION,
+  type EncoderRegistration,
+  type ObjectiveRegistration,
+} from '../src/di.js';
 import { createRandom } from '../src/rng.js';
 
 beforeAll(async () => {

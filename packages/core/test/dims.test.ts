@@ -24,25 +24,48 @@ describe('nesting dims', () => {
   });
 
   it('keeps valid explicit dims and weights', () => {
-    expect(resolveNesting({ embeddingDim: 12, dims: [3, 6, 12], weights: [1, 0.5, 2] })).toEqual({ dims: [3, 6, 12], weights: [1, 0.5, 2] });
+    expect(resolveNesting({ embeddingDim: 12, dims: [3, 6, 12], weights: [1, 0.5, 2] })).toEqual({
+      dims: [3, 6, 12],
+      weights: [1, 0.5, 2],
+    });
   });
 
   it('names each invalid value', () => {
     expect(messageOf(() => defaultNestingDims(0))).toBe('embeddingDim must be a positive integer, got 0.');
     expect(messageOf(() => defaultNestingDims(64, 6))).toBe('minDim must be a power of two >= 1, got 6.');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 1.5, dims: [1] }))).toBe('embeddingDim must be a positive integer, got 1.5.');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [] }))).toBe('dims must list at least one nesting dim.');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [8, 128] }))).toBe('dims[1] = 128 is not an integer in [1, 64] (the embedding size d).');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [0, 8] }))).toBe('dims[0] = 0 is not an integer in [1, 64] (the embedding size d).');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [8, 8.5] }))).toBe('dims[1] = 8.5 is not an integer in [1, 64] (the embedding size d).');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [8, 8, 64] }))).toBe('dims must be unique: 8 appears twice.');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [16, 8] }))).toBe('dims must be sorted ascending: 8 comes after 16.');
+    expect(messageOf(() => resolveNesting({ embeddingDim: 1.5, dims: [1] }))).toBe(
+      'embeddingDim must be a positive integer, got 1.5.',
+    );
+    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [] }))).toBe(
+      'dims must list at least one nesting dim.',
+    );
+    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [8, 128] }))).toBe(
+      'dims[1] = 128 is not an integer in [1, 64] (the embedding size d).',
+    );
+    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [0, 8] }))).toBe(
+      'dims[0] = 0 is not an integer in [1, 64] (the embedding size d).',
+    );
+    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [8, 8.5] }))).toBe(
+      'dims[1] = 8.5 is not an integer in [1, 64] (the embedding size d).',
+    );
+    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [8, 8, 64] }))).toBe(
+      'dims must be unique: 8 appears twice.',
+    );
+    expect(messageOf(() => resolveNesting({ embeddingDim: 64, dims: [16, 8] }))).toBe(
+      'dims must be sorted ascending: 8 comes after 16.',
+    );
     expect(messageOf(() => resolveNesting({ embeddingDim: 64, weights: [1, 1] }))).toBe(
       'weights has 2 entries but there are 4 nesting dims (8, 16, 32, 64).',
     );
-    expect(messageOf(() => resolveNesting({ embeddingDim: 16, weights: [1, -1] }))).toBe('weights[1] = -1 must be a finite number >= 0.');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 16, weights: [Number.NaN, 1] }))).toBe('weights[0] = NaN must be a finite number >= 0.');
-    expect(messageOf(() => resolveNesting({ embeddingDim: 16, weights: [0, 0] }))).toBe('weights are all 0: the loss would not train anything.');
+    expect(messageOf(() => resolveNesting({ embeddingDim: 16, weights: [1, -1] }))).toBe(
+      'weights[1] = -1 must be a finite number >= 0.',
+    );
+    expect(messageOf(() => resolveNesting({ embeddingDim: 16, weights: [Number.NaN, 1] }))).toBe(
+      'weights[0] = NaN must be a finite number >= 0.',
+    );
+    expect(messageOf(() => resolveNesting({ embeddingDim: 16, weights: [0, 0] }))).toBe(
+      'weights are all 0: the loss would not train anything.',
+    );
     expect(messageOf(() => sampleDimIndices(4, 0, Math.random))).toBe('dimsPerStep must be a positive integer, got 0.');
   });
 

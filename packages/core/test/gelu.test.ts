@@ -31,8 +31,16 @@ describe('gelu', () => {
           return [gelu(x).dataSync(), grads[0]!.dataSync()] as const;
         }),
       );
-      expectClose(values, Array.from(xs, (x) => reference(x).value), 1e-5);
-      expectClose(slopes, Array.from(xs, (x) => reference(x).slope), 1e-5);
+      expectClose(
+        values,
+        Array.from(xs, (x) => reference(x).value),
+        1e-5,
+      );
+      expectClose(
+        slopes,
+        Array.from(xs, (x) => reference(x).slope),
+        1e-5,
+      );
       expect(values[0]).toBeCloseTo(0, 6); // far left: 0, not NaN
       expect(values[3]).toBeCloseTo(9, 5); // far right: x
     });

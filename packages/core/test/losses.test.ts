@@ -36,7 +36,10 @@ describe('softmaxCrossEntropy', () => {
   const logits = randomArray(rows * classes, 3).map((v, i) => 8 * v + (i % classes === 0 ? 90 : 0));
   const labels = Int32Array.from({ length: rows }, (_, i) => (i * 5) % classes);
 
-  const settings = [['cpu', 'cpu', {}] as const, ...NATIVE_OPTIONS.map(([name, options]) => [`wasm (kernels: ${name})`, 'wasm', options] as const)];
+  const settings = [
+    ['cpu', 'cpu', {}] as const,
+    ...NATIVE_OPTIONS.map(([name, options]) => [`wasm (kernels: ${name})`, 'wasm', options] as const),
+  ];
   for (const [label, backend, options] of settings) {
     it(`matches a float64 computation, value and gradient, on ${label}`, async () => {
       await tf.setBackend('wasm');
@@ -48,12 +51,18 @@ describe('softmaxCrossEntropy', () => {
         tf.tidy(() => {
           const x = tf.tensor2d(logits, [rows, classes]);
           const y = tf.tensor1d(labels, 'int32');
-          const { value: v, grads } = tf.valueAndGrads((t: tf.Tensor) => tf.mul(softmaxCrossEntropy(t as tf.Tensor2D, y), 3))([x]);
+          const { value: v, grads } = tf.valueAndGrads((t: tf.Tensor) =>
+            tf.mul(softmaxCrossEntropy(t as tf.Tensor2D, y), 3),
+          )([x]);
           return [v.dataSync()[0]!, grads[0]!.dataSync()] as const;
         }),
       );
       expect(Math.abs(value - 3 * loss)).toBeLessThan(1e-4);
-      expectClose(gradient, grad.map((g) => 3 * g), 1e-6);
+      expectClose(
+        gradient,
+        grad.map((g) => 3 * g),
+        1e-6,
+      );
     });
   }
 
@@ -66,14 +75,18 @@ describe('softmaxCrossEntropy', () => {
     const { loss, grad } = reference(big, ids, wide);
     const before = tf.memory().numTensors;
     const [value, gradient] = tf.tidy(() => {
-      const { value: v, grads } = tf.valueAndGrads((t: tf.Tensor) => softmaxCrossEntropy(t as tf.Tensor2D, tf.tensor1d(ids, 'int32')))([tf.tensor2d(big, [3, wide])]);
+      const { value: v, grads } = tf.valueAndGrads((t: tf.Tensor) =>
+        softmaxCrossEntropy(t as tf.Tensor2D, tf.tensor1d(ids, 'int32')),
+      )([tf.tensor2d(big, [3, wide])]);
       return [v.dataSync()[0]!, grads[0]!.dataSync()] as const;
     });
     expect(tf.memory().numTensors).toBe(before);
     expect(Math.abs(value - loss)).toBeLessThan(1e-5);
     expectClose(gradient, grad, 1e-5);
     expect(() =>
-      tf.tidy(() => softmaxCrossEntropy(tf.tensor2d(big.subarray(0, 2 * wide), [2, wide]), tf.tensor1d([3, wide], 'int32'))),
+      tf.tidy(() =>
+        softmaxCrossEntropy(tf.tensor2d(big.subarray(0, 2 * wide), [2, wide]), tf.tensor1d([3, wide], 'int32')),
+      ),
     ).toThrow(`softmaxCrossEntropy: label ${wide} of row 1 is outside [0, ${wide}).`);
   });
 

@@ -24,7 +24,15 @@ interface Golden {
     grad_weights: number[][];
     grad_biases: number[][];
   };
-  shared: { losses: number[]; total: number; grad_z: number[]; weight: number[]; bias: number[]; grad_weight: number[]; grad_bias: number[] };
+  shared: {
+    losses: number[];
+    total: number;
+    grad_z: number[];
+    weight: number[];
+    bias: number[];
+    grad_weight: number[];
+    grad_bias: number[];
+  };
 }
 
 const golden = JSON.parse(readFileSync(new URL('./fixtures/golden_mrl.json', import.meta.url), 'utf8')) as Golden;
@@ -40,7 +48,17 @@ function expectAllClose(actual: ArrayLike<number>, expected: ArrayLike<number>, 
 }
 
 /** Cross-entropy of z[:, :m] @ W[:m] + b in plain float64 loops: an independent reference. */
-function referenceLoss(z: Float32Array, n: number, d: number, m: number, w: ArrayLike<number>, wRows: number, b: ArrayLike<number>, c: number, labels: number[]): number {
+function referenceLoss(
+  z: Float32Array,
+  n: number,
+  d: number,
+  m: number,
+  w: ArrayLike<number>,
+  wRows: number,
+  b: ArrayLike<number>,
+  c: number,
+  labels: number[],
+): number {
   let sum = 0;
   for (let i = 0; i < n; i++) {
     const logits = new Float64Array(c);
@@ -80,7 +98,17 @@ describe('MatryoshkaLoss', () => {
     let expectedTotal = 0;
     dims.forEach((m, j) => {
       const vars = head.variables();
-      const expected = referenceLoss(zData, n, d, m, vars.get(`w${m}`)!.dataSync(), m, vars.get(`b${m}`)!.dataSync(), c, labels);
+      const expected = referenceLoss(
+        zData,
+        n,
+        d,
+        m,
+        vars.get(`w${m}`)!.dataSync(),
+        m,
+        vars.get(`b${m}`)!.dataSync(),
+        c,
+        labels,
+      );
       expect(Math.abs(parts[`loss/${m}`]!.dataSync()[0]! - expected)).toBeLessThan(1e-5);
       expectedTotal += weights[j]! * expected;
     });
@@ -111,8 +139,14 @@ describe('MatryoshkaLoss', () => {
 
   it('running sums give the same prefix logits as per-prefix products', () => {
     const random = createRandom(9);
-    const z = tf.tensor2d(Float32Array.from({ length: 8 * 64 }, () => random() - 0.5), [8, 64]);
-    const w = tf.tensor2d(Float32Array.from({ length: 64 * 7 }, () => random() - 0.5), [64, 7]);
+    const z = tf.tensor2d(
+      Float32Array.from({ length: 8 * 64 }, () => random() - 0.5),
+      [8, 64],
+    );
+    const w = tf.tensor2d(
+      Float32Array.from({ length: 64 * 7 }, () => random() - 0.5),
+      [64, 7],
+    );
     const b = tf.tensor1d(Float32Array.from({ length: 7 }, () => random() - 0.5));
     const dims = [8, 16, 32, 64];
     const sliced = slicedPrefixLogits(z, w, b, dims);
@@ -129,12 +163,18 @@ describe('MatryoshkaLoss', () => {
       vars.get(`w${m}`)!.assign(tf.tensor2d(golden.separate.weights[j]!, [m, golden.classes]));
       vars.get(`b${m}`)!.assign(tf.tensor1d(golden.separate.biases[j]!));
     });
-    const loss = new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: golden.d, dims: golden.dims, weights: golden.weights });
+    const loss = new MatryoshkaLoss(new ClassificationObjective(head), {
+      embeddingDim: golden.d,
+      dims: golden.dims,
+      weights: golden.weights,
+    });
     const z = tf.tensor2d(golden.z, [golden.n, golden.d]);
     const labels = tf.tensor1d(golden.labels, 'int32');
     const { total, parts } = loss.compute(z, { labels });
     expect(Math.abs(total.dataSync()[0]! - golden.separate.total)).toBeLessThan(1e-5);
-    golden.dims.forEach((m, j) => expect(Math.abs(parts[`loss/${m}`]!.dataSync()[0]! - golden.separate.losses[j]!)).toBeLessThan(1e-5));
+    golden.dims.forEach((m, j) =>
+      expect(Math.abs(parts[`loss/${m}`]!.dataSync()[0]! - golden.separate.losses[j]!)).toBeLessThan(1e-5),
+    );
 
     const gradZ = tf.grad((x: tf.Tensor) => loss.compute(x as tf.Tensor2D, { labels }).total)(z);
     expectAllClose(gradZ.dataSync(), golden.separate.grad_z, 1e-5);
@@ -150,12 +190,18 @@ describe('MatryoshkaLoss', () => {
       const head = new SharedHead(golden.d, golden.classes, createRandom(0), form);
       head.weight.assign(tf.tensor2d(golden.shared.weight, [golden.d, golden.classes]));
       head.bias.assign(tf.tensor1d(golden.shared.bias));
-      const loss = new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: golden.d, dims: golden.dims, weights: golden.weights });
+      const loss = new MatryoshkaLoss(new ClassificationObjective(head), {
+        embeddingDim: golden.d,
+        dims: golden.dims,
+        weights: golden.weights,
+      });
       const z = tf.tensor2d(golden.z, [golden.n, golden.d]);
       const labels = tf.tensor1d(golden.labels, 'int32');
       const { total, parts } = loss.compute(z, { labels });
       expect(Math.abs(total.dataSync()[0]! - golden.shared.total)).toBeLessThan(1e-5);
-      golden.dims.forEach((m, j) => expect(Math.abs(parts[`loss/${m}`]!.dataSync()[0]! - golden.shared.losses[j]!)).toBeLessThan(1e-5));
+      golden.dims.forEach((m, j) =>
+        expect(Math.abs(parts[`loss/${m}`]!.dataSync()[0]! - golden.shared.losses[j]!)).toBeLessThan(1e-5),
+      );
       const gradZ = tf.grad((x: tf.Tensor) => loss.compute(x as tf.Tensor2D, { labels }).total)(z);
       expectAllClose(gradZ.dataSync(), golden.shared.grad_z, 1e-5);
       const { grads } = tf.variableGrads(() => loss.compute(z, { labels }).total, [head.weight, head.bias]);
@@ -164,27 +210,39 @@ describe('MatryoshkaLoss', () => {
     }
   });
 
-  it.each(['fused', 'sliced'] as const)('%s shared head: gradient with respect to the embedding matches central finite differences', (form) => {
-    const random = createRandom(11);
-    const n = 4;
-    const d = 8;
-    const head = new SharedHead(d, 3, random, form);
-    const loss = new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: d, dims: [2, 4, 8], weights: [1, 2, 3] });
-    const base = Float64Array.from({ length: n * d }, () => random() - 0.5);
-    const labels = tf.tensor1d([0, 1, 2, 1], 'int32');
-    const f = (values: ArrayLike<number>): number => tf.tidy(() => loss.compute(tf.tensor2d(Float32Array.from(values), [n, d]), { labels }).total.dataSync()[0]!);
-    const analytic = tf.grad((x: tf.Tensor) => loss.compute(x as tf.Tensor2D, { labels }).total)(tf.tensor2d(Float32Array.from(base), [n, d])).dataSync();
-    const eps = 1e-2;
-    expect(analytic.length).toBe(base.length);
-    for (let i = 0; i < base.length; i++) {
-      const plus = Float64Array.from(base);
-      const minus = Float64Array.from(base);
-      plus[i]! += eps;
-      minus[i]! -= eps;
-      const numeric = (f(plus) - f(minus)) / (2 * eps);
-      expect(Math.abs(analytic[i]! - numeric)).toBeLessThan(2e-3);
-    }
-  });
+  it.each(['fused', 'sliced'] as const)(
+    '%s shared head: gradient with respect to the embedding matches central finite differences',
+    (form) => {
+      const random = createRandom(11);
+      const n = 4;
+      const d = 8;
+      const head = new SharedHead(d, 3, random, form);
+      const loss = new MatryoshkaLoss(new ClassificationObjective(head), {
+        embeddingDim: d,
+        dims: [2, 4, 8],
+        weights: [1, 2, 3],
+      });
+      const base = Float64Array.from({ length: n * d }, () => random() - 0.5);
+      const labels = tf.tensor1d([0, 1, 2, 1], 'int32');
+      const f = (values: ArrayLike<number>): number =>
+        tf.tidy(() => loss.compute(tf.tensor2d(Float32Array.from(values), [n, d]), { labels }).total.dataSync()[0]!);
+      const analytic = tf
+        .grad((x: tf.Tensor) => loss.compute(x as tf.Tensor2D, { labels }).total)(
+          tf.tensor2d(Float32Array.from(base), [n, d]),
+        )
+        .dataSync();
+      const eps = 1e-2;
+      expect(analytic.length).toBe(base.length);
+      for (let i = 0; i < base.length; i++) {
+        const plus = Float64Array.from(base);
+        const minus = Float64Array.from(base);
+        plus[i]! += eps;
+        minus[i]! -= eps;
+        const numeric = (f(plus) - f(minus)) / (2 * eps);
+        expect(Math.abs(analytic[i]! - numeric)).toBeLessThan(2e-3);
+      }
+    },
+  );
 
   it('samples dimsPerStep dims per step, always keeping the full dim, reproducibly', () => {
     const head = new SharedHead(64, 3, createRandom(1));
@@ -205,7 +263,9 @@ describe('MatryoshkaLoss', () => {
   });
 
   it('rejects an embedding narrower than the largest nesting dim', () => {
-    const loss = new MatryoshkaLoss(new ClassificationObjective(new SharedHead(16, 3, createRandom(1))), { embeddingDim: 16 });
+    const loss = new MatryoshkaLoss(new ClassificationObjective(new SharedHead(16, 3, createRandom(1))), {
+      embeddingDim: 16,
+    });
     expect(() => loss.compute(tf.zeros([2, 8]) as tf.Tensor2D, { labels: tf.tensor1d([0, 1], 'int32') })).toThrow(
       'embedding has 8 dims but the largest nesting dim is 16.',
     );
@@ -213,7 +273,9 @@ describe('MatryoshkaLoss', () => {
 
   it('rejects a bad dimsPerStep', () => {
     const objective = new ClassificationObjective(new SharedHead(16, 3, createRandom(1)));
-    expect(() => new MatryoshkaLoss(objective, { embeddingDim: 16, dimsPerStep: 0 })).toThrow('dimsPerStep must be a positive integer, got 0.');
+    expect(() => new MatryoshkaLoss(objective, { embeddingDim: 16, dimsPerStep: 0 })).toThrow(
+      'dimsPerStep must be a positive integer, got 0.',
+    );
     try {
       new MatryoshkaLoss(objective, { embeddingDim: 16, dimsPerStep: 1.5 });
       expect.unreachable();
@@ -223,9 +285,13 @@ describe('MatryoshkaLoss', () => {
   });
 
   it('heads reject nesting dims beyond their embedding size', () => {
-    expect(() => new SeparateHeads(16, 3, [8, 32], createRandom(1))).toThrow("nesting dim 32 is larger than the head's embedding size 16.");
+    expect(() => new SeparateHeads(16, 3, [8, 32], createRandom(1))).toThrow(
+      "nesting dim 32 is larger than the head's embedding size 16.",
+    );
     const shared = new SharedHead(16, 3, createRandom(1));
-    expect(() => shared.logits(tf.zeros([1, 16]) as tf.Tensor2D, [32])).toThrow("nesting dim 32 is larger than the head's embedding size 16.");
+    expect(() => shared.logits(tf.zeros([1, 16]) as tf.Tensor2D, [32])).toThrow(
+      "nesting dim 32 is larger than the head's embedding size 16.",
+    );
     expect(() => new SharedHead(16, 1, createRandom(1))).toThrow('head numClasses must be an integer >= 2, got 1.');
     expect(() => new SharedHead(0, 3, createRandom(1))).toThrow('head embeddingDim must be a positive integer, got 0.');
   });
@@ -234,19 +300,36 @@ describe('MatryoshkaLoss', () => {
 describe('stackedPrefixLogits (fused shared head)', () => {
   it('running sums have the gradients of per-prefix products, in both weight layouts and with dims short of d', () => {
     const random = createRandom(10);
-    const z = tf.tensor2d(Float32Array.from({ length: 5 * 24 }, () => random() - 0.5), [5, 24]);
-    const w = tf.tensor2d(Float32Array.from({ length: 24 * 7 }, () => random() - 0.5), [24, 7]);
+    const z = tf.tensor2d(
+      Float32Array.from({ length: 5 * 24 }, () => random() - 0.5),
+      [5, 24],
+    );
+    const w = tf.tensor2d(
+      Float32Array.from({ length: 24 * 7 }, () => random() - 0.5),
+      [24, 7],
+    );
     const b = tf.tensor1d(Float32Array.from({ length: 7 }, () => random() - 0.5));
-    const upstream = [1, 0.5, 2].map((scale) => tf.mul(tf.tensor2d(Float32Array.from({ length: 5 * 7 }, () => random() - 0.5), [5, 7]), scale));
+    const upstream = [1, 0.5, 2].map((scale) =>
+      tf.mul(
+        tf.tensor2d(
+          Float32Array.from({ length: 5 * 7 }, () => random() - 0.5),
+          [5, 7],
+        ),
+        scale,
+      ),
+    );
     const dims = [4, 8, 16]; // the last 8 dims of z and rows of w take part in no prefix
-    const weighted = (logits: tf.Tensor2D[]): tf.Scalar => tf.addN(logits.map((l, j) => tf.sum(tf.mul(l, upstream[j]!)))) as tf.Scalar;
-    const reference = tf.grads((zz: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => weighted(slicedPrefixLogits(zz as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, dims)))([z, w, b]);
-    const running = tf.grads((zz: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => weighted(runningSumPrefixLogits(zz as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, dims)))([z, w, b]);
-    const classesFirst = tf.grads((zz: tf.Tensor, wt: tf.Tensor, bb: tf.Tensor) => weighted(runningSumPrefixLogits(zz as tf.Tensor2D, wt as tf.Tensor2D, bb as tf.Tensor1D, dims, 'classes-first')))([
-      z,
-      tf.transpose(w),
-      b,
-    ]);
+    const weighted = (logits: tf.Tensor2D[]): tf.Scalar =>
+      tf.addN(logits.map((l, j) => tf.sum(tf.mul(l, upstream[j]!)))) as tf.Scalar;
+    const reference = tf.grads((zz: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) =>
+      weighted(slicedPrefixLogits(zz as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, dims)),
+    )([z, w, b]);
+    const running = tf.grads((zz: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) =>
+      weighted(runningSumPrefixLogits(zz as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, dims)),
+    )([z, w, b]);
+    const classesFirst = tf.grads((zz: tf.Tensor, wt: tf.Tensor, bb: tf.Tensor) =>
+      weighted(runningSumPrefixLogits(zz as tf.Tensor2D, wt as tf.Tensor2D, bb as tf.Tensor1D, dims, 'classes-first')),
+    )([z, tf.transpose(w), b]);
     for (let i = 0; i < 3; i++) expectAllClose(running[i]!.dataSync(), reference[i]!.dataSync(), 1e-5);
     expectAllClose(classesFirst[0]!.dataSync(), reference[0]!.dataSync(), 1e-5);
     expectAllClose(tf.transpose(classesFirst[1]!).dataSync(), reference[1]!.dataSync(), 1e-5);
@@ -269,11 +352,15 @@ describe('stackedPrefixLogits (fused shared head)', () => {
       const head = new SharedHead(d, c, createRandom(0), 'fused');
       head.weight.assign(w as tf.Tensor2D);
       head.bias.assign(b as tf.Tensor1D);
-      const value = new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: d, dims }).compute(z, { labels }).total;
+      const value = new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: d, dims }).compute(z, {
+        labels,
+      }).total;
       return value;
     };
     const f = (w: ArrayLike<number>, b: ArrayLike<number>): number =>
-      tf.tidy(() => lossOf(tf.tensor2d(Float32Array.from(w), [d, c]), tf.tensor1d(Float32Array.from(b))).dataSync()[0]!);
+      tf.tidy(
+        () => lossOf(tf.tensor2d(Float32Array.from(w), [d, c]), tf.tensor1d(Float32Array.from(b))).dataSync()[0]!,
+      );
     const head = new SharedHead(d, c, createRandom(0), 'fused');
     head.weight.assign(tf.tensor2d(Float32Array.from(wBase), [d, c]));
     head.bias.assign(tf.tensor1d(Float32Array.from(bBase)));

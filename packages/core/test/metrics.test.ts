@@ -24,9 +24,16 @@ function randomMatrix(rows: number, dim: number, random: Random): EmbeddingMatri
 }
 
 /** Labels 0..classes-1 with some signal: rows of a class share a mean direction. */
-function clustered(rows: number, dim: number, labels: Int32Array, centres: number[][], random: Random): EmbeddingMatrix {
+function clustered(
+  rows: number,
+  dim: number,
+  labels: Int32Array,
+  centres: number[][],
+  random: Random,
+): EmbeddingMatrix {
   const data = new Float32Array(rows * dim);
-  for (let r = 0; r < rows; r++) for (let j = 0; j < dim; j++) data[r * dim + j] = centres[labels[r]!]![j]! + 1.5 * gaussian(random);
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < dim; j++) data[r * dim + j] = centres[labels[r]!]![j]! + 1.5 * gaussian(random);
   return { data, rows, dim };
 }
 
@@ -118,20 +125,48 @@ describe('retrievalMetrics', () => {
     const q: EmbeddingMatrix = { data: new Float32Array([1, 0, 0, 0, 0, 0, 0, 0]), rows: 1, dim: 8 };
     const db: EmbeddingMatrix = {
       data: new Float32Array([
-        1, 0.05, 0, 0, 20, 0, 0, 0, // same label
-        1, 0.3, 0, 0, 0, 0, 0, 0, // other label
+        1,
+        0.05,
+        0,
+        0,
+        20,
+        0,
+        0,
+        0, // same label
+        1,
+        0.3,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0, // other label
       ]),
       rows: 2,
       dim: 8,
     };
-    const [m4, m8] = await retrievalMetrics({ database: db, databaseLabels: new Int32Array([0, 1]), queries: q, queryLabels: new Int32Array([0]), dims: [4, 8], ks: [1] });
+    const [m4, m8] = await retrievalMetrics({
+      database: db,
+      databaseLabels: new Int32Array([0, 1]),
+      queries: q,
+      queryLabels: new Int32Array([0]),
+      dims: [4, 8],
+      ks: [1],
+    });
     expect(m4!.nnTop1).toBe(1);
     expect(m8!.nnTop1).toBe(0);
   });
 
   it('gives the same numbers with small query chunks and default ks', async () => {
     const whole = await retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims });
-    const chunked = await retrievalMetrics({ database, databaseLabels: dbLabels, queries, queryLabels, dims, chunk: 4 });
+    const chunked = await retrievalMetrics({
+      database,
+      databaseLabels: dbLabels,
+      queries,
+      queryLabels,
+      dims,
+      chunk: 4,
+    });
     expect(Object.keys(whole[0]!.recall).map(Number)).toEqual([1, 5, 10]);
     whole.forEach((w, j) => {
       const c = chunked[j]!;
@@ -150,7 +185,14 @@ describe('retrievalMetrics', () => {
     // Label 2 has only two database items.
     const dbL = Int32Array.from({ length: 20 }, (_, i) => (i < 2 ? 2 : i % 2));
     const qL = new Int32Array([2, 2, 2, 0, 1, 0]);
-    const [metrics] = await retrievalMetrics({ database: db, databaseLabels: dbL, queries: q, queryLabels: qL, dims: [4], ks: [1, 20] });
+    const [metrics] = await retrievalMetrics({
+      database: db,
+      databaseLabels: dbL,
+      queries: q,
+      queryLabels: qL,
+      dims: [4],
+      ks: [1, 20],
+    });
     const expected = bruteForce(db, dbL, q, qL, 4, [1, 20]);
     expectNear(metrics!.map10, expected.map10);
     expect(metrics!.recall[20]).toBe(1);
@@ -159,17 +201,45 @@ describe('retrievalMetrics', () => {
   it('with center, subtracts the database mean from both sides before normalising', async () => {
     // A shared offset much larger than the class structure: raw cosine sees almost one direction.
     const offset = Array.from({ length: d }, () => 40 * gaussian(random));
-    const shift = (m: EmbeddingMatrix, by: (j: number) => number): EmbeddingMatrix => ({ ...m, data: m.data.map((v, i) => v + by(i % d)) });
+    const shift = (m: EmbeddingMatrix, by: (j: number) => number): EmbeddingMatrix => ({
+      ...m,
+      data: m.data.map((v, i) => v + by(i % d)),
+    });
     const shiftedDb = shift(database, (j) => offset[j]!);
     const shiftedQ = shift(queries, (j) => offset[j]!);
-    const mean = Array.from({ length: d }, (_, j) => Array.from({ length: database.rows }, (_, i) => shiftedDb.data[i * d + j]!).reduce((a, b) => a + b, 0) / database.rows);
-    const centred = await retrievalMetrics({ database: shiftedDb, databaseLabels: dbLabels, queries: shiftedQ, queryLabels, dims, center: true });
+    const mean = Array.from(
+      { length: d },
+      (_, j) =>
+        Array.from({ length: database.rows }, (_, i) => shiftedDb.data[i * d + j]!).reduce((a, b) => a + b, 0) /
+        database.rows,
+    );
+    const centred = await retrievalMetrics({
+      database: shiftedDb,
+      databaseLabels: dbLabels,
+      queries: shiftedQ,
+      queryLabels,
+      dims,
+      center: true,
+    });
     centred.forEach((actual, j) => {
-      const expected = bruteForce(shift(shiftedDb, (k) => -mean[k]!), dbLabels, shift(shiftedQ, (k) => -mean[k]!), queryLabels, dims[j]!, [1, 5, 10]);
+      const expected = bruteForce(
+        shift(shiftedDb, (k) => -mean[k]!),
+        dbLabels,
+        shift(shiftedQ, (k) => -mean[k]!),
+        queryLabels,
+        dims[j]!,
+        [1, 5, 10],
+      );
       expectNear(actual.nnTop1, expected.nnTop1);
       expectNear(actual.map10, expected.map10);
     });
-    const raw = await retrievalMetrics({ database: shiftedDb, databaseLabels: dbLabels, queries: shiftedQ, queryLabels, dims });
+    const raw = await retrievalMetrics({
+      database: shiftedDb,
+      databaseLabels: dbLabels,
+      queries: shiftedQ,
+      queryLabels,
+      dims,
+    });
     expect(raw[0]!.map10).toBeLessThan(centred[0]!.map10);
   });
 
@@ -213,7 +283,9 @@ describe('headTop1', () => {
       const head = make();
       const predictions = manualPredictions(head);
       // Labels: the prediction of the middle prefix for even rows, a wrong class for odd rows.
-      const labels = Int32Array.from({ length: rows }, (_, r) => (r % 2 === 0 ? predictions[1]![r]! : (predictions[1]![r]! + 1) % 5));
+      const labels = Int32Array.from({ length: rows }, (_, r) =>
+        r % 2 === 0 ? predictions[1]![r]! : (predictions[1]![r]! + 1) % 5,
+      );
       const expected = predictions.map((p) => p.filter((c, r) => c === labels[r]).length / rows);
       const before = tf.memory().numTensors;
       const actual = await headTop1(head, embeddings, labels, dims, 7);

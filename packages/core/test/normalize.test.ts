@@ -21,19 +21,33 @@ function valueAndGrads(shape: number[], op: (x: tf.Tensor, g: tf.Tensor1D, b: tf
   return tf.tidy(() => {
     const channels = shape[shape.length - 1]!;
     const size = shape.reduce((a, b) => a * b, 1);
-    const x = tf.tensor(randomArray(size, 1).map((v, i) => 3 * v + (i % 3)), shape);
+    const x = tf.tensor(
+      randomArray(size, 1).map((v, i) => 3 * v + (i % 3)),
+      shape,
+    );
     const gamma = tf.tensor1d(randomArray(channels, 2).map((v) => 1 + v));
     const beta = tf.tensor1d(randomArray(channels, 3));
     const weights = tf.tensor(randomArray(size, 4), shape);
-    const f = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(op(xx, g as tf.Tensor1D, b as tf.Tensor1D), weights));
+    const f = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(op(xx, g as tf.Tensor1D, b as tf.Tensor1D), weights));
     const { value, grads } = tf.valueAndGrads(f)([x, gamma, beta]);
     return [value.dataSync().slice(), ...grads.map((t) => t.dataSync().slice())];
   });
 }
 
 const SETTINGS = [
-  ['layerNorm over the last axis of [5, 7, 12]', [5, 7, 12], [2], (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => layerNorm(x, g, b, 1e-6)],
-  ['batchNormTraining over N, H, W of [3, 4, 5, 6]', [3, 4, 5, 6], [0, 1, 2], (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => batchNormTraining(x as tf.Tensor4D, g, b, 1e-5)],
+  [
+    'layerNorm over the last axis of [5, 7, 12]',
+    [5, 7, 12],
+    [2],
+    (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => layerNorm(x, g, b, 1e-6),
+  ],
+  [
+    'batchNormTraining over N, H, W of [3, 4, 5, 6]',
+    [3, 4, 5, 6],
+    [0, 1, 2],
+    (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => batchNormTraining(x as tf.Tensor4D, g, b, 1e-5),
+  ],
 ] as const;
 
 describe('closed-form normalisation gradients', () => {
@@ -42,7 +56,9 @@ describe('closed-form normalisation gradients', () => {
       it(`${label}: value and gradients equal autodiff of the written-out form, on ${backend}`, async () => {
         const eps = label.startsWith('layer') ? 1e-6 : 1e-5;
         const ours = await onBackend(backend, () => valueAndGrads([...shape], op));
-        const reference = await onBackend('cpu', () => valueAndGrads([...shape], (x, g, b) => written(x, g, b, [...axes], eps)));
+        const reference = await onBackend('cpu', () =>
+          valueAndGrads([...shape], (x, g, b) => written(x, g, b, [...axes], eps)),
+        );
         ours.forEach((values, i) => expectClose(values, reference[i]!, 1e-4));
       });
     }
@@ -71,10 +87,15 @@ describe('closed-form normalisation gradients', () => {
       return total;
     };
     const h = 1e-5;
-    const numeric = xs.map((_, i) => (loss(xs.map((v, j) => (j === i ? v + h : v))) - loss(xs.map((v, j) => (j === i ? v - h : v)))) / (2 * h));
+    const numeric = xs.map(
+      (_, i) =>
+        (loss(xs.map((v, j) => (j === i ? v + h : v))) - loss(xs.map((v, j) => (j === i ? v - h : v)))) / (2 * h),
+    );
     const analytic = tf.tidy(() =>
       tf
-        .grad((x: tf.Tensor) => tf.sum(tf.mul(layerNorm(x, tf.tensor1d(gs), tf.tensor1d(bs), eps), tf.tensor2d(ws, [rows, width]))))(tf.tensor2d(xs, [rows, width]))
+        .grad((x: tf.Tensor) =>
+          tf.sum(tf.mul(layerNorm(x, tf.tensor1d(gs), tf.tensor1d(bs), eps), tf.tensor2d(ws, [rows, width]))),
+        )(tf.tensor2d(xs, [rows, width]))
         .dataSync()
         .slice(),
     );
@@ -86,9 +107,11 @@ describe('closed-form normalisation gradients', () => {
     await tf.setBackend('cpu');
     const x = tf.tensor4d(randomArray(2 * 3 * 3 * 4, 9), [2, 3, 3, 4]);
     let seen: number[][] = [];
-    tf.tidy(() => batchNormTraining(x, tf.ones([4]), tf.zeros([4]), 1e-5, (mean, variance) => {
-      seen = [Array.from(mean.dataSync()), Array.from(variance.dataSync())];
-    }));
+    tf.tidy(() =>
+      batchNormTraining(x, tf.ones([4]), tf.zeros([4]), 1e-5, (mean, variance) => {
+        seen = [Array.from(mean.dataSync()), Array.from(variance.dataSync())];
+      }),
+    );
     const { mean, variance } = tf.moments(x, [0, 1, 2]);
     expectClose(seen[0]!, mean.dataSync());
     expectClose(seen[1]!, variance.dataSync());

@@ -16,7 +16,6 @@ beforeAll(async () => {
   await tf.ready();
 });
 
-
 // Float32-exact starting values and per-step gradients, so the reference sees what the tensors hold.
 const P0 = Array.from(new Float32Array([0.5, -1.25, 2.0, 0.75, -0.3, 1.1]));
 const GRADS = [
@@ -187,7 +186,11 @@ describe.each(BACKENDS)('AdamWOptimizer matches PyTorch (%s)', (backend) => {
 
 describe('optimizer config validation', () => {
   it('rejects an SGD momentum outside [0, 1)', () => {
-    expectMrlError(() => new SgdOptimizer({ type: 'sgd', lr: 0.1, momentum: 1 }), 'invalid-config', 'optimizer.momentum must be in [0, 1), got 1.');
+    expectMrlError(
+      () => new SgdOptimizer({ type: 'sgd', lr: 0.1, momentum: 1 }),
+      'invalid-config',
+      'optimizer.momentum must be in [0, 1), got 1.',
+    );
   });
 
   it('rejects a negative SGD weightDecay', () => {
@@ -199,15 +202,27 @@ describe('optimizer config validation', () => {
   });
 
   it('rejects an AdamW beta1 outside [0, 1)', () => {
-    expectMrlError(() => new AdamWOptimizer({ type: 'adamw', lr: 0.1, beta1: 1 }), 'invalid-config', 'optimizer.beta1 must be in [0, 1), got 1.');
+    expectMrlError(
+      () => new AdamWOptimizer({ type: 'adamw', lr: 0.1, beta1: 1 }),
+      'invalid-config',
+      'optimizer.beta1 must be in [0, 1), got 1.',
+    );
   });
 
   it('rejects an AdamW beta2 outside [0, 1)', () => {
-    expectMrlError(() => new AdamWOptimizer({ type: 'adamw', lr: 0.1, beta2: -0.5 }), 'invalid-config', 'optimizer.beta2 must be in [0, 1), got -0.5.');
+    expectMrlError(
+      () => new AdamWOptimizer({ type: 'adamw', lr: 0.1, beta2: -0.5 }),
+      'invalid-config',
+      'optimizer.beta2 must be in [0, 1), got -0.5.',
+    );
   });
 
   it('rejects an AdamW epsilon that is not > 0', () => {
-    expectMrlError(() => new AdamWOptimizer({ type: 'adamw', lr: 0.1, epsilon: 0 }), 'invalid-config', 'optimizer.epsilon must be > 0, got 0.');
+    expectMrlError(
+      () => new AdamWOptimizer({ type: 'adamw', lr: 0.1, epsilon: 0 }),
+      'invalid-config',
+      'optimizer.epsilon must be > 0, got 0.',
+    );
   });
 
   it('rejects a negative AdamW weightDecay', () => {
@@ -266,7 +281,8 @@ describe('learningRateAt', () => {
   });
 
   it('decays monotonically after the warm-up', () => {
-    for (let s = 5; s < total; s++) expect(learningRateAt(s + 1, total, config)).toBeLessThanOrEqual(learningRateAt(s, total, config));
+    for (let s = 5; s < total; s++)
+      expect(learningRateAt(s + 1, total, config)).toBeLessThanOrEqual(learningRateAt(s, total, config));
     expect(learningRateAt(5, total, config)).toBeGreaterThan(learningRateAt(total - 1, total, config));
   });
 
@@ -283,7 +299,11 @@ describe('learningRateAt', () => {
 
 describe('validateSchedule', () => {
   it('rejects an lr that is not finite', () => {
-    expectMrlError(() => validateSchedule({ lr: Number.POSITIVE_INFINITY }, 10), 'invalid-config', 'lr must be a finite number > 0, got Infinity.');
+    expectMrlError(
+      () => validateSchedule({ lr: Number.POSITIVE_INFINITY }, 10),
+      'invalid-config',
+      'lr must be a finite number > 0, got Infinity.',
+    );
   });
 
   it('rejects fractional warmupSteps', () => {
@@ -295,7 +315,11 @@ describe('validateSchedule', () => {
   });
 
   it('rejects a negative minLr', () => {
-    expectMrlError(() => validateSchedule({ lr: 0.1, minLr: -0.01 }, 10), 'invalid-config', 'minLr must be in [0, lr = 0.1], got -0.01.');
+    expectMrlError(
+      () => validateSchedule({ lr: 0.1, minLr: -0.01 }, 10),
+      'invalid-config',
+      'minLr must be in [0, lr = 0.1], got -0.01.',
+    );
   });
 
   it('accepts a valid schedule', () => {

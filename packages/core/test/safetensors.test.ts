@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MrlError } from '../src/errors.js';
-import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type NamedArray } from '../src/io/safetensors.js';
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+  writeSafetensors,
+  type NamedArray,
+} from '../src/io/safetensors.js';
 import { thrownMrlError } from './helpers/errors.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -130,7 +136,9 @@ describe('corrupt safetensors', () => {
 
   it('rejects a header length beyond the end of the file', () => {
     const e = corruptError(() => decodeSafetensors(build('{}', new Uint8Array(0), 1000), source));
-    expect(e.message).toBe(`${source} is not a valid safetensors file: the header claims 1000 bytes but the file is 10 bytes long (truncated?).`);
+    expect(e.message).toBe(
+      `${source} is not a valid safetensors file: the header claims 1000 bytes but the file is 10 bytes long (truncated?).`,
+    );
   });
 
   it('rejects a header that is not JSON', () => {
@@ -156,8 +164,12 @@ describe('corrupt safetensors', () => {
   });
 
   it('rejects an entry without data_offsets', () => {
-    const e = corruptError(() => decodeSafetensors(build('{"x":{"dtype":"F32","shape":[1]}}', new Uint8Array(4)), source));
-    expect(e.message).toBe(`${source} is not a valid safetensors file: tensor 'x' needs a shape of non-negative integers and two data_offsets.`);
+    const e = corruptError(() =>
+      decodeSafetensors(build('{"x":{"dtype":"F32","shape":[1]}}', new Uint8Array(4)), source),
+    );
+    expect(e.message).toBe(
+      `${source} is not a valid safetensors file: tensor 'x' needs a shape of non-negative integers and two data_offsets.`,
+    );
   });
 
   it('rejects an unsupported dtype', () => {
@@ -171,7 +183,10 @@ describe('corrupt safetensors', () => {
     const full = encodeSafetensors(sample());
     await writeFile(path, full.subarray(0, full.length - 3));
     await expect(readSafetensors(path)).rejects.toSatisfy(
-      (e: unknown) => MrlError.is(e) && e.kind === 'corrupt-file' && e.message.startsWith(`${path} is not a valid safetensors file: tensor '`),
+      (e: unknown) =>
+        MrlError.is(e) &&
+        e.kind === 'corrupt-file' &&
+        e.message.startsWith(`${path} is not a valid safetensors file: tensor '`),
     );
   });
 
@@ -219,7 +234,10 @@ describe('writeSafetensors / readSafetensors', () => {
     const result = spawnSync(PYTHON, ['-c', script, path], { encoding: 'utf8' });
     expect(result.error, String(result.error)).toBeUndefined();
     expect(result.status, result.stderr).toBe(0);
-    const parsed = JSON.parse(result.stdout) as Record<string, { dtype: string; shape: number[]; values: number[] } | null>;
+    const parsed = JSON.parse(result.stdout) as Record<
+      string,
+      { dtype: string; shape: number[]; values: number[] } | null
+    >;
     expect(parsed.__metadata__).toEqual({ format: 'test/1' });
     for (const [name, t] of input) {
       const py = parsed[name]!;

@@ -42,9 +42,15 @@ function syntheticDataset(seed: number, count = 256): ArrayDataset {
 
 function buildModel(seed: number): Model {
   const random = createRandom(seed);
-  const encoder = new MlpEncoder({ architecture: 'mlp', inputDim: FEATURES, hidden: [32], embeddingDim: EMBEDDING }, random);
+  const encoder = new MlpEncoder(
+    { architecture: 'mlp', inputDim: FEATURES, hidden: [32], embeddingDim: EMBEDDING },
+    random,
+  );
   const head = new SharedHead(EMBEDDING, CLASSES, random);
-  return new MatryoshkaModel(encoder, new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: EMBEDDING, dims: DIMS }));
+  return new MatryoshkaModel(
+    encoder,
+    new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: EMBEDDING, dims: DIMS }),
+  );
 }
 
 function snapshot(model: Model): Map<string, Float32Array> {
@@ -68,7 +74,6 @@ function maxAbsDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>):
   return worst;
 }
 
-
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mrl-trainer-'));
@@ -87,7 +92,11 @@ afterAll(async () => {
 
 const dataset = syntheticDataset(7);
 
-function trainer(model: Model, options: Partial<TrainerOptions> & { optimizer: OptimizerConfig }, data: ArrayDataset = dataset): Trainer<Batch> {
+function trainer(
+  model: Model,
+  options: Partial<TrainerOptions> & { optimizer: OptimizerConfig },
+  data: ArrayDataset = dataset,
+): Trainer<Batch> {
   return new Trainer(model, classificationBatches(data), { batchSize: 32, seed: 11, ...options });
 }
 
@@ -138,8 +147,15 @@ describe('Trainer resume', () => {
         onEvent: (e) => eventsB2.push(e),
       }).fit();
       expect(resultB2).toMatchObject({ steps: 12, stopped: false });
-      expect(eventsB2[0]).toEqual({ type: 'start', totalSteps: 12, startStep: 6, resumedFrom: join(dirB, 'ckpt-00000006.safetensors') });
-      expect(eventsB2.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([7, 8, 9, 10, 11, 12]);
+      expect(eventsB2[0]).toEqual({
+        type: 'start',
+        totalSteps: 12,
+        startStep: 6,
+        resumedFrom: join(dirB, 'ckpt-00000006.safetensors'),
+      });
+      expect(eventsB2.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([
+        7, 8, 9, 10, 11, 12,
+      ]);
       expect(maxAbsDiff(snapshot(modelB2), finalA)).toBeLessThanOrEqual(1e-6);
       disposeModel(modelA);
       disposeModel(modelB2);
@@ -230,8 +246,13 @@ describe('Trainer non-finite loss', () => {
   it('throws non-finite-loss when a huge learning rate blows the weights up', async () => {
     const model = buildModel(4);
     const before = tf.memory().numTensors;
-    await expect(trainer(model, { optimizer: { type: 'sgd', lr: 1e30, momentum: 0 }, steps: 10 }).fit()).rejects.toSatisfy(
-      (e: unknown) => MrlError.is(e) && e.kind === 'non-finite-loss' && /^the loss became (NaN|-?Infinity) at step [2-9];/.test(e.message),
+    await expect(
+      trainer(model, { optimizer: { type: 'sgd', lr: 1e30, momentum: 0 }, steps: 10 }).fit(),
+    ).rejects.toSatisfy(
+      (e: unknown) =>
+        MrlError.is(e) &&
+        e.kind === 'non-finite-loss' &&
+        /^the loss became (NaN|-?Infinity) at step [2-9];/.test(e.message),
     );
     // The failed step frees its batch, the prefetched batch and the gradients.
     expect(tf.memory().numTensors).toBe(before);
@@ -276,15 +297,29 @@ describe('Trainer validation', () => {
     model = buildModel(0);
   });
   const sgd: OptimizerConfig = { type: 'sgd', lr: 0.1 };
-  const build = (options: Partial<TrainerOptions>, data: ArrayDataset = dataset) => () =>
-    new Trainer(model, classificationBatches(data), { batchSize: 32, seed: 0, optimizer: sgd, steps: 10, ...options });
+  const build =
+    (options: Partial<TrainerOptions>, data: ArrayDataset = dataset) =>
+    () =>
+      new Trainer(model, classificationBatches(data), {
+        batchSize: 32,
+        seed: 0,
+        optimizer: sgd,
+        steps: 10,
+        ...options,
+      });
 
   it('rejects a batchSize that is not a positive integer', () => {
     expectMrlError(build({ batchSize: 0 }), 'invalid-config', 'batchSize must be a positive integer, got 0.');
   });
 
   it('rejects empty training data', () => {
-    const empty: ArrayDataset = { inputs: new Float32Array(0), exampleShape: [FEATURES], labels: new Int32Array(0), count: 0, numClasses: CLASSES };
+    const empty: ArrayDataset = {
+      inputs: new Float32Array(0),
+      exampleShape: [FEATURES],
+      labels: new Int32Array(0),
+      count: 0,
+      numClasses: CLASSES,
+    };
     expectMrlError(build({}, empty), 'invalid-argument', 'the training data is empty.');
   });
 
@@ -301,11 +336,19 @@ describe('Trainer validation', () => {
   });
 
   it('rejects an lr that is not a finite number > 0', () => {
-    expectMrlError(build({ optimizer: { type: 'sgd', lr: -1 } }), 'invalid-config', 'lr must be a finite number > 0, got -1.');
+    expectMrlError(
+      build({ optimizer: { type: 'sgd', lr: -1 } }),
+      'invalid-config',
+      'lr must be a finite number > 0, got -1.',
+    );
   });
 
   it('rejects warmupSteps beyond the total steps', () => {
-    expectMrlError(build({ warmupSteps: 11 }), 'invalid-config', 'warmupSteps must be an integer in [0, 10] (the total steps), got 11.');
+    expectMrlError(
+      build({ warmupSteps: 11 }),
+      'invalid-config',
+      'warmupSteps must be an integer in [0, 10] (the total steps), got 11.',
+    );
   });
 
   it('rejects a minLr above lr', () => {
@@ -317,11 +360,20 @@ describe('Trainer validation', () => {
   });
 
   it('rejects a checkpoint.every that is not a positive integer', () => {
-    expectMrlError(build({ checkpoint: { dir: '/nonexistent', every: 0 } }), 'invalid-config', 'checkpoint.every must be a positive integer, got 0.');
+    expectMrlError(
+      build({ checkpoint: { dir: '/nonexistent', every: 0 } }),
+      'invalid-config',
+      'checkpoint.every must be a positive integer, got 0.',
+    );
   });
 
   it('derives the total steps from epochs when steps is absent', () => {
-    const t = new Trainer(model, classificationBatches(dataset), { batchSize: 100, seed: 0, optimizer: sgd, epochs: 2 });
+    const t = new Trainer(model, classificationBatches(dataset), {
+      batchSize: 100,
+      seed: 0,
+      optimizer: sgd,
+      epochs: 2,
+    });
     expect(t.stepsPerEpoch).toBe(3);
     expect(t.totalSteps).toBe(6);
   });

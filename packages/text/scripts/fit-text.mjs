@@ -12,11 +12,19 @@ const report = await fitText(options, {
   resume: process.argv.includes('--resume'),
   log: (line) => console.log(line),
   onEvent: (event) => {
-    if (event.type === 'step' && (event.step === 1 || event.step === event.totalSteps || performance.now() - last > 10_000)) {
+    if (
+      event.type === 'step' &&
+      (event.step === 1 || event.step === event.totalSteps || performance.now() - last > 10_000)
+    ) {
       last = performance.now();
       const dims = Object.keys(event.parts).filter((k) => k.startsWith('loss/'));
-      const ends = dims.length > 1 ? ` (${[dims[0], dims.at(-1)].map((k) => `${k} ${event.parts[k].toFixed(3)}`).join(', ')})` : '';
-      console.log(`step ${event.step}/${event.totalSteps} loss ${event.loss.toFixed(3)}${ends} ${(event.elapsedMs / event.step).toFixed(0)} ms/step eta ${(event.etaMs / 1000).toFixed(0)} s`);
+      const ends =
+        dims.length > 1
+          ? ` (${[dims[0], dims.at(-1)].map((k) => `${k} ${event.parts[k].toFixed(3)}`).join(', ')})`
+          : '';
+      console.log(
+        `step ${event.step}/${event.totalSteps} loss ${event.loss.toFixed(3)}${ends} ${(event.elapsedMs / event.step).toFixed(0)} ms/step eta ${(event.etaMs / 1000).toFixed(0)} s`,
+      );
     }
   },
 });

@@ -1,7 +1,16 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { MrlError, nextSeed, type Encoder, type EncoderConfig, type Random, type SupervisedBatch, type BatchSource, type VariableMap } from '@mrl/core';
+import {
+  MrlError,
+  nextSeed,
+  type Encoder,
+  type EncoderConfig,
+  type Random,
+  type SupervisedBatch,
+  type BatchSource,
+  type VariableMap,
+} from '@mrl/core';
 
 /** How the backbone's token states [B, T, H] become one vector per text. */
 export type BackbonePooling = 'mean' | 'cls';
@@ -23,7 +32,10 @@ export interface OnnxBackboneOptions {
 }
 
 interface FeatureExtractor {
-  (texts: string[], options: { pooling: 'mean' | 'cls'; normalize: boolean }): Promise<{ data: ArrayLike<number>; dims: number[] }>;
+  (
+    texts: string[],
+    options: { pooling: 'mean' | 'cls'; normalize: boolean },
+  ): Promise<{ data: ArrayLike<number>; dims: number[] }>;
   dispose(): Promise<void>;
 }
 
@@ -77,7 +89,9 @@ export class OnnxBackboneEncoder implements Encoder<string[]> {
     this.config = { architecture: 'onnx-backbone', embeddingDim, modelDir, pooling, backboneDim };
     // Glorot-uniform, so the projection starts near an isometry of the pooled features.
     const limit = Math.sqrt(6 / (backboneDim + embeddingDim));
-    this.weight = tf.tidy(() => tf.variable(tf.randomUniform([backboneDim, embeddingDim], -limit, limit, 'float32', nextSeed(random)), true));
+    this.weight = tf.tidy(() =>
+      tf.variable(tf.randomUniform([backboneDim, embeddingDim], -limit, limit, 'float32', nextSeed(random)), true),
+    );
     this.bias = tf.tidy(() => tf.variable(tf.zeros([embeddingDim]), true));
   }
 
@@ -86,8 +100,10 @@ export class OnnxBackboneEncoder implements Encoder<string[]> {
     const { embeddingDim } = options;
     const pooling = options.pooling ?? 'mean';
     const extractBatchSize = options.extractBatchSize ?? 64;
-    if (!Number.isInteger(embeddingDim) || embeddingDim < 1) throw new MrlError('invalid-argument', `embeddingDim must be a positive integer, got ${embeddingDim}.`);
-    if (pooling !== 'mean' && pooling !== 'cls') throw new MrlError('invalid-argument', `pooling must be 'mean' or 'cls', got '${String(pooling)}'.`);
+    if (!Number.isInteger(embeddingDim) || embeddingDim < 1)
+      throw new MrlError('invalid-argument', `embeddingDim must be a positive integer, got ${embeddingDim}.`);
+    if (pooling !== 'mean' && pooling !== 'cls')
+      throw new MrlError('invalid-argument', `pooling must be 'mean' or 'cls', got '${String(pooling)}'.`);
     if (!Number.isInteger(extractBatchSize) || extractBatchSize < 1) {
       throw new MrlError('invalid-argument', `extractBatchSize must be a positive integer, got ${extractBatchSize}.`);
     }
@@ -109,11 +125,24 @@ export class OnnxBackboneEncoder implements Encoder<string[]> {
         dtype: 'fp32', // onnx/model.onnx (not model_quantized.onnx)
       })) as unknown as FeatureExtractor;
     } catch (cause) {
-      throw new MrlError('corrupt-file', `transformers.js could not load the model at ${dir}: ${(cause as Error).message}`, 'Check that onnx/model.onnx is a valid fp32 ONNX export of the model in config.json.', { cause });
+      throw new MrlError(
+        'corrupt-file',
+        `transformers.js could not load the model at ${dir}: ${(cause as Error).message}`,
+        'Check that onnx/model.onnx is a valid fp32 ONNX export of the model in config.json.',
+        { cause },
+      );
     }
     const probe = await extractor(['probe'], { pooling: pooling === 'cls' ? 'cls' : 'mean', normalize: false });
     const backboneDim = probe.dims.at(-1)!;
-    return new OnnxBackboneEncoder(extractor, dir, backboneDim, embeddingDim, pooling, extractBatchSize, options.random);
+    return new OnnxBackboneEncoder(
+      extractor,
+      dir,
+      backboneDim,
+      embeddingDim,
+      pooling,
+      extractBatchSize,
+      options.random,
+    );
   }
 
   /** Number of texts whose backbone features are cached. */
@@ -140,7 +169,11 @@ export class OnnxBackboneEncoder implements Encoder<string[]> {
     texts.forEach((t, i) => {
       const row = this.#cache.get(t);
       if (row === undefined) {
-        throw new MrlError('invalid-argument', `no backbone features for the text "${t.slice(0, 60)}".`, 'Call `await encoder.prefetch(texts)` before encode (backboneBatches does it per batch).');
+        throw new MrlError(
+          'invalid-argument',
+          `no backbone features for the text "${t.slice(0, 60)}".`,
+          'Call `await encoder.prefetch(texts)` before encode (backboneBatches does it per batch).',
+        );
       }
       out.set(row, i * this.backboneDim);
     });
@@ -185,13 +218,19 @@ export function backboneBatches(
   texts: readonly string[],
   labels: ArrayLike<number>,
 ): BatchSource<SupervisedBatch<string[], { labels: tf.Tensor1D }>> {
-  if (texts.length !== labels.length) throw new MrlError('invalid-argument', `got ${texts.length} texts but ${labels.length} labels; they must pair up.`);
+  if (texts.length !== labels.length)
+    throw new MrlError('invalid-argument', `got ${texts.length} texts but ${labels.length} labels; they must pair up.`);
   return {
     size: texts.length,
     batch: async (indices) => {
       const batchTexts = [...indices].map((i) => texts[i]!);
       await encoder.prefetch(batchTexts);
-      const target = { labels: tf.tensor1d([...indices].map((i) => labels[i]!), 'int32') };
+      const target = {
+        labels: tf.tensor1d(
+          [...indices].map((i) => labels[i]!),
+          'int32',
+        ),
+      };
       return { input: batchTexts, target, size: indices.length, dispose: () => target.labels.dispose() };
     },
   };

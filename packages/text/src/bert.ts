@@ -1,5 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { gelu, layerNorm as coreLayerNorm, MrlError, nextSeed, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
+import {
+  gelu,
+  layerNorm as coreLayerNorm,
+  MrlError,
+  nextSeed,
+  type Encoder,
+  type EncoderConfig,
+  type Random,
+  type VariableMap,
+} from '@mrl/core';
 import { gatherRows } from './gather.js';
 
 /** How a sentence embedding is read from the token states. */
@@ -39,7 +48,15 @@ export interface TokenBatch {
   segmentIds?: tf.Tensor2D;
 }
 
-const BASE = { architecture: 'bert', vocabSize: 30522, maxPositions: 512, typeVocabSize: 2, dropout: 0.1, pooling: 'mean', layerNormEps: 1e-12 } as const;
+const BASE = {
+  architecture: 'bert',
+  vocabSize: 30522,
+  maxPositions: 512,
+  typeVocabSize: 2,
+  dropout: 0.1,
+  pooling: 'mean',
+  layerNormEps: 1e-12,
+} as const;
 
 /** Named BERT sizes (Turc et al., 2019, "Well-Read Students Learn Better"). */
 export const BERT_CONFIGS: Readonly<Record<string, BertConfig>> = {
@@ -56,7 +73,11 @@ export const BERT_CONFIGS: Readonly<Record<string, BertConfig>> = {
 export function bertConfig(name: string, overrides: Partial<BertConfig> = {}): BertConfig {
   const base = BERT_CONFIGS[name];
   if (base === undefined) {
-    throw new MrlError('unknown-name', `unknown BERT config '${name}'.`, `Choose one of: ${Object.keys(BERT_CONFIGS).join(', ')}.`);
+    throw new MrlError(
+      'unknown-name',
+      `unknown BERT config '${name}'.`,
+      `Choose one of: ${Object.keys(BERT_CONFIGS).join(', ')}.`,
+    );
   }
   const config = { ...base, ...overrides } as BertConfig;
   validateBertConfig(config);
@@ -64,17 +85,32 @@ export function bertConfig(name: string, overrides: Partial<BertConfig> = {}): B
 }
 
 function validateBertConfig(c: BertConfig): void {
-  const positive = ['embeddingDim', 'vocabSize', 'numLayers', 'numHeads', 'intermediateSize', 'maxPositions', 'typeVocabSize'] as const;
+  const positive = [
+    'embeddingDim',
+    'vocabSize',
+    'numLayers',
+    'numHeads',
+    'intermediateSize',
+    'maxPositions',
+    'typeVocabSize',
+  ] as const;
   for (const key of positive) {
     const v = c[key];
-    if (!Number.isInteger(v) || v < 1) throw new MrlError('invalid-config', `bert ${key} must be a positive integer, got ${v}.`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new MrlError('invalid-config', `bert ${key} must be a positive integer, got ${v}.`);
   }
   if (c.embeddingDim % c.numHeads !== 0) {
-    throw new MrlError('invalid-config', `bert embeddingDim ${c.embeddingDim} is not divisible by numHeads ${c.numHeads}.`);
+    throw new MrlError(
+      'invalid-config',
+      `bert embeddingDim ${c.embeddingDim} is not divisible by numHeads ${c.numHeads}.`,
+    );
   }
-  if (c.initializerRange !== undefined && !(c.initializerRange > 0)) throw new MrlError('invalid-config', `bert initializerRange must be > 0, got ${c.initializerRange}.`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) throw new MrlError('invalid-config', `bert dropout must be in [0, 1), got ${c.dropout}.`);
-  if (c.pooling !== 'cls' && c.pooling !== 'mean') throw new MrlError('invalid-config', `bert pooling must be 'cls' or 'mean', got '${String(c.pooling)}'.`);
+  if (c.initializerRange !== undefined && !(c.initializerRange > 0))
+    throw new MrlError('invalid-config', `bert initializerRange must be > 0, got ${c.initializerRange}.`);
+  if (!(c.dropout >= 0 && c.dropout < 1))
+    throw new MrlError('invalid-config', `bert dropout must be in [0, 1), got ${c.dropout}.`);
+  if (c.pooling !== 'cls' && c.pooling !== 'mean')
+    throw new MrlError('invalid-config', `bert pooling must be 'cls' or 'mean', got '${String(c.pooling)}'.`);
 }
 
 interface Dense {
@@ -132,8 +168,12 @@ export class BertEncoder implements Encoder<TokenBatch> {
     const d = config.embeddingDim;
     this.embeddingDim = d;
     const std = config.initializerRange ?? 0.02;
-    const init = (shape: number[]): tf.Variable => tf.variable(tf.truncatedNormal(shape, 0, std, 'float32', nextSeed(random)), true);
-    const dense = (inDim: number, outDim: number): Dense => ({ w: init([inDim, outDim]), b: tf.variable(tf.zeros([outDim]), true) });
+    const init = (shape: number[]): tf.Variable =>
+      tf.variable(tf.truncatedNormal(shape, 0, std, 'float32', nextSeed(random)), true);
+    const dense = (inDim: number, outDim: number): Dense => ({
+      w: init([inDim, outDim]),
+      b: tf.variable(tf.zeros([outDim]), true),
+    });
     const norm = (): Norm => ({ gamma: tf.variable(tf.ones([d]), true), beta: tf.variable(tf.zeros([d]), true) });
     this.tokenEmbedding = init([config.vocabSize, d]);
     this.#position = init([config.maxPositions, d]);
@@ -158,10 +198,17 @@ export class BertEncoder implements Encoder<TokenBatch> {
     const [b, t] = batch.ids.shape;
     const c = this.config;
     if (t > c.maxPositions) {
-      throw new MrlError('invalid-argument', `sequence length ${t} exceeds the model's maxPositions ${c.maxPositions}.`, 'Lower the maximum sequence length.');
+      throw new MrlError(
+        'invalid-argument',
+        `sequence length ${t} exceeds the model's maxPositions ${c.maxPositions}.`,
+        'Lower the maximum sequence length.',
+      );
     }
     if (batch.attentionMask.shape[0] !== b || batch.attentionMask.shape[1] !== t) {
-      throw new MrlError('invalid-argument', `attentionMask has shape [${batch.attentionMask.shape.join(', ')}] but ids have [${b}, ${t}].`);
+      throw new MrlError(
+        'invalid-argument',
+        `attentionMask has shape [${batch.attentionMask.shape.join(', ')}] but ids have [${b}, ${t}].`,
+      );
     }
     const d = c.embeddingDim;
     const heads = c.numHeads;
@@ -172,11 +219,15 @@ export class BertEncoder implements Encoder<TokenBatch> {
     return tf.tidy(() => {
       const ids = tf.reshape(tf.cast(batch.ids, 'int32'), [b * t]) as tf.Tensor1D;
       const segments =
-        batch.segmentIds === undefined ? tf.zeros([b * t], 'int32') : (tf.reshape(tf.cast(batch.segmentIds, 'int32'), [b * t]) as tf.Tensor1D);
+        batch.segmentIds === undefined
+          ? tf.zeros([b * t], 'int32')
+          : (tf.reshape(tf.cast(batch.segmentIds, 'int32'), [b * t]) as tf.Tensor1D);
       const tokens = gatherRows(this.tokenEmbedding as tf.Tensor2D, ids); // [B*T, d]
       const positions = tf.tile(tf.slice(this.#position, [0, 0], [t, d]), [b, 1]); // [B*T, d]
       const segs = gatherRows(this.#segment as tf.Tensor2D, segments as tf.Tensor1D);
-      let x = drop(layerNorm(tf.add(tf.add(tokens, positions), segs), this.#embeddingNorm, c.layerNormEps)) as tf.Tensor2D; // [B*T, d]
+      let x = drop(
+        layerNorm(tf.add(tf.add(tokens, positions), segs), this.#embeddingNorm, c.layerNormEps),
+      ) as tf.Tensor2D; // [B*T, d]
       // Additive mask: 0 where a key is a real token, -1e9 where it is padding. [B, 1, 1, T]
       const maskBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(batch.attentionMask, 'float32')), -1e9), [b, 1, 1, t]);
       const scale = 1 / Math.sqrt(dh);

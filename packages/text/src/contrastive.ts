@@ -49,14 +49,19 @@ export class InBatchContrastiveObjective implements PrefixObjective<PairTarget> 
 
   prefixLosses(queries: tf.Tensor2D, dims: readonly number[], target: PairTarget): tf.Scalar[] {
     if (target.documents.shape[0] !== queries.shape[0]) {
-      throw new MrlError('invalid-argument', `got ${queries.shape[0]} queries but ${target.documents.shape[0]} documents; they must pair up.`);
+      throw new MrlError(
+        'invalid-argument',
+        `got ${queries.shape[0]} queries but ${target.documents.shape[0]} documents; they must pair up.`,
+      );
     }
     return dims.map((m) =>
       tf.tidy(() => {
         const logits = this.logits(queries, target.documents, m);
         const labels = this.labels(queries.shape[0]);
         const forward = softmaxCrossEntropy(logits, labels);
-        return this.symmetric ? (tf.div(tf.add(forward, softmaxCrossEntropy(tf.transpose(logits), labels)), 2) as tf.Scalar) : forward;
+        return this.symmetric
+          ? (tf.div(tf.add(forward, softmaxCrossEntropy(tf.transpose(logits), labels)), 2) as tf.Scalar)
+          : forward;
       }),
     );
   }

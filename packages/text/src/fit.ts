@@ -111,7 +111,8 @@ async function* interleave<T>(streams: AsyncIterator<T>[]): AsyncGenerator<T> {
 async function takeTexts(options: TextFitOptions, count: number): Promise<string[]> {
   const corpora = options.corpora ?? [...PACKAGED_CORPORA];
   const streams: AsyncIterator<string>[] = corpora.map((c) => packagedCorpus([c], options.wordnetDir));
-  for (const file of options.textFiles ?? []) streams.push(file.endsWith('.jsonl') ? readJsonl(file) : readTextLines(file));
+  for (const file of options.textFiles ?? [])
+    streams.push(file.endsWith('.jsonl') ? readJsonl(file) : readTextLines(file));
   const out: string[] = [];
   for await (const text of interleave(streams)) {
     if (text.split(' ').length < 5) continue;
@@ -121,14 +122,20 @@ async function takeTexts(options: TextFitOptions, count: number): Promise<string
   return out;
 }
 
-async function resolveTokenizer(options: TextFitOptions, context: RunContext, texts: () => Promise<string[]>): Promise<TextTokenizer> {
+async function resolveTokenizer(
+  options: TextFitOptions,
+  context: RunContext,
+  texts: () => Promise<string[]>,
+): Promise<TextTokenizer> {
   if (options.tokenizer !== undefined) return TextTokenizer.load(options.tokenizer);
   const dir = join(context.runDir, 'tokenizer');
   if (options.vocabSize !== undefined) {
     const t0 = performance.now();
     const vocab = await trainWordPiece(await texts(), { vocabSize: options.vocabSize });
     await writeTokenizerFiles(dir, wordPieceTokenizerFiles(vocab));
-    context.log(`trained a WordPiece vocabulary of ${vocab.length} pieces in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${dir}`);
+    context.log(
+      `trained a WordPiece vocabulary of ${vocab.length} pieces in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${dir}`,
+    );
   } else {
     await writeTokenizerFiles(dir, wordPieceTokenizerFiles(await bertBaseUncasedVocab()));
     context.log(`tokenizer: bert-base-uncased vocabulary (30,522) -> ${dir}`);
@@ -138,7 +145,10 @@ async function resolveTokenizer(options: TextFitOptions, context: RunContext, te
 
 function tokenBatch(encoded: EncodedBatch): TokenBatch {
   const shape: [number, number] = [encoded.batch, encoded.length];
-  return { ids: tf.tensor2d(encoded.ids, shape, 'int32'), attentionMask: tf.tensor2d(encoded.attentionMask, shape, 'int32') };
+  return {
+    ids: tf.tensor2d(encoded.ids, shape, 'int32'),
+    attentionMask: tf.tensor2d(encoded.attentionMask, shape, 'int32'),
+  };
 }
 
 function disposeTokens(batch: TokenBatch): void {
@@ -161,14 +171,23 @@ function trainerOptions(options: TextFitOptions, context: RunContext, label: str
 }
 
 function buildEncoder(options: TextFitOptions, tokenizer: TextTokenizer, context: RunContext): BertEncoder {
-  const config = bertConfig(options.model ?? 'bert-tiny', { vocabSize: tokenizer.vocabSize, ...options.modelOverrides });
+  const config = bertConfig(options.model ?? 'bert-tiny', {
+    vocabSize: tokenizer.vocabSize,
+    ...options.modelOverrides,
+  });
   const maxLength = options.maxLength ?? 32;
   if (maxLength > config.maxPositions) {
-    throw new MrlError('invalid-config', `maxLength ${maxLength} exceeds the model's maxPositions ${config.maxPositions}.`, 'Lower maxLength or raise maxPositions.');
+    throw new MrlError(
+      'invalid-config',
+      `maxLength ${maxLength} exceeds the model's maxPositions ${config.maxPositions}.`,
+      'Lower maxLength or raise maxPositions.',
+    );
   }
   const encoder = new BertEncoder(config, createRandom(context.seed, 10));
   const params = [...encoder.variables().values()].reduce((s, v) => s + v.size, 0);
-  context.log(`encoder: ${options.model ?? 'bert-tiny'} d=${config.embeddingDim} layers=${config.numLayers} heads=${config.numHeads} vocab=${config.vocabSize} (${(params / 1e6).toFixed(2)}M parameters)`);
+  context.log(
+    `encoder: ${options.model ?? 'bert-tiny'} d=${config.embeddingDim} layers=${config.numLayers} heads=${config.numHeads} vocab=${config.vocabSize} (${(params / 1e6).toFixed(2)}M parameters)`,
+  );
   return encoder;
 }
 
@@ -184,7 +203,11 @@ function buildEncoder(options: TextFitOptions, tokenizer: TextTokenizer, context
  */
 export async function fitText(options: TextFitOptions, context: RunContext): Promise<RunReport> {
   if (!(TEXT_TASKS as readonly string[]).includes(options.task)) {
-    throw new MrlError('invalid-config', `unknown text task '${String(options.task)}'.`, `Choose one of: ${TEXT_TASKS.join(', ')}.`);
+    throw new MrlError(
+      'invalid-config',
+      `unknown text task '${String(options.task)}'.`,
+      `Choose one of: ${TEXT_TASKS.join(', ')}.`,
+    );
   }
   const backend = await initBackend(options.backend ?? 'wasm');
   context.log(`backend: ${backend.name} (${backend.detail})`);
@@ -204,26 +227,40 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
   const evalCount = options.evalExamples ?? 1_000;
   const t0 = performance.now();
   const texts = await takeTexts(options, trainCount + evalCount);
-  if (texts.length < 2) throw new MrlError('invalid-argument', `the corpora gave only ${texts.length} usable sentences.`);
+  if (texts.length < 2)
+    throw new MrlError('invalid-argument', `the corpora gave only ${texts.length} usable sentences.`);
   const evalTexts = texts.slice(0, Math.min(evalCount, Math.floor(texts.length / 10)));
   const trainTexts = texts.slice(evalTexts.length);
-  context.log(`corpus: ${trainTexts.length} training and ${evalTexts.length} held-out sentences in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  context.log(
+    `corpus: ${trainTexts.length} training and ${evalTexts.length} held-out sentences in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   const tokenizer = await resolveTokenizer(options, context, async () => trainTexts);
   const encode = (t: string): Int32Array => Int32Array.from(tokenizer.encode(t, false).slice(0, maxLength - 2));
   const trainIds = trainTexts.map(encode);
   const evalIds = evalTexts.map(encode);
   const encoder = buildEncoder(options, tokenizer, context);
   const objective = new TiedMlmObjective(encoder.tokenEmbedding);
-  const matryoshka = new MatryoshkaLoss(objective, { embeddingDim: encoder.embeddingDim, ...(options.dims ? { dims: options.dims } : {}), ...(options.minDim ? { minDim: options.minDim } : {}) });
+  const matryoshka = new MatryoshkaLoss(objective, {
+    embeddingDim: encoder.embeddingDim,
+    ...(options.dims ? { dims: options.dims } : {}),
+    ...(options.minDim ? { minDim: options.minDim } : {}),
+  });
   const model = new MlmModel(encoder, matryoshka);
   let draw = 0;
   const data = {
     size: trainIds.length,
     batch: (indices: Int32Array): MlmBatch => {
-      const encoded = padRows([...indices].map((i) => [...trainIds[i]!]), maxLength, tokenizer.special);
+      const encoded = padRows(
+        [...indices].map((i) => [...trainIds[i]!]),
+        maxLength,
+        tokenizer.special,
+      );
       draw += 1;
       const masking = options.maskProbability === undefined ? {} : { probability: options.maskProbability };
-      return mlmBatch(encoded, maskTokens(encoded, tokenizer.special, tokenizer.vocabSize, createRandom(context.seed, 3, draw), masking));
+      return mlmBatch(
+        encoded,
+        maskTokens(encoded, tokenizer.special, tokenizer.vocabSize, createRandom(context.seed, 3, draw), masking),
+      );
     },
   };
   const trainer = new Trainer(model, data, trainerOptions(options, context, 'mrl'));
@@ -234,8 +271,17 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
   // model already gets ~10% by copying its input, which says nothing about context.
   const random = createRandom(context.seed, 4);
   for (let start = 0; start < evalIds.length; start += 64) {
-    const encoded = padRows(evalIds.slice(start, start + 64).map((r) => [...r]), maxLength, tokenizer.special);
-    evalBatches.push(mlmBatch(encoded, maskTokens(encoded, tokenizer.special, tokenizer.vocabSize, random, { maskFraction: 1, randomFraction: 0 })));
+    const encoded = padRows(
+      evalIds.slice(start, start + 64).map((r) => [...r]),
+      maxLength,
+      tokenizer.special,
+    );
+    evalBatches.push(
+      mlmBatch(
+        encoded,
+        maskTokens(encoded, tokenizer.special, tokenizer.vocabSize, random, { maskFraction: 1, randomFraction: 0 }),
+      ),
+    );
   }
   const dims = [...matryoshka.dims];
   const accuracy = await mlmAccuracy(encoder, objective, evalBatches, dims);
@@ -247,10 +293,17 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
   let topHits = 0;
   for (const b of evalBatches) topHits += [...(await b.target.labels.data())].filter((id) => id === top).length;
   const unigram = topHits / Math.max(1, masked);
-  context.log(`most-frequent-token baseline (always '${tokenizer.decode([top])}'): ${percent(unigram)}% of the held-out masked tokens`);
+  context.log(
+    `most-frequent-token baseline (always '${tokenizer.decode([top])}'): ${percent(unigram)}% of the held-out masked tokens`,
+  );
   evalBatches.forEach((b) => b.dispose());
   const full = accuracy[accuracy.length - 1]!;
-  const rows = dims.map((m, j) => ({ m, acc: accuracy[j]!, rel: full > 0 ? accuracy[j]! / full : 0, loss: fit.lastParts[`loss/${m}`] }));
+  const rows = dims.map((m, j) => ({
+    m,
+    acc: accuracy[j]!,
+    rel: full > 0 ? accuracy[j]! / full : 0,
+    loss: fit.lastParts[`loss/${m}`],
+  }));
   const table = formatTable(rows, [
     { header: 'dim', value: (r) => String(r.m) },
     { header: 'masked-token acc %', value: (r) => percent(r.acc) },
@@ -260,12 +313,25 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
   return {
     title: `text mlm: top-1 on ${masked} held-out tokens replaced by [MASK] (15%) after ${fit.steps} steps`,
     table,
-    metrics: { task: 'mlm', steps: fit.steps, maskedTokens: masked, dims, accuracy, unigramBaseline: unigram, finalLoss: fit.finalLoss, vocabSize: tokenizer.vocabSize },
+    metrics: {
+      task: 'mlm',
+      steps: fit.steps,
+      maskedTokens: masked,
+      dims,
+      accuracy,
+      unigramBaseline: unigram,
+      finalLoss: fit.finalLoss,
+      vocabSize: tokenizer.vocabSize,
+    },
   };
 }
 
 /** Synsets of WordNet in a seeded order: the first `evalCount` are held out. */
-async function shuffledSynsets(options: TextFitOptions, context: RunContext, filter: (s: Synset) => boolean): Promise<Synset[]> {
+async function shuffledSynsets(
+  options: TextFitOptions,
+  context: RunContext,
+  filter: (s: Synset) => boolean,
+): Promise<Synset[]> {
   const all: Synset[] = [];
   for await (const s of readWordNet(options.wordnetDir)) if (filter(s)) all.push(s);
   const order = permutation(all.length, createRandom(context.seed, 5));
@@ -283,7 +349,11 @@ interface TextEmbedder<Input> {
   release(input: Input): void;
 }
 
-async function buildEmbedder(options: TextFitOptions, context: RunContext, trainTexts: () => string[]): Promise<TextEmbedder<TokenBatch> | TextEmbedder<string[]>> {
+async function buildEmbedder(
+  options: TextFitOptions,
+  context: RunContext,
+  trainTexts: () => string[],
+): Promise<TextEmbedder<TokenBatch> | TextEmbedder<string[]>> {
   const maxLength = options.maxLength ?? 32;
   if (options.backbone !== undefined) {
     const encoder = await OnnxBackboneEncoder.load({
@@ -292,7 +362,9 @@ async function buildEmbedder(options: TextFitOptions, context: RunContext, train
       ...(options.backbonePooling === undefined ? {} : { pooling: options.backbonePooling }),
       random: createRandom(context.seed, 12),
     });
-    context.log(`encoder: frozen ONNX backbone ${encoder.modelDir} (${encoder.pooling} pooling, ${encoder.backboneDim} features) + trainable projection to d=${encoder.embeddingDim}`);
+    context.log(
+      `encoder: frozen ONNX backbone ${encoder.modelDir} (${encoder.pooling} pooling, ${encoder.backboneDim} features) + trainable projection to d=${encoder.embeddingDim}`,
+    );
     return {
       encoder,
       input: async (texts) => {
@@ -312,8 +384,12 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
   const evalCount = Math.min(options.evalExamples ?? 1_000, Math.floor(synsets.length / 5));
   const test = synsets.slice(0, evalCount);
   const train = synsets.slice(evalCount, evalCount + (options.maxExamples ?? 20_000));
-  context.log(`WordNet gloss -> lexicographer class: ${train.length} training, ${test.length} held-out glosses, ${WORDNET_LEXNAMES.length} classes`);
-  const embedder = (await buildEmbedder(options, context, () => train.map((s) => s.definition))) as TextEmbedder<unknown>;
+  context.log(
+    `WordNet gloss -> lexicographer class: ${train.length} training, ${test.length} held-out glosses, ${WORDNET_LEXNAMES.length} classes`,
+  );
+  const embedder = (await buildEmbedder(options, context, () =>
+    train.map((s) => s.definition),
+  )) as TextEmbedder<unknown>;
   const { encoder } = embedder;
   const head = new SharedHead(encoder.embeddingDim, WORDNET_LEXNAMES.length, createRandom(context.seed, 11));
   const matryoshka = new MatryoshkaLoss(new ClassificationObjective(head), {
@@ -326,15 +402,28 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
     size: train.length,
     batch: async (indices: Int32Array): Promise<SupervisedBatch<unknown, ClassTarget>> => {
       const input = await embedder.input([...indices].map((i) => train[i]!.definition));
-      const labels = tf.tensor1d([...indices].map((i) => train[i]!.lexFile), 'int32');
-      return { input, target: { labels }, size: indices.length, dispose: () => (embedder.release(input), labels.dispose()) };
+      const labels = tf.tensor1d(
+        [...indices].map((i) => train[i]!.lexFile),
+        'int32',
+      );
+      return {
+        input,
+        target: { labels },
+        size: indices.length,
+        dispose: () => (embedder.release(input), labels.dispose()),
+      };
     },
   };
   const fit = await new Trainer(model, data, trainerOptions(options, context, 'mrl')).fit();
-  const embeddings = await embedDataset(encoder, test.length, (idx) => embedder.input([...idx].map((i) => test[i]!.definition)), {
-    batchSize: 128,
-    dispose: embedder.release,
-  });
+  const embeddings = await embedDataset(
+    encoder,
+    test.length,
+    (idx) => embedder.input([...idx].map((i) => test[i]!.definition)),
+    {
+      batchSize: 128,
+      dispose: embedder.release,
+    },
+  );
   const dims = [...matryoshka.dims];
   const top1 = await headTop1(head, embeddings, Int32Array.from(test.map((s) => s.lexFile)), dims);
   const table = formatTable(
@@ -363,8 +452,12 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
   const requested = options.databaseSize ?? 10_000;
   const size = requested === 0 ? synsets.length : Math.max(requested, test.length);
   const database = [...test, ...synsets.filter((s) => !testIds.has(s.id)).slice(0, size - test.length)];
-  context.log(`WordNet example -> gloss: ${train.length} training pairs, ${test.length} held-out queries over ${database.length} glosses`);
-  const embedder = (await buildEmbedder(options, context, () => train.flatMap((s) => [s.definition, ...s.examples]))) as TextEmbedder<unknown>;
+  context.log(
+    `WordNet example -> gloss: ${train.length} training pairs, ${test.length} held-out queries over ${database.length} glosses`,
+  );
+  const embedder = (await buildEmbedder(options, context, () =>
+    train.flatMap((s) => [s.definition, ...s.examples]),
+  )) as TextEmbedder<unknown>;
   const { encoder } = embedder;
   const matryoshka = new MatryoshkaLoss(new InBatchContrastiveObjective(), {
     embeddingDim: encoder.embeddingDim,
@@ -381,12 +474,20 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
       const rows = [...indices].map((i) => train[i]!);
       const queries = await embedder.input(rows.map((s) => s.examples[Math.floor(random() * s.examples.length)]!));
       const documents = await embedder.input(rows.map((s) => s.definition));
-      return { queries, documents, size: indices.length, dispose: () => (embedder.release(queries), embedder.release(documents)) };
+      return {
+        queries,
+        documents,
+        size: indices.length,
+        dispose: () => (embedder.release(queries), embedder.release(documents)),
+      };
     },
   };
   const fit = await new Trainer(model, data, trainerOptions(options, context, 'mrl')).fit();
   const embed = (texts: string[]) =>
-    embedDataset(encoder, texts.length, (idx) => embedder.input([...idx].map((i) => texts[i]!)), { batchSize: 128, dispose: embedder.release });
+    embedDataset(encoder, texts.length, (idx) => embedder.input([...idx].map((i) => texts[i]!)), {
+      batchSize: 128,
+      dispose: embedder.release,
+    });
   const queries = await embed(test.map((s) => s.examples[0]!));
   const documents = await embed(database.map((s) => s.definition));
   const dims = [...matryoshka.dims];
@@ -407,6 +508,12 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
   return {
     title: `text retrieve: WordNet example -> gloss, ${test.length} held-out queries over ${database.length} glosses after ${fit.steps} steps`,
     table,
-    metrics: { task: 'retrieve', steps: fit.steps, dims, recallAt10: metrics.map((r) => r.recall[10]), recallAt1: metrics.map((r) => r.recall[1]) },
+    metrics: {
+      task: 'retrieve',
+      steps: fit.steps,
+      dims,
+      recallAt10: metrics.map((r) => r.recall[10]),
+      recallAt1: metrics.map((r) => r.recall[1]),
+    },
   };
 }

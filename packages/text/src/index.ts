@@ -10,7 +10,17 @@ export {
 export { padRows, TextTokenizer, type EncodedBatch, type SpecialIds } from './tokenizer/tokenizer.js';
 export { preTokenize, trainWordPiece, type WordPieceTrainOptions } from './tokenizer/wordpiece-trainer.js';
 export { gatherRows } from './gather.js';
-export { BERT_CONFIGS, BertEncoder, bertConfig, gelu, layerNorm, poolTokens, type BertConfig, type BertPooling, type TokenBatch } from './bert.js';
+export {
+  BERT_CONFIGS,
+  BertEncoder,
+  bertConfig,
+  gelu,
+  layerNorm,
+  poolTokens,
+  type BertConfig,
+  type BertPooling,
+  type TokenBatch,
+} from './bert.js';
 export {
   maskTokens,
   mlmAccuracy,
@@ -37,7 +47,14 @@ export {
   type PackagedCorpus,
   type TextStream,
 } from './corpora.js';
-export { DEFAULT_WORDNET_DIR, parseGloss, parseSynsetLine, readWordNet, WORDNET_LEXNAMES, type Synset } from './wordnet.js';
+export {
+  DEFAULT_WORDNET_DIR,
+  parseGloss,
+  parseSynsetLine,
+  readWordNet,
+  WORDNET_LEXNAMES,
+  type Synset,
+} from './wordnet.js';
 export { backboneBatches, OnnxBackboneEncoder, type BackbonePooling, type OnnxBackboneOptions } from './backbone.js';
 export { fitText, TEXT_TASKS, type TextFitOptions, type TextTask } from './fit.js';
 export { TEXT_ENCODER_REGISTRATIONS, textModule } from './di.js';

@@ -38,13 +38,23 @@ export interface MaskedTokens {
  * and `[PAD]` is chosen with `probability`; a chosen token becomes `[MASK]` 80% of the time, a
  * random non-special token 10%, and stays itself 10%. At least one token per batch is chosen.
  */
-export function maskTokens(batch: EncodedBatch, special: SpecialIds, vocabSize: number, random: Random, options: MaskingOptions = {}): MaskedTokens {
+export function maskTokens(
+  batch: EncodedBatch,
+  special: SpecialIds,
+  vocabSize: number,
+  random: Random,
+  options: MaskingOptions = {},
+): MaskedTokens {
   const probability = options.probability ?? 0.15;
   const maskFraction = options.maskFraction ?? 0.8;
   const randomFraction = options.randomFraction ?? 0.1;
-  if (!(probability > 0 && probability <= 1)) throw new MrlError('invalid-argument', `masking probability must be in (0, 1], got ${probability}.`);
+  if (!(probability > 0 && probability <= 1))
+    throw new MrlError('invalid-argument', `masking probability must be in (0, 1], got ${probability}.`);
   if (!(maskFraction >= 0 && randomFraction >= 0 && maskFraction + randomFraction <= 1)) {
-    throw new MrlError('invalid-argument', `maskFraction ${maskFraction} + randomFraction ${randomFraction} must be fractions summing to at most 1.`);
+    throw new MrlError(
+      'invalid-argument',
+      `maskFraction ${maskFraction} + randomFraction ${randomFraction} must be fractions summing to at most 1.`,
+    );
   }
   const specials = new Set([special.pad, special.cls, special.sep, special.mask, special.unk]);
   const inputIds = Int32Array.from(batch.ids);
@@ -54,7 +64,8 @@ export function maskTokens(batch: EncodedBatch, special: SpecialIds, vocabSize: 
   }
   const chosen = candidates.filter(() => random() < probability);
   if (chosen.length === 0 && candidates.length > 0) chosen.push(candidates[Math.floor(random() * candidates.length)]!);
-  if (chosen.length === 0) throw new MrlError('invalid-argument', 'the batch has no maskable tokens (only special tokens or padding).');
+  if (chosen.length === 0)
+    throw new MrlError('invalid-argument', 'the batch has no maskable tokens (only special tokens or padding).');
   const labels = new Int32Array(chosen.length);
   chosen.forEach((pos, j) => {
     labels[j] = inputIds[pos]!;
@@ -86,13 +97,20 @@ export class TiedMlmObjective implements PrefixObjective<MlmTarget> {
   readonly bias: tf.Variable; // [V]
 
   constructor(readonly embedding: tf.Variable) {
-    if (embedding.rank !== 2) throw new MrlError('invalid-argument', `the tied embedding must be a [V, d] matrix, got rank ${embedding.rank}.`);
+    if (embedding.rank !== 2)
+      throw new MrlError('invalid-argument', `the tied embedding must be a [V, d] matrix, got rank ${embedding.rank}.`);
     this.bias = tf.variable(tf.zeros([embedding.shape[0]!]), true);
   }
 
   /** Logits [M, V] of every prefix in `dims`. */
   logits(states: tf.Tensor2D, dims: readonly number[]): tf.Tensor2D[] {
-    return runningSumPrefixLogits(states, this.embedding as tf.Tensor2D, this.bias as tf.Tensor1D, dims, 'classes-first');
+    return runningSumPrefixLogits(
+      states,
+      this.embedding as tf.Tensor2D,
+      this.bias as tf.Tensor1D,
+      dims,
+      'classes-first',
+    );
   }
 
   prefixLosses(states: tf.Tensor2D, dims: readonly number[], target: MlmTarget): tf.Scalar[] {
@@ -102,7 +120,14 @@ export class TiedMlmObjective implements PrefixObjective<MlmTarget> {
 
   /** All dims' losses from one op: one kernel each way on wasm with native kernels. */
   prefixLossVector(states: tf.Tensor2D, dims: readonly number[], target: MlmTarget): tf.Tensor1D {
-    return prefixSoftmaxCrossEntropy(states, this.embedding as tf.Tensor2D, this.bias as tf.Tensor1D, target.labels, dims, 'classes-first');
+    return prefixSoftmaxCrossEntropy(
+      states,
+      this.embedding as tf.Tensor2D,
+      this.bias as tf.Tensor1D,
+      target.labels,
+      dims,
+      'classes-first',
+    );
   }
 
   /** The bias only: the tied table belongs to the encoder. */
@@ -124,7 +149,10 @@ export interface MlmBatch {
 /** Tensors of a masked batch. */
 export function mlmBatch(encoded: EncodedBatch, masked: MaskedTokens): MlmBatch {
   const shape: [number, number] = [encoded.batch, encoded.length];
-  const input: TokenBatch = { ids: tf.tensor2d(masked.inputIds, shape, 'int32'), attentionMask: tf.tensor2d(encoded.attentionMask, shape, 'int32') };
+  const input: TokenBatch = {
+    ids: tf.tensor2d(masked.inputIds, shape, 'int32'),
+    attentionMask: tf.tensor2d(encoded.attentionMask, shape, 'int32'),
+  };
   const positions = tf.tensor1d(masked.positions, 'int32');
   const labels = tf.tensor1d(masked.labels, 'int32');
   return {
@@ -169,11 +197,18 @@ export class MlmModel implements TrainModel<MlmBatch> {
  * Masked-token top-1 accuracy at each nesting dim, over the given batches (inference mode).
  * Reads back asynchronously: a device backend (webgpu) cannot read synchronously in Node.
  */
-export async function mlmAccuracy(encoder: BertEncoder, objective: TiedMlmObjective, batches: readonly MlmBatch[], dims: readonly number[]): Promise<number[]> {
+export async function mlmAccuracy(
+  encoder: BertEncoder,
+  objective: TiedMlmObjective,
+  batches: readonly MlmBatch[],
+  dims: readonly number[],
+): Promise<number[]> {
   const correct = dims.map(() => 0);
   let total = 0;
   for (const batch of batches) {
-    const predictions = tf.tidy(() => tf.stack(objective.logits(maskedStates(encoder, batch, false), dims).map((l) => tf.argMax(l, 1))));
+    const predictions = tf.tidy(() =>
+      tf.stack(objective.logits(maskedStates(encoder, batch, false), dims).map((l) => tf.argMax(l, 1))),
+    );
     const p = await predictions.data();
     predictions.dispose();
     const labels = await batch.target.labels.data();

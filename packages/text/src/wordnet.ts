@@ -5,12 +5,51 @@ import { readTextLines } from './corpora.js';
 
 /** The 45 WordNet lexicographer files, by number (WordNet's `lexnames`). */
 export const WORDNET_LEXNAMES = [
-  'adj.all', 'adj.pert', 'adv.all', 'noun.Tops', 'noun.act', 'noun.animal', 'noun.artifact', 'noun.attribute', 'noun.body',
-  'noun.cognition', 'noun.communication', 'noun.event', 'noun.feeling', 'noun.food', 'noun.group', 'noun.location',
-  'noun.motive', 'noun.object', 'noun.person', 'noun.phenomenon', 'noun.plant', 'noun.possession', 'noun.process',
-  'noun.quantity', 'noun.relation', 'noun.shape', 'noun.state', 'noun.substance', 'noun.time', 'verb.body', 'verb.change',
-  'verb.cognition', 'verb.communication', 'verb.competition', 'verb.consumption', 'verb.contact', 'verb.creation',
-  'verb.emotion', 'verb.motion', 'verb.perception', 'verb.possession', 'verb.social', 'verb.stative', 'verb.weather', 'adj.ppl',
+  'adj.all',
+  'adj.pert',
+  'adv.all',
+  'noun.Tops',
+  'noun.act',
+  'noun.animal',
+  'noun.artifact',
+  'noun.attribute',
+  'noun.body',
+  'noun.cognition',
+  'noun.communication',
+  'noun.event',
+  'noun.feeling',
+  'noun.food',
+  'noun.group',
+  'noun.location',
+  'noun.motive',
+  'noun.object',
+  'noun.person',
+  'noun.phenomenon',
+  'noun.plant',
+  'noun.possession',
+  'noun.process',
+  'noun.quantity',
+  'noun.relation',
+  'noun.shape',
+  'noun.state',
+  'noun.substance',
+  'noun.time',
+  'verb.body',
+  'verb.change',
+  'verb.cognition',
+  'verb.communication',
+  'verb.competition',
+  'verb.consumption',
+  'verb.contact',
+  'verb.creation',
+  'verb.emotion',
+  'verb.motion',
+  'verb.perception',
+  'verb.possession',
+  'verb.social',
+  'verb.stative',
+  'verb.weather',
+  'adj.ppl',
 ] as const;
 
 /** One WordNet synset: its words, gloss split into definition and example sentences, and its lexicographer class. */
@@ -33,7 +72,13 @@ export function parseGloss(gloss: string): { definition: string; examples: strin
   const definition = parts[0]!.trim().replace(/;$/, '').trim();
   const examples = parts
     .slice(1)
-    .map((p) => p.trim().replace(/^"/, '').replace(/"[\s;]*$/, '').trim())
+    .map((p) =>
+      p
+        .trim()
+        .replace(/^"/, '')
+        .replace(/"[\s;]*$/, '')
+        .trim(),
+    )
     .filter((p) => p.length > 0);
   return { definition, examples };
 }
@@ -66,9 +111,14 @@ export async function* readWordNet(dir: string = DEFAULT_WORDNET_DIR): AsyncGene
     try {
       await access(file);
     } catch (cause) {
-      throw new MrlError('missing-file', `WordNet data file ${file} is missing.`, 'Install it with: apt-get install wordnet-base (or pass the folder holding data.noun).', {
-        cause,
-      });
+      throw new MrlError(
+        'missing-file',
+        `WordNet data file ${file} is missing.`,
+        'Install it with: apt-get install wordnet-base (or pass the folder holding data.noun).',
+        {
+          cause,
+        },
+      );
     }
     for await (const line of readTextLines(file)) {
       const synset = parseSynsetLine(line);

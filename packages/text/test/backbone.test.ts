@@ -4,13 +4,36 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClassificationObjective, createRandom, MatryoshkaLoss, MatryoshkaModel, MrlError, SharedHead, Trainer } from '@mrl/core';
+import {
+  ClassificationObjective,
+  createRandom,
+  MatryoshkaLoss,
+  MatryoshkaModel,
+  MrlError,
+  SharedHead,
+  Trainer,
+} from '@mrl/core';
 import { backboneBatches, OnnxBackboneEncoder } from '../src/backbone.js';
 import { fitText } from '../src/fit.js';
 import { TextTokenizer } from '../src/tokenizer/tokenizer.js';
 import { writeTinyOnnxModel, type TinyOnnxModel } from './helpers/tiny-onnx.js';
 
-const WORDS = ['the', 'a', 'red', 'blue', 'green', 'big', 'small', 'cat', 'dog', 'fish', 'bird', 'runs', 'sleeps', 'eats'];
+const WORDS = [
+  'the',
+  'a',
+  'red',
+  'blue',
+  'green',
+  'big',
+  'small',
+  'cat',
+  'dog',
+  'fish',
+  'bird',
+  'runs',
+  'sleeps',
+  'eats',
+];
 const ANIMALS = ['cat', 'dog', 'fish', 'bird'];
 
 let root: string;
@@ -36,7 +59,10 @@ function toySentences(): { texts: string[]; labels: number[] } {
 async function writeToyWordNet(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   const { texts, labels } = toySentences();
-  const lines = texts.map((t, i) => `${String(1000 + i).padStart(8, '0')} ${String(5 + labels[i]!).padStart(2, '0')} n 01 thing 0 000 | ${t}; "a ${t.split(' ').slice(2).join(' ')}"`);
+  const lines = texts.map(
+    (t, i) =>
+      `${String(1000 + i).padStart(8, '0')} ${String(5 + labels[i]!).padStart(2, '0')} n 01 thing 0 000 | ${t}; "a ${t.split(' ').slice(2).join(' ')}"`,
+  );
   await writeFile(join(dir, 'data.noun'), `${lines.join('\n')}\n`);
   for (const pos of ['verb', 'adj', 'adv']) await writeFile(join(dir, `data.${pos}`), '');
 }
@@ -45,7 +71,8 @@ async function writeToyWordNet(dir: string): Promise<void> {
 function expectedMean(text: string): number[] {
   const ids = tokenizer.encode(text);
   const out = new Array<number>(model.hidden).fill(0);
-  for (const id of ids) for (let j = 0; j < model.hidden; j++) out[j]! += model.table[id * model.hidden + j]! / ids.length;
+  for (const id of ids)
+    for (let j = 0; j < model.hidden; j++) out[j]! += model.table[id * model.hidden + j]! / ids.length;
   return out;
 }
 
@@ -103,7 +130,12 @@ describe('OnnxBackboneEncoder', () => {
   });
 
   it('gives the first-token state with cls pooling', async () => {
-    const encoder = await OnnxBackboneEncoder.load({ modelDir: model.dir, embeddingDim: 4, pooling: 'cls', random: createRandom(0) });
+    const encoder = await OnnxBackboneEncoder.load({
+      modelDir: model.dir,
+      embeddingDim: 4,
+      pooling: 'cls',
+      random: createRandom(0),
+    });
     await encoder.prefetch(['the cat runs']);
     const got = encoder.features(['the cat runs']).dataSync();
     const cls = tokenizer.special.cls;
@@ -118,7 +150,10 @@ describe('OnnxBackboneEncoder', () => {
     const matryoshka = new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: 16, dims: [4, 8, 16] });
     const mrl = new MatryoshkaModel(encoder, matryoshka);
     // Only the projection and the head are variables; nothing of the ONNX backbone is.
-    expect([...mrl.variables().keys()].filter((n) => n.startsWith('encoder/'))).toEqual(['encoder/projection/w', 'encoder/projection/b']);
+    expect([...mrl.variables().keys()].filter((n) => n.startsWith('encoder/'))).toEqual([
+      'encoder/projection/w',
+      'encoder/projection/b',
+    ]);
     const before = encoder.weight.dataSync().slice();
     const losses: number[] = [];
     const trainer = new Trainer(mrl, backboneBatches(encoder, texts, labels), {
@@ -151,8 +186,12 @@ describe('OnnxBackboneEncoder', () => {
 
   it('names the missing model folder, or the missing file inside it', async () => {
     const missing = join(root, 'no-such-model');
-    await expect(OnnxBackboneEncoder.load({ modelDir: missing, embeddingDim: 8, random: createRandom(0) })).rejects.toThrow(`no model folder at ${missing}.`);
-    const error = await OnnxBackboneEncoder.load({ modelDir: root, embeddingDim: 8, random: createRandom(0) }).catch((e: unknown) => e);
+    await expect(
+      OnnxBackboneEncoder.load({ modelDir: missing, embeddingDim: 8, random: createRandom(0) }),
+    ).rejects.toThrow(`no model folder at ${missing}.`);
+    const error = await OnnxBackboneEncoder.load({ modelDir: root, embeddingDim: 8, random: createRandom(0) }).catch(
+      (e: unknown) => e,
+    );
     expect(MrlError.is(error) && error.kind).toBe('missing-file');
     expect((error as Error).message).toBe(`no config.json at ${join(root, 'config.json')}.`);
   });
@@ -170,7 +209,18 @@ describe('fitText with a frozen ONNX backbone', () => {
   // A WordNet-format folder of toy glosses keeps these fast and lets classify show learning.
   it('classify trains the projection and reports per-dim top-1 above chance', async () => {
     const report = await fitText(
-      { task: 'classify', backbone: model.dir, projectionDim: 16, dims: [4, 8, 16], steps: 60, batchSize: 16, lr: 0.05, evalExamples: 14, backend: 'wasm', wordnetDir },
+      {
+        task: 'classify',
+        backbone: model.dir,
+        projectionDim: 16,
+        dims: [4, 8, 16],
+        steps: 60,
+        batchSize: 16,
+        lr: 0.05,
+        evalExamples: 14,
+        backend: 'wasm',
+        wordnetDir,
+      },
       context('classify'),
     );
     const top1 = report.metrics['top1'] as number[];
@@ -180,7 +230,18 @@ describe('fitText with a frozen ONNX backbone', () => {
 
   it('retrieve trains the projection and reports per-dim recall@10', async () => {
     const report = await fitText(
-      { task: 'retrieve', backbone: model.dir, projectionDim: 16, dims: [8, 16], steps: 5, batchSize: 16, evalExamples: 14, databaseSize: 72, backend: 'wasm', wordnetDir },
+      {
+        task: 'retrieve',
+        backbone: model.dir,
+        projectionDim: 16,
+        dims: [8, 16],
+        steps: 5,
+        batchSize: 16,
+        evalExamples: 14,
+        databaseSize: 72,
+        backend: 'wasm',
+        wordnetDir,
+      },
       context('retrieve'),
     );
     expect(report.metrics['recallAt10']).toHaveLength(2);

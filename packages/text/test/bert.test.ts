@@ -9,12 +9,23 @@ beforeAll(async () => {
 });
 
 const small = (overrides: Partial<BertConfig> = {}): BertConfig =>
-  bertConfig('bert-tiny', { vocabSize: 50, embeddingDim: 16, numHeads: 2, intermediateSize: 32, maxPositions: 16, dropout: 0, ...overrides });
+  bertConfig('bert-tiny', {
+    vocabSize: 50,
+    embeddingDim: 16,
+    numHeads: 2,
+    intermediateSize: 32,
+    maxPositions: 16,
+    dropout: 0,
+    ...overrides,
+  });
 
 function batch(rows: number[][], length: number): { ids: tf.Tensor2D; attentionMask: tf.Tensor2D } {
   const ids = rows.map((r) => [...r, ...Array(length - r.length).fill(0)]);
   const mask = rows.map((r) => [...r.map(() => 1), ...Array(length - r.length).fill(0)]);
-  return { ids: tf.tensor2d(ids, [rows.length, length], 'int32'), attentionMask: tf.tensor2d(mask, [rows.length, length], 'int32') };
+  return {
+    ids: tf.tensor2d(ids, [rows.length, length], 'int32'),
+    attentionMask: tf.tensor2d(mask, [rows.length, length], 'int32'),
+  };
 }
 
 describe('BERT config registry', () => {
@@ -36,7 +47,9 @@ describe('BERT config registry', () => {
   });
 
   it('rejects a hidden size the heads do not divide', () => {
-    expect(() => bertConfig('bert-tiny', { embeddingDim: 30, numHeads: 4 })).toThrow(/embeddingDim 30 is not divisible by numHeads 4/);
+    expect(() => bertConfig('bert-tiny', { embeddingDim: 30, numHeads: 4 })).toThrow(
+      /embeddingDim 30 is not divisible by numHeads 4/,
+    );
   });
 
   it('rejects a non-positive initializerRange', () => {
@@ -47,7 +60,13 @@ describe('BERT config registry', () => {
 describe('BertEncoder', () => {
   it('gives token states [B, T, d] and pooled embeddings [B, d], freeing its intermediates', () => {
     const bert = new BertEncoder(small(), createRandom(1));
-    const b = batch([[2, 5, 6, 3], [2, 7, 3]], 4);
+    const b = batch(
+      [
+        [2, 5, 6, 3],
+        [2, 7, 3],
+      ],
+      4,
+    );
     const before = tf.memory().numTensors;
     const states = bert.encodeTokens(b, false);
     const pooled = bert.encode(b, false);
@@ -75,7 +94,9 @@ describe('BertEncoder', () => {
       const sb = bert.encodeTokens(long, false).arraySync()[0]!;
       for (let t = 0; t < 5; t++) for (let j = 0; j < 16; j++) expect(sb[t]![j]!).toBeCloseTo(sa[t]![j]!, 5);
       // Without the mask the padded tokens are attended to and the embedding moves.
-      const unmasked = bert.encode({ ids: long.ids, attentionMask: tf.onesLike(long.attentionMask) as tf.Tensor2D }, false).arraySync();
+      const unmasked = bert
+        .encode({ ids: long.ids, attentionMask: tf.onesLike(long.attentionMask) as tf.Tensor2D }, false)
+        .arraySync();
       const moved = Math.max(...unmasked[0]!.map((v, j) => Math.abs(v - a[0]![j]!)));
       expect(moved).toBeGreaterThan(1e-3);
       bert.dispose();
@@ -84,16 +105,37 @@ describe('BertEncoder', () => {
 
   it('rejects a sequence longer than maxPositions', () => {
     const bert = new BertEncoder(small({ maxPositions: 4 }), createRandom(3));
-    expect(() => bert.encode(batch([[2, 3, 4, 5, 6]], 5), false)).toThrow(/sequence length 5 exceeds the model's maxPositions 4/);
+    expect(() => bert.encode(batch([[2, 3, 4, 5, 6]], 5), false)).toThrow(
+      /sequence length 5 exceeds the model's maxPositions 4/,
+    );
     bert.dispose();
   });
 });
 
 describe('gatherRows', () => {
   it('scatters the gradient back to repeated rows', () => {
-    const table = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
+    const table = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
     const idx = tf.tensor1d([2, 0, 2], 'int32');
-    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(gatherRows(t as tf.Tensor2D, idx), tf.tensor2d([[1, 2], [3, 4], [5, 6]]))))(table);
-    expect(g.arraySync()).toEqual([[3, 4], [0, 0], [6, 8]]);
+    const g = tf.grad((t: tf.Tensor) =>
+      tf.sum(
+        tf.mul(
+          gatherRows(t as tf.Tensor2D, idx),
+          tf.tensor2d([
+            [1, 2],
+            [3, 4],
+            [5, 6],
+          ]),
+        ),
+      ),
+    )(table);
+    expect(g.arraySync()).toEqual([
+      [3, 4],
+      [0, 0],
+      [6, 8],
+    ]);
   });
 });

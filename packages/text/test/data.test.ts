@@ -36,7 +36,9 @@ describe('corpora', () => {
       await writeFile(join(dir, 'a.txt'), 'first line\n\n  second line  \n');
       expect(await take(readTextLines(join(dir, 'a.txt')), 10)).toEqual(['first line', 'second line']);
       await writeFile(join(dir, 'b.jsonl'), '{"text":"one"}\n{"text":2}\n');
-      await expect(take(readJsonl(join(dir, 'b.jsonl')), 10)).rejects.toThrow(/b\.jsonl line 2 has no string field 'text'/);
+      await expect(take(readJsonl(join(dir, 'b.jsonl')), 10)).rejects.toThrow(
+        /b\.jsonl line 2 has no string field 'text'/,
+      );
       await expect(take(readTextLines(join(dir, 'missing.txt')), 1)).rejects.toThrow(/cannot read .*missing\.txt/);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -44,7 +46,13 @@ describe('corpora', () => {
   });
 
   it('splits sentences and rejects an unknown corpus', async () => {
-    expect(splitSentences('Call me Ishmael. Some years ago! Why? "Yes." End')).toEqual(['Call me Ishmael.', 'Some years ago!', 'Why?', '"Yes."', 'End']);
+    expect(splitSentences('Call me Ishmael. Some years ago! Why? "Yes." End')).toEqual([
+      'Call me Ishmael.',
+      'Some years ago!',
+      'Why?',
+      '"Yes."',
+      'End',
+    ]);
     await expect(take(packagedCorpus(['gutenberg']), 1)).rejects.toThrow(/unknown corpus 'gutenberg'/);
   });
 });
@@ -78,7 +86,9 @@ describe('WordNet', () => {
   });
 
   it('names the missing WordNet folder', async () => {
-    await expect(take(readWordNet('/nonexistent/wordnet'), 1)).rejects.toThrow(/WordNet data file \/nonexistent\/wordnet\/data\.noun is missing/);
+    await expect(take(readWordNet('/nonexistent/wordnet'), 1)).rejects.toThrow(
+      /WordNet data file \/nonexistent\/wordnet\/data\.noun is missing/,
+    );
   });
 });
 
@@ -88,7 +98,10 @@ describe('textModule', () => {
     await container.loadAsync(textModule);
     const regs = container.getAll<EncoderRegistration>(ENCODER_REGISTRATION);
     expect(regs.map((r) => r.name)).toEqual(['bert-tiny', 'bert-mini', 'bert-small']);
-    const encoder = regs[0]!.create({ ...regs[0]!.defaults, vocabSize: 30, embeddingDim: 8, numHeads: 2, intermediateSize: 8 }, createRandom(0));
+    const encoder = regs[0]!.create(
+      { ...regs[0]!.defaults, vocabSize: 30, embeddingDim: 8, numHeads: 2, intermediateSize: 8 },
+      createRandom(0),
+    );
     expect(encoder.embeddingDim).toBe(8);
     encoder.dispose();
   });

@@ -16,10 +16,28 @@ const context = (name: string) => ({ runDir: join(dir, name), seed: 0, resume: f
 describe('fitText', () => {
   it('mlm learns a tiny repetitive corpus at every nesting dim', async () => {
     const file = join(dir, 'corpus.txt');
-    const lines = Array.from({ length: 400 }, (_, i) => ['the cat sat on the mat', 'a dog ran to the park', 'my hat is red and blue'][i % 3]!);
+    const lines = Array.from(
+      { length: 400 },
+      (_, i) => ['the cat sat on the mat', 'a dog ran to the park', 'my hat is red and blue'][i % 3]!,
+    );
     await writeFile(file, `${lines.join('\n')}\n`);
     const report = await fitText(
-      { task: 'mlm', corpora: [], textFiles: [file], vocabSize: 40, modelOverrides: { ...tiny, embeddingDim: 32, intermediateSize: 64 }, steps: 200, lr: 1e-2, warmupSteps: 20, dims: [8, 16, 32], batchSize: 16, maxExamples: 300, evalExamples: 100, backend: 'wasm', maxLength: 16 },
+      {
+        task: 'mlm',
+        corpora: [],
+        textFiles: [file],
+        vocabSize: 40,
+        modelOverrides: { ...tiny, embeddingDim: 32, intermediateSize: 64 },
+        steps: 200,
+        lr: 1e-2,
+        warmupSteps: 20,
+        dims: [8, 16, 32],
+        batchSize: 16,
+        maxExamples: 300,
+        evalExamples: 100,
+        backend: 'wasm',
+        maxLength: 16,
+      },
       context('mlm'),
     );
     const accuracy = report.metrics['accuracy'] as number[];
@@ -32,7 +50,17 @@ describe('fitText', () => {
 
   it('classify reports per-dim top-1 over the 45 WordNet classes', async () => {
     const report = await fitText(
-      { task: 'classify', vocabSize: 300, modelOverrides: tiny, steps: 3, maxExamples: 200, evalExamples: 50, backend: 'wasm', dims: [8, 16], maxLength: 16 },
+      {
+        task: 'classify',
+        vocabSize: 300,
+        modelOverrides: tiny,
+        steps: 3,
+        maxExamples: 200,
+        evalExamples: 50,
+        backend: 'wasm',
+        dims: [8, 16],
+        maxLength: 16,
+      },
       context('classify'),
     );
     expect(report.title).toContain('45 lexicographer classes');
@@ -43,7 +71,18 @@ describe('fitText', () => {
 
   it('retrieve reports per-dim recall@10 and rejects an unknown task', async () => {
     const report = await fitText(
-      { task: 'retrieve', vocabSize: 300, modelOverrides: tiny, steps: 3, maxExamples: 200, evalExamples: 50, databaseSize: 200, backend: 'wasm', dims: [8, 16], maxLength: 16 },
+      {
+        task: 'retrieve',
+        vocabSize: 300,
+        modelOverrides: tiny,
+        steps: 3,
+        maxExamples: 200,
+        evalExamples: 50,
+        databaseSize: 200,
+        backend: 'wasm',
+        dims: [8, 16],
+        maxLength: 16,
+      },
       context('retrieve'),
     );
     const recall = report.metrics['recallAt10'] as number[];
@@ -51,6 +90,8 @@ describe('fitText', () => {
     // 50 queries over 200 glosses: recall@10 is at least random (5%) only by chance; check the range.
     recall.forEach((v) => expect(v).toBeGreaterThanOrEqual(0) && expect(v).toBeLessThanOrEqual(1));
     expect(report.table).toContain('recall@10 %');
-    await expect(fitText({ task: 'translate' as 'mlm' }, context('bad'))).rejects.toThrow(/unknown text task 'translate'/);
+    await expect(fitText({ task: 'translate' as 'mlm' }, context('bad'))).rejects.toThrow(
+      /unknown text task 'translate'/,
+    );
   });
 });

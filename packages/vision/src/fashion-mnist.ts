@@ -38,7 +38,10 @@ export interface LabelledImages {
 
 async function readSplit(dir: string, prefix: 'train' | 't10k'): Promise<ImageSplit> {
   const find = (kind: string): string => {
-    for (const name of [`${prefix}-${kind}-idx${kind === 'images' ? 3 : 1}-ubyte.gz`, `${prefix}-${kind}-idx${kind === 'images' ? 3 : 1}-ubyte`]) {
+    for (const name of [
+      `${prefix}-${kind}-idx${kind === 'images' ? 3 : 1}-ubyte.gz`,
+      `${prefix}-${kind}-idx${kind === 'images' ? 3 : 1}-ubyte`,
+    ]) {
       const path = join(dir, name);
       if (existsSync(path)) return path;
     }
@@ -52,7 +55,10 @@ async function readSplit(dir: string, prefix: 'train' | 't10k'): Promise<ImageSp
   const labels = await readIdx(find('labels'));
   const [count, height, width] = images.shape as [number, number, number];
   if (images.shape.length !== 3 || labels.shape.length !== 1 || labels.shape[0] !== count) {
-    throw new MrlError('corrupt-file', `${dir}: images [${images.shape.join(', ')}] and labels [${labels.shape.join(', ')}] do not match.`);
+    throw new MrlError(
+      'corrupt-file',
+      `${dir}: images [${images.shape.join(', ')}] and labels [${labels.shape.join(', ')}] do not match.`,
+    );
   }
   const pixels = new Float32Array(images.data.length);
   for (let i = 0; i < pixels.length; i++) pixels[i] = images.data[i]! / 255;
@@ -62,7 +68,16 @@ async function readSplit(dir: string, prefix: 'train' | 't10k'): Promise<ImageSp
       throw new MrlError('corrupt-file', `${dir}: label ${labelArray[i]} at index ${i} is not one of the 10 classes.`);
     }
   }
-  return { images: pixels, labels: labelArray, count, height, width, channels: 1, numClasses: 10, classNames: FASHION_MNIST_CLASSES };
+  return {
+    images: pixels,
+    labels: labelArray,
+    count,
+    height,
+    width,
+    channels: 1,
+    numClasses: 10,
+    classNames: FASHION_MNIST_CLASSES,
+  };
 }
 
 /** Fashion-MNIST (60,000 train / 10,000 test, 28x28 grey, 10 classes) from its IDX files. */

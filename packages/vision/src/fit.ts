@@ -136,14 +136,24 @@ async function scoreEmbeddings(
     dims,
     center,
   });
-  return dims.map((dim, j) => ({ dim, top1: top1[j]!, nnTop1: retrieval[j]!.nnTop1, map10: retrieval[j]!.map10, recall: retrieval[j]!.recall }));
+  return dims.map((dim, j) => ({
+    dim,
+    top1: top1[j]!,
+    nnTop1: retrieval[j]!.nnTop1,
+    map10: retrieval[j]!.map10,
+    recall: retrieval[j]!.recall,
+  }));
 }
 
 function encoderOverrides(model: string, embeddingDim: number, split: ImageSplit): Partial<VisionEncoderConfig> {
   const family = visionModelConfig(model).family;
   if (model === 'mlp') return { embeddingDim, inputDim: split.height * split.width * split.channels };
   if (family === 'vit') {
-    if (split.height !== split.width) throw new MrlError('invalid-argument', `${model} needs square images, the data has ${split.height}x${split.width}.`);
+    if (split.height !== split.width)
+      throw new MrlError(
+        'invalid-argument',
+        `${model} needs square images, the data has ${split.height}x${split.width}.`,
+      );
     return { embeddingDim, inputChannels: split.channels, imageSize: split.height };
   }
   return { embeddingDim, inputChannels: split.channels };
@@ -167,7 +177,11 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   }
   for (const c of options.compare) {
     if (!(VISION_BASELINES as readonly string[]).includes(c)) {
-      throw new MrlError('invalid-argument', `unknown baseline '${String(c)}'.`, `Known baselines: ${VISION_BASELINES.join(', ')}.`);
+      throw new MrlError(
+        'invalid-argument',
+        `unknown baseline '${String(c)}'.`,
+        `Known baselines: ${VISION_BASELINES.join(', ')}.`,
+      );
     }
   }
   if (options.createEncoder === undefined) visionModelConfig(options.model); // unknown names fail before the data loads
@@ -215,14 +229,23 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   if (options.trainOnly !== undefined) {
     const known = ['mrl', ...dims.map((m) => `ff-${m}`)];
     for (const label of options.trainOnly) {
-      if (!known.includes(label)) throw new MrlError('invalid-argument', `trainOnly names '${label}', which this run does not train.`, `Known models: ${known.join(', ')}.`);
+      if (!known.includes(label))
+        throw new MrlError(
+          'invalid-argument',
+          `trainOnly names '${label}', which this run does not train.`,
+          `Known models: ${known.join(', ')}.`,
+        );
     }
     for (const label of options.trainOnly) {
       const run = await trainModel(label);
       run.encoder.dispose();
       tf.dispose([...run.head.variables().values()]);
     }
-    return { title: `Fashion-MNIST, ${options.model}, d=${d}: trained ${options.trainOnly.join(', ')}`, table: '', metrics: { trained: options.trainOnly } };
+    return {
+      title: `Fashion-MNIST, ${options.model}, d=${d}: trained ${options.trainOnly.join(', ')}`,
+      table: '',
+      metrics: { trained: options.trainOnly },
+    };
   }
 
   const mrlRun = await trainModel('mrl');
@@ -235,7 +258,15 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   if (options.compare.includes('ff')) {
     for (const m of options.ffDims === undefined ? dims : dims.filter((x) => options.ffDims!.includes(x))) {
       const run = await trainModel(`ff-${m}`);
-      const [row] = await scoreEmbeddings(run, await embedArrays(run.encoder, train), train, await embedArrays(run.encoder, test), test, [m], retrieval);
+      const [row] = await scoreEmbeddings(
+        run,
+        await embedArrays(run.encoder, train),
+        train,
+        await embedArrays(run.encoder, test),
+        test,
+        [m],
+        retrieval,
+      );
       ffRows.set(m, row!);
       if (m === d) fullRun = run;
       else run.encoder.dispose();
@@ -249,7 +280,11 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     fullRun ??= await trainModel(`ff-${d}`);
     const fullTrain = await embedArrays(fullRun.encoder, train);
     const fullTest = await embedArrays(fullRun.encoder, test);
-    const fixedFeatureRows = async (trainFeatures: EmbeddingMatrix, testFeatures: EmbeddingMatrix, label: string): Promise<DimRow[]> => {
+    const fixedFeatureRows = async (
+      trainFeatures: EmbeddingMatrix,
+      testFeatures: EmbeddingMatrix,
+      label: string,
+    ): Promise<DimRow[]> => {
       // A linear head per prefix on the frozen features, trained by the same loop.
       const run = await trainClassifier({
         encoder: featureEncoder(d),
@@ -264,7 +299,8 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     };
     if (options.compare.includes('svd')) {
       const pca = fitPca(fullTrain);
-      for (const row of await fixedFeatureRows(projectPca(pca, fullTrain), projectPca(pca, fullTest), 'svd-heads')) svdRows.set(row.dim, row);
+      for (const row of await fixedFeatureRows(projectPca(pca, fullTrain), projectPca(pca, fullTest), 'svd-heads'))
+        svdRows.set(row.dim, row);
     }
     if (options.compare.includes('rand')) {
       for (const row of await fixedFeatureRows(fullTrain, fullTest, 'rand-heads')) randRows.set(row.dim, row);
@@ -273,7 +309,12 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   fullRun?.encoder.dispose();
 
   type Row = DimRow & { ff?: DimRow | undefined; svd?: DimRow | undefined; rand?: DimRow | undefined };
-  const rows: Row[] = mrlRows.map((r) => ({ ...r, ff: ffRows.get(r.dim), svd: svdRows.get(r.dim), rand: randRows.get(r.dim) }));
+  const rows: Row[] = mrlRows.map((r) => ({
+    ...r,
+    ff: ffRows.get(r.dim),
+    svd: svdRows.get(r.dim),
+    rand: randRows.get(r.dim),
+  }));
   const baselineColumns = (key: 'ff' | 'svd' | 'rand', name: string, present: boolean) =>
     present
       ? [
@@ -287,27 +328,48 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     { header: 'MRL 1-NN %', value: (r) => percent(r.nnTop1) },
     { header: 'MRL mAP@10', value: (r) => r.map10 },
     ...baselineColumns('ff', 'FF', ffRows.size > 0),
-    ...(ffRows.size > 0 ? [{ header: 'MRL-FF', value: (r: Row) => (r.ff?.top1 === undefined ? undefined : (100 * (r.top1! - r.ff.top1)).toFixed(2)) }] : []),
+    ...(ffRows.size > 0
+      ? [
+          {
+            header: 'MRL-FF',
+            value: (r: Row) => (r.ff?.top1 === undefined ? undefined : (100 * (r.top1! - r.ff.top1)).toFixed(2)),
+          },
+        ]
+      : []),
     ...baselineColumns('svd', 'SVD', svdRows.size > 0),
     ...baselineColumns('rand', 'Rand', randRows.size > 0),
   ]);
 
   // Robustness: the MRL model on corrupted copies of the test images (fixed seed per corruption).
-  const corruptions = options.robustness === true ? DEFAULT_CORRUPTIONS : options.robustness === false || options.robustness === undefined ? [] : options.robustness;
+  const corruptions =
+    options.robustness === true
+      ? DEFAULT_CORRUPTIONS
+      : options.robustness === false || options.robustness === undefined
+        ? []
+        : options.robustness;
   const robustness: { corruption: string; rows: DimRow[] }[] = [];
   for (const corruption of corruptions) {
     const shape = [test.count, ...test.exampleShape] as [number, number, number, number];
     const corrupted: ArrayDataset = { ...test, inputs: corruptImages(test.inputs, shape, corruption, context.seed) };
     const corruptedEmb = await embedArrays(mrlRun.encoder, corrupted);
-    robustness.push({ corruption: `${corruption.name}:${corruption.severity}`, rows: await scoreEmbeddings(mrlRun, mrlTrainEmb, train, corruptedEmb, corrupted, dims, retrieval) });
+    robustness.push({
+      corruption: `${corruption.name}:${corruption.severity}`,
+      rows: await scoreEmbeddings(mrlRun, mrlTrainEmb, train, corruptedEmb, corrupted, dims, retrieval),
+    });
   }
   let robustnessTable = '';
   if (robustness.length > 0) {
-    robustnessTable = `\n\nMRL on corrupted test images (top-1 % / 1-NN %):\n${formatTable(dims.map((dim, j) => ({ dim, j })), [
-      { header: 'dim', value: (r) => String(r.dim) },
-      { header: 'clean', value: (r) => `${percent(mrlRows[r.j]!.top1)} / ${percent(mrlRows[r.j]!.nnTop1)}` },
-      ...robustness.map((c) => ({ header: c.corruption, value: (r: { j: number }) => `${percent(c.rows[r.j]!.top1)} / ${percent(c.rows[r.j]!.nnTop1)}` })),
-    ])}`;
+    robustnessTable = `\n\nMRL on corrupted test images (top-1 % / 1-NN %):\n${formatTable(
+      dims.map((dim, j) => ({ dim, j })),
+      [
+        { header: 'dim', value: (r) => String(r.dim) },
+        { header: 'clean', value: (r) => `${percent(mrlRows[r.j]!.top1)} / ${percent(mrlRows[r.j]!.nnTop1)}` },
+        ...robustness.map((c) => ({
+          header: c.corruption,
+          value: (r: { j: number }) => `${percent(c.rows[r.j]!.top1)} / ${percent(c.rows[r.j]!.nnTop1)}`,
+        })),
+      ],
+    )}`;
   }
 
   if (options.saveModel !== false) {
@@ -331,5 +393,9 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   await writeFileAtomically(join(context.runDir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
   mrlRun.encoder.dispose();
   tf.dispose([...mrlRun.head.variables().values()]);
-  return { title: `Fashion-MNIST, ${options.model}, d=${d}, ${options.head === 'shared' ? 'MRL-E' : 'MRL'} (test set)`, table: table + robustnessTable, metrics };
+  return {
+    title: `Fashion-MNIST, ${options.model}, d=${d}, ${options.head === 'shared' ? 'MRL-E' : 'MRL'} (test set)`,
+    table: table + robustnessTable,
+    metrics,
+  };
 }

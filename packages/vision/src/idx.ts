@@ -16,8 +16,13 @@ export interface IdxArray {
 export function parseIdx(raw: Uint8Array, source = 'IDX data'): IdxArray {
   const bytes = raw[0] === 0x1f && raw[1] === 0x8b ? new Uint8Array(gunzipSync(raw)) : raw;
   const bad = (what: string): MrlError =>
-    new MrlError('corrupt-file', `${source} is not a valid IDX file: ${what}.`, 'Re-install the data (e.g. apt-get install --reinstall dataset-fashion-mnist) or point to the right file.');
-  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) throw bad('the magic number does not start with two zero bytes');
+    new MrlError(
+      'corrupt-file',
+      `${source} is not a valid IDX file: ${what}.`,
+      'Re-install the data (e.g. apt-get install --reinstall dataset-fashion-mnist) or point to the right file.',
+    );
+  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0)
+    throw bad('the magic number does not start with two zero bytes');
   if (bytes[2] !== 0x08) throw bad(`element type 0x${(bytes[2] ?? 0).toString(16)} is not 0x08 (unsigned byte)`);
   const rank = bytes[3]!;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -36,7 +41,12 @@ export async function readIdx(path: string): Promise<IdxArray> {
   try {
     raw = await readFile(path);
   } catch (cause) {
-    throw new MrlError('missing-file', `cannot read ${path}: ${(cause as Error).message}.`, 'Check the path, or install the data package.', { cause });
+    throw new MrlError(
+      'missing-file',
+      `cannot read ${path}: ${(cause as Error).message}.`,
+      'Check the path, or install the data package.',
+      { cause },
+    );
   }
   return parseIdx(raw, path);
 }

@@ -1,5 +1,11 @@
 export { parseIdx, readIdx, type IdxArray } from './idx.js';
-export { FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR, loadFashionMnist, type ImageSplit, type LabelledImages } from './fashion-mnist.js';
+export {
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_DEFAULT_DIR,
+  loadFashionMnist,
+  type ImageSplit,
+  type LabelledImages,
+} from './fashion-mnist.js';
 export { BatchNorm, Conv2d, gelu, LayerNorm, Linear, type Module } from './models/layers.js';
 export { MultiHeadAttention, type AttentionConfig } from './models/attention.js';
 export { ResNetEncoder, validateResNetConfig, type ResNetConfig } from './models/resnet.js';
@@ -14,7 +20,14 @@ export {
   type VisionEncoderConfig,
 } from './models/registry.js';
 export { fitVision, VISION_BASELINES, type VisionBaseline, type VisionFitOptions } from './fit.js';
-export { corruptImages, CORRUPTION_NAMES, DEFAULT_CORRUPTIONS, parseCorruptions, type Corruption, type CorruptionName } from './eval/corruptions.js';
+export {
+  corruptImages,
+  CORRUPTION_NAMES,
+  DEFAULT_CORRUPTIONS,
+  parseCorruptions,
+  type Corruption,
+  type CorruptionName,
+} from './eval/corruptions.js';
 export { fitPca, projectPca, symmetricEigen, type Pca } from './eval/pca.js';
 export { loadVisionModel, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, saveVisionModel } from './save.js';
 export {

@@ -30,7 +30,10 @@ describe('MultiHeadAttention', () => {
     const r = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 5);
     const f = (): tf.Scalar => tf.sum(tf.mul(attention.apply(x), r));
     const vars = [...attention.variables()];
-    const { grads } = tf.variableGrads(f, vars.map(([, v]) => v));
+    const { grads } = tf.variableGrads(
+      f,
+      vars.map(([, v]) => v),
+    );
     const eps = 1e-2;
     for (const [name, variable] of vars) {
       const analytic = values(grads[variable.name]!);
@@ -78,7 +81,9 @@ describe('MultiHeadAttention', () => {
     partial.delete('out/b');
     expect(() => b.loadWeights(partial, 'attn.safetensors')).toThrow("attn.safetensors has no tensor 'out/b'.");
     partial.set('out/b', { dtype: 'F32', shape: [3], data: new Float32Array(3) });
-    expect(() => b.loadWeights(partial, 'attn.safetensors')).toThrow("attn.safetensors: tensor 'out/b' has shape [3], the model needs [8].");
+    expect(() => b.loadWeights(partial, 'attn.safetensors')).toThrow(
+      "attn.safetensors: tensor 'out/b' has shape [3], the model needs [8].",
+    );
   });
 
   it('rejects a width that heads do not divide', () => {

@@ -20,7 +20,11 @@ describe('PCA for the SVD baseline', () => {
     for (let k = 0; k < 3; k++) {
       const v = [0, 1, 2].map((i) => vectors[i * 3 + k]!);
       const av = [0, 1, 2].map((i) => a[i * 3]! * v[0]! + a[i * 3 + 1]! * v[1]! + a[i * 3 + 2]! * v[2]!);
-      expectClose(av, v.map((x) => x * values[k]!), 1e-9);
+      expectClose(
+        av,
+        v.map((x) => x * values[k]!),
+        1e-9,
+      );
     }
     expect([...values].reduce((s, x) => s + x, 0)).toBeCloseTo(12, 10); // the trace
   });
@@ -71,7 +75,9 @@ describe('corruptions', () => {
       { name: 'contrast', severity: 3 },
     ]);
     expect(() => parseCorruptions('fog')).toThrow("unknown corruption 'fog' in 'fog'.");
-    expect(() => parseCorruptions('contrast:9')).toThrow("corruption severity must be an integer 1-5, got '9' in 'contrast:9'.");
+    expect(() => parseCorruptions('contrast:9')).toThrow(
+      "corruption severity must be an integer 1-5, got '9' in 'contrast:9'.",
+    );
   });
 });
 
@@ -102,9 +108,19 @@ describe('fitVision', () => {
       { runDir, seed: 0, resume: false, log: () => undefined },
     );
     const header = report.table.split('\n')[0]!;
-    for (const column of ['MRL top-1 %', 'MRL 1-NN %', 'FF top-1 %', 'MRL-FF', 'SVD top-1 %', 'SVD 1-NN %', 'Rand top-1 %', 'Rand 1-NN %']) expect(header).toContain(column);
+    for (const column of [
+      'MRL top-1 %',
+      'MRL 1-NN %',
+      'FF top-1 %',
+      'MRL-FF',
+      'SVD top-1 %',
+      'SVD 1-NN %',
+      'Rand top-1 %',
+      'Rand 1-NN %',
+    ])
+      expect(header).toContain(column);
     expect(report.table).toContain('contrast:2');
-    expect((report.metrics.dims as number[])).toEqual([4, 8]);
+    expect(report.metrics.dims as number[]).toEqual([4, 8]);
     expect(Object.keys(report.metrics.svd as object)).toEqual(['4', '8']);
   });
 
@@ -117,28 +133,53 @@ describe('fitVision', () => {
       robustness: false,
       saveModel: false,
     } as const;
-    const whole = await fitVision(options, { runDir: await mkdtemp(join(tmpdir(), 'mrl-fit-whole-')), seed: 0, resume: false, log: () => undefined });
+    const whole = await fitVision(options, {
+      runDir: await mkdtemp(join(tmpdir(), 'mrl-fit-whole-')),
+      seed: 0,
+      resume: false,
+      log: () => undefined,
+    });
 
     const runDir = await mkdtemp(join(tmpdir(), 'mrl-fit-split-'));
-    const first = await fitVision({ ...options, trainOnly: ['mrl', 'ff-4'] }, { runDir, seed: 0, resume: false, log: () => undefined });
+    const first = await fitVision(
+      { ...options, trainOnly: ['mrl', 'ff-4'] },
+      { runDir, seed: 0, resume: false, log: () => undefined },
+    );
     expect(first.table).toBe('');
     expect(existsSync(join(runDir, 'checkpoints', 'mrl', 'ckpt-00000004.safetensors'))).toBe(true);
     expect(existsSync(join(runDir, 'checkpoints', 'ff-8'))).toBe(false);
     await fitVision({ ...options, trainOnly: ['ff-8'] }, { runDir, seed: 0, resume: false, log: () => undefined });
     const steps: string[] = [];
-    const merged = await fitVision(options, { runDir, seed: 0, resume: true, log: () => undefined, onEvent: (event, label) => event.type === 'step' && steps.push(label) });
+    const merged = await fitVision(options, {
+      runDir,
+      seed: 0,
+      resume: true,
+      log: () => undefined,
+      onEvent: (event, label) => event.type === 'step' && steps.push(label),
+    });
     expect(steps.filter((label) => label === 'mrl' || label.startsWith('ff-'))).toEqual([]); // every model came from its final checkpoint
     expect(merged.table).toBe(whole.table);
 
-    await expect(fitVision({ ...options, trainOnly: ['ff-12'] }, { runDir, seed: 0, resume: false, log: () => undefined })).rejects.toThrow(
-      "trainOnly names 'ff-12', which this run does not train.",
-    );
+    await expect(
+      fitVision({ ...options, trainOnly: ['ff-12'] }, { runDir, seed: 0, resume: false, log: () => undefined }),
+    ).rejects.toThrow("trainOnly names 'ff-12', which this run does not train.");
   });
 
   it('names unknown models and baselines', async () => {
-    const base = { data: 'fashion-mnist', embeddingDim: 8, head: 'separate', epochs: 1, batchSize: 8, optimizer: { type: 'sgd', lr: 0.1 } } as const;
+    const base = {
+      data: 'fashion-mnist',
+      embeddingDim: 8,
+      head: 'separate',
+      epochs: 1,
+      batchSize: 8,
+      optimizer: { type: 'sgd', lr: 0.1 },
+    } as const;
     const context = { runDir: tmpdir(), seed: 0, resume: false, log: () => undefined };
-    await expect(fitVision({ ...base, model: 'resnet-huge', compare: [] }, context)).rejects.toThrow("unknown vision model 'resnet-huge'.");
-    await expect(fitVision({ ...base, model: 'mlp', compare: ['pca' as 'svd'] }, context)).rejects.toThrow("unknown baseline 'pca'.");
+    await expect(fitVision({ ...base, model: 'resnet-huge', compare: [] }, context)).rejects.toThrow(
+      "unknown vision model 'resnet-huge'.",
+    );
+    await expect(fitVision({ ...base, model: 'mlp', compare: ['pca' as 'svd'] }, context)).rejects.toThrow(
+      "unknown baseline 'pca'.",
+    );
   });
 });

@@ -36,7 +36,9 @@ describe('IDX files', () => {
     const badType = Uint8Array.from(good);
     badType[2] = 0x0d;
     expect(() => parseIdx(badType, 'y.idx')).toThrow(/element type 0xd is not 0x08/);
-    expect(() => parseIdx(good.subarray(0, good.length - 1), 'z.idx')).toThrow(/the header says \[2\] \(2 values\) but 1 bytes follow/);
+    expect(() => parseIdx(good.subarray(0, good.length - 1), 'z.idx')).toThrow(
+      /the header says \[2\] \(2 values\) but 1 bytes follow/,
+    );
     expect(() => parseIdx(good.subarray(0, 6), 'w.idx')).toThrow(/cut short/);
   });
 

@@ -1,7 +1,17 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coreModule, createRandom, ENCODER_REGISTRATION, initBackend, MrlError, parameterCount, trainClassifier, type ArrayDataset, type EncoderRegistration } from '@mrl/core';
+import {
+  coreModule,
+  createRandom,
+  ENCODER_REGISTRATION,
+  initBackend,
+  MrlError,
+  parameterCount,
+  trainClassifier,
+  type ArrayDataset,
+  type EncoderRegistration,
+} from '@mrl/core';
 import * as tf from '@tensorflow/tfjs';
 import { Container } from 'inversify';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +26,13 @@ beforeAll(async () => {
   await initBackend('wasm');
   const data = await loadFashionMnist(FASHION_MNIST_DIR);
   const n = 384;
-  train = { inputs: data.train.images.subarray(0, n * 784), exampleShape: [28, 28, 1], labels: data.train.labels.subarray(0, n), count: n, numClasses: 10 };
+  train = {
+    inputs: data.train.images.subarray(0, n * 784),
+    exampleShape: [28, 28, 1],
+    labels: data.train.labels.subarray(0, n),
+    count: n,
+    numClasses: 10,
+  };
 });
 
 describe('the vision model registry', () => {
@@ -32,7 +48,8 @@ describe('the vision model registry', () => {
     expect(MrlError.is(error) && error.kind).toBe('unknown-name');
     expect((error as MrlError).message).toBe("unknown vision model 'resnet19'.");
     expect((error as MrlError).fix).toBe(`Known models: ${VISION_MODEL_NAMES.join(', ')}.`);
-    for (const name of ['resnet18-cifar', 'resnet34-cifar', 'resnet50', 'resnet-tiny', 'vit-tiny-patch4', 'vit-micro']) expect(VISION_MODEL_NAMES).toContain(name);
+    for (const name of ['resnet18-cifar', 'resnet34-cifar', 'resnet50', 'resnet-tiny', 'vit-tiny-patch4', 'vit-micro'])
+      expect(VISION_MODEL_NAMES).toContain(name);
   });
 
   it('binds a registration per model in the DI module', async () => {
@@ -51,11 +68,20 @@ describe('the vision model registry', () => {
     const r18 = createVisionEncoder('resnet18-cifar', {}, createRandom(0));
     expect(parameterCount(r18)).toBe(11168832);
     r18.dispose();
-    expect(visionModelConfig('resnet50')).toMatchObject({ block: 'bottleneck', stem: 'imagenet', layers: [3, 4, 6, 3], embeddingDim: 2048 });
+    expect(visionModelConfig('resnet50')).toMatchObject({
+      block: 'bottleneck',
+      stem: 'imagenet',
+      layers: [3, 4, 6, 3],
+      embeddingDim: 2048,
+    });
   });
 
   it('runs bottleneck blocks with the ImageNet stem and projects to d', () => {
-    const encoder = createVisionEncoder('resnet50', { embeddingDim: 24, stemWidth: 4, widths: [2, 4, 4, 8], layers: [1, 1, 1, 1] }, createRandom(0)) as ResNetEncoder;
+    const encoder = createVisionEncoder(
+      'resnet50',
+      { embeddingDim: 24, stemWidth: 4, widths: [2, 4, 4, 8], layers: [1, 1, 1, 1] },
+      createRandom(0),
+    ) as ResNetEncoder;
     expect(encoder.featureWidth).toBe(32); // 8 * 4 (bottleneck expansion)
     const z = encoder.encode(tf.randomNormal([2, 64, 64, 3]), false);
     expect(z.shape).toEqual([2, 24]);
@@ -81,15 +107,25 @@ describe('the vision model registry', () => {
   });
 
   it('rejects bad configs and inputs, naming the field', () => {
-    expect(() => createVisionEncoder('resnet-small', { stemStride: 0 }, createRandom(0))).toThrow("resnet config 'resnet-small': stemStride must be 1, 2, 3 or 4, got 0.");
-    expect(() => createVisionEncoder('resnet50', { stemStride: 2 }, createRandom(0))).toThrow("resnet config 'resnet50': stemStride applies to the 'cifar' stem only");
-    expect(() => createVisionEncoder('resnet-small', { projection: 'never' as 'auto' }, createRandom(0))).toThrow("resnet config 'resnet-small': projection must be 'auto' or 'always', got 'never'.");
+    expect(() => createVisionEncoder('resnet-small', { stemStride: 0 }, createRandom(0))).toThrow(
+      "resnet config 'resnet-small': stemStride must be 1, 2, 3 or 4, got 0.",
+    );
+    expect(() => createVisionEncoder('resnet50', { stemStride: 2 }, createRandom(0))).toThrow(
+      "resnet config 'resnet50': stemStride applies to the 'cifar' stem only",
+    );
+    expect(() => createVisionEncoder('resnet-small', { projection: 'never' as 'auto' }, createRandom(0))).toThrow(
+      "resnet config 'resnet-small': projection must be 'auto' or 'always', got 'never'.",
+    );
     expect(() => createVisionEncoder('resnet-tiny', { layers: [1, 1], widths: [8, 16, 32] }, createRandom(0))).toThrow(
       "resnet config 'resnet-tiny': layers [1,1] and widths [8,16,32] must be non-empty lists of the same length.",
     );
-    expect(() => createVisionEncoder('vit-micro', { imageSize: 30 }, createRandom(0))).toThrow("vit config 'vit-micro': imageSize 30 is not a multiple of patchSize 7.");
+    expect(() => createVisionEncoder('vit-micro', { imageSize: 30 }, createRandom(0))).toThrow(
+      "vit config 'vit-micro': imageSize 30 is not a multiple of patchSize 7.",
+    );
     const encoder = createVisionEncoder('resnet-tiny', { inputChannels: 1 }, createRandom(0));
-    expect(() => encoder.encode(tf.zeros([1, 28, 28, 3]), false)).toThrow('resnet-tiny expects images [N, H, W, 1], got [1, 28, 28, 3].');
+    expect(() => encoder.encode(tf.zeros([1, 28, 28, 3]), false)).toThrow(
+      'resnet-tiny expects images [N, H, W, 1], got [1, 28, 28, 3].',
+    );
     encoder.dispose();
   });
 });
@@ -103,7 +139,13 @@ async function lossCurve(name: string, steps: number, lr: number): Promise<numbe
     train,
     dims: [4, 8, 16],
     head: 'separate',
-    trainer: { steps, batchSize: 64, seed: 0, optimizer: { type: 'adamw', lr }, onEvent: (e) => e.type === 'step' && losses.push(e.loss) },
+    trainer: {
+      steps,
+      batchSize: 64,
+      seed: 0,
+      optimizer: { type: 'adamw', lr },
+      onEvent: (e) => e.type === 'step' && losses.push(e.loss),
+    },
   });
   encoder.dispose();
   tf.dispose([...run.head.variables().values()]);
@@ -137,7 +179,12 @@ describe('save and load', () => {
       const loaded = await loadVisionModel(dir);
       expect(loaded.config).toEqual(encoder.config);
       expect(values(loaded.encode(x, false))).toEqual(values(encoder.encode(x, false)));
-      if (name === 'resnet-tiny') expectClose(values(loaded.variables().get('stem/bn/running_mean')!), values(encoder.variables().get('stem/bn/running_mean')!), 0);
+      if (name === 'resnet-tiny')
+        expectClose(
+          values(loaded.variables().get('stem/bn/running_mean')!),
+          values(encoder.variables().get('stem/bn/running_mean')!),
+          0,
+        );
       encoder.dispose();
       loaded.dispose();
     }

@@ -9,7 +9,8 @@ import { centreCropBox, decodeImage, randomResizedCropBox } from '../src/data/de
 import { ImageFolderBatches, loadImageFolderArrays, openImageFolder } from '../src/data/image-folder.js';
 import { expectClose, skimagePhoto } from './helpers.js';
 
-const SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="20" height="20" fill="#ff0000"/><rect x="20" width="20" height="20" fill="#0000ff"/></svg>';
+const SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="20" height="20" fill="#ff0000"/><rect x="20" width="20" height="20" fill="#0000ff"/></svg>';
 
 let dir: string;
 beforeAll(async () => {
@@ -29,7 +30,12 @@ async function expectCorrupt(path: string): Promise<void> {
 
 describe('decoding real images', () => {
   it('decodes PNG, JPEG, WebP and SVG to [size, size, C] in [0, 1]', async () => {
-    for (const path of [skimagePhoto('astronaut.png'), skimagePhoto('rocket.jpg'), join(dir, 'chelsea.webp'), join(dir, 'split.svg')]) {
+    for (const path of [
+      skimagePhoto('astronaut.png'),
+      skimagePhoto('rocket.jpg'),
+      join(dir, 'chelsea.webp'),
+      join(dir, 'split.svg'),
+    ]) {
       const pixels = await decodeImage(path, { size: 16, channels: 3, crop: 'centre' });
       expect(pixels.length).toBe(16 * 16 * 3);
       expect(Math.min(...pixels)).toBeGreaterThanOrEqual(0);
@@ -55,7 +61,11 @@ describe('decoding real images', () => {
     // Find a seed whose first draw flips, and one that does not.
     const flips = (seed: number): boolean => createRandom(seed)() < 0.5;
     const flipSeed = [0, 1, 2, 3, 4, 5].find(flips)!;
-    const flipped = await decodeImage(join(dir, 'split.svg'), { size: 4, channels: 3, crop: 'resize', flip: true }, createRandom(flipSeed));
+    const flipped = await decodeImage(
+      join(dir, 'split.svg'),
+      { size: 4, channels: 3, crop: 'resize', flip: true },
+      createRandom(flipSeed),
+    );
     expect(flipped[2]).toBeGreaterThan(0.9); // blue now at the top-left
     expect(flipped[3 * 3]).toBeGreaterThan(0.9);
   });
@@ -83,7 +93,11 @@ describe('decoding real images', () => {
     const mean = [0.485, 0.456, 0.406];
     const std = [0.229, 0.224, 0.225];
     const normed = await decodeImage(path, { size: 8, channels: 3, crop: 'centre', mean, std });
-    expectClose(normed, Float32Array.from(plain, (v, i) => (v - mean[i % 3]!) / std[i % 3]!), 1e-5);
+    expectClose(
+      normed,
+      Float32Array.from(plain, (v, i) => (v - mean[i % 3]!) / std[i % 3]!),
+      1e-5,
+    );
   });
 });
 
@@ -122,7 +136,9 @@ describe('image folders', () => {
   it('fails on a corrupt file in a batch without skipCorrupt, naming it', async () => {
     const all = await openImageFolder(root);
     const batches = new ImageFolderBatches(all, { size: 8, channels: 3, crop: 'resize' });
-    await expect(batches.batch(Int32Array.from([0, 2]))).rejects.toThrow(`cannot decode image ${join(root, 'cat', 'broken.jpg')}`);
+    await expect(batches.batch(Int32Array.from([0, 2]))).rejects.toThrow(
+      `cannot decode image ${join(root, 'cat', 'broken.jpg')}`,
+    );
   });
 
   it('decodes augmented batches asynchronously and whole folders into arrays', async () => {

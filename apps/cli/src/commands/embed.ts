@@ -33,7 +33,7 @@ export const embedCommand = defineMrlCommand({
   examples: [
     'mrl-cli embed --run-dir runs/vision-mlp --split train --dim 32',
     'mrl-cli embed --run-dir runs/vision-mlp --split test --limit 1000 --out out/queries --formats npy,safetensors',
-    "python3 -c \"import numpy; print(numpy.load('out/queries.npy').shape)\"",
+    'python3 -c "import numpy; print(numpy.load(\'out/queries.npy\').shape)"',
   ],
   flags: { ...RUN_DIR_FLAG, ...EMBED_FLAGS, ...DATA_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS },
   // The run's data settings and plug-ins are the defaults.
@@ -45,17 +45,30 @@ export const embedCommand = defineMrlCommand({
   },
   async run(options) {
     const runDir = resolve(requireRunDir(options['run-dir'], 'embed'));
-    const formats = options.formats.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const formats = options.formats
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
     for (const f of formats) {
-      if (!(FORMATS as readonly string[]).includes(f)) throw new MrlError('invalid-argument', `--formats '${f}' is not a known format.`, `Use a comma-separated list of ${FORMATS.join(', ')}.`);
+      if (!(FORMATS as readonly string[]).includes(f))
+        throw new MrlError(
+          'invalid-argument',
+          `--formats '${f}' is not a known format.`,
+          `Use a comma-separated list of ${FORMATS.join(', ')}.`,
+        );
     }
     // The index is written when core has it; asked for explicitly, its absence is an error.
     const explicitIndex = options.formats !== EMBED_FLAGS.formats.default && formats.includes('index');
     const api = explicitIndex ? await requireAdaptiveApi('--formats index') : await adaptiveApi();
     if (options.modality !== 'vision') {
-      throw new MrlError('unsupported', `mrl-cli embed reads vision data sets only in this build, not --modality ${options.modality}.`, 'Use a vision run folder.');
+      throw new MrlError(
+        'unsupported',
+        `mrl-cli embed reads vision data sets only in this build, not --modality ${options.modality}.`,
+        'Use a vision run folder.',
+      );
     }
-    if (options.data !== 'fashion-mnist') throw new MrlError('unknown-name', `unknown vision data set '${options.data}'.`, 'Use --data fashion-mnist.');
+    if (options.data !== 'fashion-mnist')
+      throw new MrlError('unknown-name', `unknown vision data set '${options.data}'.`, 'Use --data fashion-mnist.');
     const registry = await buildRegistry(options.plugin);
     await initBackend(options.backend, { kernels: options.kernels });
     const encoder = await loadModel(join(runDir, 'model'), registry);
@@ -63,7 +76,11 @@ export const embedCommand = defineMrlCommand({
     const m = options.dim ?? d;
     if (!Number.isInteger(m) || m < 1 || m > d) {
       encoder.dispose();
-      throw new MrlError('invalid-argument', `--dim ${m} is larger than the model's embedding dim d = ${d}.`, `Use --dim between 1 and ${d}; Matryoshka prefixes are the first dims of the d-dim embedding.`);
+      throw new MrlError(
+        'invalid-argument',
+        `--dim ${m} is larger than the model's embedding dim d = ${d}.`,
+        `Use --dim between 1 and ${d}; Matryoshka prefixes are the first dims of the d-dim embedding.`,
+      );
     }
     const data = await loadFashionMnist(options['data-dir']);
     const split = options.split === 'train' ? data.train : data.test;
@@ -85,9 +102,23 @@ export const embedCommand = defineMrlCommand({
       await writeNpy(`${out}.labels.npy`, labels, [count]);
       written.push(`${out}.npy`, `${out}.labels.npy`);
     }
-    const metadata = { model: String(encoder.config.architecture), dim: String(m), modelDim: String(d), split: options.split, data: options.data, normalized: 'l2' };
+    const metadata = {
+      model: String(encoder.config.architecture),
+      dim: String(m),
+      modelDim: String(d),
+      split: options.split,
+      data: options.data,
+      normalized: 'l2',
+    };
     if (formats.includes('safetensors')) {
-      await writeSafetensors(`${out}.safetensors`, new Map([['embeddings', { shape: [count, m], data: embeddings }], ['labels', { shape: [count], data: labels }]]), metadata);
+      await writeSafetensors(
+        `${out}.safetensors`,
+        new Map([
+          ['embeddings', { shape: [count, m], data: embeddings }],
+          ['labels', { shape: [count], data: labels }],
+        ]),
+        metadata,
+      );
       written.push(`${out}.safetensors`);
     }
     if (formats.includes('index') && api !== undefined) {
@@ -97,6 +128,8 @@ export const embedCommand = defineMrlCommand({
     } else if (formats.includes('index')) {
       process.stderr.write('note: no search index written (this build of @mrl/core has no adaptive index yet)\n');
     }
-    process.stdout.write(`embedded ${count} ${options.split} examples, d=${d} -> ${m} dims (L2-normalised)\n${written.map((w) => `  ${displayPath(w)}`).join('\n')}\n`);
+    process.stdout.write(
+      `embedded ${count} ${options.split} examples, d=${d} -> ${m} dims (L2-normalised)\n${written.map((w) => `  ${displayPath(w)}`).join('\n')}\n`,
+    );
   },
 });

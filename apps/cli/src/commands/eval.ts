@@ -11,7 +11,8 @@ const METRIC_NAMES = { top1: 'top-1 accuracy (linear head)', nnTop1: '1-NN top-1
 
 export const evalCommand = defineMrlCommand({
   name: 'eval',
-  description: 'Print the per-dim table of a run (MRL and its baselines) as text, JSON or CSV, and draw the accuracy-vs-dimension chart (SVG + PNG).',
+  description:
+    'Print the per-dim table of a run (MRL and its baselines) as text, JSON or CSV, and draw the accuracy-vs-dimension chart (SVG + PNG).',
   examples: [
     'mrl-cli eval --run-dir runs/vision-mlp',
     'mrl-cli eval --run-dir runs/vision-mlp --format csv > dims.csv',
@@ -32,22 +33,34 @@ export const evalCommand = defineMrlCommand({
       const metric = options.metric;
       const svg = renderChartSvg(
         metrics.series
-          .map((s) => ({ label: s.label, points: s.rows.filter((r) => typeof r[metric] === 'number').map((r) => ({ dim: r.dim, value: r[metric]! })) }))
+          .map((s) => ({
+            label: s.label,
+            points: s.rows.filter((r) => typeof r[metric] === 'number').map((r) => ({ dim: r.dim, value: r[metric]! })),
+          }))
           .filter((s) => s.points.length > 0),
-        { title: `${metrics.data}, ${metrics.model}: ${METRIC_NAMES[metric]} vs dimension`, yLabel: metric === 'map10' ? 'mAP@10 (x100)' : `${METRIC_NAMES[metric]} (%)` },
+        {
+          title: `${metrics.data}, ${metrics.model}: ${METRIC_NAMES[metric]} vs dimension`,
+          yLabel: metric === 'map10' ? 'mAP@10 (x100)' : `${METRIC_NAMES[metric]} (%)`,
+        },
       );
       chart = await writeChart(base, svg);
     }
 
     if (options.format === 'json') {
-      const rows = metrics.dims.map((dim) => Object.fromEntries([['dim', dim], ...metrics.series.map((s) => [s.key, at(s.rows, dim) ?? null])]));
-      process.stdout.write(`${JSON.stringify({ runDir, model: metrics.model, data: metrics.data, head: metrics.head, rows, ...(chart === undefined ? {} : { chart }) }, null, 2)}\n`);
+      const rows = metrics.dims.map((dim) =>
+        Object.fromEntries([['dim', dim], ...metrics.series.map((s) => [s.key, at(s.rows, dim) ?? null])]),
+      );
+      process.stdout.write(
+        `${JSON.stringify({ runDir, model: metrics.model, data: metrics.data, head: metrics.head, rows, ...(chart === undefined ? {} : { chart }) }, null, 2)}\n`,
+      );
       return;
     }
     if (options.format === 'csv') {
       const fields = ['top1', 'nnTop1', 'map10'] as const;
       const header = ['dim', ...metrics.series.flatMap((s) => fields.map((f) => `${s.key}_${f}`))];
-      const lines = metrics.dims.map((dim) => [dim, ...metrics.series.flatMap((s) => fields.map((f) => at(s.rows, dim)?.[f] ?? ''))].join(','));
+      const lines = metrics.dims.map((dim) =>
+        [dim, ...metrics.series.flatMap((s) => fields.map((f) => at(s.rows, dim)?.[f] ?? ''))].join(','),
+      );
       process.stdout.write(`${header.join(',')}\n${lines.join('\n')}\n`);
     } else {
       const table = formatTable(metrics.dims, [
@@ -60,7 +73,9 @@ export const evalCommand = defineMrlCommand({
           { header: `${s.label} 1-NN %`, value: (d: number) => percent(at(s.rows, d)?.nnTop1) },
         ]),
       ]);
-      process.stdout.write(`${metrics.data}, ${metrics.model}, ${mrl.label}${baselines.length > 0 ? ` vs ${baselines.map((s) => s.label).join(', ')}` : ''}\n${table}\n`);
+      process.stdout.write(
+        `${metrics.data}, ${metrics.model}, ${mrl.label}${baselines.length > 0 ? ` vs ${baselines.map((s) => s.label).join(', ')}` : ''}\n${table}\n`,
+      );
     }
     if (chart !== undefined) process.stderr.write(`chart: ${displayPath(chart.svg)}, ${displayPath(chart.png)}\n`);
   },

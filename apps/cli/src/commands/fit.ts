@@ -45,7 +45,8 @@ function inputOverrides(defaults: Record<string, unknown>): Record<string, unkno
 
 export const fitCommand = defineMrlCommand({
   name: 'fit',
-  description: 'Train a Matryoshka model (and the baselines asked for), print its per-dim table and write a run folder: config.json, checkpoints/, metrics.json, model/.',
+  description:
+    'Train a Matryoshka model (and the baselines asked for), print its per-dim table and write a run folder: config.json, checkpoints/, metrics.json, model/.',
   examples: [
     'mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff',
     'mrl-cli fit --model resnet-tiny --dim 32 --epochs 2 --run-dir runs/resnet',
@@ -64,10 +65,17 @@ export const fitCommand = defineMrlCommand({
     return (await readRunConfig(resolve(args['run-dir'])))?.flags ?? {};
   },
   async run(options) {
-    const compare = (options.compare ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const compare = (options.compare ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
     for (const c of compare) {
       if (!(VISION_BASELINES as readonly string[]).includes(c)) {
-        throw new MrlError('invalid-argument', `--compare '${c}' is not a known baseline.`, `Known baselines: ${VISION_BASELINES.join(', ')} (comma-separated).`);
+        throw new MrlError(
+          'invalid-argument',
+          `--compare '${c}' is not a known baseline.`,
+          `Known baselines: ${VISION_BASELINES.join(', ')} (comma-separated).`,
+        );
       }
     }
     // The --model and --data defaults are the vision demo's; text and align have their own.
@@ -79,15 +87,27 @@ export const fitCommand = defineMrlCommand({
     // Nesting dims are checked before the data loads: a dim larger than d fails here.
     const embeddingDim = options.modality === 'text' ? registration.defaults.embeddingDim : options.dim;
     if (options.weights !== undefined && options.modality !== 'vision') {
-      throw new MrlError('invalid-argument', `--weights applies to vision runs; the ${options.modality} objectives weight every nesting dim alike.`, 'Leave out --weights.');
+      throw new MrlError(
+        'invalid-argument',
+        `--weights applies to vision runs; the ${options.modality} objectives weight every nesting dim alike.`,
+        'Leave out --weights.',
+      );
     }
     const dims = [
-      ...resolveNesting({ embeddingDim, ...(options.dims === undefined ? {} : { dims: options.dims }), ...(options.weights === undefined ? {} : { weights: options.weights }) }).dims,
+      ...resolveNesting({
+        embeddingDim,
+        ...(options.dims === undefined ? {} : { dims: options.dims }),
+        ...(options.weights === undefined ? {} : { weights: options.weights }),
+      }).dims,
     ];
     // A text run names its task with --task (or, equivalently, --data).
     const textTask = options.task ?? options.data;
     if (options.modality === 'text' && !(TEXT_TASKS as readonly string[]).includes(textTask)) {
-      throw new MrlError('invalid-argument', `--data '${options.data}' is not a text task.`, `With --modality text, use --task ${TEXT_TASKS.join(' | ')}.`);
+      throw new MrlError(
+        'invalid-argument',
+        `--data '${options.data}' is not a text task.`,
+        `With --modality text, use --task ${TEXT_TASKS.join(' | ')}.`,
+      );
     }
     const backend = await initBackend(options.backend, { kernels: options.kernels });
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
@@ -97,10 +117,16 @@ export const fitCommand = defineMrlCommand({
     const checkpointsDir = join(runDir, 'checkpoints');
     if (!options.resume && existsSync(checkpointsDir)) {
       await rm(checkpointsDir, { recursive: true, force: true });
-      process.stderr.write(`starting fresh: removed the checkpoints of an earlier run in ${displayPath(checkpointsDir)} (use --resume to continue it)\n`);
+      process.stderr.write(
+        `starting fresh: removed the checkpoints of an earlier run in ${displayPath(checkpointsDir)} (use --resume to continue it)\n`,
+      );
     }
 
-    const encoderConfig = { ...registration.defaults, ...inputOverrides(registration.defaults), architecture: registration.name };
+    const encoderConfig = {
+      ...registration.defaults,
+      ...inputOverrides(registration.defaults),
+      architecture: registration.name,
+    };
     const runConfig: RunConfig = {
       flags: { ...options, 'run-dir': runDir, dims },
       encoder: { name: registration.name, config: { ...encoderConfig, embeddingDim: options.dim } },
@@ -127,18 +153,34 @@ export const fitCommand = defineMrlCommand({
         draw(event, label);
         if (event.type === 'stopped') process.exit(130);
       },
-      log: (line) => process.stderr.write(options['log-format'] === 'json' ? `${JSON.stringify({ type: 'log', message: line })}\n` : `${line}\n`),
+      log: (line) =>
+        process.stderr.write(
+          options['log-format'] === 'json' ? `${JSON.stringify({ type: 'log', message: line })}\n` : `${line}\n`,
+        ),
     };
     const optimizer: OptimizerConfig =
       options.optimizer === 'sgd'
-        ? { type: 'sgd', lr: options.lr, momentum: 0.9, ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }) }
-        : { type: 'adamw', lr: options.lr, ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }) };
+        ? {
+            type: 'sgd',
+            lr: options.lr,
+            momentum: 0.9,
+            ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }),
+          }
+        : {
+            type: 'adamw',
+            lr: options.lr,
+            ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }),
+          };
     const printReport = (report: RunReport): void => {
       process.off('SIGINT', onSigint);
       if (options['log-format'] === 'json') {
-        process.stdout.write(`${JSON.stringify({ type: 'result', title: report.title, runDir, metrics: join(runDir, 'metrics.json'), model: join(runDir, 'model') })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ type: 'result', title: report.title, runDir, metrics: join(runDir, 'metrics.json'), model: join(runDir, 'model') })}\n`,
+        );
       } else {
-        process.stdout.write(`\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`);
+        process.stdout.write(
+          `\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`,
+        );
       }
     };
     // The flags' defaults suit the vision demo; text and align runs keep their package's own

@@ -5,13 +5,27 @@ import { buildRegistry } from '../registry.js';
 
 export const modelsCommand = defineMrlCommand({
   name: 'models',
-  description: 'List the encoders and objectives registered in the DI container: core, the modality packages and the --plugin modules.',
-  examples: ['mrl-cli models', 'mrl-cli models --plugin ./examples/custom-encoder/my-encoder.js', 'mrl-cli models --format json'],
+  description:
+    'List the encoders and objectives registered in the DI container: core, the modality packages and the --plugin modules.',
+  examples: [
+    'mrl-cli models',
+    'mrl-cli models --plugin ./examples/custom-encoder/my-encoder.js',
+    'mrl-cli models --format json',
+  ],
   flags: { ...MODELS_FLAGS, ...COMMON_FLAGS },
   async run(options) {
     const registry = await buildRegistry(options.plugin);
-    const encoders = registry.encoders.map((e) => ({ name: e.name, modality: e.modality, dim: e.defaults.embeddingDim, description: e.description }));
-    const objectives = registry.objectives.map((o) => ({ name: String(o.name), modality: o.modality ?? '', description: o.description ?? '' }));
+    const encoders = registry.encoders.map((e) => ({
+      name: e.name,
+      modality: e.modality,
+      dim: e.defaults.embeddingDim,
+      description: e.description,
+    }));
+    const objectives = registry.objectives.map((o) => ({
+      name: String(o.name),
+      modality: o.modality ?? '',
+      description: o.description ?? '',
+    }));
     if (options.format === 'json') {
       process.stdout.write(`${JSON.stringify({ modules: registry.modules, encoders, objectives }, null, 2)}\n`);
       return;

@@ -10,7 +10,10 @@ import { displayPath } from '../run-folder.js';
 const FLAGS = { ...RUN_DIR_FLAG, ...REPORT_FLAGS, ...COMMON_FLAGS };
 const pct = (v: number | undefined): string => (v === undefined ? '' : (100 * v).toFixed(2));
 
-async function runSection(runDir: string, cwd: string): Promise<{ text: string; model: string; best: Record<string, number | undefined>; label: string }> {
+async function runSection(
+  runDir: string,
+  cwd: string,
+): Promise<{ text: string; model: string; best: Record<string, number | undefined>; label: string }> {
   const metrics = await readRunMetrics(runDir);
   const config = await readRunConfig(runDir);
   const checkpoints: string[] = [];
@@ -22,11 +25,32 @@ async function runSection(runDir: string, cwd: string): Promise<{ text: string; 
   } catch {
     // no checkpoints folder
   }
-  const hasModel = await stat(join(runDir, 'model', 'config.json')).then(() => true, () => false);
+  const hasModel = await stat(join(runDir, 'model', 'config.json')).then(
+    () => true,
+    () => false,
+  );
   const label = relative(cwd, runDir) || '.';
   const flags = config?.flags ?? {};
-  const settings = ['modality', 'model', 'data', 'dim', 'epochs', 'batch-size', 'optimizer', 'lr', 'head', 'compare', 'seed'].filter((k) => flags[k] !== undefined).map((k) => `${k}=${JSON.stringify(flags[k])}`);
-  const header = ['dim', ...metrics.series.flatMap((s) => [`${s.label} top-1 %`, `${s.label} 1-NN %`]), `${metrics.series[0]!.label} mAP@10`];
+  const settings = [
+    'modality',
+    'model',
+    'data',
+    'dim',
+    'epochs',
+    'batch-size',
+    'optimizer',
+    'lr',
+    'head',
+    'compare',
+    'seed',
+  ]
+    .filter((k) => flags[k] !== undefined)
+    .map((k) => `${k}=${JSON.stringify(flags[k])}`);
+  const header = [
+    'dim',
+    ...metrics.series.flatMap((s) => [`${s.label} top-1 %`, `${s.label} 1-NN %`]),
+    `${metrics.series[0]!.label} mAP@10`,
+  ];
   const lines = metrics.dims.map((dim) => {
     const cells = metrics.series.flatMap((s) => {
       const r = s.rows.find((x) => x.dim === dim);
@@ -34,7 +58,10 @@ async function runSection(runDir: string, cwd: string): Promise<{ text: string; 
     });
     return `| ${dim} | ${cells.join(' | ')} | ${metrics.series[0]!.rows.find((x) => x.dim === dim)?.map10?.toFixed(4) ?? ''} |`;
   });
-  const chart = await stat(join(runDir, 'accuracy-vs-dim.svg')).then(() => `\n![accuracy vs dimension](${join(label, 'accuracy-vs-dim.svg')})\n`, () => '');
+  const chart = await stat(join(runDir, 'accuracy-vs-dim.svg')).then(
+    () => `\n![accuracy vs dimension](${join(label, 'accuracy-vs-dim.svg')})\n`,
+    () => '',
+  );
   const text = [
     `## ${label}: ${metrics.data}, ${metrics.model}, ${metrics.series[0]!.label}`,
     '',
@@ -49,7 +76,12 @@ async function runSection(runDir: string, cwd: string): Promise<{ text: string; 
   const mrl = metrics.series[0]!.rows;
   const full = mrl.at(-1);
   const smallest = mrl[0];
-  return { text, model: metrics.model, label, best: { fullDim: full?.dim, fullTop1: full?.top1, smallDim: smallest?.dim, smallTop1: smallest?.top1 } };
+  return {
+    text,
+    model: metrics.model,
+    label,
+    best: { fullDim: full?.dim, fullTop1: full?.top1, smallDim: smallest?.dim, smallTop1: smallest?.top1 },
+  };
 }
 
 export const reportCommand: CommandDef = defineCommand({
@@ -58,18 +90,32 @@ export const reportCommand: CommandDef = defineCommand({
     description:
       'Write a Markdown report of one or more run folders: settings, checkpoints, the per-dim table of MRL and baselines, the chart (after mrl-cli eval), and a comparison when several runs are given.\n\nExamples:\n  $ mrl-cli report --run-dir runs/vision-mlp\n  $ mrl-cli report runs/mlp runs/resnet --out report.md\n',
   },
-  args: { ...cittyArgs(FLAGS), runs: { type: 'positional', required: false, description: 'run folders (besides --run-dir)' } } as ArgsDef,
+  args: {
+    ...cittyArgs(FLAGS),
+    runs: { type: 'positional', required: false, description: 'run folders (besides --run-dir)' },
+  } as ArgsDef,
   async run({ args, rawArgs }) {
     const options = await resolveFlags(FLAGS, args as Record<string, unknown>, rawArgs, 'report');
-    const dirs = [...(options['run-dir'] === undefined ? [] : [options['run-dir']]), ...(args._ as string[]).map((d) => resolve(d))];
-    if (dirs.length === 0) throw new MrlError('invalid-argument', 'mrl-cli report needs at least one run folder.', 'Pass --run-dir runs/my-run, or the folders as arguments.');
+    const dirs = [
+      ...(options['run-dir'] === undefined ? [] : [options['run-dir']]),
+      ...(args._ as string[]).map((d) => resolve(d)),
+    ];
+    if (dirs.length === 0)
+      throw new MrlError(
+        'invalid-argument',
+        'mrl-cli report needs at least one run folder.',
+        'Pass --run-dir runs/my-run, or the folders as arguments.',
+      );
     const cwd = options.out === undefined ? process.cwd() : resolve(options.out, '..');
     const sections = [];
     for (const dir of dirs) sections.push(await runSection(resolve(dir), cwd));
     const parts = ['# mrl report', '', `Generated ${new Date().toISOString()} by mrl-cli 0.1.0.`, ''];
     if (sections.length > 1) {
       parts.push('| run | model | smallest dim | top-1 % | full dim | top-1 % |', '|---|---|---|---|---|---|');
-      for (const s of sections) parts.push(`| ${s.label} | ${s.model} | ${s.best.smallDim ?? ''} | ${pct(s.best.smallTop1)} | ${s.best.fullDim ?? ''} | ${pct(s.best.fullTop1)} |`);
+      for (const s of sections)
+        parts.push(
+          `| ${s.label} | ${s.model} | ${s.best.smallDim ?? ''} | ${pct(s.best.smallTop1)} | ${s.best.fullDim ?? ''} | ${pct(s.best.fullTop1)} |`,
+        );
       parts.push('');
     }
     for (const s of sections) parts.push(s.text, '');

@@ -18,7 +18,12 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
   try {
     return await readFile(path);
   } catch (cause) {
-    throw new MrlError('missing-file', `the ${what} file ${path} does not exist.`, 'Write it with mrl-cli embed (it prints the paths it wrote).', { cause });
+    throw new MrlError(
+      'missing-file',
+      `the ${what} file ${path} does not exist.`,
+      'Write it with mrl-cli embed (it prints the paths it wrote).',
+      { cause },
+    );
   }
 }
 
@@ -26,7 +31,12 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
 async function readQueries(path: string, api: AdaptiveApi): Promise<Queries> {
   if (path.endsWith('.mrlidx')) {
     const index = api.openIndex(path);
-    return { data: index.vectors, rows: index.size, dim: index.dim, ...(index.labels === undefined ? {} : { labels: index.labels }) };
+    return {
+      data: index.vectors,
+      rows: index.size,
+      dim: index.dim,
+      ...(index.labels === undefined ? {} : { labels: index.labels }),
+    };
   }
   const bytes = await readBytes(path, 'queries');
   if (path.endsWith('.npy')) {
@@ -34,10 +44,19 @@ async function readQueries(path: string, api: AdaptiveApi): Promise<Queries> {
     try {
       decoded = decodeNpy(bytes, path);
     } catch (cause) {
-      throw new MrlError('corrupt-file', `${(cause as Error).message}.`, 'Write the queries again with mrl-cli embed.', { cause });
+      throw new MrlError(
+        'corrupt-file',
+        `${(cause as Error).message}.`,
+        'Write the queries again with mrl-cli embed.',
+        { cause },
+      );
     }
     if (!(decoded.data instanceof Float32Array) || decoded.shape.length !== 2) {
-      throw new MrlError('invalid-argument', `${path} must hold a 2-D float32 array of embeddings, got shape (${decoded.shape.join(', ')}).`, 'Pass the embeddings .npy, not the labels.');
+      throw new MrlError(
+        'invalid-argument',
+        `${path} must hold a 2-D float32 array of embeddings, got shape (${decoded.shape.join(', ')}).`,
+        'Pass the embeddings .npy, not the labels.',
+      );
     }
     let labels: Int32Array | undefined;
     try {
@@ -46,39 +65,86 @@ async function readQueries(path: string, api: AdaptiveApi): Promise<Queries> {
     } catch {
       labels = undefined;
     }
-    return { data: decoded.data, rows: decoded.shape[0]!, dim: decoded.shape[1]!, ...(labels === undefined ? {} : { labels }) };
+    return {
+      data: decoded.data,
+      rows: decoded.shape[0]!,
+      dim: decoded.shape[1]!,
+      ...(labels === undefined ? {} : { labels }),
+    };
   }
   if (path.endsWith('.safetensors')) {
     const { tensors } = decodeSafetensors(bytes, path);
     const e = tensors.get('embeddings');
     if (e === undefined || e.dtype !== 'F32' || e.shape.length !== 2) {
-      throw new MrlError('invalid-argument', `${path} has no F32 [N, d] tensor named 'embeddings'.`, 'Pass a .safetensors file written by mrl-cli embed.');
+      throw new MrlError(
+        'invalid-argument',
+        `${path} has no F32 [N, d] tensor named 'embeddings'.`,
+        'Pass a .safetensors file written by mrl-cli embed.',
+      );
     }
     const l = tensors.get('labels');
-    return { data: e.data as Float32Array, rows: e.shape[0]!, dim: e.shape[1]!, ...(l?.dtype === 'I32' ? { labels: l.data as Int32Array } : {}) };
+    return {
+      data: e.data as Float32Array,
+      rows: e.shape[0]!,
+      dim: e.shape[1]!,
+      ...(l?.dtype === 'I32' ? { labels: l.data as Int32Array } : {}),
+    };
   }
-  throw new MrlError('invalid-argument', `--queries ${path} has an unknown extension.`, 'Pass a .npy, .safetensors or .mrlidx file written by mrl-cli embed.');
+  throw new MrlError(
+    'invalid-argument',
+    `--queries ${path} has an unknown extension.`,
+    'Pass a .npy, .safetensors or .mrlidx file written by mrl-cli embed.',
+  );
 }
 
 function parseIntegers(text: string, flag: string, example: string): number[] {
   const values = text.split(',').map((s) => Number(s.trim()));
   if (values.length === 0 || !values.every((n) => Number.isInteger(n) && n > 0)) {
-    throw new MrlError('invalid-argument', `--${flag} '${text}' must list positive integers.`, `e.g. --${flag} ${example}`);
+    throw new MrlError(
+      'invalid-argument',
+      `--${flag} '${text}' must list positive integers.`,
+      `e.g. --${flag} ${example}`,
+    );
   }
   return values;
 }
 
 /** `Ds:K[:Dr]`, e.g. `16:200` (re-rank at the full dim) or `16:200:64`. */
-function parseShortlist(text: string, d: number, k: number): { shortlistDim: number; shortlistK: number; rerankDim: number } {
+function parseShortlist(
+  text: string,
+  d: number,
+  k: number,
+): { shortlistDim: number; shortlistK: number; rerankDim: number } {
   const parts = text.split(':');
   if (parts.length < 2 || parts.length > 3) {
-    throw new MrlError('invalid-argument', `--shortlist '${text}' must be Ds:K or Ds:K:Dr.`, 'e.g. --shortlist 16:200 scans every vector at 16 dims, keeps 200, re-ranks them at the full dim.');
+    throw new MrlError(
+      'invalid-argument',
+      `--shortlist '${text}' must be Ds:K or Ds:K:Dr.`,
+      'e.g. --shortlist 16:200 scans every vector at 16 dims, keeps 200, re-ranks them at the full dim.',
+    );
   }
-  const [shortlistDim, shortlistK, rerankDim] = parts.map((p) => parseIntegers(p, 'shortlist', '16:200')[0]!) as [number, number, number?];
-  for (const [name, value] of [['Ds', shortlistDim], ['Dr', rerankDim ?? d]] as const) {
-    if (value > d) throw new MrlError('invalid-argument', `--shortlist ${name} = ${value} is larger than the index dim ${d}.`, `Use dims up to ${d}.`);
+  const [shortlistDim, shortlistK, rerankDim] = parts.map((p) => parseIntegers(p, 'shortlist', '16:200')[0]!) as [
+    number,
+    number,
+    number?,
+  ];
+  for (const [name, value] of [
+    ['Ds', shortlistDim],
+    ['Dr', rerankDim ?? d],
+  ] as const) {
+    if (value > d)
+      throw new MrlError(
+        'invalid-argument',
+        `--shortlist ${name} = ${value} is larger than the index dim ${d}.`,
+        `Use dims up to ${d}.`,
+      );
   }
-  if (shortlistK < k) throw new MrlError('invalid-argument', `--shortlist keeps ${shortlistK} candidates, fewer than --k ${k}.`, `Keep at least ${k}, e.g. --shortlist ${shortlistDim}:${Math.max(200, k)}.`);
+  if (shortlistK < k)
+    throw new MrlError(
+      'invalid-argument',
+      `--shortlist keeps ${shortlistK} candidates, fewer than --k ${k}.`,
+      `Keep at least ${k}, e.g. --shortlist ${shortlistDim}:${Math.max(200, k)}.`,
+    );
   return { shortlistDim, shortlistK, rerankDim: rerankDim ?? d };
 }
 
@@ -87,9 +153,16 @@ function parseFunnel(text: string, d: number, k: number, api: AdaptiveApi): { di
   if (text === 'auto') return api.defaultFunnel(d, k);
   const [dimsText, listsText, extra] = text.split(':');
   if (dimsText === undefined || listsText === undefined || extra !== undefined) {
-    throw new MrlError('invalid-argument', `--funnel '${text}' must be dims:shortlists or auto.`, 'e.g. --funnel 16,32,64:200,100 (one shortlist per stage but the last).');
+    throw new MrlError(
+      'invalid-argument',
+      `--funnel '${text}' must be dims:shortlists or auto.`,
+      'e.g. --funnel 16,32,64:200,100 (one shortlist per stage but the last).',
+    );
   }
-  return { dims: parseIntegers(dimsText, 'funnel', '16,32,64:200,100'), shortlists: parseIntegers(listsText, 'funnel', '16,32,64:200,100') };
+  return {
+    dims: parseIntegers(dimsText, 'funnel', '16,32,64:200,100'),
+    shortlists: parseIntegers(listsText, 'funnel', '16,32,64:200,100'),
+  };
 }
 
 export const searchCommand = defineMrlCommand({
@@ -105,23 +178,39 @@ export const searchCommand = defineMrlCommand({
   flags: { ...SEARCH_FLAGS, ...COMMON_FLAGS },
   async run(options) {
     if (options.index === undefined) {
-      throw new MrlError('invalid-argument', 'mrl-cli search needs --index, a .mrlidx file.', 'Write one with mrl-cli embed --run-dir <run> --split train, then pass it with --index.');
+      throw new MrlError(
+        'invalid-argument',
+        'mrl-cli search needs --index, a .mrlidx file.',
+        'Write one with mrl-cli embed --run-dir <run> --split train, then pass it with --index.',
+      );
     }
     if (options.queries === undefined) {
-      throw new MrlError('invalid-argument', 'mrl-cli search needs --queries, query embeddings.', 'Write them with mrl-cli embed --run-dir <run> --split test, then pass the .npy or .safetensors with --queries.');
+      throw new MrlError(
+        'invalid-argument',
+        'mrl-cli search needs --queries, query embeddings.',
+        'Write them with mrl-cli embed --run-dir <run> --split test, then pass the .npy or .safetensors with --queries.',
+      );
     }
     const api = await requireAdaptiveApi('mrl-cli search');
     await readBytes(options.index, 'index');
     const index: IndexLike = api.openIndex(options.index);
     const raw = await readQueries(resolve(options.queries), api);
     if (raw.dim < index.dim) {
-      throw new MrlError('invalid-argument', `the queries have ${raw.dim} dims but the index has ${index.dim}.`, `Embed the queries with --dim ${index.dim} (or more) too.`);
+      throw new MrlError(
+        'invalid-argument',
+        `the queries have ${raw.dim} dims but the index has ${index.dim}.`,
+        `Embed the queries with --dim ${index.dim} (or more) too.`,
+      );
     }
     const rows = Math.min(raw.rows, options['query-limit']);
-    const queryData = raw.dim === index.dim ? raw.data.subarray(0, rows * index.dim) : truncateAndNormalize(raw.data, rows, raw.dim, index.dim);
+    const queryData =
+      raw.dim === index.dim
+        ? raw.data.subarray(0, rows * index.dim)
+        : truncateAndNormalize(raw.data, rows, raw.dim, index.dim);
     const queryLabels = raw.labels?.subarray(0, rows);
     const k = Math.min(options.k, index.size);
-    if (options.k < 1) throw new MrlError('invalid-argument', `--k must be at least 1, got ${options.k}.`, 'e.g. --k 10');
+    if (options.k < 1)
+      throw new MrlError('invalid-argument', `--k must be at least 1, got ${options.k}.`, 'e.g. --k 10');
 
     const timed = (run: () => SearchResultLike): { result: SearchResultLike; ms: number } => {
       const started = performance.now();
@@ -133,11 +222,19 @@ export const searchCommand = defineMrlCommand({
     methods.push({ name: 'exact', stages: `${index.dim}`, ...exact });
     if (options.shortlist !== undefined) {
       const s = parseShortlist(options.shortlist, index.dim, k);
-      methods.push({ name: 'shortlist', stages: `${s.shortlistDim}(${s.shortlistK}) -> ${s.rerankDim}`, ...timed(() => index.shortlistRerank(queryData, { ...s, k })) });
+      methods.push({
+        name: 'shortlist',
+        stages: `${s.shortlistDim}(${s.shortlistK}) -> ${s.rerankDim}`,
+        ...timed(() => index.shortlistRerank(queryData, { ...s, k })),
+      });
     }
     if (options.funnel !== undefined) {
       const f = parseFunnel(options.funnel, index.dim, k, api);
-      methods.push({ name: 'funnel', stages: f.dims.map((m, i) => `${m}${f.shortlists[i] === undefined ? '' : `(${f.shortlists[i]})`}`).join(' -> '), ...timed(() => index.funnel(queryData, { ...f, k })) });
+      methods.push({
+        name: 'funnel',
+        stages: f.dims.map((m, i) => `${m}${f.shortlists[i] === undefined ? '' : `(${f.shortlists[i]})`}`).join(' -> '),
+        ...timed(() => index.funnel(queryData, { ...f, k })),
+      });
     }
     const withLabels = queryLabels !== undefined && index.labels !== undefined;
     const summary = methods.map((m) => ({
@@ -146,19 +243,33 @@ export const searchCommand = defineMrlCommand({
       flopsPerQuery: m.result.flopsPerQuery,
       flopsRatio: m.result.flopsPerQuery / exact.result.flopsPerQuery,
       recall: api.recallAtK(m.result, exact.result, k),
-      map10: withLabels ? api.meanAveragePrecisionAtK(m.result, queryLabels, index.labels!, Math.min(10, k)) : undefined,
+      map10: withLabels
+        ? api.meanAveragePrecisionAtK(m.result, queryLabels, index.labels!, Math.min(10, k))
+        : undefined,
       msPerQuery: m.ms / rows,
     }));
     const hits = (r: SearchResultLike, q: number) =>
-      Array.from({ length: r.k }, (_, i) => ({ row: r.ids[q * r.k + i]!, score: r.scores[q * r.k + i]!, ...(index.labels === undefined ? {} : { label: index.labels[r.ids[q * r.k + i]!] }) }));
+      Array.from({ length: r.k }, (_, i) => ({
+        row: r.ids[q * r.k + i]!,
+        score: r.scores[q * r.k + i]!,
+        ...(index.labels === undefined ? {} : { label: index.labels[r.ids[q * r.k + i]!] }),
+      }));
     const last = methods.at(-1)!;
-    const shown = Array.from({ length: Math.min(options.show, rows) }, (_, q) => ({ query: q, ...(queryLabels === undefined ? {} : { label: queryLabels[q] }), hits: hits(last.result, q) }));
+    const shown = Array.from({ length: Math.min(options.show, rows) }, (_, q) => ({
+      query: q,
+      ...(queryLabels === undefined ? {} : { label: queryLabels[q] }),
+      hits: hits(last.result, q),
+    }));
 
     if (options.format === 'json') {
-      process.stdout.write(`${JSON.stringify({ index: options.index, size: index.size, dim: index.dim, queries: rows, k, methods: summary, hitsOf: last.name, shown }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ index: options.index, size: index.size, dim: index.dim, queries: rows, k, methods: summary, hitsOf: last.name, shown }, null, 2)}\n`,
+      );
       return;
     }
-    process.stdout.write(`index ${basename(options.index)}: ${index.size} vectors, d=${index.dim}; ${rows} queries, k=${k}\n`);
+    process.stdout.write(
+      `index ${basename(options.index)}: ${index.size} vectors, d=${index.dim}; ${rows} queries, k=${k}\n`,
+    );
     process.stdout.write(
       `${formatTable(summary, [
         { header: 'method', value: (s) => s.method },
@@ -171,7 +282,9 @@ export const searchCommand = defineMrlCommand({
       ])}\n`,
     );
     for (const s of shown) {
-      process.stdout.write(`query ${s.query}${s.label === undefined ? '' : ` (label ${s.label})`} [${last.name}]: ${s.hits.map((h) => `${h.row}${h.label === undefined ? '' : `/${h.label}`}:${h.score.toFixed(3)}`).join(' ')}\n`);
+      process.stdout.write(
+        `query ${s.query}${s.label === undefined ? '' : ` (label ${s.label})`} [${last.name}]: ${s.hits.map((h) => `${h.row}${h.label === undefined ? '' : `/${h.label}`}:${h.score.toFixed(3)}`).join(' ')}\n`,
+      );
     }
   },
 });

@@ -48,15 +48,21 @@ function resolveTarget(target: CascadeTarget, lastDimAccuracy: number): number {
   const hasAbs = 'targetAccuracy' in target;
   const hasDrop = 'maxAccuracyDrop' in target;
   if (hasAbs === hasDrop) {
-    throw new MrlError('invalid-argument', 'give exactly one of targetAccuracy and maxAccuracyDrop', "e.g. { maxAccuracyDrop: 0.01 }");
+    throw new MrlError(
+      'invalid-argument',
+      'give exactly one of targetAccuracy and maxAccuracyDrop',
+      'e.g. { maxAccuracyDrop: 0.01 }',
+    );
   }
   if ('targetAccuracy' in target) {
     const t = target.targetAccuracy;
-    if (!(t >= 0 && t <= 1)) throw new MrlError('invalid-argument', `targetAccuracy must be in [0, 1], got ${String(t)}`);
+    if (!(t >= 0 && t <= 1))
+      throw new MrlError('invalid-argument', `targetAccuracy must be in [0, 1], got ${String(t)}`);
     return t;
   }
   const drop = target.maxAccuracyDrop;
-  if (!(drop >= 0 && drop <= 1)) throw new MrlError('invalid-argument', `maxAccuracyDrop must be in [0, 1], got ${String(drop)}`);
+  if (!(drop >= 0 && drop <= 1))
+    throw new MrlError('invalid-argument', `maxAccuracyDrop must be in [0, 1], got ${String(drop)}`);
   return Math.max(0, lastDimAccuracy - drop);
 }
 
@@ -79,7 +85,8 @@ export function tuneCascadeThresholds(
 ): TunedCascade {
   const st = cascadeStages(validation, options);
   const n = st.numExamples;
-  if (labels.length !== n) throw new MrlError('invalid-argument', `labels has ${labels.length} entries for ${n} examples`);
+  if (labels.length !== n)
+    throw new MrlError('invalid-argument', `labels has ${labels.length} entries for ${n} examples`);
   const k = st.dims.length;
   const last = st.predictions[k - 1] as Int32Array;
   const lastCorrect = new Uint8Array(n);

@@ -62,7 +62,8 @@ export interface CascadeEvaluation {
 export function cascadeStages(input: CascadeInput, options: CascadeOptions = {}): CascadeStages {
   const { dims, scores, numClasses } = input;
   assertIntInRange('numClasses', numClasses, 2);
-  if (dims.length === 0) throw new MrlError('invalid-argument', 'cascade dims is empty', 'give at least one nesting dim');
+  if (dims.length === 0)
+    throw new MrlError('invalid-argument', 'cascade dims is empty', 'give at least one nesting dim');
   if (scores.length !== dims.length) {
     throw new MrlError('invalid-argument', `cascade has ${dims.length} dims but ${scores.length} score matrices`);
   }
@@ -70,17 +71,24 @@ export function cascadeStages(input: CascadeInput, options: CascadeOptions = {})
     assertIntInRange(`cascade dims[${i}]`, m, 1);
     const prev = dims[i - 1];
     if (prev !== undefined && m <= prev) {
-      throw new MrlError('invalid-argument', `cascade dims must be strictly increasing: dims[${i}] = ${m} is not greater than dims[${i - 1}] = ${prev}`);
+      throw new MrlError(
+        'invalid-argument',
+        `cascade dims must be strictly increasing: dims[${i}] = ${m} is not greater than dims[${i - 1}] = ${prev}`,
+      );
     }
   });
   const per = scores.map((s, i) => {
-    if (!(s instanceof Float32Array)) throw new MrlError('invalid-argument', `cascade scores[${i}] must be a Float32Array`);
+    if (!(s instanceof Float32Array))
+      throw new MrlError('invalid-argument', `cascade scores[${i}] must be a Float32Array`);
     return predictionConfidence(s, numClasses, options.confidence ?? 'max-prob', options.scoreKind ?? 'logits');
   });
   const n = (per[0] as { predictions: Int32Array }).predictions.length;
   per.forEach((p, i) => {
     if (p.predictions.length !== n) {
-      throw new MrlError('invalid-argument', `cascade scores[${i}] has ${p.predictions.length} examples, scores[0] has ${n}`);
+      throw new MrlError(
+        'invalid-argument',
+        `cascade scores[${i}] has ${p.predictions.length} examples, scores[0] has ${n}`,
+      );
     }
   });
   return { numExamples: n, dims, predictions: per.map((p) => p.predictions), confidence: per.map((p) => p.confidence) };
@@ -95,13 +103,17 @@ function checkThresholds(thresholds: readonly number[], stages: number): void {
   }
   thresholds.forEach((t, i) => {
     if (Number.isNaN(t) || t < 0) {
-      throw new MrlError('invalid-argument', `cascade thresholds[${i}] must be >= 0 (Infinity never stops there), got ${String(t)}`);
+      throw new MrlError(
+        'invalid-argument',
+        `cascade thresholds[${i}] must be >= 0 (Infinity never stops there), got ${String(t)}`,
+      );
     }
   });
 }
 
 function checkLabels(labels: Int32Array | readonly number[], n: number): void {
-  if (labels.length !== n) throw new MrlError('invalid-argument', `labels has ${labels.length} entries for ${n} examples`);
+  if (labels.length !== n)
+    throw new MrlError('invalid-argument', `labels has ${labels.length} entries for ${n} examples`);
 }
 
 function isStages(x: CascadeInput | CascadeStages): x is CascadeStages {

@@ -31,7 +31,10 @@ export function predictionConfidence(
 ): Confidences {
   assertIntInRange('numClasses', numClasses, 2);
   if (measure !== 'max-prob' && measure !== 'margin') {
-    throw new MrlError('invalid-argument', `confidence measure must be 'max-prob' or 'margin', got '${String(measure)}'`);
+    throw new MrlError(
+      'invalid-argument',
+      `confidence measure must be 'max-prob' or 'margin', got '${String(measure)}'`,
+    );
   }
   if (kind !== 'logits' && kind !== 'probabilities') {
     throw new MrlError('invalid-argument', `score kind must be 'logits' or 'probabilities', got '${String(kind)}'`);

@@ -64,7 +64,11 @@ export function validateFunnel(funnel: FunnelConfig, indexDim: number, k: number
       );
     }
     if (s < k) {
-      throw new MrlError('invalid-argument', `funnel shortlists[${i}] = ${s} is smaller than k = ${k}`, `raise it to at least ${k} or lower k`);
+      throw new MrlError(
+        'invalid-argument',
+        `funnel shortlists[${i}] = ${s} is smaller than k = ${k}`,
+        `raise it to at least ${k} or lower k`,
+      );
     }
   });
 }

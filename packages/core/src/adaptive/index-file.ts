@@ -125,9 +125,16 @@ export function saveIndex(index: MatryoshkaIndex, file: string): void {
     fs.rmSync(tmp, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new MrlError('missing-file', `cannot write index file ${file}: its directory does not exist`, 'create the directory first', { cause: e });
+      throw new MrlError(
+        'missing-file',
+        `cannot write index file ${file}: its directory does not exist`,
+        'create the directory first',
+        { cause: e },
+      );
     }
-    throw new MrlError('invalid-argument', `cannot write index file ${file}: ${(e as Error).message}`, undefined, { cause: e });
+    throw new MrlError('invalid-argument', `cannot write index file ${file}: ${(e as Error).message}`, undefined, {
+      cause: e,
+    });
   }
 }
 
@@ -151,9 +158,16 @@ export function openIndex(file: string): MatryoshkaIndex {
     buf = fs.readFileSync(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new MrlError('missing-file', `index file ${file} does not exist`, 'check the path, or build and save the index first', { cause: e });
+      throw new MrlError(
+        'missing-file',
+        `index file ${file} does not exist`,
+        'check the path, or build and save the index first',
+        { cause: e },
+      );
     }
-    throw new MrlError('invalid-argument', `cannot read index file ${file}: ${(e as Error).message}`, undefined, { cause: e });
+    throw new MrlError('invalid-argument', `cannot read index file ${file}: ${(e as Error).message}`, undefined, {
+      cause: e,
+    });
   }
   const magic = Buffer.from(INDEX_FILE_MAGIC);
   const head = buf.subarray(0, magic.length);
@@ -171,7 +185,11 @@ export function openIndex(file: string): MatryoshkaIndex {
   }
   const version = buf.readUInt32LE(8);
   if (version > INDEX_FILE_VERSION) {
-    throw corrupt(file, `has format version ${version}, newer than this reader supports (${INDEX_FILE_VERSION})`, 'upgrade @mrl/core to read it');
+    throw corrupt(
+      file,
+      `has format version ${version}, newer than this reader supports (${INDEX_FILE_VERSION})`,
+      'upgrade @mrl/core to read it',
+    );
   }
   if (version < 1) throw corrupt(file, `has unsupported format version ${version}`);
   const flags = buf.readUInt32LE(12);
@@ -185,10 +203,16 @@ export function openIndex(file: string): MatryoshkaIndex {
     BigInt(payloadOffset) + nBig * BigInt(dim) * 4n + (hasLabels ? nBig * 4n : 0n) + BigInt(CRC_BYTES);
   const actual = BigInt(buf.length);
   if (actual < expectedBig) {
-    throw corrupt(file, `is truncated: its header promises ${expectedBig} bytes (N=${nBig}, d=${dim}) but it has ${actual}`);
+    throw corrupt(
+      file,
+      `is truncated: its header promises ${expectedBig} bytes (N=${nBig}, d=${dim}) but it has ${actual}`,
+    );
   }
   if (actual > expectedBig) {
-    throw corrupt(file, `has ${actual - expectedBig} unexpected trailing bytes after the ${expectedBig} its header promises`);
+    throw corrupt(
+      file,
+      `has ${actual - expectedBig} unexpected trailing bytes after the ${expectedBig} its header promises`,
+    );
   }
   const body = buf.subarray(0, buf.length - CRC_BYTES);
   const stored = buf.readUInt32LE(buf.length - CRC_BYTES);
@@ -211,7 +235,12 @@ export function openIndex(file: string): MatryoshkaIndex {
   } catch (e) {
     throw corrupt(file, `has unreadable metadata JSON: ${(e as Error).message}`);
   }
-  if (typeof meta !== 'object' || meta === null || (meta.metric !== 'dot' && meta.metric !== 'cosine') || !Array.isArray(meta.prefixDims)) {
+  if (
+    typeof meta !== 'object' ||
+    meta === null ||
+    (meta.metric !== 'dot' && meta.metric !== 'cosine') ||
+    !Array.isArray(meta.prefixDims)
+  ) {
     throw corrupt(file, 'has metadata without a valid metric and prefixDims');
   }
   if (meta.ids !== undefined && (!Array.isArray(meta.ids) || meta.ids.length !== n)) {

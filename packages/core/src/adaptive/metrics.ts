@@ -69,7 +69,10 @@ export function meanAveragePrecisionAtK(
   checkHits('result', result);
   assertIntInRange('k', k, 1);
   if (queryLabels.length !== result.numQueries) {
-    throw new MrlError('invalid-argument', `queryLabels has ${queryLabels.length} entries for ${result.numQueries} queries`);
+    throw new MrlError(
+      'invalid-argument',
+      `queryLabels has ${queryLabels.length} entries for ${result.numQueries} queries`,
+    );
   }
   const perLabel = new Map<number, number>();
   for (let i = 0; i < dbLabels.length; i++) {
@@ -88,7 +91,10 @@ export function meanAveragePrecisionAtK(
     for (let i = 0; i < kk; i++) {
       const id = result.ids[q * result.k + i] as number;
       if (id < 0 || id >= dbLabels.length) {
-        throw new MrlError('invalid-argument', `result id ${id} (query ${q}, rank ${i}) is outside the ${dbLabels.length} database labels`);
+        throw new MrlError(
+          'invalid-argument',
+          `result id ${id} (query ${q}, rank ${i}) is outside the ${dbLabels.length} database labels`,
+        );
       }
       if (dbLabels[id] === label) {
         hits++;

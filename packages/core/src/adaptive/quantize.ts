@@ -52,7 +52,10 @@ function checkSource(rows: MatrixView, dim: number): void {
   assertIntInRange('dim', dim, 1, rows.stride);
   assertIntInRange('rows', rows.rows, 1);
   if (rows.data.length < (rows.rows - 1) * rows.stride + dim) {
-    throw new MrlError('invalid-argument', `source has ${rows.data.length} values, too few for ${rows.rows} rows of stride ${rows.stride}`);
+    throw new MrlError(
+      'invalid-argument',
+      `source has ${rows.data.length} values, too few for ${rows.rows} rows of stride ${rows.stride}`,
+    );
   }
 }
 
@@ -67,7 +70,10 @@ function checkSource(rows: MatrixView, dim: number): void {
 export function quantizeInt8(rows: MatrixView, dim: number, scaleMode: Int8ScaleMode = 'per-vector'): Int8Prefix {
   checkSource(rows, dim);
   if (scaleMode !== 'per-vector' && scaleMode !== 'per-dim') {
-    throw new MrlError('invalid-argument', `int8 scale mode must be 'per-vector' or 'per-dim', got '${String(scaleMode)}'`);
+    throw new MrlError(
+      'invalid-argument',
+      `int8 scale mode must be 'per-vector' or 'per-dim', got '${String(scaleMode)}'`,
+    );
   }
   const n = rows.rows;
   const x = rows.data;
@@ -97,7 +103,8 @@ export function quantizeInt8(rows: MatrixView, dim: number, scaleMode: Int8Scale
     }
     for (let i = 0; i < n; i++) {
       const base = i * rows.stride;
-      for (let j = 0; j < dim; j++) codes[i * dim + j] = clampCode(Math.round((x[base + j] as number) * (inv[j] as number)));
+      for (let j = 0; j < dim; j++)
+        codes[i * dim + j] = clampCode(Math.round((x[base + j] as number) * (inv[j] as number)));
     }
   }
   return { kind: 'int8', dim, size: n, scaleMode, codes, scales };
@@ -196,7 +203,10 @@ export function quantizedTopK(
   assertIntInRange('k', k, 1);
   assertIntInRange('queries.rows', queries.rows, 1);
   if (queries.stride < prefix.dim) {
-    throw new MrlError('invalid-argument', `queries have ${queries.stride} values per row, the quantised prefix needs ${prefix.dim}`);
+    throw new MrlError(
+      'invalid-argument',
+      `queries have ${queries.stride} values per row, the quantised prefix needs ${prefix.dim}`,
+    );
   }
   return prefix.kind === 'int8' ? int8TopK(prefix, queries, k, rowScale) : binaryTopK(prefix, queries, k);
 }
@@ -226,11 +236,17 @@ function int8TopK(p: Int8Prefix, queries: MatrixView, k: number, rowScale: Float
       for (let t = qb; t < qbEnd; t += QUERY_TILE) {
         const nt = Math.min(QUERY_TILE, qbEnd - t);
         const last = t + nt - 1;
-        const q0 = t * dim, q1 = Math.min(t + 1, last) * dim, q2 = Math.min(t + 2, last) * dim, q3 = Math.min(t + 3, last) * dim;
+        const q0 = t * dim,
+          q1 = Math.min(t + 1, last) * dim,
+          q2 = Math.min(t + 2, last) * dim,
+          q3 = Math.min(t + 3, last) * dim;
         let o = 0;
         for (let r = r0; r < r1; r++) {
           const base = r * dim;
-          let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+          let s0 = 0,
+            s1 = 0,
+            s2 = 0,
+            s3 = 0;
           for (let j = 0; j < dim; j++) {
             const c = codes[base + j] as number;
             s0 += (q[q0 + j] as number) * c;
@@ -238,7 +254,10 @@ function int8TopK(p: Int8Prefix, queries: MatrixView, k: number, rowScale: Float
             s2 += (q[q2 + j] as number) * c;
             s3 += (q[q3 + j] as number) * c;
           }
-          tile[o] = s0; tile[o + 1] = s1; tile[o + 2] = s2; tile[o + 3] = s3;
+          tile[o] = s0;
+          tile[o + 1] = s1;
+          tile[o + 2] = s2;
+          tile[o + 3] = s3;
           o += 4;
         }
         for (let u = 0; u < nt; u++) {

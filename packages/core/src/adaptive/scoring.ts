@@ -38,14 +38,25 @@ export function rowBlockSize(dim: number): number {
  * out[4 * (r - r0) + t] for tile slot t. Callers repeat an offset for a short tile.
  */
 export function scoreTileF32(
-  q: Float32Array, q0: number, q1: number, q2: number, q3: number,
-  rows: Float32Array, rowStride: number, r0: number, r1: number, dim: number,
+  q: Float32Array,
+  q0: number,
+  q1: number,
+  q2: number,
+  q3: number,
+  rows: Float32Array,
+  rowStride: number,
+  r0: number,
+  r1: number,
+  dim: number,
   out: Float64Array,
 ): void {
   let o = 0;
   for (let r = r0; r < r1; r++) {
     const base = r * rowStride;
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    let s0 = 0,
+      s1 = 0,
+      s2 = 0,
+      s3 = 0;
     for (let j = 0; j < dim; j++) {
       const x = rows[base + j] as number;
       s0 += (q[q0 + j] as number) * x;
@@ -119,8 +130,17 @@ export function dotProducts(
         const s = queries.stride;
         const last = t + nt - 1;
         scoreTileF32(
-          queries.data, t * s, Math.min(t + 1, last) * s, Math.min(t + 2, last) * s, Math.min(t + 3, last) * s,
-          rows.data, rows.stride, r0, r1, dim, tile,
+          queries.data,
+          t * s,
+          Math.min(t + 1, last) * s,
+          Math.min(t + 2, last) * s,
+          Math.min(t + 3, last) * s,
+          rows.data,
+          rows.stride,
+          r0,
+          r1,
+          dim,
+          tile,
         );
         for (let r = r0; r < r1; r++) {
           const o = 4 * (r - r0);
@@ -171,8 +191,17 @@ export function blockedTopK(
         const nt = Math.min(QUERY_TILE, qbEnd - t);
         const last = t + nt - 1;
         scoreTileF32(
-          queries.data, t * s, Math.min(t + 1, last) * s, Math.min(t + 2, last) * s, Math.min(t + 3, last) * s,
-          rows.data, rows.stride, r0, r1, dim, tile,
+          queries.data,
+          t * s,
+          Math.min(t + 1, last) * s,
+          Math.min(t + 2, last) * s,
+          Math.min(t + 3, last) * s,
+          rows.data,
+          rows.stride,
+          r0,
+          r1,
+          dim,
+          tile,
         );
         for (let u = 0; u < nt; u++) {
           const heap = heaps[t + u] as TopKHeap;

@@ -154,7 +154,11 @@ export class MatryoshkaIndex {
   private constructor(vectors: Float32Array, options: IndexOptions) {
     assertIntInRange('index dim', options.dim, 1);
     if (!(vectors instanceof Float32Array)) {
-      throw new MrlError('invalid-argument', 'index vectors must be a Float32Array', 'convert with Float32Array.from(...)');
+      throw new MrlError(
+        'invalid-argument',
+        'index vectors must be a Float32Array',
+        'convert with Float32Array.from(...)',
+      );
     }
     this.vectors = vectors;
     this.dim = options.dim;
@@ -262,7 +266,11 @@ export class MatryoshkaIndex {
     assertIntInRange('k', k, 1);
     assertIntInRange('shortlistK', shortlistK, 1);
     if (shortlistK < k) {
-      throw new MrlError('invalid-argument', `shortlistK = ${shortlistK} is smaller than k = ${k}`, `raise shortlistK to at least ${k}`);
+      throw new MrlError(
+        'invalid-argument',
+        `shortlistK = ${shortlistK} is smaller than k = ${k}`,
+        `raise shortlistK to at least ${k}`,
+      );
     }
     if (firstStage !== undefined) {
       if (firstStage.dim !== shortlistDim) {
@@ -276,9 +284,10 @@ export class MatryoshkaIndex {
         throw new MrlError('invalid-argument', `firstStage holds ${firstStage.size} rows, the index ${this.size}`);
       }
     }
-    const first: Stage = firstStage === undefined
-      ? { dim: shortlistDim, keep: shortlistK }
-      : { dim: shortlistDim, keep: shortlistK, quantized: firstStage };
+    const first: Stage =
+      firstStage === undefined
+        ? { dim: shortlistDim, keep: shortlistK }
+        : { dim: shortlistDim, keep: shortlistK, quantized: firstStage };
     return this.run(queries, [first, { dim: rerankDim, keep: k }], options.metric);
   }
 
@@ -310,7 +319,10 @@ export class MatryoshkaIndex {
     const view: MatrixView = { data: this.vectors, rows: this.size, stride: this.dim };
     if (spec.kind === 'int8') return quantizeInt8(view, spec.dim, spec.scale ?? 'per-vector');
     if (spec.kind === 'binary') return quantizeBinary(view, spec.dim);
-    throw new MrlError('invalid-argument', `quantisation kind must be 'int8' or 'binary', got '${String((spec as { kind: unknown }).kind)}'`);
+    throw new MrlError(
+      'invalid-argument',
+      `quantisation kind must be 'int8' or 'binary', got '${String((spec as { kind: unknown }).kind)}'`,
+    );
   }
 
   private computeInverseNorms(dims: readonly number[]): number {
@@ -347,7 +359,8 @@ export class MatryoshkaIndex {
     const d = this.dim;
     const cosine = metric === 'cosine';
     let oneOffFlops = 0;
-    if (cosine) oneOffFlops += this.computeInverseNorms(stages.filter((s) => s.quantized?.kind !== 'binary').map((s) => s.dim));
+    if (cosine)
+      oneOffFlops += this.computeInverseNorms(stages.filter((s) => s.quantized?.kind !== 'binary').map((s) => s.dim));
     const qView: MatrixView = { data: queries, rows: nq, stride: d };
     const reports: StageReport[] = [];
     let flops = 0;
@@ -362,10 +375,17 @@ export class MatryoshkaIndex {
       perQuery = this.size * (2 * s0.dim + (rowScale0 ? 1 : 0));
     } else {
       heaps = quantizedTopK(s0.quantized, qView, s0.keep, rowScale0);
-      perQuery = quantizedOpsPerQuery(s0.quantized) + this.size * (quantizedOpsPerRow(s0.quantized) + (rowScale0 ? 1 : 0));
+      perQuery =
+        quantizedOpsPerQuery(s0.quantized) + this.size * (quantizedOpsPerRow(s0.quantized) + (rowScale0 ? 1 : 0));
     }
     let count = Math.min(s0.keep, this.size);
-    reports.push({ dim: s0.dim, kind: s0.quantized?.kind ?? 'float', candidatesPerQuery: this.size, kept: count, flopsPerQuery: perQuery });
+    reports.push({
+      dim: s0.dim,
+      kind: s0.quantized?.kind ?? 'float',
+      candidatesPerQuery: this.size,
+      kept: count,
+      flopsPerQuery: perQuery,
+    });
     flops += nq * perQuery;
     let ids = new Int32Array(nq * count);
     let scores = new Float32Array(nq * count);

@@ -7,12 +7,21 @@ import type { EmbeddingMatrix } from './embeddings.js';
  * Top-1 accuracy of the trained head's logits at each nesting dim. Results are read back
  * asynchronously, which GPU backends in Node require.
  */
-export async function headTop1(head: PrefixHead, embeddings: EmbeddingMatrix, labels: Int32Array, dims: readonly number[], chunk = 2048): Promise<number[]> {
+export async function headTop1(
+  head: PrefixHead,
+  embeddings: EmbeddingMatrix,
+  labels: Int32Array,
+  dims: readonly number[],
+  chunk = 2048,
+): Promise<number[]> {
   const correct = dims.map(() => 0);
   for (let start = 0; start < embeddings.rows; start += chunk) {
     const rows = Math.min(chunk, embeddings.rows - start);
     const predictions = tf.tidy(() => {
-      const z = tf.tensor2d(embeddings.data.subarray(start * embeddings.dim, (start + rows) * embeddings.dim), [rows, embeddings.dim]);
+      const z = tf.tensor2d(embeddings.data.subarray(start * embeddings.dim, (start + rows) * embeddings.dim), [
+        rows,
+        embeddings.dim,
+      ]);
       return tf.stack(head.logits(z, dims).map((l) => tf.argMax(l, 1)));
     });
     const p = await predictions.data();

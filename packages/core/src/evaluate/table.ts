@@ -17,7 +17,9 @@ export function formatTable<Row>(rows: readonly Row[], columns: readonly Column<
   );
   const widths = columns.map((c, j) => Math.max(c.header.length, ...cells.map((r) => r[j]!.length)));
   const line = (values: string[]): string => values.map((v, j) => v.padStart(widths[j]!)).join('  ');
-  return [line(columns.map((c) => c.header)), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
+  return [line(columns.map((c) => c.header)), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join(
+    '\n',
+  );
 }
 
 /** Percent with one decimal, for accuracy tables. */

@@ -21,7 +21,10 @@ export function exampleSize(dataset: ArrayDataset): number {
 export function checkArrayDataset(dataset: ArrayDataset, name: string): void {
   const size = exampleSize(dataset);
   if (dataset.inputs.length !== dataset.count * size) {
-    throw new MrlError('invalid-argument', `${name}: ${dataset.inputs.length} input values for ${dataset.count} examples of shape [${dataset.exampleShape.join(', ')}].`);
+    throw new MrlError(
+      'invalid-argument',
+      `${name}: ${dataset.inputs.length} input values for ${dataset.count} examples of shape [${dataset.exampleShape.join(', ')}].`,
+    );
   }
   if (dataset.labels.length !== dataset.count) {
     throw new MrlError('invalid-argument', `${name}: ${dataset.labels.length} labels for ${dataset.count} examples.`);
@@ -42,7 +45,10 @@ export function classificationBatches(dataset: ArrayDataset): BatchSource<Superv
     size: dataset.count,
     batch(indices) {
       const input = gatherRows(dataset, indices);
-      const labels = tf.tensor1d(Int32Array.from(indices, (i) => dataset.labels[i]!), 'int32');
+      const labels = tf.tensor1d(
+        Int32Array.from(indices, (i) => dataset.labels[i]!),
+        'int32',
+      );
       return { input, target: { labels }, size: indices.length, dispose: () => tf.dispose([input, labels]) };
     },
   };

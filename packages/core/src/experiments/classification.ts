@@ -35,7 +35,10 @@ export async function trainClassifier(options: {
   checkArrayDataset(options.train, 'training data');
   const d = options.encoder.embeddingDim;
   const random = createRandom(options.trainer.seed, 3);
-  const head = options.head === 'shared' ? new SharedHead(d, options.train.numClasses, random) : new SeparateHeads(d, options.train.numClasses, options.dims, random);
+  const head =
+    options.head === 'shared'
+      ? new SharedHead(d, options.train.numClasses, random)
+      : new SeparateHeads(d, options.train.numClasses, options.dims, random);
   const loss = new MatryoshkaLoss(new ClassificationObjective(head), {
     embeddingDim: d,
     dims: options.dims,
@@ -59,7 +62,11 @@ export interface DimRow {
   recall: Record<number, number>;
 }
 
-export async function embedArrays(encoder: Encoder<tf.Tensor>, data: ArrayDataset, batchSize = 1000): Promise<EmbeddingMatrix> {
+export async function embedArrays(
+  encoder: Encoder<tf.Tensor>,
+  data: ArrayDataset,
+  batchSize = 1000,
+): Promise<EmbeddingMatrix> {
   return embedDataset(encoder, data.count, (indices) => gatherRows(data, indices), { batchSize });
 }
 
@@ -86,5 +93,11 @@ export async function evaluateClassifier(options: {
     queryLabels: queries.labels,
     dims,
   });
-  return dims.map((dim, j) => ({ dim, top1: top1[j]!, nnTop1: retrieval[j]!.nnTop1, map10: retrieval[j]!.map10, recall: retrieval[j]!.recall }));
+  return dims.map((dim, j) => ({
+    dim,
+    top1: top1[j]!,
+    nnTop1: retrieval[j]!.nnTop1,
+    map10: retrieval[j]!.map10,
+    recall: retrieval[j]!.recall,
+  }));
 }

@@ -29,14 +29,20 @@ function dtypeOf(data: NamedArray['data']): SafetensorsDtype {
   return 'U8';
 }
 
-export function encodeSafetensors(tensors: Map<string, Omit<NamedArray, 'dtype'>>, metadata: Record<string, string> = {}): Uint8Array {
+export function encodeSafetensors(
+  tensors: Map<string, Omit<NamedArray, 'dtype'>>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   const entries = [...tensors.entries()];
   for (const [name, t] of entries) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) {
-      throw new MrlError('invalid-argument', `tensor '${name}' has shape [${t.shape.join(', ')}] but ${t.data.length} values.`);
+      throw new MrlError(
+        'invalid-argument',
+        `tensor '${name}' has shape [${t.shape.join(', ')}] but ${t.data.length} values.`,
+      );
     }
     header[name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
@@ -59,18 +65,27 @@ export function encodeSafetensors(tensors: Map<string, Omit<NamedArray, 'dtype'>
 /** Parses safetensors bytes; `source` names the file in error messages. */
 export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsContent {
   const corrupt = (what: string): MrlError =>
-    new MrlError('corrupt-file', `${source} is not a valid safetensors file: ${what}.`, 'Delete or replace the file; if it is a checkpoint, resume from an older one.');
+    new MrlError(
+      'corrupt-file',
+      `${source} is not a valid safetensors file: ${what}.`,
+      'Delete or replace the file; if it is a checkpoint, resume from an older one.',
+    );
   if (bytes.length < 8) throw corrupt(`it has only ${bytes.length} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.length - 8) throw corrupt(`the header claims ${headerLength} bytes but the file is ${bytes.length} bytes long (truncated?)`);
+  if (headerLength > bytes.length - 8)
+    throw corrupt(`the header claims ${headerLength} bytes but the file is ${bytes.length} bytes long (truncated?)`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8')) as Record<
+      string,
+      unknown
+    >;
   } catch {
     throw corrupt('the header is not JSON');
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt('the header is not a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw corrupt('the header is not a JSON object');
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const tensors = new Map<string, NamedArray>();
@@ -80,16 +95,27 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
       metadata = (entry ?? {}) as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
-    if (!Array.isArray(shape) || !shape.every((n) => Number.isInteger(n) && n >= 0) || !Array.isArray(offsets) || offsets.length !== 2) {
+    const {
+      dtype,
+      shape,
+      data_offsets: offsets,
+    } = (entry ?? {}) as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
+    if (
+      !Array.isArray(shape) ||
+      !shape.every((n) => Number.isInteger(n) && n >= 0) ||
+      !Array.isArray(offsets) ||
+      offsets.length !== 2
+    ) {
       throw corrupt(`tensor '${name}' needs a shape of non-negative integers and two data_offsets`);
     }
     const width = Object.hasOwn(BYTES, dtype) ? BYTES[dtype] : undefined;
     if (width === undefined) throw corrupt(`tensor '${name}' has unsupported dtype ${String(dtype)}`);
     const [begin, end] = offsets;
-    if (!(begin >= 0 && end >= begin && end <= dataLength)) throw corrupt(`tensor '${name}' lies outside the data (truncated?)`);
+    if (!(begin >= 0 && end >= begin && end <= dataLength))
+      throw corrupt(`tensor '${name}' lies outside the data (truncated?)`);
     const count = shape.reduce((a, b) => a * b, 1);
-    if (count * width !== end - begin) throw corrupt(`tensor '${name}' has ${end - begin} bytes for shape [${shape.join(', ')}]`);
+    if (count * width !== end - begin)
+      throw corrupt(`tensor '${name}' has ${end - begin} bytes for shape [${shape.join(', ')}]`);
     // A copy in its own buffer: `Buffer.slice` (readFile's result) would share the file's memory.
     const copy = new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end));
     const data =
@@ -118,7 +144,9 @@ export async function readSafetensors(path: string): Promise<SafetensorsContent>
   try {
     bytes = await readFile(path);
   } catch (cause) {
-    throw new MrlError('missing-file', `cannot read ${path}: ${(cause as Error).message}.`, 'Check the path.', { cause });
+    throw new MrlError('missing-file', `cannot read ${path}: ${(cause as Error).message}.`, 'Check the path.', {
+      cause,
+    });
   }
   return decodeSafetensors(bytes, path);
 }

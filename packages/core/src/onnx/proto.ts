@@ -33,7 +33,8 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-export const intField = (field: number, value: number | bigint): ProtoField => Uint8Array.from([...varint((field << 3) | 0), ...varint(value)]);
+export const intField = (field: number, value: number | bigint): ProtoField =>
+  Uint8Array.from([...varint((field << 3) | 0), ...varint(value)]);
 
 export function floatField(field: number, value: number): ProtoField {
   const out = new Uint8Array(5);
@@ -44,12 +45,19 @@ export function floatField(field: number, value: number): ProtoField {
 
 export const bytesField = (field: number, bytes: Uint8Array): ProtoField =>
   concatBytes([Uint8Array.from([...varint((field << 3) | 2), ...varint(bytes.length)]), bytes]);
-export const stringField = (field: number, text: string): ProtoField => bytesField(field, new TextEncoder().encode(text));
-export const messageField = (field: number, parts: readonly ProtoField[]): ProtoField => bytesField(field, concatBytes(parts));
+export const stringField = (field: number, text: string): ProtoField =>
+  bytesField(field, new TextEncoder().encode(text));
+export const messageField = (field: number, parts: readonly ProtoField[]): ProtoField =>
+  bytesField(field, concatBytes(parts));
 
 /** GraphProto.initializer (5): a TensorProto with dims (1), data_type (2), name (8), raw_data (9, little-endian). */
 export function initializer(name: string, dims: readonly number[], type: number, raw: Uint8Array): ProtoField {
-  return messageField(5, [...dims.map((d) => intField(1, d)), intField(2, type), stringField(8, name), bytesField(9, raw)]);
+  return messageField(5, [
+    ...dims.map((d) => intField(1, d)),
+    intField(2, type),
+    stringField(8, name),
+    bytesField(9, raw),
+  ]);
 }
 
 /**
@@ -57,7 +65,15 @@ export function initializer(name: string, dims: readonly number[], type: number,
  * sizes; `dims` undefined leaves the rank open.
  */
 export function valueInfo(field: 11 | 12, name: string, type: number, dims?: readonly (string | number)[]): ProtoField {
-  const shape = dims === undefined ? [] : [messageField(2, dims.map((d) => messageField(1, [typeof d === 'string' ? stringField(2, d) : intField(1, d)])))];
+  const shape =
+    dims === undefined
+      ? []
+      : [
+          messageField(
+            2,
+            dims.map((d) => messageField(1, [typeof d === 'string' ? stringField(2, d) : intField(1, d)])),
+          ),
+        ];
   return messageField(field, [stringField(1, name), messageField(2, [messageField(1, [intField(1, type), ...shape])])]);
 }
 
@@ -73,7 +89,8 @@ export function node(
   domain?: string,
 ): ProtoField {
   const attrs = Object.entries(attributes).map(([name, value]) => {
-    if (typeof value !== 'number') return messageField(5, [stringField(1, name), intField(20, 7), ...value.map((v) => intField(8, v))]);
+    if (typeof value !== 'number')
+      return messageField(5, [stringField(1, name), intField(20, 7), ...value.map((v) => intField(8, v))]);
     return Number.isInteger(value)
       ? messageField(5, [stringField(1, name), intField(20, 2), intField(3, value)])
       : messageField(5, [stringField(1, name), intField(20, 1), floatField(2, value)]);
@@ -89,11 +106,17 @@ export function node(
 }
 
 /** ModelProto bytes (IR version 8) of one graph; `opsets` maps a domain ('' is ONNX's) to its version. */
-export function onnxModel(graphName: string, graph: readonly ProtoField[], opsets: Readonly<Record<string, number>>): Uint8Array {
+export function onnxModel(
+  graphName: string,
+  graph: readonly ProtoField[],
+  opsets: Readonly<Record<string, number>>,
+): Uint8Array {
   return concatBytes([
     intField(1, 8), // ir_version
     stringField(2, 'mrl'), // producer_name
     messageField(7, [stringField(2, graphName), ...graph]),
-    ...Object.entries(opsets).map(([domain, version]) => messageField(8, [stringField(1, domain), intField(2, version)])),
+    ...Object.entries(opsets).map(([domain, version]) =>
+      messageField(8, [stringField(1, domain), intField(2, version)]),
+    ),
   ]);
 }

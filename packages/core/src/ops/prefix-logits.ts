@@ -11,7 +11,12 @@ import * as tf from '@tensorflow/tfjs';
  * db = sum over rows of S_0. That is again one full-size product each, with none of the
  * zero-padded full-size gradients that autodiff of slices would build per prefix.
  */
-export function stackedPrefixLogits(embedding: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D, dims: readonly number[]): tf.Tensor3D {
+export function stackedPrefixLogits(
+  embedding: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  bias: tf.Tensor1D,
+  dims: readonly number[],
+): tf.Tensor3D {
   const starts = dims.map((_, j) => (j === 0 ? 0 : dims[j - 1]!));
   const widths = dims.map((m, j) => m - starts[j]!);
   // customGrad's typing passes inputs and the save function through one rest parameter.
@@ -21,7 +26,10 @@ export function stackedPrefixLogits(embedding: tf.Tensor2D, weight: tf.Tensor2D,
       const out: tf.Tensor2D[] = [];
       let running: tf.Tensor2D = tf.expandDims(b, 0);
       dims.forEach((_, j) => {
-        const chunk: tf.Tensor2D = tf.matMul(tf.slice(z, [0, starts[j]!], [-1, widths[j]!]), tf.slice(w, [starts[j]!, 0], [widths[j]!, -1]));
+        const chunk: tf.Tensor2D = tf.matMul(
+          tf.slice(z, [0, starts[j]!], [-1, widths[j]!]),
+          tf.slice(w, [starts[j]!, 0], [widths[j]!, -1]),
+        );
         running = tf.add(running, chunk);
         out.push(running);
       });
@@ -38,8 +46,12 @@ export function stackedPrefixLogits(embedding: tf.Tensor2D, weight: tf.Tensor2D,
           suffix[j] = next;
           acc = next;
         }
-        const dzParts = dims.map((_, j) => tf.matMul(suffix[j]!, tf.slice(ws, [starts[j]!, 0], [widths[j]!, -1]), false, true));
-        const dwParts = dims.map((_, j) => tf.matMul(tf.slice(zs, [0, starts[j]!], [-1, widths[j]!]), suffix[j]!, true, false));
+        const dzParts = dims.map((_, j) =>
+          tf.matMul(suffix[j]!, tf.slice(ws, [starts[j]!, 0], [widths[j]!, -1]), false, true),
+        );
+        const dwParts = dims.map((_, j) =>
+          tf.matMul(tf.slice(zs, [0, starts[j]!], [-1, widths[j]!]), suffix[j]!, true, false),
+        );
         let dz = tf.concat(dzParts, 1);
         const width = zs.shape[1];
         const used = dims[dims.length - 1]!;

@@ -29,7 +29,8 @@ export class AdamWOptimizer implements Optimizer {
         throw new MrlError('invalid-config', `optimizer.${field} must be in [0, 1), got ${value}.`);
       }
     }
-    if (!(this.epsilon > 0)) throw new MrlError('invalid-config', `optimizer.epsilon must be > 0, got ${this.epsilon}.`);
+    if (!(this.epsilon > 0))
+      throw new MrlError('invalid-config', `optimizer.epsilon must be > 0, got ${this.epsilon}.`);
     if (!(this.weightDecay >= 0)) {
       throw new MrlError('invalid-config', `optimizer.weightDecay must be >= 0, got ${this.weightDecay}.`);
     }
@@ -53,8 +54,18 @@ export class AdamWOptimizer implements Optimizer {
           this.#v.set(name, v);
         }
         if (fused) {
-          const attrs: AdamWUpdateAttrs = { lr, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, weightDecay: this.weightDecay, correction1: c1, correction2: c2 };
-          const [p1, m1, v1] = tf.engine().runKernel(ADAMW_UPDATE, { param: p, grad: g, m, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          const attrs: AdamWUpdateAttrs = {
+            lr,
+            beta1: this.beta1,
+            beta2: this.beta2,
+            epsilon: this.epsilon,
+            weightDecay: this.weightDecay,
+            correction1: c1,
+            correction2: c2,
+          };
+          const [p1, m1, v1] = tf
+            .engine()
+            .runKernel(ADAMW_UPDATE, { param: p, grad: g, m, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
           p.assign(p1!);
           m.assign(m1!);
           v.assign(v1!);
@@ -84,9 +95,15 @@ export class AdamWOptimizer implements Optimizer {
       if (key === 'adamw/step') {
         this.#step = value.dataSync()[0]!;
       } else if (key.endsWith('/m')) {
-        this.#m.set(key.slice(0, -2), tf.tidy(() => tf.variable(tf.clone(value), false)));
+        this.#m.set(
+          key.slice(0, -2),
+          tf.tidy(() => tf.variable(tf.clone(value), false)),
+        );
       } else if (key.endsWith('/v')) {
-        this.#v.set(key.slice(0, -2), tf.tidy(() => tf.variable(tf.clone(value), false)));
+        this.#v.set(
+          key.slice(0, -2),
+          tf.tidy(() => tf.variable(tf.clone(value), false)),
+        );
       }
     }
   }

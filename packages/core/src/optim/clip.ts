@@ -7,7 +7,10 @@ import { sumTensors } from '../ops/sum-tensors.js';
  * the returned tensors and the inputs are left as they were. The norm is read asynchronously:
  * GPU backends in Node cannot read synchronously.
  */
-export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<{ grads: Map<string, tf.Tensor>; norm: number }> {
+export async function clipByGlobalNorm(
+  grads: Map<string, tf.Tensor>,
+  maxNorm: number,
+): Promise<{ grads: Map<string, tf.Tensor>; norm: number }> {
   const normTensor = tf.tidy(() => tf.sqrt(sumTensors([...grads.values()].map((g) => tf.sum(tf.square(g))))));
   const norm = (await normTensor.data())[0]!;
   normTensor.dispose();

@@ -28,7 +28,10 @@ export function validateSchedule(config: ScheduleConfig, totalSteps: number): vo
   }
   const warmup = config.warmupSteps ?? 0;
   if (!Number.isInteger(warmup) || warmup < 0 || warmup > totalSteps) {
-    throw new MrlError('invalid-config', `warmupSteps must be an integer in [0, ${totalSteps}] (the total steps), got ${warmup}.`);
+    throw new MrlError(
+      'invalid-config',
+      `warmupSteps must be an integer in [0, ${totalSteps}] (the total steps), got ${warmup}.`,
+    );
   }
   const minLr = config.minLr ?? 0;
   if (!(minLr >= 0 && minLr <= config.lr)) {

@@ -33,8 +33,19 @@ export class SgdOptimizer implements Optimizer {
         const p = variables.get(name)!;
         const existing = this.#buffers.get(name);
         if (fused && existing !== undefined) {
-          const attrs: SgdUpdateAttrs = { lr, momentum: this.momentum, weightDecay: this.weightDecay, nesterov: this.nesterov };
-          const [p1, b1] = tf.engine().runKernel(SGD_UPDATE, { param: p, grad, buf: existing }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          const attrs: SgdUpdateAttrs = {
+            lr,
+            momentum: this.momentum,
+            weightDecay: this.weightDecay,
+            nesterov: this.nesterov,
+          };
+          const [p1, b1] = tf
+            .engine()
+            .runKernel(
+              SGD_UPDATE,
+              { param: p, grad, buf: existing },
+              attrs as unknown as tf.NamedAttrMap,
+            ) as tf.Tensor[];
           p.assign(p1!);
           existing.assign(b1!);
           continue;
@@ -68,7 +79,10 @@ export class SgdOptimizer implements Optimizer {
     for (const [key, value] of state) {
       const name = key.replace(/\/momentum$/, '');
       // The tidy frees the clone; the variable keeps its data.
-      this.#buffers.set(name, tf.tidy(() => tf.variable(tf.clone(value), false)));
+      this.#buffers.set(
+        name,
+        tf.tidy(() => tf.variable(tf.clone(value), false)),
+      );
     }
   }
 

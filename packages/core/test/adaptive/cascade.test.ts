@@ -42,7 +42,9 @@ describe('predictionConfidence', () => {
   });
 
   it('names the example with NaN scores', () => {
-    expect(() => predictionConfidence(new Float32Array([0, 1, 0, Number.NaN]), 2)).toThrow(/example 1 contain NaN \(class 1\)/);
+    expect(() => predictionConfidence(new Float32Array([0, 1, 0, Number.NaN]), 2)).toThrow(
+      /example 1 contain NaN \(class 1\)/,
+    );
   });
 });
 
@@ -78,7 +80,9 @@ describe('runCascade / evaluateCascade', () => {
   });
 
   it('names a wrong threshold count', () => {
-    expect(() => runCascade(val.input, [0.5])).toThrow(/a cascade over 4 dims takes 3 thresholds \(the last dim always answers\), got 1/);
+    expect(() => runCascade(val.input, [0.5])).toThrow(
+      /a cascade over 4 dims takes 3 thresholds \(the last dim always answers\), got 1/,
+    );
   });
 
   it('names a negative threshold', () => {
@@ -129,7 +133,11 @@ describe('tuneCascadeThresholds', () => {
   });
 
   it('needs exactly one target', () => {
-    expect(() => tuneCascadeThresholds(val.input, val.labels, {} as never)).toThrow(/exactly one of targetAccuracy and maxAccuracyDrop/);
-    expect(() => tuneCascadeThresholds(val.input, val.labels, { targetAccuracy: 1.5 })).toThrow(/targetAccuracy must be in \[0, 1\], got 1.5/);
+    expect(() => tuneCascadeThresholds(val.input, val.labels, {} as never)).toThrow(
+      /exactly one of targetAccuracy and maxAccuracyDrop/,
+    );
+    expect(() => tuneCascadeThresholds(val.input, val.labels, { targetAccuracy: 1.5 })).toThrow(
+      /targetAccuracy must be in \[0, 1\], got 1.5/,
+    );
   });
 });

@@ -14,7 +14,9 @@ function message(f: () => void): string {
 
 describe('validateFunnel', () => {
   it('accepts the paper funnel', () => {
-    expect(() => validateFunnel({ dims: [16, 32, 64, 128, 256], shortlists: [200, 100, 50, 25] }, 256, 10)).not.toThrow();
+    expect(() =>
+      validateFunnel({ dims: [16, 32, 64, 128, 256], shortlists: [200, 100, 50, 25] }, 256, 10),
+    ).not.toThrow();
   });
 
   it('empty dims', () => {
@@ -64,7 +66,9 @@ describe('validateFunnel', () => {
   });
 
   it('bad k', () => {
-    expect(message(() => validateFunnel({ dims: [16], shortlists: [] }, 256, 0))).toBe('k must be an integer >= 1, got 0');
+    expect(message(() => validateFunnel({ dims: [16], shortlists: [] }, 256, 0))).toBe(
+      'k must be an integer >= 1, got 0',
+    );
   });
 });
 

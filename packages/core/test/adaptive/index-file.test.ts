@@ -111,7 +111,9 @@ describe('saveIndex / openIndex', () => {
     const e = openError(file);
     expect(e.kind).toBe('corrupt-file');
     expect(e.message).toContain(file);
-    expect(e.message).toMatch(/failed its checksum \(stored CRC-32 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\): the file is corrupted/);
+    expect(e.message).toMatch(
+      /failed its checksum \(stored CRC-32 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\): the file is corrupted/,
+    );
   });
 
   it('bad magic (a foreign file)', () => {
@@ -120,7 +122,9 @@ describe('saveIndex / openIndex', () => {
     const e = openError(file);
     expect(e.kind).toBe('corrupt-file');
     expect(e.message).toContain(file);
-    expect(e.message).toMatch(/is not an mrl index file \(bad magic bytes 934e554d50590000, expected 894d524c4944580a\)/);
+    expect(e.message).toMatch(
+      /is not an mrl index file \(bad magic bytes 934e554d50590000, expected 894d524c4944580a\)/,
+    );
   });
 
   it('future version', () => {

@@ -10,9 +10,9 @@ describe('recallAtK', () => {
   });
 
   it('names a k beyond the exact hits', () => {
-    expect(() => recallAtK({ numQueries: 1, k: 3, ids: [1, 2, 3] }, { numQueries: 1, k: 3, ids: [1, 2, 3] }, 5)).toThrow(
-      /k must be an integer in \[1, 3\], got 5/,
-    );
+    expect(() =>
+      recallAtK({ numQueries: 1, k: 3, ids: [1, 2, 3] }, { numQueries: 1, k: 3, ids: [1, 2, 3] }, 5),
+    ).toThrow(/k must be an integer in \[1, 3\], got 5/);
   });
 });
 

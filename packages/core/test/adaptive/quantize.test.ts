@@ -59,7 +59,9 @@ describe('quantizeBinary', () => {
 
   it('scores by negative Hamming distance', () => {
     const d = 8;
-    const rows = Float32Array.from([1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1]);
+    const rows = Float32Array.from([
+      1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1,
+    ]);
     const b = quantizeBinary({ data: rows, rows: 3, stride: d }, d);
     const [heap] = quantizedTopK(b, { data: Float32Array.from([1, 1, 1, 1, 1, 1, 1, -1]), rows: 1, stride: d }, 3);
     const ids = new Int32Array(3);
@@ -82,7 +84,13 @@ describe('quantised first stage + float re-rank', () => {
     ['binary', { kind: 'binary', dim: 64 } as const, 300],
   ])('%s reaches recall@10 >= 0.9 against exact full-dim search', (_name, spec, shortlistK) => {
     const firstStage = index.quantize(spec);
-    const r = index.shortlistRerank(data.queries, { shortlistDim: spec.dim, shortlistK, rerankDim: d, k: 10, firstStage });
+    const r = index.shortlistRerank(data.queries, {
+      shortlistDim: spec.dim,
+      shortlistK,
+      rerankDim: d,
+      k: 10,
+      firstStage,
+    });
     expect(recallAtK(r, exact, 10)).toBeGreaterThanOrEqual(0.9);
     expect(r.stages[0]!.kind).toBe(spec.kind);
     expect(r.flopsPerQuery).toBeLessThan(exact.flopsPerQuery);
@@ -90,14 +98,20 @@ describe('quantised first stage + float re-rank', () => {
 
   it('int8 at the full dim with a large shortlist recovers exact search', () => {
     const firstStage = index.quantize({ kind: 'int8', dim: d });
-    const r = index.shortlistRerank(data.queries, { shortlistDim: d, shortlistK: 200, rerankDim: d, k: 10, firstStage });
+    const r = index.shortlistRerank(data.queries, {
+      shortlistDim: d,
+      shortlistK: 200,
+      rerankDim: d,
+      k: 10,
+      firstStage,
+    });
     expect(recallAtK(r, exact, 10)).toBe(1);
   });
 
   it('rejects a first stage quantised at another dim', () => {
     const firstStage = index.quantize({ kind: 'binary', dim: 32 });
-    expect(() => index.shortlistRerank(data.queries, { shortlistDim: 16, shortlistK: 50, rerankDim: d, k: 10, firstStage })).toThrow(
-      /firstStage was quantised at dim 32 but shortlistDim is 16/,
-    );
+    expect(() =>
+      index.shortlistRerank(data.queries, { shortlistDim: 16, shortlistK: 50, rerankDim: d, k: 10, firstStage }),
+    ).toThrow(/firstStage was quantised at dim 32 but shortlistDim is 16/);
   });
 });

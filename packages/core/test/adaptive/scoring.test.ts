@@ -7,7 +7,15 @@ function randomMatrix(rows: number, stride: number, seed: number): Float32Array 
   return Float32Array.from({ length: rows * stride }, g);
 }
 
-function naiveDot(q: Float32Array, qs: number, qi: number, x: Float32Array, xs: number, xi: number, dim: number): number {
+function naiveDot(
+  q: Float32Array,
+  qs: number,
+  qi: number,
+  x: Float32Array,
+  xs: number,
+  xi: number,
+  dim: number,
+): number {
   let s = 0;
   for (let j = 0; j < dim; j++) s += (q[qi * qs + j] as number) * (x[xi * xs + j] as number);
   return s;
@@ -20,7 +28,8 @@ describe('dotProducts', () => {
     const x = randomMatrix(nr, stride, 2);
     const out = dotProducts({ data: q, rows: nq, stride }, { data: x, rows: nr, stride }, dim);
     const expected = new Float32Array(nq * nr);
-    for (let a = 0; a < nq; a++) for (let b = 0; b < nr; b++) expected[a * nr + b] = naiveDot(q, stride, a, x, stride, b, dim);
+    for (let a = 0; a < nq; a++)
+      for (let b = 0; b < nr; b++) expected[a * nr + b] = naiveDot(q, stride, a, x, stride, b, dim);
     expectClose(out, expected, 1e-6);
   });
 
@@ -33,9 +42,13 @@ describe('dotProducts', () => {
   });
 
   it('names the shortfall when a matrix is too small', () => {
-    expect(() => dotProducts({ data: new Float32Array(10), rows: 1, stride: 10 }, { data: new Float32Array(15), rows: 2, stride: 10 }, 10)).toThrow(
-      /rows has 15 values but 2 rows of stride 10 at dim 10 need 20/,
-    );
+    expect(() =>
+      dotProducts(
+        { data: new Float32Array(10), rows: 1, stride: 10 },
+        { data: new Float32Array(15), rows: 2, stride: 10 },
+        10,
+      ),
+    ).toThrow(/rows has 15 values but 2 rows of stride 10 at dim 10 need 20/);
   });
 });
 
@@ -50,7 +63,10 @@ describe('blockedTopK', () => {
       heaps.forEach((heap, a) => {
         const ids = new Int32Array(k);
         heap.drainInto(ids, new Float64Array(k), 0);
-        const scores = Array.from({ length: nr }, (_, b) => naiveDot(q, d, a, x, d, b, dim) * (rowScale ? (rowScale[b] as number) : 1));
+        const scores = Array.from(
+          { length: nr },
+          (_, b) => naiveDot(q, d, a, x, d, b, dim) * (rowScale ? (rowScale[b] as number) : 1),
+        );
         expect(Array.from(ids)).toEqual(bruteTopK(scores, k));
       });
     }

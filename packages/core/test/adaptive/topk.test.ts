@@ -6,7 +6,13 @@ import { bruteTopK, rng } from './synthetic.js';
 describe('TopKHeap', () => {
   it('equals a full sort, ties broken by lower id', () => {
     const rand = rng(7);
-    for (const [n, k] of [[1, 1], [10, 3], [1000, 10], [500, 500], [300, 1000]] as const) {
+    for (const [n, k] of [
+      [1, 1],
+      [10, 3],
+      [1000, 10],
+      [500, 500],
+      [300, 1000],
+    ] as const) {
       // Rounded scores make many ties.
       const scores = Array.from({ length: n }, () => Math.round(rand() * 50) / 10);
       const heap = new TopKHeap(Math.min(k, n));

@@ -70,15 +70,21 @@ describe('MatryoshkaIndex.search', () => {
   });
 
   it('rejects queries that are not whole rows of d values', () => {
-    expect(() => index.search(new Float32Array(d + 1), { k: 1 })).toThrow(/queries has 65 values, which is not a positive multiple of the row length 64/);
+    expect(() => index.search(new Float32Array(d + 1), { k: 1 })).toThrow(
+      /queries has 65 values, which is not a positive multiple of the row length 64/,
+    );
   });
 
   it('rejects a search dim beyond d', () => {
-    expect(() => index.search(data.queries, { k: 1, dim: 65 })).toThrow(/search dim must be an integer in \[1, 64\], got 65/);
+    expect(() => index.search(data.queries, { k: 1, dim: 65 })).toThrow(
+      /search dim must be an integer in \[1, 64\], got 65/,
+    );
   });
 
   it('rejects labels of the wrong length', () => {
-    expect(() => MatryoshkaIndex.fromVectors(data.vectors, { dim: d, labels: [1, 2] })).toThrow(/labels has 2 entries for 3000 vectors/);
+    expect(() => MatryoshkaIndex.fromVectors(data.vectors, { dim: d, labels: [1, 2] })).toThrow(
+      /labels has 2 entries for 3000 vectors/,
+    );
   });
 });
 
@@ -97,7 +103,10 @@ describe('shortlistRerank', () => {
     const r = index.shortlistRerank(data.queries, { shortlistDim: 16, shortlistK: 200, rerankDim: d, k: 10 });
     expect(recallAtK(r, exact, 10)).toBeGreaterThanOrEqual(0.9);
     expect(r.flopsPerQuery).toBeLessThan(0.4 * exact.flopsPerQuery);
-    expect(r.stages.map((s) => [s.dim, s.candidatesPerQuery, s.kept])).toEqual([[16, 3000, 200], [64, 200, 10]]);
+    expect(r.stages.map((s) => [s.dim, s.candidatesPerQuery, s.kept])).toEqual([
+      [16, 3000, 200],
+      [64, 200, 10],
+    ]);
   });
 
   it('rejects shortlistK < k', () => {

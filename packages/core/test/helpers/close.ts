@@ -72,7 +72,13 @@ export interface HostTensor {
 
 /** A float32 HostTensor of deterministic random values. */
 export function randomHost(shape: number[], seed: number): HostTensor {
-  return { values: randomArray(shape.reduce((a, b) => a * b, 1), seed), shape };
+  return {
+    values: randomArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+    shape,
+  };
 }
 
 /**

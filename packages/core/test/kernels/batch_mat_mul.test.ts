@@ -117,7 +117,9 @@ describe.each(NATIVE_OPTIONS)('BatchMatMul on wasm (kernels: %s)', (_name, optio
     await tf.setBackend('wasm');
     const a = tf.ones([2, 3, 4]);
     const b = tf.ones([2, 5, 6]);
-    expect(() => tf.engine().runKernel('BatchMatMul', { a, b }, { transposeA: false, transposeB: false })).toThrow(/\[2, 3, 4\].*\[2, 5, 6\]/);
+    expect(() => tf.engine().runKernel('BatchMatMul', { a, b }, { transposeA: false, transposeB: false })).toThrow(
+      /\[2, 3, 4\].*\[2, 5, 6\]/,
+    );
     tf.dispose([a, b]);
   });
 

@@ -29,7 +29,13 @@ const CASES: Case[] = [
   { name: 'stride 1 same', x: [2, 8, 8, 3], filter: [3, 3, 3, 4], strides: 1, pad: 'same' },
   { name: 'stride 2 same', x: [2, 8, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' },
   { name: 'stride 2 same, odd input', x: [2, 9, 7, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' },
-  { name: 'stride 1 valid, non-square input and filter', x: [3, 9, 7, 2], filter: [3, 2, 2, 5], strides: 1, pad: 'valid' },
+  {
+    name: 'stride 1 valid, non-square input and filter',
+    x: [3, 9, 7, 2],
+    filter: [3, 2, 2, 5],
+    strides: 1,
+    pad: 'valid',
+  },
   { name: 'stride 2 valid, last row unused', x: [2, 8, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'valid' },
   { name: 'strides [2, 3] same', x: [1, 10, 9, 4], filter: [2, 3, 4, 3], strides: [2, 3], pad: 'same' },
   { name: 'even 4x4 filter, stride 2 same', x: [2, 8, 8, 3], filter: [4, 4, 3, 2], strides: 2, pad: 'same' },
@@ -39,33 +45,77 @@ const CASES: Case[] = [
     x: [2, 6, 7, 3],
     filter: [3, 3, 3, 2],
     strides: [1, 2],
-    pad: [[0, 0], [1, 2], [0, 1], [0, 0]],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
   },
   {
     name: 'padding wider than the filter, stride 1',
     x: [1, 5, 5, 2],
     filter: [3, 3, 2, 3],
     strides: 1,
-    pad: [[0, 0], [3, 3], [3, 3], [0, 0]],
+    pad: [
+      [0, 0],
+      [3, 3],
+      [3, 3],
+      [0, 0],
+    ],
   },
   {
     name: 'padding wider than the filter, stride 2, asymmetric',
     x: [2, 7, 8, 2],
     filter: [3, 2, 2, 3],
     strides: 2,
-    pad: [[0, 0], [4, 1], [2, 3], [0, 0]],
+    pad: [
+      [0, 0],
+      [4, 1],
+      [2, 3],
+      [0, 0],
+    ],
   },
   { name: 'explicit pad 2 with 3x3 filter, stride 2', x: [1, 6, 6, 2], filter: [3, 3, 2, 2], strides: 2, pad: 2 },
-  { name: 'stride 3 with a 2x2 filter (taps miss some rows)', x: [2, 9, 10, 3], filter: [2, 2, 3, 4], strides: 3, pad: 'valid' },
-  { name: '1x1 filter, stride 4, pad 0, ceil (reads past the edge)', x: [2, 6, 6, 3], filter: [1, 1, 3, 2], strides: 4, pad: 0, dimRoundingMode: 'ceil' },
-  { name: 'numeric pad 1, stride 2, ceil', x: [2, 7, 7, 2], filter: [3, 3, 2, 3], strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+  {
+    name: 'stride 3 with a 2x2 filter (taps miss some rows)',
+    x: [2, 9, 10, 3],
+    filter: [2, 2, 3, 4],
+    strides: 3,
+    pad: 'valid',
+  },
+  {
+    name: '1x1 filter, stride 4, pad 0, ceil (reads past the edge)',
+    x: [2, 6, 6, 3],
+    filter: [1, 1, 3, 2],
+    strides: 4,
+    pad: 0,
+    dimRoundingMode: 'ceil',
+  },
+  {
+    name: 'numeric pad 1, stride 2, ceil',
+    x: [2, 7, 7, 2],
+    filter: [3, 3, 2, 3],
+    strides: 2,
+    pad: 1,
+    dimRoundingMode: 'ceil',
+  },
   { name: 'NCHW stride 2 same', x: [2, 3, 8, 7], filter: [3, 3, 3, 4], strides: 2, pad: 'same', dataFormat: 'NCHW' },
   { name: 'ResNet-ish 16 -> 16 channels', x: [4, 16, 16, 16], filter: [3, 3, 16, 16], strides: 2, pad: 'same' },
 ];
 
 function dyShape(c: Case, dilations: number | [number, number] = 1): Shape4 {
   const format = c.dataFormat === 'NCHW' ? 'channelsFirst' : 'channelsLast';
-  const info = tf.backend_util.computeConv2DInfo(c.x, c.filter, c.strides, dilations, c.pad, c.dimRoundingMode, false, format);
+  const info = tf.backend_util.computeConv2DInfo(
+    c.x,
+    c.filter,
+    c.strides,
+    dilations,
+    c.pad,
+    c.dimRoundingMode,
+    false,
+    format,
+  );
   return info.outShape;
 }
 
@@ -96,7 +146,8 @@ function naiveInputGrad(dy: HostTensor, w: HostTensor, c: Case, dilations: [numb
             for (let p = 0; p < ci; p++)
               for (let o = 0; o < co; o++)
                 out[((b * h + r) * wd + col) * ci + p]! +=
-                  w.values[((i * fw + j) * ci + p) * co + o]! * dy.values[((b * info.outHeight + y) * info.outWidth + xx) * co + o]!;
+                  w.values[((i * fw + j) * ci + p) * co + o]! *
+                  dy.values[((b * info.outHeight + y) * info.outWidth + xx) * co + o]!;
           }
   return out;
 }
@@ -132,7 +183,13 @@ describe.each(NATIVE_OPTIONS)('Conv2DBackpropInput on wasm (kernels: %s)', (_nam
     const wVals = randomArray(3 * 3 * 2 * 6, 26);
     const run = () => {
       const out = tf.tidy(() =>
-        tf.conv2dTranspose(tf.tensor4d(dyVals, [2, 4, 5, 6]), tf.tensor4d(wVals, [3, 3, 2, 6]), [2, 8, 10, 2], 2, 'same'),
+        tf.conv2dTranspose(
+          tf.tensor4d(dyVals, [2, 4, 5, 6]),
+          tf.tensor4d(wVals, [3, 3, 2, 6]),
+          [2, 8, 10, 2],
+          2,
+          'same',
+        ),
       );
       const values = out.dataSync().slice();
       out.dispose();

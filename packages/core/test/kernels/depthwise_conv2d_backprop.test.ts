@@ -28,8 +28,27 @@ const CASES: Case[] = [
   { name: 'stride 2 same', x: [2, 8, 8, 5], filter: [3, 3, 5, 1], strides: 2, dilations: 1, pad: 'same' },
   { name: 'stride 2 valid, non-square', x: [3, 9, 7, 4], filter: [3, 2, 4, 1], strides: 2, dilations: 1, pad: 'valid' },
   { name: 'channel multiplier 3', x: [2, 6, 7, 3], filter: [3, 3, 3, 3], strides: 1, dilations: 1, pad: 'same' },
-  { name: 'multiplier 2, strides [2, 1]', x: [2, 7, 6, 4], filter: [2, 3, 4, 2], strides: [2, 1], dilations: 1, pad: 'same' },
-  { name: 'explicit padding', x: [2, 6, 6, 3], filter: [3, 3, 3, 1], strides: 2, dilations: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  {
+    name: 'multiplier 2, strides [2, 1]',
+    x: [2, 7, 6, 4],
+    filter: [2, 3, 4, 2],
+    strides: [2, 1],
+    dilations: 1,
+    pad: 'same',
+  },
+  {
+    name: 'explicit padding',
+    x: [2, 6, 6, 3],
+    filter: [3, 3, 3, 1],
+    strides: 2,
+    dilations: 1,
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
 ];
 
 function dyShape(c: Case): Shape4 {
@@ -67,7 +86,14 @@ function naive(c: Case, x: HostTensor, dy: HostTensor, w: HostTensor) {
 describe('depthwise conv backprops on wasm', () => {
   const dilated: Case[] = [
     { name: 'dilation 2, valid', x: [2, 9, 9, 3], filter: [3, 3, 3, 1], strides: 1, dilations: 2, pad: 'valid' },
-    { name: 'dilation [1, 2], same, multiplier 2', x: [1, 8, 9, 2], filter: [3, 3, 2, 2], strides: 1, dilations: [1, 2], pad: 'same' },
+    {
+      name: 'dilation [1, 2], same, multiplier 2',
+      x: [1, 8, 9, 2],
+      filter: [3, 3, 2, 2],
+      strides: 1,
+      dilations: [1, 2],
+      pad: 'same',
+    },
   ];
   for (const c of dilated) {
     it(`both gradients with ${c.name} match the definition`, async () => {
@@ -76,8 +102,18 @@ describe('depthwise conv backprops on wasm', () => {
       const w = randomHost(c.filter, 107);
       const ref = naive(c, x, dy, w);
       const attrs = { strides: c.strides, dilations: c.dilations, pad: c.pad };
-      const dW = await kernelOn('wasm', 'DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...attrs, filterShape: c.filter });
-      const dX = await kernelOn('wasm', 'DepthwiseConv2dNativeBackpropInput', { dy, filter: w }, { ...attrs, inputShape: c.x });
+      const dW = await kernelOn(
+        'wasm',
+        'DepthwiseConv2dNativeBackpropFilter',
+        { x, dy },
+        { ...attrs, filterShape: c.filter },
+      );
+      const dX = await kernelOn(
+        'wasm',
+        'DepthwiseConv2dNativeBackpropInput',
+        { dy, filter: w },
+        { ...attrs, inputShape: c.x },
+      );
       expect(dW.shape).toEqual(c.filter);
       expect(dX.shape).toEqual(c.x);
       expectClose(dW.values, ref.dW);

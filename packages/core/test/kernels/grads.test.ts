@@ -102,7 +102,14 @@ describe.each(NATIVE_OPTIONS)('gradients on wasm with our kernels equal cpu (ker
     await expectSameGrads(() => {
       const model = tf.sequential({
         layers: [
-          tf.layers.conv2d({ inputShape: [8, 8, 2], filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }),
+          tf.layers.conv2d({
+            inputShape: [8, 8, 2],
+            filters: 4,
+            kernelSize: 3,
+            strides: 2,
+            padding: 'same',
+            activation: 'relu',
+          }),
           tf.layers.batchNormalization(),
           tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'valid' }),
           tf.layers.flatten(),
@@ -121,7 +128,10 @@ describe.each(NATIVE_OPTIONS)('gradients on wasm with our kernels equal cpu (ker
           }),
         vars,
       );
-      const result = { loss: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!.dataSync().slice() as Float32Array) };
+      const result = {
+        loss: value.dataSync()[0]!,
+        grads: vars.map((v) => grads[v.name]!.dataSync().slice() as Float32Array),
+      };
       tf.dispose([value, ...Object.values(grads)]);
       model.dispose();
       return result;

@@ -36,7 +36,9 @@ describe('Identity on wasm', () => {
     const values = randomHost([4, 3], 2);
     const grad = (backend: string) => {
       tf.setBackend(backend);
-      const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.add(tf.clone(x), x), x)))(tf.tensor(values.values, values.shape));
+      const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.add(tf.clone(x), x), x)))(
+        tf.tensor(values.values, values.shape),
+      );
       const out = g.dataSync().slice();
       g.dispose();
       return out;

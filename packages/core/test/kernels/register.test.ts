@@ -48,7 +48,14 @@ describe('registerWasmTrainingKernels', () => {
 
   it('leaves the other backends alone', () => {
     expect(tf.getKernel('Conv2DBackpropFilter', 'cpu')).toBeDefined();
-    expect(WASM_TRAINING_KERNELS.some((name) => (tf.getKernel(name, 'cpu')?.kernelFunc as unknown as Record<symbol, unknown>)?.[Symbol.for('mrl/wasmTrainingKernel')])).toBe(false);
+    expect(
+      WASM_TRAINING_KERNELS.some(
+        (name) =>
+          (tf.getKernel(name, 'cpu')?.kernelFunc as unknown as Record<symbol, unknown>)?.[
+            Symbol.for('mrl/wasmTrainingKernel')
+          ],
+      ),
+    ).toBe(false);
   });
 
   it('rebuilds the product kernels on native kernels, and back', () => {
@@ -71,13 +78,23 @@ describe('registerWasmTrainingKernels', () => {
   });
 
   it('rejects a thread count that is not a positive integer', () => {
-    expect(() => loadOnnxRuntimeKernels({ threads: 0 })).toThrow('native kernel threads must be a positive integer, got 0.');
+    expect(() => loadOnnxRuntimeKernels({ threads: 0 })).toThrow(
+      'native kernel threads must be a positive integer, got 0.',
+    );
   });
 
   it('names the input of an optimiser update whose size differs', () => {
     registerWasmTrainingKernels();
     const [p, g, m] = [tf.zeros([2, 3]), tf.zeros([5]), tf.zeros([2, 3])];
-    const attrs = { lr: 0.1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, correction1: 0.1, correction2: 0.001 };
+    const attrs = {
+      lr: 0.1,
+      beta1: 0.9,
+      beta2: 0.999,
+      epsilon: 1e-8,
+      weightDecay: 0,
+      correction1: 0.1,
+      correction2: 0.001,
+    };
     expect(() => tf.engine().runKernel('MrlAdamWUpdate', { param: p, grad: g, m, v: m }, attrs)).toThrow(
       "MrlAdamWUpdate: input 'grad' has shape [5], expected 6 values like 'param'.",
     );

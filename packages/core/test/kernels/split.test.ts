@@ -11,7 +11,13 @@ beforeAll(async () => {
 });
 
 /** tf.split of a [shape] tensor on `backend`, as shapes and exact values. */
-async function splitOn(backend: 'cpu' | 'wasm', values: Float32Array | Int32Array, shape: number[], sizes: number | number[], axis: number) {
+async function splitOn(
+  backend: 'cpu' | 'wasm',
+  values: Float32Array | Int32Array,
+  shape: number[],
+  sizes: number | number[],
+  axis: number,
+) {
   return onBackend(backend, () =>
     tf.tidy(() => {
       const x = tf.tensor(values, shape, values instanceof Int32Array ? 'int32' : 'float32');
@@ -35,7 +41,10 @@ describe.each(NATIVE_OPTIONS)('SplitV on wasm (kernels: %s)', (_name, options) =
   ];
   for (const [label, shape, sizes, axis] of cases) {
     it(`${label} equals cpu exactly`, async () => {
-      const values = randomArray(shape.reduce((a, b) => a * b, 1), 41);
+      const values = randomArray(
+        shape.reduce((a, b) => a * b, 1),
+        41,
+      );
       const cpu = await splitOn('cpu', values, shape, sizes, axis);
       const wasm = await splitOn('wasm', values, shape, sizes, axis);
       expect(wasm.parts).toEqual(cpu.parts);
@@ -44,9 +53,13 @@ describe.each(NATIVE_OPTIONS)('SplitV on wasm (kernels: %s)', (_name, options) =
 
   it('int32 (the shipped kernel) and empty parts', async () => {
     const ints = Int32Array.from({ length: 24 }, (_, i) => i * 7 - 40);
-    expect((await splitOn('wasm', ints, [4, 6], [0, 2, 4], 1)).parts).toEqual((await splitOn('cpu', ints, [4, 6], [0, 2, 4], 1)).parts);
+    expect((await splitOn('wasm', ints, [4, 6], [0, 2, 4], 1)).parts).toEqual(
+      (await splitOn('cpu', ints, [4, 6], [0, 2, 4], 1)).parts,
+    );
     const floats = randomArray(24, 3);
-    expect((await splitOn('wasm', floats, [4, 6], [0, 6], 1)).parts).toEqual((await splitOn('cpu', floats, [4, 6], [0, 6], 1)).parts);
+    expect((await splitOn('wasm', floats, [4, 6], [0, 6], 1)).parts).toEqual(
+      (await splitOn('cpu', floats, [4, 6], [0, 6], 1)).parts,
+    );
   });
 
   it('frees every intermediate', async () => {

@@ -40,7 +40,10 @@ describe.each(NATIVE_OPTIONS)('Sum and Mean on wasm (kernels: %s)', (_name, opti
   }
 
   it('int32 input keeps the shipped kernel', async () => {
-    const a = tf.tensor1d(Int32Array.from({ length: SIZE_THRESHOLD + 5 }, (_, i) => i % 97), 'int32');
+    const a = tf.tensor1d(
+      Int32Array.from({ length: SIZE_THRESHOLD + 5 }, (_, i) => i % 97),
+      'int32',
+    );
     const sum = tf.sum(a);
     expect(sum.dtype).toBe('int32');
     let expected = 0;

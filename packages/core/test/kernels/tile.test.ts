@@ -32,7 +32,10 @@ describe('Tile on wasm', () => {
   it('tiles int32 and bool exactly', async () => {
     const int: HostTensor = { values: Int32Array.from([1, -2, 3, 4, 5, 6]), shape: [2, 3], dtype: 'int32' };
     const bool: HostTensor = { values: Uint8Array.from([1, 0, 0, 1]), shape: [4, 1], dtype: 'bool' };
-    for (const [x, reps] of [[int, [2, 2]], [bool, [2, 3]]] as const) {
+    for (const [x, reps] of [
+      [int, [2, 2]],
+      [bool, [2, 3]],
+    ] as const) {
       const wasm = await kernelOn('wasm', 'Tile', { x }, { reps });
       const cpu = await kernelOn('cpu', 'Tile', { x }, { reps });
       expect(wasm.shape).toEqual(cpu.shape);
@@ -48,6 +51,9 @@ describe('Tile on wasm', () => {
   it('collapses the batch-norm case to a 1-D tile', () => {
     expect(collapseTileDims([1, 1, 1, 64], [32, 16, 16, 1])).toEqual([{ size: 64, rep: 32 * 16 * 16 }]);
     expect(collapseTileDims([2, 3], [1, 1])).toEqual([{ size: 6, rep: 1 }]);
-    expect(collapseTileDims([9, 1], [1, 40])).toEqual([{ size: 9, rep: 1 }, { size: 1, rep: 40 }]);
+    expect(collapseTileDims([9, 1], [1, 40])).toEqual([
+      { size: 9, rep: 1 },
+      { size: 1, rep: 40 },
+    ]);
   });
 });

@@ -61,7 +61,11 @@ describe('UnsortedSegmentSum on wasm', () => {
   });
 
   it('sums int32 data exactly', async () => {
-    const x: HostTensor = { values: Int32Array.from({ length: 30 }, (_, i) => i * 7 - 50), shape: [10, 3], dtype: 'int32' };
+    const x: HostTensor = {
+      values: Int32Array.from({ length: 30 }, (_, i) => i * 7 - 50),
+      shape: [10, 3],
+      dtype: 'int32',
+    };
     const wasm = await kernelOn('wasm', 'UnsortedSegmentSum', { x, segmentIds: ids([10], 4, 35) }, { numSegments: 4 });
     const cpu = await kernelOn('cpu', 'UnsortedSegmentSum', { x, segmentIds: ids([10], 4, 35) }, { numSegments: 4 });
     expect(Array.from(wasm.values)).toEqual(Array.from(cpu.values));
@@ -69,7 +73,12 @@ describe('UnsortedSegmentSum on wasm', () => {
 
   it('a 30522x128 table with 4096 ids matches cpu', async () => {
     const table = 30522;
-    const wasm = await kernelOn('wasm', 'UnsortedSegmentSum', { x: randomHost([4096, 128], 36), segmentIds: ids([4096], table, 37) }, { numSegments: table });
+    const wasm = await kernelOn(
+      'wasm',
+      'UnsortedSegmentSum',
+      { x: randomHost([4096, 128], 36), segmentIds: ids([4096], table, 37) },
+      { numSegments: table },
+    );
     // The cpu kernel compares every id against every segment (30522 x 4096): too slow here, so
     // the reference is the definition.
     const x = randomHost([4096, 128], 36).values;

@@ -14,8 +14,10 @@ const { values, positionals } = parseArgs({
   },
 });
 try {
-  if (values.out === undefined) throw new MrlError('invalid-argument', '--out is required: the folder to write tokenizer.json into.');
-  const corpora = values.corpus ?? (positionals.length === 0 ? ['brown', 'sotu', 'moby-dick', 'nlp-corpus', 'wordnet'] : []);
+  if (values.out === undefined)
+    throw new MrlError('invalid-argument', '--out is required: the folder to write tokenizer.json into.');
+  const corpora =
+    values.corpus ?? (positionals.length === 0 ? ['brown', 'sotu', 'moby-dick', 'nlp-corpus', 'wordnet'] : []);
   const size = await trainWordPieceTokenizer({
     out: values.out,
     vocabSize: Number(values['vocab-size']),

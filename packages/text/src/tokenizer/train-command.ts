@@ -22,7 +22,10 @@ export async function trainWordPieceTokenizer(options: TrainTokenizerOptions): P
     if ((options.corpora ?? []).length > 0) yield* packagedCorpus(options.corpora ?? []);
     for (const file of options.files ?? []) yield* file.endsWith('.jsonl') ? readJsonl(file) : readTextLines(file);
   }
-  const vocab = await trainWordPiece(texts(), { vocabSize: options.vocabSize, ...(options.minFrequency === undefined ? {} : { minFrequency: options.minFrequency }) });
+  const vocab = await trainWordPiece(texts(), {
+    vocabSize: options.vocabSize,
+    ...(options.minFrequency === undefined ? {} : { minFrequency: options.minFrequency }),
+  });
   await writeTokenizerFiles(options.out, wordPieceTokenizerFiles(vocab));
   return vocab.length;
 }

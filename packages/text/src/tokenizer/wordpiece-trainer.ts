@@ -14,7 +14,12 @@ export interface WordPieceTrainOptions {
 
 /** Splits text into words the way BERT's pre-tokeniser does: on whitespace and around punctuation. */
 export function preTokenize(text: string, lowercase = true): string[] {
-  const normal = lowercase ? text.toLowerCase().normalize('NFD').replace(/\p{Mn}/gu, '') : text;
+  const normal = lowercase
+    ? text
+        .toLowerCase()
+        .normalize('NFD')
+        .replace(/\p{Mn}/gu, '')
+    : text;
   return normal.match(/[\p{L}\p{N}\p{M}]+|[^\s\p{L}\p{N}\p{M}]/gu) ?? [];
 }
 
@@ -74,12 +79,18 @@ class PairHeap {
  * Returns the vocabulary in id order: `[PAD] [UNK] [CLS] [SEP] [MASK]`, then the alphabet, then
  * the merged pieces.
  */
-export async function trainWordPiece(texts: AsyncIterable<string> | Iterable<string>, options: WordPieceTrainOptions): Promise<string[]> {
+export async function trainWordPiece(
+  texts: AsyncIterable<string> | Iterable<string>,
+  options: WordPieceTrainOptions,
+): Promise<string[]> {
   const { vocabSize } = options;
   const minFrequency = options.minFrequency ?? 2;
   const lowercase = options.lowercase ?? true;
   if (!Number.isInteger(vocabSize) || vocabSize < BERT_SPECIAL_TOKENS.length + 1) {
-    throw new MrlError('invalid-argument', `vocabSize must be an integer > ${BERT_SPECIAL_TOKENS.length}, got ${vocabSize}.`);
+    throw new MrlError(
+      'invalid-argument',
+      `vocabSize must be an integer > ${BERT_SPECIAL_TOKENS.length}, got ${vocabSize}.`,
+    );
   }
   const wordCounts = new Map<string, number>();
   for await (const text of texts) {
@@ -87,7 +98,12 @@ export async function trainWordPiece(texts: AsyncIterable<string> | Iterable<str
   }
   const charCounts = new Map<string, number>();
   for (const [w, n] of wordCounts) for (const ch of w) charCounts.set(ch, (charCounts.get(ch) ?? 0) + n);
-  const alphabet = new Set([...charCounts].sort((a, b) => b[1] - a[1]).slice(0, options.limitAlphabet ?? 1000).map(([ch]) => ch));
+  const alphabet = new Set(
+    [...charCounts]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, options.limitAlphabet ?? 1000)
+      .map(([ch]) => ch),
+  );
 
   const symbols: string[] = [];
   const symbolId = new Map<string, number>();

@@ -16,7 +16,12 @@ export function embeddingOnlyOnnxModel(table: Float32Array, vocabSize: number, h
       node('Cast', ['attention_mask'], ['mask_f'], { to: ONNX_FLOAT }), // [B, T]
       node('Unsqueeze', ['mask_f', 'unsqueeze_axes'], ['mask_3d']), // [B, T, 1]
       node('Mul', ['gathered', 'mask_3d'], ['last_hidden_state']),
-      initializer('embeddings', [vocabSize, hidden], ONNX_FLOAT, new Uint8Array(table.buffer, table.byteOffset, table.byteLength)),
+      initializer(
+        'embeddings',
+        [vocabSize, hidden],
+        ONNX_FLOAT,
+        new Uint8Array(table.buffer, table.byteOffset, table.byteLength),
+      ),
       initializer('unsqueeze_axes', [1], ONNX_INT64, axes),
       valueInfo(11, 'input_ids', ONNX_INT64, ['batch', 'sequence']),
       valueInfo(11, 'attention_mask', ONNX_INT64, ['batch', 'sequence']),
@@ -42,7 +47,8 @@ export async function writeTinyOnnxModel(dir: string, words: readonly string[], 
   const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...words];
   const table = new Float32Array(vocab.length * hidden);
   // Deterministic, distinct rows: row v is sin(v * (j + 1) * 0.37).
-  for (let v = 0; v < vocab.length; v++) for (let j = 0; j < hidden; j++) table[v * hidden + j] = Math.sin(v * (j + 1) * 0.37);
+  for (let v = 0; v < vocab.length; v++)
+    for (let j = 0; j < hidden; j++) table[v * hidden + j] = Math.sin(v * (j + 1) * 0.37);
   await writeTokenizerFiles(dir, wordPieceTokenizerFiles(vocab));
   const config = {
     model_type: 'bert',

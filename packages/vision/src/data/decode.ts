@@ -39,7 +39,8 @@ export interface CropBox {
 
 /** The centre square of `fraction` of the shorter side. */
 export function centreCropBox(width: number, height: number, fraction = 0.875): CropBox {
-  if (!(fraction > 0 && fraction <= 1)) throw new MrlError('invalid-config', `cropFraction must be in (0, 1], got ${fraction}.`);
+  if (!(fraction > 0 && fraction <= 1))
+    throw new MrlError('invalid-config', `cropFraction must be in (0, 1], got ${fraction}.`);
   const side = Math.max(1, Math.round(Math.min(width, height) * fraction));
   return { left: Math.floor((width - side) / 2), top: Math.floor((height - side) / 2), width: side, height: side };
 }
@@ -48,9 +49,17 @@ export function centreCropBox(width: number, height: number, fraction = 0.875): 
  * The random-resized-crop box (Szegedy et al. 2015; torchvision's `RandomResizedCrop`): up to 10
  * tries at a random area and log-uniform aspect ratio, else the centre crop of the whole image.
  */
-export function randomResizedCropBox(width: number, height: number, random: Random, scale: readonly [number, number] = [0.08, 1], ratio: readonly [number, number] = [3 / 4, 4 / 3]): CropBox {
-  if (!(scale[0] > 0 && scale[0] <= scale[1] && scale[1] <= 1)) throw new MrlError('invalid-config', `scale must satisfy 0 < min <= max <= 1, got [${scale.join(', ')}].`);
-  if (!(ratio[0] > 0 && ratio[0] <= ratio[1])) throw new MrlError('invalid-config', `ratio must satisfy 0 < min <= max, got [${ratio.join(', ')}].`);
+export function randomResizedCropBox(
+  width: number,
+  height: number,
+  random: Random,
+  scale: readonly [number, number] = [0.08, 1],
+  ratio: readonly [number, number] = [3 / 4, 4 / 3],
+): CropBox {
+  if (!(scale[0] > 0 && scale[0] <= scale[1] && scale[1] <= 1))
+    throw new MrlError('invalid-config', `scale must satisfy 0 < min <= max <= 1, got [${scale.join(', ')}].`);
+  if (!(ratio[0] > 0 && ratio[0] <= ratio[1]))
+    throw new MrlError('invalid-config', `ratio must satisfy 0 < min <= max, got [${ratio.join(', ')}].`);
   const area = width * height;
   for (let attempt = 0; attempt < 10; attempt++) {
     const target = area * (scale[0] + (scale[1] - scale[0]) * random());
@@ -58,7 +67,12 @@ export function randomResizedCropBox(width: number, height: number, random: Rand
     const w = Math.round(Math.sqrt(target * aspect));
     const h = Math.round(Math.sqrt(target / aspect));
     if (w > 0 && h > 0 && w <= width && h <= height) {
-      return { left: Math.floor(random() * (width - w + 1)), top: Math.floor(random() * (height - h + 1)), width: w, height: h };
+      return {
+        left: Math.floor(random() * (width - w + 1)),
+        top: Math.floor(random() * (height - h + 1)),
+        width: w,
+        height: h,
+      };
     }
   }
   return centreCropBox(width, height, 1);
@@ -83,12 +97,18 @@ function corrupt(source: string, cause: unknown): MrlError {
  * const pixels = await decodeImage('astronaut.png', { size: 32, channels: 3, crop: 'centre' });
  * ```
  */
-export async function decodeImage(source: string | Buffer, transform: ImageTransform, random?: Random): Promise<Float32Array> {
+export async function decodeImage(
+  source: string | Buffer,
+  transform: ImageTransform,
+  random?: Random,
+): Promise<Float32Array> {
   const name = typeof source === 'string' ? source : '<buffer>';
   const { size, channels } = transform;
-  if (!Number.isInteger(size) || size < 1) throw new MrlError('invalid-config', `image size must be a positive integer, got ${size}.`);
+  if (!Number.isInteger(size) || size < 1)
+    throw new MrlError('invalid-config', `image size must be a positive integer, got ${size}.`);
   const needsRandom = transform.crop === 'random-resized' || transform.flip === true;
-  if (needsRandom && random === undefined) throw new MrlError('invalid-argument', `decodeImage(${name}): random crops and flips need a seeded random stream.`);
+  if (needsRandom && random === undefined)
+    throw new MrlError('invalid-argument', `decodeImage(${name}): random crops and flips need a seeded random stream.`);
   let raw: { data: Buffer; info: OutputInfo };
   try {
     const meta = await sharp(source, { failOn: 'truncated' }).metadata();

@@ -1,6 +1,13 @@
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { createRandom, MrlError, type ArrayDataset, type BatchSource, type ClassTarget, type SupervisedBatch } from '@mrl/core';
+import {
+  createRandom,
+  MrlError,
+  type ArrayDataset,
+  type BatchSource,
+  type ClassTarget,
+  type SupervisedBatch,
+} from '@mrl/core';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { decodeImage, type ImageTransform } from './decode.js';
@@ -54,11 +61,23 @@ export async function openImageFolder(root: string, options: ImageFolderOptions 
   try {
     entries = await readdir(root, { withFileTypes: true });
   } catch (cause) {
-    throw new MrlError('missing-file', `cannot read the image folder ${root}: ${(cause as Error).message}.`, 'Pass a folder with one sub-folder of images per class.', { cause });
+    throw new MrlError(
+      'missing-file',
+      `cannot read the image folder ${root}: ${(cause as Error).message}.`,
+      'Pass a folder with one sub-folder of images per class.',
+      { cause },
+    );
   }
-  const classNames = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const classNames = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   if (classNames.length === 0) {
-    throw new MrlError('invalid-argument', `the image folder ${root} has no class sub-folders.`, 'Put the images of each class in their own sub-folder: root/<class>/<image>.');
+    throw new MrlError(
+      'invalid-argument',
+      `the image folder ${root} has no class sub-folders.`,
+      'Put the images of each class in their own sub-folder: root/<class>/<image>.',
+    );
   }
   const files: string[] = [];
   const labels: number[] = [];
@@ -89,20 +108,38 @@ export async function openImageFolder(root: string, options: ImageFolderOptions 
     });
   }
   if (keptFiles.length === 0) {
-    throw new MrlError('invalid-argument', `the image folder ${root} has no readable images with extensions ${[...extensions].join(' ')}${skipped.length > 0 ? ` (${skipped.length} skipped as corrupt)` : ''}.`);
+    throw new MrlError(
+      'invalid-argument',
+      `the image folder ${root} has no readable images with extensions ${[...extensions].join(' ')}${skipped.length > 0 ? ` (${skipped.length} skipped as corrupt)` : ''}.`,
+    );
   }
-  return { root, classNames, files: keptFiles, labels: Int32Array.from(keptLabels), count: keptFiles.length, numClasses: classNames.length, skipped };
+  return {
+    root,
+    classNames,
+    files: keptFiles,
+    labels: Int32Array.from(keptLabels),
+    count: keptFiles.length,
+    numClasses: classNames.length,
+    skipped,
+  };
 }
 
 /** Decodes the images at `indices` (in parallel on sharp's threads) into one [n, size, size, C] array. */
-export async function decodeImages(files: readonly string[], indices: ArrayLike<number>, transform: ImageTransform, seed = 0, stream = 0): Promise<Float32Array> {
+export async function decodeImages(
+  files: readonly string[],
+  indices: ArrayLike<number>,
+  transform: ImageTransform,
+  seed = 0,
+  stream = 0,
+): Promise<Float32Array> {
   const size = transform.size * transform.size * transform.channels;
   const out = new Float32Array(indices.length * size);
   await Promise.all(
     Array.from({ length: indices.length }, async (_, i) => {
       const index = indices[i]!;
       const path = files[index];
-      if (path === undefined) throw new MrlError('invalid-argument', `image index ${index} is outside the ${files.length} files.`);
+      if (path === undefined)
+        throw new MrlError('invalid-argument', `image index ${index} is outside the ${files.length} files.`);
       // One random stream per (batch call, example): augmentations do not depend on decode order.
       out.set(await decodeImage(path, transform, createRandom(seed, 11, stream, index)), i * size);
     }),
@@ -131,18 +168,34 @@ export class ImageFolderBatches implements BatchSource<SupervisedBatch<tf.Tensor
     const { size, channels } = this.transform;
     const pixels = await decodeImages(this.folder.files, indices, this.transform, this.seed, this.#calls++);
     const input = tf.tensor4d(pixels, [indices.length, size, size, channels]);
-    const labels = tf.tensor1d(Int32Array.from(indices, (i) => this.folder.labels[i]!), 'int32');
+    const labels = tf.tensor1d(
+      Int32Array.from(indices, (i) => this.folder.labels[i]!),
+      'int32',
+    );
     return { input, target: { labels }, size: indices.length, dispose: () => tf.dispose([input, labels]) };
   }
 }
 
 /** Decodes a whole folder into memory (evaluation, small data sets) with a deterministic transform. */
-export async function loadImageFolderArrays(folder: ImageFolder, transform: ImageTransform, seed = 0): Promise<ArrayDataset> {
+export async function loadImageFolderArrays(
+  folder: ImageFolder,
+  transform: ImageTransform,
+  seed = 0,
+): Promise<ArrayDataset> {
   const indices = Int32Array.from({ length: folder.count }, (_, i) => i);
   const inputs = new Float32Array(folder.count * transform.size * transform.size * transform.channels);
   for (let start = 0; start < folder.count; start += 64) {
     const part = indices.subarray(start, Math.min(folder.count, start + 64));
-    inputs.set(await decodeImages(folder.files, part, transform, seed), start * transform.size * transform.size * transform.channels);
+    inputs.set(
+      await decodeImages(folder.files, part, transform, seed),
+      start * transform.size * transform.size * transform.channels,
+    );
   }
-  return { inputs, exampleShape: [transform.size, transform.size, transform.channels], labels: folder.labels, count: folder.count, numClasses: folder.numClasses };
+  return {
+    inputs,
+    exampleShape: [transform.size, transform.size, transform.channels],
+    labels: folder.labels,
+    count: folder.count,
+    numClasses: folder.numClasses,
+  };
 }

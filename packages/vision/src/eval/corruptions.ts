@@ -31,11 +31,18 @@ export function parseCorruptions(spec: string): Corruption[] {
     .map((part) => {
       const [name, level] = part.trim().split(':');
       if (!(CORRUPTION_NAMES as readonly string[]).includes(name!)) {
-        throw new MrlError('invalid-argument', `unknown corruption '${name}' in '${spec}'.`, `Known corruptions: ${CORRUPTION_NAMES.join(', ')} (optionally :severity 1-5).`);
+        throw new MrlError(
+          'invalid-argument',
+          `unknown corruption '${name}' in '${spec}'.`,
+          `Known corruptions: ${CORRUPTION_NAMES.join(', ')} (optionally :severity 1-5).`,
+        );
       }
       const severity = level === undefined ? 3 : Number(level);
       if (!Number.isInteger(severity) || severity < 1 || severity > 5) {
-        throw new MrlError('invalid-argument', `corruption severity must be an integer 1-5, got '${level}' in '${spec}'.`);
+        throw new MrlError(
+          'invalid-argument',
+          `corruption severity must be an integer 1-5, got '${level}' in '${spec}'.`,
+        );
       }
       return { name: name as CorruptionName, severity };
     });
@@ -55,13 +62,19 @@ function gaussianKernel(sigma: number): Float32Array {
  * Noise is drawn from a stream keyed by `seed`, the corruption and the severity, so every run
  * (and every model) sees the same corrupted test set.
  */
-export function corruptImages(images: Float32Array, shape: readonly [number, number, number, number], corruption: Corruption, seed = 0): Float32Array {
+export function corruptImages(
+  images: Float32Array,
+  shape: readonly [number, number, number, number],
+  corruption: Corruption,
+  seed = 0,
+): Float32Array {
   const [count, height, width, channels] = shape;
   if (images.length !== count * height * width * channels) {
     throw new MrlError('invalid-argument', `corruptImages: ${images.length} values for shape [${shape.join(', ')}].`);
   }
   const value = PARAMETERS[corruption.name]?.[corruption.severity - 1];
-  if (value === undefined) throw new MrlError('invalid-argument', `no corruption '${corruption.name}' at severity ${corruption.severity}.`);
+  if (value === undefined)
+    throw new MrlError('invalid-argument', `no corruption '${corruption.name}' at severity ${corruption.severity}.`);
   const out = new Float32Array(images.length);
   const size = height * width * channels;
   if (corruption.name === 'gaussian-noise') {
@@ -92,7 +105,9 @@ export function corruptImages(images: Float32Array, shape: readonly [number, num
         for (let x = 0; x < width; x++) {
           for (let c = 0; c < channels; c++) {
             let s = 0;
-            for (let j = -radius; j <= radius; j++) s += k[j + radius]! * images[base + (y * width + Math.min(width - 1, Math.max(0, x + j))) * channels + c]!;
+            for (let j = -radius; j <= radius; j++)
+              s +=
+                k[j + radius]! * images[base + (y * width + Math.min(width - 1, Math.max(0, x + j))) * channels + c]!;
             tmp[(y * width + x) * channels + c] = s;
           }
         }
@@ -101,7 +116,8 @@ export function corruptImages(images: Float32Array, shape: readonly [number, num
         for (let x = 0; x < width; x++) {
           for (let c = 0; c < channels; c++) {
             let s = 0;
-            for (let j = -radius; j <= radius; j++) s += k[j + radius]! * tmp[(Math.min(height - 1, Math.max(0, y + j)) * width + x) * channels + c]!;
+            for (let j = -radius; j <= radius; j++)
+              s += k[j + radius]! * tmp[(Math.min(height - 1, Math.max(0, y + j)) * width + x) * channels + c]!;
             out[base + (y * width + x) * channels + c] = s;
           }
         }

@@ -15,8 +15,13 @@ export interface Pca {
  * "Matrix Computations", 8.5). Exact to float64 rounding for the d <= 2048 covariances used here.
  * Returns eigenvalues (unsorted) and the eigenvectors as the columns of a row-major matrix.
  */
-export function symmetricEigen(matrix: Float64Array, n: number, maxSweeps = 50): { values: Float64Array; vectors: Float64Array } {
-  if (matrix.length !== n * n) throw new MrlError('invalid-argument', `symmetricEigen: ${matrix.length} values for a ${n}x${n} matrix.`);
+export function symmetricEigen(
+  matrix: Float64Array,
+  n: number,
+  maxSweeps = 50,
+): { values: Float64Array; vectors: Float64Array } {
+  if (matrix.length !== n * n)
+    throw new MrlError('invalid-argument', `symmetricEigen: ${matrix.length} values for a ${n}x${n} matrix.`);
   const a = Float64Array.from(matrix);
   const v = new Float64Array(n * n);
   for (let i = 0; i < n; i++) v[i * n + i] = 1;
@@ -97,7 +102,8 @@ export function fitPca(embeddings: EmbeddingMatrix): Pca {
  */
 export function projectPca(pca: Pca, embeddings: EmbeddingMatrix): EmbeddingMatrix {
   const { dim } = pca;
-  if (embeddings.dim !== dim) throw new MrlError('invalid-argument', `PCA was fitted on ${dim}-d embeddings, got ${embeddings.dim}-d.`);
+  if (embeddings.dim !== dim)
+    throw new MrlError('invalid-argument', `PCA was fitted on ${dim}-d embeddings, got ${embeddings.dim}-d.`);
   const out = new Float32Array(embeddings.rows * dim);
   const centred = new Float64Array(dim);
   for (let r = 0; r < embeddings.rows; r++) {

@@ -61,7 +61,8 @@ export class MultiHeadAttention implements Module {
   /** The layer's weights under its save names, ready for `writeSafetensors`. */
   weights(): Map<string, NamedArray> {
     const out = new Map<string, NamedArray>();
-    for (const [name, v] of this.variables()) out.set(name, { dtype: 'F32', shape: [...v.shape], data: v.dataSync() as Float32Array });
+    for (const [name, v] of this.variables())
+      out.set(name, { dtype: 'F32', shape: [...v.shape], data: v.dataSync() as Float32Array });
     return out;
   }
 

@@ -26,7 +26,8 @@ export function makeVariable(initial: tf.Tensor, trainable = true): tf.Variable 
 }
 
 function positiveInteger(value: number, what: string): void {
-  if (!Number.isInteger(value) || value < 1) throw new MrlError('invalid-config', `${what} must be a positive integer, got ${value}.`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new MrlError('invalid-config', `${what} must be a positive integer, got ${value}.`);
 }
 
 /** A dense layer y = x W + b on the last axis. */
@@ -80,7 +81,10 @@ export class Conv2d implements Module {
     positiveInteger(outputs, 'conv output channels');
     positiveInteger(stride, 'conv stride');
     const fanIn = kernel * kernel * inputs;
-    this.w = makeVariable(tf.truncatedNormal([kernel, kernel, inputs, outputs], 0, Math.sqrt(2 / fanIn), 'float32', nextSeed(random)), true);
+    this.w = makeVariable(
+      tf.truncatedNormal([kernel, kernel, inputs, outputs], 0, Math.sqrt(2 / fanIn), 'float32', nextSeed(random)),
+      true,
+    );
   }
 
   /** [N, H, W, inputs] -> [N, H/stride, W/stride, outputs] */
@@ -116,7 +120,8 @@ export class BatchNorm implements Module {
     zeroGamma = false,
   ) {
     positiveInteger(channels, 'batch-norm channels');
-    if (!(momentum > 0 && momentum <= 1)) throw new MrlError('invalid-config', `batch-norm momentum must be in (0, 1], got ${momentum}.`);
+    if (!(momentum > 0 && momentum <= 1))
+      throw new MrlError('invalid-config', `batch-norm momentum must be in (0, 1], got ${momentum}.`);
     this.gamma = makeVariable(zeroGamma ? tf.zeros([channels]) : tf.ones([channels]), true);
     this.beta = makeVariable(tf.zeros([channels]), true);
     this.runningMean = makeVariable(tf.zeros([channels]), false);
@@ -125,7 +130,15 @@ export class BatchNorm implements Module {
 
   /** [N, H, W, C] -> [N, H, W, C] */
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    if (!training) return tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, this.beta as tf.Tensor1D, this.gamma as tf.Tensor1D, this.epsilon);
+    if (!training)
+      return tf.batchNorm4d(
+        x,
+        this.runningMean as tf.Tensor1D,
+        this.runningVar as tf.Tensor1D,
+        this.beta as tf.Tensor1D,
+        this.gamma as tf.Tensor1D,
+        this.epsilon,
+      );
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     // Core's op: its closed-form gradient flows through the batch moments too.
     return batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.epsilon, (mean, variance) =>
@@ -133,7 +146,9 @@ export class BatchNorm implements Module {
         const m = this.momentum;
         const unbiased = tf.mul(variance, n > 1 ? n / (n - 1) : 1);
         this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(tf.reshape(mean, [this.channels]), m)));
-        this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(tf.reshape(unbiased, [this.channels]), m)));
+        this.runningVar.assign(
+          tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(tf.reshape(unbiased, [this.channels]), m)),
+        );
       }),
     );
   }

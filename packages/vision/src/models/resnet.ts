@@ -34,7 +34,6 @@ export interface ResNetConfig extends EncoderConfig {
   projection?: 'auto' | 'always';
 }
 
-
 interface Block extends Module {
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D;
 }
@@ -52,7 +51,10 @@ class BasicBlock implements Block {
     this.bn1 = new BatchNorm(width, momentum);
     this.conv2 = new Conv2d(3, width, width, 1, random);
     this.bn2 = new BatchNorm(width, momentum);
-    this.shortcut = stride !== 1 || inputs !== width ? { conv: new Conv2d(1, inputs, width, stride, random), bn: new BatchNorm(width, momentum) } : null;
+    this.shortcut =
+      stride !== 1 || inputs !== width
+        ? { conv: new Conv2d(1, inputs, width, stride, random), bn: new BatchNorm(width, momentum) }
+        : null;
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
@@ -85,9 +87,16 @@ class BottleneckBlock implements Block {
   constructor(inputs: number, width: number, stride: number, momentum: number, random: Random) {
     const out = width * BottleneckBlock.expansion;
     // Stride on the 3x3 conv (torchvision's "ResNet v1.5").
-    this.convs = [new Conv2d(1, inputs, width, 1, random), new Conv2d(3, width, width, stride, random), new Conv2d(1, width, out, 1, random)];
+    this.convs = [
+      new Conv2d(1, inputs, width, 1, random),
+      new Conv2d(3, width, width, stride, random),
+      new Conv2d(1, width, out, 1, random),
+    ];
     this.bns = [new BatchNorm(width, momentum), new BatchNorm(width, momentum), new BatchNorm(out, momentum)];
-    this.shortcut = stride !== 1 || inputs !== out ? { conv: new Conv2d(1, inputs, out, stride, random), bn: new BatchNorm(out, momentum) } : null;
+    this.shortcut =
+      stride !== 1 || inputs !== out
+        ? { conv: new Conv2d(1, inputs, out, stride, random), bn: new BatchNorm(out, momentum) }
+        : null;
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
@@ -114,23 +123,45 @@ class BottleneckBlock implements Block {
 
 export function validateResNetConfig(config: ResNetConfig): void {
   const where = `resnet config '${config.architecture}'`;
-  if (config.block !== 'basic' && config.block !== 'bottleneck') throw new MrlError('invalid-config', `${where}: block must be 'basic' or 'bottleneck', got '${String(config.block)}'.`);
-  if (config.stem !== 'cifar' && config.stem !== 'imagenet') throw new MrlError('invalid-config', `${where}: stem must be 'cifar' or 'imagenet', got '${String(config.stem)}'.`);
+  if (config.block !== 'basic' && config.block !== 'bottleneck')
+    throw new MrlError(
+      'invalid-config',
+      `${where}: block must be 'basic' or 'bottleneck', got '${String(config.block)}'.`,
+    );
+  if (config.stem !== 'cifar' && config.stem !== 'imagenet')
+    throw new MrlError('invalid-config', `${where}: stem must be 'cifar' or 'imagenet', got '${String(config.stem)}'.`);
   if (!Array.isArray(config.layers) || config.layers.length === 0 || config.layers.length !== config.widths?.length) {
-    throw new MrlError('invalid-config', `${where}: layers [${String(config.layers)}] and widths [${String(config.widths)}] must be non-empty lists of the same length.`);
+    throw new MrlError(
+      'invalid-config',
+      `${where}: layers [${String(config.layers)}] and widths [${String(config.widths)}] must be non-empty lists of the same length.`,
+    );
   }
-  for (const [field, values] of [['layers', config.layers], ['widths', config.widths]] as const) {
-    for (const v of values) if (!Number.isInteger(v) || v < 1) throw new MrlError('invalid-config', `${where}: ${field} must hold positive integers, got ${v}.`);
+  for (const [field, values] of [
+    ['layers', config.layers],
+    ['widths', config.widths],
+  ] as const) {
+    for (const v of values)
+      if (!Number.isInteger(v) || v < 1)
+        throw new MrlError('invalid-config', `${where}: ${field} must hold positive integers, got ${v}.`);
   }
   for (const field of ['embeddingDim', 'stemWidth', 'inputChannels'] as const) {
     const v = config[field];
-    if (!Number.isInteger(v) || v < 1) throw new MrlError('invalid-config', `${where}: ${field} must be a positive integer, got ${v}.`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new MrlError('invalid-config', `${where}: ${field} must be a positive integer, got ${v}.`);
   }
   const stride = config.stemStride ?? 1;
-  if (!Number.isInteger(stride) || stride < 1 || stride > 4) throw new MrlError('invalid-config', `${where}: stemStride must be 1, 2, 3 or 4, got ${stride}.`);
-  if (stride !== 1 && config.stem !== 'cifar') throw new MrlError('invalid-config', `${where}: stemStride applies to the 'cifar' stem only (the 'imagenet' stem is fixed at stride 2 + max-pool).`);
+  if (!Number.isInteger(stride) || stride < 1 || stride > 4)
+    throw new MrlError('invalid-config', `${where}: stemStride must be 1, 2, 3 or 4, got ${stride}.`);
+  if (stride !== 1 && config.stem !== 'cifar')
+    throw new MrlError(
+      'invalid-config',
+      `${where}: stemStride applies to the 'cifar' stem only (the 'imagenet' stem is fixed at stride 2 + max-pool).`,
+    );
   if (config.projection !== undefined && config.projection !== 'auto' && config.projection !== 'always') {
-    throw new MrlError('invalid-config', `${where}: projection must be 'auto' or 'always', got '${String(config.projection)}'.`);
+    throw new MrlError(
+      'invalid-config',
+      `${where}: projection must be 'auto' or 'always', got '${String(config.projection)}'.`,
+    );
   }
 }
 
@@ -161,7 +192,10 @@ export class ResNetEncoder implements Encoder<tf.Tensor> {
     validateResNetConfig(config);
     const momentum = config.bnMomentum ?? 0.1;
     this.embeddingDim = config.embeddingDim;
-    this.stemConv = config.stem === 'cifar' ? new Conv2d(3, config.inputChannels, config.stemWidth, config.stemStride ?? 1, random) : new Conv2d(7, config.inputChannels, config.stemWidth, 2, random);
+    this.stemConv =
+      config.stem === 'cifar'
+        ? new Conv2d(3, config.inputChannels, config.stemWidth, config.stemStride ?? 1, random)
+        : new Conv2d(7, config.inputChannels, config.stemWidth, 2, random);
     this.stemBn = new BatchNorm(config.stemWidth, momentum);
     const Block = config.block === 'basic' ? BasicBlock : BottleneckBlock;
     let channels = config.stemWidth;
@@ -174,13 +208,19 @@ export class ResNetEncoder implements Encoder<tf.Tensor> {
       }),
     );
     this.featureWidth = channels;
-    this.projection = channels === config.embeddingDim && config.projection !== 'always' ? null : new Linear(channels, config.embeddingDim, random);
+    this.projection =
+      channels === config.embeddingDim && config.projection !== 'always'
+        ? null
+        : new Linear(channels, config.embeddingDim, random);
   }
 
   encode(input: tf.Tensor, training: boolean): tf.Tensor2D {
     return tf.tidy(() => {
       if (input.rank !== 4 || input.shape[3] !== this.config.inputChannels) {
-        throw new MrlError('invalid-argument', `${this.config.architecture} expects images [N, H, W, ${this.config.inputChannels}], got [${input.shape.join(', ')}].`);
+        throw new MrlError(
+          'invalid-argument',
+          `${this.config.architecture} expects images [N, H, W, ${this.config.inputChannels}], got [${input.shape.join(', ')}].`,
+        );
       }
       let x = tf.relu(this.stemBn.apply(this.stemConv.apply(input as tf.Tensor4D), training)); // [N, H', W', stemWidth]
       if (this.config.stem === 'imagenet') x = tf.maxPool(x, 3, 2, 'same');
@@ -194,7 +234,9 @@ export class ResNetEncoder implements Encoder<tf.Tensor> {
     const out: VariableMap = new Map();
     addVariables(out, 'stem/conv', this.stemConv);
     addVariables(out, 'stem/bn', this.stemBn);
-    this.stages.forEach((stage, s) => stage.forEach((block, b) => addVariables(out, `stage${s + 1}/block${b + 1}`, block)));
+    this.stages.forEach((stage, s) =>
+      stage.forEach((block, b) => addVariables(out, `stage${s + 1}/block${b + 1}`, block)),
+    );
     if (this.projection !== null) addVariables(out, 'proj', this.projection);
     return out;
   }

@@ -54,13 +54,19 @@ export function validateVitConfig(config: VitConfig): void {
   const where = `vit config '${config.architecture}'`;
   for (const field of ['embeddingDim', 'imageSize', 'patchSize', 'inputChannels', 'width', 'depth', 'heads'] as const) {
     const v = config[field];
-    if (!Number.isInteger(v) || v < 1) throw new MrlError('invalid-config', `${where}: ${field} must be a positive integer, got ${v}.`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new MrlError('invalid-config', `${where}: ${field} must be a positive integer, got ${v}.`);
   }
   if (config.imageSize % config.patchSize !== 0) {
-    throw new MrlError('invalid-config', `${where}: imageSize ${config.imageSize} is not a multiple of patchSize ${config.patchSize}.`);
+    throw new MrlError(
+      'invalid-config',
+      `${where}: imageSize ${config.imageSize} is not a multiple of patchSize ${config.patchSize}.`,
+    );
   }
-  if (config.width % config.heads !== 0) throw new MrlError('invalid-config', `${where}: width ${config.width} is not a multiple of heads ${config.heads}.`);
-  if (!(config.mlpRatio > 0)) throw new MrlError('invalid-config', `${where}: mlpRatio must be > 0, got ${config.mlpRatio}.`);
+  if (config.width % config.heads !== 0)
+    throw new MrlError('invalid-config', `${where}: width ${config.width} is not a multiple of heads ${config.heads}.`);
+  if (!(config.mlpRatio > 0))
+    throw new MrlError('invalid-config', `${where}: mlpRatio must be > 0, got ${config.mlpRatio}.`);
 }
 
 /**
@@ -88,10 +94,16 @@ export class VitEncoder implements Encoder<tf.Tensor> {
     this.embeddingDim = config.embeddingDim;
     this.tokens = (config.imageSize / p) ** 2;
     const fanIn = p * p * c;
-    this.patchEmbed = makeVariable(tf.truncatedNormal([p, p, c, d], 0, Math.sqrt(1 / fanIn), 'float32', nextSeed(random)), true);
+    this.patchEmbed = makeVariable(
+      tf.truncatedNormal([p, p, c, d], 0, Math.sqrt(1 / fanIn), 'float32', nextSeed(random)),
+      true,
+    );
     this.patchBias = makeVariable(tf.zeros([d]), true);
     this.classToken = makeVariable(tf.truncatedNormal([1, 1, d], 0, 0.02, 'float32', nextSeed(random)), true);
-    this.positions = makeVariable(tf.truncatedNormal([1, 1 + this.tokens, d], 0, 0.02, 'float32', nextSeed(random)), true);
+    this.positions = makeVariable(
+      tf.truncatedNormal([1, 1 + this.tokens, d], 0, 0.02, 'float32', nextSeed(random)),
+      true,
+    );
     this.blocks = Array.from({ length: config.depth }, () => new VitBlock(d, config.heads, config.mlpRatio, random));
     this.norm = new LayerNorm(d);
     this.projection = d === config.embeddingDim ? null : new Linear(d, config.embeddingDim, random);
@@ -101,10 +113,16 @@ export class VitEncoder implements Encoder<tf.Tensor> {
     return tf.tidy(() => {
       const { imageSize: s, inputChannels: c, width: d } = this.config;
       if (input.rank !== 4 || input.shape[1] !== s || input.shape[2] !== s || input.shape[3] !== c) {
-        throw new MrlError('invalid-argument', `${this.config.architecture} expects images [N, ${s}, ${s}, ${c}], got [${input.shape.join(', ')}].`);
+        throw new MrlError(
+          'invalid-argument',
+          `${this.config.architecture} expects images [N, ${s}, ${s}, ${c}], got [${input.shape.join(', ')}].`,
+        );
       }
       const n = input.shape[0]!;
-      const patches = tf.add(tf.conv2d(input as tf.Tensor4D, this.patchEmbed as tf.Tensor4D, this.config.patchSize, 'valid'), this.patchBias); // [N, s/p, s/p, D]
+      const patches = tf.add(
+        tf.conv2d(input as tf.Tensor4D, this.patchEmbed as tf.Tensor4D, this.config.patchSize, 'valid'),
+        this.patchBias,
+      ); // [N, s/p, s/p, D]
       const tokens = tf.reshape(patches, [n, this.tokens, d]); // [N, T, D]
       const cls = tf.tile(this.classToken, [n, 1, 1]); // [N, 1, D]
       let x = tf.add(tf.concat([cls, tokens], 1), this.positions) as tf.Tensor3D; // [N, 1 + T, D]

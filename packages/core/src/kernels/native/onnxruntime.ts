@@ -59,7 +59,13 @@ export interface NativeKernels {
    * writes the softmax to `probs` [N, C] and each row's loss, `-log softmax[label]`, to
    * `rowLoss` [N], through a log-softmax (so tiny probabilities still give finite losses).
    */
-  softmaxCrossEntropy(logits: Float32Array, shape: readonly [number, number], labels: Int32Array, probs: Float32Array, rowLoss: Float32Array): void;
+  softmaxCrossEntropy(
+    logits: Float32Array,
+    shape: readonly [number, number],
+    labels: Int32Array,
+    probs: Float32Array,
+    rowLoss: Float32Array,
+  ): void;
   /** `y = x * scale` elementwise (same length). */
   scale(x: Float32Array, scale: number, y: Float32Array): void;
   /** `y = x * scale + z` elementwise (same length). */
@@ -80,11 +86,23 @@ export interface NativeKernels {
     transposeB: boolean,
   ): void;
   /** Concatenates `inputs` (of `shapes`) along `axis` into `y`. */
-  concat(inputs: readonly Float32Array[], shapes: readonly (readonly number[])[], axis: number, y: Float32Array, yShape: readonly number[]): void;
+  concat(
+    inputs: readonly Float32Array[],
+    shapes: readonly (readonly number[])[],
+    axis: number,
+    y: Float32Array,
+    yShape: readonly number[],
+  ): void;
   /** `y = reduceSum(x, axes)` (keepdims off): `y` holds the kept axes in order. */
   sum(x: Float32Array, shape: readonly number[], axes: readonly number[], y: Float32Array): void;
   /** Splits `x` of `shape` along `axis` into `outputs` of the given sizes (in order). */
-  split(x: Float32Array, shape: readonly number[], axis: number, sizes: readonly number[], outputs: readonly Float32Array[]): void;
+  split(
+    x: Float32Array,
+    shape: readonly number[],
+    axis: number,
+    sizes: readonly number[],
+    outputs: readonly Float32Array[],
+  ): void;
 }
 
 interface OrtTensorConstructor {
@@ -107,7 +125,20 @@ const OPSETS = { '': 13, 'com.microsoft': 1 };
 
 /** `Y = op(A) @ op(B)` over inputs of any rank, from ONNX Runtime's contrib op set. */
 function fusedMatMulModel(transposeA: boolean, transposeB: boolean): Uint8Array {
-  return onnxModel('mrl-matmul', [node('FusedMatMul', ['A', 'B'], ['Y'], { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 }, 'com.microsoft'), ...IO], OPSETS);
+  return onnxModel(
+    'mrl-matmul',
+    [
+      node(
+        'FusedMatMul',
+        ['A', 'B'],
+        ['Y'],
+        { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 },
+        'com.microsoft',
+      ),
+      ...IO,
+    ],
+    OPSETS,
+  );
 }
 
 /**
@@ -115,7 +146,12 @@ function fusedMatMulModel(transposeA: boolean, transposeB: boolean): Uint8Array 
  * with respect to its input), with A, B and Y in TF.js's layouts: NHWC and [fh, fw, Cin, Cout].
  * The transposes run in ONNX Runtime, which is faster at them than the wasm backend.
  */
-function convModel(op: 'Conv' | 'ConvTranspose', geometry: ConvGeometry, outputPadding: readonly [number, number], kernel: readonly [number, number]): Uint8Array {
+function convModel(
+  op: 'Conv' | 'ConvTranspose',
+  geometry: ConvGeometry,
+  outputPadding: readonly [number, number],
+  kernel: readonly [number, number],
+): Uint8Array {
   const [top, left, bottom, right] = geometry.pads;
   const attributes = {
     strides: [...geometry.strides],
@@ -175,7 +211,10 @@ function gemmModel(transposeA: boolean, transposeB: boolean, withC: boolean): Ui
   return onnxModel(
     'mrl-gemm',
     [
-      node('Gemm', withC ? ['A', 'B', 'C'] : ['A', 'B'], ['Y'], { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 }),
+      node('Gemm', withC ? ['A', 'B', 'C'] : ['A', 'B'], ['Y'], {
+        transA: transposeA ? 1 : 0,
+        transB: transposeB ? 1 : 0,
+      }),
       ...IO,
       ...(withC ? [valueInfo(11, 'C', ONNX_FLOAT)] : []),
     ],
@@ -188,7 +227,11 @@ function concatModel(axis: number, count: number): Uint8Array {
   const inputs = Array.from({ length: count }, (_, i) => `X${i}`);
   return onnxModel(
     'mrl-concat',
-    [node('Concat', inputs, ['Y'], { axis }), ...inputs.map((name) => valueInfo(11, name, ONNX_FLOAT)), valueInfo(12, 'Y', ONNX_FLOAT)],
+    [
+      node('Concat', inputs, ['Y'], { axis }),
+      ...inputs.map((name) => valueInfo(11, name, ONNX_FLOAT)),
+      valueInfo(12, 'Y', ONNX_FLOAT),
+    ],
     OPSETS,
   );
 }
@@ -197,7 +240,12 @@ function concatModel(axis: number, count: number): Uint8Array {
 function reduceSumModel(): Uint8Array {
   return onnxModel(
     'mrl-reduce-sum',
-    [node('ReduceSum', ['A', 'S'], ['Y'], { keepdims: 0 }), valueInfo(11, 'A', ONNX_FLOAT), valueInfo(11, 'S', ONNX_INT64), valueInfo(12, 'Y', ONNX_FLOAT)],
+    [
+      node('ReduceSum', ['A', 'S'], ['Y'], { keepdims: 0 }),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(11, 'S', ONNX_INT64),
+      valueInfo(12, 'Y', ONNX_FLOAT),
+    ],
     OPSETS,
   );
 }
@@ -266,8 +314,20 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     }
     return s;
   };
-  const run = (s: OrtNativeSession, a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[], y: Float32Array, yShape: readonly number[]): void => {
-    s.run({ A: new Tensor('float32', a, aShape), B: new Tensor('float32', b, bShape) }, { Y: new Tensor('float32', y, yShape) }, {});
+  const run = (
+    s: OrtNativeSession,
+    a: Float32Array,
+    aShape: readonly number[],
+    b: Float32Array,
+    bShape: readonly number[],
+    y: Float32Array,
+    yShape: readonly number[],
+  ): void => {
+    s.run(
+      { A: new Tensor('float32', a, aShape), B: new Tensor('float32', b, bShape) },
+      { Y: new Tensor('float32', y, yShape) },
+      {},
+    );
   };
   const conv = (
     op: 'Conv' | 'ConvTranspose',
@@ -283,7 +343,14 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     // ConvTranspose's output is s*(in-1) + (f-1)*d + 1 - pads; output_padding adds the rows and
     // columns that the forward convolution never read (they get zero gradient).
     const extent = (axis: 0 | 1, f: number): number =>
-      op === 'Conv' ? 0 : (yShape[axis + 1] ?? 0) - (geometry.strides[axis] * ((aShape[axis + 1] ?? 0) - 1) + (f - 1) * geometry.dilations[axis] + 1 - geometry.pads[axis] - geometry.pads[axis + 2]!);
+      op === 'Conv'
+        ? 0
+        : (yShape[axis + 1] ?? 0) -
+          (geometry.strides[axis] * ((aShape[axis + 1] ?? 0) - 1) +
+            (f - 1) * geometry.dilations[axis] +
+            1 -
+            geometry.pads[axis] -
+            geometry.pads[axis + 2]!);
     const outputPadding = [extent(0, fh), extent(1, fw)] as const;
     if (y.length === 0) return;
     if (a.length === 0 || filter.length === 0) {
@@ -291,7 +358,15 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       return;
     }
     const key = `${op}|${geometry.strides.join()}|${geometry.dilations.join()}|${geometry.pads.join()}|${outputPadding.join()}|${fh},${fw}`;
-    run(session(key, () => convModel(op, geometry, outputPadding, [fh, fw])), a, aShape, filter, filterShape, y, yShape);
+    run(
+      session(key, () => convModel(op, geometry, outputPadding, [fh, fw])),
+      a,
+      aShape,
+      filter,
+      filterShape,
+      y,
+      yShape,
+    );
   };
   return {
     detail: `ONNX Runtime ${version} (MLAS), ${threads} thread${threads === 1 ? '' : 's'}`,
@@ -301,7 +376,15 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
         y.fill(0); // an empty reduction
         return;
       }
-      run(session(`MatMul|${Number(transposeA)}${Number(transposeB)}`, () => fusedMatMulModel(transposeA, transposeB)), a, aShape, b, bShape, y, yShape);
+      run(
+        session(`MatMul|${Number(transposeA)}${Number(transposeB)}`, () => fusedMatMulModel(transposeA, transposeB)),
+        a,
+        aShape,
+        b,
+        bShape,
+        y,
+        yShape,
+      );
     },
     softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {
       const [rows, classes] = shape;
@@ -319,7 +402,11 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     scaleAdd(x, factor, z, y) {
       if (x.length === 0) return;
       session('ScaleAdd', scaleAddModel).run(
-        { A: new Tensor('float32', x, [x.length]), B: new Tensor('float32', Float32Array.of(factor), []), C: new Tensor('float32', z, [z.length]) },
+        {
+          A: new Tensor('float32', x, [x.length]),
+          B: new Tensor('float32', Float32Array.of(factor), []),
+          C: new Tensor('float32', z, [z.length]),
+        },
         { Y: new Tensor('float32', y, [y.length]) },
         {},
       );
@@ -328,13 +415,14 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       const m = transposeA ? aShape[1] : aShape[0];
       const n = transposeB ? bShape[0] : bShape[1];
       if (y.length === 0) return;
-      const feeds: Record<string, unknown> = { A: new Tensor('float32', a, aShape), B: new Tensor('float32', b, bShape) };
+      const feeds: Record<string, unknown> = {
+        A: new Tensor('float32', a, aShape),
+        B: new Tensor('float32', b, bShape),
+      };
       if (c !== null) feeds['C'] = new Tensor('float32', c, cShape);
-      session(`Gemm|${Number(transposeA)}${Number(transposeB)}|${Number(c !== null)}`, () => gemmModel(transposeA, transposeB, c !== null)).run(
-        feeds,
-        { Y: new Tensor('float32', y, [m, n]) },
-        {},
-      );
+      session(`Gemm|${Number(transposeA)}${Number(transposeB)}|${Number(c !== null)}`, () =>
+        gemmModel(transposeA, transposeB, c !== null),
+      ).run(feeds, { Y: new Tensor('float32', y, [m, n]) }, {});
     },
     concat(inputs, shapes, axis, y, yShape) {
       if (y.length === 0) return;
@@ -342,7 +430,11 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       inputs.forEach((x, i) => {
         feeds[`X${i}`] = new Tensor('float32', x, shapes[i]!);
       });
-      session(`Concat|${axis}|${inputs.length}`, () => concatModel(axis, inputs.length)).run(feeds, { Y: new Tensor('float32', y, yShape) }, {});
+      session(`Concat|${axis}|${inputs.length}`, () => concatModel(axis, inputs.length)).run(
+        feeds,
+        { Y: new Tensor('float32', y, yShape) },
+        {},
+      );
     },
     sum(x, shape, axes, y) {
       if (y.length === 0) return;
@@ -352,16 +444,34 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       }
       const kept = shape.filter((_, a) => !axes.includes(a));
       session('ReduceSum', reduceSumModel).run(
-        { A: new Tensor('float32', x, shape), S: new BigIntTensor('int64', BigInt64Array.from(axes, (v) => BigInt(v)), [axes.length]) },
+        {
+          A: new Tensor('float32', x, shape),
+          S: new BigIntTensor(
+            'int64',
+            BigInt64Array.from(axes, (v) => BigInt(v)),
+            [axes.length],
+          ),
+        },
         { Y: new Tensor('float32', y, kept) },
         {},
       );
     },
     split(x, shape, axis, sizes, outputs) {
-      const feeds = { A: new Tensor('float32', x, shape), S: new BigIntTensor('int64', BigInt64Array.from(sizes, (v) => BigInt(v)), [sizes.length]) };
+      const feeds = {
+        A: new Tensor('float32', x, shape),
+        S: new BigIntTensor(
+          'int64',
+          BigInt64Array.from(sizes, (v) => BigInt(v)),
+          [sizes.length],
+        ),
+      };
       const fetches: Record<string, unknown> = {};
       outputs.forEach((out, i) => {
-        fetches[`Y${i}`] = new Tensor('float32', out, shape.map((d, a) => (a === axis ? sizes[i]! : d)));
+        fetches[`Y${i}`] = new Tensor(
+          'float32',
+          out,
+          shape.map((d, a) => (a === axis ? sizes[i]! : d)),
+        );
       });
       session(`Split|${axis}|${sizes.length}`, () => splitModel(axis, sizes.length)).run(feeds, fetches, {});
     },

@@ -12,10 +12,7 @@ import type { WasmKernelArgs } from './util.js';
  * Wraps a matmul kernel (`BatchMatMul` or `_FusedMatMul`, both with inputs `a`, `b` and attrs
  * `transposeA`, `transposeB`) so that it only ever runs its untransposed fast path.
  */
-export function createUntransposedMatMulKernel(
-  original: KernelConfig,
-  transpose: KernelFunc,
-): KernelConfig {
+export function createUntransposedMatMulKernel(original: KernelConfig, transpose: KernelFunc): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<BatchMatMulAttrs>;
     const a = input(inputs, 'a');
@@ -64,7 +61,10 @@ export function createBatchMatMulKernel(get: (name: string) => KernelConfig): Ke
     if (dim(a.shape, attrs.transposeA ? -2 : -1) === 0) {
       // An empty reduction: the shipped kernel leaves the output unwritten.
       const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-      const out = backend.makeOutput([...batchShape, dim(a.shape, attrs.transposeA ? -1 : -2), dim(b.shape, attrs.transposeB ? -2 : -1)], 'float32');
+      const out = backend.makeOutput(
+        [...batchShape, dim(a.shape, attrs.transposeA ? -1 : -2), dim(b.shape, attrs.transposeB ? -2 : -1)],
+        'float32',
+      );
       backend.typedArrayFromHeap(out).fill(0);
       return out;
     }
@@ -91,11 +91,21 @@ export function createBatchMatMulKernel(get: (name: string) => KernelConfig): Ke
       const k = dim(a3.shape, attrs.transposeA ? 1 : 2);
       const n = dim(b3.shape, attrs.transposeB ? 1 : 2);
       if (dim(b3.shape, attrs.transposeB ? 2 : 1) !== k) {
-        throw new MrlError('invalid-argument', `BatchMatMul: inner dims of [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ.`);
+        throw new MrlError(
+          'invalid-argument',
+          `BatchMatMul: inner dims of [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ.`,
+        );
       }
       const outShape = [...outBatchShape, m, n];
       /** Entries [from, to) of x as a new [to - from, rows, cols] tensor, transposed from [cols, rows] when asked. */
-      const copy = (x: TensorInfo, from: number, to: number, rows: number, cols: number, transposed: boolean): TensorInfo => {
+      const copy = (
+        x: TensorInfo,
+        from: number,
+        to: number,
+        rows: number,
+        cols: number,
+        transposed: boolean,
+      ): TensorInfo => {
         const t = own(backend.makeOutput([to - from, rows, cols], 'float32'));
         const size = rows * cols;
         const src = backend.typedArrayFromHeap(x);

@@ -12,7 +12,13 @@
 // forward stride s as the dilation and the forward dilation d as the stride; its output
 // [C, fh, fw, Cout] is transposed to the filter layout [fh, fw, C, Cout].
 import * as tf from '@tensorflow/tfjs';
-import type { BatchMatMulAttrs, Conv2DBackpropFilterAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type {
+  BatchMatMulAttrs,
+  Conv2DBackpropFilterAttrs,
+  KernelConfig,
+  KernelFunc,
+  TensorInfo,
+} from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../../errors.js';
@@ -42,7 +48,14 @@ export function createConv2DBackpropFilterKernel(
       ? get(tf.BatchMatMul).kernelFunc
       : ({ inputs, backend, attrs }) => {
           const { transposeA, transposeB } = attrs as unknown as BatchMatMulAttrs;
-          return nativeMatMul(native, backend as BackendWasm, input(inputs, 'a'), input(inputs, 'b'), transposeA, transposeB);
+          return nativeMatMul(
+            native,
+            backend as BackendWasm,
+            input(inputs, 'a'),
+            input(inputs, 'b'),
+            transposeA,
+            transposeB,
+          );
         };
 
   const kernelFunc: KernelFunc = (args) => {
@@ -50,7 +63,10 @@ export function createConv2DBackpropFilterKernel(
     const x = input(inputs, 'x');
     const dy = input(inputs, 'dy');
     if (x.dtype !== 'float32' || dy.dtype !== 'float32') {
-      throw new MrlError('unsupported', `Conv2DBackpropFilter on wasm needs float32 inputs, got ${x.dtype}/${dy.dtype}.`);
+      throw new MrlError(
+        'unsupported',
+        `Conv2DBackpropFilter on wasm needs float32 inputs, got ${x.dtype}/${dy.dtype}.`,
+      );
     }
     const channelsLast = attrs.dataFormat !== 'NCHW';
     const info = conv2dInfo(x.shape, attrs.filterShape, attrs, channelsLast);
@@ -74,8 +90,13 @@ export function createConv2DBackpropFilterKernel(
     const owned: TensorInfo[] = [];
     try {
       const pointwiseFits =
-        fh === 1 && fw === 1 && top === 0 && left === 0 && channelsLast &&
-        (info.outHeight - 1) * sh < info.inHeight && (info.outWidth - 1) * sw < info.inWidth; // no padded pixel read
+        fh === 1 &&
+        fw === 1 &&
+        top === 0 &&
+        left === 0 &&
+        channelsLast &&
+        (info.outHeight - 1) * sh < info.inHeight &&
+        (info.outWidth - 1) * sw < info.inWidth; // no padded pixel read
       if (pointwiseFits) {
         return pointwise(backend, x, dy, info.outHeight, info.outWidth, sh, sw, owned);
       }
@@ -92,7 +113,12 @@ export function createConv2DBackpropFilterKernel(
       const r = callKernel(conv2d, { x: view(xT, [cIn, info.inHeight, info.inWidth, n]), filter: dyT }, backend, {
         strides: [dh, dw],
         dilations: [sh, sw],
-        pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+        pad: [
+          [0, 0],
+          [top, bottom],
+          [left, right],
+          [0, 0],
+        ],
         dataFormat: 'NHWC',
       }); // [C, oh, ow, Cout], oh >= fh, ow >= fw
       owned.push(r);
@@ -124,10 +150,45 @@ export function createConv2DBackpropFilterKernel(
    * pixels at batch 16) streams both operands from memory once per output tile, while chunks of
    * ~COL_CHUNK floats stay in cache.
    */
-  function im2colGemm(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo, owned: TensorInfo[]): TensorInfo {
-    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: cOut } = info;
-    const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
-    const geometry: Im2colGeometry = { h, w, c, ho, wo, fh, fw, sh, sw, dh, dw, top: info.padInfo.top, left: info.padInfo.left };
+  function im2colGemm(
+    backend: BackendWasm,
+    x: TensorInfo,
+    dy: TensorInfo,
+    info: tf.backend_util.Conv2DInfo,
+    owned: TensorInfo[],
+  ): TensorInfo {
+    const {
+      batchSize: n,
+      inHeight: h,
+      inWidth: w,
+      inChannels: c,
+      outHeight: ho,
+      outWidth: wo,
+      outChannels: cOut,
+    } = info;
+    const {
+      filterHeight: fh,
+      filterWidth: fw,
+      strideHeight: sh,
+      strideWidth: sw,
+      dilationHeight: dh,
+      dilationWidth: dw,
+    } = info;
+    const geometry: Im2colGeometry = {
+      h,
+      w,
+      c,
+      ho,
+      wo,
+      fh,
+      fw,
+      sh,
+      sw,
+      dh,
+      dw,
+      top: info.padInfo.top,
+      left: info.padInfo.left,
+    };
     const k = fh * fw * c;
     const rows = n * ho; // output rows (image, oy), wo pixels each
     const rowsPerChunk = Math.max(1, Math.min(rows, Math.round(Math.max(MIN_CHUNK_PIXELS, COL_CHUNK / k) / wo)));
@@ -140,7 +201,10 @@ export function createConv2DBackpropFilterKernel(
       const colT = own(backend.makeOutput([1, k, p], 'float32'));
       const dyChunk = single ? view(dy, [1, p, cOut]) : own(backend.makeOutput([1, p, cOut], 'float32'));
       // Views only after the allocations: a heap growth detaches earlier ones.
-      if (!single) backend.typedArrayFromHeap(dyChunk).set(backend.typedArrayFromHeap(dy).subarray(r0 * wo * cOut, r1 * wo * cOut));
+      if (!single)
+        backend
+          .typedArrayFromHeap(dyChunk)
+          .set(backend.typedArrayFromHeap(dy).subarray(r0 * wo * cOut, r1 * wo * cOut));
       fillIm2colTransposed(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(colT), r0, r1, geometry);
       const r = callKernel(batchMatMul, { a: colT, b: dyChunk }, backend, { transposeA: false, transposeB: false }); // [1, K, Cout]
       if (single) return view(r, [fh, fw, c, cOut]);
@@ -173,9 +237,38 @@ export function createConv2DBackpropFilterKernel(
     native: NativeKernels,
     owned: TensorInfo[],
   ): TensorInfo {
-    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: cOut } = info;
-    const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
-    const geometry: Im2colGeometry = { h, w, c, ho, wo, fh, fw, sh, sw, dh, dw, top: info.padInfo.top, left: info.padInfo.left };
+    const {
+      batchSize: n,
+      inHeight: h,
+      inWidth: w,
+      inChannels: c,
+      outHeight: ho,
+      outWidth: wo,
+      outChannels: cOut,
+    } = info;
+    const {
+      filterHeight: fh,
+      filterWidth: fw,
+      strideHeight: sh,
+      strideWidth: sw,
+      dilationHeight: dh,
+      dilationWidth: dw,
+    } = info;
+    const geometry: Im2colGeometry = {
+      h,
+      w,
+      c,
+      ho,
+      wo,
+      fh,
+      fw,
+      sh,
+      sw,
+      dh,
+      dw,
+      top: info.padInfo.top,
+      left: info.padInfo.left,
+    };
     const k = fh * fw * c;
     const rows = n * ho;
     const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(nativeColChunk / (k * wo))));
@@ -195,7 +288,16 @@ export function createConv2DBackpropFilterKernel(
       const p = (r1 - r0) * wo;
       fillIm2col(xs, cols, r0, r1, geometry);
       const target = r0 === 0 || part === null ? acc : part;
-      native.matMul(cols.subarray(0, p * k), [p, k], dys.subarray(r0 * wo * cOut, r1 * wo * cOut), [p, cOut], target, [k, cOut], true, false);
+      native.matMul(
+        cols.subarray(0, p * k),
+        [p, k],
+        dys.subarray(r0 * wo * cOut, r1 * wo * cOut),
+        [p, cOut],
+        target,
+        [k, cOut],
+        true,
+        false,
+      );
       if (target !== acc) for (let i = 0; i < acc.length; i++) acc[i]! += target[i]!;
     }
     return out;

@@ -104,7 +104,12 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
       return callKernel(conv2d, { x: g, filter: f }, backend, {
         strides: [1, 1],
         dilations: dil,
-        pad: [[0, 0], [ph.padBefore, ph.padAfter], [pw.padBefore, pw.padAfter], [0, 0]],
+        pad: [
+          [0, 0],
+          [ph.padBefore, ph.padAfter],
+          [pw.padBefore, pw.padAfter],
+          [0, 0],
+        ],
         dataFormat: 'NHWC',
       });
     } finally {
@@ -113,7 +118,10 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
   };
 
   const kernelFunc: KernelFunc = (args) => {
-    const { inputs, attrs } = args as unknown as { inputs: Record<string, TensorInfo>; attrs: Conv2DBackpropInputWasmAttrs };
+    const { inputs, attrs } = args as unknown as {
+      inputs: Record<string, TensorInfo>;
+      attrs: Conv2DBackpropInputWasmAttrs;
+    };
     const backend = args.backend as BackendWasm;
     const dy = input(inputs, 'dy');
     const filter = input(inputs, 'filter');
@@ -155,8 +163,16 @@ export function createConv2DBackpropInputKernel(get: (name: string) => KernelCon
       const [c0] = phCols;
       let dx: TensorInfo; // [N, H, W, Cin]
       if (
-        phRows.length === 1 && phCols.length === 1 && r0 !== undefined && c0 !== undefined &&
-        r0.skip === 0 && r0.outSize === h && c0.skip === 0 && c0.outSize === w && r0.taps.length > 0 && c0.taps.length > 0
+        phRows.length === 1 &&
+        phCols.length === 1 &&
+        r0 !== undefined &&
+        c0 !== undefined &&
+        r0.skip === 0 &&
+        r0.outSize === h &&
+        c0.skip === 0 &&
+        c0.outSize === w &&
+        r0.taps.length > 0 &&
+        c0.taps.length > 0
       ) {
         dx = convPhase(backend, g, filter, r0, c0, dil); // stride 1: the convolution is dX
       } else {

@@ -20,7 +20,10 @@ export function createDepthwiseConv2dBackpropFilterKernel(): KernelConfig {
     const x = input(inputs, 'x');
     const dy = input(inputs, 'dy');
     if (x.dtype !== 'float32' || dy.dtype !== 'float32') {
-      throw new MrlError('unsupported', `DepthwiseConv2dNativeBackpropFilter on wasm needs float32, got ${x.dtype}/${dy.dtype}.`);
+      throw new MrlError(
+        'unsupported',
+        `DepthwiseConv2dNativeBackpropFilter on wasm needs float32, got ${x.dtype}/${dy.dtype}.`,
+      );
     }
     const info = tf.backend_util.computeConv2DInfo(
       x.shape as Shape4,

@@ -20,7 +20,10 @@ export function createDepthwiseConv2dBackpropInputKernel(): KernelConfig {
     const dy = input(inputs, 'dy');
     const filter = input(inputs, 'filter');
     if (dy.dtype !== 'float32' || filter.dtype !== 'float32') {
-      throw new MrlError('unsupported', `DepthwiseConv2dNativeBackpropInput on wasm needs float32, got ${dy.dtype}/${filter.dtype}.`);
+      throw new MrlError(
+        'unsupported',
+        `DepthwiseConv2dNativeBackpropInput on wasm needs float32, got ${dy.dtype}/${filter.dtype}.`,
+      );
     }
     const info = tf.backend_util.computeConv2DInfo(
       attrs.inputShape,

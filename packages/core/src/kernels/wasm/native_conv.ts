@@ -46,12 +46,21 @@ export function createConv2DKernel(get: (name: string) => KernelConfig, native?:
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<Conv2DAttrs>;
     const x = input(inputs, 'x');
     const filter = input(inputs, 'filter');
-    if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32') return original.kernelFunc(args);
+    if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32')
+      return original.kernelFunc(args);
     const info = conv2dInfo(x.shape, filter.shape, attrs);
     if (!onnxFits(info, false)) return original.kernelFunc(args);
     const out = backend.makeOutput(info.outShape, 'float32');
     // Views only after the allocation: a heap growth detaches earlier ones.
-    native.conv2d(heapF32(backend, x), x.shape, heapF32(backend, filter), filter.shape, heapF32(backend, out), info.outShape, geometryOf(info));
+    native.conv2d(
+      heapF32(backend, x),
+      x.shape,
+      heapF32(backend, filter),
+      filter.shape,
+      heapF32(backend, out),
+      info.outShape,
+      geometryOf(info),
+    );
     return out;
   });
 }
@@ -65,11 +74,20 @@ export function createNativeConv2DBackpropInputKernel(fallback: KernelConfig, na
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<BackpropInputAttrs>;
     const dy = input(inputs, 'dy');
     const filter = input(inputs, 'filter');
-    if (attrs.dataFormat === 'NCHW' || dy.dtype !== 'float32' || filter.dtype !== 'float32') return fallback.kernelFunc(args);
+    if (attrs.dataFormat === 'NCHW' || dy.dtype !== 'float32' || filter.dtype !== 'float32')
+      return fallback.kernelFunc(args);
     const info = conv2dInfo(attrs.inputShape, filter.shape, attrs);
     if (!onnxFits(info, true)) return fallback.kernelFunc(args);
     const out = backend.makeOutput([...attrs.inputShape], 'float32');
-    native.conv2dBackpropInput(heapF32(backend, dy), dy.shape, heapF32(backend, filter), filter.shape, heapF32(backend, out), attrs.inputShape, geometryOf(info));
+    native.conv2dBackpropInput(
+      heapF32(backend, dy),
+      dy.shape,
+      heapF32(backend, filter),
+      filter.shape,
+      heapF32(backend, out),
+      attrs.inputShape,
+      geometryOf(info),
+    );
     return out;
   });
 }

@@ -21,7 +21,10 @@ export function nativeMatMul(
   transposeB: boolean,
 ): TensorInfo {
   if (a.shape.length < 2 || b.shape.length < 2) {
-    throw new MrlError('invalid-argument', `MatMul needs operands of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}].`);
+    throw new MrlError(
+      'invalid-argument',
+      `MatMul needs operands of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}].`,
+    );
   }
   const m = dim(a.shape, transposeA ? -1 : -2);
   const k = dim(a.shape, transposeA ? -2 : -1);
@@ -37,7 +40,16 @@ export function nativeMatMul(
   const outShape = [...batch, m, n];
   const out = backend.makeOutput(outShape, 'float32');
   // Views only after the allocation: a heap growth detaches earlier ones.
-  native.matMul(heapF32(backend, a), a.shape, heapF32(backend, b), b.shape, heapF32(backend, out), outShape, transposeA, transposeB);
+  native.matMul(
+    heapF32(backend, a),
+    a.shape,
+    heapF32(backend, b),
+    b.shape,
+    heapF32(backend, out),
+    outShape,
+    transposeA,
+    transposeB,
+  );
   return out;
 }
 
@@ -57,7 +69,10 @@ export function createNativeBatchMatMulKernel(original: KernelConfig, native: Na
  * `_FusedMatMul` (what tfjs-layers' Dense calls) for wasm on a native GEMM: the product, then
  * the bias and the activation by the backend's own kernels (one pass each over the output).
  */
-export function createNativeFusedMatMulKernel(get: (name: string) => KernelConfig, native: NativeKernels): KernelConfig {
+export function createNativeFusedMatMulKernel(
+  get: (name: string) => KernelConfig,
+  native: NativeKernels,
+): KernelConfig {
   const original = get(tf._FusedMatMul);
   const add = get(tf.Add).kernelFunc;
   const unary: Record<string, KernelFunc> = {
@@ -74,7 +89,11 @@ export function createNativeFusedMatMulKernel(get: (name: string) => KernelConfi
     const a = input(inputs, 'a');
     const b = input(inputs, 'b');
     const activation = attrs.activation ?? 'linear';
-    const known = activation === 'linear' || activation === 'leakyrelu' || activation === 'prelu' || unary[activation] !== undefined;
+    const known =
+      activation === 'linear' ||
+      activation === 'leakyrelu' ||
+      activation === 'prelu' ||
+      unary[activation] !== undefined;
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || !known) return original.kernelFunc(args);
     let y = nativeMatMul(native, backend, a, b, attrs.transposeA, attrs.transposeB);
     const then = (next: (x: TensorInfo) => TensorInfo): void => {
@@ -86,8 +105,10 @@ export function createNativeFusedMatMulKernel(get: (name: string) => KernelConfi
     if (bias !== undefined) then((x) => callKernel(add, { a: x, b: bias }, backend, {}));
     const fn = unary[activation];
     if (fn !== undefined) then((x) => callKernel(fn, { x }, backend, {}));
-    else if (activation === 'leakyrelu') then((x) => callKernel(leakyRelu, { x }, backend, { alpha: attrs.leakyreluAlpha ?? 0.2 }));
-    else if (activation === 'prelu') then((x) => callKernel(prelu, { x, alpha: input(inputs, 'preluActivationWeights') }, backend, {}));
+    else if (activation === 'leakyrelu')
+      then((x) => callKernel(leakyRelu, { x }, backend, { alpha: attrs.leakyreluAlpha ?? 0.2 }));
+    else if (activation === 'prelu')
+      then((x) => callKernel(prelu, { x, alpha: input(inputs, 'preluActivationWeights') }, backend, {}));
     return y;
   };
   return replacing(original, kernelFunc);

@@ -41,7 +41,8 @@ class Scratch {
   }
   take(size: number): Float32Array {
     const out = this.#buffer.subarray(this.#used, this.#used + size);
-    if (out.length !== size) throw new MrlError('unsupported', 'scratch memory overrun (a bug in the prefix softmax kernel).');
+    if (out.length !== size)
+      throw new MrlError('unsupported', 'scratch memory overrun (a bug in the prefix softmax kernel).');
     this.#used += size;
     return out;
   }
@@ -59,13 +60,20 @@ function geometry(embedding: TensorInfo, weight: TensorInfo, attrs: PrefixSoftma
   const [rows, width] = [dim(embedding.shape, 0), dim(embedding.shape, 1)];
   const classes = dim(weight.shape, attrs.classesFirst ? 0 : 1);
   if (dim(weight.shape, attrs.classesFirst ? 1 : 0) !== width) {
-    throw new MrlError('invalid-argument', `${PREFIX_SOFTMAX_CE}: weight [${weight.shape.join(', ')}] does not match embedding width ${width}.`);
+    throw new MrlError(
+      'invalid-argument',
+      `${PREFIX_SOFTMAX_CE}: weight [${weight.shape.join(', ')}] does not match embedding width ${width}.`,
+    );
   }
   const starts: number[] = [];
   const widths: number[] = [];
   attrs.dims.forEach((m, j) => {
     const start = j === 0 ? 0 : attrs.dims[j - 1]!;
-    if (!(m > start && m <= width)) throw new MrlError('invalid-argument', `${PREFIX_SOFTMAX_CE}: dims [${attrs.dims.join(', ')}] are not ascending within 1..${width}.`);
+    if (!(m > start && m <= width))
+      throw new MrlError(
+        'invalid-argument',
+        `${PREFIX_SOFTMAX_CE}: dims [${attrs.dims.join(', ')}] are not ascending within 1..${width}.`,
+      );
     starts.push(start);
     widths.push(m - start);
   });
@@ -73,7 +81,14 @@ function geometry(embedding: TensorInfo, weight: TensorInfo, attrs: PrefixSoftma
 }
 
 /** Columns [start, start + w) of a row-major [rows, width] matrix, as a contiguous [rows, w]. */
-function columns(src: Float32Array, rows: number, width: number, start: number, w: number, out: Float32Array): Float32Array {
+function columns(
+  src: Float32Array,
+  rows: number,
+  width: number,
+  start: number,
+  w: number,
+  out: Float32Array,
+): Float32Array {
   for (let i = 0; i < rows; i++) out.set(src.subarray(i * width + start, i * width + start + w), i * w);
   return out;
 }
@@ -101,13 +116,18 @@ function chunkOperands(
   scratch: Scratch,
 ): { zChunks: Float32Array[]; wChunks: Float32Array[] } {
   const zChunks = g.widths.map((wj, j) => columns(z, g.rows, g.width, g.starts[j]!, wj, scratch.take(g.rows * wj)));
-  const wChunks = classesFirst ? weightChunks(native, w, g, scratch) : g.widths.map((wj, j) => w.subarray(g.starts[j]! * g.classes, (g.starts[j]! + wj) * g.classes));
+  const wChunks = classesFirst
+    ? weightChunks(native, w, g, scratch)
+    : g.widths.map((wj, j) => w.subarray(g.starts[j]! * g.classes, (g.starts[j]! + wj) * g.classes));
   return { zChunks, wChunks };
 }
 
 function labelsOf(backend: BackendWasm, labels: TensorInfo, rows: number, classes: number): Int32Array {
   if (labels.dtype !== 'int32' || labels.shape.length !== 1 || dim(labels.shape, 0) !== rows) {
-    throw new MrlError('invalid-argument', `${PREFIX_SOFTMAX_CE}: labels must be int32 [${rows}], got ${labels.dtype} [${labels.shape.join(', ')}].`);
+    throw new MrlError(
+      'invalid-argument',
+      `${PREFIX_SOFTMAX_CE}: labels must be int32 [${rows}], got ${labels.dtype} [${labels.shape.join(', ')}].`,
+    );
   }
   const ids = backend.typedArrayFromHeap(labels) as Int32Array;
   checkLabels(ids, classes);
@@ -140,8 +160,24 @@ export function createPrefixSoftmaxKernel(native: NativeKernels): KernelConfig {
       const out = logits[j % 2]!;
       const previous = j === 0 ? (bias === undefined ? null : heapF32(backend, bias)) : logits[(j + 1) % 2]!;
       const bShape: [number, number] = attrs.classesFirst ? [classes, g.widths[j]!] : [g.widths[j]!, classes];
-      native.gemm(zChunks[j]!, [rows, g.widths[j]!], wChunks[j]!, bShape, previous, j === 0 ? [classes] : [rows, classes], out, false, attrs.classesFirst);
-      native.softmaxCrossEntropy(out, [rows, classes], ids, p.subarray(j * rows * classes, (j + 1) * rows * classes), rowLoss);
+      native.gemm(
+        zChunks[j]!,
+        [rows, g.widths[j]!],
+        wChunks[j]!,
+        bShape,
+        previous,
+        j === 0 ? [classes] : [rows, classes],
+        out,
+        false,
+        attrs.classesFirst,
+      );
+      native.softmaxCrossEntropy(
+        out,
+        [rows, classes],
+        ids,
+        p.subarray(j * rows * classes, (j + 1) * rows * classes),
+        rowLoss,
+      );
       lossValues[j] = mean(rowLoss);
     }
     return [losses, probs];
@@ -171,7 +207,9 @@ export function createPrefixSoftmaxGradKernel(native: NativeKernels): KernelConf
     dz.fill(0); // columns past the largest dim get no gradient
     dw.fill(0);
     const maxWidth = Math.max(...g.widths);
-    scratch.reserve(2 * rows * classes + rows * g.width + rows * maxWidth + (attrs.classesFirst ? 2 * classes * g.width : 0));
+    scratch.reserve(
+      2 * rows * classes + rows * g.width + rows * maxWidth + (attrs.classesFirst ? 2 * classes * g.width : 0),
+    );
     const sums = [scratch.take(rows * classes), scratch.take(rows * classes)];
     const { zChunks, wChunks } = chunkOperands(native, z, w, g, attrs.classesFirst, scratch);
     const dzChunk = scratch.take(rows * maxWidth);
@@ -191,11 +229,41 @@ export function createPrefixSoftmaxGradKernel(native: NativeKernels): KernelConf
       const zj = zChunks[j]!;
       if (attrs.classesFirst) {
         native.gemm(s, [rows, classes], zj, [rows, wj], null, [], dwChunks[j]!, true, false); // [C, w]
-        native.gemm(s, [rows, classes], wChunks[j]!, [classes, wj], null, [], dzChunk.subarray(0, rows * wj), false, false); // [N, w]
+        native.gemm(
+          s,
+          [rows, classes],
+          wChunks[j]!,
+          [classes, wj],
+          null,
+          [],
+          dzChunk.subarray(0, rows * wj),
+          false,
+          false,
+        ); // [N, w]
       } else {
         const start = g.starts[j]! * classes;
-        native.gemm(zj, [rows, wj], s, [rows, classes], null, [], dw.subarray(start, start + wj * classes), true, false); // [w, C]
-        native.gemm(s, [rows, classes], wChunks[j]!, [wj, classes], null, [], dzChunk.subarray(0, rows * wj), false, true); // [N, w]
+        native.gemm(
+          zj,
+          [rows, wj],
+          s,
+          [rows, classes],
+          null,
+          [],
+          dw.subarray(start, start + wj * classes),
+          true,
+          false,
+        ); // [w, C]
+        native.gemm(
+          s,
+          [rows, classes],
+          wChunks[j]!,
+          [wj, classes],
+          null,
+          [],
+          dzChunk.subarray(0, rows * wj),
+          false,
+          true,
+        ); // [N, w]
       }
       const start = g.starts[j]!;
       for (let i = 0; i < rows; i++) dz.set(dzChunk.subarray(i * wj, (i + 1) * wj), i * g.width + start);
@@ -205,7 +273,14 @@ export function createPrefixSoftmaxGradKernel(native: NativeKernels): KernelConf
       const parts = last < g.width ? [...dwChunks, scratch.take(classes * (g.width - last)).fill(0)] : dwChunks;
       const widths = last < g.width ? [...g.widths, g.width - last] : g.widths;
       if (parts.length === 1) dw.set(parts[0]!);
-      else native.concat(parts, widths.map((wj) => [classes, wj]), 1, dw, [classes, g.width]);
+      else
+        native.concat(
+          parts,
+          widths.map((wj) => [classes, wj]),
+          1,
+          dw,
+          [classes, g.width],
+        );
     }
     if (dBias !== null) native.sum(s, [rows, classes], [0], heapF32(backend, dBias));
     return dBias === null ? [dEmbedding, dWeight] : [dEmbedding, dWeight, dBias];

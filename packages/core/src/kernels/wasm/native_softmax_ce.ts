@@ -28,18 +28,27 @@ export function checkLabels(labels: Int32Array, classes: number): void {
   for (let i = 0; i < labels.length; i++) {
     const label = labels[i]!;
     if (!(label >= 0 && label < classes)) {
-      throw new MrlError('invalid-argument', `softmaxCrossEntropy: label ${label} of row ${i} is outside [0, ${classes}).`);
+      throw new MrlError(
+        'invalid-argument',
+        `softmaxCrossEntropy: label ${label} of row ${i} is outside [0, ${classes}).`,
+      );
     }
   }
 }
 
 function shapeOf(kernel: string, logits: TensorInfo, labels: TensorInfo): [number, number] {
   if (logits.shape.length !== 2 || logits.dtype !== 'float32') {
-    throw new MrlError('invalid-argument', `${kernel}: logits must be float32 [N, C], got ${logits.dtype} [${logits.shape.join(', ')}].`);
+    throw new MrlError(
+      'invalid-argument',
+      `${kernel}: logits must be float32 [N, C], got ${logits.dtype} [${logits.shape.join(', ')}].`,
+    );
   }
   const rows = dim(logits.shape, 0);
   if (labels.dtype !== 'int32' || labels.shape.length !== 1 || dim(labels.shape, 0) !== rows) {
-    throw new MrlError('invalid-argument', `${kernel}: labels must be int32 [${rows}], got ${labels.dtype} [${labels.shape.join(', ')}].`);
+    throw new MrlError(
+      'invalid-argument',
+      `${kernel}: labels must be int32 [${rows}], got ${labels.dtype} [${labels.shape.join(', ')}].`,
+    );
   }
   return [rows, dim(logits.shape, 1)];
 }
@@ -55,13 +64,7 @@ export function createSoftmaxCrossEntropyKernel(native: NativeKernels): KernelCo
     const labelIds = backend.typedArrayFromHeap(labels) as Int32Array;
     checkLabels(labelIds, classes);
     const rowLoss = new Float32Array(rows);
-    native.softmaxCrossEntropy(
-      heapF32(backend, logits),
-      [rows, classes],
-      labelIds,
-      heapF32(backend, probs),
-      rowLoss,
-    );
+    native.softmaxCrossEntropy(heapF32(backend, logits), [rows, classes], labelIds, heapF32(backend, probs), rowLoss);
     heapF32(backend, loss)[0] = mean(rowLoss);
     return [loss, probs];
   };

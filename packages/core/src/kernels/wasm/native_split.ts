@@ -16,7 +16,12 @@ export function createNativeSplitVKernel(original: KernelConfig, native: NativeK
     if (x.dtype !== 'float32' || x.shape.length === 0) return original.kernelFunc(args);
     const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0]!;
     const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, attrs.numOrSizeSplits, axis);
-    const outs: TensorInfo[] = sizes.map((size) => backend.makeOutput(x.shape.map((d, a) => (a === axis ? size : d)), 'float32'));
+    const outs: TensorInfo[] = sizes.map((size) =>
+      backend.makeOutput(
+        x.shape.map((d, a) => (a === axis ? size : d)),
+        'float32',
+      ),
+    );
     // Views only after the allocations: a heap growth detaches earlier ones.
     const heap = (t: TensorInfo): Float32Array => heapF32(backend, t);
     if (x.shape.some((d) => d === 0)) return outs;

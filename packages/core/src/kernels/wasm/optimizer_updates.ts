@@ -56,7 +56,10 @@ function updatesFor(backend: BackendWasm): UpdateExports {
   if (found === undefined) {
     const memory = (backend.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
     if (!(memory instanceof wasmApi.Memory)) {
-      throw new MrlError('backend-unavailable', 'The wasm backend does not export its memory, so the optimiser kernels cannot run on it.');
+      throw new MrlError(
+        'backend-unavailable',
+        'The wasm backend does not export its memory, so the optimiser kernels cannot run on it.',
+      );
     }
     const module = new wasmApi.Module(Buffer.from(WASM_BASE64, 'base64'));
     found = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as UpdateExports;
@@ -69,10 +72,14 @@ function float32Inputs(kernel: string, inputs: WasmKernelArgs['inputs'], names: 
   const infos = names.map((n) => input(inputs, n));
   const size = infos[0]!.shape.reduce((a, b) => a * b, 1);
   for (const [i, t] of infos.entries()) {
-    if (t.dtype !== 'float32') throw new MrlError('invalid-argument', `${kernel}: input '${names[i]}' is ${t.dtype}, expected float32.`);
+    if (t.dtype !== 'float32')
+      throw new MrlError('invalid-argument', `${kernel}: input '${names[i]}' is ${t.dtype}, expected float32.`);
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== size) {
-      throw new MrlError('invalid-argument', `${kernel}: input '${names[i]}' has shape [${t.shape.join(', ')}], expected ${size} values like '${names[0]}'.`);
+      throw new MrlError(
+        'invalid-argument',
+        `${kernel}: input '${names[i]}' has shape [${t.shape.join(', ')}], expected ${size} values like '${names[0]}'.`,
+      );
     }
   }
   return infos;
@@ -85,25 +92,59 @@ function offset(backend: BackendWasm, t: TensorInfo): number {
 
 const adamW: KernelFunc = (args) => {
   const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<AdamWUpdateAttrs & NamedAttrMap>;
-  const [param, grad, m, v] = float32Inputs(ADAMW_UPDATE, inputs, ['param', 'grad', 'm', 'v']) as [TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+  const [param, grad, m, v] = float32Inputs(ADAMW_UPDATE, inputs, ['param', 'grad', 'm', 'v']) as [
+    TensorInfo,
+    TensorInfo,
+    TensorInfo,
+    TensorInfo,
+  ];
   const outs = [param, m, v].map((t) => backend.makeOutput([...t.shape], 'float32'));
   const n = param.shape.reduce((a, b) => a * b, 1);
   const { lr, beta1, beta2, epsilon, weightDecay, correction1, correction2 } = attrs;
   const at = (t: TensorInfo): number => offset(backend, t);
   updatesFor(backend).adamw(
-    at(param), at(grad), at(m), at(v), at(outs[0]!), at(outs[1]!), at(outs[2]!), n,
-    beta1, 1 - beta1, beta2, 1 - beta2, 1 - lr * weightDecay, lr / correction1, 1 / correction2, epsilon,
+    at(param),
+    at(grad),
+    at(m),
+    at(v),
+    at(outs[0]!),
+    at(outs[1]!),
+    at(outs[2]!),
+    n,
+    beta1,
+    1 - beta1,
+    beta2,
+    1 - beta2,
+    1 - lr * weightDecay,
+    lr / correction1,
+    1 / correction2,
+    epsilon,
   );
   return outs;
 };
 
 const sgdMomentum: KernelFunc = (args) => {
   const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<SgdUpdateAttrs & NamedAttrMap>;
-  const [param, grad, buf] = float32Inputs(SGD_UPDATE, inputs, ['param', 'grad', 'buf']) as [TensorInfo, TensorInfo, TensorInfo];
+  const [param, grad, buf] = float32Inputs(SGD_UPDATE, inputs, ['param', 'grad', 'buf']) as [
+    TensorInfo,
+    TensorInfo,
+    TensorInfo,
+  ];
   const outs = [param, buf].map((t) => backend.makeOutput([...t.shape], 'float32'));
   const n = param.shape.reduce((a, b) => a * b, 1);
   const at = (t: TensorInfo): number => offset(backend, t);
-  updatesFor(backend).sgd_momentum(at(param), at(grad), at(buf), at(outs[0]!), at(outs[1]!), n, attrs.lr, attrs.momentum, attrs.weightDecay, attrs.nesterov ? 1 : 0);
+  updatesFor(backend).sgd_momentum(
+    at(param),
+    at(grad),
+    at(buf),
+    at(outs[0]!),
+    at(outs[1]!),
+    n,
+    attrs.lr,
+    attrs.momentum,
+    attrs.weightDecay,
+    attrs.nesterov ? 1 : 0,
+  );
   return outs;
 };
 

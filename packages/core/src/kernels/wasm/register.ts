@@ -22,7 +22,12 @@ import {
   SOFTMAX_CROSS_ENTROPY_GRAD,
 } from './native_softmax_ce.js';
 import { createNativeSumKernel } from './native_sum.js';
-import { createPrefixSoftmaxGradKernel, createPrefixSoftmaxKernel, PREFIX_SOFTMAX_CE, PREFIX_SOFTMAX_CE_GRAD } from './native_prefix_softmax.js';
+import {
+  createPrefixSoftmaxGradKernel,
+  createPrefixSoftmaxKernel,
+  PREFIX_SOFTMAX_CE,
+  PREFIX_SOFTMAX_CE_GRAD,
+} from './native_prefix_softmax.js';
 import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
 import { createTileKernel } from './tile.js';
@@ -32,13 +37,23 @@ import { isOurs, replacing, WASM, wasmKernel } from './util.js';
 type Factory = (get: (name: string) => KernelConfig, native: NativeKernels | undefined) => KernelConfig;
 
 const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
-  [tf.BatchMatMul, (get, native) => (native === undefined ? createBatchMatMulKernel(get) : createNativeBatchMatMulKernel(get(tf.BatchMatMul), native))],
-  [tf._FusedMatMul, (get, native) => (native === undefined ? createFusedMatMulKernel(get) : createNativeFusedMatMulKernel(get, native))],
+  [
+    tf.BatchMatMul,
+    (get, native) =>
+      native === undefined ? createBatchMatMulKernel(get) : createNativeBatchMatMulKernel(get(tf.BatchMatMul), native),
+  ],
+  [
+    tf._FusedMatMul,
+    (get, native) => (native === undefined ? createFusedMatMulKernel(get) : createNativeFusedMatMulKernel(get, native)),
+  ],
   [tf.Conv2DBackpropFilter, createConv2DBackpropFilterKernel],
   [tf.Conv2D, createConv2DKernel],
   [
     tf.Conv2DBackpropInput,
-    (get, native) => (native === undefined ? createConv2DBackpropInputKernel(get) : createNativeConv2DBackpropInputKernel(createConv2DBackpropInputKernel(get), native)),
+    (get, native) =>
+      native === undefined
+        ? createConv2DBackpropInputKernel(get)
+        : createNativeConv2DBackpropInputKernel(createConv2DBackpropInputKernel(get), native),
   ],
   [tf.UnsortedSegmentSum, createUnsortedSegmentSumKernel],
   [tf.Tile, createTileKernel],
@@ -47,9 +62,20 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.Identity, createIdentityKernel],
   [ADAMW_UPDATE, createAdamWUpdateKernel],
   [SGD_UPDATE, createSgdUpdateKernel],
-  [tf.Sum, (get, native) => (native === undefined ? passThrough(get(tf.Sum)) : createNativeSumKernel(get(tf.Sum), native))],
-  [tf.Mean, (get, native) => (native === undefined ? passThrough(get(tf.Mean)) : createNativeSumKernel(get(tf.Mean), native, true))],
-  [tf.SplitV, (get, native) => (native === undefined ? passThrough(get(tf.SplitV)) : createNativeSplitVKernel(get(tf.SplitV), native))],
+  [
+    tf.Sum,
+    (get, native) => (native === undefined ? passThrough(get(tf.Sum)) : createNativeSumKernel(get(tf.Sum), native)),
+  ],
+  [
+    tf.Mean,
+    (get, native) =>
+      native === undefined ? passThrough(get(tf.Mean)) : createNativeSumKernel(get(tf.Mean), native, true),
+  ],
+  [
+    tf.SplitV,
+    (get, native) =>
+      native === undefined ? passThrough(get(tf.SplitV)) : createNativeSplitVKernel(get(tf.SplitV), native),
+  ],
 ];
 
 /** Kernels of our own (no shipped counterpart) that exist only on native kernels. */
@@ -77,7 +103,9 @@ function nativeTag(kernel: KernelConfig | undefined): unknown {
  * kernels rebuilds from them, as the registry then holds only ours. Global, so that two copies of this
  * module share it.
  */
-const SHIPPED: Map<string, KernelConfig> = ((globalThis as Record<symbol, unknown>)[Symbol.for('mrl/shippedWasmKernels')] ??= new Map()) as Map<string, KernelConfig>;
+const SHIPPED: Map<string, KernelConfig> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for('mrl/shippedWasmKernels')
+] ??= new Map()) as Map<string, KernelConfig>;
 
 /** Options for {@link registerWasmTrainingKernels}. */
 export interface WasmTrainingKernelOptions {

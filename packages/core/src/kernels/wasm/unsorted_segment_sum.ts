@@ -21,7 +21,10 @@ export function createUnsortedSegmentSumKernel(): KernelConfig {
     const { numSegments } = attrs;
     const idRank = segmentIds.shape.length;
     if ((x.dtype !== 'float32' && x.dtype !== 'int32') || segmentIds.dtype !== 'int32') {
-      throw new MrlError('unsupported', `UnsortedSegmentSum on wasm: got x ${x.dtype}, segmentIds ${segmentIds.dtype}.`);
+      throw new MrlError(
+        'unsupported',
+        `UnsortedSegmentSum on wasm: got x ${x.dtype}, segmentIds ${segmentIds.dtype}.`,
+      );
     }
     if (segmentIds.shape.some((d, i) => d !== x.shape[i])) {
       throw new MrlError(

@@ -104,7 +104,12 @@ export interface ConvAttrs {
 }
 
 /** The geometry of a 2-D convolution of `inShape` by `filterShape` ([fh, fw, Cin, Cout]). */
-export function conv2dInfo(inShape: readonly number[], filterShape: readonly number[], attrs: ConvAttrs, channelsLast = true): tf.backend_util.Conv2DInfo {
+export function conv2dInfo(
+  inShape: readonly number[],
+  filterShape: readonly number[],
+  attrs: ConvAttrs,
+  channelsLast = true,
+): tf.backend_util.Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
     inShape as [number, number, number, number],
     filterShape as [number, number, number, number],

@@ -14,6 +14,7 @@ import {
   type BackendName,
   type RunContext,
   type RunReport,
+  type RunTable,
   type TrainerOptions,
 } from '@mrl/core';
 import {
@@ -298,8 +299,8 @@ async function prepare(options: AlignFitOptions, context: RunContext): Promise<P
  * ```
  */
 export async function fitAlign(options: AlignFitOptions, context: RunContext): Promise<RunReport> {
-  const backend = await initBackend(options.backend ?? 'wasm');
-  context.log(`backend: ${backend.name} (${backend.detail})`);
+  // The caller usually started the backend already (the CLI prints which); this makes sure one runs.
+  await initBackend(options.backend ?? 'wasm');
   const modelName = options.model ?? 'align-tiny';
   const base = alignModelOptions(modelName, {
     ...(options.vision === undefined ? {} : { vision: options.vision }),
@@ -405,6 +406,7 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
     return { ...evaluation, logitScale, steps: result.steps, seconds };
   };
 
+  context.onPlan?.(['mrl', ...(options.compareFullDim === false ? [] : [`full-${d}`])]);
   const mrl = await runOne('mrl', dims, nesting.weights);
   const full = options.compareFullDim === false ? undefined : await runOne(`full-${d}`, [d], [1]);
 
@@ -449,7 +451,57 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
           `Zero-shot over ${counts.size} folders: uniform chance ${percent(1 / counts.size)}, majority class ${percent(majority)}.`,
         ]),
   ].join('\n');
+  const recallValues = (row: RecallRow | undefined, zeroShot: number | undefined) => ({
+    i2t1: row?.imageToText[1],
+    i2t5: row?.imageToText[5],
+    i2t10: row?.imageToText[10],
+    t2i1: row?.textToImage[1],
+    t2i5: row?.textToImage[5],
+    t2i10: row?.textToImage[10],
+    ...(zeroShot === undefined ? {} : { zeroShot }),
+  });
+  const runTable: RunTable = {
+    data: data.dataName,
+    model: `${modelName} (${base.vision} + ${base.text})`,
+    task: `image <-> text retrieval, test split (${nTest} pairs)`,
+    embeddingDim: d,
+    metrics: [
+      { key: 'i2t1', header: 'I->T R@1 %', kind: 'percent' },
+      { key: 'i2t10', header: 'I->T R@10 %', kind: 'percent' },
+      { key: 't2i1', header: 'T->I R@1 %', kind: 'percent' },
+      { key: 't2i10', header: 'T->I R@10 %', kind: 'percent' },
+      ...(mrl.zeroShot.length > 0 ? [{ key: 'zeroShot', header: 'zero-shot %', kind: 'percent' as const }] : []),
+    ],
+    series: [
+      { key: 'mrl', label: 'MRL', rows: rows.map((x) => ({ dim: x.dim, values: recallValues(x.m, x.zs) })) },
+      ...(full === undefined
+        ? []
+        : [
+            {
+              key: 'trunc',
+              label: `Trunc-${d}`,
+              rows: rows.map((x) => ({ dim: x.dim, values: recallValues(x.f, x.fzs) })),
+            },
+          ]),
+    ],
+    references: [
+      {
+        label: 'chance',
+        values: {
+          i2t1: 1 / nTest,
+          i2t10: Math.min(1, 10 / nTest),
+          t2i1: 1 / nTest,
+          t2i10: Math.min(1, 10 / nTest),
+          ...(majority === undefined ? {} : { zeroShot: majority }),
+        },
+      },
+    ],
+    notes: [
+      `Trunc-${d}: the same model trained with the full-${d} loss only, its embedding truncated; zero-shot chance is the majority folder.`,
+    ],
+  };
   const metrics = {
+    table: runTable,
     model: modelName,
     vision: base.vision,
     text: base.text,
@@ -469,5 +521,6 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
     title: `${data.dataName}, ${base.vision} + ${base.text}, d=${d}, MRL contrastive (test split, ${nTest} pairs)`,
     table: `${table}\n\n${footer}`,
     metrics,
+    runTable,
   };
 }

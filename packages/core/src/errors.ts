@@ -10,6 +10,7 @@ export type MrlErrorKind =
   | 'unknown-name'
   | 'backend-unavailable'
   | 'non-finite-loss'
+  | 'non-finite'
   | 'unsupported';
 
 const MRL_ERROR = Symbol.for('mrl/MrlError');

@@ -58,6 +58,20 @@ export { embedDataset, prefixOf, type EmbeddingMatrix } from './evaluate/embeddi
 export { headTop1, retrievalMetrics, type RetrievalMetrics, type RetrievalOptions } from './evaluate/metrics.js';
 export { formatTable, percent, type Column } from './evaluate/table.js';
 export {
+  assertFiniteRunTable,
+  formatRunTable,
+  runTableCsv,
+  runTableDims,
+  runTableHeading,
+  sortSeries,
+  validateRunTable,
+  type RunTable,
+  type TableMetric,
+  type TableReference,
+  type TableRow,
+  type TableSeries,
+} from './evaluate/run-table.js';
+export {
   BACKEND_NAMES,
   KERNEL_SOURCES,
   initBackend,

@@ -1,3 +1,4 @@
+import type { RunTable } from './evaluate/run-table.js';
 import type { TrainEvent } from './trainer.js';
 
 /**
@@ -15,6 +16,11 @@ export interface RunContext {
   onEvent?: (event: TrainEvent, label: string) => void;
   /** One human-readable line (backend chosen, data loaded, ...). */
   log: (line: string) => void;
+  /**
+   * The models this run will train, in order (e.g. `['mrl', 'ff-8', 'ff-16']`), told once before
+   * the first one starts, so that progress can show one ETA for the whole run.
+   */
+  onPlan?: (labels: readonly string[]) => void;
 }
 
 /** The result of a run: the per-dim table as text, and the same numbers as JSON. */
@@ -22,4 +28,6 @@ export interface RunReport {
   title: string;
   table: string;
   metrics: Record<string, unknown>;
+  /** The per-dim table as data; the CLI prints it with `formatRunTable` and keeps it in metrics.json. */
+  runTable?: RunTable;
 }

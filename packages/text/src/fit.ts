@@ -17,6 +17,7 @@ import {
   Trainer,
   type RunContext,
   type RunReport,
+  type RunTable,
   type SupervisedBatch,
   type ClassTarget,
   type TrainerOptions,
@@ -92,6 +93,18 @@ export interface TextFitOptions {
   /** Pooling of the backbone's token states: `mean` (default) or `cls`. */
   backbonePooling?: BackbonePooling;
   projectionDim?: number;
+}
+
+/** The most frequent training label and the test accuracy of always answering it. */
+export function majorityClass(
+  trainLabels: readonly number[],
+  testLabels: readonly number[],
+): { label: number; accuracy: number } {
+  const counts = new Map<number, number>();
+  for (const l of trainLabels) counts.set(l, (counts.get(l) ?? 0) + 1);
+  const label = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a), [-1, 0])[0];
+  const hits = testLabels.filter((l) => l === label).length;
+  return { label, accuracy: testLabels.length === 0 ? 0 : hits / testLabels.length };
 }
 
 /** Yields from several streams in turn, one item each, until all are exhausted. */
@@ -210,7 +223,8 @@ export async function fitText(options: TextFitOptions, context: RunContext): Pro
     );
   }
   const backend = await initBackend(options.backend ?? 'wasm');
-  context.log(`backend: ${backend.name} (${backend.detail})`);
+  // The caller usually started it already (the CLI prints which); this only makes sure one runs.
+  void backend;
   switch (options.task) {
     case 'mlm':
       return fitMlm(options, context);
@@ -310,7 +324,17 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
     { header: 'vs full %', value: (r) => percent(r.rel) },
     { header: 'train loss', value: (r) => r.loss, digits: 3 },
   ]);
+  const runTable: RunTable = {
+    data: `packaged corpora (${(options.corpora ?? [...PACKAGED_CORPORA]).join(', ')}${(options.textFiles ?? []).length > 0 ? ' + text files' : ''})`,
+    model: options.model ?? 'bert-tiny',
+    task: `mlm, top-1 on ${masked} held-out tokens replaced by [MASK] after ${fit.steps} steps`,
+    embeddingDim: encoder.embeddingDim,
+    metrics: [{ key: 'top1', header: 'masked-token acc %', kind: 'percent' }],
+    series: [{ key: 'mrl', label: 'MRL', rows: dims.map((dim, j) => ({ dim, values: { top1: accuracy[j]! } })) }],
+    references: [{ label: `most frequent token (always '${tokenizer.decode([top])}')`, values: { top1: unigram } }],
+  };
   return {
+    runTable,
     title: `text mlm: top-1 on ${masked} held-out tokens replaced by [MASK] (15%) after ${fit.steps} steps`,
     table,
     metrics: {
@@ -434,10 +458,36 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
     ],
   );
   encoder.dispose();
+  const majority = majorityClass(
+    train.map((s) => s.lexFile),
+    test.map((s) => s.lexFile),
+  );
+  const runTable: RunTable = {
+    data: 'wordnet (gloss -> 45 lexicographer classes)',
+    model: options.backbone ?? options.model ?? 'bert-tiny',
+    task: `classify, top-1 on ${test.length} held-out glosses after ${fit.steps} steps`,
+    embeddingDim: encoder.embeddingDim,
+    metrics: [{ key: 'top1', header: 'top-1 %', kind: 'percent' }],
+    series: [{ key: 'mrl', label: 'MRL-E', rows: dims.map((dim, j) => ({ dim, values: { top1: top1[j]! } })) }],
+    references: [
+      {
+        label: `majority class (always '${WORDNET_LEXNAMES[majority.label] ?? majority.label}')`,
+        values: { top1: majority.accuracy },
+      },
+    ],
+  };
   return {
     title: `text classify: WordNet gloss -> 45 lexicographer classes, top-1 on ${test.length} held-out glosses after ${fit.steps} steps`,
     table,
-    metrics: { task: 'classify', steps: fit.steps, dims, top1, finalLoss: fit.finalLoss },
+    metrics: {
+      task: 'classify',
+      steps: fit.steps,
+      dims,
+      top1,
+      finalLoss: fit.finalLoss,
+      majorityBaseline: majority.accuracy,
+    },
+    runTable,
   };
 }
 
@@ -505,7 +555,28 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
     { header: 'recall@10 %', value: (r) => percent(r.recall[10]) },
   ]);
   encoder.dispose();
+  const runTable: RunTable = {
+    data: `wordnet (example -> gloss, ${database.length} glosses searched)`,
+    model: options.backbone ?? options.model ?? 'bert-tiny',
+    task: `retrieve, ${test.length} held-out queries after ${fit.steps} steps`,
+    embeddingDim: encoder.embeddingDim,
+    metrics: [
+      { key: 'recall1', header: 'recall@1 %', kind: 'percent' },
+      { key: 'recall10', header: 'recall@10 %', kind: 'percent' },
+    ],
+    series: [
+      {
+        key: 'mrl',
+        label: 'MRL',
+        rows: metrics.map((r) => ({ dim: r.dim, values: { recall1: r.recall[1], recall10: r.recall[10] } })),
+      },
+    ],
+    references: [
+      { label: 'chance', values: { recall1: 1 / database.length, recall10: Math.min(1, 10 / database.length) } },
+    ],
+  };
   return {
+    runTable,
     title: `text retrieve: WordNet example -> gloss, ${test.length} held-out queries over ${database.length} glosses after ${fit.steps} steps`,
     table,
     metrics: {

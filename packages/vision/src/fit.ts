@@ -20,6 +20,8 @@ import {
   type OptimizerConfig,
   type RunContext,
   type RunReport,
+  type RunTable,
+  type TableSeries,
   type TrainerOptions,
 } from '@mrl/core';
 import * as tf from '@tensorflow/tfjs';
@@ -159,6 +161,16 @@ function encoderOverrides(model: string, embeddingDim: number, split: ImageSplit
   return { embeddingDim, inputChannels: split.channels };
 }
 
+/** Test accuracy of always answering the most frequent training label. */
+function majorityFraction(trainLabels: ArrayLike<number>, testLabels: ArrayLike<number>): number {
+  const counts = new Map<number, number>();
+  for (let i = 0; i < trainLabels.length; i++) counts.set(trainLabels[i]!, (counts.get(trainLabels[i]!) ?? 0) + 1);
+  const top = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a), [-1, 0])[0];
+  let hits = 0;
+  for (let i = 0; i < testLabels.length; i++) if (testLabels[i] === top) hits += 1;
+  return testLabels.length === 0 ? 0 : hits / testLabels.length;
+}
+
 /**
  * Trains a Matryoshka image classifier (and the requested baselines, by the same code) and
  * returns the per-dim table: linear top-1, 1-NN top-1, mAP@10, per baseline; optionally the
@@ -248,6 +260,19 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     };
   }
 
+  const ffPlan = options.compare.includes('ff')
+    ? (options.ffDims === undefined ? dims : dims.filter((x) => options.ffDims!.includes(x))).map((m) => `ff-${m}`)
+    : [];
+  const fixedPlan = [
+    ...(options.compare.includes('svd') || options.compare.includes('rand')
+      ? ffPlan.includes(`ff-${d}`)
+        ? []
+        : [`ff-${d}`]
+      : []),
+    ...(options.compare.includes('svd') ? ['svd-heads'] : []),
+    ...(options.compare.includes('rand') ? ['rand-heads'] : []),
+  ];
+  context.onPlan?.(['mrl', ...ffPlan, ...fixedPlan]);
   const mrlRun = await trainModel('mrl');
   const mrlTrainEmb = await embedArrays(mrlRun.encoder, train);
   const mrlTestEmb = await embedArrays(mrlRun.encoder, test);
@@ -377,7 +402,33 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     await saveVisionModel(dir, mrlRun.encoder, { dims: dims.join(','), head: options.head });
     context.log(`model: ${dir}`);
   }
+  const visionMetrics = [
+    { key: 'top1', header: 'top-1 %', kind: 'percent' },
+    { key: 'nnTop1', header: '1-NN %', kind: 'percent' },
+    { key: 'map10', header: 'mAP@10', kind: 'score' },
+  ] as const;
+  const asSeries = (key: string, label: string, source: Iterable<DimRow>): TableSeries => ({
+    key,
+    label,
+    rows: [...source].map((r) => ({ dim: r.dim, values: { top1: r.top1, nnTop1: r.nnTop1, map10: r.map10 } })),
+  });
+  const runTable: RunTable = {
+    data: options.data,
+    model: options.model,
+    task: `classify, test set (${test.count} images; 1-NN and mAP@10 search ${train.count} training images)`,
+    embeddingDim: d,
+    metrics: visionMetrics,
+    series: [
+      asSeries('mrl', options.head === 'shared' ? 'MRL-E' : 'MRL', mrlRows),
+      ...(ffRows.size > 0 ? [asSeries('ff', 'FF', ffRows.values())] : []),
+      ...(svdRows.size > 0 ? [asSeries('svd', 'SVD', svdRows.values())] : []),
+      ...(randRows.size > 0 ? [asSeries('rand', 'Rand', randRows.values())] : []),
+    ],
+    references: [{ label: 'majority class', values: { top1: majorityFraction(train.labels, test.labels) } }],
+    ...(robustnessTable === '' ? {} : { notes: [robustnessTable.trim()] }),
+  };
   const metrics = {
+    table: runTable,
     model: options.model,
     data: options.data,
     head: options.head,
@@ -397,5 +448,6 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     title: `Fashion-MNIST, ${options.model}, d=${d}, ${options.head === 'shared' ? 'MRL-E' : 'MRL'} (test set)`,
     table: table + robustnessTable,
     metrics,
+    runTable,
   };
 }

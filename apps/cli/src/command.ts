@@ -1,5 +1,9 @@
 import { defineCommand, type CommandDef } from 'citty';
 import { cittyArgs, resolveFlags, type FlagSet, type Resolved } from './flags.js';
+import type { CommandHelp } from './help.js';
+
+/** A citty command with what `mrl-cli <command> --help` shows. */
+export type MrlCommand = CommandDef & { mrlHelp: CommandHelp };
 
 /**
  * One CLI command: its flags (shared sets spread in), help text with examples, and a `run` that
@@ -13,9 +17,9 @@ export function defineMrlCommand<S extends FlagSet>(definition: {
   /** `base` values under the config file, e.g. a saved run config; gets the raw parsed args. */
   base?: (args: Record<string, unknown>) => Promise<Record<string, unknown>>;
   run: (options: Resolved<S>) => Promise<void>;
-}): CommandDef {
+}): MrlCommand {
   const examples = definition.examples.map((e) => `  $ ${e}`).join('\n');
-  return defineCommand({
+  const command = defineCommand({
     meta: { name: definition.name, description: `${definition.description}\n\nExamples:\n${examples}\n` },
     args: cittyArgs(definition.flags),
     async run({ args, rawArgs }) {
@@ -28,6 +32,14 @@ export function defineMrlCommand<S extends FlagSet>(definition: {
         base,
       );
       await definition.run(options);
+    },
+  });
+  return Object.assign(command, {
+    mrlHelp: {
+      name: definition.name,
+      description: definition.description,
+      examples: definition.examples,
+      flags: definition.flags,
     },
   });
 }

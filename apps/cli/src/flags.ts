@@ -21,6 +21,8 @@ export interface FlagSpec {
   readonly alias?: string;
   /** Shown in --help after the flag name, e.g. `<n>`. */
   readonly valueHint?: string;
+  /** `fit`: the modalities the flag applies to (default all); giving it for another is an error. */
+  readonly modalities?: readonly ModalityFlag[];
 }
 
 export type FlagSet = Readonly<Record<string, FlagSpec>>;
@@ -80,8 +82,16 @@ export const BACKEND_FLAGS = {
 /** Which model and data. */
 export const DATA_FLAGS = {
   modality: { type: 'enum', options: MODALITIES, default: 'vision', description: 'what the encoder reads' },
-  data: { type: 'string', default: 'fashion-mnist', description: 'data set name' },
-  'data-dir': { type: 'path', description: "folder with the data files (default: the data set's install folder)" },
+  data: {
+    type: 'string',
+    description:
+      'data set: vision fashion-mnist; text wordnet (classify, retrieve) or corpora (mlm); align ' +
+      'openclipart, a .jsonl of {image, caption} pairs or a folder of images with .txt captions',
+  },
+  'data-dir': {
+    type: 'path',
+    description: "folder with the data files (default: the data set's install folder)",
+  },
 } as const satisfies FlagSet;
 
 export const RUN_DIR_FLAG = {
@@ -92,44 +102,164 @@ export const RUN_DIR_FLAG = {
   },
 } as const satisfies FlagSet;
 
+const TEXT: readonly ModalityFlag[] = ['text'];
+const ALIGN: readonly ModalityFlag[] = ['align'];
+const VISION: readonly ModalityFlag[] = ['vision'];
+const TEXT_ALIGN: readonly ModalityFlag[] = ['text', 'align'];
+
 export const TRAIN_FLAGS = {
-  model: { type: 'string', default: 'mlp', description: 'encoder name (see mrl-cli models)' },
-  dim: { type: 'integer', default: 64, description: 'embedding size d' },
+  model: {
+    type: 'string',
+    description: 'encoder name, see mrl-cli models (default: vision mlp, text bert-tiny, align align-tiny)',
+  },
+  'model-config': {
+    type: 'string',
+    description: 'encoder config fields to override, as a JSON object, e.g. \'{"numLayers":1}\'',
+    valueHint: '<json>',
+  },
+  dim: {
+    type: 'integer',
+    description: "embedding size d (vision, align; a text encoder's d comes from its config)",
+  },
   dims: { type: 'integers', description: 'nesting dims, e.g. 8,16,32,64 (default: powers of two up to d)' },
+  'min-dim': { type: 'integer', description: 'smallest default nesting dim (default 8)' },
   weights: {
     type: 'numbers',
-    description: 'vision: relative importance of each nesting dim in the loss, e.g. 2,2,1,1,1 (default: 1 each)',
+    description: 'relative importance of each nesting dim in the loss, e.g. 2,2,1,1,1 (default: 1 each)',
+    modalities: ['vision', 'align'],
+  },
+  'dims-per-step': {
+    type: 'integer',
+    description: 'sample this many nesting dims per step (the full dim always kept)',
+    modalities: ALIGN,
   },
   head: {
     type: 'enum',
     options: ['separate', 'shared'],
     default: 'separate',
     description: 'separate heads (MRL) or one sliced head (MRL-E)',
+    modalities: VISION,
   },
-  epochs: { type: 'number', default: 10, description: 'passes over the training data' },
-  'batch-size': { type: 'integer', default: 128, description: 'examples per step' },
-  optimizer: { type: 'enum', options: ['adamw', 'sgd'], default: 'adamw', description: 'optimiser' },
-  lr: { type: 'number', default: 0.001, description: 'peak learning rate' },
+  task: {
+    type: 'enum',
+    options: ['classify', 'retrieve', 'mlm'],
+    description:
+      'text task (default classify): WordNet gloss -> lexicographer class, WordNet example -> gloss ' +
+      'retrieval, or masked-LM pre-training',
+    modalities: TEXT,
+  },
+  epochs: { type: 'number', description: 'passes over the training data (default: vision 10, text 1, align 4)' },
+  steps: {
+    type: 'integer',
+    description: 'train exactly N steps (instead of --epochs)',
+    modalities: TEXT_ALIGN,
+  },
+  'batch-size': { type: 'integer', description: 'examples per step (default: vision 128, text 32, align 128)' },
+  optimizer: {
+    type: 'enum',
+    options: ['adamw', 'sgd'],
+    default: 'adamw',
+    description: 'optimiser',
+    modalities: VISION,
+  },
+  lr: { type: 'number', description: 'peak learning rate (default 0.001)' },
   'weight-decay': { type: 'number', description: 'decoupled weight decay' },
   'warmup-steps': { type: 'integer', description: 'linear warm-up steps' },
   'clip-norm': { type: 'number', description: 'clip the global gradient norm' },
   'train-limit': { type: 'integer', description: 'use only the first N training examples' },
   'test-limit': { type: 'integer', description: 'use only the first N test examples' },
-  compare: { type: 'string', description: 'baselines to train too, comma-separated: ff, svd, rand' },
-  task: {
-    type: 'enum',
-    options: ['mlm', 'classify', 'retrieve'],
-    description: 'text: masked-LM pre-training, WordNet gloss classification, or WordNet example -> gloss retrieval',
+  compare: {
+    type: 'string',
+    description: 'baselines, comma-separated: vision ff, svd, rand; align trunc (or none)',
   },
   robustness: {
     type: 'string',
-    description: 'vision: also evaluate on corrupted test images, e.g. gaussian-noise:3,gaussian-blur:2,contrast:3',
+    description: 'also evaluate on corrupted test images, e.g. gaussian-noise:3,gaussian-blur:2,contrast:3',
+    modalities: VISION,
+  },
+  'ff-dims': { type: 'integers', description: 'train FF baselines only at these dims', modalities: VISION },
+  'max-queries': {
+    type: 'integer',
+    description: 'test images used as 1-NN / mAP@10 queries (default 2000)',
+    modalities: VISION,
+  },
+  'center-retrieval': {
+    type: 'boolean',
+    default: true,
+    description: 'centre embeddings by the training mean before 1-NN / mAP@10',
+    modalities: VISION,
+  },
+  'save-model': {
+    type: 'boolean',
+    default: true,
+    description: 'write the trained model to <run-dir>/model',
+    modalities: VISION,
+  },
+  'vocab-size': {
+    type: 'integer',
+    description: "train a WordPiece vocabulary of this size on the training texts (default: bert-base-uncased's)",
+    modalities: TEXT_ALIGN,
+  },
+  tokenizer: { type: 'path', description: 'folder with a tokenizer.json to use', modalities: TEXT },
+  'max-length': {
+    type: 'integer',
+    description: 'tokens per text, [CLS] and [SEP] included (default: text 32, align 24)',
+    modalities: TEXT_ALIGN,
+  },
+  corpora: {
+    type: 'string',
+    description: 'mlm: packaged corpora, comma-separated (default: brown,sotu,moby-dick,nlp-corpus,wordnet)',
+    modalities: TEXT,
+  },
+  'text-files': {
+    type: 'paths',
+    description: 'mlm: extra texts, one a line (.txt) or field "text" (.jsonl)',
+    modalities: TEXT,
+  },
+  'mask-probability': {
+    type: 'number',
+    description: 'mlm: fraction of tokens masked in training (default 0.15)',
+    modalities: TEXT,
+  },
+  'database-size': {
+    type: 'integer',
+    description: 'retrieve: glosses searched, held-out ones included (default 10000; 0 = all)',
+    modalities: TEXT,
+  },
+  backbone: {
+    type: 'path',
+    description: 'classify/retrieve: a local transformers.js model folder used frozen; trains a projection on top',
+    modalities: TEXT,
+  },
+  'backbone-pooling': {
+    type: 'enum',
+    options: ['mean', 'cls'],
+    description: "pooling of the backbone's token states (default mean)",
+    modalities: TEXT,
+  },
+  'projection-dim': {
+    type: 'integer',
+    description: 'size of the projection trained on a --backbone (default 128)',
+    modalities: TEXT,
+  },
+  'vision-model': { type: 'string', description: "image tower (default: the align model's)", modalities: ALIGN },
+  'text-model': { type: 'string', description: "text tower (default: the align model's)", modalities: ALIGN },
+  'image-size': { type: 'integer', description: 'images are resized to N x N (default 24)', modalities: ALIGN },
+  'test-fraction': {
+    type: 'number',
+    description: 'fraction of the pairs held out for the table (default 0.1)',
+    modalities: ALIGN,
+  },
+  'cache-dir': { type: 'path', description: 'where decoded images are cached', modalities: ALIGN },
+  'prompt-template': {
+    type: 'string',
+    description: "zero-shot prompt, {label} is the class name (default 'a drawing of a {label}')",
+    modalities: ALIGN,
   },
   seed: { type: 'integer', default: 0, description: 'random seed' },
   'checkpoint-every': {
     type: 'integer',
-    default: 500,
-    description: 'write a checkpoint every N steps (and at the end)',
+    description: 'write a checkpoint every N steps, and at the end (default: vision 500, else only at the end)',
   },
   resume: { type: 'boolean', default: false, description: 'continue from the newest checkpoint in the run folder' },
   'log-format': {
@@ -168,11 +298,14 @@ export const SEARCH_FLAGS = {
 } as const satisfies FlagSet;
 
 export const EVAL_FLAGS = {
-  metric: { type: 'enum', options: ['top1', 'nnTop1', 'map10'], default: 'top1', description: 'what the chart plots' },
-  chart: {
+  metric: {
     type: 'string',
     description:
-      "chart path without extension (default <run-dir>/accuracy-vs-dim; 'none' skips it); writes .svg and .png",
+      "what the chart plots: a metric key of the run's table, e.g. top1, nnTop1, recall10 (default: the first)",
+  },
+  chart: {
+    type: 'string',
+    description: "chart path without extension (default <run-dir>/accuracy-vs-dim; 'none' skips it); writes .svg, .png",
   },
 } as const satisfies FlagSet;
 

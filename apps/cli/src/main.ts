@@ -1,7 +1,9 @@
-import { defineCommand, runCommand, showUsage, type CommandDef } from 'citty';
+import { defineCommand, runCommand } from 'citty';
+import type { MrlCommand } from './command.js';
+import { renderCommandHelp, renderRootHelp } from './help.js';
 
 /** Subcommands, each loaded only when it runs (or its help is shown). */
-const COMMANDS: Record<string, { description: string; load: () => Promise<CommandDef> }> = {
+const COMMANDS: Record<string, { description: string; load: () => Promise<MrlCommand> }> = {
   fit: {
     description: 'train a Matryoshka model (and baselines) and write a run folder',
     load: () => import('./commands/fit.js').then((m) => m.fitCommand),
@@ -28,13 +30,17 @@ const COMMANDS: Record<string, { description: string; load: () => Promise<Comman
   },
 };
 
+const VERSION = '0.1.0';
+const ROOT_EXAMPLES = [
+  'mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff',
+  'mrl-cli fit --modality text',
+  'mrl-cli eval --run-dir runs/vision-mlp --format csv',
+  'mrl-cli embed --run-dir runs/vision-mlp --split train --dim 32',
+  'mrl-cli models --plugin ./my-encoder.js',
+];
+
 const root = defineCommand({
-  meta: {
-    name: 'mrl-cli',
-    version: '0.1.0',
-    description:
-      'Train, evaluate and deploy Matryoshka embeddings.\n\nExamples:\n  $ mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff\n  $ mrl-cli eval --run-dir runs/vision-mlp --format csv\n  $ mrl-cli embed --run-dir runs/vision-mlp --split train --dim 32\n  $ mrl-cli models --plugin ./my-encoder.js\n',
-  },
+  meta: { name: 'mrl-cli', version: VERSION, description: 'Train, evaluate and deploy Matryoshka embeddings.' },
   subCommands: Object.fromEntries(
     Object.entries(COMMANDS).map(([name, c]) => [
       name,
@@ -76,12 +82,13 @@ export async function main(argv: string[]): Promise<void> {
   const known = name !== undefined && Object.hasOwn(COMMANDS, name);
   try {
     if (argv.includes('--help') || argv.includes('-h') || argv.length === 0) {
-      if (known) await showUsage(await COMMANDS[name]!.load(), root);
-      else await showUsage(root);
+      // Our own plain-text help: no colour, lines within 100 columns.
+      if (known) process.stdout.write(renderCommandHelp((await COMMANDS[name]!.load()).mrlHelp));
+      else process.stdout.write(renderRootHelp(COMMANDS, ROOT_EXAMPLES, VERSION));
       return;
     }
     if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
-      process.stdout.write('0.1.0\n');
+      process.stdout.write(`${VERSION}\n`);
       return;
     }
     if (!known) {

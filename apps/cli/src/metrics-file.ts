@@ -1,46 +1,67 @@
 import { join } from 'node:path';
-import { MrlError } from '@mrl/core';
+import { MrlError, sortSeries, validateRunTable, type RunTable, type TableSeries } from '@mrl/core';
 import { readJsonFile } from './run-folder.js';
 
-/** Quality of one model at one dim, as fit writes it to metrics.json. */
-export interface DimMetrics {
+/** A run's metrics.json: its per-dim table (the one `fit` printed) and where it came from. */
+export interface RunMetrics {
+  path: string;
+  table: RunTable;
+}
+
+const LEGACY_LABELS: Record<string, string> = { mrl: 'MRL', ff: 'FF', svd: 'SVD', rand: 'Rand' };
+
+interface LegacyRow {
   dim: number;
   top1?: number;
   nnTop1?: number;
   map10?: number;
 }
 
-/** One curve: the MRL model or a baseline. */
-export interface MetricSeries {
-  key: string;
-  label: string;
-  rows: DimMetrics[];
-}
-
-export interface RunMetrics {
-  path: string;
-  model: string;
-  data: string;
-  head: string;
-  dims: number[];
-  series: MetricSeries[];
-}
-
-const LABELS: Record<string, string> = { mrl: 'MRL', ff: 'FF', svd: 'SVD', rand: 'Rand' };
-
-function asRows(value: unknown): DimMetrics[] | undefined {
+function legacyRows(value: unknown): LegacyRow[] | undefined {
   const items = Array.isArray(value)
     ? value
     : typeof value === 'object' && value !== null
       ? Object.values(value)
       : undefined;
   if (items === undefined || items.length === 0) return undefined;
-  if (!items.every((r) => typeof r === 'object' && r !== null && typeof (r as DimMetrics).dim === 'number'))
+  if (!items.every((r) => typeof r === 'object' && r !== null && typeof (r as LegacyRow).dim === 'number'))
     return undefined;
-  return (items as DimMetrics[]).slice().sort((a, b) => a.dim - b.dim);
+  return (items as LegacyRow[]).slice().sort((a, b) => a.dim - b.dim);
 }
 
-/** Reads `<run-dir>/metrics.json`: the MRL rows and every baseline present (ff, svd, rand, ...). */
+/** A vision metrics.json written before runs kept their table: rebuilt from its per-model rows. */
+function legacyTable(raw: Record<string, unknown>, path: string): RunTable {
+  const mrl = legacyRows(raw.mrl);
+  if (mrl === undefined) {
+    throw new MrlError('corrupt-file', `${path} has no per-dim table.`, 'Run mrl-cli fit again for this run folder.');
+  }
+  const series: TableSeries[] = [];
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === 'robustness') continue;
+    const rows = legacyRows(value);
+    if (rows === undefined) continue;
+    const label = key === 'mrl' && raw.head === 'shared' ? 'MRL-E' : (LEGACY_LABELS[key] ?? key.toUpperCase());
+    series.push({
+      key,
+      label,
+      rows: rows.map((r) => ({ dim: r.dim, values: { top1: r.top1, nnTop1: r.nnTop1, map10: r.map10 } })),
+    });
+  }
+  return {
+    data: String(raw.data ?? '?'),
+    model: String(raw.model ?? '?'),
+    task: 'classify, test set',
+    embeddingDim: Math.max(...mrl.map((r) => r.dim)),
+    metrics: [
+      { key: 'top1', header: 'top-1 %', kind: 'percent' },
+      { key: 'nnTop1', header: '1-NN %', kind: 'percent' },
+      { key: 'map10', header: 'mAP@10', kind: 'score' },
+    ],
+    series: sortSeries(series),
+  };
+}
+
+/** Reads `<run-dir>/metrics.json` and checks its table (finite numbers, every field present). */
 export async function readRunMetrics(runDir: string): Promise<RunMetrics> {
   const path = join(runDir, 'metrics.json');
   const raw = await readJsonFile<Record<string, unknown>>(
@@ -48,27 +69,6 @@ export async function readRunMetrics(runDir: string): Promise<RunMetrics> {
     'the metrics file',
     'Run mrl-cli fit with this --run-dir first (metrics.json is written at the end of training).',
   );
-  const series: MetricSeries[] = [];
-  const mrl = asRows(raw.mrl);
-  if (mrl === undefined) {
-    throw new MrlError(
-      'corrupt-file',
-      `${path} has no per-dim 'mrl' rows.`,
-      'Run mrl-cli fit again for this run folder.',
-    );
-  }
-  series.push({ key: 'mrl', label: raw.head === 'shared' ? 'MRL-E' : 'MRL', rows: mrl });
-  for (const [key, value] of Object.entries(raw)) {
-    if (key === 'mrl' || key === 'robustness') continue;
-    const rows = asRows(value);
-    if (rows !== undefined) series.push({ key, label: LABELS[key] ?? key.toUpperCase(), rows });
-  }
-  return {
-    path,
-    model: String(raw.model ?? '?'),
-    data: String(raw.data ?? '?'),
-    head: String(raw.head ?? 'separate'),
-    dims: mrl.map((r) => r.dim),
-    series,
-  };
+  const table = raw.table === undefined ? legacyTable(raw, path) : validateRunTable(raw.table, path);
+  return { path, table };
 }

@@ -463,9 +463,9 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
     test.map((s) => s.lexFile),
   );
   const runTable: RunTable = {
-    data: 'wordnet (gloss -> 45 lexicographer classes)',
+    data: 'wordnet lexnames (45 classes)',
     model: options.backbone ?? options.model ?? 'bert-tiny',
-    task: `classify, top-1 on ${test.length} held-out glosses after ${fit.steps} steps`,
+    task: `top-1 on ${test.length} held-out glosses, ${fit.steps} steps`,
     embeddingDim: encoder.embeddingDim,
     metrics: [{ key: 'top1', header: 'top-1 %', kind: 'percent' }],
     series: [{ key: 'mrl', label: 'MRL-E', rows: dims.map((dim, j) => ({ dim, values: { top1: top1[j]! } })) }],

@@ -1,9 +1,11 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createRandom,
   initBackend,
+  assertFiniteRunTable,
+  formatRunTable,
   MrlError,
   resolveNesting,
   writeFileAtomically,
@@ -11,6 +13,7 @@ import {
   type OptimizerConfig,
   type RunContext,
   type RunReport,
+  type RunTable,
   type TrainEvent,
 } from '@mrl/core';
 import { fitAlign } from '@mrl/align';
@@ -18,19 +21,33 @@ import { fitText, TEXT_TASKS, type TextTask } from '@mrl/text';
 import { fitVision, parseCorruptions, VISION_BASELINES, type VisionBaseline } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
 import { defineMrlCommand } from '../command.js';
-import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, RUN_DIR_FLAG, TRAIN_FLAGS } from '../flags.js';
+import {
+  BACKEND_FLAGS,
+  COMMON_FLAGS,
+  DATA_FLAGS,
+  RUN_DIR_FLAG,
+  TRAIN_FLAGS,
+  type FlagSpec,
+  type ModalityFlag,
+  type Resolved,
+} from '../flags.js';
 import { createProgressReporter } from '../progress.js';
 import { buildRegistry, findEncoder } from '../registry.js';
 import { readRunConfig, type RunConfig } from '../run-folder.js';
 import { displayPath } from '../run-folder.js';
 
+/** What a run of each modality uses when a flag is not given. */
 const MODALITY_DEFAULTS = {
-  vision: { model: 'mlp', data: 'fashion-mnist' },
-  text: { model: 'bert-tiny', data: 'fashion-mnist' },
-  align: { model: 'align-tiny', data: 'openclipart' },
+  vision: { model: 'mlp', data: 'fashion-mnist', dim: 64 },
+  text: { model: 'bert-tiny', data: 'wordnet', dim: undefined },
+  align: { model: 'align-tiny', data: 'openclipart', dim: 64 },
 } as const;
 
+/** The default text task: trains in about two minutes on two cores and is scored against the majority class. */
+const DEFAULT_TEXT_TASK: TextTask = 'classify';
+
 const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS };
+type FitOptions = Resolved<typeof FLAGS>;
 
 /** Image size of the vision data sets, for registrations whose config has these fields. */
 const VISION_INPUT = { height: 28, width: 28, channels: 1 };
@@ -43,17 +60,151 @@ function inputOverrides(defaults: Record<string, unknown>): Record<string, unkno
   return out;
 }
 
+const invalid = (message: string, fix: string): MrlError => new MrlError('invalid-argument', message, fix);
+
+/** A flag was given (on the command line, in --config, or in a resumed run's config). */
+function given(options: FitOptions, name: keyof typeof FLAGS): boolean {
+  const value = options[name] as unknown;
+  const spec = FLAGS[name] as FlagSpec;
+  if (value === undefined) return false;
+  if (Array.isArray(value)) return value.length > 0;
+  return spec.default === undefined || value !== spec.default;
+}
+
+/**
+ * Every check that needs no data and no backend, before the run folder is touched: flags that
+ * do not apply to the modality, ranges, the baselines, the model config JSON.
+ */
+function validate(options: FitOptions): void {
+  const modality = options.modality;
+  for (const [name, spec] of Object.entries(FLAGS) as [keyof typeof FLAGS, FlagSpec][]) {
+    if (spec.modalities !== undefined && !spec.modalities.includes(modality) && given(options, name)) {
+      throw invalid(
+        `--${name} applies to ${spec.modalities.join(' and ')} runs, not --modality ${modality}.`,
+        `Leave out --${name}${options.config === undefined ? '' : ` (also from ${displayPath(options.config)})`}.`,
+      );
+    }
+  }
+  const positive = ['epochs', 'steps', 'batch-size', 'lr', 'train-limit', 'test-limit', 'checkpoint-every'] as const;
+  for (const name of positive) {
+    const value = options[name];
+    if (value !== undefined && !(value > 0)) {
+      throw invalid(`--${name} must be greater than 0, got ${value}.`, `Give a positive --${name} or leave it out.`);
+    }
+  }
+  for (const name of ['weight-decay', 'warmup-steps', 'clip-norm'] as const) {
+    const value = options[name];
+    if (value !== undefined && value < 0)
+      throw invalid(`--${name} must not be negative, got ${value}.`, `Fix --${name}.`);
+  }
+  if (
+    options['mask-probability'] !== undefined &&
+    !(options['mask-probability'] > 0 && options['mask-probability'] < 1)
+  ) {
+    throw invalid(`--mask-probability must be between 0 and 1, got ${options['mask-probability']}.`, 'BERT uses 0.15.');
+  }
+  if (options['test-fraction'] !== undefined && !(options['test-fraction'] > 0 && options['test-fraction'] < 1)) {
+    throw invalid(`--test-fraction must be between 0 and 1, got ${options['test-fraction']}.`, 'For example 0.1.');
+  }
+  if (modality === 'text' && options.dim !== undefined) {
+    throw invalid(
+      "--dim does not apply to text runs: a text encoder's d is its hidden size.",
+      'Pick a model (--model bert-mini) or set it with --model-config \'{"embeddingDim":256}\'; --dims picks the nesting dims.',
+    );
+  }
+}
+
+function parseModelConfig(options: FitOptions): Record<string, unknown> {
+  const text = options['model-config'];
+  if (text === undefined) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new MrlError(
+      'invalid-argument',
+      `--model-config is not valid JSON: ${(cause as Error).message}.`,
+      'Write it as a JSON object, e.g. --model-config \'{"numLayers":1}\' (quote it for the shell).',
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid(
+      `--model-config must be a JSON object, got ${text}.`,
+      'For example --model-config \'{"numLayers":1}\'.',
+    );
+  }
+  return value as Record<string, unknown>;
+}
+
+function parseCompare(options: FitOptions): string[] {
+  const compare = (options.compare ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const known: Record<ModalityFlag, readonly string[]> = {
+    vision: VISION_BASELINES,
+    align: ['trunc', 'none'],
+    text: [],
+  };
+  for (const c of compare) {
+    if (!known[options.modality].includes(c)) {
+      throw invalid(
+        `--compare '${c}' is not a baseline of ${options.modality} runs.`,
+        known[options.modality].length === 0
+          ? `Text runs print their trivial baseline (majority class, most frequent token or chance) with the table; leave out --compare.`
+          : `Known baselines: ${known[options.modality].join(', ')} (comma-separated).`,
+      );
+    }
+  }
+  return compare;
+}
+
+/** The text task: --task, or (as before) a task name given as --data; the default is classify. */
+function textTask(options: FitOptions): TextTask {
+  const data = options.data;
+  if (data !== undefined && (TEXT_TASKS as readonly string[]).includes(data)) {
+    if (options.task !== undefined && options.task !== data) {
+      throw invalid(
+        `--data '${data}' names a text task other than --task ${options.task}.`,
+        'Give the task once, with --task.',
+      );
+    }
+    return data as TextTask;
+  }
+  const task = options.task ?? DEFAULT_TEXT_TASK;
+  const expected = task === 'mlm' ? 'corpora' : 'wordnet';
+  if (data !== undefined && data !== expected) {
+    throw invalid(
+      `--data '${data}' is not a data set of the text ${task} task.`,
+      `With --task ${task}, leave out --data (it reads ${expected}); ${
+        task === 'mlm' ? 'add your own texts with --text-files' : 'point --data-dir at another WordNet folder'
+      }.`,
+    );
+  }
+  return task;
+}
+
+/** Absolute paths under the working folder shown relative to it, in every line the run prints. */
+function relativise(line: string): string {
+  const cwd = `${process.cwd()}/`;
+  return cwd === '//' ? line : line.split(cwd).join('');
+}
+
+const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
+  (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+
 export const fitCommand = defineMrlCommand({
   name: 'fit',
   description:
-    'Train a Matryoshka model (and the baselines asked for), print its per-dim table and write a run folder: config.json, checkpoints/, metrics.json, model/.',
+    'Train a Matryoshka model (and the baselines asked for), print its per-dim table and write a run ' +
+    'folder: config.json, checkpoints/, metrics.json, model/.',
   examples: [
     'mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff',
-    'mrl-cli fit --model resnet-tiny --dim 32 --epochs 2 --run-dir runs/resnet',
-    'mrl-cli fit --model resnet-tiny --dim 128 --compare ff,svd,rand --robustness gaussian-noise:3,contrast:3',
-    'mrl-cli fit --modality text --model bert-tiny --task mlm',
-    'mrl-cli fit --modality text --model bert-tiny --task classify --epochs 1',
-    'mrl-cli fit --modality align            # align-tiny on openclipart (apt-get install openclipart-svg)',
+    'mrl-cli fit --modality text          # bert-tiny, WordNet gloss -> class, ~2 min',
+    'mrl-cli fit --modality text --task mlm --vocab-size 4096 --mask-probability 0.3 --steps 2000',
+    'mrl-cli fit --modality text --task retrieve --steps 400',
+    'mrl-cli fit --modality align         # needs apt-get install openclipart-svg, or --data pairs.jsonl',
+    'mrl-cli fit --model resnet-tiny --dim 128 --compare ff,svd,rand --robustness gaussian-noise:3',
     'mrl-cli fit --run-dir runs/resnet --resume            # continue after Ctrl-C',
     'mrl-cli fit --plugin ./examples/custom-encoder/my-encoder.js --model my-encoder',
     'mrl-cli fit --config mrl.config.json --epochs 1       # flags override the file',
@@ -65,53 +216,32 @@ export const fitCommand = defineMrlCommand({
     return (await readRunConfig(resolve(args['run-dir'])))?.flags ?? {};
   },
   async run(options) {
-    const compare = (options.compare ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== '');
-    for (const c of compare) {
-      if (!(VISION_BASELINES as readonly string[]).includes(c)) {
-        throw new MrlError(
-          'invalid-argument',
-          `--compare '${c}' is not a known baseline.`,
-          `Known baselines: ${VISION_BASELINES.join(', ')} (comma-separated).`,
-        );
-      }
-    }
-    // The --model and --data defaults are the vision demo's; text and align have their own.
+    validate(options);
+    const compare = parseCompare(options);
+    const modelConfig = parseModelConfig(options);
     const defaults = MODALITY_DEFAULTS[options.modality];
-    const modelName = options.model === TRAIN_FLAGS.model.default ? defaults.model : options.model;
-    const dataName = options.data === DATA_FLAGS.data.default ? defaults.data : options.data;
+    const modelName = options.model ?? defaults.model;
+    const task = options.modality === 'text' ? textTask(options) : undefined;
+    const dataName =
+      options.modality === 'text' ? (task === 'mlm' ? 'corpora' : 'wordnet') : (options.data ?? defaults.data);
     const registry = await buildRegistry(options.plugin);
     const registration = findEncoder(registry, modelName, options.modality);
+    const embeddingDim =
+      options.modality === 'text'
+        ? ((modelConfig.embeddingDim as number | undefined) ?? registration.defaults.embeddingDim)
+        : (options.dim ?? defaults.dim ?? registration.defaults.embeddingDim);
     // Nesting dims are checked before the data loads: a dim larger than d fails here.
-    const embeddingDim = options.modality === 'text' ? registration.defaults.embeddingDim : options.dim;
-    if (options.weights !== undefined && options.modality !== 'vision') {
-      throw new MrlError(
-        'invalid-argument',
-        `--weights applies to vision runs; the ${options.modality} objectives weight every nesting dim alike.`,
-        'Leave out --weights.',
-      );
-    }
     const dims = [
       ...resolveNesting({
         embeddingDim,
-        ...(options.dims === undefined ? {} : { dims: options.dims }),
-        ...(options.weights === undefined ? {} : { weights: options.weights }),
+        ...optional('dims', options.dims),
+        ...optional('minDim', options['min-dim']),
+        ...optional('weights', options.weights),
       }).dims,
     ];
-    // A text run names its task with --task (or, equivalently, --data).
-    const textTask = options.task ?? options.data;
-    if (options.modality === 'text' && !(TEXT_TASKS as readonly string[]).includes(textTask)) {
-      throw new MrlError(
-        'invalid-argument',
-        `--data '${options.data}' is not a text task.`,
-        `With --modality text, use --task ${TEXT_TASKS.join(' | ')}.`,
-      );
-    }
+    const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${modelName}`));
     const backend = await initBackend(options.backend, { kernels: options.kernels });
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
-    const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${modelName}`));
     await mkdir(runDir, { recursive: true });
     // A fresh run must not later resume from an older run's checkpoints in the same folder.
     const checkpointsDir = join(runDir, 'checkpoints');
@@ -125,11 +255,12 @@ export const fitCommand = defineMrlCommand({
     const encoderConfig = {
       ...registration.defaults,
       ...inputOverrides(registration.defaults),
+      ...(options.modality === 'vision' ? modelConfig : {}),
       architecture: registration.name,
     };
     const runConfig: RunConfig = {
-      flags: { ...options, 'run-dir': runDir, dims },
-      encoder: { name: registration.name, config: { ...encoderConfig, embeddingDim: options.dim } },
+      flags: { ...options, 'run-dir': runDir, dims, ...(task === undefined ? {} : { task }) },
+      encoder: { name: registration.name, config: { ...encoderConfig, embeddingDim } },
       createdAt: new Date().toISOString(),
       mrlCli: '0.1.0',
     };
@@ -143,119 +274,175 @@ export const fitCommand = defineMrlCommand({
       controller.abort();
     };
     process.on('SIGINT', onSigint);
-    const draw = createProgressReporter(process.stderr, options['log-format']);
+    const progress = createProgressReporter(process.stderr, options['log-format']);
     const context: RunContext = {
       runDir,
       seed: options.seed,
       resume: options.resume,
       signal: controller.signal,
+      onPlan: (labels) => progress.plan(labels),
       onEvent: (event: TrainEvent, label: string) => {
-        draw(event, label);
+        progress.draw(event, label);
         if (event.type === 'stopped') process.exit(130);
       },
       log: (line) =>
         process.stderr.write(
-          options['log-format'] === 'json' ? `${JSON.stringify({ type: 'log', message: line })}\n` : `${line}\n`,
+          options['log-format'] === 'json'
+            ? `${JSON.stringify({ type: 'log', message: line })}\n`
+            : `${relativise(line)}\n`,
         ),
     };
-    const optimizer: OptimizerConfig =
-      options.optimizer === 'sgd'
-        ? {
-            type: 'sgd',
-            lr: options.lr,
-            momentum: 0.9,
-            ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }),
-          }
-        : {
-            type: 'adamw',
-            lr: options.lr,
-            ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }),
-          };
-    const printReport = (report: RunReport): void => {
-      process.off('SIGINT', onSigint);
-      if (options['log-format'] === 'json') {
-        process.stdout.write(
-          `${JSON.stringify({ type: 'result', title: report.title, runDir, metrics: join(runDir, 'metrics.json'), model: join(runDir, 'model') })}\n`,
-        );
-      } else {
-        process.stdout.write(
-          `\n${report.title}\n${report.table}\n\nmetrics: ${displayPath(join(runDir, 'metrics.json'))}\n`,
-        );
-      }
+    const schedule = {
+      ...optional('epochs', options.epochs),
+      ...optional('batchSize', options['batch-size']),
+      ...optional('lr', options.lr),
+      ...optional('warmupSteps', options['warmup-steps']),
+      ...optional('clipNorm', options['clip-norm']),
+      ...optional('checkpointEvery', options['checkpoint-every']),
     };
-    // The flags' defaults suit the vision demo; text and align runs keep their package's own
-    // schedule unless the flag is given (a text MLM batch of 128 would not fit the wasm heap).
-    const packageSchedule = {
-      ...(options.epochs === TRAIN_FLAGS.epochs.default ? {} : { epochs: options.epochs }),
-      ...(options['batch-size'] === TRAIN_FLAGS['batch-size'].default ? {} : { batchSize: options['batch-size'] }),
-      ...(options.lr === TRAIN_FLAGS.lr.default ? {} : { lr: options.lr }),
-    };
+    let report: RunReport;
     if (options.modality === 'align') {
-      const report = await fitAlign(
+      report = await fitAlign(
         {
           model: modelName,
           data: dataName,
-          ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
-          embeddingDim: options.dim,
+          ...optional('dataDir', options['data-dir']),
+          embeddingDim,
           dims,
-          ...packageSchedule,
-          ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }),
-          ...(options['warmup-steps'] === undefined ? {} : { warmupSteps: options['warmup-steps'] }),
-          ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
-          ...(options['train-limit'] === undefined ? {} : { limit: options['train-limit'] }),
-          checkpointEvery: options['checkpoint-every'],
+          ...optional('weights', options.weights),
+          ...optional('dimsPerStep', options['dims-per-step']),
+          ...optional('vision', options['vision-model']),
+          ...optional('text', options['text-model']),
+          ...(options['model-config'] === undefined
+            ? {}
+            : { visionOverrides: modelConfig, textOverrides: modelConfig }),
+          ...optional('limit', options['train-limit']),
+          ...optional('testFraction', options['test-fraction']),
+          ...optional('imageSize', options['image-size']),
+          ...optional('cacheDir', options['cache-dir']),
+          ...optional('vocabSize', options['vocab-size']),
+          ...optional('maxLength', options['max-length']),
+          ...optional('steps', options.steps),
+          ...optional('weightDecay', options['weight-decay']),
+          ...optional('promptTemplate', options['prompt-template']),
+          ...(compare.length === 0 ? {} : { compareFullDim: compare.includes('trunc') }),
+          ...schedule,
           backend: backend.name,
         },
         context,
       );
-      printReport(report);
-      return;
-    }
-    if (options.modality === 'text') {
-      const report = await fitText(
+    } else if (options.modality === 'text') {
+      report = await fitText(
         {
-          task: textTask as TextTask,
+          task: task!,
           model: modelName,
-          ...packageSchedule,
+          ...(options['model-config'] === undefined ? {} : { modelOverrides: modelConfig }),
           // The BERT config fixes d; --dims picks the nesting dims within it.
-          ...(options.dims === undefined ? {} : { dims: options.dims }),
-          checkpointEvery: options['checkpoint-every'],
-          ...(options['warmup-steps'] === undefined ? {} : { warmupSteps: options['warmup-steps'] }),
-          ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
-          ...(options['train-limit'] === undefined ? {} : { maxExamples: options['train-limit'] }),
-          ...(options['test-limit'] === undefined ? {} : { evalExamples: options['test-limit'] }),
+          ...optional('dims', options.dims),
+          ...optional('minDim', options['min-dim']),
+          ...optional('steps', options.steps),
+          ...optional('maxExamples', options['train-limit']),
+          ...optional('evalExamples', options['test-limit']),
+          ...optional('vocabSize', options['vocab-size']),
+          ...optional('tokenizer', options.tokenizer),
+          ...optional('maxLength', options['max-length']),
+          ...(options.corpora === undefined ? {} : { corpora: options.corpora.split(',').map((c) => c.trim()) }),
+          ...(options['text-files'].length === 0 ? {} : { textFiles: options['text-files'] }),
+          ...optional('maskProbability', options['mask-probability']),
+          ...optional('databaseSize', options['database-size']),
+          ...optional('wordnetDir', options['data-dir']),
+          ...optional('backbone', options.backbone),
+          ...optional('backbonePooling', options['backbone-pooling']),
+          ...optional('projectionDim', options['projection-dim']),
+          ...schedule,
           backend: backend.name,
         },
         context,
       );
-      printReport(report);
+    } else {
+      const createEncoder = (dim: number): Encoder<tf.Tensor> =>
+        registration.create(
+          { ...encoderConfig, embeddingDim: dim },
+          createRandom(options.seed, 4),
+        ) as Encoder<tf.Tensor>;
+      const optimizer: OptimizerConfig =
+        options.optimizer === 'sgd'
+          ? { type: 'sgd', lr: options.lr ?? 0.001, momentum: 0.9, ...optional('weightDecay', options['weight-decay']) }
+          : { type: 'adamw', lr: options.lr ?? 0.001, ...optional('weightDecay', options['weight-decay']) };
+      report = await fitVision(
+        {
+          model: modelName,
+          data: dataName,
+          ...optional('dataDir', options['data-dir']),
+          embeddingDim,
+          dims,
+          ...optional('minDim', options['min-dim']),
+          ...optional('weights', options.weights),
+          head: options.head,
+          epochs: options.epochs ?? 10,
+          batchSize: options['batch-size'] ?? 128,
+          optimizer,
+          ...optional('warmupSteps', options['warmup-steps']),
+          ...optional('clipNorm', options['clip-norm']),
+          ...optional('trainLimit', options['train-limit']),
+          ...optional('testLimit', options['test-limit']),
+          ...optional('maxQueries', options['max-queries']),
+          centerRetrieval: options['center-retrieval'],
+          saveModel: options['save-model'],
+          ...optional('ffDims', options['ff-dims']),
+          checkpointEvery: options['checkpoint-every'] ?? 500,
+          compare: compare as VisionBaseline[],
+          ...(options.robustness === undefined ? {} : { robustness: parseCorruptions(options.robustness) }),
+          createEncoder,
+        },
+        context,
+      );
+    }
+    process.off('SIGINT', onSigint);
+    const metricsPath = join(runDir, 'metrics.json');
+    if (report.runTable !== undefined) {
+      assertFiniteRunTable(report.runTable);
+      await writeRunTable(metricsPath, report.runTable, report.metrics);
+    }
+    if (options['log-format'] === 'json') {
+      process.stdout.write(
+        `${JSON.stringify({ type: 'result', title: report.title, runDir, metrics: metricsPath, table: report.runTable, model: join(runDir, 'model') })}\n`,
+      );
       return;
     }
-    const createEncoder = (embeddingDim: number): Encoder<tf.Tensor> =>
-      registration.create({ ...encoderConfig, embeddingDim }, createRandom(options.seed, 4)) as Encoder<tf.Tensor>;
-    const report = await fitVision(
-      {
-        model: modelName,
-        data: options.data,
-        ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
-        embeddingDim: options.dim,
-        dims,
-        ...(options.weights === undefined ? {} : { weights: options.weights }),
-        head: options.head,
-        epochs: options.epochs,
-        batchSize: options['batch-size'],
-        optimizer,
-        ...(options['warmup-steps'] === undefined ? {} : { warmupSteps: options['warmup-steps'] }),
-        ...(options['clip-norm'] === undefined ? {} : { clipNorm: options['clip-norm'] }),
-        ...(options['train-limit'] === undefined ? {} : { trainLimit: options['train-limit'] }),
-        ...(options['test-limit'] === undefined ? {} : { testLimit: options['test-limit'] }),
-        checkpointEvery: options['checkpoint-every'],
-        compare: compare as VisionBaseline[],
-        ...(options.robustness === undefined ? {} : { robustness: parseCorruptions(options.robustness) }),
-        createEncoder,
-      },
-      context,
-    );
-    printReport(report);
+    const table = report.runTable === undefined ? `${report.title}\n${report.table}` : formatRunTable(report.runTable);
+    process.stdout.write(`\n${table}\n\nmetrics: ${displayPath(metricsPath)}\n`);
+    process.stdout.write(nextSteps(options.modality, displayPath(runDir), dims));
   },
 });
+
+/** Keeps the run's table in metrics.json (next to what the package wrote there, if anything). */
+async function writeRunTable(path: string, table: RunTable, metrics: Record<string, unknown>): Promise<void> {
+  let existing: Record<string, unknown> = {};
+  if (existsSync(path)) {
+    try {
+      existing = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    } catch {
+      existing = {};
+    }
+  }
+  const merged = { ...metrics, ...existing, table };
+  await writeFileAtomically(path, `${JSON.stringify(merged, null, 2)}\n`);
+}
+
+/** What to run after fit on this run folder. */
+function nextSteps(modality: ModalityFlag, runDir: string, dims: readonly number[]): string {
+  const q = (p: string): string => (/^[\w./-]+$/.test(p) ? p : `'${p.replaceAll("'", "'\\''")}'`);
+  const lines = [`mrl-cli eval --run-dir ${q(runDir)}                 # the table again, as CSV or JSON, and a chart`];
+  lines.push(`mrl-cli report --run-dir ${q(runDir)} --out report.md`);
+  if (modality === 'vision') {
+    const d = dims[dims.length - 1]!;
+    lines.push(
+      `mrl-cli embed --run-dir ${q(runDir)} --split train && mrl-cli embed --run-dir ${q(runDir)} --split test`,
+    );
+    lines.push(
+      `mrl-cli search --index ${q(`${runDir}/embeddings/train-d${d}.mrlidx`)} --queries ${q(`${runDir}/embeddings/test-d${d}.npy`)} --shortlist ${dims[0]}:200`,
+    );
+  }
+  return `\nnext:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
+}

@@ -1,7 +1,15 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { listCheckpoints, MrlError, writeFileAtomically } from '@mrl/core';
+import {
+  listCheckpoints,
+  MrlError,
+  runTableDims,
+  runTableHeading,
+  writeFileAtomically,
+  type RunTable,
+} from '@mrl/core';
 import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
+import type { MrlCommand } from '../command.js';
 import { cittyArgs, COMMON_FLAGS, REPORT_FLAGS, RUN_DIR_FLAG, resolveFlags } from '../flags.js';
 import { readRunMetrics } from '../metrics-file.js';
 import { readRunConfig } from '../run-folder.js';
@@ -10,15 +18,53 @@ import { displayPath } from '../run-folder.js';
 const FLAGS = { ...RUN_DIR_FLAG, ...REPORT_FLAGS, ...COMMON_FLAGS };
 const pct = (v: number | undefined): string => (v === undefined ? '' : (100 * v).toFixed(2));
 
+/** Markdown form of a run's table: the same heading, columns and model order as `fit` and `eval`. */
+function markdownTable(table: RunTable): string[] {
+  const header = ['dim', ...table.series.flatMap((s) => table.metrics.map((m) => `${s.label} ${m.header}`))];
+  const cell = (kind: 'percent' | 'score', v: number | undefined): string =>
+    v === undefined ? '' : kind === 'percent' ? (100 * v).toFixed(2) : v.toFixed(4);
+  const rows = runTableDims(table).map((dim) => {
+    const cells = table.series.flatMap((s) =>
+      table.metrics.map((m) => cell(m.kind, s.rows.find((r) => r.dim === dim)?.values[m.key])),
+    );
+    return `| ${dim} | ${cells.join(' | ')} |`;
+  });
+  const references = (table.references ?? []).map(
+    (ref) =>
+      `Baseline (${ref.label}): ${table.metrics
+        .filter((m) => ref.values[m.key] !== undefined)
+        .map((m) => `${m.header} ${cell(m.kind, ref.values[m.key])}`)
+        .join(', ')}.`,
+  );
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---:').join('|')}|`,
+    ...rows,
+    ...(references.length > 0 ? ['', ...references] : []),
+    ...(table.notes ?? []).flatMap((n) => ['', '```', n, '```']),
+  ];
+}
+
+/** Numeric suffixes in nesting order: ff-8, ff-16, ff-32 (not ff-16, ff-32, ff-8). */
+const byNesting = (a: string, b: string): number => {
+  const split = (s: string): [string, number] => {
+    const m = /^(.*?)(\d+)$/.exec(s);
+    return m === null ? [s, -1] : [m[1]!, Number(m[2])];
+  };
+  const [pa, na] = split(a);
+  const [pb, nb] = split(b);
+  return pa === 'mrl' && pb !== 'mrl' ? -1 : pb === 'mrl' && pa !== 'mrl' ? 1 : pa.localeCompare(pb) || na - nb;
+};
+
 async function runSection(
   runDir: string,
   cwd: string,
-): Promise<{ text: string; model: string; best: Record<string, number | undefined>; label: string }> {
-  const metrics = await readRunMetrics(runDir);
+): Promise<{ text: string; model: string; best: Record<string, number | undefined>; label: string; metric: string }> {
+  const { table } = await readRunMetrics(runDir);
   const config = await readRunConfig(runDir);
   const checkpoints: string[] = [];
   try {
-    for (const name of await readdir(join(runDir, 'checkpoints'))) {
+    for (const name of (await readdir(join(runDir, 'checkpoints'))).sort(byNesting)) {
       const list = await listCheckpoints(join(runDir, 'checkpoints', name));
       if (list.length > 0) checkpoints.push(`${name} (step ${list.at(-1)!.step})`);
     }
@@ -33,10 +79,12 @@ async function runSection(
   const flags = config?.flags ?? {};
   const settings = [
     'modality',
+    'task',
     'model',
     'data',
     'dim',
     'epochs',
+    'steps',
     'batch-size',
     'optimizer',
     'lr',
@@ -46,45 +94,38 @@ async function runSection(
   ]
     .filter((k) => flags[k] !== undefined)
     .map((k) => `${k}=${JSON.stringify(flags[k])}`);
-  const header = [
-    'dim',
-    ...metrics.series.flatMap((s) => [`${s.label} top-1 %`, `${s.label} 1-NN %`]),
-    `${metrics.series[0]!.label} mAP@10`,
-  ];
-  const lines = metrics.dims.map((dim) => {
-    const cells = metrics.series.flatMap((s) => {
-      const r = s.rows.find((x) => x.dim === dim);
-      return [pct(r?.top1), pct(r?.nnTop1)];
-    });
-    return `| ${dim} | ${cells.join(' | ')} | ${metrics.series[0]!.rows.find((x) => x.dim === dim)?.map10?.toFixed(4) ?? ''} |`;
-  });
   const chart = await stat(join(runDir, 'accuracy-vs-dim.svg')).then(
     () => `\n![accuracy vs dimension](${join(label, 'accuracy-vs-dim.svg')})\n`,
     () => '',
   );
   const text = [
-    `## ${label}: ${metrics.data}, ${metrics.model}, ${metrics.series[0]!.label}`,
+    `## ${label}: ${runTableHeading(table)}`,
     '',
     settings.length > 0 ? `Settings: ${settings.join(', ')}` : 'Settings: (no config.json)',
     `Checkpoints: ${checkpoints.join(', ') || 'none'}; final model: ${hasModel ? join(label, 'model') : 'none'}`,
     '',
-    `| ${header.join(' | ')} |`,
-    `|${header.map(() => '---').join('|')}|`,
-    ...lines,
+    ...markdownTable(table),
     chart,
   ].join('\n');
-  const mrl = metrics.series[0]!.rows;
+  const first = table.metrics[0]!;
+  const mrl = table.series[0]!.rows;
   const full = mrl.at(-1);
   const smallest = mrl[0];
   return {
     text,
-    model: metrics.model,
+    model: table.model,
     label,
-    best: { fullDim: full?.dim, fullTop1: full?.top1, smallDim: smallest?.dim, smallTop1: smallest?.top1 },
+    metric: first.header,
+    best: {
+      fullDim: full?.dim,
+      full: full?.values[first.key],
+      smallDim: smallest?.dim,
+      small: smallest?.values[first.key],
+    },
   };
 }
 
-export const reportCommand: CommandDef = defineCommand({
+const command: CommandDef = defineCommand({
   meta: {
     name: 'report',
     description:
@@ -111,10 +152,10 @@ export const reportCommand: CommandDef = defineCommand({
     for (const dir of dirs) sections.push(await runSection(resolve(dir), cwd));
     const parts = ['# mrl report', '', `Generated ${new Date().toISOString()} by mrl-cli 0.1.0.`, ''];
     if (sections.length > 1) {
-      parts.push('| run | model | smallest dim | top-1 % | full dim | top-1 % |', '|---|---|---|---|---|---|');
+      parts.push('| run | model | metric | smallest dim | MRL | full dim | MRL |', '|---|---|---|---:|---:|---:|---:|');
       for (const s of sections)
         parts.push(
-          `| ${s.label} | ${s.model} | ${s.best.smallDim ?? ''} | ${pct(s.best.smallTop1)} | ${s.best.fullDim ?? ''} | ${pct(s.best.fullTop1)} |`,
+          `| ${s.label} | ${s.model} | ${s.metric} | ${s.best.smallDim ?? ''} | ${pct(s.best.small)} | ${s.best.fullDim ?? ''} | ${pct(s.best.full)} |`,
         );
       parts.push('');
     }
@@ -125,5 +166,18 @@ export const reportCommand: CommandDef = defineCommand({
       await writeFileAtomically(options.out, markdown);
       process.stderr.write(`report: ${displayPath(options.out)}\n`);
     }
+  },
+});
+
+export const reportCommand: MrlCommand = Object.assign(command, {
+  mrlHelp: {
+    name: 'report',
+    description:
+      'Write a Markdown report of one or more run folders: settings, checkpoints, the per-dim table of MRL ' +
+      'and baselines (the one fit and eval print), the chart (after mrl-cli eval), and a comparison when ' +
+      'several runs are given.',
+    examples: ['mrl-cli report --run-dir runs/vision-mlp', 'mrl-cli report runs/mlp runs/resnet --out report.md'],
+    flags: FLAGS,
+    usage: '[flags] [run folders...]',
   },
 });

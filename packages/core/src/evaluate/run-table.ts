@@ -93,7 +93,7 @@ export function formatRunTable(table: RunTable): string {
     const parts = table.metrics
       .filter((m) => ref.values[m.key] !== undefined)
       .map((m) => `${m.header} ${formatValue(m, ref.values[m.key])}`);
-    lines.push(`baseline, ${ref.label}: ${parts.join(', ')}`);
+    lines.push(`baseline (${ref.label}): ${parts.join(', ')}`);
   }
   for (const note of table.notes ?? []) lines.push(note);
   return lines.join('\n');

@@ -40,7 +40,7 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
     const modality = expectOneParagraphError(
       await cli(['fit', '--modality', 'text', '--weights', '2,1', '--run-dir', join(dir, 'run-w3')]),
     );
-    expect(modality).toContain('--weights applies to vision runs');
+    expect(modality).toContain('--weights applies to vision and align runs, not --modality text.');
   });
 
   it('embed --dim larger than the model d', async () => {
@@ -143,8 +143,13 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
       await cli(['fit', '--modality', 'text', '--model', 'bert-tiny', '--dim', '128']),
     );
     expect(text).toBe(
-      "error: --data 'fashion-mnist' is not a text task. With --modality text, use --task " +
-        'mlm | classify | retrieve.',
+      "error: --dim does not apply to text runs: a text encoder's d is its hidden size. Pick a model " +
+        '(--model bert-mini) or set it with --model-config \'{"embeddingDim":256}\'; --dims picks the nesting dims.',
+    );
+    const wrongData = expectOneParagraphError(await cli(['fit', '--modality', 'text', '--data', 'fashion-mnist']));
+    expect(wrongData).toBe(
+      "error: --data 'fashion-mnist' is not a data set of the text classify task. With --task classify, leave " +
+        'out --data (it reads wordnet); point --data-dir at another WordNet folder.',
     );
     const missing = join(dir, 'no-openclipart');
     const clipart = expectOneParagraphError(

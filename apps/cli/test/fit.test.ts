@@ -16,12 +16,12 @@ describe('mrl-cli fit', () => {
     const r = await cli(['fit', '--modality', 'vision', '--model', 'mlp', ...TINY, '--run-dir', run]);
     expectOk(r);
     expect(r.stdout).toMatch(
-      /Fashion-MNIST, mlp, d=16, MRL \(test set\)\ndim\s+MRL top-1 %\s+MRL 1-NN %\s+MRL mAP@10\n/,
+      /fashion-mnist, mlp, d=16, MRL: test set[^\n]*\ndim\s+MRL top-1 %\s+MRL 1-NN %\s+MRL mAP@10\n/,
     );
     expect(r.stdout).toMatch(/^\s+8\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
     expect(r.stdout).toContain(`metrics: ${join(run, 'metrics.json')}`);
     // Not a terminal: one progress line per 10%, with step, per-prefix loss, throughput and ETA.
-    expect(r.stderr).toMatch(/\[mrl\] \S+ 4\/4 loss \d\.\d{4} \(8:\d\.\d{3} 16:\d\.\d{3}\) \d+ ex\/s ETA \d+s/);
+    expect(r.stderr).toMatch(/\[mrl\] \S+ 4\/4 loss \d\.\d{4} \d+ ex\/s ETA \d+s\n  8:\d\.\d{3} 16:\d\.\d{3}\n/);
     for (const file of [
       'config.json',
       'metrics.json',
@@ -79,7 +79,7 @@ describe('mrl-cli fit', () => {
           join(dir, model),
         ]),
       );
-      expect(r.stdout).toContain(`Fashion-MNIST, ${model}, d=16, MRL (test set)`);
+      expect(r.stdout).toContain(`fashion-mnist, ${model}, d=16, MRL: test set`);
       expect(r.stdout).toMatch(/^\s+8\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
       expect(r.stdout).toMatch(/^\s+16\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.\d{4}$/m);
       expect(JSON.parse(await readFile(join(dir, model, 'model', 'config.json'), 'utf8')).architecture).toBe(model);
@@ -141,10 +141,10 @@ describe('mrl-cli fit', () => {
     const redraws = r.stdout.split('\r\x1b[2K').slice(1);
     expect(redraws.length).toBe(8);
     expect(redraws[0]).toMatch(
-      /^\[mrl\] █{3}░{21} 1\/8 loss \d\.\d{4} \(8:\d\.\d{3} 16:\d\.\d{3}\) \d+ ex\/s ETA \d+s/,
+      /^\[mrl\] █{3}░{17} 1\/8 loss \d\.\d{4} \(8:\d\.\d{3} 16:\d\.\d{3}\) \d+ ex\/s ETA \d+s/,
     );
     expect(redraws[7]).toMatch(/^\[mrl\] █{24} 8\/8 loss/);
-    expect(r.stdout).toContain('Fashion-MNIST, mlp, d=16, MRL (test set)');
+    expect(r.stdout).toContain('fashion-mnist, mlp, d=16, MRL: test set');
   });
 
   it('Ctrl-C stops after writing a checkpoint, and --resume continues from it', async () => {
@@ -191,7 +191,7 @@ describe('mrl-cli fit', () => {
       `[mrl] resuming from ${join(run, 'checkpoints', 'mrl', `ckpt-${String(step).padStart(8, '0')}.safetensors`)} (step ${step})`,
     );
     expect(resumed.stderr).toContain('128/128');
-    expect(resumed.stdout).toContain('Fashion-MNIST, mlp, d=16, MRL (test set)');
+    expect(resumed.stdout).toContain('fashion-mnist, mlp, d=16, MRL: test set');
   });
 
   it('takes flags from --config and lets command-line flags override them', async () => {
@@ -210,7 +210,7 @@ describe('mrl-cli fit', () => {
     );
     const r = await cli(['fit', '--config', config, '--dim', '16']);
     expectOk(r);
-    expect(r.stdout).toContain('Fashion-MNIST, mlp, d=16, MRL-E (test set)');
+    expect(r.stdout).toContain('fashion-mnist, mlp, d=16, MRL-E: test set');
     const saved = JSON.parse(await readFile(join(run, 'config.json'), 'utf8'));
     expect(saved.flags).toMatchObject({ dim: 16, epochs: 1, 'train-limit': 256, head: 'shared', 'run-dir': run });
   });

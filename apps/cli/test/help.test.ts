@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { cli, expectOneParagraphError } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { BIN, cli, expectOneParagraphError, type Result } from './helpers.js';
+
+function cliWithEnv(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Result> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', fail);
+    child.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
+  });
+}
 
 const COMMANDS = ['fit', 'eval', 'embed', 'search', 'report', 'models'];
 
@@ -34,5 +47,37 @@ describe.concurrent('mrl-cli --help', () => {
     expect(expectOneParagraphError(r)).toBe(
       "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models; run mrl-cli --help.",
     );
+  });
+});
+
+describe('help and listings in a pipe', () => {
+  const COMMANDS_AND_ROOT = [[], ['fit'], ['eval'], ['embed'], ['search'], ['report'], ['models']];
+
+  it.each(COMMANDS_AND_ROOT)('%s --help fits 100 columns and has no colour codes', async (...command) => {
+    // Spawned with stdout a pipe and NO_COLOR unset: nothing may colour it.
+    const env = { ...process.env };
+    delete env.NO_COLOR;
+    delete env.FORCE_COLOR;
+    const r = await cliWithEnv([...command, '--help'], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/\x1b\[/);
+    const widest = Math.max(...r.stdout.split('\n').map((l) => l.length));
+    expect(widest).toBeLessThanOrEqual(100);
+  });
+
+  it('models lists every encoder within 100 columns, without colour', async () => {
+    const env = { ...process.env };
+    delete env.NO_COLOR;
+    const r = await cliWithEnv(['models'], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/\x1b\[/);
+    expect(Math.max(...r.stdout.split('\n').map((l) => l.length))).toBeLessThanOrEqual(100);
+    for (const name of ['mlp', 'resnet-tiny', 'bert-tiny', 'align-tiny']) expect(r.stdout).toContain(`  ${name} (`);
+  });
+
+  it('every fit flag that applies to some modalities only says which', async () => {
+    const r = await cli(['fit', '--help']);
+    expect(r.stdout).toMatch(/--vocab-size=<n>\s+train a WordPiece[^[]*\[text, align\]/);
+    expect(r.stdout).toMatch(/--robustness=<value>\s+also evaluate[^[]*\[vision\]/);
   });
 });

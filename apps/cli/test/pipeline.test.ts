@@ -9,11 +9,13 @@ import { cli, expectOk, TINY, tempDir } from './helpers.js';
 // One tiny run with the FF baseline, then eval, embed, search and report on its folder.
 let dir: string;
 let run: string;
+let fitStdout: string;
 beforeAll(async () => {
   dir = await tempDir('pipeline');
   run = join(dir, 'run');
   const r = await cli(['fit', ...TINY, '--compare', 'ff', '--run-dir', run]);
   if (r.code !== 0) throw new Error(`fit failed:\n${r.stderr}`);
+  fitStdout = r.stdout;
 });
 
 const python = (script: string): string => {
@@ -27,9 +29,12 @@ describe('mrl-cli eval', () => {
     const r = await cli(['eval', '--run-dir', run]);
     expectOk(r);
     expect(r.stdout).toMatch(
-      /^fashion-mnist, mlp, MRL vs FF\ndim\s+MRL top-1 %\s+MRL 1-NN %\s+MRL mAP@10\s+FF top-1 %\s+FF 1-NN %\n/,
+      /^fashion-mnist, mlp, d=16, MRL vs FF: [^\n]*\ndim\s+MRL top-1 %\s+MRL 1-NN %\s+MRL mAP@10\s+FF top-1 %\s+FF 1-NN %\s+FF mAP@10\n/,
     );
-    expect(r.stdout).toMatch(/^\s+16(\s+\d+\.\d\d){2}\s+0\.\d{4}(\s+\d+\.\d\d){2}$/m);
+    expect(r.stdout).toMatch(/^\s+16(\s+\d+\.\d\d){2}\s+0\.\d{4}(\s+\d+\.\d\d){2}\s+0\.\d{4}$/m);
+    // One table format: eval prints exactly the table fit printed (heading, columns, baseline line).
+    expect(fitStdout).toContain(r.stdout.trim());
+    expect(r.stdout).toMatch(/^baseline \(majority class\): top-1 % \d+\.\d\d$/m);
     const svgMeta = await sharp(join(run, 'accuracy-vs-dim.svg')).metadata();
     expect([svgMeta.format, svgMeta.width, svgMeta.height]).toEqual(['svg', 720, 440]);
     const pngMeta = await sharp(join(run, 'accuracy-vs-dim.png')).metadata();
@@ -52,7 +57,8 @@ describe('mrl-cli eval', () => {
     const parsed = JSON.parse(json.stdout);
     expect(parsed.rows.map((r: { dim: number }) => r.dim)).toEqual([8, 16]);
     expect(parsed.rows[1].mrl.top1).toBeGreaterThan(0.1);
-    expect(parsed.rows[1].ff.dim).toBe(16);
+    expect(parsed.rows[1].ff.top1).toBeGreaterThan(0.1);
+    expect(parsed.table.series.map((s: { key: string }) => s.key)).toEqual(['mrl', 'ff']);
     const csv = await cli([
       'eval',
       '--run-dir',
@@ -187,9 +193,14 @@ describe('mrl-cli report', () => {
     const r = await cli(['report', '--run-dir', run]);
     expectOk(r);
     expect(r.stdout).toContain('# mrl report');
-    expect(r.stdout).toContain(': fashion-mnist, mlp, MRL');
-    expect(r.stdout).toContain('| dim | MRL top-1 % | MRL 1-NN % | FF top-1 % | FF 1-NN % | MRL mAP@10 |');
-    expect(r.stdout).toMatch(/^\| 16 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \| 0\.\d{4} \|$/m);
-    expect(r.stdout).toContain('Checkpoints: ff-16 (step 4), ff-8 (step 4), mrl (step 4)');
+    expect(r.stdout).toContain(': fashion-mnist, mlp, d=16, MRL vs FF');
+    // The same columns, in the same order, as fit and eval print.
+    expect(r.stdout).toContain('| dim | MRL top-1 % | MRL 1-NN % | MRL mAP@10 | FF top-1 % | FF 1-NN % | FF mAP@10 |');
+    expect(r.stdout).toMatch(/^\| 16 \| \d+\.\d\d \| \d+\.\d\d \| 0\.\d{4} \| \d+\.\d\d \| \d+\.\d\d \| 0\.\d{4} \|$/m);
+    // Models in nesting order.
+    expect(r.stdout).toContain('Checkpoints: mrl (step 4), ff-8 (step 4), ff-16 (step 4)');
+    const out = join(dir, 'report.md');
+    expectOk(await cli(['report', '--run-dir', run, '--out', out]));
+    expect(await readFile(out, 'utf8')).toContain('| dim | MRL top-1 % |');
   });
 });

@@ -12,7 +12,7 @@ describe.concurrent('plug-in encoders through DI (examples/custom-encoder)', () 
   it('models lists core, vision and the plug-in encoder', async () => {
     const plain = await cli(['models']);
     expectOk(plain);
-    expect(plain.stdout).toMatch(/^\s+mlp\s+vision\s+64\s+/m);
+    expect(plain.stdout).toMatch(/^\s+mlp \(vision, default d=64\)$/m);
     expect(plain.stdout).toMatch(/^\s+resnet-tiny\s+vision\s+32\s+/m);
     expect(plain.stdout).not.toContain('my-encoder');
     expect(plain.stdout).toMatch(
@@ -34,7 +34,7 @@ describe.concurrent('plug-in encoders through DI (examples/custom-encoder)', () 
     const run = join(dir, 'run');
     const r = await cli(['fit', '--plugin', PLUGIN, '--model', 'my-encoder', ...TINY, '--run-dir', run]);
     expectOk(r);
-    expect(r.stdout).toContain('Fashion-MNIST, my-encoder, d=16, MRL (test set)');
+    expect(r.stdout).toContain('fashion-mnist, my-encoder, d=16, MRL: test set');
     const model = JSON.parse(await readFile(join(run, 'model', 'config.json'), 'utf8'));
     expect(model).toMatchObject({ architecture: 'my-encoder', embeddingDim: 16, hidden: 128 });
     // The run remembers its plug-in, so embed needs no --plugin.

@@ -415,7 +415,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   const runTable: RunTable = {
     data: options.data,
     model: options.model,
-    task: `classify, test set (${test.count} images; 1-NN and mAP@10 search ${train.count} training images)`,
+    task: `test set, ${test.count} images (1-NN and mAP@10 search ${train.count} training images)`,
     embeddingDim: d,
     metrics: visionMetrics,
     series: [

@@ -259,7 +259,15 @@ export const fitCommand = defineMrlCommand({
       architecture: registration.name,
     };
     const runConfig: RunConfig = {
-      flags: { ...options, 'run-dir': runDir, dims, ...(task === undefined ? {} : { task }) },
+      // The values this run used, defaults resolved, so that embed and --resume read them back.
+      flags: {
+        ...options,
+        'run-dir': runDir,
+        model: modelName,
+        data: dataName,
+        dims,
+        ...(options.modality === 'text' ? { task } : { dim: embeddingDim }),
+      },
       encoder: { name: registration.name, config: { ...encoderConfig, embeddingDim } },
       createdAt: new Date().toISOString(),
       mrlCli: '0.1.0',

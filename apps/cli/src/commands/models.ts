@@ -1,6 +1,6 @@
-import { formatTable } from '@mrl/core';
 import { defineMrlCommand } from '../command.js';
 import { COMMON_FLAGS, MODELS_FLAGS } from '../flags.js';
+import { helpWidth, wrap } from '../help.js';
 import { buildRegistry } from '../registry.js';
 
 export const modelsCommand = defineMrlCommand({
@@ -30,24 +30,21 @@ export const modelsCommand = defineMrlCommand({
       process.stdout.write(`${JSON.stringify({ modules: registry.modules, encoders, objectives }, null, 2)}\n`);
       return;
     }
-    process.stdout.write(`modules: ${registry.modules.join(', ')}\n\nencoders\n`);
+    // A list, not a table: descriptions wrap under their name within the help width.
+    const width = helpWidth();
+    const list = (items: { title: string; description: string }[]): string =>
+      items
+        .map((i) => [`  ${i.title}`, ...wrap(i.description, width - 6).map((l) => `      ${l}`)].join('\n'))
+        .join('\n');
+    process.stdout.write(`${wrap(`modules: ${registry.modules.join(', ')}`, width).join('\n')}\n\nencoders\n`);
     process.stdout.write(
-      `${formatTable(encoders, [
-        { header: 'name', value: (e) => e.name },
-        { header: 'modality', value: (e) => e.modality },
-        { header: 'default d', value: (e) => String(e.dim) },
-        { header: 'description', value: (e) => e.description },
-      ])}\n`,
+      `${list(encoders.map((e) => ({ title: `${e.name} (${e.modality}, default d=${e.dim})`, description: e.description })))}\n`,
     );
     process.stdout.write('\nobjectives\n');
     process.stdout.write(
       objectives.length === 0
-        ? '(none registered; classification (--head separate|shared) is built in)\n'
-        : `${formatTable(objectives, [
-            { header: 'name', value: (o) => o.name },
-            { header: 'modality', value: (o) => o.modality },
-            { header: 'description', value: (o) => o.description },
-          ])}\n`,
+        ? '  (none registered; classification (--head separate|shared) is built in)\n'
+        : `${list(objectives.map((o) => ({ title: `${o.name}${o.modality === '' ? '' : ` (${o.modality})`}`, description: o.description })))}\n`,
     );
   },
 });

@@ -281,6 +281,12 @@ export const searchCommand = defineMrlCommand({
         { header: 'ms/query', value: (s) => s.msPerQuery.toFixed(3) },
       ])}\n`,
     );
+    if (shown.length > 0) {
+      process.stdout.write(
+        `\nhits of the first ${shown.length} queries (${last.name}), best first, as ` +
+          `${index.labels === undefined ? 'row:score' : 'row/label:score'} (row: 0-based row of the index; score: cosine)\n`,
+      );
+    }
     for (const s of shown) {
       process.stdout.write(
         `query ${s.query}${s.label === undefined ? '' : ` (label ${s.label})`} [${last.name}]: ${s.hits.map((h) => `${h.row}${h.label === undefined ? '' : `/${h.label}`}:${h.score.toFixed(3)}`).join(' ')}\n`,

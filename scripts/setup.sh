@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine with Node 20 (as root): the Debian data packages, pnpm, the
-# workspace's npm dependencies, and a build. Safe to run again.
+# Sets up a fresh Debian machine with Node 20 (as root): the Debian data packages, a C++ toolchain
+# for the one native addon built from source, pnpm, the workspace's npm dependencies, and a build.
+# Safe to run again; waits for another apt or dpkg process to finish instead of failing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,23 +10,40 @@ debian_packages=(
   python3-skimage       # real sample photos for the image pipeline tests
   wordnet-base          # WordNet glosses: text classification and retrieval
   python3-numpy         # tests check that numpy reads our .npy and safetensors files
+  g++                   # hnswlib-node (bench/) compiles its addon with node-gyp
+  make
 )
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+
+# apt-get waits up to 10 minutes for the dpkg lock; `apt-get update` is retried while the lists
+# lock is held (exit 100), which it does not wait for by itself.
+apt_wait=(-o DPkg::Lock::Timeout=600)
+apt_update() {
+  for attempt in $(seq 1 60); do
+    if apt-get "${apt_wait[@]}" update -q; then return 0; fi
+    echo "setup: apt-get update failed (attempt $attempt); another apt process may hold the lock, retrying in 10 s" >&2
+    sleep 10
+  done
+  return 1
+}
+
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: installing ${missing[*]} needs root (apt-get)." >&2
     exit 1
   fi
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get "${apt_wait[@]}" install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 pnpm_version=$(node -p "require('./package.json').packageManager.split('@')[1]")
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "$pnpm_version" ]; then
-  npm install -g "pnpm@$pnpm_version"
+  npm install -g --no-fund --no-audit "pnpm@$pnpm_version"
 fi
-pnpm install --frozen-lockfile
+# Third-party C++ sources compile with their warnings off: they are not ours to fix, and a clean
+# install prints no warnings.
+CXXFLAGS="${CXXFLAGS:-} -w" pnpm install --frozen-lockfile
 pnpm run build

@@ -85,7 +85,8 @@ export const DATA_FLAGS = {
   data: {
     type: 'string',
     description:
-      'data set: vision fashion-mnist; text wordnet (classify, retrieve) or corpora (mlm); align ' +
+      'data set: vision fashion-mnist, a folder of class sub-folders or a path,label .csv/.jsonl; text ' +
+      'wordnet (classify, retrieve) or corpora (mlm); align ' +
       'openclipart, a .jsonl of {image, caption} pairs or a folder of images with .txt captions',
   },
   'data-dir': {
@@ -244,11 +245,34 @@ export const TRAIN_FLAGS = {
   },
   'vision-model': { type: 'string', description: "image tower (default: the align model's)", modalities: ALIGN },
   'text-model': { type: 'string', description: "text tower (default: the align model's)", modalities: ALIGN },
-  'image-size': { type: 'integer', description: 'images are resized to N x N (default 24)', modalities: ALIGN },
+  'image-size': {
+    type: 'integer',
+    description: 'images are resized to N x N (default: vision folders 32, align 24)',
+    modalities: ['vision', 'align'],
+  },
+  channels: {
+    type: 'integer',
+    description: 'image folders: 1 (grey) or 3 (RGB, default); alpha is dropped, grey repeated',
+    modalities: VISION,
+  },
   'test-fraction': {
     type: 'number',
-    description: 'fraction of the pairs held out for the table (default 0.1)',
-    modalities: ALIGN,
+    description:
+      'held out for the table when the data has no test split (default: vision folders 0.2, align 0.1); ' +
+      'split by a hash of each path',
+    modalities: ['vision', 'align'],
+  },
+  strict: {
+    type: 'boolean',
+    default: false,
+    description: 'an unreadable image is an error (default: skipped, counted and named in a warning)',
+    modalities: VISION,
+  },
+  augment: {
+    type: 'boolean',
+    default: true,
+    description: 'image folders: random-resized crops and flips in training',
+    modalities: VISION,
   },
   'cache-dir': { type: 'path', description: 'where decoded images are cached', modalities: ALIGN },
   'prompt-template': {
@@ -276,13 +300,28 @@ export const FORMAT_FLAG = {
 
 export const EMBED_FLAGS = {
   dim: { type: 'integer', description: "keep the first N dims and renormalise (default: the model's d)" },
-  split: { type: 'enum', options: ['train', 'test'], default: 'test', description: 'which split to embed' },
+  split: {
+    type: 'enum',
+    options: ['train', 'test'],
+    default: 'test',
+    description: "which split of the run's data to embed (without --input)",
+  },
+  input: {
+    type: 'string',
+    description:
+      'embed new images instead of a split: a folder (searched recursively), one image, a .txt list of ' +
+      "paths, or '-' for paths on standard input; ids are the paths",
+    valueHint: '<folder|file|->',
+  },
   limit: { type: 'integer', description: 'embed only the first N examples' },
-  out: { type: 'path', description: 'output path without extension (default <run-dir>/embeddings/<split>-d<dim>)' },
+  out: {
+    type: 'path',
+    description: 'output path without extension (default <run-dir>/embeddings/<split or input>-d<dim>)',
+  },
   formats: {
     type: 'string',
     default: 'npy,safetensors,index',
-    description: 'comma-separated: npy, safetensors, index',
+    description: 'comma-separated: npy, safetensors, index, jsonl (one {"id", "embedding"} per line)',
   },
 } as const satisfies FlagSet;
 

@@ -143,7 +143,7 @@ describe('mrl-cli fit', () => {
     expect(redraws[0]).toMatch(
       /^\[mrl\] █{3}░{17} 1\/8 loss \d\.\d{4} \(8:\d\.\d{3} 16:\d\.\d{3}\) \d+ ex\/s ETA \d+s/,
     );
-    expect(redraws[7]).toMatch(/^\[mrl\] █{24} 8\/8 loss/);
+    expect(redraws[7]).toMatch(/^\[mrl\] █{20} 8\/8 loss/);
     expect(r.stdout).toContain('fashion-mnist, mlp, d=16, MRL: test set');
   });
 

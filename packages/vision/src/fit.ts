@@ -27,7 +27,7 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import { corruptImages, DEFAULT_CORRUPTIONS, type Corruption } from './eval/corruptions.js';
 import { fitPca, projectPca } from './eval/pca.js';
-import { loadFashionMnist, type ImageSplit } from './fashion-mnist.js';
+import { loadVisionData } from './data/sources.js';
 import { createVisionEncoder, visionModelConfig, type VisionEncoderConfig } from './models/registry.js';
 import { saveVisionModel } from './save.js';
 
@@ -87,19 +87,17 @@ export interface VisionFitOptions {
    * Builds the encoder for an embedding dim instead of looking `model` up in the registry (a
    * plug-in's registration from the CLI); `model` then only names the run.
    */
-  createEncoder?: (embeddingDim: number) => Encoder<tf.Tensor>;
-}
-
-function toArrayDataset(split: ImageSplit, limit?: number): ArrayDataset {
-  const count = Math.min(split.count, limit ?? split.count);
-  const size = split.height * split.width * split.channels;
-  return {
-    inputs: split.images.subarray(0, count * size),
-    exampleShape: [split.height, split.width, split.channels],
-    labels: split.labels.subarray(0, count),
-    count,
-    numClasses: split.numClasses,
-  };
+  createEncoder?: (embeddingDim: number, input: VisionInputShape) => Encoder<tf.Tensor>;
+  /** Folders and manifests: image side in pixels (default 32). */
+  imageSize?: number;
+  /** Folders and manifests: 1 (grey) or 3 (RGB, default). */
+  channels?: 1 | 3;
+  /** Folders and manifests without train/test sub-folders: the fraction held out (default 0.2). */
+  testFraction?: number;
+  /** Corrupt images are an error instead of being skipped and counted. */
+  strict?: boolean;
+  /** Folders and manifests: random-resized crops and flips in training (default true). */
+  augment?: boolean;
 }
 
 /** An encoder without weights that passes fixed features through: heads on SVD / first-m features. */
@@ -147,7 +145,14 @@ async function scoreEmbeddings(
   }));
 }
 
-function encoderOverrides(model: string, embeddingDim: number, split: ImageSplit): Partial<VisionEncoderConfig> {
+/** Height, width and channels of the images a vision encoder reads: they come from the data. */
+export interface VisionInputShape {
+  height: number;
+  width: number;
+  channels: number;
+}
+
+function encoderOverrides(model: string, embeddingDim: number, split: VisionInputShape): Partial<VisionEncoderConfig> {
   const family = visionModelConfig(model).family;
   if (model === 'mlp') return { embeddingDim, inputDim: split.height * split.width * split.channels };
   if (family === 'vit') {
@@ -184,9 +189,6 @@ function majorityFraction(trainLabels: ArrayLike<number>, testLabels: ArrayLike<
  * ```
  */
 export async function fitVision(options: VisionFitOptions, context: RunContext): Promise<RunReport> {
-  if (options.data !== 'fashion-mnist') {
-    throw new MrlError('unknown-name', `unknown vision data set '${options.data}'.`, 'Use --data fashion-mnist.');
-  }
   for (const c of options.compare) {
     if (!(VISION_BASELINES as readonly string[]).includes(c)) {
       throw new MrlError(
@@ -197,11 +199,43 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     }
   }
   if (options.createEncoder === undefined) visionModelConfig(options.model); // unknown names fail before the data loads
-  const data = await loadFashionMnist(options.dataDir);
-  const train = toArrayDataset(data.train, options.trainLimit);
-  const test = toArrayDataset(data.test, options.testLimit);
+  const data = await loadVisionData({
+    data: options.data,
+    ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+    ...(options.imageSize === undefined ? {} : { imageSize: options.imageSize }),
+    ...(options.channels === undefined ? {} : { channels: options.channels }),
+    ...(options.testFraction === undefined ? {} : { testFraction: options.testFraction }),
+    ...(options.strict === undefined ? {} : { strict: options.strict }),
+    ...(options.augment === undefined ? {} : { augment: options.augment }),
+    seed: context.seed,
+    warn: context.log,
+  });
+  const train = headOf(data.train, options.trainLimit ?? data.train.count);
+  const test = headOf(data.test, options.testLimit ?? data.test.count);
+  if (test.count === 0 || train.count === 0) {
+    throw new MrlError(
+      'invalid-argument',
+      `${data.name}: the ${train.count === 0 ? 'training' : 'test'} split is empty.`,
+      'Raise --train-limit / --test-limit, or add images.',
+    );
+  }
+  // With --train-limit the augmented batches must stay within the first rows too.
+  const trainBatches =
+    data.trainBatches === undefined
+      ? undefined
+      : options.trainLimit === undefined || options.trainLimit >= data.train.count
+        ? data.trainBatches
+        : { size: train.count, batch: (indices: Int32Array) => data.trainBatches!.batch(indices) };
+  const [height, width, channels] = train.exampleShape as [number, number, number];
+  const inputShape: VisionInputShape = { height, width, channels };
+  await writeFileAtomically(
+    join(context.runDir, 'labels.json'),
+    `${JSON.stringify({ data: data.name, classNames: data.classNames, ...(data.transform === undefined ? {} : { transform: data.transform }) }, null, 2)}\n`,
+  );
   const retrieval = { maxQueries: options.maxQueries ?? 2000, center: options.centerRetrieval ?? true };
-  context.log(`data: fashion-mnist, ${train.count} train / ${test.count} test images, ${train.numClasses} classes`);
+  context.log(
+    `data: ${data.name}, ${train.count} train / ${test.count} test images of ${height}x${width}x${channels}, ${train.numClasses} classes`,
+  );
   const { dims } = resolveNesting({
     embeddingDim: options.embeddingDim,
     ...(options.dims === undefined ? {} : { dims: options.dims }),
@@ -221,8 +255,8 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     onEvent: (event) => context.onEvent?.(event, label),
   });
   const encoderFor = (m: number): Encoder<tf.Tensor> =>
-    options.createEncoder?.(m) ??
-    createVisionEncoder(options.model, encoderOverrides(options.model, m, data.train), createRandom(context.seed, 4));
+    options.createEncoder?.(m, inputShape) ??
+    createVisionEncoder(options.model, encoderOverrides(options.model, m, inputShape), createRandom(context.seed, 4));
 
   /** Trains (or, resuming, reloads from its final checkpoint) one model of the run: `mrl` or `ff-<m>`. */
   const trainModel = (label: string): Promise<ClassifierRun> => {
@@ -235,6 +269,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
       ...(mrl && options.weights !== undefined ? { weights: options.weights } : {}),
       head: mrl ? options.head : 'separate',
       trainer: trainerFor(label),
+      ...(trainBatches === undefined ? {} : { batches: trainBatches }),
     });
   };
 
@@ -254,7 +289,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
       tf.dispose([...run.head.variables().values()]);
     }
     return {
-      title: `Fashion-MNIST, ${options.model}, d=${d}: trained ${options.trainOnly.join(', ')}`,
+      title: `${data.name}, ${options.model}, d=${d}: trained ${options.trainOnly.join(', ')}`,
       table: '',
       metrics: { trained: options.trainOnly },
     };
@@ -413,7 +448,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     rows: [...source].map((r) => ({ dim: r.dim, values: { top1: r.top1, nnTop1: r.nnTop1, map10: r.map10 } })),
   });
   const runTable: RunTable = {
-    data: options.data,
+    data: data.name,
     model: options.model,
     task: `test set, ${test.count} images (1-NN and mAP@10 search ${train.count} training images)`,
     embeddingDim: d,
@@ -445,7 +480,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   mrlRun.encoder.dispose();
   tf.dispose([...mrlRun.head.variables().values()]);
   return {
-    title: `Fashion-MNIST, ${options.model}, d=${d}, ${options.head === 'shared' ? 'MRL-E' : 'MRL'} (test set)`,
+    title: `${data.name}, ${options.model}, d=${d}, ${options.head === 'shared' ? 'MRL-E' : 'MRL'} (test set)`,
     table: table + robustnessTable,
     metrics,
     runTable,

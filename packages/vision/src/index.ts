@@ -19,7 +19,20 @@ export {
   visionModule,
   type VisionEncoderConfig,
 } from './models/registry.js';
-export { fitVision, VISION_BASELINES, type VisionBaseline, type VisionFitOptions } from './fit.js';
+export {
+  fitVision,
+  VISION_BASELINES,
+  type VisionBaseline,
+  type VisionFitOptions,
+  type VisionInputShape,
+} from './fit.js';
+export {
+  hashFraction,
+  loadVisionData,
+  readImageManifest,
+  type VisionData,
+  type VisionDataOptions,
+} from './data/sources.js';
 export {
   corruptImages,
   CORRUPTION_NAMES,

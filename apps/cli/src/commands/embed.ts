@@ -1,7 +1,8 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { embedDataset, initBackend, MrlError, writeSafetensors } from '@mrl/core';
-import { loadFashionMnist } from '@mrl/vision';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { dirname, extname, join, resolve } from 'node:path';
+import { embedDataset, initBackend, MrlError, writeFileAtomically, writeSafetensors } from '@mrl/core';
+import { decodeImages, IMAGE_EXTENSIONS, loadVisionData, type ImageTransform } from '@mrl/vision';
 import * as tf from '@tensorflow/tfjs';
 import { adaptiveApi, requireAdaptiveApi } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
@@ -12,7 +13,76 @@ import { buildRegistry } from '../registry.js';
 import { readRunConfig, requireRunDir } from '../run-folder.js';
 import { displayPath } from '../run-folder.js';
 
-const FORMATS = ['npy', 'safetensors', 'index'] as const;
+const FORMATS = ['npy', 'safetensors', 'index', 'jsonl'] as const;
+
+/** Images named by --input: a folder (recursively), one image, a .txt list of paths, or '-' (stdin). */
+async function listImageInputs(input: string): Promise<{ id: string; path: string }[]> {
+  const isImage = (p: string): boolean => (IMAGE_EXTENSIONS as readonly string[]).includes(extname(p).toLowerCase());
+  const fromList = (text: string, base: string, where: string): { id: string; path: string }[] =>
+    text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l !== '')
+      .map((l, i) => {
+        const path = resolve(base, l);
+        if (!existsSync(path)) {
+          throw new MrlError(
+            'missing-file',
+            `${where}:${i + 1}: the image ${l} does not exist (looked for ${path}).`,
+            'List one existing image path per line (relative paths are relative to the list).',
+          );
+        }
+        return { id: l, path };
+      });
+  if (input === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return fromList(Buffer.concat(chunks).toString('utf8'), process.cwd(), 'standard input');
+  }
+  const path = resolve(input);
+  if (!existsSync(path)) {
+    throw new MrlError(
+      'missing-file',
+      `--input ${input} does not exist.`,
+      'Pass an image folder, an image, or a .txt list of paths.',
+    );
+  }
+  if ((await stat(path)).isDirectory()) {
+    const files = (await readdir(path, { recursive: true })).filter(isImage).sort();
+    if (files.length === 0) {
+      throw new MrlError(
+        'invalid-argument',
+        `--input ${input} holds no images (${IMAGE_EXTENSIONS.join(' ')}).`,
+        'Point --input at a folder of images.',
+      );
+    }
+    return files.map((f) => ({ id: f, path: join(path, f) }));
+  }
+  if (extname(path).toLowerCase() === '.txt') return fromList(await readFile(path, 'utf8'), dirname(path), input);
+  if (!isImage(path)) {
+    throw new MrlError(
+      'invalid-argument',
+      `--input ${input} is neither an image (${IMAGE_EXTENSIONS.join(' ')}), a folder, nor a .txt list of paths.`,
+      'Pass an image folder, an image, or a .txt list of paths.',
+    );
+  }
+  return [{ id: input, path }];
+}
+
+/** How the run's images became model inputs (labels.json), so new images are decoded the same way. */
+async function runTransform(runDir: string, data: string | undefined): Promise<ImageTransform> {
+  const path = join(runDir, 'labels.json');
+  if (existsSync(path)) {
+    const saved = JSON.parse(await readFile(path, 'utf8')) as { transform?: ImageTransform };
+    if (saved.transform !== undefined) return saved.transform;
+  }
+  if (data === undefined || data === 'fashion-mnist') return { size: 28, channels: 1, crop: 'resize' };
+  throw new MrlError(
+    'corrupt-file',
+    `${path} does not say how the run's images were decoded.`,
+    'Run mrl-cli fit again for this run folder.',
+  );
+}
 
 /** Keeps the first `m` of `d` values per row and rescales each row to unit L2 norm. */
 export function truncateAndNormalize(data: Float32Array, rows: number, d: number, m: number): Float32Array {
@@ -63,12 +133,21 @@ export const embedCommand = defineMrlCommand({
     if (options.modality !== 'vision') {
       throw new MrlError(
         'unsupported',
-        `mrl-cli embed reads vision data sets only in this build, not --modality ${options.modality}.`,
+        `mrl-cli embed reads vision runs only in this build, not --modality ${options.modality}: text and align ` +
+          'runs do not save a loadable model yet.',
         'Use a vision run folder.',
       );
     }
-    if (options.data !== 'fashion-mnist')
-      throw new MrlError('unknown-name', `unknown vision data set '${options.data}'.`, 'Use --data fashion-mnist.');
+    if (options.limit !== undefined && options.limit < 1) {
+      throw new MrlError(
+        'invalid-argument',
+        `--limit must be at least 1, got ${options.limit}.`,
+        'Leave it out to embed all.',
+      );
+    }
+    const runFlags = (await readRunConfig(runDir))?.flags ?? {};
+    // New inputs are listed before the model loads: a missing path fails fast.
+    const inputs = options.input === undefined ? undefined : await listImageInputs(options.input);
     const registry = await buildRegistry(options.plugin);
     await initBackend(options.backend, { kernels: options.kernels });
     const encoder = await loadModel(join(runDir, 'model'), registry);
@@ -78,58 +157,104 @@ export const embedCommand = defineMrlCommand({
       encoder.dispose();
       throw new MrlError(
         'invalid-argument',
-        `--dim ${m} is larger than the model's embedding dim d = ${d}.`,
+        m < 1 ? `--dim must be at least 1, got ${m}.` : `--dim ${m} is larger than the model's embedding dim d = ${d}.`,
         `Use --dim between 1 and ${d}; Matryoshka prefixes are the first dims of the d-dim embedding.`,
       );
     }
-    const data = await loadFashionMnist(options['data-dir']);
-    const split = options.split === 'train' ? data.train : data.test;
-    const count = Math.min(split.count, options.limit ?? split.count);
-    const size = split.height * split.width * split.channels;
-    const full = await embedDataset(encoder, count, (indices) => {
-      const out = new Float32Array(indices.length * size);
-      indices.forEach((row, i) => out.set(split.images.subarray(row * size, (row + 1) * size), i * size));
-      return tf.tensor(out, [indices.length, split.height, split.width, split.channels]);
-    });
+    let count: number;
+    let full: { data: Float32Array };
+    let labels: Int32Array | undefined;
+    let ids: string[] | undefined;
+    let what: string;
+    if (inputs !== undefined) {
+      const transform = await runTransform(runDir, options.data);
+      count = Math.min(inputs.length, options.limit ?? inputs.length);
+      ids = inputs.slice(0, count).map((f) => f.id);
+      const files = inputs.slice(0, count).map((f) => f.path);
+      full = await embedDataset(encoder, count, async (indices) => {
+        const pixels = await decodeImages(files, indices, transform);
+        return tf.tensor(pixels, [indices.length, transform.size, transform.size, transform.channels]);
+      });
+      what = `${count} images from ${options.input === '-' ? 'standard input' : displayPath(resolve(options.input!))}`;
+    } else {
+      const data = await loadVisionData({
+        data: options.data ?? 'fashion-mnist',
+        ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
+        ...(typeof runFlags['image-size'] === 'number' ? { imageSize: runFlags['image-size'] } : {}),
+        ...(runFlags.channels === 1 || runFlags.channels === 3 ? { channels: runFlags.channels } : {}),
+        ...(typeof runFlags['test-fraction'] === 'number' ? { testFraction: runFlags['test-fraction'] } : {}),
+        augment: false,
+      });
+      const split = options.split === 'train' ? data.train : data.test;
+      count = Math.min(split.count, options.limit ?? split.count);
+      const size = split.exampleShape.reduce((a, b) => a * b, 1);
+      full = await embedDataset(encoder, count, (indices) => {
+        const out = new Float32Array(indices.length * size);
+        indices.forEach((row, i) => out.set(split.inputs.subarray(row * size, (row + 1) * size), i * size));
+        return tf.tensor(out, [indices.length, ...split.exampleShape]);
+      });
+      labels = Int32Array.from(split.labels.subarray(0, count));
+      what = `${count} ${options.split} examples`;
+    }
     encoder.dispose();
     const embeddings = truncateAndNormalize(full.data, count, d, m);
-    const labels = Int32Array.from(split.labels.subarray(0, count));
-    const out = resolve(options.out ?? join(runDir, 'embeddings', `${options.split}-d${m}`));
+    const name = options.input === undefined ? options.split : 'input';
+    const out = resolve(options.out ?? join(runDir, 'embeddings', `${name}-d${m}`));
     await mkdir(dirname(out), { recursive: true });
     const written: string[] = [];
     if (formats.includes('npy')) {
       await writeNpy(`${out}.npy`, embeddings, [count, m]);
-      await writeNpy(`${out}.labels.npy`, labels, [count]);
-      written.push(`${out}.npy`, `${out}.labels.npy`);
+      written.push(`${out}.npy`);
+      if (labels !== undefined) {
+        await writeNpy(`${out}.labels.npy`, labels, [count]);
+        written.push(`${out}.labels.npy`);
+      }
     }
     const metadata = {
       model: String(encoder.config.architecture),
       dim: String(m),
       modelDim: String(d),
-      split: options.split,
-      data: options.data,
+      ...(options.input === undefined
+        ? { split: options.split, data: options.data ?? 'fashion-mnist' }
+        : { input: options.input }),
       normalized: 'l2',
     };
     if (formats.includes('safetensors')) {
       await writeSafetensors(
         `${out}.safetensors`,
-        new Map([
+        new Map<string, { shape: number[]; data: Float32Array | Int32Array }>([
           ['embeddings', { shape: [count, m], data: embeddings }],
-          ['labels', { shape: [count], data: labels }],
+          ...(labels === undefined
+            ? []
+            : [['labels', { shape: [count], data: labels }] as [string, { shape: number[]; data: Int32Array }]]),
         ]),
         metadata,
       );
       written.push(`${out}.safetensors`);
     }
+    if (formats.includes('jsonl')) {
+      const lines: string[] = [];
+      for (let r = 0; r < count; r++) {
+        const id = ids?.[r] ?? String(r);
+        const vector = Array.from(embeddings.subarray(r * m, (r + 1) * m), (v) => Number(v.toPrecision(7)));
+        lines.push(JSON.stringify({ id, ...(labels === undefined ? {} : { label: labels[r] }), embedding: vector }));
+      }
+      await writeFileAtomically(`${out}.jsonl`, `${lines.join('\n')}\n`);
+      written.push(`${out}.jsonl`);
+    }
     if (formats.includes('index') && api !== undefined) {
-      const index = api.MatryoshkaIndex.fromVectors(embeddings, { dim: m, labels, metadata });
+      const index = api.MatryoshkaIndex.fromVectors(embeddings, {
+        dim: m,
+        ...(labels === undefined ? {} : { labels }),
+        metadata,
+      });
       api.saveIndex(index, `${out}.mrlidx`);
       written.push(`${out}.mrlidx`);
     } else if (formats.includes('index')) {
       process.stderr.write('note: no search index written (this build of @mrl/core has no adaptive index yet)\n');
     }
     process.stdout.write(
-      `embedded ${count} ${options.split} examples, d=${d} -> ${m} dims (L2-normalised)\n${written.map((w) => `  ${displayPath(w)}`).join('\n')}\n`,
+      `embedded ${what}, d=${d} -> ${m} dims (L2-normalised)\n${written.map((w) => `  ${displayPath(w)}`).join('\n')}\n`,
     );
   },
 });

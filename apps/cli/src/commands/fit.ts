@@ -18,7 +18,7 @@ import {
 } from '@mrl/core';
 import { fitAlign } from '@mrl/align';
 import { fitText, TEXT_TASKS, type TextTask } from '@mrl/text';
-import { fitVision, parseCorruptions, VISION_BASELINES, type VisionBaseline } from '@mrl/vision';
+import { fitVision, parseCorruptions, VISION_BASELINES, type VisionBaseline, type VisionInputShape } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
 import { defineMrlCommand } from '../command.js';
 import {
@@ -49,14 +49,15 @@ const DEFAULT_TEXT_TASK: TextTask = 'classify';
 const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS };
 type FitOptions = Resolved<typeof FLAGS>;
 
-/** Image size of the vision data sets, for registrations whose config has these fields. */
-const VISION_INPUT = { height: 28, width: 28, channels: 1 };
-
-function inputOverrides(defaults: Record<string, unknown>): Record<string, unknown> {
+/** Input fields of a registration's config, from the images' shape. */
+function inputOverrides(
+  defaults: Record<string, unknown>,
+  input: { height: number; width: number; channels: number },
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if ('inputDim' in defaults) out.inputDim = VISION_INPUT.height * VISION_INPUT.width * VISION_INPUT.channels;
-  if ('inputChannels' in defaults) out.inputChannels = VISION_INPUT.channels;
-  if ('imageSize' in defaults) out.imageSize = VISION_INPUT.height;
+  if ('inputDim' in defaults) out.inputDim = input.height * input.width * input.channels;
+  if ('inputChannels' in defaults) out.inputChannels = input.channels;
+  if ('imageSize' in defaults) out.imageSize = input.height;
   return out;
 }
 
@@ -102,6 +103,12 @@ function validate(options: FitOptions): void {
     !(options['mask-probability'] > 0 && options['mask-probability'] < 1)
   ) {
     throw invalid(`--mask-probability must be between 0 and 1, got ${options['mask-probability']}.`, 'BERT uses 0.15.');
+  }
+  if (options.channels !== undefined && options.channels !== 1 && options.channels !== 3) {
+    throw invalid(`--channels must be 1 or 3, got ${options.channels}.`, 'Use 1 for grey images, 3 for RGB.');
+  }
+  if (options['image-size'] !== undefined && !(options['image-size'] >= 4)) {
+    throw invalid(`--image-size must be at least 4, got ${options['image-size']}.`, 'For example 32.');
   }
   if (options['test-fraction'] !== undefined && !(options['test-fraction'] > 0 && options['test-fraction'] < 1)) {
     throw invalid(`--test-fraction must be between 0 and 1, got ${options['test-fraction']}.`, 'For example 0.1.');
@@ -252,9 +259,14 @@ export const fitCommand = defineMrlCommand({
       );
     }
 
+    // The shape the data will have (fit checks it against the data when it loads).
+    const expectedInput =
+      options.modality === 'vision' && dataName !== 'fashion-mnist'
+        ? { height: options['image-size'] ?? 32, width: options['image-size'] ?? 32, channels: options.channels ?? 3 }
+        : { height: 28, width: 28, channels: 1 };
     const encoderConfig = {
       ...registration.defaults,
-      ...inputOverrides(registration.defaults),
+      ...inputOverrides(registration.defaults, expectedInput),
       ...(options.modality === 'vision' ? modelConfig : {}),
       architecture: registration.name,
     };
@@ -368,9 +380,9 @@ export const fitCommand = defineMrlCommand({
         context,
       );
     } else {
-      const createEncoder = (dim: number): Encoder<tf.Tensor> =>
+      const createEncoder = (dim: number, input: VisionInputShape): Encoder<tf.Tensor> =>
         registration.create(
-          { ...encoderConfig, embeddingDim: dim },
+          { ...encoderConfig, ...inputOverrides(registration.defaults, input), embeddingDim: dim },
           createRandom(options.seed, 4),
         ) as Encoder<tf.Tensor>;
       const optimizer: OptimizerConfig =
@@ -398,6 +410,11 @@ export const fitCommand = defineMrlCommand({
           centerRetrieval: options['center-retrieval'],
           saveModel: options['save-model'],
           ...optional('ffDims', options['ff-dims']),
+          ...optional('imageSize', options['image-size']),
+          ...(options.channels === undefined ? {} : { channels: options.channels as 1 | 3 }),
+          ...optional('testFraction', options['test-fraction']),
+          strict: options.strict,
+          augment: options.augment,
           checkpointEvery: options['checkpoint-every'] ?? 500,
           compare: compare as VisionBaseline[],
           ...(options.robustness === undefined ? {} : { robustness: parseCorruptions(options.robustness) }),

@@ -7,7 +7,9 @@ import { MatryoshkaLoss } from '../matryoshka-loss.js';
 import { MatryoshkaModel } from '../model.js';
 import { ClassificationObjective } from '../objective.js';
 import { createRandom } from '../rng.js';
-import { Trainer, type FitResult, type TrainerOptions } from '../trainer.js';
+import { Trainer, type BatchSource, type FitResult, type TrainerOptions } from '../trainer.js';
+import type { SupervisedBatch } from '../model.js';
+import type { ClassTarget } from '../objective.js';
 import { checkArrayDataset, classificationBatches, gatherRows, headOf, type ArrayDataset } from './array-dataset.js';
 
 /** `separate`: one linear head per dim (MRL); `shared`: one sliced head (MRL-E). */
@@ -31,6 +33,11 @@ export async function trainClassifier(options: {
   weights?: readonly number[];
   head: HeadKind;
   trainer: TrainerOptions;
+  /**
+   * Training batches to use instead of `train`'s rows (e.g. images decoded with augmentation as
+   * they are needed); `train` still gives the class count and is what evaluation embeds.
+   */
+  batches?: BatchSource<SupervisedBatch<tf.Tensor, ClassTarget>>;
 }): Promise<ClassifierRun> {
   checkArrayDataset(options.train, 'training data');
   const d = options.encoder.embeddingDim;
@@ -45,7 +52,7 @@ export async function trainClassifier(options: {
     ...(options.weights === undefined ? {} : { weights: options.weights }),
   });
   const model = new MatryoshkaModel(options.encoder, loss);
-  const trainer = new Trainer(model, classificationBatches(options.train), options.trainer);
+  const trainer = new Trainer(model, options.batches ?? classificationBatches(options.train), options.trainer);
   const fit = await trainer.fit();
   trainer.optimizer.dispose();
   return { encoder: options.encoder, head, dims: loss.dims, fit };

@@ -13,16 +13,16 @@ describe.concurrent('plug-in encoders through DI (examples/custom-encoder)', () 
     const plain = await cli(['models']);
     expectOk(plain);
     expect(plain.stdout).toMatch(/^\s+mlp \(vision, default d=64\)$/m);
-    expect(plain.stdout).toMatch(/^\s+resnet-tiny\s+vision\s+32\s+/m);
+    expect(plain.stdout).toMatch(/^\s+resnet-tiny \(vision, default d=32\)\n\s+ResNet, basic blocks/m);
     expect(plain.stdout).not.toContain('my-encoder');
     expect(plain.stdout).toMatch(
-      /^\s*classification-shared\s+any\s+softmax cross-entropy per nesting dim, one shared head/m,
+      /^\s*classification-shared \(any\)\n\s+softmax cross-entropy per nesting dim, one shared head/m,
     );
     const r = await cli(['models', '--plugin', 'examples/custom-encoder/my-encoder.js'], { cwd: REPO });
     expectOk(r);
     expect(r.stdout).toContain(`modules: core, vision`);
     expect(r.stdout).toContain(PLUGIN);
-    expect(r.stdout).toMatch(/^\s+my-encoder\s+vision\s+32\s+example plug-in: tanh MLP/m);
+    expect(r.stdout).toMatch(/^\s+my-encoder \(vision, default d=32\)\n\s+example plug-in: tanh MLP/m);
     const json = JSON.parse((await cli(['models', '--plugin', PLUGIN, '--format', 'json'])).stdout);
     expect(json.encoders.find((e: { name: string }) => e.name === 'my-encoder')).toMatchObject({
       modality: 'vision',

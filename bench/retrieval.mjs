@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Adaptive retrieval benchmark: exact full-dim search vs shortlist/re-rank, funnel, int8 and
-// binary first stages (all from @mrl/core's adaptive module), and hnswlib-node on the same
+// binary first stages (all from @mrl/adaptive), and hnswlib-node on the same
 // vectors. Prints queries/s, FLOPs/query, recall@10 vs exact and mAP@10, each also as a ratio
 // to exact full-dim search.
 //
-//   pnpm exec tsc -b packages/core && node bench/retrieval.mjs [--n 100000] [--d 256]
+//   pnpm exec tsc -b packages/adaptive && node bench/retrieval.mjs [--n 100000] [--d 256]
 //     [--queries 200] [--classes 1000] [--noise 0.8] [--decay 0.75] [--seed 1] [--reps 2] [--no-hnsw]
 //     [--vectors db.npy [--labels labels.npy]]   (float32 [N, d]; the last --queries rows become queries)
 //
@@ -13,7 +13,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import { createRandom, defaultFunnel, MatryoshkaIndex, meanAveragePrecisionAtK, recallAtK } from '@mrl/core';
+import { defaultFunnel, MatryoshkaIndex, meanAveragePrecisionAtK, recallAtK } from '@mrl/adaptive';
+import { createRandom } from '@mrl/core/rng';
 
 const argv = process.argv.slice(2);
 function arg(name, fallback) {

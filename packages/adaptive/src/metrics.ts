@@ -1,4 +1,4 @@
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
 import { assertIntInRange } from './validate.js';
 
 /** The part of a search result the metrics read: `k` row ids per query, best first. */

@@ -1,4 +1,4 @@
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
 import { validateFunnel, type FunnelConfig } from './funnel.js';
 import {
   quantizeBinary,

@@ -1,5 +1,5 @@
 /** Seeded data for the adaptive tests: no randomness leaks between runs. */
-import { createRandom } from '../../src/rng.js';
+import { createRandom } from '@mrl/core/rng';
 
 /** Seeded floats in [0, 1): core's generator, so the tests use the project's one PRNG. */
 export function rng(seed: number): () => number {

@@ -1,4 +1,4 @@
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
 import { assertIntInRange, rowCount } from './validate.js';
 
 /** How sure a classifier is: the top class probability, or the gap between the top two. */

@@ -2,7 +2,8 @@
  * Adaptive deployment of Matryoshka embeddings (Kusupati et al., NeurIPS 2022, Sec. 5):
  * a classification cascade over nested dims, and a retrieval index that searches at any prefix,
  * with shortlist/re-rank, funnels, quantised first stages, persistence and metrics.
- * See packages/core/ADAPTIVE.md.
+ * Browser-safe: nothing here imports a Node module; file I/O is in `@mrl/adaptive/node`.
+ * See packages/adaptive/README.md.
  */
 export { predictionConfidence } from './confidence.js';
 export type { ConfidenceMeasure, Confidences, ScoreKind } from './confidence.js';
@@ -36,7 +37,6 @@ export type {
   ShortlistRerankOptions,
   StageReport,
 } from './vector-index.js';
-export { INDEX_FILE_MAGIC, INDEX_FILE_VERSION, openIndex, saveIndex } from './index-file.js';
-export { crc32 } from './crc32.js';
+export { crc32Portable } from './crc32.js';
 export { meanAveragePrecisionAtK, recallAtK } from './metrics.js';
 export type { RankedHits } from './metrics.js';

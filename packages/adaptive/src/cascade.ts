@@ -1,4 +1,4 @@
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
 import { predictionConfidence, type ConfidenceMeasure, type ScoreKind } from './confidence.js';
 import { assertIntInRange } from './validate.js';
 

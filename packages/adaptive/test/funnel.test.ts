@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { defaultFunnel, validateFunnel } from '../../src/adaptive/funnel.js';
-import { MrlError } from '../../src/errors.js';
+import { defaultFunnel, validateFunnel } from '../src/funnel.js';
+import { MrlError } from '@mrl/core/errors';
 
 function message(f: () => void): string {
   try {

@@ -1,4 +1,4 @@
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
 import { assertIntInRange } from './validate.js';
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateCascade, runCascade, type CascadeInput } from '../../src/adaptive/cascade.js';
-import { tuneCascadeThresholds } from '../../src/adaptive/cascade-tuning.js';
-import { predictionConfidence } from '../../src/adaptive/confidence.js';
+import { evaluateCascade, runCascade, type CascadeInput } from '../src/cascade.js';
+import { tuneCascadeThresholds } from '../src/cascade-tuning.js';
+import { predictionConfidence } from '../src/confidence.js';
 import { gaussian, rng } from './synthetic.js';
 
 const C = 10;

@@ -40,9 +40,9 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
+import { MatryoshkaIndex, type Metric } from '../vector-index.js';
 import { crc32 } from './crc32.js';
-import { MatryoshkaIndex, type Metric } from './vector-index.js';
 
 /** The 8 bytes every index file starts with. */
 export const INDEX_FILE_MAGIC: Uint8Array = Uint8Array.from([0x89, 0x4d, 0x52, 0x4c, 0x49, 0x44, 0x58, 0x0a]);
@@ -188,7 +188,7 @@ export function openIndex(file: string): MatryoshkaIndex {
     throw corrupt(
       file,
       `has format version ${version}, newer than this reader supports (${INDEX_FILE_VERSION})`,
-      'upgrade @mrl/core to read it',
+      'upgrade @mrl/adaptive to read it',
     );
   }
   if (version < 1) throw corrupt(file, `has unsupported format version ${version}`);

@@ -2,11 +2,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { crc32, crc32Portable } from '../../src/adaptive/crc32.js';
-import { INDEX_FILE_MAGIC, openIndex, saveIndex } from '../../src/adaptive/index-file.js';
-import { MatryoshkaIndex } from '../../src/adaptive/vector-index.js';
-import { MrlError } from '../../src/errors.js';
-import { clustered } from './synthetic.js';
+import { crc32Portable } from '../../src/crc32.js';
+import { crc32 } from '../../src/node/crc32.js';
+import { INDEX_FILE_MAGIC, openIndex, saveIndex } from '../../src/node/index-file.js';
+import { MatryoshkaIndex } from '../../src/vector-index.js';
+import { MrlError } from '@mrl/core/errors';
+import { clustered } from '../synthetic.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mrl-index-file-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -1,4 +1,4 @@
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
 import { TopKHeap } from './topk.js';
 import { assertIntInRange } from './validate.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defaultFunnel } from '../../src/adaptive/funnel.js';
-import { meanAveragePrecisionAtK, recallAtK } from '../../src/adaptive/metrics.js';
-import { MatryoshkaIndex } from '../../src/adaptive/vector-index.js';
+import { defaultFunnel } from '../src/funnel.js';
+import { meanAveragePrecisionAtK, recallAtK } from '../src/metrics.js';
+import { MatryoshkaIndex } from '../src/vector-index.js';
 import { bruteTopK, clustered, expectClose } from './synthetic.js';
 
 const d = 64;

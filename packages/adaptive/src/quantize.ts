@@ -1,4 +1,4 @@
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
 import { QUERY_BLOCK, QUERY_TILE, rowBlockSize, type MatrixView } from './scoring.js';
 import { TopKHeap } from './topk.js';
 import { assertIntInRange } from './validate.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { meanAveragePrecisionAtK, recallAtK } from '../../src/adaptive/metrics.js';
+import { meanAveragePrecisionAtK, recallAtK } from '../src/metrics.js';
 
 describe('recallAtK', () => {
   it('counts the overlap with the exact top-k, in any order', () => {

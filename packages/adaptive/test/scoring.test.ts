@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { blockedTopK, dotProducts } from '../../src/adaptive/scoring.js';
+import { blockedTopK, dotProducts } from '../src/scoring.js';
 import { bruteTopK, expectClose, gaussian, rng } from './synthetic.js';
 
 function randomMatrix(rows: number, stride: number, seed: number): Float32Array {

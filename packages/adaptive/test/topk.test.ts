@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TopKHeap, topK } from '../../src/adaptive/topk.js';
-import { MrlError } from '../../src/errors.js';
+import { TopKHeap, topK } from '../src/topk.js';
+import { MrlError } from '@mrl/core/errors';
 import { bruteTopK, rng } from './synthetic.js';
 
 describe('TopKHeap', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { recallAtK } from '../../src/adaptive/metrics.js';
-import { popcount32, quantizeBinary, quantizeInt8, quantizedTopK } from '../../src/adaptive/quantize.js';
-import { MatryoshkaIndex } from '../../src/adaptive/vector-index.js';
+import { recallAtK } from '../src/metrics.js';
+import { popcount32, quantizeBinary, quantizeInt8, quantizedTopK } from '../src/quantize.js';
+import { MatryoshkaIndex } from '../src/vector-index.js';
 import { clustered, rng } from './synthetic.js';
 
 describe('popcount32', () => {

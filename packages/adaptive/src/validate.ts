@@ -1,4 +1,4 @@
-import { MrlError } from '../errors.js';
+import { MrlError } from '@mrl/core/errors';
 
 /** Throws `invalid-argument` unless `value` is an integer in [min, max]; the message names `name`. */
 export function assertIntInRange(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {

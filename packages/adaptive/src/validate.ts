@@ -22,3 +22,23 @@ export function rowCount(name: string, data: ArrayLike<number>, rowLength: numbe
   }
   return data.length / rowLength;
 }
+
+/**
+ * Throws `invalid-argument` naming the first row (and the value's position in it) that holds
+ * NaN or ±Infinity. A non-finite value would score NaN against everything, and a NaN never
+ * wins a comparison, so the search would return arbitrary rows instead of failing.
+ */
+export function assertFiniteRows(name: string, data: Float32Array, rowLength: number): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number;
+    // v - v is 0 for finite v and NaN for NaN and ±Infinity: one subtraction per value.
+    if (v - v !== 0) {
+      const row = Math.floor(i / rowLength);
+      throw new MrlError(
+        'invalid-argument',
+        `${name} row ${row} holds ${String(v)} at position ${i - row * rowLength} (of ${rowLength}): vectors must be finite`,
+        `drop or recompute row ${row} (a NaN embedding usually means the encoder diverged or read an empty input)`,
+      );
+    }
+  }
+}

@@ -11,7 +11,7 @@ import {
 } from './quantize.js';
 import { blockedTopK, type MatrixView } from './scoring.js';
 import { TopKHeap } from './topk.js';
-import { assertIntInRange, rowCount } from './validate.js';
+import { assertFiniteRows, assertIntInRange, rowCount } from './validate.js';
 
 /*
  * One contiguous Float32Array holds the N x d vectors once; a prefix of row i at dim m is the
@@ -163,6 +163,7 @@ export class MatryoshkaIndex {
     this.vectors = vectors;
     this.dim = options.dim;
     this.size = rowCount('index vectors', vectors, options.dim);
+    assertFiniteRows('index vectors', vectors, options.dim);
     this.metric = checkMetric(options.metric ?? 'cosine');
     const prefixDims = [...new Set(options.prefixDims ?? defaultPrefixDims(this.dim))].sort((a, b) => a - b);
     prefixDims.forEach((m, i) => assertIntInRange(`prefixDims[${i}]`, m, 1, this.dim));
@@ -356,6 +357,7 @@ export class MatryoshkaIndex {
       throw new MrlError('invalid-argument', 'queries must be a Float32Array of [numQueries, d] values');
     }
     const nq = rowCount('queries', queries, this.dim);
+    assertFiniteRows('queries', queries, this.dim);
     const d = this.dim;
     const cosine = metric === 'cosine';
     let oneOffFlops = 0;

@@ -1,3 +1,4 @@
+import { MrlError } from '@mrl/core/errors';
 import { describe, expect, it } from 'vitest';
 import { defaultFunnel } from '../src/funnel.js';
 import { meanAveragePrecisionAtK, recallAtK } from '../src/metrics.js';
@@ -73,6 +74,37 @@ describe('MatryoshkaIndex.search', () => {
     expect(() => index.search(new Float32Array(d + 1), { k: 1 })).toThrow(
       /queries has 65 values, which is not a positive multiple of the row length 64/,
     );
+  });
+
+  it.each([
+    [Number.NaN, 'NaN'],
+    [Number.POSITIVE_INFINITY, 'Infinity'],
+    [Number.NEGATIVE_INFINITY, '-Infinity'],
+  ])('refuses a query holding %s, naming its row and position', (bad, text) => {
+    const queries = data.queries.slice(0, 5 * d);
+    queries[3 * d + 7] = bad;
+    expect(() => index.search(queries, { k: 10 })).toThrow(
+      new RegExp(`^queries row 3 holds ${text} at position 7 \\(of 64\\): vectors must be finite$`),
+    );
+    expect(() => index.shortlistRerank(queries, { shortlistDim: 16, shortlistK: 50, rerankDim: d, k: 10 })).toThrow(
+      /queries row 3 holds/,
+    );
+  });
+
+  it('refuses index vectors holding NaN, naming the row', () => {
+    const vectors = data.vectors.slice(0, 100 * d);
+    vectors[42 * d] = Number.NaN;
+    let caught: unknown;
+    try {
+      MatryoshkaIndex.fromVectors(vectors, { dim: d });
+    } catch (e) {
+      caught = e;
+    }
+    expect(MrlError.is(caught)).toBe(true);
+    expect((caught as MrlError).message).toBe(
+      'index vectors row 42 holds NaN at position 0 (of 64): vectors must be finite',
+    );
+    expect((caught as MrlError).fix).toMatch(/drop or recompute row 42/);
   });
 
   it('rejects a search dim beyond d', () => {

@@ -47,10 +47,17 @@ export interface AdaptiveApi {
   meanAveragePrecisionAtK(result: SearchResultLike, queryLabels: Int32Array, dbLabels: Int32Array, k?: number): number;
 }
 
+// Exact scans on the native GEMM when onnxruntime-node loads here, in JavaScript otherwise.
+let gemm: adaptive.Gemm | undefined | null = null;
+function searchGemm(): adaptive.Gemm | undefined {
+  if (gemm === null) gemm = adaptiveNode.nativeGemm();
+  return gemm;
+}
+
 const api: AdaptiveApi = {
   MatryoshkaIndex: adaptive.MatryoshkaIndex,
   saveIndex: (index, file) => adaptiveNode.saveIndex(index as adaptive.MatryoshkaIndex, file),
-  openIndex: adaptiveNode.openIndex,
+  openIndex: (file) => adaptiveNode.openIndex(file, { gemm: searchGemm() }),
   defaultFunnel: (indexDim, k) => {
     const f = adaptive.defaultFunnel(indexDim, k);
     return { dims: [...f.dims], shortlists: [...f.shortlists] };

@@ -26,6 +26,8 @@ export {
 export type { BinaryPrefix, Int8Prefix, Int8ScaleMode, QuantizedPrefix } from './quantize.js';
 export { defaultFunnel, validateFunnel } from './funnel.js';
 export type { FunnelConfig } from './funnel.js';
+export { gemmTopK, jsGemm } from './gemm.js';
+export type { Gemm } from './gemm.js';
 export { MatryoshkaIndex } from './vector-index.js';
 export type {
   FunnelOptions,

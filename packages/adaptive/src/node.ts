@@ -4,3 +4,4 @@
  */
 export { INDEX_FILE_MAGIC, INDEX_FILE_VERSION, openIndex, saveIndex } from './node/index-file.js';
 export { crc32 } from './node/crc32.js';
+export { nativeGemm } from './node/native-gemm.js';

@@ -1,5 +1,6 @@
 import { MrlError } from '@mrl/core/errors';
 import { validateFunnel, type FunnelConfig } from './funnel.js';
+import { gemmTopK, type Gemm } from './gemm.js';
 import {
   quantizeBinary,
   quantizeInt8,
@@ -43,6 +44,12 @@ export interface IndexOptions {
   readonly labels?: Int32Array | readonly number[];
   /** Free JSON-serialisable metadata saved with the index. */
   readonly metadata?: Readonly<Record<string, unknown>>;
+  /**
+   * Runs every float full scan (exact search, the first stage of shortlist/re-rank and
+   * funnels) as blocked matrix products on this engine, e.g. `nativeGemm()` from
+   * `@mrl/adaptive/node`. Default: the JavaScript scan in scoring.ts.
+   */
+  readonly gemm?: Gemm;
 }
 
 /** Exact search at one prefix dim. */
@@ -149,6 +156,8 @@ export class MatryoshkaIndex {
   readonly ids: readonly string[] | undefined;
   readonly labels: Int32Array | undefined;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /** The product engine of full scans, when one was given (see {@link IndexOptions.gemm}). */
+  readonly gemm: Gemm | undefined;
   private readonly invNorms = new Map<number, Float32Array>();
 
   private constructor(vectors: Float32Array, options: IndexOptions) {
@@ -187,6 +196,7 @@ export class MatryoshkaIndex {
       this.labels = undefined;
     }
     this.metadata = options.metadata ?? {};
+    this.gemm = options.gemm;
     if (this.metric === 'cosine') this.computeInverseNorms(prefixDims);
   }
 
@@ -373,7 +383,10 @@ export class MatryoshkaIndex {
     let heaps: TopKHeap[];
     let perQuery: number;
     if (s0.quantized === undefined) {
-      heaps = blockedTopK(qView, { data: this.vectors, rows: this.size, stride: d }, s0.dim, s0.keep, rowScale0);
+      heaps =
+        this.gemm !== undefined
+          ? gemmTopK(this.gemm, queries, nq, this.vectors, this.size, d, s0.dim, s0.keep, rowScale0)
+          : blockedTopK(qView, { data: this.vectors, rows: this.size, stride: d }, s0.dim, s0.keep, rowScale0);
       perQuery = this.size * (2 * s0.dim + (rowScale0 ? 1 : 0));
     } else {
       heaps = quantizedTopK(s0.quantized, qView, s0.keep, rowScale0);

@@ -41,6 +41,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { MrlError } from '@mrl/core/errors';
+import type { Gemm } from '../gemm.js';
 import { MatryoshkaIndex, type Metric } from '../vector-index.js';
 import { crc32 } from './crc32.js';
 
@@ -144,6 +145,7 @@ function corrupt(file: string, what: string, fix?: string): MrlError {
 
 /**
  * Reads an index written by {@link saveIndex}, verifying magic, version, size and checksum.
+ * `options.gemm` is passed on to the index (e.g. `nativeGemm()` for fast full scans).
  *
  * @example
  * ```ts
@@ -151,7 +153,7 @@ function corrupt(file: string, what: string, fix?: string): MrlError {
  * index.search(queries, { k: 10, dim: 64 });
  * ```
  */
-export function openIndex(file: string): MatryoshkaIndex {
+export function openIndex(file: string, options: { gemm?: Gemm | undefined } = {}): MatryoshkaIndex {
   assertLittleEndian();
   let buf: Buffer;
   try {
@@ -263,6 +265,7 @@ export function openIndex(file: string): MatryoshkaIndex {
       metadata: meta.metadata ?? {},
       ...(meta.ids !== undefined ? { ids: meta.ids } : {}),
       ...(labels !== undefined ? { labels } : {}),
+      ...(options.gemm !== undefined ? { gemm: options.gemm } : {}),
     });
   } catch (e) {
     throw corrupt(file, `has an inconsistent header: ${(e as Error).message}`);

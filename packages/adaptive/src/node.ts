@@ -5,3 +5,5 @@
 export { INDEX_FILE_MAGIC, INDEX_FILE_VERSION, openIndex, saveIndex } from './node/index-file.js';
 export { crc32 } from './node/crc32.js';
 export { nativeGemm } from './node/native-gemm.js';
+export { PrefixHnsw } from './node/hnsw.js';
+export type { HnswQuantization, HnswSearchOptions, PrefixHnswOptions } from './node/hnsw.js';

@@ -88,7 +88,8 @@ export type QuantizeSpec =
 /** One stage of a search, for reports. */
 export interface StageReport {
   readonly dim: number;
-  readonly kind: 'float' | 'int8' | 'binary';
+  /** 'hnsw': an approximate graph search (Node entry's `PrefixHnsw`), not a full scan. */
+  readonly kind: 'float' | 'int8' | 'binary' | 'hnsw';
   /** Rows scored per query at this stage. */
   readonly candidatesPerQuery: number;
   /** Rows passed on per query. */
@@ -315,6 +316,95 @@ export class MatryoshkaIndex {
     validateFunnel(options, this.dim, options.k);
     const stages: Stage[] = options.dims.map((dim, i) => ({ dim, keep: options.shortlists[i] ?? options.k }));
     return this.run(queries, stages, options.metric);
+  }
+
+  /**
+   * Exact re-rank of given candidates: for each query, scores its `perQuery` candidate rows
+   * (`candidates[q * perQuery + c]`; -1 marks an empty slot, duplicates are scored once) at
+   * prefix `dim` (default d) and keeps the best `k`. The second stage of any external first
+   * stage: an HNSW shortlist, a database's approximate search. Queries with fewer than `k`
+   * valid candidates get -1 ids and -Infinity scores in the remaining slots.
+   *
+   * @example
+   * ```ts
+   * const hits = index.rerank(queries, shortlist, 200, { k: 10 }); // shortlist: [nq, 200] row ids
+   * ```
+   */
+  rerank(
+    queries: Float32Array,
+    candidates: Int32Array,
+    perQuery: number,
+    options: { readonly k: number; readonly dim?: number; readonly metric?: Metric },
+  ): SearchResult {
+    const metric = checkMetric(options.metric ?? this.metric);
+    const m = options.dim ?? this.dim;
+    assertIntInRange('rerank dim', m, 1, this.dim);
+    assertIntInRange('k', options.k, 1);
+    assertIntInRange('candidates per query', perQuery, 1);
+    if (!(queries instanceof Float32Array)) {
+      throw new MrlError('invalid-argument', 'queries must be a Float32Array of [numQueries, d] values');
+    }
+    const nq = rowCount('queries', queries, this.dim);
+    assertFiniteRows('queries', queries, this.dim);
+    if (candidates.length !== nq * perQuery) {
+      throw new MrlError(
+        'invalid-argument',
+        `candidates has ${candidates.length} ids for ${nq} queries x ${perQuery} per query`,
+        'pass one row of candidate ids per query',
+      );
+    }
+    const d = this.dim;
+    const cosine = metric === 'cosine';
+    const oneOffFlops = cosine ? this.computeInverseNorms([m]) : 0;
+    const rowScale = cosine ? this.invNorms.get(m) : undefined;
+    const k = Math.min(options.k, this.size);
+    const ids = new Int32Array(nq * k).fill(-1);
+    const scores = new Float32Array(nq * k).fill(Number.NEGATIVE_INFINITY);
+    const heap = new TopKHeap(k);
+    const x = this.vectors;
+    const seen = new Set<number>();
+    let scored = 0;
+    for (let q = 0; q < nq; q++) {
+      const qo = q * d;
+      seen.clear();
+      for (let c = 0; c < perQuery; c++) {
+        const id = candidates[q * perQuery + c] as number;
+        if (id === -1 || seen.has(id)) continue;
+        if (!(id >= 0 && id < this.size)) {
+          throw new MrlError(
+            'invalid-argument',
+            `candidates[${q * perQuery + c}] = ${id} is not a row of this index (0..${this.size - 1})`,
+          );
+        }
+        seen.add(id);
+        const base = id * d;
+        let dot = 0;
+        for (let j = 0; j < m; j++) dot += (queries[qo + j] as number) * (x[base + j] as number);
+        if (rowScale !== undefined) dot *= rowScale[id] as number;
+        heap.push(dot, id);
+      }
+      scored += seen.size;
+      let inv = 1;
+      if (cosine) {
+        let ss = 0;
+        for (let j = 0; j < m; j++) ss += (queries[qo + j] as number) ** 2;
+        inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+      }
+      const got = heap.drainInto(ids, scores, q * k);
+      for (let c = 0; c < got; c++) scores[q * k + c] = (scores[q * k + c] as number) * inv;
+    }
+    const perRow = 2 * m + (rowScale ? 1 : 0);
+    const flops = scored * perRow + (cosine ? nq * 2 * m : 0);
+    return {
+      numQueries: nq,
+      k,
+      ids,
+      scores,
+      flops,
+      flopsPerQuery: flops / nq,
+      oneOffFlops,
+      stages: [{ dim: m, kind: 'float', candidatesPerQuery: scored / nq, kept: k, flopsPerQuery: flops / nq }],
+    };
   }
 
   /**

@@ -176,3 +176,39 @@ describe('funnel', () => {
     expect(r.ids.length).toBe(nq * 3);
   });
 });
+
+describe('rerank', () => {
+  it('with every row as a candidate equals exact search exactly, at full dim and at a prefix', () => {
+    const n = 3000;
+    const all = new Int32Array(nq * n);
+    for (let q = 0; q < nq; q++) for (let i = 0; i < n; i++) all[q * n + i] = n - 1 - i; // any order
+    for (const [dim, metric] of [
+      [d, 'cosine'],
+      [16, 'dot'],
+    ] as const) {
+      const r = index.rerank(data.queries, all, n, { k: 10, dim, metric });
+      const e = index.search(data.queries, { k: 10, dim, metric });
+      expect(Array.from(r.ids)).toEqual(Array.from(e.ids));
+      expect(Array.from(r.scores)).toEqual(Array.from(e.scores));
+    }
+  });
+
+  it('skips -1 slots and duplicates, and pads queries with too few candidates', () => {
+    const candidates = Int32Array.from([5, 5, -1, 9, /* query 1 */ -1, -1, -1, 7]);
+    const r = index.rerank(data.queries.subarray(0, 2 * d), candidates, 4, { k: 3 });
+    expect(Array.from(r.ids.subarray(0, 3)).sort()).toEqual([-1, 5, 9]);
+    expect(r.ids[2]).toBe(-1);
+    expect(r.scores[2]).toBe(Number.NEGATIVE_INFINITY);
+    expect(Array.from(r.ids.subarray(3))).toEqual([7, -1, -1]);
+    expect(r.stages[0]?.candidatesPerQuery).toBe(1.5);
+  });
+
+  it('rejects a candidate that is not a row, and a candidate count that does not match', () => {
+    expect(() => index.rerank(data.queries.subarray(0, d), Int32Array.from([1, 3000]), 2, { k: 1 })).toThrow(
+      /candidates\[1\] = 3000 is not a row of this index \(0..2999\)/,
+    );
+    expect(() => index.rerank(data.queries.subarray(0, 2 * d), Int32Array.from([1, 2, 3]), 2, { k: 1 })).toThrow(
+      /candidates has 3 ids for 2 queries x 2 per query/,
+    );
+  });
+});

@@ -7,3 +7,12 @@ export { crc32 } from './node/crc32.js';
 export { nativeGemm } from './node/native-gemm.js';
 export { PrefixHnsw } from './node/hnsw.js';
 export type { HnswQuantization, HnswSearchOptions, PrefixHnswOptions } from './node/hnsw.js';
+export { exactSql, openVectorDb, readDbIndexInfo, searchDb, twoStageSql, writeIndexToDb } from './node/pgvector.js';
+export type {
+  DbIndexInfo,
+  DbSearchOptions,
+  DbSearchResult,
+  SqlClient,
+  VectorDb,
+  WriteDbOptions,
+} from './node/pgvector.js';

@@ -36,8 +36,8 @@ export function assertFiniteRows(name: string, data: Float32Array, rowLength: nu
       const row = Math.floor(i / rowLength);
       throw new MrlError(
         'invalid-argument',
-        `${name} row ${row} holds ${String(v)} at position ${i - row * rowLength} (of ${rowLength}): vectors must be finite`,
-        `drop or recompute row ${row} (a NaN embedding usually means the encoder diverged or read an empty input)`,
+        `${name} row ${row} holds ${String(v)} at position ${i - row * rowLength} (of ${rowLength}): vectors must be finite.`,
+        `Drop or recompute row ${row} (a NaN embedding usually means the encoder diverged or read an empty input).`,
       );
     }
   }

@@ -349,8 +349,8 @@ export class MatryoshkaIndex {
     if (candidates.length !== nq * perQuery) {
       throw new MrlError(
         'invalid-argument',
-        `candidates has ${candidates.length} ids for ${nq} queries x ${perQuery} per query`,
-        'pass one row of candidate ids per query',
+        `candidates has ${candidates.length} ids for ${nq} queries x ${perQuery} per query.`,
+        'Pass one row of candidate ids per query.',
       );
     }
     const d = this.dim;
@@ -373,7 +373,7 @@ export class MatryoshkaIndex {
         if (!(id >= 0 && id < this.size)) {
           throw new MrlError(
             'invalid-argument',
-            `candidates[${q * perQuery + c}] = ${id} is not a row of this index (0..${this.size - 1})`,
+            `candidates[${q * perQuery + c}] = ${id} is not a row of this index (0..${this.size - 1}).`,
           );
         }
         seen.add(id);

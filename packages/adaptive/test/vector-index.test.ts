@@ -84,7 +84,7 @@ describe('MatryoshkaIndex.search', () => {
     const queries = data.queries.slice(0, 5 * d);
     queries[3 * d + 7] = bad;
     expect(() => index.search(queries, { k: 10 })).toThrow(
-      new RegExp(`^queries row 3 holds ${text} at position 7 \\(of 64\\): vectors must be finite$`),
+      new RegExp(`^queries row 3 holds ${text} at position 7 \\(of 64\\): vectors must be finite\\.$`),
     );
     expect(() => index.shortlistRerank(queries, { shortlistDim: 16, shortlistK: 50, rerankDim: d, k: 10 })).toThrow(
       /queries row 3 holds/,
@@ -102,9 +102,9 @@ describe('MatryoshkaIndex.search', () => {
     }
     expect(MrlError.is(caught)).toBe(true);
     expect((caught as MrlError).message).toBe(
-      'index vectors row 42 holds NaN at position 0 (of 64): vectors must be finite',
+      'index vectors row 42 holds NaN at position 0 (of 64): vectors must be finite.',
     );
-    expect((caught as MrlError).fix).toMatch(/drop or recompute row 42/);
+    expect((caught as MrlError).fix).toMatch(/Drop or recompute row 42/);
   });
 
   it('rejects a search dim beyond d', () => {

@@ -124,14 +124,14 @@ export class PrefixHnsw {
     if (!(quantization in SCALAR)) {
       throw new MrlError(
         'invalid-argument',
-        `HNSW quantization must be 'f32', 'i8' or 'b1', got '${String(quantization)}'`,
+        `HNSW quantization must be 'f32', 'i8' or 'b1', got '${String(quantization)}'.`,
       );
     }
     if (quantization === 'b1' && options.dim % 8 !== 0) {
       throw new MrlError(
         'invalid-argument',
-        `a binary HNSW first stage packs 8 dims per byte; its dim must be a multiple of 8, got ${options.dim}`,
-        `use dim ${Math.max(8, Math.round(options.dim / 8) * 8)}`,
+        `a binary HNSW first stage packs 8 dims per byte; its dim must be a multiple of 8, got ${options.dim}.`,
+        `Use dim ${Math.max(8, Math.round(options.dim / 8) * 8)}.`,
       );
     }
     const connectivity = options.connectivity ?? 16;
@@ -207,8 +207,8 @@ export class PrefixHnsw {
     if (options.shortlistK < options.k) {
       throw new MrlError(
         'invalid-argument',
-        `shortlistK = ${options.shortlistK} is smaller than k = ${options.k}`,
-        `raise shortlistK to at least ${options.k}`,
+        `shortlistK = ${options.shortlistK} is smaller than k = ${options.k}.`,
+        `Raise shortlistK to at least ${options.k}.`,
       );
     }
     const ids = this.shortlist(queries, options.shortlistK, options.threads ?? 1);

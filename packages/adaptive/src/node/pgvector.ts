@@ -80,8 +80,8 @@ function checkTable(table: string): string {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(table)) {
     throw new MrlError(
       'invalid-argument',
-      `table name '${table}' is not a plain SQL identifier`,
-      'use lower-case letters, digits and _, starting with a letter or _ (at most 63 characters)',
+      `table name '${table}' is not a plain SQL identifier.`,
+      'Use lower-case letters, digits and _, starting with a letter or _ (at most 63 characters).',
     );
   }
   return table;
@@ -105,8 +105,8 @@ export async function openVectorDb(url: string): Promise<VectorDb> {
     if (where === '') {
       throw new MrlError(
         'invalid-argument',
-        `database URL '${url}' names no directory`,
-        'use pglite:<directory> (e.g. pglite:./vectors.pg) or pglite:memory',
+        `database URL '${url}' names no directory.`,
+        'Use pglite:<directory> (e.g. pglite:./vectors.pg) or pglite:memory.',
       );
     }
     const { PGlite } = await import('@electric-sql/pglite');
@@ -118,8 +118,8 @@ export async function openVectorDb(url: string): Promise<VectorDb> {
     } catch (cause) {
       throw new MrlError(
         'invalid-argument',
-        `cannot open the PGlite database ${where}: ${(cause as Error).message}`,
-        'pass a directory PGlite can create or one it wrote before',
+        `cannot open the PGlite database ${where}: ${(cause as Error).message}.`,
+        'Pass a directory PGlite can create or one it wrote before.',
         { cause },
       );
     }
@@ -135,8 +135,8 @@ export async function openVectorDb(url: string): Promise<VectorDb> {
       await client.end().catch(() => undefined);
       throw new MrlError(
         'invalid-argument',
-        `cannot use the PostgreSQL database ${redact(url)}: ${(cause as Error).message}`,
-        'check that the server runs and is reachable, the credentials, and that pgvector is installed there (CREATE EXTENSION vector)',
+        `cannot use the PostgreSQL database ${redact(url)}: ${(cause as Error).message}.`,
+        'Check that the server runs and is reachable, the credentials, and that pgvector is installed there (CREATE EXTENSION vector).',
         { cause },
       );
     }
@@ -144,8 +144,8 @@ export async function openVectorDb(url: string): Promise<VectorDb> {
   }
   throw new MrlError(
     'invalid-argument',
-    `'${url}' is not a database URL`,
-    'use pglite:<directory>, pglite:memory or postgres://user:password@host:port/database',
+    `'${url}' is not a database URL.`,
+    'Use pglite:<directory>, pglite:memory or postgres://user:password@host:port/database.',
   );
 }
 
@@ -212,8 +212,8 @@ export async function writeIndexToDb(
       if (options.replace !== true) {
         throw new MrlError(
           'invalid-argument',
-          `table ${table} already exists in the database`,
-          'pass another table name, or replace it (--replace)',
+          `table ${table} already exists in the database.`,
+          'Pass another table name, or replace it (--replace).',
         );
       }
       await client.query(`DROP TABLE ${table}`);
@@ -265,8 +265,8 @@ export async function readDbIndexInfo(client: SqlClient, table = DEFAULT_TABLE):
   if (row?.present !== true) {
     throw new MrlError(
       'missing-file',
-      `the database has no table ${table}`,
-      'write one with mrl-cli index --from <index.mrlidx> --to <database>, or pass its name with --table',
+      `the database has no table ${table}.`,
+      'Write one with mrl-cli index --from <index.mrlidx> --to <database>, or pass its name with --table.',
     );
   }
   let info: DbIndexInfo | undefined;
@@ -278,8 +278,8 @@ export async function readDbIndexInfo(client: SqlClient, table = DEFAULT_TABLE):
   if (info?.format !== 'mrl-pgvector-1') {
     throw new MrlError(
       'corrupt-file',
-      `table ${table} was not written by mrl (its comment holds no mrl-pgvector-1 description)`,
-      'write it with mrl-cli index, or pass the right --table',
+      `table ${table} was not written by mrl (its comment holds no mrl-pgvector-1 description).`,
+      'Write it with mrl-cli index, or pass the right --table.',
     );
   }
   return info;

@@ -143,11 +143,11 @@ describe('pgvector: bad input', () => {
     );
     const missing = await searchDb(db.client, data.queries, { k, table: 'nothing_here' }).catch((e: unknown) => e);
     expect(MrlError.is(missing)).toBe(true);
-    expect((missing as MrlError).message).toBe('the database has no table nothing_here');
+    expect((missing as MrlError).message).toBe('the database has no table nothing_here.');
   });
 
   it('refuses a URL that is not a database, and names an unreachable server', async () => {
-    await expect(openVectorDb('mysql://x')).rejects.toThrow(/^'mysql:\/\/x' is not a database URL$/);
+    await expect(openVectorDb('mysql://x')).rejects.toThrow(/^'mysql:\/\/x' is not a database URL\.$/);
     await expect(openVectorDb('pglite:')).rejects.toThrow(/names no directory/);
     const e = await openVectorDb('postgres://me:secret@127.0.0.1:1/db').catch((x: unknown) => x);
     expect(MrlError.is(e)).toBe(true);

@@ -13,6 +13,7 @@
  * quantisation then uses its full [-127, 127] range), binary keeps the sign bits. The first
  * stage only has to rank the right rows into the top K; the re-rank uses the index's metric.
  */
+import * as fs from 'node:fs';
 import { MrlError } from '@mrl/core/errors';
 import usearch, { type Index as UsearchIndex, type ScalarKind } from 'usearch';
 import type { SearchResult, StageReport } from '../vector-index.js';
@@ -82,6 +83,24 @@ function prefixes(rows: Float32Array, n: number, stride: number, m: number, norm
   return out;
 }
 
+function emptyGraph(
+  dim: number,
+  quantization: HnswQuantization,
+  connectivity: number,
+  expansionAdd: number,
+  expansionSearch: number,
+): UsearchIndex {
+  return new usearch.Index({
+    dimensions: dim,
+    metric: quantization === 'b1' ? usearch.MetricKind.Hamming : usearch.MetricKind.IP,
+    quantization: SCALAR[quantization],
+    connectivity,
+    expansion_add: expansionAdd,
+    expansion_search: expansionSearch,
+    multi: false,
+  });
+}
+
 /**
  * An HNSW graph (usearch) over the first `dim` values of every row of a
  * {@link MatryoshkaIndex}, keyed by row number, for a shortlist that the index re-ranks.
@@ -142,15 +161,7 @@ export class PrefixHnsw {
     assertIntInRange('HNSW expansionSearch', expansionSearch, 1);
     const threads = options.threads ?? 1;
     assertIntInRange('HNSW build threads', threads, 1, 1024);
-    const graph = new usearch.Index({
-      dimensions: options.dim,
-      metric: quantization === 'b1' ? usearch.MetricKind.Hamming : usearch.MetricKind.IP,
-      quantization: SCALAR[quantization],
-      connectivity,
-      expansion_add: expansionAdd,
-      expansion_search: expansionSearch,
-      multi: false,
-    });
+    const graph = emptyGraph(options.dim, quantization, connectivity, expansionAdd, expansionSearch);
     const keys = new BigUint64Array(index.size);
     for (let i = 0; i < index.size; i++) keys[i] = BigInt(i);
     graph.add(keys, prefixes(index.vectors, index.size, index.dim, options.dim, quantization !== 'b1'), threads);
@@ -228,8 +239,83 @@ export class PrefixHnsw {
     return { ...r, stages: [first, ...r.stages] };
   }
 
-  /** Writes the graph in usearch's own format (for its size on disk, or to reopen with usearch). */
+  /**
+   * Writes the graph in usearch's format, atomically: to `<file>.tmp-<pid>`, fsynced, then
+   * renamed over `file`, so a reader sees the old graph or the new one.
+   *
+   * @example
+   * ```ts
+   * graph.save('products.hnsw');
+   * ```
+   */
   save(file: string): void {
-    this.graph.save(file);
+    const tmp = `${file}.tmp-${process.pid}`;
+    try {
+      this.graph.save(tmp);
+      const fd = fs.openSync(tmp, 'r+');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+    } catch (cause) {
+      fs.rmSync(tmp, { force: true });
+      throw new MrlError(
+        'invalid-argument',
+        `cannot write HNSW graph ${file}: ${(cause as Error).message}.`,
+        'Check that its directory exists and is writable.',
+        { cause },
+      );
+    }
+  }
+
+  /**
+   * Opens a graph written by {@link save} for `index` memory-mapped (usearch `view`: the file
+   * is not read into the heap). `options` must repeat the build's dim and quantization;
+   * `expansionSearch` may differ (it is a search-time setting).
+   *
+   * @example
+   * ```ts
+   * const graph = PrefixHnsw.view(index, 'products.hnsw', { dim: 64, quantization: 'i8', expansionSearch: 256 });
+   * ```
+   */
+  static view(index: MatryoshkaIndex, file: string, options: PrefixHnswOptions): PrefixHnsw {
+    const quantization = options.quantization ?? 'f32';
+    const expansionSearch = options.expansionSearch ?? 64;
+    assertIntInRange('HNSW prefix dim', options.dim, 1, index.dim);
+    assertIntInRange('HNSW expansionSearch', expansionSearch, 1);
+    if (!fs.existsSync(file)) {
+      throw new MrlError(
+        'missing-file',
+        `HNSW graph ${file} does not exist.`,
+        'Build it with PrefixHnsw.build and save it first.',
+      );
+    }
+    const graph = emptyGraph(
+      options.dim,
+      quantization,
+      options.connectivity ?? 16,
+      options.expansionAdd ?? 128,
+      expansionSearch,
+    );
+    try {
+      graph.view(file);
+    } catch (cause) {
+      throw new MrlError(
+        'corrupt-file',
+        `HNSW graph ${file} cannot be opened: ${(cause as Error).message}.`,
+        'Build and save the graph again.',
+        { cause },
+      );
+    }
+    if (graph.dimensions() !== options.dim || graph.size() !== index.size) {
+      throw new MrlError(
+        'corrupt-file',
+        `HNSW graph ${file} holds ${graph.size()} vectors of dim ${graph.dimensions()}, but the index has ${index.size} rows and the prefix dim is ${options.dim}.`,
+        'Open it with the index and options it was built for, or build it again.',
+      );
+    }
+    return new PrefixHnsw(index, graph, { dim: options.dim, quantization, expansionSearch });
   }
 }

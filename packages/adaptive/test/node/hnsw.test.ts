@@ -1,5 +1,8 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { MrlError } from '@mrl/core/errors';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { recallAtK } from '../../src/metrics.js';
 import { PrefixHnsw } from '../../src/node/hnsw.js';
 import { MatryoshkaIndex } from '../../src/vector-index.js';
@@ -59,5 +62,47 @@ describe('PrefixHnsw', () => {
     expect(MrlError.is(caught)).toBe(true);
     expect((caught as MrlError).message).toMatch(/^queries row 2 holds NaN at position 5/);
     expect(() => graph.search(data.queries, { shortlistK: 5, k: 10 })).toThrow(/shortlistK = 5 is smaller than k = 10/);
+  });
+});
+
+describe('PrefixHnsw save and view', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mrl-hnsw-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('a saved graph opened memory-mapped gives the same hits, and its efSearch is a search-time setting', () => {
+    const built = PrefixHnsw.build(index, { dim: 16, quantization: 'i8', expansionSearch: 200 });
+    const file = path.join(dir, 'graph.hnsw');
+    built.save(file);
+    expect(fs.readdirSync(dir)).toEqual(['graph.hnsw']); // no temp file left
+    const viewed = PrefixHnsw.view(index, file, { dim: 16, quantization: 'i8', expansionSearch: 200 });
+    const a = built.search(data.queries, { shortlistK: 100, k: 10 });
+    const b = viewed.search(data.queries, { shortlistK: 100, k: 10 });
+    expect(Array.from(b.ids)).toEqual(Array.from(a.ids));
+    const narrow = PrefixHnsw.view(index, file, { dim: 16, quantization: 'i8', expansionSearch: 10 });
+    const shortA = recallAtK(narrow.search(data.queries, { shortlistK: 10, k: 10 }), exact, 10);
+    const shortB = recallAtK(viewed.search(data.queries, { shortlistK: 10, k: 10 }), exact, 10);
+    expect(shortA).toBeLessThan(shortB);
+  });
+
+  it('names a missing file, a truncated file, and a graph of another index', () => {
+    expect(() => PrefixHnsw.view(index, path.join(dir, 'none.hnsw'), { dim: 16 })).toThrow(
+      /HNSW graph .*none\.hnsw does not exist\./,
+    );
+    const file = path.join(dir, 'small.hnsw');
+    const small = MatryoshkaIndex.fromVectors(data.vectors.slice(0, 300 * d), { dim: d });
+    PrefixHnsw.build(small, { dim: 16 }).save(file);
+    expect(() => PrefixHnsw.view(index, file, { dim: 16 })).toThrow(
+      /HNSW graph .*small\.hnsw holds 300 vectors of dim 16, but the index has 6000 rows/,
+    );
+    const cut = path.join(dir, 'cut.hnsw');
+    fs.writeFileSync(cut, fs.readFileSync(file).subarray(0, 1000));
+    let caught: unknown;
+    try {
+      PrefixHnsw.view(small, cut, { dim: 16 });
+    } catch (e) {
+      caught = e;
+    }
+    expect(MrlError.is(caught)).toBe(true);
+    expect((caught as MrlError).kind).toBe('corrupt-file');
   });
 });

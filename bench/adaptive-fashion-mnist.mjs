@@ -4,17 +4,13 @@
 // Usage: node bench/adaptive-fashion-mnist.mjs [--epochs 10] [--backend wasm]
 import * as tf from '@tensorflow/tfjs';
 import {
-  createRandom,
-  embedArrays,
   evaluateCascade,
-  initBackend,
   MatryoshkaIndex,
   meanAveragePrecisionAtK,
-  MlpEncoder,
   recallAtK,
-  trainClassifier,
   tuneCascadeThresholds,
-} from '@mrl/core';
+} from '@mrl/adaptive';
+import { createRandom, embedArrays, initBackend, MlpEncoder, trainClassifier } from '@mrl/core';
 import { loadFashionMnist } from '@mrl/vision';
 
 const arg = (name, fallback) => {

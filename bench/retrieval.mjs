@@ -1,19 +1,31 @@
 #!/usr/bin/env node
-// Adaptive retrieval benchmark: exact full-dim search vs shortlist/re-rank, funnel, int8 and
-// binary first stages (all from @mrl/core's adaptive module), and hnswlib-node on the same
-// vectors. Prints queries/s, FLOPs/query, recall@10 vs exact and mAP@10, each also as a ratio
-// to exact full-dim search.
+// Matryoshka retrieval at scale: exact flat search (JavaScript scan and the native GEMM), scans
+// with an int8 first stage, HNSW over a short prefix (usearch; float32, int8 and binary) with an
+// exact full-dim re-rank, HNSW on the full dim (usearch), FAISS (Debian python3-faiss:
+// IndexFlatIP, IndexHNSWFlat, and the paper's HNSW32-on-a-prefix + re-rank) on the same vectors
+// in the same run, and the two-stage SQL statement on PGlite + pgvector (on the first
+// --pglite-n rows: PGlite is Postgres in wasm and inserts ~1,000 rows/s here).
+// Prints queries/s, recall@10 against exact search, build seconds, index bytes and RSS growth.
 //
-//   pnpm exec tsc -b packages/core && node bench/retrieval.mjs [--n 100000] [--d 256]
-//     [--queries 200] [--classes 1000] [--noise 0.8] [--decay 0.75] [--seed 1] [--reps 2] [--no-hnsw]
-//     [--vectors db.npy [--labels labels.npy]]   (float32 [N, d]; the last --queries rows become queries)
+//   pnpm run build && node bench/retrieval.mjs [--n 100000] [--d 256] [--queries 200]
+//     [--classes 1000] [--noise 0.8] [--decay 0.75] [--seed 1] [--reps 2] [--m 64] [--shortlist 100]
+//     [--pglite-n 20000 | 0] [--no-faiss] [--no-js-exact] [--python /usr/bin/python3]
+//     [--vectors db.npy [--labels labels.npy]]
+//   --n 1000000 for the million-vector run (needs ~3 GiB and about half an hour on 2 cores).
 //
-// Timings are single-threaded wall clock (best of --reps) on whatever machine runs this;
-// compare rows of one run only.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+// Everything runs on one thread (usearch and FAISS are told so; ONNX Runtime is loaded with 1).
+// "bytes" is the serialized size of what the first stage searches (the flat matrix, the int8
+// copy, the HNSW graph with its vectors); every two-stage method also keeps the float32 vectors
+// (N x d x 4 bytes) for the re-rank. "RSS +MiB" is the growth of this process's resident memory
+// while the structure was built (FAISS: of the Python process). Compare rows of one run only.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createRandom, defaultFunnel, MatryoshkaIndex, meanAveragePrecisionAtK, recallAtK } from '@mrl/core';
+import { MatryoshkaIndex, meanAveragePrecisionAtK, recallAtK } from '@mrl/adaptive';
+import { nativeGemm, openVectorDb, PrefixHnsw, searchDb, writeIndexToDb } from '@mrl/adaptive/node';
+import { createRandom } from '@mrl/core/rng';
 
 const argv = process.argv.slice(2);
 function arg(name, fallback) {
@@ -26,6 +38,11 @@ const NQ = Number(arg('queries', 200));
 const SEED = Number(arg('seed', 1));
 const NOISE = Number(arg('noise', 0.8));
 const DECAY = Number(arg('decay', 0.75));
+const REPS = Number(arg('reps', 2));
+const M = Number(arg('m', 64));
+const SHORTLIST = Number(arg('shortlist', 100));
+// Debian's python3-faiss is installed for Debian's Python.
+const PYTHON = arg('python', '/usr/bin/python3');
 
 /**
  * Matryoshka-like synthetic embeddings. Every coordinate j has spread s_j = (1 + j / 4)^-DECAY,
@@ -114,23 +131,24 @@ const t0 = performance.now();
 const data = loadData();
 const d = data.d;
 const N = data.vectors.length / d;
-const index = MatryoshkaIndex.fromVectors(data.vectors, {
-  dim: d,
-  metric: 'cosine',
-  ...(data.labels ? { labels: data.labels } : {}),
-});
+const gemm = nativeGemm();
+if (gemm === undefined) console.log('# onnxruntime-node does not load here: no native GEMM row');
+const rss = () => process.memoryUsage().rss;
+const labelled = data.labels ? { labels: data.labels } : {};
+const index = MatryoshkaIndex.fromVectors(data.vectors, { dim: d, metric: 'cosine', ...labelled });
+const fast = gemm ? MatryoshkaIndex.fromVectors(data.vectors, { dim: d, metric: 'cosine', gemm, ...labelled }) : index;
 console.log(
-  `# ${data.source}: N=${N}, d=${d}, ${NQ} queries, k=${K}, cosine; data+index ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  `# ${data.source}: N=${N}, d=${d}, ${NQ} queries, k=${K}, cosine; data ${((performance.now() - t0) / 1000).toFixed(1)} s; 1 thread`,
 );
 
-const REPS = Number(arg('reps', 2));
-// Best of REPS runs over all queries: the machine may be shared, and the fastest run is the
-// least disturbed one.
-function timed(fn) {
-  fn(data.queries.subarray(0, Math.min(8, NQ) * d)); // warm-up (JIT, norms)
+// Best of REPS runs over all queries, after a warm-up run (it pages in memory-mapped graphs and
+// lets the JIT settle; one-rep runs warm up on 8 queries): the fastest run is the least
+// disturbed one on a shared machine.
+function timed(fn, reps = REPS) {
+  fn(reps > 1 ? data.queries : data.queries.subarray(0, Math.min(8, NQ) * d));
   let best = Infinity;
   let result;
-  for (let r = 0; r < REPS; r++) {
+  for (let r = 0; r < reps; r++) {
     const start = performance.now();
     result = fn(data.queries);
     best = Math.min(best, (performance.now() - start) / 1000);
@@ -139,91 +157,204 @@ function timed(fn) {
 }
 
 const rows = [];
-function record(name, { result, seconds }, flopsPerQuery) {
-  rows.push({ name, qps: NQ / seconds, flops: flopsPerQuery ?? result.flopsPerQuery, result });
+function record(name, { result, seconds }, extra = {}) {
+  rows.push({ name, qps: NQ / seconds, result, ...extra });
+  const r = rows[rows.length - 1];
+  process.stderr.write(`  ${name}: ${r.qps.toFixed(1)} q/s\n`);
 }
 
-const exact = timed((q) => index.search(q, { k: K }));
-record(`exact, d=${d}`, exact);
-const ds = 16;
-record(
-  `shortlist Ds=${ds} K=200 -> Dr=${d}`,
-  timed((q) => index.shortlistRerank(q, { shortlistDim: ds, shortlistK: 200, rerankDim: d, k: K })),
-);
-const funnel = defaultFunnel(d, K);
-record(
-  `funnel ${funnel.dims.join('-')} / ${funnel.shortlists.join('-')}`,
-  timed((q) => index.funnel(q, { ...funnel, k: K })),
-);
-const int8Dim = Math.min(64, d);
-const q8 = index.quantize({ kind: 'int8', dim: int8Dim, scale: 'per-dim' });
-record(
-  `int8(${int8Dim}, per-dim) K=200 -> ${d}`,
-  timed((q) =>
-    index.shortlistRerank(q, { shortlistDim: int8Dim, shortlistK: 200, rerankDim: d, k: K, firstStage: q8 }),
-  ),
-);
-const bits = index.quantize({ kind: 'binary', dim: d });
-record(
-  `binary(${d}) K=200 -> ${d}`,
-  timed((q) => index.shortlistRerank(q, { shortlistDim: d, shortlistK: 200, rerankDim: d, k: K, firstStage: bits })),
-);
+const tmp = mkdtempSync(join(tmpdir(), 'mrl-retrieval-'));
+const flatBytes = N * d * 4;
 
-let hnswNote = '';
-if (!flag('no-hnsw')) {
+// The reference: exact search (native GEMM when it loads; it is checked against the JS scan).
+const exactFast = timed((q) => fast.search(q, { k: K }));
+const base = exactFast.result;
+if (!flag('no-js-exact')) {
+  record(
+    `exact flat, JavaScript scan`,
+    timed((q) => index.search(q, { k: K }), 1),
+    { bytes: flatBytes, build: 0 },
+  );
+}
+if (gemm) record(`exact flat, native GEMM (${gemm.name})`, exactFast, { bytes: flatBytes, build: 0 });
+
+{
+  const r0 = rss();
+  const b0 = performance.now();
+  const q8 = index.quantize({ kind: 'int8', dim: M, scale: 'per-dim' });
+  const build = (performance.now() - b0) / 1000;
+  record(
+    `int8(${M}) scan K=200 -> ${d}`,
+    timed((q) => index.shortlistRerank(q, { shortlistDim: M, shortlistK: 200, rerankDim: d, k: K, firstStage: q8 })),
+    { bytes: q8.codes.byteLength + (q8.scales?.byteLength ?? 0), build, rssGrowth: rss() - r0 },
+  );
+}
+
+// HNSW (usearch, M=16, efConstruction 64) over a prefix, re-ranked at d; and over the full dim.
+function hnswRows(label, options, efs, shortlist) {
+  const r0 = rss();
+  const b0 = performance.now();
+  const built = PrefixHnsw.build(index, { connectivity: 16, expansionAdd: 64, ...options });
+  const build = (performance.now() - b0) / 1000;
+  const rssGrowth = rss() - r0;
+  const file = join(tmp, `${label.replace(/\W+/g, '_')}.usearch`);
+  built.save(file);
+  const bytes = statSync(file).size;
+  for (const ef of efs) {
+    const g = PrefixHnsw.view(index, file, { ...options, expansionSearch: ef });
+    const K2 = shortlist ?? K;
+    record(
+      `${label} ef=${ef}${shortlist ? ` K=${K2} -> ${d}` : ''}`,
+      timed((q) => g.search(q, { shortlistK: K2, k: K })),
+      {
+        bytes,
+        build,
+        rssGrowth,
+      },
+    );
+  }
+}
+hnswRows(`usearch HNSW f32 d=${d}`, { dim: d, quantization: 'f32' }, [64, 128], undefined);
+hnswRows(`prefix HNSW f32 m=${M}`, { dim: M, quantization: 'f32' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST);
+hnswRows(`prefix HNSW i8 m=${M}`, { dim: M, quantization: 'i8' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST);
+hnswRows(`prefix HNSW b1 m=${d}`, { dim: d, quantization: 'b1' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST);
+
+// FAISS on the same (L2-normalised: inner product = cosine) vectors, in a Python process.
+let faissNote = '';
+if (!flag('no-faiss')) {
+  const unit = (x, rows) => {
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < rows; i++) {
+      let ss = 0;
+      for (let j = 0; j < d; j++) ss += x[i * d + j] ** 2;
+      const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+      for (let j = 0; j < d; j++) out[i * d + j] = x[i * d + j] * inv;
+    }
+    return out;
+  };
+  writeFileSync(join(tmp, 'db.npy'), npy(unit(data.vectors, N), [N, d]));
+  writeFileSync(join(tmp, 'queries.npy'), npy(unit(data.queries, NQ), [NQ, d]));
   try {
-    const require = createRequire(import.meta.url);
-    const { HierarchicalNSW } = require('hnswlib-node');
-    const M = Number(arg('hnsw-m', 16));
-    const efC = Number(arg('ef-construction', 100));
-    const ef = Number(arg('ef', 64));
-    const h = new HierarchicalNSW('cosine', d);
-    h.initIndex(N, M, efC, SEED);
-    const b0 = performance.now();
-    for (let i = 0; i < N; i++) h.addPoint(Array.from(data.vectors.subarray(i * d, (i + 1) * d)), i);
-    const buildS = (performance.now() - b0) / 1000;
-    h.setEf(ef);
-    const search = (q) => {
-      const nq = q.length / d;
-      const ids = new Int32Array(nq * K);
-      for (let i = 0; i < nq; i++) {
-        const r = h.searchKnn(Array.from(q.subarray(i * d, (i + 1) * d)), K);
-        // hnswlib returns nearest first.
-        r.neighbors.forEach((id, j) => (ids[i * K + j] = id));
-      }
-      return { numQueries: nq, k: K, ids, flopsPerQuery: NaN };
-    };
-    record(`hnswlib-node M=${M} efC=${efC} ef=${ef}`, timed(search));
-    hnswNote = `# hnswlib-node build: ${buildS.toFixed(1)} s single-threaded; its distance count is not exposed (FLOPs n/a)`;
+    const out = execFileSync(
+      PYTHON,
+      [
+        new URL('./faiss_retrieval.py', import.meta.url).pathname,
+        tmp,
+        String(K),
+        String(REPS),
+        String(M),
+        String(SHORTLIST),
+      ],
+      { maxBuffer: 1 << 28, env: { ...process.env, OMP_NUM_THREADS: '1' } },
+    );
+    const parsed = JSON.parse(out.toString());
+    for (const m of parsed.methods) {
+      const result = { numQueries: NQ, k: K, ids: Int32Array.from(m.ids) };
+      rows.push({
+        name: m.name,
+        qps: NQ / m.seconds,
+        result,
+        bytes: m.bytes,
+        build: m.build_s,
+        rssGrowth: m.rss_bytes,
+      });
+    }
+    faissNote = `# FAISS ${parsed.faiss} (Debian python3-faiss), 1 OpenMP thread`;
   } catch (e) {
-    hnswNote = `# hnswlib-node unavailable: ${e.message}`;
+    faissNote = `# FAISS unavailable (apt-get install python3-faiss): ${String(e.message).split('\n')[0]}`;
   }
 }
 
-const base = rows[0];
-const mapOf = (r) => (data.labels ? meanAveragePrecisionAtK(r.result, data.queryLabels, data.labels, K) : NaN);
-const baseMap = mapOf(base);
+// PGlite + pgvector: the two-stage SQL statement on the first PG_N rows (its own exact reference).
+const PG_N = Math.min(N, Number(arg('pglite-n', 20000)));
+let pgNote = '';
+if (PG_N > 0) {
+  const sub = MatryoshkaIndex.fromVectors(data.vectors.subarray(0, PG_N * d), { dim: d, ...(gemm ? { gemm } : {}) });
+  const subExact = sub.search(data.queries, { k: K });
+  const db = await openVectorDb('pglite:memory');
+  try {
+    const r0 = rss();
+    const b0 = performance.now();
+    await writeIndexToDb(db.client, sub, { prefixDim: M });
+    const build = (performance.now() - b0) / 1000;
+    const bytes = Number((await db.client.query("SELECT pg_relation_size('mrl_vectors_prefix_hnsw') AS b")).rows[0].b);
+    const s0 = performance.now();
+    const r = await searchDb(db.client, data.queries, { k: K, shortlistK: SHORTLIST, efSearch: SHORTLIST });
+    const seconds = (performance.now() - s0) / 1000;
+    rows.push({
+      name: `PGlite pgvector two-stage SQL m=${M} K=${SHORTLIST} (first ${PG_N} rows)`,
+      qps: NQ / seconds,
+      result: r,
+      reference: subExact,
+      bytes,
+      build,
+      rssGrowth: rss() - r0,
+    });
+  } finally {
+    await db.close();
+  }
+  pgNote = `# PGlite row: on the first ${PG_N} rows, recall against exact search on those rows; its bytes are the HNSW index only`;
+}
+rmSync(tmp, { recursive: true, force: true });
+
+const mapOf = (r) => (data.labels ? meanAveragePrecisionAtK(r, data.queryLabels, data.labels, K) : NaN);
 const fmt = (x, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
-const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
-const header = ['method', 'queries/s', 'x exact', 'FLOPs/query', 'x exact', 'recall@10', 'mAP@10', 'x exact'];
-const table = rows.map((r) => {
-  const map = mapOf(r);
-  return [
-    r.name,
-    fmt(r.qps, 1),
-    fmt(r.qps / base.qps, 2),
-    fmtInt(r.flops),
-    fmt(r.flops / base.flops, 4),
-    fmt(recallAtK(r.result, base.result, K)),
-    fmt(map),
-    fmt(map / baseMap),
-  ];
-});
+const mib = (b) => (Number.isFinite(b) ? (b / 2 ** 20).toFixed(1) : 'n/a');
+const header = ['method', 'queries/s', 'recall@10', 'mAP@10', 'build s', 'bytes (MiB)', 'RSS +MiB'];
+const table = rows.map((r) => [
+  r.name,
+  fmt(r.qps, 1),
+  fmt(recallAtK(r.result, r.reference ?? base, K)),
+  r.reference ? 'n/a' : fmt(mapOf(r.result)),
+  fmt(r.build ?? NaN, 1),
+  mib(r.bytes ?? NaN),
+  mib(r.rssGrowth ?? NaN),
+]);
 const widths = header.map((h, c) => Math.max(h.length, ...table.map((row) => row[c].length)));
 const line = (cells) =>
   `| ${cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ')} |`;
 console.log(line(header));
 console.log(`|${widths.map((w, c) => (c === 0 ? ':' : '') + '-'.repeat(w + 1) + (c === 0 ? '' : ':')).join('|')}|`);
 for (const row of table) console.log(line(row));
-if (hnswNote) console.log(hnswNote);
-console.log(`# total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+if (faissNote) console.log(faissNote);
+if (pgNote) console.log(pgNote);
+
+// The issue's targets, read off this run.
+const byName = (re) => rows.filter((r) => re.test(r.name));
+const ours = byName(/native GEMM/)[0];
+const faissFlat = byName(/IndexFlatIP/)[0];
+if (ours && faissFlat) {
+  console.log(
+    `# exact: native GEMM ${fmt(ours.qps, 1)} q/s vs FAISS IndexFlatIP ${fmt(faissFlat.qps, 1)} q/s: time ratio ${fmt(faissFlat.qps / ours.qps, 2)} (target <= 1.25)`,
+  );
+}
+const good = (r) => recallAtK(r.result, r.reference ?? base, K) >= 0.99;
+const best = (list) => list.filter(good).sort((a, b) => b.qps - a.qps)[0];
+const ourTwoStage = best(byName(/^prefix HNSW/));
+const faissHnsw = best(byName(/IndexHNSWFlat/));
+if (ourTwoStage && faissHnsw) {
+  console.log(
+    `# at recall@10 >= 0.99: ${ourTwoStage.name} ${fmt(ourTwoStage.qps, 1)} q/s, ${mib(ourTwoStage.bytes)} MiB vs ${faissHnsw.name} ${fmt(faissHnsw.qps, 1)} q/s, ${mib(faissHnsw.bytes)} MiB: ${fmt(ourTwoStage.qps / faissHnsw.qps, 2)}x the QPS with a first stage ${fmt(faissHnsw.bytes / ourTwoStage.bytes, 1)}x smaller (targets >= 1 and >= 4)`,
+  );
+} else {
+  console.log('# at recall@10 >= 0.99: no two-stage or no FAISS HNSW row reached it in this run');
+}
+console.log(
+  `# peak RSS of this process ${mib(process.resourceUsage().maxRSS * 1024)} MiB; total ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
+
+/** A float32 C-order .npy file (for FAISS). */
+function npy(data, shape) {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const head = Buffer.alloc(10);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head[6] = 1;
+  head[7] = 0;
+  head.writeUInt16LE(header.length, 8);
+  return Buffer.concat([
+    head,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  ]);
+}

@@ -12,6 +12,7 @@ debian_packages=(
   python3-numpy         # tests check that numpy reads our .npy and safetensors files
   g++                   # hnswlib-node (bench/) compiles its addon with node-gyp
   make
+  python3-faiss         # bench/retrieval.mjs: FAISS IndexFlatIP and IndexHNSWFlat on the same vectors
 )
 missing=()
 for p in "${debian_packages[@]}"; do

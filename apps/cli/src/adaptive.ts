@@ -1,10 +1,9 @@
-import * as core from '@mrl/core';
-import { MrlError } from '@mrl/core';
+import * as adaptive from '@mrl/adaptive';
+import * as adaptiveNode from '@mrl/adaptive/node';
 
 /*
- * The adaptive-retrieval API of @mrl/core (packages/core/src/adaptive), looked up at run time:
- * it is being added to core's index while this CLI is written. These are the few members the
- * CLI uses, typed here structurally; once core's index exports them, import them directly.
+ * The adaptive-retrieval API the commands use (@mrl/adaptive and its Node entry), typed
+ * structurally so that the commands depend on the few members they call.
  */
 
 export interface IndexLike {
@@ -48,37 +47,31 @@ export interface AdaptiveApi {
   meanAveragePrecisionAtK(result: SearchResultLike, queryLabels: Int32Array, dbLabels: Int32Array, k?: number): number;
 }
 
-function isAdaptiveApi(api: Partial<AdaptiveApi>): api is AdaptiveApi {
-  return (
-    typeof api.MatryoshkaIndex?.fromVectors === 'function' &&
-    typeof api.openIndex === 'function' &&
-    typeof api.saveIndex === 'function'
-  );
+// Exact scans on the native GEMM when onnxruntime-node loads here, in JavaScript otherwise.
+let gemm: adaptive.Gemm | undefined | null = null;
+function searchGemm(): adaptive.Gemm | undefined {
+  if (gemm === null) gemm = adaptiveNode.nativeGemm();
+  return gemm;
 }
 
-/**
- * The adaptive API: from core's index when it exports it, else from the compiled module beside
- * core's entry point (dist/adaptive/index.js), else undefined.
- */
+const api: AdaptiveApi = {
+  MatryoshkaIndex: adaptive.MatryoshkaIndex,
+  saveIndex: (index, file) => adaptiveNode.saveIndex(index as adaptive.MatryoshkaIndex, file),
+  openIndex: (file) => adaptiveNode.openIndex(file, { gemm: searchGemm() }),
+  defaultFunnel: (indexDim, k) => {
+    const f = adaptive.defaultFunnel(indexDim, k);
+    return { dims: [...f.dims], shortlists: [...f.shortlists] };
+  },
+  recallAtK: adaptive.recallAtK,
+  meanAveragePrecisionAtK: adaptive.meanAveragePrecisionAtK,
+};
+
+/** The adaptive API (always present since it is its own package; kept async for the commands). */
 export async function adaptiveApi(): Promise<AdaptiveApi | undefined> {
-  if (isAdaptiveApi(core as unknown as Partial<AdaptiveApi>)) return core as unknown as AdaptiveApi;
-  try {
-    const url = new URL('./adaptive/index.js', import.meta.resolve('@mrl/core'));
-    const module = (await import(url.href)) as Partial<AdaptiveApi>;
-    return isAdaptiveApi(module) ? module : undefined;
-  } catch {
-    return undefined;
-  }
+  return api;
 }
 
-export async function requireAdaptiveApi(what: string): Promise<AdaptiveApi> {
-  const api = await adaptiveApi();
-  if (api === undefined) {
-    throw new MrlError(
-      'unsupported',
-      `${what} needs the adaptive retrieval index, which this build of @mrl/core does not have yet.`,
-      'Rebuild after @mrl/core exports MatryoshkaIndex (pnpm build); embed still writes .npy and safetensors meanwhile.',
-    );
-  }
+/** The adaptive API; `what` names the feature that needs it. */
+export async function requireAdaptiveApi(_what: string): Promise<AdaptiveApi> {
   return api;
 }

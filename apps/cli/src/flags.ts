@@ -356,6 +356,31 @@ export const MODELS_FLAGS = {
   format: { type: 'enum', options: ['text', 'json'], default: 'text', description: 'output format' },
 } as const satisfies FlagSet;
 
+/** The table of a PostgreSQL/pgvector database (mrl-cli index --to, mrl-cli search --db). */
+export const DB_TABLE_FLAG = {
+  table: { type: 'string', default: 'mrl_vectors', description: 'table name in the database' },
+} as const satisfies FlagSet;
+
+export const INDEX_FLAGS = {
+  from: { type: 'path', description: 'index file to copy into the database (.mrlidx from mrl-cli embed)' },
+  to: {
+    type: 'string',
+    description: 'database: pglite:<directory> (embedded), pglite:memory or postgres://user:password@host:port/db',
+  },
+  'prefix-dim': { type: 'integer', description: 'prefix dim m of the HNSW index (default min(64, d))' },
+  halfvec: { type: 'boolean', default: false, description: 'store halfvec (2 bytes a dim) instead of vector (4)' },
+  replace: { type: 'boolean', default: false, description: 'replace a table of the same name' },
+} as const satisfies FlagSet;
+
+export const DB_SEARCH_FLAGS = {
+  db: {
+    type: 'string',
+    description: 'search a database written by mrl-cli index instead of --index (pglite:<directory> or postgres://...)',
+  },
+  'shortlist-k': { type: 'integer', default: 200, description: 'with --db: rows the prefix HNSW shortlists per query' },
+  'ef-search': { type: 'integer', default: 200, description: 'with --db: hnsw.ef_search (raised to --shortlist-k)' },
+} as const satisfies FlagSet;
+
 /** Every flag of every command: a config file may hold any of them. */
 const ALL_FLAGS: FlagSet = {
   ...COMMON_FLAGS,
@@ -367,6 +392,9 @@ const ALL_FLAGS: FlagSet = {
   ...SEARCH_FLAGS,
   ...EVAL_FLAGS,
   ...REPORT_FLAGS,
+  ...DB_TABLE_FLAG,
+  ...INDEX_FLAGS,
+  ...DB_SEARCH_FLAGS,
   // `format` differs per command: checked as a string here, against the command's options later.
   format: { type: 'string', description: 'output format' },
   // `dim` is required by fit and optional by embed: the type is what matters here.

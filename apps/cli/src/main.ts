@@ -28,6 +28,10 @@ const COMMANDS: Record<string, { description: string; load: () => Promise<MrlCom
     description: 'list registered encoders and objectives (with plug-ins)',
     load: () => import('./commands/models.js').then((m) => m.modelsCommand),
   },
+  index: {
+    description: 'copy an index into PostgreSQL/pgvector (PGlite or a server) with an HNSW index on a prefix',
+    load: () => import('./commands/db-index.js').then((m) => m.indexCommand),
+  },
 };
 
 const VERSION = '0.1.0';

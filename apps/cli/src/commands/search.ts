@@ -3,11 +3,11 @@ import { basename, resolve } from 'node:path';
 import { decodeSafetensors, formatTable, MrlError } from '@mrl/core';
 import { requireAdaptiveApi, type AdaptiveApi, type IndexLike, type SearchResultLike } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
-import { COMMON_FLAGS, SEARCH_FLAGS } from '../flags.js';
+import { COMMON_FLAGS, DB_SEARCH_FLAGS, DB_TABLE_FLAG, SEARCH_FLAGS } from '../flags.js';
 import { decodeNpy } from '../npy.js';
 import { truncateAndNormalize } from './embed.js';
 
-interface Queries {
+export interface Queries {
   data: Float32Array;
   rows: number;
   dim: number;
@@ -28,7 +28,7 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
 }
 
 /** Query embeddings from an embed output: .npy (+ .labels.npy beside it), .safetensors or .mrlidx. */
-async function readQueries(path: string, api: AdaptiveApi): Promise<Queries> {
+export async function readQueries(path: string, api: AdaptiveApi): Promise<Queries> {
   if (path.endsWith('.mrlidx')) {
     const index = api.openIndex(path);
     return {
@@ -174,9 +174,14 @@ export const searchCommand = defineMrlCommand({
     'mrl-cli search --index train.mrlidx --queries test.safetensors --shortlist 16:200',
     'mrl-cli search --index train.mrlidx --queries test.npy --funnel 16,32,64:200,100 --format json',
     'mrl-cli search --index train.mrlidx --queries test.npy --funnel auto',
+    'mrl-cli search --db pglite:./vectors.pg --queries test.npy --shortlist-k 200',
   ],
-  flags: { ...SEARCH_FLAGS, ...COMMON_FLAGS },
+  flags: { ...SEARCH_FLAGS, ...DB_SEARCH_FLAGS, ...DB_TABLE_FLAG, ...COMMON_FLAGS },
   async run(options) {
+    if (options.db !== undefined) {
+      const { searchDatabase } = await import('./search-db.js');
+      return searchDatabase(options);
+    }
     if (options.index === undefined) {
       throw new MrlError(
         'invalid-argument',

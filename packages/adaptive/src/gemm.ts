@@ -1,0 +1,153 @@
+import { MrlError } from '@mrl/core/errors';
+import { QUERY_BLOCK, QUERY_TILE, rowBlockSize, scoreTileF32 } from './scoring.js';
+import { TopKHeap } from './topk.js';
+import { assertIntInRange } from './validate.js';
+
+/*
+ * Exact scan as a matrix product. A batch of queries [nq, d] times a block of rows [R, d]
+ * transposed gives the [nq, R] score tile in one GEMM call; top-k then reads the tile with one
+ * comparison per score against each query's heap threshold. On a native GEMM (ONNX Runtime's
+ * MLAS, AVX2/AVX-512 FMA) the product runs at tens of GFLOP/s on one thread, against ~1.5 for
+ * the register-blocked JS loop in scoring.ts; the top-k pass is memory-bound and cheap.
+ *
+ * A prefix m < d of rows that are stored with stride d is scored by zeroing the queries past
+ * m: q[:m]·x[:m] = (q[:m], 0)·x exactly (the index holds finite values only), so the rows are
+ * never copied. The product then costs d, not m, multiply-adds per row, which on a native GEMM
+ * is still far faster than the JS loop at m.
+ */
+
+/**
+ * A matrix product engine: `y[aRows, bRows] = a[aRows, dim] @ b[bRows, dim]^T`, all row-major
+ * and contiguous. Implementations: {@link jsGemm} (here, runs anywhere) and `nativeGemm()` from
+ * `@mrl/adaptive/node` (ONNX Runtime's MLAS).
+ */
+export interface Gemm {
+  /** What runs the product, for reports. */
+  readonly name: string;
+  multiplyTransposed(
+    a: Float32Array,
+    aRows: number,
+    b: Float32Array,
+    bRows: number,
+    dim: number,
+    y: Float32Array,
+  ): void;
+}
+
+/**
+ * The blocked JavaScript product (register tile of 4 queries, cache blocks of rows), float64
+ * accumulation. Runs in any JS engine.
+ *
+ * @example
+ * ```ts
+ * const y = new Float32Array(2);
+ * jsGemm.multiplyTransposed(Float32Array.of(1, 2), 1, Float32Array.of(3, 4, 5, 6), 2, 2, y); // [11, 17]
+ * ```
+ */
+export const jsGemm: Gemm = {
+  name: 'JavaScript (blocked)',
+  multiplyTransposed(a, aRows, b, bRows, dim, y) {
+    const rb = rowBlockSize(dim);
+    const tile = new Float64Array(QUERY_TILE * rb);
+    for (let qb = 0; qb < aRows; qb += QUERY_BLOCK) {
+      const qbEnd = Math.min(aRows, qb + QUERY_BLOCK);
+      for (let r0 = 0; r0 < bRows; r0 += rb) {
+        const r1 = Math.min(bRows, r0 + rb);
+        for (let t = qb; t < qbEnd; t += QUERY_TILE) {
+          const nt = Math.min(QUERY_TILE, qbEnd - t);
+          const last = t + nt - 1;
+          const q = (i: number): number => Math.min(i, last) * dim;
+          scoreTileF32(a, q(t), q(t + 1), q(t + 2), q(t + 3), b, dim, r0, r1, dim, tile);
+          for (let r = r0; r < r1; r++) {
+            const o = 4 * (r - r0);
+            for (let u = 0; u < nt; u++) y[(t + u) * bRows + r] = tile[o + u] as number;
+          }
+        }
+      }
+    }
+  },
+};
+
+/** Rows per GEMM call: a [queries, rows] tile of about 4 MiB stays in cache for the top-k pass. */
+function rowChunk(nq: number): number {
+  return Math.max(256, Math.min(16384, Math.floor((1 << 20) / Math.max(1, nq))));
+}
+
+/** Queries per GEMM call; more share each pass over the rows but need a bigger tile. */
+const QUERY_BATCH = 256;
+
+/**
+ * For each query, the `k` rows with the highest `dot(query[:dim], row[:dim]) * rowScale[row]`,
+ * scored by `gemm` over blocks of rows. `queries` and `rows` are row-major with `stride`
+ * values per row (the index's full dim); only the first `dim` count.
+ *
+ * @example
+ * ```ts
+ * const heaps = gemmTopK(jsGemm, queries, nq, vectors, n, 256, 64, 10, invNorms64);
+ * ```
+ */
+export function gemmTopK(
+  gemm: Gemm,
+  queries: Float32Array,
+  nq: number,
+  rows: Float32Array,
+  nr: number,
+  stride: number,
+  dim: number,
+  k: number,
+  rowScale?: Float32Array,
+): TopKHeap[] {
+  assertIntInRange('dim', dim, 1, stride);
+  assertIntInRange('k', k, 1);
+  if (queries.length < nq * stride || rows.length < nr * stride) {
+    throw new MrlError(
+      'invalid-argument',
+      `gemmTopK needs ${nq} x ${stride} query values and ${nr} x ${stride} row values, got ${queries.length} and ${rows.length}`,
+    );
+  }
+  if (rowScale !== undefined && rowScale.length < nr) {
+    throw new MrlError('invalid-argument', `rowScale has ${rowScale.length} values for ${nr} rows`);
+  }
+  const keep = Math.max(1, Math.min(k, nr));
+  const heaps = Array.from({ length: nq }, () => new TopKHeap(keep));
+  for (let q0 = 0; q0 < nq; q0 += QUERY_BATCH) {
+    const q1 = Math.min(nq, q0 + QUERY_BATCH);
+    const bq = q1 - q0;
+    let a = queries.subarray(q0 * stride, q1 * stride);
+    if (dim < stride) {
+      a = new Float32Array(a);
+      for (let q = 0; q < bq; q++) a.fill(0, q * stride + dim, (q + 1) * stride);
+    }
+    const chunk = rowChunk(bq);
+    const tile = new Float32Array(bq * chunk);
+    for (let r0 = 0; r0 < nr; r0 += chunk) {
+      const r1 = Math.min(nr, r0 + chunk);
+      const nb = r1 - r0;
+      const y = tile.subarray(0, bq * nb);
+      gemm.multiplyTransposed(a, bq, rows.subarray(r0 * stride, r1 * stride), nb, stride, y);
+      for (let q = 0; q < bq; q++) {
+        const heap = heaps[q0 + q] as TopKHeap;
+        let thr = heap.threshold;
+        const o = q * nb;
+        if (rowScale === undefined) {
+          for (let r = 0; r < nb; r++) {
+            const v = y[o + r] as number;
+            if (v >= thr) {
+              heap.push(v, r0 + r);
+              thr = heap.threshold;
+            }
+          }
+        } else {
+          for (let r = 0; r < nb; r++) {
+            const v = (y[o + r] as number) * (rowScale[r0 + r] as number);
+            if (v >= thr) {
+              heap.push(v, r0 + r);
+              thr = heap.threshold;
+            }
+          }
+        }
+      }
+    }
+  }
+  return heaps;
+}

@@ -156,6 +156,7 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
       await cli(['fit', '--modality', 'align', '--data-dir', missing, '--run-dir', join(dir, 'run-align')]),
     );
     expect(clipart).toContain(missing);
+    expect(clipart).toContain('--data pairs.jsonl');
   });
 
   it('a missing run folder for eval and embed', async () => {

@@ -188,7 +188,7 @@ export async function readOpenclipart(
     throw new MrlError(
       'missing-file',
       `no openclipart drawings at ${root}.`,
-      'Install them with `apt-get install openclipart-svg`, or pass the folder holding them.',
+      'Install them with `apt-get install openclipart-svg` (or point --data-dir at a folder of openclipart SVGs), or train on your own pairs: --data pairs.jsonl ({"image": path, "caption": text} per line) or --data a folder of images with .txt captions beside them.',
       { cause },
     );
   }

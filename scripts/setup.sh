@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine with Node 20 (as root): the Debian data packages, a C++ toolchain
-# for the one native addon built from source, pnpm, the workspace's npm dependencies, and a build.
+# Sets up a fresh Debian machine with Node 20 (as root): the Debian data packages, pnpm, the
+# workspace's npm dependencies (native addons come prebuilt: nothing compiles), and a build.
 # Safe to run again; waits for another apt or dpkg process to finish instead of failing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +10,6 @@ debian_packages=(
   python3-skimage       # real sample photos for the image pipeline tests
   wordnet-base          # WordNet glosses: text classification and retrieval
   python3-numpy         # tests check that numpy reads our .npy and safetensors files
-  g++                   # hnswlib-node (bench/) compiles its addon with node-gyp
-  make
   python3-faiss         # bench/retrieval.mjs: FAISS IndexFlatIP and IndexHNSWFlat on the same vectors
 )
 missing=()
@@ -44,7 +42,5 @@ pnpm_version=$(node -p "require('./package.json').packageManager.split('@')[1]")
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "$pnpm_version" ]; then
   npm install -g --no-fund --no-audit "pnpm@$pnpm_version"
 fi
-# Third-party C++ sources compile with their warnings off: they are not ours to fix, and a clean
-# install prints no warnings.
-CXXFLAGS="${CXXFLAGS:-} -w" pnpm install --frozen-lockfile
+pnpm install --frozen-lockfile
 pnpm run build

@@ -179,6 +179,11 @@ export const TRAIN_FLAGS = {
     modalities: VISION,
   },
   'ff-dims': { type: 'integers', description: 'train FF baselines only at these dims', modalities: VISION },
+  'train-only': {
+    type: 'string',
+    description: 'train only these models of the run and skip the table, e.g. mrl,ff-8 (split a run across machines)',
+    modalities: VISION,
+  },
   'max-queries': {
     type: 'integer',
     description: 'test images used as 1-NN / mAP@10 queries (default 2000)',

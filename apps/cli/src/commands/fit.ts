@@ -410,6 +410,9 @@ export const fitCommand = defineMrlCommand({
           centerRetrieval: options['center-retrieval'],
           saveModel: options['save-model'],
           ...optional('ffDims', options['ff-dims']),
+          ...(options['train-only'] === undefined
+            ? {}
+            : { trainOnly: options['train-only'].split(',').map((x) => x.trim()) }),
           ...optional('imageSize', options['image-size']),
           ...(options.channels === undefined ? {} : { channels: options.channels as 1 | 3 }),
           ...optional('testFraction', options['test-fraction']),

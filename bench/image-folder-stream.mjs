@@ -23,25 +23,48 @@ if (args[0] === '--child') {
   // Train one epoch over the first `count` images of the folder and print one JSON line.
   const [, dir, count] = args;
   const tf = await import('@tensorflow/tfjs');
-  const { initBackend, MatryoshkaLoss, MatryoshkaModel, ClassificationObjective, SeparateHeads, MlpEncoder, Trainer, createRandom } =
-    await import('@mrl/core');
+  const {
+    initBackend,
+    MatryoshkaLoss,
+    MatryoshkaModel,
+    ClassificationObjective,
+    SeparateHeads,
+    MlpEncoder,
+    Trainer,
+    createRandom,
+  } = await import('@mrl/core');
   const { openImageFolder, ImageFolderBatches } = await import('@mrl/vision');
   await initBackend('wasm');
   const t0 = performance.now();
   const full = await openImageFolder(dir);
   const n = Math.min(Number(count), full.count);
   // The first n files in a seeded order, so both sizes see every class.
-  const order = [...Array(full.count).keys()].sort((a, b) => ((a * 2654435761) % 2 ** 32) - ((b * 2654435761) % 2 ** 32));
+  const order = [...Array(full.count).keys()].sort(
+    (a, b) => ((a * 2654435761) % 2 ** 32) - ((b * 2654435761) % 2 ** 32),
+  );
   const keep = order.slice(0, n).sort((a, b) => a - b);
-  const folder = { ...full, files: keep.map((i) => full.files[i]), labels: Int32Array.from(keep, (i) => full.labels[i]), count: n };
+  const folder = {
+    ...full,
+    files: keep.map((i) => full.files[i]),
+    labels: Int32Array.from(keep, (i) => full.labels[i]),
+    count: n,
+  };
   const listMs = performance.now() - t0;
   const transform = { size: 32, channels: 3, crop: 'random-resized', scale: [0.35, 1], flip: true };
   const batches = new ImageFolderBatches(folder, transform, 0);
-  const encoder = new MlpEncoder({ architecture: 'mlp', inputDim: 32 * 32 * 3, hidden: [256], embeddingDim: 64 }, createRandom(0));
+  const encoder = new MlpEncoder(
+    { architecture: 'mlp', inputDim: 32 * 32 * 3, hidden: [256], embeddingDim: 64 },
+    createRandom(0),
+  );
   const head = new SeparateHeads(64, folder.numClasses, [8, 16, 32, 64], createRandom(1));
   const loss = new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: 64 });
   const model = new MatryoshkaModel(encoder, loss);
-  const trainer = new Trainer(model, batches, { epochs: 1, batchSize: 256, seed: 0, optimizer: { type: 'adamw', lr: 1e-3 } });
+  const trainer = new Trainer(model, batches, {
+    epochs: 1,
+    batchSize: 256,
+    seed: 0,
+    optimizer: { type: 'adamw', lr: 1e-3 },
+  });
   const t1 = performance.now();
   const fit = await trainer.fit();
   const trainMs = performance.now() - t1;
@@ -66,7 +89,9 @@ const dir = flag('dir', '/tmp/mrl-stream');
 
 async function generate() {
   const sharp = (await import('sharp')).default;
-  const existing = existsSync(dir) ? (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('.png')).length : 0;
+  const existing = existsSync(dir)
+    ? (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('.png')).length
+    : 0;
   if (existing >= count) return existing;
   await rm(dir, { recursive: true, force: true });
   const classes = 10;
@@ -82,12 +107,18 @@ async function generate() {
     const c = i % classes;
     const pixels = Buffer.alloc(32 * 32 * 3);
     const base = [(c * 73) % 256, (c * 151) % 256, (c * 199) % 256];
-    for (let p = 0; p < 32 * 32; p++) for (let k = 0; k < 3; k++) pixels[p * 3 + k] = Math.max(0, Math.min(255, base[k] + (random() - 0.5) * 160));
+    for (let p = 0; p < 32 * 32; p++)
+      for (let k = 0; k < 3; k++) pixels[p * 3 + k] = Math.max(0, Math.min(255, base[k] + (random() - 0.5) * 160));
     let image = sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } });
     // Channel layouts users have: RGB, grey, RGBA.
     if (i % 3 === 1) image = image.greyscale();
     if (i % 3 === 2) image = image.ensureAlpha();
-    jobs.push(image.png().toBuffer().then((buffer) => writeFile(join(dir, `class-${c}`, `${i}.png`), buffer)));
+    jobs.push(
+      image
+        .png()
+        .toBuffer()
+        .then((buffer) => writeFile(join(dir, `class-${c}`, `${i}.png`), buffer)),
+    );
     if (jobs.length >= 64) await Promise.all(jobs.splice(0));
   }
   await Promise.all(jobs);
@@ -104,7 +135,9 @@ for (const n of [small, count]) {
   rows.push(JSON.parse(r.stdout.trim().split('\n').at(-1)));
 }
 const threads = 'wasm backend, 1 thread; sharp decodes on libuv threads';
-console.log(`One epoch, MLP 3072-256-64 with Matryoshka heads 8..64, batch 256, random-resized crops + flips (${threads})`);
+console.log(
+  `One epoch, MLP 3072-256-64 with Matryoshka heads 8..64, batch 256, random-resized crops + flips (${threads})`,
+);
 console.log('images   steps  list s  train s  images/s  peak RSS MiB');
 for (const r of rows) {
   console.log(

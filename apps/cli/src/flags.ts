@@ -69,6 +69,12 @@ export const COMMON_FLAGS = {
 } as const satisfies FlagSet;
 
 export const BACKEND_FLAGS = {
+  threads: {
+    type: 'integer',
+    description:
+      'threads for the native products and convolutions (default: every core); a fixed count gives the same ' +
+      'numbers run after run',
+  },
   backend: { type: 'string', default: 'wasm', description: `tensor backend: ${BACKEND_NAMES.join(' | ')}` },
   kernels: {
     type: 'enum',

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from './errors.js';
 import { registerWasmTrainingKernels } from './kernels/index.js';
@@ -22,6 +23,17 @@ export interface BackendOptions {
    * without it keep what is running.
    */
   kernels?: KernelSource;
+  /**
+   * For `wasm` with native kernels: threads of ONNX Runtime's pool for products and convolutions.
+   * Default: every core this process may use (`os.availableParallelism()`). Results at a fixed
+   * thread count are the same run after run.
+   */
+  threads?: number;
+}
+
+/** Cores this process may use: the default thread count. */
+export function defaultThreads(): number {
+  return Math.max(1, availableParallelism());
 }
 
 export interface BackendInfo {
@@ -111,6 +123,14 @@ export async function initBackend(name: string = 'wasm', options: BackendOptions
     );
   }
   const source = options.kernels ?? 'auto';
+  const threads = options.threads ?? current?.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new MrlError(
+      'invalid-argument',
+      `threads must be a positive integer, got ${String(options.threads)}.`,
+      `Use a number from 1 to ${defaultThreads()} (the cores here), or leave it out for all of them.`,
+    );
+  }
   if (!(KERNEL_SOURCES as readonly string[]).includes(source)) {
     throw new MrlError(
       'invalid-argument',
@@ -126,24 +146,29 @@ export async function initBackend(name: string = 'wasm', options: BackendOptions
     current !== undefined &&
     current.backend === backend &&
     tf.getBackend() === backend &&
-    (options.kernels === undefined || backend !== 'wasm' || current.source === source)
+    (options.kernels === undefined || backend !== 'wasm' || current.source === source) &&
+    (options.threads === undefined || current.threads === threads)
   ) {
     return current.info;
   }
-  const info = await startBackend(backend, source);
-  current = { backend, source, info };
+  const info = await startBackend(backend, source, threads);
+  current = { backend, source, info, threads };
   return info;
 }
 
 /** The backend started last, and with which kernels. */
-let current: { backend: BackendName; source: KernelSource; info: BackendInfo } | undefined;
+let current: { backend: BackendName; source: KernelSource; info: BackendInfo; threads: number } | undefined;
 
-/** The native kernels, loaded at most once per process (undefined: not installed here). */
+/** The native kernels, loaded once per process and thread count (undefined: not installed here). */
 let nativeKernels: NativeKernels | undefined | null = null;
+let nativeThreads = 0;
 
-function chooseNative(source: KernelSource): NativeKernels | undefined {
+function chooseNative(source: KernelSource, threads: number): NativeKernels | undefined {
   if (source === 'wasm') return undefined;
-  if (nativeKernels === null) nativeKernels = loadOnnxRuntimeKernels();
+  if (nativeKernels === null || (nativeKernels !== undefined && nativeThreads !== threads)) {
+    nativeKernels = loadOnnxRuntimeKernels({ threads });
+    nativeThreads = threads;
+  }
   if (nativeKernels === undefined && source === 'onnxruntime') {
     throw new MrlError(
       'backend-unavailable',
@@ -154,14 +179,14 @@ function chooseNative(source: KernelSource): NativeKernels | undefined {
   return nativeKernels;
 }
 
-async function startBackend(backend: BackendName, source: KernelSource): Promise<BackendInfo> {
+async function startBackend(backend: BackendName, source: KernelSource, threads: number): Promise<BackendInfo> {
   switch (backend) {
     case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');
       if (!(await activate('wasm'))) {
         throw new MrlError('backend-unavailable', 'the wasm backend did not start.', 'Choose --backend cpu.');
       }
-      const native = chooseNative(source);
+      const native = chooseNative(source, threads);
       registerWasmTrainingKernels(native === undefined ? {} : { native });
       const heavy = native === undefined ? 'XNNPACK and mrl wasm kernels' : native.detail;
       return {

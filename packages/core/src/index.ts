@@ -74,6 +74,7 @@ export {
 export {
   BACKEND_NAMES,
   KERNEL_SOURCES,
+  defaultThreads,
   initBackend,
   type BackendInfo,
   type BackendName,

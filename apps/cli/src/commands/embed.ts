@@ -149,7 +149,10 @@ export const embedCommand = defineMrlCommand({
     // New inputs are listed before the model loads: a missing path fails fast.
     const inputs = options.input === undefined ? undefined : await listImageInputs(options.input);
     const registry = await buildRegistry(options.plugin);
-    await initBackend(options.backend, { kernels: options.kernels });
+    await initBackend(options.backend, {
+      kernels: options.kernels,
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+    });
     const encoder = await loadModel(join(runDir, 'model'), registry);
     const d = encoder.embeddingDim;
     const m = options.dim ?? d;

@@ -86,7 +86,16 @@ function validate(options: FitOptions): void {
       );
     }
   }
-  const positive = ['epochs', 'steps', 'batch-size', 'lr', 'train-limit', 'test-limit', 'checkpoint-every'] as const;
+  const positive = [
+    'epochs',
+    'steps',
+    'batch-size',
+    'lr',
+    'train-limit',
+    'test-limit',
+    'checkpoint-every',
+    'threads',
+  ] as const;
   for (const name of positive) {
     const value = options[name];
     if (value !== undefined && !(value > 0)) {
@@ -247,7 +256,10 @@ export const fitCommand = defineMrlCommand({
       }).dims,
     ];
     const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${modelName}`));
-    const backend = await initBackend(options.backend, { kernels: options.kernels });
+    const backend = await initBackend(options.backend, {
+      kernels: options.kernels,
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+    });
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
     await mkdir(runDir, { recursive: true });
     // A fresh run must not later resume from an older run's checkpoints in the same folder.

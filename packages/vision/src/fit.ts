@@ -210,7 +210,9 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     seed: context.seed,
     warn: context.log,
   });
-  const train = headOf(data.train, options.trainLimit ?? data.train.count);
+  // Training examples used: all, or the first --train-limit (folders: in a seeded order).
+  const trainCount = Math.min(options.trainLimit ?? data.trainCount, data.trainCount);
+  const train = headOf(data.train, Math.min(trainCount, data.train.count));
   const test = headOf(data.test, options.testLimit ?? data.test.count);
   if (test.count === 0 || train.count === 0) {
     throw new MrlError(
@@ -219,13 +221,13 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
       'Raise --train-limit / --test-limit, or add images.',
     );
   }
-  // With --train-limit the augmented batches must stay within the first rows too.
+  // Folders stream augmented batches from disk over every training image (or the first --train-limit).
   const trainBatches =
     data.trainBatches === undefined
       ? undefined
-      : options.trainLimit === undefined || options.trainLimit >= data.train.count
+      : trainCount === data.trainCount
         ? data.trainBatches
-        : { size: train.count, batch: (indices: Int32Array) => data.trainBatches!.batch(indices) };
+        : { size: trainCount, batch: (indices: Int32Array) => data.trainBatches!.batch(indices) };
   const [height, width, channels] = train.exampleShape as [number, number, number];
   const inputShape: VisionInputShape = { height, width, channels };
   await writeFileAtomically(
@@ -234,7 +236,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   );
   const retrieval = { maxQueries: options.maxQueries ?? 2000, center: options.centerRetrieval ?? true };
   context.log(
-    `data: ${data.name}, ${train.count} train / ${test.count} test images of ${height}x${width}x${channels}, ${train.numClasses} classes`,
+    `data: ${data.name}, ${trainCount} train${train.count < trainCount ? ` (${train.count} decoded for 1-NN and SVD)` : ''} / ${test.count} test images of ${height}x${width}x${channels}, ${train.numClasses} classes`,
   );
   const { dims } = resolveNesting({
     embeddingDim: options.embeddingDim,
@@ -468,7 +470,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     data: options.data,
     head: options.head,
     dims,
-    trainCount: train.count,
+    trainCount,
     testCount: test.count,
     mrl: mrlRows,
     ff: Object.fromEntries(ffRows),

@@ -35,6 +35,12 @@ export interface VisionDataOptions {
   testFraction?: number;
   /** Corrupt images are an error (default: skipped, counted and named in a warning). */
   strict?: boolean;
+  /**
+   * Folders and manifests: training images decoded into memory for evaluation (the 1-NN database
+   * and the SVD baseline), a seeded sample; training itself streams every image from disk, so
+   * memory does not grow with the data set (default 10,000).
+   */
+  evalTrainLimit?: number;
   /** Training augmentation for folders and manifests: random-resized crop and flip (default true). */
   augment?: boolean;
   seed?: number;
@@ -45,7 +51,10 @@ export interface VisionDataOptions {
 export interface VisionData {
   /** Name for tables: `fashion-mnist` or the folder / manifest's path as given. */
   name: string;
+  /** Training images in memory: all of an IDX set; a seeded sample of a folder (`evalTrainLimit`). */
   train: ArrayDataset;
+  /** Training images in all (what `trainBatches` covers for folders). */
+  trainCount: number;
   test: ArrayDataset;
   /** Training batches with augmentation, decoded as they are needed (folders and manifests). */
   trainBatches?: BatchSource<SupervisedBatch<tf.Tensor, ClassTarget>>;
@@ -60,16 +69,24 @@ export function hashFraction(key: string): number {
   return createHash('sha256').update(key).digest().readUInt32BE(0) / 2 ** 32;
 }
 
+/**
+ * The files for which `keep` holds, in a seeded order (a hash of each path): any prefix of the
+ * list is a sample of every class, so --train-limit and the evaluation sample stay balanced.
+ */
 const take = (folder: ImageFolder, keep: (i: number) => boolean): ImageFolder => {
-  const files: string[] = [];
-  const labels: number[] = [];
+  const rows: { file: string; label: number; key: number }[] = [];
   folder.files.forEach((f, i) => {
-    if (keep(i)) {
-      files.push(f);
-      labels.push(folder.labels[i]!);
-    }
+    if (keep(i))
+      rows.push({ file: f, label: folder.labels[i]!, key: hashFraction(`order:${relative(folder.root, f)}`) });
   });
-  return { ...folder, files, labels: Int32Array.from(labels), count: files.length, skipped: [] };
+  rows.sort((a, b) => a.key - b.key);
+  return {
+    ...folder,
+    files: rows.map((r) => r.file),
+    labels: Int32Array.from(rows, (r) => r.label),
+    count: rows.length,
+    skipped: [],
+  };
 };
 
 /** Reads a CSV (`path,label` header) or JSONL manifest into an ImageFolder-like list. */
@@ -216,6 +233,7 @@ export async function loadVisionData(options: VisionDataOptions): Promise<Vision
     return {
       name: 'fashion-mnist',
       train: asArrays(data.train),
+      trainCount: data.train.count,
       test: asArrays(data.test),
       classNames: [...data.train.classNames],
       skipped: [],
@@ -243,9 +261,11 @@ export async function loadVisionData(options: VisionDataOptions): Promise<Vision
   const trainDir = isDir ? sub(['train']) : undefined;
   const testDir = isDir ? sub(['test', 'val', 'valid', 'validation']) : undefined;
   if (trainDir !== undefined && testDir !== undefined) {
-    train = await openImageFolder(trainDir, { skipCorrupt });
-    test = alignClasses(train, await openImageFolder(testDir, { skipCorrupt }), options.data);
-    skippedAll.push(...train.skipped, ...test.skipped);
+    const trainFolder = await openImageFolder(trainDir, { skipCorrupt });
+    const testFolder = alignClasses(trainFolder, await openImageFolder(testDir, { skipCorrupt }), options.data);
+    skippedAll.push(...trainFolder.skipped, ...testFolder.skipped);
+    train = take(trainFolder, () => true);
+    test = take(testFolder, () => true);
   } else {
     const all = isDir ? await openImageFolder(path, { skipCorrupt }) : await readImageManifest(path);
     skippedAll.push(...all.skipped);
@@ -276,9 +296,11 @@ export async function loadVisionData(options: VisionDataOptions): Promise<Vision
     options.augment === false
       ? evalTransform
       : { size, channels, crop: 'random-resized', scale: [0.35, 1], flip: true };
+  const sample = take(train, (i) => i < (options.evalTrainLimit ?? 10_000));
   return {
     name: options.data,
-    train: await loadImageFolderArrays(train, evalTransform, options.seed ?? 0),
+    train: await loadImageFolderArrays(sample, evalTransform, options.seed ?? 0),
+    trainCount: train.count,
     test: await loadImageFolderArrays(test, evalTransform, options.seed ?? 0),
     trainBatches: new ImageFolderBatches(train, trainTransform, options.seed ?? 0),
     classNames: train.classNames,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -167,6 +168,21 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
       'there is no trained model in',
     );
     expect(expectOneParagraphError(await cli(['eval']))).toContain('mrl-cli eval needs --run-dir');
+  });
+
+  it('flags are checked against the modality and their range before anything runs', async () => {
+    const threads = expectOneParagraphError(await cli(['fit', '--threads', '0', '--run-dir', join(dir, 'run-t')]));
+    expect(threads).toBe('error: --threads must be greater than 0, got 0. Give a positive --threads or leave it out.');
+    const vocab = expectOneParagraphError(await cli(['fit', '--vocab-size', '512', '--run-dir', join(dir, 'run-v')]));
+    expect(vocab).toBe(
+      'error: --vocab-size applies to text and align runs, not --modality vision. Leave out --vocab-size.',
+    );
+    const json = expectOneParagraphError(
+      await cli(['fit', '--modality', 'text', '--model-config', '{numLayers:1}', '--run-dir', join(dir, 'run-j')]),
+    );
+    expect(json).toMatch(/^error: --model-config is not valid JSON: .*Write it as a JSON object/);
+    // None of them made a run folder.
+    for (const name of ['run-t', 'run-v', 'run-j']) expect(existsSync(join(dir, name))).toBe(false);
   });
 
   it('--debug adds the stack', async () => {

@@ -59,8 +59,8 @@ export interface AlignFitOptions {
   data?: string;
   /** Folder of the openclipart SVGs (default /usr/share/openclipart/svg). */
   dataDir?: string;
-  /** Use only the first N pairs (quick runs). */
-  limit?: number;
+  /** Use only the first N pairs, before the split (quick runs; `--train-limit`). */
+  trainLimit?: number;
   /** Fraction held out as the test split, chosen by a hash of each file's path (default 0.1). */
   testFraction?: number;
   /** Side of the square RGB images (default 24). */
@@ -112,7 +112,7 @@ async function loadPairs(options: AlignFitOptions): Promise<{ name: string; pair
   if (data === 'openclipart')
     return {
       name: 'openclipart',
-      pairs: await readOpenclipart(options.dataDir, options.limit === undefined ? {} : { limit: options.limit }),
+      pairs: await readOpenclipart(options.dataDir, options.trainLimit === undefined ? {} : { limit: options.trainLimit }),
     };
   const path = resolve(data);
   let isDir: boolean;
@@ -127,7 +127,7 @@ async function loadPairs(options: AlignFitOptions): Promise<{ name: string; pair
     );
   }
   const pairs = isDir ? await readSidecarFolder(path) : await readPairsJsonl(path);
-  return { name: basename(path), pairs: options.limit === undefined ? pairs : pairs.slice(0, options.limit) };
+  return { name: basename(path), pairs: options.trainLimit === undefined ? pairs : pairs.slice(0, options.trainLimit) };
 }
 
 /** NHWC float images in [-1, 1] from uint8 RGB rows. */
@@ -294,7 +294,7 @@ async function prepare(options: AlignFitOptions, context: RunContext): Promise<P
  *
  * @example
  * ```ts
- * const report = await fitAlign({ epochs: 2, limit: 1000 }, { runDir: 'runs/align', seed: 0, resume: false, log: console.log });
+ * const report = await fitAlign({ epochs: 2, trainLimit: 1000 }, { runDir: 'runs/align', seed: 0, resume: false, log: console.log });
  * console.log(report.table);
  * ```
  */

@@ -348,7 +348,7 @@ export const fitCommand = defineMrlCommand({
           ...(options['model-config'] === undefined
             ? {}
             : { visionOverrides: modelConfig, textOverrides: modelConfig }),
-          ...optional('limit', options['train-limit']),
+          ...optional('trainLimit', options['train-limit']),
           ...optional('testFraction', options['test-fraction']),
           ...optional('imageSize', options['image-size']),
           ...optional('cacheDir', options['cache-dir']),

@@ -112,7 +112,10 @@ async function loadPairs(options: AlignFitOptions): Promise<{ name: string; pair
   if (data === 'openclipart')
     return {
       name: 'openclipart',
-      pairs: await readOpenclipart(options.dataDir, options.trainLimit === undefined ? {} : { limit: options.trainLimit }),
+      pairs: await readOpenclipart(
+        options.dataDir,
+        options.trainLimit === undefined ? {} : { limit: options.trainLimit },
+      ),
     };
   const path = resolve(data);
   let isDir: boolean;

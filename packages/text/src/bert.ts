@@ -159,6 +159,9 @@ export class BertEncoder implements Encoder<TokenBatch> {
   readonly #segment: tf.Variable; // [S, d]
   readonly #embeddingNorm: Norm;
   readonly #blocks: Block[] = [];
+  /** Dropout masks come from this seed and a call counter: a run's masks are the same every time. */
+  readonly #dropoutSeed: number;
+  #dropoutCalls = 0;
 
   constructor(
     readonly config: BertConfig,
@@ -191,6 +194,8 @@ export class BertEncoder implements Encoder<TokenBatch> {
         ln2: norm(),
       });
     }
+    // Drawn after the weights, so that their initial values do not depend on it.
+    this.#dropoutSeed = Math.floor(random() * 2 ** 30);
   }
 
   /** Token states [B, T, d] after the last block. */
@@ -214,7 +219,9 @@ export class BertEncoder implements Encoder<TokenBatch> {
     const heads = c.numHeads;
     const dh = d / heads;
     const rate = training ? c.dropout : 0;
-    const drop = (x: tf.Tensor): tf.Tensor => (rate > 0 ? tf.dropout(x, rate) : x);
+    // Seeded: TF.js's unseeded dropout draws from Math.random, and a run would not repeat.
+    const drop = (x: tf.Tensor): tf.Tensor =>
+      rate > 0 ? tf.dropout(x, rate, undefined, this.#dropoutSeed + this.#dropoutCalls++) : x;
     const linear = (x: tf.Tensor2D, layer: Dense): tf.Tensor2D => tf.add(tf.matMul(x, layer.w as tf.Tensor2D), layer.b);
     return tf.tidy(() => {
       const ids = tf.reshape(tf.cast(batch.ids, 'int32'), [b * t]) as tf.Tensor1D;

@@ -2,7 +2,7 @@
 """FAISS on the vectors bench/retrieval.mjs wrote: IndexFlatIP, IndexHNSWFlat on the full dim,
 and HNSW on the first m dims with a full-dim re-rank (the paper's deployment). One thread.
 
-Usage (called by retrieval.mjs): python3 bench/faiss_retrieval.py DIR K REPS M_PREFIX SHORTLIST
+Usage (called by retrieval.mjs): python3 bench/faiss_retrieval.py DIR K REPS M_PREFIX SHORTLIST [flat-only]
 DIR holds db.npy and queries.npy (float32, L2-normalised: inner product = cosine). Prints one
 JSON object: per method its build seconds, bytes, best-of-REPS query seconds, RSS growth and the
 [nq, K] ids (recall is computed by the caller against its exact search).
@@ -67,6 +67,9 @@ def main():
         return index
 
     run("FAISS IndexFlatIP", flat, lambda index: index.search(q, k)[1])
+    if sys.argv[6:] == ["flat-only"]:
+        json.dump({"faiss": faiss.__version__, "methods": methods}, sys.stdout)
+        return
 
     def hnsw(dim, data):
         def build():

@@ -2,7 +2,8 @@
  * The Node-only part of @mrl/adaptive: index files on disk (read, checksum, atomic write).
  * Everything in the main entry works without it, in a browser too.
  */
-export { INDEX_FILE_MAGIC, INDEX_FILE_VERSION, openIndex, saveIndex } from './node/index-file.js';
+export { INDEX_FILE_MAGIC, INDEX_FILE_VERSION, openIndex, saveIndex, updateIndex } from './node/index-file.js';
+export { acquireWriterLock } from './node/lock.js';
 export { crc32 } from './node/crc32.js';
 export { nativeGemm } from './node/native-gemm.js';
 export { PrefixHnsw } from './node/hnsw.js';

@@ -214,6 +214,98 @@ export class MatryoshkaIndex {
   }
 
   /**
+   * A new index with `vectors` ([n, d] rows) appended after the existing rows; `ids` and
+   * `labels` must be given for the new rows exactly when this index has them. Options
+   * (metric, prefix dims, metadata, gemm) carry over. This index is not changed.
+   *
+   * @example
+   * ```ts
+   * const bigger = index.withAdded(newRows, { labels: [3, 7] });
+   * ```
+   */
+  withAdded(
+    vectors: Float32Array,
+    extra: { readonly ids?: readonly string[]; readonly labels?: Int32Array | readonly number[] } = {},
+  ): MatryoshkaIndex {
+    const n = rowCount('added vectors', vectors, this.dim);
+    assertFiniteRows('added vectors', vectors, this.dim);
+    const need = (name: 'ids' | 'labels', have: boolean): void => {
+      const given = extra[name] !== undefined;
+      if (have !== given) {
+        throw new MrlError(
+          'invalid-argument',
+          have
+            ? `this index has ${name}: the ${n} added rows need ${name} too.`
+            : `this index has no ${name}, but ${name} were given for the added rows.`,
+        );
+      }
+    };
+    need('ids', this.ids !== undefined);
+    need('labels', this.labels !== undefined);
+    const all = new Float32Array((this.size + n) * this.dim);
+    all.set(this.vectors);
+    all.set(vectors, this.vectors.length);
+    return new MatryoshkaIndex(all, {
+      ...this.options(),
+      ...(this.ids !== undefined ? { ids: [...this.ids, ...(extra.ids ?? [])] } : {}),
+      ...(this.labels !== undefined ? { labels: [...this.labels, ...(extra.labels ?? [])] } : {}),
+    });
+  }
+
+  /**
+   * A new index without the given rows; the rows after a removed one move up (row numbers are
+   * positions, ids stay with their rows). This index is not changed.
+   *
+   * @example
+   * ```ts
+   * const smaller = index.withRemoved([3, 17]);
+   * ```
+   */
+  withRemoved(rows: readonly number[]): MatryoshkaIndex {
+    const drop = new Set<number>();
+    rows.forEach((r, i) => {
+      assertIntInRange(`rows[${i}] to remove`, r, 0, this.size - 1);
+      drop.add(r);
+    });
+    const kept = this.size - drop.size;
+    if (kept === 0) {
+      throw new MrlError(
+        'invalid-argument',
+        `removing ${drop.size} rows would leave the index empty.`,
+        'Keep at least one row.',
+      );
+    }
+    const d = this.dim;
+    const out = new Float32Array(kept * d);
+    const ids: string[] = [];
+    const labels: number[] = [];
+    let o = 0;
+    for (let i = 0; i < this.size; i++) {
+      if (drop.has(i)) continue;
+      out.set(this.vectors.subarray(i * d, (i + 1) * d), o * d);
+      if (this.ids !== undefined) ids.push(this.ids[i] as string);
+      if (this.labels !== undefined) labels.push(this.labels[i] as number);
+      o++;
+    }
+    return new MatryoshkaIndex(out, {
+      ...this.options(),
+      ...(this.ids !== undefined ? { ids } : {}),
+      ...(this.labels !== undefined ? { labels } : {}),
+    });
+  }
+
+  /** The build options that carry over to a changed copy (all but the rows themselves). */
+  private options(): IndexOptions {
+    return {
+      dim: this.dim,
+      metric: this.metric,
+      prefixDims: this.prefixDims,
+      metadata: this.metadata,
+      ...(this.gemm !== undefined ? { gemm: this.gemm } : {}),
+    };
+  }
+
+  /**
    * The first `m` values of row `i`, as a view (no copy).
    *
    * @example

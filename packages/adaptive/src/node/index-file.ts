@@ -44,6 +44,7 @@ import { MrlError } from '@mrl/core/errors';
 import type { Gemm } from '../gemm.js';
 import { MatryoshkaIndex, type Metric } from '../vector-index.js';
 import { crc32 } from './crc32.js';
+import { acquireWriterLock } from './lock.js';
 
 /** The 8 bytes every index file starts with. */
 export const INDEX_FILE_MAGIC: Uint8Array = Uint8Array.from([0x89, 0x4d, 0x52, 0x4c, 0x49, 0x44, 0x58, 0x0a]);
@@ -73,7 +74,8 @@ function bytesOf(a: Float32Array | Int32Array): Uint8Array {
 }
 
 /**
- * Writes `index` to `file` atomically (temp file, fsync, rename).
+ * Writes `index` to `file` atomically (temp file, fsync, rename), holding the file's writer
+ * lock (`<file>.lock`) meanwhile: a concurrent writer is refused, not interleaved.
  *
  * @example
  * ```ts
@@ -82,6 +84,40 @@ function bytesOf(a: Float32Array | Int32Array): Uint8Array {
  * ```
  */
 export function saveIndex(index: MatryoshkaIndex, file: string): void {
+  const release = acquireWriterLock(file);
+  try {
+    writeIndexFile(index, file);
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Changes the index in `file` under its writer lock: opens it, applies `change` (e.g.
+ * `withAdded`, `withRemoved`), and saves the result atomically. A second writer meanwhile is
+ * refused; readers see the old index until the rename.
+ *
+ * @example
+ * ```ts
+ * updateIndex('products.mrlidx', (index) => index.withAdded(newRows, { ids: newIds }));
+ * ```
+ */
+export function updateIndex(
+  file: string,
+  change: (index: MatryoshkaIndex) => MatryoshkaIndex,
+  options: { gemm?: Gemm | undefined } = {},
+): MatryoshkaIndex {
+  const release = acquireWriterLock(file);
+  try {
+    const next = change(openIndex(file, options));
+    writeIndexFile(next, file);
+    return next;
+  } finally {
+    release();
+  }
+}
+
+function writeIndexFile(index: MatryoshkaIndex, file: string): void {
   assertLittleEndian();
   const stored: StoredMetadata = {
     metric: index.metric,

@@ -36,6 +36,13 @@ describe('PrefixHnsw', () => {
     expect(graph.vectorBytes).toBe(6000 * perVector);
   });
 
+  it('one query (usearch answers it with a single match list) gets the hits it gets in a batch', () => {
+    const graph = PrefixHnsw.build(index, { dim: 16, expansionSearch: 100 });
+    const batch = graph.search(data.queries.subarray(0, 3 * d), { shortlistK: 50, k: 10 });
+    const one = graph.search(data.queries.subarray(d, 2 * d), { shortlistK: 50, k: 10 });
+    expect(Array.from(one.ids)).toEqual(Array.from(batch.ids.subarray(10, 20)));
+  });
+
   it('a longer prefix shortlists better than a shorter one at the same K (Matryoshka ordering)', () => {
     const short = PrefixHnsw.build(index, { dim: 8, expansionSearch: 100 });
     const long = PrefixHnsw.build(index, { dim: 32, expansionSearch: 100 });

@@ -3,7 +3,7 @@ export { defaultNestingDims, resolveNesting, sampleDimIndices, type Nesting, typ
 export { createRandom, nextSeed, permutation, type Random } from './rng.js';
 export { parameterCount, prefixVariables, trainableVariables, type HasVariables, type VariableMap } from './module.js';
 export { l2Normalize, softmaxCrossEntropy } from './losses.js';
-export { gelu } from './ops/gelu.js';
+export { gelu, geluErf, geluOf, type GeluForm } from './ops/gelu.js';
 export { batchNormTraining, layerNorm } from './ops/normalize.js';
 export { sumTensors } from './ops/sum-tensors.js';
 export { prefixSoftmaxCrossEntropy } from './ops/prefix-softmax-ce.js';
@@ -32,11 +32,13 @@ export { assignVariables } from './io/assign.js';
 export {
   decodeSafetensors,
   encodeSafetensors,
+  halfToFloat,
   readSafetensors,
   writeSafetensors,
   type NamedArray,
   type SafetensorsContent,
   type SafetensorsDtype,
+  type WidenedDtype,
 } from './io/safetensors.js';
 export {
   checkpointPath,

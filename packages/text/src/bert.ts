@@ -1,18 +1,23 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   gelu,
+  geluOf,
   layerNorm as coreLayerNorm,
   MrlError,
   nextSeed,
   type Encoder,
   type EncoderConfig,
+  type GeluForm,
   type Random,
   type VariableMap,
 } from '@mrl/core';
 import { gatherRows } from './gather.js';
 
-/** How a sentence embedding is read from the token states. */
-export type BertPooling = 'cls' | 'mean';
+/**
+ * How a sentence embedding is read from the token states: the `[CLS]` state, the masked mean,
+ * or BERT's pooler (`tanh(W h_CLS + b)`, Hugging Face's `pooler_output`).
+ */
+export type BertPooling = 'cls' | 'mean' | 'pooler';
 
 /**
  * A BERT encoder (Devlin et al., 2019) as data. `embeddingDim` is the hidden size; the pooled
@@ -36,6 +41,11 @@ export interface BertConfig extends EncoderConfig {
    * Larger values let context reach a token's state sooner in short from-scratch runs.
    */
   initializerRange?: number;
+  /**
+   * The feed-forward GELU: `tanh` (default; the faster form mrl trains from scratch with) or
+   * `erf` (exact; Hugging Face's `hidden_act: "gelu"`, which imported checkpoints need).
+   */
+  activation?: GeluForm;
 }
 
 /** Token ids with their padding mask, [B, T] each. */
@@ -109,8 +119,13 @@ function validateBertConfig(c: BertConfig): void {
     throw new MrlError('invalid-config', `bert initializerRange must be > 0, got ${c.initializerRange}.`);
   if (!(c.dropout >= 0 && c.dropout < 1))
     throw new MrlError('invalid-config', `bert dropout must be in [0, 1), got ${c.dropout}.`);
-  if (c.pooling !== 'cls' && c.pooling !== 'mean')
-    throw new MrlError('invalid-config', `bert pooling must be 'cls' or 'mean', got '${String(c.pooling)}'.`);
+  if (c.pooling !== 'cls' && c.pooling !== 'mean' && c.pooling !== 'pooler')
+    throw new MrlError('invalid-config', `bert pooling must be 'cls', 'mean' or 'pooler', got '${String(c.pooling)}'.`);
+  if (c.activation !== undefined && c.activation !== 'tanh' && c.activation !== 'erf')
+    throw new MrlError(
+      'invalid-config',
+      `bert activation must be 'tanh' or 'erf' (GELU form), got '${String(c.activation)}'.`,
+    );
 }
 
 interface Dense {
@@ -159,6 +174,8 @@ export class BertEncoder implements Encoder<TokenBatch> {
   readonly #segment: tf.Variable; // [S, d]
   readonly #embeddingNorm: Norm;
   readonly #blocks: Block[] = [];
+  /** The pooler's dense layer [d, d], only when `pooling` is `pooler`. */
+  readonly #pooler: Dense | null;
 
   constructor(
     readonly config: BertConfig,
@@ -191,6 +208,7 @@ export class BertEncoder implements Encoder<TokenBatch> {
         ln2: norm(),
       });
     }
+    this.#pooler = config.pooling === 'pooler' ? dense(d, d) : null;
   }
 
   /** Token states [B, T, d] after the last block. */
@@ -214,6 +232,7 @@ export class BertEncoder implements Encoder<TokenBatch> {
     const heads = c.numHeads;
     const dh = d / heads;
     const rate = training ? c.dropout : 0;
+    const activation = geluOf(c.activation ?? 'tanh');
     const drop = (x: tf.Tensor): tf.Tensor => (rate > 0 ? tf.dropout(x, rate) : x);
     const linear = (x: tf.Tensor2D, layer: Dense): tf.Tensor2D => tf.add(tf.matMul(x, layer.w as tf.Tensor2D), layer.b);
     return tf.tidy(() => {
@@ -241,7 +260,7 @@ export class BertEncoder implements Encoder<TokenBatch> {
         const attention = drop(tf.softmax(scores)) as tf.Tensor4D;
         const context = tf.reshape(tf.transpose(tf.matMul(attention, v), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;
         x = layerNorm(tf.add(x, drop(linear(context, block.o))), block.ln1, c.layerNormEps) as tf.Tensor2D;
-        const hidden = gelu(linear(x, block.ff1)) as tf.Tensor2D;
+        const hidden = activation(linear(x, block.ff1)) as tf.Tensor2D;
         x = layerNorm(tf.add(x, drop(linear(hidden, block.ff2))), block.ln2, c.layerNormEps) as tf.Tensor2D;
       }
       return tf.reshape(x, [b, t, d]) as tf.Tensor3D;
@@ -252,7 +271,11 @@ export class BertEncoder implements Encoder<TokenBatch> {
   encode(batch: TokenBatch, training: boolean): tf.Tensor2D {
     return tf.tidy(() => {
       const states = this.encodeTokens(batch, training);
-      return poolTokens(states, batch.attentionMask, this.config.pooling);
+      const pooling = this.config.pooling;
+      if (pooling !== 'pooler' || this.#pooler === null)
+        return poolTokens(states, batch.attentionMask, pooling === 'cls' ? 'cls' : 'mean');
+      const first = poolTokens(states, batch.attentionMask, 'cls'); // [B, d]
+      return tf.tanh(tf.add(tf.matMul(first, this.#pooler.w as tf.Tensor2D), this.#pooler.b)) as tf.Tensor2D;
     });
   }
 
@@ -273,6 +296,10 @@ export class BertEncoder implements Encoder<TokenBatch> {
         out.set(`layer${i}/${name}/beta`, block[name].beta);
       }
     });
+    if (this.#pooler !== null) {
+      out.set('pooler/w', this.#pooler.w);
+      out.set('pooler/b', this.#pooler.b);
+    }
     return out;
   }
 
@@ -281,8 +308,15 @@ export class BertEncoder implements Encoder<TokenBatch> {
   }
 }
 
-/** Sentence embedding [B, d] from token states [B, T, d]: the first (`[CLS]`) state or the masked mean. */
-export function poolTokens(states: tf.Tensor3D, attentionMask: tf.Tensor2D, pooling: BertPooling): tf.Tensor2D {
+/**
+ * Sentence embedding [B, d] from token states [B, T, d]: the first (`[CLS]`) state or the masked
+ * mean. (`pooler` needs the pooler's weights: {@link BertEncoder.encode} applies it.)
+ */
+export function poolTokens(
+  states: tf.Tensor3D,
+  attentionMask: tf.Tensor2D,
+  pooling: Exclude<BertPooling, 'pooler'>,
+): tf.Tensor2D {
   return tf.tidy(() => {
     const [b, , d] = states.shape;
     if (pooling === 'cls') return tf.reshape(tf.slice(states, [0, 0, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;

@@ -22,6 +22,18 @@ export {
   type TokenBatch,
 } from './bert.js';
 export {
+  assignHfBertWeights,
+  bertConfigFromHf,
+  hfBertConfigJson,
+  hfBertNames,
+  hfBertTensors,
+  loadHfBert,
+  loadHfTokenizer,
+  readHfConfig,
+  type HfBertConfigJson,
+  type HfBertLoadOptions,
+} from './hf-bert.js';
+export {
   maskTokens,
   mlmAccuracy,
   mlmBatch,

@@ -9,6 +9,7 @@ debian_packages=(
   python3-skimage       # real sample photos for the image pipeline tests
   wordnet-base          # WordNet glosses: text classification and retrieval
   python3-numpy         # tests check that numpy reads our .npy and safetensors files
+  python3-onnx          # tests run onnx.checker on exported ONNX models
 )
 missing=()
 for p in "${debian_packages[@]}"; do

@@ -83,6 +83,7 @@ export {
   valueInfo,
   type ProtoField,
 } from './onnx/proto.js';
+export { EXPORT_OPSET, OnnxGraph, readOnnxMetadata, type OnnxElementType } from './onnx/graph.js';
 export {
   coreModule,
   ENCODER_REGISTRATION,

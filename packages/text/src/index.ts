@@ -22,6 +22,14 @@ export {
   type TokenBatch,
 } from './bert.js';
 export {
+  bertOnnxModel,
+  EXPORT_FORMATS,
+  exportTextModel,
+  type DimRow,
+  type ExportFormat,
+  type TextExportOptions,
+} from './export.js';
+export {
   assignHfBertWeights,
   bertConfigFromHf,
   hfBertConfigJson,

@@ -28,6 +28,8 @@ import { BertEncoder, bertConfig, type BertConfig, type TokenBatch } from './ber
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from './contrastive.js';
 import { packagedCorpus, PACKAGED_CORPORA, readJsonl, readTextLines } from './corpora.js';
 import { maskTokens, mlmAccuracy, mlmBatch, MlmModel, TiedMlmObjective, type MlmBatch } from './mlm.js';
+import { exportTextModel, type DimRow } from './export.js';
+import { loadHfBert } from './hf-bert.js';
 import { bertBaseUncasedVocab, wordPieceTokenizerFiles, writeTokenizerFiles } from './tokenizer/tokenizer-json.js';
 import { padRows, TextTokenizer, type EncodedBatch } from './tokenizer/tokenizer.js';
 import { trainWordPiece } from './tokenizer/wordpiece-trainer.js';
@@ -89,6 +91,13 @@ export interface TextFitOptions {
    * `projectionDim` (default 128) is trained on top. `model`, `tokenizer` and `vocabSize` are then unused.
    */
   backbone?: string;
+  /**
+   * A pretrained Hugging Face BERT folder (`config.json`, `model.safetensors`, `tokenizer.json`
+   * or `vocab.txt`) to start from instead of random weights; every layer is fine-tuned. Its
+   * config fixes the model size and tokenizer (`model`, `tokenizer` and `vocabSize` are unused);
+   * `modelOverrides.pooling` (default `mean`) and `modelOverrides.dropout` still apply.
+   */
+  init?: string;
   /** Pooling of the backbone's token states: `mean` (default) or `cls`. */
   backbonePooling?: BackbonePooling;
   projectionDim?: number;
@@ -170,6 +179,63 @@ function trainerOptions(options: TextFitOptions, context: RunContext, label: str
   };
 }
 
+/** The BERT to train and its tokenizer: a pretrained folder's (`init`) or a fresh one. */
+async function resolveEncoder(
+  options: TextFitOptions,
+  context: RunContext,
+  texts: () => Promise<string[]>,
+): Promise<{ encoder: BertEncoder; tokenizer: TextTokenizer }> {
+  if (options.init === undefined) {
+    const tokenizer = await resolveTokenizer(options, context, texts);
+    return { encoder: buildEncoder(options, tokenizer, context), tokenizer };
+  }
+  const loaded = await loadHfBert(options.init, {
+    pooling: options.modelOverrides?.pooling ?? 'mean',
+    ...(options.modelOverrides?.dropout === undefined ? {} : { dropout: options.modelOverrides.dropout }),
+    random: createRandom(context.seed, 10),
+  });
+  const c = loaded.encoder.config;
+  const maxLength = options.maxLength ?? 32;
+  if (maxLength > c.maxPositions) {
+    loaded.encoder.dispose();
+    throw new MrlError(
+      'invalid-config',
+      `maxLength ${maxLength} exceeds ${options.init}'s max_position_embeddings ${c.maxPositions}.`,
+      'Lower maxLength.',
+    );
+  }
+  const params = [...loaded.encoder.variables().values()].reduce((s, v) => s + v.size, 0);
+  context.log(
+    `encoder: pretrained ${options.init} d=${c.embeddingDim} layers=${c.numLayers} heads=${c.numHeads} vocab=${c.vocabSize} gelu=${c.activation} pooling=${c.pooling} (${(params / 1e6).toFixed(2)}M parameters, all trained)`,
+  );
+  return loaded;
+}
+
+/**
+ * Writes the trained BERT to `<runDir>/model` as a Hugging Face folder (config.json with the
+ * nesting dims, model.safetensors, tokenizer, onnx/model.onnx, model card), which `init`,
+ * `loadHfBert` and `mrl-cli export` read.
+ */
+async function saveTextModel(
+  encoder: BertEncoder,
+  tokenizer: TextTokenizer,
+  dims: number[],
+  table: DimRow[],
+  options: TextFitOptions,
+  context: RunContext,
+): Promise<void> {
+  const dir = join(context.runDir, 'model');
+  await exportTextModel(encoder, dir, {
+    format: 'hf',
+    dims,
+    tokenizerDir: tokenizer.dir,
+    maxLength: options.maxLength ?? 32,
+    table,
+    name: `mrl text ${options.task}`,
+  });
+  context.log(`model (Hugging Face layout, ONNX included) -> ${dir}`);
+}
+
 function buildEncoder(options: TextFitOptions, tokenizer: TextTokenizer, context: RunContext): BertEncoder {
   const config = bertConfig(options.model ?? 'bert-tiny', {
     vocabSize: tokenizer.vocabSize,
@@ -234,11 +300,10 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
   context.log(
     `corpus: ${trainTexts.length} training and ${evalTexts.length} held-out sentences in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
-  const tokenizer = await resolveTokenizer(options, context, async () => trainTexts);
+  const { encoder, tokenizer } = await resolveEncoder(options, context, async () => trainTexts);
   const encode = (t: string): Int32Array => Int32Array.from(tokenizer.encode(t, false).slice(0, maxLength - 2));
   const trainIds = trainTexts.map(encode);
   const evalIds = evalTexts.map(encode);
-  const encoder = buildEncoder(options, tokenizer, context);
   const objective = new TiedMlmObjective(encoder.tokenEmbedding);
   const matryoshka = new MatryoshkaLoss(objective, {
     embeddingDim: encoder.embeddingDim,
@@ -310,6 +375,14 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
     { header: 'vs full %', value: (r) => percent(r.rel) },
     { header: 'train loss', value: (r) => r.loss, digits: 3 },
   ]);
+  await saveTextModel(
+    encoder,
+    tokenizer,
+    dims,
+    dims.map((dim, j) => ({ dim, values: { 'masked-token acc': accuracy[j]! } })),
+    options,
+    context,
+  );
   return {
     title: `text mlm: top-1 on ${masked} held-out tokens replaced by [MASK] (15%) after ${fit.steps} steps`,
     table,
@@ -347,6 +420,8 @@ interface TextEmbedder<Input> {
   /** Model input for a batch of texts (tokenised, or backbone features prefetched). */
   input(texts: string[]): Input | Promise<Input>;
   release(input: Input): void;
+  /** The BERT's tokenizer (absent for a frozen backbone). */
+  tokenizer?: TextTokenizer;
 }
 
 async function buildEmbedder(
@@ -374,9 +449,13 @@ async function buildEmbedder(
       release: () => undefined,
     };
   }
-  const tokenizer = await resolveTokenizer(options, context, async () => trainTexts());
-  const encoder = buildEncoder(options, tokenizer, context);
-  return { encoder, input: (texts) => tokenBatch(tokenizer.encodeBatch(texts, maxLength)), release: disposeTokens };
+  const { encoder, tokenizer } = await resolveEncoder(options, context, async () => trainTexts());
+  return {
+    encoder,
+    tokenizer,
+    input: (texts) => tokenBatch(tokenizer.encodeBatch(texts, maxLength)),
+    release: disposeTokens,
+  };
 }
 
 async function fitClassify(options: TextFitOptions, context: RunContext): Promise<RunReport> {
@@ -433,6 +512,15 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
       { header: 'top-1 %', value: (r) => percent(r.acc) },
     ],
   );
+  if (encoder instanceof BertEncoder && embedder.tokenizer !== undefined)
+    await saveTextModel(
+      encoder,
+      embedder.tokenizer,
+      dims,
+      dims.map((dim, j) => ({ dim, values: { 'top-1': top1[j]! } })),
+      options,
+      context,
+    );
   encoder.dispose();
   return {
     title: `text classify: WordNet gloss -> 45 lexicographer classes, top-1 on ${test.length} held-out glosses after ${fit.steps} steps`,
@@ -504,6 +592,15 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
     { header: 'recall@1 %', value: (r) => percent(r.recall[1]) },
     { header: 'recall@10 %', value: (r) => percent(r.recall[10]) },
   ]);
+  if (encoder instanceof BertEncoder && embedder.tokenizer !== undefined)
+    await saveTextModel(
+      encoder,
+      embedder.tokenizer,
+      dims,
+      metrics.map((r) => ({ dim: r.dim, values: { 'recall@1': r.recall[1]!, 'recall@10': r.recall[10]! } })),
+      options,
+      context,
+    );
   encoder.dispose();
   return {
     title: `text retrieve: WordNet example -> gloss, ${test.length} held-out queries over ${database.length} glosses after ${fit.steps} steps`,

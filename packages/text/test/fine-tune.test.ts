@@ -1,0 +1,97 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { readSafetensors } from '@mrl/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportTextModel } from '../src/export.js';
+import { fitText } from '../src/fit.js';
+import { loadHfBert } from '../src/hf-bert.js';
+
+// Import the PyTorch-written BERT (fixtures/make_hf_bert.py) -> fine-tune every layer -> the run's
+// saved model -> export -> transformers.js returns the same embeddings.
+const FIXTURE = join(import.meta.dirname, 'fixtures', 'hf-bert');
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mrl-fine-tune-'));
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
+}
+
+describe('fitText with init: a pretrained folder fine-tuned end to end', () => {
+  it('trains every imported layer 50 steps, saves a loadable model, and its export serves the same embeddings', async () => {
+    const runDir = join(dir, 'run');
+    const report = await fitText(
+      {
+        task: 'retrieve',
+        init: FIXTURE,
+        modelOverrides: { dropout: 0 },
+        steps: 50,
+        batchSize: 8,
+        lr: 1e-3,
+        maxExamples: 400,
+        evalExamples: 40,
+        databaseSize: 100,
+        backend: 'wasm',
+        dims: [8, 16, 32],
+        maxLength: 16,
+      },
+      { runDir, seed: 0, resume: false, log: () => {} },
+    );
+    expect(report.metrics['steps']).toBe(50);
+    expect((report.metrics['recallAt10'] as number[]).length).toBe(3);
+
+    // Every layer moved (nothing frozen), and the saved model keeps the HF names and the erf GELU.
+    const before = (await readSafetensors(join(FIXTURE, 'model.safetensors'))).tensors;
+    const after = (await readSafetensors(join(runDir, 'model', 'model.safetensors'))).tensors;
+    for (const name of [
+      'embeddings.word_embeddings.weight',
+      'encoder.layer.0.attention.self.query.weight',
+      'encoder.layer.1.output.dense.weight',
+      'encoder.layer.1.output.LayerNorm.weight',
+    ]) {
+      expect(maxDiff(after.get(name)!.data, before.get(name)!.data), name).toBeGreaterThan(1e-5);
+    }
+    const config = JSON.parse(await readFile(join(runDir, 'model', 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config['hidden_act']).toBe('gelu');
+    expect(config['mrl']).toMatchObject({ nesting_dims: [8, 16, 32], pooling: 'mean' });
+    const card = await readFile(join(runDir, 'model', 'README.md'), 'utf8');
+    expect(card).toContain('| dim | recall@1 | recall@10 |');
+
+    // Reload the run's model, export it, and serve it through transformers.js.
+    const { encoder, tokenizer } = await loadHfBert(join(runDir, 'model'));
+    const out = join(dir, 'served');
+    await exportTextModel(encoder, out, { format: 'onnx', dims: [8, 16, 32], tokenizerDir: tokenizer.dir });
+    const texts = ['the cat sat on the mat', 'a small bird sang'];
+    const batch = tokenizer.encodeBatch(texts, 16);
+    const shape: [number, number] = [batch.batch, batch.length];
+    const ours = tf.tidy(
+      () =>
+        encoder
+          .encode(
+            {
+              ids: tf.tensor2d(batch.ids, shape, 'int32'),
+              attentionMask: tf.tensor2d(batch.attentionMask, shape, 'int32'),
+            },
+            false,
+          )
+          .dataSync() as Float32Array,
+    );
+    const { env, pipeline } = await import('@huggingface/transformers');
+    env.allowRemoteModels = false;
+    env.allowLocalModels = true;
+    env.localModelPath = `${dirname(out)}/`;
+    const extractor = await pipeline('feature-extraction', basename(out), { local_files_only: true, dtype: 'fp32' });
+    const served = await extractor(texts, { pooling: 'mean', normalize: false });
+    expect(maxDiff(served.data as Float32Array, ours)).toBeLessThan(1e-4);
+    await extractor.dispose();
+    encoder.dispose();
+  });
+});

@@ -26,6 +26,10 @@ const COMMANDS: Record<string, { description: string; load: () => Promise<Comman
     description: 'list registered encoders and objectives (with plug-ins)',
     load: () => import('./commands/models.js').then((m) => m.modelsCommand),
   },
+  export: {
+    description: 'write a run as a transformers.js / ONNX, Hugging Face or sentence-transformers folder',
+    load: () => import('./commands/export.js').then((m) => m.exportCommand),
+  },
 };
 
 const root = defineCommand({

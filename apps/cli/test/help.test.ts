@@ -32,7 +32,7 @@ describe.concurrent('mrl-cli --help', () => {
     const r = await cli(['train']);
     expect(r.code).toBe(1);
     expect(expectOneParagraphError(r)).toBe(
-      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models; run mrl-cli --help.",
+      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models, export; run mrl-cli --help.",
     );
   });
 });

@@ -164,8 +164,6 @@ tags:
   - mrl
   - sentence-similarity
   - feature-extraction
-model-index:
-  - name: ${name}
 mrl:
   nesting_dims: [${dims.join(', ')}]
   pooling: ${c.pooling}
@@ -254,7 +252,15 @@ export async function exportTextModel(
   const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
   await write(
     'config.json',
-    json({ ...hfBertConfigJson(c), mrl: { nesting_dims: dims, pooling: c.pooling, onnx_opset: EXPORT_OPSET } }),
+    json({
+      ...hfBertConfigJson(c),
+      mrl: {
+        nesting_dims: dims,
+        pooling: c.pooling,
+        onnx_opset: EXPORT_OPSET,
+        ...(options.table === undefined ? {} : { evaluation: options.table }),
+      },
+    }),
   );
   for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     try {

@@ -14,11 +14,11 @@ import {
   type TrainEvent,
 } from '@mrl/core';
 import { fitAlign } from '@mrl/align';
-import { fitText, TEXT_TASKS, type TextTask } from '@mrl/text';
+import { fitText, readHfConfig, TEXT_TASKS, type TextTask } from '@mrl/text';
 import { fitVision, parseCorruptions, VISION_BASELINES, type VisionBaseline } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
 import { defineMrlCommand } from '../command.js';
-import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, RUN_DIR_FLAG, TRAIN_FLAGS } from '../flags.js';
+import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, INIT_FLAGS, RUN_DIR_FLAG, TRAIN_FLAGS } from '../flags.js';
 import { createProgressReporter } from '../progress.js';
 import { buildRegistry, findEncoder } from '../registry.js';
 import { readRunConfig, type RunConfig } from '../run-folder.js';
@@ -30,7 +30,7 @@ const MODALITY_DEFAULTS = {
   align: { model: 'align-tiny', data: 'openclipart' },
 } as const;
 
-const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS };
+const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS, ...INIT_FLAGS };
 
 /** Image size of the vision data sets, for registrations whose config has these fields. */
 const VISION_INPUT = { height: 28, width: 28, channels: 1 };
@@ -85,7 +85,20 @@ export const fitCommand = defineMrlCommand({
     const registry = await buildRegistry(options.plugin);
     const registration = findEncoder(registry, modelName, options.modality);
     // Nesting dims are checked before the data loads: a dim larger than d fails here.
-    const embeddingDim = options.modality === 'text' ? registration.defaults.embeddingDim : options.dim;
+    // With --init, the pretrained folder's hidden size is d.
+    const embeddingDim =
+      options.modality !== 'text'
+        ? options.dim
+        : options.init !== undefined
+          ? Number((await readHfConfig(options.init)).hidden_size)
+          : registration.defaults.embeddingDim;
+    if (options.init !== undefined && options.modality !== 'text') {
+      throw new MrlError(
+        'invalid-argument',
+        `--init applies to text runs (a Hugging Face BERT folder); got --modality ${options.modality}.`,
+        'Add --modality text, or leave out --init.',
+      );
+    }
     if (options.weights !== undefined && options.modality !== 'vision') {
       throw new MrlError(
         'invalid-argument',
@@ -216,6 +229,7 @@ export const fitCommand = defineMrlCommand({
         {
           task: textTask as TextTask,
           model: modelName,
+          ...(options.init === undefined ? {} : { init: options.init }),
           ...packageSchedule,
           // The BERT config fixes d; --dims picks the nesting dims within it.
           ...(options.dims === undefined ? {} : { dims: options.dims }),

@@ -18,6 +18,13 @@ export {
 } from './heads.js';
 export { ClassificationObjective, type ClassTarget, type PrefixObjective } from './objective.js';
 export { MatryoshkaLoss, type MatryoshkaLossOptions, type MatryoshkaLossValue } from './matryoshka-loss.js';
+export { Matryoshka2dLoss, type Matryoshka2dLossOptions, type Matryoshka2dLossValue } from './matryoshka-2d.js';
+export {
+  CoSENTObjective,
+  DistillationObjective,
+  type ScoredPairTarget,
+  type TeacherTarget,
+} from './pair-objectives.js';
 export type { Encoder, EncoderConfig } from './encoder.js';
 export { MlpEncoder, type MlpConfig } from './mlp.js';
 export { MatryoshkaModel, type SupervisedBatch, type TrainModel } from './model.js';
@@ -29,6 +36,7 @@ export { learningRateAt, validateSchedule, type ScheduleConfig } from './optim/s
 export { clipByGlobalNorm } from './optim/clip.js';
 export { writeFileAtomically } from './io/atomic.js';
 export { assignVariables } from './io/assign.js';
+export { readEmbeddings } from './io/embeddings.js';
 export {
   decodeSafetensors,
   encodeSafetensors,

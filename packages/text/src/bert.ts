@@ -213,6 +213,19 @@ export class BertEncoder implements Encoder<TokenBatch> {
 
   /** Token states [B, T, d] after the last block. */
   encodeTokens(batch: TokenBatch, training: boolean): tf.Tensor3D {
+    return tf.tidy(() => this.#forward(batch, training, false)[0]!);
+  }
+
+  /**
+   * The pooled sentence embedding [B, d] after each block, shallowest first (the last equals
+   * {@link encode}): the layer axis of {@link Matryoshka2dLoss}.
+   */
+  encodeLayers(batch: TokenBatch, training: boolean): tf.Tensor2D[] {
+    return tf.tidy(() => this.#forward(batch, training, true).map((states) => this.#pool(states, batch)));
+  }
+
+  /** Token states after the last block, or after every block when `everyBlock`. */
+  #forward(batch: TokenBatch, training: boolean, everyBlock: boolean): tf.Tensor3D[] {
     const [b, t] = batch.ids.shape;
     const c = this.config;
     if (t > c.maxPositions) {
@@ -250,6 +263,7 @@ export class BertEncoder implements Encoder<TokenBatch> {
       // Additive mask: 0 where a key is a real token, -1e9 where it is padding. [B, 1, 1, T]
       const maskBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(batch.attentionMask, 'float32')), -1e9), [b, 1, 1, t]);
       const scale = 1 / Math.sqrt(dh);
+      const states: tf.Tensor3D[] = [];
       for (const block of this.#blocks) {
         const split = (y: tf.Tensor2D): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
         const q = split(linear(x, block.q));
@@ -262,15 +276,20 @@ export class BertEncoder implements Encoder<TokenBatch> {
         x = layerNorm(tf.add(x, drop(linear(context, block.o))), block.ln1, c.layerNormEps) as tf.Tensor2D;
         const hidden = activation(linear(x, block.ff1)) as tf.Tensor2D;
         x = layerNorm(tf.add(x, drop(linear(hidden, block.ff2))), block.ln2, c.layerNormEps) as tf.Tensor2D;
+        if (everyBlock) states.push(tf.reshape(x, [b, t, d]) as tf.Tensor3D);
       }
-      return tf.reshape(x, [b, t, d]) as tf.Tensor3D;
+      return everyBlock ? states : [tf.reshape(x, [b, t, d]) as tf.Tensor3D];
     });
   }
 
   /** Pooled sentence embedding [B, d]. */
   encode(batch: TokenBatch, training: boolean): tf.Tensor2D {
+    return tf.tidy(() => this.#pool(this.encodeTokens(batch, training), batch));
+  }
+
+  /** Sentence embedding [B, d] from token states, as `pooling` says. */
+  #pool(states: tf.Tensor3D, batch: TokenBatch): tf.Tensor2D {
     return tf.tidy(() => {
-      const states = this.encodeTokens(batch, training);
       const pooling = this.config.pooling;
       if (pooling !== 'pooler' || this.#pooler === null)
         return poolTokens(states, batch.attentionMask, pooling === 'cls' ? 'cls' : 'mean');

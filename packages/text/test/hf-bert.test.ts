@@ -14,6 +14,7 @@ interface Golden {
   lastHiddenState: number[];
   poolerOutput: number[];
   meanPooled: number[];
+  layerMeans: number[][];
 }
 type Outputs = { ids: number[]; attentionMask: number[]; segmentIds: number[]; shape: [number, number] } & Record<
   'F32' | 'F16' | 'BF16',
@@ -58,7 +59,7 @@ function run(encoder: BertEncoder): { tokens: Float32Array; pooled: Float32Array
 }
 
 describe('loadHfBert matches PyTorch BertModel outputs within 1e-4', () => {
-  const cases: [string, 'F32' | 'F16' | 'BF16', BertPooling, keyof Golden][] = [
+  const cases: [string, 'F32' | 'F16' | 'BF16', BertPooling, 'lastHiddenState' | 'poolerOutput' | 'meanPooled'][] = [
     ['model.safetensors', 'F32', 'pooler', 'poolerOutput'],
     ['model-f16.safetensors', 'F16', 'mean', 'meanPooled'],
     ['model-bf16.safetensors', 'BF16', 'cls', 'lastHiddenState'],
@@ -81,6 +82,14 @@ describe('loadHfBert matches PyTorch BertModel outputs within 1e-4', () => {
       encoder.dispose();
     });
   }
+
+  it('encodeLayers gives the mean-pooled embedding after every layer (2D Matryoshka)', async () => {
+    const { encoder } = await loadHfBert(FIXTURE, { pooling: 'mean' });
+    const layers = tf.tidy(() => encoder.encodeLayers(fixtureBatch(), false).map((z) => z.dataSync() as Float32Array));
+    expect(layers.length).toBe(2);
+    layers.forEach((z, l) => expect(maxDiff(z, outputs.F32.layerMeans[l]!)).toBeLessThan(1e-4));
+    encoder.dispose();
+  });
 
   it('does not match with the tanh GELU (the erf option matters)', async () => {
     const { encoder } = await loadHfBert(FIXTURE, { pooling: 'mean' });

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cli, expectOk, expectOneParagraphError, REPO, tempDir } from './helpers.js';
+import { readOnnxMetadata } from '@mrl/core';
+import { cli, expectOk, expectOneParagraphError, REPO, TINY, tempDir } from './helpers.js';
 
 // A small random BERT in Hugging Face layout, written by packages/text/test/fixtures/make_hf_bert.py.
 const FIXTURE = join(REPO, 'packages/text/test/fixtures/hf-bert');
@@ -50,6 +51,20 @@ describe('mrl-cli fit --init, then mrl-cli export', () => {
     const card = await readFile(join(out, 'README.md'), 'utf8');
     expect(card).toMatch(/^---\nlibrary_name: sentence-transformers\n/);
     expect(card).toMatch(/\| dim \| recall@1 \| recall@10 \|\n\|---:\|---:\|---:\|\n\| 8 \| \d+\.\d% \| \d+\.\d% \|/);
+  });
+
+  it('exports a vision MLP run as ONNX with its nesting dims, and refuses other formats for it', async () => {
+    const run = join(dir, 'mlp');
+    expectOk(await cli(['fit', '--modality', 'vision', '--model', 'mlp', ...TINY, '--run-dir', run]));
+    expectOk(await cli(['export', '--run-dir', run, '--format', 'onnx']));
+    const { opset, metadata } = readOnnxMetadata(await readFile(join(run, 'export-onnx', 'onnx', 'model.onnx')));
+    expect(opset).toBe(17);
+    expect(JSON.parse(metadata['mrl.nesting_dims']!)).toEqual([8, 16]);
+    const card = await readFile(join(run, 'export-onnx', 'README.md'), 'utf8');
+    expect(card).toMatch(/\| dim \| top-1 \| 1-NN top-1 \| mAP@10 \|\n\|---:\|---:\|---:\|---:\|\n\| 8 \| \d+\.\d% \|/);
+    const hf = expectOneParagraphError(await cli(['export', '--run-dir', run, '--format', 'hf']));
+    expect(hf).toContain('the model in ');
+    expect(hf).toContain("is 'mlp' and --format is hf.");
   });
 
   it('names a run folder without a text model, and --init outside text runs', async () => {

@@ -92,6 +92,7 @@ export {
   type ProtoField,
 } from './onnx/proto.js';
 export { EXPORT_OPSET, OnnxGraph, readOnnxMetadata, type OnnxElementType } from './onnx/graph.js';
+export { mlpOnnxModel, nestingMetadata } from './onnx/mlp.js';
 export {
   coreModule,
   ENCODER_REGISTRATION,

@@ -1,13 +1,18 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { initBackend, MrlError } from '@mrl/core';
+import { initBackend, MrlError, mlpOnnxModel, type MlpEncoder, writeFileAtomically } from '@mrl/core';
 import { defineMrlCommand } from '../command.js';
 import { BACKEND_FLAGS, COMMON_FLAGS, EXPORT_FLAGS, RUN_DIR_FLAG } from '../flags.js';
+import { readRunMetrics } from '../metrics-file.js';
+import { loadModel } from '../model-io.js';
+import { buildRegistry } from '../registry.js';
 import { displayPath, readJsonFile, requireRunDir } from '../run-folder.js';
 
 /** What a text run's `<run-dir>/model/config.json` holds beyond Hugging Face's fields. */
 interface SavedTextConfig {
   model_type?: string;
+  /** Vision runs save their encoder config (`architecture`, `embeddingDim`, ...) instead. */
+  architecture?: string;
   mrl?: {
     nesting_dims?: number[];
     pooling?: 'mean' | 'cls' | 'pooler';
@@ -18,11 +23,12 @@ interface SavedTextConfig {
 export const exportCommand = defineMrlCommand({
   name: 'export',
   description:
-    "Write a run's trained model as a deployable folder: a transformers.js / ONNX model (opset 17, the nesting dims in its metadata and config.json), a Hugging Face folder (model.safetensors under BertModel names) or a sentence-transformers folder, each with a model card. Text (BERT) runs.",
+    "Write a run's trained model as a deployable folder: a transformers.js / ONNX model (opset 17, the nesting dims in its metadata and config.json), a Hugging Face folder (model.safetensors under BertModel names) or a sentence-transformers folder, each with a model card. Text (BERT) runs take every format; vision MLP runs take --format onnx.",
   examples: [
     'mrl-cli export --run-dir runs/text-bert-tiny --format onnx',
     'mrl-cli export --run-dir runs/text-bert-tiny --format sentence-transformers --out models/my-mrl-bert',
     'mrl-cli export --run-dir runs/text-bert-tiny --format hf',
+    'mrl-cli export --run-dir runs/vision-mlp --format onnx',
   ],
   flags: { ...RUN_DIR_FLAG, ...EXPORT_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS },
   async run(options) {
@@ -42,11 +48,8 @@ export const exportCommand = defineMrlCommand({
       'Train the run again with mrl-cli fit.',
     );
     if (saved.model_type !== 'bert') {
-      throw new MrlError(
-        'unsupported',
-        `the model in ${displayPath(modelDir)} is not a BERT text model (model_type '${String(saved.model_type)}'); mrl-cli export writes text (BERT) runs so far.`,
-        'Export a run trained with mrl-cli fit --modality text.',
-      );
+      await exportVision(runDir, modelDir, saved, options);
+      return;
     }
     const dims = saved.mrl?.nesting_dims;
     if (!Array.isArray(dims) || dims.length === 0) {
@@ -74,3 +77,61 @@ export const exportCommand = defineMrlCommand({
     );
   },
 });
+
+/** A vision MLP run as `onnx/model.onnx` (input [batch, inputDim], output `embedding`), config.json and a model card. */
+async function exportVision(
+  runDir: string,
+  modelDir: string,
+  saved: SavedTextConfig,
+  options: { format: string; out?: string | undefined; plugin: string[]; backend: string; kernels: string },
+): Promise<void> {
+  if (saved.architecture !== 'mlp' || options.format !== 'onnx') {
+    throw new MrlError(
+      'unsupported',
+      `mrl-cli export writes BERT text runs (every format) and MLP vision runs (--format onnx); the model in ${displayPath(modelDir)} is '${String(saved.architecture ?? saved.model_type)}' and --format is ${options.format}.`,
+      'Export a text run, or an MLP vision run with --format onnx; ResNet and ViT export is not written yet.',
+    );
+  }
+  await initBackend(options.backend, { kernels: options.kernels as 'auto' });
+  const metrics = await readRunMetrics(runDir);
+  const encoder = (await loadModel(modelDir, await buildRegistry(options.plugin))) as unknown as MlpEncoder;
+  const out = resolve(options.out ?? join(runDir, `export-${options.format}`));
+  const mrl = metrics.series[0]!;
+  const pct = (v: number | undefined): string => (v === undefined ? '' : `${(100 * v).toFixed(1)}%`);
+  await writeFileAtomically(join(out, 'onnx', 'model.onnx'), mlpOnnxModel(encoder, metrics.dims));
+  await writeFileAtomically(
+    join(out, 'config.json'),
+    `${JSON.stringify({ ...encoder.config, mrl: { nesting_dims: metrics.dims, onnx_opset: 17, evaluation: mrl.rows } }, null, 2)}\n`,
+  );
+  await writeFileAtomically(
+    join(out, 'README.md'),
+    `---
+pipeline_tag: feature-extraction
+tags:
+  - matryoshka
+  - mrl
+mrl:
+  nesting_dims: [${metrics.dims.join(', ')}]
+  onnx_opset: 17
+---
+
+# mrl ${metrics.model} on ${metrics.data}
+
+A Matryoshka MLP encoder (Kusupati et al., 2022), d = ${encoder.embeddingDim}: the first m dims of an
+embedding, for m in ${metrics.dims.join(', ')}, are themselves an embedding.
+
+| dim | top-1 | 1-NN top-1 | mAP@10 |
+|---:|---:|---:|---:|
+${mrl.rows.map((r) => `| ${r.dim} | ${pct(r.top1)} | ${pct(r.nnTop1)} | ${r.map10?.toFixed(4) ?? ''} |`).join('\n')}
+
+## Use
+
+\`onnx/model.onnx\` (ONNX opset 17) maps \`input\` [batch, ${encoder.config.inputDim}] (images flattened
+row-major, scaled as in training) to \`embedding\` [batch, ${encoder.embeddingDim}]. Truncate: keep
+\`embedding[:, :m]\` for a nesting dim m and renormalise; \`mrl.nesting_dims\` in the model's metadata
+lists the dims.
+`,
+  );
+  encoder.dispose();
+  process.stdout.write(`${displayPath(out)}: config.json, onnx/model.onnx, README.md\n`);
+}

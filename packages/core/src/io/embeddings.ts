@@ -3,7 +3,6 @@ import { MrlError } from '../errors.js';
 import type { EmbeddingMatrix } from '../evaluate/embeddings.js';
 import { decodeSafetensors, halfToFloat } from './safetensors.js';
 
-
 const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
 
 /** A 2-D little-endian float `.npy` (`<f4`, `<f8` or `<f2`, C order) as float32. */

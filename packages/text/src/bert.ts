@@ -344,3 +344,23 @@ export function poolTokens(
     return tf.div(sum, tf.maximum(tf.sum(mask, 1), 1)) as tf.Tensor2D;
   });
 }
+
+/**
+ * Layer-wise learning-rate decay for fine-tuning a pretrained BERT (Clark et al. 2020, ELECTRA;
+ * BEiT's layer ids): block i of L (1-based) trains at `decay^(L + 1 - i)` times the learning rate,
+ * the embeddings at `decay^(L + 1)`, the pooler at 1. Keys are the encoder's variable names.
+ *
+ * @example bertLayerDecay(encoder, 0.8) // layer1/q/w -> 0.8^2 with 2 layers; embeddings/token -> 0.8^3
+ */
+export function bertLayerDecay(encoder: BertEncoder, decay: number): Map<string, number> {
+  if (!(decay > 0 && decay <= 1))
+    throw new MrlError('invalid-argument', `layer decay must be in (0, 1], got ${decay}.`);
+  const layers = encoder.config.numLayers;
+  const out = new Map<string, number>();
+  for (const name of encoder.variables().keys()) {
+    const block = /^layer(\d+)\//.exec(name);
+    const id = name.startsWith('embeddings/') ? 0 : block !== null ? Number(block[1]) + 1 : layers + 1;
+    out.set(name, decay ** (layers + 1 - id));
+  }
+  return out;
+}

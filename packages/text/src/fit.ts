@@ -24,7 +24,7 @@ import {
   type BackendName,
 } from '@mrl/core';
 import { OnnxBackboneEncoder, type BackbonePooling } from './backbone.js';
-import { BertEncoder, bertConfig, type BertConfig, type TokenBatch } from './bert.js';
+import { BertEncoder, bertConfig, bertLayerDecay, type BertConfig, type TokenBatch } from './bert.js';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from './contrastive.js';
 import { packagedCorpus, PACKAGED_CORPORA, readJsonl, readTextLines } from './corpora.js';
 import { maskTokens, mlmAccuracy, mlmBatch, MlmModel, TiedMlmObjective, type MlmBatch } from './mlm.js';
@@ -98,6 +98,11 @@ export interface TextFitOptions {
    * `modelOverrides.pooling` (default `mean`) and `modelOverrides.dropout` still apply.
    */
   init?: string;
+  /**
+   * Layer-wise learning-rate decay (e.g. 0.8): each BERT block trains at `decay` times the rate
+   * of the block above it, the embeddings below the first block (`bertLayerDecay`). Default 1 (off).
+   */
+  layerDecay?: number;
   /** Pooling of the backbone's token states: `mean` (default) or `cls`. */
   backbonePooling?: BackbonePooling;
   projectionDim?: number;
@@ -162,6 +167,26 @@ function tokenBatch(encoded: EncodedBatch): TokenBatch {
 
 function disposeTokens(batch: TokenBatch): void {
   tf.dispose([batch.ids, batch.attentionMask]);
+}
+
+/**
+ * The Trainer's `lrScales` for `layerDecay`: the encoder's per-variable scales, keyed by the
+ * model's names for the same variables.
+ */
+function layerDecayScales(
+  options: TextFitOptions,
+  encoder: Encoder<unknown>,
+  model: { variables(): Map<string, tf.Variable> },
+): Pick<TrainerOptions, 'lrScales'> {
+  if (options.layerDecay === undefined || options.layerDecay === 1 || !(encoder instanceof BertEncoder)) return {};
+  const scales = bertLayerDecay(encoder, options.layerDecay);
+  const byVariable = new Map([...encoder.variables()].map(([name, v]) => [v, scales.get(name)!]));
+  const lrScales = new Map<string, number>();
+  for (const [name, v] of model.variables()) {
+    const scale = byVariable.get(v);
+    if (scale !== undefined) lrScales.set(name, scale);
+  }
+  return { lrScales };
 }
 
 function trainerOptions(options: TextFitOptions, context: RunContext, label: string): TrainerOptions {
@@ -328,7 +353,10 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
       );
     },
   };
-  const trainer = new Trainer(model, data, trainerOptions(options, context, 'mrl'));
+  const trainer = new Trainer(model, data, {
+    ...trainerOptions(options, context, 'mrl'),
+    ...layerDecayScales(options, encoder, model),
+  });
   const fit = await trainer.fit();
   // Held-out sentences with a fixed masking, so every dim is scored on the same tokens.
   const evalBatches: MlmBatch[] = [];
@@ -493,7 +521,10 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
       };
     },
   };
-  const fit = await new Trainer(model, data, trainerOptions(options, context, 'mrl')).fit();
+  const fit = await new Trainer(model, data, {
+    ...trainerOptions(options, context, 'mrl'),
+    ...layerDecayScales(options, encoder, model),
+  }).fit();
   const embeddings = await embedDataset(
     encoder,
     test.length,
@@ -570,7 +601,10 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
       };
     },
   };
-  const fit = await new Trainer(model, data, trainerOptions(options, context, 'mrl')).fit();
+  const fit = await new Trainer(model, data, {
+    ...trainerOptions(options, context, 'mrl'),
+    ...layerDecayScales(options, encoder, model),
+  }).fit();
   const embed = (texts: string[]) =>
     embedDataset(encoder, texts.length, (idx) => embedder.input([...idx].map((i) => texts[i]!)), {
       batchSize: 128,

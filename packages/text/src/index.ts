@@ -14,6 +14,7 @@ export {
   BERT_CONFIGS,
   BertEncoder,
   bertConfig,
+  bertLayerDecay,
   gelu,
   layerNorm,
   poolTokens,

@@ -6,6 +6,7 @@ import { readSafetensors } from '@mrl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportTextModel } from '../src/export.js';
 import { fitText } from '../src/fit.js';
+import { bertLayerDecay } from '../src/bert.js';
 import { loadHfBert } from '../src/hf-bert.js';
 
 // Import the PyTorch-written BERT (fixtures/make_hf_bert.py) -> fine-tune every layer -> the run's
@@ -93,5 +94,43 @@ describe('fitText with init: a pretrained folder fine-tuned end to end', () => {
     expect(maxDiff(served.data as Float32Array, ours)).toBeLessThan(1e-4);
     await extractor.dispose();
     encoder.dispose();
+  });
+
+  it('layerDecay scales each block and the embeddings below it (bertLayerDecay), wired into the Trainer', async () => {
+    const { encoder } = await loadHfBert(FIXTURE, { pooling: 'pooler' });
+    const scales = bertLayerDecay(encoder, 0.5);
+    expect(scales.get('embeddings/token')).toBe(0.125); // 2 blocks: 0.5^3
+    expect(scales.get('layer0/q/w')).toBe(0.25);
+    expect(scales.get('layer1/ff2/b')).toBe(0.5);
+    expect(scales.get('pooler/w')).toBe(1);
+    encoder.dispose();
+
+    // AdamW moves a weight about lr x scale a step: the top block (0.1) far more than the embeddings (0.001).
+    const runDir = join(dir, 'decay');
+    await fitText(
+      {
+        task: 'retrieve',
+        init: FIXTURE,
+        layerDecay: 0.1,
+        modelOverrides: { dropout: 0 },
+        steps: 10,
+        batchSize: 8,
+        lr: 1e-3,
+        maxExamples: 100,
+        evalExamples: 20,
+        databaseSize: 40,
+        backend: 'wasm',
+        dims: [8, 32],
+        maxLength: 16,
+      },
+      { runDir, seed: 0, resume: false, log: () => {} },
+    );
+    const before = (await readSafetensors(join(FIXTURE, 'model.safetensors'))).tensors;
+    const after = (await readSafetensors(join(runDir, 'model', 'model.safetensors'))).tensors;
+    const moved = (name: string) => maxDiff(after.get(name)!.data, before.get(name)!.data);
+    const top = moved('encoder.layer.1.output.dense.weight');
+    expect(top).toBeGreaterThan(1e-5);
+    expect(top).toBeGreaterThan(20 * moved('embeddings.LayerNorm.weight'));
+    expect(top).toBeGreaterThan(20 * moved('embeddings.position_embeddings.weight'));
   });
 });

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { initBackend, MrlError, mlpOnnxModel, type MlpEncoder, writeFileAtomically } from '@mrl/core';
+import { initBackend, MlpEncoder, MrlError, mlpOnnxModel, writeFileAtomically } from '@mrl/core';
+import { ResNetEncoder, resnetOnnxModel } from '@mrl/vision';
 import { defineMrlCommand } from '../command.js';
 import { BACKEND_FLAGS, COMMON_FLAGS, EXPORT_FLAGS, RUN_DIR_FLAG } from '../flags.js';
 import { readRunMetrics } from '../metrics-file.js';
@@ -23,7 +24,7 @@ interface SavedTextConfig {
 export const exportCommand = defineMrlCommand({
   name: 'export',
   description:
-    "Write a run's trained model as a deployable folder: a transformers.js / ONNX model (opset 17, the nesting dims in its metadata and config.json), a Hugging Face folder (model.safetensors under BertModel names) or a sentence-transformers folder, each with a model card. Text (BERT) runs take every format; vision MLP runs take --format onnx.",
+    "Write a run's trained model as a deployable folder: a transformers.js / ONNX model (opset 17, the nesting dims in its metadata and config.json), a Hugging Face folder (model.safetensors under BertModel names) or a sentence-transformers folder, each with a model card. Text (BERT) runs take every format; vision MLP and ResNet runs take --format onnx.",
   examples: [
     'mrl-cli export --run-dir runs/text-bert-tiny --format onnx',
     'mrl-cli export --run-dir runs/text-bert-tiny --format sentence-transformers --out models/my-mrl-bert',
@@ -78,27 +79,38 @@ export const exportCommand = defineMrlCommand({
   },
 });
 
-/** A vision MLP run as `onnx/model.onnx` (input [batch, inputDim], output `embedding`), config.json and a model card. */
+/** A vision MLP or ResNet run as `onnx/model.onnx` (output `embedding`), config.json and a model card. */
 async function exportVision(
   runDir: string,
   modelDir: string,
   saved: SavedTextConfig,
   options: { format: string; out?: string | undefined; plugin: string[]; backend: string; kernels: string },
 ): Promise<void> {
-  if (saved.architecture !== 'mlp' || options.format !== 'onnx') {
-    throw new MrlError(
+  const unsupported = (what: string): MrlError =>
+    new MrlError(
       'unsupported',
-      `mrl-cli export writes BERT text runs (every format) and MLP vision runs (--format onnx); the model in ${displayPath(modelDir)} is '${String(saved.architecture ?? saved.model_type)}' and --format is ${options.format}.`,
-      'Export a text run, or an MLP vision run with --format onnx; ResNet and ViT export is not written yet.',
+      `mrl-cli export writes BERT text runs (every format) and MLP and ResNet vision runs (--format onnx); the model in ${displayPath(modelDir)} is ${what} and --format is ${options.format}.`,
+      'Export a text run, or an MLP or ResNet vision run with --format onnx; ViT export is not written yet.',
     );
-  }
+  if (options.format !== 'onnx') throw unsupported(`'${String(saved.architecture ?? saved.model_type)}'`);
   await initBackend(options.backend, { kernels: options.kernels as 'auto' });
   const metrics = await readRunMetrics(runDir);
-  const encoder = (await loadModel(modelDir, await buildRegistry(options.plugin))) as unknown as MlpEncoder;
+  const encoder = await loadModel(modelDir, await buildRegistry(options.plugin));
+  let onnx: Uint8Array;
+  if (encoder instanceof MlpEncoder) onnx = mlpOnnxModel(encoder, metrics.dims);
+  else if (encoder instanceof ResNetEncoder) onnx = resnetOnnxModel(encoder, metrics.dims);
+  else {
+    encoder.dispose();
+    throw unsupported(`a '${String(encoder.config.architecture)}' encoder`);
+  }
+  const inputShape =
+    encoder instanceof MlpEncoder
+      ? `[batch, ${encoder.config.inputDim}] (images flattened row-major, NHWC)`
+      : `[batch, height, width, ${encoder.config.inputChannels}] (NHWC)`;
   const out = resolve(options.out ?? join(runDir, `export-${options.format}`));
   const mrl = metrics.series[0]!;
   const pct = (v: number | undefined): string => (v === undefined ? '' : `${(100 * v).toFixed(1)}%`);
-  await writeFileAtomically(join(out, 'onnx', 'model.onnx'), mlpOnnxModel(encoder, metrics.dims));
+  await writeFileAtomically(join(out, 'onnx', 'model.onnx'), onnx);
   await writeFileAtomically(
     join(out, 'config.json'),
     `${JSON.stringify({ ...encoder.config, mrl: { nesting_dims: metrics.dims, onnx_opset: 17, evaluation: mrl.rows } }, null, 2)}\n`,
@@ -117,7 +129,7 @@ mrl:
 
 # mrl ${metrics.model} on ${metrics.data}
 
-A Matryoshka MLP encoder (Kusupati et al., 2022), d = ${encoder.embeddingDim}: the first m dims of an
+A Matryoshka ${String(encoder.config.architecture)} encoder (Kusupati et al., 2022), d = ${encoder.embeddingDim}: the first m dims of an
 embedding, for m in ${metrics.dims.join(', ')}, are themselves an embedding.
 
 | dim | top-1 | 1-NN top-1 | mAP@10 |
@@ -126,8 +138,8 @@ ${mrl.rows.map((r) => `| ${r.dim} | ${pct(r.top1)} | ${pct(r.nnTop1)} | ${r.map1
 
 ## Use
 
-\`onnx/model.onnx\` (ONNX opset 17) maps \`input\` [batch, ${encoder.config.inputDim}] (images flattened
-row-major, scaled as in training) to \`embedding\` [batch, ${encoder.embeddingDim}]. Truncate: keep
+\`onnx/model.onnx\` (ONNX opset 17, inference mode) maps \`input\` ${inputShape}, scaled as in
+training, to \`embedding\` [batch, ${encoder.embeddingDim}]. Truncate: keep
 \`embedding[:, :m]\` for a nesting dim m and renormalise; \`mrl.nesting_dims\` in the model's metadata
 lists the dims.
 `,

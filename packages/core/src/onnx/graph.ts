@@ -17,7 +17,7 @@ const ELEMENT: Record<OnnxElementType, number> = {
   int64: onnx.TensorProto.DataType.INT64,
 };
 
-type Attribute = number | readonly number[];
+type Attribute = number | readonly number[] | string;
 
 /**
  * Builds an ONNX graph node by node. Each `op` call names its output after the op and a
@@ -94,7 +94,7 @@ export class OnnxGraph {
 
   /**
    * One node; returns its output's name. Attributes: integers become INT, other numbers FLOAT,
-   * lists INTS.
+   * lists INTS, strings STRING.
    */
   op(
     type: string,
@@ -109,11 +109,13 @@ export class OnnxGraph {
       input: [...inputs],
       output: [out],
       attribute: Object.entries(attributes).map(([name, value]) =>
-        typeof value !== 'number'
-          ? { name, type: onnx.AttributeProto.AttributeType.INTS, ints: [...value] }
-          : Number.isInteger(value)
-            ? { name, type: onnx.AttributeProto.AttributeType.INT, i: value }
-            : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: value },
+        typeof value === 'string'
+          ? { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(value) }
+          : typeof value !== 'number'
+            ? { name, type: onnx.AttributeProto.AttributeType.INTS, ints: [...value] }
+            : Number.isInteger(value)
+              ? { name, type: onnx.AttributeProto.AttributeType.INT, i: value }
+              : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: value },
       ),
     });
     return out;

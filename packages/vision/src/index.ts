@@ -15,7 +15,7 @@ export {
   resnetConfigFromTorchvision,
   torchvisionResNetNames,
 } from './models/torchvision.js';
-export { resnetOnnxModel } from './models/onnx.js';
+export { resnetOnnxModel, vitOnnxModel } from './models/onnx.js';
 export { VitEncoder, validateVitConfig, type VitConfig } from './models/vit.js';
 export {
   buildVisionEncoder,

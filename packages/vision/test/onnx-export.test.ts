@@ -7,10 +7,11 @@ import { createRandom, initBackend, readOnnxMetadata } from '@mrl/core';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resnetOnnxModel } from '../src/models/onnx.js';
+import { resnetOnnxModel, vitOnnxModel } from '../src/models/onnx.js';
 import { createVisionEncoder } from '../src/models/registry.js';
 import { ResNetEncoder, type ResNetConfig } from '../src/models/resnet.js';
 import { loadTorchvisionResNet } from '../src/models/torchvision.js';
+import { VitEncoder } from '../src/models/vit.js';
 import { expectClose } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -98,4 +99,45 @@ describe("resnetOnnxModel: onnxruntime-node returns the encoder's embeddings (in
       encoder.dispose();
     },
   );
+});
+
+describe('vitOnnxModel', () => {
+  it("onnxruntime-node returns the ViT's embeddings (with a projection)", async () => {
+    const encoder = new VitEncoder(
+      {
+        architecture: 'vit-test',
+        family: 'vit',
+        embeddingDim: 12,
+        imageSize: 16,
+        patchSize: 4,
+        inputChannels: 3,
+        width: 16,
+        depth: 2,
+        heads: 4,
+        mlpRatio: 2,
+      },
+      createRandom(4),
+    );
+    const path = join(dir, 'vit.onnx');
+    await writeFile(path, vitOnnxModel(encoder, [4, 12]));
+    const images = tf.randomNormal([3, 16, 16, 3], 0, 1, 'float32', 6);
+    const session = await ort.InferenceSession.create(path);
+    const out = await session.run({
+      input: new ort.Tensor('float32', images.dataSync() as Float32Array, [3, 16, 16, 3]),
+    });
+    expectClose(out.embedding!.data as Float32Array, encoder.encode(images, false).dataSync(), 1e-4);
+    await session.release();
+    images.dispose();
+    if (hasOnnx) {
+      const check = spawnSync(
+        PYTHON,
+        ['-c', 'import sys, onnx; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', path],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(check.stderr).toBe('');
+    }
+    encoder.dispose();
+  });
 });

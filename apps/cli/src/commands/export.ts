@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend, MlpEncoder, MrlError, mlpOnnxModel, writeFileAtomically } from '@mrl/core';
-import { ResNetEncoder, resnetOnnxModel } from '@mrl/vision';
+import { ResNetEncoder, resnetOnnxModel, VitEncoder, vitOnnxModel } from '@mrl/vision';
 import { defineMrlCommand } from '../command.js';
 import { BACKEND_FLAGS, COMMON_FLAGS, EXPORT_FLAGS, RUN_DIR_FLAG } from '../flags.js';
 import { readRunMetrics } from '../metrics-file.js';
@@ -24,7 +24,7 @@ interface SavedTextConfig {
 export const exportCommand = defineMrlCommand({
   name: 'export',
   description:
-    "Write a run's trained model as a deployable folder: a transformers.js / ONNX model (opset 17, the nesting dims in its metadata and config.json), a Hugging Face folder (model.safetensors under BertModel names) or a sentence-transformers folder, each with a model card. Text (BERT) runs take every format; vision MLP and ResNet runs take --format onnx.",
+    "Write a run's trained model as a deployable folder: a transformers.js / ONNX model (opset 17, the nesting dims in its metadata and config.json), a Hugging Face folder (model.safetensors under BertModel names) or a sentence-transformers folder, each with a model card. Text (BERT) runs take every format; vision MLP, ResNet and ViT runs take --format onnx.",
   examples: [
     'mrl-cli export --run-dir runs/text-bert-tiny --format onnx',
     'mrl-cli export --run-dir runs/text-bert-tiny --format sentence-transformers --out models/my-mrl-bert',
@@ -79,7 +79,7 @@ export const exportCommand = defineMrlCommand({
   },
 });
 
-/** A vision MLP or ResNet run as `onnx/model.onnx` (output `embedding`), config.json and a model card. */
+/** A vision MLP, ResNet or ViT run as `onnx/model.onnx` (output `embedding`), config.json and a model card. */
 async function exportVision(
   runDir: string,
   modelDir: string,
@@ -89,8 +89,8 @@ async function exportVision(
   const unsupported = (what: string): MrlError =>
     new MrlError(
       'unsupported',
-      `mrl-cli export writes BERT text runs (every format) and MLP and ResNet vision runs (--format onnx); the model in ${displayPath(modelDir)} is ${what} and --format is ${options.format}.`,
-      'Export a text run, or an MLP or ResNet vision run with --format onnx; ViT export is not written yet.',
+      `mrl-cli export writes BERT text runs (every format) and MLP, ResNet and ViT vision runs (--format onnx); the model in ${displayPath(modelDir)} is ${what} and --format is ${options.format}.`,
+      'Export a text run with any format, or a vision run with --format onnx.',
     );
   if (options.format !== 'onnx') throw unsupported(`'${String(saved.architecture ?? saved.model_type)}'`);
   await initBackend(options.backend, { kernels: options.kernels as 'auto' });
@@ -99,6 +99,7 @@ async function exportVision(
   let onnx: Uint8Array;
   if (encoder instanceof MlpEncoder) onnx = mlpOnnxModel(encoder, metrics.dims);
   else if (encoder instanceof ResNetEncoder) onnx = resnetOnnxModel(encoder, metrics.dims);
+  else if (encoder instanceof VitEncoder) onnx = vitOnnxModel(encoder, metrics.dims);
   else {
     encoder.dispose();
     throw unsupported(`a '${String(encoder.config.architecture)}' encoder`);

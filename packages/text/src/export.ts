@@ -1,4 +1,4 @@
-import { copyFile, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXPORT_OPSET, MrlError, OnnxGraph, writeFileAtomically, writeSafetensors } from '@mrl/core';
 import type { BertEncoder } from './bert.js';
@@ -275,10 +275,8 @@ export async function exportTextModel(
       );
     }
   }
-  await copyFile(join(options.tokenizerDir, 'vocab.txt'), join(outDir, 'vocab.txt')).then(
-    () => written.push('vocab.txt'),
-    () => undefined,
-  );
+  const vocab = await readFile(join(options.tokenizerDir, 'vocab.txt')).catch(() => undefined);
+  if (vocab !== undefined) await write('vocab.txt', vocab); // optional: tokenizer.json holds the vocabulary too
   await write('onnx/model.onnx', bertOnnxModel(encoder, dims));
   if (options.format !== 'onnx') {
     await writeSafetensors(join(outDir, 'model.safetensors'), hfBertTensors(encoder), {

@@ -1,4 +1,5 @@
-import { access, mkdtemp, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -245,7 +246,7 @@ async function exists(path: string): Promise<boolean> {
 /**
  * The folder's tokenizer: its own `tokenizer.json` when present, else a WordPiece tokenizer
  * built from its `vocab.txt` (lower-casing as `tokenizer_config.json`'s `do_lower_case` says,
- * default true) into a temporary folder.
+ * default true) into a folder under the system temp folder, keyed by the vocabulary's hash.
  */
 export async function loadHfTokenizer(dir: string): Promise<TextTokenizer> {
   const folder = resolve(dir);
@@ -266,8 +267,18 @@ export async function loadHfTokenizer(dir: string): Promise<TextTokenizer> {
     const config = JSON.parse(await readFile(configFile, 'utf8')) as { do_lower_case?: boolean };
     lowercase = config.do_lower_case ?? true;
   }
-  const built = await mkdtemp(join(tmpdir(), 'mrl-tokenizer-'));
-  await writeTokenizerFiles(built, wordPieceTokenizerFiles(vocab, { lowercase }));
+  // Built once per vocabulary into the temp folder (keyed by its hash), then reused.
+  const key = createHash('sha256')
+    .update(`${lowercase}\n${vocab.join('\n')}`)
+    .digest('hex')
+    .slice(0, 16);
+  const built = join(tmpdir(), `mrl-tokenizer-${key}`);
+  if (!(await exists(join(built, 'tokenizer.json')))) {
+    // Written beside it, then renamed into place: a concurrent reader sees all the files or none.
+    const staging = await mkdtemp(join(tmpdir(), 'mrl-tokenizer-staging-'));
+    await writeTokenizerFiles(staging, wordPieceTokenizerFiles(vocab, { lowercase }));
+    await rename(staging, built).catch(() => rm(staging, { recursive: true, force: true })); // another process won
+  }
   return TextTokenizer.load(built);
 }
 

@@ -2,7 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { readSafetensors } from '@mrl/core';
+import { readOnnxMetadata, readSafetensors } from '@mrl/core';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportTextModel } from '../src/export.js';
 import { fitText } from '../src/fit.js';
@@ -27,7 +28,7 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('fitText with init: a pretrained folder fine-tuned end to end', () => {
-  it('trains every imported layer 50 steps, saves a loadable model, and its export serves the same embeddings', async () => {
+  it('trains every imported layer 50 steps, saves a loadable model, and its export serves the same embeddings (transformers.js, onnxruntime-node)', async () => {
     const runDir = join(dir, 'run');
     const report = await fitText(
       {
@@ -93,6 +94,30 @@ describe('fitText with init: a pretrained folder fine-tuned end to end', () => {
     const served = await extractor(texts, { pooling: 'mean', normalize: false });
     expect(maxDiff(served.data as Float32Array, ours)).toBeLessThan(1e-4);
     await extractor.dispose();
+
+    // onnxruntime-node on the graph's own pooled output, and truncation from the graph's metadata.
+    const bytes = await readFile(join(out, 'onnx', 'model.onnx'));
+    const smallest = (JSON.parse(readOnnxMetadata(bytes).metadata['mrl.nesting_dims']!) as number[])[0]!;
+    expect(smallest).toBe(8);
+    const session = await ort.InferenceSession.create(bytes);
+    const int64 = (a: Int32Array) => new ort.Tensor('int64', BigInt64Array.from(a, BigInt), shape);
+    const result = await session.run({
+      input_ids: int64(batch.ids),
+      attention_mask: int64(batch.attentionMask),
+      token_type_ids: int64(new Int32Array(batch.ids.length)),
+    });
+    const pooled = result.sentence_embedding!.data as Float32Array;
+    expect(maxDiff(pooled, ours)).toBeLessThan(1e-4);
+    const d = encoder.embeddingDim;
+    for (let row = 0; row < texts.length; row++) {
+      const cut = (z: Float32Array) => {
+        const prefix = Array.from(z.slice(row * d, row * d + smallest));
+        const norm = Math.hypot(...prefix);
+        return prefix.map((v) => v / norm);
+      };
+      expect(maxDiff(cut(pooled), cut(ours))).toBeLessThan(1e-4);
+    }
+    await session.release();
     encoder.dispose();
   });
 

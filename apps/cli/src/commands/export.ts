@@ -93,7 +93,8 @@ async function exportVision(
       'Export a text run with any format, or a vision run with --format onnx.',
     );
   if (options.format !== 'onnx') throw unsupported(`'${String(saved.architecture ?? saved.model_type)}'`);
-  if ('vision' in saved && 'text' in saved) throw unsupported(`the '${String(saved.architecture)}' dual encoder (align)`);
+  if ('vision' in saved && 'text' in saved)
+    throw unsupported(`the '${String(saved.architecture)}' dual encoder (align)`);
   await initBackend(options.backend, { kernels: options.kernels as 'auto' });
   const metrics = await readRunMetrics(runDir);
   const encoder = await loadModel(modelDir, await buildRegistry(options.plugin));

@@ -11,6 +11,7 @@ debian_packages=(
   wordnet-base          # WordNet glosses: text classification and retrieval
   python3-numpy         # tests check that numpy reads our .npy and safetensors files
   python3-faiss         # bench/retrieval.mjs: FAISS IndexFlatIP and IndexHNSWFlat on the same vectors
+  python3-onnx          # tests run onnx.checker on exported ONNX models
 )
 missing=()
 for p in "${debian_packages[@]}"; do

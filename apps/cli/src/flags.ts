@@ -392,6 +392,28 @@ export const DB_SEARCH_FLAGS = {
   'ef-search': { type: 'integer', default: 200, description: 'with --db: hnsw.ef_search (raised to --shortlist-k)' },
 } as const satisfies FlagSet;
 
+/** `fit --init`: start from a pretrained model folder. */
+export const INIT_FLAGS = {
+  init: {
+    type: 'path',
+    description:
+      'text: start from a pretrained Hugging Face BERT folder (config.json, model.safetensors F32/F16/BF16, tokenizer.json or vocab.txt); every layer is fine-tuned',
+    valueHint: '<folder>',
+    modalities: ['text'],
+  },
+} as const satisfies FlagSet;
+
+export const EXPORT_FLAGS = {
+  format: {
+    type: 'enum',
+    options: ['onnx', 'hf', 'sentence-transformers'],
+    default: 'onnx',
+    description:
+      'onnx: transformers.js folder (config.json, tokenizer.json, onnx/model.onnx); hf: + model.safetensors under Hugging Face names; sentence-transformers: + modules.json and pooling config',
+  },
+  out: { type: 'path', description: 'output folder (default <run-dir>/export-<format>)' },
+} as const satisfies FlagSet;
+
 /** Every flag of every command: a config file may hold any of them. */
 const ALL_FLAGS: FlagSet = {
   ...COMMON_FLAGS,
@@ -406,6 +428,7 @@ const ALL_FLAGS: FlagSet = {
   ...DB_TABLE_FLAG,
   ...INDEX_FLAGS,
   ...DB_SEARCH_FLAGS,
+  ...INIT_FLAGS,
   // `format` differs per command: checked as a string here, against the command's options later.
   format: { type: 'string', description: 'output format' },
   // `dim` is required by fit and optional by embed: the type is what matters here.

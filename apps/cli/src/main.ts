@@ -32,6 +32,10 @@ const COMMANDS: Record<string, { description: string; load: () => Promise<MrlCom
     description: 'copy an index into PostgreSQL/pgvector (PGlite or a server) with an HNSW index on a prefix',
     load: () => import('./commands/db-index.js').then((m) => m.indexCommand),
   },
+  export: {
+    description: 'write a run as a transformers.js / ONNX, Hugging Face or sentence-transformers folder',
+    load: () => import('./commands/export.js').then((m) => m.exportCommand),
+  },
 };
 
 const VERSION = '0.1.0';

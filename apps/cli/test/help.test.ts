@@ -45,7 +45,7 @@ describe.concurrent('mrl-cli --help', () => {
     const r = await cli(['train']);
     expect(r.code).toBe(1);
     expect(expectOneParagraphError(r)).toBe(
-      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models, index; run mrl-cli --help.",
+      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models, index, export; run mrl-cli --help.",
     );
   });
 });

@@ -41,6 +41,7 @@ import { alignModelOptions, createDualEncoder } from './di.js';
 import { pairedRecall, zeroShotAccuracy, type Embeddings, type RecallRow } from './evaluate.js';
 import { ClipContrastiveObjective } from './loss.js';
 import { AlignModel, type AlignBatch, type DualEncoder } from './model.js';
+import { saveAlignModel } from './save.js';
 
 /**
  * Options of `fitAlign` (`mrl-cli fit --modality align`). Every field has a default sized for a
@@ -404,6 +405,11 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
     context.log(
       `${label}: ${result.steps} steps in ${seconds.toFixed(0)} s, final loss ${result.finalLoss.toFixed(3)}, logit scale ${logitScale.toFixed(1)}`,
     );
+    if (label === 'mrl') {
+      const modelDir = join(context.runDir, 'model');
+      await saveAlignModel(modelDir, encoder, join(context.runDir, 'tokenizer'), dims);
+      context.log(`mrl: model -> ${modelDir}`);
+    }
     encoder.dispose();
     objective.dispose();
     return { ...evaluation, logitScale, steps: result.steps, seconds };

@@ -48,3 +48,10 @@ export {
   type AlignEvaluation,
   type AlignFitOptions,
 } from './fit.js';
+export {
+  ALIGN_CONFIG_FILE,
+  ALIGN_TOKENIZER_DIR,
+  ALIGN_WEIGHTS_FILE,
+  loadAlignModel,
+  saveAlignModel,
+} from './save.js';

@@ -14,6 +14,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alignContainer, createDualEncoder, findRegistration } from '../src/di.js';
 import { fitAlign } from '../src/fit.js';
+import { loadAlignModel } from '../src/save.js';
 import { ClipContrastiveObjective } from '../src/loss.js';
 import { AlignModel, DualEncoder, type AlignBatch } from '../src/model.js';
 
@@ -182,5 +183,10 @@ describe('fitAlign', () => {
     expect(metrics.dims).toEqual([8, 16]);
     expect(metrics.mrl.recall).toHaveLength(2);
     expect(lines.some((l) => l.startsWith('data: pairs,'))).toBe(true);
+    // The MRL model is saved and loads back.
+    const saved = await loadAlignModel(join(runDir, 'model'));
+    expect(saved.dims).toEqual([8, 16]);
+    expect(saved.encoder.embeddingDim).toBe(16);
+    saved.encoder.dispose();
   });
 });

@@ -3,7 +3,7 @@ export { defaultNestingDims, resolveNesting, sampleDimIndices, type Nesting, typ
 export { createRandom, nextSeed, permutation, type Random } from './rng.js';
 export { parameterCount, prefixVariables, trainableVariables, type HasVariables, type VariableMap } from './module.js';
 export { l2Normalize, softmaxCrossEntropy } from './losses.js';
-export { gelu } from './ops/gelu.js';
+export { gelu, geluErf, geluOf, type GeluForm } from './ops/gelu.js';
 export { batchNormTraining, layerNorm } from './ops/normalize.js';
 export { sumTensors } from './ops/sum-tensors.js';
 export { prefixSoftmaxCrossEntropy } from './ops/prefix-softmax-ce.js';
@@ -18,6 +18,13 @@ export {
 } from './heads.js';
 export { ClassificationObjective, type ClassTarget, type PrefixObjective } from './objective.js';
 export { MatryoshkaLoss, type MatryoshkaLossOptions, type MatryoshkaLossValue } from './matryoshka-loss.js';
+export { Matryoshka2dLoss, type Matryoshka2dLossOptions, type Matryoshka2dLossValue } from './matryoshka-2d.js';
+export {
+  CoSENTObjective,
+  DistillationObjective,
+  type ScoredPairTarget,
+  type TeacherTarget,
+} from './pair-objectives.js';
 export type { Encoder, EncoderConfig } from './encoder.js';
 export { MlpEncoder, type MlpConfig } from './mlp.js';
 export { MatryoshkaModel, type SupervisedBatch, type TrainModel } from './model.js';
@@ -29,14 +36,17 @@ export { learningRateAt, validateSchedule, type ScheduleConfig } from './optim/s
 export { clipByGlobalNorm } from './optim/clip.js';
 export { writeFileAtomically } from './io/atomic.js';
 export { assignVariables } from './io/assign.js';
+export { readEmbeddings } from './io/embeddings.js';
 export {
   decodeSafetensors,
   encodeSafetensors,
+  halfToFloat,
   readSafetensors,
   writeSafetensors,
   type NamedArray,
   type SafetensorsContent,
   type SafetensorsDtype,
+  type WidenedDtype,
 } from './io/safetensors.js';
 export {
   checkpointPath,
@@ -96,6 +106,8 @@ export {
   valueInfo,
   type ProtoField,
 } from './onnx/proto.js';
+export { EXPORT_OPSET, OnnxGraph, readOnnxMetadata, type OnnxElementType } from './onnx/graph.js';
+export { mlpOnnxModel, nestingMetadata } from './onnx/mlp.js';
 export {
   coreModule,
   ENCODER_REGISTRATION,

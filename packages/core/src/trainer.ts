@@ -32,6 +32,12 @@ export interface TrainerOptions {
   warmupSteps?: number;
   /** Learning rate at the end of the cosine decay (default 0). */
   minLr?: number;
+  /**
+   * Per-variable multipliers of the learning rate, keyed by the model's variable names (those of
+   * `model.variables()`); unlisted variables use 1. Layer-wise decay for fine-tuning a pretrained
+   * encoder: see text's `bertLayerDecay`.
+   */
+  lrScales?: ReadonlyMap<string, number>;
   /** Clip the global gradient norm to this value. */
   clipNorm?: number;
   checkpoint?: {
@@ -123,6 +129,10 @@ export class Trainer<Batch extends DisposableBatch> {
         'invalid-config',
         `checkpoint.every must be a positive integer, got ${options.checkpoint.every}.`,
       );
+    }
+    for (const [name, scale] of options.lrScales ?? []) {
+      if (!(scale >= 0 && Number.isFinite(scale)))
+        throw new MrlError('invalid-config', `lrScales: '${name}' has scale ${scale}; scales must be finite and >= 0.`);
     }
     this.optimizer = createOptimizer(options.optimizer);
   }
@@ -233,10 +243,10 @@ export class Trainer<Batch extends DisposableBatch> {
         const clipped = await clipByGlobalNorm(gradMap, options.clipNorm);
         gradNorm = clipped.norm;
         tf.dispose(grads);
-        this.optimizer.apply(variables, clipped.grads, lr);
+        this.optimizer.apply(variables, clipped.grads, lr, options.lrScales);
         tf.dispose([...clipped.grads.values()]);
       } else {
-        this.optimizer.apply(variables, gradMap, lr);
+        this.optimizer.apply(variables, gradMap, lr, options.lrScales);
         tf.dispose(grads);
       }
       step += 1;

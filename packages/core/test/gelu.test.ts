@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { registerWasmTrainingKernels } from '../src/kernels/index.js';
-import { gelu } from '../src/ops/gelu.js';
+import { gelu, geluErf } from '../src/ops/gelu.js';
 import { expectClose, onBackend, randomArray } from './helpers/close.js';
 
 beforeAll(async () => {
@@ -45,4 +45,48 @@ describe('gelu', () => {
       expect(values[3]).toBeCloseTo(9, 5); // far right: x
     });
   }
+});
+
+/** erf in float64 (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7): an independent reference. */
+function erf(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return Math.sign(x) * (1 - poly * Math.exp(-x * x));
+}
+
+describe('geluErf', () => {
+  const xs = randomArray(64, 12).map((v, i) => (i < 4 ? [-12, -3, 0, 9][i]! : 5 * v));
+
+  for (const backend of ['cpu', 'wasm'] as const) {
+    it(`equals x Phi(x) and its derivative Phi(x) + x phi(x) on ${backend}`, async () => {
+      const [values, slopes] = await onBackend(backend, () =>
+        tf.tidy(() => {
+          const x = tf.tensor1d(xs);
+          const { value, grads } = tf.valueAndGrads((t: tf.Tensor) => tf.sum(geluErf(t)))([x]);
+          value.dispose();
+          return [geluErf(x).dataSync(), grads[0]!.dataSync()] as const;
+        }),
+      );
+      const cdf = (x: number): number => 0.5 * (1 + erf(x / Math.SQRT2));
+      const pdf = (x: number): number => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+      expectClose(
+        values,
+        Array.from(xs, (x) => x * cdf(x)),
+        1e-5,
+      );
+      expectClose(
+        slopes,
+        Array.from(xs, (x) => cdf(x) + x * pdf(x)),
+        1e-5,
+      );
+    });
+  }
+
+  it('differs from the tanh form by more than the 1e-4 an imported model must match', () => {
+    const gap = tf.tidy(() => {
+      const x = tf.linspace(-4, 4, 801);
+      return tf.max(tf.abs(tf.sub(geluErf(x), gelu(x)))).dataSync()[0]!;
+    });
+    expect(gap).toBeGreaterThan(1e-4);
+  });
 });

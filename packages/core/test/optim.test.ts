@@ -26,7 +26,7 @@ const GRADS = [
 const LRS = [0.1, 0.05, 0.02];
 
 /** torch.optim.SGD.step (dampening 0), in Float64. */
-function referenceSgd(momentum: number, nesterov: boolean, weightDecay: number): number[] {
+function referenceSgd(momentum: number, nesterov: boolean, weightDecay: number, lrScale = 1): number[] {
   const p = [...P0];
   let buf: number[] | null = null;
   GRADS.forEach((grad, t) => {
@@ -37,19 +37,19 @@ function referenceSgd(momentum: number, nesterov: boolean, weightDecay: number):
       const b = buf;
       update = nesterov ? d.map((x, i) => x + momentum * b[i]!) : b;
     }
-    for (let i = 0; i < p.length; i++) p[i] = p[i]! - LRS[t]! * update[i]!;
+    for (let i = 0; i < p.length; i++) p[i] = p[i]! - LRS[t]! * lrScale * update[i]!;
   });
   return p;
 }
 
 /** torch.optim.AdamW.step (amsgrad off), in Float64. */
-function referenceAdamW(beta1: number, beta2: number, eps: number, weightDecay: number): number[] {
+function referenceAdamW(beta1: number, beta2: number, eps: number, weightDecay: number, lrScale = 1): number[] {
   const p = [...P0];
   const m = p.map(() => 0);
   const v = p.map(() => 0);
   GRADS.forEach((grad, index) => {
     const t = index + 1;
-    const lr = LRS[index]!;
+    const lr = LRS[index]! * lrScale;
     for (let i = 0; i < p.length; i++) {
       p[i] = p[i]! * (1 - lr * weightDecay);
       m[i] = beta1 * m[i]! + (1 - beta1) * grad[i]!;
@@ -63,12 +63,12 @@ function referenceAdamW(beta1: number, beta2: number, eps: number, weightDecay: 
 }
 
 /** Runs three updates of `optimizer` on a [2, 3] variable and returns its values. */
-function runOptimizer(optimizer: Optimizer): number[] {
+function runOptimizer(optimizer: Optimizer, lrScales?: ReadonlyMap<string, number>): number[] {
   const p = tf.variable(tf.tensor2d(P0, [2, 3]), true);
   const variables = new Map([['p', p]]);
   GRADS.forEach((g, t) => {
     const grad = tf.tensor2d(g, [2, 3]);
-    optimizer.apply(variables, new Map([['p', grad]]), LRS[t]!);
+    optimizer.apply(variables, new Map([['p', grad]]), LRS[t]!, lrScales);
     grad.dispose();
   });
   const out = Array.from(p.dataSync());
@@ -181,6 +181,30 @@ describe.each(BACKENDS)('AdamWOptimizer matches PyTorch (%s)', (backend) => {
     tf.dispose([pa, pb, g1, g2]);
     a.dispose();
     b.dispose();
+  });
+});
+
+describe.each(BACKENDS)('lrScales (layer-wise learning rates) (%s)', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  it('SGD and AdamW update a listed variable at lr times its scale, as PyTorch with that lr', () => {
+    const scales = new Map([['p', 0.25]]);
+    expectClose(
+      runOptimizer(new SgdOptimizer({ type: 'sgd', lr: 1, momentum: 0.9, weightDecay: 0.1 }), scales),
+      referenceSgd(0.9, false, 0.1, 0.25),
+      1e-5,
+    );
+    expectClose(
+      runOptimizer(new AdamWOptimizer({ type: 'adamw', lr: 1, weightDecay: 0.01 }), scales),
+      referenceAdamW(0.9, 0.999, 1e-8, 0.01, 0.25),
+      1e-5,
+    );
+    // An unlisted variable keeps the full rate.
+    expectClose(
+      runOptimizer(new AdamWOptimizer({ type: 'adamw', lr: 1 }), new Map([['other', 0.25]])),
+      referenceAdamW(0.9, 0.999, 1e-8, 0.01),
+      1e-5,
+    );
   });
 });
 

@@ -126,6 +126,50 @@ describe('encodeSafetensors / decodeSafetensors', () => {
   });
 });
 
+describe('PyTorch dtypes widened on read', () => {
+  const u16 = (values: number[]): Uint8Array => {
+    const out = new Uint8Array(values.length * 2);
+    values.forEach((v, i) => new DataView(out.buffer).setUint16(i * 2, v, true));
+    return out;
+  };
+
+  it('reads F16 bit patterns (normal, subnormal, largest, infinite) as F32', () => {
+    const bits = [0x3c00, 0xc000, 0x3555, 0x7bff, 0x0001, 0x7c00, 0xfc00, 0x8000];
+    const t = decodeSafetensors(
+      build('{"h":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}}', u16(bits)),
+    ).tensors.get('h')!;
+    expect(t.dtype).toBe('F32');
+    expect(t.sourceDtype).toBe('F16');
+    expect(Array.from(t.data)).toEqual([1, -2, 0.333251953125, 65504, 2 ** -24, Infinity, -Infinity, -0]);
+  });
+
+  it('reads BF16 as the top half of an F32', () => {
+    const t = decodeSafetensors(
+      build('{"b":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]}}', u16([0x3f80, 0x4049, 0xc2f7])),
+    ).tensors.get('b')!;
+    expect(t.sourceDtype).toBe('BF16');
+    expect(Array.from(t.data)).toEqual([1, 3.140625, -123.5]);
+  });
+
+  it('reads F64 rounded to F32 and I64 as I32', () => {
+    const data = new Uint8Array(32);
+    const view = new DataView(data.buffer);
+    view.setFloat64(0, 0.1, true);
+    view.setFloat64(8, -3, true);
+    view.setBigInt64(16, -7n, true);
+    view.setBigInt64(24, 2147483647n, true);
+    const { tensors } = decodeSafetensors(
+      build(
+        '{"f":{"dtype":"F64","shape":[2],"data_offsets":[0,16]},"i":{"dtype":"I64","shape":[2],"data_offsets":[16,32]}}',
+        data,
+      ),
+    );
+    expect(Array.from(tensors.get('f')!.data)).toEqual([Math.fround(0.1), -3]);
+    expect(tensors.get('i')!.dtype).toBe('I32');
+    expect(Array.from(tensors.get('i')!.data)).toEqual([-7, 2147483647]);
+  });
+});
+
 describe('corrupt safetensors', () => {
   const source = 'weights/bad.safetensors';
 
@@ -172,10 +216,23 @@ describe('corrupt safetensors', () => {
     );
   });
 
-  it('rejects an unsupported dtype', () => {
-    const bytes = build('{"x":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}', new Uint8Array(8));
+  it('rejects an unsupported dtype, naming the tensor and the readable dtypes', () => {
+    const bytes = build('{"x":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}', new Uint8Array(1));
+    const e = thrownMrlError(() => decodeSafetensors(bytes, source), 'unsupported');
+    expect(e.message).toBe(`${source}: tensor 'x' has dtype F8_E4M3, which mrl cannot read.`);
+    expect(e.fix).toBe(
+      'Save the weights as F32, I32, U8, I8, F16, BF16, F64, I64 (e.g. in PyTorch: model.float() before save_file).',
+    );
+  });
+
+  it('rejects I64 values outside the 32-bit range', () => {
+    const data = new Uint8Array(16);
+    new DataView(data.buffer).setBigInt64(8, 2n ** 40n, true);
+    const bytes = build('{"x":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}', data);
     const e = corruptError(() => decodeSafetensors(bytes, source));
-    expect(e.message).toBe(`${source} is not a valid safetensors file: tensor 'x' has unsupported dtype F64.`);
+    expect(e.message).toBe(
+      `${source} is not a valid safetensors file: I64 tensor 'x' holds values outside the 32-bit integer range.`,
+    );
   });
 
   it('rejects a truncated file read from disk, naming its path', async () => {

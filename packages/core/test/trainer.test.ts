@@ -312,6 +312,14 @@ describe('Trainer validation', () => {
     expectMrlError(build({ batchSize: 0 }), 'invalid-config', 'batchSize must be a positive integer, got 0.');
   });
 
+  it('rejects a negative or non-finite lrScales entry, naming the variable', () => {
+    expectMrlError(
+      build({ lrScales: new Map([['encoder/dense0/w', -0.5]]) }),
+      'invalid-config',
+      "lrScales: 'encoder/dense0/w' has scale -0.5; scales must be finite and >= 0.",
+    );
+  });
+
   it('rejects empty training data', () => {
     const empty: ArrayDataset = {
       inputs: new Float32Array(0),

@@ -1,18 +1,23 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   gelu,
+  geluOf,
   layerNorm as coreLayerNorm,
   MrlError,
   nextSeed,
   type Encoder,
   type EncoderConfig,
+  type GeluForm,
   type Random,
   type VariableMap,
 } from '@mrl/core';
 import { gatherRows } from './gather.js';
 
-/** How a sentence embedding is read from the token states. */
-export type BertPooling = 'cls' | 'mean';
+/**
+ * How a sentence embedding is read from the token states: the `[CLS]` state, the masked mean,
+ * or BERT's pooler (`tanh(W h_CLS + b)`, Hugging Face's `pooler_output`).
+ */
+export type BertPooling = 'cls' | 'mean' | 'pooler';
 
 /**
  * A BERT encoder (Devlin et al., 2019) as data. `embeddingDim` is the hidden size; the pooled
@@ -36,6 +41,11 @@ export interface BertConfig extends EncoderConfig {
    * Larger values let context reach a token's state sooner in short from-scratch runs.
    */
   initializerRange?: number;
+  /**
+   * The feed-forward GELU: `tanh` (default; the faster form mrl trains from scratch with) or
+   * `erf` (exact; Hugging Face's `hidden_act: "gelu"`, which imported checkpoints need).
+   */
+  activation?: GeluForm;
 }
 
 /** Token ids with their padding mask, [B, T] each. */
@@ -109,8 +119,13 @@ function validateBertConfig(c: BertConfig): void {
     throw new MrlError('invalid-config', `bert initializerRange must be > 0, got ${c.initializerRange}.`);
   if (!(c.dropout >= 0 && c.dropout < 1))
     throw new MrlError('invalid-config', `bert dropout must be in [0, 1), got ${c.dropout}.`);
-  if (c.pooling !== 'cls' && c.pooling !== 'mean')
-    throw new MrlError('invalid-config', `bert pooling must be 'cls' or 'mean', got '${String(c.pooling)}'.`);
+  if (c.pooling !== 'cls' && c.pooling !== 'mean' && c.pooling !== 'pooler')
+    throw new MrlError('invalid-config', `bert pooling must be 'cls', 'mean' or 'pooler', got '${String(c.pooling)}'.`);
+  if (c.activation !== undefined && c.activation !== 'tanh' && c.activation !== 'erf')
+    throw new MrlError(
+      'invalid-config',
+      `bert activation must be 'tanh' or 'erf' (GELU form), got '${String(c.activation)}'.`,
+    );
 }
 
 interface Dense {
@@ -162,6 +177,8 @@ export class BertEncoder implements Encoder<TokenBatch> {
   /** Dropout masks come from this seed and a call counter: a run's masks are the same every time. */
   readonly #dropoutSeed: number;
   #dropoutCalls = 0;
+  /** The pooler's dense layer [d, d], only when `pooling` is `pooler`. */
+  readonly #pooler: Dense | null;
 
   constructor(
     readonly config: BertConfig,
@@ -194,12 +211,26 @@ export class BertEncoder implements Encoder<TokenBatch> {
         ln2: norm(),
       });
     }
+    this.#pooler = config.pooling === 'pooler' ? dense(d, d) : null;
     // Drawn after the weights, so that their initial values do not depend on it.
     this.#dropoutSeed = Math.floor(random() * 2 ** 30);
   }
 
   /** Token states [B, T, d] after the last block. */
   encodeTokens(batch: TokenBatch, training: boolean): tf.Tensor3D {
+    return tf.tidy(() => this.#forward(batch, training, false)[0]!);
+  }
+
+  /**
+   * The pooled sentence embedding [B, d] after each block, shallowest first (the last equals
+   * {@link encode}): the layer axis of {@link Matryoshka2dLoss}.
+   */
+  encodeLayers(batch: TokenBatch, training: boolean): tf.Tensor2D[] {
+    return tf.tidy(() => this.#forward(batch, training, true).map((states) => this.#pool(states, batch)));
+  }
+
+  /** Token states after the last block, or after every block when `everyBlock`. */
+  #forward(batch: TokenBatch, training: boolean, everyBlock: boolean): tf.Tensor3D[] {
     const [b, t] = batch.ids.shape;
     const c = this.config;
     if (t > c.maxPositions) {
@@ -219,6 +250,7 @@ export class BertEncoder implements Encoder<TokenBatch> {
     const heads = c.numHeads;
     const dh = d / heads;
     const rate = training ? c.dropout : 0;
+    const activation = geluOf(c.activation ?? 'tanh');
     // Seeded: TF.js's unseeded dropout draws from Math.random, and a run would not repeat.
     const drop = (x: tf.Tensor): tf.Tensor =>
       rate > 0 ? tf.dropout(x, rate, undefined, this.#dropoutSeed + this.#dropoutCalls++) : x;
@@ -238,6 +270,7 @@ export class BertEncoder implements Encoder<TokenBatch> {
       // Additive mask: 0 where a key is a real token, -1e9 where it is padding. [B, 1, 1, T]
       const maskBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(batch.attentionMask, 'float32')), -1e9), [b, 1, 1, t]);
       const scale = 1 / Math.sqrt(dh);
+      const states: tf.Tensor3D[] = [];
       for (const block of this.#blocks) {
         const split = (y: tf.Tensor2D): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
         const q = split(linear(x, block.q));
@@ -248,18 +281,27 @@ export class BertEncoder implements Encoder<TokenBatch> {
         const attention = drop(tf.softmax(scores)) as tf.Tensor4D;
         const context = tf.reshape(tf.transpose(tf.matMul(attention, v), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;
         x = layerNorm(tf.add(x, drop(linear(context, block.o))), block.ln1, c.layerNormEps) as tf.Tensor2D;
-        const hidden = gelu(linear(x, block.ff1)) as tf.Tensor2D;
+        const hidden = activation(linear(x, block.ff1)) as tf.Tensor2D;
         x = layerNorm(tf.add(x, drop(linear(hidden, block.ff2))), block.ln2, c.layerNormEps) as tf.Tensor2D;
+        if (everyBlock) states.push(tf.reshape(x, [b, t, d]) as tf.Tensor3D);
       }
-      return tf.reshape(x, [b, t, d]) as tf.Tensor3D;
+      return everyBlock ? states : [tf.reshape(x, [b, t, d]) as tf.Tensor3D];
     });
   }
 
   /** Pooled sentence embedding [B, d]. */
   encode(batch: TokenBatch, training: boolean): tf.Tensor2D {
+    return tf.tidy(() => this.#pool(this.encodeTokens(batch, training), batch));
+  }
+
+  /** Sentence embedding [B, d] from token states, as `pooling` says. */
+  #pool(states: tf.Tensor3D, batch: TokenBatch): tf.Tensor2D {
     return tf.tidy(() => {
-      const states = this.encodeTokens(batch, training);
-      return poolTokens(states, batch.attentionMask, this.config.pooling);
+      const pooling = this.config.pooling;
+      if (pooling !== 'pooler' || this.#pooler === null)
+        return poolTokens(states, batch.attentionMask, pooling === 'cls' ? 'cls' : 'mean');
+      const first = poolTokens(states, batch.attentionMask, 'cls'); // [B, d]
+      return tf.tanh(tf.add(tf.matMul(first, this.#pooler.w as tf.Tensor2D), this.#pooler.b)) as tf.Tensor2D;
     });
   }
 
@@ -280,6 +322,10 @@ export class BertEncoder implements Encoder<TokenBatch> {
         out.set(`layer${i}/${name}/beta`, block[name].beta);
       }
     });
+    if (this.#pooler !== null) {
+      out.set('pooler/w', this.#pooler.w);
+      out.set('pooler/b', this.#pooler.b);
+    }
     return out;
   }
 
@@ -288,8 +334,15 @@ export class BertEncoder implements Encoder<TokenBatch> {
   }
 }
 
-/** Sentence embedding [B, d] from token states [B, T, d]: the first (`[CLS]`) state or the masked mean. */
-export function poolTokens(states: tf.Tensor3D, attentionMask: tf.Tensor2D, pooling: BertPooling): tf.Tensor2D {
+/**
+ * Sentence embedding [B, d] from token states [B, T, d]: the first (`[CLS]`) state or the masked
+ * mean. (`pooler` needs the pooler's weights: {@link BertEncoder.encode} applies it.)
+ */
+export function poolTokens(
+  states: tf.Tensor3D,
+  attentionMask: tf.Tensor2D,
+  pooling: Exclude<BertPooling, 'pooler'>,
+): tf.Tensor2D {
   return tf.tidy(() => {
     const [b, , d] = states.shape;
     if (pooling === 'cls') return tf.reshape(tf.slice(states, [0, 0, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
@@ -297,4 +350,24 @@ export function poolTokens(states: tf.Tensor3D, attentionMask: tf.Tensor2D, pool
     const sum = tf.sum(tf.mul(states, mask), 1); // [B, d]
     return tf.div(sum, tf.maximum(tf.sum(mask, 1), 1)) as tf.Tensor2D;
   });
+}
+
+/**
+ * Layer-wise learning-rate decay for fine-tuning a pretrained BERT (Clark et al. 2020, ELECTRA;
+ * BEiT's layer ids): block i of L (1-based) trains at `decay^(L + 1 - i)` times the learning rate,
+ * the embeddings at `decay^(L + 1)`, the pooler at 1. Keys are the encoder's variable names.
+ *
+ * @example bertLayerDecay(encoder, 0.8) // layer1/q/w -> 0.8^2 with 2 layers; embeddings/token -> 0.8^3
+ */
+export function bertLayerDecay(encoder: BertEncoder, decay: number): Map<string, number> {
+  if (!(decay > 0 && decay <= 1))
+    throw new MrlError('invalid-argument', `layer decay must be in (0, 1], got ${decay}.`);
+  const layers = encoder.config.numLayers;
+  const out = new Map<string, number>();
+  for (const name of encoder.variables().keys()) {
+    const block = /^layer(\d+)\//.exec(name);
+    const id = name.startsWith('embeddings/') ? 0 : block !== null ? Number(block[1]) + 1 : layers + 1;
+    out.set(name, decay ** (layers + 1 - id));
+  }
+  return out;
 }

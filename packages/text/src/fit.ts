@@ -25,10 +25,12 @@ import {
   type BackendName,
 } from '@mrl/core';
 import { OnnxBackboneEncoder, type BackbonePooling } from './backbone.js';
-import { BertEncoder, bertConfig, type BertConfig, type TokenBatch } from './bert.js';
+import { BertEncoder, bertConfig, bertLayerDecay, type BertConfig, type TokenBatch } from './bert.js';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from './contrastive.js';
 import { packagedCorpus, PACKAGED_CORPORA, readJsonl, readTextLines } from './corpora.js';
 import { maskTokens, mlmAccuracy, mlmBatch, MlmModel, TiedMlmObjective, type MlmBatch } from './mlm.js';
+import { exportTextModel, type DimRow } from './export.js';
+import { loadHfBert } from './hf-bert.js';
 import { bertBaseUncasedVocab, wordPieceTokenizerFiles, writeTokenizerFiles } from './tokenizer/tokenizer-json.js';
 import { padRows, TextTokenizer, type EncodedBatch } from './tokenizer/tokenizer.js';
 import { trainWordPiece } from './tokenizer/wordpiece-trainer.js';
@@ -90,6 +92,18 @@ export interface TextFitOptions {
    * `projectionDim` (default 128) is trained on top. `model`, `tokenizer` and `vocabSize` are then unused.
    */
   backbone?: string;
+  /**
+   * A pretrained Hugging Face BERT folder (`config.json`, `model.safetensors`, `tokenizer.json`
+   * or `vocab.txt`) to start from instead of random weights; every layer is fine-tuned. Its
+   * config fixes the model size and tokenizer (`model`, `tokenizer` and `vocabSize` are unused);
+   * `modelOverrides.pooling` (default `mean`) and `modelOverrides.dropout` still apply.
+   */
+  init?: string;
+  /**
+   * Layer-wise learning-rate decay (e.g. 0.8): each BERT block trains at `decay` times the rate
+   * of the block above it, the embeddings below the first block (`bertLayerDecay`). Default 1 (off).
+   */
+  layerDecay?: number;
   /** Pooling of the backbone's token states: `mean` (default) or `cls`. */
   backbonePooling?: BackbonePooling;
   projectionDim?: number;
@@ -168,6 +182,26 @@ function disposeTokens(batch: TokenBatch): void {
   tf.dispose([batch.ids, batch.attentionMask]);
 }
 
+/**
+ * The Trainer's `lrScales` for `layerDecay`: the encoder's per-variable scales, keyed by the
+ * model's names for the same variables.
+ */
+function layerDecayScales(
+  options: TextFitOptions,
+  encoder: Encoder<unknown>,
+  model: { variables(): Map<string, tf.Variable> },
+): Pick<TrainerOptions, 'lrScales'> {
+  if (options.layerDecay === undefined || options.layerDecay === 1 || !(encoder instanceof BertEncoder)) return {};
+  const scales = bertLayerDecay(encoder, options.layerDecay);
+  const byVariable = new Map([...encoder.variables()].map(([name, v]) => [v, scales.get(name)!]));
+  const lrScales = new Map<string, number>();
+  for (const [name, v] of model.variables()) {
+    const scale = byVariable.get(v);
+    if (scale !== undefined) lrScales.set(name, scale);
+  }
+  return { lrScales };
+}
+
 function trainerOptions(options: TextFitOptions, context: RunContext, label: string): TrainerOptions {
   return {
     ...(options.steps === undefined ? { epochs: options.epochs ?? 1 } : { steps: options.steps }),
@@ -181,6 +215,63 @@ function trainerOptions(options: TextFitOptions, context: RunContext, label: str
     ...(context.signal === undefined ? {} : { signal: context.signal }),
     onEvent: (event) => context.onEvent?.(event, label),
   };
+}
+
+/** The BERT to train and its tokenizer: a pretrained folder's (`init`) or a fresh one. */
+async function resolveEncoder(
+  options: TextFitOptions,
+  context: RunContext,
+  texts: () => Promise<string[]>,
+): Promise<{ encoder: BertEncoder; tokenizer: TextTokenizer }> {
+  if (options.init === undefined) {
+    const tokenizer = await resolveTokenizer(options, context, texts);
+    return { encoder: buildEncoder(options, tokenizer, context), tokenizer };
+  }
+  const loaded = await loadHfBert(options.init, {
+    pooling: options.modelOverrides?.pooling ?? 'mean',
+    ...(options.modelOverrides?.dropout === undefined ? {} : { dropout: options.modelOverrides.dropout }),
+    random: createRandom(context.seed, 10),
+  });
+  const c = loaded.encoder.config;
+  const maxLength = options.maxLength ?? 32;
+  if (maxLength > c.maxPositions) {
+    loaded.encoder.dispose();
+    throw new MrlError(
+      'invalid-config',
+      `maxLength ${maxLength} exceeds ${options.init}'s max_position_embeddings ${c.maxPositions}.`,
+      'Lower maxLength.',
+    );
+  }
+  const params = [...loaded.encoder.variables().values()].reduce((s, v) => s + v.size, 0);
+  context.log(
+    `encoder: pretrained ${options.init} d=${c.embeddingDim} layers=${c.numLayers} heads=${c.numHeads} vocab=${c.vocabSize} gelu=${c.activation} pooling=${c.pooling} (${(params / 1e6).toFixed(2)}M parameters, all trained)`,
+  );
+  return loaded;
+}
+
+/**
+ * Writes the trained BERT to `<runDir>/model` as a Hugging Face folder (config.json with the
+ * nesting dims, model.safetensors, tokenizer, onnx/model.onnx, model card), which `init`,
+ * `loadHfBert` and `mrl-cli export` read.
+ */
+async function saveTextModel(
+  encoder: BertEncoder,
+  tokenizer: TextTokenizer,
+  dims: number[],
+  table: DimRow[],
+  options: TextFitOptions,
+  context: RunContext,
+): Promise<void> {
+  const dir = join(context.runDir, 'model');
+  await exportTextModel(encoder, dir, {
+    format: 'hf',
+    dims,
+    tokenizerDir: tokenizer.dir,
+    maxLength: options.maxLength ?? 32,
+    table,
+    name: `mrl text ${options.task}`,
+  });
+  context.log(`model (Hugging Face layout, ONNX included) -> ${dir}`);
 }
 
 function buildEncoder(options: TextFitOptions, tokenizer: TextTokenizer, context: RunContext): BertEncoder {
@@ -248,11 +339,10 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
   context.log(
     `corpus: ${trainTexts.length} training and ${evalTexts.length} held-out sentences in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
-  const tokenizer = await resolveTokenizer(options, context, async () => trainTexts);
+  const { encoder, tokenizer } = await resolveEncoder(options, context, async () => trainTexts);
   const encode = (t: string): Int32Array => Int32Array.from(tokenizer.encode(t, false).slice(0, maxLength - 2));
   const trainIds = trainTexts.map(encode);
   const evalIds = evalTexts.map(encode);
-  const encoder = buildEncoder(options, tokenizer, context);
   const objective = new TiedMlmObjective(encoder.tokenEmbedding);
   const matryoshka = new MatryoshkaLoss(objective, {
     embeddingDim: encoder.embeddingDim,
@@ -277,7 +367,10 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
       );
     },
   };
-  const trainer = new Trainer(model, data, trainerOptions(options, context, 'mrl'));
+  const trainer = new Trainer(model, data, {
+    ...trainerOptions(options, context, 'mrl'),
+    ...layerDecayScales(options, encoder, model),
+  });
   const fit = await trainer.fit();
   // Held-out sentences with a fixed masking, so every dim is scored on the same tokens.
   const evalBatches: MlmBatch[] = [];
@@ -333,6 +426,14 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
     series: [{ key: 'mrl', label: 'MRL', rows: dims.map((dim, j) => ({ dim, values: { top1: accuracy[j]! } })) }],
     references: [{ label: `most frequent token (always '${tokenizer.decode([top])}')`, values: { top1: unigram } }],
   };
+  await saveTextModel(
+    encoder,
+    tokenizer,
+    dims,
+    dims.map((dim, j) => ({ dim, values: { 'masked-token acc': accuracy[j]! } })),
+    options,
+    context,
+  );
   return {
     runTable,
     title: `text mlm: top-1 on ${masked} held-out tokens replaced by [MASK] (15%) after ${fit.steps} steps`,
@@ -371,6 +472,8 @@ interface TextEmbedder<Input> {
   /** Model input for a batch of texts (tokenised, or backbone features prefetched). */
   input(texts: string[]): Input | Promise<Input>;
   release(input: Input): void;
+  /** The BERT's tokenizer (absent for a frozen backbone). */
+  tokenizer?: TextTokenizer;
 }
 
 async function buildEmbedder(
@@ -398,9 +501,13 @@ async function buildEmbedder(
       release: () => undefined,
     };
   }
-  const tokenizer = await resolveTokenizer(options, context, async () => trainTexts());
-  const encoder = buildEncoder(options, tokenizer, context);
-  return { encoder, input: (texts) => tokenBatch(tokenizer.encodeBatch(texts, maxLength)), release: disposeTokens };
+  const { encoder, tokenizer } = await resolveEncoder(options, context, async () => trainTexts());
+  return {
+    encoder,
+    tokenizer,
+    input: (texts) => tokenBatch(tokenizer.encodeBatch(texts, maxLength)),
+    release: disposeTokens,
+  };
 }
 
 async function fitClassify(options: TextFitOptions, context: RunContext): Promise<RunReport> {
@@ -438,7 +545,10 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
       };
     },
   };
-  const fit = await new Trainer(model, data, trainerOptions(options, context, 'mrl')).fit();
+  const fit = await new Trainer(model, data, {
+    ...trainerOptions(options, context, 'mrl'),
+    ...layerDecayScales(options, encoder, model),
+  }).fit();
   const embeddings = await embedDataset(
     encoder,
     test.length,
@@ -457,6 +567,15 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
       { header: 'top-1 %', value: (r) => percent(r.acc) },
     ],
   );
+  if (encoder instanceof BertEncoder && embedder.tokenizer !== undefined)
+    await saveTextModel(
+      encoder,
+      embedder.tokenizer,
+      dims,
+      dims.map((dim, j) => ({ dim, values: { 'top-1': top1[j]! } })),
+      options,
+      context,
+    );
   encoder.dispose();
   const majority = majorityClass(
     train.map((s) => s.lexFile),
@@ -532,7 +651,10 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
       };
     },
   };
-  const fit = await new Trainer(model, data, trainerOptions(options, context, 'mrl')).fit();
+  const fit = await new Trainer(model, data, {
+    ...trainerOptions(options, context, 'mrl'),
+    ...layerDecayScales(options, encoder, model),
+  }).fit();
   const embed = (texts: string[]) =>
     embedDataset(encoder, texts.length, (idx) => embedder.input([...idx].map((i) => texts[i]!)), {
       batchSize: 128,
@@ -554,6 +676,15 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
     { header: 'recall@1 %', value: (r) => percent(r.recall[1]) },
     { header: 'recall@10 %', value: (r) => percent(r.recall[10]) },
   ]);
+  if (encoder instanceof BertEncoder && embedder.tokenizer !== undefined)
+    await saveTextModel(
+      encoder,
+      embedder.tokenizer,
+      dims,
+      metrics.map((r) => ({ dim: r.dim, values: { 'recall@1': r.recall[1]!, 'recall@10': r.recall[10]! } })),
+      options,
+      context,
+    );
   encoder.dispose();
   const runTable: RunTable = {
     data: `wordnet (example -> gloss, ${database.length} glosses searched)`,

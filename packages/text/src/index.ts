@@ -14,6 +14,7 @@ export {
   BERT_CONFIGS,
   BertEncoder,
   bertConfig,
+  bertLayerDecay,
   gelu,
   layerNorm,
   poolTokens,
@@ -21,6 +22,26 @@ export {
   type BertPooling,
   type TokenBatch,
 } from './bert.js';
+export {
+  bertOnnxModel,
+  EXPORT_FORMATS,
+  exportTextModel,
+  type DimRow,
+  type ExportFormat,
+  type TextExportOptions,
+} from './export.js';
+export {
+  assignHfBertWeights,
+  bertConfigFromHf,
+  hfBertConfigJson,
+  hfBertNames,
+  hfBertTensors,
+  loadHfBert,
+  loadHfTokenizer,
+  readHfConfig,
+  type HfBertConfigJson,
+  type HfBertLoadOptions,
+} from './hf-bert.js';
 export {
   maskTokens,
   mlmAccuracy,

@@ -9,6 +9,13 @@ export {
 export { BatchNorm, Conv2d, gelu, LayerNorm, Linear, type Module } from './models/layers.js';
 export { MultiHeadAttention, type AttentionConfig } from './models/attention.js';
 export { ResNetEncoder, validateResNetConfig, type ResNetConfig } from './models/resnet.js';
+export {
+  assignTorchvisionResNet,
+  loadTorchvisionResNet,
+  resnetConfigFromTorchvision,
+  torchvisionResNetNames,
+} from './models/torchvision.js';
+export { resnetOnnxModel, vitOnnxModel } from './models/onnx.js';
 export { VitEncoder, validateVitConfig, type VitConfig } from './models/vit.js';
 export {
   buildVisionEncoder,

@@ -17,7 +17,7 @@ import {
   type TrainEvent,
 } from '@mrl/core';
 import { fitAlign } from '@mrl/align';
-import { fitText, TEXT_TASKS, type TextTask } from '@mrl/text';
+import { fitText, readHfConfig, TEXT_TASKS, type TextTask } from '@mrl/text';
 import { fitVision, parseCorruptions, VISION_BASELINES, type VisionBaseline, type VisionInputShape } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
 import { defineMrlCommand } from '../command.js';
@@ -25,6 +25,7 @@ import {
   BACKEND_FLAGS,
   COMMON_FLAGS,
   DATA_FLAGS,
+  INIT_FLAGS,
   RUN_DIR_FLAG,
   TRAIN_FLAGS,
   type FlagSpec,
@@ -46,7 +47,7 @@ const MODALITY_DEFAULTS = {
 /** The default text task: trains in about two minutes on two cores and is scored against the majority class. */
 const DEFAULT_TEXT_TASK: TextTask = 'classify';
 
-const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS };
+const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS, ...INIT_FLAGS };
 type FitOptions = Resolved<typeof FLAGS>;
 
 /** Input fields of a registration's config, from the images' shape. */
@@ -242,9 +243,12 @@ export const fitCommand = defineMrlCommand({
       options.modality === 'text' ? (task === 'mlm' ? 'corpora' : 'wordnet') : (options.data ?? defaults.data);
     const registry = await buildRegistry(options.plugin);
     const registration = findEncoder(registry, modelName, options.modality);
+    // A text encoder's d is its hidden size: the pretrained folder's with --init.
     const embeddingDim =
       options.modality === 'text'
-        ? ((modelConfig.embeddingDim as number | undefined) ?? registration.defaults.embeddingDim)
+        ? options.init !== undefined
+          ? Number((await readHfConfig(options.init)).hidden_size)
+          : ((modelConfig.embeddingDim as number | undefined) ?? registration.defaults.embeddingDim)
         : (options.dim ?? defaults.dim ?? registration.defaults.embeddingDim);
     // Nesting dims are checked before the data loads: a dim larger than d fails here.
     const dims = [
@@ -369,6 +373,7 @@ export const fitCommand = defineMrlCommand({
           task: task!,
           model: modelName,
           ...(options['model-config'] === undefined ? {} : { modelOverrides: modelConfig }),
+          ...(options.init === undefined ? {} : { init: options.init }),
           // The BERT config fixes d; --dims picks the nesting dims within it.
           ...optional('dims', options.dims),
           ...optional('minDim', options['min-dim']),

@@ -9,10 +9,19 @@ import { writeFileAtomically } from './atomic.js';
  */
 export type SafetensorsDtype = 'F32' | 'I32' | 'U8' | 'I8';
 
+/**
+ * Dtypes the reader also accepts and widens on load, as PyTorch checkpoints store them: F16,
+ * BF16 and F64 become F32 (`sourceDtype` keeps the stored one); I64 becomes I32 when every value
+ * fits (position-id buffers do).
+ */
+export type WidenedDtype = 'F16' | 'BF16' | 'F64' | 'I64';
+
 export interface NamedArray {
   dtype: SafetensorsDtype;
   shape: number[];
   data: Float32Array | Int32Array | Uint8Array | Int8Array;
+  /** The dtype stored in the file when the reader widened it (F16, BF16, F64 or I64). */
+  sourceDtype?: WidenedDtype;
 }
 
 export interface SafetensorsContent {
@@ -20,7 +29,49 @@ export interface SafetensorsContent {
   metadata: Record<string, string>;
 }
 
-const BYTES: Record<SafetensorsDtype, number> = { F32: 4, I32: 4, U8: 1, I8: 1 };
+const BYTES: Record<SafetensorsDtype | WidenedDtype, number> = {
+  F32: 4,
+  I32: 4,
+  U8: 1,
+  I8: 1,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I64: 8,
+};
+
+/** IEEE half-precision bits to a float (subnormals, infinities and NaN included). */
+export function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 0x1f) return fraction === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+/** F16, BF16, F64 and I64 payloads widened to F32 / I32; `null` when an I64 value does not fit. */
+function widen(dtype: WidenedDtype, bytes: Uint8Array, count: number): Float32Array | Int32Array | null {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dtype === 'I64') {
+    const out = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      const v = view.getBigInt64(i * 8, true);
+      if (v > 2147483647n || v < -2147483648n) return null;
+      out[i] = Number(v);
+    }
+    return out;
+  }
+  const out = new Float32Array(count);
+  if (dtype === 'F64') for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
+  else if (dtype === 'F16') for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+  else {
+    // BF16 is the top half of an F32.
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true) << 16;
+  }
+  return out;
+}
 
 function dtypeOf(data: NamedArray['data']): SafetensorsDtype {
   if (data instanceof Float32Array) return 'F32';
@@ -99,7 +150,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
       dtype,
       shape,
       data_offsets: offsets,
-    } = (entry ?? {}) as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
+    } = (entry ?? {}) as { dtype: SafetensorsDtype | WidenedDtype; shape: number[]; data_offsets: [number, number] };
     if (
       !Array.isArray(shape) ||
       !shape.every((n) => Number.isInteger(n) && n >= 0) ||
@@ -109,7 +160,13 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
       throw corrupt(`tensor '${name}' needs a shape of non-negative integers and two data_offsets`);
     }
     const width = Object.hasOwn(BYTES, dtype) ? BYTES[dtype] : undefined;
-    if (width === undefined) throw corrupt(`tensor '${name}' has unsupported dtype ${String(dtype)}`);
+    if (width === undefined) {
+      throw new MrlError(
+        'unsupported',
+        `${source}: tensor '${name}' has dtype ${String(dtype)}, which mrl cannot read.`,
+        `Save the weights as ${Object.keys(BYTES).join(', ')} (e.g. in PyTorch: model.float() before save_file).`,
+      );
+    }
     const [begin, end] = offsets;
     if (!(begin >= 0 && end >= begin && end <= dataLength))
       throw corrupt(`tensor '${name}' lies outside the data (truncated?)`);
@@ -118,6 +175,12 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
       throw corrupt(`tensor '${name}' has ${end - begin} bytes for shape [${shape.join(', ')}]`);
     // A copy in its own buffer: `Buffer.slice` (readFile's result) would share the file's memory.
     const copy = new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end));
+    if (dtype === 'F16' || dtype === 'BF16' || dtype === 'F64' || dtype === 'I64') {
+      const data = widen(dtype, copy, count);
+      if (data === null) throw corrupt(`I64 tensor '${name}' holds values outside the 32-bit integer range`);
+      tensors.set(name, { dtype: dtype === 'I64' ? 'I32' : 'F32', shape, data, sourceDtype: dtype });
+      continue;
+    }
     const data =
       dtype === 'F32'
         ? new Float32Array(copy.buffer, 0, count)

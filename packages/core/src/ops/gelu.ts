@@ -17,3 +17,21 @@ export function gelu(x: tf.Tensor): tf.Tensor {
     return tf.mul(x, tf.sigmoid(twiceInner));
   });
 }
+
+/**
+ * GELU, exact (erf) form: `x Φ(x) = 0.5 x (1 + erf(x / sqrt 2))`, the `gelu` of PyTorch and of
+ * Hugging Face BERT configs (`hidden_act: "gelu"`). It differs from the tanh form by up to about
+ * 2e-4 per activation, enough to move a pretrained model's outputs past a 1e-4 match, so imported
+ * checkpoints use this form. tfjs-core's erf gradient `2/sqrt(pi) exp(-x^2)` gives its derivative.
+ */
+export function geluErf(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
+}
+
+/** Which GELU a transformer's feed-forward layer uses: `tanh` ({@link gelu}) or `erf` ({@link geluErf}). */
+export type GeluForm = 'tanh' | 'erf';
+
+/** The GELU of `form`. */
+export function geluOf(form: GeluForm): (x: tf.Tensor) => tf.Tensor {
+  return form === 'erf' ? geluErf : gelu;
+}

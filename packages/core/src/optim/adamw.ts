@@ -36,7 +36,12 @@ export class AdamWOptimizer implements Optimizer {
     }
   }
 
-  apply(variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void {
+  apply(
+    variables: Map<string, tf.Variable>,
+    grads: Map<string, tf.Tensor>,
+    lr: number,
+    lrScales?: ReadonlyMap<string, number>,
+  ): void {
     this.#step += 1;
     const c1 = 1 - this.beta1 ** this.#step;
     const c2 = 1 - this.beta2 ** this.#step;
@@ -45,6 +50,7 @@ export class AdamWOptimizer implements Optimizer {
     tf.tidy(() => {
       for (const [name, g] of grads) {
         const p = variables.get(name)!;
+        const rate = lr * (lrScales?.get(name) ?? 1);
         let m = this.#m.get(name);
         let v = this.#v.get(name);
         if (m === undefined || v === undefined) {
@@ -55,7 +61,7 @@ export class AdamWOptimizer implements Optimizer {
         }
         if (fused) {
           const attrs: AdamWUpdateAttrs = {
-            lr,
+            lr: rate,
             beta1: this.beta1,
             beta2: this.beta2,
             epsilon: this.epsilon,
@@ -75,8 +81,8 @@ export class AdamWOptimizer implements Optimizer {
         v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2)));
         const denom = tf.add(tf.sqrt(tf.div(v, c2)), this.epsilon);
         const step = tf.div(tf.div(m, c1), denom);
-        const decayed = this.weightDecay > 0 ? tf.mul(p, 1 - lr * this.weightDecay) : p;
-        p.assign(tf.sub(decayed, tf.mul(step, lr)));
+        const decayed = this.weightDecay > 0 ? tf.mul(p, 1 - rate * this.weightDecay) : p;
+        p.assign(tf.sub(decayed, tf.mul(step, rate)));
       }
     });
   }

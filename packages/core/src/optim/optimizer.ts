@@ -11,8 +11,16 @@ export type OptimizerConfig =
  */
 export interface Optimizer {
   readonly config: OptimizerConfig;
-  /** Applies one update with learning rate `lr` (the schedule's value for this step). */
-  apply(variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void;
+  /**
+   * Applies one update with learning rate `lr` (the schedule's value for this step), times
+   * `lrScales.get(name)` for the variables listed there (layer-wise learning-rate decay).
+   */
+  apply(
+    variables: Map<string, tf.Variable>,
+    grads: Map<string, tf.Tensor>,
+    lr: number,
+    lrScales?: ReadonlyMap<string, number>,
+  ): void;
   /**
    * Slots keyed `<variable name>/<slot>`, plus scalar counters. Slot variables stay the
    * optimiser's; other tensors (counters) are new and the caller disposes them.

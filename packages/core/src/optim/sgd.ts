@@ -25,16 +25,22 @@ export class SgdOptimizer implements Optimizer {
     }
   }
 
-  apply(variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void {
+  apply(
+    variables: Map<string, tf.Variable>,
+    grads: Map<string, tf.Tensor>,
+    lr: number,
+    lrScales?: ReadonlyMap<string, number>,
+  ): void {
     // One pass per tensor where the backend has our kernel for it (wasm); tensor ops elsewhere.
     const fused = this.momentum > 0 && tf.getKernel(SGD_UPDATE, tf.getBackend()) !== undefined;
     tf.tidy(() => {
       for (const [name, grad] of grads) {
         const p = variables.get(name)!;
+        const rate = lr * (lrScales?.get(name) ?? 1);
         const existing = this.#buffers.get(name);
         if (fused && existing !== undefined) {
           const attrs: SgdUpdateAttrs = {
-            lr,
+            lr: rate,
             momentum: this.momentum,
             weightDecay: this.weightDecay,
             nesterov: this.nesterov,
@@ -52,7 +58,7 @@ export class SgdOptimizer implements Optimizer {
         }
         const g = this.weightDecay > 0 ? tf.add(grad, tf.mul(p, this.weightDecay)) : grad;
         if (this.momentum === 0) {
-          p.assign(tf.sub(p, tf.mul(g, lr)));
+          p.assign(tf.sub(p, tf.mul(g, rate)));
           continue;
         }
         let buf = this.#buffers.get(name);
@@ -63,7 +69,7 @@ export class SgdOptimizer implements Optimizer {
           buf.assign(tf.add(tf.mul(buf, this.momentum), g));
         }
         const update = this.nesterov ? tf.add(g, tf.mul(buf, this.momentum)) : buf;
-        p.assign(tf.sub(p, tf.mul(update, lr)));
+        p.assign(tf.sub(p, tf.mul(update, rate)));
       }
     });
   }

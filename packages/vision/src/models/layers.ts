@@ -64,7 +64,11 @@ export class Linear implements Module {
   }
 }
 
-/** A 2-D convolution, NHWC, 'same' padding, no bias (batch norm follows). He initialisation. */
+/**
+ * A 2-D convolution, NHWC, no bias (batch norm follows). He initialisation. Padding: 'same'
+ * (TF's, asymmetric at stride 2), 'valid', or a number of zero rows/columns on every side
+ * (PyTorch's `padding=`, which pretrained torchvision weights expect).
+ */
 export class Conv2d implements Module {
   readonly w: tf.Variable;
 
@@ -74,7 +78,7 @@ export class Conv2d implements Module {
     readonly outputs: number,
     readonly stride: number,
     random: Random,
-    readonly padding: 'same' | 'valid' = 'same',
+    readonly padding: 'same' | 'valid' | number = 'same',
   ) {
     positiveInteger(kernel, 'conv kernel size');
     positiveInteger(inputs, 'conv input channels');

@@ -32,7 +32,16 @@ export interface ResNetConfig extends EncoderConfig {
    * share one shape and the embedding can take negative values, as a pooled ReLU map cannot.
    */
   projection?: 'auto' | 'always';
+  /**
+   * `same` (default): TF's 'same' padding; `torch`: PyTorch's symmetric `kernel // 2` padding on
+   * every conv and 1 on the stem's max-pool, as torchvision ResNets are trained with (the two
+   * differ at stride 2). Imported torchvision weights need `torch`.
+   */
+  padding?: 'same' | 'torch';
 }
+
+/** Makes a conv of the model's padding convention: (kernel, inputs, outputs, stride). */
+type ConvFactory = (kernel: number, inputs: number, outputs: number, stride: number) => Conv2d;
 
 interface Block extends Module {
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D;
@@ -46,14 +55,14 @@ class BasicBlock implements Block {
   readonly bn2: BatchNorm;
   readonly shortcut: { conv: Conv2d; bn: BatchNorm } | null;
 
-  constructor(inputs: number, width: number, stride: number, momentum: number, random: Random) {
-    this.conv1 = new Conv2d(3, inputs, width, stride, random);
+  constructor(inputs: number, width: number, stride: number, momentum: number, conv: ConvFactory) {
+    this.conv1 = conv(3, inputs, width, stride);
     this.bn1 = new BatchNorm(width, momentum);
-    this.conv2 = new Conv2d(3, width, width, 1, random);
+    this.conv2 = conv(3, width, width, 1);
     this.bn2 = new BatchNorm(width, momentum);
     this.shortcut =
       stride !== 1 || inputs !== width
-        ? { conv: new Conv2d(1, inputs, width, stride, random), bn: new BatchNorm(width, momentum) }
+        ? { conv: conv(1, inputs, width, stride), bn: new BatchNorm(width, momentum) }
         : null;
   }
 
@@ -84,19 +93,13 @@ class BottleneckBlock implements Block {
   readonly bns: BatchNorm[];
   readonly shortcut: { conv: Conv2d; bn: BatchNorm } | null;
 
-  constructor(inputs: number, width: number, stride: number, momentum: number, random: Random) {
+  constructor(inputs: number, width: number, stride: number, momentum: number, conv: ConvFactory) {
     const out = width * BottleneckBlock.expansion;
     // Stride on the 3x3 conv (torchvision's "ResNet v1.5").
-    this.convs = [
-      new Conv2d(1, inputs, width, 1, random),
-      new Conv2d(3, width, width, stride, random),
-      new Conv2d(1, width, out, 1, random),
-    ];
+    this.convs = [conv(1, inputs, width, 1), conv(3, width, width, stride), conv(1, width, out, 1)];
     this.bns = [new BatchNorm(width, momentum), new BatchNorm(width, momentum), new BatchNorm(out, momentum)];
     this.shortcut =
-      stride !== 1 || inputs !== out
-        ? { conv: new Conv2d(1, inputs, out, stride, random), bn: new BatchNorm(out, momentum) }
-        : null;
+      stride !== 1 || inputs !== out ? { conv: conv(1, inputs, out, stride), bn: new BatchNorm(out, momentum) } : null;
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
@@ -157,6 +160,11 @@ export function validateResNetConfig(config: ResNetConfig): void {
       'invalid-config',
       `${where}: stemStride applies to the 'cifar' stem only (the 'imagenet' stem is fixed at stride 2 + max-pool).`,
     );
+  if (config.padding !== undefined && config.padding !== 'same' && config.padding !== 'torch')
+    throw new MrlError(
+      'invalid-config',
+      `${where}: padding must be 'same' or 'torch', got '${String(config.padding)}'.`,
+    );
   if (config.projection !== undefined && config.projection !== 'auto' && config.projection !== 'always') {
     throw new MrlError(
       'invalid-config',
@@ -192,17 +200,20 @@ export class ResNetEncoder implements Encoder<tf.Tensor> {
     validateResNetConfig(config);
     const momentum = config.bnMomentum ?? 0.1;
     this.embeddingDim = config.embeddingDim;
+    const torch = config.padding === 'torch';
+    const conv: ConvFactory = (kernel, inputs, outputs, stride) =>
+      new Conv2d(kernel, inputs, outputs, stride, random, torch ? kernel >> 1 : 'same');
     this.stemConv =
       config.stem === 'cifar'
-        ? new Conv2d(3, config.inputChannels, config.stemWidth, config.stemStride ?? 1, random)
-        : new Conv2d(7, config.inputChannels, config.stemWidth, 2, random);
+        ? conv(3, config.inputChannels, config.stemWidth, config.stemStride ?? 1)
+        : conv(7, config.inputChannels, config.stemWidth, 2);
     this.stemBn = new BatchNorm(config.stemWidth, momentum);
     const Block = config.block === 'basic' ? BasicBlock : BottleneckBlock;
     let channels = config.stemWidth;
     this.stages = config.layers.map((count, s) =>
       Array.from({ length: count }, (_, b) => {
         const width = config.widths[s]!;
-        const block = new Block(channels, width, s > 0 && b === 0 ? 2 : 1, momentum, random);
+        const block = new Block(channels, width, s > 0 && b === 0 ? 2 : 1, momentum, conv);
         channels = width * Block.expansion;
         return block;
       }),
@@ -223,7 +234,7 @@ export class ResNetEncoder implements Encoder<tf.Tensor> {
         );
       }
       let x = tf.relu(this.stemBn.apply(this.stemConv.apply(input as tf.Tensor4D), training)); // [N, H', W', stemWidth]
-      if (this.config.stem === 'imagenet') x = tf.maxPool(x, 3, 2, 'same');
+      if (this.config.stem === 'imagenet') x = tf.maxPool(x, 3, 2, this.config.padding === 'torch' ? 1 : 'same');
       for (const stage of this.stages) for (const block of stage) x = block.apply(x, training);
       const pooled = tf.mean(x, [1, 2]) as tf.Tensor2D; // [N, featureWidth]
       return this.projection === null ? pooled : (this.projection.apply(pooled) as tf.Tensor2D); // [N, d]

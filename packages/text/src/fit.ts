@@ -424,7 +424,7 @@ async function fitMlm(options: TextFitOptions, context: RunContext): Promise<Run
     embeddingDim: encoder.embeddingDim,
     metrics: [{ key: 'top1', header: 'masked-token acc %', kind: 'percent' }],
     series: [{ key: 'mrl', label: 'MRL', rows: dims.map((dim, j) => ({ dim, values: { top1: accuracy[j]! } })) }],
-    references: [{ label: `most frequent token (always '${tokenizer.decode([top])}')`, values: { top1: unigram } }],
+    references: [{ label: `most frequent token, always '${tokenizer.decode([top])}'`, values: { top1: unigram } }],
   };
   await saveTextModel(
     encoder,
@@ -590,7 +590,7 @@ async function fitClassify(options: TextFitOptions, context: RunContext): Promis
     series: [{ key: 'mrl', label: 'MRL-E', rows: dims.map((dim, j) => ({ dim, values: { top1: top1[j]! } })) }],
     references: [
       {
-        label: `majority class (always '${WORDNET_LEXNAMES[majority.label] ?? majority.label}')`,
+        label: `majority class, always '${WORDNET_LEXNAMES[majority.label] ?? majority.label}'`,
         values: { top1: majority.accuracy },
       },
     ],

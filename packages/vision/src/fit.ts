@@ -203,8 +203,13 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     optimizer: options.optimizer,
     ...(options.warmupSteps === undefined ? {} : { warmupSteps: options.warmupSteps }),
     ...(options.clipNorm === undefined ? {} : { clipNorm: options.clipNorm }),
-    checkpoint: { dir: join(context.runDir, 'checkpoints', label), every: options.checkpointEvery ?? 500 },
+    checkpoint: {
+      dir: join(context.runDir, 'checkpoints', label),
+      every: options.checkpointEvery ?? 500,
+      ...(context.keepCheckpoints === undefined ? {} : { keep: context.keepCheckpoints }),
+    },
     resume: context.resume,
+    ...(context.fromCheckpoint === undefined ? {} : { fromCheckpoint: context.fromCheckpoint }),
     ...(context.signal === undefined ? {} : { signal: context.signal }),
     onEvent: (event) => context.onEvent?.(event, label),
   });

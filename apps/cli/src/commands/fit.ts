@@ -1,5 +1,3 @@
-import { mkdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createRandom,
@@ -18,11 +16,19 @@ import { fitText, TEXT_TASKS, type TextTask } from '@mrl/text';
 import { fitVision, parseCorruptions, VISION_BASELINES, type VisionBaseline } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
 import { defineMrlCommand } from '../command.js';
-import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, RUN_DIR_FLAG, TRAIN_FLAGS } from '../flags.js';
+import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, RUN_DIR_FLAG, TRAIN_FLAGS, TRUST_FLAGS } from '../flags.js';
 import { createProgressReporter } from '../progress.js';
 import { buildRegistry, findEncoder } from '../registry.js';
-import { readRunConfig, type RunConfig } from '../run-folder.js';
+import type { RunConfig } from '../run-folder.js';
 import { displayPath } from '../run-folder.js';
+import {
+  checkFitFlags,
+  fromCheckpointStep,
+  prepareRunFolder,
+  requireEarlierRun,
+  trustedRunFlags,
+} from '../run-guard.js';
+import { onStopSignals } from '../signals.js';
 
 const MODALITY_DEFAULTS = {
   vision: { model: 'mlp', data: 'fashion-mnist' },
@@ -30,7 +36,7 @@ const MODALITY_DEFAULTS = {
   align: { model: 'align-tiny', data: 'openclipart' },
 } as const;
 
-const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS };
+const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...TRUST_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS };
 
 /** Image size of the vision data sets, for registrations whose config has these fields. */
 const VISION_INPUT = { height: 28, width: 28, channels: 1 };
@@ -59,12 +65,18 @@ export const fitCommand = defineMrlCommand({
     'mrl-cli fit --config mrl.config.json --epochs 1       # flags override the file',
   ],
   flags: FLAGS,
-  // With --resume, the saved run's flags are the starting point.
+  // With --resume, the saved run's flags are the starting point (its plug-ins only if trusted).
   async base(args) {
-    if (args.resume !== true || typeof args['run-dir'] !== 'string') return {};
-    return (await readRunConfig(resolve(args['run-dir'])))?.flags ?? {};
+    if ((args.resume !== true && args['from-checkpoint'] === undefined) || typeof args['run-dir'] !== 'string')
+      return {};
+    requireEarlierRun(resolve(args['run-dir']));
+    return trustedRunFlags(resolve(args['run-dir']), args);
   },
   async run(options) {
+    // Every flag (and a resumed run's saved config) is checked before the run folder changes.
+    checkFitFlags(options);
+    const fromCheckpoint =
+      options['from-checkpoint'] === undefined ? undefined : fromCheckpointStep(options['from-checkpoint']);
     const compare = (options.compare ?? '')
       .split(',')
       .map((s) => s.trim())
@@ -112,15 +124,8 @@ export const fitCommand = defineMrlCommand({
     const backend = await initBackend(options.backend, { kernels: options.kernels });
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
     const runDir = resolve(options['run-dir'] ?? join('runs', `${options.modality}-${modelName}`));
-    await mkdir(runDir, { recursive: true });
-    // A fresh run must not later resume from an older run's checkpoints in the same folder.
-    const checkpointsDir = join(runDir, 'checkpoints');
-    if (!options.resume && existsSync(checkpointsDir)) {
-      await rm(checkpointsDir, { recursive: true, force: true });
-      process.stderr.write(
-        `starting fresh: removed the checkpoints of an earlier run in ${displayPath(checkpointsDir)} (use --resume to continue it)\n`,
-      );
-    }
+    // Refuses a used folder without --resume/--overwrite, locks it, then clears an overwritten run.
+    await prepareRunFolder(runDir, options);
 
     const encoderConfig = {
       ...registration.defaults,
@@ -142,12 +147,14 @@ export const fitCommand = defineMrlCommand({
       process.stderr.write('\nstopping after this step (Ctrl-C again to quit without a checkpoint)...\n');
       controller.abort();
     };
-    process.on('SIGINT', onSigint);
+    const offStopSignals = onStopSignals(onSigint);
     const draw = createProgressReporter(process.stderr, options['log-format']);
     const context: RunContext = {
       runDir,
       seed: options.seed,
-      resume: options.resume,
+      resume: options.resume || fromCheckpoint !== undefined,
+      ...(fromCheckpoint === undefined ? {} : { fromCheckpoint }),
+      keepCheckpoints: options['keep-checkpoints'],
       signal: controller.signal,
       onEvent: (event: TrainEvent, label: string) => {
         draw(event, label);
@@ -172,7 +179,7 @@ export const fitCommand = defineMrlCommand({
             ...(options['weight-decay'] === undefined ? {} : { weightDecay: options['weight-decay'] }),
           };
     const printReport = (report: RunReport): void => {
-      process.off('SIGINT', onSigint);
+      offStopSignals();
       if (options['log-format'] === 'json') {
         process.stdout.write(
           `${JSON.stringify({ type: 'result', title: report.title, runDir, metrics: join(runDir, 'metrics.json'), model: join(runDir, 'model') })}\n`,

@@ -35,7 +35,6 @@ export interface FitFlagValues {
   'checkpoint-every': number;
   'keep-checkpoints': number;
   'from-checkpoint'?: string | undefined;
-  'data-dir'?: string | undefined;
   resume: boolean;
 }
 
@@ -88,9 +87,6 @@ export function checkFitFlags(options: FitFlagValues): void {
         `Use --warmup-steps ${Math.max(0, Math.floor(total / 10))} or fewer.`,
       );
   }
-  const dataDir = options['data-dir'];
-  if (dataDir !== undefined && !existsSync(dataDir))
-    throw bad('data-dir', dataDir, 'does not exist.', 'Point --data-dir to the folder that holds the data files.');
   if (options['from-checkpoint'] !== undefined) fromCheckpointStep(options['from-checkpoint']);
 }
 

@@ -51,8 +51,9 @@ const EXPLAINED: Record<string, { what: string; fix: string }> = {
 /** The error code of a Node file-system error, if `error` is one. */
 export function fsErrorCode(error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as NodeJS.ErrnoException).code;
-  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : undefined;
+  // Node's system errors carry the failed call (`syscall`); other libraries reuse `code` (citty: EARG).
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  return typeof code === 'string' && typeof syscall === 'string' && /^E[A-Z]+$/.test(code) ? code : undefined;
 }
 
 /**

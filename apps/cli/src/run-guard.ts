@@ -1,7 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { checkpointStep, explainFsError, MrlError } from '@mrl/core';
+import { checkpointStep, explainFsError, listCheckpoints, MrlError } from '@mrl/core';
+import { parseCorruptions } from '@mrl/vision';
 import { readConfigFile } from './flags.js';
 import { acquireRunLock } from './run-lock.js';
 import { displayPath, readRunConfig } from './run-folder.js';
@@ -36,6 +37,7 @@ export interface FitFlagValues {
   'keep-checkpoints': number;
   'from-checkpoint'?: string | undefined;
   resume: boolean;
+  robustness?: string | undefined;
 }
 
 /**
@@ -88,6 +90,7 @@ export function checkFitFlags(options: FitFlagValues): void {
       );
   }
   if (options['from-checkpoint'] !== undefined) fromCheckpointStep(options['from-checkpoint']);
+  if (options.robustness !== undefined) parseCorruptions(options.robustness);
 }
 
 /**
@@ -145,6 +148,23 @@ export async function prepareRunFolder(
       `${options.resume ? '--resume' : '--from-checkpoint'} needs an earlier run, but ${runDir} ${existsSync(runDir) ? 'holds none' : 'does not exist'}.`,
       'Check --run-dir (it must be the folder an earlier fit wrote), or leave out --resume to train from scratch.',
     );
+  }
+  const from = options['from-checkpoint'];
+  if (from !== undefined) {
+    const step = fromCheckpointStep(from);
+    const root = join(runDir, 'checkpoints');
+    const folders = [root, ...(await readdir(root).catch(() => [])).map((name) => join(root, name))];
+    const steps = new Set<number>();
+    for (const folder of folders) for (const c of await listCheckpoints(folder)) steps.add(c.step);
+    if (!steps.has(step)) {
+      throw new MrlError(
+        'missing-file',
+        `--from-checkpoint ${from}: ${runDir} has no checkpoint of step ${step}.`,
+        steps.size === 0
+          ? 'The run folder holds no checkpoints; use --resume or train again.'
+          : `Steps with a checkpoint: ${[...steps].sort((a, b) => a - b).join(', ')}.`,
+      );
+    }
   }
   if (options.overwrite && continuing) {
     throw new MrlError(

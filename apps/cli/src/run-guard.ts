@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { checkpointStep, explainFsError, listCheckpoints, MrlError } from '@mrl/core';
@@ -186,6 +186,7 @@ export async function prepareRunFolder(
     throw explainFsError(error, 'cannot create the run folder', runDir) ?? error;
   }
   await acquireRunLock(runDir, 'fit');
+  if (continuing) keepConfigUnlessTrained(runDir);
   if (options.overwrite && earlier.length > 0) {
     for (const name of earlier) await rm(join(runDir, name), { recursive: true, force: true });
     process.stderr.write(
@@ -195,6 +196,54 @@ export async function prepareRunFolder(
     // Unreachable unless the folder changed since the check; never resume a stranger's checkpoints.
     await rm(join(runDir, 'checkpoints'), { recursive: true, force: true });
   }
+}
+
+/** Whether a checkpoint under `<run-dir>/checkpoints` was written at or after `since` (ms). */
+function checkpointWrittenSince(runDir: string, since: number): boolean {
+  const root = join(runDir, 'checkpoints');
+  const folders = [root];
+  try {
+    for (const name of readdirSync(root)) folders.push(join(root, name));
+  } catch {
+    return false;
+  }
+  for (const folder of folders) {
+    try {
+      for (const name of readdirSync(folder))
+        if (/^ckpt-\d{8}\.safetensors$/.test(name) && statSync(join(folder, name)).mtimeMs >= since) return true;
+    } catch {
+      // Not a folder: nothing to look at.
+    }
+  }
+  return false;
+}
+
+/**
+ * A resumed run rewrites config.json with its merged flags before training. If it then fails
+ * before writing a checkpoint (a data folder that is gone, a corrupt checkpoint, divergence
+ * straight away), the saved config is put back as it was on exit, so the failing values are
+ * never what the next --resume starts from.
+ */
+function keepConfigUnlessTrained(runDir: string): void {
+  const path = join(runDir, 'config.json');
+  let previous: Buffer;
+  try {
+    previous = readFileSync(path);
+  } catch {
+    return;
+  }
+  const started = Date.now();
+  process.on('exit', (code) => {
+    if (code !== 1 || checkpointWrittenSince(runDir, started)) return;
+    try {
+      if (readFileSync(path).equals(previous)) return;
+      const temp = `${path}.${process.pid}.restore`;
+      writeFileSync(temp, previous, { flush: true });
+      renameSync(temp, path);
+    } catch {
+      // Best effort at exit: the config written by this run stays.
+    }
+  });
 }
 
 /** Plug-in paths given with a flag value as citty hands it over (string, list, comma-separated). */

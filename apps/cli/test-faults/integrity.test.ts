@@ -34,7 +34,10 @@ describe('corrupted bytes are caught by the checksum', () => {
     const run = await copyOfBase('bad-ckpt');
     const ckpt = join(run, 'checkpoints/mrl/ckpt-00000004.safetensors');
     await flipBit(ckpt);
+    const config = await readFile(join(run, 'config.json'), 'utf8');
     const line = expectOneParagraphError(await cli(['fit', '--run-dir', run, '--resume', '--epochs', '2']));
+    // The failed resume trained nothing, so its --epochs 2 is not saved.
+    expect(await readFile(join(run, 'config.json'), 'utf8')).toBe(config);
     expect(line).toBe(
       `error: ${ckpt} failed its SHA-256 checksum: its bytes changed after it was written (a bit flip, a partial copy or an edit). Restore the file from a copy or write it again; if it is a checkpoint, resume from an older one (--from-checkpoint <step>).`,
     );

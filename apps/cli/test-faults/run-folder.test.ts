@@ -93,6 +93,8 @@ const BAD_FLAGS: [string[], string][] = [
   [['--config', '/nonexistent/mrl.json'], 'cannot read the config file'],
   [['--plugin', '/nonexistent/plugin.js'], 'the plug-in /nonexistent/plugin.js does not exist'],
   [['--epoch', '2'], 'unknown flag --epoch'],
+  // Found only when the data loads, after a resumed run rewrote config.json: put back on exit.
+  [['--data-dir', '/nonexistent/fashion-mnist'], 'the Fashion-MNIST folder /nonexistent/fashion-mnist does not exist'],
 ];
 
 describe('bad flags against a used run folder', () => {

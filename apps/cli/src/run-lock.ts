@@ -89,6 +89,12 @@ export async function acquireRunLock(runDir: string, command: string): Promise<v
     const aside = `${path}.stale-${randomBytes(4).toString('hex')}`;
     try {
       renameSync(path, aside);
+      const moved = readLock(aside);
+      if (moved !== undefined && (moved.pid !== other?.pid || moved.startedAt !== other.startedAt)) {
+        // Another process replaced the stale lock with its own in between: give it back.
+        renameSync(aside, path);
+        continue;
+      }
       unlinkSync(aside);
     } catch {
       // Another process moved it first: retry the create, which tells who holds it now.

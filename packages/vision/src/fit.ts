@@ -27,6 +27,7 @@ import { corruptImages, DEFAULT_CORRUPTIONS, type Corruption } from './eval/corr
 import { fitPca, projectPca } from './eval/pca.js';
 import { loadFashionMnist, type ImageSplit } from './fashion-mnist.js';
 import { createVisionEncoder, visionModelConfig, type VisionEncoderConfig } from './models/registry.js';
+import { checkSameShape, degenerateDataWarnings } from './data-checks.js';
 import { saveVisionModel } from './save.js';
 
 /**
@@ -190,6 +191,8 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   const test = toArrayDataset(data.test, options.testLimit);
   const retrieval = { maxQueries: options.maxQueries ?? 2000, center: options.centerRetrieval ?? true };
   context.log(`data: fashion-mnist, ${train.count} train / ${test.count} test images, ${train.numClasses} classes`);
+  checkSameShape(train.exampleShape, test.exampleShape, options.dataDir ?? 'fashion-mnist');
+  for (const warning of degenerateDataWarnings(train, test)) context.log(`warning: ${warning}`);
   const { dims } = resolveNesting({
     embeddingDim: options.embeddingDim,
     ...(options.dims === undefined ? {} : { dims: options.dims }),

@@ -116,5 +116,6 @@ describe('divergence', () => {
       `resuming from ${join(run, 'checkpoints/mrl/ckpt-00000008.safetensors')} (step 8)`,
     );
     expect(await readdir(join(run, 'checkpoints/mrl'))).toContain('ckpt-00000009.safetensors.superseded');
+    expect(resumed.stderr).toMatch(/\[mrl\] \d+ newer checkpoint\(s\) renamed \*\.superseded, out of the resume order/);
   });
 });

@@ -109,6 +109,15 @@ export const RUN_DIR_FLAG = {
   },
 } as const satisfies FlagSet;
 
+/** Commands that read a run folder's config.json, which may name plug-ins. */
+export const TRUST_FLAGS = {
+  'trust-plugins': {
+    type: 'boolean',
+    default: false,
+    description: "load the plug-ins a run folder's config.json names (a plug-in is code that runs with your rights)",
+  },
+} as const satisfies FlagSet;
+
 const TEXT: readonly ModalityFlag[] = ['text'];
 const ALIGN: readonly ModalityFlag[] = ['align'];
 const VISION: readonly ModalityFlag[] = ['vision'];
@@ -297,6 +306,23 @@ export const TRAIN_FLAGS = {
     description: 'write a checkpoint every N steps, and at the end (default: vision 500, else only at the end)',
   },
   resume: { type: 'boolean', default: false, description: 'continue from the newest checkpoint in the run folder' },
+  overwrite: {
+    type: 'boolean',
+    default: false,
+    description:
+      'start afresh in a run folder that holds an earlier run, removing its config, checkpoints, model and metrics',
+  },
+  'from-checkpoint': {
+    type: 'string',
+    description:
+      'continue from an older checkpoint: a step number or a ckpt-<step>.safetensors path (newer ones are renamed *.superseded)',
+    valueHint: '<step|path>',
+  },
+  'keep-checkpoints': {
+    type: 'integer',
+    default: 3,
+    description: 'checkpoints kept per model: the roll-back window after divergence',
+  },
   'log-format': {
     type: 'enum',
     options: ['text', 'json'],
@@ -420,6 +446,7 @@ const ALL_FLAGS: FlagSet = {
   ...BACKEND_FLAGS,
   ...DATA_FLAGS,
   ...RUN_DIR_FLAG,
+  ...TRUST_FLAGS,
   ...TRAIN_FLAGS,
   ...EMBED_FLAGS,
   ...SEARCH_FLAGS,

@@ -1,3 +1,4 @@
+import { explainFsError } from '@mrl/core/fs-errors';
 import { defineCommand, runCommand } from 'citty';
 import type { MrlCommand } from './command.js';
 import { renderCommandHelp, renderRootHelp } from './help.js';
@@ -71,7 +72,11 @@ const isMrlError = (e: unknown): e is MrlErrorLike =>
 
 /** Prints an error as one paragraph with its fix; the stack only with --debug. */
 export function reportError(error: unknown, debug: boolean, command?: string): void {
-  if (isMrlError(error)) {
+  // A file-system error (EACCES, ENOSPC, ENOTDIR, EEXIST, ...) becomes a paragraph naming the path.
+  const explained = isMrlError(error) ? undefined : explainFsError(error);
+  if (explained !== undefined) {
+    process.stderr.write(`error: ${explained.message} ${explained.fix}\n`);
+  } else if (isMrlError(error)) {
     process.stderr.write(`error: ${error.message}${error.fix === undefined ? '' : ` ${error.fix}`}\n`);
   } else if (error instanceof Error && error.name === 'CLIError') {
     // citty's own argument errors (a bad enum value, an unknown command).

@@ -57,6 +57,10 @@ export function createProgressReporter(stream: NodeJS.WriteStream, format: 'text
         lastDecile = -1;
         if (event.resumedFrom !== undefined)
           stream.write(`[${label}] resuming from ${event.resumedFrom} (step ${event.startStep})\n`);
+        if (event.setAside !== undefined)
+          stream.write(
+            `[${label}] ${event.setAside.length} newer checkpoint(s) renamed *.superseded, out of the resume order\n`,
+          );
         return;
       }
       if (event.type === 'step') {

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, expectOk, TINY, tempDir } from './helpers.js';
+import { BIN, cli, expectOk, expectOneParagraphError, TINY, tempDir } from './helpers.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -86,27 +86,31 @@ describe('mrl-cli fit', () => {
     }
   });
 
-  it('a fresh run in a used folder removes the old checkpoints instead of resuming from them later', async () => {
+  it('a fresh run in a used folder is refused; with --overwrite it removes the old run first', async () => {
     const run = join(dir, 'reused');
     expectOk(await cli(['fit', ...TINY, '--run-dir', run, '--checkpoint-every', '1']));
     expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000004.safetensors'))).toBe(true);
-    const again = expectOk(
-      await cli([
-        'fit',
-        '--train-limit',
-        '256',
-        '--test-limit',
-        '500',
-        '--epochs',
-        '1',
-        '--dim',
-        '16',
-        '--run-dir',
-        run,
-      ]),
+    const smaller = [
+      'fit',
+      '--train-limit',
+      '256',
+      '--test-limit',
+      '500',
+      '--epochs',
+      '1',
+      '--dim',
+      '16',
+      '--run-dir',
+      run,
+    ];
+    const refused = expectOneParagraphError(await cli(smaller));
+    expect(refused).toBe(
+      `error: ${run} already holds a run (config.json, checkpoints, model, metrics.json); a fresh fit would replace it. Continue it with --resume, start again with --overwrite (removes config.json, checkpoints, model, metrics.json), or choose another --run-dir.`,
     );
+    expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000004.safetensors'))).toBe(true);
+    const again = expectOk(await cli([...smaller, '--overwrite']));
     expect(again.stderr).toContain(
-      `starting fresh: removed the checkpoints of an earlier run in ${join(run, 'checkpoints')}`,
+      `starting fresh: removed config.json, checkpoints, model, metrics.json of the earlier run in ${run}`,
     );
     expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000004.safetensors'))).toBe(false);
     expect(existsSync(join(run, 'checkpoints/mrl/ckpt-00000002.safetensors'))).toBe(true);

@@ -37,8 +37,13 @@ describe.concurrent('plug-in encoders through DI (examples/custom-encoder)', () 
     expect(r.stdout).toContain('fashion-mnist, my-encoder, d=16, MRL: test set');
     const model = JSON.parse(await readFile(join(run, 'model', 'config.json'), 'utf8'));
     expect(model).toMatchObject({ architecture: 'my-encoder', embeddingDim: 16, hidden: 128 });
-    // The run remembers its plug-in, so embed needs no --plugin.
-    const e = await cli(['embed', '--run-dir', run, '--limit', '100', '--formats', 'npy']);
+    // The run remembers its plug-in, but runs it only when trusted or named again.
+    const refused = expectOneParagraphError(
+      await cli(['embed', '--run-dir', run, '--limit', '100', '--formats', 'npy']),
+    );
+    expect(refused).toContain(`names the plug-in ${PLUGIN} in its config.json`);
+    expect(refused).toContain('pass --trust-plugins');
+    const e = await cli(['embed', '--run-dir', run, '--limit', '100', '--formats', 'npy', '--trust-plugins']);
     expectOk(e);
     expect(e.stdout).toContain('embedded 100 test examples, d=16 -> 16 dims');
   });

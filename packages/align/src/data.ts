@@ -292,9 +292,11 @@ export async function rasterise(path: string, size: number): Promise<Uint8Array>
 
 /**
  * Decodes every pair's image once, `concurrency` at a time. With `cacheFile`, the pixels are
- * stored there (keyed by the images' keys and the size) and read back on the next run, so epochs
- * and runs never rasterise again (layout: 64-byte hex digest of keys and size, uint32 count of
- * failed images, their uint32 indices, then the pixels). Images that fail to decode (a few
+ * stored there and read back on the next run, so epochs and runs never rasterise again. The cache
+ * is keyed by the images' keys, paths, byte sizes and modification times and the size, so an
+ * image edited in place is decoded again; a SHA-256 of its payload catches a damaged cache file,
+ * which is then rebuilt (layout: 64-byte hex key digest, 64-byte hex payload digest, uint32 count
+ * of failed images, their uint32 indices, then the pixels). Images that fail to decode (a few
  * openclipart SVGs librsvg rejects) are reported by `onSkip`, listed in `failed` and left white;
  * pass `strict` to throw instead. A missing file always throws.
  */
@@ -310,17 +312,38 @@ export async function decodePairs(
   } = {},
 ): Promise<PixelSet> {
   const stride = size * size * 3;
-  const digest = createHash('sha256')
-    .update(`${size}\n${pairs.map((p) => `${p.key}\t${p.image}`).join('\n')}`)
-    .digest('hex');
+  // What identifies an image's content cheaply: its size in bytes and modification time.
+  const fingerprint = async (path: string): Promise<string> => {
+    try {
+      const st = await stat(path);
+      return `${st.size}\t${st.mtimeMs}`;
+    } catch {
+      return 'missing';
+    }
+  };
+  const digest =
+    options.cacheFile === undefined
+      ? ''
+      : createHash('sha256')
+          .update(`pixels/2\n${size}\n`)
+          .update(
+            (await Promise.all(pairs.map(async (p) => `${p.key}\t${p.image}\t${await fingerprint(p.image)}`))).join(
+              '\n',
+            ),
+          )
+          .digest('hex');
   if (options.cacheFile !== undefined) {
     try {
       const buffer = await readFile(options.cacheFile);
-      if (buffer.length >= 68 && buffer.subarray(0, 64).toString('latin1') === digest) {
-        const failedCount = buffer.readUInt32LE(64);
-        const start = 68 + 4 * failedCount;
-        if (buffer.length === start + pairs.length * stride) {
-          const failed = Array.from({ length: failedCount }, (_, i) => buffer.readUInt32LE(68 + 4 * i));
+      if (buffer.length >= 132 && buffer.subarray(0, 64).toString('latin1') === digest) {
+        const failedCount = buffer.readUInt32LE(128);
+        const start = 132 + 4 * failedCount;
+        const payload = createHash('sha256').update(buffer.subarray(128)).digest('hex');
+        if (
+          buffer.length === start + pairs.length * stride &&
+          buffer.subarray(64, 128).toString('latin1') === payload
+        ) {
+          const failed = Array.from({ length: failedCount }, (_, i) => buffer.readUInt32LE(132 + 4 * i));
           return {
             pixels: new Uint8Array(buffer.buffer, buffer.byteOffset + start, pairs.length * stride),
             count: pairs.length,
@@ -357,12 +380,13 @@ export async function decodePairs(
   if (options.cacheFile !== undefined) {
     await mkdir(dirname(options.cacheFile), { recursive: true });
     failed.sort((a, b) => a - b);
-    const start = 68 + 4 * failed.length;
+    const start = 132 + 4 * failed.length;
     const out = Buffer.alloc(start + pixels.length);
     out.write(digest, 0, 'latin1');
-    out.writeUInt32LE(failed.length, 64);
-    failed.forEach((f, i) => out.writeUInt32LE(f, 68 + 4 * i));
+    out.writeUInt32LE(failed.length, 128);
+    failed.forEach((f, i) => out.writeUInt32LE(f, 132 + 4 * i));
     out.set(pixels, start);
+    out.write(createHash('sha256').update(out.subarray(128)).digest('hex'), 64, 'latin1');
     await writeFileAtomically(options.cacheFile, out);
   }
   return { pixels, count: pairs.length, size, failed: failed.sort((a, b) => a - b) };

@@ -335,8 +335,13 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
     optimizer: { type: 'adamw', lr: options.lr ?? 3e-3, weightDecay: options.weightDecay ?? 0.01 },
     warmupSteps: options.warmupSteps ?? Math.min(20, Math.floor(totalSteps / 10)),
     clipNorm: options.clipNorm ?? 2,
-    checkpoint: { dir: join(context.runDir, 'checkpoints', label), every: options.checkpointEvery ?? 1_000_000 },
+    checkpoint: {
+      dir: join(context.runDir, 'checkpoints', label),
+      every: options.checkpointEvery ?? 1_000_000,
+      ...(context.keepCheckpoints === undefined ? {} : { keep: context.keepCheckpoints }),
+    },
     resume: context.resume,
+    ...(context.fromCheckpoint === undefined ? {} : { fromCheckpoint: context.fromCheckpoint }),
     ...(context.signal === undefined ? {} : { signal: context.signal }),
     onEvent: (event) => context.onEvent?.(event, label),
   });

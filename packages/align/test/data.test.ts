@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -142,6 +142,27 @@ describe('images', () => {
     await expect(decodePairs(pairs, 2, { strict: true })).rejects.toThrow(
       `image ${join(dir, 'broken.png')} could not be decoded`,
     );
+  });
+
+  it('decodes again when an image changes in place or the cache file is damaged', async () => {
+    const image = join(dir, 'changing.png');
+    const png = (r: number, g: number, b: number): Promise<Buffer> =>
+      sharp({ create: { width: 2, height: 2, channels: 3, background: { r, g, b } } })
+        .png()
+        .toBuffer();
+    await writeFile(image, await png(255, 0, 0));
+    const pairs = [{ image, caption: 'c', key: 'changing' }];
+    const cacheFile = join(dir, 'cache', 'changing.bin');
+    expect(Array.from((await decodePairs(pairs, 2, { cacheFile })).pixels.subarray(0, 3))).toEqual([255, 0, 0]);
+    // Same path and key, new content (and so a new modification time).
+    await writeFile(image, await png(0, 0, 255));
+    expect(Array.from((await decodePairs(pairs, 2, { cacheFile })).pixels.subarray(0, 3))).toEqual([0, 0, 255]);
+    // A flipped byte in the cached pixels: the payload checksum no longer matches, so it is rebuilt.
+    const cached = await readFile(cacheFile);
+    cached[cached.length - 1]! ^= 0xff;
+    await writeFile(cacheFile, cached);
+    const again = await decodePairs(pairs, 2, { cacheFile });
+    expect(Array.from(again.pixels)).toEqual([0, 0, 255, 0, 0, 255, 0, 0, 255, 0, 0, 255]);
   });
 });
 

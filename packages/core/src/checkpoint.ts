@@ -1,9 +1,9 @@
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from './errors.js';
 import { assignVariables } from './io/assign.js';
-import { readSafetensors, writeSafetensors, type NamedArray } from './io/safetensors.js';
+import { assertFiniteTensors, readSafetensors, writeSafetensors, type NamedArray } from './io/safetensors.js';
 import type { VariableMap } from './module.js';
 import type { Optimizer } from './optim/optimizer.js';
 
@@ -41,8 +41,10 @@ async function toArray(t: tf.Tensor): Promise<Omit<NamedArray, 'dtype'>> {
 }
 
 /**
- * Writes model variables, optimiser state and the step to `<dir>/ckpt-<step>.safetensors`
- * atomically, then keeps only the newest `keep` checkpoints.
+ * Writes model variables, optimiser state, the step and the last loss to
+ * `<dir>/ckpt-<step>.safetensors` atomically (with its SHA-256 checksum), then keeps only the
+ * newest `keep` checkpoints. Weights holding NaN or Inf are refused (a 'non-finite-value'
+ * MrlError naming the variable), so every checkpoint on disk is one a run can roll back to.
  */
 export async function saveCheckpoint(options: {
   dir: string;
@@ -51,16 +53,34 @@ export async function saveCheckpoint(options: {
   optimizer?: Optimizer;
   metadata?: Record<string, string>;
   keep?: number;
+  /** Loss of the step that produced these weights, kept in the metadata. */
+  loss?: number;
 }): Promise<string> {
   const tensors = new Map<string, Omit<NamedArray, 'dtype'>>();
-  for (const [name, v] of options.variables) tensors.set(`param/${name}`, await toArray(v));
+  for (const [name, v] of options.variables) {
+    const array = await toArray(v);
+    const bad = array.data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) {
+      throw new MrlError(
+        'non-finite-value',
+        `the weights diverged by step ${options.step}: variable '${name}' holds ${array.data[bad]} at element ${bad}; no checkpoint was written.`,
+        'Lower the learning rate or add --clip-norm, then resume from the last checkpoint.',
+      );
+    }
+    tensors.set(`param/${name}`, array);
+  }
   if (options.optimizer !== undefined) {
     const state = options.optimizer.getState();
     for (const [name, t] of state) tensors.set(`optim/${name}`, await toArray(t));
     tf.dispose([...state.values()].filter((t) => !(t instanceof tf.Variable)));
   }
   const path = checkpointPath(options.dir, options.step);
-  await writeSafetensors(path, tensors, { ...options.metadata, format: CHECKPOINT_FORMAT, step: String(options.step) });
+  await writeSafetensors(path, tensors, {
+    ...options.metadata,
+    format: CHECKPOINT_FORMAT,
+    step: String(options.step),
+    ...(options.loss === undefined ? {} : { loss: String(options.loss) }),
+  });
   const keep = options.keep ?? 3;
   const all = await listCheckpoints(options.dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) await rm(old.path, { force: true });
@@ -90,6 +110,7 @@ export async function loadCheckpoint(
       'Point to a ckpt-*.safetensors file written by mrl.',
     );
   }
+  assertFiniteTensors(tensors, path);
   assignVariables(variables, tensors, {
     source: path,
     prefix: 'param/',
@@ -105,4 +126,56 @@ export async function loadCheckpoint(
     for (const t of state.values()) t.dispose();
   }
   return { step: Number(metadata.step), path, metadata };
+}
+
+/**
+ * Whether a checkpoint can be rolled back to: it reads, its checksum matches, its weights are
+ * finite and the loss it recorded was finite. `reason` says why not.
+ */
+export async function checkpointHealth(path: string): Promise<{ ok: boolean; reason?: string; loss?: number }> {
+  try {
+    const { tensors, metadata } = await readSafetensors(path);
+    assertFiniteTensors(tensors, path);
+    const loss = metadata.loss === undefined ? undefined : Number(metadata.loss);
+    if (loss !== undefined && !Number.isFinite(loss)) return { ok: false, reason: `its loss was ${metadata.loss}` };
+    return loss === undefined ? { ok: true } : { ok: true, loss };
+  } catch (error) {
+    return { ok: false, reason: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/**
+ * The newest checkpoint in `dir` whose weights and recorded loss are finite (and whose checksum
+ * matches), with the checkpoints newer than it that are not; undefined `good` when none is.
+ */
+export async function newestGoodCheckpoint(
+  dir: string,
+): Promise<{ good?: CheckpointInfo & { loss?: number }; bad: (CheckpointInfo & { reason: string })[] }> {
+  const bad: (CheckpointInfo & { reason: string })[] = [];
+  for (const info of (await listCheckpoints(dir)).reverse()) {
+    const health = await checkpointHealth(info.path);
+    if (health.ok) return { good: { ...info, ...(health.loss === undefined ? {} : { loss: health.loss }) }, bad };
+    bad.push({ ...info, reason: health.reason ?? 'unreadable' });
+  }
+  return { bad };
+}
+
+/**
+ * Moves checkpoints out of the resume order by renaming them to `<name>.<suffix>` (kept for
+ * inspection, never listed again). Returns the new paths.
+ */
+export async function setCheckpointsAside(infos: readonly CheckpointInfo[], suffix: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const info of infos) {
+    const to = `${info.path}.${suffix}`;
+    await rename(info.path, to);
+    out.push(to);
+  }
+  return out;
+}
+
+/** The step of a checkpoint file name (`ckpt-00000120.safetensors` -> 120), or undefined. */
+export function checkpointStep(path: string): number | undefined {
+  const m = FILE_PATTERN.exec(basename(path));
+  return m === null ? undefined : Number(m[1]);
 }

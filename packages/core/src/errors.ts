@@ -10,7 +10,9 @@ export type MrlErrorKind =
   | 'unknown-name'
   | 'backend-unavailable'
   | 'non-finite-loss'
-  | 'non-finite'
+  | 'non-finite-value'
+  | 'file-system'
+  | 'run-folder-busy'
   | 'unsupported';
 
 const MRL_ERROR = Symbol.for('mrl/MrlError');

@@ -34,10 +34,19 @@ export { SgdOptimizer } from './optim/sgd.js';
 export { AdamWOptimizer } from './optim/adamw.js';
 export { learningRateAt, validateSchedule, type ScheduleConfig } from './optim/schedule.js';
 export { clipByGlobalNorm } from './optim/clip.js';
-export { writeFileAtomically } from './io/atomic.js';
+export {
+  nodeFileSystem,
+  setFileSystemLayer,
+  writeFileAtomically,
+  type FileSystemLayer,
+  type WritableFile,
+} from './io/atomic.js';
+export { explainFsError, fsErrorCode } from './io/fs-errors.js';
 export { assignVariables } from './io/assign.js';
 export { readEmbeddings } from './io/embeddings.js';
 export {
+  assertFiniteTensors,
+  CHECKSUM_KEY,
   decodeSafetensors,
   encodeSafetensors,
   halfToFloat,
@@ -49,10 +58,14 @@ export {
   type WidenedDtype,
 } from './io/safetensors.js';
 export {
+  checkpointHealth,
   checkpointPath,
+  checkpointStep,
   listCheckpoints,
   loadCheckpoint,
+  newestGoodCheckpoint,
   saveCheckpoint,
+  setCheckpointsAside,
   type CheckpointInfo,
   type LoadedCheckpoint,
 } from './checkpoint.js';

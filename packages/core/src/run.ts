@@ -11,6 +11,10 @@ export interface RunContext {
   seed: number;
   /** Continue from the newest checkpoint in the run folder. */
   resume: boolean;
+  /** Continue from the checkpoint of this step (implies resume); newer checkpoints are set aside. */
+  fromCheckpoint?: number;
+  /** Checkpoints kept per model (default 3): the roll-back window after divergence. */
+  keepCheckpoints?: number;
   signal?: AbortSignal;
   /** Training progress; `label` says which model of the run (e.g. `mrl`, `ff-16`) is training. */
   onEvent?: (event: TrainEvent, label: string) => void;

@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { listCheckpoints, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import {
+  listCheckpoints,
+  loadCheckpoint,
+  newestGoodCheckpoint,
+  saveCheckpoint,
+  setCheckpointsAside,
+} from './checkpoint.js';
 import { MrlError } from './errors.js';
 import type { TrainModel } from './model.js';
 import { clipByGlobalNorm } from './optim/clip.js';
@@ -51,13 +57,18 @@ export interface TrainerOptions {
   };
   /** Continue from the newest checkpoint in `checkpoint.dir`, if any. */
   resume?: boolean;
+  /**
+   * Continue from the checkpoint of this step in `checkpoint.dir` (it must exist); newer
+   * checkpoints are renamed `*.superseded` so they never mix with the continued run's.
+   */
+  fromCheckpoint?: number;
   /** Stops the run after the current step, writing a checkpoint first. */
   signal?: AbortSignal;
   onEvent?: (event: TrainEvent) => void;
 }
 
 export type TrainEvent =
-  | { type: 'start'; totalSteps: number; startStep: number; resumedFrom?: string }
+  | { type: 'start'; totalSteps: number; startStep: number; resumedFrom?: string; setAside?: string[] }
   | {
       type: 'step';
       step: number;
@@ -86,7 +97,8 @@ export interface FitResult {
 /**
  * Mini-batch training loop: seeded shuffling per epoch, warm-up + cosine learning rate, optional
  * gradient clipping, atomic checkpoints with optimiser state, and exact resume. A non-finite loss
- * stops the run before the update, so the last checkpoint stays good.
+ * (or non-finite weights at a checkpoint) stops the run before the update and rolls the model back
+ * to the newest checkpoint whose weights and loss were finite; the error says which.
  */
 export class Trainer<Batch extends DisposableBatch> {
   readonly optimizer: Optimizer;
@@ -163,12 +175,31 @@ export class Trainer<Batch extends DisposableBatch> {
     const varList = names.map((n) => variables.get(n)!);
     let step = 0;
     let resumedFrom: string | undefined;
-    if (options.resume === true && options.checkpoint !== undefined) {
-      const latest = (await listCheckpoints(options.checkpoint.dir)).at(-1);
-      if (latest !== undefined) {
-        const loaded = await loadCheckpoint(latest.path, variables, this.optimizer);
+    let setAside: string[] = [];
+    if (options.checkpoint !== undefined && (options.resume === true || options.fromCheckpoint !== undefined)) {
+      const all = await listCheckpoints(options.checkpoint.dir);
+      let chosen = all.at(-1);
+      if (options.fromCheckpoint !== undefined) {
+        chosen = all.find((c) => c.step === options.fromCheckpoint);
+        if (chosen === undefined) {
+          throw new MrlError(
+            'missing-file',
+            `there is no checkpoint of step ${options.fromCheckpoint} in ${options.checkpoint.dir}.`,
+            all.length === 0
+              ? 'That folder holds no checkpoints; train without --from-checkpoint.'
+              : `Steps with a checkpoint: ${all.map((c) => c.step).join(', ')}.`,
+          );
+        }
+        const from = chosen.step;
+        setAside = await setCheckpointsAside(
+          all.filter((c) => c.step > from),
+          'superseded',
+        );
+      }
+      if (chosen !== undefined) {
+        const loaded = await loadCheckpoint(chosen.path, variables, this.optimizer);
         step = loaded.step;
-        resumedFrom = latest.path;
+        resumedFrom = chosen.path;
       }
     }
     const startStep = step;
@@ -177,6 +208,7 @@ export class Trainer<Batch extends DisposableBatch> {
       totalSteps: this.totalSteps,
       startStep: step,
       ...(resumedFrom === undefined ? {} : { resumedFrom }),
+      ...(setAside.length === 0 ? {} : { setAside }),
     });
     const started = performance.now();
     let examplesSeen = 0;
@@ -185,14 +217,22 @@ export class Trainer<Batch extends DisposableBatch> {
     let lastCheckpointStep = step;
     const writeCheckpoint = async (at: number): Promise<void> => {
       if (options.checkpoint === undefined || at === lastCheckpointStep) return;
-      const path = await saveCheckpoint({
-        dir: options.checkpoint.dir,
-        step: at,
-        variables,
-        optimizer: this.optimizer,
-        ...(options.checkpoint.metadata === undefined ? {} : { metadata: options.checkpoint.metadata }),
-        ...(options.checkpoint.keep === undefined ? {} : { keep: options.checkpoint.keep }),
-      });
+      let path: string;
+      try {
+        path = await saveCheckpoint({
+          dir: options.checkpoint.dir,
+          step: at,
+          variables,
+          optimizer: this.optimizer,
+          ...(Number.isFinite(finalLoss) ? { loss: finalLoss } : {}),
+          ...(options.checkpoint.metadata === undefined ? {} : { metadata: options.checkpoint.metadata }),
+          ...(options.checkpoint.keep === undefined ? {} : { keep: options.checkpoint.keep }),
+        });
+      } catch (error) {
+        if (MrlError.is(error) && error.kind === 'non-finite-value')
+          throw await this.#rollBack(error.message.replace(/; no checkpoint was written\.$/, ''), variables);
+        throw error;
+      }
       lastCheckpointStep = at;
       options.onEvent?.({ type: 'checkpoint', step: at, path });
     };
@@ -226,11 +266,9 @@ export class Trainer<Batch extends DisposableBatch> {
       if (!Number.isFinite(loss)) {
         tf.dispose(grads);
         if (pending !== null) (await pending).dispose();
-        const kept = lastCheckpointStep > 0 ? ` The last good checkpoint is at step ${lastCheckpointStep}.` : '';
-        throw new MrlError(
-          'non-finite-loss',
-          `the loss became ${loss} at step ${step + 1}; training stopped before updating the weights.${kept}`,
-          'Lower the learning rate, add --clip-norm, or check the input data for NaN/Inf values; resume from the last checkpoint.',
+        throw await this.#rollBack(
+          `the loss became ${loss} at step ${step + 1}; training stopped before updating the weights`,
+          variables,
         );
       }
       const gradMap = new Map<string, tf.Tensor>();
@@ -285,5 +323,35 @@ export class Trainer<Batch extends DisposableBatch> {
     await writeCheckpoint(step);
     options.onEvent?.({ type: 'done', step, elapsedMs: performance.now() - started });
     return { steps: step, finalLoss, stopped: false, lastParts };
+  }
+
+  /**
+   * After divergence: restores the newest checkpoint whose weights and loss are finite (weights
+   * and optimiser state), renames the unusable newer ones `*.diverged`, and returns the error
+   * that says which checkpoint the model now holds.
+   */
+  async #rollBack(what: string, variables: ReturnType<TrainModel<Batch>['variables']>): Promise<MrlError> {
+    const fix =
+      'Lower the learning rate, add --clip-norm, or check the input data for NaN/Inf values; then continue with --resume.';
+    const dir = this.options.checkpoint?.dir;
+    if (dir === undefined) return new MrlError('non-finite-loss', `${what}.`, fix);
+    const { good, bad } = await newestGoodCheckpoint(dir);
+    const aside = await setCheckpointsAside(bad, 'diverged');
+    const renamed =
+      aside.length === 0 ? '' : ` ${aside.length} newer checkpoint(s) that were not usable were renamed *.diverged.`;
+    if (good === undefined) {
+      return new MrlError(
+        'non-finite-loss',
+        `${what}. No checkpoint with finite weights and loss exists in ${dir} to roll back to.${renamed}`,
+        'Lower the learning rate, add --clip-norm, or check the input data for NaN/Inf values; then train again.',
+      );
+    }
+    await loadCheckpoint(good.path, variables, this.optimizer);
+    const loss = good.loss === undefined ? '' : ` (loss ${good.loss.toPrecision(5)})`;
+    return new MrlError(
+      'non-finite-loss',
+      `${what}. Rolled back to the last good checkpoint, step ${good.step}${loss}: ${good.path}.${renamed}`,
+      fix,
+    );
   }
 }

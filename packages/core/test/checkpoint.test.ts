@@ -1,9 +1,16 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkpointPath, listCheckpoints, loadCheckpoint, saveCheckpoint } from '../src/checkpoint.js';
+import {
+  checkpointPath,
+  listCheckpoints,
+  loadCheckpoint,
+  newestGoodCheckpoint,
+  saveCheckpoint,
+  setCheckpointsAside,
+} from '../src/checkpoint.js';
 import { MrlError } from '../src/errors.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { MlpEncoder } from '../src/mlp.js';
@@ -207,5 +214,63 @@ describe('loadCheckpoint', () => {
       `${bare} is not an mrl checkpoint (format 'none').`,
     );
     disposeAll(vars);
+  });
+});
+
+describe('checkpoints and divergence', () => {
+  it('refuses to write NaN weights, naming the variable, and writes nothing', async () => {
+    const dir = await freshDir();
+    const vars = variables({ w: [1, 2, Number.NaN, 4], b: [0, 0] });
+    await expect(saveCheckpoint({ dir, step: 7, variables: vars })).rejects.toSatisfy(
+      (e: unknown) =>
+        MrlError.is(e) &&
+        e.kind === 'non-finite-value' &&
+        e.message ===
+          "the weights diverged by step 7: variable 'dense/w' holds NaN at element 2; no checkpoint was written.",
+    );
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('refuses to load NaN weights naming the file and tensor', async () => {
+    const dir = await freshDir();
+    const path = join(dir, 'ckpt-00000003.safetensors');
+    await writeSafetensors(
+      path,
+      new Map([
+        ['param/dense/w', { shape: [2, 2], data: new Float32Array([1, Number.POSITIVE_INFINITY, 3, 4]) }],
+        ['param/dense/b', { shape: [2], data: new Float32Array([0, 0]) }],
+      ]),
+      { format: 'mrl-checkpoint/1', step: '3' },
+    );
+    await expect(loadCheckpoint(path, variables({ w: [0, 0, 0, 0], b: [0, 0] }))).rejects.toThrow(
+      `${path}: tensor 'param/dense/w' holds Infinity at element 1 of 4;`,
+    );
+  });
+
+  it('newestGoodCheckpoint skips checkpoints with NaN weights, a non-finite loss or a bad checksum', async () => {
+    const dir = await freshDir();
+    const good = variables({ w: [1, 2, 3, 4], b: [5, 6] });
+    await saveCheckpoint({ dir, step: 1, variables: good, loss: 0.7, keep: 10 });
+    await saveCheckpoint({ dir, step: 2, variables: good, loss: 0.6, keep: 10 });
+    // Step 3: a recorded loss of NaN; step 4: NaN weights written by another tool; step 5: a flipped byte.
+    await saveCheckpoint({ dir, step: 3, variables: good, keep: 10, metadata: { loss: 'NaN' } });
+    await writeSafetensors(
+      checkpointPath(dir, 4),
+      new Map([['param/dense/w', { shape: [1], data: new Float32Array([Number.NaN]) }]]),
+      { format: 'mrl-checkpoint/1', step: '4' },
+    );
+    await saveCheckpoint({ dir, step: 5, variables: good, loss: 0.5, keep: 10 });
+    const bytes = await readFile(checkpointPath(dir, 5));
+    bytes[bytes.length - 3]! ^= 1;
+    await writeFile(checkpointPath(dir, 5), bytes);
+    const { good: found, bad } = await newestGoodCheckpoint(dir);
+    expect(found).toMatchObject({ step: 2, loss: 0.6 });
+    expect(bad.map((b) => b.step)).toEqual([5, 4, 3]);
+    expect(bad[0]!.reason).toContain('failed its SHA-256 checksum');
+    expect(bad[1]!.reason).toContain("tensor 'param/dense/w' holds NaN");
+    expect(bad[2]!.reason).toBe('its loss was NaN');
+    const aside = await setCheckpointsAside(bad, 'diverged');
+    expect(aside).toEqual([5, 4, 3].map((s) => `${checkpointPath(dir, s)}.diverged`));
+    expect((await listCheckpoints(dir)).map((c) => c.step)).toEqual([1, 2]);
   });
 });

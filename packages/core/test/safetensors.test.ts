@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MrlError } from '../src/errors.js';
 import {
+  assertFiniteTensors,
+  CHECKSUM_KEY,
   decodeSafetensors,
   encodeSafetensors,
   readSafetensors,
@@ -85,7 +87,7 @@ describe('encodeSafetensors / decodeSafetensors', () => {
     expect((8 + length) % 8).toBe(0);
     expect(text.startsWith('{')).toBe(true);
     expect(/^ *$/.test(text.slice(text.trimEnd().length))).toBe(true);
-    expect(json.__metadata__).toEqual({ a: 'b' });
+    expect(json.__metadata__).toEqual({ a: 'b', [CHECKSUM_KEY]: expect.stringMatching(/^[0-9a-f]{64}$/) });
     let offset = 0;
     for (const [name, t] of input) {
       const entry = json[name] as { dtype: string; shape: number[]; data_offsets: [number, number] };
@@ -286,6 +288,12 @@ describe('writeSafetensors / readSafetensors', () => {
       '    b, end = e["data_offsets"]',
       '    a = np.frombuffer(data[b:end], dtype=kinds[e["dtype"]]).reshape(e["shape"])',
       '    out[name] = {"dtype": e["dtype"], "shape": list(a.shape), "values": [float(x) if e["dtype"] == "F32" else int(x) for x in a.reshape(-1)]}',
+      // The checksum, recomputed from its documented definition with hashlib.
+      'import hashlib',
+      'meta = sorted([k, v] for k, v in out["__metadata__"].items() if k != "mrl.sha256")',
+      'table = [[k, e["dtype"], e["shape"], e["data_offsets"]] for k, e in header.items()]',
+      'canon = json.dumps({"meta": meta, "table": table}, separators=(",", ":"), ensure_ascii=False)',
+      'out["sha256"] = hashlib.sha256(canon.encode("utf-8") + data).hexdigest()',
       'print(json.dumps(out))',
     ].join('\n');
     const result = spawnSync(PYTHON, ['-c', script, path], { encoding: 'utf8' });
@@ -294,8 +302,9 @@ describe('writeSafetensors / readSafetensors', () => {
     const parsed = JSON.parse(result.stdout) as Record<
       string,
       { dtype: string; shape: number[]; values: number[] } | null
-    >;
-    expect(parsed.__metadata__).toEqual({ format: 'test/1' });
+    > & { sha256: string };
+    expect(parsed.__metadata__).toEqual({ format: 'test/1', [CHECKSUM_KEY]: parsed.sha256 });
+    delete (parsed as Record<string, unknown>).sha256;
     for (const [name, t] of input) {
       const py = parsed[name]!;
       expect(py.shape).toEqual(t.shape);
@@ -306,5 +315,60 @@ describe('writeSafetensors / readSafetensors', () => {
     expect(parsed.ids!.dtype).toBe('I32');
     expect(parsed.bytes!.dtype).toBe('U8');
     expect((await readFile(path)).length).toBeGreaterThan(8);
+  });
+});
+
+describe('checksums and finite values', () => {
+  const tensors = (): Map<string, Omit<NamedArray, 'dtype'>> =>
+    new Map([['w', { shape: [4], data: new Float32Array([1, 2, 3, 4]) }]]);
+
+  it('detects a flipped bit in the data, the tensor table and the metadata', () => {
+    const good = encodeSafetensors(tensors(), { step: '10' });
+    expect(decodeSafetensors(good).checksum).toBe('verified');
+    const { length, text } = header(good);
+    const flipData = Uint8Array.from(good);
+    flipData[8 + length + 5]! ^= 0x04;
+    const dataError = corruptError(() => decodeSafetensors(flipData, 'ckpt.safetensors'));
+    expect(dataError.message).toBe(
+      'ckpt.safetensors failed its SHA-256 checksum: its bytes changed after it was written (a bit flip, a partial copy or an edit).',
+    );
+    // Same-length edits of the header: a step number and a shape.
+    const editHeader = (from: string, to: string): Uint8Array => {
+      const out = Uint8Array.from(good);
+      out.set(Buffer.from(text.replace(from, to), 'utf8'), 8);
+      return out;
+    };
+    expect(corruptError(() => decodeSafetensors(editHeader('"step":"10"', '"step":"90"'))).message).toContain(
+      'failed its SHA-256 checksum',
+    );
+    const reshaped = editHeader('"shape":[4]', '"shape":[1]');
+    expect(() => decodeSafetensors(reshaped)).toThrow(/has 16 bytes for shape \[1\]/);
+  });
+
+  it('loads files without a checksum (other writers) and says so', () => {
+    const withSum = encodeSafetensors(tensors(), { a: 'b' });
+    const { text } = header(withSum);
+    const stripped = JSON.parse(text) as Record<string, Record<string, string>>;
+    delete stripped.__metadata__![CHECKSUM_KEY];
+    const bytes = build(JSON.stringify(stripped), withSum.subarray(8 + header(withSum).length));
+    const decoded = decodeSafetensors(bytes);
+    expect(decoded.checksum).toBe('absent');
+    expect(decoded.metadata).toEqual({ a: 'b' });
+  });
+
+  it('refuses NaN and Inf naming the file, tensor and element', () => {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      const t = new Map<string, NamedArray>([
+        ['ok', { dtype: 'I32', shape: [1], data: new Int32Array([1]) }],
+        ['layer.w', { dtype: 'F32', shape: [3], data: new Float32Array([0, bad, 1]) }],
+      ]);
+      const error = thrownMrlError(() => assertFiniteTensors(t, 'model/weights.safetensors'), 'non-finite-value');
+      expect(error.message).toBe(
+        `model/weights.safetensors: tensor 'layer.w' holds ${bad} at element 1 of 3; the weights diverged before they were saved.`,
+      );
+    }
+    expect(() =>
+      assertFiniteTensors(new Map([['w', { dtype: 'F32', shape: [1], data: new Float32Array([1e38]) }]]), 'f'),
+    ).not.toThrow();
   });
 });

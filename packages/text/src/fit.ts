@@ -210,8 +210,13 @@ function trainerOptions(options: TextFitOptions, context: RunContext, label: str
     optimizer: { type: 'adamw', lr: options.lr ?? 1e-3, weightDecay: 0.01 } as TrainerOptions['optimizer'],
     warmupSteps: options.warmupSteps ?? 0,
     ...(options.clipNorm === undefined ? { clipNorm: 1 } : { clipNorm: options.clipNorm }),
-    checkpoint: { dir: join(context.runDir, 'checkpoints'), every: options.checkpointEvery ?? 1_000_000 },
+    checkpoint: {
+      dir: join(context.runDir, 'checkpoints'),
+      every: options.checkpointEvery ?? 1_000_000,
+      ...(context.keepCheckpoints === undefined ? {} : { keep: context.keepCheckpoints }),
+    },
     resume: context.resume,
+    ...(context.fromCheckpoint === undefined ? {} : { fromCheckpoint: context.fromCheckpoint }),
     ...(context.signal === undefined ? {} : { signal: context.signal }),
     onEvent: (event) => context.onEvent?.(event, label),
   };

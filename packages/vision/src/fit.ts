@@ -29,6 +29,7 @@ import { corruptImages, DEFAULT_CORRUPTIONS, type Corruption } from './eval/corr
 import { fitPca, projectPca } from './eval/pca.js';
 import { loadVisionData } from './data/sources.js';
 import { createVisionEncoder, visionModelConfig, type VisionEncoderConfig } from './models/registry.js';
+import { checkSameShape, degenerateDataWarnings } from './data-checks.js';
 import { saveVisionModel } from './save.js';
 
 /**
@@ -238,6 +239,8 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
   context.log(
     `data: ${data.name}, ${trainCount} train${train.count < trainCount ? ` (${train.count} decoded for 1-NN and SVD)` : ''} / ${test.count} test images of ${height}x${width}x${channels}, ${train.numClasses} classes`,
   );
+  checkSameShape(train.exampleShape, test.exampleShape, data.name);
+  for (const warning of degenerateDataWarnings(train, test)) context.log(`warning: ${warning}`);
   const { dims } = resolveNesting({
     embeddingDim: options.embeddingDim,
     ...(options.dims === undefined ? {} : { dims: options.dims }),
@@ -251,8 +254,13 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     optimizer: options.optimizer,
     ...(options.warmupSteps === undefined ? {} : { warmupSteps: options.warmupSteps }),
     ...(options.clipNorm === undefined ? {} : { clipNorm: options.clipNorm }),
-    checkpoint: { dir: join(context.runDir, 'checkpoints', label), every: options.checkpointEvery ?? 500 },
+    checkpoint: {
+      dir: join(context.runDir, 'checkpoints', label),
+      every: options.checkpointEvery ?? 500,
+      ...(context.keepCheckpoints === undefined ? {} : { keep: context.keepCheckpoints }),
+    },
     resume: context.resume,
+    ...(context.fromCheckpoint === undefined ? {} : { fromCheckpoint: context.fromCheckpoint }),
     ...(context.signal === undefined ? {} : { signal: context.signal }),
     onEvent: (event) => context.onEvent?.(event, label),
   });

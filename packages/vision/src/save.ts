@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  assertFiniteTensors,
   assignVariables,
   createRandom,
   MrlError,
@@ -59,6 +60,7 @@ export async function loadVisionModel(
   }
   const weightsPath = join(dir, MODEL_WEIGHTS_FILE);
   const { tensors } = await readSafetensors(weightsPath);
+  assertFiniteTensors(tensors, weightsPath);
   const encoder = build(config);
   try {
     assignVariables(encoder.variables(), tensors, {

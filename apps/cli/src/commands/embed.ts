@@ -6,12 +6,15 @@ import { decodeImages, IMAGE_EXTENSIONS, loadVisionData, type ImageTransform } f
 import * as tf from '@tensorflow/tfjs';
 import { adaptiveApi, requireAdaptiveApi } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
-import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, EMBED_FLAGS, RUN_DIR_FLAG } from '../flags.js';
+import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, EMBED_FLAGS, RUN_DIR_FLAG, TRUST_FLAGS } from '../flags.js';
 import { loadModel } from '../model-io.js';
 import { writeNpy } from '../npy.js';
 import { buildRegistry } from '../registry.js';
 import { readRunConfig, requireRunDir } from '../run-folder.js';
 import { displayPath } from '../run-folder.js';
+import { assertFiniteRows } from '../finite.js';
+import { checkEmbedFlags, trustedRunFlags } from '../run-guard.js';
+import { acquireRunLock } from '../run-lock.js';
 
 const FORMATS = ['npy', 'safetensors', 'index', 'jsonl'] as const;
 
@@ -105,16 +108,16 @@ export const embedCommand = defineMrlCommand({
     'mrl-cli embed --run-dir runs/vision-mlp --split test --limit 1000 --out out/queries --formats npy,safetensors',
     'python3 -c "import numpy; print(numpy.load(\'out/queries.npy\').shape)"',
   ],
-  flags: { ...RUN_DIR_FLAG, ...EMBED_FLAGS, ...DATA_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS },
+  flags: { ...RUN_DIR_FLAG, ...TRUST_FLAGS, ...EMBED_FLAGS, ...DATA_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS },
   // The run's data settings and plug-ins are the defaults.
   async base(args) {
     if (typeof args['run-dir'] !== 'string') return {};
-    const flags = (await readRunConfig(resolve(args['run-dir'])))?.flags ?? {};
     const pick = ['modality', 'data', 'data-dir', 'plugin', 'backend', 'kernels'];
-    return Object.fromEntries(Object.entries(flags).filter(([k]) => pick.includes(k)));
+    return trustedRunFlags(resolve(args['run-dir']), args, pick);
   },
   async run(options) {
     const runDir = resolve(requireRunDir(options['run-dir'], 'embed'));
+    checkEmbedFlags(options);
     const formats = options.formats
       .split(',')
       .map((s) => s.trim())
@@ -164,6 +167,7 @@ export const embedCommand = defineMrlCommand({
         `Use --dim between 1 and ${d}; Matryoshka prefixes are the first dims of the d-dim embedding.`,
       );
     }
+    await acquireRunLock(runDir, 'embed');
     let count: number;
     let full: { data: Float32Array };
     let labels: Int32Array | undefined;
@@ -200,6 +204,7 @@ export const embedCommand = defineMrlCommand({
       what = `${count} ${options.split} examples`;
     }
     encoder.dispose();
+    assertFiniteRows(full.data, count, d, join(runDir, 'model'), 'embedding');
     const embeddings = truncateAndNormalize(full.data, count, d, m);
     const name = options.input === undefined ? options.split : 'input';
     const out = resolve(options.out ?? join(runDir, 'embeddings', `${name}-d${m}`));

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
@@ -28,14 +28,23 @@ import {
   INIT_FLAGS,
   RUN_DIR_FLAG,
   TRAIN_FLAGS,
+  TRUST_FLAGS,
   type FlagSpec,
   type ModalityFlag,
   type Resolved,
 } from '../flags.js';
 import { createProgressReporter } from '../progress.js';
 import { buildRegistry, findEncoder } from '../registry.js';
-import { readRunConfig, type RunConfig } from '../run-folder.js';
+import type { RunConfig } from '../run-folder.js';
 import { displayPath } from '../run-folder.js';
+import {
+  checkFitFlags,
+  fromCheckpointStep,
+  prepareRunFolder,
+  requireEarlierRun,
+  trustedRunFlags,
+} from '../run-guard.js';
+import { onStopSignals } from '../signals.js';
 
 /** What a run of each modality uses when a flag is not given. */
 const MODALITY_DEFAULTS = {
@@ -47,7 +56,15 @@ const MODALITY_DEFAULTS = {
 /** The default text task: trains in about two minutes on two cores and is scored against the majority class. */
 const DEFAULT_TEXT_TASK: TextTask = 'classify';
 
-const FLAGS = { ...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_DIR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS, ...INIT_FLAGS };
+const FLAGS = {
+  ...TRAIN_FLAGS,
+  ...DATA_FLAGS,
+  ...RUN_DIR_FLAG,
+  ...TRUST_FLAGS,
+  ...BACKEND_FLAGS,
+  ...COMMON_FLAGS,
+  ...INIT_FLAGS,
+};
 type FitOptions = Resolved<typeof FLAGS>;
 
 /** Input fields of a registration's config, from the images' shape. */
@@ -87,26 +104,12 @@ function validate(options: FitOptions): void {
       );
     }
   }
-  const positive = [
-    'epochs',
-    'steps',
-    'batch-size',
-    'lr',
-    'train-limit',
-    'test-limit',
-    'checkpoint-every',
-    'threads',
-  ] as const;
-  for (const name of positive) {
+  // Ranges of the other numeric flags are checked by the run folder's guard (checkFitFlags).
+  for (const name of ['steps', 'threads'] as const) {
     const value = options[name];
     if (value !== undefined && !(value > 0)) {
       throw invalid(`--${name} must be greater than 0, got ${value}.`, `Give a positive --${name} or leave it out.`);
     }
-  }
-  for (const name of ['weight-decay', 'warmup-steps', 'clip-norm'] as const) {
-    const value = options[name];
-    if (value !== undefined && value < 0)
-      throw invalid(`--${name} must not be negative, got ${value}.`, `Fix --${name}.`);
   }
   if (
     options['mask-probability'] !== undefined &&
@@ -227,15 +230,21 @@ export const fitCommand = defineMrlCommand({
     'mrl-cli fit --config mrl.config.json --epochs 1       # flags override the file',
   ],
   flags: FLAGS,
-  // With --resume, the saved run's flags are the starting point.
+  // With --resume, the saved run's flags are the starting point (its plug-ins only if trusted).
   async base(args) {
-    if (args.resume !== true || typeof args['run-dir'] !== 'string') return {};
-    return (await readRunConfig(resolve(args['run-dir'])))?.flags ?? {};
+    if ((args.resume !== true && args['from-checkpoint'] === undefined) || typeof args['run-dir'] !== 'string')
+      return {};
+    requireEarlierRun(resolve(args['run-dir']));
+    return trustedRunFlags(resolve(args['run-dir']), args);
   },
   async run(options) {
     validate(options);
     const compare = parseCompare(options);
     const modelConfig = parseModelConfig(options);
+    // Every flag (and a resumed run's saved config) is checked before the run folder changes.
+    checkFitFlags(options);
+    const fromCheckpoint =
+      options['from-checkpoint'] === undefined ? undefined : fromCheckpointStep(options['from-checkpoint']);
     const defaults = MODALITY_DEFAULTS[options.modality];
     const modelName = options.model ?? defaults.model;
     const task = options.modality === 'text' ? textTask(options) : undefined;
@@ -265,15 +274,8 @@ export const fitCommand = defineMrlCommand({
       ...(options.threads === undefined ? {} : { threads: options.threads }),
     });
     process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
-    await mkdir(runDir, { recursive: true });
-    // A fresh run must not later resume from an older run's checkpoints in the same folder.
-    const checkpointsDir = join(runDir, 'checkpoints');
-    if (!options.resume && existsSync(checkpointsDir)) {
-      await rm(checkpointsDir, { recursive: true, force: true });
-      process.stderr.write(
-        `starting fresh: removed the checkpoints of an earlier run in ${displayPath(checkpointsDir)} (use --resume to continue it)\n`,
-      );
-    }
+    // Refuses a used folder without --resume/--overwrite, locks it, then clears an overwritten run.
+    await prepareRunFolder(runDir, options);
 
     // The shape the data will have (fit checks it against the data when it loads).
     const expectedInput =
@@ -309,12 +311,14 @@ export const fitCommand = defineMrlCommand({
       process.stderr.write('\nstopping after this step (Ctrl-C again to quit without a checkpoint)...\n');
       controller.abort();
     };
-    process.on('SIGINT', onSigint);
+    const offStopSignals = onStopSignals(onSigint);
     const progress = createProgressReporter(process.stderr, options['log-format']);
     const context: RunContext = {
       runDir,
       seed: options.seed,
-      resume: options.resume,
+      resume: options.resume || fromCheckpoint !== undefined,
+      ...(fromCheckpoint === undefined ? {} : { fromCheckpoint }),
+      keepCheckpoints: options['keep-checkpoints'],
       signal: controller.signal,
       onPlan: (labels) => progress.plan(labels),
       onEvent: (event: TrainEvent, label: string) => {
@@ -443,7 +447,7 @@ export const fitCommand = defineMrlCommand({
         context,
       );
     }
-    process.off('SIGINT', onSigint);
+    offStopSignals();
     const metricsPath = join(runDir, 'metrics.json');
     if (report.runTable !== undefined) {
       assertFiniteRunTable(report.runTable);

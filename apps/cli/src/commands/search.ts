@@ -3,6 +3,7 @@ import { basename, resolve } from 'node:path';
 import { decodeSafetensors, formatTable, MrlError } from '@mrl/core';
 import { requireAdaptiveApi, type AdaptiveApi, type IndexLike, type SearchResultLike } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
+import { assertFiniteRows } from '../finite.js';
 import { COMMON_FLAGS, DB_SEARCH_FLAGS, DB_TABLE_FLAG, SEARCH_FLAGS } from '../flags.js';
 import { decodeNpy } from '../npy.js';
 import { truncateAndNormalize } from './embed.js';
@@ -196,6 +197,12 @@ export const searchCommand = defineMrlCommand({
         'Write them with mrl-cli embed --run-dir <run> --split test, then pass the .npy or .safetensors with --queries.',
       );
     }
+    if (options['query-limit'] < 1)
+      throw new MrlError(
+        'invalid-argument',
+        `--query-limit ${options['query-limit']} would search no queries: it must be at least 1.`,
+        'Leave --query-limit out to search up to 1000 queries, or pass e.g. --query-limit 100.',
+      );
     const api = await requireAdaptiveApi('mrl-cli search');
     await readBytes(options.index, 'index');
     const index: IndexLike = api.openIndex(options.index);
@@ -212,6 +219,7 @@ export const searchCommand = defineMrlCommand({
       raw.dim === index.dim
         ? raw.data.subarray(0, rows * index.dim)
         : truncateAndNormalize(raw.data, rows, raw.dim, index.dim);
+    assertFiniteRows(raw.data, rows, raw.dim, options.queries, 'query');
     const queryLabels = raw.labels?.subarray(0, rows);
     const k = Math.min(options.k, index.size);
     if (options.k < 1)

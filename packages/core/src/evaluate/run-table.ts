@@ -153,7 +153,7 @@ export function assertFiniteRunTable(table: RunTable): void {
       for (const [k, v] of Object.entries(r.values)) {
         if (v !== undefined && !Number.isFinite(v)) {
           throw new MrlError(
-            'non-finite',
+            'non-finite-value',
             `the ${s.label} model's ${k} at dim ${r.dim} is ${String(v)} (${table.data}, ${table.model}).`,
             'The evaluation split may be empty or training diverged: check --test-limit and the loss in the log, lower --lr, or set --clip-norm.',
           );

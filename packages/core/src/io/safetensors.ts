@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { MrlError } from '../errors.js';
 import { writeFileAtomically } from './atomic.js';
+import { explainFsError } from './fs-errors.js';
 
 /**
  * The safetensors format (8-byte little-endian header length, JSON header of dtype/shape/byte
@@ -26,7 +28,56 @@ export interface NamedArray {
 
 export interface SafetensorsContent {
   tensors: Map<string, NamedArray>;
+  /** The file's metadata, without the checksum entry. */
   metadata: Record<string, string>;
+  /** Whether the file carried a checksum (then it matched); files from other writers have none. */
+  checksum?: 'verified' | 'absent';
+}
+
+/**
+ * Metadata key of the SHA-256 checksum every file written here carries. It covers the tensor table
+ * (names, dtypes, shapes, offsets), the other metadata entries and the data bytes, so a bit flip
+ * or a partial copy anywhere but in this one value is detected on load. Readers that do not know
+ * it (Python's safetensors) see one more metadata string.
+ */
+export const CHECKSUM_KEY = 'mrl.sha256';
+
+function checksumOf(header: Record<string, unknown>, data: Uint8Array): string {
+  const hash = createHash('sha256');
+  const metadata = (header.__metadata__ ?? {}) as Record<string, unknown>;
+  const meta = Object.keys(metadata)
+    .filter((k) => k !== CHECKSUM_KEY)
+    .sort()
+    .map((k) => [k, metadata[k]]);
+  const table = Object.entries(header)
+    .filter(([name]) => name !== '__metadata__')
+    .map(([name, e]) => {
+      const { dtype, shape, data_offsets } = (e ?? {}) as Record<string, unknown>;
+      return [name, dtype, shape, data_offsets];
+    });
+  hash.update(JSON.stringify({ meta, table }));
+  hash.update(data);
+  return hash.digest('hex');
+}
+
+/**
+ * Refuses NaN and +-Inf in float tensors, naming the tensor, the element and the file: weights
+ * that diverged must not load silently.
+ */
+export function assertFiniteTensors(tensors: Map<string, NamedArray>, source: string): void {
+  for (const [name, t] of tensors) {
+    if (!(t.data instanceof Float32Array)) continue;
+    const data = t.data;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i]!)) {
+        throw new MrlError(
+          'non-finite-value',
+          `${source}: tensor '${name}' holds ${data[i]} at element ${i} of ${data.length}; the weights diverged before they were saved.`,
+          'Use an older checkpoint (mrl-cli fit --resume --from-checkpoint <step>) or train again with a lower --lr or --clip-norm.',
+        );
+      }
+    }
+  }
 }
 
 const BYTES: Record<SafetensorsDtype | WidenedDtype, number> = {
@@ -84,7 +135,7 @@ export function encodeSafetensors(
   tensors: Map<string, Omit<NamedArray, 'dtype'>>,
   metadata: Record<string, string> = {},
 ): Uint8Array {
-  const header: Record<string, unknown> = { __metadata__: metadata };
+  const header: Record<string, unknown> = { __metadata__: { ...metadata } };
   let offset = 0;
   const entries = [...tensors.entries()];
   for (const [name, t] of entries) {
@@ -98,6 +149,13 @@ export function encodeSafetensors(
     header[name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
+  const data = new Uint8Array(offset);
+  let at = 0;
+  for (const [, t] of entries) {
+    data.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    at += t.data.byteLength;
+  }
+  (header.__metadata__ as Record<string, string>)[CHECKSUM_KEY] = checksumOf(header, data);
   let json = JSON.stringify(header);
   // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
@@ -105,11 +163,7 @@ export function encodeSafetensors(
   const out = new Uint8Array(8 + headerBytes.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   out.set(headerBytes, 8);
-  let at = 8 + headerBytes.length;
-  for (const [, t] of entries) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
-  }
+  out.set(data, 8 + headerBytes.length);
   return out;
 }
 
@@ -143,7 +197,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
-      metadata = (entry ?? {}) as Record<string, string>;
+      metadata = { ...((entry ?? {}) as Record<string, string>) };
+      delete metadata[CHECKSUM_KEY];
       continue;
     }
     const {
@@ -191,7 +246,15 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
             : new Uint8Array(copy.buffer, 0, count);
     tensors.set(name, { dtype, shape, data });
   }
-  return { tensors, metadata };
+  const stored = (header.__metadata__ as Record<string, unknown> | undefined)?.[CHECKSUM_KEY];
+  if (stored !== undefined && stored !== checksumOf(header, bytes.subarray(dataStart))) {
+    throw new MrlError(
+      'corrupt-file',
+      `${source} failed its SHA-256 checksum: its bytes changed after it was written (a bit flip, a partial copy or an edit).`,
+      'Restore the file from a copy or write it again; if it is a checkpoint, resume from an older one (--from-checkpoint <step>).',
+    );
+  }
+  return { tensors, metadata, checksum: stored === undefined ? 'absent' : 'verified' };
 }
 
 export async function writeSafetensors(
@@ -207,6 +270,7 @@ export async function readSafetensors(path: string): Promise<SafetensorsContent>
   try {
     bytes = await readFile(path);
   } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw explainFsError(cause, 'cannot read', path) ?? cause;
     throw new MrlError('missing-file', `cannot read ${path}: ${(cause as Error).message}.`, 'Check the path.', {
       cause,
     });

@@ -23,7 +23,12 @@ import {
   type Encoder,
   type BackendName,
 } from '@mrl/core';
-import { OnnxBackboneEncoder, type BackbonePooling } from './backbone.js';
+import type { BackbonePooling } from './backbone.js';
+import type { LongTextPolicy } from './data/source.js';
+import { TEXT_BASELINES, type TextBaseline } from './tasks/baselines.js';
+import { fitClassifyFile } from './tasks/classify.js';
+import { fitPairsFile } from './tasks/pairs.js';
+import { buildEmbedder, buildEncoder, resolveTokenizer, trainerOptions, type TextEmbedder } from './tasks/common.js';
 import { BertEncoder, bertConfig, type BertConfig, type TokenBatch } from './bert.js';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from './contrastive.js';
 import { packagedCorpus, PACKAGED_CORPORA, readJsonl, readTextLines } from './corpora.js';
@@ -33,7 +38,7 @@ import { padRows, TextTokenizer, type EncodedBatch } from './tokenizer/tokenizer
 import { trainWordPiece } from './tokenizer/wordpiece-trainer.js';
 import { readWordNet, WORDNET_LEXNAMES, type Synset } from './wordnet.js';
 
-export const TEXT_TASKS = ['mlm', 'classify', 'retrieve'] as const;
+export const TEXT_TASKS = ['mlm', 'classify', 'retrieve', 'pairs'] as const;
 export type TextTask = (typeof TEXT_TASKS)[number];
 
 /**
@@ -41,8 +46,42 @@ export type TextTask = (typeof TEXT_TASKS)[number];
  * CPU run of minutes.
  */
 export interface TextFitOptions {
-  /** `mlm`: masked-LM pre-training; `classify`: WordNet gloss -> 45 lexicographer classes; `retrieve`: WordNet example -> its gloss. */
+  /**
+   * `mlm`: masked-LM pre-training; `classify`: texts -> classes (`trainFile`, or WordNet gloss ->
+   * 45 lexicographer classes); `pairs` (or `retrieve` with a `trainFile`): anchor -> positive
+   * contrastive training on the user's pairs / triplets; `retrieve`: WordNet example -> its gloss.
+   */
   task: TextTask;
+  /**
+   * classify / pairs: the training file (`.jsonl`, `.csv`, `.tsv`). classify reads `textField`
+   * and `labelField`; pairs reads `anchorField`, `positiveField` and, when present,
+   * `negativeField` (a hard negative).
+   */
+  trainFile?: string;
+  /** A test file with the same fields. Default: a deterministic hash split of `trainFile` by `testFraction`. */
+  testFile?: string;
+  /** Share of `trainFile` held out when there is no `testFile` (default 0.2). */
+  testFraction?: number;
+  /** classify: field of the text (default `text`). */
+  textField?: string;
+  /** classify: field of the class (default `label`); string labels map to ids saved in `<runDir>/labels.json`. */
+  labelField?: string;
+  /** pairs: field of the anchor / query (default `anchor`). */
+  anchorField?: string;
+  /** pairs: field of the positive (default `positive`). */
+  positiveField?: string;
+  /** pairs: field of the hard negative (default `negative` when the first record has one). */
+  negativeField?: string;
+  /** Characters kept of one text (default 20,000). */
+  maxTextChars?: number;
+  /** A text over `maxTextChars`: `truncate` (default, with a warning naming the line) or `error`. */
+  longText?: LongTextPolicy;
+  /**
+   * classify / pairs from a file: baselines trained and scored in the same per-dim table
+   * (default none): `ff` (a model per dim), `svd` (PCA of the model trained without MRL),
+   * `rand` (truncation of the model trained without MRL).
+   */
+  compare?: TextBaseline[];
   /** BERT config name (default `bert-tiny`) and field overrides (e.g. `{ numLayers: 1 }`). */
   model?: string;
   modelOverrides?: Partial<BertConfig>;
@@ -122,75 +161,6 @@ async function takeTexts(options: TextFitOptions, count: number): Promise<string
   return out;
 }
 
-async function resolveTokenizer(
-  options: TextFitOptions,
-  context: RunContext,
-  texts: () => Promise<string[]>,
-): Promise<TextTokenizer> {
-  if (options.tokenizer !== undefined) return TextTokenizer.load(options.tokenizer);
-  const dir = join(context.runDir, 'tokenizer');
-  if (options.vocabSize !== undefined) {
-    const t0 = performance.now();
-    const vocab = await trainWordPiece(await texts(), { vocabSize: options.vocabSize });
-    await writeTokenizerFiles(dir, wordPieceTokenizerFiles(vocab));
-    context.log(
-      `trained a WordPiece vocabulary of ${vocab.length} pieces in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${dir}`,
-    );
-  } else {
-    await writeTokenizerFiles(dir, wordPieceTokenizerFiles(await bertBaseUncasedVocab()));
-    context.log(`tokenizer: bert-base-uncased vocabulary (30,522) -> ${dir}`);
-  }
-  return TextTokenizer.load(dir);
-}
-
-function tokenBatch(encoded: EncodedBatch): TokenBatch {
-  const shape: [number, number] = [encoded.batch, encoded.length];
-  return {
-    ids: tf.tensor2d(encoded.ids, shape, 'int32'),
-    attentionMask: tf.tensor2d(encoded.attentionMask, shape, 'int32'),
-  };
-}
-
-function disposeTokens(batch: TokenBatch): void {
-  tf.dispose([batch.ids, batch.attentionMask]);
-}
-
-function trainerOptions(options: TextFitOptions, context: RunContext, label: string): TrainerOptions {
-  return {
-    ...(options.steps === undefined ? { epochs: options.epochs ?? 1 } : { steps: options.steps }),
-    batchSize: options.batchSize ?? 32,
-    seed: context.seed,
-    optimizer: { type: 'adamw', lr: options.lr ?? 1e-3, weightDecay: 0.01 } as TrainerOptions['optimizer'],
-    warmupSteps: options.warmupSteps ?? 0,
-    ...(options.clipNorm === undefined ? { clipNorm: 1 } : { clipNorm: options.clipNorm }),
-    checkpoint: { dir: join(context.runDir, 'checkpoints'), every: options.checkpointEvery ?? 1_000_000 },
-    resume: context.resume,
-    ...(context.signal === undefined ? {} : { signal: context.signal }),
-    onEvent: (event) => context.onEvent?.(event, label),
-  };
-}
-
-function buildEncoder(options: TextFitOptions, tokenizer: TextTokenizer, context: RunContext): BertEncoder {
-  const config = bertConfig(options.model ?? 'bert-tiny', {
-    vocabSize: tokenizer.vocabSize,
-    ...options.modelOverrides,
-  });
-  const maxLength = options.maxLength ?? 32;
-  if (maxLength > config.maxPositions) {
-    throw new MrlError(
-      'invalid-config',
-      `maxLength ${maxLength} exceeds the model's maxPositions ${config.maxPositions}.`,
-      'Lower maxLength or raise maxPositions.',
-    );
-  }
-  const encoder = new BertEncoder(config, createRandom(context.seed, 10));
-  const params = [...encoder.variables().values()].reduce((s, v) => s + v.size, 0);
-  context.log(
-    `encoder: ${options.model ?? 'bert-tiny'} d=${config.embeddingDim} layers=${config.numLayers} heads=${config.numHeads} vocab=${config.vocabSize} (${(params / 1e6).toFixed(2)}M parameters)`,
-  );
-  return encoder;
-}
-
 /**
  * Trains a text encoder with a Matryoshka loss and reports per-dim quality: masked-token
  * accuracy (`mlm`), gloss-class top-1 (`classify`) or example -> gloss recall@10 (`retrieve`).
@@ -211,13 +181,31 @@ export async function fitText(options: TextFitOptions, context: RunContext): Pro
   }
   const backend = await initBackend(options.backend ?? 'wasm');
   context.log(`backend: ${backend.name} (${backend.detail})`);
+  for (const name of options.compare ?? []) {
+    if (!(TEXT_BASELINES as readonly string[]).includes(name)) {
+      throw new MrlError(
+        'invalid-config',
+        `unknown baseline '${String(name)}' in compare.`,
+        `Choose from: ${TEXT_BASELINES.join(', ')}.`,
+      );
+    }
+  }
+  if (options.task === 'pairs' && options.trainFile === undefined) {
+    throw new MrlError(
+      'invalid-config',
+      'the pairs task needs a trainFile.',
+      'Give a JSONL/CSV/TSV file of anchor and positive texts (and optionally a hard negative).',
+    );
+  }
   switch (options.task) {
     case 'mlm':
       return fitMlm(options, context);
     case 'classify':
-      return fitClassify(options, context);
+      return options.trainFile === undefined ? fitClassify(options, context) : fitClassifyFile(options, context);
     case 'retrieve':
-      return fitRetrieve(options, context);
+      return options.trainFile === undefined ? fitRetrieve(options, context) : fitPairsFile(options, context);
+    case 'pairs':
+      return fitPairsFile(options, context);
   }
 }
 
@@ -336,47 +324,6 @@ async function shuffledSynsets(
   for await (const s of readWordNet(options.wordnetDir)) if (filter(s)) all.push(s);
   const order = permutation(all.length, createRandom(context.seed, 5));
   return [...order].map((i) => all[i]!);
-}
-
-/**
- * What classify and retrieve train: a BERT built here (texts -> padded token ids) or a frozen
- * local ONNX backbone with a trainable projection (texts -> cached backbone features).
- */
-interface TextEmbedder<Input> {
-  encoder: Encoder<Input>;
-  /** Model input for a batch of texts (tokenised, or backbone features prefetched). */
-  input(texts: string[]): Input | Promise<Input>;
-  release(input: Input): void;
-}
-
-async function buildEmbedder(
-  options: TextFitOptions,
-  context: RunContext,
-  trainTexts: () => string[],
-): Promise<TextEmbedder<TokenBatch> | TextEmbedder<string[]>> {
-  const maxLength = options.maxLength ?? 32;
-  if (options.backbone !== undefined) {
-    const encoder = await OnnxBackboneEncoder.load({
-      modelDir: options.backbone,
-      embeddingDim: options.projectionDim ?? 128,
-      ...(options.backbonePooling === undefined ? {} : { pooling: options.backbonePooling }),
-      random: createRandom(context.seed, 12),
-    });
-    context.log(
-      `encoder: frozen ONNX backbone ${encoder.modelDir} (${encoder.pooling} pooling, ${encoder.backboneDim} features) + trainable projection to d=${encoder.embeddingDim}`,
-    );
-    return {
-      encoder,
-      input: async (texts) => {
-        await encoder.prefetch(texts);
-        return texts;
-      },
-      release: () => undefined,
-    };
-  }
-  const tokenizer = await resolveTokenizer(options, context, async () => trainTexts());
-  const encoder = buildEncoder(options, tokenizer, context);
-  return { encoder, input: (texts) => tokenBatch(tokenizer.encodeBatch(texts, maxLength)), release: disposeTokens };
 }
 
 async function fitClassify(options: TextFitOptions, context: RunContext): Promise<RunReport> {

@@ -42,7 +42,8 @@ export interface EncodedTexts {
 
 /**
  * Per-dim ranges of a [rows, dim] float matrix: starts = min, steps = (max - min) / 255
- * (sentence-transformers' `quantize_embeddings` calibration). A constant dim gets step 1.
+ * (sentence-transformers' `quantize_embeddings` calibration), in float32 arithmetic as numpy
+ * does it. A constant dim gets step 1 (sentence-transformers would divide by zero).
  */
 export function quantizationRanges(data: Float32Array, rows: number, dim: number): QuantizationRanges {
   if (rows < 1) throw new MrlError('invalid-argument', 'quantization ranges need at least one embedding.');
@@ -55,17 +56,20 @@ export function quantizationRanges(data: Float32Array, rows: number, dim: number
       if (x > ends[j]!) ends[j] = x;
     }
   }
-  const steps = Float32Array.from(starts, (s, j) => (ends[j]! > s ? (ends[j]! - s) / 255 : 1));
+  const steps = Float32Array.from(starts, (s, j) => (ends[j]! > s ? Math.fround(Math.fround(ends[j]! - s) / 255) : 1));
   return { starts, steps };
 }
 
 /**
  * Quantises a [rows, dim] float matrix as sentence-transformers' `quantize_embeddings`:
- * - `int8` / `uint8`: per-dim levels `(x - start) / step` in [0, 255] (int8: minus 128). Unlike
- *   numpy's `astype`, values are rounded to the nearest level and clamped, so an embedding outside
- *   the calibration range saturates instead of wrapping around.
+ * - `uint8`: `trunc((x - start) / step)`, `int8`: `trunc((x - start) / step - 128)`, per dim, in
+ *   float32 as numpy's `astype` computes them, so codes equal sentence-transformers' for values
+ *   inside the calibration range. Outside it, codes saturate at 0 / 255 (-128 / 127) where numpy
+ *   would wrap around.
  * - `binary` / `ubinary`: bit = x > 0, packed 8 to a byte with the first dim in the high bit
- *   (numpy `packbits`); `binary` stores each byte minus 128 as int8.
+ *   (numpy `packbits`); `binary` stores each byte minus 128 as int8. Each row is packed on its
+ *   own (ceil(dim / 8) bytes, zero-padded): the same bytes as sentence-transformers when dim is a
+ *   multiple of 8, which its flat `packbits` needs.
  */
 export function quantizeEmbeddings(
   data: Float32Array,
@@ -74,6 +78,8 @@ export function quantizeEmbeddings(
   precision: EmbeddingPrecision,
   ranges?: QuantizationRanges,
 ): EncodedTexts {
+  if (data.length !== rows * dim)
+    throw new MrlError('invalid-argument', `got ${data.length} values for ${rows} rows of ${dim}.`);
   switch (precision) {
     case 'float32':
       return { precision, data, rows, dim, width: dim };
@@ -87,12 +93,14 @@ export function quantizeEmbeddings(
           'Compute the ranges on embeddings truncated to the same dim.',
         );
       }
-      const offset = precision === 'int8' ? 128 : 0;
-      const out = precision === 'int8' ? new Int8Array(rows * dim) : new Uint8Array(rows * dim);
+      const int8 = precision === 'int8';
+      const out = int8 ? new Int8Array(rows * dim) : new Uint8Array(rows * dim);
+      const [low, high] = int8 ? [-128, 127] : [0, 255];
       for (let i = 0; i < rows * dim; i++) {
         const j = i % dim;
-        const level = Math.min(255, Math.max(0, Math.round((data[i]! - r.starts[j]!) / r.steps[j]!)));
-        out[i] = level - offset;
+        const level = Math.fround(Math.fround(data[i]! - r.starts[j]!) / r.steps[j]!);
+        const code = Math.trunc(int8 ? Math.fround(level - 128) : level);
+        out[i] = Math.min(high, Math.max(low, code));
       }
       return { precision, data: out, rows, dim, width: dim, ranges: r };
     }

@@ -53,7 +53,9 @@ export {
   parseSynsetLine,
   readWordNet,
   WORDNET_LEXNAMES,
+  writeWordNetFiles,
   type Synset,
+  type WordNetFileOptions,
 } from './wordnet.js';
 export { backboneBatches, OnnxBackboneEncoder, type BackbonePooling, type OnnxBackboneOptions } from './backbone.js';
 export { fitText, TEXT_TASKS, type TextFitOptions, type TextTask } from './fit.js';

@@ -22,6 +22,7 @@ import {
   type TrainerOptions,
   type Encoder,
   type BackendName,
+  type HeadKind,
 } from '@mrl/core';
 import type { BackbonePooling } from './backbone.js';
 import type { LongTextPolicy } from './data/source.js';
@@ -31,7 +32,9 @@ import { fitPairsFile } from './tasks/pairs.js';
 import { buildEmbedder, buildEncoder, resolveTokenizer, trainerOptions, type TextEmbedder } from './tasks/common.js';
 import { BertEncoder, bertConfig, type BertConfig, type TokenBatch } from './bert.js';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from './contrastive.js';
-import { packagedCorpus, PACKAGED_CORPORA, readJsonl, readTextLines } from './corpora.js';
+import { packagedCorpus, PACKAGED_CORPORA } from './corpora.js';
+import { readRecords } from './data/records.js';
+import { textOf } from './data/source.js';
 import { maskTokens, mlmAccuracy, mlmBatch, MlmModel, TiedMlmObjective, type MlmBatch } from './mlm.js';
 import { bertBaseUncasedVocab, wordPieceTokenizerFiles, writeTokenizerFiles } from './tokenizer/tokenizer-json.js';
 import { padRows, TextTokenizer, type EncodedBatch } from './tokenizer/tokenizer.js';
@@ -82,6 +85,11 @@ export interface TextFitOptions {
    * `rand` (truncation of the model trained without MRL).
    */
   compare?: TextBaseline[];
+  /**
+   * classify from a file: `shared` (default; MRL-E, one head whose weight rows are sliced per
+   * prefix) or `separate` (MRL, a linear head per nesting dim) for the Matryoshka model; baselines have one linear head.
+   */
+  head?: HeadKind;
   /** BERT config name (default `bert-tiny`) and field overrides (e.g. `{ numLayers: 1 }`). */
   model?: string;
   modelOverrides?: Partial<BertConfig>;
@@ -91,7 +99,7 @@ export interface TextFitOptions {
   vocabSize?: number;
   /** mlm: packaged corpora (default all of brown, sotu, moby-dick, nlp-corpus, wordnet), read in turn sentence by sentence. */
   corpora?: string[];
-  /** mlm: extra plain-text (one text a line) or `.jsonl` (field `text`) files. */
+  /** mlm: extra `.txt` (one text a line), `.jsonl`, `.csv` or `.tsv` files (field `textField`, default `text`), checked as the classify files are. */
   textFiles?: string[];
   /** Training texts / examples used (mlm default 20,000 sentences; classify and retrieve default 20,000 synsets). */
   maxExamples?: number;
@@ -147,11 +155,22 @@ async function* interleave<T>(streams: AsyncIterator<T>[]): AsyncGenerator<T> {
   }
 }
 
+/** The texts of one user file for MLM: any record format, UTF-8 and field checked, the line named on error. */
+async function* fileTexts(path: string, options: TextFitOptions): AsyncGenerator<string> {
+  const field = options.textField ?? 'text';
+  for await (const { fields, line } of readRecords(path)) {
+    yield textOf(fields, field, { path, line }, {
+      ...(options.maxTextChars === undefined ? {} : { maxTextChars: options.maxTextChars }),
+      ...(options.longText === undefined ? {} : { longText: options.longText }),
+    });
+  }
+}
+
 async function takeTexts(options: TextFitOptions, count: number): Promise<string[]> {
   const corpora = options.corpora ?? [...PACKAGED_CORPORA];
   const streams: AsyncIterator<string>[] = corpora.map((c) => packagedCorpus([c], options.wordnetDir));
   for (const file of options.textFiles ?? [])
-    streams.push(file.endsWith('.jsonl') ? readJsonl(file) : readTextLines(file));
+    streams.push(fileTexts(file, options));
   const out: string[] = [];
   for await (const text of interleave(streams)) {
     if (text.split(' ').length < 5) continue;

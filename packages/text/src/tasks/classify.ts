@@ -8,8 +8,11 @@ import {
   MatryoshkaLoss,
   MatryoshkaModel,
   percent,
+  resolveNesting,
   retrievalMetrics,
+  SeparateHeads,
   SharedHead,
+  type PrefixHead,
   Trainer,
   type ClassTarget,
   type Column,
@@ -28,7 +31,7 @@ import { saveTextModelInfo } from './model-file.js';
 
 interface TrainedClassifier {
   embedder: TextEmbedder<unknown>;
-  head: SharedHead;
+  head: PrefixHead;
   dims: number[];
   steps: number;
 }
@@ -111,7 +114,17 @@ export async function fitClassifyFile(options: TextFitOptions, context: RunConte
     })) as TextEmbedder<unknown>;
     tokenizer ??= embedder.tokenizer;
     const d = embedder.encoder.embeddingDim;
-    const head = new SharedHead(d, data.labels.size, createRandom(context.seed, 11));
+    const dimsFor = nesting ?? resolveNesting({
+      embeddingDim: d,
+      ...(options.dims ? { dims: options.dims } : {}),
+      ...(options.minDim ? { minDim: options.minDim } : {}),
+    }).dims;
+    // Only the Matryoshka model takes separate heads: a baseline trains one dim, and the model
+    // without MRL is truncated by slicing its one head's weight rows.
+    const head: PrefixHead =
+      options.head === 'separate' && nesting === undefined
+        ? new SeparateHeads(d, data.labels.size, dimsFor, createRandom(context.seed, 11))
+        : new SharedHead(d, data.labels.size, createRandom(context.seed, 11));
     const matryoshka = new MatryoshkaLoss(new ClassificationObjective(head), {
       embeddingDim: d,
       ...(nesting === undefined

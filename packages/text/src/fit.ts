@@ -159,18 +159,22 @@ async function* interleave<T>(streams: AsyncIterator<T>[]): AsyncGenerator<T> {
 async function* fileTexts(path: string, options: TextFitOptions): AsyncGenerator<string> {
   const field = options.textField ?? 'text';
   for await (const { fields, line } of readRecords(path)) {
-    yield textOf(fields, field, { path, line }, {
-      ...(options.maxTextChars === undefined ? {} : { maxTextChars: options.maxTextChars }),
-      ...(options.longText === undefined ? {} : { longText: options.longText }),
-    });
+    yield textOf(
+      fields,
+      field,
+      { path, line },
+      {
+        ...(options.maxTextChars === undefined ? {} : { maxTextChars: options.maxTextChars }),
+        ...(options.longText === undefined ? {} : { longText: options.longText }),
+      },
+    );
   }
 }
 
 async function takeTexts(options: TextFitOptions, count: number): Promise<string[]> {
   const corpora = options.corpora ?? [...PACKAGED_CORPORA];
   const streams: AsyncIterator<string>[] = corpora.map((c) => packagedCorpus([c], options.wordnetDir));
-  for (const file of options.textFiles ?? [])
-    streams.push(fileTexts(file, options));
+  for (const file of options.textFiles ?? []) streams.push(fileTexts(file, options));
   const out: string[] = [];
   for await (const text of interleave(streams)) {
     if (text.split(' ').length < 5) continue;

@@ -19,15 +19,20 @@ function decodeLine(bytes: Buffer, path: string, line: number): string {
     // fatal: a byte sequence that is not UTF-8 throws instead of becoming U+FFFD in the training data.
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: line !== 1 }).decode(bytes).replace(/\r$/, '');
   } catch (cause) {
-    let offset = 0;
-    for (let end = 1; end <= bytes.length; end++) {
+    // Feed the bytes one at a time to a streaming decoder; name the lead byte of the sequence
+    // that failed (e.g. a Latin-1 é, 0xe9, followed by an ASCII byte), or the byte itself.
+    const stream = new TextDecoder('utf-8', { fatal: true });
+    let lead = -1;
+    let offset = -1;
+    for (let i = 0; i < bytes.length && offset < 0; i++) {
       try {
-        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, end));
-        offset = end;
+        if (stream.decode(bytes.subarray(i, i + 1), { stream: true }).length > 0) lead = -1;
+        if (bytes[i]! >= 0xc0) lead = i;
       } catch {
-        // a sequence still incomplete at `end`, or invalid: keep looking
+        offset = lead >= 0 ? lead : i;
       }
     }
+    if (offset < 0) offset = lead >= 0 ? lead : bytes.length - 1;
     throw new MrlError(
       'corrupt-file',
       `${path} line ${line} is not valid UTF-8 (bad byte 0x${(bytes[offset] ?? 0).toString(16).padStart(2, '0')} at byte ${offset + 1} of the line).`,

@@ -114,11 +114,13 @@ export async function fitClassifyFile(options: TextFitOptions, context: RunConte
     })) as TextEmbedder<unknown>;
     tokenizer ??= embedder.tokenizer;
     const d = embedder.encoder.embeddingDim;
-    const dimsFor = nesting ?? resolveNesting({
-      embeddingDim: d,
-      ...(options.dims ? { dims: options.dims } : {}),
-      ...(options.minDim ? { minDim: options.minDim } : {}),
-    }).dims;
+    const dimsFor =
+      nesting ??
+      resolveNesting({
+        embeddingDim: d,
+        ...(options.dims ? { dims: options.dims } : {}),
+        ...(options.minDim ? { minDim: options.minDim } : {}),
+      }).dims;
     // Only the Matryoshka model takes separate heads: a baseline trains one dim, and the model
     // without MRL is truncated by slicing its one head's weight rows.
     const head: PrefixHead =

@@ -71,6 +71,25 @@ describe('reading lines', () => {
     expect(error.fix).toMatch(/iconv/);
   });
 
+  it('names the bad byte of a CSV line and of a stray continuation byte', async () => {
+    const csv = await file(
+      'latin1.csv',
+      Buffer.concat([Buffer.from('text,label\nna'), Buffer.from([0xef, 0x76]), Buffer.from('e,x\n')]),
+    );
+    await rejects(
+      readClassificationFile(csv),
+      /latin1\.csv line 2 is not valid UTF-8 \(bad byte 0xef at byte 3 of the line\)/,
+    );
+    const stray = await file(
+      'stray.txt',
+      Buffer.concat([Buffer.from('caf\u00e9'), Buffer.from([0xa9]), Buffer.from('\n')]),
+    );
+    await rejects(
+      readRecords(stray).next(),
+      /stray\.txt line 1 is not valid UTF-8 \(bad byte 0xa9 at byte 6 of the line\)/,
+    );
+  });
+
   it('refuses an over-long line, naming its number', async () => {
     const path = await file('long-line.jsonl', `${jsonl([{ text: 'a', label: 'x' }])}${'y'.repeat(5000)}\n`);
     await rejects(

@@ -110,7 +110,8 @@ describe('fitText on files written from WordNet', () => {
     const candidates = report.metrics['candidates'] as number;
     const recall = report.metrics['recallAt10'] as number[];
     expect(recall.length).toBe(3);
-    // Chance recall@10 is 10 / candidates (about 1.6%).
+    // Chance recall@10 is 10 / candidates (about 1.6%). Word overlap alone gives an untrained model
+    // some recall (after 1 step: 3.6% at d = 8), so the bar of 3x chance (4.9%) needs training (6.5%).
     for (const r of recall) expect(r).toBeGreaterThan((3 * 10) / candidates);
     await access(join(dir, 'pairs', 'model.json'));
   }, 120_000);

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   ClassificationObjective,
@@ -19,8 +18,6 @@ import {
   type RunReport,
   type SupervisedBatch,
   type ClassTarget,
-  type TrainerOptions,
-  type Encoder,
   type BackendName,
   type HeadKind,
 } from '@mrl/core';
@@ -30,15 +27,13 @@ import { TEXT_BASELINES, type TextBaseline } from './tasks/baselines.js';
 import { fitClassifyFile } from './tasks/classify.js';
 import { fitPairsFile } from './tasks/pairs.js';
 import { buildEmbedder, buildEncoder, resolveTokenizer, trainerOptions, type TextEmbedder } from './tasks/common.js';
-import { BertEncoder, bertConfig, type BertConfig, type TokenBatch } from './bert.js';
+import type { BertConfig } from './bert.js';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from './contrastive.js';
 import { packagedCorpus, PACKAGED_CORPORA } from './corpora.js';
 import { readRecords } from './data/records.js';
 import { textOf } from './data/source.js';
 import { maskTokens, mlmAccuracy, mlmBatch, MlmModel, TiedMlmObjective, type MlmBatch } from './mlm.js';
-import { bertBaseUncasedVocab, wordPieceTokenizerFiles, writeTokenizerFiles } from './tokenizer/tokenizer-json.js';
-import { padRows, TextTokenizer, type EncodedBatch } from './tokenizer/tokenizer.js';
-import { trainWordPiece } from './tokenizer/wordpiece-trainer.js';
+import { padRows } from './tokenizer/tokenizer.js';
 import { readWordNet, WORDNET_LEXNAMES, type Synset } from './wordnet.js';
 
 export const TEXT_TASKS = ['mlm', 'classify', 'retrieve', 'pairs'] as const;

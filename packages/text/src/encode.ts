@@ -1,5 +1,5 @@
 import { embedDataset, MrlError, truncateAndNormalize } from '@mrl/core';
-import { disposeTokens, tokenBatch } from './tasks/common.js';
+import { disposeTokens, tokenBatch } from './fit.js';
 import type { TextModel } from './tasks/model-file.js';
 
 /** Output precisions, as sentence-transformers' `quantize_embeddings`. */

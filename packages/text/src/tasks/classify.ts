@@ -23,10 +23,9 @@ import {
 } from '@mrl/core';
 import { loadClassificationData, type ClassificationData } from '../data/classification.js';
 import { loadLabelMap, saveLabelMap, LABELS_FILE } from '../data/labels.js';
-import type { TextFitOptions } from '../fit.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { modelLabels, pcaProject } from './baselines.js';
-import { buildEmbedder, trainerOptions, type TextEmbedder } from './common.js';
+import { buildEmbedder, trainerOptions, type TextEmbedder, type TextFitOptions } from '../fit.js';
 import { saveTextModelInfo } from './model-file.js';
 
 interface TrainedClassifier {

@@ -12,10 +12,9 @@ import {
 } from '@mrl/core';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from '../contrastive.js';
 import { loadPairData } from '../data/pairs.js';
-import type { TextFitOptions } from '../fit.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { modelLabels, pcaProject } from './baselines.js';
-import { buildEmbedder, trainerOptions, type TextEmbedder } from './common.js';
+import { buildEmbedder, trainerOptions, type TextEmbedder, type TextFitOptions } from '../fit.js';
 import { saveTextModelInfo } from './model-file.js';
 
 interface TrainedPairModel {

@@ -183,7 +183,7 @@ async function takeTexts(options: TextFitOptions, count: number): Promise<string
   return out;
 }
 
-export async function resolveTokenizer(
+async function resolveTokenizer(
   options: TextFitOptions,
   context: RunContext,
   texts: () => Promise<string[]>,
@@ -204,7 +204,7 @@ export async function resolveTokenizer(
   return TextTokenizer.load(dir);
 }
 
-export function tokenBatch(encoded: EncodedBatch): TokenBatch {
+function tokenBatch(encoded: EncodedBatch): TokenBatch {
   const shape: [number, number] = [encoded.batch, encoded.length];
   return {
     ids: tf.tensor2d(encoded.ids, shape, 'int32'),
@@ -212,11 +212,11 @@ export function tokenBatch(encoded: EncodedBatch): TokenBatch {
   };
 }
 
-export function disposeTokens(batch: TokenBatch): void {
+function disposeTokens(batch: TokenBatch): void {
   tf.dispose([batch.ids, batch.attentionMask]);
 }
 
-export function trainerOptions(options: TextFitOptions, context: RunContext, label: string): TrainerOptions {
+function trainerOptions(options: TextFitOptions, context: RunContext, label: string): TrainerOptions {
   return {
     ...(options.steps === undefined ? { epochs: options.epochs ?? 1 } : { steps: options.steps }),
     batchSize: options.batchSize ?? 32,
@@ -235,7 +235,7 @@ export function trainerOptions(options: TextFitOptions, context: RunContext, lab
   };
 }
 
-export function buildEncoder(options: TextFitOptions, tokenizer: TextTokenizer, context: RunContext): BertEncoder {
+function buildEncoder(options: TextFitOptions, tokenizer: TextTokenizer, context: RunContext): BertEncoder {
   const config = bertConfig(options.model ?? 'bert-tiny', {
     vocabSize: tokenizer.vocabSize,
     ...options.modelOverrides,
@@ -274,8 +274,6 @@ export async function fitText(options: TextFitOptions, context: RunContext): Pro
       `Choose one of: ${TEXT_TASKS.join(', ')}.`,
     );
   }
-  const backend = await initBackend(options.backend ?? 'wasm');
-  context.log(`backend: ${backend.name} (${backend.detail})`);
   for (const name of options.compare ?? []) {
     if (!(TEXT_BASELINES as readonly string[]).includes(name)) {
       throw new MrlError(
@@ -292,6 +290,8 @@ export async function fitText(options: TextFitOptions, context: RunContext): Pro
       'Give a JSONL/CSV/TSV file of anchor and positive texts (and optionally a hard negative).',
     );
   }
+  const backend = await initBackend(options.backend ?? 'wasm');
+  context.log(`backend: ${backend.name} (${backend.detail})`);
   switch (options.task) {
     case 'mlm':
       return fitMlm(options, context);
@@ -425,7 +425,7 @@ async function shuffledSynsets(
  * What classify, retrieve and pairs train: a BERT built here (texts -> padded token ids) or a
  * frozen local ONNX backbone with a trainable projection (texts -> cached backbone features).
  */
-export interface TextEmbedder<Input> {
+interface TextEmbedder<Input> {
   encoder: Encoder<Input>;
   /** Model input for a batch of texts (tokenised, or backbone features prefetched). */
   input(texts: string[]): Input | Promise<Input>;
@@ -438,7 +438,7 @@ export interface TextEmbedder<Input> {
  * Builds the run's encoder. `outputDim` (an FF baseline) puts a linear layer to that size on the
  * BERT (or sizes the backbone's projection); `tokenizer` reuses the run's tokenizer.
  */
-export async function buildEmbedder(
+async function buildEmbedder(
   options: TextFitOptions,
   context: RunContext,
   trainTexts: () => string[],
@@ -614,3 +614,6 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
     },
   };
 }
+
+// Shared with the file tasks (tasks/classify.ts, tasks/pairs.ts) and encode.ts.
+export { buildEmbedder, buildEncoder, disposeTokens, resolveTokenizer, tokenBatch, trainerOptions, type TextEmbedder };

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { quantizationRanges, quantizeEmbeddings } from '../src/encode.js';
+import { loadTextModel } from '../src/tasks/model-file.js';
 
 // Golden codes from sentence-transformers' quantize_embeddings (numpy body), written by
 // fixtures/golden_quantize.py.
@@ -63,5 +64,30 @@ describe('quantizeEmbeddings (sentence-transformers semantics)', () => {
   it('float32 passes through and an unknown precision is refused', () => {
     expect(quantizeEmbeddings(embeddings, rows, dim, 'float32').data).toBe(embeddings);
     expect(() => quantizeEmbeddings(embeddings, rows, dim, 'int4' as never)).toThrow(/unknown precision 'int4'/);
+  });
+});
+
+describe('loadTextModel', () => {
+  it('names the run folder without model.json, and one whose model is not a BERT', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'mrl-load-'));
+    try {
+      await expect(loadTextModel(dir)).rejects.toThrow(/no model\.json in .*mrl-load-/);
+      await writeFile(
+        join(dir, 'model.json'),
+        JSON.stringify({ format: 'mrl-text-model', encoder: { architecture: 'onnx-backbone' } }),
+      );
+      await expect(loadTextModel(dir)).rejects.toThrow(
+        /does not describe a BERT trained by mrl \(architecture 'onnx-backbone'\)/,
+      );
+      await writeFile(
+        join(dir, 'model.json'),
+        JSON.stringify({ format: 'mrl-text-model', encoder: { architecture: 'bert' } }),
+      );
+      await expect(loadTextModel(dir)).rejects.toThrow(/no checkpoint in .*checkpoints/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -78,6 +78,8 @@ export {
   type TrainEvent,
 } from './trainer.js';
 export { embedDataset, prefixOf, type EmbeddingMatrix } from './evaluate/embeddings.js';
+export { fitPca, projectPca, symmetricEigen, type Pca } from './evaluate/pca.js';
+export { truncateAndNormalize, type TruncateOptions } from './prefix.js';
 export { headTop1, retrievalMetrics, type RetrievalMetrics, type RetrievalOptions } from './evaluate/metrics.js';
 export { formatTable, percent, type Column } from './evaluate/table.js';
 export {

@@ -15,13 +15,17 @@ import {
 /** The documents paired with a batch of queries: row i of `documents` is the positive of query i. */
 export interface PairTarget {
   documents: tf.Tensor2D;
+  /** Hard negatives [N, d] (row i is wrong for query i): extra candidates for every query. */
+  negatives?: tf.Tensor2D;
 }
 
 /**
  * In-batch contrastive loss (InfoNCE, as sentence-transformers' MultipleNegativesRankingLoss and
  * CLIP) on nested prefixes: for each m, queries and documents are cut to m dims and L2-normalised
  * on their own, and each query must pick its own document among the batch's (and vice versa
- * when `symmetric`).
+ * when `symmetric`). With `negatives` (triplets), each query also ranks every hard negative of
+ * the batch: the query -> document logits are [N, 2N] (sentence-transformers'
+ * MultipleNegativesRankingLoss with a negative column); the document -> query side stays [N, N].
  */
 export class InBatchContrastiveObjective implements PrefixObjective<PairTarget> {
   readonly name = 'in-batch-contrastive';
@@ -48,6 +52,12 @@ export class InBatchContrastiveObjective implements PrefixObjective<PairTarget> 
   }
 
   prefixLosses(queries: tf.Tensor2D, dims: readonly number[], target: PairTarget): tf.Scalar[] {
+    if (target.negatives !== undefined && target.negatives.shape[0] !== queries.shape[0]) {
+      throw new MrlError(
+        'invalid-argument',
+        `got ${queries.shape[0]} queries but ${target.negatives.shape[0]} hard negatives; give one per query.`,
+      );
+    }
     if (target.documents.shape[0] !== queries.shape[0]) {
       throw new MrlError(
         'invalid-argument',
@@ -58,7 +68,11 @@ export class InBatchContrastiveObjective implements PrefixObjective<PairTarget> 
       tf.tidy(() => {
         const logits = this.logits(queries, target.documents, m);
         const labels = this.labels(queries.shape[0]);
-        const forward = softmaxCrossEntropy(logits, labels);
+        const candidates =
+          target.negatives === undefined
+            ? logits
+            : (tf.concat([logits, this.logits(queries, target.negatives, m)], 1) as tf.Tensor2D); // [N, 2N]
+        const forward = softmaxCrossEntropy(candidates, labels);
         return this.symmetric
           ? (tf.div(tf.add(forward, softmaxCrossEntropy(tf.transpose(logits), labels)), 2) as tf.Scalar)
           : forward;
@@ -75,6 +89,8 @@ export class InBatchContrastiveObjective implements PrefixObjective<PairTarget> 
 export interface PairBatch<Input> {
   queries: Input;
   documents: Input;
+  /** One hard negative per query (triplets), encoded by the same encoder. */
+  negatives?: Input;
   size: number;
   dispose(): void;
 }
@@ -89,7 +105,12 @@ export class PairModel<Input> implements TrainModel<PairBatch<Input>> {
   loss(batch: PairBatch<Input>, random: Random): { total: tf.Scalar; parts: Record<string, tf.Scalar> } {
     const q = this.encoder.encode(batch.queries, true);
     const d = this.encoder.encode(batch.documents, true);
-    const { total, parts } = this.matryoshka.compute(q, { documents: d }, random);
+    const n = batch.negatives === undefined ? undefined : this.encoder.encode(batch.negatives, true);
+    const { total, parts } = this.matryoshka.compute(
+      q,
+      n === undefined ? { documents: d } : { documents: d, negatives: n },
+      random,
+    );
     return { total, parts };
   }
 

@@ -23,11 +23,12 @@ import {
   type TrainerOptions,
   type Encoder,
   type BackendName,
+  type HeadKind,
 } from '@mrl/core';
 import { OnnxBackboneEncoder, type BackbonePooling } from './backbone.js';
 import { BertEncoder, bertConfig, bertLayerDecay, type BertConfig, type TokenBatch } from './bert.js';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from './contrastive.js';
-import { packagedCorpus, PACKAGED_CORPORA, readJsonl, readTextLines } from './corpora.js';
+import { packagedCorpus, PACKAGED_CORPORA } from './corpora.js';
 import { maskTokens, mlmAccuracy, mlmBatch, MlmModel, TiedMlmObjective, type MlmBatch } from './mlm.js';
 import { exportTextModel, type DimRow } from './export.js';
 import { loadHfBert } from './hf-bert.js';
@@ -35,8 +36,14 @@ import { bertBaseUncasedVocab, wordPieceTokenizerFiles, writeTokenizerFiles } fr
 import { padRows, TextTokenizer, type EncodedBatch } from './tokenizer/tokenizer.js';
 import { trainWordPiece } from './tokenizer/wordpiece-trainer.js';
 import { readWordNet, WORDNET_LEXNAMES, type Synset } from './wordnet.js';
+import { readRecords } from './data/records.js';
+import { textOf, type LongTextPolicy } from './data/source.js';
+import { TEXT_BASELINES, type TextBaseline } from './tasks/baselines.js';
+import { fitClassifyFile } from './tasks/classify.js';
+import { ProjectedEncoder } from './tasks/common.js';
+import { fitPairsFile } from './tasks/pairs.js';
 
-export const TEXT_TASKS = ['mlm', 'classify', 'retrieve'] as const;
+export const TEXT_TASKS = ['mlm', 'classify', 'retrieve', 'pairs'] as const;
 export type TextTask = (typeof TEXT_TASKS)[number];
 
 /**
@@ -44,8 +51,47 @@ export type TextTask = (typeof TEXT_TASKS)[number];
  * CPU run of minutes.
  */
 export interface TextFitOptions {
-  /** `mlm`: masked-LM pre-training; `classify`: WordNet gloss -> 45 lexicographer classes; `retrieve`: WordNet example -> its gloss. */
+  /**
+   * `mlm`: masked-LM pre-training; `classify`: texts -> classes (`trainFile`, or WordNet gloss ->
+   * 45 lexicographer classes); `pairs` (or `retrieve` with a `trainFile`): anchor -> positive
+   * contrastive training on the user's pairs / triplets; `retrieve`: WordNet example -> its gloss.
+   */
   task: TextTask;
+  /**
+   * classify / pairs: the training file (`.jsonl`, `.csv`, `.tsv`). classify reads `textField`
+   * and `labelField`; pairs reads `anchorField`, `positiveField` and, when present,
+   * `negativeField` (a hard negative).
+   */
+  trainFile?: string;
+  /** A test file with the same fields. Default: a deterministic hash split of `trainFile` by `testFraction`. */
+  testFile?: string;
+  /** Share of `trainFile` held out when there is no `testFile` (default 0.2). */
+  testFraction?: number;
+  /** classify: field of the text (default `text`). */
+  textField?: string;
+  /** classify: field of the class (default `label`); string labels map to ids saved in `<runDir>/labels.json`. */
+  labelField?: string;
+  /** pairs: field of the anchor / query (default `anchor`). */
+  anchorField?: string;
+  /** pairs: field of the positive (default `positive`). */
+  positiveField?: string;
+  /** pairs: field of the hard negative (default `negative` when the first record has one). */
+  negativeField?: string;
+  /** Characters kept of one text (default 20,000). */
+  maxTextChars?: number;
+  /** A text over `maxTextChars`: `truncate` (default, with a warning naming the line) or `error`. */
+  longText?: LongTextPolicy;
+  /**
+   * classify / pairs from a file: baselines trained and scored in the same per-dim table
+   * (default none): `ff` (a model per dim), `svd` (PCA of the model trained without MRL),
+   * `rand` (truncation of the model trained without MRL).
+   */
+  compare?: TextBaseline[];
+  /**
+   * classify from a file: `shared` (default; MRL-E, one head whose weight rows are sliced per
+   * prefix) or `separate` (MRL, a linear head per nesting dim) for the Matryoshka model; baselines have one linear head.
+   */
+  head?: HeadKind;
   /** BERT config name (default `bert-tiny`) and field overrides (e.g. `{ numLayers: 1 }`). */
   model?: string;
   modelOverrides?: Partial<BertConfig>;
@@ -55,7 +101,7 @@ export interface TextFitOptions {
   vocabSize?: number;
   /** mlm: packaged corpora (default all of brown, sotu, moby-dick, nlp-corpus, wordnet), read in turn sentence by sentence. */
   corpora?: string[];
-  /** mlm: extra plain-text (one text a line) or `.jsonl` (field `text`) files. */
+  /** mlm: extra `.txt` (one text a line), `.jsonl`, `.csv` or `.tsv` files (field `textField`, default `text`), checked as the classify files are. */
   textFiles?: string[];
   /** Training texts / examples used (mlm default 20,000 sentences; classify and retrieve default 20,000 synsets). */
   maxExamples?: number;
@@ -135,11 +181,26 @@ async function* interleave<T>(streams: AsyncIterator<T>[]): AsyncGenerator<T> {
   }
 }
 
+/** The texts of one user file for MLM: any record format, UTF-8 and field checked, the line named on error. */
+async function* fileTexts(path: string, options: TextFitOptions): AsyncGenerator<string> {
+  const field = options.textField ?? 'text';
+  for await (const { fields, line } of readRecords(path)) {
+    yield textOf(
+      fields,
+      field,
+      { path, line },
+      {
+        ...(options.maxTextChars === undefined ? {} : { maxTextChars: options.maxTextChars }),
+        ...(options.longText === undefined ? {} : { longText: options.longText }),
+      },
+    );
+  }
+}
+
 async function takeTexts(options: TextFitOptions, count: number): Promise<string[]> {
   const corpora = options.corpora ?? [...PACKAGED_CORPORA];
   const streams: AsyncIterator<string>[] = corpora.map((c) => packagedCorpus([c], options.wordnetDir));
-  for (const file of options.textFiles ?? [])
-    streams.push(file.endsWith('.jsonl') ? readJsonl(file) : readTextLines(file));
+  for (const file of options.textFiles ?? []) streams.push(fileTexts(file, options));
   const out: string[] = [];
   for await (const text of interleave(streams)) {
     if (text.split(' ').length < 5) continue;
@@ -210,8 +271,9 @@ function trainerOptions(options: TextFitOptions, context: RunContext, label: str
     optimizer: { type: 'adamw', lr: options.lr ?? 1e-3, weightDecay: 0.01 } as TrainerOptions['optimizer'],
     warmupSteps: options.warmupSteps ?? 0,
     ...(options.clipNorm === undefined ? { clipNorm: 1 } : { clipNorm: options.clipNorm }),
+    // The Matryoshka model keeps `checkpoints/`; each baseline model of a run has its own folder.
     checkpoint: {
-      dir: join(context.runDir, 'checkpoints'),
+      dir: label === 'mrl' ? join(context.runDir, 'checkpoints') : join(context.runDir, 'checkpoints', label),
       every: options.checkpointEvery ?? 1_000_000,
       ...(context.keepCheckpoints === undefined ? {} : { keep: context.keepCheckpoints }),
     },
@@ -318,6 +380,22 @@ export async function fitText(options: TextFitOptions, context: RunContext): Pro
       `Choose one of: ${TEXT_TASKS.join(', ')}.`,
     );
   }
+  for (const name of options.compare ?? []) {
+    if (!(TEXT_BASELINES as readonly string[]).includes(name)) {
+      throw new MrlError(
+        'invalid-config',
+        `unknown baseline '${String(name)}' in compare.`,
+        `Choose from: ${TEXT_BASELINES.join(', ')}.`,
+      );
+    }
+  }
+  if (options.task === 'pairs' && options.trainFile === undefined) {
+    throw new MrlError(
+      'invalid-config',
+      'the pairs task needs a trainFile.',
+      'Give a JSONL/CSV/TSV file of anchor and positive texts (and optionally a hard negative).',
+    );
+  }
   const backend = await initBackend(options.backend ?? 'wasm');
   // The caller usually started it already (the CLI prints which); this only makes sure one runs.
   void backend;
@@ -325,9 +403,11 @@ export async function fitText(options: TextFitOptions, context: RunContext): Pro
     case 'mlm':
       return fitMlm(options, context);
     case 'classify':
-      return fitClassify(options, context);
+      return options.trainFile === undefined ? fitClassify(options, context) : fitClassifyFile(options, context);
     case 'retrieve':
-      return fitRetrieve(options, context);
+      return options.trainFile === undefined ? fitRetrieve(options, context) : fitPairsFile(options, context);
+    case 'pairs':
+      return fitPairsFile(options, context);
   }
 }
 
@@ -469,28 +549,33 @@ async function shuffledSynsets(
 }
 
 /**
- * What classify and retrieve train: a BERT built here (texts -> padded token ids) or a frozen
- * local ONNX backbone with a trainable projection (texts -> cached backbone features).
+ * What classify, retrieve and pairs train: a BERT built here (texts -> padded token ids) or a
+ * frozen local ONNX backbone with a trainable projection (texts -> cached backbone features).
  */
 interface TextEmbedder<Input> {
   encoder: Encoder<Input>;
   /** Model input for a batch of texts (tokenised, or backbone features prefetched). */
   input(texts: string[]): Input | Promise<Input>;
   release(input: Input): void;
-  /** The BERT's tokenizer (absent for a frozen backbone). */
+  /** The tokenizer of a BERT embedder (shared by the models of one run). */
   tokenizer?: TextTokenizer;
 }
 
+/**
+ * Builds the run's encoder. `outputDim` (an FF baseline) puts a linear layer to that size on the
+ * BERT (or sizes the backbone's projection); `tokenizer` reuses the run's tokenizer.
+ */
 async function buildEmbedder(
   options: TextFitOptions,
   context: RunContext,
   trainTexts: () => string[],
+  spec: { outputDim?: number; tokenizer?: TextTokenizer } = {},
 ): Promise<TextEmbedder<TokenBatch> | TextEmbedder<string[]>> {
   const maxLength = options.maxLength ?? 32;
   if (options.backbone !== undefined) {
     const encoder = await OnnxBackboneEncoder.load({
       modelDir: options.backbone,
-      embeddingDim: options.projectionDim ?? 128,
+      embeddingDim: spec.outputDim ?? options.projectionDim ?? 128,
       ...(options.backbonePooling === undefined ? {} : { pooling: options.backbonePooling }),
       random: createRandom(context.seed, 12),
     });
@@ -506,7 +591,16 @@ async function buildEmbedder(
       release: () => undefined,
     };
   }
-  const { encoder, tokenizer } = await resolveEncoder(options, context, async () => trainTexts());
+  // Baselines of a run share the first model's tokenizer; a pretrained --init is loaded for each.
+  const resolved =
+    spec.tokenizer !== undefined && options.init === undefined
+      ? { encoder: buildEncoder(options, spec.tokenizer, context), tokenizer: spec.tokenizer }
+      : await resolveEncoder(options, context, async () => trainTexts());
+  const { tokenizer } = resolved;
+  const encoder =
+    spec.outputDim === undefined
+      ? resolved.encoder
+      : new ProjectedEncoder(resolved.encoder, spec.outputDim, createRandom(context.seed, 13));
   return {
     encoder,
     tokenizer,
@@ -724,3 +818,6 @@ async function fitRetrieve(options: TextFitOptions, context: RunContext): Promis
     },
   };
 }
+
+// Shared with the file tasks (tasks/classify.ts, tasks/pairs.ts) and encode.ts.
+export { buildEmbedder, buildEncoder, disposeTokens, resolveTokenizer, tokenBatch, trainerOptions, type TextEmbedder };

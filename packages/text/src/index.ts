@@ -74,9 +74,60 @@ export {
   parseSynsetLine,
   readWordNet,
   WORDNET_LEXNAMES,
+  writeWordNetFiles,
   type Synset,
+  type WordNetFileOptions,
 } from './wordnet.js';
 export { backboneBatches, OnnxBackboneEncoder, type BackbonePooling, type OnnxBackboneOptions } from './backbone.js';
 export { fitText, TEXT_TASKS, type TextFitOptions, type TextTask } from './fit.js';
 export { TEXT_ENCODER_REGISTRATIONS, textModule } from './di.js';
 export { trainWordPieceTokenizer, type TrainTokenizerOptions } from './tokenizer/train-command.js';
+export { readNumberedLines, type LineReadOptions, type NumberedLine } from './data/lines.js';
+export { fileFormat, readRecords, TEXT_FILE_FORMATS, type FileRecord, type TextFileFormat } from './data/records.js';
+export {
+  ArraySource,
+  labelOf,
+  textOf,
+  type LongTextPolicy,
+  type TextFieldOptions,
+  type TextSource,
+} from './data/source.js';
+export { LABELS_FILE, LabelMap, loadLabelMap, saveLabelMap } from './data/labels.js';
+export { checkTestFraction, hashSplit, hashString } from './data/split.js';
+export {
+  loadClassificationData,
+  readClassificationFile,
+  type ClassificationData,
+  type ClassificationDataOptions,
+  type ClassificationFileOptions,
+  type LabelledText,
+} from './data/classification.js';
+export {
+  loadPairData,
+  readPairFile,
+  type PairData,
+  type PairDataOptions,
+  type PairFileOptions,
+  type TextPair,
+} from './data/pairs.js';
+export { TEXT_BASELINES, type TextBaseline } from './tasks/baselines.js';
+export { fitClassifyFile } from './tasks/classify.js';
+export { fitPairsFile } from './tasks/pairs.js';
+export { ProjectedEncoder } from './tasks/common.js';
+export {
+  loadTextModel,
+  saveTextModelInfo,
+  TEXT_MODEL_FILE,
+  type TextModel,
+  type TextModelInfo,
+} from './tasks/model-file.js';
+export {
+  encode,
+  EMBEDDING_PRECISIONS,
+  quantizationRanges,
+  quantizeEmbeddings,
+  type EmbeddingPrecision,
+  type EncodedTexts,
+  type EncodeOptions,
+  type QuantizationRanges,
+} from './encode.js';

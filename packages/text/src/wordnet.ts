@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MrlError } from '@mrl/core';
+import { createRandom, MrlError, permutation, writeFileAtomically } from '@mrl/core';
 import { readTextLines } from './corpora.js';
 
 /** The 45 WordNet lexicographer files, by number (WordNet's `lexnames`). */
@@ -125,4 +125,72 @@ export async function* readWordNet(dir: string = DEFAULT_WORDNET_DIR): AsyncGene
       if (synset !== null) yield synset;
     }
   }
+}
+
+export interface WordNetFileOptions {
+  /** WordNet folder (default Debian's). */
+  wordnetDir?: string;
+  /** Keep only these lexicographer classes (default all 45). */
+  lexnames?: readonly string[];
+  /** At most this many records per file (default all), taken in a seeded order. */
+  limit?: number;
+  seed?: number;
+}
+
+/**
+ * Writes two user-style data files from WordNet, for examples, tests and the README's runs:
+ * `<dir>/lexnames.jsonl` (`{"text": gloss, "label": "noun.animal"}` per synset) and
+ * `<dir>/pairs.jsonl` (`{"anchor": example sentence, "positive": its gloss, "negative": the gloss
+ * of another synset of the same lexicographer class}`: a hard negative on the same topic).
+ *
+ * @example
+ * ```ts
+ * const { classification, pairs } = await writeWordNetFiles('data/wordnet', { lexnames: ['noun.animal', 'noun.food'] });
+ * ```
+ */
+export async function writeWordNetFiles(
+  dir: string,
+  options: WordNetFileOptions = {},
+): Promise<{ classification: string; pairs: string; classes: number; records: number; pairRecords: number }> {
+  const keep = options.lexnames === undefined ? undefined : new Set(options.lexnames);
+  for (const name of options.lexnames ?? []) {
+    if (!(WORDNET_LEXNAMES as readonly string[]).includes(name)) {
+      throw new MrlError(
+        'unknown-name',
+        `'${name}' is not a WordNet lexicographer class.`,
+        `Choose from: ${WORDNET_LEXNAMES.join(', ')}.`,
+      );
+    }
+  }
+  const synsets: Synset[] = [];
+  for await (const s of readWordNet(options.wordnetDir)) {
+    if (s.definition.length > 0 && (keep === undefined || keep.has(WORDNET_LEXNAMES[s.lexFile]!))) synsets.push(s);
+  }
+  const random = createRandom(options.seed ?? 0, 21);
+  const order = [...permutation(synsets.length, random)].map((i) => synsets[i]!);
+  const limit = options.limit ?? order.length;
+  const byClass = new Map<number, Synset[]>();
+  for (const s of order) byClass.set(s.lexFile, [...(byClass.get(s.lexFile) ?? []), s]);
+  const classification = order.slice(0, limit).map((s) => ({ text: s.definition, label: WORDNET_LEXNAMES[s.lexFile] }));
+  const pairs = order
+    .filter((s) => s.examples.length > 0)
+    .slice(0, limit)
+    .map((s) => {
+      const same = byClass.get(s.lexFile)!;
+      let other = same[Math.floor(random() * same.length)]!;
+      if (other.id === s.id) other = same[(same.indexOf(other) + 1) % same.length]!;
+      return { anchor: s.examples[0]!, positive: s.definition, negative: other.definition };
+    });
+  const jsonl = (rows: unknown[]) => `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
+  const classificationPath = join(dir, 'lexnames.jsonl');
+  const pairsPath = join(dir, 'pairs.jsonl');
+  await writeFileAtomically(classificationPath, jsonl(classification));
+  await writeFileAtomically(pairsPath, jsonl(pairs));
+  return {
+    classification: classificationPath,
+    pairs: pairsPath,
+    classes: new Set(classification.map((r) => r.label)).size,
+    records: classification.length,
+    pairRecords: pairs.length,
+  };
 }

@@ -92,7 +92,7 @@ export const DATA_FLAGS = {
     type: 'string',
     description:
       'data set: vision fashion-mnist, a folder of class sub-folders or a path,label .csv/.jsonl; text ' +
-      'wordnet (classify, retrieve) or corpora (mlm); align ' +
+      'a .jsonl/.csv/.tsv file (classify, pairs), wordnet or corpora (mlm); align ' +
       'openclipart, a .jsonl of {image, caption} pairs or a folder of images with .txt captions',
   },
   'data-dir': {
@@ -153,15 +153,53 @@ export const TRAIN_FLAGS = {
     type: 'enum',
     options: ['separate', 'shared'],
     default: 'separate',
-    description: 'separate heads (MRL) or one sliced head (MRL-E)',
-    modalities: VISION,
+    description: 'separate heads (MRL) or one sliced head (MRL-E); text: classify files',
+    modalities: ['vision', 'text'],
   },
   task: {
     type: 'enum',
-    options: ['classify', 'retrieve', 'mlm'],
+    options: ['classify', 'pairs', 'retrieve', 'mlm'],
     description:
-      'text task (default classify): WordNet gloss -> lexicographer class, WordNet example -> gloss ' +
-      'retrieval, or masked-LM pre-training',
+      'text task (default classify): texts -> classes (--data file, or WordNet gloss -> lexicographer ' +
+      'class); pairs: anchor -> positive with in-batch and hard negatives (--data file); retrieve: WordNet ' +
+      'example -> gloss; mlm: masked-LM pre-training',
+    modalities: TEXT,
+  },
+  'test-file': {
+    type: 'path',
+    description: 'text: a test file with the fields of --data (default: a hash split by --test-fraction)',
+    modalities: TEXT,
+  },
+  'text-field': {
+    type: 'string',
+    description: 'text files: the field (JSONL) or column (CSV/TSV) with the text (default text)',
+    modalities: TEXT,
+  },
+  'label-field': {
+    type: 'string',
+    description: 'classify files: the field or column with the label (default label)',
+    modalities: TEXT,
+  },
+  'anchor-field': { type: 'string', description: 'pairs files: the anchor field (default anchor)', modalities: TEXT },
+  'positive-field': {
+    type: 'string',
+    description: 'pairs files: the positive field (default positive)',
+    modalities: TEXT,
+  },
+  'negative-field': {
+    type: 'string',
+    description: 'pairs files: the hard-negative field, used when present (default negative)',
+    modalities: TEXT,
+  },
+  'max-text-chars': {
+    type: 'integer',
+    description: 'text files: longest text in characters (default 20000)',
+    modalities: TEXT,
+  },
+  'long-text': {
+    type: 'enum',
+    options: ['truncate', 'error'],
+    description: 'text files: a longer text is cut with a warning, or is an error naming its line (default truncate)',
     modalities: TEXT,
   },
   epochs: { type: 'number', description: 'passes over the training data (default: vision 10, text 1, align 4)' },
@@ -186,7 +224,8 @@ export const TRAIN_FLAGS = {
   'test-limit': { type: 'integer', description: 'use only the first N test examples' },
   compare: {
     type: 'string',
-    description: 'baselines, comma-separated: vision ff, svd, rand; align trunc (or none)',
+    description:
+      'baselines, comma-separated: vision and text files ff, svd, rand (rand: truncation for text); align trunc',
   },
   robustness: {
     type: 'string',
@@ -278,9 +317,9 @@ export const TRAIN_FLAGS = {
   'test-fraction': {
     type: 'number',
     description:
-      'held out for the table when the data has no test split (default: vision folders 0.2, align 0.1); ' +
-      'split by a hash of each path',
-    modalities: ['vision', 'align'],
+      'held out for the table when the data has no test split (default: vision folders and text files 0.2, ' +
+      'align 0.1); split by a hash of each path or text',
+    modalities: ['vision', 'text', 'align'],
   },
   strict: {
     type: 'boolean',

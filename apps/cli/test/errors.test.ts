@@ -149,8 +149,8 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
     );
     const wrongData = expectOneParagraphError(await cli(['fit', '--modality', 'text', '--data', 'fashion-mnist']));
     expect(wrongData).toBe(
-      "error: --data 'fashion-mnist' is not a data set of the text classify task. With --task classify, leave " +
-        'out --data (it reads wordnet); point --data-dir at another WordNet folder.',
+      "error: --data 'fashion-mnist' is not a data set of the text classify task. With --task classify, pass an " +
+        'existing .jsonl, .csv or .tsv file, or leave out --data (it reads wordnet).',
     );
     const missing = join(dir, 'no-openclipart');
     const clipart = expectOneParagraphError(

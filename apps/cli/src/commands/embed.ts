@@ -1,12 +1,28 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
-import { embedDataset, initBackend, MrlError, writeFileAtomically, writeSafetensors } from '@mrl/core';
+import {
+  embedDataset,
+  initBackend,
+  MrlError,
+  truncateAndNormalize,
+  writeFileAtomically,
+  writeSafetensors,
+} from '@mrl/core';
+import { encode, loadTextModel } from '@mrl/text';
 import { decodeImages, IMAGE_EXTENSIONS, loadVisionData, type ImageTransform } from '@mrl/vision';
 import * as tf from '@tensorflow/tfjs';
 import { adaptiveApi, requireAdaptiveApi } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
-import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, EMBED_FLAGS, RUN_DIR_FLAG, TRUST_FLAGS } from '../flags.js';
+import {
+  BACKEND_FLAGS,
+  COMMON_FLAGS,
+  DATA_FLAGS,
+  EMBED_FLAGS,
+  RUN_DIR_FLAG,
+  TRUST_FLAGS,
+  type Resolved,
+} from '../flags.js';
 import { loadModel } from '../model-io.js';
 import { writeNpy } from '../npy.js';
 import { buildRegistry } from '../registry.js';
@@ -87,16 +103,172 @@ async function runTransform(runDir: string, data: string | undefined): Promise<I
   );
 }
 
-/** Keeps the first `m` of `d` values per row and rescales each row to unit L2 norm. */
-export function truncateAndNormalize(data: Float32Array, rows: number, d: number, m: number): Float32Array {
-  const out = new Float32Array(rows * m);
-  for (let r = 0; r < rows; r++) {
-    let norm = 0;
-    for (let j = 0; j < m; j++) norm += data[r * d + j]! ** 2;
-    const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < m; j++) out[r * m + j] = data[r * d + j]! * scale;
+const FLAGS = { ...RUN_DIR_FLAG, ...TRUST_FLAGS, ...EMBED_FLAGS, ...DATA_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS };
+type EmbedOptions = Resolved<typeof FLAGS>;
+
+/** Full-d embeddings of what `embed` was asked for, before the prefix is kept. */
+interface Embedded {
+  full: Float32Array;
+  count: number;
+  d: number;
+  architecture: string;
+  labels?: Int32Array;
+  ids?: string[];
+  what: string;
+}
+
+/** A vision run: a split of its data, or the images named by --input. */
+async function embedImages(
+  runDir: string,
+  runFlags: Record<string, unknown>,
+  options: EmbedOptions,
+): Promise<Embedded> {
+  // New inputs are listed before the model loads: a missing path fails fast.
+  const inputs = options.input === undefined ? undefined : await listImageInputs(options.input);
+  const registry = await buildRegistry(options.plugin);
+  await initBackend(options.backend, {
+    kernels: options.kernels,
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
+  });
+  const encoder = await loadModel(join(runDir, 'model'), registry);
+  const d = encoder.embeddingDim;
+  if (options.dim !== undefined && (options.dim < 1 || options.dim > d)) {
+    throw new MrlError(
+      'invalid-argument',
+      options.dim < 1
+        ? `--dim must be at least 1, got ${options.dim}.`
+        : `--dim ${options.dim} is larger than the model's embedding dim d = ${d}.`,
+      `Use --dim between 1 and ${d}; Matryoshka prefixes are the first dims of the d-dim embedding.`,
+    );
   }
+  await acquireRunLock(runDir, 'embed');
+  let count: number;
+  let full: { data: Float32Array };
+  let labels: Int32Array | undefined;
+  let ids: string[] | undefined;
+  let what: string;
+  if (inputs !== undefined) {
+    const transform = await runTransform(runDir, options.data);
+    count = Math.min(inputs.length, options.limit ?? inputs.length);
+    ids = inputs.slice(0, count).map((f) => f.id);
+    const files = inputs.slice(0, count).map((f) => f.path);
+    full = await embedDataset(encoder, count, async (indices) => {
+      const pixels = await decodeImages(files, indices, transform);
+      return tf.tensor(pixels, [indices.length, transform.size, transform.size, transform.channels]);
+    });
+    what = `${count} images from ${options.input === '-' ? 'standard input' : displayPath(resolve(options.input!))}`;
+  } else {
+    const data = await loadVisionData({
+      data: options.data ?? 'fashion-mnist',
+      ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
+      ...(typeof runFlags['image-size'] === 'number' ? { imageSize: runFlags['image-size'] } : {}),
+      ...(runFlags.channels === 1 || runFlags.channels === 3 ? { channels: runFlags.channels } : {}),
+      ...(typeof runFlags['test-fraction'] === 'number' ? { testFraction: runFlags['test-fraction'] } : {}),
+      augment: false,
+    });
+    const split = options.split === 'train' ? data.train : data.test;
+    count = Math.min(split.count, options.limit ?? split.count);
+    const size = split.exampleShape.reduce((a, b) => a * b, 1);
+    full = await embedDataset(encoder, count, (indices) => {
+      const out = new Float32Array(indices.length * size);
+      indices.forEach((row, i) => out.set(split.inputs.subarray(row * size, (row + 1) * size), i * size));
+      return tf.tensor(out, [indices.length, ...split.exampleShape]);
+    });
+    labels = Int32Array.from(split.labels.subarray(0, count));
+    what = `${count} ${options.split} examples`;
+  }
+  const architecture = String(encoder.config.architecture);
+  encoder.dispose();
+  return {
+    full: full.data,
+    count,
+    d,
+    architecture,
+    ...(labels === undefined ? {} : { labels }),
+    ...(ids === undefined ? {} : { ids }),
+    what,
+  };
+}
+
+/** Texts named by --input: a .txt (one a line), a .jsonl (field "text", "id" optional) or '-' (lines). */
+async function readTextInputs(input: string): Promise<{ id: string; text: string }[]> {
+  const text =
+    input === '-'
+      ? await (async () => {
+          const chunks: Buffer[] = [];
+          for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+          return Buffer.concat(chunks).toString('utf8');
+        })()
+      : await readFile(resolve(input), 'utf8').catch((cause: NodeJS.ErrnoException) => {
+          throw new MrlError(
+            'missing-file',
+            `cannot read --input ${input}: ${cause.code ?? cause.message}.`,
+            'Pass a .txt file (one text a line), a .jsonl file ({"text": ...} a line) or - for standard input.',
+          );
+        });
+  const where = input === '-' ? 'standard input' : input;
+  const out: { id: string; text: string }[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === '') return;
+    if (input !== '-' && extname(input).toLowerCase() === '.jsonl') {
+      let row: { text?: unknown; id?: unknown };
+      try {
+        row = JSON.parse(line) as typeof row;
+      } catch (cause) {
+        throw new MrlError(
+          'invalid-argument',
+          `${where}:${i + 1}: not valid JSON (${(cause as Error).message}).`,
+          'Write one {"text": ...} object a line.',
+        );
+      }
+      if (typeof row.text !== 'string') {
+        throw new MrlError(
+          'invalid-argument',
+          `${where}:${i + 1}: no string field "text".`,
+          'Write one {"text": ..., "id": ...} object a line ("id" optional).',
+        );
+      }
+      out.push({ id: row.id === undefined ? String(i + 1) : String(row.id), text: row.text });
+    } else out.push({ id: String(i + 1), text: line });
+  });
+  if (out.length === 0)
+    throw new MrlError('invalid-argument', `--input ${where} holds no text.`, 'Give one text a line.');
   return out;
+}
+
+/** A text run: the texts named by --input, through the run's trained encoder. */
+async function embedTextInputs(runDir: string, options: EmbedOptions): Promise<Embedded> {
+  if (options.input === undefined) {
+    throw new MrlError(
+      'invalid-argument',
+      'a text run embeds the texts you give it: --input is missing.',
+      'Pass --input texts.txt (one text a line), texts.jsonl ({"text": ..., "id": ...} a line) or - for standard input.',
+    );
+  }
+  const inputs = await readTextInputs(options.input);
+  await initBackend(options.backend, {
+    kernels: options.kernels,
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
+  });
+  const model = await loadTextModel(runDir);
+  await acquireRunLock(runDir, 'embed');
+  const count = Math.min(inputs.length, options.limit ?? inputs.length);
+  const texts = inputs.slice(0, count);
+  const encoded = await encode(
+    model,
+    texts.map((t) => t.text),
+    { normalize: false },
+  );
+  const d = model.encoder.embeddingDim;
+  model.dispose();
+  return {
+    full: encoded.data as Float32Array,
+    count,
+    d,
+    architecture: 'bert',
+    ids: texts.map((t) => t.id),
+    what: `${count} texts from ${options.input === '-' ? 'standard input' : displayPath(resolve(options.input))}`,
+  };
 }
 
 export const embedCommand = defineMrlCommand({
@@ -108,7 +280,7 @@ export const embedCommand = defineMrlCommand({
     'mrl-cli embed --run-dir runs/vision-mlp --split test --limit 1000 --out out/queries --formats npy,safetensors',
     'python3 -c "import numpy; print(numpy.load(\'out/queries.npy\').shape)"',
   ],
-  flags: { ...RUN_DIR_FLAG, ...TRUST_FLAGS, ...EMBED_FLAGS, ...DATA_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS },
+  flags: FLAGS,
   // The run's data settings and plug-ins are the defaults.
   async base(args) {
     if (typeof args['run-dir'] !== 'string') return {};
@@ -133,12 +305,11 @@ export const embedCommand = defineMrlCommand({
     // The index is written when core has it; asked for explicitly, its absence is an error.
     const explicitIndex = options.formats !== EMBED_FLAGS.formats.default && formats.includes('index');
     const api = explicitIndex ? await requireAdaptiveApi('--formats index') : await adaptiveApi();
-    if (options.modality !== 'vision') {
+    if (options.modality === 'align') {
       throw new MrlError(
         'unsupported',
-        `mrl-cli embed reads vision runs only in this build, not --modality ${options.modality}: text and align ` +
-          'runs do not save a loadable model yet.',
-        'Use a vision run folder.',
+        'mrl-cli embed reads vision and text runs in this build, not --modality align.',
+        'Use a vision or text run folder.',
       );
     }
     if (options.limit !== undefined && options.limit < 1) {
@@ -149,63 +320,21 @@ export const embedCommand = defineMrlCommand({
       );
     }
     const runFlags = (await readRunConfig(runDir))?.flags ?? {};
-    // New inputs are listed before the model loads: a missing path fails fast.
-    const inputs = options.input === undefined ? undefined : await listImageInputs(options.input);
-    const registry = await buildRegistry(options.plugin);
-    await initBackend(options.backend, {
-      kernels: options.kernels,
-      ...(options.threads === undefined ? {} : { threads: options.threads }),
-    });
-    const encoder = await loadModel(join(runDir, 'model'), registry);
-    const d = encoder.embeddingDim;
+    const embedded =
+      options.modality === 'text'
+        ? await embedTextInputs(runDir, options)
+        : await embedImages(runDir, runFlags, options);
+    const { full, count, d, labels, ids, what } = embedded;
     const m = options.dim ?? d;
     if (!Number.isInteger(m) || m < 1 || m > d) {
-      encoder.dispose();
       throw new MrlError(
         'invalid-argument',
         m < 1 ? `--dim must be at least 1, got ${m}.` : `--dim ${m} is larger than the model's embedding dim d = ${d}.`,
         `Use --dim between 1 and ${d}; Matryoshka prefixes are the first dims of the d-dim embedding.`,
       );
     }
-    await acquireRunLock(runDir, 'embed');
-    let count: number;
-    let full: { data: Float32Array };
-    let labels: Int32Array | undefined;
-    let ids: string[] | undefined;
-    let what: string;
-    if (inputs !== undefined) {
-      const transform = await runTransform(runDir, options.data);
-      count = Math.min(inputs.length, options.limit ?? inputs.length);
-      ids = inputs.slice(0, count).map((f) => f.id);
-      const files = inputs.slice(0, count).map((f) => f.path);
-      full = await embedDataset(encoder, count, async (indices) => {
-        const pixels = await decodeImages(files, indices, transform);
-        return tf.tensor(pixels, [indices.length, transform.size, transform.size, transform.channels]);
-      });
-      what = `${count} images from ${options.input === '-' ? 'standard input' : displayPath(resolve(options.input!))}`;
-    } else {
-      const data = await loadVisionData({
-        data: options.data ?? 'fashion-mnist',
-        ...(options['data-dir'] === undefined ? {} : { dataDir: options['data-dir'] }),
-        ...(typeof runFlags['image-size'] === 'number' ? { imageSize: runFlags['image-size'] } : {}),
-        ...(runFlags.channels === 1 || runFlags.channels === 3 ? { channels: runFlags.channels } : {}),
-        ...(typeof runFlags['test-fraction'] === 'number' ? { testFraction: runFlags['test-fraction'] } : {}),
-        augment: false,
-      });
-      const split = options.split === 'train' ? data.train : data.test;
-      count = Math.min(split.count, options.limit ?? split.count);
-      const size = split.exampleShape.reduce((a, b) => a * b, 1);
-      full = await embedDataset(encoder, count, (indices) => {
-        const out = new Float32Array(indices.length * size);
-        indices.forEach((row, i) => out.set(split.inputs.subarray(row * size, (row + 1) * size), i * size));
-        return tf.tensor(out, [indices.length, ...split.exampleShape]);
-      });
-      labels = Int32Array.from(split.labels.subarray(0, count));
-      what = `${count} ${options.split} examples`;
-    }
-    encoder.dispose();
-    assertFiniteRows(full.data, count, d, join(runDir, 'model'), 'embedding');
-    const embeddings = truncateAndNormalize(full.data, count, d, m);
+    assertFiniteRows(full, count, d, join(runDir, 'model'), 'embedding');
+    const embeddings = truncateAndNormalize(full, count, d, m);
     const name = options.input === undefined ? options.split : 'input';
     const out = resolve(options.out ?? join(runDir, 'embeddings', `${name}-d${m}`));
     await mkdir(dirname(out), { recursive: true });
@@ -219,7 +348,7 @@ export const embedCommand = defineMrlCommand({
       }
     }
     const metadata = {
-      model: String(encoder.config.architecture),
+      model: embedded.architecture,
       dim: String(m),
       modelDim: String(d),
       ...(options.input === undefined

@@ -17,7 +17,7 @@ import {
   type TrainEvent,
 } from '@mrl/core';
 import { fitAlign } from '@mrl/align';
-import { fitText, readHfConfig, TEXT_TASKS, type TextTask } from '@mrl/text';
+import { fitText, readHfConfig, TEXT_TASKS, type TextBaseline, type TextTask } from '@mrl/text';
 import { fitVision, parseCorruptions, VISION_BASELINES, type VisionBaseline, type VisionInputShape } from '@mrl/vision';
 import type * as tf from '@tensorflow/tfjs';
 import { defineMrlCommand } from '../command.js';
@@ -156,7 +156,7 @@ function parseModelConfig(options: FitOptions): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function parseCompare(options: FitOptions): string[] {
+function parseCompare(options: FitOptions, textFile: string | undefined): string[] {
   const compare = (options.compare ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -164,14 +164,14 @@ function parseCompare(options: FitOptions): string[] {
   const known: Record<ModalityFlag, readonly string[]> = {
     vision: VISION_BASELINES,
     align: ['trunc', 'none'],
-    text: [],
+    text: textFile === undefined ? [] : ['ff', 'svd', 'rand'],
   };
   for (const c of compare) {
     if (!known[options.modality].includes(c)) {
       throw invalid(
         `--compare '${c}' is not a baseline of ${options.modality} runs.`,
         known[options.modality].length === 0
-          ? `Text runs print their trivial baseline (majority class, most frequent token or chance) with the table; leave out --compare.`
+          ? `WordNet and corpus text runs print their trivial baseline (majority class, most frequent token or chance) with the table; leave out --compare.`
           : `Known baselines: ${known[options.modality].join(', ')} (comma-separated).`,
       );
     }
@@ -179,8 +179,8 @@ function parseCompare(options: FitOptions): string[] {
   return compare;
 }
 
-/** The text task: --task, or (as before) a task name given as --data; the default is classify. */
-function textTask(options: FitOptions): TextTask {
+/** The text task and its data file: --task, or (as before) a task name given as --data; default classify. */
+function textTask(options: FitOptions): { task: TextTask; trainFile?: string } {
   const data = options.data;
   if (data !== undefined && (TEXT_TASKS as readonly string[]).includes(data)) {
     if (options.task !== undefined && options.task !== data) {
@@ -189,19 +189,30 @@ function textTask(options: FitOptions): TextTask {
         'Give the task once, with --task.',
       );
     }
-    return data as TextTask;
+    return { task: data as TextTask };
   }
   const task = options.task ?? DEFAULT_TEXT_TASK;
-  const expected = task === 'mlm' ? 'corpora' : 'wordnet';
-  if (data !== undefined && data !== expected) {
+  const builtIn = task === 'mlm' ? 'corpora' : 'wordnet';
+  if (data === undefined || data === builtIn) {
+    if (task === 'pairs') {
+      throw invalid(
+        'the pairs task trains on your file of pairs and has no built-in data.',
+        'Pass --data pairs.jsonl ({"anchor": ..., "positive": ...[, "negative": ...]} per line).',
+      );
+    }
+    return { task };
+  }
+  if (task === 'mlm' || task === 'retrieve' || !existsSync(resolve(data))) {
     throw invalid(
       `--data '${data}' is not a data set of the text ${task} task.`,
-      `With --task ${task}, leave out --data (it reads ${expected}); ${
-        task === 'mlm' ? 'add your own texts with --text-files' : 'point --data-dir at another WordNet folder'
-      }.`,
+      task === 'mlm'
+        ? 'With --task mlm, leave out --data (it reads the packaged corpora) and add your texts with --text-files.'
+        : task === 'retrieve'
+          ? 'retrieve reads WordNet; for your own pairs use --task pairs --data pairs.jsonl.'
+          : `With --task ${task}, pass an existing .jsonl, .csv or .tsv file, or leave out --data (it reads wordnet).`,
     );
   }
-  return task;
+  return { task, trainFile: resolve(data) };
 }
 
 /** Absolute paths under the working folder shown relative to it, in every line the run prints. */
@@ -239,7 +250,6 @@ export const fitCommand = defineMrlCommand({
   },
   async run(options) {
     validate(options);
-    const compare = parseCompare(options);
     const modelConfig = parseModelConfig(options);
     // Every flag (and a resumed run's saved config) is checked before the run folder changes.
     checkFitFlags(options);
@@ -247,9 +257,13 @@ export const fitCommand = defineMrlCommand({
       options['from-checkpoint'] === undefined ? undefined : fromCheckpointStep(options['from-checkpoint']);
     const defaults = MODALITY_DEFAULTS[options.modality];
     const modelName = options.model ?? defaults.model;
-    const task = options.modality === 'text' ? textTask(options) : undefined;
+    const text = options.modality === 'text' ? textTask(options) : undefined;
+    const task = text?.task;
+    const compare = parseCompare(options, text?.trainFile);
     const dataName =
-      options.modality === 'text' ? (task === 'mlm' ? 'corpora' : 'wordnet') : (options.data ?? defaults.data);
+      text === undefined
+        ? (options.data ?? defaults.data)
+        : (text.trainFile ?? (task === 'mlm' ? 'corpora' : 'wordnet'));
     const registry = await buildRegistry(options.plugin);
     const registration = findEncoder(registry, modelName, options.modality);
     // A text encoder's d is its hidden size: the pretrained folder's with --init.
@@ -378,6 +392,18 @@ export const fitCommand = defineMrlCommand({
           model: modelName,
           ...(options['model-config'] === undefined ? {} : { modelOverrides: modelConfig }),
           ...(options.init === undefined ? {} : { init: options.init }),
+          ...optional('trainFile', text?.trainFile),
+          ...optional('testFile', options['test-file']),
+          ...optional('testFraction', options['test-fraction']),
+          ...optional('textField', options['text-field']),
+          ...optional('labelField', options['label-field']),
+          ...optional('anchorField', options['anchor-field']),
+          ...optional('positiveField', options['positive-field']),
+          ...optional('negativeField', options['negative-field']),
+          ...optional('maxTextChars', options['max-text-chars']),
+          ...optional('longText', options['long-text']),
+          ...(compare.length === 0 ? {} : { compare: compare as TextBaseline[] }),
+          ...(options.head === 'shared' ? { head: 'shared' as const } : {}),
           // The BERT config fixes d; --dims picks the nesting dims within it.
           ...optional('dims', options.dims),
           ...optional('minDim', options['min-dim']),

@@ -1,8 +1,7 @@
 import { resolve } from 'node:path';
-import { formatTable, MrlError } from '@mrl/core';
+import { formatTable, MrlError, truncateAndNormalize } from '@mrl/core';
 import { requireAdaptiveApi } from '../adaptive.js';
 import type { COMMON_FLAGS, DB_SEARCH_FLAGS, DB_TABLE_FLAG, Resolved, SEARCH_FLAGS } from '../flags.js';
-import { truncateAndNormalize } from './embed.js';
 import { readQueries } from './search.js';
 
 type Options = Resolved<typeof SEARCH_FLAGS & typeof DB_SEARCH_FLAGS & typeof DB_TABLE_FLAG & typeof COMMON_FLAGS>;

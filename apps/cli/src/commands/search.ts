@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { decodeSafetensors, formatTable, MrlError } from '@mrl/core';
+import { decodeSafetensors, formatTable, MrlError, truncateAndNormalize } from '@mrl/core';
 import { requireAdaptiveApi, type AdaptiveApi, type IndexLike, type SearchResultLike } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
 import { assertFiniteRows } from '../finite.js';
 import { COMMON_FLAGS, DB_SEARCH_FLAGS, DB_TABLE_FLAG, SEARCH_FLAGS } from '../flags.js';
 import { decodeNpy } from '../npy.js';
-import { truncateAndNormalize } from './embed.js';
 
 export interface Queries {
   data: Float32Array;

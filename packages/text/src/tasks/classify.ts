@@ -25,6 +25,7 @@ import { loadClassificationData, type ClassificationData } from '../data/classif
 import { loadLabelMap, saveLabelMap, LABELS_FILE } from '../data/labels.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { modelLabels, pcaProject } from './baselines.js';
+import type { RunTable } from '@mrl/core';
 import { buildEmbedder, trainerOptions, type TextEmbedder, type TextFitOptions } from '../fit.js';
 import { saveTextModelInfo } from './model-file.js';
 
@@ -228,7 +229,55 @@ export async function fitClassifyFile(options: TextFitOptions, context: RunConte
     ...(svd !== undefined ? ['SVD: the model without MRL, projected on its top-m principal directions'] : []),
     '1-NN: test text -> nearest training text (cosine on the centred prefix), its class',
   ].join('\n');
+  const values = (top1: number | undefined, nn: number | undefined) => ({ top1, nnTop1: nn });
+  const runTable: RunTable = {
+    data: trainFile,
+    model: options.backbone ?? options.init ?? options.model ?? 'bert-tiny',
+    task: `classify, ${data.labels.size} classes, ${testTexts.length} test texts (${data.testName}), ${mrl.steps} steps a model`,
+    embeddingDim: d,
+    metrics: [
+      { key: 'top1', header: 'top-1 %', kind: 'percent' },
+      { key: 'nnTop1', header: '1-NN %', kind: 'percent' },
+    ],
+    series: [
+      {
+        key: 'mrl',
+        label: options.head === 'shared' ? 'MRL-E' : 'MRL',
+        rows: dims.map((dim, j) => ({ dim, values: values(mrlScores.top1?.[j], mrlScores.nn[j]) })),
+      },
+      ...(ff.size > 0
+        ? [
+            {
+              key: 'ff',
+              label: 'FF',
+              rows: dims
+                .filter((m) => ff.has(m))
+                .map((dim) => ({ dim, values: values(ff.get(dim)!.top1?.[0], ff.get(dim)!.nn[0]) })),
+            },
+          ]
+        : []),
+      ...(svd !== undefined
+        ? [{ key: 'svd', label: 'SVD', rows: dims.map((dim, j) => ({ dim, values: { nnTop1: svd![j] } })) }]
+        : []),
+      ...(rand !== undefined && compare.includes('rand')
+        ? [
+            {
+              key: 'trunc',
+              label: 'Trunc',
+              rows: dims.map((dim, j) => ({ dim, values: values(rand!.top1?.[j], rand!.nn[j]) })),
+            },
+          ]
+        : []),
+    ],
+    references: [{ label: 'majority class', values: { top1: data.majority, nnTop1: data.majority } }],
+    notes: [
+      ...(ff.size > 0 ? ['FF: a model per dim (linear layer to m dims); at d it is the model without MRL.'] : []),
+      ...(svd !== undefined ? ['SVD: the model without MRL, projected on its top-m principal directions.'] : []),
+      ...(compare.includes('rand') ? ['Trunc: the first m dims of the model trained without MRL.'] : []),
+    ],
+  };
   return {
+    runTable,
     title: `text classify: ${trainFile}, ${data.labels.size} classes, ${trainTexts.length} training / ${testTexts.length} test texts (${data.testName}), ${mrl.steps} steps per model`,
     table: `${table}\n${legend}`,
     metrics: {

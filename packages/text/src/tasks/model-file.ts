@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -6,10 +7,12 @@ import {
   listCheckpoints,
   MrlError,
   readSafetensors,
+  resolveNesting,
   writeFileAtomically,
   type EncoderConfig,
 } from '@mrl/core';
 import { BertEncoder, type BertConfig } from '../bert.js';
+import { loadHfBert } from '../hf-bert.js';
 import { LabelMap, loadLabelMap } from '../data/labels.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 
@@ -58,6 +61,8 @@ export interface TextModel {
  */
 export async function loadTextModel(runDir: string): Promise<TextModel> {
   const path = join(runDir, TEXT_MODEL_FILE);
+  // Runs on the built-in data (and fine-tunes) keep their model as a Hugging Face folder only.
+  if (!existsSync(path) && existsSync(join(runDir, 'model', 'config.json'))) return loadRunModelFolder(runDir);
   let info: TextModelInfo & { format?: unknown };
   try {
     info = JSON.parse(await readFile(path, 'utf8')) as typeof info;
@@ -96,6 +101,28 @@ export async function loadTextModel(runDir: string): Promise<TextModel> {
     tokenizer,
     maxLength: info.maxLength,
     dims: info.dims,
+    ...(labels === undefined ? {} : { labels }),
+    dispose: () => encoder.dispose(),
+  };
+}
+
+/** A text run's `model/` folder (Hugging Face layout, nesting dims in its config) as a TextModel. */
+async function loadRunModelFolder(runDir: string): Promise<TextModel> {
+  const dir = join(runDir, 'model');
+  const { encoder, tokenizer, hfConfig } = await loadHfBert(dir, { random: createRandom(0) });
+  const saved = (hfConfig as { mrl?: { nesting_dims?: unknown; max_length?: unknown } }).mrl;
+  const d = encoder.embeddingDim;
+  const dims =
+    Array.isArray(saved?.nesting_dims) && saved.nesting_dims.every((m) => Number.isInteger(m) && m >= 1 && m <= d)
+      ? (saved.nesting_dims as number[])
+      : resolveNesting({ embeddingDim: d }).dims;
+  const labelsPath = join(runDir, 'labels.json');
+  const labels = existsSync(labelsPath) ? await loadLabelMap(labelsPath) : undefined;
+  return {
+    encoder,
+    tokenizer,
+    maxLength: typeof saved?.max_length === 'number' ? saved.max_length : 32,
+    dims,
     ...(labels === undefined ? {} : { labels }),
     dispose: () => encoder.dispose(),
   };

@@ -14,6 +14,7 @@ import { InBatchContrastiveObjective, PairModel, type PairBatch } from '../contr
 import { loadPairData } from '../data/pairs.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { modelLabels, pcaProject } from './baselines.js';
+import type { RunTable } from '@mrl/core';
 import { buildEmbedder, trainerOptions, type TextEmbedder, type TextFitOptions } from '../fit.js';
 import { saveTextModelInfo } from './model-file.js';
 
@@ -201,7 +202,45 @@ export async function fitPairsFile(options: TextFitOptions, context: RunContext)
     ...(compare.includes('rand') ? ['trunc: first m dims of the model trained without MRL'] : []),
     ...(svd !== undefined ? ['SVD: the model without MRL, projected on its top-m principal directions'] : []),
   ].join('\n');
+  const series = (key: string, label: string, r: Recalls, at: readonly number[]) => ({
+    key,
+    label,
+    rows: at.map((dim, j) => ({ dim, values: { recall1: r.r1[j], recall10: r.r10[j] } })),
+  });
+  const ffDims = dims.filter((m) => ff.has(m));
+  const runTable: RunTable = {
+    data: trainFile,
+    model: options.backbone ?? options.init ?? options.model ?? 'bert-tiny',
+    task: `pairs, ${test.length} test anchors over ${database.length} candidates (${data.testName}), ${mrl.steps} steps a model`,
+    embeddingDim: d,
+    metrics: [
+      { key: 'recall1', header: 'R@1 %', kind: 'percent' },
+      { key: 'recall10', header: 'R@10 %', kind: 'percent' },
+    ],
+    series: [
+      series('mrl', 'MRL', mrlScores, dims),
+      ...(ffDims.length > 0
+        ? [
+            series(
+              'ff',
+              'FF',
+              { r1: ffDims.map((m) => ff.get(m)!.r1[0]!), r10: ffDims.map((m) => ff.get(m)!.r10[0]!) },
+              ffDims,
+            ),
+          ]
+        : []),
+      ...(svd !== undefined ? [series('svd', 'SVD', svd, dims)] : []),
+      ...(rand !== undefined && compare.includes('rand') ? [series('trunc', 'Trunc', rand, dims)] : []),
+    ],
+    references: [
+      {
+        label: 'chance',
+        values: { recall1: 1 / database.length, recall10: Math.min(1, 10 / database.length) },
+      },
+    ],
+  };
   return {
+    runTable,
     title: `text pairs: ${trainFile}, ${train.length} training ${useNegatives ? 'triplets (hard negatives)' : 'pairs'}, ${test.length} test anchors over ${database.length} candidates (${data.testName}), ${mrl.steps} steps per model`,
     table: `${table}\n${legend}`,
     metrics: {

@@ -65,6 +65,7 @@ const { adaptor, fit } = await fitAdaptor({
     topK: Number(arg('topk', '1')),
     reconstruction: Number(arg('reconstruction', '0.1')),
   },
+  rotation: arg('rotation', 'none'),
   seed: 0,
   onEvent: (e) => {
     if (e.type === 'step' && (e.step - last >= 200 || e.step === e.totalSteps)) {

@@ -9,6 +9,7 @@ import { validateAdaptorConfig } from '../src/adaptor/config.js';
 import { loadAdaptor, saveAdaptor } from '../src/adaptor/io.js';
 import { RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
 import { AdaptorModel, fitAdaptor } from '../src/adaptor/train.js';
+import { applyPca, fitPca } from '../src/adaptor/pca.js';
 import { checkRows } from '../src/adaptor/rows.js';
 import { initBackend } from '../src/backend.js';
 import { MrlError } from '../src/errors.js';
@@ -78,6 +79,33 @@ describe.each(['cpu', 'wasm'] as const)('Matryoshka-Adaptor on %s', (backend) =>
     expect(Array.from(plain.data)).toEqual(Array.from(data));
     // The hidden layer is not zero: the identity comes from the zero output layer alone.
     expect(Math.max(...(await adaptor.w1.data()).map(Math.abs))).toBeGreaterThan(0.1);
+    adaptor.dispose();
+  });
+
+  it('with a PCA rotation, starts as the rotation itself, on tensors and on plain rows', async () => {
+    const d = 6;
+    const data = randomArray(40 * d, 9);
+    const rows = { data, rows: 40, dim: d };
+    const pca = fitPca(rows);
+    const rotation = Float32Array.from(pca.components);
+    const adaptor = new MatryoshkaAdaptor(
+      { dim: d, hidden: 5, dims: [2, 6], rotation: 'pca' },
+      createRandom(2),
+      rotation,
+    );
+    const expected = applyPca(pca, rows, { center: false }).data;
+    const out = tf.tidy(() => adaptor.apply(tf.tensor2d(data, [40, d])).dataSync());
+    expectClose(out, expected, 1e-5);
+    const weights = await adaptor.weights();
+    expectClose(applyAdaptor(weights, rows).data, expected, 1e-6);
+    const dir = await mkdtemp(join(tmpdir(), 'mrl-adaptor-rot-'));
+    await saveAdaptor(dir, weights);
+    const loaded = await loadAdaptor(dir);
+    expect(loaded.config.rotation).toBe('pca');
+    expect(Array.from(loaded.rotation!)).toEqual(Array.from(rotation));
+    expect(() => new MatryoshkaAdaptor({ dim: d, hidden: 5, dims: [2, 6], rotation: 'pca' }, createRandom(2))).toThrow(
+      "an adaptor with rotation 'pca' needs a rotation matrix.",
+    );
     adaptor.dispose();
   });
 
@@ -263,7 +291,9 @@ describe('Matryoshka-Adaptor validation and files', () => {
     expect(() => new AdaptorModel(adaptor, { lossWeights: { topK: -1 } })).toThrow(
       'the topK loss weight must be a finite number >= 0, got -1.',
     );
-    expect(() => new AdaptorModel(adaptor, { k: 0 })).toThrow('k (neighbours per row) must be a positive integer, got 0.');
+    expect(() => new AdaptorModel(adaptor, { k: 0 })).toThrow(
+      'k (neighbours per row) must be a positive integer, got 0.',
+    );
     adaptor.dispose();
   });
 

@@ -16,6 +16,8 @@ export interface AdaptorWeights {
   w2: Float32Array;
   /** [d] */
   b2: Float32Array;
+  /** [d, d], row-major: the fixed input rotation when `config.rotation` is 'pca'. */
+  rotation?: Float32Array;
 }
 
 /**
@@ -36,12 +38,25 @@ export class MatryoshkaAdaptor implements HasVariables {
   readonly b1: tf.Variable;
   readonly w2: tf.Variable;
   readonly b2: tf.Variable;
+  /** Fixed input rotation [d, d] (not trained), with `config.rotation` 'pca'. */
+  readonly rotation: tf.Tensor2D | undefined;
 
   constructor(
     readonly config: AdaptorConfig,
     random: Random,
+    rotation?: Float32Array,
   ) {
     const { dim, hidden } = config;
+    if ((config.rotation === 'pca') !== (rotation !== undefined)) {
+      throw new MrlError(
+        'invalid-argument',
+        `an adaptor with rotation '${config.rotation ?? 'none'}' ${rotation === undefined ? 'needs' : 'takes no'} a rotation matrix.`,
+      );
+    }
+    if (rotation !== undefined && rotation.length !== dim * dim) {
+      throw new MrlError('invalid-argument', `the rotation must hold ${dim} x ${dim} values, got ${rotation.length}.`);
+    }
+    this.rotation = rotation === undefined ? undefined : tf.tensor2d(rotation, [dim, dim]);
     // He initialisation for the ReLU layer; the output layer is zero (the identity map at start).
     this.w1 = tf.tidy(() =>
       tf.variable(tf.truncatedNormal([dim, hidden], 0, Math.sqrt(2 / dim), 'float32', nextSeed(random)), true),
@@ -51,7 +66,7 @@ export class MatryoshkaAdaptor implements HasVariables {
     this.b2 = tf.tidy(() => tf.variable(tf.zeros([dim]), true));
   }
 
-  /** `e + g(e)` for a batch `e` [N, d]. */
+  /** `x + g(x)` for a batch `e` [N, d], with x = e, or e rotated by the fixed rotation. */
   apply(e: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
       if (e.shape[1] !== this.config.dim) {
@@ -61,8 +76,9 @@ export class MatryoshkaAdaptor implements HasVariables {
           'Use an adaptor trained on embeddings of this model and size.',
         );
       }
-      const h = tf.relu(tf.add(tf.matMul(e, this.w1), this.b1)); // [N, hidden]
-      return tf.add(e, tf.add(tf.matMul(h, this.w2), this.b2)) as tf.Tensor2D; // [N, d]
+      const x = this.rotation === undefined ? e : tf.matMul(e, this.rotation); // [N, d]
+      const h = tf.relu(tf.add(tf.matMul(x, this.w1), this.b1)); // [N, hidden]
+      return tf.add(x, tf.add(tf.matMul(h, this.w2), this.b2)) as tf.Tensor2D; // [N, d]
     });
   }
 
@@ -84,6 +100,7 @@ export class MatryoshkaAdaptor implements HasVariables {
       b1: b1 as Float32Array,
       w2: w2 as Float32Array,
       b2: b2 as Float32Array,
+      ...(this.rotation === undefined ? {} : { rotation: (await this.rotation.data()) as Float32Array }),
     };
   }
 
@@ -100,6 +117,7 @@ export class MatryoshkaAdaptor implements HasVariables {
 
   dispose(): void {
     tf.dispose([this.w1, this.b1, this.w2, this.b2]);
+    this.rotation?.dispose();
   }
 }
 
@@ -123,12 +141,25 @@ export function applyAdaptor(weights: AdaptorWeights, matrix: Rows, source = 'th
       'Use the adaptor trained on embeddings of this model and size.',
     );
   }
-  const { w1, b1, w2, b2 } = weights;
+  const { w1, b1, w2, b2, rotation } = weights;
+  if ((weights.config.rotation === 'pca') !== (rotation !== undefined)) {
+    throw new MrlError('invalid-argument', `the adaptor's rotation matrix does not match its config.`);
+  }
   const out = new Float32Array(matrix.rows * dim);
   const h = new Float64Array(hidden);
   const y = new Float64Array(dim);
+  const rotated = new Float32Array(dim);
   for (let r = 0; r < matrix.rows; r++) {
-    const e = matrix.data.subarray(r * dim, (r + 1) * dim);
+    let e = matrix.data.subarray(r * dim, (r + 1) * dim);
+    if (rotation !== undefined) {
+      y.fill(0);
+      for (let i = 0; i < dim; i++) {
+        const v = e[i]!;
+        for (let j = 0; j < dim; j++) y[j]! += v * rotation[i * dim + j]!;
+      }
+      rotated.set(y);
+      e = rotated;
+    }
     for (let j = 0; j < hidden; j++) h[j] = b1[j]!;
     for (let i = 0; i < dim; i++) {
       const v = e[i]!;

@@ -9,6 +9,12 @@ export interface AdaptorConfig {
   hidden: number;
   /** Nesting dims the adaptor was trained for, ascending, the last one d. */
   dims: number[];
+  /**
+   * `pca`: the input is first rotated onto its principal axes (a fixed orthogonal [d, d] matrix
+   * saved with the weights), so the untrained adaptor is the PCA rotation and training starts
+   * from PCA's prefixes. `none` (default): `f(e) = e + g(e)` exactly.
+   */
+  rotation?: 'none' | 'pca';
 }
 
 /** The default hidden width: twice the embedding size, as small MLP adaptors usually use. */
@@ -59,5 +65,13 @@ export function validateAdaptorConfig(value: unknown, source: string): AdaptorCo
       fix,
     );
   }
-  return { dim, hidden: record.hidden as number, dims: [...(dims as number[])] };
+  const rotation = record.rotation ?? 'none';
+  if (rotation !== 'none' && rotation !== 'pca') {
+    throw new MrlError(
+      'invalid-config',
+      `${source}: field 'rotation' must be 'none' or 'pca', got ${JSON.stringify(rotation)}.`,
+      fix,
+    );
+  }
+  return { dim, hidden: record.hidden as number, dims: [...(dims as number[])], rotation };
 }

@@ -22,16 +22,17 @@ export async function saveAdaptor(
   extra: Record<string, string | number | number[] | Record<string, unknown>> = {},
 ): Promise<void> {
   const { dim, hidden } = weights.config;
-  await writeSafetensors(
-    join(dir, ADAPTOR_WEIGHTS_FILE),
-    new Map([
-      ['w1', { shape: [dim, hidden], data: weights.w1 }],
-      ['b1', { shape: [hidden], data: weights.b1 }],
-      ['w2', { shape: [hidden, dim], data: weights.w2 }],
-      ['b2', { shape: [dim], data: weights.b2 }],
-    ]),
-    { format: 'mrl-matryoshka-adaptor', config: JSON.stringify(weights.config) },
-  );
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>([
+    ['w1', { shape: [dim, hidden], data: weights.w1 }],
+    ['b1', { shape: [hidden], data: weights.b1 }],
+    ['w2', { shape: [hidden, dim], data: weights.w2 }],
+    ['b2', { shape: [dim], data: weights.b2 }],
+  ]);
+  if (weights.rotation !== undefined) tensors.set('rotation', { shape: [dim, dim], data: weights.rotation });
+  await writeSafetensors(join(dir, ADAPTOR_WEIGHTS_FILE), tensors, {
+    format: 'mrl-matryoshka-adaptor',
+    config: JSON.stringify(weights.config),
+  });
   const text = `${JSON.stringify({ format: 'mrl-matryoshka-adaptor', version: 1, ...weights.config, ...extra }, null, 2)}\n`;
   await writeFileAtomically(join(dir, ADAPTOR_CONFIG_FILE), text);
 }
@@ -63,6 +64,7 @@ export async function loadAdaptor(dir: string): Promise<AdaptorWeights> {
   const { tensors } = await readSafetensors(weightsPath);
   const { dim, hidden } = config;
   const expected: Record<string, number[]> = { w1: [dim, hidden], b1: [hidden], w2: [hidden, dim], b2: [dim] };
+  if (config.rotation === 'pca') expected.rotation = [dim, dim];
   const out: Record<string, Float32Array> = {};
   for (const [name, shape] of Object.entries(expected)) {
     const t = tensors.get(name);
@@ -82,5 +84,12 @@ export async function loadAdaptor(dir: string): Promise<AdaptorWeights> {
     }
     out[name] = data;
   }
-  return { config, w1: out.w1!, b1: out.b1!, w2: out.w2!, b2: out.b2! };
+  return {
+    config,
+    w1: out.w1!,
+    b1: out.b1!,
+    w2: out.w2!,
+    b2: out.b2!,
+    ...(out.rotation === undefined ? {} : { rotation: out.rotation }),
+  };
 }

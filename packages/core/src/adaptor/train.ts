@@ -15,13 +15,14 @@ import {
   similarityTarget,
   TopKSimilarityObjective,
 } from './losses.js';
+import { fitPca } from './pca.js';
 import { checkRows, type Rows } from './rows.js';
 
 /** Weights of the adaptor's loss terms; a term with weight 0 is not computed. */
 export interface AdaptorLossWeights {
-  /** Pairwise similarity preservation over all pairs of the batch (default 1). */
+  /** Pairwise similarity preservation over all pairs of the batch (default 0.2). */
   pairwise?: number;
-  /** Similarity preservation over each row's k nearest neighbours (default 1). */
+  /** Similarity preservation over each row's k nearest neighbours (default 10). */
   topK?: number;
   /** Mean squared difference `f(e) - e` (default 0.1). */
   reconstruction?: number;
@@ -29,9 +30,14 @@ export interface AdaptorLossWeights {
   ranking?: number;
 }
 
+/**
+ * Defaults from the Fashion-MNIST FF runs in the README: the local (top-k) term decides nearest
+ * neighbour quality, the global pairwise term keeps the rest of the geometry; weighting the local
+ * one 50x more gave the best 1-NN accuracy at small prefixes.
+ */
 export const DEFAULT_LOSS_WEIGHTS: Required<AdaptorLossWeights> = {
-  pairwise: 1,
-  topK: 1,
+  pairwise: 0.2,
+  topK: 10,
   reconstruction: 0.1,
   ranking: 1,
 };
@@ -161,8 +167,7 @@ export function adaptorBatches(corpus: Rows, pairs?: EmbeddingPairs): BatchSourc
     size: corpus.rows,
     batch(indices) {
       const embeddings = take(corpus, indices);
-      if (pairs === undefined)
-        return { embeddings, size: indices.length, dispose: () => embeddings.dispose() };
+      if (pairs === undefined) return { embeddings, size: indices.length, dispose: () => embeddings.dispose() };
       const pairIndices = [...new Set(Array.from(indices, (i) => i % pairs.queries.rows))];
       const queries = take(pairs.queries, pairIndices);
       const documents = take(pairs.documents, pairIndices);
@@ -186,6 +191,8 @@ export interface FitAdaptorOptions extends AdaptorModelOptions {
   dims?: readonly number[];
   /** Hidden width of g (default 2d). */
   hidden?: number;
+  /** 'pca': start from the PCA rotation of the corpus (see `AdaptorConfig.rotation`); default 'none'. */
+  rotation?: 'none' | 'pca';
   /** Passes over the corpus (default 20), unless `steps` is set. */
   epochs?: number;
   steps?: number;
@@ -249,7 +256,13 @@ export async function fitAdaptor(options: FitAdaptorOptions): Promise<{ adaptor:
   }
   const seed = options.seed ?? 0;
   const random: Random = createRandom(seed, 7);
-  const adaptor = new MatryoshkaAdaptor({ dim: d, hidden, dims: [...dims] }, random);
+  const rotation = options.rotation ?? 'none';
+  let matrix: Float32Array | undefined;
+  if (rotation === 'pca') matrix = Float32Array.from(fitPca(corpus, 'the corpus embeddings').components);
+  else if (rotation !== 'none') {
+    throw new MrlError('invalid-argument', `rotation must be 'none' or 'pca', got '${String(rotation)}'.`);
+  }
+  const adaptor = new MatryoshkaAdaptor({ dim: d, hidden, dims: [...dims], rotation }, random, matrix);
   try {
     const model = new AdaptorModel(adaptor, options);
     const trainer = new Trainer(model, adaptorBatches(corpus, pairs), {

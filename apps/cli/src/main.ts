@@ -26,6 +26,10 @@ const COMMANDS: Record<string, { description: string; load: () => Promise<Comman
     description: 'list registered encoders and objectives (with plug-ins)',
     load: () => import('./commands/models.js').then((m) => m.modelsCommand),
   },
+  adapt: {
+    description: 'train a Matryoshka-Adaptor that makes existing embeddings nested; per-dim table vs PCA',
+    load: () => import('./commands/adapt.js').then((m) => m.adaptCommand),
+  },
 };
 
 const root = defineCommand({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cli, expectOneParagraphError } from './helpers.js';
 
-const COMMANDS = ['fit', 'eval', 'embed', 'search', 'report', 'models'];
+const COMMANDS = ['fit', 'eval', 'embed', 'search', 'report', 'models', 'adapt'];
 
 describe.concurrent('mrl-cli --help', () => {
   it('lists every command with a short description', async () => {
@@ -32,7 +32,7 @@ describe.concurrent('mrl-cli --help', () => {
     const r = await cli(['train']);
     expect(r.code).toBe(1);
     expect(expectOneParagraphError(r)).toBe(
-      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models; run mrl-cli --help.",
+      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models, adapt; run mrl-cli --help.",
     );
   });
 });

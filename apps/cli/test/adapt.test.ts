@@ -1,8 +1,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeNpy } from '../src/npy.js';
-import { cli, expectOk, expectOneParagraphError, tempDir } from './helpers.js';
+import { applyAdaptor, loadAdaptor } from '@mrl/core';
+import { truncateAndNormalize } from '../src/commands/embed.js';
+import { decodeNpy, encodeNpy } from '../src/npy.js';
+import { cli, expectOk, expectOneParagraphError, TINY, tempDir } from './helpers.js';
 
 // Small synthetic embeddings: classes and query/document pairs in a random 4-dim subspace spread
 // over 32 coordinates, so that no coordinate prefix holds the signal.
@@ -141,5 +143,52 @@ describe('mrl-cli adapt', () => {
         await cli(['adapt', '--embeddings', join(dir, 'corpus.npy'), '--holdout', '1', '--out', join(dir, 'x')]),
       ),
     ).toContain('--holdout must be between 0 and 1 (exclusive), got 1.');
+  });
+});
+
+describe('mrl-cli embed --adaptor', () => {
+  it('applies the adaptor to the full embeddings before truncating and renormalising', async () => {
+    const run = join(dir, 'run');
+    expectOk(await cli(['fit', ...TINY, '--run-dir', run]));
+    const plain = join(dir, 'plain');
+    expectOk(await cli(['embed', '--run-dir', run, '--limit', '300', '--formats', 'npy', '--out', plain]));
+    const adaptorDir = join(dir, 'tiny-adaptor');
+    expectOk(
+      await cli(['adapt', '--embeddings', `${plain}.npy`, '--dims', '4,16', '--epochs', '2', '--out', adaptorDir]),
+    );
+    const adapted = join(dir, 'adapted');
+    const r = expectOk(
+      await cli([
+        'embed',
+        '--run-dir',
+        run,
+        '--limit',
+        '300',
+        '--dim',
+        '4',
+        '--formats',
+        'npy',
+        '--adaptor',
+        adaptorDir,
+        '--out',
+        adapted,
+      ]),
+    );
+    expect(r.stdout).toContain('d=16 -> 4 dims');
+    // The same by hand: the full (unit-norm) embeddings through the adaptor, first 4 dims, renormalised.
+    const full = decodeNpy(await readFile(`${plain}.npy`), 'plain').data as Float32Array;
+    const weights = await loadAdaptor(adaptorDir);
+    const mapped = applyAdaptor(weights, { data: full, rows: 300, dim: 16 }).data;
+    const expected = truncateAndNormalize(mapped, 300, 16, 4);
+    const got = decodeNpy(await readFile(`${adapted}.npy`), 'adapted');
+    expect(got.shape).toEqual([300, 4]);
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got.data[i]! - expected[i]!));
+    expect(worst).toBeLessThan(1e-5);
+    // And it is not the plain truncation: the adaptor changed the vectors.
+    const truncated = truncateAndNormalize(full, 300, 16, 4);
+    let moved = 0;
+    for (let i = 0; i < truncated.length; i++) moved = Math.max(moved, Math.abs(got.data[i]! - truncated[i]!));
+    expect(moved).toBeGreaterThan(1e-3);
   });
 });

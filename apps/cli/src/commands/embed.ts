@@ -1,11 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { embedDataset, initBackend, MrlError, writeSafetensors } from '@mrl/core';
+import { applyAdaptor, embedDataset, initBackend, loadAdaptor, MrlError, writeSafetensors } from '@mrl/core';
 import { loadFashionMnist } from '@mrl/vision';
 import * as tf from '@tensorflow/tfjs';
 import { adaptiveApi, requireAdaptiveApi } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
-import { BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, EMBED_FLAGS, RUN_DIR_FLAG } from '../flags.js';
+import { ADAPTOR_FLAG, BACKEND_FLAGS, COMMON_FLAGS, DATA_FLAGS, EMBED_FLAGS, RUN_DIR_FLAG } from '../flags.js';
 import { loadModel } from '../model-io.js';
 import { writeNpy } from '../npy.js';
 import { buildRegistry } from '../registry.js';
@@ -35,7 +35,7 @@ export const embedCommand = defineMrlCommand({
     'mrl-cli embed --run-dir runs/vision-mlp --split test --limit 1000 --out out/queries --formats npy,safetensors',
     'python3 -c "import numpy; print(numpy.load(\'out/queries.npy\').shape)"',
   ],
-  flags: { ...RUN_DIR_FLAG, ...EMBED_FLAGS, ...DATA_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS },
+  flags: { ...RUN_DIR_FLAG, ...EMBED_FLAGS, ...DATA_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS, ...ADAPTOR_FLAG },
   // The run's data settings and plug-ins are the defaults.
   async base(args) {
     if (typeof args['run-dir'] !== 'string') return {};
@@ -92,7 +92,17 @@ export const embedCommand = defineMrlCommand({
       return tf.tensor(out, [indices.length, split.height, split.width, split.channels]);
     });
     encoder.dispose();
-    const embeddings = truncateAndNormalize(full.data, count, d, m);
+    // With --adaptor, the Matryoshka-Adaptor maps the full embeddings before truncation. It was
+    // trained on what this command writes (unit-norm rows), so it gets unit-norm rows.
+    const mapped =
+      options.adaptor === undefined
+        ? full
+        : applyAdaptor(
+            await loadAdaptor(resolve(options.adaptor)),
+            { data: truncateAndNormalize(full.data, count, d, d), rows: count, dim: d },
+            'the embeddings',
+          );
+    const embeddings = truncateAndNormalize(mapped.data, count, d, m);
     const labels = Int32Array.from(split.labels.subarray(0, count));
     const out = resolve(options.out ?? join(runDir, 'embeddings', `${options.split}-d${m}`));
     await mkdir(dirname(out), { recursive: true });
@@ -109,6 +119,7 @@ export const embedCommand = defineMrlCommand({
       split: options.split,
       data: options.data,
       normalized: 'l2',
+      ...(options.adaptor === undefined ? {} : { adaptor: resolve(options.adaptor) }),
     };
     if (formats.includes('safetensors')) {
       await writeSafetensors(

@@ -189,7 +189,7 @@ export const ADAPT_FLAGS = {
   embeddings: {
     type: 'path',
     description:
-      'embeddings to adapt [N, d]: .npy (labels from <name>.labels.npy beside it, if any) or .safetensors (tensors "embeddings", optional "labels")',
+      'embeddings to adapt [N, d]: .npy (labels from <name>.labels.npy beside it, if any), .safetensors (tensors "embeddings", optional "labels") or .jsonl (an array, or {"embedding": [...], "label": 3}, per line)',
     valueHint: 'corpus.npy',
   },
   pairs: {

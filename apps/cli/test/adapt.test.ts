@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { applyAdaptor, loadAdaptor } from '@mrl/core';
+import { parseJsonl } from '../src/commands/adapt.js';
 import { truncateAndNormalize } from '../src/commands/embed.js';
 import { decodeNpy, encodeNpy } from '../src/npy.js';
 import { cli, expectOk, expectOneParagraphError, TINY, tempDir } from './helpers.js';
@@ -190,5 +191,32 @@ describe('mrl-cli embed --adaptor', () => {
     let moved = 0;
     for (let i = 0; i < truncated.length; i++) moved = Math.max(moved, Math.abs(got.data[i]! - truncated[i]!));
     expect(moved).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('.jsonl embeddings', () => {
+  it('reads arrays or {embedding, label} objects, one per line', () => {
+    const { rows, labels } = parseJsonl(
+      '{"embedding": [1, 2], "label": 3}\n{"embedding": [4, 5.5], "label": 0}\n\n',
+      'a.jsonl',
+    );
+    expect(rows).toEqual({ data: Float32Array.from([1, 2, 4, 5.5]), rows: 2, dim: 2 });
+    expect(Array.from(labels!)).toEqual([3, 0]);
+    expect(parseJsonl('[1, 2, 3]\n[4, 5, 6]', 'b.jsonl').labels).toBeUndefined();
+  });
+
+  it('names the line of a bad row', () => {
+    expect(() => parseJsonl('[1, 2]\n[1, null]', 'c.jsonl')).toThrow(
+      'c.jsonl line 2: expected an array of finite numbers or {"embedding": [...]}, got [1, null].',
+    );
+    expect(() => parseJsonl('[1, 2]\n[1, 2, 3]', 'c.jsonl')).toThrow(
+      'c.jsonl line 2 has 3 values, the first line has 2.',
+    );
+    expect(() => parseJsonl('{"embedding": [1], "label": 1}\n[2]', 'c.jsonl')).toThrow(
+      'c.jsonl line 2: give a label on every line or on none.',
+    );
+    expect(() => parseJsonl('[1]\n{"embedding": [2], "label": 1}', 'c.jsonl')).toThrow(
+      'c.jsonl line 2: give a label on every line or on none.',
+    );
   });
 });

@@ -31,6 +31,62 @@ interface Embeddings {
   labels?: Int32Array;
 }
 
+/**
+ * One embedding per line: a JSON array of numbers, or an object with `embedding` (array) and an
+ * optional integer `label` (all lines or none).
+ */
+export function parseJsonl(text: string, path: string): { rows: Rows; labels: Int32Array | undefined } {
+  const vectors: number[][] = [];
+  const labels: number[] = [];
+  const lines = text.split('\n');
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    const where = `${path} line ${i + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (cause) {
+      throw new MrlError('corrupt-file', `${where} is not valid JSON: ${(cause as Error).message}.`, undefined, {
+        cause,
+      });
+    }
+    const record = Array.isArray(value) ? { embedding: value } : (value as Record<string, unknown> | null);
+    const embedding = record?.embedding;
+    if (!Array.isArray(embedding) || !embedding.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+      throw new MrlError(
+        'invalid-argument',
+        `${where}: expected an array of finite numbers or {"embedding": [...]}, got ${line.slice(0, 60)}.`,
+        'Write one embedding per line; NaN/Inf (null in JSON) must be removed or re-embedded.',
+      );
+    }
+    const first = vectors[0];
+    if (first !== undefined && embedding.length !== first.length) {
+      throw new MrlError(
+        'invalid-argument',
+        `${where} has ${embedding.length} values, the first line has ${first.length}.`,
+        'Every embedding must have the same size.',
+      );
+    }
+    const label = record?.label;
+    if (label !== undefined && !Number.isInteger(label)) {
+      throw new MrlError('invalid-argument', `${where}: label must be an integer, got ${JSON.stringify(label)}.`);
+    }
+    if (vectors.length > 0 && (label !== undefined) !== labels.length > 0) {
+      throw new MrlError('invalid-argument', `${where}: give a label on every line or on none.`);
+    }
+    vectors.push(embedding as number[]);
+    if (label !== undefined) labels.push(label as number);
+  });
+  if (vectors.length === 0) {
+    throw new MrlError('invalid-argument', `${path} holds no embeddings.`, 'Write one embedding per line.');
+  }
+  const dim = vectors[0]!.length;
+  return {
+    rows: { data: Float32Array.from(vectors.flat()), rows: vectors.length, dim },
+    labels: labels.length === 0 ? undefined : Int32Array.from(labels),
+  };
+}
+
 /** Embeddings [N, d] from .npy (+ .labels.npy beside it) or .safetensors ('embeddings', 'labels'). */
 export async function readEmbeddings(path: string, flag: string): Promise<Embeddings> {
   let bytes: Uint8Array;
@@ -75,11 +131,13 @@ export async function readEmbeddings(path: string, flag: string): Promise<Embedd
     rows = { data: e.data as Float32Array, rows: e.shape[0]!, dim: e.shape[1]! };
     const l = tensors.get('labels');
     if (l?.dtype === 'I32' && l.shape.length === 1) labels = l.data as Int32Array;
+  } else if (path.endsWith('.jsonl')) {
+    ({ rows, labels } = parseJsonl(Buffer.from(bytes).toString('utf8'), path));
   } else {
     throw new MrlError(
       'invalid-argument',
       `${flag} ${path} has an unknown extension.`,
-      'Pass a .npy or .safetensors file of [N, d] float32 embeddings.',
+      'Pass a .npy, .safetensors or .jsonl file of [N, d] embeddings.',
     );
   }
   checkRows(rows, path);

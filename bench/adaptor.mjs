@@ -7,7 +7,14 @@
 //   node bench/adaptor.mjs --run-dir /tmp/ff64 [--epochs 4] [--train-limit 60000] [--dims 4,8,16,32,64]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compareByDim, fitAdaptor, formatComparison, initBackend, shorteningMethods } from '@mrl/core';
+import {
+  compareByDim,
+  DEFAULT_LOSS_WEIGHTS,
+  fitAdaptor,
+  formatComparison,
+  initBackend,
+  shorteningMethods,
+} from '@mrl/core';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -61,11 +68,12 @@ const { adaptor, fit } = await fitAdaptor({
   hidden: Number(arg('hidden', String(2 * d))),
   k: Number(arg('k', '10')),
   lossWeights: {
-    pairwise: Number(arg('pairwise', '1')),
-    topK: Number(arg('topk', '1')),
-    reconstruction: Number(arg('reconstruction', '0.1')),
+    pairwise: Number(arg('pairwise', String(DEFAULT_LOSS_WEIGHTS.pairwise))),
+    topK: Number(arg('topk', String(DEFAULT_LOSS_WEIGHTS.topK))),
+    reconstruction: Number(arg('reconstruction', String(DEFAULT_LOSS_WEIGHTS.reconstruction))),
   },
   rotation: arg('rotation', 'none'),
+  neighbours: Number(arg('neighbours', '0')),
   seed: 0,
   onEvent: (e) => {
     if (e.type === 'step' && (e.step - last >= 200 || e.step === e.totalSteps)) {

@@ -186,6 +186,7 @@ export {
   fitPca,
   formatComparison,
   loadAdaptor,
+  nearestNeighbours,
   pairLabels,
   prefixCosineSimilarity,
   reconstructionLoss,

@@ -8,7 +8,7 @@ import { MatryoshkaAdaptor, applyAdaptor } from '../src/adaptor/adaptor.js';
 import { validateAdaptorConfig } from '../src/adaptor/config.js';
 import { loadAdaptor, saveAdaptor } from '../src/adaptor/io.js';
 import { RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
-import { AdaptorModel, fitAdaptor } from '../src/adaptor/train.js';
+import { AdaptorModel, adaptorBatches, fitAdaptor, nearestNeighbours } from '../src/adaptor/train.js';
 import { applyPca, fitPca } from '../src/adaptor/pca.js';
 import { checkRows } from '../src/adaptor/rows.js';
 import { initBackend } from '../src/backend.js';
@@ -295,6 +295,45 @@ describe('Matryoshka-Adaptor validation and files', () => {
       'k (neighbours per row) must be a positive integer, got 0.',
     );
     adaptor.dispose();
+  });
+
+  it('finds exact nearest neighbours and brings them into the batches', async () => {
+    const d = 5;
+    const rows = 30;
+    const data = randomArray(rows * d, 21);
+    const k = 3;
+    const knn = await nearestNeighbours({ data, rows, dim: d }, k, 7);
+    const cos = (a: number, b: number): number => {
+      let ab = 0;
+      let aa = 0;
+      let bb = 0;
+      for (let j = 0; j < d; j++) {
+        ab += data[a * d + j]! * data[b * d + j]!;
+        aa += data[a * d + j]! ** 2;
+        bb += data[b * d + j]! ** 2;
+      }
+      return ab / Math.sqrt(aa * bb);
+    };
+    for (let i = 0; i < rows; i++) {
+      const expected = Array.from({ length: rows }, (_, j) => j)
+        .filter((j) => j !== i)
+        .sort((a, b) => cos(i, b) - cos(i, a))
+        .slice(0, k);
+      expect(Array.from(knn.subarray(i * k, (i + 1) * k))).toEqual(expected);
+    }
+    const source = adaptorBatches({ data, rows, dim: d }, undefined, { indices: knn, k });
+    const batch = await source.batch(Int32Array.from([0, 1]));
+    const expectedRows = [...new Set([0, ...knn.subarray(0, k), 1, ...knn.subarray(k, 2 * k)])];
+    expect(batch.embeddings.shape).toEqual([expectedRows.length, d]);
+    expectClose(
+      batch.embeddings.dataSync(),
+      expectedRows.flatMap((r) => Array.from(data.subarray(r * d, (r + 1) * d))),
+      1e-7,
+    );
+    batch.dispose();
+    await expect(nearestNeighbours({ data, rows, dim: d }, rows)).rejects.toThrow(
+      `neighbours per row must be an integer in [1, ${rows - 1}], got ${rows}.`,
+    );
   });
 
   it('saves as safetensors + JSON and loads the same weights', async () => {

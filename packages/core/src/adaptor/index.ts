@@ -15,6 +15,7 @@ export {
   DEFAULT_LOSS_WEIGHTS,
   adaptorBatches,
   fitAdaptor,
+  nearestNeighbours,
   type AdaptorBatch,
   type AdaptorLossWeights,
   type AdaptorModelOptions,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { resolveNesting } from '../dims.js';
 import { MrlError } from '../errors.js';
+import { l2Normalize } from '../losses.js';
 import { MatryoshkaLoss } from '../matryoshka-loss.js';
 import type { TrainModel } from '../model.js';
 import { prefixVariables, type VariableMap } from '../module.js';
@@ -150,11 +151,51 @@ export interface EmbeddingPairs {
 }
 
 /**
+ * The `k` nearest other rows of every row by cosine similarity of the full embeddings [N, k],
+ * nearest first (exact search: blocks of rows against all rows, O(N^2 d)).
+ */
+export async function nearestNeighbours(corpus: Rows, k: number, block = 1024): Promise<Int32Array> {
+  const { rows, dim } = corpus;
+  if (!Number.isInteger(k) || k < 1 || k >= rows) {
+    throw new MrlError('invalid-argument', `neighbours per row must be an integer in [1, ${rows - 1}], got ${k}.`);
+  }
+  const out = new Int32Array(rows * k);
+  const all = tf.tidy(() => tf.transpose(l2Normalize(tf.tensor2d(corpus.data, [rows, dim])))); // [d, N]
+  try {
+    for (let start = 0; start < rows; start += block) {
+      const count = Math.min(block, rows - start);
+      const top = tf.tidy(() => {
+        const q = l2Normalize(tf.tensor2d(corpus.data.subarray(start * dim, (start + count) * dim), [count, dim]));
+        return tf.topk(tf.matMul(q, all), k + 1).indices; // [count, k + 1], usually the row itself first
+      });
+      const idx = await top.data();
+      top.dispose();
+      for (let i = 0; i < count; i++) {
+        let j = 0;
+        for (let t = 0; t <= k && j < k; t++) {
+          const n = idx[i * (k + 1) + t]!;
+          if (n !== start + i) out[(start + i) * k + j++] = n;
+        }
+      }
+    }
+  } finally {
+    all.dispose();
+  }
+  return out;
+}
+
+/**
  * Batches of corpus rows; with pairs, each batch also carries pairs (the batch's corpus indices
  * modulo the number of pairs, duplicates dropped, so every document in it is a true negative
- * of the other queries).
+ * of the other queries). With `neighbours` ([N, k] from {@link nearestNeighbours}), each drawn
+ * row brings its k nearest neighbours into the batch, so the top-k loss sees the corpus' real
+ * neighbourhoods rather than the nearest of a few hundred random rows.
  */
-export function adaptorBatches(corpus: Rows, pairs?: EmbeddingPairs): BatchSource<AdaptorBatch> {
+export function adaptorBatches(
+  corpus: Rows,
+  pairs?: EmbeddingPairs,
+  neighbours?: { indices: Int32Array; k: number },
+): BatchSource<AdaptorBatch> {
   const take = (m: Rows, indices: ArrayLike<number>): tf.Tensor2D => {
     const out = new Float32Array(indices.length * m.dim);
     for (let i = 0; i < indices.length; i++) {
@@ -165,7 +206,16 @@ export function adaptorBatches(corpus: Rows, pairs?: EmbeddingPairs): BatchSourc
   };
   return {
     size: corpus.rows,
-    batch(indices) {
+    batch(drawn) {
+      let indices: ArrayLike<number> = drawn;
+      if (neighbours !== undefined) {
+        const set = new Set<number>();
+        for (const a of drawn) {
+          set.add(a);
+          for (let j = 0; j < neighbours.k; j++) set.add(neighbours.indices[a * neighbours.k + j]!);
+        }
+        indices = [...set];
+      }
       const embeddings = take(corpus, indices);
       if (pairs === undefined) return { embeddings, size: indices.length, dispose: () => embeddings.dispose() };
       const pairIndices = [...new Set(Array.from(indices, (i) => i % pairs.queries.rows))];
@@ -196,8 +246,16 @@ export interface FitAdaptorOptions extends AdaptorModelOptions {
   /** Passes over the corpus (default 20), unless `steps` is set. */
   epochs?: number;
   steps?: number;
-  /** Rows per batch (default 256); pairwise losses cost O(batch^2 * d). */
+  /**
+   * Rows drawn per batch (default 256); pairwise losses cost O(rows^2 * d). With `neighbours`,
+   * each drawn row adds that many of its nearest neighbours.
+   */
   batchSize?: number;
+  /**
+   * Neighbours per drawn row to add to its batch (default 0: random batches). Needs an exact
+   * nearest-neighbour pass over the corpus first (O(N^2 d)).
+   */
+  neighbours?: number;
   /** AdamW peak learning rate (default 1e-3), cosine decay after `warmupSteps` (default 0). */
   lr?: number;
   warmupSteps?: number;
@@ -265,7 +323,9 @@ export async function fitAdaptor(options: FitAdaptorOptions): Promise<{ adaptor:
   const adaptor = new MatryoshkaAdaptor({ dim: d, hidden, dims: [...dims], rotation }, random, matrix);
   try {
     const model = new AdaptorModel(adaptor, options);
-    const trainer = new Trainer(model, adaptorBatches(corpus, pairs), {
+    const p = options.neighbours ?? 0;
+    const knn = p > 0 ? { indices: await nearestNeighbours(corpus, p), k: p } : undefined;
+    const trainer = new Trainer(model, adaptorBatches(corpus, pairs, knn), {
       batchSize: Math.min(options.batchSize ?? 256, corpus.rows),
       ...(options.steps === undefined ? { epochs: options.epochs ?? 20 } : { steps: options.steps }),
       seed,

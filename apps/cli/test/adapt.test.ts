@@ -102,6 +102,7 @@ describe('mrl-cli adapt', () => {
     // The 4-dim prefix of a random rotation of the subspace misses most of it; the adaptor's does not.
     expect(classification!.rows[0]!.adaptor.nnTop1).toBeGreaterThan(classification!.rows[0]!.truncation.nnTop1 + 0.1);
     expect(retrieval!.rows[0]!.adaptor.ndcg10).toBeGreaterThan(retrieval!.rows[0]!.truncation.ndcg10);
+    expect((await readFile(join(out, 'adaptor.onnx'))).length).toBeGreaterThan(4 * (32 * 64 * 2));
     const weights = await readFile(join(out, 'adaptor.safetensors'));
     const header = JSON.parse(weights.subarray(8, 8 + Number(weights.readBigUInt64LE(0))).toString('utf8'));
     expect(header.w1.shape).toEqual([32, 64]);

@@ -176,6 +176,7 @@ export {
   RankingObjective,
   TopKSimilarityObjective,
   adaptorBatches,
+  adaptorOnnx,
   applyAdaptor,
   applyPca,
   checkRows,

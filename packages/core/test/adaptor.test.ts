@@ -3,10 +3,12 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MatryoshkaAdaptor, applyAdaptor } from '../src/adaptor/adaptor.js';
 import { validateAdaptorConfig } from '../src/adaptor/config.js';
 import { loadAdaptor, saveAdaptor } from '../src/adaptor/io.js';
+import { adaptorOnnx } from '../src/adaptor/onnx.js';
 import { RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
 import { AdaptorModel, adaptorBatches, fitAdaptor, nearestNeighbours } from '../src/adaptor/train.js';
 import { applyPca, fitPca } from '../src/adaptor/pca.js';
@@ -333,6 +335,31 @@ describe('Matryoshka-Adaptor validation and files', () => {
     batch.dispose();
     await expect(nearestNeighbours({ data, rows, dim: d }, rows)).rejects.toThrow(
       `neighbours per row must be an integer in [1, ${rows - 1}], got ${rows}.`,
+    );
+  });
+
+  it('exports to ONNX: ONNX Runtime gives what applyAdaptor gives, with and without a rotation', async () => {
+    const adaptor = goldenAdaptor();
+    const weights = await adaptor.weights();
+    adaptor.dispose();
+    const rows = { data: Float32Array.from(golden.e), rows: golden.n, dim: golden.d };
+    const pca = fitPca(rows);
+    const rotated = {
+      ...weights,
+      config: { ...weights.config, rotation: 'pca' as const },
+      rotation: Float32Array.from(pca.components),
+    };
+    for (const w of [weights, rotated]) {
+      const session = await ort.InferenceSession.create(adaptorOnnx(w));
+      const result = await session.run({ embeddings: new ort.Tensor('float32', rows.data, [rows.rows, rows.dim]) });
+      const out = result.adapted!;
+      expect(out.dims).toEqual([rows.rows, rows.dim]);
+      expectClose(out.data as Float32Array, applyAdaptor(w, rows).data, 1e-5);
+      await session.release();
+    }
+    // The rotation is really in the graph: the two exports differ.
+    expect(Array.from(applyAdaptor(rotated, rows).data.subarray(0, 4))).not.toEqual(
+      Array.from(applyAdaptor(weights, rows).data.subarray(0, 4)),
     );
   });
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
+  adaptorOnnx,
   applyAdaptor,
   checkRows,
   compareByDim,
@@ -302,6 +303,7 @@ export const adaptCommand = defineMrlCommand({
       seed: options.seed,
     };
     await saveAdaptor(out, weights, { training: summary });
+    await writeFileAtomically(join(out, 'adaptor.onnx'), adaptorOnnx(weights));
     await writeFileAtomically(
       join(out, 'table.json'),
       `${JSON.stringify(
@@ -314,7 +316,7 @@ export const adaptCommand = defineMrlCommand({
     process.stdout.write(
       `adaptor: d=${d}, hidden ${weights.config.hidden}, rotation ${weights.config.rotation ?? 'none'}, dims ${dims.join(',')}, ${fit.steps} steps, final loss ${fit.finalLoss.toFixed(4)}\n${
         text === '' ? 'no table: the embeddings have no labels and no --pairs were given\n' : `${text}\n`
-      }wrote ${displayPath(join(out, 'adaptor.safetensors'))}, adaptor.json, table.json\n`,
+      }wrote ${displayPath(join(out, 'adaptor.safetensors'))}, adaptor.json, adaptor.onnx, table.json\n`,
     );
     // Apply once on the held-out rows so a broken adaptor fails here, not in a later service.
     applyAdaptor(weights, selectRows(corpus.rows, corpusSplit.held.subarray(0, 1)));

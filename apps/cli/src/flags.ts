@@ -200,7 +200,7 @@ export const ADAPT_FLAGS = {
   dims: { type: 'integers', description: 'nesting dims, e.g. 8,16,32,64 (default: powers of two up to d)' },
   out: {
     type: 'path',
-    description: 'folder for adaptor.safetensors, adaptor.json and table.json',
+    description: 'folder for adaptor.safetensors, adaptor.json, adaptor.onnx and table.json',
     valueHint: 'adaptor',
   },
   hidden: { type: 'integer', description: 'hidden width of the residual MLP (default 2d)' },
@@ -210,7 +210,7 @@ export const ADAPT_FLAGS = {
     default: 'none',
     description: "start from the identity (f(e) = e + g(e)) or from the corpus' PCA rotation",
   },
-  epochs: { type: 'number', default: 8, description: 'passes over the training rows' },
+  epochs: { type: 'number', default: 4, description: 'passes over the training rows' },
   'batch-size': { type: 'integer', default: 256, description: 'rows per step (the pair losses cost batch^2)' },
   lr: { type: 'number', default: 0.001, description: 'AdamW peak learning rate (cosine decay)' },
   'top-k': { type: 'integer', default: 10, description: 'neighbours per row in the top-k similarity loss' },

@@ -162,7 +162,7 @@ function split(n: number, fraction: number, seed: number, stream: number): { tra
 export const adaptCommand = defineMrlCommand({
   name: 'adapt',
   description:
-    "Train a Matryoshka-Adaptor (Yoon et al. 2024) on embeddings of a model trained without MRL: a residual MLP f(e) = e + g(e) whose prefixes f(e)[:m] keep the full embeddings' similarities (and, with --pairs, rank each query's document first). Writes <out>/adaptor.safetensors, adaptor.json and table.json, and prints per-dim 1-NN (with labels) and recall@10 / nDCG@10 (with --pairs) on held-out rows for truncation, PCA and the adaptor.",
+    "Train a Matryoshka-Adaptor (Yoon et al. 2024) on embeddings of a model trained without MRL: a residual MLP f(e) = e + g(e) whose prefixes f(e)[:m] keep the full embeddings' similarities (and, with --pairs, rank each query's document first). Writes <out>/adaptor.safetensors, adaptor.json, adaptor.onnx and table.json, and prints per-dim 1-NN (with labels) and recall@10 / nDCG@10 (with --pairs) on held-out rows for truncation, PCA and the adaptor.",
   examples: [
     'mrl-cli adapt --embeddings runs/ff/embeddings/train-d64.npy --dims 8,16,32,64 --out runs/ff/adaptor',
     'mrl-cli adapt --embeddings corpus.safetensors --pairs queries.npy,docs.npy --out adaptor --rotation pca',

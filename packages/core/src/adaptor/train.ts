@@ -243,7 +243,7 @@ export interface FitAdaptorOptions extends AdaptorModelOptions {
   hidden?: number;
   /** 'pca': start from the PCA rotation of the corpus (see `AdaptorConfig.rotation`); default 'none'. */
   rotation?: 'none' | 'pca';
-  /** Passes over the corpus (default 20), unless `steps` is set. */
+  /** Passes over the corpus (default 4), unless `steps` is set. */
   epochs?: number;
   steps?: number;
   /**
@@ -327,7 +327,7 @@ export async function fitAdaptor(options: FitAdaptorOptions): Promise<{ adaptor:
     const knn = p > 0 ? { indices: await nearestNeighbours(corpus, p), k: p } : undefined;
     const trainer = new Trainer(model, adaptorBatches(corpus, pairs, knn), {
       batchSize: Math.min(options.batchSize ?? 256, corpus.rows),
-      ...(options.steps === undefined ? { epochs: options.epochs ?? 20 } : { steps: options.steps }),
+      ...(options.steps === undefined ? { epochs: options.epochs ?? 4 } : { steps: options.steps }),
       seed,
       optimizer: { type: 'adamw', lr: options.lr ?? 1e-3, weightDecay: 0 },
       ...(options.warmupSteps === undefined ? {} : { warmupSteps: options.warmupSteps }),

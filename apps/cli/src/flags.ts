@@ -198,6 +198,10 @@ export const ADAPT_FLAGS = {
     valueHint: 'queries.npy,docs.npy',
   },
   dims: { type: 'integers', description: 'nesting dims, e.g. 8,16,32,64 (default: powers of two up to d)' },
+  weights: {
+    type: 'numbers',
+    description: 'relative importance of each nesting dim in every loss term (default: 1 each)',
+  },
   out: {
     type: 'path',
     description: 'folder for adaptor.safetensors, adaptor.json, adaptor.onnx and table.json',

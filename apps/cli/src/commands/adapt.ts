@@ -235,6 +235,7 @@ export const adaptCommand = defineMrlCommand({
           }),
       ...(options.dims === undefined ? {} : { dims: options.dims }),
       ...(options.hidden === undefined ? {} : { hidden: options.hidden }),
+      ...(options.weights === undefined ? {} : { dimWeights: options.weights }),
       rotation: options.rotation,
       epochs: options.epochs,
       batchSize: options['batch-size'],

@@ -74,6 +74,7 @@ const { adaptor, fit } = await fitAdaptor({
   },
   rotation: arg('rotation', 'none'),
   neighbours: Number(arg('neighbours', '0')),
+  ...(arg('weights', '') === '' ? {} : { dimWeights: arg('weights', '').split(',').map(Number) }),
   seed: 0,
   onEvent: (e) => {
     if (e.type === 'step' && (e.step - last >= 200 || e.step === e.totalSteps)) {

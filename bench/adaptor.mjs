@@ -1,6 +1,6 @@
 // Matryoshka-Adaptor on embeddings of a model trained without MRL: per-dim 1-NN accuracy of
 // held-out queries for plain truncation, PCA (rotate then truncate) and the adaptor, in one run.
-// Embeddings come from mrl-cli (see packages/core/README.md, "Matryoshka-Adaptor"):
+// Embeddings come from mrl-cli (commands and results in packages/core/ADAPTOR.md):
 //   node apps/cli/dist/bin.js fit --modality vision --model mlp --dim 64 --dims 64 --epochs 2 --run-dir /tmp/ff64
 //   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split train --formats npy
 //   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split test --formats npy

@@ -145,6 +145,21 @@ describe('mrl-cli adapt', () => {
         await cli(['adapt', '--embeddings', join(dir, 'corpus.npy'), '--holdout', '1', '--out', join(dir, 'x')]),
       ),
     ).toContain('--holdout must be between 0 and 1 (exclusive), got 1.');
+    expect(
+      expectOneParagraphError(
+        await cli([
+          'adapt',
+          '--embeddings',
+          join(dir, 'corpus.npy'),
+          '--dims',
+          '4,8,32',
+          '--weights',
+          '1,2',
+          '--out',
+          join(dir, 'x'),
+        ]),
+      ),
+    ).toBe('error: weights has 2 entries but there are 3 nesting dims (4, 8, 32). Give one weight per nesting dim.');
   });
 });
 

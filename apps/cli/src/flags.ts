@@ -479,6 +479,57 @@ export const EXPORT_FLAGS = {
   out: { type: 'path', description: 'output folder (default <run-dir>/export-<format>)' },
 } as const satisfies FlagSet;
 
+/** mrl-cli adapt: a Matryoshka-Adaptor over existing embeddings. */
+export const ADAPT_FLAGS = {
+  embeddings: {
+    type: 'path',
+    description:
+      'embeddings to adapt [N, d]: .npy (labels from <name>.labels.npy beside it, if any), .safetensors (tensors "embeddings", optional "labels") or .jsonl (an array, or {"embedding": [...], "label": 3}, per line)',
+    valueHint: 'corpus.npy',
+  },
+  pairs: {
+    type: 'paths',
+    description: 'supervision: query and document embeddings, row i of each one pair (.npy or .safetensors)',
+    valueHint: 'queries.npy,docs.npy',
+  },
+  dims: { type: 'integers', description: 'nesting dims, e.g. 8,16,32,64 (default: powers of two up to d)' },
+  weights: {
+    type: 'numbers',
+    description: 'relative importance of each nesting dim in every loss term (default: 1 each)',
+  },
+  out: {
+    type: 'path',
+    description: 'folder for adaptor.safetensors, adaptor.json, adaptor.onnx and table.json',
+    valueHint: 'adaptor',
+  },
+  hidden: { type: 'integer', description: 'hidden width of the residual MLP (default 2d)' },
+  rotation: {
+    type: 'enum',
+    options: ['none', 'pca'],
+    default: 'none',
+    description: "start from the identity (f(e) = e + g(e)) or from the corpus' PCA rotation",
+  },
+  epochs: { type: 'number', default: 4, description: 'passes over the training rows' },
+  'batch-size': { type: 'integer', default: 256, description: 'rows per step (the pair losses cost batch^2)' },
+  lr: { type: 'number', default: 0.001, description: 'AdamW peak learning rate (cosine decay)' },
+  'top-k': { type: 'integer', default: 10, description: 'neighbours per row in the top-k similarity loss' },
+  'pairwise-weight': { type: 'number', default: 0.2, description: 'weight of the all-pairs similarity loss' },
+  'topk-weight': { type: 'number', default: 10, description: 'weight of the top-k neighbour similarity loss' },
+  'reconstruction-weight': { type: 'number', default: 0.1, description: 'weight of the reconstruction loss' },
+  'ranking-weight': { type: 'number', default: 1, description: 'weight of the ranking loss on --pairs' },
+  holdout: {
+    type: 'number',
+    default: 0.1,
+    description: 'fraction of rows (and pairs) held out of training as queries for the per-dim table',
+  },
+  seed: { type: 'integer', default: 0, description: 'random seed' },
+} as const satisfies FlagSet;
+
+/** mrl-cli embed --adaptor: apply an adaptor before truncating. */
+export const ADAPTOR_FLAG = {
+  adaptor: { type: 'path', description: 'apply the adaptor in this folder (from mrl-cli adapt) before truncating' },
+} as const satisfies FlagSet;
+
 /** Every flag of every command: a config file may hold any of them. */
 const ALL_FLAGS: FlagSet = {
   ...COMMON_FLAGS,
@@ -495,6 +546,8 @@ const ALL_FLAGS: FlagSet = {
   ...INDEX_FLAGS,
   ...DB_SEARCH_FLAGS,
   ...INIT_FLAGS,
+  ...ADAPT_FLAGS,
+  ...ADAPTOR_FLAG,
   // `format` differs per command: checked as a string here, against the command's options later.
   format: { type: 'string', description: 'output format' },
   // `dim` is required by fit and optional by embed: the type is what matters here.

@@ -37,6 +37,10 @@ const COMMANDS: Record<string, { description: string; load: () => Promise<MrlCom
     description: 'write a run as a transformers.js / ONNX, Hugging Face or sentence-transformers folder',
     load: () => import('./commands/export.js').then((m) => m.exportCommand),
   },
+  adapt: {
+    description: 'train a Matryoshka-Adaptor that makes existing embeddings nested; per-dim table vs PCA',
+    load: () => import('./commands/adapt.js').then((m) => m.adaptCommand),
+  },
 };
 
 const VERSION = '0.1.0';

@@ -14,7 +14,7 @@ function cliWithEnv(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Re
   });
 }
 
-const COMMANDS = ['fit', 'eval', 'embed', 'search', 'report', 'models'];
+const COMMANDS = ['fit', 'eval', 'embed', 'search', 'report', 'models', 'adapt'];
 
 describe.concurrent('mrl-cli --help', () => {
   it('lists every command with a short description', async () => {
@@ -45,7 +45,7 @@ describe.concurrent('mrl-cli --help', () => {
     const r = await cli(['train']);
     expect(r.code).toBe(1);
     expect(expectOneParagraphError(r)).toBe(
-      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models, index, export; run mrl-cli --help.",
+      "error: unknown command 'train'. Commands: fit, eval, embed, search, report, models, index, export, adapt; run mrl-cli --help.",
     );
   });
 });

@@ -40,6 +40,7 @@ function clustered(
 interface Reference {
   nnTop1: number;
   map10: number;
+  ndcg10: number;
   recall: Record<number, number>;
 }
 
@@ -60,6 +61,7 @@ function bruteForce(
   const dbRows = Array.from({ length: db.rows }, (_, r) => prefix(db, r));
   let nn = 0;
   let ap = 0;
+  let ndcg = 0;
   const recallHits = ks.map(() => 0);
   for (let q = 0; q < queries.rows; q++) {
     const qv = prefix(queries, q);
@@ -80,6 +82,14 @@ function bruteForce(
     const relevantInDb = Array.from(dbLabels).filter((l) => l === queryLabels[q]).length;
     const norm = Math.min(relevantInDb, 10);
     ap += norm > 0 ? sum / norm : 0;
+    // nDCG@10, binary gains: the ideal ranking puts min(#relevant, 10) relevant items first.
+    let dcg = 0;
+    let ideal = 0;
+    for (let r = 0; r < 10; r++) {
+      if (rel[r]) dcg += 1 / Math.log2(r + 2);
+      if (r < norm) ideal += 1 / Math.log2(r + 2);
+    }
+    ndcg += ideal > 0 ? dcg / ideal : 0;
     ks.forEach((k, j) => {
       if (rel.slice(0, k).some(Boolean)) recallHits[j]! += 1;
     });
@@ -88,7 +98,7 @@ function bruteForce(
   ks.forEach((k, j) => {
     recall[k] = recallHits[j]! / queries.rows;
   });
-  return { nnTop1: nn / queries.rows, map10: ap / queries.rows, recall };
+  return { nnTop1: nn / queries.rows, map10: ap / queries.rows, ndcg10: ndcg / queries.rows, recall };
 }
 
 describe('retrievalMetrics', () => {
@@ -111,6 +121,7 @@ describe('retrievalMetrics', () => {
       const expected = bruteForce(database, dbLabels, queries, queryLabels, dims[j]!, ks);
       expectNear(actual.nnTop1, expected.nnTop1);
       expectNear(actual.map10, expected.map10);
+      expectNear(actual.ndcg10, expected.ndcg10);
       expect(Object.keys(actual.recall).map(Number)).toEqual(ks);
       for (const k of ks) expectNear(actual.recall[k]!, expected.recall[k]!);
       seen.add(`${expected.nnTop1}/${expected.map10}`);

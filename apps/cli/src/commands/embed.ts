@@ -2,8 +2,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import {
+  applyAdaptor,
   embedDataset,
   initBackend,
+  loadAdaptor,
   MrlError,
   truncateAndNormalize,
   writeFileAtomically,
@@ -15,6 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { adaptiveApi, requireAdaptiveApi } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
 import {
+  ADAPTOR_FLAG,
   BACKEND_FLAGS,
   COMMON_FLAGS,
   DATA_FLAGS,
@@ -103,7 +106,15 @@ async function runTransform(runDir: string, data: string | undefined): Promise<I
   );
 }
 
-const FLAGS = { ...RUN_DIR_FLAG, ...TRUST_FLAGS, ...EMBED_FLAGS, ...DATA_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS };
+const FLAGS = {
+  ...RUN_DIR_FLAG,
+  ...TRUST_FLAGS,
+  ...EMBED_FLAGS,
+  ...DATA_FLAGS,
+  ...BACKEND_FLAGS,
+  ...COMMON_FLAGS,
+  ...ADAPTOR_FLAG,
+};
 type EmbedOptions = Resolved<typeof FLAGS>;
 
 /** Full-d embeddings of what `embed` was asked for, before the prefix is kept. */
@@ -334,7 +345,17 @@ export const embedCommand = defineMrlCommand({
       );
     }
     assertFiniteRows(full, count, d, join(runDir, 'model'), 'embedding');
-    const embeddings = truncateAndNormalize(full, count, d, m);
+    // With --adaptor, the Matryoshka-Adaptor maps the full embeddings before truncation. It was
+    // trained on what this command writes (unit-norm rows), so it gets unit-norm rows.
+    const mapped =
+      options.adaptor === undefined
+        ? full
+        : applyAdaptor(
+            await loadAdaptor(resolve(options.adaptor)),
+            { data: truncateAndNormalize(full, count, d, d), rows: count, dim: d },
+            'the embeddings',
+          ).data;
+    const embeddings = truncateAndNormalize(mapped, count, d, m);
     const name = options.input === undefined ? options.split : 'input';
     const out = resolve(options.out ?? join(runDir, 'embeddings', `${name}-d${m}`));
     await mkdir(dirname(out), { recursive: true });
@@ -355,6 +376,7 @@ export const embedCommand = defineMrlCommand({
         ? { split: options.split, data: options.data ?? 'fashion-mnist' }
         : { input: options.input }),
       normalized: 'l2',
+      ...(options.adaptor === undefined ? {} : { adaptor: resolve(options.adaptor) }),
     };
     if (formats.includes('safetensors')) {
       await writeSafetensors(

@@ -60,6 +60,11 @@ export interface RetrievalMetrics {
   map10: number;
   /** Fraction of queries with at least one same-label item in the top k. */
   recall: Record<number, number>;
+  /**
+   * nDCG@10 with binary gains (relevance = same label): DCG of the top 10 over the DCG of an ideal
+   * ranking of min(#relevant, 10) relevant items.
+   */
+  ndcg10: number;
 }
 
 /**
@@ -86,6 +91,7 @@ export async function retrievalMetrics(options: RetrievalOptions): Promise<Retri
       const db = tf.tidy(() => tf.transpose(l2Normalize(tf.slice(dbFull, [0, 0], [-1, m])))); // [m, Ndb]
       let hits1 = 0;
       let apSum = 0;
+      let ndcgSum = 0;
       const recallHits = ks.map(() => 0);
       for (let start = 0; start < options.queries.rows; start += chunk) {
         const rows = Math.min(chunk, options.queries.rows - start);
@@ -101,14 +107,19 @@ export async function retrievalMetrics(options: RetrievalOptions): Promise<Retri
           if (rel(0)) hits1 += 1;
           let found = 0;
           let precisionSum = 0;
+          let dcg = 0;
           for (let r = 0; r < Math.min(10, depth); r++) {
             if (rel(r)) {
               found += 1;
               precisionSum += found / (r + 1);
+              dcg += 1 / Math.log2(r + 2);
             }
           }
           const norm = Math.min(relevantCount.get(label) ?? 0, 10);
           apSum += norm > 0 ? precisionSum / norm : 0;
+          let idealDcg = 0;
+          for (let r = 0; r < norm; r++) idealDcg += 1 / Math.log2(r + 2);
+          ndcgSum += idealDcg > 0 ? dcg / idealDcg : 0;
           ks.forEach((k, j) => {
             for (let r = 0; r < Math.min(k, depth); r++) {
               if (rel(r)) {
@@ -125,7 +136,7 @@ export async function retrievalMetrics(options: RetrievalOptions): Promise<Retri
       ks.forEach((k, j) => {
         recall[k] = recallHits[j]! / n;
       });
-      results.push({ dim: m, nnTop1: hits1 / n, map10: apSum / n, recall });
+      results.push({ dim: m, nnTop1: hits1 / n, map10: apSum / n, recall, ndcg10: ndcgSum / n });
     }
     return results;
   } finally {

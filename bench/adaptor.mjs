@@ -1,0 +1,104 @@
+// Matryoshka-Adaptor on embeddings of a model trained without MRL: per-dim 1-NN accuracy of
+// held-out queries for plain truncation, PCA (rotate then truncate) and the adaptor, in one run.
+// Embeddings come from mrl-cli (commands and results in packages/core/ADAPTOR.md):
+//   node apps/cli/dist/bin.js fit --modality vision --model mlp --dim 64 --dims 64 --epochs 2 --run-dir /tmp/ff64
+//   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split train --formats npy
+//   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split test --formats npy
+//   node bench/adaptor.mjs --run-dir /tmp/ff64 [--epochs 4] [--train-limit 60000] [--dims 4,8,16,32,64]
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  compareByDim,
+  DEFAULT_LOSS_WEIGHTS,
+  fitAdaptor,
+  formatComparison,
+  initBackend,
+  shorteningMethods,
+} from '@mrl/core';
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+};
+
+/** A C-order <f4 or <i4 .npy as { data, shape }. */
+function readNpy(path) {
+  const bytes = readFileSync(path);
+  const headerLength = bytes.readUInt16LE(8);
+  const header = bytes.subarray(10, 10 + headerLength).toString('latin1');
+  const shape = /'shape':\s*\(([^)]*)\)/
+    .exec(header)[1]
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map(Number);
+  const body = new Uint8Array(bytes.subarray(10 + headerLength));
+  const data = header.includes("'<f4'") ? new Float32Array(body.buffer) : new Int32Array(body.buffer);
+  return { data, shape };
+}
+
+const runDir = arg('run-dir', '/tmp/ff64');
+const backend = await initBackend(arg('backend', 'wasm'));
+const load = (split) => {
+  const e = readNpy(join(runDir, 'embeddings', `${split}-d64.npy`));
+  const l = readNpy(join(runDir, 'embeddings', `${split}-d64.labels.npy`));
+  return { rows: { data: e.data, rows: e.shape[0], dim: e.shape[1] }, labels: l.data };
+};
+const head = (set, n) => ({
+  rows: { data: set.rows.data.subarray(0, n * set.rows.dim), rows: n, dim: set.rows.dim },
+  labels: set.labels.subarray(0, n),
+});
+const fullTrain = load('train');
+const fullTest = load('test');
+// Smaller database/query sets for quick trials; the README figures use all of them.
+const train = head(fullTrain, Number(arg('db-limit', String(fullTrain.rows.rows))));
+const test = head(fullTest, Number(arg('query-limit', String(fullTest.rows.rows))));
+const limit = Number(arg('train-limit', String(fullTrain.rows.rows)));
+const corpus = head(fullTrain, limit).rows;
+const d = corpus.dim;
+const dims = (arg('dims', '') || [4, 8, 16, 32, d].join(',')).split(',').map(Number);
+const epochs = Number(arg('epochs', '4'));
+const started = performance.now();
+let last = 0;
+const { adaptor, fit } = await fitAdaptor({
+  corpus,
+  dims,
+  epochs,
+  batchSize: Number(arg('batch-size', '256')),
+  lr: Number(arg('lr', '0.001')),
+  hidden: Number(arg('hidden', String(2 * d))),
+  k: Number(arg('k', '10')),
+  lossWeights: {
+    pairwise: Number(arg('pairwise', String(DEFAULT_LOSS_WEIGHTS.pairwise))),
+    topK: Number(arg('topk', String(DEFAULT_LOSS_WEIGHTS.topK))),
+    reconstruction: Number(arg('reconstruction', String(DEFAULT_LOSS_WEIGHTS.reconstruction))),
+  },
+  rotation: arg('rotation', 'none'),
+  neighbours: Number(arg('neighbours', '0')),
+  ...(arg('weights', '') === '' ? {} : { dimWeights: arg('weights', '').split(',').map(Number) }),
+  seed: 0,
+  onEvent: (e) => {
+    if (e.type === 'step' && (e.step - last >= 200 || e.step === e.totalSteps)) {
+      last = e.step;
+      process.stderr.write(`step ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)}\n`);
+    }
+  },
+});
+const fitSeconds = (performance.now() - started) / 1000;
+const weights = await adaptor.weights();
+adaptor.dispose();
+const results = await compareByDim({
+  database: train.rows,
+  databaseLabels: train.labels,
+  queries: test.rows,
+  queryLabels: test.labels,
+  dims,
+  transforms: shorteningMethods(corpus, weights),
+  center: arg('center', 'true') === 'true',
+});
+console.log(
+  `Fashion-MNIST, FF mlp d=${d} (no MRL): 1-NN of ${test.rows.rows} test queries against ${train.rows.rows} train embeddings`,
+);
+console.log(
+  `adaptor: hidden ${weights.config.hidden}, ${fit.steps} steps on ${limit} rows in ${fitSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
+);
+console.log(formatComparison(results, 'classification'));

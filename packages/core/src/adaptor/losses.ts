@@ -1,0 +1,179 @@
+import * as tf from '@tensorflow/tfjs';
+import { MrlError } from '../errors.js';
+import { l2Normalize, softmaxCrossEntropy } from '../losses.js';
+import type { VariableMap } from '../module.js';
+import type { PrefixObjective } from '../objective.js';
+
+/** Cosine similarity of every pair of rows of `z[:, :m]`: [N, N]. */
+export function prefixCosineSimilarity(z: tf.Tensor2D, m: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const u = l2Normalize(tf.slice(z, [0, 0], [-1, m])); // [N, m]
+    // A transpose and a plain product: transposed operands are slow on wasm (shared/ENGINE.md).
+    return tf.matMul(u, tf.transpose(u));
+  });
+}
+
+/** Reference similarities of a batch of original (full, unadapted) embeddings. */
+export interface SimilarityTarget {
+  /** Cosine similarity of every pair of original embeddings [N, N]. */
+  similarity: tf.Tensor2D;
+  /** 1 where column j is one of the k most similar other rows of row i, else 0 [N, N]. */
+  neighbours?: tf.Tensor2D;
+}
+
+function checkBatch(rows: number, what: string): void {
+  if (rows < 2) {
+    throw new MrlError(
+      'invalid-argument',
+      `${what} needs at least 2 rows per batch to compare pairs, got ${rows}.`,
+      'Use a batch size of 2 or more (and at least 2 embeddings).',
+    );
+  }
+}
+
+/**
+ * Builds the target of the similarity objectives from original embeddings `e` [N, d]: the
+ * full-dim cosine similarities and, with `k`, the mask of each row's k nearest other rows.
+ */
+export function similarityTarget(e: tf.Tensor2D, k?: number): SimilarityTarget {
+  return tf.tidy(() => {
+    const rows = e.shape[0];
+    checkBatch(rows, 'the similarity target');
+    const similarity = prefixCosineSimilarity(e, e.shape[1]);
+    if (k === undefined) return { similarity };
+    const kk = Math.min(k, rows - 1);
+    // Cosines lie in [-1, 1]: lowering the diagonal by 4 keeps a row out of its own neighbours.
+    const { indices } = tf.topk(tf.sub(similarity, tf.mul(tf.eye(rows), 4)), kk); // [N, kk]
+    const neighbours = tf.sum(tf.oneHot(indices, rows), 1) as tf.Tensor2D; // [N, N]
+    return { similarity, neighbours: tf.cast(neighbours, 'float32') as tf.Tensor2D };
+  });
+}
+
+/**
+ * Pairwise similarity preservation (Matryoshka-Adaptor's unsupervised pair loss): for each prefix
+ * m, the mean over ordered pairs i != j of |cos(f(e_i)[:m], f(e_j)[:m]) - cos(e_i, e_j)|.
+ *
+ * @example
+ * ```ts
+ * const loss = new MatryoshkaLoss(new PairwiseSimilarityObjective(), { embeddingDim: 64 });
+ * loss.compute(adaptor.apply(e), similarityTarget(e));
+ * ```
+ */
+export class PairwiseSimilarityObjective implements PrefixObjective<SimilarityTarget> {
+  readonly name = 'pairwise-similarity';
+
+  prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: SimilarityTarget): tf.Scalar[] {
+    const rows = embedding.shape[0];
+    checkBatch(rows, this.name);
+    const offDiagonal = tf.sub(1, tf.eye(rows));
+    const losses = dims.map((m) =>
+      tf.tidy(
+        () =>
+          tf.div(
+            tf.sum(tf.mul(tf.abs(tf.sub(prefixCosineSimilarity(embedding, m), target.similarity)), offDiagonal)),
+            rows * (rows - 1),
+          ) as tf.Scalar,
+      ),
+    );
+    offDiagonal.dispose();
+    return losses;
+  }
+
+  variables(): VariableMap {
+    return new Map();
+  }
+}
+
+/**
+ * Top-k similarity preservation (Matryoshka-Adaptor's local loss): the same absolute difference,
+ * averaged over each row's k nearest neighbours in the full original space only, where nearest
+ * neighbour search needs it most.
+ */
+export class TopKSimilarityObjective implements PrefixObjective<SimilarityTarget> {
+  readonly name = 'topk-similarity';
+
+  prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: SimilarityTarget): tf.Scalar[] {
+    const { neighbours } = target;
+    if (neighbours === undefined) {
+      throw new MrlError('invalid-argument', `${this.name} needs a target built with k: similarityTarget(e, k).`);
+    }
+    const count = tf.sum(neighbours);
+    const losses = dims.map((m) =>
+      tf.tidy(
+        () =>
+          tf.div(
+            tf.sum(tf.mul(tf.abs(tf.sub(prefixCosineSimilarity(embedding, m), target.similarity)), neighbours)),
+            count,
+          ) as tf.Scalar,
+      ),
+    );
+    count.dispose();
+    return losses;
+  }
+
+  variables(): VariableMap {
+    return new Map();
+  }
+}
+
+/** The adapted document embedding of each query [N, d]; row i is query i's positive. */
+export interface RankingTarget {
+  documents: tf.Tensor2D;
+}
+
+/**
+ * Multiple-negatives ranking loss per prefix (the supervised Matryoshka-Adaptor term; Henderson et
+ * al. 2017): softmax cross-entropy of `scale * cos(q_i[:m], d_j[:m])` over the batch's documents,
+ * with document i the positive of query i and the others its negatives.
+ */
+export class RankingObjective implements PrefixObjective<RankingTarget> {
+  readonly name = 'ranking';
+
+  /** `scale`: the inverse temperature of the cosine logits (sentence-transformers' default 20). */
+  constructor(readonly scale = 20) {
+    if (!(Number.isFinite(scale) && scale > 0)) {
+      throw new MrlError('invalid-argument', `the ranking scale must be a finite number > 0, got ${scale}.`);
+    }
+  }
+
+  /** Logits of prefix m [N, N]: row i scores query i against every document. */
+  logits(queries: tf.Tensor2D, documents: tf.Tensor2D, m: number): tf.Tensor2D {
+    return tf.tidy(() => {
+      const q = l2Normalize(tf.slice(queries, [0, 0], [-1, m]));
+      const d = l2Normalize(tf.slice(documents, [0, 0], [-1, m]));
+      return tf.mul(tf.matMul(q, tf.transpose(d)), this.scale) as tf.Tensor2D;
+    });
+  }
+
+  /** The positive of query i is document i. */
+  labels(rows: number): tf.Tensor1D {
+    return tf.range(0, rows, 1, 'int32') as tf.Tensor1D;
+  }
+
+  prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: RankingTarget): tf.Scalar[] {
+    const rows = embedding.shape[0];
+    if (target.documents.shape[0] !== rows) {
+      throw new MrlError(
+        'invalid-argument',
+        `the ranking loss got ${rows} queries but ${target.documents.shape[0]} documents.`,
+        'Give one document per query, row i the positive of query i.',
+      );
+    }
+    checkBatch(rows, this.name);
+    const labels = this.labels(rows);
+    const losses = dims.map((m) =>
+      tf.tidy(() => softmaxCrossEntropy(this.logits(embedding, target.documents, m), labels)),
+    );
+    labels.dispose();
+    return losses;
+  }
+
+  variables(): VariableMap {
+    return new Map();
+  }
+}
+
+/** Reconstruction term: mean squared difference between adapted and original embeddings. */
+export function reconstructionLoss(adapted: tf.Tensor2D, original: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.square(tf.sub(adapted, original))) as tf.Scalar);
+}

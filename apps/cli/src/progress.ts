@@ -81,7 +81,8 @@ export function createProgressReporter(stream: NodeJS.WriteStream, format: 'text
         const tail = `${Math.round(event.examplesPerSecond)} ex/s ${time}`;
         if (tty) {
           // One line that fits the terminal: the per-dim losses go when it is narrow.
-          const columns = stream.columns ?? 100;
+          // A pseudo-terminal without a size (script, CI) reports 0 columns.
+          const columns = stream.columns !== undefined && stream.columns > 0 ? stream.columns : 100;
           const full = `${head} (${parts}) ${tail}`;
           const line = full.length < columns ? full : `${head} ${tail}`;
           stream.write(`\r\x1b[2K${line.slice(0, Math.max(20, columns - 1))}`);

@@ -77,7 +77,7 @@ const BAD_FLAGS: [string[], string][] = [
   [['--clip-norm', '0'], '--clip-norm 0 must be greater than 0'],
   [['--train-limit', '0'], '--train-limit 0 must be a whole number of at least 1'],
   [['--test-limit', '0'], '--test-limit 0 would leave no test examples'],
-  [['--compare', 'pca'], "--compare 'pca' is not a known baseline"],
+  [['--compare', 'pca'], "--compare 'pca' is not a baseline of vision runs"],
   [['--task', 'translate'], 'task'],
   [['--robustness', 'fog:2'], "unknown corruption 'fog'"],
   [['--seed', '1.5'], "--seed must be an integer, got '1.5'"],

@@ -1,9 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { applyAdaptor, loadAdaptor } from '@mrl/core';
+import { applyAdaptor, loadAdaptor, truncateAndNormalize } from '@mrl/core';
 import { parseJsonl } from '../src/commands/adapt.js';
-import { truncateAndNormalize } from '../src/commands/embed.js';
 import { decodeNpy, encodeNpy } from '../src/npy.js';
 import { cli, expectOk, expectOneParagraphError, TINY, tempDir } from './helpers.js';
 

@@ -53,7 +53,7 @@ const MODALITY_DEFAULTS = {
   align: { model: 'align-tiny', data: 'openclipart', dim: 64 },
 } as const;
 
-/** The default text task: trains in about two minutes on two cores and is scored against the majority class. */
+/** The default text task: runs in under three minutes on two cores and is scored against the majority class. */
 const DEFAULT_TEXT_TASK: TextTask = 'classify';
 
 const FLAGS = {
@@ -231,7 +231,7 @@ export const fitCommand = defineMrlCommand({
     'folder: config.json, checkpoints/, metrics.json, model/.',
   examples: [
     'mrl-cli fit --modality vision --model mlp --data fashion-mnist --dim 64 --compare ff',
-    'mrl-cli fit --modality text          # bert-tiny, WordNet gloss -> class, ~2 min',
+    'mrl-cli fit --modality text          # bert-tiny, WordNet gloss -> class, < 3 min',
     'mrl-cli fit --modality text --task mlm --vocab-size 4096 --mask-probability 0.3 --steps 2000',
     'mrl-cli fit --modality text --task retrieve --steps 400',
     'mrl-cli fit --modality align         # needs apt-get install openclipart-svg, or --data pairs.jsonl',

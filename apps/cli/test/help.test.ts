@@ -51,7 +51,18 @@ describe.concurrent('mrl-cli --help', () => {
 });
 
 describe('help and listings in a pipe', () => {
-  const COMMANDS_AND_ROOT = [[], ['fit'], ['eval'], ['embed'], ['search'], ['report'], ['models']];
+  const COMMANDS_AND_ROOT = [
+    [],
+    ['fit'],
+    ['eval'],
+    ['embed'],
+    ['search'],
+    ['report'],
+    ['models'],
+    ['index'],
+    ['export'],
+    ['adapt'],
+  ];
 
   it.each(COMMANDS_AND_ROOT)('%s --help fits 100 columns and has no colour codes', async (...command) => {
     // Spawned with stdout a pipe and NO_COLOR unset: nothing may colour it.

@@ -80,7 +80,13 @@ export {
 export { embedDataset, prefixOf, type EmbeddingMatrix } from './evaluate/embeddings.js';
 export { fitPca, projectPca, symmetricEigen, type Pca } from './evaluate/pca.js';
 export { truncateAndNormalize, type TruncateOptions } from './prefix.js';
-export { headTop1, retrievalMetrics, type RetrievalMetrics, type RetrievalOptions } from './evaluate/metrics.js';
+export {
+  headTop1,
+  majorityClass,
+  retrievalMetrics,
+  type RetrievalMetrics,
+  type RetrievalOptions,
+} from './evaluate/metrics.js';
 export { formatTable, percent, type Column } from './evaluate/table.js';
 export {
   assertFiniteRunTable,

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddingMatrix } from '../src/evaluate/embeddings.js';
-import { headTop1, retrievalMetrics } from '../src/evaluate/metrics.js';
+import { headTop1, majorityClass, retrievalMetrics } from '../src/evaluate/metrics.js';
 import { formatTable, percent } from '../src/evaluate/table.js';
 import { SeparateHeads, SharedHead, type PrefixHead } from '../src/heads.js';
 import { createRandom, type Random } from '../src/rng.js';
@@ -333,5 +333,17 @@ describe('formatTable / percent', () => {
     expect(percent(0.91234)).toBe('91.23');
     expect(percent(1)).toBe('100.00');
     expect(percent(undefined)).toBeUndefined();
+  });
+});
+
+describe('majorityClass', () => {
+  it('answers the most frequent training label (lowest id on a tie) and scores it on the test labels', () => {
+    expect(majorityClass([2, 1, 2, 0, 2], [2, 2, 1, 0])).toEqual({ label: 2, accuracy: 0.5 });
+    // Labels 1 and 3 tie in training: the lower id is the reference, whatever the order.
+    expect(majorityClass(Int32Array.from([3, 1, 3, 1]), Int32Array.from([1, 3, 1]))).toEqual({
+      label: 1,
+      accuracy: 2 / 3,
+    });
+    expect(majorityClass([4], [])).toEqual({ label: 4, accuracy: 0 });
   });
 });

@@ -6,6 +6,7 @@ import {
   embedDataset,
   formatTable,
   headTop1,
+  majorityClass,
   initBackend,
   MatryoshkaLoss,
   MatryoshkaModel,
@@ -153,18 +154,6 @@ export interface TextFitOptions {
   /** Pooling of the backbone's token states: `mean` (default) or `cls`. */
   backbonePooling?: BackbonePooling;
   projectionDim?: number;
-}
-
-/** The most frequent training label and the test accuracy of always answering it. */
-export function majorityClass(
-  trainLabels: readonly number[],
-  testLabels: readonly number[],
-): { label: number; accuracy: number } {
-  const counts = new Map<number, number>();
-  for (const l of trainLabels) counts.set(l, (counts.get(l) ?? 0) + 1);
-  const label = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a), [-1, 0])[0];
-  const hits = testLabels.filter((l) => l === label).length;
-  return { label, accuracy: testLabels.length === 0 ? 0 : hits / testLabels.length };
 }
 
 /** Yields from several streams in turn, one item each, until all are exhausted. */

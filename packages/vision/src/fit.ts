@@ -5,6 +5,7 @@ import {
   formatTable,
   headOf,
   headTop1,
+  majorityClass,
   MrlError,
   percent,
   resolveNesting,
@@ -165,16 +166,6 @@ function encoderOverrides(model: string, embeddingDim: number, split: VisionInpu
     return { embeddingDim, inputChannels: split.channels, imageSize: split.height };
   }
   return { embeddingDim, inputChannels: split.channels };
-}
-
-/** Test accuracy of always answering the most frequent training label. */
-function majorityFraction(trainLabels: ArrayLike<number>, testLabels: ArrayLike<number>): number {
-  const counts = new Map<number, number>();
-  for (let i = 0; i < trainLabels.length; i++) counts.set(trainLabels[i]!, (counts.get(trainLabels[i]!) ?? 0) + 1);
-  const top = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a), [-1, 0])[0];
-  let hits = 0;
-  for (let i = 0; i < testLabels.length; i++) if (testLabels[i] === top) hits += 1;
-  return testLabels.length === 0 ? 0 : hits / testLabels.length;
 }
 
 /**
@@ -469,7 +460,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
       ...(svdRows.size > 0 ? [asSeries('svd', 'SVD', svdRows.values())] : []),
       ...(randRows.size > 0 ? [asSeries('rand', 'Rand', randRows.values())] : []),
     ],
-    references: [{ label: 'majority class', values: { top1: majorityFraction(train.labels, test.labels) } }],
+    references: [{ label: 'majority class', values: { top1: majorityClass(train.labels, test.labels).accuracy } }],
     ...(robustnessTable === '' ? {} : { notes: [robustnessTable.trim()] }),
   };
   const metrics = {

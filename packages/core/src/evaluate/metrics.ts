@@ -144,3 +144,22 @@ export async function retrievalMetrics(options: RetrievalOptions): Promise<Retri
     queryFull.dispose();
   }
 }
+
+/**
+ * The trivial reference of a classification table: the most frequent training label (the lowest
+ * id among equally frequent ones) and the test accuracy of always answering it (0 for an empty
+ * test split).
+ */
+export function majorityClass(
+  trainLabels: ArrayLike<number>,
+  testLabels: ArrayLike<number>,
+): { label: number; accuracy: number } {
+  const counts = new Map<number, number>();
+  for (let i = 0; i < trainLabels.length; i++) counts.set(trainLabels[i]!, (counts.get(trainLabels[i]!) ?? 0) + 1);
+  let label = -1;
+  let best = 0;
+  for (const [l, c] of counts) if (c > best || (c === best && l < label)) [label, best] = [l, c];
+  let hits = 0;
+  for (let i = 0; i < testLabels.length; i++) if (testLabels[i] === label) hits += 1;
+  return { label, accuracy: testLabels.length === 0 ? 0 : hits / testLabels.length };
+}

@@ -1,4 +1,4 @@
-import { MrlError } from '@mrl/core';
+import { majorityClass, MrlError } from '@mrl/core';
 import { LabelMap } from './labels.js';
 import { readRecords } from './records.js';
 import { checkTestFraction, hashSplit, hashString } from './split.js';
@@ -173,10 +173,7 @@ export async function loadClassificationData(options: ClassificationDataOptions)
   }
   const trainLabels = Int32Array.from(train, (e) => labels.id(e.label));
   const testLabels = Int32Array.from(test, (e) => labels.id(e.label));
-  const counts = new Int32Array(labels.size);
-  for (const id of trainLabels) counts[id]! += 1;
-  const top = counts.indexOf(Math.max(...counts));
-  const majority = testLabels.filter((id) => id === top).length / testLabels.length;
+  const majority = majorityClass(trainLabels, testLabels).accuracy;
   return {
     train: new ArraySource(options.trainFile, train),
     test: new ArraySource(testName, test),

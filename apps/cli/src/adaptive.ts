@@ -54,7 +54,8 @@ function searchGemm(): adaptive.Gemm | undefined {
   return gemm;
 }
 
-const api: AdaptiveApi = {
+/** The adaptive-retrieval API (`@mrl/adaptive`, a dependency of the CLI). */
+export const adaptiveApi: AdaptiveApi = {
   MatryoshkaIndex: adaptive.MatryoshkaIndex,
   saveIndex: (index, file) => adaptiveNode.saveIndex(index as adaptive.MatryoshkaIndex, file),
   openIndex: (file) => adaptiveNode.openIndex(file, { gemm: searchGemm() }),
@@ -65,13 +66,3 @@ const api: AdaptiveApi = {
   recallAtK: adaptive.recallAtK,
   meanAveragePrecisionAtK: adaptive.meanAveragePrecisionAtK,
 };
-
-/** The adaptive API (always present since it is its own package; kept async for the commands). */
-export async function adaptiveApi(): Promise<AdaptiveApi | undefined> {
-  return api;
-}
-
-/** The adaptive API; `what` names the feature that needs it. */
-export async function requireAdaptiveApi(_what: string): Promise<AdaptiveApi> {
-  return api;
-}

@@ -14,7 +14,7 @@ import {
 import { encode, loadTextModel } from '@mrl/text';
 import { decodeImages, IMAGE_EXTENSIONS, loadVisionData, type ImageTransform } from '@mrl/vision';
 import * as tf from '@tensorflow/tfjs';
-import { adaptiveApi, requireAdaptiveApi } from '../adaptive.js';
+import { adaptiveApi as api } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
 import {
   ADAPTOR_FLAG,
@@ -313,9 +313,6 @@ export const embedCommand = defineMrlCommand({
           `Use a comma-separated list of ${FORMATS.join(', ')}.`,
         );
     }
-    // The index is written when core has it; asked for explicitly, its absence is an error.
-    const explicitIndex = options.formats !== EMBED_FLAGS.formats.default && formats.includes('index');
-    const api = explicitIndex ? await requireAdaptiveApi('--formats index') : await adaptiveApi();
     if (options.modality === 'align') {
       throw new MrlError(
         'unsupported',
@@ -401,7 +398,7 @@ export const embedCommand = defineMrlCommand({
       await writeFileAtomically(`${out}.jsonl`, `${lines.join('\n')}\n`);
       written.push(`${out}.jsonl`);
     }
-    if (formats.includes('index') && api !== undefined) {
+    if (formats.includes('index')) {
       const index = api.MatryoshkaIndex.fromVectors(embeddings, {
         dim: m,
         ...(labels === undefined ? {} : { labels }),
@@ -409,8 +406,6 @@ export const embedCommand = defineMrlCommand({
       });
       api.saveIndex(index, `${out}.mrlidx`);
       written.push(`${out}.mrlidx`);
-    } else if (formats.includes('index')) {
-      process.stderr.write('note: no search index written (this build of @mrl/core has no adaptive index yet)\n');
     }
     process.stdout.write(
       `embedded ${what}, d=${d} -> ${m} dims (L2-normalised)\n${written.map((w) => `  ${displayPath(w)}`).join('\n')}\n`,

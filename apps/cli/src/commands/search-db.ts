@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { formatTable, MrlError, truncateAndNormalize } from '@mrl/core';
-import { requireAdaptiveApi } from '../adaptive.js';
+import { adaptiveApi } from '../adaptive.js';
 import type { COMMON_FLAGS, DB_SEARCH_FLAGS, DB_TABLE_FLAG, Resolved, SEARCH_FLAGS } from '../flags.js';
 import { readQueries } from './search.js';
 
@@ -22,7 +22,7 @@ export async function searchDatabase(options: Options): Promise<void> {
   if (options.k < 1) throw new MrlError('invalid-argument', `--k must be at least 1, got ${options.k}.`, 'e.g. --k 10');
   const { openVectorDb, readDbIndexInfo, searchDb } = await import('@mrl/adaptive/node');
   const { recallAtK } = await import('@mrl/adaptive');
-  const raw = await readQueries(resolve(options.queries), await requireAdaptiveApi('mrl-cli search'));
+  const raw = await readQueries(resolve(options.queries), adaptiveApi);
   const db = await openVectorDb(url);
   try {
     const info = await readDbIndexInfo(db.client, options.table);

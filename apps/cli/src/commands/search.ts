@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { decodeSafetensors, formatTable, MrlError, truncateAndNormalize } from '@mrl/core';
-import { requireAdaptiveApi, type AdaptiveApi, type IndexLike, type SearchResultLike } from '../adaptive.js';
+import { adaptiveApi, type AdaptiveApi, type IndexLike, type SearchResultLike } from '../adaptive.js';
 import { defineMrlCommand } from '../command.js';
 import { assertFiniteRows } from '../finite.js';
 import { COMMON_FLAGS, DB_SEARCH_FLAGS, DB_TABLE_FLAG, SEARCH_FLAGS } from '../flags.js';
@@ -202,7 +202,7 @@ export const searchCommand = defineMrlCommand({
         `--query-limit ${options['query-limit']} would search no queries: it must be at least 1.`,
         'Leave --query-limit out to search up to 1000 queries, or pass e.g. --query-limit 100.',
       );
-    const api = await requireAdaptiveApi('mrl-cli search');
+    const api = adaptiveApi;
     await readBytes(options.index, 'index');
     const index: IndexLike = api.openIndex(options.index);
     const raw = await readQueries(resolve(options.queries), api);

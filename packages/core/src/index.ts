@@ -202,3 +202,4 @@ export type {
   Rows,
   SimilarityTarget,
 } from './adaptor/index.js';
+export { encodeNpy, readNpyHeader, type NpyHeader } from './io/npy.js';

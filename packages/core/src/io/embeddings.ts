@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { MrlError } from '../errors.js';
 import type { EmbeddingMatrix } from '../evaluate/embeddings.js';
+import { readNpyHeader } from './npy.js';
 import { decodeSafetensors, halfToFloat } from './safetensors.js';
-
-const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
 
 /** A 2-D little-endian float `.npy` (`<f4`, `<f8` or `<f2`, C order) as float32. */
 function decodeNpyMatrix(bytes: Uint8Array, source: string): EmbeddingMatrix {
@@ -13,19 +12,10 @@ function decodeNpyMatrix(bytes: Uint8Array, source: string): EmbeddingMatrix {
       `${source} is not a readable .npy embedding matrix: ${what}.`,
       'Save it with numpy.save(path, array.astype("float32")).',
     );
-  if (bytes.length < 10 || !NPY_MAGIC.every((b, i) => bytes[i] === b)) throw corrupt('bad magic');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const major = bytes[6]!;
-  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
-  const start = (major === 1 ? 10 : 12) + headerLength;
-  const header = Buffer.from(bytes.subarray(major === 1 ? 10 : 12, start)).toString('latin1');
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-    .map(Number);
-  if (/'fortran_order':\s*True/.test(header)) throw corrupt('it is in Fortran order');
+  const header = readNpyHeader(bytes);
+  if (header === undefined) throw corrupt('bad magic');
+  const { descr, shape, dataOffset: start } = header;
+  if (header.fortranOrder) throw corrupt('it is in Fortran order');
   const width = descr === '<f4' ? 4 : descr === '<f8' ? 8 : descr === '<f2' ? 2 : undefined;
   if (width === undefined) throw corrupt(`dtype ${String(descr)} is not <f4, <f8 or <f2`);
   if (shape.length !== 2) throw corrupt(`shape (${shape.join(', ')}) is not 2-D [rows, dim]`);

@@ -1,7 +1,7 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { MrlError } from '@mrl/core';
+import { MrlError, writeFileAtomically } from '@mrl/core';
 
 /** The special tokens of a BERT vocabulary, in the roles the encoder and MLM objective use. */
 export const BERT_SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
@@ -155,7 +155,8 @@ export async function writeTokenizerFiles(dir: string, files: TokenizerFiles): P
   const vocab = (files.tokenizer['model'] as { vocab: Record<string, number> }).vocab;
   const lines: string[] = [];
   for (const [token, id] of Object.entries(vocab)) lines[id] = token;
-  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(files.tokenizer));
-  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(files.config, null, 2));
-  await writeFile(join(dir, 'vocab.txt'), `${lines.join('\n')}\n`);
+  // Through the checked atomic writer: a run folder's or a user's tokenizer is never left torn.
+  await writeFileAtomically(join(dir, 'tokenizer.json'), JSON.stringify(files.tokenizer));
+  await writeFileAtomically(join(dir, 'tokenizer_config.json'), JSON.stringify(files.config, null, 2));
+  await writeFileAtomically(join(dir, 'vocab.txt'), `${lines.join('\n')}\n`);
 }

@@ -16,6 +16,12 @@ export interface ConvGeometry {
   pads: readonly [number, number, number, number];
 }
 
+/** A float32 or int32 array with its shape, for {@link NativeKernels.graph}. */
+export interface NativeArray {
+  data: Float32Array | Int32Array;
+  shape: readonly number[];
+}
+
 /** Native float32 kernels over arrays that the caller owns; outputs are written in place. */
 export interface NativeKernels {
   /** What runs them, for the backend's log line. */
@@ -102,6 +108,16 @@ export interface NativeKernels {
     axis: number,
     sizes: readonly number[],
     outputs: readonly Float32Array[],
+  ): void;
+  /**
+   * Runs a graph of the caller's (`model` is built once per `key`) on `feeds`, writing its
+   * outputs in place into `fetches`: for fused kernels whose graphs live beside them.
+   */
+  graph(
+    key: string,
+    model: () => Uint8Array,
+    feeds: Readonly<Record<string, NativeArray>>,
+    fetches: Readonly<Record<string, NativeArray>>,
   ): void;
 }
 
@@ -474,6 +490,18 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
         );
       });
       session(`Split|${axis}|${sizes.length}`, () => splitModel(axis, sizes.length)).run(feeds, fetches, {});
+    },
+    graph(key, model, feeds, fetches) {
+      const wrap = (arrays: Readonly<Record<string, NativeArray>>): Record<string, unknown> =>
+        Object.fromEntries(
+          Object.entries(arrays).map(([name, a]) => [
+            name,
+            a.data instanceof Int32Array
+              ? new Tensor('int32', a.data, a.shape)
+              : new Tensor('float32', a.data, a.shape),
+          ]),
+        );
+      session(`Graph|${key}`, model).run(wrap(feeds), wrap(fetches), {});
     },
     conv2d(x, xShape, filter, filterShape, y, yShape, geometry) {
       conv('Conv', x, xShape, filter, filterShape, y, yShape, geometry);

@@ -28,6 +28,12 @@ import {
   PREFIX_SOFTMAX_CE,
   PREFIX_SOFTMAX_CE_GRAD,
 } from './native_prefix_softmax.js';
+import {
+  CHUNKED_PREFIX_CE,
+  CHUNKED_PREFIX_CE_GRAD,
+  createChunkedPrefixSoftmaxGradKernel,
+  createChunkedPrefixSoftmaxKernel,
+} from './native_chunked_prefix_softmax.js';
 import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
 import { createTileKernel } from './tile.js';
@@ -84,6 +90,8 @@ const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => Ke
   [SOFTMAX_CROSS_ENTROPY_GRAD, createSoftmaxCrossEntropyGradKernel],
   [PREFIX_SOFTMAX_CE, createPrefixSoftmaxKernel],
   [PREFIX_SOFTMAX_CE_GRAD, createPrefixSoftmaxGradKernel],
+  [CHUNKED_PREFIX_CE, createChunkedPrefixSoftmaxKernel],
+  [CHUNKED_PREFIX_CE_GRAD, createChunkedPrefixSoftmaxGradKernel],
 ];
 
 /** The shipped kernel under our mark, for kernels that only some settings replace. */

@@ -48,6 +48,7 @@ export {
   mlmBatch,
   MlmModel,
   TiedMlmObjective,
+  type TiedMlmOptions,
   type MaskedTokens,
   type MaskingOptions,
   type MlmBatch,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import {
+  chunkedPrefixSoftmaxCrossEntropy,
   prefixVariables,
   prefixSoftmaxCrossEntropy,
   runningSumPrefixLogits,
@@ -86,19 +87,42 @@ export interface MlmTarget {
   labels: tf.Tensor1D;
 }
 
+/** Options for {@link TiedMlmObjective}. */
+export interface TiedMlmOptions {
+  /**
+   * How the loss over the vocabulary runs: 'chunked' (default) streams vocabulary chunks through
+   * every prefix and never stores the [M, V] logits; 'stacked' is the earlier kernel that
+   * materialises each prefix's logits and probabilities (kept for comparison, see
+   * bench/mlm-head.mjs). Both give the same losses and gradients.
+   */
+  head?: 'chunked' | 'stacked';
+  /** Vocabulary classes per chunk for the 'chunked' head (default 2048). */
+  chunk?: number;
+}
+
 /**
  * Masked-LM output tied to the input embeddings, as nested prefix losses (MRL-E over the
  * vocabulary): prefix m of a masked token's state is scored against the first m columns of the
  * token-embedding table E [V, d], `logits_m = h[:, :m] E[:, :m]^T + b`. All prefixes come from
- * chunk products and a running sum, one full-size product in total.
+ * one full-size product, split by nesting block, in vocabulary chunks.
  */
 export class TiedMlmObjective implements PrefixObjective<MlmTarget> {
   readonly name = 'masked-lm';
   readonly bias: tf.Variable; // [V]
+  readonly head: 'chunked' | 'stacked';
+  readonly #chunk: number | undefined;
 
-  constructor(readonly embedding: tf.Variable) {
+  constructor(
+    readonly embedding: tf.Variable,
+    options: TiedMlmOptions = {},
+  ) {
     if (embedding.rank !== 2)
       throw new MrlError('invalid-argument', `the tied embedding must be a [V, d] matrix, got rank ${embedding.rank}.`);
+    const head = options.head ?? 'chunked';
+    if (head !== 'chunked' && head !== 'stacked')
+      throw new MrlError('invalid-argument', `the MLM head must be 'chunked' or 'stacked', got '${String(head)}'.`);
+    this.head = head;
+    this.#chunk = options.chunk;
     this.bias = tf.variable(tf.zeros([embedding.shape[0]!]), true);
   }
 
@@ -120,6 +144,16 @@ export class TiedMlmObjective implements PrefixObjective<MlmTarget> {
 
   /** All dims' losses from one op: one kernel each way on wasm with native kernels. */
   prefixLossVector(states: tf.Tensor2D, dims: readonly number[], target: MlmTarget): tf.Tensor1D {
+    if (this.head === 'chunked') {
+      return chunkedPrefixSoftmaxCrossEntropy(
+        states,
+        this.embedding as tf.Tensor2D,
+        this.bias as tf.Tensor1D,
+        target.labels,
+        dims,
+        this.#chunk === undefined ? {} : { chunk: this.#chunk },
+      );
+    }
     return prefixSoftmaxCrossEntropy(
       states,
       this.embedding as tf.Tensor2D,

@@ -112,6 +112,25 @@ describe('tied MRL-E masked-LM output', () => {
     });
   });
 
+  it('names an unknown head form', () => {
+    const table = tf.variable(tf.zeros([V, d]));
+    expect(() => new TiedMlmObjective(table, { head: 'dense' as 'chunked' })).toThrow(
+      /the MLM head must be 'chunked' or 'stacked', got 'dense'/,
+    );
+    table.dispose();
+  });
+
+  it('the chunked and stacked heads give the same losses', () => {
+    const table = tf.variable(tf.randomNormal([V, d], 0, 1, 'float32', 7));
+    const hidden = tf.randomNormal([5, d], 0, 1, 'float32', 8) as tf.Tensor2D;
+    const labels = tf.tensor1d([0, 6, 2, 3, 1], 'int32');
+    const [chunked, stacked] = (['chunked', 'stacked'] as const).map((head) =>
+      new TiedMlmObjective(table, { head, chunk: 3 }).prefixLossVector(hidden, dims, { labels }).dataSync(),
+    );
+    expect(chunked!.length).toBe(dims.length);
+    chunked!.forEach((v, j) => expect(v).toBeCloseTo(stacked![j]!, 5));
+  });
+
   it('matches numerical gradients for the table, the bias and the hidden states', () => {
     const table = tf.variable(tf.randomNormal([V, d], 0, 0.5, 'float32', 4));
     const objective = new TiedMlmObjective(table);

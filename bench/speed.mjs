@@ -7,9 +7,11 @@
 // Usage (after `pnpm run build`):
 //   node bench/speed.mjs [--models mlp,resnet18,vit,bert] [--steps 3] [--backend wasm]
 //                        [--profile] [--no-torch] [--leak 1000] [--python /usr/bin/python3]
+//                        [--mlm-head chunked|stacked]
 // --steps: timed steps per head for the big models (the MLP runs 10x as many);
 // --profile: per-kernel times (tf.profile) of one MRL step per model;
-// --leak N: N more MLP steps, then tensor count / bytes / rss at the start and end.
+// --leak N: N more MLP steps, then tensor count / bytes / rss at the start and end;
+// --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs).
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -104,7 +106,7 @@ function buildCase(name, spec, random) {
     encoder = new BertEncoder(config, random);
     const d = config.embeddingDim;
     const t = spec.seq;
-    const objective = new TiedMlmObjective(encoder.tokenEmbedding);
+    const objective = new TiedMlmObjective(encoder.tokenEmbedding, { head: arg('mlm-head', 'chunked') });
     const ids = tf.tensor2d(
       Array.from({ length: n * t }, (_, i) => 5 + ((i * 104729) % 30517)),
       [n, t],

@@ -131,9 +131,9 @@ for (let r = 0; r < STEPS; r++) {
 }
 const by = (head, nesting) => kinds.find((k) => k.head === head && k.nesting === nesting);
 console.log(
-  '\n| head | plain step ms | MRL step ms | MRL/plain (medians / paired) | head alone: plain ms | MRL ms | MRL/plain |',
+  '\n| head | plain step ms (cpu) | MRL step ms (cpu) | MRL/plain (medians / paired) | wall ms plain / MRL | head alone: plain ms (cpu) | MRL ms | MRL/plain |',
 );
-console.log('|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const head of ['stacked', 'chunked']) {
   const [m, p] = [by(head, 'mrl'), by(head, 'plain')];
   console.log(

@@ -7,11 +7,12 @@
 // Usage (after `pnpm run build`):
 //   node bench/speed.mjs [--models mlp,resnet18,vit,bert] [--steps 3] [--backend wasm]
 //                        [--profile] [--no-torch] [--leak 1000] [--python /usr/bin/python3]
-//                        [--mlm-head chunked|stacked]
+//                        [--mlm-head chunked|stacked] [--keep-tape]
 // --steps: timed steps per head for the big models (the MLP runs 10x as many);
 // --profile: per-kernel times (tf.profile) of one MRL step per model;
 // --leak N: N more MLP steps, then tensor count / bytes / rss at the start and end;
-// --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs).
+// --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs);
+// --keep-tape: TF.js's own backward pass, which frees saved activations only at its end.
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -23,6 +24,7 @@ import {
   ClassificationObjective,
   createRandom,
   defaultNestingDims,
+  freeDuringBackward,
   initBackend,
   MatryoshkaLoss,
   MlpEncoder,
@@ -44,6 +46,7 @@ const TORCH = !flag('no-torch');
 const LEAK = Number(arg('leak', '0'));
 const PYTHON = arg('python', '/usr/bin/python3');
 const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto') });
+if (flag('keep-tape')) freeDuringBackward(false);
 
 // Batch sizes: the MLP as in ENGINE.md; the big models small enough for a 2-core machine.
 const SPECS = {

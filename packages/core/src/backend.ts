@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MrlError } from './errors.js';
 import { registerWasmTrainingKernels } from './kernels/index.js';
 import { loadOnnxRuntimeKernels, type NativeKernels } from './kernels/native/onnxruntime.js';
+import { freeDuringBackward } from './memory/free-during-backward.js';
 
 /** Backends mrl can run on. `tensorflow` needs `@tensorflow/tfjs-node-gpu` or `-node`, installed by the user. */
 export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
@@ -152,6 +153,7 @@ export async function initBackend(name: string = 'wasm', options: BackendOptions
     return current.info;
   }
   const info = await startBackend(backend, source, threads);
+  freeDuringBackward(); // saved activations and gradients go as soon as the backward pass is past them
   current = { backend, source, info, threads };
   return info;
 }

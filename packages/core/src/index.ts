@@ -6,6 +6,7 @@ export { l2Normalize, softmaxCrossEntropy } from './losses.js';
 export { gelu, geluErf, geluOf, type GeluForm } from './ops/gelu.js';
 export { batchNormTraining, layerNorm } from './ops/normalize.js';
 export { sumTensors } from './ops/sum-tensors.js';
+export { freeDuringBackward } from './memory/free-during-backward.js';
 export { prefixSoftmaxCrossEntropy } from './ops/prefix-softmax-ce.js';
 export { chunkedPrefixSoftmaxCrossEntropy, type ChunkedPrefixOptions } from './ops/chunked-mlm-head.js';
 export { DEFAULT_VOCAB_CHUNK, IGNORE_INDEX } from './kernels/index.js';

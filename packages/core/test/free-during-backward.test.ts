@@ -1,0 +1,106 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { freeDuringBackward } from '../src/memory/free-during-backward.js';
+import { chunkedPrefixSoftmaxCrossEntropy } from '../src/ops/chunked-mlm-head.js';
+import { randomArray } from './helpers/close.js';
+import { NATIVE_OPTIONS } from './helpers/native-kernels.js';
+
+/**
+ * A residual MLP (tensors used twice, so gradients accumulate), a custom-gradient loss, and a
+ * second output that does not reach the loss: the cases where freeing early could go wrong.
+ */
+function setup() {
+  const layers = Array.from({ length: 40 }, (_, i) => tf.variable(tf.tensor2d(randomArray(32 * 32, i + 1), [32, 32])));
+  const head = tf.variable(tf.tensor2d(randomArray(50 * 32, 99), [50, 32]));
+  const x = tf.tensor2d(randomArray(512 * 32, 100), [512, 32]);
+  const labels = tf.tensor1d(
+    Int32Array.from({ length: 512 }, (_, i) => (i * 7) % 50),
+    'int32',
+  );
+  // Identity forward; its gradient runs when the backward pass reaches the first layer, and
+  // notes how many bytes TF.js holds then.
+  const probe = tf.customGrad(((t: tf.Tensor, _save: tf.GradSaveFunc) => ({
+    value: t.clone(),
+    gradFunc: (dy: tf.Tensor) => {
+      held.bytes = tf.memory().numBytes;
+      return dy.clone();
+    },
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const held = { bytes: 0 };
+  const loss = (): tf.Scalar => {
+    let h: tf.Tensor2D = x;
+    layers.forEach((w, i) => {
+      h = tf.add(h, tf.relu(tf.matMul(h, w)).mul(0.1)) as tf.Tensor2D;
+      if (i === 0) h = probe(h) as tf.Tensor2D;
+    });
+    const [, unused] = tf.split(h, 2, 1);
+    unused!.square(); // recorded, not on the path to the loss
+    const losses = chunkedPrefixSoftmaxCrossEntropy(h, head, null, labels, [8, 16, 32], { chunk: 16 });
+    return tf.add(tf.sum(losses), tf.mul(tf.sum(tf.square(h)), 1e-3)) as tf.Scalar;
+  };
+  return { vars: [...layers, head], loss, held, dispose: () => tf.dispose([...layers, head, x, labels]) };
+}
+
+async function gradsAndPeak(on: boolean) {
+  freeDuringBackward(on);
+  const s = setup();
+  const before = tf.memory().numTensors;
+  let grads: Float32Array[] = [];
+  let value = 0;
+  const info = await tf.profile(() => {
+    const r = tf.variableGrads(s.loss, s.vars);
+    value = r.value.dataSync()[0]!;
+    grads = s.vars.map((v) => r.grads[v.name]!.dataSync() as Float32Array);
+    tf.dispose([r.value, ...Object.values(r.grads)]);
+  });
+  const leaked = tf.memory().numTensors - before;
+  s.dispose();
+  return { value, grads, peak: info.peakBytes, leaked, late: s.held.bytes };
+}
+
+describe.each(['cpu', 'wasm'] as const)('freeDuringBackward on %s', (backend) => {
+  beforeAll(async () => {
+    if (backend === 'wasm') {
+      await tf.setBackend('wasm');
+      registerWasmTrainingKernels(NATIVE_OPTIONS[1]![1]);
+    }
+    await tf.setBackend(backend);
+  });
+  afterAll(() => freeDuringBackward(false));
+
+  it('gives the same gradients, leaks nothing, and holds far less late in the backward pass', async () => {
+    const shipped = await gradsAndPeak(false);
+    const early = await gradsAndPeak(true);
+    expect(early.value).toBe(shipped.value);
+    early.grads.forEach((g, i) => {
+      expect(Array.from(g)).toEqual(Array.from(shipped.grads[i]!));
+      expect(Math.max(...Array.from(g, Math.abs))).toBeGreaterThan(0);
+    });
+    expect(early.leaked).toBe(0);
+    expect(shipped.leaked).toBe(0);
+    // Near the end of the backward pass, the activations and gradients of the 39 later layers
+    // are gone; the step's peak (reached at the end of the forward pass here) does not rise.
+    expect(early.late).toBeLessThan(shipped.late * 0.5);
+    expect(early.peak).toBeLessThanOrEqual(shipped.peak);
+  });
+
+  it("leaves the caller's dy, nested gradients and gradients of intermediates intact", () => {
+    freeDuringBackward(true);
+    const x = tf.tensor1d([0.5, -1, 2]);
+    const dy = tf.tensor1d([1, 2, 3]);
+    const g = tf.grad((t: tf.Tensor) => tf.mul(tf.sin(t), tf.exp(t)))(x, dy);
+    expect(dy.isDisposed).toBe(false);
+    const expected = [0.5, -1, 2].map((v, i) => (Math.cos(v) + Math.sin(v)) * Math.exp(v) * (i + 1));
+    Array.from(g.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
+    // d2/dx2 of x^3 = 6x: a gradient taken inside a gradient.
+    const second = tf.grad((t: tf.Tensor) => tf.grad((u: tf.Tensor) => tf.pow(u, 3))(t))(x);
+    Array.from(second.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(6 * [0.5, -1, 2][i]!, 3));
+    // The gradient with respect to an intermediate that is also on the tape.
+    const { grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(a, b)))([x, tf.exp(x)]);
+    expect(grads[0]!.isDisposed).toBe(false);
+    Array.from(grads[0]!.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(Math.exp([0.5, -1, 2][i]!), 4));
+    tf.dispose([x, dy, g, second, ...grads]);
+  });
+});

@@ -81,7 +81,11 @@ export function chunkedPrefixSoftmaxCrossEntropy(
   });
 }
 
-/** The tensor-op form: running-sum logits, a log-softmax per dim, ignored rows masked out. */
+/**
+ * The tensor-op form: running-sum logits and, per dim, a softmax cross-entropy with its own
+ * gradient (as `softmaxCrossEntropy`: `(softmax - onehot)` times each row's weight), averaged
+ * over the rows whose label is not ignored.
+ */
 function tensorForm(
   embedding: tf.Tensor2D,
   table: tf.Tensor2D,
@@ -92,13 +96,35 @@ function tensorForm(
   return tf.tidy(() => {
     const ids = tf.cast(labels, 'int32');
     const kept = tf.notEqual(ids, IGNORE_INDEX);
+    const safe = tf.where(kept, ids, tf.zerosLike(ids));
     const valid = tf.cast(kept, 'float32'); // [N]
-    const oneHot = tf.oneHot(tf.where(kept, ids, tf.zerosLike(ids)), table.shape[0]); // [N, C]
-    const count = tf.maximum(tf.sum(valid), 1);
-    const losses = runningSumPrefixLogits(embedding, table, bias, dims, 'classes-first').map((logits) => {
-      const rowLoss = tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), oneHot), 1)); // [N]
-      return tf.div(tf.sum(tf.mul(rowLoss, valid)), count);
-    });
+    const rowWeight: tf.Tensor1D = tf.div(valid, tf.maximum(tf.sum(valid), 1)); // [N], sums to 1 over kept rows
+    const losses = runningSumPrefixLogits(embedding, table, bias, dims, 'classes-first').map((logits) =>
+      weightedCrossEntropy(logits, safe, rowWeight),
+    );
     return tf.stack(losses) as tf.Tensor1D;
   });
+}
+
+/** sum_i w_i * CE(logits_i, labels_i), with the gradient `(softmax - onehot) * w_i * dy`. */
+function weightedCrossEntropy(logits: tf.Tensor2D, labelIds: tf.Tensor1D, rowWeight: tf.Tensor1D): tf.Scalar {
+  const [rows, classes] = logits.shape;
+  const op = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [value, probs] = tf.tidy(() => {
+      const shifted = tf.sub(x, tf.max(x, 1, true));
+      const exp = tf.exp(shifted);
+      const total = tf.sum(exp, 1, true); // [N, 1]
+      const flat = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(classes, 'int32')), labelIds);
+      const picked = tf.gather(tf.reshape(shifted, [-1]), flat); // [N]
+      const rowLoss = tf.sub(tf.reshape(tf.log(total), [rows]), picked);
+      return [tf.sum(tf.mul(rowLoss, rowWeight)), tf.div(exp, total)];
+    });
+    save([probs, labelIds, rowWeight]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, [p, y, w]: tf.Tensor[]) =>
+        tf.mul(tf.sub(p!, tf.oneHot(y as tf.Tensor1D, classes)), tf.mul(tf.reshape(w!, [rows, 1]), dy)),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(logits) as tf.Scalar;
 }

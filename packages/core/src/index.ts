@@ -102,22 +102,14 @@ export {
   type TableRow,
   type TableSeries,
 } from './evaluate/run-table.js';
+// Backends, kernels and the ONNX writer live in @mrl/kernels (the package below core); core
+// re-exports them so that a user of the training library needs one import.
 export {
   BACKEND_NAMES,
   KERNEL_SOURCES,
   defaultThreads,
   initBackend,
-  type BackendInfo,
-  type BackendName,
-  type BackendOptions,
-  type KernelSource,
-} from './backend.js';
-export {
   loadOnnxRuntimeKernels,
-  type NativeKernels,
-  type OnnxRuntimeKernelOptions,
-} from './kernels/native/onnxruntime.js';
-export {
   concatBytes,
   initializer,
   node,
@@ -125,10 +117,23 @@ export {
   ONNX_INT64,
   onnxModel,
   valueInfo,
+  EXPORT_OPSET,
+  OnnxGraph,
+  readOnnxMetadata,
+  mlpOnnxModel,
+  nestingMetadata,
+  registerWasmTrainingKernels,
+  WASM_TRAINING_KERNELS,
+  type BackendInfo,
+  type BackendName,
+  type BackendOptions,
+  type KernelSource,
+  type NativeKernels,
+  type OnnxRuntimeKernelOptions,
   type ProtoField,
-} from './onnx/proto.js';
-export { EXPORT_OPSET, OnnxGraph, readOnnxMetadata, type OnnxElementType } from './onnx/graph.js';
-export { mlpOnnxModel, nestingMetadata } from './onnx/mlp.js';
+  type OnnxElementType,
+  type WasmTrainingKernelOptions,
+} from '@mrl/kernels';
 export {
   coreModule,
   ENCODER_REGISTRATION,
@@ -138,7 +143,6 @@ export {
   type Modality,
   type ObjectiveRegistration,
 } from './di.js';
-export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernelOptions } from './kernels/index.js';
 export type { RunContext, RunReport } from './run.js';
 export {
   checkArrayDataset,

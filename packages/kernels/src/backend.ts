@@ -1,0 +1,205 @@
+import { availableParallelism } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { MrlError } from './errors.js';
+import { registerWasmTrainingKernels } from './wasm/register.js';
+import { loadOnnxRuntimeKernels, type NativeKernels } from './native/onnxruntime.js';
+
+/** Backends mrl can run on. `tensorflow` needs `@tensorflow/tfjs-node-gpu` or `-node`, installed by the user. */
+export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/**
+ * What runs the wasm backend's heavy kernels (matrix products, NHWC convolutions and their
+ * gradients): `onnxruntime`, the native kernels of the optional `onnxruntime-node` (2-5x faster
+ * than wasm SIMD); `wasm`, the backend's own XNNPACK plus our wasm kernels; or `auto`, the
+ * native ones when they load.
+ */
+export const KERNEL_SOURCES = ['auto', 'onnxruntime', 'wasm'] as const;
+export type KernelSource = (typeof KERNEL_SOURCES)[number];
+
+export interface BackendOptions {
+  /**
+   * For `wasm`: what runs the heavy kernels. Default: `auto` at the first start; later calls
+   * without it keep what is running.
+   */
+  kernels?: KernelSource;
+  /**
+   * For `wasm` with native kernels: threads of ONNX Runtime's pool for products and convolutions.
+   * Default: every core this process may use (`os.availableParallelism()`). Results at a fixed
+   * thread count are the same run after run.
+   */
+  threads?: number;
+}
+
+/** Cores this process may use: the default thread count. */
+export function defaultThreads(): number {
+  return Math.max(1, availableParallelism());
+}
+
+export interface BackendInfo {
+  name: BackendName;
+  /** What the backend runs on, for the log line. */
+  detail: string;
+}
+
+async function importOptional(specifier: string): Promise<unknown> {
+  // A computed specifier keeps bundlers and tsc from requiring the optional package.
+  return import(/* @vite-ignore */ specifier);
+}
+
+async function activate(name: string): Promise<boolean> {
+  try {
+    const ok = await tf.setBackend(name);
+    await tf.ready();
+    // tfjs falls back silently when a backend fails to start: trust only getBackend().
+    return ok && tf.getBackend() === name;
+  } catch {
+    return false;
+  }
+}
+
+async function startWebgpu(): Promise<string> {
+  let webgpu: { create: (options: string[]) => unknown; globals: Record<string, unknown> };
+  try {
+    webgpu = (await importOptional('webgpu')) as typeof webgpu;
+  } catch (cause) {
+    throw new MrlError(
+      'backend-unavailable',
+      `the webgpu backend needs the npm package 'webgpu': ${(cause as Error).message}.`,
+      'Run pnpm install, or choose --backend wasm.',
+      { cause },
+    );
+  }
+  Object.assign(globalThis, webgpu.globals);
+  const gpu = webgpu.create([]) as {
+    requestAdapter(): Promise<{ info?: { description?: string; vendor?: string } } | null>;
+  };
+  const adapter = await gpu.requestAdapter();
+  if (adapter === null) {
+    throw new MrlError(
+      'backend-unavailable',
+      'WebGPU found no adapter: no Vulkan driver with the features Dawn needs is installed.',
+      'Install a GPU driver with Vulkan (or Mesa 25 lavapipe for a software one), or choose --backend wasm.',
+    );
+  }
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  await importOptional('@tensorflow/tfjs-backend-webgpu');
+  if (!(await activate('webgpu'))) {
+    throw new MrlError(
+      'backend-unavailable',
+      'the TF.js webgpu backend did not start on this adapter.',
+      'Choose --backend wasm.',
+    );
+  }
+  return adapter.info?.description ?? adapter.info?.vendor ?? 'WebGPU adapter';
+}
+
+async function startTensorflow(): Promise<string> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await importOptional(pkg);
+    } catch {
+      continue;
+    }
+    if (await activate('tensorflow')) return `libtensorflow via ${pkg}`;
+  }
+  throw new MrlError(
+    'backend-unavailable',
+    'the tensorflow backend needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, and neither loads here.',
+    'Install one of them (its install downloads libtensorflow), or choose --backend wasm.',
+  );
+}
+
+/**
+ * Starts a TF.js backend and checks that it really runs. `wasm` (the default) gets mrl's
+ * training kernels registered; `cpu` is the slow reference.
+ */
+export async function initBackend(name: string = 'wasm', options: BackendOptions = {}): Promise<BackendInfo> {
+  if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
+    throw new MrlError(
+      'backend-unavailable',
+      `unknown backend '${name}'.`,
+      `Choose one of: ${BACKEND_NAMES.join(', ')}.`,
+    );
+  }
+  const source = options.kernels ?? 'auto';
+  const threads = options.threads ?? current?.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new MrlError(
+      'invalid-argument',
+      `threads must be a positive integer, got ${String(options.threads)}.`,
+      `Use a number from 1 to ${defaultThreads()} (the cores here), or leave it out for all of them.`,
+    );
+  }
+  if (!(KERNEL_SOURCES as readonly string[]).includes(source)) {
+    throw new MrlError(
+      'invalid-argument',
+      `unknown kernel source '${source}'.`,
+      `Choose one of: ${KERNEL_SOURCES.join(', ')}.`,
+    );
+  }
+  const backend = name as BackendName;
+  // A second start of a device backend would open a second device beside the one TF.js holds
+  // (Dawn then crashes); asking again for the active backend returns it as it is, and so does
+  // asking without naming the kernels (a library call after the CLI chose them).
+  if (
+    current !== undefined &&
+    current.backend === backend &&
+    tf.getBackend() === backend &&
+    (options.kernels === undefined || backend !== 'wasm' || current.source === source) &&
+    (options.threads === undefined || current.threads === threads)
+  ) {
+    return current.info;
+  }
+  const info = await startBackend(backend, source, threads);
+  current = { backend, source, info, threads };
+  return info;
+}
+
+/** The backend started last, and with which kernels. */
+let current: { backend: BackendName; source: KernelSource; info: BackendInfo; threads: number } | undefined;
+
+/** The native kernels, loaded once per process and thread count (undefined: not installed here). */
+let nativeKernels: NativeKernels | undefined | null = null;
+let nativeThreads = 0;
+
+function chooseNative(source: KernelSource, threads: number): NativeKernels | undefined {
+  if (source === 'wasm') return undefined;
+  if (nativeKernels === null || (nativeKernels !== undefined && nativeThreads !== threads)) {
+    nativeKernels = loadOnnxRuntimeKernels({ threads });
+    nativeThreads = threads;
+  }
+  if (nativeKernels === undefined && source === 'onnxruntime') {
+    throw new MrlError(
+      'backend-unavailable',
+      "kernels 'onnxruntime' need the npm package 'onnxruntime-node', which does not load here.",
+      'Install onnxruntime-node (ONNXRUNTIME_NODE_INSTALL=skip skips its CUDA download), or choose --kernels wasm.',
+    );
+  }
+  return nativeKernels;
+}
+
+async function startBackend(backend: BackendName, source: KernelSource, threads: number): Promise<BackendInfo> {
+  switch (backend) {
+    case 'wasm': {
+      await import('@tensorflow/tfjs-backend-wasm');
+      if (!(await activate('wasm'))) {
+        throw new MrlError('backend-unavailable', 'the wasm backend did not start.', 'Choose --backend cpu.');
+      }
+      const native = chooseNative(source, threads);
+      registerWasmTrainingKernels(native === undefined ? {} : { native });
+      const heavy = native === undefined ? 'XNNPACK and mrl wasm kernels' : native.detail;
+      return {
+        name: backend,
+        detail: `WebAssembly with mrl training kernels, 1 thread; products and convolutions on ${heavy}`,
+      };
+    }
+    case 'cpu':
+      if (!(await activate('cpu'))) throw new MrlError('backend-unavailable', 'the cpu backend did not start.');
+      return { name: backend, detail: 'plain JavaScript reference backend' };
+    case 'webgpu':
+      return { name: backend, detail: await startWebgpu() };
+    case 'tensorflow':
+      return { name: backend, detail: await startTensorflow() };
+  }
+}

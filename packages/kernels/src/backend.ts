@@ -42,9 +42,63 @@ export interface BackendInfo {
   detail: string;
 }
 
+/** Loads an optional package by name; tests replace it to simulate a package that is absent. */
+export type ModuleLoader = (specifier: string) => Promise<unknown>;
+
+// A computed specifier keeps bundlers and tsc from requiring the optional package.
+const dynamicImport: ModuleLoader = (specifier) => import(/* @vite-ignore */ specifier);
+let loadModule: ModuleLoader = dynamicImport;
+
+/**
+ * Replaces how optional packages (`webgpu`, `@tensorflow/tfjs-backend-webgpu`, tfjs-node) are
+ * loaded, so tests can make one absent; `undefined` restores `import()`.
+ */
+export function setModuleLoader(loader: ModuleLoader | undefined): void {
+  loadModule = loader ?? dynamicImport;
+}
+
 async function importOptional(specifier: string): Promise<unknown> {
-  // A computed specifier keeps bundlers and tsc from requiring the optional package.
-  return import(/* @vite-ignore */ specifier);
+  return loadModule(specifier);
+}
+
+/** Optional packages of the webgpu backend, with the version range @mrl/kernels declares. */
+const WEBGPU_PACKAGES = [
+  ['webgpu', '^0.6.2', "Dawn's WebGPU for Node"],
+  ['@tensorflow/tfjs-backend-webgpu', '4.22.0', 'the TF.js WebGPU backend'],
+] as const;
+
+function isNotFound(cause: unknown, specifier: string): boolean {
+  const code = (cause as { code?: unknown } | null)?.code;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /Cannot find (package|module)/.test(message)) &&
+    message.includes(specifier)
+  );
+}
+
+/**
+ * Loads one optional package of the webgpu backend, or throws one MrlError that names it and
+ * says how to install it: `webgpu` (Dawn, 130 MB) is an optional dependency, skipped by
+ * `pnpm install --no-optional` and by installs on platforms without a prebuilt binary.
+ */
+async function importWebgpuPackage(index: 0 | 1): Promise<unknown> {
+  const [name, range, what] = WEBGPU_PACKAGES[index];
+  try {
+    return await importOptional(name);
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const missing = isNotFound(cause, name);
+    throw new MrlError(
+      'backend-unavailable',
+      missing
+        ? `--backend webgpu needs the npm package '${name}' (${what}), an optional dependency of @mrl/kernels that is not installed here.`
+        : `--backend webgpu could not load the npm package '${name}' (${what}): ${reason}.`,
+      missing
+        ? `Install it: pnpm add --filter @mrl/kernels ${name}@${range} (or run pnpm install without --no-optional; with npm: npm install ${name}@${range}), or choose --backend wasm.`
+        : `Reinstall it (pnpm install --force), or choose --backend wasm.`,
+      { cause },
+    );
+  }
 }
 
 async function activate(name: string): Promise<boolean> {
@@ -59,17 +113,10 @@ async function activate(name: string): Promise<boolean> {
 }
 
 async function startWebgpu(): Promise<string> {
-  let webgpu: { create: (options: string[]) => unknown; globals: Record<string, unknown> };
-  try {
-    webgpu = (await importOptional('webgpu')) as typeof webgpu;
-  } catch (cause) {
-    throw new MrlError(
-      'backend-unavailable',
-      `the webgpu backend needs the npm package 'webgpu': ${(cause as Error).message}.`,
-      'Run pnpm install, or choose --backend wasm.',
-      { cause },
-    );
-  }
+  const webgpu = (await importWebgpuPackage(0)) as {
+    create: (options: string[]) => unknown;
+    globals: Record<string, unknown>;
+  };
   Object.assign(globalThis, webgpu.globals);
   const gpu = webgpu.create([]) as {
     requestAdapter(): Promise<{ info?: { description?: string; vendor?: string } } | null>;
@@ -83,7 +130,7 @@ async function startWebgpu(): Promise<string> {
     );
   }
   Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
-  await importOptional('@tensorflow/tfjs-backend-webgpu');
+  await importWebgpuPackage(1);
   if (!(await activate('webgpu'))) {
     throw new MrlError(
       'backend-unavailable',

@@ -4,10 +4,12 @@ export {
   KERNEL_SOURCES,
   defaultThreads,
   initBackend,
+  setModuleLoader,
   type BackendInfo,
   type BackendName,
   type BackendOptions,
   type KernelSource,
+  type ModuleLoader,
 } from './backend.js';
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernelOptions } from './wasm/register.js';
 export { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from './wasm/native_softmax_ce.js';

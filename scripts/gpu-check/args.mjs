@@ -3,7 +3,7 @@
 
 export const USAGE =
   'usage: check.mjs [--backend webgpu|wasm|cpu] [--reference cpu|wasm|none] [--models mlp,resnet18,vit,bert] ' +
-  '[--steps N] [--tolerance R] [--batch-scale S] [--json FILE]';
+  '[--steps N] [--tolerance R] [--batch-scale S] [--json FILE] [--torch torch_cuda.py output]';
 
 /** Batch sizes and optimisers as in bench/speed.mjs (and bench/torch_speed.py, which times PyTorch). */
 export const SPECS = {
@@ -24,6 +24,7 @@ export function parseArgs(argv) {
     tolerance: 1e-3,
     batchScale: 1,
     json: undefined,
+    torch: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i];
@@ -67,6 +68,9 @@ export function parseArgs(argv) {
         break;
       case '--json':
         options.json = value;
+        break;
+      case '--torch':
+        options.torch = value;
         break;
       default:
         throw new Error(`unknown option ${name}\n${USAGE}`);

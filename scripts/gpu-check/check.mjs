@@ -7,7 +7,7 @@
 //   node scripts/gpu-check/check.mjs [--backend webgpu] [--reference cpu] [--models mlp,resnet18,vit,bert]
 //                                    [--steps 3] [--tolerance 1e-3] [--batch-scale 1] [--json out.json]
 // In the pack, run.sh runs the bundled copy of this file (pack.sh builds it).
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -185,12 +185,22 @@ async function main() {
     throw error;
   }
   const reference = options.reference === 'none' ? undefined : await runAll(options.reference, options);
+  // PyTorch CUDA timings of the same models (torch_cuda.py's JSON lines), when run.sh made them.
+  const torch = new Map();
+  if (options.torch !== undefined && existsSync(options.torch)) {
+    for (const line of readFileSync(options.torch, 'utf8').split('\n').filter(Boolean)) {
+      const row = JSON.parse(line);
+      if (row.model !== undefined) torch.set(row.model, row);
+    }
+  }
+  const torchDevice = [...torch.values()][0];
   console.log(`\n${options.backend}: ${main.detail}`);
   if (reference !== undefined) console.log(`${reference.backend}: ${reference.detail}`);
+  if (torchDevice !== undefined) console.log(`PyTorch ${torchDevice.torch} on ${torchDevice.device}`);
   console.log(
-    `\n| model | batch | ${options.backend} ms/step | ${options.reference} ms/step | max relative loss diff | within ${options.tolerance} |`,
+    `\n| model | batch | ${options.backend} ms/step | ${options.reference} ms/step | PyTorch CUDA ms/step | max relative loss diff | within ${options.tolerance} |`,
   );
-  console.log('|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|');
   let failed = false;
   const rows = [];
   for (const name of options.models) {
@@ -199,9 +209,11 @@ async function main() {
     const diff = ref === undefined ? Number.NaN : maxRelativeDiff(ours.losses, ref.losses);
     const ok = ref === undefined ? ours.losses.every(Number.isFinite) : diff <= options.tolerance;
     if (!ok) failed = true;
-    rows.push({ model: name, batch: ours.batch, ours, reference: ref, maxRelativeDiff: diff, ok });
+    const py = torch.get(name);
+    rows.push({ model: name, batch: ours.batch, ours, reference: ref, torch: py, maxRelativeDiff: diff, ok });
     console.log(
       `| ${name} | ${ours.batch} | ${ours.msPerStep.toFixed(1)} | ${ref === undefined ? '-' : ref.msPerStep.toFixed(1)} | ` +
+        `${py === undefined ? '-' : py.ms_per_step.toFixed(1)} | ` +
         `${Number.isNaN(diff) ? '-' : diff.toExponential(2)} | ${ok ? 'yes' : 'NO'} |`,
     );
   }

@@ -1,17 +1,17 @@
-// Times the wasm kernels we replace (packages/core/src/kernels/wasm): shipped, ours in wasm, and
+// Times the wasm kernels we replace (packages/kernels/src/wasm): shipped, ours in wasm, and
 // ours on native kernels (ONNX Runtime, `kernels: 'onnxruntime'`).
-// Run after `pnpm exec tsc -b packages/core`:  node bench/kernels.mjs
+// Run after `pnpm exec tsc -b packages/kernels packages/core`:  node bench/kernels.mjs
 // Single process: the three kernel configs are swapped in and out of the registry, and each
 // case is timed in alternating rounds (shipped, ours, native, shipped, ...) to even out noise.
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 
-const requireFromCore = createRequire(new URL('../packages/core/package.json', import.meta.url));
-const load = (name) => import(pathToFileURL(requireFromCore.resolve(name)).href);
+const requireFromKernels = createRequire(new URL('../packages/kernels/package.json', import.meta.url));
+const load = (name) => import(pathToFileURL(requireFromKernels.resolve(name)).href);
 const tf = await load('@tensorflow/tfjs');
 await load('@tensorflow/tfjs-backend-wasm');
-const { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } = await import('../packages/core/dist/kernels/index.js');
+const { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } = await import('../packages/kernels/dist/index.js');
 const { loadOnnxRuntimeKernels, softmaxCrossEntropy } = await import('../packages/core/dist/index.js');
 
 await tf.setBackend('wasm');

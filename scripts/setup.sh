@@ -12,6 +12,7 @@ debian_packages=(
   python3-numpy         # tests check that numpy reads our .npy and safetensors files
   python3-faiss         # bench/retrieval.mjs: FAISS IndexFlatIP and IndexHNSWFlat on the same vectors
   python3-onnx          # tests run onnx.checker on exported ONNX models
+  libvulkan1            # the Vulkan loader that scripts/gpu-check/pack.sh puts in the GPU check pack
 )
 missing=()
 for p in "${debian_packages[@]}"; do

@@ -12,7 +12,7 @@ interface ResolveContext {
 }
 type NextResolve = (specifier: string, context?: ResolveContext) => Promise<{ url: string }>;
 
-const SHARED = ['@tensorflow/tfjs', '@mrl/core', '@mrl/vision', '@mrl/text', 'inversify'];
+const SHARED = ['@tensorflow/tfjs', '@mrl/kernels', '@mrl/core', '@mrl/vision', '@mrl/text', 'inversify'];
 let hostURL = '';
 let pluginDirs: readonly string[] = [];
 

@@ -6,10 +6,10 @@ export { l2Normalize, softmaxCrossEntropy } from './losses.js';
 export { gelu, geluErf, geluOf, type GeluForm } from './ops/gelu.js';
 export { batchNormTraining, layerNorm } from './ops/normalize.js';
 export { sumTensors } from './ops/sum-tensors.js';
-export { freeDuringBackward } from './memory/free-during-backward.js';
+export { freeDuringBackward } from '@mrl/kernels';
 export { prefixSoftmaxCrossEntropy } from './ops/prefix-softmax-ce.js';
 export { chunkedPrefixSoftmaxCrossEntropy, type ChunkedPrefixOptions } from './ops/chunked-mlm-head.js';
-export { DEFAULT_VOCAB_CHUNK, IGNORE_INDEX } from './kernels/index.js';
+export { DEFAULT_VOCAB_CHUNK, IGNORE_INDEX } from '@mrl/kernels';
 export { unstackFirst } from './ops/prefix-logits.js';
 export {
   runningSumPrefixLogits,
@@ -105,22 +105,14 @@ export {
   type TableRow,
   type TableSeries,
 } from './evaluate/run-table.js';
+// Backends, kernels and the ONNX writer live in @mrl/kernels (the package below core); core
+// re-exports them so that a user of the training library needs one import.
 export {
   BACKEND_NAMES,
   KERNEL_SOURCES,
   defaultThreads,
   initBackend,
-  type BackendInfo,
-  type BackendName,
-  type BackendOptions,
-  type KernelSource,
-} from './backend.js';
-export {
   loadOnnxRuntimeKernels,
-  type NativeKernels,
-  type OnnxRuntimeKernelOptions,
-} from './kernels/native/onnxruntime.js';
-export {
   concatBytes,
   initializer,
   node,
@@ -128,10 +120,23 @@ export {
   ONNX_INT64,
   onnxModel,
   valueInfo,
+  EXPORT_OPSET,
+  OnnxGraph,
+  readOnnxMetadata,
+  mlpOnnxModel,
+  nestingMetadata,
+  registerWasmTrainingKernels,
+  WASM_TRAINING_KERNELS,
+  type BackendInfo,
+  type BackendName,
+  type BackendOptions,
+  type KernelSource,
+  type NativeKernels,
+  type OnnxRuntimeKernelOptions,
   type ProtoField,
-} from './onnx/proto.js';
-export { EXPORT_OPSET, OnnxGraph, readOnnxMetadata, type OnnxElementType } from './onnx/graph.js';
-export { mlpOnnxModel, nestingMetadata } from './onnx/mlp.js';
+  type OnnxElementType,
+  type WasmTrainingKernelOptions,
+} from '@mrl/kernels';
 export {
   coreModule,
   ENCODER_REGISTRATION,
@@ -141,7 +146,6 @@ export {
   type Modality,
   type ObjectiveRegistration,
 } from './di.js';
-export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernelOptions } from './kernels/index.js';
 export type { RunContext, RunReport } from './run.js';
 export {
   checkArrayDataset,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from './kernels/index.js';
+import { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from '@mrl/kernels';
 
 /**
  * Mean softmax cross-entropy of `logits` [N, C] against integer `labels` [N]

@@ -10,7 +10,7 @@ import {
 import { applyPca, fitPca, symmetricEigen } from '../src/adaptor/pca.js';
 import type { Rows } from '../src/adaptor/rows.js';
 import { fitAdaptor } from '../src/adaptor/train.js';
-import { initBackend } from '../src/backend.js';
+import { initBackend } from '@mrl/kernels';
 import { createRandom, type Random } from '../src/rng.js';
 import { expectClose } from './helpers/close.js';
 

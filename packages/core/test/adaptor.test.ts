@@ -13,7 +13,7 @@ import { RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
 import { AdaptorModel, adaptorBatches, fitAdaptor, nearestNeighbours } from '../src/adaptor/train.js';
 import { applyPca, fitPca } from '../src/adaptor/pca.js';
 import { checkRows } from '../src/adaptor/rows.js';
-import { initBackend } from '../src/backend.js';
+import { initBackend } from '@mrl/kernels';
 import { MrlError } from '../src/errors.js';
 import { createRandom } from '../src/rng.js';
 import { expectClose, randomArray } from './helpers/close.js';

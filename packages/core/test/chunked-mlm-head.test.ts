@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CHUNKED_PREFIX_CE, IGNORE_INDEX, registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { CHUNKED_PREFIX_CE, IGNORE_INDEX, registerWasmTrainingKernels } from '@mrl/kernels';
 import { chunkedPrefixSoftmaxCrossEntropy } from '../src/ops/chunked-mlm-head.js';
 import { prefixSoftmaxCrossEntropy } from '../src/ops/prefix-softmax-ce.js';
 import { expectClose, randomArray } from './helpers/close.js';

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from '../src/kernels/index.js';
-import { freeDuringBackward } from '../src/memory/free-during-backward.js';
+import { registerWasmTrainingKernels } from '@mrl/kernels';
+import { freeDuringBackward } from '@mrl/kernels';
 import { chunkedPrefixSoftmaxCrossEntropy } from '../src/ops/chunked-mlm-head.js';
 import { randomArray } from './helpers/close.js';
 import { NATIVE_OPTIONS } from './helpers/native-kernels.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { registerWasmTrainingKernels } from '@mrl/kernels';
 import { gelu, geluErf } from '../src/ops/gelu.js';
 import { expectClose, onBackend, randomArray } from './helpers/close.js';
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels, SOFTMAX_CROSS_ENTROPY } from '../src/kernels/index.js';
+import { registerWasmTrainingKernels, SOFTMAX_CROSS_ENTROPY } from '@mrl/kernels';
 import { NATIVE_OPTIONS } from './helpers/native-kernels.js';
 import { softmaxCrossEntropy } from '../src/losses.js';
 import { expectClose, onBackend, randomArray } from './helpers/close.js';

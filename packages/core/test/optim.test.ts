@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ADAMW_UPDATE, registerWasmTrainingKernels, SGD_UPDATE } from '../src/kernels/index.js';
+import { ADAMW_UPDATE, registerWasmTrainingKernels, SGD_UPDATE } from '@mrl/kernels';
 import { MrlError } from '../src/errors.js';
 import { AdamWOptimizer } from '../src/optim/adamw.js';
 import { createOptimizer } from '../src/optim/index.js';

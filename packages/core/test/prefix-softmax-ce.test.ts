@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PREFIX_SOFTMAX_CE, registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { PREFIX_SOFTMAX_CE, registerWasmTrainingKernels } from '@mrl/kernels';
 import { prefixSoftmaxCrossEntropy } from '../src/ops/prefix-softmax-ce.js';
 import { expectClose, onBackend, randomArray } from './helpers/close.js';
 import { NATIVE_OPTIONS } from './helpers/native-kernels.js';

@@ -1,4 +1,4 @@
-import { loadOnnxRuntimeKernels } from '@mrl/core/native';
+import { loadOnnxRuntimeKernels } from '@mrl/kernels/native';
 import type { Gemm } from '../gemm.js';
 
 /**

@@ -1,4 +1,4 @@
-import { initializer, node, ONNX_FLOAT, onnxModel, valueInfo } from '../onnx/proto.js';
+import { initializer, node, ONNX_FLOAT, onnxModel, valueInfo } from '@mrl/kernels';
 import type { AdaptorWeights } from './adaptor.js';
 
 const raw = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

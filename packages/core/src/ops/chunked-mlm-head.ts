@@ -6,7 +6,7 @@ import {
   type ChunkedPrefixAttrs,
   DEFAULT_VOCAB_CHUNK,
   IGNORE_INDEX,
-} from '../kernels/index.js';
+} from '@mrl/kernels';
 
 /** Options for {@link chunkedPrefixSoftmaxCrossEntropy}. */
 export interface ChunkedPrefixOptions {

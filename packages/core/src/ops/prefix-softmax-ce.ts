@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { runningSumPrefixLogits } from '../heads.js';
-import { PREFIX_SOFTMAX_CE, PREFIX_SOFTMAX_CE_GRAD, type PrefixSoftmaxAttrs } from '../kernels/index.js';
+import { PREFIX_SOFTMAX_CE, PREFIX_SOFTMAX_CE_GRAD, type PrefixSoftmaxAttrs } from '@mrl/kernels';
 import { softmaxCrossEntropy } from '../losses.js';
 
 /**

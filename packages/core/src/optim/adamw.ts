@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from '../errors.js';
-import { ADAMW_UPDATE, type AdamWUpdateAttrs } from '../kernels/index.js';
+import { ADAMW_UPDATE, type AdamWUpdateAttrs } from '@mrl/kernels';
 import type { Optimizer, OptimizerConfig } from './optimizer.js';
 
 /**

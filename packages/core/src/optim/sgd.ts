@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { MrlError } from '../errors.js';
-import { SGD_UPDATE, type SgdUpdateAttrs } from '../kernels/index.js';
+import { SGD_UPDATE, type SgdUpdateAttrs } from '@mrl/kernels';
 import type { Optimizer, OptimizerConfig } from './optimizer.js';
 
 /**

@@ -1,16 +1,2 @@
-import { loadOnnxRuntimeKernels } from '../../src/kernels/native/onnxruntime.js';
-import type { WasmTrainingKernelOptions } from '../../src/kernels/index.js';
-
-/**
- * The two ways our wasm kernels run, for `describe.each`: in wasm (XNNPACK and ours) and on
- * ONNX Runtime's native kernels (onnxruntime-node, installed with this repository: this throws
- * when it does not load).
- */
-export const NATIVE_OPTIONS: ReadonlyArray<readonly [string, WasmTrainingKernelOptions]> = [
-  ['wasm', {}],
-  ['onnxruntime', { native: loadOnnxRuntimeKernels() ?? unavailable() }],
-];
-
-function unavailable(): never {
-  throw new Error('onnxruntime-node did not load: run pnpm install (it is an optional dependency of @mrl/core).');
-}
+// Shared with @mrl/kernels' tests, where the native kernels live.
+export * from '../../../kernels/test/helpers/native-kernels.js';

@@ -1,0 +1,43 @@
+export { MrlError, type MrlErrorKind } from './errors.js';
+export {
+  BACKEND_NAMES,
+  KERNEL_SOURCES,
+  defaultThreads,
+  initBackend,
+  setModuleLoader,
+  type BackendInfo,
+  type BackendName,
+  type BackendOptions,
+  type KernelSource,
+  type ModuleLoader,
+} from './backend.js';
+export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernelOptions } from './wasm/register.js';
+export { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from './wasm/native_softmax_ce.js';
+export { ADAMW_UPDATE, SGD_UPDATE, type AdamWUpdateAttrs, type SgdUpdateAttrs } from './wasm/optimizer_updates.js';
+export { PREFIX_SOFTMAX_CE, PREFIX_SOFTMAX_CE_GRAD, type PrefixSoftmaxAttrs } from './wasm/native_prefix_softmax.js';
+export {
+  CHUNKED_PREFIX_CE,
+  CHUNKED_PREFIX_CE_GRAD,
+  DEFAULT_VOCAB_CHUNK,
+  IGNORE_INDEX,
+  type ChunkedPrefixAttrs,
+} from './wasm/native_chunked_prefix_softmax.js';
+export { freeDuringBackward } from './memory/free-during-backward.js';
+export {
+  loadOnnxRuntimeKernels,
+  type NativeKernels,
+  type OnnxRuntimeKernelOptions,
+} from './native/onnxruntime.js';
+export {
+  concatBytes,
+  initializer,
+  node,
+  ONNX_FLOAT,
+  ONNX_INT32,
+  ONNX_INT64,
+  onnxModel,
+  valueInfo,
+  type ProtoField,
+} from './onnx/proto.js';
+export { EXPORT_OPSET, OnnxGraph, readOnnxMetadata, type OnnxElementType } from './onnx/graph.js';
+export { mlpOnnxModel, nestingMetadata, type MlpWeights } from './onnx/mlp.js';

@@ -1,0 +1,513 @@
+// Why: wasm SIMD is 128 bits wide without FMA, so XNNPACK's GEMM and convolutions top out near
+// 17-28 GFLOP/s on our machines, while native code with AVX2/AVX-512 FMA runs 2-5x that on one
+// thread. The npm registry ships such kernels prebuilt: ONNX Runtime's MLAS inside
+// `onnxruntime-node` (its CPU binary is in the package; only its CUDA extras download at
+// install). Each operation is a one-node graph (plus layout transposes), loaded once per
+// attribute set; it then runs synchronously on views of the wasm heap (the binding wraps typed
+// arrays without copying, the output included).
+import { createRequire } from 'node:module';
+import { MrlError } from '../errors.js';
+import { node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
+
+/** Spatial attributes of an NHWC convolution; `pads` are [top, left, bottom, right]. */
+export interface ConvGeometry {
+  strides: readonly [number, number];
+  dilations: readonly [number, number];
+  pads: readonly [number, number, number, number];
+}
+
+/** A float32 or int32 array with its shape, for {@link NativeKernels.graph}. */
+export interface NativeArray {
+  data: Float32Array | Int32Array;
+  shape: readonly number[];
+}
+
+/** Native float32 kernels over arrays that the caller owns; outputs are written in place. */
+export interface NativeKernels {
+  /** What runs them, for the backend's log line. */
+  readonly detail: string;
+  /**
+   * `y = op(a) @ op(b)`, op transposing the last two axes when asked, with numpy broadcasting
+   * over the leading (batch) axes; writes `y` in place. Shapes are checked by the runtime.
+   */
+  matMul(
+    a: Float32Array,
+    aShape: readonly number[],
+    b: Float32Array,
+    bShape: readonly number[],
+    y: Float32Array,
+    yShape: readonly number[],
+    transposeA: boolean,
+    transposeB: boolean,
+  ): void;
+  /** `y = conv2d(x, filter)`: x [N, H, W, C], filter [fh, fw, C, Cout], y [N, Ho, Wo, Cout]. */
+  conv2d(
+    x: Float32Array,
+    xShape: readonly number[],
+    filter: Float32Array,
+    filterShape: readonly number[],
+    y: Float32Array,
+    yShape: readonly number[],
+    geometry: ConvGeometry,
+  ): void;
+  /** The input gradient of {@link conv2d}: `dx` [N, H, W, C] from `dy` [N, Ho, Wo, Cout]. */
+  conv2dBackpropInput(
+    dy: Float32Array,
+    dyShape: readonly number[],
+    filter: Float32Array,
+    filterShape: readonly number[],
+    dx: Float32Array,
+    dxShape: readonly number[],
+    geometry: ConvGeometry,
+  ): void;
+  /**
+   * Row-wise softmax cross-entropy of `logits` [N, C] against `labels` (N class ids, in range):
+   * writes the softmax to `probs` [N, C] and each row's loss, `-log softmax[label]`, to
+   * `rowLoss` [N], through a log-softmax (so tiny probabilities still give finite losses).
+   */
+  softmaxCrossEntropy(
+    logits: Float32Array,
+    shape: readonly [number, number],
+    labels: Int32Array,
+    probs: Float32Array,
+    rowLoss: Float32Array,
+  ): void;
+  /** `y = x * scale` elementwise (same length). */
+  scale(x: Float32Array, scale: number, y: Float32Array): void;
+  /** `y = x * scale + z` elementwise (same length). */
+  scaleAdd(x: Float32Array, scale: number, z: Float32Array, y: Float32Array): void;
+  /**
+   * `y = op(a) @ op(b) + c` for 2-D `a`, `b`; `c` is [M, N] or a row [N] broadcast over rows,
+   * or null for none.
+   */
+  gemm(
+    a: Float32Array,
+    aShape: readonly [number, number],
+    b: Float32Array,
+    bShape: readonly [number, number],
+    c: Float32Array | null,
+    cShape: readonly number[],
+    y: Float32Array,
+    transposeA: boolean,
+    transposeB: boolean,
+  ): void;
+  /** Concatenates `inputs` (of `shapes`) along `axis` into `y`. */
+  concat(
+    inputs: readonly Float32Array[],
+    shapes: readonly (readonly number[])[],
+    axis: number,
+    y: Float32Array,
+    yShape: readonly number[],
+  ): void;
+  /** `y = reduceSum(x, axes)` (keepdims off): `y` holds the kept axes in order. */
+  sum(x: Float32Array, shape: readonly number[], axes: readonly number[], y: Float32Array): void;
+  /** Splits `x` of `shape` along `axis` into `outputs` of the given sizes (in order). */
+  split(
+    x: Float32Array,
+    shape: readonly number[],
+    axis: number,
+    sizes: readonly number[],
+    outputs: readonly Float32Array[],
+  ): void;
+  /**
+   * Runs a graph of the caller's (`model` is built once per `key`) on `feeds`, writing its
+   * outputs in place into `fetches`: for fused kernels whose graphs live beside them.
+   */
+  graph(
+    key: string,
+    model: () => Uint8Array,
+    feeds: Readonly<Record<string, NativeArray>>,
+    fetches: Readonly<Record<string, NativeArray>>,
+  ): void;
+}
+
+interface OrtTensorConstructor {
+  new (type: 'float32' | 'int32', data: Float32Array | Int32Array, dims: readonly number[]): unknown;
+}
+interface OrtBigIntTensorConstructor {
+  new (type: 'int64', data: BigInt64Array, dims: readonly number[]): unknown;
+}
+interface OrtNativeSession {
+  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
+  run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): unknown;
+}
+interface OrtBindingModule {
+  binding: { InferenceSession: new () => OrtNativeSession };
+  initOrt(): void;
+}
+
+const IO = [valueInfo(11, 'A', ONNX_FLOAT), valueInfo(11, 'B', ONNX_FLOAT), valueInfo(12, 'Y', ONNX_FLOAT)];
+const OPSETS = { '': 13, 'com.microsoft': 1 };
+
+/** `Y = op(A) @ op(B)` over inputs of any rank, from ONNX Runtime's contrib op set. */
+function fusedMatMulModel(transposeA: boolean, transposeB: boolean): Uint8Array {
+  return onnxModel(
+    'mrl-matmul',
+    [
+      node(
+        'FusedMatMul',
+        ['A', 'B'],
+        ['Y'],
+        { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 },
+        'com.microsoft',
+      ),
+      ...IO,
+    ],
+    OPSETS,
+  );
+}
+
+/**
+ * `Y = op(A, B)` for ONNX's NCHW `Conv` (B the filter) or `ConvTranspose` (the gradient of Conv
+ * with respect to its input), with A, B and Y in TF.js's layouts: NHWC and [fh, fw, Cin, Cout].
+ * The transposes run in ONNX Runtime, which is faster at them than the wasm backend.
+ */
+function convModel(
+  op: 'Conv' | 'ConvTranspose',
+  geometry: ConvGeometry,
+  outputPadding: readonly [number, number],
+  kernel: readonly [number, number],
+): Uint8Array {
+  const [top, left, bottom, right] = geometry.pads;
+  const attributes = {
+    strides: [...geometry.strides],
+    dilations: [...geometry.dilations],
+    pads: [top, left, bottom, right],
+    kernel_shape: [...kernel],
+    ...(op === 'ConvTranspose' ? { output_padding: [...outputPadding] } : {}),
+  };
+  return onnxModel(
+    `mrl-${op}`,
+    [
+      node('Transpose', ['A'], ['A_nchw'], { perm: [0, 3, 1, 2] }),
+      // [fh, fw, Cin, Cout] -> Conv's [Cout, Cin, fh, fw]; ConvTranspose reads it as [its Cin = Cout, its Cout = Cin, fh, fw].
+      node('Transpose', ['B'], ['B_oihw'], { perm: [3, 2, 0, 1] }),
+      node(op, ['A_nchw', 'B_oihw'], ['Y_nchw'], attributes),
+      node('Transpose', ['Y_nchw'], ['Y'], { perm: [0, 2, 3, 1] }),
+      ...IO,
+    ],
+    OPSETS,
+  );
+}
+
+/** Softmax and per-row loss, `R = -log_softmax(A)[i, L[i]]`, L given as [N, 1]. */
+function softmaxCrossEntropyModel(): Uint8Array {
+  return onnxModel(
+    'mrl-softmax-ce',
+    [
+      node('LogSoftmax', ['A'], ['log_probs'], { axis: -1 }),
+      node('Exp', ['log_probs'], ['Y']),
+      node('GatherElements', ['log_probs', 'L'], ['picked'], { axis: 1 }),
+      node('Neg', ['picked'], ['R']),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(11, 'L', ONNX_INT32),
+      valueInfo(12, 'Y', ONNX_FLOAT),
+      valueInfo(12, 'R', ONNX_FLOAT),
+    ],
+    OPSETS,
+  );
+}
+
+/** `Y = A * B` with B a scalar. */
+function scaleModel(): Uint8Array {
+  return onnxModel('mrl-scale', [node('Mul', ['A', 'B'], ['Y']), ...IO], OPSETS);
+}
+
+/** `Y = A * B + C`, B a scalar. */
+function scaleAddModel(): Uint8Array {
+  return onnxModel(
+    'mrl-scale-add',
+    [node('Mul', ['A', 'B'], ['scaled']), node('Add', ['scaled', 'C'], ['Y']), ...IO, valueInfo(11, 'C', ONNX_FLOAT)],
+    OPSETS,
+  );
+}
+
+/** ONNX Gemm, `Y = op(A) @ op(B) (+ C)`. */
+function gemmModel(transposeA: boolean, transposeB: boolean, withC: boolean): Uint8Array {
+  return onnxModel(
+    'mrl-gemm',
+    [
+      node('Gemm', withC ? ['A', 'B', 'C'] : ['A', 'B'], ['Y'], {
+        transA: transposeA ? 1 : 0,
+        transB: transposeB ? 1 : 0,
+      }),
+      ...IO,
+      ...(withC ? [valueInfo(11, 'C', ONNX_FLOAT)] : []),
+    ],
+    OPSETS,
+  );
+}
+
+/** ONNX Concat of `count` inputs X0, X1, ... along `axis`. */
+function concatModel(axis: number, count: number): Uint8Array {
+  const inputs = Array.from({ length: count }, (_, i) => `X${i}`);
+  return onnxModel(
+    'mrl-concat',
+    [
+      node('Concat', inputs, ['Y'], { axis }),
+      ...inputs.map((name) => valueInfo(11, name, ONNX_FLOAT)),
+      valueInfo(12, 'Y', ONNX_FLOAT),
+    ],
+    OPSETS,
+  );
+}
+
+/** ONNX ReduceSum (opset 13: axes as an int64 input), keepdims off. */
+function reduceSumModel(): Uint8Array {
+  return onnxModel(
+    'mrl-reduce-sum',
+    [
+      node('ReduceSum', ['A', 'S'], ['Y'], { keepdims: 0 }),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(11, 'S', ONNX_INT64),
+      valueInfo(12, 'Y', ONNX_FLOAT),
+    ],
+    OPSETS,
+  );
+}
+
+/** ONNX Split (opset 13: sizes as an int64 input) into `count` outputs Y0, Y1, ... */
+function splitModel(axis: number, count: number): Uint8Array {
+  const outputs = Array.from({ length: count }, (_, i) => `Y${i}`);
+  return onnxModel(
+    'mrl-split',
+    [
+      node('Split', ['A', 'S'], outputs, { axis }),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(11, 'S', ONNX_INT64),
+      ...outputs.map((o) => valueInfo(12, o, ONNX_FLOAT)),
+    ],
+    OPSETS,
+  );
+}
+
+/** Options for {@link loadOnnxRuntimeKernels}. */
+export interface OnnxRuntimeKernelOptions {
+  /** Threads for one product; default 1 (the wasm backend runs on one thread in Node). */
+  threads?: number;
+}
+
+/**
+ * ONNX Runtime's GEMM, or `undefined` when `onnxruntime-node` is not installed or does not load
+ * on this platform. Synchronous, so a TF.js kernel can call it.
+ */
+export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): NativeKernels | undefined {
+  const threads = options.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new MrlError('invalid-argument', `native kernel threads must be a positive integer, got ${String(threads)}.`);
+  }
+  let ort: OrtBindingModule;
+  let Tensor: OrtTensorConstructor;
+  let BigIntTensor: OrtBigIntTensorConstructor;
+  let version: string;
+  try {
+    const requireHere = createRequire(import.meta.url);
+    const entry = requireHere.resolve('onnxruntime-node');
+    const requireOrt = createRequire(entry);
+    // The session API is asynchronous (it defers to setImmediate); its native binding is not.
+    ort = requireOrt('./binding.js') as OrtBindingModule;
+    Tensor = (requireOrt('onnxruntime-common') as { Tensor: OrtTensorConstructor }).Tensor;
+    BigIntTensor = Tensor as unknown as OrtBigIntTensorConstructor;
+    version = (requireOrt('../package.json') as { version: string }).version;
+    ort.initOrt();
+  } catch {
+    return undefined;
+  }
+  const sessions = new Map<string, OrtNativeSession>();
+  const session = (key: string, model: () => Uint8Array): OrtNativeSession => {
+    let s = sessions.get(key);
+    if (s === undefined) {
+      s = new ort.binding.InferenceSession();
+      const bytes = model();
+      s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        // Shapes change from call to call: no planned memory patterns.
+        enableMemPattern: false,
+      });
+      sessions.set(key, s);
+    }
+    return s;
+  };
+  const run = (
+    s: OrtNativeSession,
+    a: Float32Array,
+    aShape: readonly number[],
+    b: Float32Array,
+    bShape: readonly number[],
+    y: Float32Array,
+    yShape: readonly number[],
+  ): void => {
+    s.run(
+      { A: new Tensor('float32', a, aShape), B: new Tensor('float32', b, bShape) },
+      { Y: new Tensor('float32', y, yShape) },
+      {},
+    );
+  };
+  const conv = (
+    op: 'Conv' | 'ConvTranspose',
+    a: Float32Array,
+    aShape: readonly number[],
+    filter: Float32Array,
+    filterShape: readonly number[],
+    y: Float32Array,
+    yShape: readonly number[],
+    geometry: ConvGeometry,
+  ): void => {
+    const [fh, fw] = filterShape as [number, number];
+    // ConvTranspose's output is s*(in-1) + (f-1)*d + 1 - pads; output_padding adds the rows and
+    // columns that the forward convolution never read (they get zero gradient).
+    const extent = (axis: 0 | 1, f: number): number =>
+      op === 'Conv'
+        ? 0
+        : (yShape[axis + 1] ?? 0) -
+          (geometry.strides[axis] * ((aShape[axis + 1] ?? 0) - 1) +
+            (f - 1) * geometry.dilations[axis] +
+            1 -
+            geometry.pads[axis] -
+            geometry.pads[axis + 2]!);
+    const outputPadding = [extent(0, fh), extent(1, fw)] as const;
+    if (y.length === 0) return;
+    if (a.length === 0 || filter.length === 0) {
+      y.fill(0);
+      return;
+    }
+    const key = `${op}|${geometry.strides.join()}|${geometry.dilations.join()}|${geometry.pads.join()}|${outputPadding.join()}|${fh},${fw}`;
+    run(
+      session(key, () => convModel(op, geometry, outputPadding, [fh, fw])),
+      a,
+      aShape,
+      filter,
+      filterShape,
+      y,
+      yShape,
+    );
+  };
+  return {
+    detail: `ONNX Runtime ${version} (MLAS), ${threads} thread${threads === 1 ? '' : 's'}`,
+    matMul(a, aShape, b, bShape, y, yShape, transposeA, transposeB) {
+      if (y.length === 0) return;
+      if (a.length === 0 || b.length === 0) {
+        y.fill(0); // an empty reduction
+        return;
+      }
+      run(
+        session(`MatMul|${Number(transposeA)}${Number(transposeB)}`, () => fusedMatMulModel(transposeA, transposeB)),
+        a,
+        aShape,
+        b,
+        bShape,
+        y,
+        yShape,
+      );
+    },
+    softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {
+      const [rows, classes] = shape;
+      if (rows === 0) return;
+      session('SoftmaxCrossEntropy', softmaxCrossEntropyModel).run(
+        { A: new Tensor('float32', logits, [rows, classes]), L: new Tensor('int32', labels, [rows, 1]) },
+        { Y: new Tensor('float32', probs, [rows, classes]), R: new Tensor('float32', rowLoss, [rows, 1]) },
+        {},
+      );
+    },
+    scale(x, factor, y) {
+      if (x.length === 0) return;
+      run(session('Scale', scaleModel), x, [x.length], Float32Array.of(factor), [], y, [y.length]);
+    },
+    scaleAdd(x, factor, z, y) {
+      if (x.length === 0) return;
+      session('ScaleAdd', scaleAddModel).run(
+        {
+          A: new Tensor('float32', x, [x.length]),
+          B: new Tensor('float32', Float32Array.of(factor), []),
+          C: new Tensor('float32', z, [z.length]),
+        },
+        { Y: new Tensor('float32', y, [y.length]) },
+        {},
+      );
+    },
+    gemm(a, aShape, b, bShape, c, cShape, y, transposeA, transposeB) {
+      const m = transposeA ? aShape[1] : aShape[0];
+      const n = transposeB ? bShape[0] : bShape[1];
+      if (y.length === 0) return;
+      const feeds: Record<string, unknown> = {
+        A: new Tensor('float32', a, aShape),
+        B: new Tensor('float32', b, bShape),
+      };
+      if (c !== null) feeds['C'] = new Tensor('float32', c, cShape);
+      session(`Gemm|${Number(transposeA)}${Number(transposeB)}|${Number(c !== null)}`, () =>
+        gemmModel(transposeA, transposeB, c !== null),
+      ).run(feeds, { Y: new Tensor('float32', y, [m, n]) }, {});
+    },
+    concat(inputs, shapes, axis, y, yShape) {
+      if (y.length === 0) return;
+      const feeds: Record<string, unknown> = {};
+      inputs.forEach((x, i) => {
+        feeds[`X${i}`] = new Tensor('float32', x, shapes[i]!);
+      });
+      session(`Concat|${axis}|${inputs.length}`, () => concatModel(axis, inputs.length)).run(
+        feeds,
+        { Y: new Tensor('float32', y, yShape) },
+        {},
+      );
+    },
+    sum(x, shape, axes, y) {
+      if (y.length === 0) return;
+      if (x.length === 0) {
+        y.fill(0);
+        return;
+      }
+      const kept = shape.filter((_, a) => !axes.includes(a));
+      session('ReduceSum', reduceSumModel).run(
+        {
+          A: new Tensor('float32', x, shape),
+          S: new BigIntTensor(
+            'int64',
+            BigInt64Array.from(axes, (v) => BigInt(v)),
+            [axes.length],
+          ),
+        },
+        { Y: new Tensor('float32', y, kept) },
+        {},
+      );
+    },
+    split(x, shape, axis, sizes, outputs) {
+      const feeds = {
+        A: new Tensor('float32', x, shape),
+        S: new BigIntTensor(
+          'int64',
+          BigInt64Array.from(sizes, (v) => BigInt(v)),
+          [sizes.length],
+        ),
+      };
+      const fetches: Record<string, unknown> = {};
+      outputs.forEach((out, i) => {
+        fetches[`Y${i}`] = new Tensor(
+          'float32',
+          out,
+          shape.map((d, a) => (a === axis ? sizes[i]! : d)),
+        );
+      });
+      session(`Split|${axis}|${sizes.length}`, () => splitModel(axis, sizes.length)).run(feeds, fetches, {});
+    },
+    graph(key, model, feeds, fetches) {
+      const wrap = (arrays: Readonly<Record<string, NativeArray>>): Record<string, unknown> =>
+        Object.fromEntries(
+          Object.entries(arrays).map(([name, a]) => [
+            name,
+            a.data instanceof Int32Array
+              ? new Tensor('int32', a.data, a.shape)
+              : new Tensor('float32', a.data, a.shape),
+          ]),
+        );
+      session(`Graph|${key}`, model).run(wrap(feeds), wrap(fetches), {});
+    },
+    conv2d(x, xShape, filter, filterShape, y, yShape, geometry) {
+      conv('Conv', x, xShape, filter, filterShape, y, yShape, geometry);
+    },
+    conv2dBackpropInput(dy, dyShape, filter, filterShape, dx, dxShape, geometry) {
+      conv('ConvTranspose', dy, dyShape, filter, filterShape, dx, dxShape, geometry);
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain ES module without types
+import { maxRelativeDiff, parseArgs } from '../args.mjs';
+
+// The pack's full run (pack, unpack, train on lavapipe) takes minutes and is a script
+// (README.md); these are the fast checks: options, run.sh's argument validation, and what
+// pack.sh puts in the pack.
+
+const dir = fileURLToPath(new URL('..', import.meta.url));
+const run = (script: string, args: string[]) => spawnSync('bash', [`${dir}/${script}`, ...args], { encoding: 'utf8' });
+
+describe('check.mjs options', () => {
+  it('defaults to the four models on webgpu against cpu', () => {
+    expect(parseArgs([])).toMatchObject({
+      backend: 'webgpu',
+      reference: 'cpu',
+      models: ['mlp', 'resnet18', 'vit', 'bert'],
+      steps: 3,
+      tolerance: 1e-3,
+    });
+  });
+
+  it('names an unknown model and lists the known ones', () => {
+    expect(() => parseArgs(['--models', 'mlp,resnet50'])).toThrow(
+      "unknown model 'resnet50'; known: mlp, resnet18, vit, bert",
+    );
+  });
+
+  it('needs two steps at least (the first is not timed)', () => {
+    expect(() => parseArgs(['--steps', '1'])).toThrow("--steps must be a number >= 2, got '1'");
+  });
+
+  it('refuses a reference that is the backend under test', () => {
+    expect(() => parseArgs(['--backend', 'wasm', '--reference', 'wasm'])).toThrow(
+      "--reference must differ from --backend (both 'wasm')",
+    );
+  });
+
+  it('refuses an option without its value', () => {
+    expect(() => parseArgs(['--models', '--steps', '3'])).toThrow('--models needs a value');
+  });
+
+  it('compares losses relative to the reference, and a NaN never agrees', () => {
+    expect(maxRelativeDiff([2, 4.004], [2, 4])).toBeCloseTo(1e-3, 12);
+    expect(maxRelativeDiff([1, Number.NaN], [1, 1])).toBe(Number.POSITIVE_INFINITY);
+    expect(maxRelativeDiff([1, 1], [1])).toBe(Number.POSITIVE_INFINITY); // a missing step
+  });
+});
+
+describe('run.sh arguments', () => {
+  it('prints its usage', () => {
+    const r = run('run.sh', ['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('usage: run.sh [--models mlp,resnet18,vit,bert] [--steps N]');
+  });
+
+  it.each([
+    [['--frobnicate'], "unknown argument '--frobnicate'"],
+    [['--steps'], '--steps needs a value'],
+    [['--steps', '1'], "--steps must be a whole number >= 2 (the first step is not timed), got '1'"],
+    [['--reference', 'gpu'], "--reference must be cpu, wasm or none, got 'gpu'"],
+    [['--icd', '/nonexistent/nvidia_icd.json'], "--icd: no Vulkan ICD file '/nonexistent/nvidia_icd.json'"],
+  ])('refuses %j with exit 2 and the reason', (args, message) => {
+    const r = run('run.sh', args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`run.sh: ${message}`);
+    expect(r.stderr).toContain('usage: run.sh');
+  });
+
+  it('says it runs inside an unpacked pack when started from the repository', () => {
+    const r = run('run.sh', ['--no-torch']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('run.sh runs inside an unpacked GPU check pack');
+  });
+});
+
+// pack.sh --list stages the pack (bundling the check) without compressing it; it needs the build,
+// the optional webgpu package and Debian's libvulkan1 (scripts/setup.sh installs it), and says
+// which is missing.
+describe('pack.sh --list', () => {
+  it("holds Node, the bundled check, Dawn for linux-x64 only, Debian's Vulkan loader, run.sh", () => {
+    const r = spawnSync('bash', [`${dir}/pack.sh`, '--list'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const files = new Map(
+      r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('./') || /^\d+ \.\//.test(l))
+        .map((l) => {
+          const [size, name] = l.split(' ');
+          return [name!, Number(size)];
+        }),
+    );
+    for (const f of [
+      './bin/node',
+      './app/check.mjs',
+      './app/dist/linux-x64/dawn.node',
+      './app/wasm/tfjs-backend-wasm-simd.wasm',
+      './lib/libvulkan.so.1',
+      './torch/torch_cuda.py',
+      './torch/torch_speed.py',
+      './run.sh',
+      './MANIFEST',
+    ]) {
+      expect(files.has(f), `${f} in the pack`).toBe(true);
+    }
+    expect([...files.keys()].filter((f) => /darwin|win32|arm64/.test(f))).toEqual([]);
+    // The Node binary is the one running this test, byte for byte in size.
+    expect(files.get('./bin/node')).toBe(
+      Number(spawnSync('stat', ['-c', '%s', process.execPath], { encoding: 'utf8' }).stdout),
+    );
+    // No node_modules: everything JavaScript is in the one bundle.
+    expect([...files.keys()].some((f) => f.includes('node_modules'))).toBe(false);
+    const total = Number(/total (\d+) bytes uncompressed/.exec(r.stdout)?.[1]);
+    expect(total).toBeGreaterThan(100 * 2 ** 20); // Node and Dawn alone are ~115 MiB before xz
+    expect(total).toBeLessThan(160 * 2 ** 20);
+  });
+});

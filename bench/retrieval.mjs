@@ -13,7 +13,7 @@
 //     [--classes 1000] [--noise 0.8] [--decay 0.75] [--seed 1] [--reps 2] [--m 64] [--shortlist 100]
 //     [--pglite-n 20000 | 0] [--no-faiss] [--no-js-exact] [--exact-only] [--python /usr/bin/python3]
 //     [--vectors db.npy [--labels labels.npy] [--query-vectors q.npy [--query-labels ql.npy]]]
-//     [--one-ef] [--build-threads 1]
+//     [--one-ef] [--build-threads 1] [--connectivity 16 (links per node of the prefix graphs)]
 //   --n 1000000 for the million-vector run (needs ~5 GiB and most of an hour on 2 cores; --one-ef
 //   searches each graph at one efSearch only, --build-threads 2 builds the graphs on 2 threads).
 //   Without --query-vectors, the last --queries rows of --vectors are the queries.
@@ -56,6 +56,8 @@ const M = Number(arg('m', 64));
 const SHORTLIST = Number(arg('shortlist', 100));
 const ONE_EF = flag('one-ef');
 const BUILD_THREADS = Number(arg('build-threads', 1));
+// Links per node (usearch connectivity) of the prefix graphs; the full-dim graph keeps 16.
+const PREFIX_M = Number(arg('connectivity', 16));
 // Debian's python3-faiss is installed for Debian's Python.
 const PYTHON = arg('python', '/usr/bin/python3');
 
@@ -282,9 +284,12 @@ if (!EXACT_ONLY) {
 }
 if (!EXACT_ONLY) {
   hnswRows(`usearch HNSW f32 d=${d}`, { dim: d, quantization: 'f32' }, [64, 128], undefined);
-  hnswRows(`prefix HNSW f32 m=${M}`, { dim: M, quantization: 'f32' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST);
-  hnswRows(`prefix HNSW i8 m=${M}`, { dim: M, quantization: 'i8' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST, chunkedDb);
-  hnswRows(`prefix HNSW b1 m=${d}`, { dim: d, quantization: 'b1' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST);
+  const pm = PREFIX_M === 16 ? '' : ` M=${PREFIX_M}`;
+  const prefixGraph = (q, m) => ({ dim: m, quantization: q, connectivity: PREFIX_M });
+  const efs = [SHORTLIST, 2 * SHORTLIST];
+  hnswRows(`prefix HNSW f32 m=${M}${pm}`, prefixGraph('f32', M), efs, SHORTLIST);
+  hnswRows(`prefix HNSW i8 m=${M}${pm}`, prefixGraph('i8', M), efs, SHORTLIST, chunkedDb);
+  hnswRows(`prefix HNSW b1 m=${d}${pm}`, prefixGraph('b1', d), efs, SHORTLIST);
 }
 chunkedDb?.close();
 

@@ -13,7 +13,7 @@
 //     [--classes 1000] [--noise 0.8] [--decay 0.75] [--seed 1] [--reps 2] [--m 64] [--shortlist 100]
 //     [--pglite-n 20000 | 0] [--no-faiss] [--no-js-exact] [--exact-only] [--python /usr/bin/python3]
 //     [--vectors db.npy [--labels labels.npy] [--query-vectors q.npy [--query-labels ql.npy]]]
-//     [--one-ef] [--build-threads 1] [--connectivity 16 (links per node of the prefix graphs)]
+//     [--one-ef] [--build-threads 1] [--exact-pairs 0] [--connectivity 16 (links per node of the prefix graphs)]
 //   --n 1000000 for the million-vector run (needs ~5 GiB and most of an hour on 2 cores; --one-ef
 //   searches each graph at one efSearch only, --build-threads 2 builds the graphs on 2 threads).
 //   Without --query-vectors, the last --queries rows of --vectors are the queries.
@@ -308,23 +308,45 @@ if (!flag('no-faiss')) {
   };
   writeNpy(join(tmp, 'db.npy'), unit(data.vectors, N), [N, d]);
   writeNpy(join(tmp, 'queries.npy'), unit(data.queries, NQ), [NQ, d]);
-  try {
-    const out = execFileSync(
-      PYTHON,
-      [
-        new URL('./faiss_retrieval.py', import.meta.url).pathname,
-        tmp,
-        String(K),
-        String(REPS),
-        String(M),
-        String(SHORTLIST),
-        EXACT_ONLY ? 'flat-only' : 'all',
-        ONE_EF ? 'one-ef' : 'all-ef',
-        String(BUILD_THREADS),
-      ],
-      { maxBuffer: 1 << 28, env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' } },
+  const faiss = (mode) =>
+    JSON.parse(
+      execFileSync(
+        PYTHON,
+        [
+          new URL('./faiss_retrieval.py', import.meta.url).pathname,
+          tmp,
+          String(K),
+          String(REPS),
+          String(M),
+          String(SHORTLIST),
+          mode,
+          ONE_EF ? 'one-ef' : 'all-ef',
+          String(BUILD_THREADS),
+        ],
+        { maxBuffer: 1 << 28, env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' } },
+      ).toString(),
     );
-    const parsed = JSON.parse(out.toString());
+  try {
+    // --exact-pairs P: P alternating timings of our exact search and FAISS IndexFlatIP (each
+    // best of --reps), and the median of the per-pair time ratios: on a shared machine a
+    // ratio of neighbouring measurements is steadier than one of two separate runs.
+    const PAIRS = Number(arg('exact-pairs', 0));
+    if (PAIRS > 0 && gemm) {
+      const ratios = [];
+      for (let p = 0; p < PAIRS; p++) {
+        const ours = timed((q) => fast.search(q, { k: K })).seconds;
+        const theirs = faiss('flat-only').methods[0].seconds;
+        ratios.push(ours / theirs);
+        console.log(
+          `# pair ${p + 1}: ours ${(NQ / ours).toFixed(1)} q/s, FAISS IndexFlatIP ${(NQ / theirs).toFixed(1)} q/s, time ratio ${(ours / theirs).toFixed(2)}`,
+        );
+      }
+      ratios.sort((a, b) => a - b);
+      console.log(
+        `# exact, ${PAIRS} alternating pairs: median time ratio ours/FAISS ${ratios[Math.floor(PAIRS / 2)].toFixed(2)} (min ${ratios[0].toFixed(2)}, max ${ratios[PAIRS - 1].toFixed(2)}; target <= 1.25)`,
+      );
+    }
+    const parsed = faiss(EXACT_ONLY ? 'flat-only' : 'all');
     for (const m of parsed.methods) {
       const result = { numQueries: NQ, k: K, ids: Int32Array.from(m.ids) };
       rows.push({

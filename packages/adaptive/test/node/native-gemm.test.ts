@@ -87,4 +87,16 @@ describe('nativeGemm', () => {
       ),
     ).toThrow(/1 <= k <= 2 rows, got k = 3/);
   });
+
+  it('an index on the native GEMM still refuses NaN and Infinity queries, naming the row', () => {
+    const d = 16;
+    const data = clustered(300, 4, d, 5, 8);
+    const fast = MatryoshkaIndex.fromVectors(data.vectors, { dim: d, gemm: native! });
+    const q = data.queries.slice();
+    q[2 * d + 3] = Number.POSITIVE_INFINITY;
+    expect(() => fast.search(q, { k: 5 })).toThrow(/queries row 2 holds Infinity at position 3 \(of 16\)/);
+    q[2 * d + 3] = 0;
+    q[d + 9] = Number.NaN;
+    expect(() => fast.search(q, { k: 5, dim: 8 })).toThrow(/queries row 1 holds NaN at position 9 \(of 16\)/);
+  });
 });

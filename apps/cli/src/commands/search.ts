@@ -190,7 +190,7 @@ export const searchCommand = defineMrlCommand({
     'mrl-cli search --index train.mrlidx --queries test.npy --funnel 16,32,64:200,100 --format json',
     'mrl-cli search --index train.mrlidx --queries test.npy --funnel auto',
     'mrl-cli search --db pglite:./vectors.pg --queries test.npy --shortlist-k 200',
-    'mrl-cli search --index train-int8.mrlidx --queries test.npy --shortlist-k 100   # + the stored first stage',
+    'mrl-cli search --index train-int8.mrlidx --queries test.npy --shortlist-k 100',
   ],
   flags: { ...SEARCH_FLAGS, ...DB_SEARCH_FLAGS, ...DB_TABLE_FLAG, ...COMMON_FLAGS },
   async run(options) {

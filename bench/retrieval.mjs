@@ -191,7 +191,9 @@ const rows = [];
 function record(name, { result, seconds }, extra = {}) {
   rows.push({ name, qps: NQ / seconds, result, ...extra });
   const r = rows[rows.length - 1];
-  process.stderr.write(`  ${name}: ${r.qps.toFixed(1)} q/s\n`);
+  // Recall as each row is measured, so an interrupted long run still reports it.
+  const recall = base === undefined ? '' : `, recall@${K} ${recallAtK(result, base, K).toFixed(3)}`;
+  process.stderr.write(`  ${name}: ${r.qps.toFixed(1)} q/s${recall}\n`);
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'mrl-retrieval-'));

@@ -13,7 +13,7 @@
 //     [--classes 1000] [--noise 0.8] [--decay 0.75] [--seed 1] [--reps 2] [--m 64] [--shortlist 100]
 //     [--pglite-n 20000 | 0] [--no-faiss] [--no-js-exact] [--exact-only] [--python /usr/bin/python3]
 //     [--vectors db.npy [--labels labels.npy] [--query-vectors q.npy [--query-labels ql.npy]]]
-//     [--one-ef] [--build-threads 1] [--exact-pairs 0] [--connectivity 16 (links per node of the prefix graphs)]
+//     [--one-ef] [--build-threads 1] [--exact-pairs 0] [--graphs full,f32,i8,b1] [--connectivity 16 (links per node of the prefix graphs)]
 //   --n 1000000 for the million-vector run (needs ~5 GiB and most of an hour on 2 cores; --one-ef
 //   searches each graph at one efSearch only, --build-threads 2 builds the graphs on 2 threads).
 //   Without --query-vectors, the last --queries rows of --vectors are the queries.
@@ -285,13 +285,15 @@ if (!EXACT_ONLY) {
   }
 }
 if (!EXACT_ONLY) {
-  hnswRows(`usearch HNSW f32 d=${d}`, { dim: d, quantization: 'f32' }, [64, 128], undefined);
+  // --graphs full,f32,i8,b1 (default all): which usearch graphs to build.
+  const graphs = new Set(arg('graphs', 'full,f32,i8,b1').split(','));
+  if (graphs.has('full')) hnswRows(`usearch HNSW f32 d=${d}`, { dim: d, quantization: 'f32' }, [64, 128], undefined);
   const pm = PREFIX_M === 16 ? '' : ` M=${PREFIX_M}`;
   const prefixGraph = (q, m) => ({ dim: m, quantization: q, connectivity: PREFIX_M });
   const efs = [SHORTLIST, 2 * SHORTLIST];
-  hnswRows(`prefix HNSW f32 m=${M}${pm}`, prefixGraph('f32', M), efs, SHORTLIST);
-  hnswRows(`prefix HNSW i8 m=${M}${pm}`, prefixGraph('i8', M), efs, SHORTLIST, chunkedDb);
-  hnswRows(`prefix HNSW b1 m=${d}${pm}`, prefixGraph('b1', d), efs, SHORTLIST);
+  if (graphs.has('i8')) hnswRows(`prefix HNSW i8 m=${M}${pm}`, prefixGraph('i8', M), efs, SHORTLIST, chunkedDb);
+  if (graphs.has('f32')) hnswRows(`prefix HNSW f32 m=${M}${pm}`, prefixGraph('f32', M), efs, SHORTLIST);
+  if (graphs.has('b1')) hnswRows(`prefix HNSW b1 m=${d}${pm}`, prefixGraph('b1', d), efs, SHORTLIST);
 }
 chunkedDb?.close();
 

@@ -2,10 +2,12 @@
 """FAISS on the vectors bench/retrieval.mjs wrote: IndexFlatIP, IndexHNSWFlat on the full dim,
 and HNSW on the first m dims with a full-dim re-rank (the paper's deployment). One thread.
 
-Usage (called by retrieval.mjs): python3 bench/faiss_retrieval.py DIR K REPS M_PREFIX SHORTLIST [flat-only]
+Usage (called by retrieval.mjs):
+  python3 bench/faiss_retrieval.py DIR K REPS M_PREFIX SHORTLIST [flat-only|all] [one-ef|all-ef] [BUILD_THREADS]
 DIR holds db.npy and queries.npy (float32, L2-normalised: inner product = cosine). Prints one
 JSON object: per method its build seconds, bytes, best-of-REPS query seconds, RSS growth and the
-[nq, K] ids (recall is computed by the caller against its exact search).
+[nq, K] ids (recall is computed by the caller against its exact search). Searches run on one
+OpenMP thread; graph builds on BUILD_THREADS (default 1).
 """
 import json
 import sys
@@ -36,6 +38,9 @@ def serialized_bytes(index):
 
 def main():
     folder, k, reps, m, shortlist = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    mode = sys.argv[6] if len(sys.argv) > 6 else "all"
+    one_ef = len(sys.argv) > 7 and sys.argv[7] == "one-ef"
+    build_threads = int(sys.argv[8]) if len(sys.argv) > 8 else 1
     faiss.omp_set_num_threads(1)
     x = np.load(f"{folder}/db.npy")
     q = np.load(f"{folder}/queries.npy")
@@ -45,7 +50,9 @@ def main():
     def run(name, build, search, params=""):
         r0 = rss_bytes()
         t = time.perf_counter()
+        faiss.omp_set_num_threads(build_threads)
         index = build()
+        faiss.omp_set_num_threads(1)
         build_s = time.perf_counter() - t
         grown = rss_bytes() - r0
         seconds, ids = best_of(reps, lambda: search(index))
@@ -67,7 +74,7 @@ def main():
         return index
 
     run("FAISS IndexFlatIP", flat, lambda index: index.search(q, k)[1])
-    if sys.argv[6:] == ["flat-only"]:
+    if mode == "flat-only":
         json.dump({"faiss": faiss.__version__, "methods": methods}, sys.stdout)
         return
 
@@ -81,7 +88,7 @@ def main():
         return build
 
     full = None
-    for ef in (64, 128):
+    for ef in (64,) if one_ef else (64, 128):
         def search_full(index, ef=ef):
             index.hnsw.efSearch = ef
             return index.search(q, k)[1]
@@ -119,7 +126,7 @@ def main():
         return out
 
     prefix = None
-    for ef in (shortlist, 2 * shortlist):
+    for ef in (shortlist,) if one_ef else (shortlist, 2 * shortlist):
         if prefix is None:
             prefix = run(
                 "FAISS HNSW32 m=%d K=%d -> %d" % (m, shortlist, d),

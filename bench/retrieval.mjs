@@ -4,14 +4,19 @@
 // exact full-dim re-rank, HNSW on the full dim (usearch), FAISS (Debian python3-faiss:
 // IndexFlatIP, IndexHNSWFlat, and the paper's HNSW32-on-a-prefix + re-rank) on the same vectors
 // in the same run, and the two-stage SQL statement on PGlite + pgvector (on the first
-// --pglite-n rows: PGlite is Postgres in wasm and inserts ~1,000 rows/s here).
+// --pglite-n rows: PGlite is Postgres in wasm and inserts ~1,000 rows/s here), and the index
+// file opened in chunks (ChunkedIndex: a stored int8 or binary first stage in memory, the
+// shortlisted float32 rows read from disk and re-ranked; also behind the prefix HNSW graph).
 // Prints queries/s, recall@10 against exact search, build seconds, index bytes and RSS growth.
 //
 //   pnpm run build && node bench/retrieval.mjs [--n 100000] [--d 256] [--queries 200]
 //     [--classes 1000] [--noise 0.8] [--decay 0.75] [--seed 1] [--reps 2] [--m 64] [--shortlist 100]
 //     [--pglite-n 20000 | 0] [--no-faiss] [--no-js-exact] [--exact-only] [--python /usr/bin/python3]
-//     [--vectors db.npy [--labels labels.npy]]
-//   --n 1000000 for the million-vector run (needs ~3 GiB and about half an hour on 2 cores).
+//     [--vectors db.npy [--labels labels.npy] [--query-vectors q.npy [--query-labels ql.npy]]]
+//     [--one-ef] [--build-threads 1] [--exact-pairs 0] [--graphs full,f32,i8,b1] [--connectivity 16 (links per node of the prefix graphs)]
+//   --n 1000000 for the million-vector run (needs ~5 GiB and most of an hour on 2 cores; --one-ef
+//   searches each graph at one efSearch only, --build-threads 2 builds the graphs on 2 threads).
+//   Without --query-vectors, the last --queries rows of --vectors are the queries.
 //
 // Everything runs on one thread (usearch and FAISS are told so; ONNX Runtime is loaded with 1).
 // "bytes" is the serialized size of what the first stage searches (the flat matrix, the int8
@@ -19,12 +24,20 @@
 // (N x d x 4 bytes) for the re-rank. "RSS +MiB" is the growth of this process's resident memory
 // while the structure was built (FAISS: of the Python process). Compare rows of one run only.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MatryoshkaIndex, meanAveragePrecisionAtK, recallAtK } from '@mrl/adaptive';
-import { nativeGemm, openVectorDb, PrefixHnsw, searchDb, writeIndexToDb } from '@mrl/adaptive/node';
+import {
+  ChunkedIndex,
+  nativeGemm,
+  openVectorDb,
+  PrefixHnsw,
+  saveIndex,
+  searchDb,
+  writeIndexToDb,
+} from '@mrl/adaptive/node';
 import { createRandom } from '@mrl/core/rng';
 
 const argv = process.argv.slice(2);
@@ -41,6 +54,10 @@ const DECAY = Number(arg('decay', 0.75));
 const REPS = Number(arg('reps', 2));
 const M = Number(arg('m', 64));
 const SHORTLIST = Number(arg('shortlist', 100));
+const ONE_EF = flag('one-ef');
+const BUILD_THREADS = Number(arg('build-threads', 1));
+// Links per node (usearch connectivity) of the prefix graphs; the full-dim graph keeps 16.
+const PREFIX_M = Number(arg('connectivity', 16));
 // Debian's python3-faiss is installed for Debian's Python.
 const PYTHON = arg('python', '/usr/bin/python3');
 
@@ -114,9 +131,23 @@ function loadData() {
   }
   const { data, shape } = readNpy(file);
   const [rows, d] = shape;
-  const n = rows - NQ;
   const labelsFile = arg('labels', undefined);
   const all = labelsFile ? readNpy(labelsFile).data : undefined;
+  const queryFile = arg('query-vectors', undefined);
+  if (queryFile !== undefined) {
+    const q = readNpy(queryFile);
+    if (q.shape[1] !== d) throw new Error(`${queryFile} has dim ${q.shape[1]}, ${file} has ${d}`);
+    const ql = arg('query-labels', undefined);
+    return {
+      vectors: data,
+      queries: q.data.slice(0, NQ * d),
+      labels: all,
+      queryLabels: ql ? readNpy(ql).data.slice(0, NQ) : undefined,
+      d,
+      source: `${file} (queries: first ${NQ} of ${queryFile})`,
+    };
+  }
+  const n = rows - NQ;
   return {
     vectors: data.slice(0, n * d),
     queries: data.slice(n * d, rows * d),
@@ -160,7 +191,9 @@ const rows = [];
 function record(name, { result, seconds }, extra = {}) {
   rows.push({ name, qps: NQ / seconds, result, ...extra });
   const r = rows[rows.length - 1];
-  process.stderr.write(`  ${name}: ${r.qps.toFixed(1)} q/s\n`);
+  // Recall as each row is measured, so an interrupted long run still reports it.
+  const recall = base === undefined ? '' : `, recall@${K} ${recallAtK(result, base, K).toFixed(3)}`;
+  process.stderr.write(`  ${name}: ${r.qps.toFixed(1)} q/s${recall}\n`);
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'mrl-retrieval-'));
@@ -192,10 +225,11 @@ if (!EXACT_ONLY) {
 }
 
 // HNSW (usearch, M=16, efConstruction 64) over a prefix, re-ranked at d; and over the full dim.
-function hnswRows(label, options, efs, shortlist) {
+function hnswRows(label, options, efsAll, shortlist, chunked) {
+  const efs = ONE_EF ? efsAll.slice(0, 1) : efsAll;
   const r0 = rss();
   const b0 = performance.now();
-  const built = PrefixHnsw.build(index, { connectivity: 16, expansionAdd: 64, ...options });
+  const built = PrefixHnsw.build(index, { connectivity: 16, expansionAdd: 64, threads: BUILD_THREADS, ...options });
   const build = (performance.now() - b0) / 1000;
   const rssGrowth = rss() - r0;
   const file = join(tmp, `${label.replace(/\W+/g, '_')}.usearch`);
@@ -213,14 +247,55 @@ function hnswRows(label, options, efs, shortlist) {
         rssGrowth,
       },
     );
+    if (chunked !== undefined && ef === efs[0]) {
+      // The same graph's shortlist, re-ranked from the rows on disk (ChunkedIndex.rerank).
+      record(
+        `${label} ef=${ef} K=${shortlist} -> ${d}, rows read from the file`,
+        timed((q) => chunked.rerank(q, g.shortlist(q, shortlist), shortlist, { k: K })),
+        { bytes, build, rssGrowth },
+      );
+    }
+  }
+}
+// The index file opened in chunks: a stored first stage scanned in memory, shortlisted rows
+// read from disk (page cache: the file was just written) and re-ranked. "bytes" is what it
+// holds in memory (first stage, labels, row checksums), not the file.
+let chunkedDb;
+if (!EXACT_ONLY) {
+  for (const spec of [
+    { kind: 'int8', dim: M, scale: 'per-dim' },
+    { kind: 'binary', dim: d },
+  ]) {
+    const file = join(tmp, `chunked-${spec.kind}.mrlidx`);
+    const r0 = rss();
+    const b0 = performance.now();
+    saveIndex(index, file, { firstStage: spec });
+    const build = (performance.now() - b0) / 1000;
+    const db = ChunkedIndex.open(file);
+    const name = `${spec.kind === 'int8' ? `int8(${M})` : `binary(${d})`} scan from the file, rows read on demand`;
+    for (const K2 of spec.kind === 'int8' ? [SHORTLIST] : [SHORTLIST, 4 * SHORTLIST]) {
+      record(
+        `${name} K=${K2} -> ${d}`,
+        timed((q) => db.search(q, { k: K, shortlistK: K2 })),
+        { bytes: db.heapBytes, build, rssGrowth: rss() - r0 },
+      );
+    }
+    if (spec.kind === 'int8') chunkedDb = db;
+    else db.close();
   }
 }
 if (!EXACT_ONLY) {
-  hnswRows(`usearch HNSW f32 d=${d}`, { dim: d, quantization: 'f32' }, [64, 128], undefined);
-  hnswRows(`prefix HNSW f32 m=${M}`, { dim: M, quantization: 'f32' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST);
-  hnswRows(`prefix HNSW i8 m=${M}`, { dim: M, quantization: 'i8' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST);
-  hnswRows(`prefix HNSW b1 m=${d}`, { dim: d, quantization: 'b1' }, [SHORTLIST, 2 * SHORTLIST], SHORTLIST);
+  // --graphs full,f32,i8,b1 (default all): which usearch graphs to build.
+  const graphs = new Set(arg('graphs', 'full,f32,i8,b1').split(','));
+  if (graphs.has('full')) hnswRows(`usearch HNSW f32 d=${d}`, { dim: d, quantization: 'f32' }, [64, 128], undefined);
+  const pm = PREFIX_M === 16 ? '' : ` M=${PREFIX_M}`;
+  const prefixGraph = (q, m) => ({ dim: m, quantization: q, connectivity: PREFIX_M });
+  const efs = [SHORTLIST, 2 * SHORTLIST];
+  if (graphs.has('i8')) hnswRows(`prefix HNSW i8 m=${M}${pm}`, prefixGraph('i8', M), efs, SHORTLIST, chunkedDb);
+  if (graphs.has('f32')) hnswRows(`prefix HNSW f32 m=${M}${pm}`, prefixGraph('f32', M), efs, SHORTLIST);
+  if (graphs.has('b1')) hnswRows(`prefix HNSW b1 m=${d}${pm}`, prefixGraph('b1', d), efs, SHORTLIST);
 }
+chunkedDb?.close();
 
 // FAISS on the same (L2-normalised: inner product = cosine) vectors, in a Python process.
 let faissNote = '';
@@ -235,23 +310,47 @@ if (!flag('no-faiss')) {
     }
     return out;
   };
-  writeFileSync(join(tmp, 'db.npy'), npy(unit(data.vectors, N), [N, d]));
-  writeFileSync(join(tmp, 'queries.npy'), npy(unit(data.queries, NQ), [NQ, d]));
-  try {
-    const out = execFileSync(
-      PYTHON,
-      [
-        new URL('./faiss_retrieval.py', import.meta.url).pathname,
-        tmp,
-        String(K),
-        String(REPS),
-        String(M),
-        String(SHORTLIST),
-        ...(EXACT_ONLY ? ['flat-only'] : []),
-      ],
-      { maxBuffer: 1 << 28, env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' } },
+  writeNpy(join(tmp, 'db.npy'), unit(data.vectors, N), [N, d]);
+  writeNpy(join(tmp, 'queries.npy'), unit(data.queries, NQ), [NQ, d]);
+  const faiss = (mode) =>
+    JSON.parse(
+      execFileSync(
+        PYTHON,
+        [
+          new URL('./faiss_retrieval.py', import.meta.url).pathname,
+          tmp,
+          String(K),
+          String(REPS),
+          String(M),
+          String(SHORTLIST),
+          mode,
+          ONE_EF ? 'one-ef' : 'all-ef',
+          String(BUILD_THREADS),
+        ],
+        { maxBuffer: 1 << 28, env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' } },
+      ).toString(),
     );
-    const parsed = JSON.parse(out.toString());
+  try {
+    // --exact-pairs P: P alternating timings of our exact search and FAISS IndexFlatIP (each
+    // best of --reps), and the median of the per-pair time ratios: on a shared machine a
+    // ratio of neighbouring measurements is steadier than one of two separate runs.
+    const PAIRS = Number(arg('exact-pairs', 0));
+    if (PAIRS > 0 && gemm) {
+      const ratios = [];
+      for (let p = 0; p < PAIRS; p++) {
+        const ours = timed((q) => fast.search(q, { k: K })).seconds;
+        const theirs = faiss('flat-only').methods[0].seconds;
+        ratios.push(ours / theirs);
+        console.log(
+          `# pair ${p + 1}: ours ${(NQ / ours).toFixed(1)} q/s, FAISS IndexFlatIP ${(NQ / theirs).toFixed(1)} q/s, time ratio ${(ours / theirs).toFixed(2)}`,
+        );
+      }
+      ratios.sort((a, b) => a - b);
+      console.log(
+        `# exact, ${PAIRS} alternating pairs: median time ratio ours/FAISS ${ratios[Math.floor(PAIRS / 2)].toFixed(2)} (min ${ratios[0].toFixed(2)}, max ${ratios[PAIRS - 1].toFixed(2)}; target <= 1.25)`,
+      );
+    }
+    const parsed = faiss(EXACT_ONLY ? 'flat-only' : 'all');
     for (const m of parsed.methods) {
       const result = { numQueries: NQ, k: K, ids: Int32Array.from(m.ids) };
       rows.push({
@@ -263,7 +362,7 @@ if (!flag('no-faiss')) {
         rssGrowth: m.rss_bytes,
       });
     }
-    faissNote = `# FAISS ${parsed.faiss} (Debian python3-faiss, OpenBLAS), 1 OpenMP and 1 BLAS thread`;
+    faissNote = `# FAISS ${parsed.faiss} (Debian python3-faiss, OpenBLAS), 1 OpenMP and 1 BLAS thread (graph builds: ${BUILD_THREADS})`;
   } catch (e) {
     faissNote = `# FAISS unavailable (apt-get install python3-faiss): ${String(e.message).split('\n')[0]}`;
   }
@@ -349,8 +448,8 @@ console.log(
   `# peak RSS of this process ${mib(process.resourceUsage().maxRSS * 1024)} MiB; total ${((performance.now() - t0) / 1000).toFixed(1)} s`,
 );
 
-/** A float32 C-order .npy file (for FAISS). */
-function npy(data, shape) {
+/** Writes a float32 C-order .npy file (for FAISS) without copying the data. */
+function writeNpy(file, data, shape) {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
   const head = Buffer.alloc(10);
@@ -358,9 +457,17 @@ function npy(data, shape) {
   head[6] = 1;
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
-  return Buffer.concat([
-    head,
-    Buffer.from(header, 'latin1'),
-    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
-  ]);
+  const fd = openSync(file, 'w');
+  try {
+    for (const part of [
+      head,
+      Buffer.from(header, 'latin1'),
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    ]) {
+      let off = 0;
+      while (off < part.length) off += writeSync(fd, part, off, Math.min(part.length - off, 1 << 30));
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -441,7 +441,13 @@ export const INDEX_FLAGS = {
   from: { type: 'path', description: 'index file to copy into the database (.mrlidx from mrl-cli embed)' },
   to: {
     type: 'string',
-    description: 'database: pglite:<directory> (embedded), pglite:memory or postgres://user:password@host:port/db',
+    description:
+      'database: pglite:<directory> (embedded), pglite:memory or postgres://user:password@host:port/db; or an index file <path>.mrlidx (with --first-stage)',
+  },
+  'first-stage': {
+    type: 'string',
+    description:
+      'with --to <path>.mrlidx: store a quantised first stage, int8:<m> or binary:<m>, so that search reads only the shortlisted rows from the file',
   },
   'prefix-dim': { type: 'integer', description: 'prefix dim m of the HNSW index (default min(64, d))' },
   halfvec: { type: 'boolean', default: false, description: 'store halfvec (2 bytes a dim) instead of vector (4)' },
@@ -453,7 +459,12 @@ export const DB_SEARCH_FLAGS = {
     type: 'string',
     description: 'search a database written by mrl-cli index instead of --index (pglite:<directory> or postgres://...)',
   },
-  'shortlist-k': { type: 'integer', default: 200, description: 'with --db: rows the prefix HNSW shortlists per query' },
+  'shortlist-k': {
+    type: 'integer',
+    default: 200,
+    description:
+      'with --db: rows the prefix HNSW shortlists per query; with an --index that stores a first stage: rows its scan keeps',
+  },
   'ef-search': { type: 'integer', default: 200, description: 'with --db: hnsw.ef_search (raised to --shortlist-k)' },
 } as const satisfies FlagSet;
 

@@ -32,6 +32,23 @@ export interface Gemm {
     dim: number,
     y: Float32Array,
   ): void;
+  /**
+   * Optional fused product and selection: for each of the `aRows` queries, the `k` (<= `bRows`)
+   * highest of `(a[i] · b[j]) * scale[j]` (`scale` absent: 1) as values and column indices,
+   * `[aRows, k]` each; ties go to the lower column. When present, {@link gemmTopK} never
+   * materialises the score tile in JavaScript, so a full scan costs about one GEMM.
+   */
+  multiplyTopK?(
+    a: Float32Array,
+    aRows: number,
+    b: Float32Array,
+    bRows: number,
+    dim: number,
+    k: number,
+    scale: Float32Array | undefined,
+    values: Float32Array,
+    indices: BigInt64Array,
+  ): void;
 }
 
 /**
@@ -76,6 +93,9 @@ function rowChunk(nq: number): number {
 /** Queries per GEMM call; more share each pass over the rows but need a bigger tile. */
 const QUERY_BATCH = 256;
 
+/** Rows per fused product + top-k call: the tile stays native, so larger blocks only cut call overhead. */
+const FUSED_ROW_CHUNK = 8192;
+
 /**
  * For each query, the `k` rows with the highest `dot(query[:dim], row[:dim]) * rowScale[row]`,
  * scored by `gemm` over blocks of rows. `queries` and `rows` are row-major with `stride`
@@ -118,6 +138,10 @@ export function gemmTopK(
       a = new Float32Array(a);
       for (let q = 0; q < bq; q++) a.fill(0, q * stride + dim, (q + 1) * stride);
     }
+    if (gemm.multiplyTopK !== undefined) {
+      fusedTopK(gemm, a, bq, rows, nr, stride, keep, rowScale, heaps, q0);
+      continue;
+    }
     const chunk = rowChunk(bq);
     const tile = new Float32Array(bq * chunk);
     for (let r0 = 0; r0 < nr; r0 += chunk) {
@@ -150,4 +174,45 @@ export function gemmTopK(
     }
   }
   return heaps;
+}
+
+/** The {@link gemmTopK} pass over all rows for one query batch when the engine selects natively. */
+function fusedTopK(
+  gemm: Gemm,
+  a: Float32Array,
+  bq: number,
+  rows: Float32Array,
+  nr: number,
+  stride: number,
+  keep: number,
+  rowScale: Float32Array | undefined,
+  heaps: TopKHeap[],
+  q0: number,
+): void {
+  const values = new Float32Array(bq * keep);
+  const indices = new BigInt64Array(bq * keep);
+  for (let r0 = 0; r0 < nr; r0 += FUSED_ROW_CHUNK) {
+    const r1 = Math.min(nr, r0 + FUSED_ROW_CHUNK);
+    const kk = Math.min(keep, r1 - r0);
+    (gemm.multiplyTopK as NonNullable<Gemm['multiplyTopK']>)(
+      a,
+      bq,
+      rows.subarray(r0 * stride, r1 * stride),
+      r1 - r0,
+      stride,
+      kk,
+      rowScale?.subarray(r0, r1),
+      values,
+      indices,
+    );
+    for (let q = 0; q < bq; q++) {
+      const heap = heaps[q0 + q] as TopKHeap;
+      for (let c = 0; c < kk; c++) {
+        const v = values[q * kk + c] as number;
+        // Each query's values arrive best first: once one misses the heap, the rest do too.
+        if (v < heap.threshold) break;
+        heap.push(v, r0 + Number(indices[q * kk + c] as bigint));
+      }
+    }
+  }
 }

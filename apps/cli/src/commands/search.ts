@@ -165,6 +165,21 @@ function parseFunnel(text: string, d: number, k: number, api: AdaptiveApi): { di
   };
 }
 
+/** The index file opened in chunks when it stores a first stage (format 2), else undefined. */
+async function openChunked(file: string) {
+  const { ChunkedIndex } = await import('@mrl/adaptive/node');
+  try {
+    const db = ChunkedIndex.open(file);
+    if (db.firstStageSpec !== undefined) return db;
+    db.close();
+    return undefined;
+  } catch (e) {
+    // A format-1 file (written before first stages existed) has none: search it whole only.
+    if (MrlError.is(e) && /has format version 1,/.test(e.message)) return undefined;
+    throw e;
+  }
+}
+
 export const searchCommand = defineMrlCommand({
   name: 'search',
   description:
@@ -175,6 +190,7 @@ export const searchCommand = defineMrlCommand({
     'mrl-cli search --index train.mrlidx --queries test.npy --funnel 16,32,64:200,100 --format json',
     'mrl-cli search --index train.mrlidx --queries test.npy --funnel auto',
     'mrl-cli search --db pglite:./vectors.pg --queries test.npy --shortlist-k 200',
+    'mrl-cli search --index train-int8.mrlidx --queries test.npy --shortlist-k 100',
   ],
   flags: { ...SEARCH_FLAGS, ...DB_SEARCH_FLAGS, ...DB_TABLE_FLAG, ...COMMON_FLAGS },
   async run(options) {
@@ -247,6 +263,22 @@ export const searchCommand = defineMrlCommand({
         stages: f.dims.map((m, i) => `${m}${f.shortlists[i] === undefined ? '' : `(${f.shortlists[i]})`}`).join(' -> '),
         ...timed(() => index.funnel(queryData, { ...f, k })),
       });
+    }
+    // An index file with a stored first stage (mrl-cli index --first-stage): the two-stage search
+    // that reads only the shortlisted rows from the file.
+    const chunked = await openChunked(options.index);
+    if (chunked !== undefined) {
+      try {
+        const spec = chunked.firstStageSpec!;
+        const K = Math.max(k, Math.min(options['shortlist-k'], index.size));
+        methods.push({
+          name: 'stored',
+          stages: `${spec.kind}(${spec.dim}) (${K}) -> ${index.dim}, rows read from the file`,
+          ...timed(() => chunked.search(queryData, { k, shortlistK: K })),
+        });
+      } finally {
+        chunked.close();
+      }
     }
     const withLabels = queryLabels !== undefined && index.labels !== undefined;
     const summary = methods.map((m) => ({

@@ -131,12 +131,12 @@ describe('saveIndex / openIndex', () => {
   it('future version', () => {
     const file = saved('future.mrlidx');
     const buf = fs.readFileSync(file);
-    buf.writeUInt32LE(2, INDEX_FILE_MAGIC.length);
+    buf.writeUInt32LE(3, INDEX_FILE_MAGIC.length);
     fs.writeFileSync(file, buf);
     const e = openError(file);
     expect(e.kind).toBe('corrupt-file');
     expect(e.message).toContain(file);
-    expect(e.message).toMatch(/has format version 2, newer than this reader supports \(1\)/);
+    expect(e.message).toMatch(/has format version 3, newer than this reader supports \(2\)/);
     expect(e.fix).toMatch(/upgrade/);
   });
 

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { jsGemm } from '../../src/gemm.js';
+import { gemmTopK, jsGemm } from '../../src/gemm.js';
 import { recallAtK } from '../../src/metrics.js';
 import { nativeGemm } from '../../src/node/native-gemm.js';
 import { MatryoshkaIndex } from '../../src/vector-index.js';
+import { blockedTopK } from '../../src/scoring.js';
+import { TopKHeap } from '../../src/topk.js';
 import { clustered, expectClose, gaussian, rng } from '../synthetic.js';
 
 // onnxruntime-node is installed with this repository (an optional dependency of @mrl/core).
@@ -36,5 +38,65 @@ describe('nativeGemm', () => {
       expect(recallAtK(a, b, 10)).toBe(1);
       expectClose(a.scores, b.scores, 1e-4);
     }
+  });
+
+  it('has the fused product + top-k', () => {
+    expect(typeof native?.multiplyTopK).toBe('function');
+  });
+
+  it.each([
+    [true, 32],
+    [false, 32],
+    [false, 9],
+  ])('fused top-k (rowScale %s, dim %i) equals the JS scan, ties to the lower row across row blocks', (scaled, dim) => {
+    // Small integers: every product is exact in float32, so tied scores really tie. Rows 0, 3,
+    // 8195 and 8199 are 3 x query 0, the best rows for it (its other scores are at most
+    // sum |q0| <= ||q0||^2); 8192-row blocks, so the last block has 8 rows, fewer than k.
+    const [nq, nr, stride, k] = [7, 8200, 32, 13];
+    const r = rng(21);
+    const q = Float32Array.from({ length: nq * stride }, () => Math.floor(r() * 6) - 3 || 1);
+    const x = Float32Array.from({ length: nr * stride }, () => Math.floor(r() * 3) - 1);
+    const copies = [0, 3, 8195, 8199];
+    for (const c of copies) for (let j = 0; j < stride; j++) x[c * stride + j] = 3 * (q[j] as number);
+    const scale = scaled ? Float32Array.from({ length: nr }, (_, i) => 1 / (1 + (i % 3))) : undefined;
+    const drain = (heaps: TopKHeap[]) => {
+      const ids = new Int32Array(nq * k);
+      const scores = new Float32Array(nq * k);
+      heaps.forEach((h, i) => h.drainInto(ids, scores, i * k));
+      return { ids, scores };
+    };
+    const fused = drain(gemmTopK(native!, q, nq, x, nr, stride, dim, k, scale));
+    const reference = drain(blockedTopK({ data: q, rows: nq, stride }, { data: x, rows: nr, stride }, dim, k, scale));
+    expect(Array.from(fused.ids)).toEqual(Array.from(reference.ids));
+    expectClose(fused.scores, reference.scores, 1e-6);
+    if (!scaled) expect(Array.from(fused.ids.subarray(0, 4))).toEqual(copies);
+  });
+
+  it('fused top-k refuses k larger than the row block', () => {
+    expect(() =>
+      native!.multiplyTopK!(
+        new Float32Array(4),
+        1,
+        new Float32Array(8),
+        2,
+        4,
+        3,
+        undefined,
+        new Float32Array(3),
+        new BigInt64Array(3),
+      ),
+    ).toThrow(/1 <= k <= 2 rows, got k = 3/);
+  });
+
+  it('an index on the native GEMM still refuses NaN and Infinity queries, naming the row', () => {
+    const d = 16;
+    const data = clustered(300, 4, d, 5, 8);
+    const fast = MatryoshkaIndex.fromVectors(data.vectors, { dim: d, gemm: native! });
+    const q = data.queries.slice();
+    q[2 * d + 3] = Number.POSITIVE_INFINITY;
+    expect(() => fast.search(q, { k: 5 })).toThrow(/queries row 2 holds Infinity at position 3 \(of 16\)/);
+    q[2 * d + 3] = 0;
+    q[d + 9] = Number.NaN;
+    expect(() => fast.search(q, { k: 5, dim: 8 })).toThrow(/queries row 1 holds NaN at position 9 \(of 16\)/);
   });
 });

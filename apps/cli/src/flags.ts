@@ -225,7 +225,7 @@ export const TRAIN_FLAGS = {
   compare: {
     type: 'string',
     description:
-      'baselines, comma-separated: vision and text files ff, svd, rand (rand: truncation for text); align trunc',
+      'baselines, comma-separated: ff, svd, rand (vision, text files, align; rand is truncation of the model without MRL, trunc for align)',
   },
   robustness: {
     type: 'string',

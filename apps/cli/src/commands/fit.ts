@@ -9,6 +9,7 @@ import {
   MrlError,
   resolveNesting,
   writeFileAtomically,
+  type Baseline,
   type Encoder,
   type OptimizerConfig,
   type RunContext,
@@ -163,7 +164,7 @@ function parseCompare(options: FitOptions, textFile: string | undefined): string
     .filter((s) => s !== '');
   const known: Record<ModalityFlag, readonly string[]> = {
     vision: VISION_BASELINES,
-    align: ['trunc', 'none'],
+    align: [...VISION_BASELINES, 'trunc', 'none'],
     text: textFile === undefined ? [] : ['ff', 'svd', 'rand'],
   };
   for (const c of compare) {
@@ -379,7 +380,14 @@ export const fitCommand = defineMrlCommand({
           ...optional('steps', options.steps),
           ...optional('weightDecay', options['weight-decay']),
           ...optional('promptTemplate', options['prompt-template']),
-          ...(compare.length === 0 ? {} : { compareFullDim: compare.includes('trunc') }),
+          // --compare trunc is align's name for rand (truncation of the model without MRL); none: no baseline.
+          ...(compare.length === 0
+            ? {}
+            : {
+                compare: [
+                  ...new Set(compare.flatMap((c) => (c === 'none' ? [] : c === 'trunc' ? ['rand'] : [c]))),
+                ] as Baseline[],
+              }),
           ...schedule,
           backend: backend.name,
         },

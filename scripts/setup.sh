@@ -12,6 +12,7 @@ debian_packages=(
   python3-numpy         # tests check that numpy reads our .npy and safetensors files
   python3-faiss         # bench/retrieval.mjs: FAISS IndexFlatIP and IndexHNSWFlat on the same vectors
   python3-onnx          # tests run onnx.checker on exported ONNX models
+  openclipart-svg       # drawings with titles: the align reference runs in packages/align/README.md (not the tests)
 )
 missing=()
 for p in "${debian_packages[@]}"; do

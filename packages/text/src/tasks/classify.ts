@@ -91,10 +91,10 @@ export async function fitClassifyFile(options: TextFitOptions, context: RunConte
     seed: context.seed,
     onWarning: warn,
   });
-  const limit = options.maxExamples ?? data.train.size;
+  const limit = options.trainLimit ?? data.train.size;
   const trainTexts = data.train.examples.slice(0, limit).map((e) => e.text);
   const trainLabels = data.trainLabels.subarray(0, trainTexts.length);
-  const testCount = Math.min(options.evalExamples ?? data.test.size, data.test.size);
+  const testCount = Math.min(options.testLimit ?? data.test.size, data.test.size);
   const testTexts = data.test.examples.slice(0, testCount).map((e) => e.text);
   const scored: ClassificationData = { ...data, trainLabels, testLabels: data.testLabels.subarray(0, testCount) };
   context.log(

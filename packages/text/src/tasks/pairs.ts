@@ -58,8 +58,8 @@ export async function fitPairsFile(options: TextFitOptions, context: RunContext)
     seed: context.seed,
     onWarning: (line) => context.log(`warning: ${line}`),
   });
-  const train = data.train.examples.slice(0, options.maxExamples ?? data.train.size);
-  const test = data.test.examples.slice(0, options.evalExamples ?? data.test.size);
+  const train = data.train.examples.slice(0, options.trainLimit ?? data.train.size);
+  const test = data.test.examples.slice(0, options.testLimit ?? data.test.size);
   const queries = test.map((p) => p.anchor);
   const negatives = test.flatMap((p) => (p.negative === undefined ? [] : [p.negative]));
   const database = [...test.map((p) => p.positive), ...negatives];

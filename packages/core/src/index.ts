@@ -215,3 +215,14 @@ export {
 } from './experiment/plan.js';
 export { trainerOptions, type TrainDefaults, type TrainSettings } from './experiment/settings.js';
 export { dimSeries, writeRunMetrics } from './experiment/table.js';
+export {
+  checkPrecision,
+  EMBEDDING_PRECISIONS,
+  encodeEmbeddings,
+  quantizationRanges,
+  quantizeEmbeddings,
+  type EmbeddingPrecision,
+  type EncodedEmbeddings,
+  type EncodeOptions,
+  type QuantizationRanges,
+} from './quantize.js';

@@ -150,7 +150,10 @@ export async function trainAlignModel(task: AlignTask, label: string): Promise<A
   );
   if (label === 'mrl') {
     const modelDir = join(context.runDir, 'model');
-    await saveAlignModel(modelDir, encoder, join(context.runDir, 'tokenizer'), dims);
+    await saveAlignModel(modelDir, encoder, join(context.runDir, 'tokenizer'), dims, {
+      image_size: task.imageSize,
+      max_length: task.maxLength,
+    });
     context.log(`mrl: model -> ${modelDir}`);
   }
   const pcaFit =

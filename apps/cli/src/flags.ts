@@ -385,8 +385,9 @@ export const EMBED_FLAGS = {
   input: {
     type: 'string',
     description:
-      'embed new images instead of a split: a folder (searched recursively), one image, a .txt list of ' +
-      "paths, or '-' for paths on standard input; ids are the paths",
+      'embed new inputs instead of a split. Vision: a folder (searched recursively), one image, a .txt list of ' +
+      "paths, or '-' for paths on standard input (ids are the paths). Text: .txt (one a line), .jsonl or '-'. " +
+      'Align: a folder or image (image tower), or .txt / .jsonl / - (text tower)',
     valueHint: '<folder|file|->',
   },
   limit: { type: 'integer', description: 'embed only the first N examples' },

@@ -11,6 +11,7 @@ import {
   writeFileAtomically,
   writeSafetensors,
 } from '@mrl/core';
+import { encodeImages, encodeTexts, loadAlignRun, readImages } from '@mrl/align';
 import { encode, loadTextModel } from '@mrl/text';
 import { decodeImages, IMAGE_EXTENSIONS, loadVisionData, type ImageTransform } from '@mrl/vision';
 import * as tf from '@tensorflow/tfjs';
@@ -282,6 +283,63 @@ async function embedTextInputs(runDir: string, options: EmbedOptions): Promise<E
   };
 }
 
+/** Whether an align run's --input holds texts (.txt, .jsonl, standard input) rather than images. */
+function isTextInput(input: string): boolean {
+  return input === '-' || ['.txt', '.jsonl'].includes(extname(input).toLowerCase());
+}
+
+/**
+ * An align run: images (a folder, or one image) through the image tower, texts (.txt one a line,
+ * .jsonl, or '-') through the text tower, into the one shared space.
+ */
+async function embedAlignInputs(runDir: string, options: EmbedOptions): Promise<Embedded> {
+  if (options.input === undefined) {
+    throw new MrlError(
+      'invalid-argument',
+      'an align run embeds the images or texts you give it: --input is missing.',
+      'Pass --input a folder of images (image tower), or texts.txt / texts.jsonl / - (text tower).',
+    );
+  }
+  const input = options.input;
+  const texts = isTextInput(input) ? await readTextInputs(input) : undefined;
+  const images = texts === undefined ? await listImageInputs(input) : undefined;
+  await initBackend(options.backend, {
+    kernels: options.kernels,
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
+  });
+  const model = await loadAlignRun(runDir);
+  await acquireRunLock(runDir, 'embed');
+  const count = Math.min((texts ?? images)!.length, options.limit ?? (texts ?? images)!.length);
+  const ids = (texts ?? images)!.slice(0, count).map((x) => x.id);
+  const encoded =
+    texts !== undefined
+      ? await encodeTexts(
+          model,
+          texts.slice(0, count).map((t) => t.text),
+          { normalize: false },
+        )
+      : await encodeImages(
+          model,
+          await readImages(
+            images!.slice(0, count).map((f) => f.path),
+            model.imageSize,
+          ),
+          { normalize: false },
+        );
+  const d = model.encoder.embeddingDim;
+  const architecture = `${String(model.encoder.config.architecture)} (${texts === undefined ? 'image' : 'text'} tower)`;
+  model.dispose();
+  const from = input === '-' ? 'standard input' : displayPath(resolve(input));
+  return {
+    full: encoded.data as Float32Array,
+    count,
+    d,
+    architecture,
+    ids,
+    what: `${count} ${texts === undefined ? 'images' : 'texts'} from ${from}`,
+  };
+}
+
 export const embedCommand = defineMrlCommand({
   name: 'embed',
   description:
@@ -289,6 +347,7 @@ export const embedCommand = defineMrlCommand({
   examples: [
     'mrl-cli embed --run-dir runs/vision-mlp --split train --dim 32',
     'mrl-cli embed --run-dir runs/vision-mlp --split test --limit 1000 --out out/queries --formats npy,safetensors',
+    'mrl-cli embed --run-dir runs/align --input photos/ --dim 16 && mrl-cli embed --run-dir runs/align --input captions.txt --dim 16',
     'python3 -c "import numpy; print(numpy.load(\'out/queries.npy\').shape)"',
   ],
   flags: FLAGS,
@@ -313,13 +372,6 @@ export const embedCommand = defineMrlCommand({
           `Use a comma-separated list of ${FORMATS.join(', ')}.`,
         );
     }
-    if (options.modality === 'align') {
-      throw new MrlError(
-        'unsupported',
-        'mrl-cli embed reads vision and text runs in this build, not --modality align.',
-        'Use a vision or text run folder.',
-      );
-    }
     if (options.limit !== undefined && options.limit < 1) {
       throw new MrlError(
         'invalid-argument',
@@ -331,7 +383,9 @@ export const embedCommand = defineMrlCommand({
     const embedded =
       options.modality === 'text'
         ? await embedTextInputs(runDir, options)
-        : await embedImages(runDir, runFlags, options);
+        : options.modality === 'align'
+          ? await embedAlignInputs(runDir, options)
+          : await embedImages(runDir, runFlags, options);
     const { full, count, d, labels, ids, what } = embedded;
     const m = options.dim ?? d;
     if (!Number.isInteger(m) || m < 1 || m > d) {

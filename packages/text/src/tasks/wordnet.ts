@@ -37,6 +37,47 @@ async function shuffledSynsets(
   return [...order].map((i) => all[i]!);
 }
 
+/** Training batches of glosses and their lexicographer class. */
+function glossBatches(train: Synset[], embedder: TextEmbedder<unknown>) {
+  return {
+    size: train.length,
+    batch: async (indices: Int32Array): Promise<SupervisedBatch<unknown, ClassTarget>> => {
+      const input = await embedder.input([...indices].map((i) => train[i]!.definition));
+      const labels = tf.tensor1d(
+        [...indices].map((i) => train[i]!.lexFile),
+        'int32',
+      );
+      return {
+        input,
+        target: { labels },
+        size: indices.length,
+        dispose: () => (embedder.release(input), labels.dispose()),
+      };
+    },
+  };
+}
+
+/** Training batches of (one of the synset's examples, drawn per batch with a seed; its gloss). */
+function examplePairBatches(train: Synset[], embedder: TextEmbedder<unknown>, seed: number) {
+  let draw = 0;
+  return {
+    size: train.length,
+    batch: async (indices: Int32Array): Promise<PairBatch<unknown>> => {
+      draw += 1;
+      const random = createRandom(seed, 6, draw);
+      const rows = [...indices].map((i) => train[i]!);
+      const queries = await embedder.input(rows.map((s) => s.examples[Math.floor(random() * s.examples.length)]!));
+      const documents = await embedder.input(rows.map((s) => s.definition));
+      return {
+        queries,
+        documents,
+        size: indices.length,
+        dispose: () => (embedder.release(queries), embedder.release(documents)),
+      };
+    },
+  };
+}
+
 /** WordNet gloss -> its lexicographer class (45 classes), top-1 of one shared MRL-E head per dim. */
 export async function fitClassify(options: TextFitOptions, context: RunContext): Promise<RunReport> {
   const synsets = await shuffledSynsets(options, context, (s) => s.definition.length > 0);
@@ -57,22 +98,7 @@ export async function fitClassify(options: TextFitOptions, context: RunContext):
     ...(options.minDim ? { minDim: options.minDim } : {}),
   });
   const model = new MatryoshkaModel<unknown, ClassTarget>(encoder, matryoshka);
-  const data = {
-    size: train.length,
-    batch: async (indices: Int32Array): Promise<SupervisedBatch<unknown, ClassTarget>> => {
-      const input = await embedder.input([...indices].map((i) => train[i]!.definition));
-      const labels = tf.tensor1d(
-        [...indices].map((i) => train[i]!.lexFile),
-        'int32',
-      );
-      return {
-        input,
-        target: { labels },
-        size: indices.length,
-        dispose: () => (embedder.release(input), labels.dispose()),
-      };
-    },
-  };
+  const data = glossBatches(train, embedder);
   const fit = await new Trainer(model, data, {
     ...trainerOptions(options, context, 'mrl'),
     ...layerDecayScales(options, encoder, model),
@@ -163,23 +189,7 @@ export async function fitRetrieve(options: TextFitOptions, context: RunContext):
     ...(options.minDim ? { minDim: options.minDim } : {}),
   });
   const model = new PairModel<unknown>(encoder, matryoshka);
-  let draw = 0;
-  const data = {
-    size: train.length,
-    batch: async (indices: Int32Array): Promise<PairBatch<unknown>> => {
-      draw += 1;
-      const random = createRandom(context.seed, 6, draw);
-      const rows = [...indices].map((i) => train[i]!);
-      const queries = await embedder.input(rows.map((s) => s.examples[Math.floor(random() * s.examples.length)]!));
-      const documents = await embedder.input(rows.map((s) => s.definition));
-      return {
-        queries,
-        documents,
-        size: indices.length,
-        dispose: () => (embedder.release(queries), embedder.release(documents)),
-      };
-    },
-  };
+  const data = examplePairBatches(train, embedder, context.seed);
   const fit = await new Trainer(model, data, {
     ...trainerOptions(options, context, 'mrl'),
     ...layerDecayScales(options, encoder, model),

@@ -99,6 +99,12 @@ describe('mrl-cli embed on an align run', () => {
     textRows.flatMap((r) => r.embedding).forEach((x, i) => expect(x).toBeCloseTo(libTexts.data[i]!, 5));
     model.dispose();
 
+    // A bad record is one error naming the file and line, before the model loads.
+    const bad = join(dir, 'bad.jsonl');
+    await writeFile(bad, '{"text": "a red bar", "id": "x"}\n{"caption": "no text field"}\n');
+    expect(expectOneParagraphError(await cli(['embed', '--run-dir', run, '--input', bad]))).toContain(
+      `${bad} line 2 has no field 'text'`,
+    );
     const missing = await cli(['embed', '--run-dir', run]);
     expect(expectOneParagraphError(missing)).toContain('an align run embeds the images or texts you give it');
   });

@@ -12,7 +12,7 @@ import {
   writeSafetensors,
 } from '@mrl/core';
 import { encodeImages, encodeTexts, loadAlignRun, readImages } from '@mrl/align';
-import { encode, loadTextModel } from '@mrl/text';
+import { encode, loadTextModel, readRecords, textOf } from '@mrl/text';
 import { decodeImages, IMAGE_EXTENSIONS, loadVisionData, type ImageTransform } from '@mrl/vision';
 import * as tf from '@tensorflow/tfjs';
 import { adaptiveApi as api } from '../adaptive.js';
@@ -202,47 +202,38 @@ async function embedImages(
   };
 }
 
-/** Texts named by --input: a .txt (one a line), a .jsonl (field "text", "id" optional) or '-' (lines). */
+/**
+ * Texts named by --input: a .txt (one a line), .jsonl (field "text", "id" optional), .csv or .tsv
+ * (a "text" column) streamed record by record with text's `readRecords` (UTF-8 and fields checked,
+ * errors naming file and line), or '-' (standard input, one text a line). Ids are line numbers
+ * unless a record has an "id".
+ */
 async function readTextInputs(input: string): Promise<{ id: string; text: string }[]> {
-  const text =
-    input === '-'
-      ? await (async () => {
-          const chunks: Buffer[] = [];
-          for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-          return Buffer.concat(chunks).toString('utf8');
-        })()
-      : await readFile(resolve(input), 'utf8').catch((cause: NodeJS.ErrnoException) => {
-          throw new MrlError(
-            'missing-file',
-            `cannot read --input ${input}: ${cause.code ?? cause.message}.`,
-            'Pass a .txt file (one text a line), a .jsonl file ({"text": ...} a line) or - for standard input.',
-          );
-        });
-  const where = input === '-' ? 'standard input' : input;
   const out: { id: string; text: string }[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === '') return;
-    if (input !== '-' && extname(input).toLowerCase() === '.jsonl') {
-      let row: { text?: unknown; id?: unknown };
-      try {
-        row = JSON.parse(line) as typeof row;
-      } catch (cause) {
-        throw new MrlError(
-          'invalid-argument',
-          `${where}:${i + 1}: not valid JSON (${(cause as Error).message}).`,
-          'Write one {"text": ...} object a line.',
-        );
-      }
-      if (typeof row.text !== 'string') {
-        throw new MrlError(
-          'invalid-argument',
-          `${where}:${i + 1}: no string field "text".`,
-          'Write one {"text": ..., "id": ...} object a line ("id" optional).',
-        );
-      }
-      out.push({ id: row.id === undefined ? String(i + 1) : String(row.id), text: row.text });
-    } else out.push({ id: String(i + 1), text: line });
-  });
+  if (input === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    Buffer.concat(chunks)
+      .toString('utf8')
+      .split(/\r?\n/)
+      .forEach((line, i) => {
+        if (line.trim() !== '') out.push({ id: String(i + 1), text: line });
+      });
+  } else {
+    const path = resolve(input);
+    if (!existsSync(path)) {
+      throw new MrlError(
+        'missing-file',
+        `cannot read --input ${input}: it does not exist.`,
+        'Pass a .txt file (one text a line), a .jsonl file ({"text": ...} a line) or - for standard input.',
+      );
+    }
+    for await (const { fields, line } of readRecords(path)) {
+      const text = textOf(fields, 'text', { path: input, line }, { option: 'the field name (embed reads "text")' });
+      out.push({ id: fields.id === undefined ? String(line) : String(fields.id), text });
+    }
+  }
+  const where = input === '-' ? 'standard input' : input;
   if (out.length === 0)
     throw new MrlError('invalid-argument', `--input ${where} holds no text.`, 'Give one text a line.');
   return out;
@@ -285,7 +276,7 @@ async function embedTextInputs(runDir: string, options: EmbedOptions): Promise<E
 
 /** Whether an align run's --input holds texts (.txt, .jsonl, standard input) rather than images. */
 function isTextInput(input: string): boolean {
-  return input === '-' || ['.txt', '.jsonl'].includes(extname(input).toLowerCase());
+  return input === '-' || ['.txt', '.jsonl', '.csv', '.tsv'].includes(extname(input).toLowerCase());
 }
 
 /**

@@ -351,6 +351,7 @@ export const fitCommand = defineMrlCommand({
       ...optional('epochs', options.epochs),
       ...optional('batchSize', options['batch-size']),
       ...optional('lr', options.lr),
+      ...optional('weightDecay', options['weight-decay']),
       ...optional('warmupSteps', options['warmup-steps']),
       ...optional('clipNorm', options['clip-norm']),
       ...optional('checkpointEvery', options['checkpoint-every']),
@@ -378,7 +379,6 @@ export const fitCommand = defineMrlCommand({
           ...optional('vocabSize', options['vocab-size']),
           ...optional('maxLength', options['max-length']),
           ...optional('steps', options.steps),
-          ...optional('weightDecay', options['weight-decay']),
           ...optional('promptTemplate', options['prompt-template']),
           // --compare trunc is align's name for rand (truncation of the model without MRL); none: no baseline.
           ...(compare.length === 0

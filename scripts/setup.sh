@@ -13,6 +13,7 @@ debian_packages=(
   python3-faiss         # bench/retrieval.mjs: FAISS IndexFlatIP and IndexHNSWFlat on the same vectors
   python3-onnx          # tests run onnx.checker on exported ONNX models
   libvulkan1            # the Vulkan loader that scripts/gpu-check/pack.sh puts in the GPU check pack
+  openclipart-svg       # drawings with titles: the align reference runs in packages/align/README.md (not the tests)
 )
 missing=()
 for p in "${debian_packages[@]}"; do

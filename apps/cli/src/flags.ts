@@ -225,7 +225,7 @@ export const TRAIN_FLAGS = {
   compare: {
     type: 'string',
     description:
-      'baselines, comma-separated: vision and text files ff, svd, rand (rand: truncation for text); align trunc',
+      'baselines, comma-separated: ff, svd, rand (vision, text files, align; rand is truncation of the model without MRL, trunc for align)',
   },
   robustness: {
     type: 'string',
@@ -385,8 +385,9 @@ export const EMBED_FLAGS = {
   input: {
     type: 'string',
     description:
-      'embed new images instead of a split: a folder (searched recursively), one image, a .txt list of ' +
-      "paths, or '-' for paths on standard input; ids are the paths",
+      'embed new inputs instead of a split. Vision: a folder (searched recursively), one image, a .txt list of ' +
+      "paths, or '-' for paths on standard input (ids are the paths). Text: .txt (one a line), .jsonl or '-'. " +
+      'Align: a folder or image (image tower), or .txt / .jsonl / - (text tower)',
     valueHint: '<folder|file|->',
   },
   limit: { type: 'integer', description: 'embed only the first N examples' },

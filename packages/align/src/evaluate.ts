@@ -1,4 +1,4 @@
-import { MrlError } from '@mrl/core';
+import { MrlError, truncateAndNormalize } from '@mrl/core';
 
 /** Row-major embeddings [rows, dim]. */
 export interface Embeddings {
@@ -14,18 +14,11 @@ export interface RecallRow {
   textToImage: Record<number, number>;
 }
 
-/** The first m dims of every row, L2-normalised on their own (what a prefix embedding is). */
+/** The first m dims of every row, L2-normalised on their own (core's one prefix rule: a zero row stays zero). */
 export function normalisedPrefix(x: Embeddings, m: number): Float32Array {
   if (!Number.isInteger(m) || m < 1 || m > x.dim)
     throw new MrlError('invalid-argument', `prefix ${m} is outside [1, ${x.dim}].`);
-  const out = new Float32Array(x.rows * m);
-  for (let r = 0; r < x.rows; r++) {
-    let norm = 0;
-    for (let j = 0; j < m; j++) norm += x.data[r * x.dim + j]! ** 2;
-    const inv = 1 / Math.max(Math.sqrt(norm), 1e-12);
-    for (let j = 0; j < m; j++) out[r * m + j] = x.data[r * x.dim + j]! * inv;
-  }
-  return out;
+  return truncateAndNormalize(x.data, x.rows, x.dim, m);
 }
 
 function similarity(a: Float32Array, aRows: number, b: Float32Array, bRows: number, m: number): Float32Array {

@@ -48,8 +48,10 @@ export {
   type AlignEvaluation,
   type AlignFitOptions,
 } from './fit.js';
+export { encodeImages, encodeTexts, loadAlignRun, readImages, type LoadedAlignModel } from './encode.js';
 export {
   ALIGN_CONFIG_FILE,
+  type AlignInputSettings,
   ALIGN_TOKENIZER_DIR,
   ALIGN_WEIGHTS_FILE,
   loadAlignModel,

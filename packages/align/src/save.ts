@@ -19,6 +19,14 @@ export const ALIGN_CONFIG_FILE = 'config.json';
 export const ALIGN_WEIGHTS_FILE = 'weights.safetensors';
 export const ALIGN_TOKENIZER_DIR = 'tokenizer';
 
+/** How the run made model inputs, so that `encode` makes new ones the same way. */
+export interface AlignInputSettings {
+  /** Side of the square RGB images (letterboxed on white) the vision tower was trained on. */
+  image_size?: number;
+  /** Tokens per caption, [CLS] and [SEP] included. */
+  max_length?: number;
+}
+
 /**
  * Saves a dual encoder to `dir`: `config.json` (both towers' configs, d, the nesting dims),
  * `weights.safetensors` (every variable, batch-norm statistics included) and `tokenizer/` (a copy
@@ -31,6 +39,7 @@ export async function saveAlignModel(
   encoder: DualEncoder,
   tokenizerDir: string,
   dims: readonly number[],
+  inputs: AlignInputSettings = {},
 ): Promise<void> {
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, v] of encoder.variables())
@@ -40,7 +49,7 @@ export async function saveAlignModel(
     await writeFileAtomically(join(dir, ALIGN_TOKENIZER_DIR, file), await readFile(join(tokenizerDir, file)));
   await writeFileAtomically(
     join(dir, ALIGN_CONFIG_FILE),
-    `${JSON.stringify({ ...encoder.config, mrl: { nesting_dims: dims } }, null, 2)}\n`,
+    `${JSON.stringify({ ...encoder.config, mrl: { nesting_dims: dims, ...inputs } }, null, 2)}\n`,
   );
 }
 
@@ -49,9 +58,11 @@ export async function saveAlignModel(
  * (ResNet, ViT or MLP), the text tower as a `BertEncoder`, every variable restored. The caption
  * tokenizer is in `<dir>/tokenizer`.
  */
-export async function loadAlignModel(dir: string): Promise<{ encoder: DualEncoder; dims: number[] }> {
+export async function loadAlignModel(
+  dir: string,
+): Promise<{ encoder: DualEncoder; dims: number[]; imageSize: number; maxLength: number }> {
   const configFile = join(dir, ALIGN_CONFIG_FILE);
-  let config: DualEncoderConfig & { mrl?: { nesting_dims?: number[] } };
+  let config: DualEncoderConfig & { mrl?: { nesting_dims?: number[] } & AlignInputSettings };
   try {
     config = JSON.parse(await readFile(configFile, 'utf8')) as typeof config;
   } catch (cause) {
@@ -83,5 +94,11 @@ export async function loadAlignModel(dir: string): Promise<{ encoder: DualEncode
     source: weightsFile,
     fix: 'The weights do not belong to config.json beside them; train the run again.',
   });
-  return { encoder, dims: config.mrl?.nesting_dims ?? [] };
+  // Models saved before the input settings were recorded used fitAlign's defaults.
+  return {
+    encoder,
+    dims: config.mrl?.nesting_dims ?? [],
+    imageSize: config.mrl?.image_size ?? 24,
+    maxLength: config.mrl?.max_length ?? 24,
+  };
 }

@@ -7,7 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDualEncoder } from '../src/di.js';
 import type { DualEncoder } from '../src/model.js';
+import { encodeImages, encodeTexts, loadAlignRun } from '../src/encode.js';
 import { loadAlignModel, saveAlignModel } from '../src/save.js';
+import { imageTensor, tokenTensor } from '../src/tensors.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -72,6 +74,58 @@ describe('saveAlignModel / loadAlignModel', () => {
       loaded.dispose();
     });
   }
+
+  it('encodes new images and texts with the saved towers: prefix, renormalised, quantised', async () => {
+    const tokenizerDir = join(dir, 'tok-encode');
+    await writeTokenizerFiles(tokenizerDir, wordPieceTokenizerFiles(vocab));
+    const encoder = dual('resnet-tiny', 5);
+    const runDir = join(dir, 'run-encode');
+    await saveAlignModel(join(runDir, 'model'), encoder, tokenizerDir, [4, 8, 16], { image_size: 8, max_length: 6 });
+    const model = await loadAlignRun(runDir);
+    expect([model.imageSize, model.maxLength]).toEqual([8, 6]);
+    const random = createRandom(1);
+    const pixels = {
+      pixels: Uint8Array.from({ length: 3 * 8 * 8 * 3 }, () => Math.floor(256 * random())),
+      count: 3,
+      size: 8,
+      failed: [],
+    };
+    // Independent reference: the tower's full output, its first m values divided by their norm.
+    const prefix = (full: Float32Array, d: number, m: number) =>
+      Array.from({ length: full.length / d }, (_, r) => {
+        const row = Array.from(full.subarray(r * d, r * d + m));
+        const norm = Math.hypot(...row);
+        return row.map((x) => x / norm);
+      }).flat();
+    const fullImages = tf.tidy(
+      () => encoder.encodeImages(imageTensor(pixels, [0, 1, 2]), false).dataSync() as Float32Array,
+    );
+    const images = await encodeImages(model, pixels, { dim: 8 });
+    expect([images.rows, images.width]).toEqual([3, 8]);
+    prefix(fullImages, 16, 8).forEach((x, i) => expect(images.data[i]).toBeCloseTo(x, 5));
+    const texts = ['a b c', 'd e f g h i j'];
+    const ids = texts.map((t) => model.tokenizer.encode(t, false).slice(0, 4));
+    const fullTexts = tf.tidy(() => {
+      const batch = tokenTensor(ids, 6, model.tokenizer.special);
+      return encoder.encodeTexts(batch, false).dataSync() as Float32Array;
+    });
+    const bits = await encodeTexts(model, texts, { dim: 8, precision: 'ubinary' });
+    expect([bits.rows, bits.width]).toEqual([2, 1]);
+    const expected = [0, 1].map((r) =>
+      prefix(fullTexts, 16, 8)
+        .slice(r * 8, r * 8 + 8)
+        .reduce((byte, x, k) => byte | (x > 0 ? 0x80 >> k : 0), 0),
+    );
+    expect(Array.from(bits.data)).toEqual(expected);
+    await expect(encodeImages(model, { ...pixels, size: 4 })).rejects.toThrow(
+      'the images are 4x4 but the model was trained on 8x8.',
+    );
+    await expect(encodeTexts(model, texts, { precision: 'int4' as 'int8' })).rejects.toThrow(
+      "unknown precision 'int4'.",
+    );
+    encoder.dispose();
+    model.dispose();
+  });
 
   it('names a missing tensor', async () => {
     const modelDir = join(dir, 'resnet-tiny');

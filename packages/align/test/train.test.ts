@@ -172,7 +172,7 @@ describe('fitAlign', () => {
       },
     );
     expect(events).toContain('mrl:done');
-    expect(events).toContain('full-16:done');
+    expect(events).toContain('ff-16:done');
     expect(report.table).toMatch(/I->T R@1 +R@5 +R@10 +T->I R@1/);
     expect(report.table).toMatch(/\n +8 /);
     expect(report.table).toContain('Zero-shot over 4 folders');
@@ -188,5 +188,50 @@ describe('fitAlign', () => {
     expect(saved.dims).toEqual([8, 16]);
     expect(saved.encoder.embeddingDim).toBe(16);
     saved.encoder.dispose();
+  });
+
+  it('trains the FF, SVD and truncation baselines into the same per-dim table', async () => {
+    const events: string[] = [];
+    const report = await fitAlign(
+      {
+        data: join(dir, 'pairs'), // written by the test above
+        imageSize: 8,
+        steps: 2,
+        batchSize: 8,
+        embeddingDim: 16,
+        dims: [8, 16],
+        testFraction: 0.25,
+        vocabSize: 60,
+        cacheDir: '',
+        textOverrides: { embeddingDim: 32, intermediateSize: 64 },
+        compare: ['ff', 'svd', 'rand'],
+      },
+      {
+        runDir: join(dir, 'run-baselines'),
+        seed: 0,
+        resume: false,
+        log: () => undefined,
+        onEvent: (e, label) => events.push(`${label}:${e.type}`),
+      },
+    );
+    // One model per dim; the 16-dim one is the model without MRL that SVD and truncation reuse.
+    expect(events.filter((e) => e.endsWith(':done'))).toEqual(['mrl:done', 'ff-8:done', 'ff-16:done']);
+    const table = report.runTable!;
+    expect(table.series.map((s) => s.key)).toEqual(['mrl', 'ff', 'svd', 'trunc']);
+    for (const s of table.series) {
+      expect(s.rows.map((r) => r.dim)).toEqual([8, 16]);
+      for (const r of s.rows) {
+        expect(r.values.i2t10).toBeGreaterThanOrEqual(0);
+        expect(r.values.i2t10).toBeLessThanOrEqual(1);
+      }
+    }
+    // FF at d and truncation at d are the same model scored at its full width.
+    const at16 = (key: string) => table.series.find((s) => s.key === key)!.rows[1]!.values;
+    expect(at16('ff')).toEqual(at16('trunc'));
+    expect(report.table).toContain('FF I->T R@10');
+    expect(report.table).toContain('SVD I->T R@10');
+    await expect(
+      fitAlign({ compare: ['pca' as 'svd'] }, { runDir: dir, seed: 0, resume: false, log: () => undefined }),
+    ).rejects.toThrow("unknown baseline 'pca'.");
   });
 });

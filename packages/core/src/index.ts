@@ -210,3 +210,26 @@ export type {
   SimilarityTarget,
 } from './adaptor/index.js';
 export { encodeNpy, readNpyHeader, type NpyHeader } from './io/npy.js';
+export { featureEncoder, pcaProject } from './experiment/baselines.js';
+export {
+  BASELINES,
+  checkBaselines,
+  checkTrainOnly,
+  labelDim,
+  runPlan,
+  type Baseline,
+  type RunPlan,
+} from './experiment/plan.js';
+export { trainerOptions, type TrainDefaults, type TrainSettings } from './experiment/settings.js';
+export { dimSeries, writeRunMetrics } from './experiment/table.js';
+export {
+  checkPrecision,
+  EMBEDDING_PRECISIONS,
+  encodeEmbeddings,
+  quantizationRanges,
+  quantizeEmbeddings,
+  type EmbeddingPrecision,
+  type EncodedEmbeddings,
+  type EncodeOptions,
+  type QuantizationRanges,
+} from './quantize.js';

@@ -49,6 +49,7 @@ export {
   type CorruptionName,
 } from './eval/corruptions.js';
 export { fitPca, projectPca, symmetricEigen, type Pca } from './eval/pca.js';
+export { encode, type ImageInputs } from './encode.js';
 export { loadVisionModel, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, saveVisionModel } from './save.js';
 export {
   centreCropBox,

@@ -11,7 +11,8 @@ import {
   writeFileAtomically,
   writeSafetensors,
 } from '@mrl/core';
-import { encode, loadTextModel } from '@mrl/text';
+import { encodeImages, encodeTexts, loadAlignRun, readImages } from '@mrl/align';
+import { encode, loadTextModel, readRecords, textOf } from '@mrl/text';
 import { decodeImages, IMAGE_EXTENSIONS, loadVisionData, type ImageTransform } from '@mrl/vision';
 import * as tf from '@tensorflow/tfjs';
 import { adaptiveApi as api } from '../adaptive.js';
@@ -201,47 +202,38 @@ async function embedImages(
   };
 }
 
-/** Texts named by --input: a .txt (one a line), a .jsonl (field "text", "id" optional) or '-' (lines). */
+/**
+ * Texts named by --input: a .txt (one a line), .jsonl (field "text", "id" optional), .csv or .tsv
+ * (a "text" column) streamed record by record with text's `readRecords` (UTF-8 and fields checked,
+ * errors naming file and line), or '-' (standard input, one text a line). Ids are line numbers
+ * unless a record has an "id".
+ */
 async function readTextInputs(input: string): Promise<{ id: string; text: string }[]> {
-  const text =
-    input === '-'
-      ? await (async () => {
-          const chunks: Buffer[] = [];
-          for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-          return Buffer.concat(chunks).toString('utf8');
-        })()
-      : await readFile(resolve(input), 'utf8').catch((cause: NodeJS.ErrnoException) => {
-          throw new MrlError(
-            'missing-file',
-            `cannot read --input ${input}: ${cause.code ?? cause.message}.`,
-            'Pass a .txt file (one text a line), a .jsonl file ({"text": ...} a line) or - for standard input.',
-          );
-        });
-  const where = input === '-' ? 'standard input' : input;
   const out: { id: string; text: string }[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === '') return;
-    if (input !== '-' && extname(input).toLowerCase() === '.jsonl') {
-      let row: { text?: unknown; id?: unknown };
-      try {
-        row = JSON.parse(line) as typeof row;
-      } catch (cause) {
-        throw new MrlError(
-          'invalid-argument',
-          `${where}:${i + 1}: not valid JSON (${(cause as Error).message}).`,
-          'Write one {"text": ...} object a line.',
-        );
-      }
-      if (typeof row.text !== 'string') {
-        throw new MrlError(
-          'invalid-argument',
-          `${where}:${i + 1}: no string field "text".`,
-          'Write one {"text": ..., "id": ...} object a line ("id" optional).',
-        );
-      }
-      out.push({ id: row.id === undefined ? String(i + 1) : String(row.id), text: row.text });
-    } else out.push({ id: String(i + 1), text: line });
-  });
+  if (input === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    Buffer.concat(chunks)
+      .toString('utf8')
+      .split(/\r?\n/)
+      .forEach((line, i) => {
+        if (line.trim() !== '') out.push({ id: String(i + 1), text: line });
+      });
+  } else {
+    const path = resolve(input);
+    if (!existsSync(path)) {
+      throw new MrlError(
+        'missing-file',
+        `cannot read --input ${input}: it does not exist.`,
+        'Pass a .txt file (one text a line), a .jsonl file ({"text": ...} a line) or - for standard input.',
+      );
+    }
+    for await (const { fields, line } of readRecords(path)) {
+      const text = textOf(fields, 'text', { path: input, line }, { option: 'the field name (embed reads "text")' });
+      out.push({ id: fields.id === undefined ? String(line) : String(fields.id), text });
+    }
+  }
+  const where = input === '-' ? 'standard input' : input;
   if (out.length === 0)
     throw new MrlError('invalid-argument', `--input ${where} holds no text.`, 'Give one text a line.');
   return out;
@@ -282,6 +274,63 @@ async function embedTextInputs(runDir: string, options: EmbedOptions): Promise<E
   };
 }
 
+/** Whether an align run's --input holds texts (.txt, .jsonl, standard input) rather than images. */
+function isTextInput(input: string): boolean {
+  return input === '-' || ['.txt', '.jsonl', '.csv', '.tsv'].includes(extname(input).toLowerCase());
+}
+
+/**
+ * An align run: images (a folder, or one image) through the image tower, texts (.txt one a line,
+ * .jsonl, or '-') through the text tower, into the one shared space.
+ */
+async function embedAlignInputs(runDir: string, options: EmbedOptions): Promise<Embedded> {
+  if (options.input === undefined) {
+    throw new MrlError(
+      'invalid-argument',
+      'an align run embeds the images or texts you give it: --input is missing.',
+      'Pass --input a folder of images (image tower), or texts.txt / texts.jsonl / - (text tower).',
+    );
+  }
+  const input = options.input;
+  const texts = isTextInput(input) ? await readTextInputs(input) : undefined;
+  const images = texts === undefined ? await listImageInputs(input) : undefined;
+  await initBackend(options.backend, {
+    kernels: options.kernels,
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
+  });
+  const model = await loadAlignRun(runDir);
+  await acquireRunLock(runDir, 'embed');
+  const count = Math.min((texts ?? images)!.length, options.limit ?? (texts ?? images)!.length);
+  const ids = (texts ?? images)!.slice(0, count).map((x) => x.id);
+  const encoded =
+    texts !== undefined
+      ? await encodeTexts(
+          model,
+          texts.slice(0, count).map((t) => t.text),
+          { normalize: false },
+        )
+      : await encodeImages(
+          model,
+          await readImages(
+            images!.slice(0, count).map((f) => f.path),
+            model.imageSize,
+          ),
+          { normalize: false },
+        );
+  const d = model.encoder.embeddingDim;
+  const architecture = `${String(model.encoder.config.architecture)} (${texts === undefined ? 'image' : 'text'} tower)`;
+  model.dispose();
+  const from = input === '-' ? 'standard input' : displayPath(resolve(input));
+  return {
+    full: encoded.data as Float32Array,
+    count,
+    d,
+    architecture,
+    ids,
+    what: `${count} ${texts === undefined ? 'images' : 'texts'} from ${from}`,
+  };
+}
+
 export const embedCommand = defineMrlCommand({
   name: 'embed',
   description:
@@ -289,6 +338,7 @@ export const embedCommand = defineMrlCommand({
   examples: [
     'mrl-cli embed --run-dir runs/vision-mlp --split train --dim 32',
     'mrl-cli embed --run-dir runs/vision-mlp --split test --limit 1000 --out out/queries --formats npy,safetensors',
+    'mrl-cli embed --run-dir runs/align --input photos/ --dim 16 && mrl-cli embed --run-dir runs/align --input captions.txt --dim 16',
     'python3 -c "import numpy; print(numpy.load(\'out/queries.npy\').shape)"',
   ],
   flags: FLAGS,
@@ -313,13 +363,6 @@ export const embedCommand = defineMrlCommand({
           `Use a comma-separated list of ${FORMATS.join(', ')}.`,
         );
     }
-    if (options.modality === 'align') {
-      throw new MrlError(
-        'unsupported',
-        'mrl-cli embed reads vision and text runs in this build, not --modality align.',
-        'Use a vision or text run folder.',
-      );
-    }
     if (options.limit !== undefined && options.limit < 1) {
       throw new MrlError(
         'invalid-argument',
@@ -331,7 +374,9 @@ export const embedCommand = defineMrlCommand({
     const embedded =
       options.modality === 'text'
         ? await embedTextInputs(runDir, options)
-        : await embedImages(runDir, runFlags, options);
+        : options.modality === 'align'
+          ? await embedAlignInputs(runDir, options)
+          : await embedImages(runDir, runFlags, options);
     const { full, count, d, labels, ids, what } = embedded;
     const m = options.dim ?? d;
     if (!Number.isInteger(m) || m < 1 || m > d) {

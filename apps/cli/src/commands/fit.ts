@@ -9,6 +9,7 @@ import {
   MrlError,
   resolveNesting,
   writeFileAtomically,
+  type Baseline,
   type Encoder,
   type OptimizerConfig,
   type RunContext,
@@ -163,7 +164,7 @@ function parseCompare(options: FitOptions, textFile: string | undefined): string
     .filter((s) => s !== '');
   const known: Record<ModalityFlag, readonly string[]> = {
     vision: VISION_BASELINES,
-    align: ['trunc', 'none'],
+    align: [...VISION_BASELINES, 'trunc', 'none'],
     text: textFile === undefined ? [] : ['ff', 'svd', 'rand'],
   };
   for (const c of compare) {
@@ -350,6 +351,7 @@ export const fitCommand = defineMrlCommand({
       ...optional('epochs', options.epochs),
       ...optional('batchSize', options['batch-size']),
       ...optional('lr', options.lr),
+      ...optional('weightDecay', options['weight-decay']),
       ...optional('warmupSteps', options['warmup-steps']),
       ...optional('clipNorm', options['clip-norm']),
       ...optional('checkpointEvery', options['checkpoint-every']),
@@ -377,9 +379,15 @@ export const fitCommand = defineMrlCommand({
           ...optional('vocabSize', options['vocab-size']),
           ...optional('maxLength', options['max-length']),
           ...optional('steps', options.steps),
-          ...optional('weightDecay', options['weight-decay']),
           ...optional('promptTemplate', options['prompt-template']),
-          ...(compare.length === 0 ? {} : { compareFullDim: compare.includes('trunc') }),
+          // --compare trunc is align's name for rand (truncation of the model without MRL); none: no baseline.
+          ...(compare.length === 0
+            ? {}
+            : {
+                compare: [
+                  ...new Set(compare.flatMap((c) => (c === 'none' ? [] : c === 'trunc' ? ['rand'] : [c]))),
+                ] as Baseline[],
+              }),
           ...schedule,
           backend: backend.name,
         },
@@ -408,8 +416,8 @@ export const fitCommand = defineMrlCommand({
           ...optional('dims', options.dims),
           ...optional('minDim', options['min-dim']),
           ...optional('steps', options.steps),
-          ...optional('maxExamples', options['train-limit']),
-          ...optional('evalExamples', options['test-limit']),
+          ...optional('trainLimit', options['train-limit']),
+          ...optional('testLimit', options['test-limit']),
           ...optional('vocabSize', options['vocab-size']),
           ...optional('tokenizer', options.tokenizer),
           ...optional('maxLength', options['max-length']),

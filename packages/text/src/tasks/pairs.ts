@@ -1,21 +1,24 @@
 import {
+  dimSeries,
   embedDataset,
   formatTable,
   MatryoshkaLoss,
   percent,
   retrievalMetrics,
+  runPlan,
   Trainer,
   type Column,
   type EmbeddingMatrix,
   type RunContext,
   type RunReport,
+  type RunTable,
 } from '@mrl/core';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from '../contrastive.js';
-import { loadPairData } from '../data/pairs.js';
+import { loadPairData, type TextPair } from '../data/pairs.js';
+import type { TextFitOptions } from '../fit.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
-import { modelLabels, pcaProject } from './baselines.js';
-import type { RunTable } from '@mrl/core';
-import { buildEmbedder, trainerOptions, type TextEmbedder, type TextFitOptions } from '../fit.js';
+import { pcaProject } from './baselines.js';
+import { buildEmbedder, trainerOptions, type TextEmbedder } from './embedder.js';
 import { saveTextModelInfo } from './model-file.js';
 
 interface TrainedPairModel {
@@ -30,11 +33,269 @@ interface Recalls {
   r10: number[];
 }
 
+/** One pairs run: its settings, training pairs, and the test queries against every candidate. */
+interface PairsTask {
+  options: TextFitOptions;
+  context: RunContext;
+  train: TextPair[];
+  test: TextPair[];
+  testName: string;
+  queries: string[];
+  /** Test positives, then the test hard negatives. */
+  database: string[];
+  databaseLabels: Int32Array;
+  queryLabels: Int32Array;
+  /** Train with each pair's hard negative (the file has a negative column, filled on every training row). */
+  useNegatives: boolean;
+  /** The first model's tokenizer, shared by the baselines. */
+  tokenizer?: TextTokenizer | undefined;
+}
+
 function embedTexts(embedder: TextEmbedder<unknown>, texts: readonly string[]): Promise<EmbeddingMatrix> {
   return embedDataset(embedder.encoder, texts.length, (idx) => embedder.input([...idx].map((i) => texts[i]!)), {
     batchSize: 128,
     dispose: embedder.release,
   });
+}
+
+async function loadPairsTask(options: TextFitOptions, context: RunContext): Promise<PairsTask> {
+  const trainFile = options.trainFile!;
+  const optional = <K extends keyof TextFitOptions>(key: K) =>
+    options[key] === undefined ? {} : ({ [key]: options[key] } as Pick<TextFitOptions, K>);
+  const data = await loadPairData({
+    trainFile,
+    ...optional('testFile'),
+    ...optional('testFraction'),
+    ...optional('anchorField'),
+    ...optional('positiveField'),
+    ...optional('negativeField'),
+    ...optional('maxTextChars'),
+    ...optional('longText'),
+    seed: context.seed,
+    onWarning: (line) => context.log(`warning: ${line}`),
+  });
+  const train = data.train.examples.slice(0, options.trainLimit ?? data.train.size);
+  const test = data.test.examples.slice(0, options.testLimit ?? data.test.size);
+  const queries = test.map((p) => p.anchor);
+  const negatives = test.flatMap((p) => (p.negative === undefined ? [] : [p.negative]));
+  const database = [...test.map((p) => p.positive), ...negatives];
+  context.log(
+    `${trainFile}: ${train.length} training ${data.hasNegatives ? 'triplets' : 'pairs'}, ${test.length} test anchors (${data.testName}) over ${database.length} candidates`,
+  );
+  return {
+    options,
+    context,
+    train,
+    test,
+    testName: data.testName,
+    queries,
+    database,
+    // Query i's relevant item is positive i; hard negatives match no query.
+    databaseLabels: Int32Array.from(database, (_, i) => (i < test.length ? i : -1 - i)),
+    queryLabels: Int32Array.from(queries, (_, i) => i),
+    useNegatives: data.hasNegatives && train.every((p) => p.negative !== undefined),
+  };
+}
+
+function pairBatches(task: PairsTask, embedder: TextEmbedder<unknown>) {
+  const { train, useNegatives } = task;
+  return {
+    size: train.length,
+    batch: async (indices: Int32Array): Promise<PairBatch<unknown>> => {
+      const rows = [...indices].map((i) => train[i]!);
+      const q = await embedder.input(rows.map((p) => p.anchor));
+      const docs = await embedder.input(rows.map((p) => p.positive));
+      const negs = useNegatives ? await embedder.input(rows.map((p) => p.negative!)) : undefined;
+      return {
+        queries: q,
+        documents: docs,
+        ...(negs === undefined ? {} : { negatives: negs }),
+        size: indices.length,
+        dispose: () => {
+          embedder.release(q);
+          embedder.release(docs);
+          if (negs !== undefined) embedder.release(negs);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Trains one model of the run: `mrl` (the nesting dims of the options) or `ff-<m>` (`nesting`
+ * [m]; below d a linear layer to m dims on the encoder).
+ */
+async function trainPairModel(
+  task: PairsTask,
+  label: string,
+  nesting: number[] | undefined,
+  outputDim?: number,
+): Promise<TrainedPairModel> {
+  const { options, context, train } = task;
+  const embedder = (await buildEmbedder(
+    options,
+    context,
+    () => train.flatMap((p) => [p.anchor, p.positive, ...(p.negative === undefined ? [] : [p.negative])]),
+    {
+      ...(outputDim === undefined ? {} : { outputDim }),
+      ...(task.tokenizer === undefined ? {} : { tokenizer: task.tokenizer }),
+    },
+  )) as TextEmbedder<unknown>;
+  task.tokenizer ??= embedder.tokenizer;
+  const matryoshka = new MatryoshkaLoss(new InBatchContrastiveObjective(), {
+    embeddingDim: embedder.encoder.embeddingDim,
+    ...(nesting === undefined
+      ? { ...(options.dims ? { dims: options.dims } : {}), ...(options.minDim ? { minDim: options.minDim } : {}) }
+      : { dims: nesting }),
+  });
+  const model = new PairModel<unknown>(embedder.encoder, matryoshka);
+  context.log(`training ${label} (dims ${matryoshka.dims.join(', ')})`);
+  const trainer = new Trainer(model, pairBatches(task, embedder), trainerOptions(options, context, label));
+  const fit = await trainer.fit();
+  trainer.optimizer.dispose();
+  return { embedder, dims: [...matryoshka.dims], steps: fit.steps };
+}
+
+async function recalls(
+  task: PairsTask,
+  q: EmbeddingMatrix,
+  db: EmbeddingMatrix,
+  at: readonly number[],
+): Promise<Recalls> {
+  const rows = await retrievalMetrics({
+    database: db,
+    databaseLabels: task.databaseLabels,
+    queries: q,
+    queryLabels: task.queryLabels,
+    dims: at,
+    ks: [1, 10],
+    center: true,
+  });
+  return { r1: rows.map((r) => r.recall[1]!), r10: rows.map((r) => r.recall[10]!) };
+}
+
+async function score(task: PairsTask, run: TrainedPairModel, at: readonly number[]): Promise<Recalls> {
+  return recalls(task, await embedTexts(run.embedder, task.queries), await embedTexts(run.embedder, task.database), at);
+}
+
+/** Baseline scores: FF per dim, and truncation (`rand`) and SVD of the d-dim model without MRL. */
+interface PairBaselines {
+  ff: Map<number, Recalls>;
+  rand?: Recalls;
+  svd?: Recalls;
+}
+
+/** The model without MRL at every prefix (truncation), its PCA projection (SVD), and FF at d. */
+async function fullModelScores(task: PairsTask, run: TrainedPairModel, dims: number[], out: PairBaselines) {
+  const compare = task.options.compare ?? [];
+  const d = dims[dims.length - 1]!;
+  const q = await embedTexts(run.embedder, task.queries);
+  const db = await embedTexts(run.embedder, task.database);
+  const rand = await recalls(task, q, db, dims);
+  out.rand = rand;
+  if (compare.includes('ff')) out.ff.set(d, { r1: [rand.r1.at(-1)!], r10: [rand.r10.at(-1)!] });
+  if (compare.includes('svd')) {
+    const fitTexts = task.train.slice(0, 2_500).flatMap((p) => [p.anchor, p.positive]);
+    const [qp, dbp] = pcaProject(await embedTexts(run.embedder, fitTexts), q, db) as [EmbeddingMatrix, EmbeddingMatrix];
+    out.svd = await recalls(task, qp, dbp, dims);
+  }
+}
+
+async function pairBaselines(task: PairsTask, dims: number[]): Promise<PairBaselines> {
+  const d = dims[dims.length - 1]!;
+  const out: PairBaselines = { ff: new Map() };
+  for (const label of runPlan(dims, task.options.compare ?? []).labels.slice(1)) {
+    const m = Number(label.slice('ff-'.length));
+    const run = await trainPairModel(task, label, [m], m === d ? undefined : m);
+    if (m === d) await fullModelScores(task, run, dims, out);
+    else out.ff.set(m, await score(task, run, [m]));
+    run.embedder.encoder.dispose();
+  }
+  return out;
+}
+
+function pairsTextTable(task: PairsTask, dims: number[], mrl: Recalls, base: PairBaselines): string {
+  const compare = task.options.compare ?? [];
+  const { ff, rand, svd } = base;
+  type Row = { j: number; m: number };
+  const pair = (name: string, r1: (r: Row) => number | undefined, r10: (r: Row) => number | undefined) => [
+    { header: `${name} R@1 %`, value: (r: Row) => percent(r1(r)) },
+    { header: `${name} R@10 %`, value: (r: Row) => percent(r10(r)) },
+  ];
+  const columns: Column<Row>[] = [
+    { header: 'dim', value: (r) => String(r.m) },
+    ...pair(
+      'MRL',
+      (r) => mrl.r1[r.j],
+      (r) => mrl.r10[r.j],
+    ),
+    ...(ff.size > 0
+      ? pair(
+          'FF',
+          (r) => ff.get(r.m)?.r1[0],
+          (r) => ff.get(r.m)?.r10[0],
+        )
+      : []),
+    ...(rand !== undefined && compare.includes('rand')
+      ? pair(
+          'trunc',
+          (r) => rand.r1[r.j],
+          (r) => rand.r10[r.j],
+        )
+      : []),
+    ...(svd !== undefined
+      ? pair(
+          'SVD',
+          (r) => svd.r1[r.j],
+          (r) => svd.r10[r.j],
+        )
+      : []),
+  ];
+  const table = formatTable(
+    dims.map((m, j) => ({ m, j })),
+    columns,
+  );
+  const chance = (k: number) => percent(Math.min(1, k / task.database.length));
+  const legend = [
+    `chance: R@1 ${chance(1)}%, R@10 ${chance(10)}% (${task.database.length} candidates)`,
+    ...(ff.size > 0 ? ['FF: a model per dim (linear layer to m dims); at d it is the model without MRL'] : []),
+    ...(compare.includes('rand') ? ['trunc: first m dims of the model trained without MRL'] : []),
+    ...(svd !== undefined ? ['SVD: the model without MRL, projected on its top-m principal directions'] : []),
+  ].join('\n');
+  return `${table}\n${legend}`;
+}
+
+function pairsRunTable(task: PairsTask, dims: number[], mrl: Recalls, base: PairBaselines, steps: number): RunTable {
+  const { options, database } = task;
+  const { ff, rand, svd } = base;
+  const series = (key: string, label: string, r: Recalls, at: readonly number[]) =>
+    dimSeries(
+      key,
+      label,
+      at.map((dim, j) => ({ dim, j })),
+      (x) => ({ recall1: r.r1[x.j], recall10: r.r10[x.j] }),
+    );
+  const ffDims = dims.filter((m) => ff.has(m));
+  const ffRecalls = { r1: ffDims.map((m) => ff.get(m)!.r1[0]!), r10: ffDims.map((m) => ff.get(m)!.r10[0]!) };
+  return {
+    data: options.trainFile!,
+    model: options.backbone ?? options.init ?? options.model ?? 'bert-tiny',
+    task: `pairs, ${task.test.length} test anchors over ${database.length} candidates (${task.testName}), ${steps} steps a model`,
+    embeddingDim: dims[dims.length - 1]!,
+    metrics: [
+      { key: 'recall1', header: 'R@1 %', kind: 'percent' },
+      { key: 'recall10', header: 'R@10 %', kind: 'percent' },
+    ],
+    series: [
+      series('mrl', 'MRL', mrl, dims),
+      ...(ffDims.length > 0 ? [series('ff', 'FF', ffRecalls, ffDims)] : []),
+      ...(svd !== undefined ? [series('svd', 'SVD', svd, dims)] : []),
+      ...(rand !== undefined && (options.compare ?? []).includes('rand') ? [series('trunc', 'Trunc', rand, dims)] : []),
+    ],
+    references: [
+      { label: 'chance', values: { recall1: 1 / database.length, recall10: Math.min(1, 10 / database.length) } },
+    ],
+  };
 }
 
 /**
@@ -45,98 +306,10 @@ function embedTexts(embedder: TextEmbedder<unknown>, texts: readonly string[]): 
  * among every test positive and hard negative; the table's title names the file.
  */
 export async function fitPairsFile(options: TextFitOptions, context: RunContext): Promise<RunReport> {
+  const task = await loadPairsTask(options, context);
   const trainFile = options.trainFile!;
-  const data = await loadPairData({
-    trainFile,
-    ...(options.testFile === undefined ? {} : { testFile: options.testFile }),
-    ...(options.testFraction === undefined ? {} : { testFraction: options.testFraction }),
-    ...(options.anchorField === undefined ? {} : { anchorField: options.anchorField }),
-    ...(options.positiveField === undefined ? {} : { positiveField: options.positiveField }),
-    ...(options.negativeField === undefined ? {} : { negativeField: options.negativeField }),
-    ...(options.maxTextChars === undefined ? {} : { maxTextChars: options.maxTextChars }),
-    ...(options.longText === undefined ? {} : { longText: options.longText }),
-    seed: context.seed,
-    onWarning: (line) => context.log(`warning: ${line}`),
-  });
-  const train = data.train.examples.slice(0, options.maxExamples ?? data.train.size);
-  const test = data.test.examples.slice(0, options.evalExamples ?? data.test.size);
-  const queries = test.map((p) => p.anchor);
-  const negatives = test.flatMap((p) => (p.negative === undefined ? [] : [p.negative]));
-  const database = [...test.map((p) => p.positive), ...negatives];
-  // Query i's relevant item is positive i; hard negatives match no query.
-  const databaseLabels = Int32Array.from(database, (_, i) => (i < test.length ? i : -1 - i));
-  const queryLabels = Int32Array.from(queries, (_, i) => i);
-  context.log(
-    `${trainFile}: ${train.length} training ${data.hasNegatives ? 'triplets' : 'pairs'}, ${test.length} test anchors (${data.testName}) over ${database.length} candidates`,
-  );
-  const useNegatives = data.hasNegatives && train.every((p) => p.negative !== undefined);
-
-  let tokenizer: TextTokenizer | undefined;
-  const fitModel = async (
-    label: string,
-    nesting: number[] | undefined,
-    outputDim?: number,
-  ): Promise<TrainedPairModel> => {
-    const embedder = (await buildEmbedder(
-      options,
-      context,
-      () => train.flatMap((p) => [p.anchor, p.positive, ...(p.negative === undefined ? [] : [p.negative])]),
-      { ...(outputDim === undefined ? {} : { outputDim }), ...(tokenizer === undefined ? {} : { tokenizer }) },
-    )) as TextEmbedder<unknown>;
-    tokenizer ??= embedder.tokenizer;
-    const d = embedder.encoder.embeddingDim;
-    const matryoshka = new MatryoshkaLoss(new InBatchContrastiveObjective(), {
-      embeddingDim: d,
-      ...(nesting === undefined
-        ? { ...(options.dims ? { dims: options.dims } : {}), ...(options.minDim ? { minDim: options.minDim } : {}) }
-        : { dims: nesting }),
-    });
-    const model = new PairModel<unknown>(embedder.encoder, matryoshka);
-    const source = {
-      size: train.length,
-      batch: async (indices: Int32Array): Promise<PairBatch<unknown>> => {
-        const rows = [...indices].map((i) => train[i]!);
-        const q = await embedder.input(rows.map((p) => p.anchor));
-        const docs = await embedder.input(rows.map((p) => p.positive));
-        const negs = useNegatives ? await embedder.input(rows.map((p) => p.negative!)) : undefined;
-        return {
-          queries: q,
-          documents: docs,
-          ...(negs === undefined ? {} : { negatives: negs }),
-          size: indices.length,
-          dispose: () => {
-            embedder.release(q);
-            embedder.release(docs);
-            if (negs !== undefined) embedder.release(negs);
-          },
-        };
-      },
-    };
-    context.log(`training ${label} (dims ${matryoshka.dims.join(', ')})`);
-    const trainer = new Trainer(model, source, trainerOptions(options, context, label));
-    const fit = await trainer.fit();
-    trainer.optimizer.dispose();
-    return { embedder, dims: [...matryoshka.dims], steps: fit.steps };
-  };
-
-  const recalls = async (q: EmbeddingMatrix, db: EmbeddingMatrix, at: readonly number[]): Promise<Recalls> => {
-    const rows = await retrievalMetrics({
-      database: db,
-      databaseLabels,
-      queries: q,
-      queryLabels,
-      dims: at,
-      ks: [1, 10],
-      center: true,
-    });
-    return { r1: rows.map((r) => r.recall[1]!), r10: rows.map((r) => r.recall[10]!) };
-  };
-  const score = async (run: TrainedPairModel, at: readonly number[]) =>
-    recalls(await embedTexts(run.embedder, queries), await embedTexts(run.embedder, database), at);
-
-  const mrl = await fitModel('mrl', undefined);
+  const mrl = await trainPairModel(task, 'mrl', undefined);
   const dims = mrl.dims;
-  const d = dims[dims.length - 1]!;
   await saveTextModelInfo(context.runDir, {
     task: 'pairs',
     encoder: mrl.embedder.encoder.config,
@@ -144,109 +317,19 @@ export async function fitPairsFile(options: TextFitOptions, context: RunContext)
     dims,
     data: trainFile,
   });
-  const mrlScores = await score(mrl, dims);
+  const mrlScores = await score(task, mrl, dims);
   mrl.embedder.encoder.dispose();
-
-  const compare = options.compare ?? [];
-  const ff = new Map<number, Recalls>();
-  let rand: Recalls | undefined;
-  let svd: Recalls | undefined;
-  for (const label of modelLabels(dims, compare).slice(1)) {
-    const m = Number(label.slice('ff-'.length));
-    const run = await fitModel(label, [m], m === d ? undefined : m);
-    if (m === d) {
-      const q = await embedTexts(run.embedder, queries);
-      const db = await embedTexts(run.embedder, database);
-      rand = await recalls(q, db, dims);
-      if (compare.includes('ff')) ff.set(d, { r1: [rand.r1.at(-1)!], r10: [rand.r10.at(-1)!] });
-      if (compare.includes('svd')) {
-        const fitTexts = train.slice(0, 2_500).flatMap((p) => [p.anchor, p.positive]);
-        const [qp, dbp] = pcaProject(await embedTexts(run.embedder, fitTexts), q, db) as [
-          EmbeddingMatrix,
-          EmbeddingMatrix,
-        ];
-        svd = await recalls(qp, dbp, dims);
-      }
-    } else {
-      ff.set(m, await score(run, [m]));
-    }
-    run.embedder.encoder.dispose();
-  }
-
-  type Row = { j: number; m: number };
-  const columns: Column<Row>[] = [
-    { header: 'dim', value: (r) => String(r.m) },
-    { header: 'MRL R@1 %', value: (r) => percent(mrlScores.r1[r.j]) },
-    { header: 'MRL R@10 %', value: (r) => percent(mrlScores.r10[r.j]) },
-  ];
-  if (ff.size > 0) {
-    columns.push({ header: 'FF R@1 %', value: (r) => percent(ff.get(r.m)?.r1[0]) });
-    columns.push({ header: 'FF R@10 %', value: (r) => percent(ff.get(r.m)?.r10[0]) });
-  }
-  if (rand !== undefined && compare.includes('rand')) {
-    columns.push({ header: 'trunc R@1 %', value: (r) => percent(rand!.r1[r.j]) });
-    columns.push({ header: 'trunc R@10 %', value: (r) => percent(rand!.r10[r.j]) });
-  }
-  if (svd !== undefined) {
-    columns.push({ header: 'SVD R@1 %', value: (r) => percent(svd!.r1[r.j]) });
-    columns.push({ header: 'SVD R@10 %', value: (r) => percent(svd!.r10[r.j]) });
-  }
-  const table = formatTable(
-    dims.map((m, j) => ({ m, j })),
-    columns,
-  );
-  const chance = (k: number) => percent(Math.min(1, k / database.length));
-  const legend = [
-    `chance: R@1 ${chance(1)}%, R@10 ${chance(10)}% (${database.length} candidates)`,
-    ...(ff.size > 0 ? ['FF: a model per dim (linear layer to m dims); at d it is the model without MRL'] : []),
-    ...(compare.includes('rand') ? ['trunc: first m dims of the model trained without MRL'] : []),
-    ...(svd !== undefined ? ['SVD: the model without MRL, projected on its top-m principal directions'] : []),
-  ].join('\n');
-  const series = (key: string, label: string, r: Recalls, at: readonly number[]) => ({
-    key,
-    label,
-    rows: at.map((dim, j) => ({ dim, values: { recall1: r.r1[j], recall10: r.r10[j] } })),
-  });
-  const ffDims = dims.filter((m) => ff.has(m));
-  const runTable: RunTable = {
-    data: trainFile,
-    model: options.backbone ?? options.init ?? options.model ?? 'bert-tiny',
-    task: `pairs, ${test.length} test anchors over ${database.length} candidates (${data.testName}), ${mrl.steps} steps a model`,
-    embeddingDim: d,
-    metrics: [
-      { key: 'recall1', header: 'R@1 %', kind: 'percent' },
-      { key: 'recall10', header: 'R@10 %', kind: 'percent' },
-    ],
-    series: [
-      series('mrl', 'MRL', mrlScores, dims),
-      ...(ffDims.length > 0
-        ? [
-            series(
-              'ff',
-              'FF',
-              { r1: ffDims.map((m) => ff.get(m)!.r1[0]!), r10: ffDims.map((m) => ff.get(m)!.r10[0]!) },
-              ffDims,
-            ),
-          ]
-        : []),
-      ...(svd !== undefined ? [series('svd', 'SVD', svd, dims)] : []),
-      ...(rand !== undefined && compare.includes('rand') ? [series('trunc', 'Trunc', rand, dims)] : []),
-    ],
-    references: [
-      {
-        label: 'chance',
-        values: { recall1: 1 / database.length, recall10: Math.min(1, 10 / database.length) },
-      },
-    ],
-  };
+  const base = await pairBaselines(task, dims);
+  const { ff, rand, svd } = base;
+  const { test, database } = task;
   return {
-    runTable,
-    title: `text pairs: ${trainFile}, ${train.length} training ${useNegatives ? 'triplets (hard negatives)' : 'pairs'}, ${test.length} test anchors over ${database.length} candidates (${data.testName}), ${mrl.steps} steps per model`,
-    table: `${table}\n${legend}`,
+    runTable: pairsRunTable(task, dims, mrlScores, base, mrl.steps),
+    title: `text pairs: ${trainFile}, ${task.train.length} training ${task.useNegatives ? 'triplets (hard negatives)' : 'pairs'}, ${test.length} test anchors over ${database.length} candidates (${task.testName}), ${mrl.steps} steps per model`,
+    table: pairsTextTable(task, dims, mrlScores, base),
     metrics: {
       task: 'pairs',
       data: trainFile,
-      test: data.testName,
+      test: task.testName,
       steps: mrl.steps,
       dims,
       recallAt1: mrlScores.r1,

@@ -120,6 +120,6 @@ describe('fitText on files written from WordNet', () => {
     await expect(fitText({ task: 'pairs' }, context('none'))).rejects.toThrow(/the pairs task needs a trainFile/);
     await expect(
       fitText({ task: 'classify', trainFile: files.classification, compare: ['pca' as never] }, context('none')),
-    ).rejects.toThrow(/unknown baseline 'pca' in compare/);
+    ).rejects.toThrow(/unknown baseline 'pca'\./);
   });
 });

@@ -12,6 +12,11 @@ debian_packages=(
   python3-numpy         # tests check that numpy reads our .npy and safetensors files
   python3-faiss         # bench/retrieval.mjs: FAISS IndexFlatIP and IndexHNSWFlat on the same vectors
   python3-onnx          # tests run onnx.checker on exported ONNX models
+  # bench/benchmarks/glyphs.mjs: the many-class glyph benchmark draws each character in these faces
+  fonts-liberation2 fonts-freefont-ttf fonts-urw-base35 fonts-go fonts-linuxlibertine
+  fonts-crosextra-carlito fonts-crosextra-caladea fonts-open-sans fonts-roboto-unhinted
+  fonts-ebgaramond fonts-hack fonts-noto-mono fonts-paratype fonts-stix fonts-sil-gentium
+  fonts-comfortaa fonts-cantarell
 )
 missing=()
 for p in "${debian_packages[@]}"; do

@@ -61,11 +61,7 @@ const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => Stri
 // Shapes that another candidate draws identically (Greek/Cyrillic capitals shared with Latin, l/I/1,
 // O/0) or that differ only in size at a random scale (c/C, o/O, ...) are left out: the label must be
 // decidable from the image.
-const confusable = new Set([
-  ...'cosvwxzlI0|',
-  ...'ΑΒΕΖΗΙΚΜΝΟΡΤΥΧοςνκι',
-  ...'АВЕКМНОРСТХУЅІЈаеорсухѕіјкптшвмнгдЗ',
-]);
+const confusable = new Set([...'cosvwxzlI0|', ...'ΑΒΕΖΗΙΚΜΝΟΡΤΥΧοςνκι', ...'АВЕКМНОРСТХУЅІЈаеорсухѕіјкптшвмнгдЗ']);
 const pool = [
   ...range(0x41, 0x5a), // A-Z
   ...range(0x61, 0x7a), // a-z
@@ -102,7 +98,27 @@ const parseCharset = (text) => {
 };
 // Pango reads "Family, Weight Style Stretch"; fontconfig gives numbers for each.
 const pangoWeight = (w) =>
-  w <= 0 ? 'Thin' : w <= 40 ? 'Ultra-Light' : w <= 50 ? 'Light' : w <= 55 ? 'Semi-Light' : w <= 75 ? 'Book' : w <= 80 ? '' : w <= 100 ? 'Medium' : w <= 180 ? 'Semi-Bold' : w <= 200 ? 'Bold' : w <= 205 ? 'Ultra-Bold' : 'Heavy';
+  w <= 0
+    ? 'Thin'
+    : w <= 40
+      ? 'Ultra-Light'
+      : w <= 50
+        ? 'Light'
+        : w <= 55
+          ? 'Semi-Light'
+          : w <= 75
+            ? 'Book'
+            : w <= 80
+              ? ''
+              : w <= 100
+                ? 'Medium'
+                : w <= 180
+                  ? 'Semi-Bold'
+                  : w <= 200
+                    ? 'Bold'
+                    : w <= 205
+                      ? 'Ultra-Bold'
+                      : 'Heavy';
 const pangoSlant = (s) => (s >= 110 ? 'Oblique' : s >= 100 ? 'Italic' : '');
 const pangoWidth = (w) =>
   w <= 63 ? 'Extra-Condensed' : w <= 75 ? 'Condensed' : w <= 87 ? 'Semi-Condensed' : w <= 100 ? '' : 'Semi-Expanded';
@@ -146,7 +162,8 @@ const render = async (text, description) => {
   if (right < 0) return undefined;
   const w = right - left + 1;
   const cropped = Buffer.alloc(w * height);
-  for (let y = 0; y < height; y++) for (let x = 0; x < w; x++) cropped[y * w + x] = data[(y * width + left + x) * channels];
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < w; x++) cropped[y * w + x] = data[(y * width + left + x) * channels];
   return { data: cropped, width: w, height, channels: 1 };
 };
 const digest = (r) => {
@@ -176,7 +193,9 @@ for (const face of shuffled(usable, 'faces')) {
 }
 const chosen = [...perFamily.values()]
   .flatMap((list) =>
-    list.sort((a, b) => Number(b.description.endsWith(', ')) - Number(a.description.endsWith(', '))).slice(0, facesPerFamily),
+    list
+      .sort((a, b) => Number(b.description.endsWith(', ')) - Number(a.description.endsWith(', ')))
+      .slice(0, facesPerFamily),
   )
   .sort((a, b) => (a.description < b.description ? -1 : 1));
 
@@ -256,7 +275,8 @@ const draw = (glyph, rand) => {
       const fx = x - x0;
       const fy = y - y0;
       ink[v * size + u] =
-        (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x0 + 1, y0)) + fy * ((1 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
+        (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x0 + 1, y0)) +
+        fy * ((1 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
     }
   const blurred = blur(ink, rand() * 1.2);
   const paper = 200 + 55 * rand();
@@ -271,7 +291,8 @@ const draw = (glyph, rand) => {
 };
 
 await rm(out, { recursive: true, force: true });
-for (const split of ['train', 'test']) for (const c of classes) await mkdir(join(out, split, className(c)), { recursive: true });
+for (const split of ['train', 'test'])
+  for (const c of classes) await mkdir(join(out, split, className(c)), { recursive: true });
 const counts = { train: 0, test: 0 };
 for (const [fi, face] of chosen.entries()) {
   const per = face.split === 'train' ? trainPerFace : testPerFace;

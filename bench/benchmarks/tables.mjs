@@ -6,7 +6,8 @@
 //     --runs runs/glyphs-mrl-s0,runs/glyphs-mrl-s1 [--efficient runs/glyphs-mrle-s0,runs/glyphs-mrle-s1]
 //
 // --runs: runs with the Matryoshka model and its baselines (one per seed); --efficient: MRL-E runs
-// (their 'mrl' series becomes the MRL-E line). Writes <out>/<name>-<metric>.svg and
+// (their 'mrl' series becomes the MRL-E line). --drop 0:FF@64,0:SVD leaves out values of a run
+// (its index in --runs) that a failed training made meaningless, and says so under the tables. Writes <out>/<name>-<metric>.svg and
 // <out>/<name>.md (the tables and the checks), and prints the markdown.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +24,13 @@ const out = flag('out', 'docs/benchmarks');
 const list = (value) => (value === undefined || value === '' ? [] : value.split(','));
 const runs = list(flag('runs'));
 const efficient = list(flag('efficient'));
+const drops = list(flag('drop')).map((item) => {
+  const [run, rest] = item.split(':');
+  const [method, dim] = rest.split('@');
+  return { run: Number(run), method, dim: dim === undefined ? undefined : Number(dim) };
+});
+const dropped = (run, method, dim) =>
+  drops.some((x) => x.run === run && x.method === method && (x.dim === undefined || x.dim === dim));
 if (runs.length === 0) throw new Error('--runs names no run folder');
 
 const load = async (dir) => JSON.parse(await readFile(join(dir, 'metrics.json'), 'utf8')).table;
@@ -32,9 +40,10 @@ const first = tables[0];
 
 // method label -> dim -> metric key -> values over seeds
 const methods = new Map();
-const add = (label, series) => {
+const add = (label, series, run) => {
   const byDim = methods.get(label) ?? new Map();
   for (const row of series.rows) {
+    if (dropped(run, label, row.dim)) continue;
     const byMetric = byDim.get(row.dim) ?? new Map();
     for (const [key, value] of Object.entries(row.values)) {
       if (value === undefined || value === null) continue;
@@ -44,8 +53,8 @@ const add = (label, series) => {
   }
   methods.set(label, byDim);
 };
-for (const table of tables) for (const s of table.series) add(s.key === 'rand' ? 'Trunc' : s.label, s);
-for (const table of efficientTables) for (const s of table.series) if (s.key === 'mrl') add('MRL-E', s);
+for (const [i, table] of tables.entries()) for (const s of table.series) add(s.key === 'rand' ? 'Trunc' : s.label, s, i);
+for (const table of efficientTables) for (const s of table.series) if (s.key === 'mrl') add('MRL-E', s, -1);
 
 const dims = [...new Set([...methods.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
 const values = (method, dim, key) => methods.get(method)?.get(dim)?.get(key) ?? [];
@@ -95,9 +104,10 @@ const diffs = (a, b, key, at) =>
   at.map((d) => {
     const x = values(a, d, key);
     const y = values(b, d, key);
-    const n = Math.min(x.length, y.length);
+    // Per-seed differences only where both methods kept every seed (a dropped value shifts the pairing).
+    const n = x.length === y.length ? x.length : 0;
     const perSeed = Array.from({ length: n }, (_, i) => x[i] - y[i]);
-    return { dim: d, mean: n === 0 ? Number.NaN : mean(x) - mean(y), perSeed };
+    return { dim: d, mean: x.length === 0 || y.length === 0 ? Number.NaN : mean(x) - mean(y), perSeed };
   });
 const fmt = (r, key) =>
   `${r.dim}: ${(100 * r.mean).toFixed(2)}${r.perSeed.length > 1 ? ` (${r.perSeed.map((v) => (100 * v).toFixed(2)).join(', ')})` : ''}`;
@@ -111,10 +121,10 @@ for (const [a, b, key, at, what] of [
 ]) {
   const rows = diffs(a, b, key, at).filter((r) => !Number.isNaN(r.mean));
   if (rows.length === 0) continue;
-  const allSeeds = rows.flatMap((r) => r.perSeed);
+  const allSeeds = rows.flatMap((r) => (r.perSeed.length > 0 ? r.perSeed : [r.mean]));
   const wins = allSeeds.filter((v) => v >= 0).length;
   checks.push(
-    `- ${what} per dim (mean; per seed): ${rows.map((r) => fmt(r, key)).join('; ')} — ${a} ahead in ${wins} of ${allSeeds.length} dim×seed pairs`,
+    `- ${what} per dim (mean; per seed): ${rows.map((r) => fmt(r, key)).join('; ')} — ${a} ahead in ${wins} of ${allSeeds.length} comparisons (per seed where both have every seed)`,
   );
 }
 if (checks.length > 0)

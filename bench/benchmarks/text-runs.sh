@@ -2,10 +2,12 @@
 # The WordNet lexicographer benchmark's runs (BENCHMARKS.md): gloss -> one of 45 lexicographer
 # classes, bert-tiny (d=128) trained from scratch, MRL with FF, SVD and truncation baselines, and
 # MRL-E. The JSONL comes from packages/text/scripts/wordnet-files.mjs.
-#   bash bench/benchmarks/text-runs.sh <lexnames.jsonl> <runs folder> <part: mrl-s0|mrl-s1|mrle-s0|mrle-s1> [steps]
+# Nesting dims 8,16,128 by default (the claims are about d <= 16 and the full dim; each FF dim is
+# one more bert-tiny to train).
+#   bash bench/benchmarks/text-runs.sh <lexnames.jsonl> <runs folder> <part: mrl-s0|mrl-s1|mrle-s0|mrle-s1> [steps] [dims]
 set -euo pipefail
-data=$1 runs=$2 part=$3 steps=${4:-600}
-common=(--modality text --task classify --data "$data" --text-field text --label-field label
+data=$1 runs=$2 part=$3 steps=${4:-500} dims=${5:-8,16,128}
+common=(--modality text --task classify --data "$data" --text-field text --label-field label --dims "$dims"
   --train-limit 20000 --test-limit 2000 --steps "$steps" --lr 0.001 --threads 1 --overwrite)
 cli=(node "$(dirname "$0")/../../apps/cli/dist/bin.js" fit)
 case $part in

@@ -7,7 +7,7 @@
 //
 // --runs: runs with the Matryoshka model and its baselines (one per seed); --efficient: MRL-E runs
 // (their 'mrl' series becomes the MRL-E line). --drop 0:FF@64,0:SVD leaves out values of a run
-// (its index in --runs) that a failed training made meaningless, and says so under the tables. Writes <out>/<name>-<metric>.svg and
+// (its index in --runs, or e<index> in --efficient) that a failed training made meaningless, and says so under the tables. Writes <out>/<name>-<metric>.svg and
 // <out>/<name>.md (the tables and the checks), and prints the markdown.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,10 +27,10 @@ const efficient = list(flag('efficient'));
 const drops = list(flag('drop')).map((item) => {
   const [run, rest] = item.split(':');
   const [method, dim] = rest.split('@');
-  return { run: Number(run), method, dim: dim === undefined ? undefined : Number(dim) };
+  return { run, method, dim: dim === undefined ? undefined : Number(dim) };
 });
 const dropped = (run, method, dim) =>
-  drops.some((x) => x.run === run && x.method === method && (x.dim === undefined || x.dim === dim));
+  drops.some((x) => x.run === String(run) && x.method === method && (x.dim === undefined || x.dim === dim));
 if (runs.length === 0) throw new Error('--runs names no run folder');
 
 const load = async (dir) => JSON.parse(await readFile(join(dir, 'metrics.json'), 'utf8')).table;
@@ -53,8 +53,10 @@ const add = (label, series, run) => {
   }
   methods.set(label, byDim);
 };
-for (const [i, table] of tables.entries()) for (const s of table.series) add(s.key === 'rand' ? 'Trunc' : s.label, s, i);
-for (const table of efficientTables) for (const s of table.series) if (s.key === 'mrl') add('MRL-E', s, -1);
+for (const [i, table] of tables.entries())
+  for (const s of table.series) add(s.key === 'rand' ? 'Trunc' : s.label, s, i);
+for (const [i, table] of efficientTables.entries())
+  for (const s of table.series) if (s.key === 'mrl') add('MRL-E', s, `e${i}`);
 
 const dims = [...new Set([...methods.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
 const values = (method, dim, key) => methods.get(method)?.get(dim)?.get(key) ?? [];
@@ -70,7 +72,7 @@ const cell = (xs, kind) => {
 };
 
 const lines = [];
-const seedNote = `${tables.length} seed${tables.length === 1 ? '' : 's'}${efficientTables.length > 0 ? ` (MRL-E: ${efficientTables.length})` : ''}; mean ± half the range over seeds`;
+const seedNote = `${tables.length} seed${tables.length === 1 ? '' : 's'}${efficientTables.length > 0 ? ` (MRL-E: ${efficientTables.length})` : ''}; mean ± half the range over seeds; a cell without ± has one seed`;
 lines.push(`${first.data}, ${first.model}, d=${first.embeddingDim}: ${first.task}. ${seedNote}.`, '');
 const charts = [];
 for (const metric of first.metrics) {
@@ -127,6 +129,11 @@ for (const [a, b, key, at, what] of [
     `- ${what} per dim (mean; per seed): ${rows.map((r) => fmt(r, key)).join('; ')} — ${a} ahead in ${wins} of ${allSeeds.length} comparisons (per seed where both have every seed)`,
   );
 }
+if (drops.length > 0)
+  lines.push(
+    `Left out (failed training, see the text): ${drops.map((x) => `${x.run.startsWith('e') ? efficient[Number(x.run.slice(1))] : runs[Number(x.run)]} ${x.method}${x.dim === undefined ? '' : ` at ${x.dim}`}`).join('; ')}.`,
+    '',
+  );
 if (checks.length > 0)
   lines.push('Checks (differences in points; positive: the first method is ahead):', '', ...checks, '');
 lines.push(`Charts: ${charts.map((c) => `\`${c}\``).join(', ')}`, '');

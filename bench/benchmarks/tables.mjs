@@ -24,6 +24,8 @@ const out = flag('out', 'docs/benchmarks');
 const list = (value) => (value === undefined || value === '' ? [] : value.split(','));
 const runs = list(flag('runs'));
 const efficient = list(flag('efficient'));
+// --mrl-label MRL-E: the runs' Matryoshka model has the shared head (text classify files default to it).
+const mrlLabel = flag('mrl-label', 'MRL');
 const drops = list(flag('drop')).map((item) => {
   const [run, rest] = item.split(':');
   const [method, dim] = rest.split('@');
@@ -54,7 +56,7 @@ const add = (label, series, run) => {
   methods.set(label, byDim);
 };
 for (const [i, table] of tables.entries())
-  for (const s of table.series) add(s.key === 'rand' ? 'Trunc' : s.label, s, i);
+  for (const s of table.series) add(s.key === 'rand' ? 'Trunc' : s.key === 'mrl' ? mrlLabel : s.label, s, i);
 for (const [i, table] of efficientTables.entries())
   for (const s of table.series) if (s.key === 'mrl') add('MRL-E', s, `e${i}`);
 
@@ -119,6 +121,8 @@ for (const [a, b, key, at, what] of [
   ['MRL', 'SVD', 'nnTop1', dims.filter((d) => d <= 16), 'MRL − SVD, 1-NN points at dims ≤ 16'],
   ['MRL', 'SVD', 'top1', dims.filter((d) => d <= 16), 'MRL − SVD, linear top-1 points at dims ≤ 16'],
   ['MRL-E', 'MRL', 'top1', dims, 'MRL-E − MRL, linear top-1 points'],
+  ['MRL-E', 'FF', 'top1', dims, 'MRL-E − FF, linear top-1 points'],
+  ['MRL-E', 'SVD', 'nnTop1', dims.filter((d) => d <= 16), 'MRL-E − SVD, 1-NN points at dims ≤ 16'],
   ['MRL-E', 'MRL', 'nnTop1', dims, 'MRL-E − MRL, 1-NN points'],
 ]) {
   const rows = diffs(a, b, key, at).filter((r) => !Number.isNaN(r.mean));

@@ -14,6 +14,11 @@ debian_packages=(
   python3-onnx          # tests run onnx.checker on exported ONNX models
   libvulkan1            # the Vulkan loader that scripts/gpu-check/pack.sh puts in the GPU check pack
   openclipart-svg       # drawings with titles: the align reference runs in packages/align/README.md (not the tests)
+  # bench/benchmarks/glyphs.mjs: the many-class glyph benchmark draws each character in these faces
+  fonts-liberation2 fonts-freefont-ttf fonts-urw-base35 fonts-go fonts-linuxlibertine
+  fonts-crosextra-carlito fonts-crosextra-caladea fonts-open-sans fonts-roboto-unhinted
+  fonts-ebgaramond fonts-hack fonts-noto-mono fonts-paratype fonts-stix fonts-sil-gentium
+  fonts-comfortaa fonts-cantarell
 )
 missing=()
 for p in "${debian_packages[@]}"; do

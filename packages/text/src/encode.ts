@@ -1,4 +1,11 @@
-import { embedDataset, MrlError, truncateAndNormalize } from '@mrl/core';
+import {
+  type AdaptorWeights,
+  applyAdaptor,
+  embedDataset,
+  loadAdaptor,
+  MrlError,
+  truncateAndNormalize,
+} from '@mrl/core';
 import { disposeTokens, tokenBatch } from './fit.js';
 import type { TextModel } from './tasks/model-file.js';
 
@@ -27,6 +34,12 @@ export interface EncodeOptions {
   ranges?: QuantizationRanges;
   /** Texts per encoder call (default 128). */
   batchSize?: number;
+  /**
+   * A Matryoshka-Adaptor (core's `fitAdaptor` / `mrl-cli adapt`), as loaded weights or its folder:
+   * applied to the unit-norm full embeddings (what `mrl-cli embed` writes and `adapt` trains on)
+   * before the prefix is kept and renormalised.
+   */
+  adaptor?: AdaptorWeights | string;
 }
 
 /** Encoded texts: `rows` x `width` values (width = dim, or ceil(dim / 8) bytes for binary). */
@@ -131,12 +144,15 @@ export function quantizeEmbeddings(
 
 /**
  * Embeds texts with a loaded text model: the first `dim` values of each embedding, renormalised
- * (core's `truncateAndNormalize`), then optionally quantised.
+ * (core's `truncateAndNormalize`), then optionally quantised. With `adaptor`, the unit-norm full
+ * embeddings go through the Matryoshka-Adaptor first, so a model trained without MRL still has
+ * usable prefixes.
  *
  * @example
  * ```ts
  * const model = await loadTextModel('runs/reviews');
  * const { data } = await encode(model, ['a fine film', 'dull'], { dim: 32, precision: 'ubinary' }); // 2 x 4 bytes
+ * const adapted = await encode(model, ['a fine film'], { dim: 8, adaptor: 'runs/reviews/adaptor' });
  * ```
  */
 export async function encode(
@@ -169,6 +185,12 @@ export async function encode(
       ),
     { batchSize: options.batchSize ?? 128, dispose: disposeTokens },
   );
-  const prefix = truncateAndNormalize(full.data, full.rows, d, dim, { normalize: options.normalize ?? true });
+  let vectors = full.data;
+  if (options.adaptor !== undefined) {
+    const weights = typeof options.adaptor === 'string' ? await loadAdaptor(options.adaptor) : options.adaptor;
+    const unit = truncateAndNormalize(full.data, full.rows, d, d);
+    vectors = applyAdaptor(weights, { data: unit, rows: full.rows, dim: d }, 'the text embeddings').data;
+  }
+  const prefix = truncateAndNormalize(vectors, full.rows, d, dim, { normalize: options.normalize ?? true });
   return quantizeEmbeddings(prefix, texts.length, dim, precision, options.ranges);
 }

@@ -167,6 +167,7 @@ export {
   TopKSimilarityObjective,
   adaptorBatches,
   adaptorOnnx,
+  withAdaptorOnnx,
   applyAdaptor,
   applyPca,
   checkRows,

@@ -8,7 +8,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MatryoshkaAdaptor, applyAdaptor } from '../src/adaptor/adaptor.js';
 import { validateAdaptorConfig } from '../src/adaptor/config.js';
 import { loadAdaptor, saveAdaptor } from '../src/adaptor/io.js';
-import { adaptorOnnx } from '../src/adaptor/onnx.js';
+import { adaptorOnnx, withAdaptorOnnx } from '../src/adaptor/onnx.js';
+import { MlpEncoder } from '../src/mlp.js';
+import { mlpOnnxModel } from '../src/onnx/mlp.js';
+import { readOnnxMetadata } from '../src/onnx/graph.js';
+import { truncateAndNormalize } from '../src/prefix.js';
 import { RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
 import { AdaptorModel, adaptorBatches, fitAdaptor, nearestNeighbours } from '../src/adaptor/train.js';
 import { applyPca, fitPca } from '../src/adaptor/pca.js';
@@ -361,6 +365,46 @@ describe('Matryoshka-Adaptor validation and files', () => {
     expect(Array.from(applyAdaptor(rotated, rows).data.subarray(0, 4))).not.toEqual(
       Array.from(applyAdaptor(weights, rows).data.subarray(0, 4)),
     );
+  });
+
+  it('appends to a model graph: ONNX Runtime gives the model, renormalised, then the adaptor', async () => {
+    const adaptor = goldenAdaptor();
+    const weights = await adaptor.weights();
+    adaptor.dispose();
+    const d = golden.d;
+    const encoder = new MlpEncoder({ architecture: 'mlp', inputDim: 5, hidden: [6], embeddingDim: d }, createRandom(3));
+    const pca = fitPca({ data: Float32Array.from(golden.e), rows: golden.n, dim: d });
+    const rotated = {
+      ...weights,
+      config: { ...weights.config, rotation: 'pca' as const },
+      rotation: Float32Array.from(pca.directions),
+    };
+    const n = 7;
+    const input = Float32Array.from(randomArray(n * 5, 11));
+    const base = tf.tidy(() => encoder.encode(tf.tensor2d(input, [n, 5]), false).dataSync() as Float32Array);
+    for (const w of [weights, rotated]) {
+      const bytes = withAdaptorOnnx(mlpOnnxModel(encoder, [2, 4, 8]), w);
+      const { metadata } = readOnnxMetadata(bytes);
+      expect(JSON.parse(metadata['mrl.adaptor']!)).toEqual(w.config);
+      expect(JSON.parse(metadata['mrl.nesting_dims']!)).toEqual([2, 4, 8]);
+      const session = await ort.InferenceSession.create(bytes);
+      expect(session.outputNames).toEqual(['embedding', 'unadapted_embedding']);
+      const result = await session.run({ input: new ort.Tensor('float32', input, [n, 5]) });
+      const expected = applyAdaptor(w, { data: truncateAndNormalize(base, n, d, d), rows: n, dim: d }).data;
+      expect(result.embedding!.dims).toEqual([n, d]);
+      expectClose(result.embedding!.data as Float32Array, expected, 1e-5);
+      expectClose(result.unadapted_embedding!.data as Float32Array, base, 1e-5);
+      await session.release();
+    }
+    const wide = new MlpEncoder({ architecture: 'mlp', inputDim: 5, hidden: [6], embeddingDim: 16 }, createRandom(3));
+    expect(() => withAdaptorOnnx(mlpOnnxModel(wide, [8, 16]), weights)).toThrow(
+      "the model's output 'embedding' is [batch, 16] but the adaptor maps 8-dim embeddings.",
+    );
+    expect(() => withAdaptorOnnx(mlpOnnxModel(encoder, [8]), weights, 'pooled')).toThrow(
+      "the ONNX model has no output 'pooled' (outputs: embedding).",
+    );
+    encoder.dispose();
+    wide.dispose();
   });
 
   it('saves as safetensors + JSON and loads the same weights', async () => {

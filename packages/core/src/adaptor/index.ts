@@ -23,7 +23,7 @@ export {
   type FitAdaptorOptions,
 } from './train.js';
 export { ADAPTOR_CONFIG_FILE, ADAPTOR_WEIGHTS_FILE, loadAdaptor, saveAdaptor } from './io.js';
-export { adaptorOnnx } from './onnx.js';
+export { adaptorOnnx, withAdaptorOnnx } from './onnx.js';
 export { applyPca, fitPca as fitAdaptorPca } from './pca.js';
 export {
   compareByDim,

@@ -162,6 +162,7 @@ export {
   AdaptorModel,
   DEFAULT_LOSS_WEIGHTS,
   MatryoshkaAdaptor,
+  NeighbourDistributionObjective,
   PairwiseSimilarityObjective,
   RankingObjective,
   TopKSimilarityObjective,

@@ -13,7 +13,7 @@ import { MlpEncoder } from '../src/mlp.js';
 import { mlpOnnxModel } from '../src/onnx/mlp.js';
 import { readOnnxMetadata } from '../src/onnx/graph.js';
 import { truncateAndNormalize } from '../src/prefix.js';
-import { RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
+import { NeighbourDistributionObjective, RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
 import { AdaptorModel, adaptorBatches, fitAdaptor, nearestNeighbours } from '../src/adaptor/train.js';
 import { applyPca, fitPca } from '../src/adaptor/pca.js';
 import { checkRows } from '../src/adaptor/rows.js';
@@ -165,6 +165,58 @@ describe.each(['cpu', 'wasm'] as const)('Matryoshka-Adaptor on %s', (backend) =>
     expectClose(grads[adaptor.b2.name]!.dataSync(), golden.grad_b2, 1e-4);
     tf.dispose([value, ...Object.values(grads), batch.embeddings, batch.queries, batch.documents]);
     adaptor.dispose();
+  });
+});
+
+/** Row i's softmax over the other rows of `sim / t`, in float64 (sim [n][n]). */
+function neighbourDistribution(sim: number[][], t: number): number[][] {
+  return sim.map((row, i) => {
+    const logits = row.map((v, j) => (j === i ? -Infinity : v / t));
+    const top = Math.max(...logits);
+    const z = logits.reduce((s, v) => s + Math.exp(v - top), 0);
+    return logits.map((v) => Math.exp(v - top) / z);
+  });
+}
+
+/** Cosine of every pair of the first m values of the rows of `flat` [n, d], in float64. */
+function hostCosines(flat: ArrayLike<number>, n: number, d: number, m: number): number[][] {
+  const rows = Array.from({ length: n }, (_, i) => {
+    const v = Array.from({ length: m }, (_, j) => flat[i * d + j]!);
+    const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    return v.map((x) => x / norm);
+  });
+  return rows.map((a) => rows.map((b) => a.reduce((s, x, j) => s + x * b[j]!, 0)));
+}
+
+describe('NeighbourDistributionObjective', () => {
+  it('is the mean over rows of KL(full-cosine softmax || prefix-cosine softmax), computed on the host', () => {
+    const { n, d, dims } = golden;
+    const t = 0.1;
+    const objective = new NeighbourDistributionObjective(t);
+    const adapted = tf.tensor2d(golden.adapted, [n, d]);
+    const e = tf.tensor2d(golden.e, [n, d]);
+    const target = similarityTarget(e);
+    const losses = objective.prefixLosses(adapted, dims, target).map((l) => l.dataSync()[0]!);
+    const p = neighbourDistribution(hostCosines(golden.e, n, d, d), t);
+    const expected = dims.map((m) => {
+      const q = neighbourDistribution(hostCosines(golden.adapted, n, d, m), t);
+      let kl = 0;
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) if (j !== i) kl += p[i]![j]! * Math.log(p[i]![j]! / q[i]![j]!);
+      return kl / n;
+    });
+    expectClose(losses, expected, 1e-4);
+    expect(Math.min(...expected)).toBeGreaterThan(1e-4); // the prefixes really differ from the full vectors
+    // The full-size prefix of the original vectors matches the target: zero loss.
+    expectClose(
+      objective.prefixLosses(e, [d], target).map((l) => l.dataSync()[0]!),
+      [0],
+      1e-5,
+    );
+    expect(() => new NeighbourDistributionObjective(0)).toThrow(
+      'the neighbour temperature must be a finite number > 0, got 0.',
+    );
+    tf.dispose([adapted, e, target.similarity]);
   });
 });
 

@@ -1,6 +1,7 @@
 export { MatryoshkaAdaptor, applyAdaptor, type AdaptorWeights } from './adaptor.js';
 export { defaultHidden, validateAdaptorConfig, type AdaptorConfig } from './config.js';
 export {
+  NeighbourDistributionObjective,
   PairwiseSimilarityObjective,
   RankingObjective,
   TopKSimilarityObjective,

@@ -44,6 +44,14 @@ const database = {
   rows: 2 * testCount,
   dim: d,
 };
+if (arg('center-input', 'false') === 'true') {
+  // Subtract the training corpus' mean from every set first (as bench/adaptor.mjs --center-input).
+  const mean = new Float64Array(d);
+  for (let i = 0; i < corpus.data.length; i++) mean[i % d] += corpus.data[i] / corpus.rows;
+  for (const set of [corpus, queries, documents, testQueries, database]) {
+    for (let i = 0; i < set.data.length; i++) set.data[i] -= mean[i % d];
+  }
+}
 const databaseLabels = Int32Array.from({ length: 2 * testCount }, (_, i) => (i < testCount ? i : -1 - i));
 const queryLabels = Int32Array.from({ length: testCount }, (_, i) => i);
 const embedSeconds = (performance.now() - started) / 1000;
@@ -55,6 +63,11 @@ const common = {
   batchSize: Number(arg('batch-size', '256')),
   lr: Number(arg('lr', '0.001')),
   rotation: arg('rotation', 'pca'),
+  lossWeights: {
+    ...(arg('kl', '') === '' ? {} : { neighbours: Number(arg('kl', '')) }),
+    ...(arg('topk', '') === '' ? {} : { topK: Number(arg('topk', '')) }),
+    ...(arg('pairwise', '') === '' ? {} : { pairwise: Number(arg('pairwise', '')) }),
+  },
   seed: 0,
 };
 const fitStarted = performance.now();
@@ -77,7 +90,7 @@ console.log(
   `WordNet example -> gloss, bert-tiny d=${d} trained on the full dim only (no MRL): ${testCount} held-out anchors over ${2 * testCount} candidates (their glosses and hard negatives)`,
 );
 console.log(
-  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs) on ${corpus.rows} training-split embeddings (+ ${trainCount} pairs for adaptor+pairs): ${unsupervised.fit.steps} + ${supervised.fit.steps} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
+  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ ${trainCount} pairs for adaptor+pairs): ${unsupervised.fit.steps} + ${supervised.fit.steps} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
 );
 console.log(formatComparison(results, 'retrieval'));
 console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);

@@ -527,6 +527,11 @@ export const ADAPT_FLAGS = {
   'top-k': { type: 'integer', default: 10, description: 'neighbours per row in the top-k similarity loss' },
   'pairwise-weight': { type: 'number', default: 0.2, description: 'weight of the all-pairs similarity loss' },
   'topk-weight': { type: 'number', default: 10, description: 'weight of the top-k neighbour similarity loss' },
+  'neighbour-weight': {
+    type: 'number',
+    default: 0,
+    description: "weight of the neighbour-distribution loss (KL of each row's neighbour softmax, full vs prefix)",
+  },
   'reconstruction-weight': { type: 'number', default: 0.1, description: 'weight of the reconstruction loss' },
   'ranking-weight': { type: 'number', default: 1, description: 'weight of the ranking loss on --pairs' },
   holdout: {

@@ -81,7 +81,7 @@ export async function encodeImages(
     (idx) => imageTensor(images, idx),
     { batchSize: options.batchSize ?? 128 },
   );
-  return encodeEmbeddings(full, options);
+  return encodeEmbeddings(full, options, 'the image embeddings');
 }
 
 /** Embeds texts with the text tower of a trained align model (captions cut to the run's `maxLength` tokens). */
@@ -106,5 +106,5 @@ export async function encodeTexts(
       ),
     { batchSize: options.batchSize ?? 128, dispose: (b) => tf.dispose([b.ids, b.attentionMask]) },
   );
-  return encodeEmbeddings(full, options);
+  return encodeEmbeddings(full, options, 'the caption embeddings');
 }

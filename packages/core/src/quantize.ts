@@ -1,3 +1,5 @@
+import { type AdaptorWeights, applyAdaptor } from './adaptor/adaptor.js';
+import { loadAdaptor } from './adaptor/io.js';
 import type { EmbeddingMatrix } from './evaluate/embeddings.js';
 import { MrlError } from './errors.js';
 import { truncateAndNormalize } from './prefix.js';
@@ -27,6 +29,12 @@ export interface EncodeOptions {
   ranges?: QuantizationRanges;
   /** Inputs per encoder call (default 128). */
   batchSize?: number;
+  /**
+   * A Matryoshka-Adaptor (core's `fitAdaptor` / `mrl-cli adapt`), as loaded weights or its folder:
+   * applied to the unit-norm full embeddings (what `mrl-cli embed` writes and `adapt` trains on)
+   * before the prefix is kept and renormalised.
+   */
+  adaptor?: AdaptorWeights | string;
 }
 
 /** Encoded embeddings: `rows` x `width` values (width = dim, or ceil(dim / 8) bytes for binary). */
@@ -141,19 +149,29 @@ export function checkPrecision(precision: string): asserts precision is Embeddin
 }
 
 /**
- * What every modality's `encode` returns from the model's full d-dim embeddings: the first `dim`
- * values of each row, renormalised by {@link truncateAndNormalize} (one zero-norm rule), then
- * quantised to `precision`.
+ * What every modality's `encode` returns from the model's full d-dim embeddings: the adaptor
+ * applied to the unit-norm rows when one is given, then the first `dim` values of each row,
+ * renormalised by {@link truncateAndNormalize} (one zero-norm rule), then quantised to `precision`.
  *
  * @example
  * ```ts
- * const out = encodeEmbeddings({ data, rows: 2, dim: 64 }, { dim: 16, precision: 'int8' }); // 2 x 16 int8
+ * const out = await encodeEmbeddings({ data, rows: 2, dim: 64 }, { dim: 16, precision: 'int8' }); // 2 x 16 int8
  * ```
  */
-export function encodeEmbeddings(full: EmbeddingMatrix, options: EncodeOptions = {}): EncodedEmbeddings {
+export async function encodeEmbeddings(
+  full: EmbeddingMatrix,
+  options: EncodeOptions = {},
+  source = 'the embeddings',
+): Promise<EncodedEmbeddings> {
   const dim = options.dim ?? full.dim;
   const precision = options.precision ?? 'float32';
   checkPrecision(precision);
-  const prefix = truncateAndNormalize(full.data, full.rows, full.dim, dim, { normalize: options.normalize ?? true });
+  let vectors = full.data;
+  if (options.adaptor !== undefined) {
+    const weights = typeof options.adaptor === 'string' ? await loadAdaptor(options.adaptor) : options.adaptor;
+    const unit = truncateAndNormalize(full.data, full.rows, full.dim, full.dim);
+    vectors = applyAdaptor(weights, { data: unit, rows: full.rows, dim: full.dim }, source).data;
+  }
+  const prefix = truncateAndNormalize(vectors, full.rows, full.dim, dim, { normalize: options.normalize ?? true });
   return quantizeEmbeddings(prefix, full.rows, dim, precision, options.ranges);
 }

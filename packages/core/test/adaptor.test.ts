@@ -8,8 +8,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MatryoshkaAdaptor, applyAdaptor } from '../src/adaptor/adaptor.js';
 import { validateAdaptorConfig } from '../src/adaptor/config.js';
 import { loadAdaptor, saveAdaptor } from '../src/adaptor/io.js';
-import { adaptorOnnx } from '../src/adaptor/onnx.js';
-import { RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
+import { adaptorOnnx, withAdaptorOnnx } from '../src/adaptor/onnx.js';
+import { MlpEncoder } from '../src/mlp.js';
+import { mlpOnnxModel, readOnnxMetadata } from '@mrl/kernels';
+import { truncateAndNormalize } from '../src/prefix.js';
+import { NeighbourDistributionObjective, RankingObjective, similarityTarget } from '../src/adaptor/losses.js';
 import { AdaptorModel, adaptorBatches, fitAdaptor, nearestNeighbours } from '../src/adaptor/train.js';
 import { applyPca, fitPca } from '../src/adaptor/pca.js';
 import { checkRows } from '../src/adaptor/rows.js';
@@ -161,6 +164,58 @@ describe.each(['cpu', 'wasm'] as const)('Matryoshka-Adaptor on %s', (backend) =>
     expectClose(grads[adaptor.b2.name]!.dataSync(), golden.grad_b2, 1e-4);
     tf.dispose([value, ...Object.values(grads), batch.embeddings, batch.queries, batch.documents]);
     adaptor.dispose();
+  });
+});
+
+/** Row i's softmax over the other rows of `sim / t`, in float64 (sim [n][n]). */
+function neighbourDistribution(sim: number[][], t: number): number[][] {
+  return sim.map((row, i) => {
+    const logits = row.map((v, j) => (j === i ? -Infinity : v / t));
+    const top = Math.max(...logits);
+    const z = logits.reduce((s, v) => s + Math.exp(v - top), 0);
+    return logits.map((v) => Math.exp(v - top) / z);
+  });
+}
+
+/** Cosine of every pair of the first m values of the rows of `flat` [n, d], in float64. */
+function hostCosines(flat: ArrayLike<number>, n: number, d: number, m: number): number[][] {
+  const rows = Array.from({ length: n }, (_, i) => {
+    const v = Array.from({ length: m }, (_, j) => flat[i * d + j]!);
+    const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    return v.map((x) => x / norm);
+  });
+  return rows.map((a) => rows.map((b) => a.reduce((s, x, j) => s + x * b[j]!, 0)));
+}
+
+describe('NeighbourDistributionObjective', () => {
+  it('is the mean over rows of KL(full-cosine softmax || prefix-cosine softmax), computed on the host', () => {
+    const { n, d, dims } = golden;
+    const t = 0.1;
+    const objective = new NeighbourDistributionObjective(t);
+    const adapted = tf.tensor2d(golden.adapted, [n, d]);
+    const e = tf.tensor2d(golden.e, [n, d]);
+    const target = similarityTarget(e);
+    const losses = objective.prefixLosses(adapted, dims, target).map((l) => l.dataSync()[0]!);
+    const p = neighbourDistribution(hostCosines(golden.e, n, d, d), t);
+    const expected = dims.map((m) => {
+      const q = neighbourDistribution(hostCosines(golden.adapted, n, d, m), t);
+      let kl = 0;
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) if (j !== i) kl += p[i]![j]! * Math.log(p[i]![j]! / q[i]![j]!);
+      return kl / n;
+    });
+    expectClose(losses, expected, 1e-4);
+    expect(Math.min(...expected)).toBeGreaterThan(1e-4); // the prefixes really differ from the full vectors
+    // The full-size prefix of the original vectors matches the target: zero loss.
+    expectClose(
+      objective.prefixLosses(e, [d], target).map((l) => l.dataSync()[0]!),
+      [0],
+      1e-5,
+    );
+    expect(() => new NeighbourDistributionObjective(0)).toThrow(
+      'the neighbour temperature must be a finite number > 0, got 0.',
+    );
+    tf.dispose([adapted, e, target.similarity]);
   });
 });
 
@@ -361,6 +416,46 @@ describe('Matryoshka-Adaptor validation and files', () => {
     expect(Array.from(applyAdaptor(rotated, rows).data.subarray(0, 4))).not.toEqual(
       Array.from(applyAdaptor(weights, rows).data.subarray(0, 4)),
     );
+  });
+
+  it('appends to a model graph: ONNX Runtime gives the model, renormalised, then the adaptor', async () => {
+    const adaptor = goldenAdaptor();
+    const weights = await adaptor.weights();
+    adaptor.dispose();
+    const d = golden.d;
+    const encoder = new MlpEncoder({ architecture: 'mlp', inputDim: 5, hidden: [6], embeddingDim: d }, createRandom(3));
+    const pca = fitPca({ data: Float32Array.from(golden.e), rows: golden.n, dim: d });
+    const rotated = {
+      ...weights,
+      config: { ...weights.config, rotation: 'pca' as const },
+      rotation: Float32Array.from(pca.directions),
+    };
+    const n = 7;
+    const input = Float32Array.from(randomArray(n * 5, 11));
+    const base = tf.tidy(() => encoder.encode(tf.tensor2d(input, [n, 5]), false).dataSync() as Float32Array);
+    for (const w of [weights, rotated]) {
+      const bytes = withAdaptorOnnx(mlpOnnxModel(encoder, [2, 4, 8]), w);
+      const { metadata } = readOnnxMetadata(bytes);
+      expect(JSON.parse(metadata['mrl.adaptor']!)).toEqual(w.config);
+      expect(JSON.parse(metadata['mrl.nesting_dims']!)).toEqual([2, 4, 8]);
+      const session = await ort.InferenceSession.create(bytes);
+      expect(session.outputNames).toEqual(['embedding', 'unadapted_embedding']);
+      const result = await session.run({ input: new ort.Tensor('float32', input, [n, 5]) });
+      const expected = applyAdaptor(w, { data: truncateAndNormalize(base, n, d, d), rows: n, dim: d }).data;
+      expect(result.embedding!.dims).toEqual([n, d]);
+      expectClose(result.embedding!.data as Float32Array, expected, 1e-5);
+      expectClose(result.unadapted_embedding!.data as Float32Array, base, 1e-5);
+      await session.release();
+    }
+    const wide = new MlpEncoder({ architecture: 'mlp', inputDim: 5, hidden: [6], embeddingDim: 16 }, createRandom(3));
+    expect(() => withAdaptorOnnx(mlpOnnxModel(wide, [8, 16]), weights)).toThrow(
+      "the model's output 'embedding' is [batch, 16] but the adaptor maps 8-dim embeddings.",
+    );
+    expect(() => withAdaptorOnnx(mlpOnnxModel(encoder, [8]), weights, 'pooled')).toThrow(
+      "the ONNX model has no output 'pooled' (outputs: embedding).",
+    );
+    encoder.dispose();
+    wide.dispose();
   });
 
   it('saves as safetensors + JSON and loads the same weights', async () => {

@@ -24,12 +24,15 @@ export type EncodedTexts = EncodedEmbeddings;
 
 /**
  * Embeds texts with a loaded text model: the first `dim` values of each embedding, renormalised
- * (core's `truncateAndNormalize`), then optionally quantised.
+ * (core's `truncateAndNormalize`), then optionally quantised. With `adaptor`, the unit-norm full
+ * embeddings go through the Matryoshka-Adaptor first, so a model trained without MRL still has
+ * usable prefixes.
  *
  * @example
  * ```ts
  * const model = await loadTextModel('runs/reviews');
  * const { data } = await encode(model, ['a fine film', 'dull'], { dim: 32, precision: 'ubinary' }); // 2 x 4 bytes
+ * const adapted = await encode(model, ['a fine film'], { dim: 8, adaptor: 'runs/reviews/adaptor' });
  * ```
  */
 export async function encode(
@@ -53,5 +56,5 @@ export async function encode(
       ),
     { batchSize: options.batchSize ?? 128, dispose: disposeTokens },
   );
-  return encodeEmbeddings(full, options);
+  return encodeEmbeddings(full, options, 'the text embeddings');
 }

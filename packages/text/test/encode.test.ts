@@ -1,7 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  type AdaptorWeights,
+  applyAdaptor,
+  createRandom,
+  initBackend,
+  saveAdaptor,
+  truncateAndNormalize,
+} from '@mrl/core';
 import { describe, expect, it } from 'vitest';
-import { quantizationRanges, quantizeEmbeddings } from '../src/encode.js';
+import { encode, quantizationRanges, quantizeEmbeddings } from '../src/encode.js';
+import { loadHfBert } from '../src/hf-bert.js';
 import { loadTextModel } from '../src/tasks/model-file.js';
 
 // Golden codes from sentence-transformers' quantize_embeddings (numpy body), written by
@@ -87,6 +96,64 @@ describe('loadTextModel', () => {
       );
       await expect(loadTextModel(dir)).rejects.toThrow(/no checkpoint in .*checkpoints/);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('encode with a Matryoshka-Adaptor', () => {
+  /** Random non-zero adaptor weights (a trained adaptor is just other numbers of these shapes). */
+  function randomAdaptor(dim: number, hidden: number, seed: number): AdaptorWeights {
+    const random = createRandom(seed);
+    const values = (n: number) => Float32Array.from({ length: n }, () => random() - 0.5);
+    return {
+      config: { dim, hidden, dims: [8, 16, dim] },
+      w1: values(dim * hidden),
+      b1: values(hidden),
+      w2: values(hidden * dim),
+      b2: values(dim),
+    };
+  }
+
+  it('equals encoding at full dim, applying the adaptor by hand, then keeping and renormalising the prefix', async () => {
+    await initBackend('wasm');
+    const { encoder, tokenizer } = await loadHfBert(join(import.meta.dirname, 'fixtures', 'hf-bert'), {
+      pooling: 'mean',
+    });
+    const model = { encoder, tokenizer, maxLength: 24, dims: [8, 16, 32], dispose: () => encoder.dispose() };
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'mrl-encode-adaptor-'));
+    try {
+      const texts = ['the cat sat on the mat', 'a big red bird sang in the tree', 'fish swim'];
+      const d = encoder.embeddingDim;
+      const weights = randomAdaptor(d, 12, 5);
+      const full = await encode(model, texts, { dim: d });
+      const byHand = truncateAndNormalize(
+        applyAdaptor(weights, { data: full.data as Float32Array, rows: 3, dim: d }).data,
+        3,
+        d,
+        8,
+      );
+      const plain = await encode(model, texts, { dim: 8 });
+      const adapted = await encode(model, texts, { dim: 8, adaptor: weights });
+      expect(adapted.rows).toBe(3);
+      expect(adapted.dim).toBe(8);
+      for (let i = 0; i < byHand.length; i++) expect(adapted.data[i]).toBeCloseTo(byHand[i]!, 5);
+      // The adaptor changed the vectors (the comparison above is not plain encoding twice).
+      expect(Math.max(...Array.from(plain.data, (v, i) => Math.abs(v - byHand[i]!)))).toBeGreaterThan(0.05);
+      // An adaptor folder (as mrl-cli adapt writes it) gives the same vectors.
+      await saveAdaptor(dir, weights);
+      const fromFolder = await encode(model, texts, { dim: 8, adaptor: dir });
+      expect([...fromFolder.data]).toEqual([...adapted.data]);
+      // Quantisation applies to the adapted prefix.
+      const bits = await encode(model, texts, { dim: 8, adaptor: weights, precision: 'ubinary' });
+      expect([...bits.data]).toEqual([...quantizeEmbeddings(byHand, 3, 8, 'ubinary').data]);
+      await expect(encode(model, texts, { adaptor: randomAdaptor(16, 4, 1) })).rejects.toThrow(
+        /the text embeddings have 32 dims but the adaptor maps 16-dim embeddings/,
+      );
+    } finally {
+      model.dispose();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -53,5 +53,5 @@ export async function encode(
     },
     { batchSize: options.batchSize ?? 128 },
   );
-  return encodeEmbeddings(full, options);
+  return encodeEmbeddings(full, options, 'the image embeddings');
 }

@@ -244,6 +244,7 @@ export const adaptCommand = defineMrlCommand({
       lossWeights: {
         pairwise: options['pairwise-weight'],
         topK: options['topk-weight'],
+        neighbours: options['neighbour-weight'],
         reconstruction: options['reconstruction-weight'],
         ranking: options['ranking-weight'],
       },
@@ -297,6 +298,7 @@ export const adaptCommand = defineMrlCommand({
       lossWeights: {
         pairwise: options['pairwise-weight'],
         topK: options['topk-weight'],
+        neighbours: options['neighbour-weight'],
         reconstruction: options['reconstruction-weight'],
         ranking: options['ranking-weight'],
       },

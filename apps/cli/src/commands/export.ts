@@ -3,15 +3,17 @@ import { join, resolve } from 'node:path';
 import {
   formatRunTable,
   initBackend,
+  loadAdaptor,
   MlpEncoder,
   MrlError,
   mlpOnnxModel,
   runTableDims,
+  withAdaptorOnnx,
   writeFileAtomically,
 } from '@mrl/core';
 import { ResNetEncoder, resnetOnnxModel, VitEncoder, vitOnnxModel } from '@mrl/vision';
 import { defineMrlCommand } from '../command.js';
-import { BACKEND_FLAGS, COMMON_FLAGS, EXPORT_FLAGS, RUN_DIR_FLAG } from '../flags.js';
+import { ADAPTOR_FLAG, BACKEND_FLAGS, COMMON_FLAGS, EXPORT_FLAGS, RUN_DIR_FLAG } from '../flags.js';
 import { readRunMetrics } from '../metrics-file.js';
 import { loadModel } from '../model-io.js';
 import { buildRegistry } from '../registry.js';
@@ -38,8 +40,9 @@ export const exportCommand = defineMrlCommand({
     'mrl-cli export --run-dir runs/text-bert-tiny --format sentence-transformers --out models/my-mrl-bert',
     'mrl-cli export --run-dir runs/text-bert-tiny --format hf',
     'mrl-cli export --run-dir runs/vision-mlp --format onnx',
+    'mrl-cli export --run-dir runs/vision-mlp --format onnx --adaptor runs/vision-mlp/adaptor',
   ],
-  flags: { ...RUN_DIR_FLAG, ...EXPORT_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS },
+  flags: { ...RUN_DIR_FLAG, ...EXPORT_FLAGS, ...ADAPTOR_FLAG, ...BACKEND_FLAGS, ...COMMON_FLAGS },
   async run(options) {
     const runDir = resolve(requireRunDir(options['run-dir'], 'export'));
     const modelDir = join(runDir, 'model');
@@ -59,6 +62,15 @@ export const exportCommand = defineMrlCommand({
     if (saved.model_type !== 'bert') {
       await exportVision(runDir, modelDir, saved, options);
       return;
+    }
+    if (options.adaptor !== undefined) {
+      // The text formats leave pooling to the runtime (transformers.js, sentence-transformers), so
+      // there is no pooled embedding in the graph for the adaptor to follow.
+      throw new MrlError(
+        'unsupported',
+        `--adaptor applies to vision runs (--format onnx); ${displayPath(runDir)} is a text run, whose exports pool outside the graph.`,
+        "Leave out --adaptor and apply the adaptor to the pooled embeddings: @mrl/text's encode(model, texts, { adaptor }), or adaptor.onnx from mrl-cli adapt after pooling.",
+      );
     }
     const dims = saved.mrl?.nesting_dims;
     if (!Array.isArray(dims) || dims.length === 0) {
@@ -92,7 +104,14 @@ async function exportVision(
   runDir: string,
   modelDir: string,
   saved: SavedTextConfig,
-  options: { format: string; out?: string | undefined; plugin: string[]; backend: string; kernels: string },
+  options: {
+    format: string;
+    out?: string | undefined;
+    adaptor?: string | undefined;
+    plugin: string[];
+    backend: string;
+    kernels: string;
+  },
 ): Promise<void> {
   const unsupported = (what: string): MrlError =>
     new MrlError(
@@ -103,6 +122,8 @@ async function exportVision(
   if (options.format !== 'onnx') throw unsupported(`'${String(saved.architecture ?? saved.model_type)}'`);
   if ('vision' in saved && 'text' in saved)
     throw unsupported(`the '${String(saved.architecture)}' dual encoder (align)`);
+  // Read before the model loads: a wrong folder fails fast.
+  const adaptor = options.adaptor === undefined ? undefined : await loadAdaptor(resolve(options.adaptor));
   await initBackend(options.backend, { kernels: options.kernels as 'auto' });
   const { table } = await readRunMetrics(runDir);
   const dims = runTableDims(table);
@@ -115,6 +136,7 @@ async function exportVision(
     encoder.dispose();
     throw unsupported(`a '${String(encoder.config.architecture)}' encoder`);
   }
+  if (adaptor !== undefined) onnx = withAdaptorOnnx(onnx, adaptor);
   const inputShape =
     encoder instanceof MlpEncoder
       ? `[batch, ${encoder.config.inputDim}] (images flattened row-major, NHWC)`
@@ -124,7 +146,19 @@ async function exportVision(
   await writeFileAtomically(join(out, 'onnx', 'model.onnx'), onnx);
   await writeFileAtomically(
     join(out, 'config.json'),
-    `${JSON.stringify({ ...encoder.config, mrl: { nesting_dims: dims, onnx_opset: 17, evaluation: mrl.rows } }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        ...encoder.config,
+        mrl: {
+          nesting_dims: dims,
+          onnx_opset: 17,
+          evaluation: mrl.rows,
+          ...(adaptor === undefined ? {} : { adaptor: adaptor.config }),
+        },
+      },
+      null,
+      2,
+    )}\n`,
   );
   await writeFileAtomically(
     join(out, 'README.md'),
@@ -152,7 +186,16 @@ ${formatRunTable(table)}
 \`onnx/model.onnx\` (ONNX opset 17, inference mode) maps \`input\` ${inputShape}, scaled as in
 training, to \`embedding\` [batch, ${encoder.embeddingDim}]. Truncate: keep
 \`embedding[:, :m]\` for a nesting dim m and renormalise; \`mrl.nesting_dims\` in the model's metadata
-lists the dims.
+lists the dims.${
+      adaptor === undefined
+        ? ''
+        : `
+
+The graph ends with a Matryoshka-Adaptor (hidden width ${adaptor.config.hidden}, trained for dims
+${adaptor.config.dims.join(', ')}): \`embedding\` is the adapted vector (the model's vector, L2-normalised,
+then the adaptor); the model's own vector is the second output, \`unadapted_embedding\`. The
+per-dim table above is the model's without the adaptor.`
+    }
 `,
   );
   encoder.dispose();

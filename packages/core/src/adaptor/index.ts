@@ -1,6 +1,7 @@
 export { MatryoshkaAdaptor, applyAdaptor, type AdaptorWeights } from './adaptor.js';
 export { defaultHidden, validateAdaptorConfig, type AdaptorConfig } from './config.js';
 export {
+  NeighbourDistributionObjective,
   PairwiseSimilarityObjective,
   RankingObjective,
   TopKSimilarityObjective,
@@ -23,7 +24,7 @@ export {
   type FitAdaptorOptions,
 } from './train.js';
 export { ADAPTOR_CONFIG_FILE, ADAPTOR_WEIGHTS_FILE, loadAdaptor, saveAdaptor } from './io.js';
-export { adaptorOnnx } from './onnx.js';
+export { adaptorOnnx, withAdaptorOnnx } from './onnx.js';
 export { applyPca, fitPca as fitAdaptorPca } from './pca.js';
 export {
   compareByDim,

@@ -116,6 +116,50 @@ export class TopKSimilarityObjective implements PrefixObjective<SimilarityTarget
   }
 }
 
+/**
+ * Neighbour-distribution preservation (an SNE-style listwise term, Hinton & Roweis 2002): each
+ * row's softmax over the other rows of the batch at temperature `t`, of the full original
+ * cosines (target p) and of the prefix cosines (q); the loss is the mean over rows of
+ * KL(p || q). With a small `t` the mass sits on the nearest neighbours, so the order of the
+ * nearest rows counts rather than the size of the cosines: closer to what 1-NN and recall@k score
+ * than the absolute differences of the pairwise and top-k terms.
+ */
+export class NeighbourDistributionObjective implements PrefixObjective<SimilarityTarget> {
+  readonly name = 'neighbour-distribution';
+
+  /** `temperature`: of both softmaxes (cosines are divided by it), default 0.05. */
+  constructor(readonly temperature = 0.05) {
+    if (!(Number.isFinite(temperature) && temperature > 0)) {
+      throw new MrlError(
+        'invalid-argument',
+        `the neighbour temperature must be a finite number > 0, got ${temperature}.`,
+      );
+    }
+  }
+
+  prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: SimilarityTarget): tf.Scalar[] {
+    const rows = embedding.shape[0];
+    checkBatch(rows, this.name);
+    // A row is not its own neighbour: its logit drops far below any cosine / t.
+    const self = tf.mul(tf.eye(rows), -1e4);
+    const offDiagonal = tf.sub(1, tf.eye(rows));
+    const logP = tf.logSoftmax(tf.add(tf.div(target.similarity, this.temperature), self)); // [N, N]
+    const p = tf.mul(tf.exp(logP), offDiagonal);
+    const losses = dims.map((m) =>
+      tf.tidy(() => {
+        const logQ = tf.logSoftmax(tf.add(tf.div(prefixCosineSimilarity(embedding, m), this.temperature), self));
+        return tf.div(tf.sum(tf.mul(p, tf.sub(logP, logQ))), rows) as tf.Scalar;
+      }),
+    );
+    tf.dispose([self, offDiagonal, logP, p]);
+    return losses;
+  }
+
+  variables(): VariableMap {
+    return new Map();
+  }
+}
+
 /** The adapted document embedding of each query [N, d]; row i is query i's positive. */
 export interface RankingTarget {
   documents: tf.Tensor2D;

@@ -10,6 +10,7 @@ import { Trainer, type BatchSource, type FitResult, type TrainEvent } from '../t
 import { MatryoshkaAdaptor } from './adaptor.js';
 import { defaultHidden } from './config.js';
 import {
+  NeighbourDistributionObjective,
   PairwiseSimilarityObjective,
   RankingObjective,
   reconstructionLoss,
@@ -25,6 +26,8 @@ export interface AdaptorLossWeights {
   pairwise?: number;
   /** Similarity preservation over each row's k nearest neighbours (default 10). */
   topK?: number;
+  /** KL of each row's neighbour distribution, full vs prefix (`NeighbourDistributionObjective`; default 0). */
+  neighbours?: number;
   /** Mean squared difference `f(e) - e` (default 0.1). */
   reconstruction?: number;
   /** Multiple-negatives ranking loss on (query, document) pairs, when pairs are given (default 1). */
@@ -39,6 +42,7 @@ export interface AdaptorLossWeights {
 export const DEFAULT_LOSS_WEIGHTS: Required<AdaptorLossWeights> = {
   pairwise: 0.2,
   topK: 10,
+  neighbours: 0,
   reconstruction: 0.1,
   ranking: 1,
 };
@@ -60,6 +64,8 @@ export interface AdaptorModelOptions {
   k?: number;
   /** Inverse temperature of the ranking loss (default 20). */
   rankingScale?: number;
+  /** Temperature of the neighbour-distribution term (default 0.05). */
+  neighbourTemperature?: number;
 }
 
 /**
@@ -71,6 +77,7 @@ export interface AdaptorModelOptions {
 export class AdaptorModel implements TrainModel<AdaptorBatch> {
   readonly pairwise: MatryoshkaLoss<{ similarity: tf.Tensor2D }>;
   readonly topK: MatryoshkaLoss<{ similarity: tf.Tensor2D; neighbours?: tf.Tensor2D }>;
+  readonly neighbours: MatryoshkaLoss<{ similarity: tf.Tensor2D }>;
   readonly ranking: MatryoshkaLoss<{ documents: tf.Tensor2D }>;
   readonly lossWeights: Required<AdaptorLossWeights>;
   readonly k: number;
@@ -86,6 +93,7 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
     };
     this.pairwise = new MatryoshkaLoss(new PairwiseSimilarityObjective(), nesting);
     this.topK = new MatryoshkaLoss(new TopKSimilarityObjective(), nesting);
+    this.neighbours = new MatryoshkaLoss(new NeighbourDistributionObjective(options.neighbourTemperature), nesting);
     this.ranking = new MatryoshkaLoss(new RankingObjective(options.rankingScale ?? 20), nesting);
     this.lossWeights = { ...DEFAULT_LOSS_WEIGHTS, ...options.lossWeights };
     for (const [name, w] of Object.entries(this.lossWeights)) {
@@ -104,11 +112,12 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
     const parts: Record<string, tf.Scalar> = {};
     const terms: tf.Scalar[] = [];
     const adapted = this.adaptor.apply(batch.embeddings);
-    if (w.pairwise > 0 || w.topK > 0) {
+    if (w.pairwise > 0 || w.topK > 0 || w.neighbours > 0) {
       const target = similarityTarget(batch.embeddings, w.topK > 0 ? this.k : undefined);
       for (const [name, loss, weight] of [
         ['pairwise', this.pairwise, w.pairwise],
         ['topk', this.topK, w.topK],
+        ['neighbours', this.neighbours, w.neighbours],
       ] as const) {
         if (weight === 0) continue;
         const value = loss.compute(adapted, target);

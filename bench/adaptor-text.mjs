@@ -1,0 +1,97 @@
+// Matryoshka-Adaptor on a text model trained without MRL (WordNet example -> gloss pairs, one
+// nesting dim = d): recall@10 and nDCG@10 of held-out anchors per dim for plain truncation, PCA,
+// the unsupervised adaptor and the adaptor with the supervised ranking term, in one run.
+// Commands and results in packages/core/ADAPTOR.md:
+//   node packages/text/scripts/wordnet-files.mjs /tmp/wordnet
+//   node apps/cli/dist/bin.js fit --modality text --task pairs --data /tmp/wordnet/pairs.jsonl --train-limit 5000 --test-limit 1000 --vocab-size 4096 --max-length 24 --model-config '{"numLayers":1,"intermediateSize":256,"dropout":0}' --dims 128 --steps 200 --warmup-steps 20 --lr 0.003 --run-dir /tmp/text-pairs
+//   node bench/adaptor-text.mjs --run-dir /tmp/text-pairs --data /tmp/wordnet/pairs.jsonl
+import { compareByDim, fitAdaptor, formatComparison, initBackend, shorteningMethods } from '@mrl/core';
+import { encode, loadPairData, loadTextModel } from '@mrl/text';
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+};
+const runDir = arg('run-dir', '/tmp/text-pairs');
+const backend = await initBackend(arg('backend', 'wasm'));
+const started = performance.now();
+const model = await loadTextModel(runDir);
+const d = model.encoder.embeddingDim;
+// The same hash split as the fit (20 % of the anchors held out): the test anchors were seen by
+// neither the model nor the adaptor.
+const data = await loadPairData({ trainFile: arg('data', '/tmp/wordnet/pairs.jsonl') });
+const trainCount = Math.min(Number(arg('train-limit', '3000')), data.train.size);
+const testCount = Math.min(Number(arg('test-limit', '1000')), data.test.size);
+const pick = (source, n) => Array.from({ length: n }, (_, i) => source.examples[i]);
+const train = pick(data.train, trainCount);
+const test = pick(data.test, testCount);
+/** Unit-norm full embeddings of texts, as `mrl-cli embed` writes them (what the adaptor sees). */
+const embed = async (texts) => ({ data: (await encode(model, texts, { dim: d })).data, rows: texts.length, dim: d });
+const queries = await embed(train.map((p) => p.anchor));
+const documents = await embed(train.map((p) => p.positive));
+const negatives = await embed(train.map((p) => p.negative));
+const corpus = {
+  data: Float32Array.from([...queries.data, ...documents.data, ...negatives.data]),
+  rows: 3 * trainCount,
+  dim: d,
+};
+// Candidates: the test positives (label i: relevant to anchor i) and hard negatives (no anchor's).
+const testQueries = await embed(test.map((p) => p.anchor));
+const testPositives = await embed(test.map((p) => p.positive));
+const testNegatives = await embed(test.map((p) => p.negative));
+const database = {
+  data: Float32Array.from([...testPositives.data, ...testNegatives.data]),
+  rows: 2 * testCount,
+  dim: d,
+};
+if (arg('center-input', 'false') === 'true') {
+  // Subtract the training corpus' mean from every set first (as bench/adaptor.mjs --center-input).
+  const mean = new Float64Array(d);
+  for (let i = 0; i < corpus.data.length; i++) mean[i % d] += corpus.data[i] / corpus.rows;
+  for (const set of [corpus, queries, documents, testQueries, database]) {
+    for (let i = 0; i < set.data.length; i++) set.data[i] -= mean[i % d];
+  }
+}
+const databaseLabels = Int32Array.from({ length: 2 * testCount }, (_, i) => (i < testCount ? i : -1 - i));
+const queryLabels = Int32Array.from({ length: testCount }, (_, i) => i);
+const embedSeconds = (performance.now() - started) / 1000;
+const dims = (arg('dims', '') || [8, 16, 32, 64, d].join(',')).split(',').map(Number);
+const common = {
+  corpus,
+  dims,
+  epochs: Number(arg('epochs', '4')),
+  batchSize: Number(arg('batch-size', '256')),
+  lr: Number(arg('lr', '0.001')),
+  rotation: arg('rotation', 'pca'),
+  lossWeights: {
+    ...(arg('kl', '') === '' ? {} : { neighbours: Number(arg('kl', '')) }),
+    ...(arg('topk', '') === '' ? {} : { topK: Number(arg('topk', '')) }),
+    ...(arg('pairwise', '') === '' ? {} : { pairwise: Number(arg('pairwise', '')) }),
+  },
+  seed: 0,
+};
+const fitStarted = performance.now();
+const unsupervised = await fitAdaptor(common);
+const supervised = await fitAdaptor({ ...common, pairs: { queries, documents } });
+const fitSeconds = (performance.now() - fitStarted) / 1000;
+const methods = shorteningMethods(corpus, await unsupervised.adaptor.weights());
+methods['adaptor+pairs'] = shorteningMethods(corpus, await supervised.adaptor.weights()).adaptor;
+unsupervised.adaptor.dispose();
+supervised.adaptor.dispose();
+const results = await compareByDim({
+  database,
+  databaseLabels,
+  queries: testQueries,
+  queryLabels,
+  dims,
+  transforms: methods,
+});
+console.log(
+  `WordNet example -> gloss, bert-tiny d=${d} trained on the full dim only (no MRL): ${testCount} held-out anchors over ${2 * testCount} candidates (their glosses and hard negatives)`,
+);
+console.log(
+  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ ${trainCount} pairs for adaptor+pairs): ${unsupervised.fit.steps} + ${supervised.fit.steps} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
+);
+console.log(formatComparison(results, 'retrieval'));
+console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
+model.dispose();

@@ -455,6 +455,7 @@ export const fitCommand = defineMrlCommand({
           ...optional('minDim', options['min-dim']),
           ...optional('weights', options.weights),
           head: options.head,
+          ...optional('headLrScale', options['head-lr-scale']),
           epochs: options.epochs ?? 10,
           batchSize: options['batch-size'] ?? 128,
           optimizer,

@@ -144,6 +144,11 @@ export const TRAIN_FLAGS = {
     description: 'relative importance of each nesting dim in the loss, e.g. 2,2,1,1,1 (default: 1 each)',
     modalities: ['vision', 'align'],
   },
+  'head-lr-scale': {
+    type: 'number',
+    description: "the linear heads' learning rate as a multiple of --lr, MRL and FF alike (default 1)",
+    modalities: ['vision'],
+  },
   'dims-per-step': {
     type: 'integer',
     description: 'sample this many nesting dims per step (the full dim always kept)',

@@ -31,6 +31,22 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
     expect(line).toContain('dims[1] = 32 is not an integer in [1, 16]');
   });
 
+  it('--head-lr-scale must be > 0, and reaches the vision run', async () => {
+    const line = expectOneParagraphError(
+      await cli([
+        'fit',
+        '--head-lr-scale',
+        '0',
+        '--dim',
+        '16',
+        ...['--train-limit', '256', '--epochs', '1'],
+        '--run-dir',
+        join(dir, 'run-hl'),
+      ]),
+    );
+    expect(line).toContain('headLrScale must be a finite number > 0, got 0.');
+  });
+
   it('loss weights: one per nesting dim, numbers, vision only', async () => {
     const count = expectOneParagraphError(
       await cli(['fit', '--dim', '64', '--weights', '2,1', '--run-dir', join(dir, 'run-w1')]),

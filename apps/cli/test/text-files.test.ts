@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeWordNetFiles } from '@mrl/text';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +81,51 @@ describe('mrl-cli fit --modality text --data <your file>', () => {
       .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.id)).toEqual(['1', '2', '4']);
     for (const l of lines) expect(Math.hypot(...(l.embedding as number[]))).toBeCloseTo(1, 4);
+  });
+
+  it('--head picks separate heads (MRL) or one shared head (MRL-E) for a classify file, as for vision', {
+    timeout: 300_000,
+  }, async () => {
+    // The head's variables in the final checkpoint show which head trained; the table names it.
+    const headKeys = async (run: string): Promise<string[]> => {
+      const folder = join(run, 'checkpoints');
+      const file = (await readdir(folder))
+        .filter((f) => f.endsWith('.safetensors'))
+        .sort()
+        .at(-1)!;
+      const bytes = await readFile(join(folder, file));
+      const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
+      return Object.keys(header).filter((k) => k.startsWith('param/objective/'));
+    };
+    const tiny = ['--model-config', '{"numLayers":1}', '--max-length', '16', '--steps', '2', '--batch-size', '8'];
+    const runs = { separate: join(dir, 'head-separate'), shared: join(dir, 'head-shared') };
+    for (const head of ['separate', 'shared'] as const) {
+      const r = await cli([
+        'fit',
+        '--modality',
+        'text',
+        '--data',
+        files.classification,
+        '--dims',
+        '8,32,128',
+        '--head',
+        head,
+        '--train-limit',
+        '64',
+        '--test-limit',
+        '32',
+        ...tiny,
+        '--run-dir',
+        runs[head],
+      ]);
+      expectOk(r);
+      const label = head === 'separate' ? 'MRL' : 'MRL-E';
+      expect(r.stdout).toMatch(new RegExp(`^dim\\s+${label} top-1 %\\s+${label} 1-NN %`, 'm'));
+    }
+    expect((await headKeys(runs.separate)).sort()).toEqual(
+      ['b128', 'b32', 'b8', 'w128', 'w32', 'w8'].map((k) => `param/objective/${k}`).sort(),
+    );
+    expect((await headKeys(runs.shared)).sort()).toEqual(['param/objective/b', 'param/objective/w']);
   });
 
   it('trains on pairs with hard negatives and beats chance at every dim', { timeout: 600_000 }, async () => {

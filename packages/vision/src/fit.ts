@@ -51,6 +51,11 @@ export interface VisionFitOptions extends TrainSettings {
   weights?: number[];
   minDim?: number;
   head: HeadKind;
+  /**
+   * The linear heads' learning rate as a multiple of the encoder's, for MRL and FF alike (default
+   * 1). With many classes the heads lag their embedding; see `trainClassifier`.
+   */
+  headLrScale?: number;
   epochs: number;
   batchSize: number;
   optimizer: OptimizerConfig;

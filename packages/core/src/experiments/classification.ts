@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Encoder } from '../encoder.js';
 import { embedDataset, type EmbeddingMatrix } from '../evaluate/embeddings.js';
+import { MrlError } from '../errors.js';
 import { headTop1, retrievalMetrics } from '../evaluate/metrics.js';
 import { SeparateHeads, SharedHead, type PrefixHead } from '../heads.js';
 import { MatryoshkaLoss } from '../matryoshka-loss.js';
@@ -34,12 +35,27 @@ export async function trainClassifier(options: {
   head: HeadKind;
   trainer: TrainerOptions;
   /**
+   * The heads' learning rate as a multiple of the trainer's (default 1), through the trainer's
+   * `lrScales`. Adam moves each weight by about lr a step, so a linear head over many classes
+   * builds its margins slowly at the encoder's rate; on 300 glyph classes a scale of 10 took
+   * MRL's 8-dim head from 1.4% to 12.9% top-1 at the same 405 steps (BENCHMARKS.md).
+   */
+  headLrScale?: number;
+  /**
    * Training batches to use instead of `train`'s rows (e.g. images decoded with augmentation as
    * they are needed); `train` still gives the class count and is what evaluation embeds.
    */
   batches?: BatchSource<SupervisedBatch<tf.Tensor, ClassTarget>>;
 }): Promise<ClassifierRun> {
   checkArrayDataset(options.train, 'training data');
+  const headLrScale = options.headLrScale ?? 1;
+  if (!(headLrScale > 0) || !Number.isFinite(headLrScale)) {
+    throw new MrlError(
+      'invalid-config',
+      `headLrScale must be a finite number > 0, got ${options.headLrScale}.`,
+      "Pass the factor for the heads' learning rate, e.g. 10 (1 trains them at the encoder's rate).",
+    );
+  }
   const d = options.encoder.embeddingDim;
   const random = createRandom(options.trainer.seed, 3);
   const head =
@@ -52,7 +68,19 @@ export async function trainClassifier(options: {
     ...(options.weights === undefined ? {} : { weights: options.weights }),
   });
   const model = new MatryoshkaModel(options.encoder, loss);
-  const trainer = new Trainer(model, options.batches ?? classificationBatches(options.train), options.trainer);
+  const trainerOptions: TrainerOptions =
+    headLrScale === 1
+      ? options.trainer
+      : {
+          ...options.trainer,
+          lrScales: new Map([
+            ...(options.trainer.lrScales ?? new Map<string, number>()),
+            ...[...model.variables().keys()]
+              .filter((name) => name.startsWith('objective/'))
+              .map((name): [string, number] => [name, headLrScale * (options.trainer.lrScales?.get(name) ?? 1)]),
+          ]),
+        };
+  const trainer = new Trainer(model, options.batches ?? classificationBatches(options.train), trainerOptions);
   const fit = await trainer.fit();
   trainer.optimizer.dispose();
   return { encoder: options.encoder, head, dims: loss.dims, fit };

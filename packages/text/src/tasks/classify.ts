@@ -274,7 +274,7 @@ function classifyRunTable(
       { key: 'nnTop1', header: '1-NN %', kind: 'percent' },
     ],
     series: [
-      dimSeries('mrl', options.head === 'shared' ? 'MRL-E' : 'MRL', at, (x) => values(mrl.top1?.[x.j], mrl.nn[x.j])),
+      dimSeries('mrl', options.head === 'separate' ? 'MRL' : 'MRL-E', at, (x) => values(mrl.top1?.[x.j], mrl.nn[x.j])),
       ...(ff.size > 0
         ? [
             dimSeries(

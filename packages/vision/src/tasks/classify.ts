@@ -74,6 +74,7 @@ export function trainVisionModel(task: VisionTask, label: string): Promise<Class
     dims: mrl ? data.dims : [m],
     ...(mrl && options.weights !== undefined ? { weights: options.weights } : {}),
     head: mrl ? options.head : 'separate',
+    ...(options.headLrScale === undefined ? {} : { headLrScale: options.headLrScale }),
     trainer: visionTrainer(task, label),
     ...(data.trainBatches === undefined ? {} : { batches: data.trainBatches }),
   });

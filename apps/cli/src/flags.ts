@@ -157,8 +157,8 @@ export const TRAIN_FLAGS = {
   head: {
     type: 'enum',
     options: ['separate', 'shared'],
-    default: 'separate',
-    description: 'separate heads (MRL) or one sliced head (MRL-E); text: classify files',
+    description:
+      'separate heads (MRL) or one sliced head (MRL-E); default separate for vision, shared for text classify files',
     modalities: ['vision', 'text'],
   },
   task: {

@@ -411,8 +411,8 @@ export const fitCommand = defineMrlCommand({
           ...optional('maxTextChars', options['max-text-chars']),
           ...optional('longText', options['long-text']),
           ...(compare.length === 0 ? {} : { compare: compare as TextBaseline[] }),
-          // The one --head flag, as for vision: separate heads (MRL) unless --head shared (MRL-E).
-          head: options.head,
+          // The one --head flag; without it text classify files keep the library's default (shared, MRL-E).
+          ...optional('head', options.head),
           // The BERT config fixes d; --dims picks the nesting dims within it.
           ...optional('dims', options.dims),
           ...optional('minDim', options['min-dim']),
@@ -454,7 +454,7 @@ export const fitCommand = defineMrlCommand({
           dims,
           ...optional('minDim', options['min-dim']),
           ...optional('weights', options.weights),
-          head: options.head,
+          head: options.head ?? 'separate',
           ...optional('headLrScale', options['head-lr-scale']),
           epochs: options.epochs ?? 10,
           batchSize: options['batch-size'] ?? 128,

@@ -45,14 +45,17 @@ describe('mrl-cli fit --modality text --data <your file>', () => {
       run,
     ]);
     expectOk(r);
-    // The table names the file and puts FF and SVD beside MRL, with the majority class under it.
-    expect(r.stdout).toMatch(/lexnames\.jsonl, bert-tiny, d=128, MRL vs FF vs SVD: classify, 4 classes/);
-    expect(r.stdout).toMatch(/^dim\s+MRL top-1 %\s+MRL 1-NN %\s+FF top-1 %\s+FF 1-NN %\s+SVD top-1 %\s+SVD 1-NN %$/m);
+    // The table names the file and puts FF and SVD beside the Matryoshka model (without --head, text
+    // classify files train the shared head: MRL-E), with the majority class under it.
+    expect(r.stdout).toMatch(/lexnames\.jsonl, bert-tiny, d=128, MRL-E vs FF vs SVD: classify, 4 classes/);
+    expect(r.stdout).toMatch(
+      /^dim\s+MRL-E top-1 %\s+MRL-E 1-NN %\s+FF top-1 %\s+FF 1-NN %\s+SVD top-1 %\s+SVD 1-NN %$/m,
+    );
     const majority = Number(/^baseline \(majority class\): top-1 % (\d+\.\d\d)/m.exec(r.stdout)![1]);
     const table = rows(r.stdout);
     expect([...table.keys()]).toEqual([8, 32, 128]);
-    // MRL's head beats the majority class at every dim.
-    for (const [dim, [top1]] of table) expect(top1, `MRL top-1 at ${dim}`).toBeGreaterThan(majority + 10);
+    // MRL-E's head beats the majority class at every dim.
+    for (const [dim, [top1]] of table) expect(top1, `MRL-E top-1 at ${dim}`).toBeGreaterThan(majority + 10);
     const labels = JSON.parse(await readFile(join(run, 'labels.json'), 'utf8'));
     expect(JSON.stringify(labels)).toContain('noun.animal');
 

@@ -7,7 +7,7 @@
 //   node scripts/gpu-check/check.mjs [--backend webgpu] [--reference cpu] [--models mlp,resnet18,vit,bert]
 //                                    [--steps 3] [--tolerance 1e-3] [--batch-scale 1] [--json out.json]
 // In the pack, run.sh runs the bundled copy of this file (pack.sh builds it).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -20,6 +20,7 @@ import {
   MrlError,
   SgdOptimizer,
   SharedHead,
+  writeFileAtomically,
 } from '@mrl/core';
 import { createVisionEncoder } from '../../packages/vision/dist/models/registry.js';
 import { BertEncoder, bertConfig } from '../../packages/text/dist/bert.js';
@@ -218,7 +219,7 @@ async function main() {
     );
   }
   if (options.json !== undefined) {
-    writeFileSync(
+    await writeFileAtomically(
       options.json,
       `${JSON.stringify({ options, backend: main.detail, reference: reference?.detail, rows }, null, 2)}\n`,
     );

@@ -178,6 +178,23 @@ describe.each(NATIVE_OPTIONS)('Conv2DBackpropInput on wasm (kernels: %s)', (_nam
     });
   }
 
+  // Stride 1 runs natively as a forward Conv with the rotated filter (ConvTranspose otherwise):
+  // ResNet-18's layer shapes, and an even filter whose 'same' padding is asymmetric.
+  for (const c of [
+    { name: 'ResNet-18 layer 1', x: [2, 8, 8, 64], filter: [3, 3, 64, 64], strides: 1, pad: 'same' },
+    { name: 'ResNet-18 layer 4', x: [2, 4, 4, 512], filter: [3, 3, 512, 512], strides: 1, pad: 'same' },
+    { name: 'even 2x2 filter, same', x: [2, 7, 6, 3], filter: [2, 2, 3, 5], strides: 1, pad: 'same' },
+  ] satisfies Case[]) {
+    it(`stride 1, ${c.name}, matches cpu to 1e-5`, async () => {
+      await expectKernelMatchesCpu(
+        'Conv2DBackpropInput',
+        { dy: randomHost(dyShape(c), 27), filter: randomHost(c.filter, 28) },
+        attrs(c),
+        1e-5,
+      );
+    });
+  }
+
   it('tf.conv2dTranspose (a user of the kernel) matches cpu', async () => {
     const dyVals = randomArray(2 * 4 * 5 * 6, 25);
     const wVals = randomArray(3 * 3 * 2 * 6, 26);

@@ -1,0 +1,165 @@
+// ResNet-18's convolution gradients on native kernels (ONNX Runtime, 1 thread), old form against
+// new, paired, in CPU time of this process (user + system: a shared machine's neighbours move it
+// far less than wall time):
+//   filter gradient: im2col + one GEMM  vs  one graph of strided slices, a product per tap;
+//   input gradient:  ConvTranspose                vs  Conv with the rotated filter (stride 1).
+// Run after `pnpm run build`:  node bench/conv-kernels.mjs [--reps 7]
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { pathToFileURL } from 'node:url';
+
+const requireFromKernels = createRequire(new URL('../packages/kernels/package.json', import.meta.url));
+const load = (name) => import(pathToFileURL(requireFromKernels.resolve(name)).href);
+const tf = await load('@tensorflow/tfjs');
+await load('@tensorflow/tfjs-backend-wasm');
+const { loadOnnxRuntimeKernels, registerWasmTrainingKernels, node, ONNX_FLOAT, onnxModel, valueInfo } = await import(
+  '../packages/kernels/dist/index.js'
+);
+const { createConv2DBackpropFilterKernel } = await import('../packages/kernels/dist/wasm/conv2d_backprop_filter.js');
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+};
+const REPS = Number(arg('reps', '7'));
+await tf.setBackend('wasm');
+const native = loadOnnxRuntimeKernels({ threads: 1 });
+if (native === undefined) throw new Error('onnxruntime-node does not load here');
+registerWasmTrainingKernels({ native });
+const shipped = {
+  Conv2D: tf.getKernel('Conv2D', 'wasm'),
+  Transpose: tf.getKernel('Transpose', 'wasm'),
+  BatchMatMul: tf.getKernel('BatchMatMul', 'wasm'),
+};
+const get = (name) => shipped[name];
+const im2col = createConv2DBackpropFilterKernel(get, native, undefined, false);
+const sliced = createConv2DBackpropFilterKernel(get, native);
+
+const cpuMs = (fn) => {
+  const t = process.cpuUsage();
+  fn();
+  const d = process.cpuUsage(t);
+  return (d.user + d.system) / 1000;
+};
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** Median CPU ms of each form and the median of per-pair ratios (new / old), alternating order. */
+function paired(oldForm, newForm) {
+  oldForm();
+  newForm();
+  const a = [];
+  const b = [];
+  for (let r = 0; r < REPS; r++) {
+    if (r % 2 === 0) {
+      a.push(cpuMs(oldForm));
+      b.push(cpuMs(newForm));
+    } else {
+      b.push(cpuMs(newForm));
+      a.push(cpuMs(oldForm));
+    }
+  }
+  return { old: median(a), now: median(b), ratio: median(a.map((x, i) => b[i] / x)) };
+}
+const withKernel = (config, fn) => () => {
+  tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
+  tf.registerKernel(config);
+  tf.tidy(fn);
+};
+const maxRel = (a, b) => {
+  let scale = 0;
+  for (const v of b) scale = Math.max(scale, Math.abs(v));
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m / scale;
+};
+
+/** ONNX Runtime's ConvTranspose on NHWC dY with TF.js's filter, the input gradient before. */
+function convTransposeModel() {
+  return onnxModel(
+    'convtranspose',
+    [
+      node('Transpose', ['A'], ['A_nchw'], { perm: [0, 3, 1, 2] }),
+      node('Transpose', ['B'], ['B_oihw'], { perm: [3, 2, 0, 1] }),
+      node('ConvTranspose', ['A_nchw', 'B_oihw'], ['Y_nchw'], {
+        strides: [1, 1],
+        pads: [1, 1, 1, 1],
+        kernel_shape: [3, 3],
+        output_padding: [0, 0],
+      }),
+      node('Transpose', ['Y_nchw'], ['Y'], { perm: [0, 2, 3, 1] }),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(11, 'B', ONNX_FLOAT),
+      valueInfo(12, 'Y', ONNX_FLOAT),
+    ],
+    { '': 13 },
+  );
+}
+
+console.log(`tfjs ${tf.version.tfjs}, node ${process.version}, ${native.detail}`);
+console.log(
+  `load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')} on ${os.availableParallelism()} cpus`,
+);
+console.log(`CPU ms per call, medians of ${REPS} alternating pairs; ratio = median of new/old per pair`);
+console.log(
+  'ResNet-18 layer (batch 16)       dW im2col  dW sliced  ratio  max rel diff | dX ConvT  dX Conv  ratio  max rel diff',
+);
+let totalOld = 0;
+let totalNew = 0;
+for (const [h, c] of [
+  [32, 64],
+  [16, 128],
+  [8, 256],
+  [4, 512],
+]) {
+  const x = tf.randomNormal([16, h, h, c], 0, 1, 'float32', 1);
+  const dy = tf.randomNormal([16, h, h, c], 0, 1, 'float32', 2);
+  const filter = tf.randomNormal([3, 3, c, c], 0, 1, 'float32', 3);
+  const attrs = {
+    strides: [1, 1],
+    pad: 'same',
+    dataFormat: 'NHWC',
+    dimRoundingMode: undefined,
+    filterShape: [3, 3, c, c],
+  };
+  const dW = () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs);
+  const w = paired(withKernel(im2col, dW), withKernel(sliced, dW));
+  const values = (config) => {
+    tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
+    tf.registerKernel(config);
+    const t = dW();
+    const v = t.dataSync().slice();
+    t.dispose();
+    return v;
+  };
+  const wDiff = maxRel(values(sliced), values(im2col));
+
+  const dyData = dy.dataSync();
+  const fData = filter.dataSync();
+  const out = new Float32Array(dyData.length);
+  const outOld = new Float32Array(dyData.length);
+  const shape = [16, h, h, c];
+  const geometry = { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1] };
+  const dxOld = () =>
+    native.graph(
+      'convtranspose',
+      convTransposeModel,
+      { A: { data: dyData, shape }, B: { data: fData, shape: [3, 3, c, c] } },
+      {
+        Y: { data: outOld, shape },
+      },
+    );
+  const dxNew = () => native.conv2dBackpropInput(dyData, shape, fData, [3, 3, c, c], out, shape, geometry);
+  const d = paired(dxOld, dxNew);
+  const dDiff = maxRel(out, outOld);
+  totalOld += w.old + d.old;
+  totalNew += w.now + d.now;
+  console.log(
+    `16x${h}x${h}x${c}, 3x3 s1`.padEnd(33) +
+      `${w.old.toFixed(1).padStart(9)} ${w.now.toFixed(1).padStart(11)} ${w.ratio.toFixed(2).padStart(6)} ${wDiff.toExponential(1).padStart(13)} |` +
+      `${d.old.toFixed(1).padStart(9)} ${d.now.toFixed(1).padStart(8)} ${d.ratio.toFixed(2).padStart(6)} ${dDiff.toExponential(1).padStart(13)}`,
+  );
+  tf.dispose([x, dy, filter]);
+}
+console.log(`sum over the four shapes: ${totalOld.toFixed(1)} -> ${totalNew.toFixed(1)} ms`);

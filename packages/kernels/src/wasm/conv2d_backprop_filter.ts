@@ -9,7 +9,7 @@
 // On native kernels the whole gradient is one ONNX Runtime graph (`conv2dBackpropFilter` in
 // ../native/onnxruntime.ts: strided slices of a padded X as [C, P] per tap, a product per tap
 // with dY): im2col's copy loop in JavaScript and its transposed-operand GEMM took 28 ms of a
-// [16, 32, 32, 64] 3x3 filter gradient, the graph 19 ms (bench/conv-kernels.mjs).
+// [16, 32, 32, 64] 3x3 filter gradient, the graph 19 ms (bench/resnet-kernels.mjs).
 // The forward-convolution form:
 //   dW[i, j, c, o] = sum_{n, y, x} X[n, y*s + i*d - pad, x*s + j*d - pad, c] * dY[n, y, x, o]
 // is Conv2D(input X' = X as [C, H, W, N], filter dY' = dY as [Ho, Wo, N, Cout]) with the

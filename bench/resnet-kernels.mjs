@@ -1,9 +1,10 @@
-// ResNet-18's convolution gradients on native kernels (ONNX Runtime, 1 thread), old form against
-// new, paired, in CPU time of this process (user + system: a shared machine's neighbours move it
-// far less than wall time):
+// ResNet-18's convolution gradients on native kernels (ONNX Runtime, 1 thread) and its batch norm,
+// old form against new, paired, in CPU time of this process (user + system: a shared machine's
+// neighbours move it far less than wall time):
 //   filter gradient: im2col + one GEMM  vs  one graph of strided slices, a product per tap;
-//   input gradient:  ConvTranspose                vs  Conv with the rotated filter (stride 1).
-// Run after `pnpm run build`:  node bench/conv-kernels.mjs [--reps 7]
+//   input gradient:  ConvTranspose                vs  Conv with the rotated filter (stride 1);
+//   batch norm (training, value and gradients): tensor ops  vs  the two SIMD kernels.
+// Run after `pnpm run build`:  node bench/resnet-kernels.mjs [--reps 7]
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -16,6 +17,8 @@ const { loadOnnxRuntimeKernels, registerWasmTrainingKernels, node, ONNX_FLOAT, o
   '../packages/kernels/dist/index.js'
 );
 const { createConv2DBackpropFilterKernel } = await import('../packages/kernels/dist/wasm/conv2d_backprop_filter.js');
+const { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } = await import('../packages/kernels/dist/index.js');
+const { batchNormTraining } = await import('../packages/core/dist/index.js');
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -163,3 +166,54 @@ for (const [h, c] of [
   tf.dispose([x, dy, filter]);
 }
 console.log(`sum over the four shapes: ${totalOld.toFixed(1)} -> ${totalNew.toFixed(1)} ms`);
+
+// Batch norm: forward and backward (upstream gradient w) of batchNorm(x), with and without the fused
+// kernels. The wasm backend runs eagerly, so nothing is read back inside the timed calls.
+console.log('\nbatch norm, training (batch 16)    tensor ops  fused  ratio  max rel diff (value, dx, dgamma, dbeta)');
+const fusedConfigs = [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD].map((name) => tf.getKernel(name, 'wasm'));
+const setFused = (on) => {
+  for (const config of fusedConfigs) {
+    if (tf.getKernel(config.kernelName, 'wasm') !== undefined) tf.unregisterKernel(config.kernelName, 'wasm');
+    if (on) tf.registerKernel(config);
+  }
+};
+let bnOld = 0;
+let bnNew = 0;
+for (const [h, c, count] of [
+  [32, 64, 5],
+  [16, 128, 5],
+  [8, 256, 5],
+  [4, 512, 5],
+]) {
+  const x = tf.randomNormal([16, h, h, c], 0.5, 2, 'float32', 4);
+  const w = tf.randomNormal([16, h, h, c], 0, 1, 'float32', 5);
+  const gamma = tf.randomNormal([c], 1, 0.1, 'float32', 6);
+  const beta = tf.randomNormal([c], 0, 0.1, 'float32', 7);
+  const f = tf.valueAndGrads((xx, g, b) => batchNormTraining(xx, g, b, 1e-5));
+  const run = (on) => () => {
+    setFused(on);
+    tf.tidy(() => {
+      f([x, gamma, beta], w);
+    });
+  };
+  const values = (on) => {
+    setFused(on);
+    return tf.tidy(() => {
+      const { value, grads } = f([x, gamma, beta], w);
+      return [value, ...grads].map((t) => t.dataSync().slice());
+    });
+  };
+  const t = paired(run(false), run(true));
+  const a = values(true);
+  const b = values(false);
+  const diffs = a.map((v, i) => maxRel(v, b[i]).toExponential(1)).join(', ');
+  bnOld += count * t.old;
+  bnNew += count * t.now;
+  console.log(
+    `16x${h}x${h}x${c}`.padEnd(35) +
+      `${t.old.toFixed(1).padStart(10)} ${t.now.toFixed(1).padStart(6)} ${t.ratio.toFixed(2).padStart(6)}  ${diffs}`,
+  );
+  tf.dispose([x, w, gamma, beta]);
+}
+setFused(true);
+console.log(`ResNet-18's 20 batch norms (5 per width): ${bnOld.toFixed(1)} -> ${bnNew.toFixed(1)} ms`);

@@ -3,6 +3,7 @@
 // neighbours move it far less than wall time):
 //   filter gradient: im2col + one GEMM  vs  one graph of strided slices, a product per tap;
 //   input gradient:  ConvTranspose                vs  Conv with the rotated filter (stride 1);
+//   1x1 stride-2 shortcuts, forward and input gradient: Conv / ConvTranspose  vs  NHWC products;
 //   batch norm (training, value and gradients): tensor ops  vs  the two SIMD kernels.
 // Run after `pnpm run build`:  node bench/resnet-kernels.mjs [--reps 7]
 import { createRequire } from 'node:module';
@@ -75,18 +76,23 @@ const maxRel = (a, b) => {
   return m / scale;
 };
 
-/** ONNX Runtime's ConvTranspose on NHWC dY with TF.js's filter, the input gradient before. */
-function convTransposeModel() {
+/**
+ * The graphs before: ONNX Runtime's Conv or ConvTranspose between NHWC transposes, TF.js's filter
+ * to [Cout, Cin, fh, fw] by one 4-D transpose (the input gradient of a 3x3 stride-1 'same'
+ * convolution, or a 1x1 stride-2 shortcut).
+ */
+function previousModel(op, kernel, stride, outputPadding) {
+  const pad = (kernel - 1) / 2;
   return onnxModel(
-    'convtranspose',
+    `previous-${op}-${kernel}`,
     [
       node('Transpose', ['A'], ['A_nchw'], { perm: [0, 3, 1, 2] }),
       node('Transpose', ['B'], ['B_oihw'], { perm: [3, 2, 0, 1] }),
-      node('ConvTranspose', ['A_nchw', 'B_oihw'], ['Y_nchw'], {
-        strides: [1, 1],
-        pads: [1, 1, 1, 1],
-        kernel_shape: [3, 3],
-        output_padding: [0, 0],
+      node(op, ['A_nchw', 'B_oihw'], ['Y_nchw'], {
+        strides: [stride, stride],
+        pads: [pad, pad, pad, pad],
+        kernel_shape: [kernel, kernel],
+        ...(op === 'ConvTranspose' ? { output_padding: [outputPadding, outputPadding] } : {}),
       }),
       node('Transpose', ['Y_nchw'], ['Y'], { perm: [0, 2, 3, 1] }),
       valueInfo(11, 'A', ONNX_FLOAT),
@@ -96,6 +102,7 @@ function convTransposeModel() {
     { '': 13 },
   );
 }
+const convTransposeModel = () => previousModel('ConvTranspose', 3, 1, 0);
 
 console.log(`tfjs ${tf.version.tfjs}, node ${process.version}, ${native.detail}`);
 console.log(
@@ -166,6 +173,54 @@ for (const [h, c] of [
   tf.dispose([x, dy, filter]);
 }
 console.log(`sum over the four shapes: ${totalOld.toFixed(1)} -> ${totalNew.toFixed(1)} ms`);
+
+// ResNet-18's three 1x1 stride-2 shortcuts (batch 16): forward and input gradient.
+console.log(
+  '\n1x1 stride-2 shortcut (batch 16)   fwd Conv  fwd product  ratio  max rel diff | dX ConvT  dX product  ratio  max rel diff',
+);
+for (const [h, c] of [
+  [32, 64],
+  [16, 128],
+  [8, 256],
+]) {
+  const [ho, co] = [h / 2, 2 * c];
+  const xData = tf.randomNormal([16, h, h, c], 0, 1, 'float32', 8).dataSync();
+  const dyData = tf.randomNormal([16, ho, ho, co], 0, 1, 'float32', 9).dataSync();
+  const fData = tf.randomNormal([1, 1, c, co], 0, 1, 'float32', 10).dataSync();
+  const [xShape, yShape, fShape] = [
+    [16, h, h, c],
+    [16, ho, ho, co],
+    [1, 1, c, co],
+  ];
+  const geometry = { strides: [2, 2], dilations: [1, 1], pads: [0, 0, 0, 0] };
+  const [y0, y1] = [new Float32Array(dyData.length), new Float32Array(dyData.length)];
+  const fwdOld = () =>
+    native.graph(
+      'previous-conv-1x1',
+      () => previousModel('Conv', 1, 2, 0),
+      { A: { data: xData, shape: xShape }, B: { data: fData, shape: fShape } },
+      { Y: { data: y0, shape: yShape } },
+    );
+  const fwdNew = () => native.conv2d(xData, xShape, fData, fShape, y1, yShape, geometry);
+  const f = paired(fwdOld, fwdNew);
+  const fDiff = maxRel(y1, y0);
+  const [d0, d1] = [new Float32Array(xData.length), new Float32Array(xData.length)];
+  const dxOld = () =>
+    native.graph(
+      'previous-convt-1x1',
+      () => previousModel('ConvTranspose', 1, 2, 1),
+      { A: { data: dyData, shape: yShape }, B: { data: fData, shape: fShape } },
+      { Y: { data: d0, shape: xShape } },
+    );
+  const dxNew = () => native.conv2dBackpropInput(dyData, yShape, fData, fShape, d1, xShape, geometry);
+  const d = paired(dxOld, dxNew);
+  const dDiff = maxRel(d1, d0);
+  console.log(
+    `16x${h}x${h}x${c} -> ${co}`.padEnd(35) +
+      `${f.old.toFixed(1).padStart(8)} ${f.now.toFixed(1).padStart(12)} ${f.ratio.toFixed(2).padStart(6)} ${fDiff.toExponential(1).padStart(13)} |` +
+      `${d.old.toFixed(1).padStart(9)} ${d.now.toFixed(1).padStart(11)} ${d.ratio.toFixed(2).padStart(6)} ${dDiff.toExponential(1).padStart(13)}`,
+  );
+}
 
 // Batch norm: forward and backward (upstream gradient w) of batchNorm(x), with and without the fused
 // kernels. The wasm backend runs eagerly, so nothing is read back inside the timed calls.

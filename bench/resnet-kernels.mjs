@@ -3,6 +3,7 @@
 // neighbours move it far less than wall time):
 //   filter gradient: im2col + one GEMM  vs  one graph of strided slices, a product per tap;
 //   input gradient:  ConvTranspose                vs  Conv with the rotated filter (stride 1);
+//   forward Conv: the filter to [Cout, Cin, fh, fw] by one 4-D transpose  vs  two single-axis ones;
 //   1x1 stride-2 shortcuts, forward and input gradient: Conv / ConvTranspose  vs  NHWC products;
 //   batch norm (training, value and gradients): tensor ops  vs  the two SIMD kernels.
 // Run after `pnpm run build`:  node bench/resnet-kernels.mjs [--reps 7]
@@ -115,6 +116,7 @@ console.log(`CPU ms per call, medians of ${REPS} alternating pairs; ratio = medi
 console.log(
   'ResNet-18 layer (batch 16)       dW im2col  dW sliced  ratio  max rel diff | dX ConvT  dX Conv  ratio  max rel diff',
 );
+const forward = [];
 let totalOld = 0;
 let totalNew = 0;
 for (const [h, c] of [
@@ -163,8 +165,23 @@ for (const [h, c] of [
   const dxNew = () => native.conv2dBackpropInput(dyData, shape, fData, [3, 3, c, c], out, shape, geometry);
   const d = paired(dxOld, dxNew);
   const dDiff = maxRel(out, outOld);
-  totalOld += w.old + d.old;
-  totalNew += w.now + d.now;
+  const xData = x.dataSync();
+  const fwdOld = () =>
+    native.graph(
+      'previous-conv-3x3',
+      () => previousModel('Conv', 3, 1, 0),
+      { A: { data: xData, shape }, B: { data: fData, shape: [3, 3, c, c] } },
+      { Y: { data: outOld, shape } },
+    );
+  const fwdNew = () => native.conv2d(xData, shape, fData, [3, 3, c, c], out, shape, geometry);
+  const fw = paired(fwdOld, fwdNew);
+  const fwDiff = maxRel(out, outOld);
+  forward.push(
+    `16x${h}x${h}x${c}, 3x3 s1`.padEnd(33) +
+      `${fw.old.toFixed(1).padStart(9)} ${fw.now.toFixed(1).padStart(9)} ${fw.ratio.toFixed(2).padStart(6)} ${fwDiff.toExponential(1).padStart(13)}`,
+  );
+  totalOld += w.old + d.old + fw.old;
+  totalNew += w.now + d.now + fw.now;
   console.log(
     `16x${h}x${h}x${c}, 3x3 s1`.padEnd(33) +
       `${w.old.toFixed(1).padStart(9)} ${w.now.toFixed(1).padStart(11)} ${w.ratio.toFixed(2).padStart(6)} ${wDiff.toExponential(1).padStart(13)} |` +
@@ -172,7 +189,9 @@ for (const [h, c] of [
   );
   tf.dispose([x, dy, filter]);
 }
-console.log(`sum over the four shapes: ${totalOld.toFixed(1)} -> ${totalNew.toFixed(1)} ms`);
+console.log('\nforward Conv (filter layout by two single-axis transposes)  before  after  ratio  max rel diff');
+for (const line of forward) console.log(line);
+console.log(`sum over the four shapes, dW + dX + forward: ${totalOld.toFixed(1)} -> ${totalNew.toFixed(1)} ms`);
 
 // ResNet-18's three 1x1 stride-2 shortcuts (batch 16): forward and input gradient.
 console.log(

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from '@mrl/kernels';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, registerWasmTrainingKernels } from '@mrl/kernels';
 import { batchNormTraining, layerNorm } from '../src/ops/normalize.js';
 import { expectClose, onBackend, randomArray } from './helpers/close.js';
 
@@ -48,7 +48,25 @@ const SETTINGS = [
     [0, 1, 2],
     (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => batchNormTraining(x as tf.Tensor4D, g, b, 1e-5),
   ],
+  [
+    'batchNormTraining over N, H, W of [3, 4, 5, 8] (wasm: the fused kernels)',
+    [3, 4, 5, 8],
+    [0, 1, 2],
+    (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => batchNormTraining(x as tf.Tensor4D, g, b, 1e-5),
+  ],
 ] as const;
+
+/** Runs `f` on wasm with the fused batch-norm kernels unregistered: the tensor-op form. */
+async function withoutFusedBatchNorm<T>(f: () => T): Promise<T> {
+  await tf.setBackend('wasm');
+  tf.unregisterKernel(BATCH_NORM_TRAINING, 'wasm');
+  tf.unregisterKernel(BATCH_NORM_TRAINING_GRAD, 'wasm');
+  try {
+    return f();
+  } finally {
+    registerWasmTrainingKernels();
+  }
+}
 
 describe('closed-form normalisation gradients', () => {
   for (const [label, shape, axes, op] of SETTINGS) {
@@ -115,6 +133,91 @@ describe('closed-form normalisation gradients', () => {
     const { mean, variance } = tf.moments(x, [0, 1, 2]);
     expectClose(seen[0]!, mean.dataSync());
     expectClose(seen[1]!, variance.dataSync());
+    tf.dispose([x, mean, variance]);
+  });
+
+  for (const shape of [
+    [16, 8, 8, 64],
+    [2, 33, 1, 4],
+  ]) {
+    it(`batchNormTraining [${shape.join(', ')}]: the fused kernels equal the tensor-op form to 1e-5`, async () => {
+      const op = (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => batchNormTraining(x as tf.Tensor4D, g, b, 1e-5);
+      expect(tf.getKernel(BATCH_NORM_TRAINING, 'wasm')).toBeDefined();
+      const fused = await onBackend('wasm', () => valueAndGrads(shape, op));
+      const tensorOps = await withoutFusedBatchNorm(() => valueAndGrads(shape, op));
+      expect(tf.getKernel(BATCH_NORM_TRAINING, 'wasm')).toBeDefined();
+      fused.forEach((values, i) => expectClose(values, tensorOps[i]!, 1e-5));
+    });
+  }
+
+  it('batchNormTraining, fused on wasm: every gradient matches central finite differences in float64', async () => {
+    const [n, h, w, c] = [2, 3, 2, 4];
+    const rows = n * h * w;
+    const xs = Array.from(randomArray(rows * c, 10)).map((v, i) => 2 * v + (i % 3));
+    const gs = Array.from(randomArray(c, 11)).map((v) => 1 + v);
+    const bs = Array.from(randomArray(c, 12));
+    const ws = Array.from(randomArray(rows * c, 13));
+    const eps = 1e-5;
+    // The loss sum(batchNorm(x) * w) in float64, statistics over the rows of each channel.
+    const loss = (x: number[], g: number[], b: number[]) => {
+      let total = 0;
+      for (let ch = 0; ch < c; ch++) {
+        let mean = 0;
+        for (let r = 0; r < rows; r++) mean += x[r * c + ch]! / rows;
+        let variance = 0;
+        for (let r = 0; r < rows; r++) variance += (x[r * c + ch]! - mean) ** 2 / rows;
+        for (let r = 0; r < rows; r++)
+          total += (((x[r * c + ch]! - mean) / Math.sqrt(variance + eps)) * g[ch]! + b[ch]!) * ws[r * c + ch]!;
+      }
+      return total;
+    };
+    const step = 1e-5;
+    const central = (values: number[], at: (v: number[]) => number) =>
+      values.map(
+        (_, i) =>
+          (at(values.map((v, j) => (j === i ? v + step : v))) - at(values.map((v, j) => (j === i ? v - step : v)))) /
+          (2 * step),
+      );
+    const numeric = [
+      central(xs, (v) => loss(v, gs, bs)),
+      central(gs, (v) => loss(xs, v, bs)),
+      central(bs, (v) => loss(xs, gs, v)),
+    ];
+    await tf.setBackend('wasm');
+    const analytic = tf.tidy(() =>
+      tf
+        .grads((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(
+            tf.mul(
+              batchNormTraining(x as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, eps),
+              tf.tensor4d(ws, [n, h, w, c]),
+            ),
+          ),
+        )([tf.tensor4d(xs, [n, h, w, c]), tf.tensor1d(gs), tf.tensor1d(bs)])
+        .map((t) => t.dataSync().slice()),
+    );
+    analytic.forEach((values, i) => expectClose(values, numeric[i]!, 1e-3));
+    expect(Math.max(...numeric[0]!.map(Math.abs))).toBeGreaterThan(0.01);
+  });
+
+  it('batchNormTraining, fused on wasm, hands the batch moments to onMoments', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor4d(randomArray(2 * 3 * 3 * 8, 14), [2, 3, 3, 8]);
+    let seen: number[][] = [];
+    let shapes: number[][] = [];
+    tf.tidy(() =>
+      batchNormTraining(x, tf.ones([8]), tf.zeros([8]), 1e-5, (mean, variance) => {
+        shapes = [mean.shape, variance.shape];
+        seen = [Array.from(mean.dataSync()), Array.from(variance.dataSync())];
+      }),
+    );
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    expect(shapes).toEqual([
+      [1, 1, 1, 8],
+      [1, 1, 1, 8],
+    ]);
+    expectClose(seen[0]!, mean.dataSync(), 1e-5);
+    expectClose(seen[1]!, variance.dataSync(), 1e-5);
     tf.dispose([x, mean, variance]);
   });
 });

@@ -13,6 +13,11 @@ export {
 } from './backend.js';
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernelOptions } from './wasm/register.js';
 export { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from './wasm/native_softmax_ce.js';
+export {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  type BatchNormTrainingAttrs,
+} from './wasm/batch_norm.js';
 export { ADAMW_UPDATE, SGD_UPDATE, type AdamWUpdateAttrs, type SgdUpdateAttrs } from './wasm/optimizer_updates.js';
 export { PREFIX_SOFTMAX_CE, PREFIX_SOFTMAX_CE_GRAD, type PrefixSoftmaxAttrs } from './wasm/native_prefix_softmax.js';
 export {

@@ -206,6 +206,7 @@ describe('Conv2DBackpropFilter on native kernels, in chunks', () => {
       (name) => shipped[name as keyof typeof shipped],
       loadOnnxRuntimeKernels()!,
       3 * 7 * 27,
+      false,
     );
     tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
     tf.registerKernel(chunked);
@@ -220,5 +221,82 @@ describe('Conv2DBackpropFilter on native kernels, in chunks', () => {
       tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
       tf.registerKernel(registered);
     }
+  });
+});
+
+describe('Conv2DBackpropFilter on native kernels: one graph against im2col + GEMM', () => {
+  const native = loadOnnxRuntimeKernels()!;
+  const shipped = () => ({
+    Conv2D: tf.getKernel('Conv2D', 'wasm')!,
+    Transpose: tf.getKernel('Transpose', 'wasm')!,
+    BatchMatMul: tf.getKernel('BatchMatMul', 'wasm')!,
+  });
+  /** dW of `c` with the Conv2DBackpropFilter kernel swapped for `config` while it runs. */
+  async function withKernel(config: tf.KernelConfig, x: HostTensor, dy: HostTensor, c: Case, dilations = 1) {
+    const registered = tf.getKernel('Conv2DBackpropFilter', 'wasm')!;
+    tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
+    tf.registerKernel(config);
+    try {
+      return await kernelOn('wasm', 'Conv2DBackpropFilter', { x, dy }, { ...attrs(c), dilations });
+    } finally {
+      tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
+      tf.registerKernel(registered);
+    }
+  }
+  const nhwc = CASES.filter((c) => c.dataFormat !== 'NCHW' && c.filter[0] * c.filter[1] > 1);
+  const resnet: Case[] = [
+    { name: 'ResNet-18 layer 1', x: [2, 32, 32, 64], filter: [3, 3, 64, 64], strides: 1, pad: 'same' },
+    { name: 'ResNet-18 layer 4', x: [2, 4, 4, 512], filter: [3, 3, 512, 512], strides: 1, pad: 'same' },
+    { name: 'ResNet-18 downsampling 3x3', x: [2, 8, 8, 128], filter: [3, 3, 128, 256], strides: 2, pad: 'same' },
+  ];
+  for (const c of [...nhwc, ...resnet]) {
+    it(`${c.name}: the graph equals im2col to 1e-5`, async () => {
+      registerWasmTrainingKernels({ native });
+      const get = (name: string) => shipped()[name as keyof ReturnType<typeof shipped>];
+      const x = randomHost(c.x, 31);
+      const dy = randomHost(dyShape(c), 32);
+      const graph = await withKernel(createConv2DBackpropFilterKernel(get, native), x, dy, c);
+      const im2col = await withKernel(createConv2DBackpropFilterKernel(get, native, undefined, false), x, dy, c);
+      expect(graph.shape).toEqual(c.filter);
+      expectClose(graph.values, im2col.values, 1e-5);
+    });
+  }
+
+  it('dilation [2, 1], stride 2: the graph matches the definition', async () => {
+    registerWasmTrainingKernels({ native });
+    const c: Case = { name: 'dilated', x: [2, 11, 9, 3], filter: [3, 2, 3, 4], strides: 2, pad: 'same' };
+    const x = randomHost(c.x, 33);
+    const dy = randomHost(dyShape(c, [2, 1]), 34);
+    const wasm = await kernelOn('wasm', 'Conv2DBackpropFilter', { x, dy }, { ...attrs(c), dilations: [2, 1] });
+    expectClose(wasm.values, naiveFilterGrad(x, dy, c, [2, 1]), 1e-5);
+  });
+
+  it('tf.grad of sum(conv2d(x, w) * r) with respect to w matches central differences', async () => {
+    registerWasmTrainingKernels({ native });
+    const xs = randomHost([2, 7, 6, 5], 35);
+    const ws = randomHost([3, 3, 5, 4], 36);
+    const rs = randomHost([2, 4, 3, 4], 37); // stride 2, same: 7x6 -> 4x3
+    const x = tf.tensor4d(xs.values, xs.shape as Shape4);
+    const r = tf.tensor4d(rs.values, rs.shape as Shape4);
+    const loss = (w: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(x, w, 2, 'same'), r));
+    const w = tf.tensor4d(ws.values, ws.shape as Shape4);
+    const grad = tf.grad(loss)(w);
+    const analytic = grad.dataSync().slice();
+    // The loss is linear in w, so a wide step is exact up to rounding.
+    const eps = 0.5;
+    const numeric: number[] = [];
+    const picked: number[] = [];
+    for (let k = 0; k < ws.values.length; k += 7) {
+      const at = (delta: number) =>
+        tf.tidy(() => {
+          const v = Float32Array.from(ws.values);
+          v[k]! += delta;
+          return loss(tf.tensor4d(v, ws.shape as Shape4)).dataSync()[0]!;
+        });
+      numeric.push((at(eps) - at(-eps)) / (2 * eps));
+      picked.push(analytic[k]!);
+    }
+    expectClose(picked, numeric, 1e-4);
+    tf.dispose([x, r, w, grad]);
   });
 });

@@ -104,6 +104,25 @@ const CASES: Case[] = [
   { name: 'ResNet-ish 16 -> 16 channels', x: [4, 16, 16, 16], filter: [3, 3, 16, 16], strides: 2, pad: 'same' },
 ];
 
+const POINTWISE: Case[] = [
+  {
+    name: 'ResNet-18 shortcut 64 -> 128, stride 2',
+    x: [2, 32, 32, 64],
+    filter: [1, 1, 64, 128],
+    strides: 2,
+    pad: 'same',
+  },
+  {
+    name: 'ResNet-18 shortcut 256 -> 512, stride 2',
+    x: [2, 8, 8, 256],
+    filter: [1, 1, 256, 512],
+    strides: 2,
+    pad: 'valid',
+  },
+  { name: 'odd sizes, strides [3, 2], valid', x: [2, 7, 8, 5], filter: [1, 1, 5, 3], strides: [3, 2], pad: 'valid' },
+  { name: 'stride 1', x: [3, 5, 4, 6], filter: [1, 1, 6, 7], strides: 1, pad: 'same' },
+];
+
 function dyShape(c: Case, dilations: number | [number, number] = 1): Shape4 {
   const format = c.dataFormat === 'NCHW' ? 'channelsFirst' : 'channelsLast';
   const info = tf.backend_util.computeConv2DInfo(
@@ -178,6 +197,36 @@ describe.each(NATIVE_OPTIONS)('Conv2DBackpropInput on wasm (kernels: %s)', (_nam
     });
   }
 
+  // Stride 1 runs natively as a forward Conv with the rotated filter (ConvTranspose otherwise):
+  // ResNet-18's layer shapes, and an even filter whose 'same' padding is asymmetric.
+  for (const c of [
+    { name: 'ResNet-18 layer 1', x: [2, 8, 8, 64], filter: [3, 3, 64, 64], strides: 1, pad: 'same' },
+    { name: 'ResNet-18 layer 4', x: [2, 4, 4, 512], filter: [3, 3, 512, 512], strides: 1, pad: 'same' },
+    { name: 'even 2x2 filter, same', x: [2, 7, 6, 3], filter: [2, 2, 3, 5], strides: 1, pad: 'same' },
+  ] satisfies Case[]) {
+    it(`stride 1, ${c.name}, matches cpu to 1e-5`, async () => {
+      await expectKernelMatchesCpu(
+        'Conv2DBackpropInput',
+        { dy: randomHost(dyShape(c), 27), filter: randomHost(c.filter, 28) },
+        attrs(c),
+        1e-5,
+      );
+    });
+  }
+
+  // 1x1 without padding runs natively as a product over channels, its results interleaved with
+  // zeros for a stride: ResNet-18's shortcuts, odd sizes, unequal strides, stride 1.
+  for (const c of POINTWISE) {
+    it(`1x1, ${c.name}, matches cpu to 1e-5`, async () => {
+      await expectKernelMatchesCpu(
+        'Conv2DBackpropInput',
+        { dy: randomHost(dyShape(c), 29), filter: randomHost(c.filter, 30) },
+        attrs(c),
+        1e-5,
+      );
+    });
+  }
+
   it('tf.conv2dTranspose (a user of the kernel) matches cpu', async () => {
     const dyVals = randomArray(2 * 4 * 5 * 6, 25);
     const wVals = randomArray(3 * 3 * 2 * 6, 26);
@@ -212,6 +261,17 @@ describe.each(NATIVE_OPTIONS)('Conv2D on wasm (kernels: %s)', (_name, options) =
         'Conv2D',
         { x: randomHost(c.x, 31), filter: randomHost(c.filter, 32) },
         { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: c.dimRoundingMode },
+      );
+    });
+  }
+
+  for (const c of POINTWISE) {
+    it(`1x1, ${c.name}, matches cpu to 1e-5`, async () => {
+      await expectKernelMatchesCpu(
+        'Conv2D',
+        { x: randomHost(c.x, 35), filter: randomHost(c.filter, 36) },
+        { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', dilations: 1 },
+        1e-5,
       );
     });
   }

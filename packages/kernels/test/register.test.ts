@@ -26,6 +26,8 @@ describe('registerWasmTrainingKernels', () => {
         'DepthwiseConv2dNativeBackpropInput',
         'Identity',
         'MrlAdamWUpdate',
+        'MrlBatchNormTraining',
+        'MrlBatchNormTrainingGrad',
         'MrlSgdMomentumUpdate',
         'SplitV',
         'Sum',

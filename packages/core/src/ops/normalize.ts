@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '@mrl/kernels';
 
 /**
  * `(x - mean) / sqrt(var + eps) * gamma + beta`, the statistics taken over `axes` and gamma,
@@ -51,7 +52,8 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
 /**
  * Training-mode batch normalisation of NHWC `x` over N, H, W with the batch statistics, and its
  * closed-form gradient. `onMoments` receives the batch mean and (biased) variance, [1, 1, 1, C],
- * for the running averages; they carry no gradient.
+ * for the running averages; they carry no gradient. Where the backend has mrl's batch-norm
+ * kernels (wasm) and C is a multiple of 4, forward and gradient are one kernel each.
  */
 export function batchNormTraining(
   x: tf.Tensor4D,
@@ -60,5 +62,35 @@ export function batchNormTraining(
   epsilon: number,
   onMoments?: (mean: tf.Tensor, variance: tf.Tensor) => void,
 ): tf.Tensor4D {
-  return normalize(x, gamma, beta, [0, 1, 2], epsilon, onMoments) as tf.Tensor4D;
+  const channels = x.shape[3];
+  const backend = tf.getBackend();
+  const fused =
+    x.dtype === 'float32' &&
+    channels % 4 === 0 &&
+    tf.getKernel(BATCH_NORM_TRAINING, backend) !== undefined &&
+    tf.getKernel(BATCH_NORM_TRAINING_GRAD, backend) !== undefined;
+  if (!fused) return normalize(x, gamma, beta, [0, 1, 2], epsilon, onMoments) as tf.Tensor4D;
+  // The same closed form in two SIMD kernels (wasm): two passes over x forward, three backward.
+  const op = tf.customGrad(((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [y, mean, variance, rstd] = tf
+      .engine()
+      .runKernel(BATCH_NORM_TRAINING, { x: xx, gamma: g, beta: b }, { epsilon }) as tf.Tensor[];
+    if (onMoments !== undefined) {
+      tf.tidy(() => onMoments(tf.reshape(mean!, [1, 1, 1, channels]), tf.reshape(variance!, [1, 1, 1, channels])));
+    }
+    variance!.dispose();
+    save([xx, g, mean!, rstd!]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, [savedX, savedGamma, savedMean, savedRstd]: tf.Tensor[]) =>
+        tf
+          .engine()
+          .runKernel(
+            BATCH_NORM_TRAINING_GRAD,
+            { dy, x: savedX!, gamma: savedGamma!, mean: savedMean!, rstd: savedRstd! },
+            {},
+          ) as tf.Tensor[],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, gamma, beta) as tf.Tensor4D;
 }

@@ -6,6 +6,10 @@
 // the copies are linear in Xcol. This replaced a forward convolution of X with dY as a filter
 // (below, kept for NCHW), which ran 2-3x the forward conv: XNNPACK gets a 32x32-tap filter
 // with N input channels, and X and dY both had to be transposed first.
+// On native kernels the whole gradient is one ONNX Runtime graph (`conv2dBackpropFilter` in
+// ../native/onnxruntime.ts: strided slices of a padded X as [C, P] per tap, a product per tap
+// with dY): im2col's copy loop in JavaScript and its transposed-operand GEMM took 28 ms of a
+// [16, 32, 32, 64] 3x3 filter gradient, the graph 19 ms (bench/resnet-kernels.mjs).
 // The forward-convolution form:
 //   dW[i, j, c, o] = sum_{n, y, x} X[n, y*s + i*d - pad, x*s + j*d - pad, c] * dY[n, y, x, o]
 // is Conv2D(input X' = X as [C, H, W, N], filter dY' = dY as [Ho, Wo, N, Cout]) with the
@@ -40,6 +44,11 @@ export function createConv2DBackpropFilterKernel(
   native?: NativeKernels,
   /** Most floats of one Xcol chunk on native kernels; small only in tests of the chunking. */
   nativeColChunk = NATIVE_COL_CHUNK,
+  /**
+   * On native kernels, one ONNX Runtime graph (strided slices of X, a product per tap) instead of
+   * im2col in the wasm heap + one GEMM; off only to measure or test the im2col form.
+   */
+  nativeGraph = true,
 ): KernelConfig {
   const conv2d = get(tf.Conv2D).kernelFunc;
   const transpose = get(tf.Transpose).kernelFunc;
@@ -100,7 +109,22 @@ export function createConv2DBackpropFilterKernel(
       if (pointwiseFits) {
         return pointwise(backend, x, dy, info.outHeight, info.outWidth, sh, sw, owned);
       }
-      if (channelsLast && native !== undefined) return im2colNative(backend, x, dy, info, native, owned);
+      if (channelsLast && native !== undefined) {
+        if (nativeGraph && top >= 0 && left >= 0) {
+          const out = backend.makeOutput([fh, fw, cIn, cOut], 'float32');
+          native.conv2dBackpropFilter(
+            backend.typedArrayFromHeap(x) as Float32Array,
+            x.shape,
+            backend.typedArrayFromHeap(dy) as Float32Array,
+            dy.shape,
+            backend.typedArrayFromHeap(out) as Float32Array,
+            out.shape,
+            { strides: [sh, sw], dilations: [dh, dw], pads: [top, left, 0, 0] },
+          );
+          return out;
+        }
+        return im2colNative(backend, x, dy, info, native, owned);
+      }
       if (channelsLast) return im2colGemm(backend, x, dy, info, owned);
       const n = info.batchSize;
       const hw = info.inHeight * info.inWidth;

@@ -1,7 +1,10 @@
 // Why: XNNPACK's wasm convolutions run near 20 GFLOP/s here and our forward-convolution form of
 // the input gradient no faster; ONNX Runtime's native Conv and ConvTranspose (MLAS, AVX2 FMA)
 // run 2-4x that on one thread. NHWC float32 goes to them (../native/onnxruntime.ts); NCHW and
-// other dtypes keep the wasm kernels.
+// other dtypes keep the wasm kernels. There a stride-1 input gradient runs as a forward Conv with
+// the rotated filter, not as ConvTranspose (whose col2im made it 1.2-3.5x slower on ResNet-18's
+// layers), and an unpadded 1x1 convolution as a product over channels on the NHWC data
+// (bench/resnet-kernels.mjs).
 import * as tf from '@tensorflow/tfjs';
 import type { Conv2DAttrs, Conv2DBackpropInputAttrs, KernelConfig } from '@tensorflow/tfjs';
 

@@ -6,6 +6,12 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig } from '@tensorflow/tfjs';
 
 import { createBatchMatMulKernel } from './batch_mat_mul.js';
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  createBatchNormTrainingGradKernel,
+  createBatchNormTrainingKernel,
+} from './batch_norm.js';
 import { createConv2DBackpropFilterKernel } from './conv2d_backprop_filter.js';
 import { createConv2DBackpropInputKernel } from './conv2d_backprop_input.js';
 import { createDepthwiseConv2dBackpropFilterKernel } from './depthwise_conv2d_backprop_filter.js';
@@ -67,6 +73,8 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
   [tf.Identity, createIdentityKernel],
   [ADAMW_UPDATE, createAdamWUpdateKernel],
+  [BATCH_NORM_TRAINING, createBatchNormTrainingKernel],
+  [BATCH_NORM_TRAINING_GRAD, createBatchNormTrainingGradKernel],
   [SGD_UPDATE, createSgdUpdateKernel],
   [
     tf.Sum,

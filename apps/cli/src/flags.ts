@@ -230,7 +230,7 @@ export const TRAIN_FLAGS = {
   compare: {
     type: 'string',
     description:
-      'baselines, comma-separated: ff, svd, rand (vision, text files, align; rand is truncation of the model without MRL, trunc for align)',
+      'baselines, comma-separated: ff, svd, rand, untrained (vision, text files, align; rand is truncation of the model without MRL, trunc for align; untrained: the encoder at its random initialisation)',
   },
   robustness: {
     type: 'string',

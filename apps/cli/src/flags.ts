@@ -146,7 +146,8 @@ export const TRAIN_FLAGS = {
   },
   'head-lr-scale': {
     type: 'number',
-    description: "the linear heads' learning rate as a multiple of --lr, MRL and FF alike (default 1)",
+    description:
+      "the linear heads' learning rate as a multiple of --lr, MRL, FF and the SVD/Rand/Untrained probes alike (default 1)",
     modalities: ['vision'],
   },
   'dims-per-step': {

@@ -54,8 +54,8 @@ export interface VisionFitOptions extends TrainSettings {
   minDim?: number;
   head: HeadKind;
   /**
-   * The linear heads' learning rate as a multiple of the encoder's, for MRL and FF alike (default
-   * 1). With many classes the heads lag their embedding; see `trainClassifier`.
+   * The linear heads' learning rate as a multiple of the encoder's, for MRL, FF and the probes on
+   * SVD, Rand and Untrained features alike (default 1). With many classes the heads lag their embedding; see `trainClassifier`.
    */
   headLrScale?: number;
   epochs: number;

@@ -134,9 +134,9 @@ describe('fitVision', () => {
       saveModel: false,
     } as const;
     type Metrics = { mrl: DimRow[]; untrained: Record<string, DimRow> };
-    const run = async (optimizer: VisionFitOptions['optimizer']) =>
+    const run = async (optimizer: VisionFitOptions['optimizer'], headLrScale = 1) =>
       fitVision(
-        { ...options, optimizer },
+        { ...options, optimizer, headLrScale },
         { runDir: await mkdtemp(join(tmpdir(), 'mrl-fit-untrained-')), seed: 0, resume: false, log: () => undefined },
       );
     // SGD with a negligible step leaves the MLP (no batch norm, no dropout) at its initialisation,
@@ -153,6 +153,11 @@ describe('fitVision', () => {
     }
     // ... while training moves MRL's embedding.
     expect(trained.mrl.map((r) => r.map10)).not.toEqual(frozen.mrl.map((r) => r.map10));
+    // The probes on the untrained features are heads: --head-lr-scale reaches them, not the features.
+    const scaled = (await run({ type: 'adamw', lr: 0.01 }, 10)).metrics as Metrics;
+    const probeTop1 = (m: Metrics) => Object.values(m.untrained).map((r) => r.top1);
+    expect(probeTop1(scaled)).not.toEqual(probeTop1(trained));
+    for (const row of frozen.mrl) expect(scaled.untrained[row.dim]!.nnTop1).toBe(row.nnTop1);
     expect(frozenReport.table.split('\n')[0]).toContain('Untrained top-1 %');
     expect(frozenReport.runTable!.series.map((s) => s.label)).toEqual(['MRL', 'Untrained']);
     for (const row of Object.values(frozen.untrained)) expect(row.top1).toBeGreaterThanOrEqual(0);

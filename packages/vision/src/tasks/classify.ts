@@ -142,6 +142,8 @@ async function fixedFeatureRows(
     },
     dims: data.dims,
     head: 'separate',
+    // The probes are linear heads too: the same learning-rate multiple as MRL's and FF's heads.
+    ...(options.headLrScale === undefined ? {} : { headLrScale: options.headLrScale }),
     trainer: visionTrainer(task, label),
   });
   const rows = await scoreEmbeddings(task, run, trainFeatures, testFeatures, data.dims);

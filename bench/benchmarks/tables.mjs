@@ -56,7 +56,8 @@ const add = (label, series, run) => {
   methods.set(label, byDim);
 };
 for (const [i, table] of tables.entries())
-  for (const s of table.series) add(s.key === 'rand' ? 'Trunc' : s.key === 'mrl' ? mrlLabel : s.label, s, i);
+  for (const s of table.series)
+    add(s.key === 'rand' || s.key === 'trunc' ? 'Trunc' : s.key === 'mrl' ? mrlLabel : s.label, s, i);
 for (const [i, table] of efficientTables.entries())
   for (const s of table.series) if (s.key === 'mrl') add('MRL-E', s, `e${i}`);
 
@@ -124,6 +125,17 @@ for (const [a, b, key, at, what] of [
   ['MRL-E', 'FF', 'top1', dims, 'MRL-E − FF, linear top-1 points'],
   ['MRL-E', 'SVD', 'nnTop1', dims.filter((d) => d <= 16), 'MRL-E − SVD, 1-NN points at dims ≤ 16'],
   ['MRL-E', 'MRL', 'nnTop1', dims, 'MRL-E − MRL, 1-NN points'],
+  ['MRL', 'Untrained', 'top1', dims, 'MRL − Untrained (random features), linear top-1 points'],
+  ['MRL', 'Untrained', 'nnTop1', dims, 'MRL − Untrained (random features), 1-NN points'],
+  // Align runs: retrieval both ways.
+  ['MRL', 'FF', 'i2t10', dims, 'MRL − FF, image→text recall@10 points'],
+  ['MRL', 'FF', 't2i10', dims, 'MRL − FF, text→image recall@10 points'],
+  ['MRL', 'FF', 'i2tMap10', dims, 'MRL − FF, image→text mAP@10 (x100)'],
+  ['MRL', 'FF', 't2iMap10', dims, 'MRL − FF, text→image mAP@10 (x100)'],
+  ['MRL', 'SVD', 'i2t10', dims.filter((d) => d <= 16), 'MRL − SVD, image→text recall@10 points at dims ≤ 16'],
+  ['MRL', 'SVD', 't2i10', dims.filter((d) => d <= 16), 'MRL − SVD, text→image recall@10 points at dims ≤ 16'],
+  ['MRL', 'Trunc', 'i2t10', dims, 'MRL − Trunc, image→text recall@10 points'],
+  ['MRL', 'Untrained', 'i2t10', dims, 'MRL − Untrained (random features), image→text recall@10 points'],
 ]) {
   const rows = diffs(a, b, key, at).filter((r) => !Number.isNaN(r.mean));
   if (rows.length === 0) continue;

@@ -146,7 +146,8 @@ export const TRAIN_FLAGS = {
   },
   'head-lr-scale': {
     type: 'number',
-    description: "the linear heads' learning rate as a multiple of --lr, MRL and FF alike (default 1)",
+    description:
+      "the linear heads' learning rate as a multiple of --lr, MRL, FF and the SVD/Rand/Untrained probes alike (default 1)",
     modalities: ['vision'],
   },
   'dims-per-step': {
@@ -230,7 +231,7 @@ export const TRAIN_FLAGS = {
   compare: {
     type: 'string',
     description:
-      'baselines, comma-separated: ff, svd, rand (vision, text files, align; rand is truncation of the model without MRL, trunc for align)',
+      'baselines, comma-separated: ff, svd, rand, untrained (vision, text files, align; rand is truncation of the model without MRL, trunc for align; untrained: the encoder at its random initialisation)',
   },
   robustness: {
     type: 'string',

@@ -12,6 +12,11 @@ export interface RecallRow {
   dim: number;
   imageToText: Record<number, number>;
   textToImage: Record<number, number>;
+  /**
+   * mAP@10 of each direction: with one relevant item per query (the paired caption or image), the
+   * mean over queries of 1 / rank when the pair is in the top 10, else 0 (ties against the query).
+   */
+  map10: { imageToText: number; textToImage: number };
 }
 
 /** The first m dims of every row, L2-normalised on their own (core's one prefix rule: a zero row stays zero). */
@@ -66,7 +71,13 @@ export function pairedRecall(
     }
     const recall = (ranks: Int32Array): Record<number, number> =>
       Object.fromEntries(ks.map((k) => [k, ranks.reduce((s, r) => s + (r < k ? 1 : 0), 0) / Math.max(1, n)]));
-    return { dim: m, imageToText: recall(i2tRanks), textToImage: recall(t2iRanks) };
+    const map10 = (ranks: Int32Array) => ranks.reduce((s, r) => s + (r < 10 ? 1 / (r + 1) : 0), 0) / Math.max(1, n);
+    return {
+      dim: m,
+      imageToText: recall(i2tRanks),
+      textToImage: recall(t2iRanks),
+      map10: { imageToText: map10(i2tRanks), textToImage: map10(t2iRanks) },
+    };
   });
 }
 

@@ -11,7 +11,7 @@ import {
   type TrainSettings,
 } from '@mrl/core';
 import { alignModelOptions } from './di.js';
-import { trainAlignModel, svdScores, type AlignModelResult, type AlignTask } from './tasks/align.js';
+import { trainAlignModel, svdScores, untrainedScores, type AlignModelResult, type AlignTask } from './tasks/align.js';
 import { prepare } from './tasks/prepare.js';
 import { alignFooter, alignRunTable, alignTextTable, zeroShotMajority, type AlignRows } from './tasks/report.js';
 
@@ -127,6 +127,7 @@ async function trainAll(
     ff,
     ...(full !== undefined && compare.includes('svd') ? { svd: svdScores(task, full.test) } : {}),
     ...(full !== undefined && compare.includes('rand') ? { trunc: full } : {}),
+    ...(compare.includes('untrained') ? { untrained: await untrainedScores(task) } : {}),
   };
   return { rows, models };
 }
@@ -174,6 +175,7 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
     ...(full === undefined ? {} : { fullDim: withoutEmbeddings(full) }),
     ...(rows.ff.size > 0 ? { ff: Object.fromEntries(rows.ff) } : {}),
     ...(rows.svd === undefined ? {} : { svd: rows.svd }),
+    ...(rows.untrained === undefined ? {} : { untrained: rows.untrained }),
   };
   await writeRunMetrics(context.runDir, metrics);
   return {

@@ -25,6 +25,18 @@ describe('pairedRecall', () => {
     expect(d2!.imageToText[2]).toBe(1);
     // Text 2 [1, -0.2]: image 2 [1, 0.9] scores below image 1 [1, -1]? cos(t2, i1) = 0.832, cos(t2, i2) = 0.552.
     expect(d2!.textToImage[1]).toBeCloseTo(2 / 3, 6);
+    // mAP@10 with one relevant item: 1 / rank. Dim 1: every pair at rank 3; dim 2: ranks 1, 1, 2 both ways.
+    expect(d1!.map10.imageToText).toBeCloseTo(1 / 3, 6);
+    expect(d2!.map10.imageToText).toBeCloseTo((1 + 1 + 1 / 2) / 3, 6);
+    expect(d2!.map10.textToImage).toBeCloseTo((1 + 1 + 1 / 2) / 3, 6);
+  });
+
+  it('gives mAP@10 nothing for a pair ranked below 10', () => {
+    // Twelve identical pairs: each positive ties with 11 others, so it ranks 12th.
+    const same = emb(Array.from({ length: 12 }, () => [1, 2]));
+    const [row] = pairedRecall(same, same, [2]);
+    expect(row!.map10).toEqual({ imageToText: 0, textToImage: 0 });
+    expect(row!.imageToText[10]).toBe(0);
   });
 
   it('normalises each prefix on its own', () => {

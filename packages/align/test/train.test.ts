@@ -190,7 +190,7 @@ describe('fitAlign', () => {
     saved.encoder.dispose();
   });
 
-  it('trains the FF, SVD and truncation baselines into the same per-dim table', async () => {
+  it('trains the FF, SVD, truncation and untrained baselines into the same per-dim table', async () => {
     const events: string[] = [];
     const report = await fitAlign(
       {
@@ -204,7 +204,7 @@ describe('fitAlign', () => {
         vocabSize: 60,
         cacheDir: '',
         textOverrides: { embeddingDim: 32, intermediateSize: 64 },
-        compare: ['ff', 'svd', 'rand'],
+        compare: ['ff', 'svd', 'rand', 'untrained'],
       },
       {
         runDir: join(dir, 'run-baselines'),
@@ -217,12 +217,16 @@ describe('fitAlign', () => {
     // One model per dim; the 16-dim one is the model without MRL that SVD and truncation reuse.
     expect(events.filter((e) => e.endsWith(':done'))).toEqual(['mrl:done', 'ff-8:done', 'ff-16:done']);
     const table = report.runTable!;
-    expect(table.series.map((s) => s.key)).toEqual(['mrl', 'ff', 'svd', 'trunc']);
+    // Untrained trains nothing: the same three models.
+    expect(table.series.map((s) => s.key)).toEqual(['mrl', 'ff', 'svd', 'trunc', 'untrained']);
     for (const s of table.series) {
       expect(s.rows.map((r) => r.dim)).toEqual([8, 16]);
       for (const r of s.rows) {
         expect(r.values.i2t10).toBeGreaterThanOrEqual(0);
         expect(r.values.i2t10).toBeLessThanOrEqual(1);
+        // mAP@10 (one relevant item) is at most recall@10 and at least recall@1 / 1.
+        expect(r.values.i2tMap10).toBeLessThanOrEqual(r.values.i2t10! + 1e-12);
+        expect(r.values.i2tMap10).toBeGreaterThanOrEqual(r.values.i2t1! - 1e-12);
       }
     }
     // FF at d and truncation at d are the same model scored at its full width.
@@ -230,6 +234,8 @@ describe('fitAlign', () => {
     expect(at16('ff')).toEqual(at16('trunc'));
     expect(report.table).toContain('FF I->T R@10');
     expect(report.table).toContain('SVD I->T R@10');
+    expect(report.table).toContain('Untrained I->T R@10');
+    expect(Object.keys(report.metrics)).toContain('untrained');
     await expect(
       fitAlign({ compare: ['pca' as 'svd'] }, { runDir: dir, seed: 0, resume: false, log: () => undefined }),
     ).rejects.toThrow("unknown baseline 'pca'.");

@@ -18,8 +18,17 @@ describe('runPlan', () => {
     });
   });
 
+  it('trains nothing more for random features (untrained)', () => {
+    expect(runPlan([8, 16, 32], ['untrained'])).toEqual({ labels: ['mrl'], ffDims: [], full: false });
+    expect(runPlan([8, 16, 32], ['rand', 'untrained']).labels).toEqual(['mrl', 'ff-32']);
+    expect(() => checkBaselines(['ff', 'svd', 'rand', 'untrained'])).not.toThrow();
+  });
+
   it('names an unknown baseline and a model the run does not train', () => {
     expect(() => checkBaselines(['ff', 'pca'])).toThrow("unknown baseline 'pca'.");
+    expect(() => checkBaselines(['random'])).toThrow(
+      expect.objectContaining({ fix: 'Known baselines: ff, svd, rand, untrained.' }),
+    );
     expect(() => checkTrainOnly(['mrl', 'ff-12'], [8, 16])).toThrow(
       "trainOnly names 'ff-12', which this run does not train.",
     );

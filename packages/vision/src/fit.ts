@@ -25,6 +25,7 @@ import {
   fullModelBaselines,
   scoreEmbeddings,
   trainVisionModel,
+  untrainedRows,
   type VisionTask,
 } from './tasks/classify.js';
 import { prepareVisionRun } from './tasks/prepare.js';
@@ -34,7 +35,8 @@ import { robustnessRows, robustnessTable, visionRunTable, visionTextTable, type 
  * Baselines a run can train beside the Matryoshka model, by the same code (core's
  * {@link BASELINES}): `ff`: an independent model per dim; `svd`: the full-dim model's embedding
  * projected on its top-m principal directions; `rand`: the first m dims of the full-dim model
- * (random feature selection). `svd` and `rand` reuse FF's d-dim model when `ff` runs too.
+ * (random feature selection); `untrained`: the d-dim encoder at its random initialisation (the
+ * MRL model's seed), never trained. `svd` and `rand` reuse FF's d-dim model when `ff` runs too.
  */
 export const VISION_BASELINES = BASELINES;
 export type VisionBaseline = Baseline;
@@ -52,8 +54,8 @@ export interface VisionFitOptions extends TrainSettings {
   minDim?: number;
   head: HeadKind;
   /**
-   * The linear heads' learning rate as a multiple of the encoder's, for MRL and FF alike (default
-   * 1). With many classes the heads lag their embedding; see `trainClassifier`.
+   * The linear heads' learning rate as a multiple of the encoder's, for MRL, FF and the probes on
+   * SVD, Rand and Untrained features alike (default 1). With many classes the heads lag their embedding; see `trainClassifier`.
    */
   headLrScale?: number;
   epochs: number;
@@ -124,7 +126,7 @@ async function trainOnly(task: VisionTask, labels: readonly string[]): Promise<R
 }
 
 /** FF models per dim, then SVD and truncation from the d-dim model without MRL (FF's when it trained one). */
-async function baselineRows(task: VisionTask): Promise<Omit<VisionRows, 'mrl'>> {
+async function baselineRows(task: VisionTask): Promise<Omit<VisionRows, 'mrl' | 'untrained'>> {
   const { options, data } = task;
   const d = options.embeddingDim;
   const plan = runPlan(data.dims, options.compare, options.ffDims);
@@ -174,12 +176,14 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     ...plan.labels,
     ...(options.compare.includes('svd') ? ['svd-heads'] : []),
     ...(options.compare.includes('rand') ? ['rand-heads'] : []),
+    ...(options.compare.includes('untrained') ? ['untrained-heads'] : []),
   ]);
   const mrlRun = await trainVisionModel(task, 'mrl');
   const [mrlTrainEmb, mrlTestEmb] = await embedSplits(mrlRun, data);
   const rows: VisionRows = {
     mrl: await scoreEmbeddings(task, mrlRun, mrlTrainEmb, mrlTestEmb, data.dims),
     ...(await baselineRows(task)),
+    untrained: options.compare.includes('untrained') ? await untrainedRows(task) : new Map(),
   };
   const robustness = await robustnessRows(task, mrlRun, mrlTrainEmb);
   const notes = robustnessTable(data.dims, rows.mrl, robustness);
@@ -201,6 +205,7 @@ export async function fitVision(options: VisionFitOptions, context: RunContext):
     ff: Object.fromEntries(rows.ff),
     svd: Object.fromEntries(rows.svd),
     rand: Object.fromEntries(rows.rand),
+    ...(rows.untrained.size > 0 ? { untrained: Object.fromEntries(rows.untrained) } : {}),
     robustness,
   };
   await writeRunMetrics(context.runDir, metrics);

@@ -2,11 +2,11 @@ import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRandom, initBackend } from '@mrl/core';
+import { createRandom, initBackend, type DimRow } from '@mrl/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { corruptImages, parseCorruptions } from '../src/eval/corruptions.js';
 import { fitPca, projectPca, symmetricEigen } from '../src/eval/pca.js';
-import { fitVision } from '../src/fit.js';
+import { fitVision, type VisionFitOptions } from '../src/fit.js';
 import { expectClose, FASHION_MNIST_DIR } from './helpers.js';
 
 beforeAll(async () => {
@@ -122,6 +122,45 @@ describe('fitVision', () => {
     expect(report.table).toContain('contrast:2');
     expect(report.metrics.dims as number[]).toEqual([4, 8]);
     expect(Object.keys(report.metrics.svd as object)).toEqual(['4', '8']);
+  });
+
+  it('scores random features: the encoder MRL starts from, whatever the training settings', async () => {
+    const options = {
+      ...tinyRun,
+      model: 'mlp',
+      trainLimit: 256,
+      compare: ['untrained'],
+      robustness: false,
+      saveModel: false,
+    } as const;
+    type Metrics = { mrl: DimRow[]; untrained: Record<string, DimRow> };
+    const run = async (optimizer: VisionFitOptions['optimizer'], headLrScale = 1) =>
+      fitVision(
+        { ...options, optimizer, headLrScale },
+        { runDir: await mkdtemp(join(tmpdir(), 'mrl-fit-untrained-')), seed: 0, resume: false, log: () => undefined },
+      );
+    // SGD with a negligible step leaves the MLP (no batch norm, no dropout) at its initialisation,
+    // so MRL's prefixes are the untrained encoder's: same 1-NN and mAP@10 at every dim.
+    const frozenReport = await run({ type: 'sgd', lr: 1e-30 });
+    const frozen = frozenReport.metrics as Metrics;
+    const trained = (await run({ type: 'adamw', lr: 0.01 })).metrics as Metrics;
+    for (const row of frozen.mrl) {
+      expect(frozen.untrained[row.dim]!.nnTop1).toBe(row.nnTop1);
+      expect(frozen.untrained[row.dim]!.map10).toBe(row.map10);
+      // The untrained encoder does not depend on the training settings.
+      expect(trained.untrained[row.dim]!.nnTop1).toBe(row.nnTop1);
+      expect(trained.untrained[row.dim]!.map10).toBe(row.map10);
+    }
+    // ... while training moves MRL's embedding.
+    expect(trained.mrl.map((r) => r.map10)).not.toEqual(frozen.mrl.map((r) => r.map10));
+    // The probes on the untrained features are heads: --head-lr-scale reaches them, not the features.
+    const scaled = (await run({ type: 'adamw', lr: 0.01 }, 10)).metrics as Metrics;
+    const probeTop1 = (m: Metrics) => Object.values(m.untrained).map((r) => r.top1);
+    expect(probeTop1(scaled)).not.toEqual(probeTop1(trained));
+    for (const row of frozen.mrl) expect(scaled.untrained[row.dim]!.nnTop1).toBe(row.nnTop1);
+    expect(frozenReport.table.split('\n')[0]).toContain('Untrained top-1 %');
+    expect(frozenReport.runTable!.series.map((s) => s.label)).toEqual(['MRL', 'Untrained']);
+    for (const row of Object.values(frozen.untrained)) expect(row.top1).toBeGreaterThanOrEqual(0);
   });
 
   it('splits training over calls with trainOnly; a resume call then only evaluates, as one run would', async () => {

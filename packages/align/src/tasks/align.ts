@@ -170,6 +170,18 @@ export async function trainAlignModel(task: AlignTask, label: string): Promise<A
   };
 }
 
+/**
+ * Random features (`untrained`): the d-wide dual encoder at its random initialisation, the
+ * weights the MRL model starts from (same seed), never trained, scored at every nesting dim like
+ * MRL's prefixes.
+ */
+export async function untrainedScores(task: AlignTask): Promise<ReturnType<typeof scoreAlign>> {
+  const encoder = encoderFor(task, task.base.embeddingDim);
+  const test = await embedTest(task, encoder);
+  encoder.dispose();
+  return scoreAlign(test, task.dims);
+}
+
 /** Up to 2,000 training pairs' image and caption embeddings, stacked: what the SVD baseline's PCA is fitted on. */
 async function pcaSample(task: AlignTask, encoder: DualEncoder): Promise<Embeddings> {
   const { data } = task;

@@ -14,6 +14,8 @@ export interface AlignRows {
   svd?: Scores;
   /** Truncation of the model without MRL. */
   trunc?: Scores;
+  /** Random features: the dual encoder at its initialisation, untrained. */
+  untrained?: Scores;
 }
 
 const r = (row: RecallRow | undefined, side: 'imageToText' | 'textToImage', k: number) => percent(row?.[side][k]);
@@ -46,6 +48,7 @@ export function alignTextTable(task: AlignTask, rows: AlignRows): string {
     ...(rows.ff.size > 0 ? baseline('FF', (dim) => rows.ff.get(dim)) : []),
     ...(rows.svd === undefined ? [] : baseline('SVD', ofScores(rows.svd))),
     ...(rows.trunc === undefined ? [] : baseline(`full-${d}`, ofScores(rows.trunc))),
+    ...(rows.untrained === undefined ? [] : baseline('Untrained', ofScores(rows.untrained))),
   ]);
 }
 
@@ -64,7 +67,7 @@ export function alignFooter(task: AlignTask, rows: AlignRows): string {
   const d = task.base.embeddingDim;
   const { majority, classes } = zeroShotMajority(task);
   return [
-    `MRL (left)${rows.ff.size > 0 ? ', FF (a model per dim)' : ''}${rows.svd === undefined ? '' : `, SVD (PCA of the full-${d} model)`}${rows.trunc === undefined ? '' : ` and the same model trained with the full-${d} loss only and truncated (right)`}; recall in %, ties count against the query.`,
+    `MRL (left)${rows.ff.size > 0 ? ', FF (a model per dim)' : ''}${rows.svd === undefined ? '' : `, SVD (PCA of the full-${d} model)`}${rows.trunc === undefined ? '' : `, the same model trained with the full-${d} loss only and truncated`}${rows.untrained === undefined ? '' : ', the untrained dual encoder (random features)'}; recall in %, ties count against the query.`,
     `Chance: R@1 ${percent(1 / n)}, R@5 ${percent(5 / n)}, R@10 ${percent(10 / n)} (N_test = ${n}).`,
     ...(majority === undefined
       ? []
@@ -82,6 +85,8 @@ function recallValues(row: RecallRow | undefined, zeroShot: number | undefined) 
     t2i1: row?.textToImage[1],
     t2i5: row?.textToImage[5],
     t2i10: row?.textToImage[10],
+    i2tMap10: row?.map10.imageToText,
+    t2iMap10: row?.map10.textToImage,
     ...(zeroShot === undefined ? {} : { zeroShot }),
   };
 }
@@ -109,6 +114,8 @@ export function alignRunTable(task: AlignTask, rows: AlignRows, modelName: strin
       { key: 'i2t10', header: 'I->T R@10 %', kind: 'percent' },
       { key: 't2i1', header: 'T->I R@1 %', kind: 'percent' },
       { key: 't2i10', header: 'T->I R@10 %', kind: 'percent' },
+      { key: 'i2tMap10', header: 'I->T mAP@10', kind: 'score' },
+      { key: 't2iMap10', header: 'T->I mAP@10', kind: 'score' },
       ...(rows.mrl.zeroShot.length > 0 ? [{ key: 'zeroShot', header: 'zero-shot %', kind: 'percent' as const }] : []),
     ],
     series: [
@@ -125,6 +132,7 @@ export function alignRunTable(task: AlignTask, rows: AlignRows, modelName: strin
         : []),
       ...(rows.svd === undefined ? [] : [series('svd', 'SVD', rows.svd)]),
       ...(rows.trunc === undefined ? [] : [series('trunc', `Trunc-${d}`, rows.trunc)]),
+      ...(rows.untrained === undefined ? [] : [series('untrained', 'Untrained', rows.untrained)]),
     ],
     references: [
       {
@@ -149,6 +157,9 @@ export function alignRunTable(task: AlignTask, rows: AlignRows, modelName: strin
         ...(rows.trunc === undefined
           ? []
           : [`Trunc-${d}: the same model trained with the full-${d} loss only, its embedding truncated`]),
+        ...(rows.untrained === undefined
+          ? []
+          : ['Untrained: the dual encoder at its random initialisation (the MRL model seed), not trained']),
         'zero-shot chance is the majority folder.',
       ].join('; '),
     ],

@@ -142,10 +142,29 @@ async function fixedFeatureRows(
     },
     dims: data.dims,
     head: 'separate',
+    // The probes are linear heads too: the same learning-rate multiple as MRL's and FF's heads.
+    ...(options.headLrScale === undefined ? {} : { headLrScale: options.headLrScale }),
     trainer: visionTrainer(task, label),
   });
   const rows = await scoreEmbeddings(task, run, trainFeatures, testFeatures, data.dims);
   tf.dispose([...run.head.variables().values()]);
+  return rows;
+}
+
+/**
+ * Random features (`untrained`): the d-dim encoder at its random initialisation, the same
+ * weights the MRL model starts from (same seed), never trained; a linear head per prefix on its
+ * frozen features, and 1-NN / mAP@10 on its prefixes, as SVD and truncation get.
+ */
+export async function untrainedRows(task: VisionTask): Promise<Map<number, DimRow>> {
+  const encoder = encoderFor(task, task.options.embeddingDim);
+  const features: [EmbeddingMatrix, EmbeddingMatrix] = [
+    await embedArrays(encoder, task.data.train),
+    await embedArrays(encoder, task.data.test),
+  ];
+  encoder.dispose();
+  const rows = new Map<number, DimRow>();
+  for (const row of await fixedFeatureRows(task, features, 'untrained-heads')) rows.set(row.dim, row);
   return rows;
 }
 

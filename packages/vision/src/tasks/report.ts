@@ -19,9 +19,16 @@ export interface VisionRows {
   ff: Map<number, DimRow>;
   svd: Map<number, DimRow>;
   rand: Map<number, DimRow>;
+  /** Random features: the encoder at its initialisation, untrained. */
+  untrained: Map<number, DimRow>;
 }
 
-type Row = DimRow & { ff?: DimRow | undefined; svd?: DimRow | undefined; rand?: DimRow | undefined };
+type Row = DimRow & {
+  ff?: DimRow | undefined;
+  svd?: DimRow | undefined;
+  rand?: DimRow | undefined;
+  untrained?: DimRow | undefined;
+};
 
 /** The plain-text table: MRL's top-1, 1-NN and mAP@10, then each baseline's top-1 and 1-NN. */
 export function visionTextTable(rows: VisionRows): string {
@@ -30,8 +37,9 @@ export function visionTextTable(rows: VisionRows): string {
     ff: rows.ff.get(r.dim),
     svd: rows.svd.get(r.dim),
     rand: rows.rand.get(r.dim),
+    untrained: rows.untrained.get(r.dim),
   }));
-  const baselineColumns = (key: 'ff' | 'svd' | 'rand', name: string) =>
+  const baselineColumns = (key: 'ff' | 'svd' | 'rand' | 'untrained', name: string) =>
     rows[key].size > 0
       ? [
           { header: `${name} top-1 %`, value: (r: Row) => percent(r[key]?.top1) },
@@ -51,6 +59,7 @@ export function visionTextTable(rows: VisionRows): string {
     ...(rows.ff.size > 0 ? [gap] : []),
     ...baselineColumns('svd', 'SVD'),
     ...baselineColumns('rand', 'Rand'),
+    ...baselineColumns('untrained', 'Untrained'),
   ]);
 }
 
@@ -103,7 +112,7 @@ export function robustnessTable(
 export function visionRunTable(task: VisionTask, rows: VisionRows, notes: string): RunTable {
   const { options, data } = task;
   const values = (r: DimRow) => ({ top1: r.top1, nnTop1: r.nnTop1, map10: r.map10 });
-  const optionalSeries = (key: 'ff' | 'svd' | 'rand', label: string) =>
+  const optionalSeries = (key: 'ff' | 'svd' | 'rand' | 'untrained', label: string) =>
     rows[key].size > 0 ? [dimSeries(key, label, rows[key].values(), values)] : [];
   return {
     data: data.name,
@@ -120,6 +129,7 @@ export function visionRunTable(task: VisionTask, rows: VisionRows, notes: string
       ...optionalSeries('ff', 'FF'),
       ...optionalSeries('svd', 'SVD'),
       ...optionalSeries('rand', 'Rand'),
+      ...optionalSeries('untrained', 'Untrained'),
     ],
     references: [
       { label: 'majority class', values: { top1: majorityClass(data.train.labels, data.test.labels).accuracy } },

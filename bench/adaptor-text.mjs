@@ -5,7 +5,7 @@
 //   node packages/text/scripts/wordnet-files.mjs /tmp/wordnet
 //   node apps/cli/dist/bin.js fit --modality text --task pairs --data /tmp/wordnet/pairs.jsonl --train-limit 5000 --test-limit 1000 --vocab-size 4096 --max-length 24 --model-config '{"numLayers":1,"intermediateSize":256,"dropout":0}' --dims 128 --steps 200 --warmup-steps 20 --lr 0.003 --run-dir /tmp/text-pairs
 //   node bench/adaptor-text.mjs --run-dir /tmp/text-pairs --data /tmp/wordnet/pairs.jsonl [--train-limit all]
-//     [--negatives false] [--cache /tmp/text-pairs/embeddings.f32] [--ranking 1] [--weights 1,1,1,1,1] [--only pairs]
+//     [--negatives false] [--cache /tmp/text-pairs/embeddings.f32] [--ranking 1] [--weights 1,1,1,1,1] [--only pairs|unsupervised]
 import { existsSync, readFileSync } from 'node:fs';
 import {
   compareByDim,
@@ -114,15 +114,18 @@ const common = {
   seed: Number(arg('seed', '0')),
 };
 const fitStarted = performance.now();
-// --only pairs: the supervised adaptor alone (trials of its settings; the rest does not change).
+// --only pairs: the supervised adaptor alone; --only unsupervised: the baselines and the
+// unsupervised adaptor (the two halves can run side by side on cached embeddings).
 const only = arg('only', '');
 const unsupervised = only === 'pairs' ? undefined : await fitAdaptor(common);
-const supervised = await fitAdaptor({ ...common, pairs: { queries, documents } });
+const supervised = only === 'unsupervised' ? undefined : await fitAdaptor({ ...common, pairs: { queries, documents } });
 const fitSeconds = (performance.now() - fitStarted) / 1000;
 const methods = only === 'pairs' ? {} : shorteningMethods(corpus, await unsupervised.adaptor.weights());
-methods['adaptor+pairs'] = shorteningMethods(corpus, await supervised.adaptor.weights()).adaptor;
+if (supervised !== undefined) {
+  methods['adaptor+pairs'] = shorteningMethods(corpus, await supervised.adaptor.weights()).adaptor;
+}
 unsupervised?.adaptor.dispose();
-supervised.adaptor.dispose();
+supervised?.adaptor.dispose();
 const results = await compareByDim({
   database,
   databaseLabels,
@@ -135,7 +138,7 @@ console.log(
   `WordNet example -> gloss, bert-tiny d=${d} trained on the full dim only (no MRL): ${testCount} held-out anchors over ${2 * testCount} candidates (their glosses and hard negatives)`,
 );
 console.log(
-  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised.fit.steps} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
+  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised?.fit.steps ?? 0} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
 );
 console.log(formatComparison(results, 'retrieval'));
 console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);

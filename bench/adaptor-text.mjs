@@ -4,8 +4,17 @@
 // Commands and results in packages/core/ADAPTOR.md:
 //   node packages/text/scripts/wordnet-files.mjs /tmp/wordnet
 //   node apps/cli/dist/bin.js fit --modality text --task pairs --data /tmp/wordnet/pairs.jsonl --train-limit 5000 --test-limit 1000 --vocab-size 4096 --max-length 24 --model-config '{"numLayers":1,"intermediateSize":256,"dropout":0}' --dims 128 --steps 200 --warmup-steps 20 --lr 0.003 --run-dir /tmp/text-pairs
-//   node bench/adaptor-text.mjs --run-dir /tmp/text-pairs --data /tmp/wordnet/pairs.jsonl
-import { compareByDim, fitAdaptor, formatComparison, initBackend, shorteningMethods } from '@mrl/core';
+//   node bench/adaptor-text.mjs --run-dir /tmp/text-pairs --data /tmp/wordnet/pairs.jsonl [--train-limit all]
+//     [--negatives false] [--cache /tmp/text-pairs/embeddings.f32] [--ranking 1] [--weights 1,1,1,1,1] [--only pairs|unsupervised]
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  compareByDim,
+  fitAdaptor,
+  formatComparison,
+  initBackend,
+  shorteningMethods,
+  writeFileAtomically,
+} from '@mrl/core';
 import { encode, loadPairData, loadTextModel } from '@mrl/text';
 
 const arg = (name, fallback) => {
@@ -20,25 +29,57 @@ const d = model.encoder.embeddingDim;
 // The same hash split as the fit (20 % of the anchors held out): the test anchors were seen by
 // neither the model nor the adaptor.
 const data = await loadPairData({ trainFile: arg('data', '/tmp/wordnet/pairs.jsonl') });
-const trainCount = Math.min(Number(arg('train-limit', '3000')), data.train.size);
+// --train-limit all (default): every training pair the model saw (the fit's --train-limit).
+const trainCount = Math.min(
+  arg('train-limit', 'all') === 'all' ? data.train.size : Number(arg('train-limit', 'all')),
+  data.train.size,
+);
 const testCount = Math.min(Number(arg('test-limit', '1000')), data.test.size);
 const pick = (source, n) => Array.from({ length: n }, (_, i) => source.examples[i]);
 const train = pick(data.train, trainCount);
 const test = pick(data.test, testCount);
-/** Unit-norm full embeddings of texts, as `mrl-cli embed` writes them (what the adaptor sees). */
-const embed = async (texts) => ({ data: (await encode(model, texts, { dim: d })).data, rows: texts.length, dim: d });
-const queries = await embed(train.map((p) => p.anchor));
-const documents = await embed(train.map((p) => p.positive));
-const negatives = await embed(train.map((p) => p.negative));
+// --negatives false leaves the training hard negatives out of the unsupervised corpus (a third
+// less to embed); the corpus is then the training anchors and glosses.
+const withNegatives = arg('negatives', 'true') === 'true';
+const texts = [
+  ...train.map((p) => p.anchor),
+  ...train.map((p) => p.positive),
+  ...(withNegatives ? train.map((p) => p.negative) : []),
+  ...test.map((p) => p.anchor),
+  ...test.map((p) => p.positive),
+  ...test.map((p) => p.negative),
+];
+// Unit-norm full embeddings of all texts, as `mrl-cli embed` writes them (what the adaptor sees);
+// --cache <file> keeps them between runs that change only the adaptor settings.
+const cache = arg('cache', '');
+let all;
+if (cache !== '' && existsSync(cache)) {
+  const bytes = readFileSync(cache);
+  all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  if (all.length !== texts.length * d)
+    throw new Error(`${cache} holds ${all.length / d} rows, expected ${texts.length}`);
+} else {
+  all = (await encode(model, texts, { dim: d })).data;
+  if (cache !== '') await writeFileAtomically(cache, new Uint8Array(all.buffer, all.byteOffset, all.byteLength));
+}
+let at = 0;
+const take = (n) => {
+  const rows = { data: all.slice(at * d, (at + n) * d), rows: n, dim: d };
+  at += n;
+  return rows;
+};
+const queries = take(trainCount);
+const documents = take(trainCount);
+const negatives = withNegatives ? take(trainCount) : undefined;
 const corpus = {
-  data: Float32Array.from([...queries.data, ...documents.data, ...negatives.data]),
-  rows: 3 * trainCount,
+  data: Float32Array.from([...queries.data, ...documents.data, ...(negatives?.data ?? [])]),
+  rows: (withNegatives ? 3 : 2) * trainCount,
   dim: d,
 };
 // Candidates: the test positives (label i: relevant to anchor i) and hard negatives (no anchor's).
-const testQueries = await embed(test.map((p) => p.anchor));
-const testPositives = await embed(test.map((p) => p.positive));
-const testNegatives = await embed(test.map((p) => p.negative));
+const testQueries = take(testCount);
+const testPositives = take(testCount);
+const testNegatives = take(testCount);
 const database = {
   data: Float32Array.from([...testPositives.data, ...testNegatives.data]),
   rows: 2 * testCount,
@@ -67,17 +108,24 @@ const common = {
     ...(arg('kl', '') === '' ? {} : { neighbours: Number(arg('kl', '')) }),
     ...(arg('topk', '') === '' ? {} : { topK: Number(arg('topk', '')) }),
     ...(arg('pairwise', '') === '' ? {} : { pairwise: Number(arg('pairwise', '')) }),
+    ...(arg('ranking', '') === '' ? {} : { ranking: Number(arg('ranking', '')) }),
   },
-  seed: 0,
+  ...(arg('weights', '') === '' ? {} : { dimWeights: arg('weights', '').split(',').map(Number) }),
+  seed: Number(arg('seed', '0')),
 };
 const fitStarted = performance.now();
-const unsupervised = await fitAdaptor(common);
-const supervised = await fitAdaptor({ ...common, pairs: { queries, documents } });
+// --only pairs: the supervised adaptor alone; --only unsupervised: the baselines and the
+// unsupervised adaptor (the two halves can run side by side on cached embeddings).
+const only = arg('only', '');
+const unsupervised = only === 'pairs' ? undefined : await fitAdaptor(common);
+const supervised = only === 'unsupervised' ? undefined : await fitAdaptor({ ...common, pairs: { queries, documents } });
 const fitSeconds = (performance.now() - fitStarted) / 1000;
-const methods = shorteningMethods(corpus, await unsupervised.adaptor.weights());
-methods['adaptor+pairs'] = shorteningMethods(corpus, await supervised.adaptor.weights()).adaptor;
-unsupervised.adaptor.dispose();
-supervised.adaptor.dispose();
+const methods = only === 'pairs' ? {} : shorteningMethods(corpus, await unsupervised.adaptor.weights());
+if (supervised !== undefined) {
+  methods['adaptor+pairs'] = shorteningMethods(corpus, await supervised.adaptor.weights()).adaptor;
+}
+unsupervised?.adaptor.dispose();
+supervised?.adaptor.dispose();
 const results = await compareByDim({
   database,
   databaseLabels,
@@ -90,7 +138,7 @@ console.log(
   `WordNet example -> gloss, bert-tiny d=${d} trained on the full dim only (no MRL): ${testCount} held-out anchors over ${2 * testCount} candidates (their glosses and hard negatives)`,
 );
 console.log(
-  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ ${trainCount} pairs for adaptor+pairs): ${unsupervised.fit.steps} + ${supervised.fit.steps} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
+  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised?.fit.steps ?? 0} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
 );
 console.log(formatComparison(results, 'retrieval'));
 console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);

@@ -5,14 +5,17 @@
 //   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split train --formats npy
 //   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split test --formats npy
 //   node bench/adaptor.mjs --run-dir /tmp/ff64 [--epochs 4] [--train-limit 60000] [--dims 4,8,16,32,64]
+//     [--seeds 0,1,2] [--supervised true] [--validation 6000]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  applyAdaptor,
   compareByDim,
   DEFAULT_LOSS_WEIGHTS,
   fitAdaptor,
   formatComparison,
   initBackend,
+  selectAdaptor,
   shorteningMethods,
 } from '@mrl/core';
 
@@ -63,60 +66,112 @@ if (arg('center-input', 'false') === 'true') {
 // Smaller database/query sets for quick trials; the README figures use all of them.
 const train = head(fullTrain, Number(arg('db-limit', String(fullTrain.rows.rows))));
 const test = head(fullTest, Number(arg('query-limit', String(fullTest.rows.rows))));
-const limit = Number(arg('train-limit', String(fullTrain.rows.rows)));
+// --validation N holds the last N training rows out of the adaptor's (and PCA's) training: the
+// snapshots (every --snapshot-every steps, default half an epoch) are scored by 1-NN of those rows
+// against --val-db-limit training rows at --select-dims (default the dims <= d/8), and the best is
+// kept (model selection without the test set). The test queries never enter training or selection.
+const validation = Number(arg('validation', '0'));
+const limit = Math.min(Number(arg('train-limit', String(fullTrain.rows.rows))), fullTrain.rows.rows - validation);
 const corpus = head(fullTrain, limit).rows;
+const corpusLabels = fullTrain.labels.subarray(0, limit);
 const d = corpus.dim;
 const dims = (arg('dims', '') || [4, 8, 16, 32, d].join(',')).split(',').map(Number);
 const epochs = Number(arg('epochs', '4'));
-const started = performance.now();
-let last = 0;
-const { adaptor, fit } = await fitAdaptor({
-  corpus,
-  dims,
-  epochs,
-  batchSize: Number(arg('batch-size', '256')),
-  lr: Number(arg('lr', '0.001')),
-  hidden: Number(arg('hidden', String(2 * d))),
-  k: Number(arg('k', '10')),
-  lossWeights: {
-    pairwise: Number(arg('pairwise', String(DEFAULT_LOSS_WEIGHTS.pairwise))),
-    topK: Number(arg('topk', String(DEFAULT_LOSS_WEIGHTS.topK))),
-    reconstruction: Number(arg('reconstruction', String(DEFAULT_LOSS_WEIGHTS.reconstruction))),
-    neighbours: Number(arg('kl', String(DEFAULT_LOSS_WEIGHTS.neighbours))),
-  },
-  neighbourTemperature: Number(arg('temperature', '0.05')),
-  rotation: arg('rotation', 'none'),
-  neighbours: Number(arg('neighbours', '0')),
-  ...(arg('weights', '') === '' ? {} : { dimWeights: arg('weights', '').split(',').map(Number) }),
-  seed: 0,
-  onEvent: (e) => {
-    if (e.type === 'step' && (e.step - last >= 200 || e.step === e.totalSteps)) {
-      last = e.step;
-      process.stderr.write(`step ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)}\n`);
-    }
-  },
-});
-const fitSeconds = (performance.now() - started) / 1000;
-const weights = await adaptor.weights();
-adaptor.dispose();
+const batchSize = Number(arg('batch-size', '256'));
+// --supervised true: the ranking term on (row, same-class row) pairs of the training labels.
+const supervised = arg('supervised', 'false') === 'true';
+const seeds = arg('seeds', '0').split(',').map(Number);
+const selectDims = (arg('select-dims', '') || dims.filter((m) => m <= d / 8).join(',')).split(',').map(Number);
+const validationSet =
+  validation > 0
+    ? (() => {
+        const start = fullTrain.rows.rows - validation;
+        const dbRows = Math.min(Number(arg('val-db-limit', '20000')), limit);
+        return {
+          queries: { data: fullTrain.rows.data.subarray(start * d), rows: validation, dim: d },
+          queryLabels: fullTrain.labels.subarray(start),
+          database: head(fullTrain, dbRows).rows,
+          databaseLabels: fullTrain.labels.subarray(0, dbRows),
+          dims: selectDims,
+        };
+      })()
+    : undefined;
+const transforms = arg('baselines', 'true') === 'true' ? shorteningMethods(corpus) : {};
+const notes = [];
+for (const seed of seeds) {
+  const started = performance.now();
+  let last = 0;
+  const { adaptor, fit, snapshots } = await fitAdaptor({
+    corpus,
+    dims,
+    epochs,
+    batchSize,
+    lr: Number(arg('lr', '0.001')),
+    hidden: Number(arg('hidden', String(2 * d))),
+    k: Number(arg('k', '10')),
+    lossWeights: {
+      pairwise: Number(arg('pairwise', String(DEFAULT_LOSS_WEIGHTS.pairwise))),
+      topK: Number(arg('topk', String(DEFAULT_LOSS_WEIGHTS.topK))),
+      reconstruction: Number(arg('reconstruction', String(DEFAULT_LOSS_WEIGHTS.reconstruction))),
+      neighbours: Number(arg('kl', String(DEFAULT_LOSS_WEIGHTS.neighbours))),
+      ranking: Number(arg('ranking', String(DEFAULT_LOSS_WEIGHTS.ranking))),
+    },
+    neighbourTemperature: Number(arg('temperature', '0.05')),
+    rotation: arg('rotation', 'none'),
+    neighbours: Number(arg('neighbours', '0')),
+    ...(arg('weights', '') === '' ? {} : { dimWeights: arg('weights', '').split(',').map(Number) }),
+    ...(supervised ? { labels: corpusLabels } : {}),
+    ...(validationSet === undefined
+      ? {}
+      : { snapshotEvery: Number(arg('snapshot-every', String(Math.ceil(limit / batchSize / 2)))) }),
+    seed,
+    onEvent: (e) => {
+      if (e.type === 'step' && (e.step - last >= 200 || e.step === e.totalSteps)) {
+        last = e.step;
+        process.stderr.write(`seed ${seed} step ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)}\n`);
+      }
+    },
+  });
+  const fitSeconds = (performance.now() - started) / 1000;
+  let weights = await adaptor.weights();
+  adaptor.dispose();
+  let chosen = `final step ${fit.steps}`;
+  if (validationSet !== undefined) {
+    const { best, scores } = await selectAdaptor(snapshots, validationSet);
+    weights = best.weights;
+    chosen = `step ${best.step} of ${fit.steps} (validation 1-NN at ${selectDims.join(',')}: ${snapshots
+      .map((s, i) => `${s.step}:${(100 * scores[i]).toFixed(2)}`)
+      .join(' ')})`;
+  }
+  const name = `${supervised ? 'adaptor+labels' : 'adaptor'} s${seed}`;
+  const kept = weights;
+  transforms[name] = (rows) => applyAdaptor(kept, rows);
+  notes.push(`${name}: ${fit.steps} steps on ${limit} rows in ${fitSeconds.toFixed(0)} s; kept ${chosen}`);
+}
 const results = await compareByDim({
   database: train.rows,
   databaseLabels: train.labels,
   queries: test.rows,
   queryLabels: test.labels,
   dims,
-  // --baselines false scores the adaptor alone (trials of settings; the baselines do not change).
-  transforms:
-    arg('baselines', 'true') === 'true'
-      ? shorteningMethods(corpus, weights)
-      : { adaptor: shorteningMethods(corpus, weights).adaptor },
+  transforms,
   center: arg('center', 'true') === 'true',
 });
 console.log(
   `Fashion-MNIST, FF mlp d=${d} (no MRL): 1-NN of ${test.rows.rows} test queries against ${train.rows.rows} train embeddings`,
 );
-console.log(
-  `adaptor: hidden ${weights.config.hidden}, ${fit.steps} steps on ${limit} rows in ${fitSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
-);
+console.log(`(${backend.description ?? backend.name})`);
+for (const note of notes) console.log(note);
 console.log(formatComparison(results, 'classification'));
+if (seeds.length > 1) {
+  // Mean and spread (min..max) of the adaptor over the seeds, per dim.
+  const runs = results.filter((r) => r.method.includes(' s'));
+  for (let j = 0; j < dims.length; j++) {
+    const v = runs.map((r) => 100 * r.metrics[j].nnTop1);
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    console.log(
+      `dim ${dims[j]}: adaptor mean ${mean.toFixed(2)} over ${v.length} seeds (min ${Math.min(...v).toFixed(2)}, max ${Math.max(...v).toFixed(2)})`,
+    );
+  }
+}
 console.log(`total ${((performance.now() - runStarted) / 1000).toFixed(0)} s`);

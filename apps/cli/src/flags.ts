@@ -539,7 +539,17 @@ export const ADAPT_FLAGS = {
     description: "weight of the neighbour-distribution loss (KL of each row's neighbour softmax, full vs prefix)",
   },
   'reconstruction-weight': { type: 'number', default: 0.1, description: 'weight of the reconstruction loss' },
-  'ranking-weight': { type: 'number', default: 1, description: 'weight of the ranking loss on --pairs' },
+  'ranking-weight': {
+    type: 'number',
+    default: 1,
+    description: 'weight of the ranking loss on --pairs or --label-pairs',
+  },
+  'label-pairs': {
+    type: 'boolean',
+    default: false,
+    description:
+      "supervision from the embeddings' labels: the ranking loss pairs each training row with another training row of its class, the class' other rows not counted as negatives (instead of --pairs)",
+  },
   holdout: {
     type: 'number',
     default: 0.1,

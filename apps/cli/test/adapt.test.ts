@@ -108,6 +108,40 @@ describe('mrl-cli adapt', () => {
     expect(header.w2.shape).toEqual([64, 32]);
   });
 
+  it('with --label-pairs, trains the ranking loss on same-class training rows', async () => {
+    const out = join(dir, 'adaptor-labels');
+    const args = ['adapt', '--embeddings', join(dir, 'corpus.npy'), '--dims', '4,8,32', '--epochs', '15'];
+    const r = expectOk(await cli([...args, '--batch-size', '100', '--lr', '0.003', '--label-pairs', '--out', out]));
+    expect(r.stdout).toContain('1-NN of 80 held-out rows against 720 training rows (labels)');
+    const config = JSON.parse(await readFile(join(out, 'adaptor.json'), 'utf8'));
+    expect(config.training).toMatchObject({ labelPairs: true, trainRows: 720 });
+    const [classification] = JSON.parse(await readFile(join(out, 'table.json'), 'utf8')) as {
+      rows: { dim: number; truncation: { nnTop1: number }; adaptor: { nnTop1: number } }[];
+    }[];
+    expect(classification!.rows[0]!.adaptor.nnTop1).toBeGreaterThan(classification!.rows[0]!.truncation.nnTop1 + 0.1);
+    expect(
+      expectOneParagraphError(
+        await cli([
+          'adapt',
+          '--embeddings',
+          join(dir, 'corpus.npy'),
+          '--pairs',
+          `${join(dir, 'queries.npy')},${join(dir, 'docs.npy')}`,
+          '--label-pairs',
+          '--out',
+          join(dir, 'x'),
+        ]),
+      ),
+    ).toBe(
+      'error: --label-pairs and --pairs both supervise the ranking loss; give one. Use --pairs queries.npy,docs.npy for (query, document) pairs, or --label-pairs to draw same-class pairs from labelled embeddings.',
+    );
+    expect(
+      expectOneParagraphError(
+        await cli(['adapt', '--embeddings', join(dir, 'queries.npy'), '--label-pairs', '--out', join(dir, 'x')]),
+      ),
+    ).toContain(`error: --label-pairs needs labels, but ${join(dir, 'queries.npy')} has none.`);
+  });
+
   it('refuses NaN with the row named, in one paragraph', async () => {
     const line = expectOneParagraphError(
       await cli(['adapt', '--embeddings', join(dir, 'bad.npy'), '--out', join(dir, 'never')]),

@@ -190,6 +190,7 @@ export {
   prefixCosineSimilarity,
   reconstructionLoss,
   saveAdaptor,
+  selectAdaptor,
   selectRows,
   shorteningMethods,
   similarityTarget,
@@ -200,6 +201,7 @@ export type {
   AdaptorConfig,
   AdaptorLossWeights,
   AdaptorModelOptions,
+  AdaptorSnapshot,
   AdaptorWeights,
   CompareOptions,
   ComparisonTask,
@@ -210,6 +212,7 @@ export type {
   RankingTarget,
   Rows,
   SimilarityTarget,
+  ValidationSet,
 } from './adaptor/index.js';
 export { encodeNpy, readNpyHeader, type NpyHeader } from './io/npy.js';
 export { featureEncoder, pcaProject } from './experiment/baselines.js';

@@ -198,7 +198,21 @@ export const adaptCommand = defineMrlCommand({
         'e.g. --pairs queries.npy,docs.npy',
       );
     }
+    if (options['label-pairs'] && options.pairs.length !== 0) {
+      throw new MrlError(
+        'invalid-argument',
+        '--label-pairs and --pairs both supervise the ranking loss; give one.',
+        'Use --pairs queries.npy,docs.npy for (query, document) pairs, or --label-pairs to draw same-class pairs from labelled embeddings.',
+      );
+    }
     const corpus = await readEmbeddings(options.embeddings, '--embeddings');
+    if (options['label-pairs'] && corpus.labels === undefined) {
+      throw new MrlError(
+        'invalid-argument',
+        `--label-pairs needs labels, but ${options.embeddings} has none.`,
+        'Put the labels beside it (<name>.labels.npy, a "labels" tensor in .safetensors, or "label" in each .jsonl line), or drop --label-pairs.',
+      );
+    }
     const pairs =
       options.pairs.length === 2
         ? {
@@ -233,6 +247,10 @@ export const adaptCommand = defineMrlCommand({
               documents: selectRows(pairs.documents, pairSplit.train),
             },
           }),
+      // Same-class pairs from the training rows only: the held-out rows stay out of training.
+      ...(options['label-pairs'] && corpus.labels !== undefined
+        ? { labels: Int32Array.from(corpusSplit.train, (i) => corpus.labels![i]!) }
+        : {}),
       ...(options.dims === undefined ? {} : { dims: options.dims }),
       ...(options.hidden === undefined ? {} : { hidden: options.hidden }),
       ...(options.weights === undefined ? {} : { dimWeights: options.weights }),
@@ -291,6 +309,7 @@ export const adaptCommand = defineMrlCommand({
     const summary = {
       embeddings: options.embeddings,
       ...(options.pairs.length === 2 ? { pairs: options.pairs } : {}),
+      ...(options['label-pairs'] ? { labelPairs: true } : {}),
       trainRows: corpusSplit.train.length,
       heldOutRows: corpusSplit.held.length,
       steps: fit.steps,

@@ -107,3 +107,56 @@ export function comparisonRows(results: readonly MethodMetrics[]): Record<string
     return row;
   });
 }
+
+/** Validation rows for {@link selectAdaptor}: queries searched against a database, with labels. */
+export interface ValidationSet {
+  database: Rows;
+  queries: Rows;
+  databaseLabels: Int32Array;
+  queryLabels: Int32Array;
+  /** Dims whose scores are averaged, e.g. the small ones an adaptor is for. */
+  dims: readonly number[];
+  /** 'nnTop1' (classification, default) or 'recall10' / 'ndcg10' (retrieval). */
+  metric?: 'nnTop1' | 'recall10' | 'ndcg10';
+  /** As in {@link CompareOptions.center} (default true). */
+  center?: boolean;
+}
+
+/**
+ * Model selection: scores each candidate's adapted validation queries against its adapted
+ * validation database (the mean of `metric` over `dims`) and returns the best, with every score;
+ * the first candidate wins ties. The validation rows must be held out of the adaptor's training.
+ *
+ * @example
+ * ```ts
+ * const { snapshots } = await fitAdaptor({ corpus, dims, snapshotEvery: 235 });
+ * const best = await selectAdaptor(snapshots, { database, queries, databaseLabels, queryLabels, dims: [4, 8] });
+ * ```
+ */
+export async function selectAdaptor<T extends { weights: AdaptorWeights }>(
+  candidates: readonly T[],
+  validation: ValidationSet,
+): Promise<{ best: T; scores: number[] }> {
+  if (candidates.length === 0) {
+    throw new MrlError('invalid-argument', 'selectAdaptor got no candidates.', 'Pass at least one adaptor snapshot.');
+  }
+  const metric = validation.metric ?? 'nnTop1';
+  const scores: number[] = [];
+  for (const candidate of candidates) {
+    const metrics = await retrievalMetrics({
+      database: applyAdaptor(candidate.weights, validation.database, 'the validation database'),
+      queries: applyAdaptor(candidate.weights, validation.queries, 'the validation queries'),
+      databaseLabels: validation.databaseLabels,
+      queryLabels: validation.queryLabels,
+      dims: validation.dims,
+      ks: [1, 10],
+      center: validation.center ?? true,
+    });
+    const value = (r: RetrievalMetrics): number =>
+      metric === 'nnTop1' ? r.nnTop1 : metric === 'recall10' ? (r.recall[10] ?? 0) : r.ndcg10;
+    scores.push(metrics.reduce((sum, r) => sum + value(r), 0) / metrics.length);
+  }
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i]! > scores[best]!) best = i;
+  return { best: candidates[best]!, scores };
+}

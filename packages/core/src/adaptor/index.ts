@@ -20,6 +20,7 @@ export {
   type AdaptorBatch,
   type AdaptorLossWeights,
   type AdaptorModelOptions,
+  type AdaptorSnapshot,
   type EmbeddingPairs,
   type FitAdaptorOptions,
 } from './train.js';
@@ -31,10 +32,12 @@ export {
   comparisonRows,
   formatComparison,
   pairLabels,
+  selectAdaptor,
   shorteningMethods,
   type CompareOptions,
   type ComparisonTask,
   type EmbeddingTransform,
   type MethodMetrics,
+  type ValidationSet,
 } from './compare.js';
 export { checkRows, selectRows, type Rows } from './rows.js';

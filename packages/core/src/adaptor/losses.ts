@@ -163,12 +163,21 @@ export class NeighbourDistributionObjective implements PrefixObjective<Similarit
 /** The adapted document embedding of each query [N, d]; row i is query i's positive. */
 export interface RankingTarget {
   documents: tf.Tensor2D;
+  /**
+   * Optional [N, N], 1 where document j (j != i) is another positive of query i (e.g. the same
+   * class) and 0 elsewhere: such documents are left out of query i's softmax instead of counted as
+   * negatives. Without it every other document is a negative.
+   */
+  otherPositives?: tf.Tensor2D;
 }
 
 /**
  * Multiple-negatives ranking loss per prefix (the supervised Matryoshka-Adaptor term; Henderson et
  * al. 2017): softmax cross-entropy of `scale * cos(q_i[:m], d_j[:m])` over the batch's documents,
- * with document i the positive of query i and the others its negatives.
+ * with document i the positive of query i and the others its negatives. With
+ * `target.otherPositives` (label pairs: several documents of a batch share a query's class), those
+ * documents are masked out of the query's softmax, as in supervised contrastive learning's
+ * treatment of same-class rows.
  */
 export class RankingObjective implements PrefixObjective<RankingTarget> {
   readonly name = 'ranking';
@@ -204,11 +213,24 @@ export class RankingObjective implements PrefixObjective<RankingTarget> {
       );
     }
     checkBatch(rows, this.name);
+    const mask = target.otherPositives;
+    if (mask !== undefined && (mask.shape[0] !== rows || mask.shape[1] !== rows)) {
+      throw new MrlError(
+        'invalid-argument',
+        `the ranking loss's other-positives mask is [${mask.shape.join(', ')}] but the batch has ${rows} queries.`,
+        `Give an [${rows}, ${rows}] mask (1 where document j is another positive of query i).`,
+      );
+    }
     const labels = this.labels(rows);
+    // Masked documents drop ~1e4 below any logit (|logit| <= scale): out of the softmax.
+    const drop = mask === undefined ? undefined : tf.mul(mask, -1e4);
     const losses = dims.map((m) =>
-      tf.tidy(() => softmaxCrossEntropy(this.logits(embedding, target.documents, m), labels)),
+      tf.tidy(() => {
+        const logits = this.logits(embedding, target.documents, m);
+        return softmaxCrossEntropy(drop === undefined ? logits : (tf.add(logits, drop) as tf.Tensor2D), labels);
+      }),
     );
-    labels.dispose();
+    tf.dispose([labels, drop]);
     return losses;
   }
 

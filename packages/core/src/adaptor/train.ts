@@ -7,7 +7,7 @@ import type { TrainModel } from '../model.js';
 import { prefixVariables, type VariableMap } from '../module.js';
 import { createRandom, type Random } from '../rng.js';
 import { Trainer, type BatchSource, type FitResult, type TrainEvent } from '../trainer.js';
-import { MatryoshkaAdaptor } from './adaptor.js';
+import { type AdaptorWeights, MatryoshkaAdaptor } from './adaptor.js';
 import { defaultHidden } from './config.js';
 import {
   NeighbourDistributionObjective,
@@ -52,6 +52,8 @@ export interface AdaptorBatch {
   embeddings: tf.Tensor2D;
   queries?: tf.Tensor2D;
   documents?: tf.Tensor2D;
+  /** [P, P] with label pairs: 1 where document j (j != i) shares query i's label (see `RankingTarget`). */
+  otherPositives?: tf.Tensor2D;
   size: number;
   dispose(): void;
 }
@@ -132,9 +134,13 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
       terms.push(tf.mul(rec, w.reconstruction));
     }
     if (w.ranking > 0 && batch.queries !== undefined && batch.documents !== undefined) {
-      const queries = this.adaptor.apply(batch.queries);
+      // Label pairs: the queries are the batch rows themselves, already adapted.
+      const queries = batch.queries === batch.embeddings ? adapted : this.adaptor.apply(batch.queries);
       const documents = this.adaptor.apply(batch.documents);
-      const value = this.ranking.compute(queries, { documents });
+      const value = this.ranking.compute(queries, {
+        documents,
+        ...(batch.otherPositives === undefined ? {} : { otherPositives: batch.otherPositives }),
+      });
       for (const [key, part] of Object.entries(value.parts)) parts[`ranking/${key}`] = part;
       terms.push(tf.mul(value.total, w.ranking));
     }
@@ -151,6 +157,12 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
   variables(): VariableMap {
     return prefixVariables({ adaptor: this.adaptor });
   }
+}
+
+/** The adaptor's weights after `step` training steps (see `FitAdaptorOptions.snapshotEvery`). */
+export interface AdaptorSnapshot {
+  step: number;
+  weights: AdaptorWeights;
 }
 
 /** (query, document) embedding pairs: row i of `documents` is the positive of row i of `queries`. */
@@ -204,7 +216,18 @@ export function adaptorBatches(
   corpus: Rows,
   pairs?: EmbeddingPairs,
   neighbours?: { indices: Int32Array; k: number },
+  labelPairs?: { labels: Int32Array; seed: number },
 ): BatchSource<AdaptorBatch> {
+  // Label pairs: each batch row is a query, its document another corpus row of its class.
+  const byClass = new Map<number, number[]>();
+  if (labelPairs !== undefined) {
+    labelPairs.labels.forEach((label, i) => {
+      const members = byClass.get(label);
+      if (members === undefined) byClass.set(label, [i]);
+      else members.push(i);
+    });
+  }
+  let draws = 0;
   const take = (m: Rows, indices: ArrayLike<number>): tf.Tensor2D => {
     const out = new Float32Array(indices.length * m.dim);
     for (let i = 0; i < indices.length; i++) {
@@ -226,6 +249,34 @@ export function adaptorBatches(
         indices = [...set];
       }
       const embeddings = take(corpus, indices);
+      if (labelPairs !== undefined) {
+        const { labels } = labelPairs;
+        const random = createRandom(labelPairs.seed, 11, draws++);
+        const partners = Array.from(indices, (i) => {
+          const members = byClass.get(labels[i]!)!;
+          if (members.length === 1) return i;
+          // Another member of i's class, uniformly: draw from the others by skipping i's slot.
+          let j = members[Math.floor(random() * (members.length - 1))]!;
+          if (j === i) j = members.at(-1)!;
+          return j;
+        });
+        const n = indices.length;
+        const mask = new Float32Array(n * n);
+        for (let a = 0; a < n; a++) {
+          const la = labels[indices[a]!]!;
+          for (let b = 0; b < n; b++) if (a !== b && labels[indices[b]!] === la) mask[a * n + b] = 1;
+        }
+        const documents = take(corpus, partners);
+        const otherPositives = tf.tensor2d(mask, [n, n]);
+        return {
+          embeddings,
+          queries: embeddings,
+          documents,
+          otherPositives,
+          size: n,
+          dispose: () => tf.dispose([embeddings, documents, otherPositives]),
+        };
+      }
       if (pairs === undefined) return { embeddings, size: indices.length, dispose: () => embeddings.dispose() };
       const pairIndices = [...new Set(Array.from(indices, (i) => i % pairs.queries.rows))];
       const queries = take(pairs.queries, pairIndices);
@@ -246,6 +297,17 @@ export interface FitAdaptorOptions extends AdaptorModelOptions {
   corpus: Rows;
   /** Optional supervision: adapted queries should rank their own document first at every prefix. */
   pairs?: EmbeddingPairs;
+  /**
+   * Optional supervision from class labels of the corpus rows [N] (instead of `pairs`): the ranking
+   * term then takes each batch row as a query and another corpus row of its class as its document,
+   * and leaves the batch's other rows of that class out of the query's negatives.
+   */
+  labels?: Int32Array;
+  /**
+   * Keep a host copy of the weights every this many steps (and at the end), returned as
+   * `snapshots`, for model selection on validation rows ({@link selectAdaptor}). Default: none.
+   */
+  snapshotEvery?: number;
   /** Nesting dims, ascending (default powers of two from 8, plus d). */
   dims?: readonly number[];
   /** Hidden width of g (default 2d). */
@@ -282,9 +344,31 @@ export interface FitAdaptorOptions extends AdaptorModelOptions {
  * await saveAdaptor('out/adaptor', await adaptor.weights());
  * ```
  */
-export async function fitAdaptor(options: FitAdaptorOptions): Promise<{ adaptor: MatryoshkaAdaptor; fit: FitResult }> {
-  const { corpus, pairs } = options;
+export async function fitAdaptor(
+  options: FitAdaptorOptions,
+): Promise<{ adaptor: MatryoshkaAdaptor; fit: FitResult; snapshots: AdaptorSnapshot[] }> {
+  const { corpus, pairs, labels } = options;
   checkRows(corpus, 'the corpus embeddings');
+  if (labels !== undefined) {
+    if (pairs !== undefined) {
+      throw new MrlError(
+        'invalid-argument',
+        'the adaptor got both (query, document) pairs and class labels for the ranking term.',
+        'Give one: pairs, or labels (pairs of rows of the same class are then drawn from the corpus).',
+      );
+    }
+    if (labels.length !== corpus.rows) {
+      throw new MrlError(
+        'invalid-argument',
+        `the corpus has ${corpus.rows} embeddings but ${labels.length} labels.`,
+        'Give one class label per corpus row.',
+      );
+    }
+  }
+  const snapshotEvery = options.snapshotEvery;
+  if (snapshotEvery !== undefined && !(Number.isInteger(snapshotEvery) && snapshotEvery >= 1)) {
+    throw new MrlError('invalid-argument', `snapshotEvery must be a positive integer, got ${snapshotEvery}.`);
+  }
   if (pairs !== undefined) {
     checkRows(pairs.queries, 'the query embeddings');
     checkRows(pairs.documents, 'the document embeddings');
@@ -334,17 +418,34 @@ export async function fitAdaptor(options: FitAdaptorOptions): Promise<{ adaptor:
     const model = new AdaptorModel(adaptor, options);
     const p = options.neighbours ?? 0;
     const knn = p > 0 ? { indices: await nearestNeighbours(corpus, p), k: p } : undefined;
-    const trainer = new Trainer(model, adaptorBatches(corpus, pairs, knn), {
+    const snapshots: AdaptorSnapshot[] = [];
+    // Synchronous host copies (the trainer's events are synchronous): the weights are small.
+    const snapshot = (step: number): void => {
+      const [w1, b1, w2, b2] = [adaptor.w1, adaptor.b1, adaptor.w2, adaptor.b2].map((v) =>
+        (v.dataSync() as Float32Array).slice(),
+      ) as [Float32Array, Float32Array, Float32Array, Float32Array];
+      const weights: AdaptorWeights = { config: { ...adaptor.config, dims: [...adaptor.config.dims] }, w1, b1, w2, b2 };
+      if (matrix !== undefined) weights.rotation = matrix;
+      snapshots.push({ step, weights });
+    };
+    const onEvent = (event: TrainEvent): void => {
+      if (snapshotEvery !== undefined && event.type === 'step') {
+        if (event.step % snapshotEvery === 0 || event.step === event.totalSteps) snapshot(event.step);
+      }
+      options.onEvent?.(event);
+    };
+    const labelPairs = labels === undefined ? undefined : { labels, seed };
+    const trainer = new Trainer(model, adaptorBatches(corpus, pairs, knn, labelPairs), {
       batchSize: Math.min(options.batchSize ?? 256, corpus.rows),
       ...(options.steps === undefined ? { epochs: options.epochs ?? 4 } : { steps: options.steps }),
       seed,
       optimizer: { type: 'adamw', lr: options.lr ?? 1e-3, weightDecay: 0 },
       ...(options.warmupSteps === undefined ? {} : { warmupSteps: options.warmupSteps }),
-      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+      onEvent,
     });
     const fit = await trainer.fit();
     trainer.optimizer.dispose();
-    return { adaptor, fit };
+    return { adaptor, fit, snapshots };
   } catch (e) {
     adaptor.dispose();
     throw e;

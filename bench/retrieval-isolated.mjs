@@ -7,9 +7,10 @@
 //
 //   pnpm run build && node bench/retrieval-isolated.mjs [--n 100000] [--d 256] [--queries 200]
 //     [--classes 1000] [--seed 1] [--reps 3] [--m 64] [--shortlist 100] [--build-threads 2]
-//     [--efc 64] [--connectivity 16 (prefix graphs; a list, e.g. 8,16)] [--full-m 16] [--faiss-m 32]
+//     [--efc 64] [--full-efs 64,128] [--connectivity 16 (prefix graphs; a list, e.g. 8,16)] [--full-m 16] [--faiss-m 32]
 //     [--pglite-n 20000 | 0] [--methods exact-js,int8,binary,chunked,full,f32,i8,b1,faiss-flat,faiss-hnsw,faiss-prefix,pglite]
 //     [--vectors db.npy [--query-vectors q.npy]] [--child-timeout 1500] [--json out.json]
+//     [--pairs 0 (alternating re-timings of the two rows the two-stage target compares)]
 //   Without --query-vectors, the last --queries rows of --vectors are the queries.
 //
 // "first stage MiB" is what the first stage searches: the float matrix (flat), the int8 codes
@@ -34,7 +35,11 @@ const K = 10;
 const NQ = Number(arg('queries', 200));
 const REPS = Number(arg('reps', 3));
 const M = Number(arg('m', 64));
-const SHORTLIST = Number(arg('shortlist', 100));
+// K, the shortlist of the two-stage methods; a list (e.g. 50,100) runs the prefix graphs at each.
+const SHORTLISTS = arg('shortlist', '100').split(',').map(Number);
+const SHORTLIST = SHORTLISTS[0];
+// efSearch of the full-dim graphs (usearch and FAISS): the fastest one at recall >= 0.99 counts.
+const FULL_EFS = arg('full-efs', '64,128').split(',').map(Number);
 const THREADS = Number(arg('build-threads', 2));
 const EFC = Number(arg('efc', 64));
 const PREFIX_MS = arg('connectivity', '16').split(',').map(Number);
@@ -94,18 +99,20 @@ if (wanted.has('chunked')) {
   specs.push(['chunked', { kind: 'chunked', first: { kind: 'int8', dim: M, scale: 'per-dim' }, K: [SHORTLIST] }]);
   specs.push(['chunked', { kind: 'chunked', first: { kind: 'binary', dim: d }, K: [4 * SHORTLIST] }]);
 }
-const efs = [SHORTLIST, 2 * SHORTLIST];
 if (wanted.has('full'))
-  specs.push(['full', { kind: 'hnsw', m: d, q: 'f32', M: FULL_M, efC: EFC, efs: [64, 128], threads: THREADS }]);
+  specs.push(['full', { kind: 'hnsw', m: d, q: 'f32', M: FULL_M, efC: EFC, efs: FULL_EFS, threads: THREADS }]);
 for (const q of ['f32', 'i8', 'b1']) {
   if (!wanted.has(q)) continue;
   for (const pm of PREFIX_MS) {
-    specs.push([q, { kind: 'hnsw', m: q === 'b1' ? d : M, q, M: pm, efC: EFC, efs, K: SHORTLIST, threads: THREADS }]);
+    for (const K2 of SHORTLISTS) {
+      const efs = [K2, 2 * K2];
+      specs.push([q, { kind: 'hnsw', m: q === 'b1' ? d : M, q, M: pm, efC: EFC, efs, K: K2, threads: THREADS }]);
+    }
   }
 }
 if (wanted.has('faiss-flat')) specs.push(['faiss', { kind: 'flat' }]);
 if (wanted.has('faiss-hnsw'))
-  specs.push(['faiss', { kind: 'hnsw', M: FAISS_M, efC: EFC, efs: [64, 128], threads: THREADS }]);
+  specs.push(['faiss', { kind: 'hnsw', M: FAISS_M, efC: EFC, efs: FULL_EFS, threads: THREADS }]);
 if (wanted.has('faiss-prefix')) {
   specs.push([
     'faiss',
@@ -120,8 +127,12 @@ console.log(
 );
 const rows = [];
 let base;
-for (const [tag, spec] of specs) {
-  const started = performance.now();
+// Graphs are kept in tmp so that --pairs can time them again without building.
+specs.forEach(([tag, spec], i) => {
+  if (spec.kind === 'hnsw' || spec.kind === 'prefix-hnsw')
+    spec[tag === 'faiss' ? 'indexFile' : 'graphFile'] = join(tmp, `graph-${i}`);
+});
+function runChild(tag, spec) {
   const full = { reps: REPS, k: K, tmp, ...spec };
   const isFaiss = tag === 'faiss';
   const r = spawnSync(
@@ -135,22 +146,38 @@ for (const [tag, spec] of specs) {
       env: { ...process.env, OMP_NUM_THREADS: String(THREADS), OPENBLAS_NUM_THREADS: '1' },
     },
   );
-  const wall = (performance.now() - started) / 1000;
   if (r.status !== 0) {
     const why =
       r.error?.code === 'ETIMEDOUT'
         ? `did not finish in ${TIMEOUT} s`
         : String(r.stderr).trim().split('\n').slice(-3).join(' / ');
-    console.log(`# ${JSON.stringify(spec)}: failed (${why})`);
-    rows.push({ name: `${spec.kind} ${JSON.stringify(spec)}`, failed: why });
+    return { failed: why };
+  }
+  return JSON.parse(String(r.stdout).trim().split('\n').pop());
+}
+for (const [tag, spec] of specs) {
+  const started = performance.now();
+  const out = runChild(tag, spec);
+  const wall = (performance.now() - started) / 1000;
+  if (out.failed) {
+    console.log(`# ${JSON.stringify(spec)}: failed (${out.failed})`);
+    rows.push({ name: `${spec.kind} ${JSON.stringify(spec)}`, failed: out.failed });
     continue;
   }
-  const out = JSON.parse(String(r.stdout).trim().split('\n').pop());
   for (const row of out.rows) {
     const result = { numQueries: NQ, k: K, ids: Int32Array.from(row.ids) };
     if (base === undefined) base = result;
     const recall = row.recall ?? recallAtK(result, base, K);
-    const entry = { ...row, result, recall, qps: NQ / row.seconds, peakRss: out.peakRss, dataRss: out.dataRss };
+    const entry = {
+      ...row,
+      tag,
+      spec,
+      result,
+      recall,
+      qps: NQ / row.seconds,
+      peakRss: out.peakRss,
+      dataRss: out.dataRss,
+    };
     if (out.faiss) entry.faiss = out.faiss;
     rows.push(entry);
     process.stderr.write(
@@ -158,8 +185,6 @@ for (const [tag, spec] of specs) {
     );
   }
 }
-rmSync(tmp, { recursive: true, force: true });
-
 const fmt = (x, digits) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 const mib = (b) => fmt(b / 2 ** 20, 1);
 const header = ['method', 'queries/s', 'recall@10', 'build s', 'first stage MiB', 'peak RSS MiB', 'data RSS MiB'];
@@ -187,6 +212,34 @@ if (faissVersion)
     `# FAISS ${faissVersion} (Debian python3-faiss); re-rank vectors (not in "first stage"): ${mib(N * d * 4)} MiB`,
   );
 
+/**
+ * --pairs P: P alternating timings (each in a fresh child, best of --reps, the graphs opened
+ * from the files the table's run saved) of two rows at their efSearch; on a shared machine the
+ * median of neighbouring ratios is steadier than one ratio of rows measured minutes apart.
+ */
+function pairs(ours, theirs) {
+  const P = Number(arg('pairs', 0));
+  if (P <= 0 || ours.ef === undefined || theirs.ef === undefined) return;
+  const again = (row) => {
+    const out = runChild(row.tag, { ...row.spec, efs: [row.ef], build_s: row.build_s });
+    if (out.failed) throw new Error(`paired timing of ${row.name} failed: ${out.failed}`);
+    return out.rows[0].seconds;
+  };
+  const ratios = [];
+  for (let p = 0; p < P; p++) {
+    const a = again(ours);
+    const b = again(theirs);
+    ratios.push(b / a);
+    console.log(
+      `# pair ${p + 1}: ${(NQ / a).toFixed(1)} vs ${(NQ / b).toFixed(1)} q/s, QPS ratio ${(b / a).toFixed(2)}`,
+    );
+  }
+  ratios.sort((x, y) => x - y);
+  console.log(
+    `# ${P} alternating pairs, ${ours.name} vs ${theirs.name}: median QPS ratio ${ratios[Math.floor(P / 2)].toFixed(2)} (min ${ratios[0].toFixed(2)}, max ${ratios[P - 1].toFixed(2)})`,
+  );
+}
+
 // The issue's targets, read off this run.
 const byName = (re) => rows.filter((r) => !r.failed && re.test(r.name));
 const ours = byName(/^exact flat, ONNX/)[0];
@@ -204,6 +257,7 @@ if (faissHnsw) {
   const small = twoStage.filter((r) => r.bytes * 4 <= faissHnsw.bytes);
   const pick = best(small.filter((r) => r.qps >= faissHnsw.qps)) ?? best(small) ?? best(twoStage);
   if (pick) {
+    pairs(pick, faissHnsw);
     console.log(
       `# at recall@10 >= 0.99: ${pick.name} ${fmt(pick.qps, 1)} q/s, ${mib(pick.bytes)} MiB vs ${faissHnsw.name} ${fmt(faissHnsw.qps, 1)} q/s, ${mib(faissHnsw.bytes)} MiB: ${fmt(pick.qps / faissHnsw.qps, 2)}x the QPS, first stage ${fmt(faissHnsw.bytes / pick.bytes, 1)}x smaller (targets >= 1 and >= 4)`,
     );
@@ -216,6 +270,7 @@ console.log(
     .map((x) => x.toFixed(1))
     .join(' ')}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`,
 );
+rmSync(tmp, { recursive: true, force: true });
 const jsonOut = arg('json', undefined);
 if (jsonOut)
   writeFileSync(

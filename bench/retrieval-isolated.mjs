@@ -181,7 +181,7 @@ for (const [tag, spec] of specs) {
     if (out.faiss) entry.faiss = out.faiss;
     rows.push(entry);
     process.stderr.write(
-      `  ${row.name}: ${entry.qps.toFixed(1)} q/s, recall ${recall.toFixed(3)}, build ${row.build_s.toFixed(1)} s, peak RSS ${(out.peakRss / 2 ** 20).toFixed(0)} MiB (${wall.toFixed(0)} s)\n`,
+      `  ${row.name}: ${entry.qps.toFixed(1)} q/s, recall ${recall.toFixed(3)}, build ${row.build_s.toFixed(1)} s, ${(row.bytes / 2 ** 20).toFixed(1)} MiB, peak RSS ${(out.peakRss / 2 ** 20).toFixed(0)} MiB (${wall.toFixed(0)} s)\n`,
     );
   }
 }

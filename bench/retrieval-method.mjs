@@ -5,7 +5,7 @@
 //   node bench/retrieval-method.mjs DIR '{"kind":"int8-scan","m":64,"K":100}'
 // DIR holds db.npy and queries.npy (float32). Prints one JSON line: { rows: [{ name, seconds,
 // build_s, bytes, ids }], dataRss, peakRss } (bytes: what the first stage searches; RSS in bytes).
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MatryoshkaIndex, recallAtK } from '@mrl/adaptive';
@@ -91,6 +91,7 @@ if (spec.kind === 'exact') {
     });
   }
   db.close();
+  rmSync(file);
 } else if (spec.kind === 'hnsw') {
   const options = {
     dim: spec.m,

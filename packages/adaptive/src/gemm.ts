@@ -65,6 +65,19 @@ export interface Gemm {
     indices: BigInt64Array,
   ): void;
   /**
+   * Optional: {@link Gemm.multiplyTransposed} with int8 rows, `y = a @ codes^T` (the codes
+   * widened inside the engine). Used instead of {@link Gemm.multiplyInt8TopK} when the shortlist
+   * is long, where a native top-k of hundreds per block costs more than the product.
+   */
+  multiplyInt8Transposed?(
+    a: Float32Array,
+    aRows: number,
+    codes: Int8Array,
+    bRows: number,
+    dim: number,
+    y: Float32Array,
+  ): void;
+  /**
    * Optional: for each of the `aRows` queries, the `k` rows of `rowBits` (sign bits, the layout
    * of `BinaryPrefix.bits`, `words` Uint32 per row) nearest in Hamming distance, as values
    * `-distance` and column indices, best first, ties to the lower column. `querySigns` is
@@ -117,7 +130,7 @@ export const jsGemm: Gemm = {
 };
 
 /** Rows per GEMM call: a [queries, rows] tile of about 4 MiB stays in cache for the top-k pass. */
-function rowChunk(nq: number): number {
+export function rowChunk(nq: number): number {
   return Math.max(256, Math.min(16384, Math.floor((1 << 20) / Math.max(1, nq))));
 }
 

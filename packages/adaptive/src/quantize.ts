@@ -1,5 +1,5 @@
 import { MrlError } from '@mrl/core/errors';
-import { fusedBlocks, type Gemm, QUERY_BATCH } from './gemm.js';
+import { fusedBlocks, type Gemm, QUERY_BATCH, rowChunk } from './gemm.js';
 import { QUERY_BLOCK, QUERY_TILE, rowBlockSize, type MatrixView } from './scoring.js';
 import { TopKHeap } from './topk.js';
 import { assertIntInRange } from './validate.js';
@@ -257,6 +257,10 @@ function nativeInt8TopK(
   }
   const keep = Math.min(k, p.size);
   const heaps = Array.from({ length: nq }, () => new TopKHeap(keep));
+  if (keep > NATIVE_TOPK_MAX && gemm.multiplyInt8Transposed !== undefined) {
+    int8ProductTopK(gemm.multiplyInt8Transposed.bind(gemm), p, q, nq, factor, heaps);
+    return heaps;
+  }
   const multiply = gemm.multiplyInt8TopK as NonNullable<Gemm['multiplyInt8TopK']>;
   for (let q0 = 0; q0 < nq; q0 += QUERY_BATCH) {
     const bq = Math.min(nq, q0 + QUERY_BATCH) - q0;
@@ -276,6 +280,48 @@ function nativeInt8TopK(
     );
   }
   return heaps;
+}
+
+/**
+ * Longest shortlist selected by the engine's fused top-k; above it the score tile comes back
+ * and is selected here (a native TopK of 100 per 8,192-row block cost ~15x one of 10).
+ */
+const NATIVE_TOPK_MAX = 32;
+
+/** The int8 scan as native products of blocks, selected in JavaScript against each heap's threshold. */
+function int8ProductTopK(
+  multiply: NonNullable<Gemm['multiplyInt8Transposed']>,
+  p: Int8Prefix,
+  q: Float32Array,
+  nq: number,
+  factor: Float32Array | undefined,
+  heaps: readonly TopKHeap[],
+): void {
+  const dim = p.dim;
+  for (let q0 = 0; q0 < nq; q0 += QUERY_BATCH) {
+    const bq = Math.min(nq, q0 + QUERY_BATCH) - q0;
+    const a = q.subarray(q0 * dim, (q0 + bq) * dim);
+    const chunk = rowChunk(bq);
+    const tile = new Float32Array(bq * chunk);
+    for (let r0 = 0; r0 < p.size; r0 += chunk) {
+      const r1 = Math.min(p.size, r0 + chunk);
+      const nb = r1 - r0;
+      const y = tile.subarray(0, bq * nb);
+      multiply(a, bq, p.codes.subarray(r0 * dim, r1 * dim), nb, dim, y);
+      for (let i = 0; i < bq; i++) {
+        const heap = heaps[q0 + i] as TopKHeap;
+        let thr = heap.threshold;
+        const o = i * nb;
+        for (let r = 0; r < nb; r++) {
+          const v = factor === undefined ? (y[o + r] as number) : (y[o + r] as number) * (factor[r0 + r] as number);
+          if (v >= thr) {
+            heap.push(v, r0 + r);
+            thr = heap.threshold;
+          }
+        }
+      }
+    }
+  }
 }
 
 /** The binary scan on a native engine (unpacked sign bits times +-1 queries, then top-k). */

@@ -33,13 +33,14 @@ const ONNX_INT8 = 3;
 const ONNX_BOOL = 9;
 
 /** `Y[nq, nr] = Q[nq, d] @ X[nr, d]^T` (ONNX Runtime's contrib FusedMatMul with transB). */
-function productModel(): Uint8Array {
+function productModel(int8 = false): Uint8Array {
   return onnxModel(
-    'mrl-scan-product',
+    int8 ? 'mrl-scan-int8-product' : 'mrl-scan-product',
     [
-      node('FusedMatMul', ['Q', 'X'], ['Y'], { transA: 0, transB: 1 }, 'com.microsoft'),
+      ...(int8 ? [node('Cast', ['X'], ['XF'], { to: ONNX_FLOAT })] : []),
+      node('FusedMatMul', ['Q', int8 ? 'XF' : 'X'], ['Y'], { transA: 0, transB: 1 }, 'com.microsoft'),
       valueInfo(11, 'Q', ONNX_FLOAT, ['nq', 'd']),
-      valueInfo(11, 'X', ONNX_FLOAT, ['nr', 'd']),
+      valueInfo(11, 'X', int8 ? ONNX_INT8 : ONNX_FLOAT, ['nr', 'd']),
       valueInfo(12, 'Y', ONNX_FLOAT, ['nq', 'nr']),
     ],
     OPSETS,
@@ -163,7 +164,7 @@ export function nativeGemm(options: { threads?: number } = {}): Gemm | undefined
     name: `ONNX Runtime ${version} (MLAS), ${threads} thread${threads === 1 ? '' : 's'}`,
     multiplyTransposed(a, aRows, b, bRows, dim, y) {
       if (aRows === 0 || bRows === 0) return;
-      session('product', productModel).run(
+      session('product', () => productModel()).run(
         {
           Q: new Tensor('float32', a.subarray(0, aRows * dim), [aRows, dim]),
           X: new Tensor('float32', b.subarray(0, bRows * dim), [bRows, dim]),
@@ -184,6 +185,17 @@ export function nativeGemm(options: { threads?: number } = {}): Gemm | undefined
       session(scale === undefined ? 'topk' : 'topk-scaled', () => scanTopKModel(scale !== undefined)).run(
         feeds,
         outputs(values, indices, aRows, k),
+        {},
+      );
+    },
+    multiplyInt8Transposed(a, aRows, codes, bRows, dim, y) {
+      if (aRows === 0 || bRows === 0) return;
+      session('int8-product', () => productModel(true)).run(
+        {
+          Q: new Tensor('float32', a.subarray(0, aRows * dim), [aRows, dim]),
+          X: new Tensor('int8', codes.subarray(0, bRows * dim), [bRows, dim]),
+        },
+        { Y: new Tensor('float32', y.subarray(0, aRows * bRows), [aRows, bRows]) },
         {},
       );
     },

@@ -44,6 +44,7 @@ describe('nativeGemm', () => {
   it('has the fused product + top-k', () => {
     expect(typeof native?.multiplyTopK).toBe('function');
     expect(typeof native?.multiplyInt8TopK).toBe('function');
+    expect(typeof native?.multiplyInt8Transposed).toBe('function');
     expect(typeof native?.hammingTopK).toBe('function');
   });
 
@@ -99,17 +100,19 @@ describe('nativeGemm', () => {
   };
 
   it.each([
-    ['per-dim', false],
-    ['per-dim', true],
-    ['per-vector', false],
-    ['per-vector', true],
+    ['per-dim', false, 13],
+    ['per-dim', true, 13],
+    ['per-vector', false, 13],
+    ['per-vector', true, 13],
+    ['per-dim', false, 45],
+    ['per-vector', true, 45],
   ] as const)(
-    'the int8 first stage (%s, rowScale %s) on ONNX Runtime equals the JS scan, ties across row blocks',
-    (mode, scaled) => {
+    'the int8 first stage (%s, rowScale %s, k %i: native top-k up to 32, else selected in JS) on ONNX Runtime equals the JS scan, ties across row blocks',
+    (mode, scaled, k) => {
       // Small integer codes and queries, power-of-two scales: the products are exact in float32,
       // so equal scores really tie. Rows 0, 3, 8195 and 8199 hold query 0's values (clipped),
       // its best rows; the last 8192-row block has 8 rows, fewer than k.
-      const [nq, nr, dim, stride, k] = [7, 8200, 24, 30, 13];
+      const [nq, nr, dim, stride] = [7, 8200, 24, 30];
       const r = rng(31);
       const q = Float32Array.from({ length: nq * stride }, () => Math.floor(r() * 7) - 3 || 1);
       const codes = Int8Array.from({ length: nr * dim }, () => Math.floor(r() * 3) - 1);

@@ -24,7 +24,7 @@
 // (N x d x 4 bytes) for the re-rank. "RSS +MiB" is the growth of this process's resident memory
 // while the structure was built (FAISS: of the Python process). Compare rows of one run only.
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -38,7 +38,7 @@ import {
   searchDb,
   writeIndexToDb,
 } from '@mrl/adaptive/node';
-import { createRandom } from '@mrl/core/rng';
+import { readNpy, synthetic as syntheticData, writeNpy } from './retrieval-data.mjs';
 
 const argv = process.argv.slice(2);
 function arg(name, fallback) {
@@ -61,63 +61,7 @@ const PREFIX_M = Number(arg('connectivity', 16));
 // Debian's python3-faiss is installed for Debian's Python.
 const PYTHON = arg('python', '/usr/bin/python3');
 
-/**
- * Matryoshka-like synthetic embeddings. Every coordinate j has spread s_j = (1 + j / 4)^-DECAY,
- * so variance (and with it most of the neighbour structure) sits in the early coordinates, as
- * in trained MRL models where a short prefix already ranks well and later coordinates refine.
- * `classes` class centres hang under `classes / 20` super-classes (coarse then fine structure);
- * an example is its class centre plus noise with the same per-coordinate profile times NOISE.
- */
-function synthetic(n, nq, d, classes, seed) {
-  const rand = createRandom(seed);
-  const g = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-  const spread = Float64Array.from({ length: d }, (_, j) => (1 + j / 4) ** -DECAY);
-  const supers = Math.max(1, Math.floor(classes / 20));
-  const superC = new Float32Array(supers * d);
-  for (let s = 0; s < supers; s++) for (let j = 0; j < d; j++) superC[s * d + j] = g() * spread[j];
-  const centres = new Float32Array(classes * d);
-  for (let c = 0; c < classes; c++) {
-    const s = c % supers;
-    for (let j = 0; j < d; j++) centres[c * d + j] = superC[s * d + j] + 0.7 * g() * spread[j];
-  }
-  const make = (count) => {
-    const x = new Float32Array(count * d);
-    const y = new Int32Array(count);
-    for (let i = 0; i < count; i++) {
-      const c = Math.floor(rand() * classes);
-      y[i] = c;
-      for (let j = 0; j < d; j++) x[i * d + j] = centres[c * d + j] + NOISE * g() * spread[j];
-    }
-    return [x, y];
-  };
-  const [vectors, labels] = make(n);
-  const [queries, queryLabels] = make(nq);
-  return { vectors, labels, queries, queryLabels, d };
-}
-
-/** Minimal .npy reader: little-endian float32 (or int32/int64 for labels), C order, 1-D or 2-D. */
-function readNpy(file) {
-  const buf = readFileSync(file);
-  if (buf.toString('latin1', 0, 6) !== '\x93NUMPY') throw new Error(`${file} is not a .npy file`);
-  const major = buf[6];
-  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const start = (major === 1 ? 10 : 12) + headerLen;
-  const header = buf.toString('latin1', major === 1 ? 10 : 12, start);
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const shape = /'shape':\s*\(([^)]*)\)/
-    .exec(header)?.[1]
-    .split(',')
-    .filter((s) => s.trim())
-    .map(Number);
-  if (/'fortran_order':\s*True/.test(header)) throw new Error(`${file}: Fortran order is not supported`);
-  const body = buf.subarray(start);
-  const copy = (Ctor, bytes) =>
-    new Ctor(body.buffer.slice(body.byteOffset, body.byteOffset + body.length)).slice(0, body.length / bytes);
-  if (descr === '<f4') return { data: copy(Float32Array, 4), shape };
-  if (descr === '<i4') return { data: copy(Int32Array, 4), shape };
-  if (descr === '<i8') return { data: Int32Array.from(copy(BigInt64Array, 8), Number), shape };
-  throw new Error(`${file}: dtype ${descr} is not supported (use float32 vectors, int32/int64 labels)`);
-}
+const synthetic = (n, nq, d, classes, seed) => syntheticData({ n, nq, d, classes, seed, noise: NOISE, decay: DECAY });
 
 function loadData() {
   const file = arg('vectors', undefined);
@@ -447,27 +391,3 @@ if (ourTwoStage && faissHnsw) {
 console.log(
   `# peak RSS of this process ${mib(process.resourceUsage().maxRSS * 1024)} MiB; total ${((performance.now() - t0) / 1000).toFixed(1)} s`,
 );
-
-/** Writes a float32 C-order .npy file (for FAISS) without copying the data. */
-function writeNpy(file, data, shape) {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
-  const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1');
-  head[6] = 1;
-  head[7] = 0;
-  head.writeUInt16LE(header.length, 8);
-  const fd = openSync(file, 'w');
-  try {
-    for (const part of [
-      head,
-      Buffer.from(header, 'latin1'),
-      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    ]) {
-      let off = 0;
-      while (off < part.length) off += writeSync(fd, part, off, Math.min(part.length - off, 1 << 30));
-    }
-  } finally {
-    closeSync(fd);
-  }
-}

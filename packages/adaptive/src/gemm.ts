@@ -49,6 +49,50 @@ export interface Gemm {
     values: Float32Array,
     indices: BigInt64Array,
   ): void;
+  /**
+   * Optional: {@link Gemm.multiplyTopK} with int8 rows, `(a[i] · codes[j]) * scale[j]`, the codes
+   * widened to float inside the engine (an int8 first stage scanned without a float copy).
+   */
+  multiplyInt8TopK?(
+    a: Float32Array,
+    aRows: number,
+    codes: Int8Array,
+    bRows: number,
+    dim: number,
+    k: number,
+    scale: Float32Array | undefined,
+    values: Float32Array,
+    indices: BigInt64Array,
+  ): void;
+  /**
+   * Optional: {@link Gemm.multiplyTransposed} with int8 rows, `y = a @ codes^T` (the codes
+   * widened inside the engine). Used instead of {@link Gemm.multiplyInt8TopK} when the shortlist
+   * is long, where a native top-k of hundreds per block costs more than the product.
+   */
+  multiplyInt8Transposed?(
+    a: Float32Array,
+    aRows: number,
+    codes: Int8Array,
+    bRows: number,
+    dim: number,
+    y: Float32Array,
+  ): void;
+  /**
+   * Optional: for each of the `aRows` queries, the `k` rows of `rowBits` (sign bits, the layout
+   * of `BinaryPrefix.bits`, `words` Uint32 per row) nearest in Hamming distance, as values
+   * `-distance` and column indices, best first, ties to the lower column. `querySigns` is
+   * `[aRows, 32 * words]`: +1 where the query's bit is set, -1 where not, 0 past the prefix.
+   */
+  hammingTopK?(
+    querySigns: Float32Array,
+    aRows: number,
+    rowBits: Uint32Array,
+    bRows: number,
+    words: number,
+    k: number,
+    values: Float32Array,
+    indices: BigInt64Array,
+  ): void;
 }
 
 /**
@@ -86,12 +130,12 @@ export const jsGemm: Gemm = {
 };
 
 /** Rows per GEMM call: a [queries, rows] tile of about 4 MiB stays in cache for the top-k pass. */
-function rowChunk(nq: number): number {
+export function rowChunk(nq: number): number {
   return Math.max(256, Math.min(16384, Math.floor((1 << 20) / Math.max(1, nq))));
 }
 
 /** Queries per GEMM call; more share each pass over the rows but need a bigger tile. */
-const QUERY_BATCH = 256;
+export const QUERY_BATCH = 256;
 
 /** Rows per fused product + top-k call: the tile stays native, so larger blocks only cut call overhead. */
 const FUSED_ROW_CHUNK = 8192;
@@ -189,12 +233,9 @@ function fusedTopK(
   heaps: TopKHeap[],
   q0: number,
 ): void {
-  const values = new Float32Array(bq * keep);
-  const indices = new BigInt64Array(bq * keep);
-  for (let r0 = 0; r0 < nr; r0 += FUSED_ROW_CHUNK) {
-    const r1 = Math.min(nr, r0 + FUSED_ROW_CHUNK);
-    const kk = Math.min(keep, r1 - r0);
-    (gemm.multiplyTopK as NonNullable<Gemm['multiplyTopK']>)(
+  const multiply = gemm.multiplyTopK as NonNullable<Gemm['multiplyTopK']>;
+  fusedBlocks(bq, nr, keep, heaps, q0, (r0, r1, kk, values, indices) =>
+    multiply(
       a,
       bq,
       rows.subarray(r0 * stride, r1 * stride),
@@ -204,7 +245,30 @@ function fusedTopK(
       rowScale?.subarray(r0, r1),
       values,
       indices,
-    );
+    ),
+  );
+}
+
+/**
+ * Runs a native product + top-k over all `nr` rows in blocks of {@link FUSED_ROW_CHUNK} for one
+ * batch of `bq` queries (heaps `q0 ..`), and merges each block's best-first values and indices
+ * into the heaps. `select(r0, r1, kk, values, indices)` fills `[bq, kk]` values and block-local
+ * indices for rows `r0 .. r1`.
+ */
+export function fusedBlocks(
+  bq: number,
+  nr: number,
+  keep: number,
+  heaps: readonly TopKHeap[],
+  q0: number,
+  select: (r0: number, r1: number, kk: number, values: Float32Array, indices: BigInt64Array) => void,
+): void {
+  const values = new Float32Array(bq * keep);
+  const indices = new BigInt64Array(bq * keep);
+  for (let r0 = 0; r0 < nr; r0 += FUSED_ROW_CHUNK) {
+    const r1 = Math.min(nr, r0 + FUSED_ROW_CHUNK);
+    const kk = Math.min(keep, r1 - r0);
+    select(r0, r1, kk, values, indices);
     for (let q = 0; q < bq; q++) {
       const heap = heaps[q0 + q] as TopKHeap;
       for (let c = 0; c < kk; c++) {

@@ -1,4 +1,5 @@
 import { MrlError } from '@mrl/core/errors';
+import { fusedBlocks, type Gemm, QUERY_BATCH, rowChunk } from './gemm.js';
 import { QUERY_BLOCK, QUERY_TILE, rowBlockSize, type MatrixView } from './scoring.js';
 import { TopKHeap } from './topk.js';
 import { assertIntInRange } from './validate.js';
@@ -199,6 +200,7 @@ export function quantizedTopK(
   queries: MatrixView,
   k: number,
   rowScale?: Float32Array,
+  gemm?: Gemm,
 ): TopKHeap[] {
   assertIntInRange('k', k, 1);
   assertIntInRange('queries.rows', queries.rows, 1);
@@ -208,14 +210,18 @@ export function quantizedTopK(
       `queries have ${queries.stride} values per row, the quantised prefix needs ${prefix.dim}`,
     );
   }
-  return prefix.kind === 'int8' ? int8TopK(prefix, queries, k, rowScale) : binaryTopK(prefix, queries, k);
+  if (prefix.kind === 'int8') {
+    return gemm?.multiplyInt8TopK !== undefined
+      ? nativeInt8TopK(gemm, prefix, queries, k, rowScale)
+      : int8TopK(prefix, queries, k, rowScale);
+  }
+  return gemm?.hammingTopK !== undefined ? nativeBinaryTopK(gemm, prefix, queries, k) : binaryTopK(prefix, queries, k);
 }
 
-function int8TopK(p: Int8Prefix, queries: MatrixView, k: number, rowScale: Float32Array | undefined): TopKHeap[] {
+/** Compact float queries [nq, dim], pre-multiplied by the per-dim scales where those apply. */
+function int8Queries(p: Int8Prefix, queries: MatrixView): Float32Array {
   const nq = queries.rows;
   const dim = p.dim;
-  const n = p.size;
-  // Compact float queries, pre-multiplied by the per-dim scales where those apply.
   const q = new Float32Array(nq * dim);
   for (let i = 0; i < nq; i++) {
     for (let j = 0; j < dim; j++) {
@@ -223,6 +229,129 @@ function int8TopK(p: Int8Prefix, queries: MatrixView, k: number, rowScale: Float
       q[i * dim + j] = p.scaleMode === 'per-dim' ? v * (p.scales[j] as number) : v;
     }
   }
+  return q;
+}
+
+/**
+ * The int8 scan on a native engine: per batch of queries and block of rows, one call widens the
+ * codes, multiplies and selects (the row factor is the per-vector scale times `rowScale`, in
+ * float32; the JS scan multiplies in float64, so scores differ at the last bit).
+ */
+function nativeInt8TopK(
+  gemm: Gemm,
+  p: Int8Prefix,
+  queries: MatrixView,
+  k: number,
+  rowScale: Float32Array | undefined,
+): TopKHeap[] {
+  const nq = queries.rows;
+  const dim = p.dim;
+  const q = int8Queries(p, queries);
+  const perVector = p.scaleMode === 'per-vector' ? p.scales : undefined;
+  let factor: Float32Array | undefined;
+  if (perVector !== undefined && rowScale !== undefined) {
+    factor = new Float32Array(p.size);
+    for (let r = 0; r < p.size; r++) factor[r] = (perVector[r] as number) * (rowScale[r] as number);
+  } else {
+    factor = perVector ?? rowScale;
+  }
+  const keep = Math.min(k, p.size);
+  const heaps = Array.from({ length: nq }, () => new TopKHeap(keep));
+  if (keep > NATIVE_TOPK_MAX && gemm.multiplyInt8Transposed !== undefined) {
+    int8ProductTopK(gemm.multiplyInt8Transposed.bind(gemm), p, q, nq, factor, heaps);
+    return heaps;
+  }
+  const multiply = gemm.multiplyInt8TopK as NonNullable<Gemm['multiplyInt8TopK']>;
+  for (let q0 = 0; q0 < nq; q0 += QUERY_BATCH) {
+    const bq = Math.min(nq, q0 + QUERY_BATCH) - q0;
+    const a = q.subarray(q0 * dim, (q0 + bq) * dim);
+    fusedBlocks(bq, p.size, keep, heaps, q0, (r0, r1, kk, values, indices) =>
+      multiply(
+        a,
+        bq,
+        p.codes.subarray(r0 * dim, r1 * dim),
+        r1 - r0,
+        dim,
+        kk,
+        factor?.subarray(r0, r1),
+        values,
+        indices,
+      ),
+    );
+  }
+  return heaps;
+}
+
+/**
+ * Longest shortlist selected by the engine's fused top-k; above it the score tile comes back
+ * and is selected here (a native TopK of 100 per 8,192-row block cost ~15x one of 10).
+ */
+const NATIVE_TOPK_MAX = 32;
+
+/** The int8 scan as native products of blocks, selected in JavaScript against each heap's threshold. */
+function int8ProductTopK(
+  multiply: NonNullable<Gemm['multiplyInt8Transposed']>,
+  p: Int8Prefix,
+  q: Float32Array,
+  nq: number,
+  factor: Float32Array | undefined,
+  heaps: readonly TopKHeap[],
+): void {
+  const dim = p.dim;
+  for (let q0 = 0; q0 < nq; q0 += QUERY_BATCH) {
+    const bq = Math.min(nq, q0 + QUERY_BATCH) - q0;
+    const a = q.subarray(q0 * dim, (q0 + bq) * dim);
+    const chunk = rowChunk(bq);
+    const tile = new Float32Array(bq * chunk);
+    for (let r0 = 0; r0 < p.size; r0 += chunk) {
+      const r1 = Math.min(p.size, r0 + chunk);
+      const nb = r1 - r0;
+      const y = tile.subarray(0, bq * nb);
+      multiply(a, bq, p.codes.subarray(r0 * dim, r1 * dim), nb, dim, y);
+      for (let i = 0; i < bq; i++) {
+        const heap = heaps[q0 + i] as TopKHeap;
+        let thr = heap.threshold;
+        const o = i * nb;
+        for (let r = 0; r < nb; r++) {
+          const v = factor === undefined ? (y[o + r] as number) : (y[o + r] as number) * (factor[r0 + r] as number);
+          if (v >= thr) {
+            heap.push(v, r0 + r);
+            thr = heap.threshold;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** The binary scan on a native engine (unpacked sign bits times +-1 queries, then top-k). */
+function nativeBinaryTopK(gemm: Gemm, p: BinaryPrefix, queries: MatrixView, k: number): TopKHeap[] {
+  const nq = queries.rows;
+  const w = p.wordsPerVector;
+  const width = 32 * w;
+  const signs = new Float32Array(nq * width);
+  for (let i = 0; i < nq; i++) {
+    for (let j = 0; j < p.dim; j++)
+      signs[i * width + j] = (queries.data[i * queries.stride + j] as number) > 0 ? 1 : -1;
+  }
+  const keep = Math.min(k, p.size);
+  const heaps = Array.from({ length: nq }, () => new TopKHeap(keep));
+  const hamming = gemm.hammingTopK as NonNullable<Gemm['hammingTopK']>;
+  for (let q0 = 0; q0 < nq; q0 += QUERY_BATCH) {
+    const bq = Math.min(nq, q0 + QUERY_BATCH) - q0;
+    const a = signs.subarray(q0 * width, (q0 + bq) * width);
+    fusedBlocks(bq, p.size, keep, heaps, q0, (r0, r1, kk, values, indices) =>
+      hamming(a, bq, p.bits.subarray(r0 * w, r1 * w), r1 - r0, w, kk, values, indices),
+    );
+  }
+  return heaps;
+}
+
+function int8TopK(p: Int8Prefix, queries: MatrixView, k: number, rowScale: Float32Array | undefined): TopKHeap[] {
+  const nq = queries.rows;
+  const dim = p.dim;
+  const n = p.size;
+  const q = int8Queries(p, queries);
   const perVector = p.scaleMode === 'per-vector' ? p.scales : undefined;
   const keep = Math.min(k, n);
   const heaps = Array.from({ length: nq }, () => new TopKHeap(keep));

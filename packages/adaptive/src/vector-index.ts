@@ -47,7 +47,8 @@ export interface IndexOptions {
   /**
    * Runs every float full scan (exact search, the first stage of shortlist/re-rank and
    * funnels) as blocked matrix products on this engine, e.g. `nativeGemm()` from
-   * `@mrl/adaptive/node`. Default: the JavaScript scan in scoring.ts.
+   * `@mrl/adaptive/node`, and an int8 or binary first stage on its int8 / Hamming top-k when it
+   * has them. Default: the JavaScript scans in scoring.ts and quantize.ts.
    */
   readonly gemm?: Gemm;
 }
@@ -571,7 +572,7 @@ export class MatryoshkaIndex {
           : blockedTopK(qView, { data: this.vectors, rows: this.size, stride: d }, s0.dim, s0.keep, rowScale0);
       perQuery = this.size * (2 * s0.dim + (rowScale0 ? 1 : 0));
     } else {
-      heaps = quantizedTopK(s0.quantized, qView, s0.keep, rowScale0);
+      heaps = quantizedTopK(s0.quantized, qView, s0.keep, rowScale0, this.gemm);
       perQuery =
         quantizedOpsPerQuery(s0.quantized) + this.size * (quantizedOpsPerRow(s0.quantized) + (rowScale0 ? 1 : 0));
     }

@@ -167,9 +167,10 @@ function parseFunnel(text: string, d: number, k: number, api: AdaptiveApi): { di
 
 /** The index file opened in chunks when it stores a first stage (format 2), else undefined. */
 async function openChunked(file: string) {
-  const { ChunkedIndex } = await import('@mrl/adaptive/node');
+  const { ChunkedIndex, nativeGemm } = await import('@mrl/adaptive/node');
   try {
-    const db = ChunkedIndex.open(file);
+    // The stored int8 / binary first stage is scanned on ONNX Runtime when it loads here.
+    const db = ChunkedIndex.open(file, { gemm: nativeGemm() });
     if (db.firstStageSpec !== undefined) return db;
     db.close();
     return undefined;

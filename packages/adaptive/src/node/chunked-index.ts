@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { MrlError } from '@mrl/core/errors';
+import type { Gemm } from '../gemm.js';
 import type { QuantizedPrefix } from '../quantize.js';
 import { quantizedOpsPerQuery, quantizedOpsPerRow, quantizedTopK } from '../quantize.js';
 import { assertFiniteRows, assertIntInRange, rowCount } from '../validate.js';
@@ -59,6 +60,8 @@ export class ChunkedIndex {
   /** Rows read from disk so far (each verified). */
   rowsRead = 0;
   private fd: number | undefined;
+  /** The engine of the first-stage scan (`open`'s `gemm`); undefined: the JavaScript scan. */
+  readonly gemm: Gemm | undefined;
   private readonly invNorms: Float32Array | undefined;
   private readonly rowCrcs: Uint32Array;
 
@@ -68,8 +71,10 @@ export class ChunkedIndex {
     private readonly layout: IndexFileLayout,
     header: Buffer,
     tail: Uint8Array,
+    gemm: Gemm | undefined,
   ) {
     this.fd = fd;
+    this.gemm = gemm;
     const meta = parseMetadata(file, layout, header);
     this.size = layout.size;
     this.dim = layout.dim;
@@ -103,9 +108,11 @@ export class ChunkedIndex {
   /**
    * Opens `file` (format version 2): reads and checks everything but the rows. With
    * `verify: true` it also streams every row through its checksum (in 1 MiB reads, nothing
-   * kept), which a full `openIndex` does anyway.
+   * kept), which a full `openIndex` does anyway. With `gemm` (e.g. `nativeGemm()`) the stored
+   * int8 or binary first stage is scanned on that engine's int8 / Hamming top-k when it has
+   * them (same hits as the JavaScript scan, scores to float32 rounding).
    */
-  static open(file: string, options: { verify?: boolean } = {}): ChunkedIndex {
+  static open(file: string, options: { verify?: boolean; gemm?: Gemm | undefined } = {}): ChunkedIndex {
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -132,7 +139,7 @@ export class ChunkedIndex {
       const body = tail.subarray(0, tail.length - 4);
       const stored = new DataView(tail.buffer).getUint32(tail.length - 4, true);
       checkCrc(file, stored, crc32(body, crc32(header)));
-      const index = new ChunkedIndex(file, fd, layout, header, body);
+      const index = new ChunkedIndex(file, fd, layout, header, body, options.gemm);
       if (options.verify === true) index.verify();
       return index;
     } catch (e) {
@@ -297,7 +304,7 @@ export class ChunkedIndex {
     assertFiniteRows('queries', queries, d);
     const rowScale = this.metric === 'cosine' && first.kind === 'int8' ? this.invNorms : undefined;
     const keep = Math.min(options.shortlistK, this.size);
-    const heaps = quantizedTopK(first, { data: queries, rows: nq, stride: d }, keep, rowScale);
+    const heaps = quantizedTopK(first, { data: queries, rows: nq, stride: d }, keep, rowScale, this.gemm);
     const candidates = new Int32Array(nq * keep);
     const unused = new Float32Array(nq * keep);
     heaps.forEach((h, q) => h.drainInto(candidates, unused, q * keep));

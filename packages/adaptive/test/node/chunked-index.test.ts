@@ -5,6 +5,7 @@ import { MrlError } from '@mrl/core/errors';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ChunkedIndex } from '../../src/node/chunked-index.js';
 import { crc32 } from '../../src/node/crc32.js';
+import { nativeGemm } from '../../src/node/native-gemm.js';
 import { INDEX_FILE_MAGIC, openIndex, saveIndex, updateIndex } from '../../src/node/index-file.js';
 import type { QuantizeSpec } from '../../src/vector-index.js';
 import { MatryoshkaIndex } from '../../src/vector-index.js';
@@ -62,6 +63,15 @@ describe('ChunkedIndex: search reading only the shortlisted rows', () => {
       expect(got.flopsPerQuery).toBeCloseTo(want.flopsPerQuery, 6);
       expect(db.rowsRead).toBeGreaterThan(0);
       expect(db.rowsRead).toBeLessThanOrEqual(30 * K);
+      // The first stage scanned on ONNX Runtime shortlists the same rows.
+      const native = ChunkedIndex.open(file, { gemm: nativeGemm() });
+      try {
+        const fast = native.search(data.queries, { k: 10, shortlistK: K });
+        expect(Array.from(fast.ids)).toEqual(Array.from(got.ids));
+        expect(Array.from(fast.scores)).toEqual(Array.from(got.scores));
+      } finally {
+        native.close();
+      }
     } finally {
       db.close();
     }

@@ -5,6 +5,7 @@ import { nativeGemm } from '../../src/node/native-gemm.js';
 import { MatryoshkaIndex } from '../../src/vector-index.js';
 import { blockedTopK } from '../../src/scoring.js';
 import { TopKHeap } from '../../src/topk.js';
+import { type Int8Prefix, quantizeBinary, quantizedTopK } from '../../src/quantize.js';
 import { clustered, expectClose, gaussian, rng } from '../synthetic.js';
 
 // onnxruntime-node is installed with this repository (an optional dependency of @mrl/core).
@@ -42,6 +43,9 @@ describe('nativeGemm', () => {
 
   it('has the fused product + top-k', () => {
     expect(typeof native?.multiplyTopK).toBe('function');
+    expect(typeof native?.multiplyInt8TopK).toBe('function');
+    expect(typeof native?.multiplyInt8Transposed).toBe('function');
+    expect(typeof native?.hammingTopK).toBe('function');
   });
 
   it.each([
@@ -86,6 +90,81 @@ describe('nativeGemm', () => {
         new BigInt64Array(3),
       ),
     ).toThrow(/1 <= k <= 2 rows, got k = 3/);
+  });
+
+  const drainAll = (heaps: TopKHeap[], k: number) => {
+    const ids = new Int32Array(heaps.length * k);
+    const scores = new Float32Array(heaps.length * k);
+    heaps.forEach((h, i) => h.drainInto(ids, scores, i * k));
+    return { ids, scores };
+  };
+
+  it.each([
+    ['per-dim', false, 13],
+    ['per-dim', true, 13],
+    ['per-vector', false, 13],
+    ['per-vector', true, 13],
+    ['per-dim', false, 45],
+    ['per-vector', true, 45],
+  ] as const)(
+    'the int8 first stage (%s, rowScale %s, k %i: native top-k up to 32, else selected in JS) on ONNX Runtime equals the JS scan, ties across row blocks',
+    (mode, scaled, k) => {
+      // Small integer codes and queries, power-of-two scales: the products are exact in float32,
+      // so equal scores really tie. Rows 0, 3, 8195 and 8199 hold query 0's values (clipped),
+      // its best rows; the last 8192-row block has 8 rows, fewer than k.
+      const [nq, nr, dim, stride] = [7, 8200, 24, 30];
+      const r = rng(31);
+      const q = Float32Array.from({ length: nq * stride }, () => Math.floor(r() * 7) - 3 || 1);
+      const codes = Int8Array.from({ length: nr * dim }, () => Math.floor(r() * 3) - 1);
+      const copies = [0, 3, 8195, 8199];
+      for (const c of copies) for (let j = 0; j < dim; j++) codes[c * dim + j] = 2 * (q[j] as number);
+      const scales =
+        mode === 'per-dim'
+          ? Float32Array.from({ length: dim }, () => 0.5)
+          : Float32Array.from({ length: nr }, (_, i) => (i % 5 === 4 ? 0.25 : 0.5));
+      if (mode === 'per-vector') for (const c of copies) scales[c] = 0.5;
+      const prefix: Int8Prefix = { kind: 'int8', dim, size: nr, scaleMode: mode, codes, scales };
+      const rowScale = scaled ? Float32Array.from({ length: nr }, (_, i) => 1 / (1 + (i % 3))) : undefined;
+      const view = { data: q, rows: nq, stride };
+      const fused = drainAll(quantizedTopK(prefix, view, k, rowScale, native!), k);
+      const reference = drainAll(quantizedTopK(prefix, view, k, rowScale), k);
+      expect(Array.from(fused.ids)).toEqual(Array.from(reference.ids));
+      expectClose(fused.scores, reference.scores, 1e-6);
+      if (!scaled) expect(Array.from(fused.ids.subarray(0, 4))).toEqual(copies);
+    },
+  );
+
+  it('the binary first stage on ONNX Runtime equals the JS Hamming scan, ties to the lower row', () => {
+    // 40 bits: two words, the second one partly padding; Hamming distances tie all the time.
+    const [nq, nr, stride, k] = [9, 8300, 48, 25];
+    const g = gaussian(rng(41));
+    const rows = Float32Array.from({ length: nr * stride }, g);
+    const q = Float32Array.from({ length: nq * stride }, g);
+    const bits = quantizeBinary({ data: rows, rows: nr, stride }, 40);
+    const view = { data: q, rows: nq, stride };
+    const fused = drainAll(quantizedTopK(bits, view, k, undefined, native!), k);
+    const reference = drainAll(quantizedTopK(bits, view, k), k);
+    expect(Array.from(fused.ids)).toEqual(Array.from(reference.ids));
+    expect(Array.from(fused.scores)).toEqual(Array.from(reference.scores));
+  });
+
+  it('shortlistRerank with an int8 or binary first stage gives the same hits on the native engine', () => {
+    const d = 64;
+    const data = clustered(9000, 40, d, 60, 5);
+    const plain = MatryoshkaIndex.fromVectors(data.vectors, { dim: d });
+    const fast = MatryoshkaIndex.fromVectors(data.vectors, { dim: d, gemm: native! });
+    for (const spec of [
+      { kind: 'int8', dim: 32, scale: 'per-dim' },
+      { kind: 'int8', dim: 16, scale: 'per-vector' },
+      { kind: 'binary', dim: 64 },
+    ] as const) {
+      const firstStage = plain.quantize(spec);
+      const options = { shortlistDim: spec.dim, shortlistK: 50, rerankDim: d, k: 10, firstStage };
+      const a = fast.shortlistRerank(data.queries, options);
+      const b = plain.shortlistRerank(data.queries, options);
+      expect(Array.from(a.ids)).toEqual(Array.from(b.ids));
+      expect(Array.from(a.scores)).toEqual(Array.from(b.scores));
+    }
   });
 
   it('an index on the native GEMM still refuses NaN and Infinity queries, naming the row', () => {

@@ -1,18 +1,20 @@
 // Training speed against PyTorch, in one run: the same models, batch sizes and optimisers,
-// trained step by step in mrl (TF.js wasm, 1 thread) and in PyTorch (1 thread, bench/torch_speed.py
-// as a child process), the two interleaved step by step so that a loaded machine slows both alike.
+// trained step by step in mrl (TF.js wasm with native kernels) and in PyTorch (bench/torch_speed.py
+// as a child process), both on the same number of threads (--threads), the two interleaved step by step so that a loaded machine slows both alike.
 // Prints ms/step per model and the ratio, peak memory, and the Matryoshka head overhead (a step
 // with every nesting dim / a step with the full dim only) in both frameworks.
 //
 // Usage (after `pnpm run build`):
 //   node bench/speed.mjs [--models mlp,resnet18,vit,bert] [--steps 3] [--backend wasm]
 //                        [--profile] [--no-torch] [--leak 1000] [--python /usr/bin/python3]
-//                        [--mlm-head chunked|stacked] [--keep-tape]
+//                        [--mlm-head chunked|stacked] [--keep-tape] [--threads 1]
 // --steps: timed steps per head for the big models (the MLP runs 10x as many);
 // --profile: per-kernel times (tf.profile) of one MRL step per model;
 // --leak N: N more MLP steps, then tensor count / bytes / rss at the start and end;
 // --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs);
-// --keep-tape: TF.js's own backward pass, which frees saved activations only at its end.
+// --keep-tape: TF.js's own backward pass, which frees saved activations only at its end;
+// --threads N: threads for both frameworks (default 1): ONNX Runtime's intra-op pool in mrl,
+//   torch.set_num_threads(N) and OMP/OpenBLAS/MKL_NUM_THREADS=N in PyTorch; `all` = every core.
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -45,7 +47,8 @@ const PROFILE = flag('profile');
 const TORCH = !flag('no-torch');
 const LEAK = Number(arg('leak', '0'));
 const PYTHON = arg('python', '/usr/bin/python3');
-const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto') });
+const THREADS = arg('threads', '1') === 'all' ? os.availableParallelism() : Number(arg('threads', '1'));
+const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto'), threads: THREADS });
 if (flag('keep-tape')) freeDuringBackward(false);
 
 // Batch sizes: the MLP as in ENGINE.md; the big models small enough for a 2-core machine.
@@ -77,7 +80,13 @@ const pairedRatio = (a, b) => median(a.slice(0, Math.min(a.length, b.length)).ma
 function startTorch() {
   const script = fileURLToPath(new URL('./torch_speed.py', import.meta.url));
   const child = spawn(PYTHON, [script], {
-    env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' },
+    env: {
+      ...process.env,
+      MRL_TORCH_THREADS: String(THREADS),
+      OMP_NUM_THREADS: String(THREADS),
+      OPENBLAS_NUM_THREADS: String(THREADS),
+      MKL_NUM_THREADS: String(THREADS),
+    },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = readline.createInterface({ input: child.stdout });
@@ -195,7 +204,7 @@ console.log(
 console.log(`mrl: TF.js ${tf.version.tfjs}, backend ${tf.getBackend()} (${backend.detail}), Node ${process.version}`);
 if (torchInfo !== null)
   console.log(
-    `PyTorch ${torchInfo.torch}, ${torchInfo.threads} thread, BLAS loaded: ${torchInfo.blas.join(', ') || 'none found'}`,
+    `PyTorch ${torchInfo.torch}, ${torchInfo.threads} thread${torchInfo.threads === 1 ? '' : 's'}, BLAS loaded: ${torchInfo.blas.join(', ') || 'none found'}`,
   );
 
 const rows = [];

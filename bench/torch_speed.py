@@ -7,11 +7,13 @@
 # Protocol (one JSON object per line on stdin, one per line on stdout):
 #   {"cmd": "init", "model": "resnet18", "batch": 16, ...}  -> {"ok": true, "params": N}
 #   {"cmd": "step", "head": "mrl" | "plain"}                 -> {"ms": ..., "loss": ..., "maxrss_mb": ...}
-#   {"cmd": "info"}                                           -> {"torch": ..., "blas": ..., "threads": 1}
-# Run by the harness with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1; a bench script only, never a
+#   {"cmd": "info"}                                           -> {"torch": ..., "blas": ..., "threads": N}
+# Run by the harness with MRL_TORCH_THREADS=N and OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N (the
+# thread count of `node bench/speed.mjs --threads N`, default 1); a bench script only, never a
 # dependency of the library.
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -20,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get('MRL_TORCH_THREADS', '1')))
 torch.manual_seed(0)
 
 

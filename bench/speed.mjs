@@ -217,6 +217,9 @@ for (const name of MODELS) {
       ? null
       : await torch.ask({ cmd: 'init', model: name, batch: spec.batch, seq: spec.seq, positions: spec.positions });
   const times = { mrl: [], plain: [], torchMrl: [], torchPlain: [] };
+  // CPU time (user + system, every thread of the process) of the same steps: on a shared machine
+  // it moves far less with the neighbours than wall time; on one thread it is the step's work.
+  const cpu = { mrl: [], torchMrl: [] };
   let rss = 0;
   let torchRss = 0;
   const warm = name === 'mlp' ? 3 : 1;
@@ -231,15 +234,19 @@ for (const name of MODELS) {
     const heads = i % 2 === 0 ? ['mrl', 'plain'] : ['plain', 'mrl'];
     for (const head of heads) {
       const runOurs = () => {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         ours.step(head);
         times[head].push(performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        if (head === 'mrl') cpu.mrl.push((c.user + c.system) / 1000);
         rss = Math.max(rss, process.memoryUsage().rss);
       };
       const runTorch = async () => {
         if (torch === null) return;
         const r = await torch.ask({ cmd: 'step', head });
         times[head === 'mrl' ? 'torchMrl' : 'torchPlain'].push(r.ms);
+        if (head === 'mrl') cpu.torchMrl.push(r.cpu_ms);
         torchRss = Math.max(torchRss, r.maxrss_mb);
       };
       if (i % 2 === 0) {
@@ -266,6 +273,9 @@ for (const name of MODELS) {
     oursPlain: median(times.plain),
     torchPlain: median(times.torchPlain),
     pairedRatio: pairedRatio(times.mrl, times.torchMrl),
+    oursCpu: median(cpu.mrl),
+    torchCpu: median(cpu.torchMrl),
+    pairedCpuRatio: pairedRatio(cpu.mrl, cpu.torchMrl),
     pairedHead: pairedRatio(times.mrl, times.plain),
     pairedTorchHead: pairedRatio(times.torchMrl, times.torchPlain),
     rss: mb(rss),
@@ -276,7 +286,7 @@ for (const name of MODELS) {
   rows.push(row);
   console.log(
     `${name}: mrl ${row.ours.toFixed(1)} ms/step, torch ${row.torch.toFixed(1)} ms/step, ratio ${(row.ours / row.torch).toFixed(2)}; ` +
-      `paired ratio ${row.pairedRatio.toFixed(2)}; head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x (paired ${row.pairedHead.toFixed(3)}) torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
+      `paired ratio ${row.pairedRatio.toFixed(2)}; cpu ms mrl ${row.oursCpu.toFixed(1)} torch ${row.torchCpu.toFixed(1)} (paired ratio ${row.pairedCpuRatio.toFixed(2)}); head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x (paired ${row.pairedHead.toFixed(3)}) torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
       `samples mrl [${times.mrl.map((t) => t.toFixed(0)).join(' ')}] torch [${times.torchMrl.map((t) => t.toFixed(0)).join(' ')}]`,
   );
   if (PROFILE) {
@@ -341,11 +351,11 @@ console.log(
 );
 console.log('(ratios: of the medians / median of the ratios of back-to-back pairs)');
 console.log(
-  '| model | batch | mrl ms/step | PyTorch ms/step | ratio | MRL/plain head, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |',
+  '| model | batch | threads | mrl ms/step | PyTorch ms/step | ratio | mrl cpu ms/step | PyTorch cpu ms/step | cpu ratio | MRL/plain head, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.name} | ${r.batch} | ${f(r.ours)} | ${f(r.torch)} | ${f(r.ours / r.torch, 2)} / ${f(r.pairedRatio, 2)} | ${f(r.ours / r.oursPlain, 3)} / ${f(r.pairedHead, 3)} | ${f(r.torch / r.torchPlain, 3)} / ${f(r.pairedTorchHead, 3)} | ${f(r.rss)} | ${f(r.tfPeak)} | ${f(r.torchRss)} |`,
+    `| ${r.name} | ${r.batch} | ${THREADS} | ${f(r.ours)} | ${f(r.torch)} | ${f(r.ours / r.torch, 2)} / ${f(r.pairedRatio, 2)} | ${f(r.oursCpu)} | ${f(r.torchCpu)} | ${f(r.oursCpu / r.torchCpu, 2)} / ${f(r.pairedCpuRatio, 2)} | ${f(r.ours / r.oursPlain, 3)} / ${f(r.pairedHead, 3)} | ${f(r.torch / r.torchPlain, 3)} / ${f(r.pairedTorchHead, 3)} | ${f(r.rss)} | ${f(r.tfPeak)} | ${f(r.torchRss)} |`,
   );
 }

@@ -1,18 +1,20 @@
 // Training speed against PyTorch, in one run: the same models, batch sizes and optimisers,
-// trained step by step in mrl (TF.js wasm, 1 thread) and in PyTorch (1 thread, bench/torch_speed.py
-// as a child process), the two interleaved step by step so that a loaded machine slows both alike.
+// trained step by step in mrl (TF.js wasm with native kernels) and in PyTorch (bench/torch_speed.py
+// as a child process), both on the same number of threads (--threads), the two interleaved step by step so that a loaded machine slows both alike.
 // Prints ms/step per model and the ratio, peak memory, and the Matryoshka head overhead (a step
 // with every nesting dim / a step with the full dim only) in both frameworks.
 //
 // Usage (after `pnpm run build`):
 //   node bench/speed.mjs [--models mlp,resnet18,vit,bert] [--steps 3] [--backend wasm]
 //                        [--profile] [--no-torch] [--leak 1000] [--python /usr/bin/python3]
-//                        [--mlm-head chunked|stacked] [--keep-tape]
+//                        [--mlm-head chunked|stacked] [--keep-tape] [--threads 1]
 // --steps: timed steps per head for the big models (the MLP runs 10x as many);
 // --profile: per-kernel times (tf.profile) of one MRL step per model;
 // --leak N: N more MLP steps, then tensor count / bytes / rss at the start and end;
 // --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs);
-// --keep-tape: TF.js's own backward pass, which frees saved activations only at its end.
+// --keep-tape: TF.js's own backward pass, which frees saved activations only at its end;
+// --threads N: threads for both frameworks (default 1): ONNX Runtime's intra-op pool in mrl,
+//   torch.set_num_threads(N) and OMP/OpenBLAS/MKL_NUM_THREADS=N in PyTorch; `all` = every core.
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -45,7 +47,8 @@ const PROFILE = flag('profile');
 const TORCH = !flag('no-torch');
 const LEAK = Number(arg('leak', '0'));
 const PYTHON = arg('python', '/usr/bin/python3');
-const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto') });
+const THREADS = arg('threads', '1') === 'all' ? os.availableParallelism() : Number(arg('threads', '1'));
+const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto'), threads: THREADS });
 if (flag('keep-tape')) freeDuringBackward(false);
 
 // Batch sizes: the MLP as in ENGINE.md; the big models small enough for a 2-core machine.
@@ -77,7 +80,13 @@ const pairedRatio = (a, b) => median(a.slice(0, Math.min(a.length, b.length)).ma
 function startTorch() {
   const script = fileURLToPath(new URL('./torch_speed.py', import.meta.url));
   const child = spawn(PYTHON, [script], {
-    env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' },
+    env: {
+      ...process.env,
+      MRL_TORCH_THREADS: String(THREADS),
+      OMP_NUM_THREADS: String(THREADS),
+      OPENBLAS_NUM_THREADS: String(THREADS),
+      MKL_NUM_THREADS: String(THREADS),
+    },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = readline.createInterface({ input: child.stdout });
@@ -195,7 +204,7 @@ console.log(
 console.log(`mrl: TF.js ${tf.version.tfjs}, backend ${tf.getBackend()} (${backend.detail}), Node ${process.version}`);
 if (torchInfo !== null)
   console.log(
-    `PyTorch ${torchInfo.torch}, ${torchInfo.threads} thread, BLAS loaded: ${torchInfo.blas.join(', ') || 'none found'}`,
+    `PyTorch ${torchInfo.torch}, ${torchInfo.threads} thread${torchInfo.threads === 1 ? '' : 's'}, BLAS loaded: ${torchInfo.blas.join(', ') || 'none found'}`,
   );
 
 const rows = [];
@@ -208,6 +217,9 @@ for (const name of MODELS) {
       ? null
       : await torch.ask({ cmd: 'init', model: name, batch: spec.batch, seq: spec.seq, positions: spec.positions });
   const times = { mrl: [], plain: [], torchMrl: [], torchPlain: [] };
+  // CPU time (user + system, every thread of the process) of the same steps: on a shared machine
+  // it moves far less with the neighbours than wall time; on one thread it is the step's work.
+  const cpu = { mrl: [], torchMrl: [] };
   let rss = 0;
   let torchRss = 0;
   const warm = name === 'mlp' ? 3 : 1;
@@ -222,15 +234,19 @@ for (const name of MODELS) {
     const heads = i % 2 === 0 ? ['mrl', 'plain'] : ['plain', 'mrl'];
     for (const head of heads) {
       const runOurs = () => {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         ours.step(head);
         times[head].push(performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        if (head === 'mrl') cpu.mrl.push((c.user + c.system) / 1000);
         rss = Math.max(rss, process.memoryUsage().rss);
       };
       const runTorch = async () => {
         if (torch === null) return;
         const r = await torch.ask({ cmd: 'step', head });
         times[head === 'mrl' ? 'torchMrl' : 'torchPlain'].push(r.ms);
+        if (head === 'mrl') cpu.torchMrl.push(r.cpu_ms);
         torchRss = Math.max(torchRss, r.maxrss_mb);
       };
       if (i % 2 === 0) {
@@ -257,6 +273,9 @@ for (const name of MODELS) {
     oursPlain: median(times.plain),
     torchPlain: median(times.torchPlain),
     pairedRatio: pairedRatio(times.mrl, times.torchMrl),
+    oursCpu: median(cpu.mrl),
+    torchCpu: median(cpu.torchMrl),
+    pairedCpuRatio: pairedRatio(cpu.mrl, cpu.torchMrl),
     pairedHead: pairedRatio(times.mrl, times.plain),
     pairedTorchHead: pairedRatio(times.torchMrl, times.torchPlain),
     rss: mb(rss),
@@ -267,7 +286,7 @@ for (const name of MODELS) {
   rows.push(row);
   console.log(
     `${name}: mrl ${row.ours.toFixed(1)} ms/step, torch ${row.torch.toFixed(1)} ms/step, ratio ${(row.ours / row.torch).toFixed(2)}; ` +
-      `paired ratio ${row.pairedRatio.toFixed(2)}; head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x (paired ${row.pairedHead.toFixed(3)}) torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
+      `paired ratio ${row.pairedRatio.toFixed(2)}; cpu ms mrl ${row.oursCpu.toFixed(1)} torch ${row.torchCpu.toFixed(1)} (paired ratio ${row.pairedCpuRatio.toFixed(2)}); head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x (paired ${row.pairedHead.toFixed(3)}) torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
       `samples mrl [${times.mrl.map((t) => t.toFixed(0)).join(' ')}] torch [${times.torchMrl.map((t) => t.toFixed(0)).join(' ')}]`,
   );
   if (PROFILE) {
@@ -332,11 +351,11 @@ console.log(
 );
 console.log('(ratios: of the medians / median of the ratios of back-to-back pairs)');
 console.log(
-  '| model | batch | mrl ms/step | PyTorch ms/step | ratio | MRL/plain head, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |',
+  '| model | batch | threads | mrl ms/step | PyTorch ms/step | ratio | mrl cpu ms/step | PyTorch cpu ms/step | cpu ratio | MRL/plain head, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.name} | ${r.batch} | ${f(r.ours)} | ${f(r.torch)} | ${f(r.ours / r.torch, 2)} / ${f(r.pairedRatio, 2)} | ${f(r.ours / r.oursPlain, 3)} / ${f(r.pairedHead, 3)} | ${f(r.torch / r.torchPlain, 3)} / ${f(r.pairedTorchHead, 3)} | ${f(r.rss)} | ${f(r.tfPeak)} | ${f(r.torchRss)} |`,
+    `| ${r.name} | ${r.batch} | ${THREADS} | ${f(r.ours)} | ${f(r.torch)} | ${f(r.ours / r.torch, 2)} / ${f(r.pairedRatio, 2)} | ${f(r.oursCpu)} | ${f(r.torchCpu)} | ${f(r.oursCpu / r.torchCpu, 2)} / ${f(r.pairedCpuRatio, 2)} | ${f(r.ours / r.oursPlain, 3)} / ${f(r.pairedHead, 3)} | ${f(r.torch / r.torchPlain, 3)} / ${f(r.pairedTorchHead, 3)} | ${f(r.rss)} | ${f(r.tfPeak)} | ${f(r.torchRss)} |`,
   );
 }

@@ -6,12 +6,14 @@
 #
 # Protocol (one JSON object per line on stdin, one per line on stdout):
 #   {"cmd": "init", "model": "resnet18", "batch": 16, ...}  -> {"ok": true, "params": N}
-#   {"cmd": "step", "head": "mrl" | "plain"}                 -> {"ms": ..., "loss": ..., "maxrss_mb": ...}
-#   {"cmd": "info"}                                           -> {"torch": ..., "blas": ..., "threads": 1}
-# Run by the harness with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1; a bench script only, never a
+#   {"cmd": "step", "head": "mrl" | "plain"}                 -> {"ms": ..., "cpu_ms": ..., "loss": ..., "maxrss_mb": ...}
+#   {"cmd": "info"}                                           -> {"torch": ..., "blas": ..., "threads": N}
+# Run by the harness with MRL_TORCH_THREADS=N and OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N (the
+# thread count of `node bench/speed.mjs --threads N`, default 1); a bench script only, never a
 # dependency of the library.
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -20,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get('MRL_TORCH_THREADS', '1')))
 torch.manual_seed(0)
 
 
@@ -245,6 +247,7 @@ class Case:
     def step(self, head):
         dims = nesting_dims(self.d) if head == 'mrl' else [self.d]
         t0 = time.perf_counter()
+        c0 = time.process_time()
         self.opt.zero_grad(set_to_none=True)
         if self.name == 'bert':
             states = self.model(self.ids, self.mask)[self.positions]
@@ -254,7 +257,8 @@ class Case:
         loss.backward()
         self.opt.step()
         value = loss.item()
-        return (time.perf_counter() - t0) * 1000, value
+        # CPU time of the process (every thread), as process.cpuUsage() on mrl's side
+        return (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000, value
 
 
 def blas():
@@ -274,8 +278,8 @@ def main():
             case = Case(msg)
             out = {'ok': True, 'params': case.params}
         elif msg['cmd'] == 'step':
-            ms, loss = case.step(msg['head'])
-            out = {'ms': ms, 'loss': loss, 'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            ms, cpu_ms, loss = case.step(msg['head'])
+            out = {'ms': ms, 'cpu_ms': cpu_ms, 'loss': loss, 'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         else:
             out = {'error': f"unknown cmd {msg['cmd']}"}
         print(json.dumps(out), flush=True)

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { GELU, GELU_GRAD } from '@mrl/kernels';
 
 const TWO_SQRT_2_OVER_PI = 2 * Math.sqrt(2 / Math.PI);
 
@@ -7,9 +8,28 @@ const TWO_SQRT_2_OVER_PI = 2 * Math.sqrt(2 / Math.PI);
  * `u = sqrt(2/pi) (x + 0.044715 x^3)`, computed as the equal `x * sigmoid(2u)`. The wasm
  * backend's sigmoid is vectorised and its tanh is not: this form runs GELU's forward and
  * backward about 2x faster there (`bench/speed.mjs --profile`), on every backend that has
- * sigmoid (all of them; not every one has erf).
+ * sigmoid (all of them; not every one has erf). Where the backend has mrl's fused kernel (wasm),
+ * forward is three passes (keeping sigmoid(2u) for the gradient) and the gradient one, instead
+ * of about 6 and 20 kernels.
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (x.dtype === 'float32' && tf.getKernel(GELU, tf.getBackend()) !== undefined) return fusedGelu(x);
+  return geluTensorOps(x);
+}
+
+/** GELU from kernels of its own, forward and gradient (`MrlGelu`, `MrlGeluGrad`). */
+const fusedGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const [y, s] = tf.engine().runKernel(GELU, { x }) as tf.Tensor[];
+  save([x, s!]);
+  return {
+    value: y!,
+    gradFunc: (dy: tf.Tensor, [sx, ss]: tf.Tensor[]) =>
+      tf.engine().runKernel(GELU_GRAD, { x: sx!, s: ss!, dy }) as tf.Tensor,
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
+
+/** The same GELU in tensor ops: every backend, and the reference the fused kernel is checked against. */
+export function geluTensorOps(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     // 2u = x (2 sqrt(2/pi) + 2 sqrt(2/pi) 0.044715 x^2); x^2 by square, not pow, whose gradient
     // also differentiates the exponent (a log and a select per element).

@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '@mrl/kernels';
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  LAYER_NORM,
+  LAYER_NORM_GRAD,
+  layerNormFits,
+} from '@mrl/kernels';
 
 /**
  * `(x - mean) / sqrt(var + eps) * gamma + beta`, the statistics taken over `axes` and gamma,
@@ -44,9 +50,42 @@ function normalize(
   return op(x, gamma, beta);
 }
 
-/** Layer normalisation over the last axis (Ba et al. 2016), with its closed-form gradient. */
+/**
+ * Layer normalisation over the last axis (Ba et al. 2016), with its closed-form gradient. Where
+ * the backend has mrl's fused kernel (wasm; widths a multiple of 4), forward and gradient are one
+ * kernel each, keeping the row mean and 1/std instead of the normalised activations.
+ */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): tf.Tensor {
+  if (
+    x.dtype === 'float32' &&
+    layerNormFits(x.shape) &&
+    gamma.size === x.shape[x.rank - 1] &&
+    beta.size === gamma.size &&
+    tf.getKernel(LAYER_NORM, tf.getBackend()) !== undefined
+  ) {
+    return fusedLayerNorm(x, gamma, beta, epsilon);
+  }
+  return layerNormTensorOps(x, gamma, beta, epsilon);
+}
+
+/** The same layer norm in tensor ops: every backend, and the reference the fused kernel is checked against. */
+export function layerNormTensorOps(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): tf.Tensor {
   return normalize(x, gamma, beta, [x.rank - 1], epsilon);
+}
+
+function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): tf.Tensor {
+  const op = tf.customGrad(((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [y, mean, rstd] = tf.engine().runKernel(LAYER_NORM, { x: xx, gamma: g, beta: b }, { epsilon }) as tf.Tensor[];
+    save([xx, mean!, rstd!, g]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, [sx, sMean, sRstd, sGamma]: tf.Tensor[]) =>
+        tf
+          .engine()
+          .runKernel(LAYER_NORM_GRAD, { x: sx!, mean: sMean!, rstd: sRstd!, gamma: sGamma!, dy }) as tf.Tensor[],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, gamma, beta);
 }
 
 /**

@@ -43,6 +43,16 @@ import {
 import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
 import { createTileKernel } from './tile.js';
+import {
+  createGeluGradKernel,
+  createGeluKernel,
+  createLayerNormGradKernel,
+  createLayerNormKernel,
+  GELU,
+  GELU_GRAD,
+  LAYER_NORM,
+  LAYER_NORM_GRAD,
+} from './transformer_ops.js';
 import { createUnsortedSegmentSumKernel } from './unsorted_segment_sum.js';
 import { isOurs, replacing, WASM, wasmKernel } from './util.js';
 
@@ -76,6 +86,10 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [BATCH_NORM_TRAINING, createBatchNormTrainingKernel],
   [BATCH_NORM_TRAINING_GRAD, createBatchNormTrainingGradKernel],
   [SGD_UPDATE, createSgdUpdateKernel],
+  [GELU, createGeluKernel],
+  [GELU_GRAD, createGeluGradKernel],
+  [LAYER_NORM, createLayerNormKernel],
+  [LAYER_NORM_GRAD, createLayerNormGradKernel],
   [
     tf.Sum,
     (get, native) => (native === undefined ? passThrough(get(tf.Sum)) : createNativeSumKernel(get(tf.Sum), native)),

@@ -4,9 +4,10 @@ import { MrlError } from '../errors.js';
  * Baselines a run can train beside the Matryoshka model, by the same code, in every modality:
  * `ff`: an independent model per dim (at d it is the model trained without MRL); `svd`: that
  * d-dim model's embedding projected on its top-m principal directions (PCA); `rand`: the first m
- * dims of the same model (truncation of a model trained without MRL).
+ * dims of the same model (truncation of a model trained without MRL); `untrained`: the encoder at
+ * its random initialisation (the Matryoshka model's, same seed), not trained: random features.
  */
-export const BASELINES = ['ff', 'svd', 'rand'] as const;
+export const BASELINES = ['ff', 'svd', 'rand', 'untrained'] as const;
 export type Baseline = (typeof BASELINES)[number];
 
 /** Refuses a baseline name that is not one of {@link BASELINES}. */

@@ -197,6 +197,12 @@ export const TRAIN_FLAGS = {
     description: 'pairs files: the hard-negative field, used when present (default negative)',
     modalities: TEXT,
   },
+  candidates: {
+    type: 'path',
+    description:
+      'pairs files: score each test anchor against every text of this file (field --text-field) instead of the test positives, e.g. lexnames.jsonl for WordNet pairs',
+    modalities: TEXT,
+  },
   'max-text-chars': {
     type: 'integer',
     description: 'text files: longest text in characters (default 20000)',
@@ -231,7 +237,7 @@ export const TRAIN_FLAGS = {
   compare: {
     type: 'string',
     description:
-      'baselines, comma-separated: ff, svd, rand, untrained (vision, text files, align; rand is truncation of the model without MRL, trunc for align; untrained: the encoder at its random initialisation)',
+      'baselines, comma-separated: ff, svd, rand, untrained (vision, text files, align; rand is truncation of the model without MRL, trunc for align; untrained: the encoder at its random initialisation, not trained)',
   },
   robustness: {
     type: 'string',

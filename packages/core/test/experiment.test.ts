@@ -16,6 +16,8 @@ describe('runPlan', () => {
       ffDims: [8],
       full: true,
     });
+    // Random features train nothing: the untrained encoder adds no model to the plan.
+    expect(runPlan([8, 16, 32], ['untrained'])).toEqual({ labels: ['mrl'], ffDims: [], full: false });
   });
 
   it('trains nothing more for random features (untrained)', () => {

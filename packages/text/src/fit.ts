@@ -62,6 +62,13 @@ export interface TextFitOptions extends TrainSettings {
   positiveField?: string;
   /** pairs: field of the hard negative (default `negative` when the first record has one). */
   negativeField?: string;
+  /**
+   * pairs: score each test anchor against every text of this file (field `textField`, default
+   * `text`) instead of the test positives and negatives; a candidate is relevant when its text is
+   * the anchor's positive, so the file must hold every positive (e.g. WordNet's lexnames.jsonl,
+   * all 117,659 glosses, for pairs.jsonl).
+   */
+  candidatesFile?: string;
   /** Characters kept of one text (default 20,000). */
   maxTextChars?: number;
   /** A text over `maxTextChars`: `truncate` (default, with a warning naming the line) or `error`. */
@@ -69,7 +76,8 @@ export interface TextFitOptions extends TrainSettings {
   /**
    * classify / pairs from a file: baselines trained and scored in the same per-dim table
    * (default none): `ff` (a model per dim), `svd` (PCA of the model trained without MRL),
-   * `rand` (truncation of the model trained without MRL).
+   * `rand` (truncation of the model trained without MRL), `untrained` (the Matryoshka model's
+   * initial encoder, not trained: random features).
    */
   compare?: TextBaseline[];
   /**

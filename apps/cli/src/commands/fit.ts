@@ -165,7 +165,7 @@ function parseCompare(options: FitOptions, textFile: string | undefined): string
   const known: Record<ModalityFlag, readonly string[]> = {
     vision: VISION_BASELINES,
     align: [...VISION_BASELINES, 'trunc', 'none'],
-    text: textFile === undefined ? [] : ['ff', 'svd', 'rand'],
+    text: textFile === undefined ? [] : ['ff', 'svd', 'rand', 'untrained'],
   };
   for (const c of compare) {
     if (!known[options.modality].includes(c)) {
@@ -408,6 +408,7 @@ export const fitCommand = defineMrlCommand({
           ...optional('anchorField', options['anchor-field']),
           ...optional('positiveField', options['positive-field']),
           ...optional('negativeField', options['negative-field']),
+          ...optional('candidatesFile', options.candidates),
           ...optional('maxTextChars', options['max-text-chars']),
           ...optional('longText', options['long-text']),
           ...(compare.length === 0 ? {} : { compare: compare as TextBaseline[] }),

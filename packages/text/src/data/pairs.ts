@@ -61,6 +61,33 @@ export async function readPairFile(path: string, options: PairFileOptions = {}):
   return new ArraySource(path, pairs);
 }
 
+/**
+ * Every text of a candidates file (JSONL, CSV, TSV or TXT; field `textField`, default `text`), in
+ * file order: the collection a pairs run scores its test anchors against.
+ *
+ * @example
+ * ```ts
+ * const glosses = await readCandidateTexts('wordnet/lexnames.jsonl'); // 117,659 glosses
+ * ```
+ */
+export async function readCandidateTexts(
+  path: string,
+  options: TextFieldOptions & { textField?: string } = {},
+): Promise<string[]> {
+  const field = options.textField ?? 'text';
+  const texts: string[] = [];
+  for await (const { fields, line } of readRecords(path, options))
+    texts.push(textOf(fields, field, { path, line }, { ...options, option: 'textField' }));
+  if (texts.length === 0) {
+    throw new MrlError(
+      'corrupt-file',
+      `candidates file ${path} has no records.`,
+      `Give one candidate text a line, e.g. {"${field}": "a document"}.`,
+    );
+  }
+  return texts;
+}
+
 export interface PairData {
   train: ArraySource<TextPair>;
   test: ArraySource<TextPair>;

@@ -190,11 +190,35 @@ async function score(task: ClassifyTask, run: TrainedClassifier, at: number[], e
   };
 }
 
-/** Baseline scores: FF per dim; truncation (`rand`) and SVD 1-NN of the d-dim model without MRL. */
+/**
+ * Baseline scores: FF per dim; truncation (`rand`) and SVD 1-NN of the d-dim model without MRL;
+ * `untrained`: 1-NN of the Matryoshka model's initial encoder (random features).
+ */
 interface ClassifyBaselines {
   ff: Map<number, Scores>;
   rand?: Scores;
   svd?: number[];
+  untrained?: number[];
+}
+
+/**
+ * 1-NN per prefix of the encoder the run starts from (the same seed builds the Matryoshka model's
+ * initial weights), never trained: what the architecture and tokenizer give without learning.
+ */
+async function untrainedNearestNeighbour(task: ClassifyTask, dims: number[]): Promise<number[]> {
+  const embedder = (await buildEmbedder(task.options, task.context, () => task.trainTexts, {
+    ...(task.tokenizer === undefined ? {} : { tokenizer: task.tokenizer }),
+  })) as TextEmbedder<unknown>;
+  try {
+    task.context.log('scoring untrained (the initial encoder, no training)');
+    const emb = {
+      train: await embedTexts(embedder, task.trainTexts),
+      test: await embedTexts(embedder, task.testTexts),
+    };
+    return await nearestNeighbour(emb.train, emb.test, task.scored, dims);
+  } finally {
+    embedder.encoder.dispose();
+  }
 }
 
 async function classifyBaselines(task: ClassifyTask, dims: number[]): Promise<ClassifyBaselines> {
@@ -220,12 +244,13 @@ async function classifyBaselines(task: ClassifyTask, dims: number[]): Promise<Cl
     }
     run.embedder.encoder.dispose();
   }
+  if (compare.includes('untrained')) out.untrained = await untrainedNearestNeighbour(task, dims);
   return out;
 }
 
 function classifyTextTable(task: ClassifyTask, dims: number[], mrl: Scores, base: ClassifyBaselines): string {
   const compare = task.options.compare ?? [];
-  const { ff, rand, svd } = base;
+  const { ff, rand, svd, untrained } = base;
   const trunc = rand !== undefined && compare.includes('rand') ? rand : undefined;
   type Row = { j: number; m: number };
   const columns: Column<Row>[] = [
@@ -237,6 +262,7 @@ function classifyTextTable(task: ClassifyTask, dims: number[], mrl: Scores, base
     ...(ff.size > 0 ? [{ header: 'FF 1-NN %', value: (r: Row) => percent(ff.get(r.m)?.nn[0]) }] : []),
     ...(trunc !== undefined ? [{ header: 'trunc 1-NN %', value: (r: Row) => percent(trunc.nn[r.j]) }] : []),
     ...(svd !== undefined ? [{ header: 'SVD 1-NN %', value: (r: Row) => percent(svd[r.j]) }] : []),
+    ...(untrained !== undefined ? [{ header: 'untrained 1-NN %', value: (r: Row) => percent(untrained[r.j]) }] : []),
   ];
   const table = formatTable(
     dims.map((m, j) => ({ m, j })),
@@ -247,6 +273,7 @@ function classifyTextTable(task: ClassifyTask, dims: number[], mrl: Scores, base
     ...(ff.size > 0 ? ['FF: a model per dim (linear layer to m dims); at d it is the model without MRL'] : []),
     ...(compare.includes('rand') ? ['trunc: first m dims (and head columns) of the model trained without MRL'] : []),
     ...(svd !== undefined ? ['SVD: the model without MRL, projected on its top-m principal directions'] : []),
+    ...(untrained !== undefined ? ['untrained: the initial encoder (same seed), not trained'] : []),
     '1-NN: test text -> nearest training text (cosine on the centred prefix), its class',
   ].join('\n');
   return `${table}\n${legend}`;
@@ -261,7 +288,7 @@ function classifyRunTable(
 ): RunTable {
   const { options, data } = task;
   const compare = options.compare ?? [];
-  const { ff, rand, svd } = base;
+  const { ff, rand, svd, untrained } = base;
   const values = (top1: number | undefined, nn: number | undefined) => ({ top1, nnTop1: nn });
   const at = dims.map((dim, j) => ({ dim, j }));
   return {
@@ -289,19 +316,24 @@ function classifyRunTable(
       ...(rand !== undefined && compare.includes('rand')
         ? [dimSeries('trunc', 'Trunc', at, (x) => values(rand.top1?.[x.j], rand.nn[x.j]))]
         : []),
+      ...(untrained !== undefined
+        ? [dimSeries('untrained', 'Untrained', at, (x) => ({ nnTop1: untrained[x.j] }))]
+        : []),
     ],
     references: [{ label: 'majority class', values: { top1: data.majority, nnTop1: data.majority } }],
     notes: [
       ...(ff.size > 0 ? ['FF: a model per dim (linear layer to m dims); at d it is the model without MRL.'] : []),
       ...(svd !== undefined ? ['SVD: the model without MRL, projected on its top-m principal directions.'] : []),
       ...(compare.includes('rand') ? ['Trunc: the first m dims of the model trained without MRL.'] : []),
+      ...(untrained !== undefined ? ['Untrained: the initial encoder (same seed), not trained: random features.'] : []),
     ],
   };
 }
 
 /**
  * Text classification on the user's file (JSONL, CSV or TSV): a Matryoshka model (one shared
- * MRL-E head over the nesting dims) and, with `compare`, the FF / SVD / truncation baselines, in
+ * MRL-E head over the nesting dims, or separate heads) and, with `compare`, the FF / SVD /
+ * truncation / untrained baselines, in
  * one per-dim table whose title names the data file. `labels.json` (class names in id order) is
  * written to the run folder before training; a resumed run reuses it.
  */
@@ -322,7 +354,7 @@ export async function fitClassifyFile(options: TextFitOptions, context: RunConte
   const mrlScores = await score(task, mrl, dims);
   const base = await classifyBaselines(task, dims);
   mrl.embedder.encoder.dispose();
-  const { ff, rand, svd } = base;
+  const { ff, rand, svd, untrained } = base;
   return {
     runTable: classifyRunTable(task, dims, mrlScores, base, mrl.steps),
     title: `text classify: ${trainFile}, ${data.labels.size} classes, ${task.trainTexts.length} training / ${task.testTexts.length} test texts (${data.testName}), ${mrl.steps} steps per model`,
@@ -340,6 +372,7 @@ export async function fitClassifyFile(options: TextFitOptions, context: RunConte
       ...(ff.size > 0 ? { ff: Object.fromEntries(ff) } : {}),
       ...(rand === undefined ? {} : { rand }),
       ...(svd === undefined ? {} : { svd }),
+      ...(untrained === undefined ? {} : { untrained }),
     },
   };
 }

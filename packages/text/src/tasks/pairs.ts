@@ -1,4 +1,5 @@
 import {
+  MrlError,
   dimSeries,
   embedDataset,
   formatTable,
@@ -14,7 +15,7 @@ import {
   type RunTable,
 } from '@mrl/core';
 import { InBatchContrastiveObjective, PairModel, type PairBatch } from '../contrastive.js';
-import { loadPairData, type TextPair } from '../data/pairs.js';
+import { loadPairData, readCandidateTexts, type TextPair } from '../data/pairs.js';
 import type { TextFitOptions } from '../fit.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { pcaProject } from './baselines.js';
@@ -27,10 +28,12 @@ interface TrainedPairModel {
   steps: number;
 }
 
-/** recall@1 and recall@10 per dim. */
+/** recall@1, recall@10, mAP@10 and nDCG@10 per dim. */
 interface Recalls {
   r1: number[];
   r10: number[];
+  map10: number[];
+  ndcg10: number[];
 }
 
 /** One pairs run: its settings, training pairs, and the test queries against every candidate. */
@@ -41,8 +44,10 @@ interface PairsTask {
   test: TextPair[];
   testName: string;
   queries: string[];
-  /** Test positives, then the test hard negatives. */
+  /** Test positives, then the test hard negatives; or every text of `candidatesFile`. */
   database: string[];
+  /** The candidates file the test anchors are scored against, when one is given. */
+  candidatesName?: string;
   databaseLabels: Int32Array;
   queryLabels: Int32Array;
   /** Train with each pair's hard negative (the file has a negative column, filled on every training row). */
@@ -77,24 +82,61 @@ async function loadPairsTask(options: TextFitOptions, context: RunContext): Prom
   const train = data.train.examples.slice(0, options.trainLimit ?? data.train.size);
   const test = data.test.examples.slice(0, options.testLimit ?? data.test.size);
   const queries = test.map((p) => p.anchor);
+  const useNegatives = data.hasNegatives && train.every((p) => p.negative !== undefined);
+  const common = { options, context, train, test, testName: data.testName, queries, useNegatives };
+  if (options.candidatesFile !== undefined) {
+    const candidates = await readCandidatesFor(options, test);
+    context.log(
+      `${trainFile}: ${train.length} training ${data.hasNegatives ? 'triplets' : 'pairs'}, ${test.length} test anchors (${data.testName}) over the ${candidates.database.length} texts of ${options.candidatesFile}`,
+    );
+    return { ...common, ...candidates, candidatesName: options.candidatesFile };
+  }
   const negatives = test.flatMap((p) => (p.negative === undefined ? [] : [p.negative]));
   const database = [...test.map((p) => p.positive), ...negatives];
   context.log(
     `${trainFile}: ${train.length} training ${data.hasNegatives ? 'triplets' : 'pairs'}, ${test.length} test anchors (${data.testName}) over ${database.length} candidates`,
   );
   return {
-    options,
-    context,
-    train,
-    test,
-    testName: data.testName,
-    queries,
+    ...common,
     database,
     // Query i's relevant item is positive i; hard negatives match no query.
     databaseLabels: Int32Array.from(database, (_, i) => (i < test.length ? i : -1 - i)),
     queryLabels: Int32Array.from(queries, (_, i) => i),
-    useNegatives: data.hasNegatives && train.every((p) => p.negative !== undefined),
   };
+}
+
+/**
+ * The candidates file as the database: a candidate is relevant to a test anchor when its text is
+ * the anchor's positive (texts are labelled by identity, so a text the file holds twice is
+ * relevant twice). Every test positive must be in the file.
+ */
+async function readCandidatesFor(
+  options: TextFitOptions,
+  test: readonly TextPair[],
+): Promise<Pick<PairsTask, 'database' | 'databaseLabels' | 'queryLabels'>> {
+  const file = options.candidatesFile!;
+  const database = await readCandidateTexts(file, {
+    ...(options.textField === undefined ? {} : { textField: options.textField }),
+    ...(options.maxTextChars === undefined ? {} : { maxTextChars: options.maxTextChars }),
+  });
+  const ids = new Map<string, number>();
+  const databaseLabels = Int32Array.from(database, (text) => {
+    let id = ids.get(text);
+    if (id === undefined) ids.set(text, (id = ids.size));
+    return id;
+  });
+  const queryLabels = Int32Array.from(test, (pair) => {
+    const id = ids.get(pair.positive);
+    if (id === undefined) {
+      throw new MrlError(
+        'invalid-argument',
+        `the positive of test line ${pair.line} ("${pair.positive.slice(0, 60)}") is not a text of ${file}.`,
+        `Give a candidates file that holds every positive of the pairs file (its field ${options.textField ?? 'text'}), e.g. the lexnames.jsonl that wordnet-files.mjs writes beside pairs.jsonl.`,
+      );
+    }
+    return id;
+  });
+  return { database, databaseLabels, queryLabels };
 }
 
 function pairBatches(task: PairsTask, embedder: TextEmbedder<unknown>) {
@@ -170,19 +212,30 @@ async function recalls(
     dims: at,
     ks: [1, 10],
     center: true,
+    // A whole collection as the database: smaller similarity blocks ([chunk, rows] floats).
+    ...(db.rows > 20_000 ? { chunk: 128 } : {}),
   });
-  return { r1: rows.map((r) => r.recall[1]!), r10: rows.map((r) => r.recall[10]!) };
+  return {
+    r1: rows.map((r) => r.recall[1]!),
+    r10: rows.map((r) => r.recall[10]!),
+    map10: rows.map((r) => r.map10),
+    ndcg10: rows.map((r) => r.ndcg10),
+  };
 }
 
 async function score(task: PairsTask, run: TrainedPairModel, at: readonly number[]): Promise<Recalls> {
   return recalls(task, await embedTexts(run.embedder, task.queries), await embedTexts(run.embedder, task.database), at);
 }
 
-/** Baseline scores: FF per dim, and truncation (`rand`) and SVD of the d-dim model without MRL. */
+/**
+ * Baseline scores: FF per dim, truncation (`rand`) and SVD of the d-dim model without MRL, and
+ * the Matryoshka model's initial encoder, not trained (`untrained`).
+ */
 interface PairBaselines {
   ff: Map<number, Recalls>;
   rand?: Recalls;
   svd?: Recalls;
+  untrained?: Recalls;
 }
 
 /** The model without MRL at every prefix (truncation), its PCA projection (SVD), and FF at d. */
@@ -193,7 +246,10 @@ async function fullModelScores(task: PairsTask, run: TrainedPairModel, dims: num
   const db = await embedTexts(run.embedder, task.database);
   const rand = await recalls(task, q, db, dims);
   out.rand = rand;
-  if (compare.includes('ff')) out.ff.set(d, { r1: [rand.r1.at(-1)!], r10: [rand.r10.at(-1)!] });
+  if (compare.includes('ff')) {
+    const last = (xs: number[]) => [xs.at(-1)!];
+    out.ff.set(d, { r1: last(rand.r1), r10: last(rand.r10), map10: last(rand.map10), ndcg10: last(rand.ndcg10) });
+  }
   if (compare.includes('svd')) {
     const fitTexts = task.train.slice(0, 2_500).flatMap((p) => [p.anchor, p.positive]);
     const [qp, dbp] = pcaProject(await embedTexts(run.embedder, fitTexts), q, db) as [EmbeddingMatrix, EmbeddingMatrix];
@@ -211,12 +267,24 @@ async function pairBaselines(task: PairsTask, dims: number[]): Promise<PairBasel
     else out.ff.set(m, await score(task, run, [m]));
     run.embedder.encoder.dispose();
   }
+  if ((task.options.compare ?? []).includes('untrained')) {
+    // The same seed builds the Matryoshka model's initial weights: random features, per prefix.
+    const embedder = (await buildEmbedder(task.options, task.context, () => [], {
+      ...(task.tokenizer === undefined ? {} : { tokenizer: task.tokenizer }),
+    })) as TextEmbedder<unknown>;
+    task.context.log('scoring untrained (the initial encoder, no training)');
+    try {
+      out.untrained = await score(task, { embedder, dims, steps: 0 }, dims);
+    } finally {
+      embedder.encoder.dispose();
+    }
+  }
   return out;
 }
 
 function pairsTextTable(task: PairsTask, dims: number[], mrl: Recalls, base: PairBaselines): string {
   const compare = task.options.compare ?? [];
-  const { ff, rand, svd } = base;
+  const { ff, rand, svd, untrained } = base;
   type Row = { j: number; m: number };
   const pair = (name: string, r1: (r: Row) => number | undefined, r10: (r: Row) => number | undefined) => [
     { header: `${name} R@1 %`, value: (r: Row) => percent(r1(r)) },
@@ -250,6 +318,14 @@ function pairsTextTable(task: PairsTask, dims: number[], mrl: Recalls, base: Pai
           (r) => svd.r10[r.j],
         )
       : []),
+    ...(untrained !== undefined
+      ? pair(
+          'untrained',
+          (r) => untrained.r1[r.j],
+          (r) => untrained.r10[r.j],
+        )
+      : []),
+    { header: 'MRL mAP@10', value: (r: Row) => mrl.map10[r.j]!.toFixed(4) },
   ];
   const table = formatTable(
     dims.map((m, j) => ({ m, j })),
@@ -261,36 +337,41 @@ function pairsTextTable(task: PairsTask, dims: number[], mrl: Recalls, base: Pai
     ...(ff.size > 0 ? ['FF: a model per dim (linear layer to m dims); at d it is the model without MRL'] : []),
     ...(compare.includes('rand') ? ['trunc: first m dims of the model trained without MRL'] : []),
     ...(svd !== undefined ? ['SVD: the model without MRL, projected on its top-m principal directions'] : []),
+    ...(untrained !== undefined ? ['untrained: the initial encoder (same seed), not trained'] : []),
   ].join('\n');
   return `${table}\n${legend}`;
 }
 
 function pairsRunTable(task: PairsTask, dims: number[], mrl: Recalls, base: PairBaselines, steps: number): RunTable {
   const { options, database } = task;
-  const { ff, rand, svd } = base;
+  const { ff, rand, svd, untrained } = base;
   const series = (key: string, label: string, r: Recalls, at: readonly number[]) =>
     dimSeries(
       key,
       label,
       at.map((dim, j) => ({ dim, j })),
-      (x) => ({ recall1: r.r1[x.j], recall10: r.r10[x.j] }),
+      (x) => ({ recall1: r.r1[x.j], recall10: r.r10[x.j], map10: r.map10[x.j], ndcg10: r.ndcg10[x.j] }),
     );
   const ffDims = dims.filter((m) => ff.has(m));
-  const ffRecalls = { r1: ffDims.map((m) => ff.get(m)!.r1[0]!), r10: ffDims.map((m) => ff.get(m)!.r10[0]!) };
+  const ffAt = (key: keyof Recalls) => ffDims.map((m) => ff.get(m)![key][0]!);
+  const ffRecalls = { r1: ffAt('r1'), r10: ffAt('r10'), map10: ffAt('map10'), ndcg10: ffAt('ndcg10') };
   return {
     data: options.trainFile!,
     model: options.backbone ?? options.init ?? options.model ?? 'bert-tiny',
-    task: `pairs, ${task.test.length} test anchors over ${database.length} candidates (${task.testName}), ${steps} steps a model`,
+    task: `pairs, ${task.test.length} test anchors over ${database.length} candidates${task.candidatesName === undefined ? '' : ` (every text of ${task.candidatesName})`} (${task.testName}), ${steps} steps a model`,
     embeddingDim: dims[dims.length - 1]!,
     metrics: [
       { key: 'recall1', header: 'R@1 %', kind: 'percent' },
       { key: 'recall10', header: 'R@10 %', kind: 'percent' },
+      { key: 'map10', header: 'mAP@10', kind: 'score' },
+      { key: 'ndcg10', header: 'nDCG@10', kind: 'score' },
     ],
     series: [
       series('mrl', 'MRL', mrl, dims),
       ...(ffDims.length > 0 ? [series('ff', 'FF', ffRecalls, ffDims)] : []),
       ...(svd !== undefined ? [series('svd', 'SVD', svd, dims)] : []),
       ...(rand !== undefined && (options.compare ?? []).includes('rand') ? [series('trunc', 'Trunc', rand, dims)] : []),
+      ...(untrained !== undefined ? [series('untrained', 'Untrained', untrained, dims)] : []),
     ],
     references: [
       { label: 'chance', values: { recall1: 1 / database.length, recall10: Math.min(1, 10 / database.length) } },
@@ -302,8 +383,10 @@ function pairsRunTable(task: PairsTask, dims: number[], mrl: Recalls, base: Pair
  * Contrastive training on the user's pairs or triplets (JSONL, CSV or TSV): the multiple-negatives
  * ranking loss on every nesting prefix through `MatryoshkaLoss` (each anchor against the batch's
  * positives, plus every hard negative of the batch when the file has a negative column), and, with
- * `compare`, FF / SVD / truncation baselines. Scored as recall@k of each test anchor's positive
- * among every test positive and hard negative; the table's title names the file.
+ * `compare`, FF / SVD / truncation / untrained baselines. Scored as recall@k, mAP@10 and nDCG@10 of
+ * each test anchor's positive among every test positive and hard negative, or, with
+ * `candidatesFile`, among every text of that file (each model embeds it once at its full dim; the
+ * prefixes are sliced from that); the table's title names the file.
  */
 export async function fitPairsFile(options: TextFitOptions, context: RunContext): Promise<RunReport> {
   const task = await loadPairsTask(options, context);
@@ -320,7 +403,7 @@ export async function fitPairsFile(options: TextFitOptions, context: RunContext)
   const mrlScores = await score(task, mrl, dims);
   mrl.embedder.encoder.dispose();
   const base = await pairBaselines(task, dims);
-  const { ff, rand, svd } = base;
+  const { ff, rand, svd, untrained } = base;
   const { test, database } = task;
   return {
     runTable: pairsRunTable(task, dims, mrlScores, base, mrl.steps),
@@ -334,10 +417,14 @@ export async function fitPairsFile(options: TextFitOptions, context: RunContext)
       dims,
       recallAt1: mrlScores.r1,
       recallAt10: mrlScores.r10,
+      map10: mrlScores.map10,
+      ndcg10: mrlScores.ndcg10,
       candidates: database.length,
+      ...(task.candidatesName === undefined ? {} : { candidatesFile: task.candidatesName }),
       ...(ff.size > 0 ? { ff: Object.fromEntries(ff) } : {}),
       ...(rand === undefined ? {} : { rand }),
       ...(svd === undefined ? {} : { svd }),
+      ...(untrained === undefined ? {} : { untrained }),
     },
   };
 }

@@ -1,4 +1,4 @@
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,15 +40,40 @@ describe('fitText on files written from WordNet', () => {
     expect(first['negative']).not.toBe(first['positive']);
   });
 
-  it('classify: beats the majority class at every dim, beside FF / SVD / truncation, and saves labels.json', async () => {
+  it('classify: beats the majority class at every dim, beside FF / SVD / truncation / untrained, and saves labels.json', async () => {
     const runDir = join(dir, 'classify');
     const report = await fitText(
-      { task: 'classify', trainFile: files.classification, steps: 80, compare: ['ff', 'svd', 'rand'], ...budget },
+      {
+        task: 'classify',
+        trainFile: files.classification,
+        steps: 80,
+        compare: ['ff', 'svd', 'rand', 'untrained'],
+        ...budget,
+      },
       context('classify'),
     );
     expect(report.title).toContain(files.classification);
-    for (const header of ['MRL top-1 %', 'FF top-1 %', 'trunc top-1 %', 'MRL 1-NN %', 'FF 1-NN %', 'SVD 1-NN %'])
+    for (const header of [
+      'MRL top-1 %',
+      'FF top-1 %',
+      'trunc top-1 %',
+      'MRL 1-NN %',
+      'FF 1-NN %',
+      'SVD 1-NN %',
+      'untrained 1-NN %',
+    ])
       expect(report.table).toContain(header);
+    // Untrained is the initial encoder: a run that trains 12 steps instead of 80 scores it the same.
+    const untrained = report.metrics['untrained'] as number[];
+    expect(untrained.length).toBe(3);
+    const shortRun = await fitText(
+      { task: 'classify', trainFile: files.classification, steps: 12, compare: ['untrained'], ...budget },
+      context('classify-short'),
+    );
+    expect(shortRun.metrics['untrained']).toEqual(untrained);
+    expect(shortRun.runTable?.series.map((s) => s.label)).toEqual(['MRL-E', 'Untrained']);
+    // Training moved the embedding away from the initial one: the full-dim 1-NN differs.
+    expect((report.metrics['nnTop1'] as number[])[2]).not.toBe(untrained[2]);
     const majority = report.metrics['majority'] as number;
     expect(majority).toBeGreaterThan(0.25);
     expect(majority).toBeLessThan(0.6);
@@ -97,7 +122,7 @@ describe('fitText on files written from WordNet', () => {
     expect(bits.width).toBe(1);
     expect(bits.data[0]).toBe(head.reduce((byte, x, j) => byte | (x > 0 ? 0x80 >> j : 0), 0));
     model.dispose();
-  }, 120_000);
+  }, 240_000);
 
   it('pairs: example -> gloss with hard negatives beats chance at every dim, beside SVD', async () => {
     const report = await fitText(
@@ -115,6 +140,55 @@ describe('fitText on files written from WordNet', () => {
     for (const r of recall) expect(r).toBeGreaterThan((3 * 10) / candidates);
     await access(join(dir, 'pairs', 'model.json'));
   }, 120_000);
+
+  it('pairs: scores each test anchor against a whole candidates file, beside untrained', async () => {
+    // Every gloss of the classification file and every positive of the pairs file (the limit cuts
+    // the two at different synsets), with one gloss repeated: both copies are relevant.
+    const pairs = (await readFile(files.pairs, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { positive: string });
+    const glosses = (await readFile(files.classification, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { text: string }).text);
+    const texts = [...new Set([...glosses, ...pairs.map((p) => p.positive)])];
+    const candidatesFile = join(dir, 'candidates.jsonl');
+    await writeFile(candidatesFile, [...texts, texts[0]!].map((text) => JSON.stringify({ text })).join('\n'));
+    const report = await fitText(
+      { task: 'pairs', trainFile: files.pairs, candidatesFile, steps: 100, compare: ['untrained'], ...budget },
+      context('pairs-candidates'),
+    );
+    expect(report.metrics['candidates']).toBe(texts.length + 1);
+    expect(report.title).toContain(`over ${texts.length + 1} candidates`);
+    expect(report.runTable?.task).toContain(`every text of ${candidatesFile}`);
+    expect(report.runTable?.metrics.map((m) => m.key)).toEqual(['recall1', 'recall10', 'map10', 'ndcg10']);
+    const recall = report.metrics['recallAt10'] as number[];
+    const map10 = report.metrics['map10'] as number[];
+    const untrained = report.metrics['untrained'] as { r10: number[]; map10: number[] };
+    expect(map10.length).toBe(3);
+    expect(untrained.r10.length).toBe(3);
+    // mAP@10 with one relevant text (nearly always) lies between recall@1 and recall@10.
+    const recall1 = report.metrics['recallAt1'] as number[];
+    map10.forEach((m, j) => {
+      expect(m).toBeGreaterThanOrEqual(recall1[j]! - 1e-9);
+      expect(m).toBeLessThanOrEqual(recall[j]! + 1e-9);
+    });
+    // Chance recall@10 is 10 / candidates (about 0.2%); training lifts the full dim above the
+    // initial encoder's.
+    for (const r of recall) expect(r).toBeGreaterThan((5 * 10) / texts.length);
+    expect(recall[2]!).toBeGreaterThan(untrained.r10[2]!);
+  }, 120_000);
+
+  it('refuses a candidates file that lacks a test positive, naming the line', async () => {
+    // With a limit the classification file stops at other synsets than the pairs file.
+    await expect(
+      fitText(
+        { task: 'pairs', trainFile: files.pairs, candidatesFile: files.classification, steps: 1, ...budget },
+        context('pairs-missing'),
+      ),
+    ).rejects.toThrow(/the positive of test line \d+ \(".*"\) is not a text of .*lexnames\.jsonl\./);
+  });
 
   it('refuses a pairs run without a file, and an unknown baseline', async () => {
     await expect(fitText({ task: 'pairs' }, context('none'))).rejects.toThrow(/the pairs task needs a trainFile/);

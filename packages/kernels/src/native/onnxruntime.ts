@@ -483,6 +483,10 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
+        // With more than one thread, ONNX Runtime's pool threads spin after each call by default and
+        // take the cores from the main thread's wasm work between calls (ResNet-18 at 2 threads on 2
+        // cores: 2x the 1-thread step time, both cores busy). They sleep instead.
+        ...(threads > 1 ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
         executionMode: 'sequential',
         // Shapes change from call to call: no planned memory patterns.
         enableMemPattern: false,

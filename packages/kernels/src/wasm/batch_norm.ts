@@ -11,7 +11,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../errors.js';
 import { WASM_BASE64 } from './simd/batch-norm.wasm.js';
-import { input, markOurs, WASM } from './util.js';
+import { heapOffset, input, markOurs, simdModule, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /**
@@ -45,37 +45,8 @@ interface BatchNormExports {
   ): void;
 }
 
-/** The parts of the WebAssembly JS API used here (the project's TypeScript libs omit it). */
-interface WebAssemblyApi {
-  Memory: abstract new (...args: never[]) => object;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
-
-const instances = new WeakMap<object, BatchNormExports>();
-
-function simdFor(backend: BackendWasm): BatchNormExports {
-  let found = instances.get(backend);
-  if (found === undefined) {
-    const memory = (backend.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
-    if (!(memory instanceof wasmApi.Memory)) {
-      throw new MrlError(
-        'backend-unavailable',
-        'The wasm backend does not export its memory, so the batch-norm kernels cannot run on it.',
-      );
-    }
-    const module = new wasmApi.Module(Buffer.from(WASM_BASE64, 'base64'));
-    found = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as BatchNormExports;
-    instances.set(backend, found);
-  }
-  return found;
-}
-
-/** Byte offset of a tensor's data in the wasm heap. */
-function offset(backend: BackendWasm, t: TensorInfo): number {
-  return (backend.dataIdMap.get(t.dataId) as unknown as { memoryOffset: number }).memoryOffset;
-}
+/** The SIMD module instantiated on a backend's heap, once per backend. */
+const simdFor = simdModule<BatchNormExports>(WASM_BASE64, 'batch-norm kernels');
 
 /** Channels and rows of `x`, after checking dtypes and the per-channel inputs' sizes. */
 function layout(kernel: string, x: TensorInfo, perChannel: Record<string, TensorInfo>): [number, number] {
@@ -119,7 +90,7 @@ const forward: KernelFunc = (args) => {
   const [block, zero, scale, shift] = temps;
   try {
     const simd = simdFor(backend);
-    const at = (t: TensorInfo): number => offset(backend, t);
+    const at = (t: TensorInfo): number => heapOffset(backend, t);
     const view = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
     view(zero).fill(0);
     simd.sums(at(x), at(x), at(zero), rows, c, at(block), at(mean), 0);
@@ -167,7 +138,7 @@ const gradient: KernelFunc = (args) => {
   const [block, zero, pa, pb, pd] = temps;
   try {
     const simd = simdFor(backend);
-    const at = (t: TensorInfo): number => offset(backend, t);
+    const at = (t: TensorInfo): number => heapOffset(backend, t);
     const view = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
     view(zero).fill(0);
     simd.sums(at(dy), at(dy), at(zero), rows, c, at(block), at(dbeta), 0); // sum dy

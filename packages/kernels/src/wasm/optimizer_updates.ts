@@ -9,7 +9,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../errors.js';
 import { WASM_BASE64 } from './simd/optimizer-updates.wasm.js';
-import { input, markOurs, WASM } from './util.js';
+import { heapOffset, input, markOurs, simdModule, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** Kernel name of one AdamW update: inputs param, grad, m, v; outputs [param, m, v]. */
@@ -40,33 +40,8 @@ interface UpdateExports {
   sgd_momentum(...args: number[]): void;
 }
 
-/** The parts of the WebAssembly JS API used here (the project's TypeScript libs omit it). */
-interface WebAssemblyApi {
-  Memory: abstract new (...args: never[]) => object;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
-
 /** The SIMD module instantiated on a backend's heap, once per backend. */
-const instances = new WeakMap<object, UpdateExports>();
-
-function updatesFor(backend: BackendWasm): UpdateExports {
-  let found = instances.get(backend);
-  if (found === undefined) {
-    const memory = (backend.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
-    if (!(memory instanceof wasmApi.Memory)) {
-      throw new MrlError(
-        'backend-unavailable',
-        'The wasm backend does not export its memory, so the optimiser kernels cannot run on it.',
-      );
-    }
-    const module = new wasmApi.Module(Buffer.from(WASM_BASE64, 'base64'));
-    found = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as UpdateExports;
-    instances.set(backend, found);
-  }
-  return found;
-}
+const updatesFor = simdModule<UpdateExports>(WASM_BASE64, 'optimiser kernels');
 
 function float32Inputs(kernel: string, inputs: WasmKernelArgs['inputs'], names: readonly string[]): TensorInfo[] {
   const infos = names.map((n) => input(inputs, n));
@@ -85,11 +60,6 @@ function float32Inputs(kernel: string, inputs: WasmKernelArgs['inputs'], names: 
   return infos;
 }
 
-/** Byte offset of a tensor's data in the wasm heap. */
-function offset(backend: BackendWasm, t: TensorInfo): number {
-  return (backend.dataIdMap.get(t.dataId) as unknown as { memoryOffset: number }).memoryOffset;
-}
-
 const adamW: KernelFunc = (args) => {
   const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<AdamWUpdateAttrs & NamedAttrMap>;
   const [param, grad, m, v] = float32Inputs(ADAMW_UPDATE, inputs, ['param', 'grad', 'm', 'v']) as [
@@ -101,7 +71,7 @@ const adamW: KernelFunc = (args) => {
   const outs = [param, m, v].map((t) => backend.makeOutput([...t.shape], 'float32'));
   const n = param.shape.reduce((a, b) => a * b, 1);
   const { lr, beta1, beta2, epsilon, weightDecay, correction1, correction2 } = attrs;
-  const at = (t: TensorInfo): number => offset(backend, t);
+  const at = (t: TensorInfo): number => heapOffset(backend, t);
   updatesFor(backend).adamw(
     at(param),
     at(grad),
@@ -132,7 +102,7 @@ const sgdMomentum: KernelFunc = (args) => {
   ];
   const outs = [param, buf].map((t) => backend.makeOutput([...t.shape], 'float32'));
   const n = param.shape.reduce((a, b) => a * b, 1);
-  const at = (t: TensorInfo): number => offset(backend, t);
+  const at = (t: TensorInfo): number => heapOffset(backend, t);
   updatesFor(backend).sgd_momentum(
     at(param),
     at(grad),

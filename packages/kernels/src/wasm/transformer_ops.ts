@@ -10,7 +10,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../errors.js';
 import { WASM_BASE64 } from './simd/transformer-ops.wasm.js';
-import { callKernel, input, markOurs, WASM } from './util.js';
+import { callKernel, heapOffset, input, markOurs, simdModule, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /**
@@ -43,40 +43,10 @@ interface TransformerExports {
   layer_norm_grad(...args: number[]): void;
 }
 
-/** The parts of the WebAssembly JS API used here (the project's TypeScript libs omit it). */
-interface WebAssemblyApi {
-  Memory: abstract new (...args: never[]) => object;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
-
 /** The SIMD module instantiated on a backend's heap, once per backend. */
-const instances = new WeakMap<object, TransformerExports>();
-
-function opsFor(backend: BackendWasm): TransformerExports {
-  let found = instances.get(backend);
-  if (found === undefined) {
-    const memory = (backend.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
-    if (!(memory instanceof wasmApi.Memory)) {
-      throw new MrlError(
-        'backend-unavailable',
-        'The wasm backend does not export its memory, so the GELU and layer norm kernels cannot run on it.',
-      );
-    }
-    const module = new wasmApi.Module(Buffer.from(WASM_BASE64, 'base64'));
-    found = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as TransformerExports;
-    instances.set(backend, found);
-  }
-  return found;
-}
+const opsFor = simdModule<TransformerExports>(WASM_BASE64, 'GELU and layer norm kernels');
 
 const sizeOf = (t: TensorInfo): number => t.shape.reduce((a, b) => a * b, 1);
-
-/** Byte offset of a tensor's data in the wasm heap. */
-function offset(backend: BackendWasm, t: TensorInfo): number {
-  return (backend.dataIdMap.get(t.dataId) as unknown as { memoryOffset: number }).memoryOffset;
-}
 
 function float32(kernel: string, name: string, t: TensorInfo, size?: number): TensorInfo {
   if (t.dtype !== 'float32') {
@@ -99,11 +69,11 @@ function gelu(sigmoid: KernelFunc): KernelFunc {
     const n = sizeOf(x);
     const ops = opsFor(backend);
     const z = backend.makeOutput([...x.shape], 'float32');
-    ops.gelu_arg(offset(backend, x), offset(backend, z), n);
+    ops.gelu_arg(heapOffset(backend, x), heapOffset(backend, z), n);
     const s = callKernel(sigmoid, { x: z }, backend, {});
     backend.disposeData(z.dataId);
     const y = backend.makeOutput([...x.shape], 'float32');
-    ops.mul(offset(backend, x), offset(backend, s), offset(backend, y), n);
+    ops.mul(heapOffset(backend, x), heapOffset(backend, s), heapOffset(backend, y), n);
     return [y, s];
   };
 }
@@ -114,7 +84,7 @@ const geluGrad: KernelFunc = (args) => {
   const s = float32(GELU_GRAD, 's', input(inputs, 's'), sizeOf(x));
   const dy = float32(GELU_GRAD, 'dy', input(inputs, 'dy'), sizeOf(x));
   const dx = backend.makeOutput([...x.shape], 'float32');
-  const at = (t: TensorInfo): number => offset(backend, t);
+  const at = (t: TensorInfo): number => heapOffset(backend, t);
   opsFor(backend).gelu_grad(at(x), at(s), at(dy), at(dx), sizeOf(x));
   return dx;
 };
@@ -141,7 +111,7 @@ const layerNorm: KernelFunc = (args) => {
   const y = backend.makeOutput([...x.shape], 'float32');
   const mean = backend.makeOutput([rows], 'float32');
   const rstd = backend.makeOutput([rows], 'float32');
-  const at = (t: TensorInfo): number => offset(backend, t);
+  const at = (t: TensorInfo): number => heapOffset(backend, t);
   opsFor(backend).layer_norm(at(x), at(gamma), at(beta), at(y), at(mean), at(rstd), rows, cols, attrs.epsilon);
   return [y, mean, rstd];
 };
@@ -157,7 +127,7 @@ const layerNormGrad: KernelFunc = (args) => {
   const dx = backend.makeOutput([...x.shape], 'float32');
   const dgamma = backend.makeOutput([cols], 'float32');
   const dbeta = backend.makeOutput([cols], 'float32');
-  const at = (t: TensorInfo): number => offset(backend, t);
+  const at = (t: TensorInfo): number => heapOffset(backend, t);
   opsFor(backend).layer_norm_grad(
     at(x),
     at(mean),

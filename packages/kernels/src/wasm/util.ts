@@ -161,3 +161,41 @@ export function swapOuterInner(backend: BackendWasm, x: TensorInfo, a: number, m
   }
   return out;
 }
+
+/** Byte offset of a tensor's data in the wasm heap (what our SIMD modules take as pointers). */
+export function heapOffset(backend: BackendWasm, t: TensorInfo): number {
+  return (backend.dataIdMap.get(t.dataId) as unknown as { memoryOffset: number }).memoryOffset;
+}
+
+/** The parts of the WebAssembly JS API used by `simdModule` (the project's TypeScript libs omit it). */
+interface WebAssemblyApi {
+  Memory: abstract new (...args: never[]) => object;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+
+/**
+ * One of our SIMD modules (`simd/*.wat`, shipped as base64) instantiated on a wasm backend's own
+ * heap, once per backend, so its loops read and write tensors where TF.js keeps them. `what` names
+ * the kernels in the error when the backend does not export its memory.
+ */
+export function simdModule<Exports>(wasmBase64: string, what: string): (backend: BackendWasm) => Exports {
+  const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
+  const instances = new WeakMap<object, Exports>();
+  return (backend) => {
+    let found = instances.get(backend);
+    if (found === undefined) {
+      const memory = (backend.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
+      if (!(memory instanceof wasmApi.Memory)) {
+        throw new MrlError(
+          'backend-unavailable',
+          `The wasm backend does not export its memory, so the ${what} cannot run on it.`,
+        );
+      }
+      const module = new wasmApi.Module(Buffer.from(wasmBase64, 'base64'));
+      found = new wasmApi.Instance(module, { env: { memory } }).exports as Exports;
+      instances.set(backend, found);
+    }
+    return found;
+  };
+}

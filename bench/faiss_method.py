@@ -19,21 +19,7 @@ import time
 
 import faiss
 import numpy as np
-
-
-def rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
-
-
-def best_of(reps, fn):
-    fn()  # warm-up
-    best, out = float("inf"), None
-    for _ in range(reps):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+from faiss_retrieval import best_of, rss_bytes  # same folder: the shared timing helpers
 
 
 def file_bytes(index, folder):

@@ -19,7 +19,7 @@ import time
 
 import faiss
 import numpy as np
-from faiss_retrieval import best_of, rss_bytes  # same folder: the shared timing helpers
+from faiss_retrieval import best_of, rerank, rss_bytes  # same folder: the shared helpers
 
 
 def file_bytes(index, folder):
@@ -95,13 +95,7 @@ def main():
         faiss.normalize_L2(qm)
 
         def two_stage():
-            cand = index.search(qm, shortlist)[1]
-            out = np.empty((q.shape[0], k), dtype=np.int64)
-            for i in range(q.shape[0]):
-                c = cand[i][cand[i] >= 0]
-                s = x[c] @ q[i]
-                out[i] = c[np.argsort(-s, kind="stable")[:k]]
-            return out
+            return rerank(x, q, index.search(qm, shortlist)[1], k)
 
         for ef in spec["efs"]:
             index.hnsw.efSearch = max(ef, shortlist)

@@ -32,6 +32,16 @@ def best_of(reps, fn):
     return best, out
 
 
+def rerank(x, q, cand, k):
+    """The exact full-dim re-rank of a shortlist: for each query, its candidates (ids >= 0) by x[c] @ q, ties stable."""
+    out = np.empty((q.shape[0], k), dtype=np.int64)
+    for i in range(q.shape[0]):
+        c = cand[i][cand[i] >= 0]
+        s = x[c] @ q[i]
+        out[i] = c[np.argsort(-s, kind="stable")[:k]]
+    return out
+
+
 def serialized_bytes(index):
     return int(faiss.serialize_index(index).size)
 
@@ -117,13 +127,7 @@ def main():
 
     def two_stage(index, ef):
         index.hnsw.efSearch = max(ef, shortlist)
-        cand = index.search(qm, shortlist)[1]
-        out = np.empty((q.shape[0], k), dtype=np.int64)
-        for i in range(q.shape[0]):
-            c = cand[i][cand[i] >= 0]
-            s = x[c] @ q[i]
-            out[i] = c[np.argsort(-s, kind="stable")[:k]]
-        return out
+        return rerank(x, q, index.search(qm, shortlist)[1], k)
 
     prefix = None
     for ef in (shortlist,) if one_ef else (shortlist, 2 * shortlist):

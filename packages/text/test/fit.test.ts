@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,37 @@ describe('fitText', () => {
     expect(accuracy[2]!).toBeGreaterThan(0.5);
     expect(accuracy[0]!).toBeGreaterThan(0.3);
     expect(report.table).toContain('masked-token acc %');
+  });
+
+  it('a resumed run keeps its own WordPiece vocabulary, even when the texts changed', async () => {
+    const file = join(dir, 'resume-corpus.txt');
+    const sentences = ['the cat sat on the mat', 'a dog ran to the park', 'my hat is red and blue'];
+    await writeFile(file, `${Array.from({ length: 60 }, (_, i) => sentences[i % 3]!).join('\n')}\n`);
+    const options = {
+      task: 'mlm' as const,
+      corpora: [],
+      textFiles: [file],
+      vocabSize: 40,
+      modelOverrides: tiny,
+      steps: 2,
+      dims: [8, 16],
+      batchSize: 8,
+      trainLimit: 50,
+      testLimit: 10,
+      backend: 'wasm',
+      maxLength: 16,
+    };
+    await fitText(options, context('resume'));
+    const tokenizerFile = join(dir, 'resume', 'tokenizer', 'tokenizer.json');
+    const before = await readFile(tokenizerFile, 'utf8');
+    // Other words now (same letters): a vocabulary trained again would differ.
+    const other = ['rats and bats nap', 'a red mat on a dark park', 'the toy boat is blue'];
+    await writeFile(file, `${Array.from({ length: 60 }, (_, i) => other[i % 3]!).join('\n')}\n`);
+    const lines: string[] = [];
+    await fitText({ ...options, steps: 4 }, { ...context('resume'), resume: true, log: (l: string) => lines.push(l) });
+    expect(await readFile(tokenizerFile, 'utf8')).toBe(before);
+    expect(lines.some((l) => l.includes("resuming with the run's own tokenizer"))).toBe(true);
+    expect(lines.some((l) => l.includes('trained a WordPiece vocabulary'))).toBe(false);
   });
 
   it('classify reports per-dim top-1 over the 45 WordNet classes', async () => {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -25,6 +26,14 @@ export async function resolveTokenizer(
 ): Promise<TextTokenizer> {
   if (options.tokenizer !== undefined) return TextTokenizer.load(options.tokenizer);
   const dir = join(context.runDir, 'tokenizer');
+  // A resumed run keeps the vocabulary its checkpoints were trained with: training it again
+  // costs time, and if the training texts changed it would give other ids to the same rows
+  // of the embedding table.
+  if ((context.resume || context.fromCheckpoint !== undefined) && existsSync(join(dir, 'tokenizer.json'))) {
+    const tokenizer = await TextTokenizer.load(dir);
+    context.log(`resuming with the run's own tokenizer (${tokenizer.vocabSize} pieces) ${dir}`);
+    return tokenizer;
+  }
   if (options.vocabSize !== undefined) {
     const t0 = performance.now();
     const vocab = await trainWordPiece(await texts(), { vocabSize: options.vocabSize });

@@ -57,6 +57,8 @@ const SCALAR: Record<HnswQuantization, ScalarKind> = {
   b1: usearch.ScalarKind.B1,
 };
 
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 /** Bytes one vector of the first stage takes (graph links not counted). */
 function vectorBytes(dim: number, q: HnswQuantization): number {
   return q === 'f32' ? 4 * dim : q === 'i8' ? dim : Math.ceil(dim / 8);
@@ -197,9 +199,16 @@ export class PrefixHnsw {
     const out = new Int32Array(nq * shortlistK).fill(-1);
     // One query comes back as Matches, several as BatchMatches; both hold [nq, wanted] keys.
     const counts = found instanceof usearch.BatchMatches ? found.counts : BigUint64Array.of(BigInt(found.keys.length));
+    // Keys are row numbers (< 2^31): on a little-endian machine the low 32-bit word of each
+    // u64 key is the row, read through a Uint32Array view instead of a BigInt per key.
+    const keys = found.keys;
+    const low = LITTLE_ENDIAN ? new Uint32Array(keys.buffer, keys.byteOffset, 2 * keys.length) : undefined;
     for (let i = 0; i < nq; i++) {
       const got = Number(counts[i]);
-      for (let c = 0; c < got; c++) out[i * shortlistK + c] = Number(found.keys[i * wanted + c]);
+      const from = i * wanted;
+      const to = i * shortlistK;
+      if (low !== undefined) for (let c = 0; c < got; c++) out[to + c] = low[2 * (from + c)] as number;
+      else for (let c = 0; c < got; c++) out[to + c] = Number(keys[from + c]);
     }
     return out;
   }

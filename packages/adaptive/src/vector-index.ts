@@ -610,7 +610,9 @@ export class MatryoshkaIndex {
     let scores = new Float32Array(nq * count);
     heaps.forEach((h, q) => h.drainInto(ids, scores, q * count));
 
-    // Later stages: float re-rank of the candidates at a larger prefix.
+    // Later stages: float re-rank of the candidates at a larger prefix (the re-rank kernel:
+    // wasm SIMD where available, sums bit-identical to the JavaScript loop).
+    const kernel = rerankKernel('auto');
     for (let s = 1; s < stages.length; s++) {
       const stage = stages[s] as Stage;
       const m = stage.dim;
@@ -619,14 +621,13 @@ export class MatryoshkaIndex {
       const nextIds = new Int32Array(nq * keep);
       const nextScores = new Float32Array(nq * keep);
       const heap = new TopKHeap(keep);
-      const x = this.vectors;
+      const dots = new Float64Array(count);
       for (let q = 0; q < nq; q++) {
-        const qo = q * d;
+        const rows = ids.subarray(q * count, (q + 1) * count);
+        kernel.dots(queries, q * d, this.vectors, d, m, rows, count, dots);
         for (let c = 0; c < count; c++) {
-          const id = ids[q * count + c] as number;
-          const base = id * d;
-          let dot = 0;
-          for (let j = 0; j < m; j++) dot += (queries[qo + j] as number) * (x[base + j] as number);
+          const id = rows[c] as number;
+          let dot = dots[c] as number;
           if (rowScale !== undefined) dot *= rowScale[id] as number;
           heap.push(dot, id);
         }

@@ -19,7 +19,7 @@ import time
 
 import faiss
 import numpy as np
-from faiss_retrieval import best_of, rerank, rss_bytes  # same folder: the shared helpers
+from faiss_retrieval import best_of_timed, rerank, rss_bytes  # same folder: the shared helpers
 
 
 def file_bytes(index, folder):
@@ -71,7 +71,7 @@ def main():
     nbytes = os.path.getsize(index_file) if index_file is not None else file_bytes(index, folder)
 
     def row(name, fn, ef=None):
-        seconds, ids = best_of(reps, fn)
+        seconds, cpu_seconds, ids = best_of_timed(reps, fn)
         rows.append(
             {
                 "ef": ef,
@@ -79,6 +79,7 @@ def main():
                 "build_s": build_s,
                 "bytes": nbytes,
                 "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
                 "ids": np.asarray(ids, dtype=np.int64).reshape(-1).tolist(),
             }
         )

@@ -65,9 +65,12 @@ def main():
             index.add(data)
             del data
         build_s = time.perf_counter() - t
-        faiss.omp_set_num_threads(1)
         if index_file is not None:
             faiss.write_index(index, index_file)
+    # Searches on one thread, also for an index read from its file (the caller's
+    # OMP_NUM_THREADS is the build's thread count): the paired re-timings once searched on 2.
+    faiss.omp_set_num_threads(1)
+    assert faiss.omp_get_max_threads() == 1
     nbytes = os.path.getsize(index_file) if index_file is not None else file_bytes(index, folder)
 
     def row(name, fn, ef=None):

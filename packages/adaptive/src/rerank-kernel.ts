@@ -66,6 +66,8 @@ interface RerankExports {
 const PAGE = 65536;
 /** Rows the wasm kernel scores per group (rows past n in the last group are computed and ignored). */
 const GROUP = 8;
+/** Bytes of gathered rows per call into the module (see dots()). */
+const CHUNK_BYTES = 1 << 20;
 
 class WasmKernel implements RerankKernel {
   readonly name = 'wasm-simd' as const;
@@ -88,7 +90,26 @@ class WasmKernel implements RerankKernel {
     n: number,
     out: Float64Array,
   ): void {
-    if (n === 0) return;
+    // At most ~1 MiB of gathered rows per call into the module, so its memory stays small
+    // however many candidates a caller passes (it never shrinks once grown).
+    const chunk = Math.max(GROUP, Math.floor(CHUNK_BYTES / (4 * m) / GROUP) * GROUP);
+    for (let from = 0; from < n; from += chunk)
+      this.chunk(query, qo, x, d, m, ids, from, Math.min(n, from + chunk), out);
+  }
+
+  /** dots() for candidates [from, to). */
+  private chunk(
+    query: Float32Array,
+    qo: number,
+    x: Float32Array,
+    d: number,
+    m: number,
+    ids: Int32Array,
+    from: number,
+    to: number,
+    out: Float64Array,
+  ): void {
+    const n = to - from;
     const padded = Math.ceil(n / GROUP) * GROUP;
     // Layout (bytes): [0, 16m) the query as f64x2 splats; then `padded` f64 sums; then the rows.
     const qBytes = 16 * m;
@@ -112,20 +133,20 @@ class WasmKernel implements RerankKernel {
     // on each other, so the core fetches the rows' lines in parallel, and the copies below find
     // them in cache (a copy row by row would wait on each row's misses in turn).
     let touched = 0;
-    for (let c = 0; c < n; c++) {
+    for (let c = from; c < to; c++) {
       const base = (ids[c] as number) * d;
       for (let j = 0; j < m; j += 16) touched += x[base + j] as number;
     }
     this.sink = touched;
     let at = rowsAt >> 2;
-    for (let c = 0; c < n; c++) {
+    for (let c = from; c < to; c++) {
       const base = (ids[c] as number) * d;
       f32.set(x.subarray(base, base + m), at);
       at += m;
     }
     this.wasm.dots(0, rowsAt, n, m, outAt);
     const o = outAt >> 3;
-    for (let c = 0; c < n; c++) out[c] = f64[o + c] as number;
+    for (let c = 0; c < n; c++) out[from + c] = f64[o + c] as number;
   }
 }
 

@@ -70,10 +70,10 @@ describe('re-rank kernels', () => {
     });
   });
 
-  it('grows its memory for a large candidate set and is still right for small ones afterwards', () => {
+  it('scores a candidate set larger than one call into the module (1 MiB of rows) in chunks, and small ones afterwards', () => {
     const rand = rng(5);
     const d = 256;
-    const n = 3000; // 3000 x 256 floats = 3 MiB of gathered rows: more than the module starts with
+    const n = 3000; // 3000 x 256 floats = 3 MiB of gathered rows: three chunks, the last one partial
     const x = Float32Array.from({ length: n * d }, () => rand() - 0.5);
     const q = Float32Array.from({ length: d }, () => rand() - 0.5);
     const all = Int32Array.from({ length: n }, (_, i) => i);

@@ -8,7 +8,7 @@
 //   pnpm run build && node bench/retrieval-isolated.mjs [--n 100000] [--d 256] [--queries 200]
 //     [--classes 1000] [--seed 1] [--reps 3] [--m 64] [--shortlist 100] [--build-threads 2]
 //     [--efc 64] [--full-efs 64,128] [--connectivity 16 (prefix graphs; a list, e.g. 8,16)] [--full-m 16] [--faiss-m 32]
-//     [--pglite-n 20000 | 0] [--methods exact-js,int8,binary,chunked,full,f32,i8,b1,faiss-flat,faiss-hnsw,faiss-prefix,pglite]
+//     [--pglite-n 20000 | 0] [--methods exact-js,int8,binary,chunked,full,f32,f16,i8,b1,faiss-flat,faiss-hnsw,faiss-prefix,pglite]
 //     [--vectors db.npy [--query-vectors q.npy]] [--child-timeout 1500] [--json out.json]
 //     [--pairs 0 (alternating re-timings of the two rows the two-stage target compares)]
 //   Without --query-vectors, the last --queries rows of --vectors are the queries.
@@ -87,7 +87,7 @@ let d;
 const wanted = new Set(
   arg(
     'methods',
-    `${N <= 200_000 ? 'exact-js,' : ''}int8,binary,chunked,full,f32,i8,b1,faiss-flat,faiss-hnsw,faiss-prefix,pglite`,
+    `${N <= 200_000 ? 'exact-js,' : ''}int8,binary,chunked,full,f32,f16,i8,b1,faiss-flat,faiss-hnsw,faiss-prefix,pglite`,
   ).split(','),
 );
 
@@ -101,13 +101,11 @@ if (wanted.has('chunked')) {
 }
 if (wanted.has('full'))
   specs.push(['full', { kind: 'hnsw', m: d, q: 'f32', M: FULL_M, efC: EFC, efs: FULL_EFS, threads: THREADS }]);
-for (const q of ['f32', 'i8', 'b1']) {
+// One graph per quantisation and M, searched at every shortlist K (efSearch K and 2K).
+for (const q of ['f32', 'f16', 'i8', 'b1']) {
   if (!wanted.has(q)) continue;
   for (const pm of PREFIX_MS) {
-    for (const K2 of SHORTLISTS) {
-      const efs = [K2, 2 * K2];
-      specs.push([q, { kind: 'hnsw', m: q === 'b1' ? d : M, q, M: pm, efC: EFC, efs, K: K2, threads: THREADS }]);
-    }
+    specs.push([q, { kind: 'hnsw', m: q === 'b1' ? d : M, q, M: pm, efC: EFC, Ks: SHORTLISTS, threads: THREADS }]);
   }
 }
 if (wanted.has('faiss-flat')) specs.push(['faiss', { kind: 'flat' }]);
@@ -221,22 +219,28 @@ function pairs(ours, theirs) {
   const P = Number(arg('pairs', 0));
   if (P <= 0 || ours.ef === undefined || theirs.ef === undefined) return;
   const again = (row) => {
-    const out = runChild(row.tag, { ...row.spec, efs: [row.ef], build_s: row.build_s });
+    const only = row.K !== undefined ? { Ks: [row.K] } : {};
+    const out = runChild(row.tag, { ...row.spec, ...only, efs: [row.ef], build_s: row.build_s });
     if (out.failed) throw new Error(`paired timing of ${row.name} failed: ${out.failed}`);
-    return out.rows[0].seconds;
+    return out.rows[0];
   };
   const ratios = [];
+  const cpuRatios = [];
   for (let p = 0; p < P; p++) {
     const a = again(ours);
     const b = again(theirs);
-    ratios.push(b / a);
+    ratios.push(b.seconds / a.seconds);
+    cpuRatios.push(b.cpu_seconds / a.cpu_seconds);
     console.log(
-      `# pair ${p + 1}: ${(NQ / a).toFixed(1)} vs ${(NQ / b).toFixed(1)} q/s, QPS ratio ${(b / a).toFixed(2)}`,
+      `# pair ${p + 1}: ${(NQ / a.seconds).toFixed(1)} vs ${(NQ / b.seconds).toFixed(1)} q/s, QPS ratio ${(b.seconds / a.seconds).toFixed(2)}; per CPU second ${(NQ / a.cpu_seconds).toFixed(1)} vs ${(NQ / b.cpu_seconds).toFixed(1)}, ratio ${(b.cpu_seconds / a.cpu_seconds).toFixed(2)}`,
     );
   }
-  ratios.sort((x, y) => x - y);
+  const median = (list) => {
+    const s = [...list].sort((x, y) => x - y);
+    return `${s[Math.floor(P / 2)].toFixed(2)} (min ${s[0].toFixed(2)}, max ${s[P - 1].toFixed(2)})`;
+  };
   console.log(
-    `# ${P} alternating pairs, ${ours.name} vs ${theirs.name}: median QPS ratio ${ratios[Math.floor(P / 2)].toFixed(2)} (min ${ratios[0].toFixed(2)}, max ${ratios[P - 1].toFixed(2)})`,
+    `# ${P} alternating pairs, ${ours.name} vs ${theirs.name}: median QPS ratio ${median(ratios)}; median ratio of queries per CPU second ${median(cpuRatios)}`,
   );
 }
 

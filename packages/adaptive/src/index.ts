@@ -29,6 +29,8 @@ export type { FunnelConfig } from './funnel.js';
 export { gemmTopK, jsGemm } from './gemm.js';
 export type { Gemm } from './gemm.js';
 export { MatryoshkaIndex } from './vector-index.js';
+export { rerankKernel } from './rerank-kernel.js';
+export type { RerankKernel, RerankKernelName } from './rerank-kernel.js';
 export type {
   FunnelOptions,
   IndexOptions,

@@ -10,6 +10,7 @@ import {
   type Int8ScaleMode,
   type QuantizedPrefix,
 } from './quantize.js';
+import { rerankKernel, type RerankKernelName } from './rerank-kernel.js';
 import { blockedTopK, type MatrixView } from './scoring.js';
 import { TopKHeap } from './topk.js';
 import { assertFiniteRows, assertIntInRange, rowCount } from './validate.js';
@@ -427,7 +428,13 @@ export class MatryoshkaIndex {
     queries: Float32Array,
     candidates: Int32Array,
     perQuery: number,
-    options: { readonly k: number; readonly dim?: number; readonly metric?: Metric },
+    options: {
+      readonly k: number;
+      readonly dim?: number;
+      readonly metric?: Metric;
+      /** Dot-product kernel (see {@link rerankKernel}); default 'auto': wasm SIMD where available. */
+      readonly kernel?: 'auto' | RerankKernelName;
+    },
   ): SearchResult {
     const metric = checkMetric(options.metric ?? this.metric);
     const m = options.dim ?? this.dim;
@@ -446,6 +453,7 @@ export class MatryoshkaIndex {
         'Pass one row of candidate ids per query.',
       );
     }
+    const kernel = rerankKernel(options.kernel ?? 'auto');
     const d = this.dim;
     const cosine = metric === 'cosine';
     const oneOffFlops = cosine ? this.computeInverseNorms([m]) : 0;
@@ -455,28 +463,41 @@ export class MatryoshkaIndex {
     const scores = new Float32Array(nq * k).fill(Number.NEGATIVE_INFINITY);
     const heap = new TopKHeap(k);
     const x = this.vectors;
-    const seen = new Set<number>();
+    // One query's distinct valid candidates, in their order, and their dot products.
+    const rows = new Int32Array(perQuery);
+    const dots = new Float64Array(perQuery);
+    // Duplicates are found in an open-addressing table of ids (2-4x perQuery slots, -1 empty).
+    const slots = 1 << Math.ceil(Math.log2(2 * perQuery));
+    const mask = slots - 1;
+    const table = new Int32Array(slots);
     let scored = 0;
     for (let q = 0; q < nq; q++) {
       const qo = q * d;
-      seen.clear();
+      table.fill(-1);
+      let n = 0;
       for (let c = 0; c < perQuery; c++) {
         const id = candidates[q * perQuery + c] as number;
-        if (id === -1 || seen.has(id)) continue;
+        if (id === -1) continue;
         if (!(id >= 0 && id < this.size)) {
           throw new MrlError(
             'invalid-argument',
             `candidates[${q * perQuery + c}] = ${id} is not a row of this index (0..${this.size - 1}).`,
           );
         }
-        seen.add(id);
-        const base = id * d;
-        let dot = 0;
-        for (let j = 0; j < m; j++) dot += (queries[qo + j] as number) * (x[base + j] as number);
+        let h = (Math.imul(id, 0x9e3779b1) >>> 0) & mask;
+        while (table[h] !== -1 && table[h] !== id) h = (h + 1) & mask;
+        if (table[h] === id) continue;
+        table[h] = id;
+        rows[n++] = id;
+      }
+      kernel.dots(queries, qo, x, d, m, rows, n, dots);
+      for (let c = 0; c < n; c++) {
+        const id = rows[c] as number;
+        let dot = dots[c] as number;
         if (rowScale !== undefined) dot *= rowScale[id] as number;
         heap.push(dot, id);
       }
-      scored += seen.size;
+      scored += n;
       let inv = 1;
       if (cosine) {
         let ss = 0;
@@ -589,7 +610,9 @@ export class MatryoshkaIndex {
     let scores = new Float32Array(nq * count);
     heaps.forEach((h, q) => h.drainInto(ids, scores, q * count));
 
-    // Later stages: float re-rank of the candidates at a larger prefix.
+    // Later stages: float re-rank of the candidates at a larger prefix (the re-rank kernel:
+    // wasm SIMD where available, sums bit-identical to the JavaScript loop).
+    const kernel = rerankKernel('auto');
     for (let s = 1; s < stages.length; s++) {
       const stage = stages[s] as Stage;
       const m = stage.dim;
@@ -598,14 +621,13 @@ export class MatryoshkaIndex {
       const nextIds = new Int32Array(nq * keep);
       const nextScores = new Float32Array(nq * keep);
       const heap = new TopKHeap(keep);
-      const x = this.vectors;
+      const dots = new Float64Array(count);
       for (let q = 0; q < nq; q++) {
-        const qo = q * d;
+        const rows = ids.subarray(q * count, (q + 1) * count);
+        kernel.dots(queries, q * d, this.vectors, d, m, rows, count, dots);
         for (let c = 0; c < count; c++) {
-          const id = ids[q * count + c] as number;
-          const base = id * d;
-          let dot = 0;
-          for (let j = 0; j < m; j++) dot += (queries[qo + j] as number) * (x[base + j] as number);
+          const id = rows[c] as number;
+          let dot = dots[c] as number;
           if (rowScale !== undefined) dot *= rowScale[id] as number;
           heap.push(dot, id);
         }

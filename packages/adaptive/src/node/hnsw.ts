@@ -20,8 +20,11 @@ import type { SearchResult, StageReport } from '../vector-index.js';
 import type { MatryoshkaIndex, Metric } from '../vector-index.js';
 import { assertFiniteRows, assertIntInRange, rowCount } from '../validate.js';
 
-/** Scalar type of the graph's vectors: 4 bytes, 1 byte, or 1 bit per dim. */
-export type HnswQuantization = 'f32' | 'i8' | 'b1';
+/**
+ * Scalar type of the graph's vectors: 4 bytes, 2 bytes (IEEE half: 11 significant bits, enough
+ * to rank unit prefixes whose neighbours lie within 0.01 in cosine), 1 byte, or 1 bit per dim.
+ */
+export type HnswQuantization = 'f32' | 'f16' | 'i8' | 'b1';
 
 /** How to build a {@link PrefixHnsw}. */
 export interface PrefixHnswOptions {
@@ -53,13 +56,16 @@ export interface HnswSearchOptions {
 
 const SCALAR: Record<HnswQuantization, ScalarKind> = {
   f32: usearch.ScalarKind.F32,
+  f16: usearch.ScalarKind.F16,
   i8: usearch.ScalarKind.I8,
   b1: usearch.ScalarKind.B1,
 };
 
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 /** Bytes one vector of the first stage takes (graph links not counted). */
 function vectorBytes(dim: number, q: HnswQuantization): number {
-  return q === 'f32' ? 4 * dim : q === 'i8' ? dim : Math.ceil(dim / 8);
+  return q === 'f32' ? 4 * dim : q === 'f16' ? 2 * dim : q === 'i8' ? dim : Math.ceil(dim / 8);
 }
 
 /**
@@ -143,7 +149,7 @@ export class PrefixHnsw {
     if (!(quantization in SCALAR)) {
       throw new MrlError(
         'invalid-argument',
-        `HNSW quantization must be 'f32', 'i8' or 'b1', got '${String(quantization)}'.`,
+        `HNSW quantization must be 'f32', 'f16', 'i8' or 'b1', got '${String(quantization)}'.`,
       );
     }
     if (quantization === 'b1' && options.dim % 8 !== 0) {
@@ -197,9 +203,16 @@ export class PrefixHnsw {
     const out = new Int32Array(nq * shortlistK).fill(-1);
     // One query comes back as Matches, several as BatchMatches; both hold [nq, wanted] keys.
     const counts = found instanceof usearch.BatchMatches ? found.counts : BigUint64Array.of(BigInt(found.keys.length));
+    // Keys are row numbers (< 2^31): on a little-endian machine the low 32-bit word of each
+    // u64 key is the row, read through a Uint32Array view instead of a BigInt per key.
+    const keys = found.keys;
+    const low = LITTLE_ENDIAN ? new Uint32Array(keys.buffer, keys.byteOffset, 2 * keys.length) : undefined;
     for (let i = 0; i < nq; i++) {
       const got = Number(counts[i]);
-      for (let c = 0; c < got; c++) out[i * shortlistK + c] = Number(found.keys[i * wanted + c]);
+      const from = i * wanted;
+      const to = i * shortlistK;
+      if (low !== undefined) for (let c = 0; c < got; c++) out[to + c] = low[2 * (from + c)] as number;
+      else for (let c = 0; c < got; c++) out[to + c] = Number(keys[from + c]);
     }
     return out;
   }

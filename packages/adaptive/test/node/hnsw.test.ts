@@ -16,6 +16,7 @@ const exact = index.search(data.queries, { k: 10 });
 describe('PrefixHnsw', () => {
   it.each([
     ['f32', 16, 0.99],
+    ['f16', 16, 0.99],
     ['i8', 16, 0.99],
     ['b1', 64, 0.97],
   ] as const)('%s graph on the first %i dims + exact re-rank: recall@10 vs exact >= %f', (quantization, dim, floor) => {
@@ -32,7 +33,7 @@ describe('PrefixHnsw', () => {
       ['hnsw', dim, 200],
       ['float', d, 10],
     ]);
-    const perVector = quantization === 'f32' ? 4 * dim : quantization === 'i8' ? dim : dim / 8;
+    const perVector = { f32: 4 * dim, f16: 2 * dim, i8: dim, b1: dim / 8 }[quantization];
     expect(graph.vectorBytes).toBe(6000 * perVector);
   });
 

@@ -1,0 +1,127 @@
+;; Gather-and-dot for the exact re-rank (MatryoshkaIndex.rerank): the candidate rows of one query,
+;; copied next to each other, scored against the query in float64 with wasm SIMD. Compiled by
+;; scripts/build-wasm.mjs into rerank.wasm.ts; a test checks the two agree.
+;;
+;; Every sum is accumulated in float64 in the order j = 0, 1, ..., m-1, exactly like the
+;; JavaScript loop `dot += q[j] * x[j]` (a product of two float32 values is exact in float64, and
+;; each add rounds the same way), so the scores are bit-identical to the JavaScript path's. The
+;; SIMD lanes therefore run across rows, not dims: an f64x2 holds the running sums of two rows,
+;; and four such pairs (8 rows) are in flight to hide the add latency.
+(module
+  (memory (export "memory") 1)
+
+  ;; out[r] (f64) = sum over j < m of q[j] * rows[r * m + j] for r < ceil(n / 8) * 8: rows past n
+  ;; are scored too (whatever the memory holds there) and ignored by the caller, which reserves
+  ;; room for them. q: m f64x2 splats (q[j], q[j]) at 16 bytes each; rows: float32, row stride m.
+  ;; Pointers are byte offsets into this module's memory.
+  (func (export "dots")
+    (param $q i32) (param $rows i32) (param $n i32) (param $m i32) (param $out i32)
+    (local $r i32) (local $j i32) (local $qp i32) (local $o i32) (local $rowBytes i32) (local $simdBytes i32)
+    (local $qs f64)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128)
+    (local $xa v128) (local $xb v128) (local $lo v128) (local $hi v128)
+    (local $acc0 v128) (local $acc1 v128) (local $acc2 v128) (local $acc3 v128)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $p4 i32) (local $p5 i32) (local $p6 i32) (local $p7 i32)
+    (local $s0 f64) (local $s1 f64) (local $s2 f64) (local $s3 f64) (local $s4 f64) (local $s5 f64) (local $s6 f64) (local $s7 f64)
+    (local.set $rowBytes (i32.shl (local.get $m) (i32.const 2)))
+    ;; bytes of each row covered 4 values at a time; the rest (m mod 4) in scalar float64
+    (local.set $simdBytes (i32.and (local.get $rowBytes) (i32.const -16)))
+    (local.set $o (local.get $out))
+    (local.set $p0 (local.get $rows))
+    (block $done (loop $groups
+      (br_if $done (i32.ge_u (local.get $r) (local.get $n)))
+        (local.set $p1 (i32.add (local.get $p0) (i32.mul (local.get $rowBytes) (i32.const 1))))
+        (local.set $p2 (i32.add (local.get $p0) (i32.mul (local.get $rowBytes) (i32.const 2))))
+        (local.set $p3 (i32.add (local.get $p0) (i32.mul (local.get $rowBytes) (i32.const 3))))
+        (local.set $p4 (i32.add (local.get $p0) (i32.mul (local.get $rowBytes) (i32.const 4))))
+        (local.set $p5 (i32.add (local.get $p0) (i32.mul (local.get $rowBytes) (i32.const 5))))
+        (local.set $p6 (i32.add (local.get $p0) (i32.mul (local.get $rowBytes) (i32.const 6))))
+        (local.set $p7 (i32.add (local.get $p0) (i32.mul (local.get $rowBytes) (i32.const 7))))
+        (local.set $acc0 (v128.const f64x2 0 0))
+        (local.set $acc1 (v128.const f64x2 0 0))
+        (local.set $acc2 (v128.const f64x2 0 0))
+        (local.set $acc3 (v128.const f64x2 0 0))
+      (local.set $qp (local.get $q))
+      (local.set $j (i32.const 0))
+      (block $vdone (loop $vec
+        (br_if $vdone (i32.ge_u (local.get $j) (local.get $simdBytes)))
+          ;; the query's next 4 values, each as an f64x2 splat
+          (local.set $q0 (v128.load offset=0 (local.get $qp)))
+          (local.set $q1 (v128.load offset=16 (local.get $qp)))
+          (local.set $q2 (v128.load offset=32 (local.get $qp)))
+          (local.set $q3 (v128.load offset=48 (local.get $qp)))
+          ;; rows 0 and 1: [a0 b0 a1 b1], [a2 b2 a3 b3], each pair of lanes widened to f64x2
+          (local.set $xa (v128.load (i32.add (local.get $p0) (local.get $j))))
+          (local.set $xb (v128.load (i32.add (local.get $p1) (local.get $j))))
+          (local.set $lo (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $xa) (local.get $xb)))
+          (local.set $hi (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $xa) (local.get $xb)))
+          (local.set $acc0 (f64x2.add (local.get $acc0) (f64x2.mul (local.get $q0) (f64x2.promote_low_f32x4 (local.get $lo)))))
+          (local.set $acc0 (f64x2.add (local.get $acc0) (f64x2.mul (local.get $q1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $lo) (local.get $lo))))))
+          (local.set $acc0 (f64x2.add (local.get $acc0) (f64x2.mul (local.get $q2) (f64x2.promote_low_f32x4 (local.get $hi)))))
+          (local.set $acc0 (f64x2.add (local.get $acc0) (f64x2.mul (local.get $q3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $hi) (local.get $hi))))))
+          ;; rows 2 and 3: [a0 b0 a1 b1], [a2 b2 a3 b3], each pair of lanes widened to f64x2
+          (local.set $xa (v128.load (i32.add (local.get $p2) (local.get $j))))
+          (local.set $xb (v128.load (i32.add (local.get $p3) (local.get $j))))
+          (local.set $lo (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $xa) (local.get $xb)))
+          (local.set $hi (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $xa) (local.get $xb)))
+          (local.set $acc1 (f64x2.add (local.get $acc1) (f64x2.mul (local.get $q0) (f64x2.promote_low_f32x4 (local.get $lo)))))
+          (local.set $acc1 (f64x2.add (local.get $acc1) (f64x2.mul (local.get $q1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $lo) (local.get $lo))))))
+          (local.set $acc1 (f64x2.add (local.get $acc1) (f64x2.mul (local.get $q2) (f64x2.promote_low_f32x4 (local.get $hi)))))
+          (local.set $acc1 (f64x2.add (local.get $acc1) (f64x2.mul (local.get $q3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $hi) (local.get $hi))))))
+          ;; rows 4 and 5: [a0 b0 a1 b1], [a2 b2 a3 b3], each pair of lanes widened to f64x2
+          (local.set $xa (v128.load (i32.add (local.get $p4) (local.get $j))))
+          (local.set $xb (v128.load (i32.add (local.get $p5) (local.get $j))))
+          (local.set $lo (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $xa) (local.get $xb)))
+          (local.set $hi (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $xa) (local.get $xb)))
+          (local.set $acc2 (f64x2.add (local.get $acc2) (f64x2.mul (local.get $q0) (f64x2.promote_low_f32x4 (local.get $lo)))))
+          (local.set $acc2 (f64x2.add (local.get $acc2) (f64x2.mul (local.get $q1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $lo) (local.get $lo))))))
+          (local.set $acc2 (f64x2.add (local.get $acc2) (f64x2.mul (local.get $q2) (f64x2.promote_low_f32x4 (local.get $hi)))))
+          (local.set $acc2 (f64x2.add (local.get $acc2) (f64x2.mul (local.get $q3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $hi) (local.get $hi))))))
+          ;; rows 6 and 7: [a0 b0 a1 b1], [a2 b2 a3 b3], each pair of lanes widened to f64x2
+          (local.set $xa (v128.load (i32.add (local.get $p6) (local.get $j))))
+          (local.set $xb (v128.load (i32.add (local.get $p7) (local.get $j))))
+          (local.set $lo (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $xa) (local.get $xb)))
+          (local.set $hi (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $xa) (local.get $xb)))
+          (local.set $acc3 (f64x2.add (local.get $acc3) (f64x2.mul (local.get $q0) (f64x2.promote_low_f32x4 (local.get $lo)))))
+          (local.set $acc3 (f64x2.add (local.get $acc3) (f64x2.mul (local.get $q1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $lo) (local.get $lo))))))
+          (local.set $acc3 (f64x2.add (local.get $acc3) (f64x2.mul (local.get $q2) (f64x2.promote_low_f32x4 (local.get $hi)))))
+          (local.set $acc3 (f64x2.add (local.get $acc3) (f64x2.mul (local.get $q3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $hi) (local.get $hi))))))
+        (local.set $qp (i32.add (local.get $qp) (i32.const 64)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $vec)))
+        (local.set $s0 (f64x2.extract_lane 0 (local.get $acc0)))
+        (local.set $s1 (f64x2.extract_lane 1 (local.get $acc0)))
+        (local.set $s2 (f64x2.extract_lane 0 (local.get $acc1)))
+        (local.set $s3 (f64x2.extract_lane 1 (local.get $acc1)))
+        (local.set $s4 (f64x2.extract_lane 0 (local.get $acc2)))
+        (local.set $s5 (f64x2.extract_lane 1 (local.get $acc2)))
+        (local.set $s6 (f64x2.extract_lane 0 (local.get $acc3)))
+        (local.set $s7 (f64x2.extract_lane 1 (local.get $acc3)))
+      (block $sdone (loop $scalar
+        (br_if $sdone (i32.ge_u (local.get $j) (local.get $rowBytes)))
+        (local.set $qs (f64.load (local.get $qp)))
+          (local.set $s0 (f64.add (local.get $s0) (f64.mul (local.get $qs) (f64.promote_f32 (f32.load (i32.add (local.get $p0) (local.get $j)))))))
+          (local.set $s1 (f64.add (local.get $s1) (f64.mul (local.get $qs) (f64.promote_f32 (f32.load (i32.add (local.get $p1) (local.get $j)))))))
+          (local.set $s2 (f64.add (local.get $s2) (f64.mul (local.get $qs) (f64.promote_f32 (f32.load (i32.add (local.get $p2) (local.get $j)))))))
+          (local.set $s3 (f64.add (local.get $s3) (f64.mul (local.get $qs) (f64.promote_f32 (f32.load (i32.add (local.get $p3) (local.get $j)))))))
+          (local.set $s4 (f64.add (local.get $s4) (f64.mul (local.get $qs) (f64.promote_f32 (f32.load (i32.add (local.get $p4) (local.get $j)))))))
+          (local.set $s5 (f64.add (local.get $s5) (f64.mul (local.get $qs) (f64.promote_f32 (f32.load (i32.add (local.get $p5) (local.get $j)))))))
+          (local.set $s6 (f64.add (local.get $s6) (f64.mul (local.get $qs) (f64.promote_f32 (f32.load (i32.add (local.get $p6) (local.get $j)))))))
+          (local.set $s7 (f64.add (local.get $s7) (f64.mul (local.get $qs) (f64.promote_f32 (f32.load (i32.add (local.get $p7) (local.get $j)))))))
+        (local.set $qp (i32.add (local.get $qp) (i32.const 16)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $scalar)))
+        (f64.store offset=0 (local.get $o) (local.get $s0))
+        (f64.store offset=8 (local.get $o) (local.get $s1))
+        (f64.store offset=16 (local.get $o) (local.get $s2))
+        (f64.store offset=24 (local.get $o) (local.get $s3))
+        (f64.store offset=32 (local.get $o) (local.get $s4))
+        (f64.store offset=40 (local.get $o) (local.get $s5))
+        (f64.store offset=48 (local.get $o) (local.get $s6))
+        (f64.store offset=56 (local.get $o) (local.get $s7))
+      (local.set $o (i32.add (local.get $o) (i32.const 64)))
+      (local.set $p0 (i32.add (local.get $p0) (i32.shl (local.get $rowBytes) (i32.const 3))))
+      (local.set $r (i32.add (local.get $r) (i32.const 8)))
+      (br $groups)))
+  )
+)

@@ -64,6 +64,13 @@ export interface RetrievalGallery {
  * gallery's G texts (images): the whole collection when the gallery is the training split. Ties
  * count against the query (a caption identical to the right one ranks above it), so the numbers
  * are a lower bound. Chance recall@k is k / (N + G).
+ *
+ * @example
+ * ```ts
+ * // 728 held-out pairs as queries over all 7,434 drawings and titles (the 6,706 training pairs as gallery).
+ * const rows = pairedRecall(testImages, testTexts, [8, 16, 32, 64], [1, 10], { images: trainImages, texts: trainTexts });
+ * console.log(rows[0]!.imageToText[10], rows[0]!.map10.textToImage);
+ * ```
  */
 export function pairedRecall(
   images: Embeddings,

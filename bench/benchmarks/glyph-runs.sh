@@ -4,7 +4,9 @@
 # bench/benchmarks/glyphs.mjs writes. Warm-up 200 steps and the heads' learning rate x10 (the
 # settings that removed the chance plateau at lr 3e-3); 3 epochs (405 steps) for every model.
 # One thread each, so that the numbers repeat.
-#   bash bench/benchmarks/glyph-runs.sh <glyph folder> <runs folder> <part: mrl-s0|mrl-s1|mrle-s0|mrle-s1>
+# mrlw-sS: MRL alone with the loss weights c_m of WEIGHTS (one per nesting dim, e.g. 2,2,1,1),
+# to set against mrl-sS's equal weights.
+#   bash bench/benchmarks/glyph-runs.sh <glyph folder> <runs folder> <part: mrl-s0|mrl-s1|mrle-s0|mrle-s1|mrlw-s0>
 set -euo pipefail
 data=$1 runs=$2 part=$3
 common=(--modality vision --model mlp --data "$data" --channels 1 --image-size 32 --no-augment
@@ -14,5 +16,6 @@ cli=(node "$(dirname "$0")/../../apps/cli/dist/bin.js" fit)
 case $part in
   mrl-s*) seed=${part#mrl-s}; "${cli[@]}" "${common[@]}" --seed "$seed" --compare ff,svd,rand,untrained --run-dir "$runs/glyphs-mrl-s$seed" ;;
   mrle-s*) seed=${part#mrle-s}; "${cli[@]}" "${common[@]}" --seed "$seed" --head shared --run-dir "$runs/glyphs-mrle-s$seed" ;;
+  mrlw-s*) seed=${part#mrlw-s}; "${cli[@]}" "${common[@]}" --seed "$seed" --weights "${WEIGHTS:?set WEIGHTS, e.g. WEIGHTS=2,2,1,1}" --run-dir "$runs/glyphs-mrlw-s$seed" ;;
   *) echo "unknown part $part" >&2; exit 1 ;;
 esac

@@ -136,6 +136,12 @@ for (const [a, b, key, at, what] of [
   ['MRL', 'SVD', 't2i10', dims.filter((d) => d <= 16), 'MRL − SVD, text→image recall@10 points at dims ≤ 16'],
   ['MRL', 'Trunc', 'i2t10', dims, 'MRL − Trunc, image→text recall@10 points'],
   ['MRL', 'Untrained', 'i2t10', dims, 'MRL − Untrained (random features), image→text recall@10 points'],
+  // Text pairs runs (example → gloss): recall@10 and mAP@10 of each query's own gloss.
+  ['MRL', 'FF', 'recall10', dims, 'MRL − FF, recall@10 points'],
+  ['MRL', 'FF', 'map10', dims, 'MRL − FF, mAP@10 (x100)'],
+  ['MRL', 'SVD', 'recall10', dims.filter((d) => d <= 16), 'MRL − SVD, recall@10 points at dims ≤ 16'],
+  ['MRL', 'Trunc', 'recall10', dims, 'MRL − Trunc, recall@10 points'],
+  ['MRL', 'Untrained', 'recall10', dims, 'MRL − Untrained (random features), recall@10 points'],
 ]) {
   const rows = diffs(a, b, key, at).filter((r) => !Number.isNaN(r.mean));
   if (rows.length === 0) continue;

@@ -10,10 +10,15 @@
 #             (COMPARE=ff,svd,rand,untrained adds FF at every dim)
 # Nesting dims 8,16,128 by default (the claims are about d <= 16 and the full dim; each FF dim is
 # one more bert-tiny to train).
+# LR (default 0.001) sets the learning rate; EXTRA adds flags to every fit (word-split, so no spaces
+# inside one flag's value), e.g. a smaller bert: EXTRA='--vocab-size 4096 --max-length 24
+# --model-config {"numLayers":1,"intermediateSize":256,"dropout":0}'.
 #   bash bench/benchmarks/text-runs.sh <jsonl> <runs folder> <part> [steps] [dims] [warm-up steps]
 set -euo pipefail
 data=$1 runs=$2 part=$3 steps=${4:-500} dims=${5:-8,16,128} warmup=${6:-0}
-train=(--steps "$steps" --warmup-steps "$warmup" --lr 0.001 --threads 1 --overwrite --dims "$dims")
+# shellcheck disable=SC2206 # EXTRA is split into flags on purpose
+extra=(${EXTRA:-})
+train=(--steps "$steps" --warmup-steps "$warmup" --lr "${LR:-0.001}" --threads 1 --overwrite --dims "$dims" "${extra[@]}")
 classify=(--modality text --task classify --data "$data" --text-field text --label-field label
   --train-limit 20000 --test-limit 2000 "${train[@]}")
 cli=(node "$(dirname "$0")/../../apps/cli/dist/bin.js" fit)

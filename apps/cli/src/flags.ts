@@ -316,6 +316,13 @@ export const TRAIN_FLAGS = {
   },
   'vision-model': { type: 'string', description: "image tower (default: the align model's)", modalities: ALIGN },
   'text-model': { type: 'string', description: "text tower (default: the align model's)", modalities: ALIGN },
+  gallery: {
+    type: 'enum',
+    options: ['test', 'all'],
+    description:
+      'retrieval candidates: the test pairs (test, default), or the whole collection (all: each test image against every caption, training captions included, and each test caption against every image)',
+    modalities: ALIGN,
+  },
   'image-size': {
     type: 'integer',
     description: 'images are resized to N x N (default: vision folders 32, align 24)',

@@ -197,8 +197,18 @@ describe.concurrent('user errors end in one paragraph with the fix, exit 1, no s
       await cli(['fit', '--modality', 'text', '--model-config', '{numLayers:1}', '--run-dir', join(dir, 'run-j')]),
     );
     expect(json).toMatch(/^error: --model-config is not valid JSON: .*Write it as a JSON object/);
+    const gallery = expectOneParagraphError(
+      await cli(['fit', '--modality', 'align', '--gallery', 'every', '--run-dir', join(dir, 'run-g')]),
+    );
+    expect(gallery).toBe(
+      'error: Invalid value for argument: --gallery (every). Expected one of: test, all. Run mrl-cli fit --help to see the choices.',
+    );
+    const galleryVision = expectOneParagraphError(
+      await cli(['fit', '--gallery', 'all', '--run-dir', join(dir, 'run-gv')]),
+    );
+    expect(galleryVision).toBe('error: --gallery applies to align runs, not --modality vision. Leave out --gallery.');
     // None of them made a run folder.
-    for (const name of ['run-t', 'run-v', 'run-j']) expect(existsSync(join(dir, name))).toBe(false);
+    for (const name of ['run-t', 'run-v', 'run-j', 'run-g', 'run-gv']) expect(existsSync(join(dir, name))).toBe(false);
   });
 
   it('--debug adds the stack', async () => {

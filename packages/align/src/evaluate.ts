@@ -38,37 +38,81 @@ function similarity(a: Float32Array, aRows: number, b: Float32Array, bRows: numb
   return out;
 }
 
+/** Rows of `a`, then rows of `b` (same width). */
+function concatRows(a: Embeddings, b: Embeddings | undefined): Embeddings {
+  if (b === undefined) return a;
+  const data = new Float32Array(a.data.length + b.data.length);
+  data.set(a.data);
+  data.set(b.data, a.data.length);
+  return { data, rows: a.rows + b.rows, dim: a.dim };
+}
+
+/**
+ * Pairs that widen the candidates of `pairedRecall` without being queries, e.g. the training split:
+ * every test image is then ranked among the test captions and these captions, and every test
+ * caption among the test images and these images.
+ */
+export interface RetrievalGallery {
+  images: Embeddings;
+  texts: Embeddings;
+}
+
 /**
  * Paired retrieval on a test split: image i's caption is text i. For each nesting dim m, recall@k
- * of image->text (does image i find text i among the top k of all test texts) and text->image.
- * Ties count against the query (a caption identical to the right one ranks above it), so the
- * numbers are a lower bound. Chance recall@k is k / N.
+ * of image->text (does image i find text i among the top k of the candidate texts) and
+ * text->image. The candidates are the test split's N texts (images), plus, with `gallery`, the
+ * gallery's G texts (images): the whole collection when the gallery is the training split. Ties
+ * count against the query (a caption identical to the right one ranks above it), so the numbers
+ * are a lower bound. Chance recall@k is k / (N + G).
+ *
+ * @example
+ * ```ts
+ * // 728 held-out pairs as queries over all 7,434 drawings and titles (the 6,706 training pairs as gallery).
+ * const rows = pairedRecall(testImages, testTexts, [8, 16, 32, 64], [1, 10], { images: trainImages, texts: trainTexts });
+ * console.log(rows[0]!.imageToText[10], rows[0]!.map10.textToImage);
+ * ```
  */
 export function pairedRecall(
   images: Embeddings,
   texts: Embeddings,
   dims: readonly number[],
   ks: readonly number[] = [1, 5, 10],
+  gallery?: RetrievalGallery,
 ): RecallRow[] {
   if (images.rows !== texts.rows)
     throw new MrlError(
       'invalid-argument',
       `${images.rows} image but ${texts.rows} text embeddings; they must pair up.`,
     );
+  if (gallery !== undefined) {
+    if (gallery.images.rows !== gallery.texts.rows)
+      throw new MrlError(
+        'invalid-argument',
+        `the retrieval gallery has ${gallery.images.rows} image but ${gallery.texts.rows} text embeddings; they must pair up.`,
+      );
+    if (gallery.images.dim !== images.dim || gallery.texts.dim !== texts.dim)
+      throw new MrlError(
+        'invalid-argument',
+        `the retrieval gallery's embeddings are ${gallery.images.dim} (images) and ${gallery.texts.dim} (texts) wide, the queries' ${images.dim} and ${texts.dim}; embed both with the same model.`,
+      );
+  }
   const n = images.rows;
+  // Candidates: the test rows first (query i's pair is candidate i), then the gallery's.
+  const candidateImages = concatRows(images, gallery?.images);
+  const candidateTexts = concatRows(texts, gallery?.texts);
+  const total = candidateImages.rows;
   return dims.map((m) => {
-    const sim = similarity(normalisedPrefix(images, m), n, normalisedPrefix(texts, m), n, m); // [N images, N texts]
-    const i2tRanks = new Int32Array(n);
-    const t2iRanks = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      const positive = sim[i * n + i]!;
+    const i2t = similarity(normalisedPrefix(images, m), n, normalisedPrefix(candidateTexts, m), total, m); // [N, N + G]
+    const t2i = similarity(normalisedPrefix(texts, m), n, normalisedPrefix(candidateImages, m), total, m); // [N, N + G]
+    const rankOf = (sim: Float32Array, i: number): number => {
+      const row = i * total;
+      const positive = sim[row + i]!;
       let above = 0;
-      for (let j = 0; j < n; j++) if (j !== i && sim[i * n + j]! >= positive) above++;
-      i2tRanks[i] = above;
-      above = 0;
-      for (let j = 0; j < n; j++) if (j !== i && sim[j * n + i]! >= positive) above++;
-      t2iRanks[i] = above;
-    }
+      for (let j = 0; j < total; j++) if (j !== i && sim[row + j]! >= positive) above++;
+      return above;
+    };
+    const i2tRanks = Int32Array.from({ length: n }, (_, i) => rankOf(i2t, i));
+    const t2iRanks = Int32Array.from({ length: n }, (_, i) => rankOf(t2i, i));
     const recall = (ranks: Int32Array): Record<number, number> =>
       Object.fromEntries(ks.map((k) => [k, ranks.reduce((s, r) => s + (r < k ? 1 : 0), 0) / Math.max(1, n)]));
     const map10 = (ranks: Int32Array) => ranks.reduce((s, r) => s + (r < 10 ? 1 / (r + 1) : 0), 0) / Math.max(1, n);

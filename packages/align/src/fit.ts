@@ -1,4 +1,5 @@
 import {
+  MrlError,
   checkBaselines,
   initBackend,
   resolveNesting,
@@ -13,7 +14,15 @@ import {
 import { alignModelOptions } from './di.js';
 import { trainAlignModel, svdScores, untrainedScores, type AlignModelResult, type AlignTask } from './tasks/align.js';
 import { prepare } from './tasks/prepare.js';
-import { alignFooter, alignRunTable, alignTextTable, zeroShotMajority, type AlignRows } from './tasks/report.js';
+import {
+  alignFooter,
+  alignRunTable,
+  alignTextTable,
+  galleryCount,
+  retrievalScope,
+  zeroShotMajority,
+  type AlignRows,
+} from './tasks/report.js';
 
 export { evaluateAlign, type AlignEvaluation } from './tasks/evaluate.js';
 export { imageTensor, tokenTensor } from './tensors.js';
@@ -70,11 +79,31 @@ export interface AlignFitOptions extends TrainSettings {
    * truncated, the table's `Trunc-d`).
    */
   compare?: Baseline[];
+  /**
+   * Retrieval candidates of the test queries (default `test`): `test`, the test split's captions
+   * (images) only; `all`, the whole collection: every test image is ranked among all captions,
+   * training captions included, and every test caption among all images (`--gallery all`).
+   */
+  gallery?: AlignGallery;
   /** Zero-shot prompt; `{label}` becomes the class name (default `a drawing of a {label}`). */
   promptTemplate?: string;
   /** Tensor backend (default wasm). */
   backend?: BackendName;
   checkpointEvery?: number;
+}
+
+/** Values of `AlignFitOptions.gallery`. */
+export const ALIGN_GALLERIES = ['test', 'all'] as const;
+export type AlignGallery = (typeof ALIGN_GALLERIES)[number];
+
+/** Refuses a gallery name other than `test` or `all`. */
+export function checkGallery(gallery: unknown): void {
+  if (gallery !== undefined && !(ALIGN_GALLERIES as readonly unknown[]).includes(gallery))
+    throw new MrlError(
+      'invalid-argument',
+      `gallery ${JSON.stringify(gallery)} is not one of ${ALIGN_GALLERIES.join(', ')}.`,
+      "Use gallery 'test' (the test pairs' captions and images, the default) or 'all' (every pair of the collection as candidates; --gallery all).",
+    );
 }
 
 /** The run's settings resolved: the dual encoder's options, the nesting dims and weights. */
@@ -147,6 +176,7 @@ async function trainAll(
 export async function fitAlign(options: AlignFitOptions, context: RunContext): Promise<RunReport> {
   const compare = options.compare ?? ['rand'];
   checkBaselines(compare);
+  checkGallery(options.gallery);
   // The caller usually started the backend already (the CLI prints which); this makes sure one runs.
   await initBackend(options.backend ?? 'wasm');
   const modelName = options.model ?? 'align-tiny';
@@ -155,6 +185,7 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
   const mrl = models.mrl!;
   const d = task.base.embeddingDim;
   const nTest = task.data.test.length;
+  const candidates = galleryCount(task);
   const runTable = alignRunTable(task, rows, modelName);
   const { base, data } = task;
   const full = models[`ff-${d}`];
@@ -168,7 +199,9 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
     dims: task.dims,
     trainCount: data.train.length,
     testCount: nTest,
-    chance: { r1: 1 / nTest, r5: 5 / nTest, r10: 10 / nTest },
+    gallery: task.options.gallery ?? 'test',
+    candidates,
+    chance: { r1: 1 / candidates, r5: Math.min(1, 5 / candidates), r10: Math.min(1, 10 / candidates) },
     zeroShotLabels: mrl.labels,
     zeroShotMajority: zeroShotMajority(task).majority,
     mrl: withoutEmbeddings(mrl),
@@ -179,7 +212,7 @@ export async function fitAlign(options: AlignFitOptions, context: RunContext): P
   };
   await writeRunMetrics(context.runDir, metrics);
   return {
-    title: `${data.dataName}, ${base.vision} + ${base.text}, d=${d}, MRL contrastive (test split, ${nTest} pairs)`,
+    title: `${data.dataName}, ${base.vision} + ${base.text}, d=${d}, MRL contrastive (${retrievalScope(task)})`,
     table: `${alignTextTable(task, rows)}\n\n${alignFooter(task, rows)}`,
     metrics,
     runTable,

@@ -39,14 +39,24 @@ export {
   type PairRecord,
   type PixelSet,
 } from './data.js';
-export { normalisedPrefix, pairedRecall, zeroShotAccuracy, type Embeddings, type RecallRow } from './evaluate.js';
 export {
+  normalisedPrefix,
+  pairedRecall,
+  zeroShotAccuracy,
+  type Embeddings,
+  type RecallRow,
+  type RetrievalGallery,
+} from './evaluate.js';
+export {
+  ALIGN_GALLERIES,
+  checkGallery,
   evaluateAlign,
   fitAlign,
   imageTensor,
   tokenTensor,
   type AlignEvaluation,
   type AlignFitOptions,
+  type AlignGallery,
 } from './fit.js';
 export { encodeImages, encodeTexts, loadAlignRun, readImages, type LoadedAlignModel } from './encode.js';
 export {

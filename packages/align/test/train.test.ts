@@ -190,6 +190,8 @@ describe('fitAlign', () => {
     saved.encoder.dispose();
   });
 
+  let baselines: Awaited<ReturnType<typeof fitAlign>> | undefined;
+
   it('trains the FF, SVD, truncation and untrained baselines into the same per-dim table', async () => {
     const events: string[] = [];
     const report = await fitAlign(
@@ -236,8 +238,56 @@ describe('fitAlign', () => {
     expect(report.table).toContain('SVD I->T R@10');
     expect(report.table).toContain('Untrained I->T R@10');
     expect(Object.keys(report.metrics)).toContain('untrained');
+    baselines = report;
     await expect(
       fitAlign({ compare: ['pca' as 'svd'] }, { runDir: dir, seed: 0, resume: false, log: () => undefined }),
     ).rejects.toThrow("unknown baseline 'pca'.");
+  });
+
+  it("gallery 'all' ranks the test pairs among the whole collection, for every method", async () => {
+    const report = await fitAlign(
+      {
+        data: join(dir, 'pairs'),
+        imageSize: 8,
+        steps: 2,
+        batchSize: 8,
+        embeddingDim: 16,
+        dims: [8, 16],
+        testFraction: 0.25,
+        vocabSize: 60,
+        cacheDir: '',
+        textOverrides: { embeddingDim: 32, intermediateSize: 64 },
+        compare: ['ff', 'svd', 'rand', 'untrained'],
+        gallery: 'all',
+      },
+      { runDir: join(dir, 'run-gallery'), seed: 0, resume: false, log: () => undefined },
+    );
+    const metrics = report.metrics as { trainCount: number; testCount: number; candidates: number; gallery: string };
+    // 32 pairs written by the first test: every one of them is a candidate, the test pairs the queries.
+    expect(metrics.trainCount + metrics.testCount).toBe(32);
+    expect(metrics.candidates).toBe(32);
+    expect(metrics.gallery).toBe('all');
+    expect(report.runTable!.task).toContain(
+      `${metrics.testCount} test pairs as queries over the whole collection (32 pairs)`,
+    );
+    expect(report.runTable!.references![0]!.values.i2t1).toBeCloseTo(1 / 32, 12);
+    expect(report.table).toContain(`Chance: R@1 ${(100 / 32).toFixed(2)}`);
+    // The same seed trains the same models as the test-split run above; more candidates can only
+    // push a pair down, so no score rises, and at least one falls.
+    const before = baselines!.runTable!;
+    let fell = 0;
+    for (const series of report.runTable!.series) {
+      const old = before.series.find((s) => s.key === series.key)!;
+      for (const [i, row] of series.rows.entries()) {
+        for (const key of ['i2t1', 'i2t10', 't2i1', 't2i10', 'i2tMap10', 't2iMap10']) {
+          expect(row.values[key]).toBeLessThanOrEqual(old.rows[i]!.values[key]! + 1e-12);
+          if (row.values[key]! < old.rows[i]!.values[key]! - 1e-12) fell++;
+        }
+      }
+    }
+    expect(fell).toBeGreaterThan(0);
+    await expect(
+      fitAlign({ gallery: 'every' as 'all' }, { runDir: dir, seed: 0, resume: false, log: () => undefined }),
+    ).rejects.toThrow('gallery "every" is not one of test, all.');
   });
 });

@@ -380,6 +380,7 @@ export const fitCommand = defineMrlCommand({
           ...optional('maxLength', options['max-length']),
           ...optional('steps', options.steps),
           ...optional('promptTemplate', options['prompt-template']),
+          ...optional('gallery', options.gallery),
           // --compare trunc is align's name for rand (truncation of the model without MRL); none: no baseline.
           ...(compare.length === 0
             ? {}

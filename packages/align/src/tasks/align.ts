@@ -103,10 +103,13 @@ function encoderFor(task: AlignTask, m: number): DualEncoder {
   );
 }
 
-/** Test-split embeddings of a trained dual encoder. */
-function embedTest(task: AlignTask, encoder: DualEncoder): Promise<AlignEmbeddings> {
+/**
+ * Test-split embeddings of a dual encoder; with `gallery: 'all'` also every training pair's image
+ * and caption, the candidates that make retrieval run over the whole collection.
+ */
+async function embedTest(task: AlignTask, encoder: DualEncoder): Promise<AlignEmbeddings> {
   const { data, options } = task;
-  return embedAlignSplit(
+  const test = await embedAlignSplit(
     encoder,
     { pixels: data.testPixels, ids: data.testIds, labels: data.test.map((p) => p.label) },
     data.tokenizer,
@@ -115,6 +118,11 @@ function embedTest(task: AlignTask, encoder: DualEncoder): Promise<AlignEmbeddin
       ...(options.promptTemplate === undefined ? {} : { promptTemplate: options.promptTemplate }),
     },
   );
+  if (options.gallery !== 'all') return test;
+  const train = await embedAlignSplit(encoder, { pixels: data.trainPixels, ids: data.trainIds }, data.tokenizer, {
+    maxLength: task.maxLength,
+  });
+  return { ...test, gallery: { images: train.images, texts: train.texts } };
 }
 
 /**
@@ -200,16 +208,30 @@ async function pcaSample(task: AlignTask, encoder: DualEncoder): Promise<Embeddi
 }
 
 /**
- * The SVD baseline: the model without MRL's image, caption and prompt embeddings projected on
+ * The SVD baseline: the model without MRL's image, caption, gallery and prompt embeddings projected on
  * the principal directions of its training embeddings (images and captions together, one shared
  * space), then scored at every nesting dim like MRL's prefixes.
  */
 export function svdScores(task: AlignTask, full: AlignModelResult['test']): ReturnType<typeof scoreAlign> {
   const fitOn = full.pcaFit ?? stack(full.images, full.texts);
-  const matrices: EmbeddingMatrix[] = [full.images, full.texts, ...(full.prompts === undefined ? [] : [full.prompts])];
-  const [images, texts, prompts] = pcaProject(fitOn, matrices);
+  const matrices: EmbeddingMatrix[] = [
+    full.images,
+    full.texts,
+    ...(full.gallery === undefined ? [] : [full.gallery.images, full.gallery.texts]),
+    ...(full.prompts === undefined ? [] : [full.prompts]),
+  ];
+  const projected = pcaProject(fitOn, matrices);
+  const [images, texts] = projected;
+  const gallery = full.gallery === undefined ? undefined : { images: projected[2]!, texts: projected[3]! };
+  const prompts = full.prompts === undefined ? undefined : projected[projected.length - 1];
   return scoreAlign(
-    { ...full, images: images!, texts: texts!, ...(prompts === undefined ? {} : { prompts }) },
+    {
+      ...full,
+      images: images!,
+      texts: texts!,
+      ...(gallery === undefined ? {} : { gallery }),
+      ...(prompts === undefined ? {} : { prompts }),
+    },
     task.dims,
   );
 }

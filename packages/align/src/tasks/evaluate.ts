@@ -1,7 +1,7 @@
 import type { TextTokenizer } from '@mrl/text';
 import * as tf from '@tensorflow/tfjs';
 import type { PixelSet } from '../data.js';
-import { pairedRecall, zeroShotAccuracy, type Embeddings, type RecallRow } from '../evaluate.js';
+import { pairedRecall, zeroShotAccuracy, type Embeddings, type RecallRow, type RetrievalGallery } from '../evaluate.js';
 import type { DualEncoder } from '../model.js';
 import { imageTensor, tokenTensor } from '../tensors.js';
 
@@ -22,6 +22,8 @@ export interface AlignEmbeddings {
   labels: string[];
   /** Class id of each image (-1: no label). */
   imageLabels: Int32Array;
+  /** More candidates for the test queries (`gallery: 'all'`: the training pairs), never queries themselves. */
+  gallery?: RetrievalGallery;
 }
 
 /** A test split: decoded images, caption token ids and optional class names. */
@@ -84,10 +86,13 @@ export async function embedAlignSplit(
   return { images, texts, prompts: await embedIds(promptIds), labels, imageLabels };
 }
 
-/** Recall@1/5/10 both ways and zero-shot top-1 (labelled images only) at each of `dims`. */
+/**
+ * Recall@1/5/10 both ways (over the test pairs and, when `embedded` has one, the gallery) and
+ * zero-shot top-1 (labelled test images only) at each of `dims`.
+ */
 export function scoreAlign(embedded: AlignEmbeddings, dims: readonly number[]): Omit<AlignEvaluation, 'logitScale'> {
-  const { images, texts, prompts, imageLabels } = embedded;
-  const recall = pairedRecall(images, texts, dims);
+  const { images, texts, prompts, imageLabels, gallery } = embedded;
+  const recall = pairedRecall(images, texts, dims, undefined, gallery);
   if (prompts === undefined) return { recall, zeroShot: [], labels: embedded.labels };
   const labelled = [...imageLabels.keys()].filter((i) => imageLabels[i]! >= 0);
   const d = images.dim;

@@ -61,14 +61,28 @@ export function zeroShotMajority(task: AlignTask): { majority?: number; classes:
   return { majority: Math.max(...counts.values()) / labelled, classes: counts.size };
 }
 
+/** Candidates each test query ranks its pair among: the test pairs, or with `gallery: 'all'` every pair. */
+export function galleryCount(task: AlignTask): number {
+  const n = task.data.test.length;
+  return task.options.gallery === 'all' ? n + task.data.train.length : n;
+}
+
+/** What the recall is over, for titles and the run table. */
+export function retrievalScope(task: AlignTask): string {
+  const n = task.data.test.length;
+  return task.options.gallery === 'all'
+    ? `${n} test pairs as queries over the whole collection (${galleryCount(task)} pairs)`
+    : `test split, ${n} pairs`;
+}
+
 /** Lines under the text table: what each column is, and chance. */
 export function alignFooter(task: AlignTask, rows: AlignRows): string {
-  const n = task.data.test.length;
+  const n = galleryCount(task);
   const d = task.base.embeddingDim;
   const { majority, classes } = zeroShotMajority(task);
   return [
     `MRL (left)${rows.ff.size > 0 ? ', FF (a model per dim)' : ''}${rows.svd === undefined ? '' : `, SVD (PCA of the full-${d} model)`}${rows.trunc === undefined ? '' : `, the same model trained with the full-${d} loss only and truncated`}${rows.untrained === undefined ? '' : ', the untrained dual encoder (random features)'}; recall in %, ties count against the query.`,
-    `Chance: R@1 ${percent(1 / n)}, R@5 ${percent(5 / n)}, R@10 ${percent(10 / n)} (N_test = ${n}).`,
+    `Chance: R@1 ${percent(1 / n)}, R@5 ${percent(Math.min(1, 5 / n))}, R@10 ${percent(Math.min(1, 10 / n))} (${task.options.gallery === 'all' ? `${task.data.test.length} test queries, ${n} candidates` : `N_test = ${n}`}).`,
     ...(majority === undefined
       ? []
       : [
@@ -95,7 +109,7 @@ function recallValues(row: RecallRow | undefined, zeroShot: number | undefined) 
 export function alignRunTable(task: AlignTask, rows: AlignRows, modelName: string): RunTable {
   const { dims, base } = task;
   const d = base.embeddingDim;
-  const n = task.data.test.length;
+  const n = galleryCount(task);
   const { majority } = zeroShotMajority(task);
   const series = (key: string, label: string, s: Scores) =>
     dimSeries(
@@ -107,7 +121,7 @@ export function alignRunTable(task: AlignTask, rows: AlignRows, modelName: strin
   return {
     data: task.data.dataName,
     model: `${modelName} (${base.vision} + ${base.text})`,
-    task: `image <-> text retrieval, test split (${n} pairs)`,
+    task: `image <-> text retrieval, ${retrievalScope(task)}`,
     embeddingDim: d,
     metrics: [
       { key: 'i2t1', header: 'I->T R@1 %', kind: 'percent' },

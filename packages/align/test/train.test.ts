@@ -190,6 +190,27 @@ describe('fitAlign', () => {
     saved.encoder.dispose();
   });
 
+  it('a resumed run whose training is complete says so instead of a NaN final loss', async () => {
+    const lines: string[] = [];
+    await fitAlign(
+      {
+        data: join(dir, 'pairs'), // written by the test above, into the same run folder
+        imageSize: 8,
+        steps: 3,
+        batchSize: 8,
+        embeddingDim: 16,
+        dims: [8, 16],
+        testFraction: 0.25,
+        vocabSize: 60,
+        cacheDir: '',
+        textOverrides: { embeddingDim: 32, intermediateSize: 64 },
+      },
+      { runDir: join(dir, 'run'), seed: 0, resume: true, log: (l) => lines.push(l) },
+    );
+    expect(lines.some((l) => l.startsWith('mrl: already trained (3 steps'))).toBe(true);
+    expect(lines.some((l) => l.includes('NaN'))).toBe(false);
+  });
+
   let baselines: Awaited<ReturnType<typeof fitAlign>> | undefined;
 
   it('trains the FF, SVD, truncation and untrained baselines into the same per-dim table', async () => {

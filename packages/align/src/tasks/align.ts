@@ -153,9 +153,11 @@ export async function trainAlignModel(task: AlignTask, label: string): Promise<A
   const seconds = (performance.now() - t0) / 1000;
   const test = await embedTest(task, encoder);
   const logitScale = await objective.scaleValue();
-  context.log(
-    `${label}: ${result.steps} steps in ${seconds.toFixed(0)} s, final loss ${result.finalLoss.toFixed(3)}, logit scale ${logitScale.toFixed(1)}`,
-  );
+  // A resumed model whose training was already complete runs no step (its final loss is NaN).
+  const trained = Number.isFinite(result.finalLoss)
+    ? `${result.steps} steps in ${seconds.toFixed(0)} s, final loss ${result.finalLoss.toFixed(3)}`
+    : `already trained (${result.steps} steps, loaded from its checkpoint)`;
+  context.log(`${label}: ${trained}, logit scale ${logitScale.toFixed(1)}`);
   if (label === 'mrl') {
     const modelDir = join(context.runDir, 'model');
     await saveAlignModel(modelDir, encoder, join(context.runDir, 'tokenizer'), dims, {

@@ -180,7 +180,14 @@ function buildCase(name, spec, random) {
     tf.dispose([value, ...Object.values(grads)]);
     return loss;
   };
-  return { step, params, dims: defaultNestingDims(name === 'bert' ? 256 : encoder.embeddingDim) };
+  // After its rows, a model's tensors go, as PyTorch's child drops its model for the next one:
+  // otherwise the next model's rss would include this one's weights and optimiser state.
+  const dispose = () => {
+    optimizer.dispose?.();
+    tf.dispose([...variables.values()]);
+    tf.dispose(input);
+  };
+  return { step, params, dispose, dims: defaultNestingDims(name === 'bert' ? 256 : encoder.embeddingDim) };
 }
 
 function machine() {
@@ -339,6 +346,7 @@ for (const name of MODELS) {
       `    growth from step ${first.step} to ${last.step}: ${last.tensors - first.tensors} tensors, ${(mb(last.bytes - first.bytes)).toFixed(2)} MiB tf, ${(last.rss - first.rss).toFixed(0)} MiB rss`,
     );
   }
+  ours.dispose();
 }
 torch?.close();
 

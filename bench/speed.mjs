@@ -14,7 +14,9 @@
 // --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs);
 // --keep-tape: TF.js's own backward pass, which frees saved activations only at its end;
 // --threads N: threads for both frameworks (default 1): ONNX Runtime's intra-op pool in mrl,
-//   torch.set_num_threads(N) and OMP/OpenBLAS/MKL_NUM_THREADS=N in PyTorch; `all` = every core.
+//   torch.set_num_threads(N) and OMP/OpenBLAS/MKL_NUM_THREADS=N in PyTorch; `all` = every core;
+// --mem-detail: where mrl's rss goes, per model: the peak of the bytes TF.js holds in the wasm
+//   heap (its malloc and free, counted), the wasm heap's size (it never shrinks) and the rest.
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -180,7 +182,14 @@ function buildCase(name, spec, random) {
     tf.dispose([value, ...Object.values(grads)]);
     return loss;
   };
-  return { step, params, dims: defaultNestingDims(name === 'bert' ? 256 : encoder.embeddingDim) };
+  // After its rows, a model's tensors go, as PyTorch's child drops its model for the next one:
+  // otherwise the next model's rss would include this one's weights and optimiser state.
+  const dispose = () => {
+    optimizer.dispose?.();
+    tf.dispose([...variables.values()]);
+    tf.dispose(input);
+  };
+  return { step, params, dispose, dims: defaultNestingDims(name === 'bert' ? 256 : encoder.embeddingDim) };
 }
 
 function machine() {
@@ -206,6 +215,35 @@ if (torchInfo !== null)
   console.log(
     `PyTorch ${torchInfo.torch}, ${torchInfo.threads} thread${torchInfo.threads === 1 ? '' : 's'}, BLAS loaded: ${torchInfo.blas.join(', ') || 'none found'}`,
   );
+
+// --mem-detail: count the wasm backend's allocations. Emscripten binds `_malloc`/`_free` to the
+// module on first call, so one call each comes first; TF.js looks them up on each use.
+const heap = { live: 0, peak: 0 };
+if (flag('mem-detail') && tf.getBackend() === 'wasm') {
+  const wasm = tf.backend().wasm;
+  wasm._free(wasm._malloc(8));
+  const [malloc, free, sizes] = [wasm._malloc, wasm._free, new Map()];
+  wasm._malloc = (n) => {
+    const p = malloc(n);
+    sizes.set(p, n);
+    heap.live += n;
+    heap.peak = Math.max(heap.peak, heap.live);
+    return p;
+  };
+  wasm._free = (p) => {
+    heap.live -= sizes.get(p) ?? 0;
+    sizes.delete(p);
+    return free(p);
+  };
+}
+const memDetail = (name, rss) => {
+  if (!flag('mem-detail')) return;
+  const wasmHeap = tf.getBackend() === 'wasm' ? tf.backend().wasm.HEAPU8.buffer.byteLength : 0;
+  console.log(
+    `  memory of ${name}: peak rss ${mb(rss).toFixed(0)} MiB; TF.js's wasm allocations: peak ${mb(heap.peak).toFixed(0)} MiB, now ${mb(heap.live).toFixed(0)}; wasm heap ${mb(wasmHeap).toFixed(0)} MiB; rss now ${mb(process.memoryUsage().rss).toFixed(0)} MiB, of which outside the wasm heap ${mb(process.memoryUsage().rss - wasmHeap).toFixed(0)}`,
+  );
+  heap.peak = heap.live;
+};
 
 const rows = [];
 for (const name of MODELS) {
@@ -289,6 +327,7 @@ for (const name of MODELS) {
       `paired ratio ${row.pairedRatio.toFixed(2)}; cpu ms mrl ${row.oursCpu.toFixed(1)} torch ${row.torchCpu.toFixed(1)} (paired ratio ${row.pairedCpuRatio.toFixed(2)}); head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x (paired ${row.pairedHead.toFixed(3)}) torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
       `samples mrl [${times.mrl.map((t) => t.toFixed(0)).join(' ')}] torch [${times.torchMrl.map((t) => t.toFixed(0)).join(' ')}]`,
   );
+  memDetail(name, rss);
   if (PROFILE) {
     const byKernel = new Map();
     for (const k of info.kernels) {
@@ -339,6 +378,7 @@ for (const name of MODELS) {
       `    growth from step ${first.step} to ${last.step}: ${last.tensors - first.tensors} tensors, ${(mb(last.bytes - first.bytes)).toFixed(2)} MiB tf, ${(last.rss - first.rss).toFixed(0)} MiB rss`,
     );
   }
+  ours.dispose();
 }
 torch?.close();
 

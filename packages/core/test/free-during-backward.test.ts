@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerWasmTrainingKernels } from '@mrl/kernels';
-import { freeDuringBackward } from '@mrl/kernels';
+import { freeDuringBackward, SHAPE_ONLY_SAVED_KERNELS } from '@mrl/kernels';
 import { chunkedPrefixSoftmaxCrossEntropy } from '../src/ops/chunked-mlm-head.js';
 import { randomArray } from './helpers/close.js';
 import { NATIVE_OPTIONS } from './helpers/native-kernels.js';
@@ -102,5 +102,111 @@ describe.each(['cpu', 'wasm'] as const)('freeDuringBackward on %s', (backend) =>
     expect(grads[0]!.isDisposed).toBe(false);
     Array.from(grads[0]!.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(Math.exp([0.5, -1, 2][i]!), 4));
     tf.dispose([x, dy, g, second, ...grads]);
+  });
+
+  it('releases the inputs that a bias add saves only for their shapes, with the same gradients', () => {
+    const x = tf.tensor2d(randomArray(64 * 16, 7), [64, 16]);
+    const w = tf.variable(tf.tensor2d(randomArray(16 * 32, 8), [16, 32]));
+    const b = tf.variable(tf.tensor1d(randomArray(32, 9)));
+    const run = (on: boolean) => {
+      freeDuringBackward(on);
+      let held = 0;
+      const before = tf.memory().numBytes;
+      const { value, grads } = tf.variableGrads(() => {
+        // The product before the bias is needed by nothing in the backward pass.
+        const y = tf.tidy(() => tf.add(tf.matMul(x, w as tf.Tensor2D), b));
+        held = tf.memory().numBytes - before;
+        return tf.sum(tf.square(y));
+      }, [w, b]);
+      const out = {
+        held,
+        value: value.dataSync()[0]!,
+        gw: Array.from(grads[w.name]!.dataSync()),
+        gb: Array.from(grads[b.name]!.dataSync()),
+      };
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    };
+    const shipped = run(false);
+    const early = run(true);
+    expect(early.value).toBe(shipped.value);
+    expect(early.gw).toEqual(shipped.gw);
+    expect(early.gb).toEqual(shipped.gb);
+    // Add saved clones of the [64, 32] product and of b; both go at once.
+    expect(shipped.held - early.held).toBe((64 * 32 + 32) * 4);
+    expect(SHAPE_ONLY_SAVED_KERNELS).toContain('Add');
+    tf.dispose([x, w, b]);
+  });
+
+  it('keeps the saved inputs of a gradient registered over a shape-only one', () => {
+    freeDuringBackward(true);
+    const shipped = tf.getGradient('Add')!;
+    // A gradient that reads the saved values: d(a + b)/da taken as b, a made-up rule.
+    tf.registerGradient({
+      kernelName: 'Add',
+      inputsToSave: ['a', 'b'],
+      gradFunc: (dy, saved) => ({
+        a: () => tf.mul(dy as tf.Tensor, saved[1]!),
+        b: () => tf.mul(dy as tf.Tensor, saved[0]!),
+      }),
+    });
+    try {
+      const a = tf.tensor1d([1, 2, 3]);
+      const c = tf.tensor1d([4, 5, 6]);
+      const g = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.tidy(() => tf.add(tf.mul(p, 1), q))))([a, c]);
+      expect(Array.from(g[0]!.dataSync())).toEqual([4, 5, 6]);
+      expect(Array.from(g[1]!.dataSync())).toEqual([1, 2, 3]);
+      tf.dispose([a, c, ...g]);
+    } finally {
+      tf.registerGradient(shipped);
+    }
+    expect(tf.getGradient('Add')).toBe(shipped);
+  });
+
+  it('gives the same gradients through every kernel whose saved inputs it releases', () => {
+    // Each kernel of SHAPE_ONLY_SAVED_KERNELS on an intermediate (so its saved input is a tensor of
+    // its own): should a TF.js upgrade make one of these gradients read values, it throws or
+    // differs here.
+    const w = tf.variable(tf.tensor2d(randomArray(4 * 6, 11), [4, 6]));
+    const c = tf.tensor2d(randomArray(4 * 6, 12), [4, 6]);
+    const uses: Record<string, (h: tf.Tensor2D) => tf.Tensor> = {
+      Add: (h) => tf.add(h, tf.tensor1d([1, 2, 3, 4, 5, 6])),
+      Sub: (h) => tf.sub(tf.tensor1d([1, 2, 3, 4, 5, 6]), h),
+      Reshape: (h) => tf.reshape(h, [8, 3]),
+      ExpandDims: (h) => tf.expandDims(h, 1),
+      Slice: (h) => tf.slice(h, [1, 2], [2, 3]),
+      PadV2: (h) =>
+        tf.pad(
+          h,
+          [
+            [1, 0],
+            [0, 2],
+          ],
+          0.5,
+        ),
+      Concat: (h) => tf.concat([h, tf.square(h)], 1),
+      Pack: (h) => tf.stack([h, tf.square(h)]),
+      Sum: (h) => tf.sum(h, 1),
+      Mean: (h) => tf.mean(h, 0),
+    };
+    expect(Object.keys(uses).sort()).toEqual([...SHAPE_ONLY_SAVED_KERNELS].sort());
+    for (const [kernel, use] of Object.entries(uses)) {
+      const grad = (on: boolean) => {
+        freeDuringBackward(on);
+        const before = tf.memory().numTensors;
+        const { value, grads } = tf.variableGrads(() => {
+          const y = tf.tidy(() => use(tf.mul(w, c) as tf.Tensor2D)); // [4, 6] intermediate
+          return tf.sum(tf.mul(y, tf.sin(y)));
+        }, [w]);
+        const out = Array.from(grads[w.name]!.dataSync());
+        tf.dispose([value, ...Object.values(grads)]);
+        expect(tf.memory().numTensors, kernel).toBe(before);
+        return out;
+      };
+      const early = grad(true);
+      expect(early, kernel).toEqual(grad(false));
+      expect(Math.max(...early.map(Math.abs)), kernel).toBeGreaterThan(0);
+    }
+    tf.dispose([w, c]);
   });
 });

@@ -28,7 +28,7 @@ export {
   IGNORE_INDEX,
   type ChunkedPrefixAttrs,
 } from './wasm/native_chunked_prefix_softmax.js';
-export { freeDuringBackward } from './memory/free-during-backward.js';
+export { freeDuringBackward, SHAPE_ONLY_SAVED_KERNELS } from './memory/free-during-backward.js';
 export {
   loadOnnxRuntimeKernels,
   type NativeKernels,

@@ -272,17 +272,24 @@ export class BertEncoder implements Encoder<TokenBatch> {
       const scale = 1 / Math.sqrt(dh);
       const states: tf.Tensor3D[] = [];
       for (const block of this.#blocks) {
-        const split = (y: tf.Tensor2D): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
-        const q = split(linear(x, block.q));
-        // Keys are laid out [B, H, dh, T] so the score product needs no transposed matmul.
-        const kT = tf.transpose(tf.reshape(linear(x, block.k), [b, t, heads, dh]), [0, 2, 3, 1]);
-        const v = split(linear(x, block.v));
-        const scores = tf.add(tf.mul(tf.matMul(q, kT), scale), maskBias); // [B, H, T, T]
-        const attention = drop(tf.softmax(scores)) as tf.Tensor4D;
-        const context = tf.reshape(tf.transpose(tf.matMul(attention, v), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;
-        x = layerNorm(tf.add(x, drop(linear(context, block.o))), block.ln1, c.layerNormEps) as tf.Tensor2D;
-        const hidden = activation(linear(x, block.ff1)) as tf.Tensor2D;
-        x = layerNorm(tf.add(x, drop(linear(hidden, block.ff2))), block.ln2, c.layerNormEps) as tf.Tensor2D;
+        // A tidy per block: the kernels keep what the backward pass needs; the rest (products
+        // before their bias, the unscaled scores) goes now, not when the whole forward pass ends.
+        const input = x;
+        x = tf.tidy(() => {
+          let x = input;
+          const split = (y: tf.Tensor2D): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
+          const q = split(linear(x, block.q));
+          // Keys are laid out [B, H, dh, T] so the score product needs no transposed matmul.
+          const kT = tf.transpose(tf.reshape(linear(x, block.k), [b, t, heads, dh]), [0, 2, 3, 1]);
+          const v = split(linear(x, block.v));
+          const scores = tf.add(tf.mul(tf.matMul(q, kT), scale), maskBias); // [B, H, T, T]
+          const attention = drop(tf.softmax(scores)) as tf.Tensor4D;
+          const context = tf.reshape(tf.transpose(tf.matMul(attention, v), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;
+          x = layerNorm(tf.add(x, drop(linear(context, block.o))), block.ln1, c.layerNormEps) as tf.Tensor2D;
+          const hidden = activation(linear(x, block.ff1)) as tf.Tensor2D;
+          x = layerNorm(tf.add(x, drop(linear(hidden, block.ff2))), block.ln2, c.layerNormEps) as tf.Tensor2D;
+          return x;
+        });
         if (everyBlock) states.push(tf.reshape(x, [b, t, d]) as tf.Tensor3D);
       }
       return everyBlock ? states : [tf.reshape(x, [b, t, d]) as tf.Tensor3D];

@@ -8,6 +8,13 @@
 // the gradients flowing into its outputs can be freed then. The engine frees both at the end
 // anyway; a second dispose is a no-op.
 //
+// Some shipped gradients save a kernel's inputs only to read their shapes (Add and Sub for the
+// broadcast reduction, Reshape, Slice, Concat, Sum...): TF.js saves a clone of each input, which
+// keeps its whole buffer alive until the backward pass reaches the node. A bias add keeps the
+// product before the bias, a residual add both branches: on ViT-tiny that was 74 of the 405 MiB
+// a step held at its peak. For those kernels the clones are disposed as soon as the node is
+// recorded; a disposed tensor keeps its shape, which is all those gradients read.
+//
 // What is never freed early: anything created before the backward pass began (the caller's dy,
 // variables, forward tensors), a gradient object that a gradient function handed out twice (it
 // may be stored under another tensor as well), a saved tensor handed out as a gradient, and the
@@ -16,6 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 
 /** The parts of TF.js's engine that this hooks (tfjs-core 4.x `engine.ts`). */
 interface TapeNode {
+  kernelName: string;
   saved?: tf.Tensor[];
   outputs: tf.Tensor[];
   gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor>;
@@ -39,6 +47,24 @@ interface Pass {
 }
 
 const INSTALLED = Symbol.for('mrl/freeDuringBackward');
+
+/**
+ * Kernels whose shipped gradient (tfjs-core 4.22 `gradients/*_grad.ts`) reads nothing of its saved
+ * inputs but their shapes. Checked against the gradient registered when the hooks are installed,
+ * so a gradient someone registers over one of these keeps its saved inputs.
+ */
+export const SHAPE_ONLY_SAVED_KERNELS: readonly string[] = [
+  'Add',
+  'Sub',
+  'Reshape',
+  'ExpandDims',
+  'Slice',
+  'PadV2',
+  'Concat',
+  'Pack',
+  'Sum',
+  'Mean',
+];
 /** Whether passes free early; the hooks, once installed, stay and check this. */
 let enabled = false;
 
@@ -56,7 +82,9 @@ function finish(pass: Pass): void {
  * Makes TF.js free each tape node's saved tensors, and the gradients of its outputs, as soon as
  * the backward pass has moved past that node, instead of all at the end: the peak memory of a
  * training step drops from "all activations plus all their gradients" toward what the
- * remaining part of the backward pass still needs. Gradients are unchanged (the same kernels run
+ * remaining part of the backward pass still needs. The inputs that a kernel's gradient saves only
+ * for their shapes (`SHAPE_ONLY_SAVED_KERNELS`: a bias or residual add's operands) are released
+ * when the forward pass records the kernel. Gradients are unchanged (the same kernels run
  * in the same order). Higher-order gradients (a gradient taken inside another) are left alone.
  * Idempotent; `freeDuringBackward(false)` turns it off again. Applies to the engine of the
  * `@tensorflow/tfjs` this package resolves. `initBackend` turns it on.
@@ -73,6 +101,7 @@ export function freeDuringBackward(on = true): void {
   if (engine[INSTALLED] === true) return;
   engine[INSTALLED] = true;
   let pass: Pass | null = null;
+  const shapeOnly = new Map(SHAPE_ONLY_SAVED_KERNELS.map((name) => [name, tf.getGradient(name)]));
   const gradients = engine.gradients;
   engine.gradients = function (this: EngineInternals, f, xs, dy, allowNoGradients) {
     if (!enabled) return gradients.call(this, f, xs, dy, allowNoGradients);
@@ -100,6 +129,12 @@ export function freeDuringBackward(on = true): void {
     addTapeNode.apply(this, args);
     const tape = this.state.activeTape;
     const node = tape?.[tape.length - 1];
+    if (enabled && node !== undefined && node.saved !== undefined && node.saved.length > 0) {
+      const shipped = shapeOnly.get(node.kernelName);
+      if (shipped !== undefined && shipped === tf.getGradient(node.kernelName)) {
+        for (const t of node.saved) t.dispose();
+      }
+    }
     const gradient = node?.gradient;
     if (node === undefined || gradient === undefined) return;
     node.gradient = (dys) => {

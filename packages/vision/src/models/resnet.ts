@@ -67,10 +67,13 @@ class BasicBlock implements Block {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    let h = tf.relu(this.bn1.apply(this.conv1.apply(x), training));
-    h = this.bn2.apply(this.conv2.apply(h), training);
-    const skip = this.shortcut === null ? x : this.shortcut.bn.apply(this.shortcut.conv.apply(x), training);
-    return tf.relu(tf.add(h, skip)) as tf.Tensor4D;
+    // A tidy per block: what the backward pass needs is saved by the kernels; the rest goes now.
+    return tf.tidy(() => {
+      let h = tf.relu(this.bn1.apply(this.conv1.apply(x), training));
+      h = this.bn2.apply(this.conv2.apply(h), training);
+      const skip = this.shortcut === null ? x : this.shortcut.bn.apply(this.shortcut.conv.apply(x), training);
+      return tf.relu(tf.add(h, skip)) as tf.Tensor4D;
+    });
   }
 
   variables(): VariableMap {
@@ -103,13 +106,16 @@ class BottleneckBlock implements Block {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    let h = x;
-    this.convs.forEach((conv, i) => {
-      h = this.bns[i]!.apply(conv.apply(h), training);
-      if (i < 2) h = tf.relu(h);
+    // A tidy per block, as in the basic block.
+    return tf.tidy(() => {
+      let h = x;
+      this.convs.forEach((conv, i) => {
+        h = this.bns[i]!.apply(conv.apply(h), training);
+        if (i < 2) h = tf.relu(h);
+      });
+      const skip = this.shortcut === null ? x : this.shortcut.bn.apply(this.shortcut.conv.apply(x), training);
+      return tf.relu(tf.add(h, skip)) as tf.Tensor4D;
     });
-    const skip = this.shortcut === null ? x : this.shortcut.bn.apply(this.shortcut.conv.apply(x), training);
-    return tf.relu(tf.add(h, skip)) as tf.Tensor4D;
   }
 
   variables(): VariableMap {

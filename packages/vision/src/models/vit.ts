@@ -34,9 +34,13 @@ class VitBlock implements Module {
   }
 
   apply(x: tf.Tensor3D): tf.Tensor3D {
-    const a = tf.add(x, this.attention.apply(this.norm1.apply(x) as tf.Tensor3D)); // [B, T, D]
-    const m = this.fc2.apply(gelu(this.fc1.apply(this.norm2.apply(a))));
-    return tf.add(a, m) as tf.Tensor3D;
+    // A tidy per block: what the backward pass needs is saved by the kernels; the rest (a product
+    // before its bias, say) goes now, not when the whole encoder's tidy ends.
+    return tf.tidy(() => {
+      const a = tf.add(x, this.attention.apply(this.norm1.apply(x) as tf.Tensor3D)); // [B, T, D]
+      const m = this.fc2.apply(gelu(this.fc1.apply(this.norm2.apply(a))));
+      return tf.add(a, m) as tf.Tensor3D;
+    });
   }
 
   variables(): VariableMap {

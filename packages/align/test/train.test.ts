@@ -13,7 +13,7 @@ import {
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alignContainer, createDualEncoder, findRegistration } from '../src/di.js';
-import { fitAlign } from '../src/fit.js';
+import { fitAlign, type AlignFitOptions } from '../src/fit.js';
 import { loadAlignModel } from '../src/save.js';
 import { ClipContrastiveObjective } from '../src/loss.js';
 import { AlignModel, DualEncoder, type AlignBatch } from '../src/model.js';
@@ -27,6 +27,20 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+
+/** The options of every run here: 8x8 images, a 16-dim embedding nested at 8, a tiny text tower. */
+const tinyRun = (data: string, options: Partial<AlignFitOptions>): AlignFitOptions => ({
+  data,
+  imageSize: 8,
+  batchSize: 8,
+  embeddingDim: 16,
+  dims: [8, 16],
+  testFraction: 0.25,
+  vocabSize: 60,
+  cacheDir: '',
+  textOverrides: { embeddingDim: 32, intermediateSize: 64 },
+  ...options,
 });
 
 describe('DI', () => {
@@ -150,27 +164,13 @@ describe('fitAlign', () => {
     const events: string[] = [];
     const lines: string[] = [];
     const runDir = join(dir, 'run');
-    const report = await fitAlign(
-      {
-        data,
-        imageSize: 8,
-        steps: 3,
-        batchSize: 8,
-        embeddingDim: 16,
-        dims: [8, 16],
-        testFraction: 0.25,
-        vocabSize: 60,
-        cacheDir: '',
-        textOverrides: { embeddingDim: 32, intermediateSize: 64 },
-      },
-      {
-        runDir,
-        seed: 0,
-        resume: false,
-        log: (l) => lines.push(l),
-        onEvent: (e, label) => events.push(`${label}:${e.type}`),
-      },
-    );
+    const report = await fitAlign(tinyRun(data, { steps: 3 }), {
+      runDir,
+      seed: 0,
+      resume: false,
+      log: (l) => lines.push(l),
+      onEvent: (e, label) => events.push(`${label}:${e.type}`),
+    });
     expect(events).toContain('mrl:done');
     expect(events).toContain('ff-16:done');
     expect(report.table).toMatch(/I->T R@1 +R@5 +R@10 +T->I R@1/);
@@ -193,18 +193,8 @@ describe('fitAlign', () => {
   it('a resumed run whose training is complete says so instead of a NaN final loss', async () => {
     const lines: string[] = [];
     await fitAlign(
-      {
-        data: join(dir, 'pairs'), // written by the test above, into the same run folder
-        imageSize: 8,
-        steps: 3,
-        batchSize: 8,
-        embeddingDim: 16,
-        dims: [8, 16],
-        testFraction: 0.25,
-        vocabSize: 60,
-        cacheDir: '',
-        textOverrides: { embeddingDim: 32, intermediateSize: 64 },
-      },
+      // The pairs and the run folder of the test above.
+      tinyRun(join(dir, 'pairs'), { steps: 3 }),
       { runDir: join(dir, 'run'), seed: 0, resume: true, log: (l) => lines.push(l) },
     );
     expect(lines.some((l) => l.startsWith('mrl: already trained (3 steps'))).toBe(true);
@@ -216,19 +206,8 @@ describe('fitAlign', () => {
   it('trains the FF, SVD, truncation and untrained baselines into the same per-dim table', async () => {
     const events: string[] = [];
     const report = await fitAlign(
-      {
-        data: join(dir, 'pairs'), // written by the test above
-        imageSize: 8,
-        steps: 2,
-        batchSize: 8,
-        embeddingDim: 16,
-        dims: [8, 16],
-        testFraction: 0.25,
-        vocabSize: 60,
-        cacheDir: '',
-        textOverrides: { embeddingDim: 32, intermediateSize: 64 },
-        compare: ['ff', 'svd', 'rand', 'untrained'],
-      },
+      // The pairs written by the first test.
+      tinyRun(join(dir, 'pairs'), { steps: 2, compare: ['ff', 'svd', 'rand', 'untrained'] }),
       {
         runDir: join(dir, 'run-baselines'),
         seed: 0,
@@ -267,20 +246,7 @@ describe('fitAlign', () => {
 
   it("gallery 'all' ranks the test pairs among the whole collection, for every method", async () => {
     const report = await fitAlign(
-      {
-        data: join(dir, 'pairs'),
-        imageSize: 8,
-        steps: 2,
-        batchSize: 8,
-        embeddingDim: 16,
-        dims: [8, 16],
-        testFraction: 0.25,
-        vocabSize: 60,
-        cacheDir: '',
-        textOverrides: { embeddingDim: 32, intermediateSize: 64 },
-        compare: ['ff', 'svd', 'rand', 'untrained'],
-        gallery: 'all',
-      },
+      tinyRun(join(dir, 'pairs'), { steps: 2, compare: ['ff', 'svd', 'rand', 'untrained'], gallery: 'all' }),
       { runDir: join(dir, 'run-gallery'), seed: 0, resume: false, log: () => undefined },
     );
     const metrics = report.metrics as { trainCount: number; testCount: number; candidates: number; gallery: string };

@@ -5,6 +5,7 @@ import { GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, registerWasmTrainingKerne
 import { gelu, geluTensorOps } from '../src/ops/gelu.js';
 import { layerNorm, layerNormTensorOps } from '../src/ops/normalize.js';
 import { expectClose, randomArray } from './helpers/close.js';
+import { centralDifferences, layerNormLoss } from './helpers/float64.js';
 
 // The wasm backend's fused GELU and layer norm kernels (packages/kernels/src/wasm/transformer_ops.ts)
 // against the tensor-op forms they replace, and their gradients against central differences.
@@ -144,26 +145,16 @@ describe('fused layer norm (MrlLayerNorm, MrlLayerNormGrad)', () => {
     const ws = Array.from(randomArray(rows * width, 8));
     const eps = 1e-6;
     // sum(layerNorm(x) * w) in float64, of all three inputs laid end to end.
-    const loss = (all: number[]) => {
-      const x = all.slice(0, rows * width);
-      const g = all.slice(rows * width, rows * width + width);
-      const b = all.slice(rows * width + width);
-      let total = 0;
-      for (let r = 0; r < rows; r++) {
-        const row = x.slice(r * width, (r + 1) * width);
-        const mean = row.reduce((a, v) => a + v, 0) / width;
-        const variance = row.reduce((a, v) => a + (v - mean) ** 2, 0) / width;
-        row.forEach((v, c) => {
-          total += (((v - mean) / Math.sqrt(variance + eps)) * g[c]! + b[c]!) * ws[r * width + c]!;
-        });
-      }
-      return total;
-    };
     const all = [...xs, ...gs, ...bs];
-    const h = 1e-5;
-    const numeric = all.map(
-      (_, i) =>
-        (loss(all.map((v, j) => (j === i ? v + h : v))) - loss(all.map((v, j) => (j === i ? v - h : v)))) / (2 * h),
+    const numeric = centralDifferences(all, (v) =>
+      layerNormLoss(
+        v.slice(0, rows * width),
+        v.slice(rows * width, rows * width + width),
+        v.slice(rows * width + width),
+        ws,
+        width,
+        eps,
+      ),
     );
     const analytic = tf.tidy(() => {
       const w = tf.tensor2d(ws, [rows, width]);

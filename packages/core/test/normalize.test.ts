@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, registerWasmTrainingKernels } from '@mrl/kernels';
 import { batchNormTraining, layerNorm } from '../src/ops/normalize.js';
 import { expectClose, onBackend, randomArray } from './helpers/close.js';
+import { centralDifferences, layerNormLoss } from './helpers/float64.js';
 
 beforeAll(async () => {
   await tf.setBackend('wasm');
@@ -92,23 +93,7 @@ describe('closed-form normalisation gradients', () => {
     const ws = Array.from(randomArray(rows * width, 8));
     const eps = 1e-6;
     // The loss sum(layerNorm(x) * w) in float64.
-    const loss = (x: number[]) => {
-      let total = 0;
-      for (let r = 0; r < rows; r++) {
-        const row = x.slice(r * width, (r + 1) * width);
-        const mean = row.reduce((a, v) => a + v, 0) / width;
-        const variance = row.reduce((a, v) => a + (v - mean) ** 2, 0) / width;
-        row.forEach((v, c) => {
-          total += (((v - mean) / Math.sqrt(variance + eps)) * gs[c]! + bs[c]!) * ws[r * width + c]!;
-        });
-      }
-      return total;
-    };
-    const h = 1e-5;
-    const numeric = xs.map(
-      (_, i) =>
-        (loss(xs.map((v, j) => (j === i ? v + h : v))) - loss(xs.map((v, j) => (j === i ? v - h : v)))) / (2 * h),
-    );
+    const numeric = centralDifferences(xs, (x) => layerNormLoss(x, gs, bs, ws, width, eps));
     const analytic = tf.tidy(() =>
       tf
         .grad((x: tf.Tensor) =>
@@ -171,17 +156,10 @@ describe('closed-form normalisation gradients', () => {
       }
       return total;
     };
-    const step = 1e-5;
-    const central = (values: number[], at: (v: number[]) => number) =>
-      values.map(
-        (_, i) =>
-          (at(values.map((v, j) => (j === i ? v + step : v))) - at(values.map((v, j) => (j === i ? v - step : v)))) /
-          (2 * step),
-      );
     const numeric = [
-      central(xs, (v) => loss(v, gs, bs)),
-      central(gs, (v) => loss(xs, v, bs)),
-      central(bs, (v) => loss(xs, gs, v)),
+      centralDifferences(xs, (v) => loss(v, gs, bs)),
+      centralDifferences(gs, (v) => loss(xs, v, bs)),
+      centralDifferences(bs, (v) => loss(xs, gs, v)),
     ];
     await tf.setBackend('wasm');
     const analytic = tf.tidy(() =>

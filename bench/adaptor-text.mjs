@@ -104,6 +104,8 @@ const common = {
   batchSize: Number(arg('batch-size', '256')),
   lr: Number(arg('lr', '0.001')),
   rotation: arg('rotation', 'pca'),
+  // --adaptor-center true: the adaptor subtracts the corpus mean itself (AdaptorConfig.center).
+  center: arg('adaptor-center', 'false') === 'true',
   lossWeights: {
     ...(arg('kl', '') === '' ? {} : { neighbours: Number(arg('kl', '')) }),
     ...(arg('topk', '') === '' ? {} : { topK: Number(arg('topk', '')) }),

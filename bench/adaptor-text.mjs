@@ -6,6 +6,7 @@
 //   node apps/cli/dist/bin.js fit --modality text --task pairs --data /tmp/wordnet/pairs.jsonl --train-limit 5000 --test-limit 1000 --vocab-size 4096 --max-length 24 --model-config '{"numLayers":1,"intermediateSize":256,"dropout":0}' --dims 128 --steps 200 --warmup-steps 20 --lr 0.003 --run-dir /tmp/text-pairs
 //   node bench/adaptor-text.mjs --run-dir /tmp/text-pairs --data /tmp/wordnet/pairs.jsonl [--train-limit all]
 //     [--negatives false] [--cache /tmp/text-pairs/embeddings.f32] [--ranking 1] [--weights 1,1,1,1,1] [--only pairs|unsupervised]
+//     [--adaptor-center true] [--kl 1] [--hidden 512] [--seed 0]
 import { existsSync, readFileSync } from 'node:fs';
 import {
   compareByDim,
@@ -103,7 +104,10 @@ const common = {
   epochs: Number(arg('epochs', '4')),
   batchSize: Number(arg('batch-size', '256')),
   lr: Number(arg('lr', '0.001')),
+  ...(arg('hidden', '') === '' ? {} : { hidden: Number(arg('hidden', '')) }),
   rotation: arg('rotation', 'pca'),
+  // --adaptor-center true: the adaptor subtracts the corpus mean itself (AdaptorConfig.center).
+  center: arg('adaptor-center', 'false') === 'true',
   lossWeights: {
     ...(arg('kl', '') === '' ? {} : { neighbours: Number(arg('kl', '')) }),
     ...(arg('topk', '') === '' ? {} : { topK: Number(arg('topk', '')) }),

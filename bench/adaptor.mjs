@@ -5,7 +5,7 @@
 //   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split train --formats npy
 //   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split test --formats npy
 //   node bench/adaptor.mjs --run-dir /tmp/ff64 [--epochs 4] [--train-limit 60000] [--dims 4,8,16,32,64]
-//     [--seeds 0,1,2] [--supervised true] [--validation 6000]
+//     [--seeds 0,1,2] [--supervised true] [--validation 6000] [--adaptor-center true] [--dim 64] [--name glyphs]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -43,8 +43,8 @@ const runDir = arg('run-dir', '/tmp/ff64');
 const backend = await initBackend(arg('backend', 'wasm'));
 const runStarted = performance.now();
 const load = (split) => {
-  const e = readNpy(join(runDir, 'embeddings', `${split}-d64.npy`));
-  const l = readNpy(join(runDir, 'embeddings', `${split}-d64.labels.npy`));
+  const e = readNpy(join(runDir, 'embeddings', `${split}-d${arg('dim', '64')}.npy`));
+  const l = readNpy(join(runDir, 'embeddings', `${split}-d${arg('dim', '64')}.labels.npy`));
   return { rows: { data: e.data, rows: e.shape[0], dim: e.shape[1] }, labels: l.data };
 };
 const head = (set, n) => ({
@@ -118,6 +118,9 @@ for (const seed of seeds) {
     },
     neighbourTemperature: Number(arg('temperature', '0.05')),
     rotation: arg('rotation', 'none'),
+    // --adaptor-center true: the adaptor's own stored mean (AdaptorConfig.center), the library
+    // form of --center-input for the adaptor (the baselines are centred by the comparison anyway).
+    center: arg('adaptor-center', 'false') === 'true',
     neighbours: Number(arg('neighbours', '0')),
     ...(arg('weights', '') === '' ? {} : { dimWeights: arg('weights', '').split(',').map(Number) }),
     ...(supervised ? { labels: corpusLabels } : {}),
@@ -158,7 +161,7 @@ const results = await compareByDim({
   center: arg('center', 'true') === 'true',
 });
 console.log(
-  `Fashion-MNIST, FF mlp d=${d} (no MRL): 1-NN of ${test.rows.rows} test queries against ${train.rows.rows} train embeddings`,
+  `${arg('name', 'Fashion-MNIST')}, FF mlp d=${d} (no MRL): 1-NN of ${test.rows.rows} test queries against ${train.rows.rows} train embeddings`,
 );
 console.log(`(${backend.description ?? backend.name})`);
 for (const note of notes) console.log(note);

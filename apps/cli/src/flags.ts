@@ -540,6 +540,12 @@ export const ADAPT_FLAGS = {
     default: 'none',
     description: "start from the identity (f(e) = e + g(e)) or from the corpus' PCA rotation",
   },
+  center: {
+    type: 'boolean',
+    default: false,
+    description:
+      "subtract the training rows' mean before the adaptor (stored with it and applied everywhere it runs); with --rotation pca the untrained adaptor is the centred PCA map",
+  },
   epochs: { type: 'number', default: 4, description: 'passes over the training rows' },
   'batch-size': { type: 'integer', default: 256, description: 'rows per step (the pair losses cost batch^2)' },
   lr: { type: 'number', default: 0.001, description: 'AdamW peak learning rate (cosine decay)' },

@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { applyAdaptor, loadAdaptor, truncateAndNormalize } from '@mrl/core';
 import { parseJsonl } from '../src/commands/adapt.js';
@@ -140,6 +141,31 @@ describe('mrl-cli adapt', () => {
         await cli(['adapt', '--embeddings', join(dir, 'queries.npy'), '--label-pairs', '--out', join(dir, 'x')]),
       ),
     ).toContain(`error: --label-pairs needs labels, but ${join(dir, 'queries.npy')} has none.`);
+  });
+
+  it('with --center, stores the training mean and applies it in adaptor.onnx as applyAdaptor does', async () => {
+    const out = join(dir, 'adaptor-center');
+    const args = ['adapt', '--embeddings', join(dir, 'corpus.npy'), '--dims', '4,8,32', '--epochs', '2'];
+    const r = expectOk(await cli([...args, '--batch-size', '100', '--rotation', 'pca', '--center', '--out', out]));
+    expect(r.stdout).toMatch(/^adaptor: d=32, hidden 64, rotation pca, centred, dims 4,8,32, \d+ steps/);
+    const config = JSON.parse(await readFile(join(out, 'adaptor.json'), 'utf8'));
+    expect(config).toMatchObject({ center: true, rotation: 'pca', dim: 32 });
+    const weights = await loadAdaptor(out);
+    const corpus = decodeNpy(await readFile(join(dir, 'corpus.npy')), 'corpus.npy');
+    const data = corpus.data as Float32Array;
+    // The mean of the 720 training rows: near the mean of all 800, far from zero.
+    const all = new Float64Array(D);
+    for (let i = 0; i < data.length; i++) all[i % D]! += data[i]! / 800;
+    const gap = Math.max(...Array.from(all, (v, j) => Math.abs(v - weights.mean![j]!)));
+    expect(gap).toBeLessThan(0.05);
+    expect(Math.max(...Array.from(all, Math.abs))).toBeGreaterThan(0.2);
+    const rows = { data: data.subarray(0, 20 * D), rows: 20, dim: D };
+    const session = await ort.InferenceSession.create(join(out, 'adaptor.onnx'));
+    const result = await session.run({ embeddings: new ort.Tensor('float32', rows.data, [20, D]) });
+    const expected = applyAdaptor(weights, rows).data;
+    const worst = Math.max(...Array.from(expected, (v, i) => Math.abs(v - (result.adapted!.data as Float32Array)[i]!)));
+    expect(worst).toBeLessThan(1e-4);
+    await session.release();
   });
 
   it('refuses NaN with the row named, in one paragraph', async () => {

@@ -166,6 +166,7 @@ export const adaptCommand = defineMrlCommand({
   examples: [
     'mrl-cli adapt --embeddings runs/ff/embeddings/train-d64.npy --dims 8,16,32,64 --out runs/ff/adaptor',
     'mrl-cli adapt --embeddings corpus.safetensors --pairs queries.npy,docs.npy --out adaptor --rotation pca',
+    'mrl-cli adapt --embeddings runs/ff/embeddings/train-d64.npy --rotation pca --center --neighbour-weight 1 --out adaptor',
     'mrl-cli embed --run-dir runs/ff --adaptor runs/ff/adaptor --dim 16',
   ],
   flags: { ...ADAPT_FLAGS, ...BACKEND_FLAGS, ...COMMON_FLAGS },
@@ -255,6 +256,7 @@ export const adaptCommand = defineMrlCommand({
       ...(options.hidden === undefined ? {} : { hidden: options.hidden }),
       ...(options.weights === undefined ? {} : { dimWeights: options.weights }),
       rotation: options.rotation,
+      center: options.center,
       epochs: options.epochs,
       batchSize: options['batch-size'],
       lr: options.lr,
@@ -336,7 +338,7 @@ export const adaptCommand = defineMrlCommand({
     );
     const text = tables.map((t) => `${t.title}\n${formatComparison(t.results, t.task)}`).join('\n\n');
     process.stdout.write(
-      `adaptor: d=${d}, hidden ${weights.config.hidden}, rotation ${weights.config.rotation ?? 'none'}, dims ${dims.join(',')}, ${fit.steps} steps, final loss ${fit.finalLoss.toFixed(4)}\n${
+      `adaptor: d=${d}, hidden ${weights.config.hidden}, rotation ${weights.config.rotation ?? 'none'}${weights.config.center === true ? ', centred' : ''}, dims ${dims.join(',')}, ${fit.steps} steps, final loss ${fit.finalLoss.toFixed(4)}\n${
         text === '' ? 'no table: the embeddings have no labels and no --pairs were given\n' : `${text}\n`
       }wrote ${displayPath(join(out, 'adaptor.safetensors'))}, adaptor.json, adaptor.onnx, table.json\n`,
     );

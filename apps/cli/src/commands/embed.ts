@@ -176,6 +176,9 @@ async function embedImages(
       ...(typeof runFlags['image-size'] === 'number' ? { imageSize: runFlags['image-size'] } : {}),
       ...(runFlags.channels === 1 || runFlags.channels === 3 ? { channels: runFlags.channels } : {}),
       ...(typeof runFlags['test-fraction'] === 'number' ? { testFraction: runFlags['test-fraction'] } : {}),
+      // An image folder's train split is otherwise a 10,000-image sample (what fit's 1-NN searches):
+      // embed decodes all of it, or the first --limit.
+      ...(options.split === 'train' ? { evalTrainLimit: options.limit ?? Number.POSITIVE_INFINITY } : {}),
       augment: false,
     });
     const split = options.split === 'train' ? data.train : data.test;

@@ -18,6 +18,31 @@ export interface AdaptorWeights {
   b2: Float32Array;
   /** [d, d], row-major: the fixed input rotation when `config.rotation` is 'pca'. */
   rotation?: Float32Array;
+  /** [d]: the fixed mean subtracted from every input when `config.center` is true. */
+  mean?: Float32Array;
+}
+
+/** Refuses a rotation or mean that does not match the config (missing, extra or the wrong size). */
+function checkFixedInputs(config: AdaptorConfig, rotation: Float32Array | undefined, mean: Float32Array | undefined) {
+  const { dim } = config;
+  if ((config.rotation === 'pca') !== (rotation !== undefined)) {
+    throw new MrlError(
+      'invalid-argument',
+      `an adaptor with rotation '${config.rotation ?? 'none'}' ${rotation === undefined ? 'needs a' : 'takes no'} rotation matrix.`,
+    );
+  }
+  if (rotation !== undefined && rotation.length !== dim * dim) {
+    throw new MrlError('invalid-argument', `the rotation must hold ${dim} x ${dim} values, got ${rotation.length}.`);
+  }
+  if ((config.center === true) !== (mean !== undefined)) {
+    throw new MrlError(
+      'invalid-argument',
+      `an adaptor with center ${config.center === true} ${mean === undefined ? 'needs a' : 'takes no'} mean vector.`,
+    );
+  }
+  if (mean !== undefined && mean.length !== dim) {
+    throw new MrlError('invalid-argument', `the mean must hold ${dim} values, got ${mean.length}.`);
+  }
 }
 
 /**
@@ -40,23 +65,19 @@ export class MatryoshkaAdaptor implements HasVariables {
   readonly b2: tf.Variable;
   /** Fixed input rotation [d, d] (not trained), with `config.rotation` 'pca'. */
   readonly rotation: tf.Tensor2D | undefined;
+  /** Fixed input mean [d] (not trained), with `config.center`. */
+  readonly mean: tf.Tensor1D | undefined;
 
   constructor(
     readonly config: AdaptorConfig,
     random: Random,
     rotation?: Float32Array,
+    mean?: Float32Array,
   ) {
     const { dim, hidden } = config;
-    if ((config.rotation === 'pca') !== (rotation !== undefined)) {
-      throw new MrlError(
-        'invalid-argument',
-        `an adaptor with rotation '${config.rotation ?? 'none'}' ${rotation === undefined ? 'needs' : 'takes no'} a rotation matrix.`,
-      );
-    }
-    if (rotation !== undefined && rotation.length !== dim * dim) {
-      throw new MrlError('invalid-argument', `the rotation must hold ${dim} x ${dim} values, got ${rotation.length}.`);
-    }
+    checkFixedInputs(config, rotation, mean);
     this.rotation = rotation === undefined ? undefined : tf.tensor2d(rotation, [dim, dim]);
+    this.mean = mean === undefined ? undefined : tf.tensor1d(mean);
     // He initialisation for the ReLU layer; the output layer is zero (the identity map at start).
     this.w1 = tf.tidy(() =>
       tf.variable(tf.truncatedNormal([dim, hidden], 0, Math.sqrt(2 / dim), 'float32', nextSeed(random)), true),
@@ -66,8 +87,12 @@ export class MatryoshkaAdaptor implements HasVariables {
     this.b2 = tf.tidy(() => tf.variable(tf.zeros([dim]), true));
   }
 
-  /** `x + g(x)` for a batch `e` [N, d], with x = e, or e rotated by the fixed rotation. */
-  apply(e: tf.Tensor2D): tf.Tensor2D {
+  /**
+   * The MLP's input x for a batch `e` [N, d]: e, centred by the fixed mean and/or rotated by the
+   * fixed rotation when the config says so. An orthogonal rotation keeps cosines, so x's cosines
+   * are those of e (or of the centred e): the similarities the adaptor is trained to keep.
+   */
+  input(e: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
       if (e.shape[1] !== this.config.dim) {
         throw new MrlError(
@@ -76,7 +101,15 @@ export class MatryoshkaAdaptor implements HasVariables {
           'Use an adaptor trained on embeddings of this model and size.',
         );
       }
-      const x = this.rotation === undefined ? e : tf.matMul(e, this.rotation); // [N, d]
+      const centred = this.mean === undefined ? e : (tf.sub(e, this.mean) as tf.Tensor2D); // [N, d]
+      return this.rotation === undefined ? centred : tf.matMul(centred, this.rotation); // [N, d]
+    });
+  }
+
+  /** `x + g(x)` for a batch `e` [N, d], with x = {@link input}(e). */
+  apply(e: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const x = this.input(e); // [N, d]
       const h = tf.relu(tf.add(tf.matMul(x, this.w1), this.b1)); // [N, hidden]
       return tf.add(x, tf.add(tf.matMul(h, this.w2), this.b2)) as tf.Tensor2D; // [N, d]
     });
@@ -101,6 +134,7 @@ export class MatryoshkaAdaptor implements HasVariables {
       w2: w2 as Float32Array,
       b2: b2 as Float32Array,
       ...(this.rotation === undefined ? {} : { rotation: (await this.rotation.data()) as Float32Array }),
+      ...(this.mean === undefined ? {} : { mean: (await this.mean.data()) as Float32Array }),
     };
   }
 
@@ -118,6 +152,7 @@ export class MatryoshkaAdaptor implements HasVariables {
   dispose(): void {
     tf.dispose([this.w1, this.b1, this.w2, this.b2]);
     this.rotation?.dispose();
+    this.mean?.dispose();
   }
 }
 
@@ -141,16 +176,20 @@ export function applyAdaptor(weights: AdaptorWeights, matrix: Rows, source = 'th
       'Use the adaptor trained on embeddings of this model and size.',
     );
   }
-  const { w1, b1, w2, b2, rotation } = weights;
-  if ((weights.config.rotation === 'pca') !== (rotation !== undefined)) {
-    throw new MrlError('invalid-argument', `the adaptor's rotation matrix does not match its config.`);
-  }
+  const { w1, b1, w2, b2, rotation, mean } = weights;
+  checkFixedInputs(weights.config, rotation, mean);
   const out = new Float32Array(matrix.rows * dim);
   const h = new Float64Array(hidden);
   const y = new Float64Array(dim);
   const rotated = new Float32Array(dim);
+  const centred = new Float32Array(dim);
   for (let r = 0; r < matrix.rows; r++) {
     let e = matrix.data.subarray(r * dim, (r + 1) * dim);
+    if (mean !== undefined) {
+      // float32 like the tensor and ONNX paths: (e - mean) rounded once per value.
+      for (let i = 0; i < dim; i++) centred[i] = e[i]! - mean[i]!;
+      e = centred;
+    }
     if (rotation !== undefined) {
       y.fill(0);
       for (let i = 0; i < dim; i++) {

@@ -15,6 +15,13 @@ export interface AdaptorConfig {
    * from PCA's prefixes. `none` (default): `f(e) = e + g(e)` exactly.
    */
   rotation?: 'none' | 'pca';
+  /**
+   * Subtract a fixed mean (the training corpus' mean, `mean` [d] saved with the weights) before
+   * the rotation and the MLP: `x = (e - mean) R`. With `rotation: 'pca'` the untrained adaptor is
+   * then exactly the centred PCA map (the PCA scores), and the similarities it keeps are the
+   * centred cosines that nearest-neighbour search on centred vectors scores. Default false.
+   */
+  center?: boolean;
 }
 
 /** The default hidden width: twice the embedding size, as small MLP adaptors usually use. */
@@ -73,5 +80,19 @@ export function validateAdaptorConfig(value: unknown, source: string): AdaptorCo
       fix,
     );
   }
-  return { dim, hidden: record.hidden as number, dims: [...(dims as number[])], rotation };
+  const center = record.center ?? false;
+  if (typeof center !== 'boolean') {
+    throw new MrlError(
+      'invalid-config',
+      `${source}: field 'center' must be true or false, got ${JSON.stringify(center)}.`,
+      fix,
+    );
+  }
+  return {
+    dim,
+    hidden: record.hidden as number,
+    dims: [...(dims as number[])],
+    rotation,
+    ...(center ? { center } : {}),
+  };
 }

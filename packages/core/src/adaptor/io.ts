@@ -10,7 +10,8 @@ export const ADAPTOR_WEIGHTS_FILE = 'adaptor.safetensors';
 export const ADAPTOR_CONFIG_FILE = 'adaptor.json';
 
 /**
- * Writes an adaptor as `<dir>/adaptor.safetensors` (w1, b1, w2, b2; loads in Python with
+ * Writes an adaptor as `<dir>/adaptor.safetensors` (w1, b1, w2, b2, and the fixed `rotation` and
+ * `mean` when the config has them; loads in Python with
  * `safetensors.numpy.load_file`) and `<dir>/adaptor.json` (its config), each atomically. The
  * weights go first, so a config on disk always has its weights beside it.
  *
@@ -29,6 +30,7 @@ export async function saveAdaptor(
     ['b2', { shape: [dim], data: weights.b2 }],
   ]);
   if (weights.rotation !== undefined) tensors.set('rotation', { shape: [dim, dim], data: weights.rotation });
+  if (weights.mean !== undefined) tensors.set('mean', { shape: [dim], data: weights.mean });
   await writeSafetensors(join(dir, ADAPTOR_WEIGHTS_FILE), tensors, {
     format: 'mrl-matryoshka-adaptor',
     config: JSON.stringify(weights.config),
@@ -65,6 +67,7 @@ export async function loadAdaptor(dir: string): Promise<AdaptorWeights> {
   const { dim, hidden } = config;
   const expected: Record<string, number[]> = { w1: [dim, hidden], b1: [hidden], w2: [hidden, dim], b2: [dim] };
   if (config.rotation === 'pca') expected.rotation = [dim, dim];
+  if (config.center === true) expected.mean = [dim];
   const out: Record<string, Float32Array> = {};
   for (const [name, shape] of Object.entries(expected)) {
     const t = tensors.get(name);
@@ -91,5 +94,6 @@ export async function loadAdaptor(dir: string): Promise<AdaptorWeights> {
     w2: out.w2!,
     b2: out.b2!,
     ...(out.rotation === undefined ? {} : { rotation: out.rotation }),
+    ...(out.mean === undefined ? {} : { mean: out.mean }),
   };
 }

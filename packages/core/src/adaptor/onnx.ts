@@ -7,18 +7,22 @@ const raw = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffs
 
 /**
  * The adaptor as an ONNX model (opset 13): input `embeddings` [batch, d], output `adapted`
- * [batch, d] = x + relu(x W1 + b1) W2 + b2, x the input or the input times the fixed rotation.
+ * [batch, d] = x + relu(x W1 + b1) W2 + b2, x the input (minus the fixed mean with `center`),
+ * times the fixed rotation with `rotation: 'pca'`.
  * Runs in ONNX Runtime (any language) after the model that produced the embeddings.
  *
  * @example await writeFileAtomically('adaptor/adaptor.onnx', adaptorOnnx(await loadAdaptor('adaptor')));
  */
 export function adaptorOnnx(weights: AdaptorWeights): Uint8Array {
   const { dim, hidden } = weights.config;
-  const x = weights.rotation === undefined ? 'embeddings' : 'rotated';
+  const { rotation, mean } = weights;
+  const centred = mean === undefined ? 'embeddings' : 'centred';
+  const x = rotation === undefined ? centred : 'rotated';
   return onnxModel(
     'mrl-matryoshka-adaptor',
     [
-      ...(weights.rotation === undefined ? [] : [node('MatMul', ['embeddings', 'rotation'], ['rotated'])]), // [B, d]
+      ...(mean === undefined ? [] : [node('Sub', ['embeddings', 'mean'], ['centred'])]), // [B, d]
+      ...(rotation === undefined ? [] : [node('MatMul', [centred, 'rotation'], ['rotated'])]), // [B, d]
       node('MatMul', [x, 'w1'], ['h_linear']), // [B, hidden]
       node('Add', ['h_linear', 'b1'], ['h_biased']),
       node('Relu', ['h_biased'], ['h']),
@@ -29,9 +33,8 @@ export function adaptorOnnx(weights: AdaptorWeights): Uint8Array {
       initializer('b1', [hidden], ONNX_FLOAT, raw(weights.b1)),
       initializer('w2', [hidden, dim], ONNX_FLOAT, raw(weights.w2)),
       initializer('b2', [dim], ONNX_FLOAT, raw(weights.b2)),
-      ...(weights.rotation === undefined
-        ? []
-        : [initializer('rotation', [dim, dim], ONNX_FLOAT, raw(weights.rotation))]),
+      ...(rotation === undefined ? [] : [initializer('rotation', [dim, dim], ONNX_FLOAT, raw(rotation))]),
+      ...(mean === undefined ? [] : [initializer('mean', [dim], ONNX_FLOAT, raw(mean))]),
       valueInfo(11, 'embeddings', ONNX_FLOAT, ['batch', dim]),
       valueInfo(12, 'adapted', ONNX_FLOAT, ['batch', dim]),
     ],
@@ -42,8 +45,8 @@ export function adaptorOnnx(weights: AdaptorWeights): Uint8Array {
 /**
  * Appends an adaptor to an exported model's ONNX graph, so the graph outputs adapted embeddings:
  * the model's `output` [batch, d] is L2-normalised (the adaptor was trained on unit-norm rows, as
- * `mrl-cli embed` writes them), mapped by the adaptor, and becomes the graph output of the same
- * name; the model's own vector stays available as `unadapted_<output>`. Metadata gains
+ * `mrl-cli embed` writes them), centred by the adaptor's mean when it has one, mapped by the
+ * adaptor, and becomes the graph output of the same name; the model's own vector stays available as `unadapted_<output>`. Metadata gains
  * `mrl.adaptor` (the adaptor's config). The caller keeps `[:, :m]` and renormalises as before.
  *
  * @example
@@ -97,7 +100,8 @@ export function withAdaptorOnnx(model: Uint8Array, weights: AdaptorWeights, outp
     { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 1 },
   ]); // [B, 1]
   const unit = add('Div', [base, add('Max', [norm, 'adaptor/eps'], 'adaptor/norm_clamped')], 'adaptor/unit'); // [B, d]
-  const x = weights.rotation === undefined ? unit : add('MatMul', [unit, 'adaptor/rotation'], 'adaptor/rotated');
+  const centred = weights.mean === undefined ? unit : add('Sub', [unit, 'adaptor/mean'], 'adaptor/centred');
+  const x = weights.rotation === undefined ? centred : add('MatMul', [centred, 'adaptor/rotation'], 'adaptor/rotated');
   const h = add(
     'Relu',
     [add('Add', [add('MatMul', [x, 'adaptor/w1'], 'adaptor/h_linear'), 'adaptor/b1'], 'adaptor/h_biased')],
@@ -114,6 +118,7 @@ export function withAdaptorOnnx(model: Uint8Array, weights: AdaptorWeights, outp
     tensor('adaptor/w2', [hidden, dim], weights.w2),
     tensor('adaptor/b2', [dim], weights.b2),
     ...(weights.rotation === undefined ? [] : [tensor('adaptor/rotation', [dim, dim], weights.rotation)]),
+    ...(weights.mean === undefined ? [] : [tensor('adaptor/mean', [dim], weights.mean)]),
   ];
   // The adapted vector comes first, under the model's output name; the model's own one after it.
   graph.output = [

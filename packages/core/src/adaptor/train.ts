@@ -114,8 +114,11 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
     const parts: Record<string, tf.Scalar> = {};
     const terms: tf.Scalar[] = [];
     const adapted = this.adaptor.apply(batch.embeddings);
+    // The adaptor's input (centred and/or rotated when its config says so): its cosines are the
+    // targets, and the reconstruction term keeps f(e) = x + g(x) near x, i.e. g near zero.
+    const input = this.adaptor.input(batch.embeddings);
     if (w.pairwise > 0 || w.topK > 0 || w.neighbours > 0) {
-      const target = similarityTarget(batch.embeddings, w.topK > 0 ? this.k : undefined);
+      const target = similarityTarget(input, w.topK > 0 ? this.k : undefined);
       for (const [name, loss, weight] of [
         ['pairwise', this.pairwise, w.pairwise],
         ['topk', this.topK, w.topK],
@@ -129,7 +132,7 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
       tf.dispose([target.similarity, target.neighbours]);
     }
     if (w.reconstruction > 0) {
-      const rec = reconstructionLoss(adapted, batch.embeddings);
+      const rec = reconstructionLoss(adapted, input);
       parts.reconstruction = rec;
       terms.push(tf.mul(rec, w.reconstruction));
     }
@@ -151,6 +154,7 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
         'Give the pairwise, top-k or reconstruction term a weight > 0, or pass (query, document) pairs.',
       );
     }
+    input.dispose();
     return { total: tf.addN(terms) as tf.Scalar, parts };
   }
 
@@ -314,6 +318,11 @@ export interface FitAdaptorOptions extends AdaptorModelOptions {
   hidden?: number;
   /** 'pca': start from the PCA rotation of the corpus (see `AdaptorConfig.rotation`); default 'none'. */
   rotation?: 'none' | 'pca';
+  /**
+   * Subtract the corpus mean from every input first (see `AdaptorConfig.center`), default false.
+   * With `rotation: 'pca'` the untrained adaptor is then exactly the centred PCA map.
+   */
+  center?: boolean;
   /** Passes over the corpus (default 4), unless `steps` is set. */
   epochs?: number;
   steps?: number;
@@ -408,12 +417,19 @@ export async function fitAdaptor(
   const seed = options.seed ?? 0;
   const random: Random = createRandom(seed, 7);
   const rotation = options.rotation ?? 'none';
-  let matrix: Float32Array | undefined;
-  if (rotation === 'pca') matrix = Float32Array.from(fitPca(corpus, 'the corpus embeddings').directions);
-  else if (rotation !== 'none') {
+  if (rotation !== 'none' && rotation !== 'pca') {
     throw new MrlError('invalid-argument', `rotation must be 'none' or 'pca', got '${String(rotation)}'.`);
   }
-  const adaptor = new MatryoshkaAdaptor({ dim: d, hidden, dims: [...dims], rotation }, random, matrix);
+  const center = options.center ?? false;
+  const pca = rotation === 'pca' || center ? fitPca(corpus, 'the corpus embeddings') : undefined;
+  const matrix = rotation === 'pca' ? Float32Array.from(pca!.directions) : undefined;
+  const mean = center ? Float32Array.from(pca!.mean) : undefined;
+  const adaptor = new MatryoshkaAdaptor(
+    { dim: d, hidden, dims: [...dims], rotation, ...(center ? { center } : {}) },
+    random,
+    matrix,
+    mean,
+  );
   try {
     const model = new AdaptorModel(adaptor, options);
     const p = options.neighbours ?? 0;
@@ -426,6 +442,7 @@ export async function fitAdaptor(
       ) as [Float32Array, Float32Array, Float32Array, Float32Array];
       const weights: AdaptorWeights = { config: { ...adaptor.config, dims: [...adaptor.config.dims] }, w1, b1, w2, b2 };
       if (matrix !== undefined) weights.rotation = matrix;
+      if (mean !== undefined) weights.mean = mean;
       snapshots.push({ step, weights });
     };
     const onEvent = (event: TrainEvent): void => {

@@ -12,11 +12,8 @@ import {
 } from '@mrl/adaptive';
 import { createRandom, embedArrays, initBackend, MlpEncoder, trainClassifier } from '@mrl/core';
 import { loadFashionMnist } from '@mrl/vision';
+import { arg } from './args.mjs';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const backend = await initBackend(arg('backend', 'wasm'));
 const epochs = Number(arg('epochs', '10'));
 const d = 256;

@@ -17,11 +17,8 @@ import {
   writeFileAtomically,
 } from '@mrl/core';
 import { encode, loadPairData, loadTextModel } from '@mrl/text';
+import { arg } from './args.mjs';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const runDir = arg('run-dir', '/tmp/text-pairs');
 const backend = await initBackend(arg('backend', 'wasm'));
 const started = performance.now();

@@ -18,11 +18,7 @@ import {
   selectAdaptor,
   shorteningMethods,
 } from '@mrl/core';
-
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
+import { arg } from './args.mjs';
 
 /** A C-order <f4 or <i4 .npy as { data, shape }. */
 function readNpy(path) {

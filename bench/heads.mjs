@@ -11,11 +11,8 @@ import {
   SgdOptimizer,
   SharedHead,
 } from '@mrl/core';
+import { arg } from './args.mjs';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto') });
 const steps = Number(arg('steps', '30'));
 const [n, d, classes] = [256, 512, 100];

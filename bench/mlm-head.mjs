@@ -13,11 +13,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { AdamWOptimizer, createRandom, defaultNestingDims, initBackend, MatryoshkaLoss } from '@mrl/core';
 import { BertEncoder, bertConfig, MlmModel, TiedMlmObjective } from '@mrl/text';
+import { arg } from './args.mjs';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const STEPS = Number(arg('steps', '6'));
 const HEAD_STEPS = Number(arg('head-steps', '20'));
 const CHUNK = Number(arg('chunk', '2048'));

@@ -12,12 +12,8 @@ import { loadavg } from 'node:os';
 import { MatryoshkaIndex, recallAtK } from '@mrl/adaptive';
 import { PrefixHnsw } from '@mrl/adaptive/node';
 import { readNpy, synthetic } from './retrieval-data.mjs';
+import { argWithValue as arg } from './args.mjs';
 
-const argv = process.argv.slice(2);
-const arg = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
-};
 const NQ = Number(arg('queries', 200));
 const NR = Number(arg('recall-queries', 1000));
 const ROUNDS = Number(arg('rounds', 5));

@@ -6,12 +6,8 @@
 //
 //   node bench/rerank-rows.mjs [--vectors db.npy] [--n 60000] [--d 256] [--k 40] [--queries 1000]
 import { readNpy } from './retrieval-data.mjs';
+import { argWithValue as arg } from './args.mjs';
 
-const argv = process.argv.slice(2);
-const arg = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
-};
 const file = arg('vectors', undefined);
 const loaded = file !== undefined ? readNpy(file) : undefined;
 const [N, d] = loaded ? loaded.shape : [Number(arg('n', 60_000)), Number(arg('d', 256))];

@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
+import { arg } from './args.mjs';
 
 const requireFromKernels = createRequire(new URL('../packages/kernels/package.json', import.meta.url));
 const load = (name) => import(pathToFileURL(requireFromKernels.resolve(name)).href);
@@ -22,10 +23,6 @@ const { createConv2DBackpropFilterKernel } = await import('../packages/kernels/d
 const { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } = await import('../packages/kernels/dist/index.js');
 const { batchNormTraining } = await import('../packages/core/dist/index.js');
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const REPS = Number(arg('reps', '7'));
 await tf.setBackend('wasm');
 const native = loadOnnxRuntimeKernels({ threads: 1 });

@@ -17,10 +17,6 @@ import {
 } from '@mrl/core';
 import { createVisionEncoder } from '@mrl/vision';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const STEPS = Number(arg('steps', '3'));
 const info = await initBackend('wasm', { threads: 1 });
 const random = createRandom(1);
@@ -131,6 +127,7 @@ if (!process.argv.includes('--no-torch')) {
 import os, sys, time
 sys.path.insert(0, ${JSON.stringify(fileURLToPath(new URL('.', import.meta.url)))})
 import torch_speed
+import { arg } from './args.mjs';
 case = torch_speed.Case({'model': 'resnet18', 'batch': 16})
 for _ in range(2): case.step('mrl')
 xs = []

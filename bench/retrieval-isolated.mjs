@@ -25,12 +25,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { recallAtK } from '@mrl/adaptive';
 import { readNpy, synthetic, writeNpy } from './retrieval-data.mjs';
+import { argWithValue as arg } from './args.mjs';
 
-const argv = process.argv.slice(2);
-const arg = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
-};
 const K = 10;
 const NQ = Number(arg('queries', 200));
 const REPS = Number(arg('reps', 3));

@@ -37,11 +37,8 @@ import {
 } from '@mrl/core';
 import { createVisionEncoder } from '@mrl/vision';
 import { BertEncoder, bertConfig, MlmModel, TiedMlmObjective } from '@mrl/text';
+import { arg } from './args.mjs';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const flag = (name) => process.argv.includes(`--${name}`);
 const MODELS = (arg('models', 'mlp,resnet18,vit,bert') ?? '').split(',').filter(Boolean);
 const STEPS = Number(arg('steps', '3'));

@@ -20,11 +20,8 @@ import {
 } from '@mrl/core';
 import { createVisionEncoder } from '@mrl/vision';
 import { BertEncoder, bertConfig, MlmModel, TiedMlmObjective } from '@mrl/text';
+import { arg } from './args.mjs';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const REPS = Number(arg('reps', '20'));
 const STEPS = Number(arg('steps', '4'));
 const MODELS = arg('models', 'vit,bert')

@@ -114,7 +114,7 @@ if (wanted.has('faiss-prefix')) {
   ]);
 }
 if (wanted.has('pglite') && PG_N > 0)
-  specs.push(['pglite', { kind: 'pglite', n: Math.min(N, PG_N), m: M, K: SHORTLIST, reps: 1 }]);
+  specs.push(['pglite', { kind: 'pglite', n: Math.min(N, PG_N), m: M, K: SHORTLIST, Ks: SHORTLISTS, reps: 1 }]);
 
 console.log(
   `# ${source}: N=${N}, d=${d}, ${NQ} queries, k=${K}, cosine; ${cpus().length} cores (${cpus()[0]?.model ?? '?'}); searches on 1 thread, graph builds on ${THREADS}; load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}`,

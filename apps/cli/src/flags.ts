@@ -472,6 +472,11 @@ export const INDEX_FLAGS = {
   'prefix-dim': { type: 'integer', description: 'prefix dim m of the HNSW index (default min(64, d))' },
   halfvec: { type: 'boolean', default: false, description: 'store halfvec (2 bytes a dim) instead of vector (4)' },
   replace: { type: 'boolean', default: false, description: 'replace a table of the same name' },
+  'maintenance-work-mem': {
+    type: 'string',
+    description:
+      "PostgreSQL's maintenance_work_mem for the HNSW build, e.g. 1GB (pgvector builds several times slower once the graph outgrows it; default: 1GB for pglite, the server's setting for postgres://)",
+  },
 } as const satisfies FlagSet;
 
 export const DB_SEARCH_FLAGS = {

@@ -96,4 +96,31 @@ describe('mrl-cli index --to <file>.mrlidx --first-stage', () => {
       ),
     ).toMatch(/^error: --first-stage is for index files, but --to pglite:memory is a database\./);
   });
+
+  it('refuses a bad --maintenance-work-mem before the database directory exists, and with an index file', async () => {
+    const target = join(dir, 'never.pg');
+    expect(
+      expectOneParagraphError(
+        await cli([
+          'index',
+          '--from',
+          join(dir, 'train.mrlidx'),
+          '--to',
+          `pglite:${target}`,
+          '--maintenance-work-mem',
+          '1 GB',
+        ]),
+      ),
+    ).toBe(
+      "error: maintenance_work_mem '1 GB' is not a size this accepts. Give a whole number followed by kB, MB or GB, e.g. --maintenance-work-mem 1GB.",
+    );
+    expect(existsSync(target)).toBe(false);
+    const file = join(dir, 'never.mrlidx');
+    expect(
+      expectOneParagraphError(
+        await cli(['index', '--from', join(dir, 'train.mrlidx'), '--to', file, '--maintenance-work-mem', '1GB']),
+      ),
+    ).toMatch(/^error: --maintenance-work-mem is for databases, but --to .*never\.mrlidx is an index file\./);
+    expect(existsSync(file)).toBe(false);
+  });
 });

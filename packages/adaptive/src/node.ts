@@ -11,7 +11,15 @@ export { crc32 } from './node/crc32.js';
 export { nativeGemm } from './node/native-gemm.js';
 export { PrefixHnsw } from './node/hnsw.js';
 export type { HnswQuantization, HnswSearchOptions, PrefixHnswOptions } from './node/hnsw.js';
-export { exactSql, openVectorDb, readDbIndexInfo, searchDb, twoStageSql, writeIndexToDb } from './node/pgvector.js';
+export {
+  checkWorkMem,
+  exactSql,
+  openVectorDb,
+  readDbIndexInfo,
+  searchDb,
+  twoStageSql,
+  writeIndexToDb,
+} from './node/pgvector.js';
 export type {
   DbIndexInfo,
   DbSearchOptions,

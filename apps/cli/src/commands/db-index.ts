@@ -46,8 +46,16 @@ export const indexCommand = defineMrlCommand({
         'e.g. --to pglite:./vectors.pg (embedded, no server) or --to postgres://user:password@host:5432/db.',
       );
     }
-    const { openIndex, openVectorDb, saveIndex, writeIndexToDb } = await import('@mrl/adaptive/node');
+    const { checkWorkMem, openIndex, openVectorDb, saveIndex, writeIndexToDb } = await import('@mrl/adaptive/node');
+    const workMem = options['maintenance-work-mem'];
     if (options.to.endsWith('.mrlidx')) {
+      if (workMem !== undefined) {
+        throw new MrlError(
+          'invalid-argument',
+          `--maintenance-work-mem is for databases, but --to ${options.to} is an index file.`,
+          'Leave it out, or pass --to pglite:<directory> or postgres://...',
+        );
+      }
       const index = openIndex(options.from);
       const firstStage = parseFirstStage(options['first-stage'], index.dim);
       saveIndex(index, options.to, firstStage === undefined ? {} : { firstStage });
@@ -63,6 +71,7 @@ export const indexCommand = defineMrlCommand({
         'Pass --to <path>.mrlidx, or leave --first-stage out (the database indexes the prefix with --prefix-dim).',
       );
     }
+    if (workMem !== undefined) checkWorkMem(workMem);
     const index = openIndex(options.from);
     const db = await openVectorDb(options.to);
     try {
@@ -71,6 +80,8 @@ export const indexCommand = defineMrlCommand({
         table: options.table,
         halfvec: options.halfvec,
         replace: options.replace,
+        // An embedded database's default (64MB) makes a million-row build run on disk.
+        ...(workMem !== undefined || db.kind === 'pglite' ? { maintenanceWorkMem: workMem ?? '1GB' } : {}),
         ...(options['prefix-dim'] === undefined ? {} : { prefixDim: options['prefix-dim'] }),
       });
       const seconds = (performance.now() - started) / 1000;

@@ -44,6 +44,13 @@ export interface WriteDbOptions {
   readonly efConstruction?: number;
   /** Replace an existing table of that name (in the same transaction). Default false: refuse. */
   readonly replace?: boolean;
+  /**
+   * PostgreSQL's `maintenance_work_mem` for the index build (`SET LOCAL`, this transaction only),
+   * e.g. '1GB'. pgvector builds the HNSW graph in this much memory and, once the graph outgrows
+   * it, goes on building on disk page by page, several times slower (at 1,000,000 rows of a 64-dim
+   * prefix the graph needs ~0.5 GB). Default: the database's own setting.
+   */
+  readonly maintenanceWorkMem?: string;
 }
 
 /** What {@link writeIndexToDb} stores as the table's comment, and the search reads back. */
@@ -149,6 +156,25 @@ export async function openVectorDb(url: string): Promise<VectorDb> {
   );
 }
 
+/**
+ * Refuses a `maintenance_work_mem` other than a whole number of kB, MB or GB (it is spliced
+ * into SQL, so nothing else may pass).
+ *
+ * @example
+ * ```ts
+ * checkWorkMem('1GB');
+ * ```
+ */
+export function checkWorkMem(size: string): void {
+  if (!/^[1-9]\d{0,6}(kB|MB|GB)$/.test(size)) {
+    throw new MrlError(
+      'invalid-argument',
+      `maintenance_work_mem '${size}' is not a size this accepts.`,
+      'Give a whole number followed by kB, MB or GB, e.g. --maintenance-work-mem 1GB.',
+    );
+  }
+}
+
 /** The URL without its password, for messages. */
 function redact(url: string): string {
   return url.replace(/(\/\/[^:/@]*):[^@]*@/, '$1:***@');
@@ -204,9 +230,12 @@ export async function writeIndexToDb(
     rows: index.size,
   };
   const { opclass } = ops(index.metric, type);
+  const workMem = options.maintenanceWorkMem;
+  if (workMem !== undefined) checkWorkMem(workMem);
 
   await client.query('BEGIN');
   try {
+    if (workMem !== undefined) await client.query(`SET LOCAL maintenance_work_mem = '${workMem}'`);
     const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
     if (exists.rows[0]?.present === true) {
       if (options.replace !== true) {

@@ -134,6 +134,38 @@ describe('pgvector: bad input', () => {
     expect(left.rows[0]?.gone).toBe(true);
   });
 
+  it('builds with the maintenance_work_mem it is given for that transaction only, and refuses a size it cannot splice', async () => {
+    const before = (await db.client.query('SHOW maintenance_work_mem')).rows[0]?.maintenance_work_mem;
+    // 2,000 rows' graph outgrows 1MB (1,500 fit), so pgvector says so and finishes the build on disk.
+    const more = clustered(2000, 20, d, 30, 5);
+    const big = MatryoshkaIndex.fromVectors(more.vectors, { dim: d });
+    const notices: string[] = [];
+    const pglite = db.client as unknown as PGlite;
+    const listening = {
+      query: (sql: string, params?: unknown[]) =>
+        pglite.query<Record<string, unknown>>(sql, params, { onNotice: (n) => notices.push(n.message ?? '') }),
+    };
+    await writeIndexToDb(listening, big, { prefixDim: m, table: 'small_mem', maintenanceWorkMem: '1MB' });
+    expect(notices.some((n) => /hnsw graph no longer fits into maintenance_work_mem/.test(n))).toBe(true);
+    expect((await db.client.query('SHOW maintenance_work_mem')).rows[0]?.maintenance_work_mem).toBe(before);
+    const onDisk = await searchDb(db.client, more.queries, { k, table: 'small_mem', shortlistK: 100, efSearch: 200 });
+    expect(recallAtK(onDisk, big.search(more.queries, { k }), k)).toBeGreaterThanOrEqual(0.97);
+    // With room for the graph, the same build stays in memory.
+    notices.length = 0;
+    await writeIndexToDb(listening, big, { prefixDim: m, table: 'big_mem', maintenanceWorkMem: '64MB' });
+    expect(notices.filter((n) => /maintenance_work_mem/.test(n))).toEqual([]);
+    for (const bad of ['1 GB', '1GB; DROP TABLE mrl_vectors', '0MB', '2TB', '']) {
+      const e = await writeIndexToDb(db.client, cosine, { table: 'not_made', maintenanceWorkMem: bad }).catch(
+        (x: unknown) => x,
+      );
+      expect(MrlError.is(e)).toBe(true);
+      expect((e as MrlError).message).toBe(`maintenance_work_mem '${bad}' is not a size this accepts.`);
+    }
+    const left = await db.client.query("SELECT to_regclass('not_made') IS NULL AS gone");
+    expect(left.rows[0]?.gone).toBe(true);
+    expect((await readDbIndexInfo(db.client)).rows).toBe(1500);
+  });
+
   it('names a NaN query row, a dim mismatch and a missing table', async () => {
     const q = data.queries.slice(0, 2 * d);
     q[d + 3] = Number.POSITIVE_INFINITY;

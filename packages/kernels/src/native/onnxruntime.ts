@@ -256,6 +256,95 @@ function flippedConvModel(
   );
 }
 
+/** ONNX Runtime's NCHWc contrib ops (registered for its CPU provider): MLAS's direct convolution. */
+const NCHWC_DOMAIN = 'com.microsoft.nchwc';
+const NCHWC_OPSETS = { '': 13, [NCHWC_DOMAIN]: 1 };
+
+/**
+ * MLAS's NCHWc channel block (8 with AVX2, 16 with AVX-512): the channel count that ReorderInput
+ * gives a 4-channel tensor, read from the output's shape.
+ */
+function nchwcBlockModel(): Uint8Array {
+  return onnxModel(
+    'mrl-nchwc-block',
+    [
+      node('ReorderInput', ['A'], ['A_c'], { channels_last: 1 }, NCHWC_DOMAIN),
+      node('Shape', ['A_c'], ['shape']),
+      node('Gather', ['shape', 'channel_axis'], ['channels']),
+      node('Cast', ['channels'], ['Y'], { to: ONNX_INT32 }),
+      int64Initializer('channel_axis', [1]),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(12, 'Y', ONNX_INT32),
+    ],
+    NCHWC_OPSETS,
+  );
+}
+
+/**
+ * An NHWC convolution on MLAS's direct NCHWc kernels with a filter that is a graph input. ONNX
+ * Runtime's graph optimiser only rewrites Conv to these kernels for a constant filter (ours
+ * change every step, so its plain Conv runs im2col + SGEMM); its contrib `Conv` in the
+ * com.microsoft.nchwc domain reads the filter at run time, in MLAS's blocked layout, which this
+ * graph makes from TF.js's. With B the block:
+ * - Cin a multiple of B: ReorderInput (NHWC to [N, Cin/B, H, W, B]) and a filter of
+ *   [Cout/B, Cin/B, fh, fw, Bi, Bo] (MLAS's OIHWBiBo); B is fed as [fh, fw, Cin/B, Bi, Cout/B, Bo]
+ *   and one transpose reorders it;
+ * - Cin < B (an RGB stem): MLAS's NCHW algorithm on the plain NCHW input, filter
+ *   [Cout/B, Cin, fh, fw, Bo] (OIHWBo), B fed as [fh, fw, Cin, Cout/B, Bo];
+ * - `flipped` (the input gradient of a stride-1 convolution, as a forward one): the filter rotated
+ *   by 180 degrees with its channel axes swapped. B is fed as [fh*fw, Cin/B, Bi, Cout/B, Bo] of the
+ *   forward filter; reversing the taps and one transpose to [Cin/B, Cout/B, fh*fw, Bo, Bi] give
+ *   the OIHWBiBo layout of a convolution from Cout to Cin channels.
+ * ReorderOutput writes NHWC. Cout (Cin when flipped) must be a multiple of B.
+ */
+function nchwcConvModel(
+  geometry: ConvGeometry,
+  kernel: readonly [number, number],
+  channels: readonly [number, number],
+  block: number,
+  flipped: boolean,
+): Uint8Array {
+  const [fh, fw] = kernel;
+  const [convIn, convOut] = flipped ? [channels[1], channels[0]] : channels;
+  const nodes: ProtoField[] = [];
+  if (flipped) {
+    nodes.push(
+      node('Slice', ['B', 'rev_start', 'rev_end', 'rev_axis', 'rev_step'], ['B_rot']), // taps reversed
+      node('Transpose', ['B_rot'], ['B_blocked'], { perm: [1, 3, 0, 4, 2] }),
+      int64Initializer('rev_start', [-1]),
+      int64Initializer('rev_end', [-(2n ** 63n) + 1n]), // past the first element, backwards
+      int64Initializer('rev_axis', [0]),
+      int64Initializer('rev_step', [-1]),
+    );
+  } else if (convIn % block === 0) {
+    nodes.push(node('Transpose', ['B'], ['B_blocked'], { perm: [4, 2, 0, 1, 3, 5] }));
+  } else {
+    nodes.push(node('Transpose', ['B'], ['B_blocked'], { perm: [3, 2, 0, 1, 4] }));
+  }
+  nodes.push(
+    node('Reshape', ['B_blocked', 'oihw'], ['W']),
+    int64Initializer('oihw', [convOut, convIn, fh, fw]),
+    convIn % block === 0
+      ? node('ReorderInput', ['A'], ['A_c'], { channels_last: 1 }, NCHWC_DOMAIN)
+      : node('Transpose', ['A'], ['A_c'], { perm: [0, 3, 1, 2] }),
+    node(
+      'Conv',
+      ['A_c', 'W'],
+      ['Y_c'],
+      {
+        kernel_shape: [fh, fw],
+        strides: [...geometry.strides],
+        dilations: [...geometry.dilations],
+        pads: [...geometry.pads],
+      },
+      NCHWC_DOMAIN,
+    ),
+    node('ReorderOutput', ['Y_c'], ['Y'], { channels: convOut, channels_last: 1 }, NCHWC_DOMAIN),
+    ...IO,
+  );
+  return onnxModel('mrl-nchwc-conv', nodes, NCHWC_OPSETS);
+}
+
 /**
  * A 1x1 convolution without padding is a product over channels: on NHWC data it needs no
  * transposes and no im2col. Forward: `Y = A[:, ::sh, ::sw, :] @ B`, B the filter as [Cin, Cout].
@@ -446,7 +535,23 @@ function splitModel(axis: number, count: number): Uint8Array {
 export interface OnnxRuntimeKernelOptions {
   /** Threads for one product; default 1 (the wasm backend runs on one thread in Node). */
   threads?: number;
+  /**
+   * Run the convolutions that gain from it on MLAS's direct NCHWc kernels (default true; see
+   * {@link NCHWC_MIN_WIDTH}); false keeps every one on ONNX's Conv (im2col + SGEMM), to compare.
+   */
+  nchwc?: boolean;
+  /** The narrowest inputs that take the NCHWc kernels; default {@link NCHWC_MIN_WIDTH}. */
+  nchwcMinWidth?: { forward: number; inputGradient: number };
 }
+
+/**
+ * The narrowest input (W of NHWC) that goes to the NCHWc kernels: forward, and for the stride-1
+ * input gradient. Narrower ones stay on im2col + SGEMM, which was faster there on ResNet-18's
+ * layers (`bench/nchwc-probe.mjs`, AVX-512, 1 thread: forward 4x4x512 1.2x slower, the input
+ * gradient 1.0x at 8x8x256 and 1.6x at 4x4x512, where the filter's reordering costs as much as
+ * the product).
+ */
+export const NCHWC_MIN_WIDTH = { forward: 8, inputGradient: 16 } as const;
 
 /**
  * ONNX Runtime's GEMM, or `undefined` when `onnxruntime-node` is not installed or does not load
@@ -474,6 +579,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
   } catch {
     return undefined;
   }
+  const useNchwc = options.nchwc ?? true;
+  const minWidth = options.nchwcMinWidth ?? NCHWC_MIN_WIDTH;
   const sessions = new Map<string, OrtNativeSession>();
   const session = (key: string, model: () => Uint8Array): OrtNativeSession => {
     let s = sessions.get(key);
@@ -509,6 +616,25 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       { Y: new Tensor('float32', y, yShape) },
       {},
     );
+  };
+  // MLAS's NCHWc block, found on first use; 0 where the NCHWc ops do not run (a build or CPU
+  // without them), which keeps every convolution on the im2col graphs.
+  let block: number | undefined;
+  const nchwcBlock = (): number => {
+    if (block === undefined) {
+      const y = new Int32Array(1);
+      try {
+        session('NchwcBlock', nchwcBlockModel).run(
+          { A: new Tensor('float32', new Float32Array(4), [1, 1, 1, 4]) },
+          { Y: new Tensor('int32', y, [1]) },
+          {},
+        );
+        block = y[0]! > 1 ? y[0]! : 0;
+      } catch {
+        block = 0;
+      }
+    }
+    return block;
   };
   const conv = (
     op: 'Conv' | 'ConvTranspose',
@@ -562,6 +688,22 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
         return;
       }
     }
+    const b = useNchwc && dilations[0] === 1 && dilations[1] === 1 ? nchwcBlock() : 0;
+    const width = aShape[2] ?? 0;
+    if (op === 'Conv' && b > 0 && cOut % b === 0 && (cIn % b === 0 || cIn < b) && width >= minWidth.forward) {
+      run(
+        session(`Nchwc|${strides.join()}|${pads.join()}|${fh},${fw}|${cIn},${cOut}`, () =>
+          nchwcConvModel(geometry, [fh, fw], [cIn, cOut], b, false),
+        ),
+        a,
+        aShape,
+        filter,
+        cIn % b === 0 ? [fh, fw, cIn / b, b, cOut / b, b] : [fh, fw, cIn, cOut / b, b],
+        y,
+        yShape,
+      );
+      return;
+    }
     // The input gradient of a stride-1 convolution is a forward Conv with the filter rotated,
     // where its pads, (f - 1) * dilation - pad (bottom/right: what reaches the input's size), are
     // not negative.
@@ -575,6 +717,20 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
           ] as const)
         : null;
     if (flipPads !== null && Math.min(...flipPads) >= 0) {
+      if (b > 0 && cIn % b === 0 && cOut % b === 0 && width >= minWidth.inputGradient) {
+        run(
+          session(`NchwcInputGrad|${flipPads.join()}|${fh},${fw}|${cIn},${cOut}`, () =>
+            nchwcConvModel({ strides: [1, 1], dilations, pads: flipPads }, [fh, fw], [cIn, cOut], b, true),
+          ),
+          a,
+          aShape,
+          filter,
+          [fh * fw, cIn / b, b, cOut / b, b],
+          y,
+          yShape,
+        );
+        return;
+      }
       run(
         session(`ConvInputGrad|${dilations.join()}|${flipPads.join()}|${fh},${fw}`, () =>
           flippedConvModel(dilations, flipPads, [fh, fw]),
@@ -600,7 +756,10 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     );
   };
   return {
-    detail: `ONNX Runtime ${version} (MLAS), ${threads} thread${threads === 1 ? '' : 's'}`,
+    get detail() {
+      const b = useNchwc ? nchwcBlock() : 0;
+      return `ONNX Runtime ${version} (MLAS${b > 0 ? `, NCHWc block ${b}` : ''}), ${threads} thread${threads === 1 ? '' : 's'}`;
+    },
     matMul(a, aShape, b, bShape, y, yShape, transposeA, transposeB) {
       if (y.length === 0) return;
       if (a.length === 0 || b.length === 0) {

@@ -4,7 +4,9 @@
 // `onnxruntime-node` (its CPU binary is in the package; only its CUDA extras download at
 // install). Each operation is a one-node graph (plus layout transposes), loaded once per
 // attribute set; it then runs synchronously on views of the wasm heap (the binding wraps typed
-// arrays without copying, the output included).
+// arrays without copying, the output included). Convolutions run MLAS's direct NCHWc kernels
+// where those are faster, through ONNX Runtime's contrib ops with the trained filter reordered
+// inside the graph (its optimiser only does that for constant filters): see nchwcConvModel.
 import { createRequire } from 'node:module';
 import { MrlError } from '../errors.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
@@ -224,7 +226,8 @@ function convModel(
  * forward pads (given, all >= 0). B is fed as [fh*fw, Cin, Cout]: reversing its first axis
  * rotates the taps, and one single-axis transpose gives Conv's [Cin, Cout, fh*fw]. ONNX Runtime's
  * ConvTranspose multiplies into a column buffer and scatters it back (col2im); the forward Conv
- * runs its NCHWc kernels: 3.5x faster on [16, 4, 4, 512], 1.2-1.8x on ResNet-18's other layers.
+ * (im2col + SGEMM, the filter not being constant) does not: 3.5x faster on [16, 4, 4, 512],
+ * 1.2-1.8x on ResNet-18's other layers. Wide inputs take {@link nchwcConvModel} instead.
  */
 function flippedConvModel(
   dilations: readonly [number, number],
@@ -758,7 +761,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
   return {
     get detail() {
       const b = useNchwc ? nchwcBlock() : 0;
-      return `ONNX Runtime ${version} (MLAS${b > 0 ? `, NCHWc block ${b}` : ''}), ${threads} thread${threads === 1 ? '' : 's'}`;
+      // Also the registration's tag: kernels that differ in what they run must differ here.
+      const widths =
+        minWidth.forward === NCHWC_MIN_WIDTH.forward && minWidth.inputGradient === NCHWC_MIN_WIDTH.inputGradient
+          ? ''
+          : ` from widths ${minWidth.forward}/${minWidth.inputGradient}`;
+      const nchwc = b > 0 ? `, NCHWc block ${b}${widths}` : '';
+      return `ONNX Runtime ${version} (MLAS${nchwc}), ${threads} thread${threads === 1 ? '' : 's'}`;
     },
     matMul(a, aShape, b, bShape, y, yShape, transposeA, transposeB) {
       if (y.length === 0) return;

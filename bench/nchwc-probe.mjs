@@ -3,7 +3,7 @@
 // batch 16: the kernels' `nchwc` setting off and on (src/native/onnxruntime.ts, nchwcConvModel:
 // ReorderInput, the contrib Conv of domain com.microsoft.nchwc, ReorderOutput, the filter
 // reordered inside the graph). `NCHWc` runs the NCHWc graph on every shape (min widths 0), `shipped`
-// is what training uses (narrow inputs stay on im2col). Each checked against im2col, timed in CPU
+// is what training uses (narrow outputs stay on im2col). Each checked against im2col, timed in CPU
 // time of this process, forms alternating.
 // Run after `pnpm run build`:  node bench/nchwc-probe.mjs [--reps 7] [--threads 1]
 import os from 'node:os';
@@ -67,7 +67,7 @@ console.log(
     .join(' ')} on ${os.availableParallelism()} cpus; CPU ms per call, medians of ${REPS} alternating pairs`,
 );
 console.log(
-  `shipped: NCHWc from input width ${NCHWC_MIN_WIDTH.forward} (forward), ${NCHWC_MIN_WIDTH.inputGradient} (stride-1 input gradient)`,
+  `shipped: NCHWc from output width ${NCHWC_MIN_WIDTH.forward} (forward), ${NCHWC_MIN_WIDTH.inputGradient} (stride-1 input gradient)`,
 );
 console.log('ResNet-18 layer (batch 16)              im2col  NCHWc  ratio  max rel diff  shipped');
 const N = 16;
@@ -119,7 +119,7 @@ for (const [h, cIn, cOut, k, s, pads, what] of FORWARD) {
     xShape,
     fShape,
     yShape,
-    h,
+    ho,
     NCHWC_MIN_WIDTH.forward,
   );
 }

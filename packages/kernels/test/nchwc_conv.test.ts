@@ -109,7 +109,7 @@ describe('convolutions on the NCHWc kernels equal the im2col graphs', () => {
     expect(im2col.detail).not.toMatch(/NCHWc/);
   });
 
-  it('by default narrow inputs stay on im2col (widths below which it was faster)', () => {
+  it('by default narrow outputs stay on im2col (widths below which it was no faster)', () => {
     expect(NCHWC_MIN_WIDTH.forward).toBeGreaterThan(4);
     expect(NCHWC_MIN_WIDTH.inputGradient).toBeGreaterThan(8);
   });

@@ -543,16 +543,17 @@ export interface OnnxRuntimeKernelOptions {
    * {@link NCHWC_MIN_WIDTH}); false keeps every one on ONNX's Conv (im2col + SGEMM), to compare.
    */
   nchwc?: boolean;
-  /** The narrowest inputs that take the NCHWc kernels; default {@link NCHWC_MIN_WIDTH}. */
+  /** The narrowest outputs that the NCHWc kernels compute; default {@link NCHWC_MIN_WIDTH}. */
   nchwcMinWidth?: { forward: number; inputGradient: number };
 }
 
 /**
- * The narrowest input (W of NHWC) that goes to the NCHWc kernels: forward, and for the stride-1
- * input gradient. Narrower ones stay on im2col + SGEMM, which was faster there on ResNet-18's
- * layers (`bench/nchwc-probe.mjs`, AVX-512, 1 thread: forward 4x4x512 1.2x slower, the input
- * gradient 1.0x at 8x8x256 and 1.6x at 4x4x512, where the filter's reordering costs as much as
- * the product).
+ * The narrowest output (W of NHWC) that the NCHWc kernels compute: forward, and for the stride-1
+ * input gradient (whose output is as wide as its input). Narrower ones stay on im2col + SGEMM,
+ * which was as fast or faster there on ResNet-18's layers (`bench/nchwc-probe.mjs`, AVX-512,
+ * batch 16, CPU time per call against im2col: forward 8x8x256 -> 4x4x512 stride 2 1.02-1.25x,
+ * 4x4x512 1.14x; input gradient 0.97x at 8x8x256 and 1.5x at 4x4x512, where reordering the
+ * 9.4 MB filter costs as much as the product).
  */
 export const NCHWC_MIN_WIDTH = { forward: 8, inputGradient: 16 } as const;
 
@@ -692,7 +693,7 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       }
     }
     const b = useNchwc && dilations[0] === 1 && dilations[1] === 1 ? nchwcBlock() : 0;
-    const width = aShape[2] ?? 0;
+    const width = yShape[2] ?? 0; // of the output
     if (op === 'Conv' && b > 0 && cOut % b === 0 && (cIn % b === 0 || cIn < b) && width >= minWidth.forward) {
       run(
         session(`Nchwc|${strides.join()}|${pads.join()}|${fh},${fw}|${cIn},${cOut}`, () =>

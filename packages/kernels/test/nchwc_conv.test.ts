@@ -126,6 +126,20 @@ describe('convolutions on the NCHWc kernels equal the im2col graphs', () => {
     });
   }
 
+  it('on 2 threads: the same bits run after run, equal to 1 thread to 1e-5', () => {
+    const twoThreads =
+      loadOnnxRuntimeKernels({ threads: 2, nchwcMinWidth: { forward: 0, inputGradient: 0 } }) ?? unavailable();
+    for (const c of [FORWARD[1]!, FORWARD[2]!]) {
+      const first = forward(twoThreads, c);
+      expect(forward(twoThreads, c)).toEqual(first);
+      expectClose(first, forward(nchwc, c), 1e-5);
+    }
+    const c = INPUT_GRAD[0]!;
+    const first = inputGrad(twoThreads, c);
+    expect(inputGrad(twoThreads, c)).toEqual(first);
+    expectClose(first, inputGrad(nchwc, c), 1e-5);
+  });
+
   it('a channel count off the block keeps the im2col graph (same values)', () => {
     const c: Case = {
       name: 'odd channels',

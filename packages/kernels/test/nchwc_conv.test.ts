@@ -140,6 +140,15 @@ describe('convolutions on the NCHWc kernels equal the im2col graphs', () => {
     expectClose(first, inputGrad(nchwc, c), 1e-5);
   });
 
+  it('refuses a minimum width that is not a non-negative integer, naming it', () => {
+    expect(() => loadOnnxRuntimeKernels({ nchwcMinWidth: { forward: 8, inputGradient: -1 } })).toThrow(
+      'nchwcMinWidth.inputGradient must be a non-negative integer (an output width), got -1.',
+    );
+    expect(() => loadOnnxRuntimeKernels({ nchwcMinWidth: { forward: 2.5, inputGradient: 16 } })).toThrow(
+      'nchwcMinWidth.forward must be a non-negative integer (an output width), got 2.5.',
+    );
+  });
+
   it('a channel count off the block keeps the im2col graph (same values)', () => {
     const c: Case = {
       name: 'odd channels',

@@ -585,6 +585,14 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
   }
   const useNchwc = options.nchwc ?? true;
   const minWidth = options.nchwcMinWidth ?? NCHWC_MIN_WIDTH;
+  for (const [which, width] of Object.entries(minWidth)) {
+    if (!Number.isInteger(width) || width < 0) {
+      throw new MrlError(
+        'invalid-argument',
+        `nchwcMinWidth.${which} must be a non-negative integer (an output width), got ${String(width)}.`,
+      );
+    }
+  }
   const sessions = new Map<string, OrtNativeSession>();
   const session = (key: string, model: () => Uint8Array): OrtNativeSession => {
     let s = sessions.get(key);

@@ -2,7 +2,8 @@
 // next to PyTorch's (bench/torch_speed.py's copy of the model, in a child process), both on one
 // thread. CPU time (user + system of the process) rather than wall time: on a shared machine
 // the neighbours move it far less. Convolutions are listed per shape and stride.
-// Usage (after `pnpm run build`): node bench/resnet-profile.mjs [--steps 3] [--python /usr/bin/python3] [--no-torch]
+// Usage (after `pnpm run build`): node bench/resnet-profile.mjs [--steps 3] [--python /usr/bin/python3] [--no-torch] [--no-nchwc]
+// --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels.
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -11,14 +12,24 @@ import {
   ClassificationObjective,
   createRandom,
   initBackend,
+  loadOnnxRuntimeKernels,
   MatryoshkaLoss,
+  registerWasmTrainingKernels,
   SgdOptimizer,
   SharedHead,
 } from '@mrl/core';
 import { createVisionEncoder } from '@mrl/vision';
+import { arg } from './args.mjs';
 
 const STEPS = Number(arg('steps', '3'));
 const info = await initBackend('wasm', { threads: 1 });
+if (process.argv.includes('--no-nchwc')) {
+  // Every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels.
+  const native = loadOnnxRuntimeKernels({ threads: 1, nchwc: false });
+  if (native === undefined) throw new Error('--no-nchwc needs onnxruntime-node');
+  registerWasmTrainingKernels({ native });
+  info.detail = info.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
+}
 const random = createRandom(1);
 const encoder = createVisionEncoder('resnet18-cifar', {}, random);
 const input = tf.randomNormal([16, 32, 32, 3], 0, 1, 'float32', 3);
@@ -127,7 +138,6 @@ if (!process.argv.includes('--no-torch')) {
 import os, sys, time
 sys.path.insert(0, ${JSON.stringify(fileURLToPath(new URL('.', import.meta.url)))})
 import torch_speed
-import { arg } from './args.mjs';
 case = torch_speed.Case({'model': 'resnet18', 'batch': 16})
 for _ in range(2): case.step('mrl')
 xs = []

@@ -17,6 +17,7 @@
 //   torch.set_num_threads(N) and OMP/OpenBLAS/MKL_NUM_THREADS=N in PyTorch; `all` = every core;
 // --mem-detail: where mrl's rss goes, per model: the peak of the bytes TF.js holds in the wasm
 //   heap (its malloc and free, counted), the wasm heap's size (it never shrinks) and the rest.
+// --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels.
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -30,8 +31,10 @@ import {
   defaultNestingDims,
   freeDuringBackward,
   initBackend,
+  loadOnnxRuntimeKernels,
   MatryoshkaLoss,
   MlpEncoder,
+  registerWasmTrainingKernels,
   SgdOptimizer,
   SharedHead,
 } from '@mrl/core';
@@ -49,6 +52,13 @@ const PYTHON = arg('python', '/usr/bin/python3');
 const THREADS = arg('threads', '1') === 'all' ? os.availableParallelism() : Number(arg('threads', '1'));
 const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto'), threads: THREADS });
 if (flag('keep-tape')) freeDuringBackward(false);
+if (flag('no-nchwc')) {
+  // Every convolution on ONNX's Conv (im2col + SGEMM), as before the NCHWc kernels.
+  const native = loadOnnxRuntimeKernels({ threads: THREADS, nchwc: false });
+  if (native === undefined) throw new Error('--no-nchwc needs onnxruntime-node');
+  registerWasmTrainingKernels({ native });
+  backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
+}
 
 // Batch sizes: the MLP as in ENGINE.md; the big models small enough for a 2-core machine.
 const SPECS = {

@@ -4,7 +4,9 @@
 // `onnxruntime-node` (its CPU binary is in the package; only its CUDA extras download at
 // install). Each operation is a one-node graph (plus layout transposes), loaded once per
 // attribute set; it then runs synchronously on views of the wasm heap (the binding wraps typed
-// arrays without copying, the output included).
+// arrays without copying, the output included). Convolutions run MLAS's direct NCHWc kernels
+// where those are faster, through ONNX Runtime's contrib ops with the trained filter reordered
+// inside the graph (its optimiser only does that for constant filters): see nchwcConvModel.
 import { createRequire } from 'node:module';
 import { MrlError } from '../errors.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
@@ -224,7 +226,8 @@ function convModel(
  * forward pads (given, all >= 0). B is fed as [fh*fw, Cin, Cout]: reversing its first axis
  * rotates the taps, and one single-axis transpose gives Conv's [Cin, Cout, fh*fw]. ONNX Runtime's
  * ConvTranspose multiplies into a column buffer and scatters it back (col2im); the forward Conv
- * runs its NCHWc kernels: 3.5x faster on [16, 4, 4, 512], 1.2-1.8x on ResNet-18's other layers.
+ * (im2col + SGEMM, the filter not being constant) does not: 3.5x faster on [16, 4, 4, 512],
+ * 1.2-1.8x on ResNet-18's other layers. Wide inputs take {@link nchwcConvModel} instead.
  */
 function flippedConvModel(
   dilations: readonly [number, number],
@@ -254,6 +257,95 @@ function flippedConvModel(
     ],
     OPSETS,
   );
+}
+
+/** ONNX Runtime's NCHWc contrib ops (registered for its CPU provider): MLAS's direct convolution. */
+const NCHWC_DOMAIN = 'com.microsoft.nchwc';
+const NCHWC_OPSETS = { '': 13, [NCHWC_DOMAIN]: 1 };
+
+/**
+ * MLAS's NCHWc channel block (8 with AVX2, 16 with AVX-512): the channel count that ReorderInput
+ * gives a 4-channel tensor, read from the output's shape.
+ */
+function nchwcBlockModel(): Uint8Array {
+  return onnxModel(
+    'mrl-nchwc-block',
+    [
+      node('ReorderInput', ['A'], ['A_c'], { channels_last: 1 }, NCHWC_DOMAIN),
+      node('Shape', ['A_c'], ['shape']),
+      node('Gather', ['shape', 'channel_axis'], ['channels']),
+      node('Cast', ['channels'], ['Y'], { to: ONNX_INT32 }),
+      int64Initializer('channel_axis', [1]),
+      valueInfo(11, 'A', ONNX_FLOAT),
+      valueInfo(12, 'Y', ONNX_INT32),
+    ],
+    NCHWC_OPSETS,
+  );
+}
+
+/**
+ * An NHWC convolution on MLAS's direct NCHWc kernels with a filter that is a graph input. ONNX
+ * Runtime's graph optimiser only rewrites Conv to these kernels for a constant filter (ours
+ * change every step, so its plain Conv runs im2col + SGEMM); its contrib `Conv` in the
+ * com.microsoft.nchwc domain reads the filter at run time, in MLAS's blocked layout, which this
+ * graph makes from TF.js's. With B the block:
+ * - Cin a multiple of B: ReorderInput (NHWC to [N, Cin/B, H, W, B]) and a filter of
+ *   [Cout/B, Cin/B, fh, fw, Bi, Bo] (MLAS's OIHWBiBo); B is fed as [fh, fw, Cin/B, Bi, Cout/B, Bo]
+ *   and one transpose reorders it;
+ * - Cin < B (an RGB stem): MLAS's NCHW algorithm on the plain NCHW input, filter
+ *   [Cout/B, Cin, fh, fw, Bo] (OIHWBo), B fed as [fh, fw, Cin, Cout/B, Bo];
+ * - `flipped` (the input gradient of a stride-1 convolution, as a forward one): the filter rotated
+ *   by 180 degrees with its channel axes swapped. B is fed as [fh*fw, Cin/B, Bi, Cout/B, Bo] of the
+ *   forward filter; reversing the taps and one transpose to [Cin/B, Cout/B, fh*fw, Bo, Bi] give
+ *   the OIHWBiBo layout of a convolution from Cout to Cin channels.
+ * ReorderOutput writes NHWC. Cout (Cin when flipped) must be a multiple of B.
+ */
+function nchwcConvModel(
+  geometry: ConvGeometry,
+  kernel: readonly [number, number],
+  channels: readonly [number, number],
+  block: number,
+  flipped: boolean,
+): Uint8Array {
+  const [fh, fw] = kernel;
+  const [convIn, convOut] = flipped ? [channels[1], channels[0]] : channels;
+  const nodes: ProtoField[] = [];
+  if (flipped) {
+    nodes.push(
+      node('Slice', ['B', 'rev_start', 'rev_end', 'rev_axis', 'rev_step'], ['B_rot']), // taps reversed
+      node('Transpose', ['B_rot'], ['B_blocked'], { perm: [1, 3, 0, 4, 2] }),
+      int64Initializer('rev_start', [-1]),
+      int64Initializer('rev_end', [-(2n ** 63n) + 1n]), // past the first element, backwards
+      int64Initializer('rev_axis', [0]),
+      int64Initializer('rev_step', [-1]),
+    );
+  } else if (convIn % block === 0) {
+    nodes.push(node('Transpose', ['B'], ['B_blocked'], { perm: [4, 2, 0, 1, 3, 5] }));
+  } else {
+    nodes.push(node('Transpose', ['B'], ['B_blocked'], { perm: [3, 2, 0, 1, 4] }));
+  }
+  nodes.push(
+    node('Reshape', ['B_blocked', 'oihw'], ['W']),
+    int64Initializer('oihw', [convOut, convIn, fh, fw]),
+    convIn % block === 0
+      ? node('ReorderInput', ['A'], ['A_c'], { channels_last: 1 }, NCHWC_DOMAIN)
+      : node('Transpose', ['A'], ['A_c'], { perm: [0, 3, 1, 2] }),
+    node(
+      'Conv',
+      ['A_c', 'W'],
+      ['Y_c'],
+      {
+        kernel_shape: [fh, fw],
+        strides: [...geometry.strides],
+        dilations: [...geometry.dilations],
+        pads: [...geometry.pads],
+      },
+      NCHWC_DOMAIN,
+    ),
+    node('ReorderOutput', ['Y_c'], ['Y'], { channels: convOut, channels_last: 1 }, NCHWC_DOMAIN),
+    ...IO,
+  );
+  return onnxModel('mrl-nchwc-conv', nodes, NCHWC_OPSETS);
 }
 
 /**
@@ -446,7 +538,24 @@ function splitModel(axis: number, count: number): Uint8Array {
 export interface OnnxRuntimeKernelOptions {
   /** Threads for one product; default 1 (the wasm backend runs on one thread in Node). */
   threads?: number;
+  /**
+   * Run the convolutions that gain from it on MLAS's direct NCHWc kernels (default true; see
+   * {@link NCHWC_MIN_WIDTH}); false keeps every one on ONNX's Conv (im2col + SGEMM), to compare.
+   */
+  nchwc?: boolean;
+  /** The narrowest outputs that the NCHWc kernels compute; default {@link NCHWC_MIN_WIDTH}. */
+  nchwcMinWidth?: { forward: number; inputGradient: number };
 }
+
+/**
+ * The narrowest output (W of NHWC) that the NCHWc kernels compute: forward, and for the stride-1
+ * input gradient (whose output is as wide as its input). Narrower ones stay on im2col + SGEMM,
+ * which was as fast or faster there on ResNet-18's layers (`bench/nchwc-probe.mjs`, AVX-512,
+ * batch 16, CPU time per call against im2col: forward 8x8x256 -> 4x4x512 stride 2 1.02-1.25x,
+ * 4x4x512 1.14x; input gradient 0.97x at 8x8x256 and 1.5x at 4x4x512, where reordering the
+ * 9.4 MB filter costs as much as the product).
+ */
+export const NCHWC_MIN_WIDTH = { forward: 8, inputGradient: 16 } as const;
 
 /**
  * ONNX Runtime's GEMM, or `undefined` when `onnxruntime-node` is not installed or does not load
@@ -473,6 +582,16 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     ort.initOrt();
   } catch {
     return undefined;
+  }
+  const useNchwc = options.nchwc ?? true;
+  const minWidth = options.nchwcMinWidth ?? NCHWC_MIN_WIDTH;
+  for (const [which, width] of Object.entries(minWidth)) {
+    if (!Number.isInteger(width) || width < 0) {
+      throw new MrlError(
+        'invalid-argument',
+        `nchwcMinWidth.${which} must be a non-negative integer (an output width), got ${String(width)}.`,
+      );
+    }
   }
   const sessions = new Map<string, OrtNativeSession>();
   const session = (key: string, model: () => Uint8Array): OrtNativeSession => {
@@ -509,6 +628,25 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       { Y: new Tensor('float32', y, yShape) },
       {},
     );
+  };
+  // MLAS's NCHWc block, found on first use; 0 where the NCHWc ops do not run (a build or CPU
+  // without them), which keeps every convolution on the im2col graphs.
+  let block: number | undefined;
+  const nchwcBlock = (): number => {
+    if (block === undefined) {
+      const y = new Int32Array(1);
+      try {
+        session('NchwcBlock', nchwcBlockModel).run(
+          { A: new Tensor('float32', new Float32Array(4), [1, 1, 1, 4]) },
+          { Y: new Tensor('int32', y, [1]) },
+          {},
+        );
+        block = y[0]! > 1 ? y[0]! : 0;
+      } catch {
+        block = 0;
+      }
+    }
+    return block;
   };
   const conv = (
     op: 'Conv' | 'ConvTranspose',
@@ -562,6 +700,22 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
         return;
       }
     }
+    const b = useNchwc && dilations[0] === 1 && dilations[1] === 1 ? nchwcBlock() : 0;
+    const width = yShape[2] ?? 0; // of the output
+    if (op === 'Conv' && b > 0 && cOut % b === 0 && (cIn % b === 0 || cIn < b) && width >= minWidth.forward) {
+      run(
+        session(`Nchwc|${strides.join()}|${pads.join()}|${fh},${fw}|${cIn},${cOut}`, () =>
+          nchwcConvModel(geometry, [fh, fw], [cIn, cOut], b, false),
+        ),
+        a,
+        aShape,
+        filter,
+        cIn % b === 0 ? [fh, fw, cIn / b, b, cOut / b, b] : [fh, fw, cIn, cOut / b, b],
+        y,
+        yShape,
+      );
+      return;
+    }
     // The input gradient of a stride-1 convolution is a forward Conv with the filter rotated,
     // where its pads, (f - 1) * dilation - pad (bottom/right: what reaches the input's size), are
     // not negative.
@@ -575,6 +729,20 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
           ] as const)
         : null;
     if (flipPads !== null && Math.min(...flipPads) >= 0) {
+      if (b > 0 && cIn % b === 0 && cOut % b === 0 && width >= minWidth.inputGradient) {
+        run(
+          session(`NchwcInputGrad|${flipPads.join()}|${fh},${fw}|${cIn},${cOut}`, () =>
+            nchwcConvModel({ strides: [1, 1], dilations, pads: flipPads }, [fh, fw], [cIn, cOut], b, true),
+          ),
+          a,
+          aShape,
+          filter,
+          [fh * fw, cIn / b, b, cOut / b, b],
+          y,
+          yShape,
+        );
+        return;
+      }
       run(
         session(`ConvInputGrad|${dilations.join()}|${flipPads.join()}|${fh},${fw}`, () =>
           flippedConvModel(dilations, flipPads, [fh, fw]),
@@ -600,7 +768,16 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     );
   };
   return {
-    detail: `ONNX Runtime ${version} (MLAS), ${threads} thread${threads === 1 ? '' : 's'}`,
+    get detail() {
+      const b = useNchwc ? nchwcBlock() : 0;
+      // Also the registration's tag: kernels that differ in what they run must differ here.
+      const widths =
+        minWidth.forward === NCHWC_MIN_WIDTH.forward && minWidth.inputGradient === NCHWC_MIN_WIDTH.inputGradient
+          ? ''
+          : ` from widths ${minWidth.forward}/${minWidth.inputGradient}`;
+      const nchwc = b > 0 ? `, NCHWc block ${b}${widths}` : '';
+      return `ONNX Runtime ${version} (MLAS${nchwc}), ${threads} thread${threads === 1 ? '' : 's'}`;
+    },
     matMul(a, aShape, b, bShape, y, yShape, transposeA, transposeB) {
       if (y.length === 0) return;
       if (a.length === 0 || b.length === 0) {

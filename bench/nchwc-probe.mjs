@@ -8,10 +8,12 @@
 // Run after `pnpm run build`:  node bench/nchwc-probe.mjs [--reps 7] [--threads 1]
 import os from 'node:os';
 import { arg } from './args.mjs';
+import { paired } from './paired.mjs';
 
 const { loadOnnxRuntimeKernels, NCHWC_MIN_WIDTH } = await import('../packages/kernels/dist/native/onnxruntime.js');
 
 const REPS = Number(arg('reps', '7'));
+const pairedRun = (oldForm, newForm) => paired(oldForm, newForm, REPS);
 const THREADS = Number(arg('threads', '1'));
 const im2col = loadOnnxRuntimeKernels({ threads: THREADS, nchwc: false });
 const shipped = loadOnnxRuntimeKernels({ threads: THREADS });
@@ -28,29 +30,6 @@ const random = (n) => {
   }
   return a;
 };
-const cpuMs = (fn) => {
-  const t = process.cpuUsage();
-  fn();
-  const d = process.cpuUsage(t);
-  return (d.user + d.system) / 1000;
-};
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-function paired(oldForm, newForm) {
-  oldForm();
-  newForm();
-  const a = [];
-  const b = [];
-  for (let r = 0; r < REPS; r++) {
-    if (r % 2 === 0) {
-      a.push(cpuMs(oldForm));
-      b.push(cpuMs(newForm));
-    } else {
-      b.push(cpuMs(newForm));
-      a.push(cpuMs(oldForm));
-    }
-  }
-  return { old: median(a), now: median(b), ratio: median(a.map((x, i) => b[i] / x)) };
-}
 const maxRel = (a, b) => {
   let scale = 0;
   for (const v of b) scale = Math.max(scale, Math.abs(v));
@@ -91,7 +70,7 @@ function row(label, call, xShape, fShape, yShape, width, minWidth) {
   const yOld = new Float32Array(size(yShape));
   const yNew = new Float32Array(yOld.length);
   const ySh = new Float32Array(yOld.length);
-  const t = paired(
+  const t = pairedRun(
     () => call(im2col, x, f, yOld),
     () => call(everywhere, x, f, yNew),
   );

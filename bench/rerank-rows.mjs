@@ -7,6 +7,7 @@
 //   node bench/rerank-rows.mjs [--vectors db.npy] [--n 60000] [--d 256] [--k 40] [--queries 1000]
 import { readNpy } from './retrieval-data.mjs';
 import { argWithValue as arg } from './args.mjs';
+import { cpuMs } from './paired.mjs';
 
 const file = arg('vectors', undefined);
 const loaded = file !== undefined ? readNpy(file) : undefined;
@@ -48,12 +49,6 @@ const ways = {
   'touch only': () => {
     for (let i = 0; i < NQ; i++) touch(i);
   },
-};
-const cpuMs = (fn) => {
-  const s = process.cpuUsage();
-  fn();
-  const u = process.cpuUsage(s);
-  return (u.user + u.system) / 1000;
 };
 const best = {};
 for (let round = 0; round < 4; round++) {

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { arg } from './args.mjs';
+import { paired } from './paired.mjs';
 
 const requireFromKernels = createRequire(new URL('../packages/kernels/package.json', import.meta.url));
 const load = (name) => import(pathToFileURL(requireFromKernels.resolve(name)).href);
@@ -24,6 +25,7 @@ const { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } = await import('../packa
 const { batchNormTraining } = await import('../packages/core/dist/index.js');
 
 const REPS = Number(arg('reps', '7'));
+const pairedRun = (oldForm, newForm) => paired(oldForm, newForm, REPS);
 await tf.setBackend('wasm');
 const native = loadOnnxRuntimeKernels({ threads: 1 });
 if (native === undefined) throw new Error('onnxruntime-node does not load here');
@@ -37,30 +39,6 @@ const get = (name) => shipped[name];
 const im2col = createConv2DBackpropFilterKernel(get, native, undefined, false);
 const sliced = createConv2DBackpropFilterKernel(get, native);
 
-const cpuMs = (fn) => {
-  const t = process.cpuUsage();
-  fn();
-  const d = process.cpuUsage(t);
-  return (d.user + d.system) / 1000;
-};
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-/** Median CPU ms of each form and the median of per-pair ratios (new / old), alternating order. */
-function paired(oldForm, newForm) {
-  oldForm();
-  newForm();
-  const a = [];
-  const b = [];
-  for (let r = 0; r < REPS; r++) {
-    if (r % 2 === 0) {
-      a.push(cpuMs(oldForm));
-      b.push(cpuMs(newForm));
-    } else {
-      b.push(cpuMs(newForm));
-      a.push(cpuMs(oldForm));
-    }
-  }
-  return { old: median(a), now: median(b), ratio: median(a.map((x, i) => b[i] / x)) };
-}
 const withKernel = (config, fn) => () => {
   tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
   tf.registerKernel(config);
@@ -133,7 +111,7 @@ for (const [h, c] of [
     filterShape: [3, 3, c, c],
   };
   const dW = () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs);
-  const w = paired(withKernel(im2col, dW), withKernel(sliced, dW));
+  const w = pairedRun(withKernel(im2col, dW), withKernel(sliced, dW));
   const values = (config) => {
     tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
     tf.registerKernel(config);
@@ -160,7 +138,7 @@ for (const [h, c] of [
       },
     );
   const dxNew = () => native.conv2dBackpropInput(dyData, shape, fData, [3, 3, c, c], out, shape, geometry);
-  const d = paired(dxOld, dxNew);
+  const d = pairedRun(dxOld, dxNew);
   const dDiff = maxRel(out, outOld);
   const xData = x.dataSync();
   const fwdOld = () =>
@@ -171,7 +149,7 @@ for (const [h, c] of [
       { Y: { data: outOld, shape } },
     );
   const fwdNew = () => native.conv2d(xData, shape, fData, [3, 3, c, c], out, shape, geometry);
-  const fw = paired(fwdOld, fwdNew);
+  const fw = pairedRun(fwdOld, fwdNew);
   const fwDiff = maxRel(out, outOld);
   forward.push(
     `16x${h}x${h}x${c}, 3x3 s1`.padEnd(33) +
@@ -218,7 +196,7 @@ for (const [h, c] of [
       { Y: { data: y0, shape: yShape } },
     );
   const fwdNew = () => native.conv2d(xData, xShape, fData, fShape, y1, yShape, geometry);
-  const f = paired(fwdOld, fwdNew);
+  const f = pairedRun(fwdOld, fwdNew);
   const fDiff = maxRel(y1, y0);
   const [d0, d1] = [new Float32Array(xData.length), new Float32Array(xData.length)];
   const dxOld = () =>
@@ -229,7 +207,7 @@ for (const [h, c] of [
       { Y: { data: d0, shape: xShape } },
     );
   const dxNew = () => native.conv2dBackpropInput(dyData, yShape, fData, fShape, d1, xShape, geometry);
-  const d = paired(dxOld, dxNew);
+  const d = pairedRun(dxOld, dxNew);
   const dDiff = maxRel(d1, d0);
   console.log(
     `16x${h}x${h}x${c} -> ${co}`.padEnd(35) +
@@ -274,7 +252,7 @@ for (const [h, c, count] of [
       return [value, ...grads].map((t) => t.dataSync().slice());
     });
   };
-  const t = paired(run(false), run(true));
+  const t = pairedRun(run(false), run(true));
   const a = values(true);
   const b = values(false);
   const diffs = a.map((v, i) => maxRel(v, b[i]).toExponential(1)).join(', ');

@@ -17,7 +17,10 @@
 //   torch.set_num_threads(N) and OMP/OpenBLAS/MKL_NUM_THREADS=N in PyTorch; `all` = every core;
 // --mem-detail: where mrl's rss goes, per model: the peak of the bytes TF.js holds in the wasm
 //   heap (its malloc and free, counted), the wasm heap's size (it never shrinks) and the rest.
-// --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels.
+// --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels
+//   (and none on oneDNN);
+// --convolution onednn|onnxruntime: what runs the convolutions (default: oneDNN where its addon
+//   is built, packages/kernels/native/build.sh).
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -52,10 +55,15 @@ const PYTHON = arg('python', '/usr/bin/python3');
 const THREADS = arg('threads', '1') === 'all' ? os.availableParallelism() : Number(arg('threads', '1'));
 const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto'), threads: THREADS });
 if (flag('keep-tape')) freeDuringBackward(false);
-if (flag('no-nchwc')) {
-  // Every convolution on ONNX's Conv (im2col + SGEMM), as before the NCHWc kernels.
-  const native = loadOnnxRuntimeKernels({ threads: THREADS, nchwc: false });
-  if (native === undefined) throw new Error('--no-nchwc needs onnxruntime-node');
+const CONVOLUTION = arg('convolution', undefined);
+if (flag('no-nchwc') || CONVOLUTION !== undefined) {
+  // --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), as before the NCHWc kernels.
+  const native = loadOnnxRuntimeKernels({
+    threads: THREADS,
+    nchwc: !flag('no-nchwc'),
+    convolution: flag('no-nchwc') ? 'onnxruntime' : CONVOLUTION,
+  });
+  if (native === undefined) throw new Error('--no-nchwc and --convolution need onnxruntime-node');
   registerWasmTrainingKernels({ native });
   backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
 }

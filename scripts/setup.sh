@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine with Node 20 (as root): the Debian data packages, pnpm, the
-# workspace's npm dependencies (native addons come prebuilt: nothing compiles), and a build.
+# workspace's npm dependencies (their native addons come prebuilt), a build, and our one optional
+# addon (oneDNN convolutions: one g++ call, skipped with a message where it cannot build).
 # Safe to run again; waits for another apt or dpkg process to finish instead of failing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ debian_packages=(
   python3-faiss         # bench/retrieval.mjs: FAISS IndexFlatIP and IndexHNSWFlat on the same vectors
   python3-onnx          # tests run onnx.checker on exported ONNX models
   libvulkan1            # the Vulkan loader that scripts/gpu-check/pack.sh puts in the GPU check pack
+  libdnnl-dev g++       # oneDNN's convolutions (the library PyTorch's CPU convolutions use): packages/kernels/native
   openclipart-svg       # drawings with titles: the align reference runs in packages/align/README.md (not the tests)
   # bench/benchmarks/glyphs.mjs: the many-class glyph benchmark draws each character in these faces
   fonts-liberation2 fonts-freefont-ttf fonts-urw-base35 fonts-go fonts-linuxlibertine
@@ -52,3 +54,4 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "$pnpm_version"
 fi
 pnpm install --frozen-lockfile
 pnpm run build
+pnpm --filter @mrl/kernels run build:native

@@ -30,10 +30,13 @@ export {
 } from './wasm/native_chunked_prefix_softmax.js';
 export { freeDuringBackward, SHAPE_ONLY_SAVED_KERNELS } from './memory/free-during-backward.js';
 export {
+  CONVOLUTION_SOURCES,
+  type ConvolutionSource,
   loadOnnxRuntimeKernels,
   type NativeKernels,
   type OnnxRuntimeKernelOptions,
 } from './native/onnxruntime.js';
+export { loadOneDnnConvolutions, oneDnnAvailable, type OneDnnConvolutions } from './native/onednn.js';
 export {
   concatBytes,
   initializer,

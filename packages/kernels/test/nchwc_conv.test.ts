@@ -15,8 +15,10 @@ type Shape4 = [number, number, number, number];
 const unavailable = (): never => {
   throw new Error('onnxruntime-node did not load: run pnpm install (it is an optional dependency of @mrl/kernels).');
 };
-const im2col = loadOnnxRuntimeKernels({ nchwc: false }) ?? unavailable();
-const nchwc = loadOnnxRuntimeKernels({ nchwcMinWidth: { forward: 0, inputGradient: 0 } }) ?? unavailable();
+const im2col = loadOnnxRuntimeKernels({ nchwc: false, convolution: 'onnxruntime' }) ?? unavailable();
+const nchwc =
+  loadOnnxRuntimeKernels({ nchwcMinWidth: { forward: 0, inputGradient: 0 }, convolution: 'onnxruntime' }) ??
+  unavailable();
 
 interface Case {
   name: string;
@@ -130,7 +132,11 @@ describe('convolutions on the NCHWc kernels equal the im2col graphs', () => {
 
   it('on 2 threads: the same bits run after run, equal to 1 thread to 1e-5', () => {
     const twoThreads =
-      loadOnnxRuntimeKernels({ threads: 2, nchwcMinWidth: { forward: 0, inputGradient: 0 } }) ?? unavailable();
+      loadOnnxRuntimeKernels({
+        threads: 2,
+        nchwcMinWidth: { forward: 0, inputGradient: 0 },
+        convolution: 'onnxruntime',
+      }) ?? unavailable();
     for (const c of [FORWARD[1]!, FORWARD[2]!]) {
       const first = forward(twoThreads, c);
       expect(forward(twoThreads, c)).toEqual(first);

@@ -9,6 +9,7 @@
 // inside the graph (its optimiser only does that for constant filters): see nchwcConvModel.
 import { createRequire } from 'node:module';
 import { MrlError } from '../errors.js';
+import { loadOneDnnConvolutions } from './onednn.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
 import type { ProtoField } from '../onnx/proto.js';
 
@@ -545,7 +546,17 @@ export interface OnnxRuntimeKernelOptions {
   nchwc?: boolean;
   /** The narrowest outputs that the NCHWc kernels compute; default {@link NCHWC_MIN_WIDTH}. */
   nchwcMinWidth?: { forward: number; inputGradient: number };
+  /**
+   * What runs the NHWC convolutions and their gradients: `onednn` (oneDNN's direct kernels through
+   * the optional addon, `./onednn.ts`; an `MrlError` when it is not built) or `onnxruntime` (the
+   * graphs here, with `nchwc`). Default: oneDNN when the addon loads, else ONNX Runtime.
+   */
+  convolution?: ConvolutionSource;
 }
+
+/** What runs the convolutions: see {@link OnnxRuntimeKernelOptions.convolution}. */
+export type ConvolutionSource = 'onednn' | 'onnxruntime';
+export const CONVOLUTION_SOURCES: readonly ConvolutionSource[] = ['onednn', 'onnxruntime'];
 
 /**
  * The narrowest output (W of NHWC) that the NCHWc kernels compute: forward, and for the stride-1
@@ -582,6 +593,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     ort.initOrt();
   } catch {
     return undefined;
+  }
+  const convolution = options.convolution;
+  if (convolution !== undefined && !CONVOLUTION_SOURCES.includes(convolution)) {
+    throw new MrlError(
+      'invalid-argument',
+      `convolution must be one of ${CONVOLUTION_SOURCES.join(', ')}, got ${JSON.stringify(convolution)}.`,
+    );
   }
   const useNchwc = options.nchwc ?? true;
   const minWidth = options.nchwcMinWidth ?? NCHWC_MIN_WIDTH;
@@ -767,6 +785,45 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       yShape,
     );
   };
+  const ortConvolutions: Pick<NativeKernels, 'conv2d' | 'conv2dBackpropInput' | 'conv2dBackpropFilter'> = {
+    conv2dBackpropFilter(x, xShape, dy, dyShape, dw, dwShape, geometry) {
+      const [n, h, w, c] = xShape as [number, number, number, number];
+      const [, ho, wo, cOut] = dyShape as [number, number, number, number];
+      const [fh, fw] = dwShape as [number, number];
+      if (dw.length === 0) return;
+      if (x.length === 0 || dy.length === 0) {
+        dw.fill(0);
+        return;
+      }
+      const { strides, dilations, pads } = geometry;
+      // What the last output pixel's last tap reads past the input, padded with zeros.
+      const padEnd = [
+        Math.max(0, (ho - 1) * strides[0] + (fh - 1) * dilations[0] + 1 - h - pads[0]),
+        Math.max(0, (wo - 1) * strides[1] + (fw - 1) * dilations[1] + 1 - w - pads[1]),
+      ] as const;
+      const key = `FilterGrad|${strides.join()}|${dilations.join()}|${pads[0]},${pads[1]}|${padEnd.join()}|${fh},${fw}|${ho},${wo}`;
+      run(
+        session(key, () => filterGradModel(geometry, [fh, fw], [ho, wo], padEnd)),
+        x,
+        xShape,
+        dy,
+        [n * ho * wo, cOut],
+        dw,
+        [fh * fw * c, cOut],
+      );
+    },
+    conv2d(x, xShape, filter, filterShape, y, yShape, geometry) {
+      conv('Conv', x, xShape, filter, filterShape, y, yShape, geometry);
+    },
+    conv2dBackpropInput(dy, dyShape, filter, filterShape, dx, dxShape, geometry) {
+      conv('ConvTranspose', dy, dyShape, filter, filterShape, dx, dxShape, geometry);
+    },
+  };
+  const oneDnn =
+    convolution === 'onnxruntime'
+      ? undefined
+      : loadOneDnnConvolutions({ threads, fallback: ortConvolutions, required: convolution === 'onednn' });
+  const convolutions = oneDnn ?? ortConvolutions;
   return {
     get detail() {
       const b = useNchwc ? nchwcBlock() : 0;
@@ -776,7 +833,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
           ? ''
           : ` from widths ${minWidth.forward}/${minWidth.inputGradient}`;
       const nchwc = b > 0 ? `, NCHWc block ${b}${widths}` : '';
-      return `ONNX Runtime ${version} (MLAS${nchwc}), ${threads} thread${threads === 1 ? '' : 's'}`;
+      const conv = oneDnn === undefined ? '' : `, convolutions on ${oneDnn.detail}`;
+      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}, ${threads} thread${threads === 1 ? '' : 's'}`;
     },
     matMul(a, aShape, b, bShape, y, yShape, transposeA, transposeB) {
       if (y.length === 0) return;
@@ -895,37 +953,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
         );
       session(`Graph|${key}`, model).run(wrap(feeds), wrap(fetches), {});
     },
-    conv2dBackpropFilter(x, xShape, dy, dyShape, dw, dwShape, geometry) {
-      const [n, h, w, c] = xShape as [number, number, number, number];
-      const [, ho, wo, cOut] = dyShape as [number, number, number, number];
-      const [fh, fw] = dwShape as [number, number];
-      if (dw.length === 0) return;
-      if (x.length === 0 || dy.length === 0) {
-        dw.fill(0);
-        return;
-      }
-      const { strides, dilations, pads } = geometry;
-      // What the last output pixel's last tap reads past the input, padded with zeros.
-      const padEnd = [
-        Math.max(0, (ho - 1) * strides[0] + (fh - 1) * dilations[0] + 1 - h - pads[0]),
-        Math.max(0, (wo - 1) * strides[1] + (fw - 1) * dilations[1] + 1 - w - pads[1]),
-      ] as const;
-      const key = `FilterGrad|${strides.join()}|${dilations.join()}|${pads[0]},${pads[1]}|${padEnd.join()}|${fh},${fw}|${ho},${wo}`;
-      run(
-        session(key, () => filterGradModel(geometry, [fh, fw], [ho, wo], padEnd)),
-        x,
-        xShape,
-        dy,
-        [n * ho * wo, cOut],
-        dw,
-        [fh * fw * c, cOut],
-      );
-    },
-    conv2d(x, xShape, filter, filterShape, y, yShape, geometry) {
-      conv('Conv', x, xShape, filter, filterShape, y, yShape, geometry);
-    },
-    conv2dBackpropInput(dy, dyShape, filter, filterShape, dx, dxShape, geometry) {
-      conv('ConvTranspose', dy, dyShape, filter, filterShape, dx, dxShape, geometry);
-    },
+    conv2d: convolutions.conv2d,
+    conv2dBackpropInput: convolutions.conv2dBackpropInput,
+    conv2dBackpropFilter: convolutions.conv2dBackpropFilter,
   };
 }

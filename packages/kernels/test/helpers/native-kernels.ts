@@ -8,7 +8,8 @@ import type { WasmTrainingKernelOptions } from '../../src/index.js';
  */
 export const NATIVE_OPTIONS: ReadonlyArray<readonly [string, WasmTrainingKernelOptions]> = [
   ['wasm', {}],
-  ['onnxruntime', { native: loadOnnxRuntimeKernels() ?? unavailable() }],
+  // The convolutions on ONNX Runtime's graphs; oneDNN's are checked against them in onednn_conv.test.ts.
+  ['onnxruntime', { native: loadOnnxRuntimeKernels({ convolution: 'onnxruntime' }) ?? unavailable() }],
 ];
 
 function unavailable(): never {

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the optional oneDNN convolution addon (onednn.cc) into build/onednn.node, offline: one
+# g++ call against Node's own headers (Debian's nodejs package, /usr/include/node) and Debian's
+# libdnnl-dev. node-gyp is not needed for one file (and would fetch headers without --nodedir).
+# Exits 0 with one line when something is missing: the addon is optional, and without it the
+# convolutions run on ONNX Runtime as before.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+cxx=${CXX:-g++}
+node_include=${NODE_INCLUDE:-}
+if [ -z "$node_include" ]; then
+  for d in "$(dirname "$(dirname "$(command -v node)")")/include/node" /usr/include/node /usr/local/include/node; do
+    if [ -f "$d/node_api.h" ]; then node_include=$d; break; fi
+  done
+fi
+if [ "$(uname -s)" != Linux ]; then
+  echo "onednn addon: skipped (built on Linux only); convolutions stay on ONNX Runtime."
+  exit 0
+fi
+if ! command -v "$cxx" >/dev/null 2>&1; then
+  echo "onednn addon: skipped ($cxx not found; apt-get install g++); convolutions stay on ONNX Runtime."
+  exit 0
+fi
+if [ -z "$node_include" ]; then
+  echo "onednn addon: skipped (node_api.h not found; apt-get install nodejs or set NODE_INCLUDE); convolutions stay on ONNX Runtime."
+  exit 0
+fi
+if ! printf '#include "oneapi/dnnl/dnnl.hpp"\n' | "$cxx" -x c++ -fsyntax-only - >/dev/null 2>&1; then
+  echo "onednn addon: skipped (oneDNN headers not found; apt-get install libdnnl-dev); convolutions stay on ONNX Runtime."
+  exit 0
+fi
+
+mkdir -p build
+# Built beside the final name, then renamed: a half-written addon is never loaded.
+"$cxx" -std=c++17 -O2 -fPIC -shared -fopenmp -fvisibility=hidden \
+  -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
+  onednn.cc -o build/onednn.node.tmp -ldnnl
+mv build/onednn.node.tmp build/onednn.node
+echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

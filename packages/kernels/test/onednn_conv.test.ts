@@ -1,0 +1,299 @@
+// The convolutions on oneDNN (the optional addon, src/native/onednn.ts and native/onednn.cc)
+// against ONNX Runtime's graphs that they replace, on ResNet-18's shapes, the cpu backend and
+// central differences; and the fallback to ONNX Runtime where the addon is absent, which runs
+// here always (a fresh module instance pointed at a missing addon) as well as on machines without it.
+import { existsSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { MrlError } from '../src/errors.js';
+import { registerWasmTrainingKernels } from '../src/index.js';
+import { oneDnnAvailable } from '../src/native/onednn.js';
+import { loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
+import type { ConvGeometry, NativeKernels } from '../src/native/onnxruntime.js';
+import { expectClose, expectKernelMatchesCpu, randomArray, randomHost } from './helpers/close.js';
+
+type Shape4 = [number, number, number, number];
+
+const unavailable = (): never => {
+  throw new Error('onnxruntime-node did not load: run pnpm install (it is an optional dependency of @mrl/kernels).');
+};
+const ort = loadOnnxRuntimeKernels({ convolution: 'onnxruntime' }) ?? unavailable();
+/** The default kernels: convolutions on oneDNN where the addon loads, else the same as `ort`. */
+const auto = loadOnnxRuntimeKernels() ?? unavailable();
+const present = oneDnnAvailable();
+/** Where scripts/setup.sh builds the addon (native/build.sh): Linux with Debian's libdnnl-dev. */
+const buildable = process.platform === 'linux' && existsSync('/usr/include/oneapi/dnnl/dnnl.hpp');
+
+interface Case {
+  name: string;
+  x: Shape4; // NHWC
+  filter: Shape4; // [fh, fw, Cin, Cout]
+  strides: [number, number];
+  pads: [number, number, number, number]; // top, left, bottom, right
+  dilations?: [number, number];
+}
+
+const out = (c: Case): Shape4 => {
+  const [n, h, w] = c.x;
+  const [fh, fw, , cOut] = c.filter;
+  const [top, left, bottom, right] = c.pads;
+  const [dh, dw] = c.dilations ?? [1, 1];
+  return [
+    n,
+    Math.floor((h + top + bottom - (fh - 1) * dh - 1) / c.strides[0]) + 1,
+    Math.floor((w + left + right - (fw - 1) * dw - 1) / c.strides[1]) + 1,
+    cOut,
+  ];
+};
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+const geometry = (c: Case): ConvGeometry => ({ strides: c.strides, dilations: c.dilations ?? [1, 1], pads: c.pads });
+
+// ResNet-18's convolutions at batch 2 (CIFAR 32x32 and the ImageNet stem), and padding variants.
+const CASES: Case[] = [
+  { name: 'CIFAR stem 3x3, Cin 3', x: [2, 32, 32, 3], filter: [3, 3, 3, 64], strides: [1, 1], pads: [1, 1, 1, 1] },
+  {
+    name: 'ImageNet stem 7x7 stride 2, same',
+    x: [2, 32, 32, 3],
+    filter: [7, 7, 3, 64],
+    strides: [2, 2],
+    pads: [2, 2, 3, 3],
+  },
+  { name: 'stage 1, 3x3 64', x: [2, 32, 32, 64], filter: [3, 3, 64, 64], strides: [1, 1], pads: [1, 1, 1, 1] },
+  {
+    name: 'stage 2 entry, 3x3 stride 2, same (pads after only)',
+    x: [2, 32, 32, 64],
+    filter: [3, 3, 64, 128],
+    strides: [2, 2],
+    pads: [0, 0, 1, 1],
+  },
+  {
+    name: 'stage 2 entry, 3x3 stride 2, torch padding 1',
+    x: [2, 32, 32, 64],
+    filter: [3, 3, 64, 128],
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+  },
+  {
+    name: '1x1 shortcut stride 2 (last row and column never read)',
+    x: [2, 32, 32, 64],
+    filter: [1, 1, 64, 128],
+    strides: [2, 2],
+    pads: [0, 0, 0, 0],
+  },
+  { name: 'stage 4, 3x3 512 at 4x4', x: [2, 4, 4, 512], filter: [3, 3, 512, 512], strides: [1, 1], pads: [1, 1, 1, 1] },
+  {
+    name: 'stage 4 entry, 3x3 stride 2 at 8x8',
+    x: [2, 8, 8, 256],
+    filter: [3, 3, 256, 512],
+    strides: [2, 2],
+    pads: [0, 0, 1, 1],
+  },
+  {
+    name: 'valid, non-square input and filter, odd channels',
+    x: [3, 9, 7, 12],
+    filter: [3, 2, 12, 20],
+    strides: [1, 1],
+    pads: [0, 0, 0, 0],
+  },
+  {
+    name: 'strides [2, 1], asymmetric pads',
+    x: [2, 9, 8, 32],
+    filter: [3, 3, 32, 16],
+    strides: [2, 1],
+    pads: [2, 0, 1, 1],
+  },
+  {
+    name: 'dilation 2',
+    x: [2, 11, 11, 16],
+    filter: [3, 3, 16, 16],
+    strides: [1, 1],
+    pads: [2, 2, 2, 2],
+    dilations: [2, 2],
+  },
+];
+
+function forward(kernels: NativeKernels, c: Case): Float32Array {
+  const y = new Float32Array(size(out(c)));
+  kernels.conv2d(randomArray(size(c.x), 61), c.x, randomArray(size(c.filter), 62), c.filter, y, out(c), geometry(c));
+  return y;
+}
+
+function inputGrad(kernels: NativeKernels, c: Case): Float32Array {
+  const dx = new Float32Array(size(c.x));
+  const dy = out(c);
+  const w = randomArray(size(c.filter), 64);
+  kernels.conv2dBackpropInput(randomArray(size(dy), 63), dy, w, c.filter, dx, c.x, geometry(c));
+  return dx;
+}
+
+function filterGrad(kernels: NativeKernels, c: Case): Float32Array {
+  const dw = new Float32Array(size(c.filter));
+  const dy = out(c);
+  kernels.conv2dBackpropFilter(randomArray(size(c.x), 65), c.x, randomArray(size(dy), 66), dy, dw, c.filter, {
+    ...geometry(c),
+    // As the TF.js kernel calls it: the pads after are whatever covers the taps.
+    pads: [c.pads[0], c.pads[1], 0, 0],
+  });
+  return dw;
+}
+
+describe('the oneDNN addon: used where it is built, ONNX Runtime where it is not', () => {
+  it('loads wherever setup can build it, and then runs the convolutions by default', () => {
+    if (buildable) {
+      expect(present, 'libdnnl-dev is installed: run `pnpm --filter @mrl/kernels run build:native`').toBe(true);
+    }
+    if (present) {
+      expect(auto.detail).toMatch(/convolutions on oneDNN \d+\.\d+/);
+      expect(loadOnnxRuntimeKernels({ convolution: 'onednn' })?.detail).toMatch(/convolutions on oneDNN/);
+    } else {
+      expect(auto.detail).not.toMatch(/oneDNN/);
+    }
+    expect(ort.detail).not.toMatch(/oneDNN/);
+  });
+
+  it('without the addon: ONNX Runtime runs the convolutions, and asking for oneDNN names the fix', async () => {
+    const saved = process.env['MRL_ONEDNN_ADDON'];
+    process.env['MRL_ONEDNN_ADDON'] = '/nonexistent/onednn.node';
+    try {
+      vi.resetModules();
+      const fresh = await import('../src/native/onnxruntime.js');
+      const fallback = fresh.loadOnnxRuntimeKernels() ?? unavailable();
+      expect(fallback.detail).not.toMatch(/oneDNN/);
+      const c = CASES[3]!;
+      expect(forward(fallback, c)).toEqual(forward(ort, c));
+      expect(filterGrad(fallback, c)).toEqual(filterGrad(ort, c));
+      expect(() => fresh.loadOnnxRuntimeKernels({ convolution: 'onednn' })).toThrow(
+        "convolution 'onednn' needs the oneDNN addon (packages/kernels/native/build/onednn.node), which is not built or does not load here.",
+      );
+      try {
+        fresh.loadOnnxRuntimeKernels({ convolution: 'onednn' });
+      } catch (e) {
+        expect(MrlError.is(e) && e.kind).toBe('backend-unavailable');
+        expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev/);
+      }
+    } finally {
+      if (saved === undefined) delete process.env['MRL_ONEDNN_ADDON'];
+      else process.env['MRL_ONEDNN_ADDON'] = saved;
+      vi.resetModules();
+    }
+  });
+
+  it('refuses an unknown convolution source, naming it', () => {
+    expect(() => loadOnnxRuntimeKernels({ convolution: 'mkl' as 'onednn' })).toThrow(
+      'convolution must be one of onednn, onnxruntime, got "mkl".',
+    );
+  });
+});
+
+// Where the addon is absent `auto` is ONNX Runtime, and these compare it with itself (bit-equal).
+describe('convolutions on oneDNN equal ONNX Runtime to 1e-5 (ResNet-18 shapes)', () => {
+  for (const c of CASES) {
+    it(`${c.name}: forward, input gradient, filter gradient`, () => {
+      expectClose(forward(auto, c), forward(ort, c), 1e-5);
+      expectClose(inputGrad(auto, c), inputGrad(ort, c), 1e-5);
+      expectClose(filterGrad(auto, c), filterGrad(ort, c), 1e-5);
+    });
+  }
+
+  it('an empty batch goes to ONNX Runtime (a filter gradient of zeros)', () => {
+    const dw = new Float32Array(3 * 3 * 16 * 16).fill(Number.NaN);
+    const geo: ConvGeometry = { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 0, 0] };
+    auto.conv2dBackpropFilter(
+      new Float32Array(0),
+      [0, 8, 8, 16],
+      new Float32Array(0),
+      [0, 8, 8, 16],
+      dw,
+      [3, 3, 16, 16],
+      geo,
+    );
+    expect(dw.every((v) => v === 0)).toBe(true);
+  });
+
+  it('on 2 threads: the same bits run after run, equal to 1 thread to 1e-5', () => {
+    const two = loadOnnxRuntimeKernels({ threads: 2 }) ?? unavailable();
+    for (const c of [CASES[2]!, CASES[3]!]) {
+      for (const f of [forward, inputGrad, filterGrad]) {
+        const first = f(two, c);
+        expect(f(two, c)).toEqual(first);
+        const one = f(auto, c);
+        expect(f(auto, c)).toEqual(one);
+        expectClose(first, one, 1e-5);
+      }
+    }
+  });
+});
+
+describe('TF.js kernels on oneDNN: values match cpu, gradients match central differences', () => {
+  beforeAll(async () => {
+    await tf.setBackend('wasm');
+    registerWasmTrainingKernels({ native: auto });
+  });
+  afterAll(() => {
+    registerWasmTrainingKernels({ native: ort });
+  });
+
+  it('Conv2D, stride 2 same, matches cpu to 1e-5', async () => {
+    await expectKernelMatchesCpu(
+      'Conv2D',
+      { x: randomHost([2, 10, 10, 16], 69), filter: randomHost([3, 3, 16, 32], 70) },
+      { strides: 2, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+      1e-5,
+    );
+  });
+
+  it('Conv2DBackpropInput, stride 2 same, matches cpu to 1e-5', async () => {
+    await expectKernelMatchesCpu(
+      'Conv2DBackpropInput',
+      { dy: randomHost([2, 5, 5, 32], 71), filter: randomHost([3, 3, 16, 32], 72) },
+      { strides: 2, pad: 'same', dataFormat: 'NHWC', inputShape: [2, 10, 10, 16] },
+      1e-5,
+    );
+  });
+
+  it('Conv2DBackpropFilter, stride 1 same, matches cpu to 1e-5', async () => {
+    await expectKernelMatchesCpu(
+      'Conv2DBackpropFilter',
+      { x: randomHost([2, 8, 8, 16], 73), dy: randomHost([2, 8, 8, 32], 74) },
+      { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] },
+      1e-5,
+    );
+  });
+
+  it('tf.grad of sum(conv2d(x, w, stride 2) * r) for x and w matches central differences', async () => {
+    await tf.setBackend('wasm');
+    const xs = randomHost([2, 7, 6, 16], 75);
+    const ws = randomHost([3, 3, 16, 16], 76);
+    const rs = randomHost([2, 4, 3, 16], 77);
+    const r = tf.tensor4d(rs.values, rs.shape as Shape4);
+    const loss = (x: tf.Tensor4D, w: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(x, w, 2, 'same'), r));
+    const x = tf.tensor4d(xs.values, xs.shape as Shape4);
+    const w = tf.tensor4d(ws.values, ws.shape as Shape4);
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => loss(a as tf.Tensor4D, b as tf.Tensor4D))([x, w]);
+    // The loss is linear in each argument, so a wide step is exact up to rounding.
+    const eps = 0.5;
+    const check = (host: typeof xs, grad: tf.Tensor, which: 'x' | 'w', every: number): void => {
+      const analytic = grad.dataSync();
+      const numeric: number[] = [];
+      const picked: number[] = [];
+      for (let k = 0; k < host.values.length; k += every) {
+        const at = (delta: number) =>
+          tf.tidy(() => {
+            const v = Float32Array.from(host.values);
+            v[k]! += delta;
+            const t = tf.tensor4d(v, host.shape as Shape4);
+            return loss(which === 'x' ? t : x, which === 'w' ? t : w).dataSync()[0]!;
+          });
+        numeric.push((at(eps) - at(-eps)) / (2 * eps));
+        picked.push(analytic[k]!);
+      }
+      expect(picked.length).toBeGreaterThan(50);
+      expectClose(picked, numeric, 1e-4);
+    };
+    check(xs, gx!, 'x', 13);
+    check(ws, gw!, 'w', 37);
+    tf.dispose([x, w, r, gx!, gw!]);
+  });
+});

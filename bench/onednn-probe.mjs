@@ -60,9 +60,7 @@ const LAYERS = [
   [8, 256, 512, 1, 2, [0, 0, 0, 0], 1],
   [4, 512, 512, 3, 1, [1, 1, 1, 1], 3],
 ];
-console.log(
-  'layer (batch 16)                     pass  count    ORT oneDNN  ratio  max rel diff  oneDNN kernel',
-);
+console.log('layer (batch 16)                     pass  count    ORT oneDNN  ratio  max rel diff  oneDNN kernel');
 const totals = { ort: 0, dnnl: 0 };
 const byPass = { fwd: [0, 0], dX: [0, 0], dW: [0, 0] };
 let worst = 0;
@@ -74,7 +72,14 @@ for (const [h, cIn, cOut, k, s, pads, count] of LAYERS) {
   const geometry = { strides: [s, s], dilations: [1, 1], pads };
   const label = `${h}x${h}x${cIn}->${cOut} ${k}x${k} s${s}${cIn === 3 ? ' stem' : ''}`;
   const passes = [
-    ['fwd', 'forward', (kn, a, b, out) => kn.conv2d(a, xShape, b, fShape, out, yShape, geometry), xShape, fShape, yShape],
+    [
+      'fwd',
+      'forward',
+      (kn, a, b, out) => kn.conv2d(a, xShape, b, fShape, out, yShape, geometry),
+      xShape,
+      fShape,
+      yShape,
+    ],
     [
       'dX',
       'inputGradient',

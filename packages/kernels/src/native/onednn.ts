@@ -43,14 +43,18 @@ let addonThreads = 0;
 
 function loadAddon(): OneDnnAddon | undefined {
   if (addon === null) {
-    // libgomp reads its wait policy once, when it loads: its worker threads sleep between
-    // convolutions instead of spinning on the cores that the main thread's wasm work needs
-    // (as ONNX Runtime's pool does with allow_spinning 0). A user's own setting wins.
-    process.env['OMP_WAIT_POLICY'] ??= 'passive';
+    // libgomp reads its wait policy once, when it loads with the addon: its worker threads sleep
+    // between convolutions instead of spinning on the cores that the main thread's wasm work needs
+    // (as ONNX Runtime's pool does with allow_spinning 0). A user's own setting wins, and the
+    // variable is unset again so that child processes (PyTorch in bench/speed.mjs) do not inherit it.
+    const userPolicy = process.env['OMP_WAIT_POLICY'];
+    if (userPolicy === undefined) process.env['OMP_WAIT_POLICY'] = 'passive';
     try {
       addon = createRequire(import.meta.url)(process.env['MRL_ONEDNN_ADDON'] ?? ADDON_PATH) as OneDnnAddon;
     } catch {
       addon = undefined;
+    } finally {
+      if (userPolicy === undefined) delete process.env['OMP_WAIT_POLICY'];
     }
   }
   return addon;

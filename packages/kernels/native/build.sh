@@ -22,7 +22,7 @@ if ! command -v "$cxx" >/dev/null 2>&1; then
   echo "onednn addon: skipped ($cxx not found; apt-get install g++); convolutions stay on ONNX Runtime."
   exit 0
 fi
-if [ -z "$node_include" ]; then
+if [ -z "$node_include" ] || [ ! -f "$node_include/node_api.h" ]; then
   echo "onednn addon: skipped (node_api.h not found; apt-get install nodejs or set NODE_INCLUDE); convolutions stay on ONNX Runtime."
   exit 0
 fi

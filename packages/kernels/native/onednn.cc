@@ -11,12 +11,13 @@
 // created once per shape and geometry and kept for the life of the process.
 //
 // Threads: this oneDNN is built on OpenMP (libgomp); `setThreads` sets the OpenMP thread count of
-// the calling (main) thread, which is the thread every primitive runs on.
+// the calling thread (the main thread, or a worker thread for its own calls), where the primitives run.
 #include <node_api.h>
 #include <omp.h>
 
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -70,6 +71,9 @@ struct Entry {
 };
 
 std::unordered_map<std::string, std::unique_ptr<Entry>> cache;
+// The cache and its entries' memories are shared by every Node thread that loads the addon
+// (worker threads included): one convolution at a time.
+std::mutex cacheMutex;
 
 memory::desc nhwc(const memory::dims& d) { return memory::desc(d, dt::f32, tag::nhwc); }
 
@@ -220,6 +224,7 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   std::string key(reinterpret_cast<const char*>(d), sizeof(int32_t) * kDims);
   key.push_back(static_cast<char>(kind));
   try {
+    std::lock_guard<std::mutex> lock(cacheMutex);
     auto it = cache.find(key);
     if (it == cache.end()) it = cache.emplace(key, create(kind, g)).first;
     execute(*it->second, a, b, out);
@@ -252,6 +257,7 @@ napi_value Impl(napi_env env, napi_callback_info info) {
   std::string key(reinterpret_cast<const char*>(d), sizeof(int32_t) * kDims);
   key.push_back(static_cast<char>(kind));
   try {
+    std::lock_guard<std::mutex> lock(cacheMutex);
     auto it = cache.find(key);
     if (it == cache.end()) it = cache.emplace(key, create(kind, g)).first;
     napi_value result;

@@ -833,7 +833,7 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
           ? ''
           : ` from widths ${minWidth.forward}/${minWidth.inputGradient}`;
       const nchwc = b > 0 ? `, NCHWc block ${b}${widths}` : '';
-      const conv = oneDnn === undefined ? '' : `, convolutions on ${oneDnn.detail}`;
+      const conv = oneDnn === undefined ? '' : ` and ${oneDnn.detail} for the convolutions`;
       return `ONNX Runtime ${version} (MLAS${nchwc})${conv}, ${threads} thread${threads === 1 ? '' : 's'}`;
     },
     matMul(a, aShape, b, bShape, y, yShape, transposeA, transposeB) {

@@ -2,8 +2,10 @@
 // next to PyTorch's (bench/torch_speed.py's copy of the model, in a child process), both on one
 // thread. CPU time (user + system of the process) rather than wall time: on a shared machine
 // the neighbours move it far less. Convolutions are listed per shape and stride.
-// Usage (after `pnpm run build`): node bench/resnet-profile.mjs [--steps 3] [--python /usr/bin/python3] [--no-torch] [--no-nchwc]
-// --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels.
+// Usage (after `pnpm run build`): node bench/resnet-profile.mjs [--steps 3] [--python /usr/bin/python3] [--no-torch]
+//   [--no-nchwc] [--convolution onednn|onnxruntime]
+// --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels (nor oneDNN);
+// --convolution: what runs the convolutions (default: oneDNN where its addon is built).
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -23,10 +25,15 @@ import { arg } from './args.mjs';
 
 const STEPS = Number(arg('steps', '3'));
 const info = await initBackend('wasm', { threads: 1 });
-if (process.argv.includes('--no-nchwc')) {
-  // Every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels.
-  const native = loadOnnxRuntimeKernels({ threads: 1, nchwc: false });
-  if (native === undefined) throw new Error('--no-nchwc needs onnxruntime-node');
+const noNchwc = process.argv.includes('--no-nchwc');
+const convolution = arg('convolution', undefined);
+if (noNchwc || convolution !== undefined) {
+  const native = loadOnnxRuntimeKernels({
+    threads: 1,
+    nchwc: !noNchwc,
+    convolution: noNchwc ? 'onnxruntime' : convolution,
+  });
+  if (native === undefined) throw new Error('--no-nchwc and --convolution need onnxruntime-node');
   registerWasmTrainingKernels({ native });
   info.detail = info.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
 }

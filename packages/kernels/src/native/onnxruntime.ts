@@ -608,6 +608,7 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       throw new MrlError(
         'invalid-argument',
         `nchwcMinWidth.${which} must be a non-negative integer (an output width), got ${String(width)}.`,
+        `Leave nchwcMinWidth out for the measured default (${JSON.stringify(NCHWC_MIN_WIDTH)}), or give both widths as integers.`,
       );
     }
   }

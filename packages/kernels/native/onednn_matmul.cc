@@ -4,8 +4,8 @@
 // native kernels' `matMul`: `y = op(a) @ op(b)`, op transposing the last two axes, numpy
 // broadcasting over the leading (batch) axes. Transposes are strides of the memory descriptors
 // (nothing is copied), and so is broadcasting: oneDNN takes a batch axis of 1 on either side.
-// Primitives are created once per shape, transposes and thread count, and kept for the life of
-// the process; the caller's arrays (views of the wasm heap) are set as handles per call.
+// Primitives are created once per shape, transposes and thread count, and kept (up to
+// kMaxCached of them); the caller's arrays (views of the wasm heap) are set as handles per call.
 //
 // Threads: oneDNN here runs on OpenMP. Each call sets the calling thread's OpenMP thread count to
 // its own and restores the previous one, so the convolutions' setting is left as it was.
@@ -28,6 +28,9 @@ using dt = memory::data_type;
 // with leading 1s to the same rank (>= 2, <= 12: oneDNN's limit).
 constexpr int kHeader = 4;
 constexpr int kMaxRank = 12;
+// Shapes that change from call to call (a last, shorter batch; sequences of many lengths) would
+// otherwise grow the cache without end: past this many primitives it starts again.
+constexpr size_t kMaxCached = 1024;
 
 struct MatMulEntry {
   dnnl::matmul prim;
@@ -146,6 +149,7 @@ MatMulEntry* entryFor(napi_env env, napi_value dimsValue, int* threads) {
   std::string key(reinterpret_cast<const char*>(d), sizeof(int32_t) * count);
   auto it = cache.find(key);
   if (it == cache.end()) {
+    if (cache.size() >= kMaxCached) cache.clear();
     const int previous = omp_get_max_threads();
     omp_set_num_threads(*threads);  // oneDNN sizes its partition of the work by it when it creates
     try {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { MrlError } from '../src/errors.js';
 import { registerWasmTrainingKernels } from '../src/index.js';
+import { loadAddon } from '../src/native/onednn.js';
 import { oneDnnMatMulAvailable } from '../src/native/onednn_matmul.js';
 import { loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
@@ -113,6 +114,20 @@ describe('the oneDNN products: used where the addon is built, ONNX Runtime where
     }
   });
 
+  it('an addon built before the products: ONNX Runtime runs them, and asking for oneDNN names the fix', async () => {
+    try {
+      vi.resetModules();
+      vi.doMock('../src/native/onednn.js', () => ({ loadAddon: () => ({ version: () => '2.6.3' }) }));
+      const fresh = await import('../src/native/onednn_matmul.js');
+      expect(fresh.oneDnnMatMulAvailable()).toBe(false);
+      expect(fresh.loadOneDnnMatMul({ threads: 1, fallback: ort })).toBeUndefined();
+      expect(() => fresh.loadOneDnnMatMul({ threads: 1, fallback: ort, required: true })).toThrow(/predates them/);
+    } finally {
+      vi.doUnmock('../src/native/onednn.js');
+      vi.resetModules();
+    }
+  });
+
   it('refuses an unknown matmul source, naming it', () => {
     expect(() => loadOnnxRuntimeKernels({ matmul: 'mkl' as 'onednn' })).toThrow(
       'matmul must be one of onednn, onnxruntime, got "mkl".',
@@ -146,6 +161,49 @@ describe('products on oneDNN equal ONNX Runtime to 1e-5', () => {
     expect(() =>
       auto.matMul(new Float32Array(0), [0, 4], randomArray(12, 3), [4, 3], new Float32Array(0), [0, 3], false, false),
     ).not.toThrow();
+  });
+});
+
+// Where the addon cannot be built each of these checks only that (the fallback is tested above).
+describe('the addon refuses what it cannot run, naming it', () => {
+  type Raw = { matmul(dims: Int32Array, a: Float32Array, b: Float32Array, y: Float32Array): void };
+  const f = (n: number): Float32Array => new Float32Array(n);
+  /** Expects the addon to throw `message` for these arguments. */
+  const refuses = (dims: number[], a: number, b: number, y: number, message: string): void => {
+    if (!present) {
+      expect(buildable).toBe(false);
+      return;
+    }
+    const raw = loadAddon() as unknown as Raw;
+    expect(() => raw.matmul(Int32Array.from(dims), f(a), f(b), f(y))).toThrow(message);
+  };
+
+  it('an array whose length does not match its shape', () => {
+    refuses([1, 0, 0, 2, 2, 3, 3, 4], 5, 12, 8, "onednn: matmul an array's length does not match its shape");
+  });
+  it('inner dims that differ', () => {
+    refuses([1, 0, 0, 2, 2, 3, 4, 4], 6, 16, 8, 'onednn: matmul the inner dims of a and b differ');
+  });
+  it('batch axes that do not broadcast', () => {
+    refuses([1, 0, 0, 3, 2, 2, 3, 3, 3, 4], 12, 36, 16, 'onednn: matmul the batch axes of a and b do not broadcast');
+  });
+  it('a rank outside 2 to 12, or dims that do not say one', () => {
+    refuses(
+      [1, 0, 0, 1, 2, 2],
+      2,
+      2,
+      1,
+      'onednn: matmul dims must be [threads, transposeA, transposeB, rank (2 to 12), aShape, bShape]',
+    );
+  });
+  it('an empty axis (empty products stay in the caller)', () => {
+    refuses(
+      [1, 0, 0, 2, 0, 3, 3, 4],
+      0,
+      12,
+      0,
+      'onednn: matmul every axis must be at least 1 (empty products stay in the caller)',
+    );
   });
 });
 

@@ -20,7 +20,9 @@
 // --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels
 //   (and none on oneDNN);
 // --convolution onednn|onnxruntime: what runs the convolutions (default: oneDNN where its addon
-//   is built, packages/kernels/native/build.sh).
+//   is built, packages/kernels/native/build.sh);
+// --matmul onednn|onnxruntime: what runs the products (default: oneDNN where its addon is built
+//   with them, else MLAS's SGEMM).
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -56,14 +58,16 @@ const THREADS = arg('threads', '1') === 'all' ? os.availableParallelism() : Numb
 const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto'), threads: THREADS });
 if (flag('keep-tape')) freeDuringBackward(false);
 const CONVOLUTION = arg('convolution', undefined);
-if (flag('no-nchwc') || CONVOLUTION !== undefined) {
+const MATMUL = arg('matmul', undefined);
+if (flag('no-nchwc') || CONVOLUTION !== undefined || MATMUL !== undefined) {
   // --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), as before the NCHWc kernels.
   const native = loadOnnxRuntimeKernels({
     threads: THREADS,
     nchwc: !flag('no-nchwc'),
     convolution: flag('no-nchwc') ? 'onnxruntime' : CONVOLUTION,
+    ...(MATMUL === undefined ? {} : { matmul: MATMUL }),
   });
-  if (native === undefined) throw new Error('--no-nchwc and --convolution need onnxruntime-node');
+  if (native === undefined) throw new Error('--no-nchwc, --convolution and --matmul need onnxruntime-node');
   registerWasmTrainingKernels({ native });
   backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
 }

@@ -23,6 +23,10 @@
 
 #include "oneapi/dnnl/dnnl.hpp"
 
+// Products (onednn_matmul.cc).
+napi_value OneDnnMatMul(napi_env env, napi_callback_info info);
+napi_value OneDnnMatMulImpl(napi_env env, napi_callback_info info);
+
 namespace {
 
 using dnnl::memory;
@@ -295,6 +299,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"conv", nullptr, Conv, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"impl", nullptr, Impl, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matmul", nullptr, OneDnnMatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matmulImpl", nullptr, OneDnnMatMulImpl, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -32,11 +32,14 @@ export { freeDuringBackward, SHAPE_ONLY_SAVED_KERNELS } from './memory/free-duri
 export {
   CONVOLUTION_SOURCES,
   type ConvolutionSource,
+  MATMUL_SOURCES,
+  type MatMulSource,
   loadOnnxRuntimeKernels,
   type NativeKernels,
   type OnnxRuntimeKernelOptions,
 } from './native/onnxruntime.js';
 export { loadOneDnnConvolutions, oneDnnAvailable, type OneDnnConvolutions } from './native/onednn.js';
+export { loadOneDnnMatMul, oneDnnMatMulAvailable, type OneDnnMatMul } from './native/onednn_matmul.js';
 export {
   concatBytes,
   initializer,

@@ -10,7 +10,7 @@ import { MrlError } from '../errors.js';
 import type { ConvGeometry, NativeKernels } from './onnxruntime.js';
 
 /** The addon's functions (native/onednn.cc). */
-interface OneDnnAddon {
+export interface OneDnnAddon {
   /** kind 0 forward (x, w, y), 1 backward data (dy, w, dx), 2 backward weights (x, dy, dw). */
   conv(kind: number, dims: Int32Array, a: Float32Array, b: Float32Array, out: Float32Array): void;
   impl(kind: number, dims: Int32Array): string;
@@ -41,7 +41,8 @@ export type OneDnnConvolutions = Pick<NativeKernels, 'conv2d' | 'conv2dBackpropI
 let addon: OneDnnAddon | null | undefined = null; // null: not tried yet; undefined: not here
 let addonThreads = 0;
 
-function loadAddon(): OneDnnAddon | undefined {
+/** The addon's module, loaded once (undefined: not built or does not load); also for `./onednn_matmul.ts`. */
+export function loadAddon(): OneDnnAddon | undefined {
   if (addon === null) {
     // libgomp reads its wait policy once, when it loads with the addon: its worker threads sleep
     // between convolutions instead of spinning on the cores that the main thread's wasm work needs

@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import { MrlError } from '../errors.js';
 import { loadOneDnnConvolutions } from './onednn.js';
+import { loadOneDnnMatMul } from './onednn_matmul.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
 import type { ProtoField } from '../onnx/proto.js';
 
@@ -552,7 +553,17 @@ export interface OnnxRuntimeKernelOptions {
    * graphs here, with `nchwc`). Default: oneDNN when the addon loads, else ONNX Runtime.
    */
   convolution?: ConvolutionSource;
+  /**
+   * What runs `matMul`: `onednn` (oneDNN's matmul primitive through the same addon,
+   * `./onednn_matmul.ts`; an `MrlError` when it is not built) or `onnxruntime` (MLAS's SGEMM).
+   * Default: oneDNN when the addon loads with its products, else ONNX Runtime.
+   */
+  matmul?: MatMulSource;
 }
+
+/** What runs the products: see {@link OnnxRuntimeKernelOptions.matmul}. */
+export type MatMulSource = 'onednn' | 'onnxruntime';
+export const MATMUL_SOURCES: readonly MatMulSource[] = ['onednn', 'onnxruntime'];
 
 /** What runs the convolutions: see {@link OnnxRuntimeKernelOptions.convolution}. */
 export type ConvolutionSource = 'onednn' | 'onnxruntime';
@@ -599,6 +610,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     throw new MrlError(
       'invalid-argument',
       `convolution must be one of ${CONVOLUTION_SOURCES.join(', ')}, got ${JSON.stringify(convolution)}.`,
+    );
+  }
+  const matmul = options.matmul;
+  if (matmul !== undefined && !MATMUL_SOURCES.includes(matmul)) {
+    throw new MrlError(
+      'invalid-argument',
+      `matmul must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(matmul)}.`,
     );
   }
   const useNchwc = options.nchwc ?? true;
@@ -825,6 +843,26 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       ? undefined
       : loadOneDnnConvolutions({ threads, fallback: ortConvolutions, required: convolution === 'onednn' });
   const convolutions = oneDnn ?? ortConvolutions;
+  const ortMatMul: NativeKernels['matMul'] = (a, aShape, b, bShape, y, yShape, transposeA, transposeB) => {
+    if (y.length === 0) return;
+    if (a.length === 0 || b.length === 0) {
+      y.fill(0); // an empty reduction
+      return;
+    }
+    run(
+      session(`MatMul|${Number(transposeA)}${Number(transposeB)}`, () => fusedMatMulModel(transposeA, transposeB)),
+      a,
+      aShape,
+      b,
+      bShape,
+      y,
+      yShape,
+    );
+  };
+  const oneDnnMatMul =
+    matmul === 'onnxruntime'
+      ? undefined
+      : loadOneDnnMatMul({ threads, fallback: { matMul: ortMatMul }, required: matmul === 'onednn' });
   return {
     get detail() {
       const b = useNchwc ? nchwcBlock() : 0;
@@ -834,25 +872,11 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
           ? ''
           : ` from widths ${minWidth.forward}/${minWidth.inputGradient}`;
       const nchwc = b > 0 ? `, NCHWc block ${b}${widths}` : '';
-      const conv = oneDnn === undefined ? '' : ` and ${oneDnn.detail} for the convolutions`;
-      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}, ${threads} thread${threads === 1 ? '' : 's'}`;
+      const conv = oneDnn === undefined ? '' : `, convolutions on ${oneDnn.detail}`;
+      const products = oneDnnMatMul === undefined ? '' : `, products on ${oneDnnMatMul.detail}`;
+      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}, ${threads} thread${threads === 1 ? '' : 's'}`;
     },
-    matMul(a, aShape, b, bShape, y, yShape, transposeA, transposeB) {
-      if (y.length === 0) return;
-      if (a.length === 0 || b.length === 0) {
-        y.fill(0); // an empty reduction
-        return;
-      }
-      run(
-        session(`MatMul|${Number(transposeA)}${Number(transposeB)}`, () => fusedMatMulModel(transposeA, transposeB)),
-        a,
-        aShape,
-        b,
-        bShape,
-        y,
-        yShape,
-      );
-    },
+    matMul: oneDnnMatMul?.matMul ?? ortMatMul,
     softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {
       const [rows, classes] = shape;
       if (rows === 0) return;

@@ -8,35 +8,24 @@
 // Run after `pnpm run build`:  node bench/nchwc-probe.mjs [--reps 7] [--threads 1]
 import os from 'node:os';
 import { arg } from './args.mjs';
-import { paired } from './paired.mjs';
+import { maxRel, paired, seededRandom, size } from './paired.mjs';
 
 const { loadOnnxRuntimeKernels, NCHWC_MIN_WIDTH } = await import('../packages/kernels/dist/native/onnxruntime.js');
 
 const REPS = Number(arg('reps', '7'));
 const pairedRun = (oldForm, newForm) => paired(oldForm, newForm, REPS);
 const THREADS = Number(arg('threads', '1'));
-const im2col = loadOnnxRuntimeKernels({ threads: THREADS, nchwc: false });
-const shipped = loadOnnxRuntimeKernels({ threads: THREADS });
-const everywhere = loadOnnxRuntimeKernels({ threads: THREADS, nchwcMinWidth: { forward: 0, inputGradient: 0 } });
+const im2col = loadOnnxRuntimeKernels({ threads: THREADS, convolution: 'onnxruntime', nchwc: false });
+const shipped = loadOnnxRuntimeKernels({ threads: THREADS, convolution: 'onnxruntime' });
+const everywhere = loadOnnxRuntimeKernels({
+  threads: THREADS,
+  convolution: 'onnxruntime',
+  nchwcMinWidth: { forward: 0, inputGradient: 0 },
+});
 if (im2col === undefined || shipped === undefined || everywhere === undefined)
   throw new Error('onnxruntime-node does not load here');
 
-let seed = 7;
-const random = (n) => {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    a[i] = seed / 2 ** 31 - 1;
-  }
-  return a;
-};
-const maxRel = (a, b) => {
-  let scale = 0;
-  for (const v of b) scale = Math.max(scale, Math.abs(v));
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m / scale;
-};
+const random = seededRandom(7);
 
 console.log(`node ${process.version}, ${shipped.detail}`);
 console.log(
@@ -61,7 +50,6 @@ const FORWARD = [
   [8, 256, 512, 3, 2, [0, 0, 1, 1], ''],
   [4, 512, 512, 3, 1, [1, 1, 1, 1], ''],
 ];
-const size = (shape) => shape.reduce((p, d) => p * d);
 let worst = 0;
 const totals = { im2col: 0, nchwc: 0, shipped: 0 };
 function row(label, call, xShape, fShape, yShape, width, minWidth) {

@@ -10,7 +10,7 @@
 //   node bench/onednn-matmul-probe.mjs [--reps 9] [--threads 1] [--models vit,bert]
 import os from 'node:os';
 import { arg } from './args.mjs';
-import { median } from './paired.mjs';
+import { maxRel, median, seededRandom, size } from './paired.mjs';
 
 const { loadOnnxRuntimeKernels } = await import('../packages/kernels/dist/native/onnxruntime.js');
 const { loadOneDnnMatMul } = await import('../packages/kernels/dist/native/onednn_matmul.js');
@@ -60,23 +60,7 @@ const SHAPES = {
   ],
 };
 
-let seed = 7;
-const random = (n) => {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    a[i] = seed / 2 ** 31 - 1;
-  }
-  return a;
-};
-const maxRel = (a, b) => {
-  let scale = 0;
-  for (const v of b) scale = Math.max(scale, Math.abs(v));
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m / scale;
-};
-const size = (shape) => shape.reduce((p, d) => p * d);
+const random = seededRandom(7);
 
 /** CPU and wall ms of one call. */
 const timed = (fn) => {

@@ -9,7 +9,7 @@
 //   node bench/onednn-probe.mjs [--reps 7] [--threads 1]
 import os from 'node:os';
 import { arg } from './args.mjs';
-import { paired } from './paired.mjs';
+import { maxRel, paired, seededRandom, size } from './paired.mjs';
 
 const { loadOnnxRuntimeKernels } = await import('../packages/kernels/dist/native/onnxruntime.js');
 const { loadOneDnnConvolutions } = await import('../packages/kernels/dist/native/onednn.js');
@@ -20,23 +20,7 @@ const ort = loadOnnxRuntimeKernels({ threads: THREADS, convolution: 'onnxruntime
 if (ort === undefined) throw new Error('onnxruntime-node does not load here');
 const dnnl = loadOneDnnConvolutions({ threads: THREADS, fallback: ort, required: true });
 
-let seed = 7;
-const random = (n) => {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    a[i] = seed / 2 ** 31 - 1;
-  }
-  return a;
-};
-const maxRel = (a, b) => {
-  let scale = 0;
-  for (const v of b) scale = Math.max(scale, Math.abs(v));
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m / scale;
-};
-const size = (shape) => shape.reduce((p, d) => p * d);
+const random = seededRandom(7);
 
 console.log(`node ${process.version}, ${ort.detail} against ${dnnl.detail}, ${THREADS} thread(s)`);
 console.log(

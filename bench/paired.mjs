@@ -31,3 +31,28 @@ export function paired(oldForm, newForm, reps) {
   }
   return { old: median(a), now: median(b), ratio: median(a.map((x, i) => b[i] / x)) };
 }
+
+/** A stream of uniform floats in [-1, 1) from `seed` (an LCG: the same inputs on every run). */
+export function seededRandom(seed) {
+  let s = seed;
+  return (n) => {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      a[i] = s / 2 ** 31 - 1;
+    }
+    return a;
+  };
+}
+
+/** The largest |a - b| over the largest |b|: how far one form's output is from the other's. */
+export const maxRel = (a, b) => {
+  let scale = 0;
+  for (const v of b) scale = Math.max(scale, Math.abs(v));
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m / scale;
+};
+
+/** Element count of a shape. */
+export const size = (shape) => shape.reduce((p, d) => p * d);

@@ -27,7 +27,8 @@ const { batchNormTraining } = await import('../packages/core/dist/index.js');
 const REPS = Number(arg('reps', '7'));
 const pairedRun = (oldForm, newForm) => paired(oldForm, newForm, REPS);
 await tf.setBackend('wasm');
-const native = loadOnnxRuntimeKernels({ threads: 1 });
+// The ONNX Runtime forms of the convolutions are what this compares (oneDNN's: bench/onednn-probe.mjs).
+const native = loadOnnxRuntimeKernels({ threads: 1, convolution: 'onnxruntime' });
 if (native === undefined) throw new Error('onnxruntime-node does not load here');
 registerWasmTrainingKernels({ native });
 const shipped = {

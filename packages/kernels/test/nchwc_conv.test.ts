@@ -9,6 +9,7 @@ import { loadOnnxRuntimeKernels, NCHWC_MIN_WIDTH } from '../src/native/onnxrunti
 import type { ConvGeometry, NativeKernels } from '../src/native/onnxruntime.js';
 import { registerWasmTrainingKernels } from '../src/index.js';
 import { expectClose, expectKernelMatchesCpu, randomArray, randomHost } from './helpers/close.js';
+import { expectConvGradsMatchCentralDifferences } from './helpers/conv-grad.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -197,33 +198,8 @@ describe('TF.js kernels on NCHWc: values match cpu, gradients match central diff
     );
   });
 
-  it('tf.grad of sum(conv2d(x, w) * r) with respect to x matches central differences', async () => {
+  it('tf.grads of sum(conv2d(x, w) * r) for x and w match central differences', async () => {
     await tf.setBackend('wasm');
-    const xs = randomHost([2, 6, 5, 16], 49);
-    const ws = randomHost([3, 3, 16, 16], 50);
-    const rs = randomHost([2, 6, 5, 16], 51);
-    const w = tf.tensor4d(ws.values, ws.shape as Shape4);
-    const r = tf.tensor4d(rs.values, rs.shape as Shape4);
-    const loss = (x: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(x, w, 1, 'same'), r));
-    const x = tf.tensor4d(xs.values, xs.shape as Shape4);
-    const grad = tf.grad(loss)(x);
-    const analytic = grad.dataSync().slice();
-    // The loss is linear in x, so a wide step is exact up to rounding.
-    const eps = 0.5;
-    const numeric: number[] = [];
-    const picked: number[] = [];
-    for (let k = 0; k < xs.values.length; k += 13) {
-      const at = (delta: number) =>
-        tf.tidy(() => {
-          const v = Float32Array.from(xs.values);
-          v[k]! += delta;
-          return loss(tf.tensor4d(v, xs.shape as Shape4)).dataSync()[0]!;
-        });
-      numeric.push((at(eps) - at(-eps)) / (2 * eps));
-      picked.push(analytic[k]!);
-    }
-    expect(picked.length).toBeGreaterThan(70);
-    expectClose(picked, numeric, 1e-4);
-    tf.dispose([x, r, w, grad]);
+    expectConvGradsMatchCentralDifferences({ x: [2, 6, 5, 16], w: [3, 3, 16, 16], stride: 1, seed: 49 });
   });
 });

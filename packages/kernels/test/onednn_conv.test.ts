@@ -13,6 +13,7 @@ import { oneDnnAvailable } from '../src/native/onednn.js';
 import { loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
 import type { ConvGeometry, NativeKernels } from '../src/native/onnxruntime.js';
 import { expectClose, expectKernelMatchesCpu, randomArray, randomHost } from './helpers/close.js';
+import { expectConvGradsMatchCentralDifferences } from './helpers/conv-grad.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -262,38 +263,8 @@ describe('TF.js kernels on oneDNN: values match cpu, gradients match central dif
     );
   });
 
-  it('tf.grad of sum(conv2d(x, w, stride 2) * r) for x and w matches central differences', async () => {
+  it('tf.grads of sum(conv2d(x, w, stride 2) * r) for x and w match central differences', async () => {
     await tf.setBackend('wasm');
-    const xs = randomHost([2, 7, 6, 16], 75);
-    const ws = randomHost([3, 3, 16, 16], 76);
-    const rs = randomHost([2, 4, 3, 16], 77);
-    const r = tf.tensor4d(rs.values, rs.shape as Shape4);
-    const loss = (x: tf.Tensor4D, w: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(x, w, 2, 'same'), r));
-    const x = tf.tensor4d(xs.values, xs.shape as Shape4);
-    const w = tf.tensor4d(ws.values, ws.shape as Shape4);
-    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => loss(a as tf.Tensor4D, b as tf.Tensor4D))([x, w]);
-    // The loss is linear in each argument, so a wide step is exact up to rounding.
-    const eps = 0.5;
-    const check = (host: typeof xs, grad: tf.Tensor, which: 'x' | 'w', every: number): void => {
-      const analytic = grad.dataSync();
-      const numeric: number[] = [];
-      const picked: number[] = [];
-      for (let k = 0; k < host.values.length; k += every) {
-        const at = (delta: number) =>
-          tf.tidy(() => {
-            const v = Float32Array.from(host.values);
-            v[k]! += delta;
-            const t = tf.tensor4d(v, host.shape as Shape4);
-            return loss(which === 'x' ? t : x, which === 'w' ? t : w).dataSync()[0]!;
-          });
-        numeric.push((at(eps) - at(-eps)) / (2 * eps));
-        picked.push(analytic[k]!);
-      }
-      expect(picked.length).toBeGreaterThan(50);
-      expectClose(picked, numeric, 1e-4);
-    };
-    check(xs, gx!, 'x', 13);
-    check(ws, gw!, 'w', 37);
-    tf.dispose([x, w, r, gx!, gw!]);
+    expectConvGradsMatchCentralDifferences({ x: [2, 7, 6, 16], w: [3, 3, 16, 16], stride: 2, seed: 75 });
   });
 });

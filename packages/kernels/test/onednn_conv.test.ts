@@ -155,8 +155,8 @@ describe('the oneDNN addon: used where it is built, ONNX Runtime where it is not
   });
 
   it('without the addon: ONNX Runtime runs the convolutions, and asking for oneDNN names the fix', async () => {
-    const saved = process.env['MRL_ONEDNN_ADDON'];
-    process.env['MRL_ONEDNN_ADDON'] = '/nonexistent/onednn.node';
+    const saved = process.env['MRL_ONEDNN'];
+    process.env['MRL_ONEDNN'] = 'off';
     try {
       vi.resetModules();
       const fresh = await import('../src/native/onnxruntime.js');
@@ -166,7 +166,7 @@ describe('the oneDNN addon: used where it is built, ONNX Runtime where it is not
       expect(forward(fallback, c)).toEqual(forward(ort, c));
       expect(filterGrad(fallback, c)).toEqual(filterGrad(ort, c));
       expect(() => fresh.loadOnnxRuntimeKernels({ convolution: 'onednn' })).toThrow(
-        "convolution 'onednn' needs the oneDNN addon (packages/kernels/native/build/onednn.node), which is not built or does not load here.",
+        "convolution 'onednn' needs the oneDNN addon (packages/kernels/native/build/onednn.node), which is not built, does not load here or is turned off (MRL_ONEDNN=off).",
       );
       try {
         fresh.loadOnnxRuntimeKernels({ convolution: 'onednn' });
@@ -175,8 +175,8 @@ describe('the oneDNN addon: used where it is built, ONNX Runtime where it is not
         expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev/);
       }
     } finally {
-      if (saved === undefined) delete process.env['MRL_ONEDNN_ADDON'];
-      else process.env['MRL_ONEDNN_ADDON'] = saved;
+      if (saved === undefined) delete process.env['MRL_ONEDNN'];
+      else process.env['MRL_ONEDNN'] = saved;
       vi.resetModules();
     }
   });

@@ -86,8 +86,8 @@ describe('the oneDNN products: used where the addon is built, ONNX Runtime where
   });
 
   it('without the addon: ONNX Runtime runs the products, and asking for oneDNN names the fix', async () => {
-    const saved = process.env['MRL_ONEDNN_ADDON'];
-    process.env['MRL_ONEDNN_ADDON'] = '/nonexistent/onednn.node';
+    const saved = process.env['MRL_ONEDNN'];
+    process.env['MRL_ONEDNN'] = 'off';
     try {
       vi.resetModules();
       const fresh = await import('../src/native/onnxruntime.js');
@@ -98,7 +98,7 @@ describe('the oneDNN products: used where the addon is built, ONNX Runtime where
         product(ort, [3, 11, 17], [3, 19, 11], true, true),
       );
       const message =
-        "matmul 'onednn' needs the oneDNN addon with its products (packages/kernels/native/build/onednn.node), which is not built, does not load here or predates them.";
+        "matmul 'onednn' needs the oneDNN addon with its products (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates them or is turned off (MRL_ONEDNN=off).";
       expect(() => fresh.loadOnnxRuntimeKernels({ matmul: 'onednn' })).toThrow(message);
       try {
         fresh.loadOnnxRuntimeKernels({ matmul: 'onednn' });
@@ -108,8 +108,8 @@ describe('the oneDNN products: used where the addon is built, ONNX Runtime where
         expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev/);
       }
     } finally {
-      if (saved === undefined) delete process.env['MRL_ONEDNN_ADDON'];
-      else process.env['MRL_ONEDNN_ADDON'] = saved;
+      if (saved === undefined) delete process.env['MRL_ONEDNN'];
+      else process.env['MRL_ONEDNN'] = saved;
       vi.resetModules();
     }
   });

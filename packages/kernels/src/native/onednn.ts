@@ -19,8 +19,8 @@ export interface OneDnnAddon {
 }
 
 /**
- * Where `native/build.sh` puts the addon, from `dist/native/` (and `src/native/` in tests);
- * `MRL_ONEDNN_ADDON` names another file (a path that does not exist turns the addon off).
+ * Where `native/build.sh` puts the addon, from `dist/native/` (and `src/native/` in tests). Only
+ * this file is ever loaded; `MRL_ONEDNN=off` leaves it unloaded (everything on ONNX Runtime).
  */
 const ADDON_PATH = '../../native/build/onednn.node';
 
@@ -43,6 +43,7 @@ let addonThreads = 0;
 
 /** The addon's module, loaded once (undefined: not built or does not load); also for `./onednn_matmul.ts`. */
 export function loadAddon(): OneDnnAddon | undefined {
+  if (addon === null && process.env['MRL_ONEDNN'] === 'off') addon = undefined;
   if (addon === null) {
     // libgomp reads its wait policy once, when it loads with the addon: its worker threads sleep
     // between convolutions instead of spinning on the cores that the main thread's wasm work needs
@@ -51,7 +52,7 @@ export function loadAddon(): OneDnnAddon | undefined {
     const userPolicy = process.env['OMP_WAIT_POLICY'];
     if (userPolicy === undefined) process.env['OMP_WAIT_POLICY'] = 'passive';
     try {
-      addon = createRequire(import.meta.url)(process.env['MRL_ONEDNN_ADDON'] ?? ADDON_PATH) as OneDnnAddon;
+      addon = createRequire(import.meta.url)(ADDON_PATH) as OneDnnAddon;
     } catch {
       addon = undefined;
     } finally {
@@ -110,7 +111,7 @@ export function loadOneDnnConvolutions(options: {
     if (options.required !== true) return undefined;
     throw new MrlError(
       'backend-unavailable',
-      "convolution 'onednn' needs the oneDNN addon (packages/kernels/native/build/onednn.node), which is not built or does not load here.",
+      "convolution 'onednn' needs the oneDNN addon (packages/kernels/native/build/onednn.node), which is not built, does not load here or is turned off (MRL_ONEDNN=off).",
       'Install g++ and libdnnl-dev (apt-get install g++ libdnnl-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose convolution onnxruntime.',
     );
   }

@@ -1,15 +1,13 @@
 // The convolutions on MLAS's NCHWc kernels (a filter reordered inside the graph, see
 // nchwcConvModel in src/native/onnxruntime.ts) against the im2col graphs they replace, the cpu
 // backend and central differences. Widths are forced to 0 so that small shapes take them.
-import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { loadOnnxRuntimeKernels, NCHWC_MIN_WIDTH } from '../src/native/onnxruntime.js';
 import type { ConvGeometry, NativeKernels } from '../src/native/onnxruntime.js';
-import { registerWasmTrainingKernels } from '../src/index.js';
-import { expectClose, expectKernelMatchesCpu, randomArray, randomHost } from './helpers/close.js';
-import { expectConvGradsMatchCentralDifferences } from './helpers/conv-grad.js';
+import { expectClose, randomArray } from './helpers/close.js';
+import { describeConvKernelsOnWasm } from './helpers/conv-grad.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -171,35 +169,4 @@ describe('convolutions on the NCHWc kernels equal the im2col graphs', () => {
   });
 });
 
-describe('TF.js kernels on NCHWc: values match cpu, gradients match central differences', () => {
-  beforeAll(async () => {
-    await tf.setBackend('wasm');
-    registerWasmTrainingKernels({ native: nchwc });
-  });
-  afterAll(() => {
-    registerWasmTrainingKernels({ native: im2col });
-  });
-
-  it('Conv2D, stride 2 same, matches cpu to 1e-5', async () => {
-    await expectKernelMatchesCpu(
-      'Conv2D',
-      { x: randomHost([2, 10, 10, 16], 45), filter: randomHost([3, 3, 16, 32], 46) },
-      { strides: 2, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
-      1e-5,
-    );
-  });
-
-  it('Conv2DBackpropInput, stride 1 same, matches cpu to 1e-5', async () => {
-    await expectKernelMatchesCpu(
-      'Conv2DBackpropInput',
-      { dy: randomHost([2, 8, 8, 32], 47), filter: randomHost([3, 3, 16, 32], 48) },
-      { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [2, 8, 8, 16] },
-      1e-5,
-    );
-  });
-
-  it('tf.grads of sum(conv2d(x, w) * r) for x and w match central differences', async () => {
-    await tf.setBackend('wasm');
-    expectConvGradsMatchCentralDifferences({ x: [2, 6, 5, 16], w: [3, 3, 16, 16], stride: 1, seed: 49 });
-  });
-});
+describeConvKernelsOnWasm('NCHWc', { native: nchwc, restore: im2col, stride: 1, seed: 45 });

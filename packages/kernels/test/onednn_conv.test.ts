@@ -3,17 +3,15 @@
 // central differences; and the fallback to ONNX Runtime where the addon is absent, which runs
 // here always (a fresh module instance pointed at a missing addon) as well as on machines without it.
 import { existsSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { MrlError } from '../src/errors.js';
-import { registerWasmTrainingKernels } from '../src/index.js';
 import { oneDnnAvailable } from '../src/native/onednn.js';
 import { loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
 import type { ConvGeometry, NativeKernels } from '../src/native/onnxruntime.js';
-import { expectClose, expectKernelMatchesCpu, randomArray, randomHost } from './helpers/close.js';
-import { expectConvGradsMatchCentralDifferences } from './helpers/conv-grad.js';
+import { expectClose, randomArray } from './helpers/close.js';
+import { describeConvKernelsOnWasm } from './helpers/conv-grad.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -227,44 +225,4 @@ describe('convolutions on oneDNN equal ONNX Runtime to 1e-5 (ResNet-18 shapes)',
   });
 });
 
-describe('TF.js kernels on oneDNN: values match cpu, gradients match central differences', () => {
-  beforeAll(async () => {
-    await tf.setBackend('wasm');
-    registerWasmTrainingKernels({ native: auto });
-  });
-  afterAll(() => {
-    registerWasmTrainingKernels({ native: ort });
-  });
-
-  it('Conv2D, stride 2 same, matches cpu to 1e-5', async () => {
-    await expectKernelMatchesCpu(
-      'Conv2D',
-      { x: randomHost([2, 10, 10, 16], 69), filter: randomHost([3, 3, 16, 32], 70) },
-      { strides: 2, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
-      1e-5,
-    );
-  });
-
-  it('Conv2DBackpropInput, stride 2 same, matches cpu to 1e-5', async () => {
-    await expectKernelMatchesCpu(
-      'Conv2DBackpropInput',
-      { dy: randomHost([2, 5, 5, 32], 71), filter: randomHost([3, 3, 16, 32], 72) },
-      { strides: 2, pad: 'same', dataFormat: 'NHWC', inputShape: [2, 10, 10, 16] },
-      1e-5,
-    );
-  });
-
-  it('Conv2DBackpropFilter, stride 1 same, matches cpu to 1e-5', async () => {
-    await expectKernelMatchesCpu(
-      'Conv2DBackpropFilter',
-      { x: randomHost([2, 8, 8, 16], 73), dy: randomHost([2, 8, 8, 32], 74) },
-      { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] },
-      1e-5,
-    );
-  });
-
-  it('tf.grads of sum(conv2d(x, w, stride 2) * r) for x and w match central differences', async () => {
-    await tf.setBackend('wasm');
-    expectConvGradsMatchCentralDifferences({ x: [2, 7, 6, 16], w: [3, 3, 16, 16], stride: 2, seed: 75 });
-  });
-});
+describeConvKernelsOnWasm('oneDNN', { native: auto, restore: ort, stride: 2, seed: 69 });

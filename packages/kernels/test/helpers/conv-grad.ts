@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { expect } from 'vitest';
-import { expectClose, randomHost } from './close.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerWasmTrainingKernels } from '../../src/index.js';
+import type { NativeKernels } from '../../src/native/onnxruntime.js';
+import { expectClose, expectKernelMatchesCpu, randomHost } from './close.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -51,4 +53,68 @@ export function expectConvGradsMatchCentralDifferences(c: {
   check(xs, gx!, 'x', 13);
   check(ws, gw!, 'w', 37);
   tf.dispose([x, w, r, gx!, gw!]);
+}
+
+/**
+ * The wasm backend's three convolution kernels on `native` against the cpu backend (to 1e-5), and
+ * their gradients against central differences; `restore` is registered again afterwards.
+ * `stride` is that of the input-gradient and gradient checks (the path under test may only take
+ * some strides); `seed` starts the inputs' seeds.
+ *
+ * @example
+ * ```ts
+ * describeConvKernelsOnWasm('oneDNN', { native: auto, restore: ort, stride: 2, seed: 69 });
+ * ```
+ */
+export function describeConvKernelsOnWasm(
+  label: string,
+  c: { native: NativeKernels; restore: NativeKernels; stride: 1 | 2; seed: number },
+): void {
+  describe(`TF.js kernels on ${label}: values match cpu, gradients match central differences`, () => {
+    beforeAll(async () => {
+      await tf.setBackend('wasm');
+      registerWasmTrainingKernels({ native: c.native });
+    });
+    afterAll(() => {
+      registerWasmTrainingKernels({ native: c.restore });
+    });
+
+    it('Conv2D, stride 2 same, matches cpu to 1e-5', async () => {
+      await expectKernelMatchesCpu(
+        'Conv2D',
+        { x: randomHost([2, 10, 10, 16], c.seed), filter: randomHost([3, 3, 16, 32], c.seed + 1) },
+        { strides: 2, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+        1e-5,
+      );
+    });
+
+    it(`Conv2DBackpropInput, stride ${c.stride} same, matches cpu to 1e-5`, async () => {
+      const side = 10 / c.stride;
+      await expectKernelMatchesCpu(
+        'Conv2DBackpropInput',
+        { dy: randomHost([2, side, side, 32], c.seed + 2), filter: randomHost([3, 3, 16, 32], c.seed + 3) },
+        { strides: c.stride, pad: 'same', dataFormat: 'NHWC', inputShape: [2, 10, 10, 16] },
+        1e-5,
+      );
+    });
+
+    it('Conv2DBackpropFilter, stride 1 same, matches cpu to 1e-5', async () => {
+      await expectKernelMatchesCpu(
+        'Conv2DBackpropFilter',
+        { x: randomHost([2, 8, 8, 16], c.seed + 4), dy: randomHost([2, 8, 8, 32], c.seed + 5) },
+        { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] },
+        1e-5,
+      );
+    });
+
+    it(`tf.grads of sum(conv2d(x, w, stride ${c.stride}) * r) for x and w match central differences`, async () => {
+      await tf.setBackend('wasm');
+      expectConvGradsMatchCentralDifferences({
+        x: [2, 7, 6, 16],
+        w: [3, 3, 16, 16],
+        stride: c.stride,
+        seed: c.seed + 6,
+      });
+    });
+  });
 }

@@ -21,6 +21,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "float_arg.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 // Products (onednn_matmul.cc).
@@ -166,21 +167,6 @@ bool check(napi_env env, napi_status status, const char* what) {
   return false;
 }
 
-// A Float32Array argument's data and length; false (with a pending exception) otherwise.
-bool floats(napi_env env, napi_value v, float** data, size_t* length, const char* name) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  napi_typedarray_type type;
-  void* raw = nullptr;
-  if (isTyped && napi_get_typedarray_info(env, v, &type, length, &raw, nullptr, nullptr) == napi_ok &&
-      type == napi_float32_array) {
-    *data = static_cast<float*>(raw);
-    return true;
-  }
-  std::string message = std::string("onednn: ") + name + " must be a Float32Array";
-  napi_throw_type_error(env, nullptr, message.c_str());
-  return false;
-}
 
 // conv(kind, dims: Int32Array(15), a, b, out): see Entry for what a, b and out are per kind.
 napi_value Conv(napi_env env, napi_callback_info info) {
@@ -216,8 +202,8 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   Geometry g{d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]};
   float *a, *b, *out;
   size_t la, lb, lo;
-  if (!floats(env, argv[2], &a, &la, "a") || !floats(env, argv[3], &b, &lb, "b") ||
-      !floats(env, argv[4], &out, &lo, "out"))
+  if (!floatArg(env, argv[2], &a, &la, "a") || !floatArg(env, argv[3], &b, &lb, "b") ||
+      !floatArg(env, argv[4], &out, &lo, "out"))
     return nullptr;
   const size_t xs = g.n * g.h * g.w * g.c, ys = g.n * g.ho * g.wo * g.cout, ws = g.fh * g.fw * g.c * g.cout;
   const size_t want[3][3] = {{xs, ws, ys}, {ys, ws, xs}, {xs, ys, ws}};

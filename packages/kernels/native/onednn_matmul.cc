@@ -17,6 +17,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "float_arg.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace {
@@ -164,19 +165,6 @@ MatMulEntry* entryFor(napi_env env, napi_value dimsValue, int* threads) {
   return it->second.get();
 }
 
-bool floatArray(napi_env env, napi_value v, float** data, size_t* length, const char* name) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  napi_typedarray_type type;
-  void* raw = nullptr;
-  if (isTyped && napi_get_typedarray_info(env, v, &type, length, &raw, nullptr, nullptr) == napi_ok &&
-      type == napi_float32_array) {
-    *data = static_cast<float*>(raw);
-    return true;
-  }
-  napi_throw_type_error(env, nullptr, (std::string("onednn: matmul ") + name + " must be a Float32Array").c_str());
-  return false;
-}
 
 }  // namespace
 
@@ -193,8 +181,8 @@ napi_value OneDnnMatMul(napi_env env, napi_callback_info info) {
   if (e == nullptr) return nullptr;
   float *a, *b, *y;
   size_t la, lb, ly;
-  if (!floatArray(env, argv[1], &a, &la, "a") || !floatArray(env, argv[2], &b, &lb, "b") ||
-      !floatArray(env, argv[3], &y, &ly, "y"))
+  if (!floatArg(env, argv[1], &a, &la, "matmul a") || !floatArg(env, argv[2], &b, &lb, "matmul b") ||
+      !floatArg(env, argv[3], &y, &ly, "matmul y"))
     return nullptr;
   if (la != e->aSize || lb != e->bSize || ly != e->ySize) {
     napi_throw_range_error(env, nullptr, "onednn: matmul an array's length does not match its shape");

@@ -5,44 +5,16 @@ import '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it } from 'vitest';
 
 import { loadOnnxRuntimeKernels, NCHWC_MIN_WIDTH } from '../src/native/onnxruntime.js';
-import type { ConvGeometry, NativeKernels } from '../src/native/onnxruntime.js';
-import { expectClose, randomArray } from './helpers/close.js';
-import { describeConvKernelsOnWasm } from './helpers/conv-grad.js';
+import { expectClose } from './helpers/close.js';
+import { type ConvCase, convRunners, describeConvKernelsOnWasm } from './helpers/conv.js';
+import { nativeKernels } from './helpers/onednn.js';
 
-type Shape4 = [number, number, number, number];
-
-const unavailable = (): never => {
-  throw new Error('onnxruntime-node did not load: run pnpm install (it is an optional dependency of @mrl/kernels).');
-};
-const im2col = loadOnnxRuntimeKernels({ nchwc: false, convolution: 'onnxruntime' }) ?? unavailable();
-const nchwc =
-  loadOnnxRuntimeKernels({ nchwcMinWidth: { forward: 0, inputGradient: 0 }, convolution: 'onnxruntime' }) ??
-  unavailable();
-
-interface Case {
-  name: string;
-  x: Shape4; // NHWC
-  filter: Shape4; // [fh, fw, Cin, Cout]
-  strides: [number, number];
-  pads: [number, number, number, number]; // top, left, bottom, right
-}
-
-const out = (c: Case): Shape4 => {
-  const [n, h, w] = c.x;
-  const [fh, fw, , cOut] = c.filter;
-  const [top, left, bottom, right] = c.pads;
-  return [
-    n,
-    Math.floor((h + top + bottom - fh) / c.strides[0]) + 1,
-    Math.floor((w + left + right - fw) / c.strides[1]) + 1,
-    cOut,
-  ];
-};
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-const geometry = (c: Case): ConvGeometry => ({ strides: c.strides, dilations: [1, 1], pads: c.pads });
+const im2col = nativeKernels({ nchwc: false, convolution: 'onnxruntime' });
+const nchwc = nativeKernels({ nchwcMinWidth: { forward: 0, inputGradient: 0 }, convolution: 'onnxruntime' });
+const { forward, inputGrad } = convRunners(41);
 
 // Channels are multiples of 16, so they fit both blocks (8 with AVX2, 16 with AVX-512).
-const FORWARD: Case[] = [
+const FORWARD: ConvCase[] = [
   {
     name: 'RGB stem (Cin below the block)',
     x: [2, 12, 10, 3],
@@ -76,33 +48,12 @@ const FORWARD: Case[] = [
 ];
 
 // Stride 1, as the input gradient runs there: even filters give asymmetric padding.
-const INPUT_GRAD: Case[] = [
+const INPUT_GRAD: ConvCase[] = [
   { name: 'ResNet-18 layer 1 shape', x: [2, 16, 16, 32], filter: [3, 3, 32, 32], strides: [1, 1], pads: [1, 1, 1, 1] },
   { name: 'Cin != Cout', x: [2, 8, 10, 16], filter: [3, 3, 16, 48], strides: [1, 1], pads: [1, 1, 1, 1] },
   { name: 'even 2x2 filter, same', x: [2, 7, 6, 32], filter: [2, 2, 32, 16], strides: [1, 1], pads: [0, 0, 1, 1] },
   { name: 'valid 3x3', x: [2, 9, 9, 16], filter: [3, 3, 16, 16], strides: [1, 1], pads: [0, 0, 0, 0] },
 ];
-
-function forward(kernels: NativeKernels, c: Case): Float32Array {
-  const y = new Float32Array(size(out(c)));
-  kernels.conv2d(randomArray(size(c.x), 41), c.x, randomArray(size(c.filter), 42), c.filter, y, out(c), geometry(c));
-  return y;
-}
-
-function inputGrad(kernels: NativeKernels, c: Case): Float32Array {
-  const dx = new Float32Array(size(c.x));
-  const dy = out(c);
-  kernels.conv2dBackpropInput(
-    randomArray(size(dy), 43),
-    dy,
-    randomArray(size(c.filter), 44),
-    c.filter,
-    dx,
-    c.x,
-    geometry(c),
-  );
-  return dx;
-}
 
 describe('convolutions on the NCHWc kernels equal the im2col graphs', () => {
   it('an x64 machine runs the NCHWc kernels (block 8 or 16), so the comparisons below test them', () => {
@@ -130,12 +81,11 @@ describe('convolutions on the NCHWc kernels equal the im2col graphs', () => {
   }
 
   it('on 2 threads: the same bits run after run, equal to 1 thread to 1e-5', () => {
-    const twoThreads =
-      loadOnnxRuntimeKernels({
-        threads: 2,
-        nchwcMinWidth: { forward: 0, inputGradient: 0 },
-        convolution: 'onnxruntime',
-      }) ?? unavailable();
+    const twoThreads = nativeKernels({
+      threads: 2,
+      nchwcMinWidth: { forward: 0, inputGradient: 0 },
+      convolution: 'onnxruntime',
+    });
     for (const c of [FORWARD[1]!, FORWARD[2]!]) {
       const first = forward(twoThreads, c);
       expect(forward(twoThreads, c)).toEqual(first);
@@ -157,7 +107,7 @@ describe('convolutions on the NCHWc kernels equal the im2col graphs', () => {
   });
 
   it('a channel count off the block keeps the im2col graph (same values)', () => {
-    const c: Case = {
+    const c: ConvCase = {
       name: 'odd channels',
       x: [2, 8, 8, 12],
       filter: [3, 3, 12, 20],

@@ -1,56 +1,24 @@
 // The convolutions on oneDNN (the optional addon, src/native/onednn.ts and native/onednn.cc)
 // against ONNX Runtime's graphs that they replace, on ResNet-18's shapes, the cpu backend and
 // central differences; and the fallback to ONNX Runtime where the addon is absent, which runs
-// here always (a fresh module instance pointed at a missing addon) as well as on machines without it.
-import { existsSync } from 'node:fs';
+// here always (a fresh module instance under MRL_ONEDNN=off) as well as on machines without it.
 import '@tensorflow/tfjs-backend-wasm';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { MrlError } from '../src/errors.js';
 import { oneDnnAvailable } from '../src/native/onednn.js';
-import { loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
-import type { ConvGeometry, NativeKernels } from '../src/native/onnxruntime.js';
-import { expectClose, randomArray } from './helpers/close.js';
-import { describeConvKernelsOnWasm } from './helpers/conv-grad.js';
+import { type ConvGeometry, loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
+import { expectClose } from './helpers/close.js';
+import { type ConvCase, convRunners, describeConvKernelsOnWasm } from './helpers/conv.js';
+import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
 
-type Shape4 = [number, number, number, number];
-
-const unavailable = (): never => {
-  throw new Error('onnxruntime-node did not load: run pnpm install (it is an optional dependency of @mrl/kernels).');
-};
-const ort = loadOnnxRuntimeKernels({ convolution: 'onnxruntime' }) ?? unavailable();
+const ort = nativeKernels({ convolution: 'onnxruntime' });
 /** The default kernels: convolutions on oneDNN where the addon loads, else the same as `ort`. */
-const auto = loadOnnxRuntimeKernels() ?? unavailable();
+const auto = nativeKernels();
 const present = oneDnnAvailable();
-/** Where scripts/setup.sh builds the addon (native/build.sh): Linux with Debian's libdnnl-dev. */
-const buildable = process.platform === 'linux' && existsSync('/usr/include/oneapi/dnnl/dnnl.hpp');
-
-interface Case {
-  name: string;
-  x: Shape4; // NHWC
-  filter: Shape4; // [fh, fw, Cin, Cout]
-  strides: [number, number];
-  pads: [number, number, number, number]; // top, left, bottom, right
-  dilations?: [number, number];
-}
-
-const out = (c: Case): Shape4 => {
-  const [n, h, w] = c.x;
-  const [fh, fw, , cOut] = c.filter;
-  const [top, left, bottom, right] = c.pads;
-  const [dh, dw] = c.dilations ?? [1, 1];
-  return [
-    n,
-    Math.floor((h + top + bottom - (fh - 1) * dh - 1) / c.strides[0]) + 1,
-    Math.floor((w + left + right - (fw - 1) * dw - 1) / c.strides[1]) + 1,
-    cOut,
-  ];
-};
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-const geometry = (c: Case): ConvGeometry => ({ strides: c.strides, dilations: c.dilations ?? [1, 1], pads: c.pads });
+const { forward, inputGrad, filterGrad } = convRunners(61);
 
 // ResNet-18's convolutions at batch 2 (CIFAR 32x32 and the ImageNet stem), and padding variants.
-const CASES: Case[] = [
+const CASES: ConvCase[] = [
   { name: 'CIFAR stem 3x3, Cin 3', x: [2, 32, 32, 3], filter: [3, 3, 3, 64], strides: [1, 1], pads: [1, 1, 1, 1] },
   {
     name: 'ImageNet stem 7x7 stride 2, same',
@@ -113,34 +81,9 @@ const CASES: Case[] = [
   },
 ];
 
-function forward(kernels: NativeKernels, c: Case): Float32Array {
-  const y = new Float32Array(size(out(c)));
-  kernels.conv2d(randomArray(size(c.x), 61), c.x, randomArray(size(c.filter), 62), c.filter, y, out(c), geometry(c));
-  return y;
-}
-
-function inputGrad(kernels: NativeKernels, c: Case): Float32Array {
-  const dx = new Float32Array(size(c.x));
-  const dy = out(c);
-  const w = randomArray(size(c.filter), 64);
-  kernels.conv2dBackpropInput(randomArray(size(dy), 63), dy, w, c.filter, dx, c.x, geometry(c));
-  return dx;
-}
-
-function filterGrad(kernels: NativeKernels, c: Case): Float32Array {
-  const dw = new Float32Array(size(c.filter));
-  const dy = out(c);
-  kernels.conv2dBackpropFilter(randomArray(size(c.x), 65), c.x, randomArray(size(dy), 66), dy, dw, c.filter, {
-    ...geometry(c),
-    // As the TF.js kernel calls it: the pads after are whatever covers the taps.
-    pads: [c.pads[0], c.pads[1], 0, 0],
-  });
-  return dw;
-}
-
 describe('the oneDNN addon: used where it is built, ONNX Runtime where it is not', () => {
   it('loads wherever setup can build it, and then runs the convolutions by default', () => {
-    if (buildable) {
+    if (ONEDNN_BUILDABLE) {
       expect(present, 'libdnnl-dev is installed: run `pnpm --filter @mrl/kernels run build:native`').toBe(true);
     }
     if (present) {
@@ -153,30 +96,17 @@ describe('the oneDNN addon: used where it is built, ONNX Runtime where it is not
   });
 
   it('without the addon: ONNX Runtime runs the convolutions, and asking for oneDNN names the fix', async () => {
-    const saved = process.env['MRL_ONEDNN'];
-    process.env['MRL_ONEDNN'] = 'off';
-    try {
-      vi.resetModules();
-      const fresh = await import('../src/native/onnxruntime.js');
-      const fallback = fresh.loadOnnxRuntimeKernels() ?? unavailable();
+    await withOneDnnOff((fresh) => {
+      const fallback = loaded(fresh.loadOnnxRuntimeKernels());
       expect(fallback.detail).not.toMatch(/oneDNN/);
       const c = CASES[3]!;
       expect(forward(fallback, c)).toEqual(forward(ort, c));
       expect(filterGrad(fallback, c)).toEqual(filterGrad(ort, c));
-      expect(() => fresh.loadOnnxRuntimeKernels({ convolution: 'onednn' })).toThrow(
+      expectNeedsOneDnn(
+        () => fresh.loadOnnxRuntimeKernels({ convolution: 'onednn' }),
         "convolution 'onednn' needs the oneDNN addon (packages/kernels/native/build/onednn.node), which is not built, does not load here or is turned off (MRL_ONEDNN=off).",
       );
-      try {
-        fresh.loadOnnxRuntimeKernels({ convolution: 'onednn' });
-      } catch (e) {
-        expect(MrlError.is(e) && e.kind).toBe('backend-unavailable');
-        expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev/);
-      }
-    } finally {
-      if (saved === undefined) delete process.env['MRL_ONEDNN'];
-      else process.env['MRL_ONEDNN'] = saved;
-      vi.resetModules();
-    }
+    });
   });
 
   it('refuses an unknown convolution source, naming it', () => {
@@ -212,7 +142,7 @@ describe('convolutions on oneDNN equal ONNX Runtime to 1e-5 (ResNet-18 shapes)',
   });
 
   it('on 2 threads: the same bits run after run, equal to 1 thread to 1e-5', () => {
-    const two = loadOnnxRuntimeKernels({ threads: 2 }) ?? unavailable();
+    const two = nativeKernels({ threads: 2 });
     for (const c of [CASES[2]!, CASES[3]!]) {
       for (const f of [forward, inputGrad, filterGrad]) {
         const first = f(two, c);

@@ -3,31 +3,25 @@
 // combination, batch broadcasting (either side, and ranks that differ), odd sizes, ViT-tiny's and
 // BERT-mini's shapes; the same bits run to run on 2 threads; the BatchMatMul kernel on the cpu
 // backend; and the fallback to ONNX Runtime where the addon is absent (a fresh module instance
-// pointed at a missing addon), which runs here always.
-import { existsSync } from 'node:fs';
+// under MRL_ONEDNN=off), which runs here always.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { MrlError } from '../src/errors.js';
 import { registerWasmTrainingKernels } from '../src/index.js';
 import { loadAddon } from '../src/native/onednn.js';
 import { oneDnnMatMulAvailable } from '../src/native/onednn_matmul.js';
 import { loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { expectClose, randomArray } from './helpers/close.js';
+import { size } from './helpers/conv.js';
+import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
 
-const unavailable = (): never => {
-  throw new Error('onnxruntime-node did not load: run pnpm install (it is an optional dependency of @mrl/kernels).');
-};
-const ort = loadOnnxRuntimeKernels({ matmul: 'onnxruntime' }) ?? unavailable();
+const ort = nativeKernels({ matmul: 'onnxruntime' });
 /** The default kernels: products on oneDNN where the addon loads, else the same as `ort`. */
-const auto = loadOnnxRuntimeKernels() ?? unavailable();
+const auto = nativeKernels();
 const present = oneDnnMatMulAvailable();
-/** Where scripts/setup.sh builds the addon (native/build.sh): Linux with Debian's libdnnl-dev. */
-const buildable = process.platform === 'linux' && existsSync('/usr/include/oneapi/dnnl/dnnl.hpp');
 
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 /** Bit equality of two float arrays (toEqual walks 600,000 entries one by one: seconds). */
 const sameBits = (a: Float32Array, b: Float32Array): boolean =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -73,7 +67,7 @@ const stored = (shape: number[], t: boolean): number[] =>
 
 describe('the oneDNN products: used where the addon is built, ONNX Runtime where it is not', () => {
   it('load wherever setup can build the addon, and then run matMul by default', () => {
-    if (buildable) {
+    if (ONEDNN_BUILDABLE) {
       expect(present, 'libdnnl-dev is installed: run `pnpm --filter @mrl/kernels run build:native`').toBe(true);
     }
     if (present) {
@@ -86,32 +80,18 @@ describe('the oneDNN products: used where the addon is built, ONNX Runtime where
   });
 
   it('without the addon: ONNX Runtime runs the products, and asking for oneDNN names the fix', async () => {
-    const saved = process.env['MRL_ONEDNN'];
-    process.env['MRL_ONEDNN'] = 'off';
-    try {
-      vi.resetModules();
-      const fresh = await import('../src/native/onnxruntime.js');
-      const fallback = fresh.loadOnnxRuntimeKernels() ?? unavailable();
+    await withOneDnnOff((fresh) => {
+      const fallback = loaded(fresh.loadOnnxRuntimeKernels());
       expect(fallback.detail).not.toMatch(/oneDNN/);
       expect(fallback.matMul).not.toBe(auto.matMul);
       expect(product(fallback, [3, 11, 17], [3, 19, 11], true, true)).toEqual(
         product(ort, [3, 11, 17], [3, 19, 11], true, true),
       );
-      const message =
-        "matmul 'onednn' needs the oneDNN addon with its products (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates them or is turned off (MRL_ONEDNN=off).";
-      expect(() => fresh.loadOnnxRuntimeKernels({ matmul: 'onednn' })).toThrow(message);
-      try {
-        fresh.loadOnnxRuntimeKernels({ matmul: 'onednn' });
-        expect.unreachable();
-      } catch (e) {
-        expect(MrlError.is(e) && e.kind).toBe('backend-unavailable');
-        expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev/);
-      }
-    } finally {
-      if (saved === undefined) delete process.env['MRL_ONEDNN'];
-      else process.env['MRL_ONEDNN'] = saved;
-      vi.resetModules();
-    }
+      expectNeedsOneDnn(
+        () => fresh.loadOnnxRuntimeKernels({ matmul: 'onednn' }),
+        "matmul 'onednn' needs the oneDNN addon with its products (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates them or is turned off (MRL_ONEDNN=off).",
+      );
+    });
   });
 
   it('an addon built before the products: ONNX Runtime runs them, and asking for oneDNN names the fix', async () => {
@@ -171,7 +151,7 @@ describe('the addon refuses what it cannot run, naming it', () => {
   /** Expects the addon to throw `message` for these arguments. */
   const refuses = (dims: number[], a: number, b: number, y: number, message: string): void => {
     if (!present) {
-      expect(buildable).toBe(false);
+      expect(ONEDNN_BUILDABLE).toBe(false);
       return;
     }
     const raw = loadAddon() as unknown as Raw;
@@ -208,7 +188,7 @@ describe('the addon refuses what it cannot run, naming it', () => {
 });
 
 describe('on 2 threads', () => {
-  const two = loadOnnxRuntimeKernels({ threads: 2 }) ?? unavailable();
+  const two = nativeKernels({ threads: 2 });
 
   it('equals ONNX Runtime to 1e-5 and gives the same bits run to run', () => {
     for (const [, a, b] of CASES.slice(-3)) {

@@ -1,10 +1,94 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerWasmTrainingKernels } from '../../src/index.js';
-import type { NativeKernels } from '../../src/native/onnxruntime.js';
-import { expectClose, expectKernelMatchesCpu, randomHost } from './close.js';
+import type { ConvGeometry, NativeKernels } from '../../src/native/onnxruntime.js';
+import { expectClose, expectKernelMatchesCpu, randomArray, randomHost } from './close.js';
 
-type Shape4 = [number, number, number, number];
+export type Shape4 = [number, number, number, number];
+
+/** One NHWC convolution to run through two kernel sets. */
+export interface ConvCase {
+  name: string;
+  x: Shape4; // NHWC
+  filter: Shape4; // [fh, fw, Cin, Cout]
+  strides: [number, number];
+  pads: [number, number, number, number]; // top, left, bottom, right
+  dilations?: [number, number];
+}
+
+/** Element count of a shape. */
+export const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** The output shape of a {@link ConvCase}. */
+export const convOut = (c: ConvCase): Shape4 => {
+  const [n, h, w] = c.x;
+  const [fh, fw, , cOut] = c.filter;
+  const [top, left, bottom, right] = c.pads;
+  const [dh, dw] = c.dilations ?? [1, 1];
+  return [
+    n,
+    Math.floor((h + top + bottom - (fh - 1) * dh - 1) / c.strides[0]) + 1,
+    Math.floor((w + left + right - (fw - 1) * dw - 1) / c.strides[1]) + 1,
+    cOut,
+  ];
+};
+
+export const convGeometry = (c: ConvCase): ConvGeometry => ({
+  strides: c.strides,
+  dilations: c.dilations ?? [1, 1],
+  pads: c.pads,
+});
+
+/**
+ * The three convolutions of a {@link ConvCase} through a kernel set, on random inputs seeded from
+ * `seed` (forward seed, seed + 1; input gradient seed + 2, seed + 3; filter gradient seed + 4,
+ * seed + 5), so that two kernel sets see the same inputs.
+ *
+ * @example
+ * ```ts
+ * const { forward } = convRunners(41);
+ * expectClose(forward(nchwc, c), forward(im2col, c), 1e-5);
+ * ```
+ */
+export function convRunners(seed: number): {
+  forward(kernels: NativeKernels, c: ConvCase): Float32Array;
+  inputGrad(kernels: NativeKernels, c: ConvCase): Float32Array;
+  filterGrad(kernels: NativeKernels, c: ConvCase): Float32Array;
+} {
+  return {
+    forward(kernels, c) {
+      const y = new Float32Array(size(convOut(c)));
+      const x = randomArray(size(c.x), seed);
+      kernels.conv2d(x, c.x, randomArray(size(c.filter), seed + 1), c.filter, y, convOut(c), convGeometry(c));
+      return y;
+    },
+    inputGrad(kernels, c) {
+      const dx = new Float32Array(size(c.x));
+      const dy = convOut(c);
+      const w = randomArray(size(c.filter), seed + 3);
+      kernels.conv2dBackpropInput(randomArray(size(dy), seed + 2), dy, w, c.filter, dx, c.x, convGeometry(c));
+      return dx;
+    },
+    filterGrad(kernels, c) {
+      const dw = new Float32Array(size(c.filter));
+      const dy = convOut(c);
+      kernels.conv2dBackpropFilter(
+        randomArray(size(c.x), seed + 4),
+        c.x,
+        randomArray(size(dy), seed + 5),
+        dy,
+        dw,
+        c.filter,
+        {
+          ...convGeometry(c),
+          // As the TF.js kernel calls it: the pads after are whatever covers the taps.
+          pads: [c.pads[0], c.pads[1], 0, 0],
+        },
+      );
+      return dw;
+    },
+  };
+}
 
 /**
  * Checks tf.grads of sum(conv2d(x, w, stride, 'same') * r) for x and for w against central

@@ -1,0 +1,50 @@
+import { existsSync } from 'node:fs';
+import { expect, vi } from 'vitest';
+import { MrlError } from '../../src/errors.js';
+import { loadOnnxRuntimeKernels, type NativeKernels } from '../../src/native/onnxruntime.js';
+
+/** `kernels` as loaded; a test failure naming the fix when onnxruntime-node did not load. */
+export function loaded(kernels: NativeKernels | undefined): NativeKernels {
+  if (kernels === undefined) {
+    throw new Error('onnxruntime-node did not load: run pnpm install (it is an optional dependency of @mrl/kernels).');
+  }
+  return kernels;
+}
+
+/** The native kernels with `options` (see {@link loaded}). */
+export const nativeKernels = (options: Parameters<typeof loadOnnxRuntimeKernels>[0] = {}): NativeKernels =>
+  loaded(loadOnnxRuntimeKernels(options));
+
+/** Where scripts/setup.sh builds the oneDNN addon (native/build.sh): Linux with Debian's libdnnl-dev. */
+export const ONEDNN_BUILDABLE = process.platform === 'linux' && existsSync('/usr/include/oneapi/dnnl/dnnl.hpp');
+
+/**
+ * Runs `fn` with a fresh instance of the native-kernel module loaded under `MRL_ONEDNN=off`, as
+ * where the addon is absent; the variable and the module registry are restored afterwards.
+ */
+export async function withOneDnnOff<T>(
+  fn: (fresh: typeof import('../../src/native/onnxruntime.js')) => T | Promise<T>,
+): Promise<T> {
+  const saved = process.env['MRL_ONEDNN'];
+  process.env['MRL_ONEDNN'] = 'off';
+  try {
+    vi.resetModules();
+    return await fn(await import('../../src/native/onnxruntime.js'));
+  } finally {
+    if (saved === undefined) delete process.env['MRL_ONEDNN'];
+    else process.env['MRL_ONEDNN'] = saved;
+    vi.resetModules();
+  }
+}
+
+/** `load` throws `message` as a 'backend-unavailable' MrlError whose fix names the packages to install. */
+export function expectNeedsOneDnn(load: () => unknown, message: string): void {
+  expect(load).toThrow(message);
+  try {
+    load();
+    expect.unreachable();
+  } catch (e) {
+    expect(MrlError.is(e) && e.kind).toBe('backend-unavailable');
+    expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev/);
+  }
+}

@@ -10,56 +10,15 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import {
-  ClassificationObjective,
-  createRandom,
-  initBackend,
-  loadOnnxRuntimeKernels,
-  MatryoshkaLoss,
-  registerWasmTrainingKernels,
-  SgdOptimizer,
-  SharedHead,
-} from '@mrl/core';
-import { createVisionEncoder } from '@mrl/vision';
+import { initBackend } from '@mrl/core';
 import { arg } from './args.mjs';
+import { applyKernelFlags } from './kernel-flags.mjs';
+import { resnetTrainingStep } from './resnet-step.mjs';
 
 const STEPS = Number(arg('steps', '3'));
 const info = await initBackend('wasm', { threads: 1 });
-const noNchwc = process.argv.includes('--no-nchwc');
-const convolution = arg('convolution', undefined);
-if (noNchwc || convolution !== undefined) {
-  const native = loadOnnxRuntimeKernels({
-    threads: 1,
-    nchwc: !noNchwc,
-    convolution: noNchwc ? 'onnxruntime' : convolution,
-  });
-  if (native === undefined) throw new Error('--no-nchwc and --convolution need onnxruntime-node');
-  registerWasmTrainingKernels({ native });
-  info.detail = info.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
-}
-const random = createRandom(1);
-const encoder = createVisionEncoder('resnet18-cifar', {}, random);
-const input = tf.randomNormal([16, 32, 32, 3], 0, 1, 'float32', 3);
-const head = new SharedHead(encoder.embeddingDim, 10, random);
-const labels = tf.tensor1d(
-  Array.from({ length: 16 }, (_, i) => i % 10),
-  'int32',
-);
-const loss = new MatryoshkaLoss(new ClassificationObjective(head), { embeddingDim: encoder.embeddingDim });
-const trainable = new Map(
-  [
-    ...[...encoder.variables()].map(([k, v]) => [`encoder/${k}`, v]),
-    ...[...head.variables()].map(([k, v]) => [`head/${k}`, v]),
-  ].filter(([, v]) => v.trainable),
-);
-const varList = [...trainable.values()];
-const optimizer = new SgdOptimizer({ type: 'sgd', lr: 0.01, momentum: 0.9 });
-const step = () => {
-  const { value, grads } = tf.variableGrads(() => loss.compute(encoder.encode(input, true), { labels }).total, varList);
-  optimizer.apply(trainable, new Map([...trainable].map(([k, v]) => [k, grads[v.name]])), 0.01);
-  value.dataSync();
-  tf.dispose([value, ...Object.values(grads)]);
-};
+applyKernelFlags(info, 1);
+const { step } = resnetTrainingStep(16);
 step();
 step();
 

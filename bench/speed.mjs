@@ -36,16 +36,15 @@ import {
   defaultNestingDims,
   freeDuringBackward,
   initBackend,
-  loadOnnxRuntimeKernels,
   MatryoshkaLoss,
   MlpEncoder,
-  registerWasmTrainingKernels,
   SgdOptimizer,
   SharedHead,
 } from '@mrl/core';
 import { createVisionEncoder } from '@mrl/vision';
 import { BertEncoder, bertConfig, MlmModel, TiedMlmObjective } from '@mrl/text';
 import { arg } from './args.mjs';
+import { applyKernelFlags } from './kernel-flags.mjs';
 
 const flag = (name) => process.argv.includes(`--${name}`);
 const MODELS = (arg('models', 'mlp,resnet18,vit,bert') ?? '').split(',').filter(Boolean);
@@ -57,20 +56,7 @@ const PYTHON = arg('python', '/usr/bin/python3');
 const THREADS = arg('threads', '1') === 'all' ? os.availableParallelism() : Number(arg('threads', '1'));
 const backend = await initBackend(arg('backend', 'wasm'), { kernels: arg('kernels', 'auto'), threads: THREADS });
 if (flag('keep-tape')) freeDuringBackward(false);
-const CONVOLUTION = arg('convolution', undefined);
-const MATMUL = arg('matmul', undefined);
-if (flag('no-nchwc') || CONVOLUTION !== undefined || MATMUL !== undefined) {
-  // --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), as before the NCHWc kernels.
-  const native = loadOnnxRuntimeKernels({
-    threads: THREADS,
-    nchwc: !flag('no-nchwc'),
-    convolution: flag('no-nchwc') ? 'onnxruntime' : CONVOLUTION,
-    ...(MATMUL === undefined ? {} : { matmul: MATMUL }),
-  });
-  if (native === undefined) throw new Error('--no-nchwc, --convolution and --matmul need onnxruntime-node');
-  registerWasmTrainingKernels({ native });
-  backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
-}
+applyKernelFlags(backend, THREADS);
 
 // Batch sizes: the MLP as in ENGINE.md; the big models small enough for a 2-core machine.
 const SPECS = {

@@ -1,0 +1,26 @@
+// What runs the native kernels in the training benches: --no-nchwc, --convolution, --matmul.
+import { loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
+import { arg } from './args.mjs';
+
+/**
+ * Registers the native kernels the flags ask for, on `threads` threads, and names them in
+ * `backend.detail`; without any of the flags the backend keeps its defaults (oneDNN for
+ * convolutions and products where the addon is built, else ONNX Runtime).
+ * --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels nor
+ * oneDNN; --convolution onednn|onnxruntime; --matmul onednn|onnxruntime.
+ */
+export function applyKernelFlags(backend, threads) {
+  const noNchwc = process.argv.includes('--no-nchwc');
+  const convolution = arg('convolution', undefined);
+  const matmul = arg('matmul', undefined);
+  if (!noNchwc && convolution === undefined && matmul === undefined) return;
+  const native = loadOnnxRuntimeKernels({
+    threads,
+    nchwc: !noNchwc,
+    convolution: noNchwc ? 'onnxruntime' : convolution,
+    ...(matmul === undefined ? {} : { matmul }),
+  });
+  if (native === undefined) throw new Error('--no-nchwc, --convolution and --matmul need onnxruntime-node');
+  registerWasmTrainingKernels({ native });
+  backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
+}

@@ -3,7 +3,8 @@
 
 export const USAGE =
   'usage: check.mjs [--backend webgpu|wasm|cpu] [--reference cpu|wasm|none] [--models mlp,resnet18,vit,bert] ' +
-  '[--steps N] [--tolerance R] [--batch-scale S] [--json FILE] [--torch torch_cuda.py output]';
+  '[--steps N] [--tolerance R] [--batch-scale S] [--json FILE] [--torch torch_cuda.py output] [--profile TOP] ' +
+  '[--tf-flags NAME=VALUE,...]';
 
 /** Batch sizes and optimisers as in bench/speed.mjs (and bench/torch_speed.py, which times PyTorch). */
 export const SPECS = {
@@ -25,6 +26,10 @@ export function parseArgs(argv) {
     batchScale: 1,
     json: undefined,
     torch: undefined,
+    /** Kernels to list from one profiled step on --backend (0: no profile). */
+    profile: 0,
+    /** TF.js flags set before the backends start, e.g. WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64. */
+    tfFlags: {},
   };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i];
@@ -72,6 +77,12 @@ export function parseArgs(argv) {
       case '--torch':
         options.torch = value;
         break;
+      case '--profile':
+        options.profile = Math.floor(number(0));
+        break;
+      case '--tf-flags':
+        options.tfFlags = parseTfFlags(value);
+        break;
       default:
         throw new Error(`unknown option ${name}\n${USAGE}`);
     }
@@ -80,6 +91,22 @@ export function parseArgs(argv) {
     throw new Error(`--reference must differ from --backend (both '${options.backend}')\n${USAGE}`);
   }
   return options;
+}
+
+/**
+ * `NAME=VALUE,...` as TF.js flag values: true/false as booleans, numbers as numbers, anything else
+ * as a string. Whether NAME is a flag is checked when it is set (TF.js refuses unregistered ones).
+ */
+export function parseTfFlags(text) {
+  const flags = {};
+  for (const item of text.split(',').filter(Boolean)) {
+    const match = /^([A-Z][A-Z0-9_]*)=(.+)$/.exec(item);
+    if (match === null)
+      throw new Error(`--tf-flags: '${item}' is not NAME=VALUE (e.g. WEBGPU_CPU_FORWARD=false)\n${USAGE}`);
+    const [, name, raw] = match;
+    flags[name] = raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  }
+  return flags;
 }
 
 /** Largest relative difference between two loss sequences. */

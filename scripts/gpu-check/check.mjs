@@ -132,9 +132,52 @@ const median = (xs) => {
       : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/**
+ * One more step under tf.profile: every kernel it ran, summed by name. On webgpu the kernel times
+ * come from timestamp queries (the adapter's `timestamp-query` feature; 0 without it), and each
+ * kernel is submitted alone, so the profiled step's wall time is not a step's time.
+ */
+async function profileStep(c, top) {
+  const info = await tf.profile(async () => {
+    await c.step();
+  });
+  const byName = new Map();
+  let deviceMs = 0;
+  for (const k of info.kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' && Number.isFinite(k.kernelTimeMs) ? k.kernelTimeMs : 0;
+    deviceMs += ms;
+    const row = byName.get(k.name) ?? { name: k.name, count: 0, ms: 0 };
+    row.count++;
+    row.ms += ms;
+    byName.set(k.name, row);
+  }
+  const kernels = [...byName.values()].sort((a, b) => b.ms - a.ms || b.count - a.count);
+  return { kernelCount: info.kernels.length, deviceMs, peakBytes: info.peakBytes, top: kernels.slice(0, top) };
+}
+
+function printProfile(backend, name, result) {
+  const p = result.profile;
+  const share = p.deviceMs / result.msPerStep;
+  console.log(
+    `  profile ${backend} ${name}: ${p.kernelCount} kernels a step, device time ${p.deviceMs.toFixed(1)} ms ` +
+      `(${(100 * share).toFixed(0)}% of ${result.msPerStep.toFixed(1)} ms/step), peak ${(p.peakBytes / 2 ** 20).toFixed(0)} MiB`,
+  );
+  console.log(`    ${p.top.map((k) => `${k.name} ${k.ms.toFixed(2)} ms x${k.count}`).join(', ')}`);
+}
+
 /** Trains every model `steps` steps on `backend`; the first step (shader compilation, warm-up) is not timed. */
 async function runAll(backend, options) {
   const info = await initBackend(backend, backend === 'wasm' ? { threads: os.availableParallelism() } : {});
+  const flags = Object.entries(options.tfFlags);
+  for (const [name, value] of flags) {
+    try {
+      tf.env().set(name, value);
+    } catch (error) {
+      console.error(`--tf-flags: ${name}: ${error.message} (flags of the webgpu backend start with WEBGPU_)`);
+      process.exit(2);
+    }
+  }
+  if (flags.length > 0) console.log(`${backend}: TF.js flags ${flags.map(([k, v]) => `${k}=${v}`).join(' ')}`);
   const results = {};
   for (const name of options.models) {
     const spec = SPECS[name];
@@ -142,17 +185,33 @@ async function runAll(backend, options) {
     const c = buildCase(name, batch, spec.seq);
     const losses = [];
     const ms = [];
+    const cpuMs = [];
     for (let i = 0; i < options.steps; i++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       losses.push(await c.step());
       ms.push(performance.now() - t0);
+      const c1 = process.cpuUsage(c0);
+      cpuMs.push((c1.user + c1.system) / 1000);
     }
+    const result = {
+      batch,
+      params: c.params,
+      losses,
+      msPerStep: median(ms.slice(1)),
+      firstStepMs: ms[0],
+      // This process's CPU time (every thread): near ms/step when the step waits on the CPU side
+      // (recording and submitting commands), far below it when it waits on the device.
+      cpuMsPerStep: median(cpuMs.slice(1)),
+    };
+    if (options.profile > 0 && backend === options.backend) result.profile = await profileStep(c, options.profile);
     c.dispose();
-    results[name] = { batch, params: c.params, losses, msPerStep: median(ms.slice(1)), firstStepMs: ms[0] };
+    results[name] = result;
     console.log(
       `${backend.padEnd(6)} ${name.padEnd(8)} batch ${String(batch).padStart(3)}: losses ${losses.map((l) => l.toFixed(6)).join(' ')}; ` +
-        `${results[name].msPerStep.toFixed(1)} ms/step (first step ${ms[0].toFixed(0)} ms)`,
+        `${result.msPerStep.toFixed(1)} ms/step, cpu ${result.cpuMsPerStep.toFixed(1)} ms/step (first step ${ms[0].toFixed(0)} ms)`,
     );
+    if (result.profile !== undefined) printProfile(backend, name, result);
   }
   return { backend, detail: info.detail, results };
 }

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 usage="usage: run.sh [--models mlp,resnet18,vit,bert] [--steps N] [--reference cpu|wasm|none] [--batch-scale S]
-              [--tolerance R] [--icd FILE] [--no-torch] [--out DIR]"
+              [--tolerance R] [--icd FILE] [--no-torch] [--out DIR] [--profile TOP] [--tf-flags NAME=VALUE,...]"
 models=mlp,resnet18,vit,bert
 steps=3
 reference=wasm
@@ -17,6 +17,7 @@ tolerance=1e-3
 icd=
 torch=1
 out=
+extra=()
 fail() {
   echo "run.sh: $1" >&2
   echo "$usage" >&2
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     shift
     continue
     ;;
-  --models | --steps | --reference | --batch-scale | --tolerance | --icd | --out)
+  --models | --steps | --reference | --batch-scale | --tolerance | --icd | --out | --profile | --tf-flags)
     [ $# -ge 2 ] && [ -n "$2" ] && [ "${2#--}" = "$2" ] || fail "$1 needs a value"
     ;;
   *) fail "unknown argument '$1'" ;;
@@ -54,6 +55,11 @@ while [ $# -gt 0 ]; do
     icd=$2
     ;;
   --out) out=$2 ;;
+  --profile)
+    [[ "$2" =~ ^[0-9]+$ ]] || fail "--profile must be a whole number of kernels to list (0: none), got '$2'"
+    extra+=(--profile "$2")
+    ;;
+  --tf-flags) extra+=(--tf-flags "$2") ;;
   esac
   shift 2
 done
@@ -106,7 +112,7 @@ if [ "$torch" = 1 ]; then
 fi
 
 args=(--backend webgpu --reference "$reference" --models "$models" --steps "$steps" --batch-scale "$batch_scale"
-  --tolerance "$tolerance" --json "$out/check.json")
+  --tolerance "$tolerance" --json "$out/check.json" ${extra[@]+"${extra[@]}"})
 [ -n "$torch_file" ] && args+=(--torch "$torch_file")
 set +e
 "$here/bin/node" "$here/app/check.mjs" "${args[@]}" 2>&1 | grep --line-buffered -v -e 'looks like you are running TensorFlow.js in Node.js' \

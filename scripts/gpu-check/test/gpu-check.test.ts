@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module without types
-import { maxRelativeDiff, parseArgs } from '../args.mjs';
+import { maxRelativeDiff, parseArgs, parseTfFlags } from '../args.mjs';
 
 // The pack's full run (pack, unpack, train on lavapipe) takes minutes and is a script
 // (README.md); these are the fast checks: options, run.sh's argument validation, and what
@@ -42,6 +42,24 @@ describe('check.mjs options', () => {
     expect(() => parseArgs(['--models', '--steps', '3'])).toThrow('--models needs a value');
   });
 
+  it('profiles no step unless asked, and lists the kernels asked for', () => {
+    expect(parseArgs([]).profile).toBe(0);
+    expect(parseArgs(['--profile', '8']).profile).toBe(8);
+    expect(() => parseArgs(['--profile', '-1'])).toThrow("--profile must be a number >= 0, got '-1'");
+  });
+
+  it('reads TF.js flags as booleans, numbers and strings, and refuses what is not NAME=VALUE', () => {
+    expect(parseArgs(['--tf-flags', 'WEBGPU_CPU_FORWARD=false,WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64']).tfFlags).toEqual({
+      WEBGPU_CPU_FORWARD: false,
+      WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 64,
+    });
+    expect(parseTfFlags('WEBGPU_PRINT_SHADER=all,DEBUG=true')).toEqual({ WEBGPU_PRINT_SHADER: 'all', DEBUG: true });
+    expect(() => parseArgs(['--tf-flags', 'webgpu_cpu_forward=false'])).toThrow(
+      "--tf-flags: 'webgpu_cpu_forward=false' is not NAME=VALUE",
+    );
+    expect(() => parseTfFlags('WEBGPU_CPU_FORWARD')).toThrow("'WEBGPU_CPU_FORWARD' is not NAME=VALUE");
+  });
+
   it('compares losses relative to the reference, and a NaN never agrees', () => {
     expect(maxRelativeDiff([2, 4.004], [2, 4])).toBeCloseTo(1e-3, 12);
     expect(maxRelativeDiff([1, Number.NaN], [1, 1])).toBe(Number.POSITIVE_INFINITY);
@@ -62,6 +80,8 @@ describe('run.sh arguments', () => {
     [['--steps', '1'], "--steps must be a whole number >= 2 (the first step is not timed), got '1'"],
     [['--reference', 'gpu'], "--reference must be cpu, wasm or none, got 'gpu'"],
     [['--icd', '/nonexistent/nvidia_icd.json'], "--icd: no Vulkan ICD file '/nonexistent/nvidia_icd.json'"],
+    [['--profile', 'all'], "--profile must be a whole number of kernels to list (0: none), got 'all'"],
+    [['--tf-flags'], '--tf-flags needs a value'],
   ])('refuses %j with exit 2 and the reason', (args, message) => {
     const r = run('run.sh', args);
     expect(r.status).toBe(2);

@@ -107,6 +107,16 @@ struct Context {
   dnnl::stream stream{engine};
   std::unordered_map<std::string, std::unique_ptr<Product>> cache;
   std::mutex mutex;  // one call at a time: the cached memories' handles are set per call
+  // The chunk's k [N, chunk] planes, kept between calls (unset: no page faults or zeroing per call).
+  std::unique_ptr<float[]> blocks;
+  size_t blockSize = 0;
+  float* blocksFor(size_t size) {
+    if (size > blockSize) {
+      blocks.reset(new float[size]);
+      blockSize = size;
+    }
+    return blocks.get();
+  }
 };
 
 Context& context() {
@@ -343,17 +353,17 @@ napi_value OneDnnPrefixCeForward(napi_env env, napi_callback_info info) {
   std::lock_guard<std::mutex> lock(ctx.mutex);
   Threads threads(p.threads);
   try {
-    std::vector<float> blocks(k * N * chunk);
+    float* blocks = ctx.blocksFor(k * N * chunk);
     std::vector<double> hi(k * N, -std::numeric_limits<double>::infinity()), total(k * N, 0.0);
     for (int c0 = 0; c0 < p.classes; c0 += chunk) {
       const int n = std::min(chunk, p.classes - c0);
-      blockLogits(p, z, w, c0, n, blocks.data());
+      blockLogits(p, z, w, c0, n, blocks);
 #pragma omp parallel num_threads(p.threads)
       {
         std::vector<float> acc(n);
 #pragma omp for schedule(static)
         for (int i = 0; i < p.rows; ++i) {
-          forwardRow(i, n, p.k, p.rows, bias == nullptr ? nullptr : bias + c0, blocks.data(), acc.data(), hi.data(),
+          forwardRow(i, n, p.k, p.rows, bias == nullptr ? nullptr : bias + c0, blocks, acc.data(), hi.data(),
                      total.data());
         }
       }
@@ -397,11 +407,11 @@ napi_value OneDnnPrefixCeBackward(napi_env env, napi_callback_info info) {
   std::lock_guard<std::mutex> lock(ctx.mutex);
   Threads threads(p.threads);
   try {
-    std::vector<float> blocks(k * N * chunk);
+    float* blocks = ctx.blocksFor(k * N * chunk);
     const memory::dim Dd = p.width, Nd = p.rows;
     for (int c0 = 0; c0 < p.classes; c0 += chunk) {
       const int n = std::min(chunk, p.classes - c0);
-      float* S = blocks.data();
+      float* S = blocks;
       blockLogits(p, z, w, c0, n, S);
 #pragma omp parallel num_threads(p.threads)
       {

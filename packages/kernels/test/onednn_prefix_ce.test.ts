@@ -13,10 +13,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerWasmTrainingKernels } from '../src/index.js';
 import { loadAddon } from '../src/native/onednn.js';
 import { oneDnnPrefixCeAvailable } from '../src/native/onednn_prefix_ce.js';
+import { loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { CHUNKED_PREFIX_CE, CHUNKED_PREFIX_CE_GRAD, IGNORE_INDEX } from '../src/wasm/native_chunked_prefix_softmax.js';
 import { expectClose, randomArray } from './helpers/close.js';
-import { loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
 
 const ort = nativeKernels({ matmul: 'onnxruntime' });
 /** The default kernels: the head on oneDNN where the addon loads, else the same as `ort`. */
@@ -197,6 +198,17 @@ describe('the chunked head on oneDNN: used where the addon is built, ONNX Runtim
     expect(ort.detail).not.toMatch(/Matryoshka head/);
   });
 
+  it('chunkedHead picks the source whatever runs the products', () => {
+    expect(nativeKernels({ chunkedHead: 'onnxruntime' }).prefixCe).toBeUndefined();
+    if (present) expect(nativeKernels({ matmul: 'onnxruntime', chunkedHead: 'onednn' }).prefixCe).toBeDefined();
+  });
+
+  it('refuses an unknown chunkedHead source, naming it', () => {
+    expect(() => loadOnnxRuntimeKernels({ chunkedHead: 'mkl' as 'onednn' })).toThrow(
+      'chunkedHead must be one of onednn, onnxruntime, got "mkl".',
+    );
+  });
+
   it('without the addon: the ONNX Runtime graphs run, with the same bits as matmul onnxruntime', async () => {
     const c = CASES[2]!;
     const want = run(ort, c);
@@ -207,6 +219,10 @@ describe('the chunked head on oneDNN: used where the addon is built, ONNX Runtim
       const got = run(fallback, c);
       for (const key of ['losses', 'lse', 'dz', 'dw', 'db'] as const)
         expect(sameBits(got[key]!, want[key]!)).toBe(true);
+      expectNeedsOneDnn(
+        () => fresh.loadOnnxRuntimeKernels({ chunkedHead: 'onednn' }),
+        "chunkedHead 'onednn' needs the oneDNN addon with the chunked head (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates it or is turned off (MRL_ONEDNN=off).",
+      );
     });
   });
 
@@ -217,6 +233,7 @@ describe('the chunked head on oneDNN: used where the addon is built, ONNX Runtim
       const fresh = await import('../src/native/onednn_prefix_ce.js');
       expect(fresh.oneDnnPrefixCeAvailable()).toBe(false);
       expect(fresh.loadOneDnnPrefixCe({ threads: 1 })).toBeUndefined();
+      expect(() => fresh.loadOneDnnPrefixCe({ threads: 1, required: true })).toThrow(/predates it/);
     } finally {
       vi.doUnmock('../src/native/onednn.js');
       vi.resetModules();

@@ -6,6 +6,7 @@
 // nesting blocks in place, and the per-prefix work fused into one vectorised pass per row.
 // Optional like the products: without the addon (or with one built before this file) the
 // kernels keep their ONNX Runtime graphs.
+import { MrlError } from '../errors.js';
 import { loadAddon, type OneDnnAddon } from './onednn.js';
 
 /** The addon's functions (native/onednn_prefix_ce.cc). */
@@ -81,15 +82,22 @@ const NONE = new Float32Array(0);
 /**
  * The chunked head's passes on oneDNN, on `threads` OpenMP threads (each call sets its count and
  * restores the previous one); `undefined` when the addon is not built, does not load, predates
- * the head, or is turned off (`MRL_ONEDNN=off`).
+ * the head, or is turned off (`MRL_ONEDNN=off`); with `required`, that is an `MrlError` instead.
  *
  * @example
  * const head = loadOneDnnPrefixCe({ threads: 1 });
- * head?.forward({ rows: 154, width: 256, classes: 30522, chunk: 2048, dims: [8, 16, 32, 64, 128, 256] }, z, w, b, lse);
+ * head?.forward({ rows: 154, width: 256, classes: 30522, chunk: 512, dims: [8, 16, 32, 64, 128, 256] }, z, w, b, lse);
  */
-export function loadOneDnnPrefixCe(options: { threads: number }): OneDnnPrefixCe | undefined {
+export function loadOneDnnPrefixCe(options: { threads: number; required?: boolean }): OneDnnPrefixCe | undefined {
   const lib = loadPrefixCeAddon();
-  if (lib === undefined) return undefined;
+  if (lib === undefined) {
+    if (options.required !== true) return undefined;
+    throw new MrlError(
+      'backend-unavailable',
+      "chunkedHead 'onednn' needs the oneDNN addon with the chunked head (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates it or is turned off (MRL_ONEDNN=off).",
+      'Install g++ and libdnnl-dev (apt-get install g++ libdnnl-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose chunkedHead onnxruntime.',
+    );
+  }
   const dimsOf = (s: PrefixCeShape): Int32Array =>
     Int32Array.from([options.threads, s.rows, s.width, s.classes, s.chunk, s.dims.length, ...s.dims]);
   return {

@@ -566,6 +566,13 @@ export interface OnnxRuntimeKernelOptions {
    * Default: oneDNN when the addon loads with its products, else ONNX Runtime.
    */
   matmul?: MatMulSource;
+  /**
+   * What runs the chunked Matryoshka softmax cross-entropy (`../wasm/native_chunked_prefix_softmax.ts`):
+   * `onednn` (the same addon, `./onednn_prefix_ce.ts`; an `MrlError` when it is not built) or
+   * `onnxruntime` (one ONNX Runtime graph per vocabulary chunk). Default: oneDNN where the products
+   * run on oneDNN and the addon has the head, else ONNX Runtime.
+   */
+  chunkedHead?: MatMulSource;
 }
 
 /** What runs the products: see {@link OnnxRuntimeKernelOptions.matmul}. */
@@ -624,6 +631,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     throw new MrlError(
       'invalid-argument',
       `matmul must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(matmul)}.`,
+    );
+  }
+  const chunkedHead = options.chunkedHead;
+  if (chunkedHead !== undefined && !MATMUL_SOURCES.includes(chunkedHead)) {
+    throw new MrlError(
+      'invalid-argument',
+      `chunkedHead must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(chunkedHead)}.`,
     );
   }
   const useNchwc = options.nchwc ?? true;
@@ -870,8 +884,11 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     matmul === 'onnxruntime'
       ? undefined
       : loadOneDnnMatMul({ threads, fallback: { matMul: ortMatMul }, required: matmul === 'onednn' });
-  // The chunked head follows the products: `matmul: 'onnxruntime'` keeps it on ONNX Runtime too.
-  const prefixCe = oneDnnMatMul === undefined ? undefined : loadOneDnnPrefixCe({ threads });
+  // By default the chunked head follows the products: `matmul: 'onnxruntime'` keeps it on ONNX Runtime too.
+  const prefixCe =
+    chunkedHead === 'onnxruntime' || (chunkedHead === undefined && oneDnnMatMul === undefined)
+      ? undefined
+      : loadOneDnnPrefixCe({ threads, required: chunkedHead === 'onednn' });
   return {
     ...(prefixCe === undefined ? {} : { prefixCe }),
     get detail() {

@@ -35,8 +35,13 @@ export const CHUNKED_PREFIX_CE = 'MrlChunkedPrefixSoftmaxCrossEntropy';
 export const CHUNKED_PREFIX_CE_GRAD = 'MrlChunkedPrefixSoftmaxCrossEntropyGrad';
 /** A label that counts for nothing (PyTorch's `ignore_index` default). */
 export const IGNORE_INDEX = -100;
-/** Classes per chunk: [N, 2048] float32 blocks stay in cache for the few hundred rows of an MLM batch. */
-export const DEFAULT_VOCAB_CHUNK = 2048;
+/**
+ * Classes per chunk: every prefix's [N, 512] float32 block of a chunk (k of them) stays in cache
+ * for the few hundred rows of an MLM batch. On oneDNN BERT-mini's Matryoshka head alone (154 rows,
+ * six dims) took 137-143 ms of CPU at 512 against 149-151 at 1024 and 155-164 at 2048 (1 thread,
+ * bench/chunked-head-probe.mjs); the ONNX Runtime graphs take the same time at 512 and 2048.
+ */
+export const DEFAULT_VOCAB_CHUNK = 512;
 
 export interface ChunkedPrefixAttrs {
   /** Ascending nesting dims, each <= D. */

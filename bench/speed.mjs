@@ -7,11 +7,12 @@
 // Usage (after `pnpm run build`):
 //   node bench/speed.mjs [--models mlp,resnet18,vit,bert] [--steps 3] [--backend wasm]
 //                        [--profile] [--no-torch] [--leak 1000] [--python /usr/bin/python3]
-//                        [--mlm-head chunked|stacked] [--keep-tape] [--threads 1]
+//                        [--mlm-head chunked|stacked] [--mlm-chunk 512] [--keep-tape] [--threads 1]
 // --steps: timed steps per head for the big models (the MLP runs 10x as many);
 // --profile: per-kernel times (tf.profile) of one MRL step per model;
 // --leak N: N more MLP steps, then tensor count / bytes / rss at the start and end;
 // --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs);
+// --mlm-chunk N: vocabulary classes per chunk of the chunked head (default DEFAULT_VOCAB_CHUNK);
 // --keep-tape: TF.js's own backward pass, which frees saved activations only at its end;
 // --threads N: threads for both frameworks (default 1): ONNX Runtime's intra-op pool in mrl,
 //   torch.set_num_threads(N) and OMP/OpenBLAS/MKL_NUM_THREADS=N in PyTorch; `all` = every core;
@@ -127,7 +128,11 @@ function buildCase(name, spec, random) {
     encoder = new BertEncoder(config, random);
     const d = config.embeddingDim;
     const t = spec.seq;
-    const objective = new TiedMlmObjective(encoder.tokenEmbedding, { head: arg('mlm-head', 'chunked') });
+    const chunk = arg('mlm-chunk', undefined);
+    const objective = new TiedMlmObjective(encoder.tokenEmbedding, {
+      head: arg('mlm-head', 'chunked'),
+      ...(chunk === undefined ? {} : { chunk: Number(chunk) }),
+    });
     const ids = tf.tensor2d(
       Array.from({ length: n * t }, (_, i) => 5 + ((i * 104729) % 30517)),
       [n, t],

@@ -11,9 +11,12 @@
 //     block products, each prefix's row max and sum of exponentials (merged across chunks in an
 //     online log-sum-exp, in double), and backward G_j = sign_j exp(L_j - A_j) and the suffix sums
 //     S_j = S_{j+1} + G_j, with a vectorised exp (GCC target clones for AVX-512, AVX2 and SSE2).
-// Rows are split between the threads; each row's sums run in one thread in a fixed order, and the
-// column sums of the bias gradient run over rows in order, so a fixed thread count gives the same
-// bits every run.
+// Threads: the chunks are split between them (static schedule), each chunk's products and passes
+// on one thread, so a step opens one parallel region per pass instead of one per product (at 2
+// threads on a loaded machine the per-product regions made the head slower than on 1). The
+// forward's per-chunk (max, sum) are merged in chunk order afterwards: the same bits on any thread
+// count. Backward, thread t > 0 adds its chunks' embedding gradient into its own [N, D], summed
+// in thread order at the end: the same bits every run at a fixed thread count.
 #include <node_api.h>
 #include <omp.h>
 
@@ -24,6 +27,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -97,25 +101,40 @@ bool doubleArg(napi_env env, napi_value v, double** data, size_t* length, const 
 
 // ---- products ---------------------------------------------------------------------------------
 
+// One product's primitive, planned for one thread, with a memory (and scratchpad) per thread slot:
+// the chunks run in parallel, each on one thread, so one primitive runs on several at once.
 struct Product {
   dnnl::matmul prim;
-  memory a, b, y;
+  memory::desc aMd, bMd, yMd, padMd;
+  struct Slot {
+    memory a, b, y, pad;
+  };
+  std::vector<Slot> slots;
+};
+
+// Per thread slot: the chunk's k [N, chunk] planes, a row of `chunk` floats and (backward, slots
+// after the first) a [N, D] embedding gradient; kept between calls (no page faults or zeroing).
+struct Buffers {
+  std::unique_ptr<float[]> data;
+  size_t size = 0;
+  float* reserve(size_t n) {
+    if (n > size) {
+      data.reset(new float[n]);
+      size = n;
+    }
+    return data.get();
+  }
 };
 
 struct Context {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
+  std::vector<dnnl::stream> streams;  // one per thread slot
   std::unordered_map<std::string, std::unique_ptr<Product>> cache;
-  std::mutex mutex;  // one call at a time: the cached memories' handles are set per call
-  // The chunk's k [N, chunk] planes, kept between calls (unset: no page faults or zeroing per call).
-  std::unique_ptr<float[]> blocks;
-  size_t blockSize = 0;
-  float* blocksFor(size_t size) {
-    if (size > blockSize) {
-      blocks.reset(new float[size]);
-      blockSize = size;
-    }
-    return blocks.get();
+  std::vector<Buffers> buffers;
+  std::mutex mutex;  // one call at a time: slots and buffers are shared between calls
+  void reserveSlots(int threads) {
+    while (static_cast<int>(streams.size()) < threads) streams.emplace_back(engine);
+    if (static_cast<int>(buffers.size()) < threads) buffers.resize(threads);
   }
 };
 
@@ -125,49 +144,90 @@ Context& context() {
 }
 
 // y [m, n] (+)= a [m, kk] @ b [kk, n], each operand a strided view (strides in elements, for the
-// logical row-major axes), on the calling thread's OpenMP thread count.
-Product& product(memory::dim m, memory::dim kk, memory::dim n, const memory::dims& aStrides,
+// logical row-major axes), created on the main thread (once per shape and strides) with `threads`
+// slots.
+Product* product(memory::dim m, memory::dim kk, memory::dim n, const memory::dims& aStrides,
                  const memory::dims& bStrides, const memory::dims& yStrides, bool accumulate, int threads) {
   auto& ctx = context();
-  const int64_t parts[] = {m,           kk,          n,           aStrides[0], aStrides[1], bStrides[0],
-                           bStrides[1], yStrides[0], yStrides[1], accumulate,  threads};
+  const int64_t parts[] = {m,           kk,          n,           aStrides[0], aStrides[1],
+                           bStrides[0], bStrides[1], yStrides[0], yStrides[1], accumulate};
   std::string key(reinterpret_cast<const char*>(parts), sizeof(parts));
   auto it = ctx.cache.find(key);
-  if (it != ctx.cache.end()) return *it->second;
-  if (ctx.cache.size() >= kMaxCached) ctx.cache.clear();
-  memory::desc aMd({m, kk}, dt::f32, aStrides);
-  memory::desc bMd({kk, n}, dt::f32, bStrides);
-  memory::desc yMd({m, n}, dt::f32, yStrides);
-  dnnl::primitive_attr attr;
-  if (accumulate) {
-    dnnl::post_ops ops;
-    ops.append_sum(1.0f);
-    attr.set_post_ops(ops);
+  if (it == ctx.cache.end()) {
+    if (ctx.cache.size() >= kMaxCached) ctx.cache.clear();
+    auto p = std::make_unique<Product>();
+    p->aMd = memory::desc({m, kk}, dt::f32, aStrides);
+    p->bMd = memory::desc({kk, n}, dt::f32, bStrides);
+    p->yMd = memory::desc({m, n}, dt::f32, yStrides);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (accumulate) {
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+    }
+    const int previous = omp_get_max_threads();
+    omp_set_num_threads(1);  // each product runs on one thread
+    try {
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p->aMd, p->bMd, p->yMd), attr, ctx.engine);
+      p->prim = dnnl::matmul(pd);
+      p->padMd = pd.scratchpad_desc();
+    } catch (...) {
+      omp_set_num_threads(previous);
+      throw;
+    }
+    omp_set_num_threads(previous);
+    it = ctx.cache.emplace(key, std::move(p)).first;
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aMd, bMd, yMd), attr, ctx.engine);
-  auto p = std::make_unique<Product>();
-  p->prim = dnnl::matmul(pd);
-  p->a = memory(aMd, ctx.engine, DNNL_MEMORY_NONE);
-  p->b = memory(bMd, ctx.engine, DNNL_MEMORY_NONE);
-  p->y = memory(yMd, ctx.engine, DNNL_MEMORY_NONE);
-  return *ctx.cache.emplace(key, std::move(p)).first->second;
+  Product* p = it->second.get();
+  while (static_cast<int>(p->slots.size()) < threads) {
+    Product::Slot slot{memory(p->aMd, ctx.engine, DNNL_MEMORY_NONE), memory(p->bMd, ctx.engine, DNNL_MEMORY_NONE),
+                       memory(p->yMd, ctx.engine, DNNL_MEMORY_NONE), memory(p->padMd, ctx.engine)};
+    p->slots.push_back(std::move(slot));
+  }
+  return p;
 }
 
-void run(Product& p, const float* a, const float* b, float* y) {
-  auto& ctx = context();
-  p.a.set_data_handle(const_cast<float*>(a));
-  p.b.set_data_handle(const_cast<float*>(b));
-  p.y.set_data_handle(y);
-  p.prim.execute(ctx.stream, {{DNNL_ARG_SRC, p.a}, {DNNL_ARG_WEIGHTS, p.b}, {DNNL_ARG_DST, p.y}});
-  ctx.stream.wait();
+// Runs `p` on the calling thread (slot `t`): inside a parallel region oneDNN runs it sequentially.
+void run(Product* p, int t, const float* a, const float* b, float* y) {
+  auto& slot = p->slots[t];
+  slot.a.set_data_handle(const_cast<float*>(a));
+  slot.b.set_data_handle(const_cast<float*>(b));
+  slot.y.set_data_handle(y);
+  auto& stream = context().streams[t];
+  p->prim.execute(stream, {{DNNL_ARG_SRC, slot.a},
+                           {DNNL_ARG_WEIGHTS, slot.b},
+                           {DNNL_ARG_DST, slot.y},
+                           {DNNL_ARG_SCRATCHPAD, slot.pad}});
+  stream.wait();
+}
+
+// The products of one chunk width n, per block j: the logits P_j = z_j W_j^T, and backward
+// dW_j = S_j^T z_j (written in place) and dz_j += S_j W_j (added in place).
+struct ChunkProducts {
+  std::vector<Product*> logits, dW, dz;
+};
+
+ChunkProducts productsFor(const Problem& p, int n, bool backward) {
+  const memory::dim D = p.width, N = p.rows, nd = n;
+  ChunkProducts out;
+  for (int j = 0; j < p.k; ++j) {
+    const memory::dim w = p.widths[j];
+    out.logits.push_back(product(N, w, nd, {D, 1}, {1, D}, {nd, 1}, false, p.threads));
+    if (!backward) continue;
+    // S_j [N, n] read transposed through its strides.
+    out.dW.push_back(product(nd, N, w, {1, nd}, {D, 1}, {D, 1}, false, p.threads));
+    out.dz.push_back(product(N, nd, w, {nd, 1}, {D, 1}, {D, 1}, true, p.threads));
+  }
+  return out;
 }
 
 // P_j [N, n] = z[:, block j] @ W[c0 : c0 + n, block j]^T for every block, in `blocks` (k planes).
-void blockLogits(const Problem& p, const float* z, const float* w, int c0, int n, float* blocks) {
-  const memory::dim D = p.width, N = p.rows;
+void blockLogits(const Problem& p, const ChunkProducts& f, int t, const float* z, const float* w, int c0, int n,
+                 float* blocks) {
   for (int j = 0; j < p.k; ++j) {
-    Product& f = product(N, p.widths[j], n, {D, 1}, {1, D}, {n, 1}, false, p.threads);
-    run(f, z + p.starts[j], w + static_cast<size_t>(c0) * D + p.starts[j], blocks + static_cast<size_t>(j) * N * n);
+    run(f.logits[j], t, z + p.starts[j], w + static_cast<size_t>(c0) * p.width + p.starts[j],
+        blocks + static_cast<size_t>(j) * p.rows * n);
   }
 }
 
@@ -198,9 +258,9 @@ inline __attribute__((always_inline)) float expApprox(float x) {
 #define ROW_PASS __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-trapping-math")))
 
 // Forward, row i of one chunk: the running sums L_j = bias + P_0 + .. + P_j of the row (in acc),
-// each prefix's max and sum of exp(L_j - max) merged into (hi, total) [k * N].
-ROW_PASS void forwardRow(
-    int i, int n, int k, int rows, const float* bias, const float* blocks, float* acc, double* hi, double* total) {
+// each prefix's max and sum of exp(L_j - max) into (hi, total) [k * N].
+ROW_PASS void forwardRow(int i, int n, int k, int rows, const float* bias, const float* blocks, float* acc, float* hi,
+                         float* total) {
   if (bias == nullptr) {
     std::fill(acc, acc + n, 0.0f);
   } else {
@@ -217,16 +277,20 @@ ROW_PASS void forwardRow(
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
     for (int t = 0; t < n; ++t) s += expApprox(acc[t] - m);
-    double& h = hi[static_cast<size_t>(j) * rows + i];
-    double& sum = total[static_cast<size_t>(j) * rows + i];
-    if (std::isnan(s) || std::isnan(m)) {
-      sum = std::numeric_limits<double>::quiet_NaN();
-    } else if (m > h) {
-      sum = sum * std::exp(h - m) + s;
-      h = m;
-    } else {
-      sum += s * std::exp(static_cast<double>(m) - h);
-    }
+    hi[static_cast<size_t>(j) * rows + i] = m;
+    total[static_cast<size_t>(j) * rows + i] = s;
+  }
+}
+
+// Merges a chunk's (max, sum of exp(x - max)) into the running (hi, total), in double.
+inline void merge(float m, float s, double* hi, double* total) {
+  if (std::isnan(s) || std::isnan(m)) {
+    *total = std::numeric_limits<double>::quiet_NaN();
+  } else if (m > *hi) {
+    *total = *total * std::exp(*hi - m) + s;
+    *hi = m;
+  } else {
+    *total += s * std::exp(static_cast<double>(m) - *hi);
   }
 }
 
@@ -351,28 +415,52 @@ napi_value OneDnnPrefixCeForward(napi_env env, napi_callback_info info) {
   const int chunk = std::min(p.chunk, p.classes);
   auto& ctx = context();
   std::lock_guard<std::mutex> lock(ctx.mutex);
-  Threads threads(p.threads);
+  Threads threads(1);  // each chunk's products run on the thread that has the chunk
   try {
-    float* blocks = ctx.blocksFor(k * N * chunk);
-    std::vector<double> hi(k * N, -std::numeric_limits<double>::infinity()), total(k * N, 0.0);
-    for (int c0 = 0; c0 < p.classes; c0 += chunk) {
-      const int n = std::min(chunk, p.classes - c0);
-      blockLogits(p, z, w, c0, n, blocks);
-#pragma omp parallel num_threads(p.threads)
-      {
-        std::vector<float> acc(n);
+    const int chunks = (p.classes + chunk - 1) / chunk;
+    const int T = std::min(p.threads, chunks);
+    const int tailWidth = p.classes - (chunks - 1) * chunk;
+    ctx.reserveSlots(T);
+    const ChunkProducts full = productsFor(p, chunk, false);
+    const ChunkProducts tail = tailWidth == chunk ? full : productsFor(p, tailWidth, false);
+    for (int t = 0; t < T; ++t) ctx.buffers[t].reserve(k * N * chunk + chunk);
+    // Each chunk's (max, sum) per prefix and row, merged in chunk order afterwards: the same
+    // numbers on any thread count.
+    std::vector<float> partHi(static_cast<size_t>(chunks) * k * N), partTotal(partHi.size());
+    std::string failure;
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num();
+      float* blocks = ctx.buffers[t].data.get();
+      float* acc = blocks + k * N * chunk;
 #pragma omp for schedule(static)
-        for (int i = 0; i < p.rows; ++i) {
-          forwardRow(i, n, p.k, p.rows, bias == nullptr ? nullptr : bias + c0, blocks, acc.data(), hi.data(),
-                     total.data());
+      for (int c = 0; c < chunks; ++c) {
+        const int c0 = c * chunk;
+        const int n = std::min(chunk, p.classes - c0);
+        try {
+          blockLogits(p, n == chunk ? full : tail, t, z, w, c0, n, blocks);
+          float* hi = partHi.data() + static_cast<size_t>(c) * k * N;
+          float* total = partTotal.data() + static_cast<size_t>(c) * k * N;
+          for (int i = 0; i < p.rows; ++i) {
+            forwardRow(i, n, p.k, p.rows, bias == nullptr ? nullptr : bias + c0, blocks, acc, hi, total);
+          }
+        } catch (const dnnl::error& err) {
+#pragma omp critical(prefix_ce_failure)
+          failure = err.what();
         }
       }
     }
+    if (!failure.empty()) throw std::runtime_error(failure);
+    std::vector<double> hi(k * N, -std::numeric_limits<double>::infinity()), total(k * N, 0.0);
+    for (int c = 0; c < chunks; ++c) {
+      const size_t at = static_cast<size_t>(c) * k * N;
+      for (size_t i = 0; i < k * N; ++i) merge(partHi[at + i], partTotal[at + i], &hi[i], &total[i]);
+    }
     for (size_t i = 0; i < k * N; ++i) lse[i] = hi[i] + std::log(total[i]);
-  } catch (const dnnl::error& err) {
-    napi_throw_error(env, nullptr, (std::string("onednn: prefixCeForward: ") + err.what()).c_str());
   } catch (const std::bad_alloc&) {
-    napi_throw_error(env, nullptr, "onednn: prefixCeForward: out of memory for the chunk's logits");
+    napi_throw_error(env, nullptr, "onednn: prefixCeForward: out of memory for the chunks' logits");
+  } catch (const std::exception& err) {
+    napi_throw_error(env, nullptr, (std::string("onednn: prefixCeForward: ") + err.what()).c_str());
   }
   return nullptr;
 }
@@ -405,46 +493,66 @@ napi_value OneDnnPrefixCeBackward(napi_env env, napi_callback_info info) {
   const int chunk = std::min(p.chunk, p.classes);
   auto& ctx = context();
   std::lock_guard<std::mutex> lock(ctx.mutex);
-  Threads threads(p.threads);
+  Threads threads(1);  // each chunk's products run on the thread that has the chunk
   try {
-    float* blocks = ctx.blocksFor(k * N * chunk);
-    const memory::dim Dd = p.width, Nd = p.rows;
-    for (int c0 = 0; c0 < p.classes; c0 += chunk) {
-      const int n = std::min(chunk, p.classes - c0);
-      float* S = blocks;
-      blockLogits(p, z, w, c0, n, S);
-#pragma omp parallel num_threads(p.threads)
-      {
-        std::vector<float> acc(n);
+    const int chunks = (p.classes + chunk - 1) / chunk;
+    const int T = std::min(p.threads, chunks);
+    const int tailWidth = p.classes - (chunks - 1) * chunk;
+    ctx.reserveSlots(T);
+    const ChunkProducts full = productsFor(p, chunk, true);
+    const ChunkProducts tail = tailWidth == chunk ? full : productsFor(p, tailWidth, true);
+    // Thread t > 0 adds its chunks' dz into its own [N, D], summed into dz in thread order after.
+    const size_t own = k * N * chunk + chunk;
+    for (int t = 0; t < T; ++t) {
+      float* buffer = ctx.buffers[t].reserve(own + (t == 0 ? 0 : N * D));
+      if (t > 0) std::fill(buffer + own, buffer + own + N * D, 0.0f);
+    }
+    std::string failure;
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num();
+      float* S = ctx.buffers[t].data.get();
+      float* acc = S + k * N * chunk;
+      float* dzt = t == 0 ? dz : S + own;
 #pragma omp for schedule(static)
-        for (int i = 0; i < p.rows; ++i) {
-          backwardRow(i, n, p.k, p.rows, bias == nullptr ? nullptr : bias + c0, S, shift, sign, acc.data());
-        }
-      }
-      if (db != nullptr) {
-        float* out = db + c0;
-        for (int t = 0; t < n; ++t) out[t] = 0.0f;
-        for (size_t i = 0; i < N; ++i) {
-          const float* row = S + i * n;
+      for (int c = 0; c < chunks; ++c) {
+        const int c0 = c * chunk;
+        const int n = std::min(chunk, p.classes - c0);
+        const ChunkProducts& f = n == chunk ? full : tail;
+        try {
+          blockLogits(p, f, t, z, w, c0, n, S);
+          for (int i = 0; i < p.rows; ++i) {
+            backwardRow(i, n, p.k, p.rows, bias == nullptr ? nullptr : bias + c0, S, shift, sign, acc);
+          }
+          if (db != nullptr) {
+            float* out = db + c0;
+            std::fill(out, out + n, 0.0f);
+            for (size_t i = 0; i < N; ++i) {
+              const float* row = S + i * n;
 #pragma omp simd
-          for (int t = 0; t < n; ++t) out[t] += row[t];
+              for (int x = 0; x < n; ++x) out[x] += row[x];
+            }
+          }
+          for (int j = 0; j < p.k; ++j) {
+            const float* Sj = S + static_cast<size_t>(j) * N * n;
+            run(f.dW[j], t, Sj, z + p.starts[j], dw + static_cast<size_t>(c0) * D + p.starts[j]);
+            run(f.dz[j], t, Sj, w + static_cast<size_t>(c0) * D + p.starts[j], dzt + p.starts[j]);
+          }
+        } catch (const dnnl::error& err) {
+#pragma omp critical(prefix_ce_failure)
+          failure = err.what();
         }
-      }
-      for (int j = 0; j < p.k; ++j) {
-        const float* Sj = S + static_cast<size_t>(j) * N * n;
-        const float* wj = w + static_cast<size_t>(c0) * D + p.starts[j];
-        // dW[c0 : c0 + n, block j] = S_j^T z_j: S_j read transposed through its strides.
-        Product& gw = product(n, Nd, p.widths[j], {1, n}, {Dd, 1}, {Dd, 1}, false, p.threads);
-        run(gw, Sj, z + p.starts[j], dw + static_cast<size_t>(c0) * D + p.starts[j]);
-        // dz[:, block j] += S_j W[c0 : c0 + n, block j].
-        Product& gz = product(Nd, n, p.widths[j], {n, 1}, {Dd, 1}, {Dd, 1}, true, p.threads);
-        run(gz, Sj, wj, dz + p.starts[j]);
       }
     }
-  } catch (const dnnl::error& err) {
-    napi_throw_error(env, nullptr, (std::string("onednn: prefixCeBackward: ") + err.what()).c_str());
+    if (!failure.empty()) throw std::runtime_error(failure);
+    for (int t = 1; t < T; ++t) {
+      const float* part = ctx.buffers[t].data.get() + own;
+      for (size_t i = 0; i < N * D; ++i) dz[i] += part[i];
+    }
   } catch (const std::bad_alloc&) {
-    napi_throw_error(env, nullptr, "onednn: prefixCeBackward: out of memory for the chunk's logits");
+    napi_throw_error(env, nullptr, "onednn: prefixCeBackward: out of memory for the chunks' logits");
+  } catch (const std::exception& err) {
+    napi_throw_error(env, nullptr, (std::string("onednn: prefixCeBackward: ") + err.what()).c_str());
   }
   return nullptr;
 }

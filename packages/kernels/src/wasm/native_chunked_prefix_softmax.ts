@@ -38,8 +38,9 @@ export const IGNORE_INDEX = -100;
 /**
  * Classes per chunk: every prefix's [N, 512] float32 block of a chunk (k of them) stays in cache
  * for the few hundred rows of an MLM batch. On oneDNN BERT-mini's Matryoshka head alone (154 rows,
- * six dims) took 137-143 ms of CPU at 512 against 149-151 at 1024 and 155-164 at 2048 (1 thread,
- * bench/chunked-head-probe.mjs); the ONNX Runtime graphs take the same time at 512 and 2048.
+ * six dims, 1 thread) took 137-145 ms of CPU at 512 against 149-158 at 1024 and 155-164 at 2048
+ * in one paired sweep and tied in another (bench/RESULTS.md); the ONNX Runtime graphs take the
+ * same time at 512 and 2048. 512 also keeps a quarter of 2048's memory.
  */
 export const DEFAULT_VOCAB_CHUNK = 512;
 

@@ -42,8 +42,11 @@ using dt = memory::data_type;
 
 // dims: [threads, rows N, width D, classes C, chunk, k, m_1 .. m_k] (ascending nesting dims).
 constexpr int kHeader = 6;
-// Primitives per (shape, strides, threads); a new chunk size or batch size adds 6k of them.
-constexpr size_t kMaxCached = 512;
+// Primitives per shape and strides: each new row count (masked tokens per batch) or chunk size
+// adds up to 8k of them (k forward and 3k backward, for the full and the last chunk's width).
+// Past this many the cache starts again, at the start of a call (pointers into it are held
+// during one).
+constexpr size_t kMaxCached = 1024;
 
 struct Problem {
   int threads = 1, rows = 0, width = 0, classes = 0, chunk = 0, k = 0;
@@ -154,7 +157,6 @@ Product* product(memory::dim m, memory::dim kk, memory::dim n, const memory::dim
   std::string key(reinterpret_cast<const char*>(parts), sizeof(parts));
   auto it = ctx.cache.find(key);
   if (it == ctx.cache.end()) {
-    if (ctx.cache.size() >= kMaxCached) ctx.cache.clear();
     auto p = std::make_unique<Product>();
     p->aMd = memory::desc({m, kk}, dt::f32, aStrides);
     p->bMd = memory::desc({kk, n}, dt::f32, bStrides);
@@ -421,6 +423,7 @@ napi_value OneDnnPrefixCeForward(napi_env env, napi_callback_info info) {
     const int T = std::min(p.threads, chunks);
     const int tailWidth = p.classes - (chunks - 1) * chunk;
     ctx.reserveSlots(T);
+    if (ctx.cache.size() + 8 * k > kMaxCached) ctx.cache.clear();
     const ChunkProducts full = productsFor(p, chunk, false);
     const ChunkProducts tail = tailWidth == chunk ? full : productsFor(p, tailWidth, false);
     for (int t = 0; t < T; ++t) ctx.buffers[t].reserve(k * N * chunk + chunk);
@@ -499,6 +502,7 @@ napi_value OneDnnPrefixCeBackward(napi_env env, napi_callback_info info) {
     const int T = std::min(p.threads, chunks);
     const int tailWidth = p.classes - (chunks - 1) * chunk;
     ctx.reserveSlots(T);
+    if (ctx.cache.size() + 8 * k > kMaxCached) ctx.cache.clear();
     const ChunkProducts full = productsFor(p, chunk, true);
     const ChunkProducts tail = tailWidth == chunk ? full : productsFor(p, tailWidth, true);
     // Thread t > 0 adds its chunks' dz into its own [N, D], summed into dz in thread order after.

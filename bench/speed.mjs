@@ -7,11 +7,12 @@
 // Usage (after `pnpm run build`):
 //   node bench/speed.mjs [--models mlp,resnet18,vit,bert] [--steps 3] [--backend wasm]
 //                        [--profile] [--no-torch] [--leak 1000] [--python /usr/bin/python3]
-//                        [--mlm-head chunked|stacked] [--keep-tape] [--threads 1]
+//                        [--mlm-head chunked|stacked] [--mlm-chunk 512] [--keep-tape] [--threads 1]
 // --steps: timed steps per head for the big models (the MLP runs 10x as many);
 // --profile: per-kernel times (tf.profile) of one MRL step per model;
 // --leak N: N more MLP steps, then tensor count / bytes / rss at the start and end;
 // --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs);
+// --mlm-chunk N: vocabulary classes per chunk of the chunked head (default DEFAULT_VOCAB_CHUNK);
 // --keep-tape: TF.js's own backward pass, which frees saved activations only at its end;
 // --threads N: threads for both frameworks (default 1): ONNX Runtime's intra-op pool in mrl,
 //   torch.set_num_threads(N) and OMP/OpenBLAS/MKL_NUM_THREADS=N in PyTorch; `all` = every core;
@@ -22,7 +23,9 @@
 // --convolution onednn|onnxruntime: what runs the convolutions (default: oneDNN where its addon
 //   is built, packages/kernels/native/build.sh);
 // --matmul onednn|onnxruntime: what runs the products (default: oneDNN where its addon is built
-//   with them, else MLAS's SGEMM).
+//   with them, else MLAS's SGEMM);
+// --chunked-head onednn|onnxruntime: what runs BERT's chunked Matryoshka MLM head (default: as the
+//   products; bench/chunked-head-probe.mjs times it alone).
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';
@@ -125,7 +128,11 @@ function buildCase(name, spec, random) {
     encoder = new BertEncoder(config, random);
     const d = config.embeddingDim;
     const t = spec.seq;
-    const objective = new TiedMlmObjective(encoder.tokenEmbedding, { head: arg('mlm-head', 'chunked') });
+    const chunk = arg('mlm-chunk', undefined);
+    const objective = new TiedMlmObjective(encoder.tokenEmbedding, {
+      head: arg('mlm-head', 'chunked'),
+      ...(chunk === undefined ? {} : { chunk: Number(chunk) }),
+    });
     const ids = tf.tensor2d(
       Array.from({ length: n * t }, (_, i) => 5 + ((i * 104729) % 30517)),
       [n, t],
@@ -262,7 +269,7 @@ for (const name of MODELS) {
   const times = { mrl: [], plain: [], torchMrl: [], torchPlain: [] };
   // CPU time (user + system, every thread of the process) of the same steps: on a shared machine
   // it moves far less with the neighbours than wall time; on one thread it is the step's work.
-  const cpu = { mrl: [], torchMrl: [] };
+  const cpu = { mrl: [], plain: [], torchMrl: [] };
   let rss = 0;
   let torchRss = 0;
   const warm = name === 'mlp' ? 3 : 1;
@@ -282,7 +289,7 @@ for (const name of MODELS) {
         ours.step(head);
         times[head].push(performance.now() - t0);
         const c = process.cpuUsage(c0);
-        if (head === 'mrl') cpu.mrl.push((c.user + c.system) / 1000);
+        cpu[head].push((c.user + c.system) / 1000);
         rss = Math.max(rss, process.memoryUsage().rss);
       };
       const runTorch = async () => {
@@ -320,6 +327,8 @@ for (const name of MODELS) {
     torchCpu: median(cpu.torchMrl),
     pairedCpuRatio: pairedRatio(cpu.mrl, cpu.torchMrl),
     pairedHead: pairedRatio(times.mrl, times.plain),
+    oursPlainCpu: median(cpu.plain),
+    pairedHeadCpu: pairedRatio(cpu.mrl, cpu.plain),
     pairedTorchHead: pairedRatio(times.torchMrl, times.torchPlain),
     rss: mb(rss),
     tfPeak: mb(info.peakBytes),
@@ -329,7 +338,7 @@ for (const name of MODELS) {
   rows.push(row);
   console.log(
     `${name}: mrl ${row.ours.toFixed(1)} ms/step, torch ${row.torch.toFixed(1)} ms/step, ratio ${(row.ours / row.torch).toFixed(2)}; ` +
-      `paired ratio ${row.pairedRatio.toFixed(2)}; cpu ms mrl ${row.oursCpu.toFixed(1)} torch ${row.torchCpu.toFixed(1)} (paired ratio ${row.pairedCpuRatio.toFixed(2)}); head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x (paired ${row.pairedHead.toFixed(3)}) torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
+      `paired ratio ${row.pairedRatio.toFixed(2)}; cpu ms mrl ${row.oursCpu.toFixed(1)} torch ${row.torchCpu.toFixed(1)} (paired ratio ${row.pairedCpuRatio.toFixed(2)}); head overhead mrl ${(row.ours / row.oursPlain).toFixed(3)}x (paired ${row.pairedHead.toFixed(3)}; cpu ${(row.oursCpu / row.oursPlainCpu).toFixed(3)}x, paired ${row.pairedHeadCpu.toFixed(3)}) torch ${(row.torch / row.torchPlain).toFixed(3)}x; params ${row.params} / ${row.torchParams}; ` +
       `samples mrl [${times.mrl.map((t) => t.toFixed(0)).join(' ')}] torch [${times.torchMrl.map((t) => t.toFixed(0)).join(' ')}]`,
   );
   memDetail(name, rss);
@@ -396,11 +405,11 @@ console.log(
 );
 console.log('(ratios: of the medians / median of the ratios of back-to-back pairs)');
 console.log(
-  '| model | batch | threads | mrl ms/step | PyTorch ms/step | ratio | mrl cpu ms/step | PyTorch cpu ms/step | cpu ratio | MRL/plain head, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |',
+  '| model | batch | threads | mrl ms/step | PyTorch ms/step | ratio | mrl cpu ms/step | PyTorch cpu ms/step | cpu ratio | MRL/plain head, mrl | MRL/plain head cpu, mrl | MRL/plain head, PyTorch | mrl rss MiB (peak) | mrl tf peak MiB in step | PyTorch maxrss MiB |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.name} | ${r.batch} | ${THREADS} | ${f(r.ours)} | ${f(r.torch)} | ${f(r.ours / r.torch, 2)} / ${f(r.pairedRatio, 2)} | ${f(r.oursCpu)} | ${f(r.torchCpu)} | ${f(r.oursCpu / r.torchCpu, 2)} / ${f(r.pairedCpuRatio, 2)} | ${f(r.ours / r.oursPlain, 3)} / ${f(r.pairedHead, 3)} | ${f(r.torch / r.torchPlain, 3)} / ${f(r.pairedTorchHead, 3)} | ${f(r.rss)} | ${f(r.tfPeak)} | ${f(r.torchRss)} |`,
+    `| ${r.name} | ${r.batch} | ${THREADS} | ${f(r.ours)} | ${f(r.torch)} | ${f(r.ours / r.torch, 2)} / ${f(r.pairedRatio, 2)} | ${f(r.oursCpu)} | ${f(r.torchCpu)} | ${f(r.oursCpu / r.torchCpu, 2)} / ${f(r.pairedCpuRatio, 2)} | ${f(r.ours / r.oursPlain, 3)} / ${f(r.pairedHead, 3)} | ${f(r.oursCpu / r.oursPlainCpu, 3)} / ${f(r.pairedHeadCpu, 3)} | ${f(r.torch / r.torchPlain, 3)} / ${f(r.pairedTorchHead, 3)} | ${f(r.rss)} | ${f(r.tfPeak)} | ${f(r.torchRss)} |`,
   );
 }

@@ -27,6 +27,9 @@
 // Products (onednn_matmul.cc).
 napi_value OneDnnMatMul(napi_env env, napi_callback_info info);
 napi_value OneDnnMatMulImpl(napi_env env, napi_callback_info info);
+// The chunked Matryoshka softmax cross-entropy (onednn_prefix_ce.cc).
+napi_value OneDnnPrefixCeForward(napi_env env, napi_callback_info info);
+napi_value OneDnnPrefixCeBackward(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -287,6 +290,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"impl", nullptr, Impl, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matmul", nullptr, OneDnnMatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matmulImpl", nullptr, OneDnnMatMulImpl, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"prefixCeForward", nullptr, OneDnnPrefixCeForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"prefixCeBackward", nullptr, OneDnnPrefixCeBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -41,6 +41,12 @@ export {
 export { loadOneDnnConvolutions, oneDnnAvailable, type OneDnnConvolutions } from './native/onednn.js';
 export { loadOneDnnMatMul, oneDnnMatMulAvailable, type OneDnnMatMul } from './native/onednn_matmul.js';
 export {
+  loadOneDnnPrefixCe,
+  oneDnnPrefixCeAvailable,
+  type OneDnnPrefixCe,
+  type PrefixCeShape,
+} from './native/onednn_prefix_ce.js';
+export {
   concatBytes,
   initializer,
   node,

@@ -96,7 +96,7 @@ export interface TiedMlmOptions {
    * bench/mlm-head.mjs). Both give the same losses and gradients.
    */
   head?: 'chunked' | 'stacked';
-  /** Vocabulary classes per chunk for the 'chunked' head (default 2048). */
+  /** Vocabulary classes per chunk for the 'chunked' head (default 512, `DEFAULT_VOCAB_CHUNK`). */
   chunk?: number;
 }
 

@@ -10,7 +10,7 @@ import {
 
 /** Options for {@link chunkedPrefixSoftmaxCrossEntropy}. */
 export interface ChunkedPrefixOptions {
-  /** Classes per chunk (default 2048): each prefix's [N, chunk] logits are all that exists at once. */
+  /** Classes per chunk (default 512, `DEFAULT_VOCAB_CHUNK`): each prefix's [N, chunk] logits are all that exists at once. */
   chunk?: number;
 }
 

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { MrlError } from '../errors.js';
 import { loadOneDnnConvolutions } from './onednn.js';
 import { loadOneDnnMatMul } from './onednn_matmul.js';
+import { loadOneDnnPrefixCe, type OneDnnPrefixCe } from './onednn_prefix_ce.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
 import type { ProtoField } from '../onnx/proto.js';
 
@@ -138,6 +139,12 @@ export interface NativeKernels {
     feeds: Readonly<Record<string, NativeArray>>,
     fetches: Readonly<Record<string, NativeArray>>,
   ): void;
+  /**
+   * The chunked Matryoshka softmax cross-entropy's passes on oneDNN (`./onednn_prefix_ce.ts`),
+   * present where the products run on oneDNN and the addon has them; absent, the chunked kernels
+   * run their ONNX Runtime graphs through {@link graph}.
+   */
+  readonly prefixCe?: OneDnnPrefixCe;
 }
 
 interface OrtTensorConstructor {
@@ -559,6 +566,13 @@ export interface OnnxRuntimeKernelOptions {
    * Default: oneDNN when the addon loads with its products, else ONNX Runtime.
    */
   matmul?: MatMulSource;
+  /**
+   * What runs the chunked Matryoshka softmax cross-entropy (`../wasm/native_chunked_prefix_softmax.ts`):
+   * `onednn` (the same addon, `./onednn_prefix_ce.ts`; an `MrlError` when it is not built) or
+   * `onnxruntime` (one ONNX Runtime graph per vocabulary chunk). Default: oneDNN where the products
+   * run on oneDNN and the addon has the head, else ONNX Runtime.
+   */
+  chunkedHead?: MatMulSource;
 }
 
 /** What runs the products: see {@link OnnxRuntimeKernelOptions.matmul}. */
@@ -617,6 +631,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     throw new MrlError(
       'invalid-argument',
       `matmul must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(matmul)}.`,
+    );
+  }
+  const chunkedHead = options.chunkedHead;
+  if (chunkedHead !== undefined && !MATMUL_SOURCES.includes(chunkedHead)) {
+    throw new MrlError(
+      'invalid-argument',
+      `chunkedHead must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(chunkedHead)}.`,
     );
   }
   const useNchwc = options.nchwc ?? true;
@@ -863,7 +884,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     matmul === 'onnxruntime'
       ? undefined
       : loadOneDnnMatMul({ threads, fallback: { matMul: ortMatMul }, required: matmul === 'onednn' });
+  // By default the chunked head follows the products: `matmul: 'onnxruntime'` keeps it on ONNX Runtime too.
+  const prefixCe =
+    chunkedHead === 'onnxruntime' || (chunkedHead === undefined && oneDnnMatMul === undefined)
+      ? undefined
+      : loadOneDnnPrefixCe({ threads, required: chunkedHead === 'onednn' });
   return {
+    ...(prefixCe === undefined ? {} : { prefixCe }),
     get detail() {
       const b = useNchwc ? nchwcBlock() : 0;
       // Also the registration's tag: kernels that differ in what they run must differ here.
@@ -873,7 +900,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
           : ` from widths ${minWidth.forward}/${minWidth.inputGradient}`;
       const nchwc = b > 0 ? `, NCHWc block ${b}${widths}` : '';
       const conv = oneDnn === undefined ? '' : `, convolutions on ${oneDnn.detail}`;
-      const products = oneDnnMatMul === undefined ? '' : `, products on ${oneDnnMatMul.detail}`;
+      const head = prefixCe === undefined ? '' : ' (the chunked Matryoshka head too)';
+      const products = oneDnnMatMul === undefined ? '' : `, products on ${oneDnnMatMul.detail}${head}`;
       return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}, ${threads} thread${threads === 1 ? '' : 's'}`;
     },
     matMul: oneDnnMatMul?.matMul ?? ortMatMul,

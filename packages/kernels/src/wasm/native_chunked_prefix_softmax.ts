@@ -14,8 +14,11 @@
 //             dz_j += S_j W[chunk, block_j] and db[chunk] = colsum(S_1). The one-hot part of
 //             softmax minus one-hot touches one class per row, so it is added afterwards as
 //             N rank-one corrections.
-// Each chunk is one ONNX Runtime graph (GEMMs on MLAS, exp and reductions vectorised), so no
-// per-element work runs in JavaScript. Labels equal to IGNORE_INDEX (-100, PyTorch's default)
+// Where the products run on oneDNN (`native.prefixCe`, native/onednn_prefix_ce.cc) both passes
+// run there: the GEMMs on oneDNN's matmul reading and writing the nesting blocks in place, and the
+// per-prefix exp, log-sum-exp and suffix sums fused into one vectorised pass per row. Otherwise
+// each chunk is one ONNX Runtime graph (GEMMs on MLAS, exp and reductions vectorised). Either way
+// no per-element work runs in JavaScript. Labels equal to IGNORE_INDEX (-100, PyTorch's default)
 // count for nothing; the mean is over the other rows.
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -32,8 +35,14 @@ export const CHUNKED_PREFIX_CE = 'MrlChunkedPrefixSoftmaxCrossEntropy';
 export const CHUNKED_PREFIX_CE_GRAD = 'MrlChunkedPrefixSoftmaxCrossEntropyGrad';
 /** A label that counts for nothing (PyTorch's `ignore_index` default). */
 export const IGNORE_INDEX = -100;
-/** Classes per chunk: [N, 2048] float32 blocks stay in cache for the few hundred rows of an MLM batch. */
-export const DEFAULT_VOCAB_CHUNK = 2048;
+/**
+ * Classes per chunk: every prefix's [N, 512] float32 block of a chunk (k of them) stays in cache
+ * for the few hundred rows of an MLM batch. On oneDNN BERT-mini's Matryoshka head alone (154 rows,
+ * six dims, 1 thread) took 137-145 ms of CPU at 512 against 149-158 at 1024 and 155-164 at 2048
+ * in one paired sweep and tied in another (bench/RESULTS.md); the ONNX Runtime graphs take the
+ * same time at 512 and 2048. 512 also keeps a quarter of 2048's memory.
+ */
+export const DEFAULT_VOCAB_CHUNK = 512;
 
 export interface ChunkedPrefixAttrs {
   /** Ascending nesting dims, each <= D. */
@@ -258,19 +267,24 @@ export function createChunkedPrefixSoftmaxKernel(native: NativeKernels): KernelC
     const lossValues = heapF32(backend, losses);
     const lse = heapF32(backend, lseOut);
     const chunk = Math.min(attrs.chunk, Math.max(1, classes));
-    scratch.reserve(rows * width + k * rows + (biasInfo === undefined ? chunk : 0));
-    const zBlocks = blocks(z, g, scratch);
-    const partial = scratch.take(k * rows);
-    const bias = biasInfo === undefined ? scratch.take(chunk).fill(0) : heapF32(backend, biasInfo);
     const running = new Float64Array(k * rows).fill(Number.NEGATIVE_INFINITY);
-    if (rows > 0) {
+    const oneDnn = native.prefixCe !== undefined && rows > 0 && classes > 0;
+    scratch.reserve(oneDnn ? 0 : rows * width + k * rows + (biasInfo === undefined ? chunk : 0));
+    const bias = biasInfo === undefined ? new Float32Array(0) : heapF32(backend, biasInfo);
+    if (oneDnn) {
+      const shape = { rows, width, classes, chunk, dims: attrs.dims };
+      native.prefixCe!.forward(shape, z, w, biasInfo === undefined ? null : bias, running);
+    } else if (rows > 0) {
+      const zBlocks = blocks(z, g, scratch);
+      const partial = scratch.take(k * rows);
+      const zeros = biasInfo === undefined ? scratch.take(chunk).fill(0) : bias;
       for (let c0 = 0; c0 < classes; c0 += chunk) {
         const c1 = Math.min(classes, c0 + chunk);
         const fetches: Record<string, NativeArray> = {};
         for (let j = 0; j < k; j++)
           fetches[`R${j}`] = { data: partial.subarray(j * rows, (j + 1) * rows), shape: [rows] };
-        const feeds = chunkFeeds(g, zBlocks, w, bias, c0, c1);
-        if (biasInfo === undefined) feeds['B'] = { data: bias.subarray(0, c1 - c0), shape: [c1 - c0] };
+        const feeds = chunkFeeds(g, zBlocks, w, zeros, c0, c1);
+        if (biasInfo === undefined) feeds['B'] = { data: zeros.subarray(0, c1 - c0), shape: [c1 - c0] };
         native.graph(`chunked-ce|${key(g)}`, () => forwardModel(g), feeds, fetches);
         for (let i = 0; i < k * rows; i++) {
           const a = running[i]!;
@@ -324,10 +338,10 @@ export function createChunkedPrefixSoftmaxGradKernel(native: NativeKernels): Ker
     const dw = heapF32(backend, dWeight);
     const chunk = Math.min(attrs.chunk, Math.max(1, classes));
     const maxWidth = Math.max(...g.widths);
-    scratch.reserve(rows * width + 2 * k * rows + k * rows * maxWidth + chunk * (width - last) + 2 * chunk);
-    const zBlocks = blocks(z, g, scratch);
-    const bias = biasInfo === undefined ? scratch.take(chunk).fill(0) : heapF32(backend, biasInfo);
-    const dbScratch = scratch.take(chunk);
+    const oneDnn = native.prefixCe !== undefined;
+    scratch.reserve(
+      2 * k * rows + (oneDnn ? 0 : rows * width + k * rows * maxWidth + chunk * (width - last) + 2 * chunk),
+    );
     const db = dBias === null ? null : heapF32(backend, dBias);
     let valid = 0;
     for (let i = 0; i < rows; i++) if (ids[i] !== IGNORE_INDEX) valid += 1;
@@ -344,12 +358,20 @@ export function createChunkedPrefixSoftmaxGradKernel(native: NativeKernels): Ker
         sign[j * rows + i] = ci < 0 ? -1 : 1;
       }
     }
-    const dzBlocks = g.widths.map((wj) => scratch.take(rows * wj));
-    const pad = last < width ? scratch.take(chunk * (width - last)).fill(0) : null;
     if (rows === 0 || valid === 0) {
       dw.fill(0);
       db?.fill(0);
+    } else if (oneDnn) {
+      // The products write dW's nesting blocks; the columns past the last dim get no gradient.
+      if (last < width) for (let c = 0; c < classes; c++) dw.fill(0, c * width + last, (c + 1) * width);
+      const bias = biasInfo === undefined ? null : heapF32(backend, biasInfo);
+      native.prefixCe!.backward({ rows, width, classes, chunk, dims: attrs.dims }, z, w, bias, shift, sign, dz, dw, db);
     } else {
+      const zBlocks = blocks(z, g, scratch);
+      const bias = biasInfo === undefined ? scratch.take(chunk).fill(0) : heapF32(backend, biasInfo);
+      const dbScratch = scratch.take(chunk);
+      const dzBlocks = g.widths.map((wj) => scratch.take(rows * wj));
+      const pad = last < width ? scratch.take(chunk * (width - last)).fill(0) : null;
       for (let c0 = 0; c0 < classes; c0 += chunk) {
         const c1 = Math.min(classes, c0 + chunk);
         const n = c1 - c0;
@@ -377,6 +399,8 @@ export function createChunkedPrefixSoftmaxGradKernel(native: NativeKernels): Ker
           }
         });
       }
+    }
+    if (rows > 0 && valid > 0) {
       // The one-hot part: row i's target class y gets -sum_{j' >= j} c_j' on every prefix block j.
       for (let i = 0; i < rows; i++) {
         const y = ids[i]!;

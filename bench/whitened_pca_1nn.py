@@ -57,7 +57,8 @@ def main():
     dims = [int(m) for m in a.dims.split(",")]
     for alpha in [float(x) for x in a.alphas.split(",")]:
         scale = lam ** (-alpha / 2)
-        row = " ".join(f"{m}:{one_nn(scores_db * scale, db_labels, scores_q * scale, query_labels, m):.2f}" for m in dims)
+        db_m, q_m = scores_db * scale, scores_q * scale
+        row = " ".join(f"{m}:{one_nn(db_m, db_labels, q_m, query_labels, m):.2f}" for m in dims)
         print(f"alpha {alpha}: {row}", flush=True)
 
 

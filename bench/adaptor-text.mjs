@@ -6,7 +6,8 @@
 //   node apps/cli/dist/bin.js fit --modality text --task pairs --data /tmp/wordnet/pairs.jsonl --train-limit 5000 --test-limit 1000 --vocab-size 4096 --max-length 24 --model-config '{"numLayers":1,"intermediateSize":256,"dropout":0}' --dims 128 --steps 200 --warmup-steps 20 --lr 0.003 --run-dir /tmp/text-pairs
 //   node bench/adaptor-text.mjs --run-dir /tmp/text-pairs --data /tmp/wordnet/pairs.jsonl [--train-limit all]
 //     [--negatives false] [--cache /tmp/text-pairs/embeddings.f32] [--ranking 1] [--weights 1,1,1,1,1] [--only pairs|unsupervised]
-//     [--adaptor-center true] [--kl 1] [--hidden 512] [--seed 0]
+//     [--adaptor-center true] [--kl 1] [--hidden 512] [--seed 0] [--batch-size 1024] [--scale 50] [--warmup-steps 20]
+//     [--negatives true --hard-negatives true --corpus-negatives false]
 import { existsSync, readFileSync } from 'node:fs';
 import {
   compareByDim,
@@ -69,11 +70,18 @@ const take = (n) => {
 const queries = take(trainCount);
 const documents = take(trainCount);
 const negatives = withNegatives ? take(trainCount) : undefined;
+// --corpus-negatives false keeps the embedded hard negatives out of the unsupervised corpus (for
+// --hard-negatives true with the corpus of --negatives false runs).
+const corpusNegatives = negatives !== undefined && arg('corpus-negatives', 'true') === 'true';
 const corpus = {
-  data: Float32Array.from([...queries.data, ...documents.data, ...(negatives?.data ?? [])]),
-  rows: (withNegatives ? 3 : 2) * trainCount,
+  data: Float32Array.from([...queries.data, ...documents.data, ...(corpusNegatives ? negatives.data : [])]),
+  rows: (corpusNegatives ? 3 : 2) * trainCount,
   dim: d,
 };
+// --hard-negatives true: each training pair's hard negative joins the ranking term's negatives
+// (needs --negatives true, so that they are embedded).
+const hardNegatives = arg('hard-negatives', 'false') === 'true';
+if (hardNegatives && negatives === undefined) throw new Error('--hard-negatives true needs --negatives true');
 // Candidates: the test positives (label i: relevant to anchor i) and hard negatives (no anchor's).
 const testQueries = take(testCount);
 const testPositives = take(testCount);
@@ -101,6 +109,9 @@ const common = {
   epochs: Number(arg('epochs', '4')),
   batchSize: Number(arg('batch-size', '256')),
   lr: Number(arg('lr', '0.001')),
+  // --scale: the ranking loss's inverse temperature (RankingObjective, default 20).
+  ...(arg('scale', '') === '' ? {} : { rankingScale: Number(arg('scale', '')) }),
+  ...(arg('warmup-steps', '') === '' ? {} : { warmupSteps: Number(arg('warmup-steps', '')) }),
   ...(arg('hidden', '') === '' ? {} : { hidden: Number(arg('hidden', '')) }),
   rotation: arg('rotation', 'pca'),
   // --adaptor-center true: the adaptor subtracts the corpus mean itself (AdaptorConfig.center).
@@ -119,7 +130,13 @@ const fitStarted = performance.now();
 // unsupervised adaptor (the two halves can run side by side on cached embeddings).
 const only = arg('only', '');
 const unsupervised = only === 'pairs' ? undefined : await fitAdaptor(common);
-const supervised = only === 'unsupervised' ? undefined : await fitAdaptor({ ...common, pairs: { queries, documents } });
+const supervised =
+  only === 'unsupervised'
+    ? undefined
+    : await fitAdaptor({
+        ...common,
+        pairs: { queries, documents, ...(hardNegatives ? { negatives } : {}) },
+      });
 const fitSeconds = (performance.now() - fitStarted) / 1000;
 const methods = only === 'pairs' ? {} : shorteningMethods(corpus, await unsupervised.adaptor.weights());
 if (supervised !== undefined) {
@@ -139,7 +156,7 @@ console.log(
   `WordNet example -> gloss, bert-tiny d=${d} trained on the full dim only (no MRL): ${testCount} held-out anchors over ${2 * testCount} candidates (their glosses and hard negatives)`,
 );
 console.log(
-  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised?.fit.steps ?? 0} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
+  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs of ${common.batchSize} rows, ranking scale ${common.rankingScale ?? 20}, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs${hardNegatives ? ' and their hard negatives' : ''} for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised?.fit.steps ?? 0} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
 );
 console.log(formatComparison(results, 'retrieval'));
 console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);

@@ -525,8 +525,9 @@ export const ADAPT_FLAGS = {
   },
   pairs: {
     type: 'paths',
-    description: 'supervision: query and document embeddings, row i of each one pair (.npy or .safetensors)',
-    valueHint: 'queries.npy,docs.npy',
+    description:
+      'supervision: query and document embeddings, row i of each one pair (.npy or .safetensors); an optional third file holds a hard negative per query (a wrong answer close to it), a negative of every query in its batch',
+    valueHint: 'queries.npy,docs.npy[,negatives.npy]',
   },
   dims: { type: 'integers', description: 'nesting dims, e.g. 8,16,32,64 (default: powers of two up to d)' },
   weights: {

@@ -54,6 +54,9 @@ beforeAll(async () => {
   }
   await writeFile(join(dir, 'queries.npy'), encodeNpy(Float32Array.from(queries), [400, D]));
   await writeFile(join(dir, 'docs.npy'), encodeNpy(Float32Array.from(docs), [400, D]));
+  // A hard negative per query: another document, moved halfway towards the query's own.
+  const negatives = docs.map((x, i) => 0.5 * x + 0.5 * docs[(i + 7 * D) % docs.length]!);
+  await writeFile(join(dir, 'negatives.npy'), encodeNpy(Float32Array.from(negatives), [400, D]));
   const bad = Float32Array.from(corpus.slice(0, 10 * D));
   bad[3 * D + 5] = Number.NaN;
   await writeFile(join(dir, 'bad.npy'), encodeNpy(bad, [10, D]));
@@ -107,6 +110,36 @@ describe('mrl-cli adapt', () => {
     const header = JSON.parse(weights.subarray(8, 8 + Number(weights.readBigUInt64LE(0))).toString('utf8'));
     expect(header.w1.shape).toEqual([32, 64]);
     expect(header.w2.shape).toEqual([64, 32]);
+  });
+
+  it('with a third --pairs file, trains the ranking loss with hard negatives and records the files', async () => {
+    const out = join(dir, 'adaptor-negatives');
+    const files = ['queries.npy', 'docs.npy', 'negatives.npy'].map((f) => join(dir, f));
+    const r = expectOk(
+      await cli([
+        'adapt',
+        '--embeddings',
+        join(dir, 'queries.npy'),
+        '--pairs',
+        files.join(','),
+        '--dims',
+        '4,8,32',
+        '--epochs',
+        '15',
+        '--batch-size',
+        '100',
+        '--lr',
+        '0.003',
+        '--out',
+        out,
+      ]),
+    );
+    expect(r.stdout).toContain('retrieval of the documents of 40 held-out queries among those 40 documents');
+    const config = JSON.parse(await readFile(join(out, 'adaptor.json'), 'utf8'));
+    expect(config.training.pairs).toEqual(files);
+    const tables = JSON.parse(await readFile(join(out, 'table.json'), 'utf8'));
+    const rows = tables[0].rows as { dim: number; truncation: { ndcg10: number }; adaptor: { ndcg10: number } }[];
+    expect(rows[0]!.adaptor.ndcg10).toBeGreaterThan(rows[0]!.truncation.ndcg10);
   });
 
   it('with --label-pairs, trains the ranking loss on same-class training rows', async () => {
@@ -193,7 +226,24 @@ describe('mrl-cli adapt', () => {
           join(dir, 'x'),
         ]),
       ),
-    ).toBe('error: --pairs needs exactly two files (queries, documents), got 1. e.g. --pairs queries.npy,docs.npy');
+    ).toBe(
+      'error: --pairs needs two files (queries, documents) or three (queries, documents, hard negatives), got 1. e.g. --pairs queries.npy,docs.npy or --pairs queries.npy,docs.npy,negatives.npy',
+    );
+    expect(
+      expectOneParagraphError(
+        await cli([
+          'adapt',
+          '--embeddings',
+          join(dir, 'corpus.npy'),
+          '--pairs',
+          `${join(dir, 'queries.npy')},${join(dir, 'docs.npy')},${join(dir, 'corpus.npy')}`,
+          '--out',
+          join(dir, 'x'),
+        ]),
+      ),
+    ).toBe(
+      `error: --pairs: ${join(dir, 'corpus.npy')} has 800 rows but ${join(dir, 'queries.npy')} has 400. Row i of the hard negatives must be a wrong answer close to query i: give one per query.`,
+    );
     expect(
       expectOneParagraphError(
         await cli(['adapt', '--embeddings', join(dir, 'corpus.labels.npy'), '--out', join(dir, 'x')]),

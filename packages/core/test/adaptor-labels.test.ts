@@ -270,7 +270,7 @@ describe('Matryoshka-Adaptor with class labels', () => {
           }),
         ),
       'invalid-argument',
-      "the ranking loss's other-positives mask is [2, 2] but the batch has 3 queries.",
+      "the ranking loss's other-positives mask is [2, 2] but the batch has 3 queries and 3 documents.",
     );
   });
 });

@@ -192,11 +192,11 @@ export const adaptCommand = defineMrlCommand({
         'e.g. --holdout 0.1 keeps 10% of the rows as queries for the table.',
       );
     }
-    if (options.pairs.length !== 0 && options.pairs.length !== 2) {
+    if (options.pairs.length !== 0 && options.pairs.length !== 2 && options.pairs.length !== 3) {
       throw new MrlError(
         'invalid-argument',
-        `--pairs needs exactly two files (queries, documents), got ${options.pairs.length}.`,
-        'e.g. --pairs queries.npy,docs.npy',
+        `--pairs needs two files (queries, documents) or three (queries, documents, hard negatives), got ${options.pairs.length}.`,
+        'e.g. --pairs queries.npy,docs.npy or --pairs queries.npy,docs.npy,negatives.npy',
       );
     }
     if (options['label-pairs'] && options.pairs.length !== 0) {
@@ -215,10 +215,14 @@ export const adaptCommand = defineMrlCommand({
       );
     }
     const pairs =
-      options.pairs.length === 2
+      options.pairs.length >= 2
         ? {
             queries: (await readEmbeddings(options.pairs[0]!, '--pairs')).rows,
             documents: (await readEmbeddings(options.pairs[1]!, '--pairs')).rows,
+            // The third file: row i a hard negative of query i (a wrong answer close to it).
+            ...(options.pairs.length === 3
+              ? { negatives: (await readEmbeddings(options.pairs[2]!, '--pairs')).rows }
+              : {}),
           }
         : undefined;
     const d = corpus.rows.dim;
@@ -235,6 +239,13 @@ export const adaptCommand = defineMrlCommand({
           'Row i of the documents must be the positive of query i: give both the same number of rows.',
         );
       }
+      if (pairs.negatives !== undefined && pairs.negatives.rows !== pairs.queries.rows) {
+        throw new MrlError(
+          'invalid-argument',
+          `--pairs: ${options.pairs[2]} has ${pairs.negatives.rows} rows but ${options.pairs[0]} has ${pairs.queries.rows}.`,
+          'Row i of the hard negatives must be a wrong answer close to query i: give one per query.',
+        );
+      }
       pairSplit = split(pairs.queries.rows, options.holdout, options.seed, 2);
     }
     const { draw } = createProgressReporter(process.stderr, 'text');
@@ -246,6 +257,7 @@ export const adaptCommand = defineMrlCommand({
             pairs: {
               queries: selectRows(pairs.queries, pairSplit.train),
               documents: selectRows(pairs.documents, pairSplit.train),
+              ...(pairs.negatives === undefined ? {} : { negatives: selectRows(pairs.negatives, pairSplit.train) }),
             },
           }),
       // Same-class pairs from the training rows only: the held-out rows stay out of training.
@@ -310,7 +322,7 @@ export const adaptCommand = defineMrlCommand({
     const out = resolve(options.out);
     const summary = {
       embeddings: options.embeddings,
-      ...(options.pairs.length === 2 ? { pairs: options.pairs } : {}),
+      ...(options.pairs.length >= 2 ? { pairs: options.pairs } : {}),
       ...(options['label-pairs'] ? { labelPairs: true } : {}),
       trainRows: corpusSplit.train.length,
       heldOutRows: corpusSplit.held.length,

@@ -160,11 +160,15 @@ export class NeighbourDistributionObjective implements PrefixObjective<Similarit
   }
 }
 
-/** The adapted document embedding of each query [N, d]; row i is query i's positive. */
+/** The adapted documents of a batch of N queries. */
 export interface RankingTarget {
+  /**
+   * [M, d] with M >= N: row i < N is query i's positive; rows N to M - 1 are extra negatives of
+   * every query (e.g. the hard negatives of the batch's pairs), never a positive.
+   */
   documents: tf.Tensor2D;
   /**
-   * Optional [N, N], 1 where document j (j != i) is another positive of query i (e.g. the same
+   * Optional [N, M], 1 where document j (j != i) is another positive of query i (e.g. the same
    * class) and 0 elsewhere: such documents are left out of query i's softmax instead of counted as
    * negatives. Without it every other document is a negative.
    */
@@ -174,7 +178,8 @@ export interface RankingTarget {
 /**
  * Multiple-negatives ranking loss per prefix (the supervised Matryoshka-Adaptor term; Henderson et
  * al. 2017): softmax cross-entropy of `scale * cos(q_i[:m], d_j[:m])` over the batch's documents,
- * with document i the positive of query i and the others its negatives. With
+ * with document i the positive of query i and the others its negatives; documents beyond the N
+ * queries' positives (hard negatives) are negatives of every query. With
  * `target.otherPositives` (label pairs: several documents of a batch share a query's class), those
  * documents are masked out of the query's softmax, as in supervised contrastive learning's
  * treatment of same-class rows.
@@ -189,7 +194,7 @@ export class RankingObjective implements PrefixObjective<RankingTarget> {
     }
   }
 
-  /** Logits of prefix m [N, N]: row i scores query i against every document. */
+  /** Logits of prefix m [N, M]: row i scores query i against every document. */
   logits(queries: tf.Tensor2D, documents: tf.Tensor2D, m: number): tf.Tensor2D {
     return tf.tidy(() => {
       const q = l2Normalize(tf.slice(queries, [0, 0], [-1, m]));
@@ -205,20 +210,21 @@ export class RankingObjective implements PrefixObjective<RankingTarget> {
 
   prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: RankingTarget): tf.Scalar[] {
     const rows = embedding.shape[0];
-    if (target.documents.shape[0] !== rows) {
+    const columns = target.documents.shape[0];
+    if (columns < rows) {
       throw new MrlError(
         'invalid-argument',
-        `the ranking loss got ${rows} queries but ${target.documents.shape[0]} documents.`,
-        'Give one document per query, row i the positive of query i.',
+        `the ranking loss got ${rows} queries but ${columns} documents.`,
+        'Give one document per query, row i the positive of query i (extra negatives may follow them).',
       );
     }
     checkBatch(rows, this.name);
     const mask = target.otherPositives;
-    if (mask !== undefined && (mask.shape[0] !== rows || mask.shape[1] !== rows)) {
+    if (mask !== undefined && (mask.shape[0] !== rows || mask.shape[1] !== columns)) {
       throw new MrlError(
         'invalid-argument',
-        `the ranking loss's other-positives mask is [${mask.shape.join(', ')}] but the batch has ${rows} queries.`,
-        `Give an [${rows}, ${rows}] mask (1 where document j is another positive of query i).`,
+        `the ranking loss's other-positives mask is [${mask.shape.join(', ')}] but the batch has ${rows} queries and ${columns} documents.`,
+        `Give an [${rows}, ${columns}] mask (1 where document j is another positive of query i).`,
       );
     }
     const labels = this.labels(rows);

@@ -52,6 +52,8 @@ export interface AdaptorBatch {
   embeddings: tf.Tensor2D;
   queries?: tf.Tensor2D;
   documents?: tf.Tensor2D;
+  /** [P, d] with pairs that carry hard negatives: row i a hard negative of query i, a negative of every query. */
+  negatives?: tf.Tensor2D;
   /** [P, P] with label pairs: 1 where document j (j != i) shares query i's label (see `RankingTarget`). */
   otherPositives?: tf.Tensor2D;
   size: number;
@@ -139,7 +141,11 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
     if (w.ranking > 0 && batch.queries !== undefined && batch.documents !== undefined) {
       // Label pairs: the queries are the batch rows themselves, already adapted.
       const queries = batch.queries === batch.embeddings ? adapted : this.adaptor.apply(batch.queries);
-      const documents = this.adaptor.apply(batch.documents);
+      // Hard negatives follow the positives: columns P.. of every query's softmax (`RankingTarget`).
+      const documents =
+        batch.negatives === undefined
+          ? this.adaptor.apply(batch.documents)
+          : this.adaptor.apply(tf.concat([batch.documents, batch.negatives], 0) as tf.Tensor2D);
       const value = this.ranking.compute(queries, {
         documents,
         ...(batch.otherPositives === undefined ? {} : { otherPositives: batch.otherPositives }),
@@ -173,6 +179,12 @@ export interface AdaptorSnapshot {
 export interface EmbeddingPairs {
   queries: Rows;
   documents: Rows;
+  /**
+   * Optional hard negatives: row i a document that is not query i's answer but close to it (e.g. a
+   * gloss of the same topic). Each batch's hard negatives join its documents as negatives of every
+   * query, as in multiple-negatives ranking with hard negatives (sentence-transformers' triplets).
+   */
+  negatives?: Rows;
 }
 
 /**
@@ -285,12 +297,14 @@ export function adaptorBatches(
       const pairIndices = [...new Set(Array.from(indices, (i) => i % pairs.queries.rows))];
       const queries = take(pairs.queries, pairIndices);
       const documents = take(pairs.documents, pairIndices);
+      const negatives = pairs.negatives === undefined ? undefined : take(pairs.negatives, pairIndices);
       return {
         embeddings,
         queries,
         documents,
+        ...(negatives === undefined ? {} : { negatives }),
         size: indices.length,
-        dispose: () => tf.dispose([embeddings, queries, documents]),
+        dispose: () => tf.dispose([embeddings, queries, documents, negatives]),
       };
     },
   };
@@ -388,9 +402,20 @@ export async function fitAdaptor(
         'Give one document per query: row i of the documents is the positive of query i.',
       );
     }
+    if (pairs.negatives !== undefined) {
+      checkRows(pairs.negatives, 'the hard-negative embeddings');
+      if (pairs.negatives.rows !== pairs.queries.rows) {
+        throw new MrlError(
+          'invalid-argument',
+          `the pairs have ${pairs.queries.rows} queries but ${pairs.negatives.rows} hard negatives.`,
+          'Give one hard negative per query: row i of the negatives is a wrong answer close to query i.',
+        );
+      }
+    }
     for (const [what, m] of [
       ['query', pairs.queries],
       ['document', pairs.documents],
+      ...(pairs.negatives === undefined ? [] : ([['hard-negative', pairs.negatives]] as const)),
     ] as const) {
       if (m.dim !== corpus.dim) {
         throw new MrlError(

@@ -1,4 +1,5 @@
-// What runs the native kernels in the training benches: --no-nchwc, --convolution, --matmul.
+// What runs the native kernels in the training benches: --no-nchwc, --convolution, --matmul,
+// --batch-norm.
 import { loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
 
@@ -7,20 +8,24 @@ import { arg } from './args.mjs';
  * `backend.detail`; without any of the flags the backend keeps its defaults (oneDNN for
  * convolutions and products where the addon is built, else ONNX Runtime).
  * --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels nor
- * oneDNN; --convolution onednn|onnxruntime; --matmul onednn|onnxruntime.
+ * oneDNN; --convolution onednn|onnxruntime; --matmul onednn|onnxruntime; --batch-norm onednn|wasm
+ * (the oneDNN addon's threaded batch norm, or the wasm SIMD kernels on one thread).
  */
 export function applyKernelFlags(backend, threads) {
   const noNchwc = process.argv.includes('--no-nchwc');
   const convolution = arg('convolution', undefined);
   const matmul = arg('matmul', undefined);
-  if (!noNchwc && convolution === undefined && matmul === undefined) return;
+  const batchNorm = arg('batch-norm', undefined);
+  if (!noNchwc && convolution === undefined && matmul === undefined && batchNorm === undefined) return;
   const native = loadOnnxRuntimeKernels({
     threads,
     nchwc: !noNchwc,
     convolution: noNchwc ? 'onnxruntime' : convolution,
     ...(matmul === undefined ? {} : { matmul }),
+    ...(batchNorm === undefined ? {} : { batchNorm }),
   });
-  if (native === undefined) throw new Error('--no-nchwc, --convolution and --matmul need onnxruntime-node');
+  if (native === undefined)
+    throw new Error('--no-nchwc, --convolution, --matmul and --batch-norm need onnxruntime-node');
   registerWasmTrainingKernels({ native });
   backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
 }

@@ -27,6 +27,9 @@
 // Products (onednn_matmul.cc).
 napi_value OneDnnMatMul(napi_env env, napi_callback_info info);
 napi_value OneDnnMatMulImpl(napi_env env, napi_callback_info info);
+// Training-mode batch normalisation on OpenMP threads (batch_norm.cc).
+napi_value OneDnnBatchNorm(napi_env env, napi_callback_info info);
+napi_value OneDnnBatchNormGrad(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -287,6 +290,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"impl", nullptr, Impl, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matmul", nullptr, OneDnnMatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matmulImpl", nullptr, OneDnnMatMulImpl, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, OneDnnBatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormGrad", nullptr, OneDnnBatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -30,6 +30,8 @@ export {
 } from './wasm/native_chunked_prefix_softmax.js';
 export { freeDuringBackward, SHAPE_ONLY_SAVED_KERNELS } from './memory/free-during-backward.js';
 export {
+  BATCH_NORM_SOURCES,
+  type BatchNormSource,
   CONVOLUTION_SOURCES,
   type ConvolutionSource,
   MATMUL_SOURCES,
@@ -40,6 +42,7 @@ export {
 } from './native/onnxruntime.js';
 export { loadOneDnnConvolutions, oneDnnAvailable, type OneDnnConvolutions } from './native/onednn.js';
 export { loadOneDnnMatMul, oneDnnMatMulAvailable, type OneDnnMatMul } from './native/onednn_matmul.js';
+export { loadOneDnnBatchNorm, oneDnnBatchNormAvailable, type NativeBatchNorm } from './native/onednn_batch_norm.js';
 export {
   concatBytes,
   initializer,

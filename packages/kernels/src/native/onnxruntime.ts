@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import { MrlError } from '../errors.js';
 import { loadOneDnnConvolutions } from './onednn.js';
+import { loadOneDnnBatchNorm, type NativeBatchNorm } from './onednn_batch_norm.js';
 import { loadOneDnnMatMul } from './onednn_matmul.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
 import type { ProtoField } from '../onnx/proto.js';
@@ -31,6 +32,11 @@ export interface NativeArray {
 export interface NativeKernels {
   /** What runs them, for the backend's log line. */
   readonly detail: string;
+  /**
+   * Training-mode batch norm on the oneDNN addon's threads (`./onednn_batch_norm.ts`), where the
+   * addon is built; absent, it runs on the wasm backend's SIMD kernels (one thread).
+   */
+  readonly batchNorm?: NativeBatchNorm;
   /**
    * `y = op(a) @ op(b)`, op transposing the last two axes when asked, with numpy broadcasting
    * over the leading (batch) axes; writes `y` in place. Shapes are checked by the runtime.
@@ -559,7 +565,17 @@ export interface OnnxRuntimeKernelOptions {
    * Default: oneDNN when the addon loads with its products, else ONNX Runtime.
    */
   matmul?: MatMulSource;
+  /**
+   * What runs training-mode batch norm: `onednn` (the same addon's threaded kernels,
+   * `./onednn_batch_norm.ts`; an `MrlError` when it is not built) or `wasm` (the wasm backend's
+   * SIMD kernels, one thread). Default: the addon when it loads with them, else wasm.
+   */
+  batchNorm?: BatchNormSource;
 }
+
+/** What runs batch norm: see {@link OnnxRuntimeKernelOptions.batchNorm}. */
+export type BatchNormSource = 'onednn' | 'wasm';
+export const BATCH_NORM_SOURCES: readonly BatchNormSource[] = ['onednn', 'wasm'];
 
 /** What runs the products: see {@link OnnxRuntimeKernelOptions.matmul}. */
 export type MatMulSource = 'onednn' | 'onnxruntime';
@@ -617,6 +633,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     throw new MrlError(
       'invalid-argument',
       `matmul must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(matmul)}.`,
+    );
+  }
+  const batchNormSource = options.batchNorm;
+  if (batchNormSource !== undefined && !BATCH_NORM_SOURCES.includes(batchNormSource)) {
+    throw new MrlError(
+      'invalid-argument',
+      `batchNorm must be one of ${BATCH_NORM_SOURCES.join(', ')}, got ${JSON.stringify(batchNormSource)}.`,
     );
   }
   const useNchwc = options.nchwc ?? true;
@@ -863,7 +886,10 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     matmul === 'onnxruntime'
       ? undefined
       : loadOneDnnMatMul({ threads, fallback: { matMul: ortMatMul }, required: matmul === 'onednn' });
+  const batchNorm =
+    batchNormSource === 'wasm' ? undefined : loadOneDnnBatchNorm({ threads, required: batchNormSource === 'onednn' });
   return {
+    ...(batchNorm === undefined ? {} : { batchNorm }),
     get detail() {
       const b = useNchwc ? nchwcBlock() : 0;
       // Also the registration's tag: kernels that differ in what they run must differ here.
@@ -874,7 +900,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       const nchwc = b > 0 ? `, NCHWc block ${b}${widths}` : '';
       const conv = oneDnn === undefined ? '' : `, convolutions on ${oneDnn.detail}`;
       const products = oneDnnMatMul === undefined ? '' : `, products on ${oneDnnMatMul.detail}`;
-      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}, ${threads} thread${threads === 1 ? '' : 's'}`;
+      const norm = batchNorm === undefined ? '' : `, batch norm on the ${batchNorm.detail}`;
+      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}, ${threads} thread${threads === 1 ? '' : 's'}`;
     },
     matMul: oneDnnMatMul?.matMul ?? ortMatMul,
     softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {

@@ -6,10 +6,14 @@
 // backward (two per-channel sums, then dx = A dy + B x + D per channel), one SIMD loop each
 // (simd/batch-norm.wat), on the wasm backend's own heap. The per-channel algebra (C values) is
 // JavaScript. Channels must be a multiple of 4; core's op keeps the tensor-op form otherwise.
+// Given native kernels with the oneDNN addon's batch norm (../native/onednn_batch_norm.ts), both
+// kernels run there instead, on the addon's threads, on the same heap arrays.
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../errors.js';
+import type { NativeBatchNorm } from '../native/onednn_batch_norm.js';
+import type { NativeKernels } from '../native/onnxruntime.js';
 import { WASM_BASE64 } from './simd/batch-norm.wasm.js';
 import { heapOffset, input, markOurs, simdModule, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
@@ -69,7 +73,7 @@ function layout(kernel: string, x: TensorInfo, perChannel: Record<string, Tensor
   return [c, size / c];
 }
 
-const forward: KernelFunc = (args) => {
+const forward = (args: Parameters<KernelFunc>[0], native: NativeBatchNorm | undefined): TensorInfo[] => {
   const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<BatchNormTrainingAttrs & NamedAttrMap>;
   const x = input(inputs, 'x');
   const gamma = input(inputs, 'gamma');
@@ -81,6 +85,11 @@ const forward: KernelFunc = (args) => {
     TensorInfo,
     TensorInfo,
   ];
+  if (native !== undefined) {
+    const view = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
+    native.forward(rows, c, attrs.epsilon, false, ...([x, gamma, beta, y, mean, variance, rstd].map(view) as Seven));
+    return [y, mean, variance, rstd];
+  }
   const temps = [0, 1, 2, 3].map(() => backend.makeOutput([c], 'float32')) as [
     TensorInfo,
     TensorInfo,
@@ -111,7 +120,9 @@ const forward: KernelFunc = (args) => {
   return [y, mean, variance, rstd];
 };
 
-const gradient: KernelFunc = (args) => {
+type Seven = [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+
+const gradient = (args: Parameters<KernelFunc>[0], native: NativeBatchNorm | undefined): TensorInfo[] => {
   const { inputs, backend } = args as unknown as WasmKernelArgs;
   const dy = input(inputs, 'dy');
   const x = input(inputs, 'x');
@@ -128,6 +139,15 @@ const gradient: KernelFunc = (args) => {
   const dx = backend.makeOutput([...x.shape], 'float32');
   const dgamma = backend.makeOutput([c], 'float32');
   const dbeta = backend.makeOutput([c], 'float32');
+  if (native !== undefined) {
+    const view = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
+    const [vdy, vx, vg, vm, vr, vdx, vdg, vdb] = [dy, x, gamma, mean, rstd, dx, dgamma, dbeta].map(view) as [
+      ...Seven,
+      Float32Array,
+    ];
+    native.backward(rows, c, false, vdy, vx, undefined, vg, vm, vr, vdx, vdg, vdb);
+    return [dx, dgamma, dbeta];
+  }
   const temps = [0, 1, 2, 3, 4].map(() => backend.makeOutput([c], 'float32')) as [
     TensorInfo,
     TensorInfo,
@@ -159,10 +179,18 @@ const gradient: KernelFunc = (args) => {
   return [dx, dgamma, dbeta];
 };
 
-export function createBatchNormTrainingKernel(): KernelConfig {
-  return { kernelName: BATCH_NORM_TRAINING, backendName: WASM, kernelFunc: markOurs((args) => forward(args)) };
+/** The forward kernel: on `native.batchNorm` where given, else the SIMD loops. */
+export function createBatchNormTrainingKernel(native?: NativeKernels): KernelConfig {
+  const bn = native?.batchNorm;
+  return { kernelName: BATCH_NORM_TRAINING, backendName: WASM, kernelFunc: markOurs((args) => forward(args, bn)) };
 }
 
-export function createBatchNormTrainingGradKernel(): KernelConfig {
-  return { kernelName: BATCH_NORM_TRAINING_GRAD, backendName: WASM, kernelFunc: markOurs((args) => gradient(args)) };
+/** The gradient kernel: on `native.batchNorm` where given, else the SIMD loops. */
+export function createBatchNormTrainingGradKernel(native?: NativeKernels): KernelConfig {
+  const bn = native?.batchNorm;
+  return {
+    kernelName: BATCH_NORM_TRAINING_GRAD,
+    backendName: WASM,
+    kernelFunc: markOurs((args) => gradient(args, bn)),
+  };
 }

@@ -1,5 +1,5 @@
 // What runs the native kernels in the training benches: --no-nchwc, --convolution, --matmul,
-// --batch-norm.
+// --batch-norm, --sgd.
 import { loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
 
@@ -9,23 +9,26 @@ import { arg } from './args.mjs';
  * convolutions and products where the addon is built, else ONNX Runtime).
  * --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels nor
  * oneDNN; --convolution onednn|onnxruntime; --matmul onednn|onnxruntime; --batch-norm onednn|wasm
- * (the oneDNN addon's threaded batch norm, or the wasm SIMD kernels on one thread).
+ * (the oneDNN addon's threaded batch norm, or the wasm SIMD kernels on one thread); --sgd onednn|wasm
+ * (the SGD-momentum update, likewise).
  */
 export function applyKernelFlags(backend, threads) {
   const noNchwc = process.argv.includes('--no-nchwc');
   const convolution = arg('convolution', undefined);
   const matmul = arg('matmul', undefined);
   const batchNorm = arg('batch-norm', undefined);
-  if (!noNchwc && convolution === undefined && matmul === undefined && batchNorm === undefined) return;
+  const sgd = arg('sgd', undefined);
+  if (!noNchwc && [convolution, matmul, batchNorm, sgd].every((f) => f === undefined)) return;
   const native = loadOnnxRuntimeKernels({
     threads,
     nchwc: !noNchwc,
     convolution: noNchwc ? 'onnxruntime' : convolution,
     ...(matmul === undefined ? {} : { matmul }),
     ...(batchNorm === undefined ? {} : { batchNorm }),
+    ...(sgd === undefined ? {} : { sgd }),
   });
   if (native === undefined)
-    throw new Error('--no-nchwc, --convolution, --matmul and --batch-norm need onnxruntime-node');
+    throw new Error('--no-nchwc, --convolution, --matmul, --batch-norm and --sgd need onnxruntime-node');
   registerWasmTrainingKernels({ native });
   backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
 }

@@ -178,6 +178,31 @@ describe('closed-form normalisation gradients', () => {
     expect(Math.max(...numeric[0]!.map(Math.abs))).toBeGreaterThan(0.01);
   });
 
+  // With relu: tf.relu of the plain op, value and gradients, on cpu (tensor ops then tf.relu), on
+  // wasm's fused kernels (ReLU inside them) and on wasm's tensor-op form.
+  for (const shape of [
+    [3, 4, 5, 6],
+    [2, 5, 3, 8],
+  ]) {
+    it(`batchNormTraining [${shape.join(', ')}] with relu equals tf.relu of it, value and gradients`, async () => {
+      const reluOp = (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) =>
+        batchNormTraining(x as tf.Tensor4D, g, b, 1e-5, undefined, true);
+      const separate = (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => tf.relu(written(x, g, b, [0, 1, 2], 1e-5));
+      const reference = await onBackend('cpu', () => valueAndGrads(shape, separate));
+      const results = [
+        await onBackend('cpu', () => valueAndGrads(shape, reluOp)),
+        await onBackend('wasm', () => valueAndGrads(shape, reluOp)),
+        await withoutFusedBatchNorm(() => valueAndGrads(shape, reluOp)),
+      ];
+      for (const ours of results) ours.forEach((values, i) => expectClose(values, reference[i]!, 1e-4));
+      // The ReLU cuts something: the gradient differs from the plain op's.
+      const plain = await onBackend('cpu', () =>
+        valueAndGrads(shape, (x, g, b) => batchNormTraining(x as tf.Tensor4D, g, b, 1e-5)),
+      );
+      expect(Math.abs(plain[0]![0]! - reference[0]![0]!)).toBeGreaterThan(1e-3);
+    });
+  }
+
   it('batchNormTraining, fused on wasm, hands the batch moments to onMoments', async () => {
     await tf.setBackend('wasm');
     const x = tf.tensor4d(randomArray(2 * 3 * 3 * 8, 14), [2, 3, 3, 8]);

@@ -32,6 +32,7 @@ export { freeDuringBackward, SHAPE_ONLY_SAVED_KERNELS } from './memory/free-duri
 export {
   BATCH_NORM_SOURCES,
   type BatchNormSource,
+  type SgdSource,
   CONVOLUTION_SOURCES,
   type ConvolutionSource,
   MATMUL_SOURCES,
@@ -43,6 +44,7 @@ export {
 export { loadOneDnnConvolutions, oneDnnAvailable, type OneDnnConvolutions } from './native/onednn.js';
 export { loadOneDnnMatMul, oneDnnMatMulAvailable, type OneDnnMatMul } from './native/onednn_matmul.js';
 export { loadOneDnnBatchNorm, oneDnnBatchNormAvailable, type NativeBatchNorm } from './native/onednn_batch_norm.js';
+export { loadOneDnnUpdates, oneDnnUpdatesAvailable, type NativeUpdates } from './native/onednn_updates.js';
 export {
   concatBytes,
   initializer,

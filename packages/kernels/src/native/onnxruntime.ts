@@ -12,6 +12,7 @@ import { MrlError } from '../errors.js';
 import { loadOneDnnConvolutions } from './onednn.js';
 import { loadOneDnnBatchNorm, type NativeBatchNorm } from './onednn_batch_norm.js';
 import { loadOneDnnMatMul } from './onednn_matmul.js';
+import { loadOneDnnUpdates, type NativeUpdates } from './onednn_updates.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
 import type { ProtoField } from '../onnx/proto.js';
 
@@ -37,6 +38,11 @@ export interface NativeKernels {
    * addon is built; absent, it runs on the wasm backend's SIMD kernels (one thread).
    */
   readonly batchNorm?: NativeBatchNorm;
+  /**
+   * The SGD-momentum update on the same addon's threads (`./onednn_updates.ts`), where it is
+   * built; absent, it runs on the wasm backend's SIMD kernel (one thread).
+   */
+  readonly updates?: NativeUpdates;
   /**
    * `y = op(a) @ op(b)`, op transposing the last two axes when asked, with numpy broadcasting
    * over the leading (batch) axes; writes `y` in place. Shapes are checked by the runtime.
@@ -571,10 +577,18 @@ export interface OnnxRuntimeKernelOptions {
    * SIMD kernels, one thread). Default: the addon when it loads with them, else wasm.
    */
   batchNorm?: BatchNormSource;
+  /**
+   * What runs the SGD-momentum update: `onednn` (the same addon's threaded loop,
+   * `./onednn_updates.ts`; an `MrlError` when it is not built) or `wasm` (the wasm backend's SIMD
+   * kernel, one thread). The same bits either way. Default: the addon when it loads with it.
+   */
+  sgd?: SgdSource;
 }
 
 /** What runs batch norm: see {@link OnnxRuntimeKernelOptions.batchNorm}. */
 export type BatchNormSource = 'onednn' | 'wasm';
+/** What runs the SGD update: see {@link OnnxRuntimeKernelOptions.sgd}. */
+export type SgdSource = BatchNormSource;
 export const BATCH_NORM_SOURCES: readonly BatchNormSource[] = ['onednn', 'wasm'];
 
 /** What runs the products: see {@link OnnxRuntimeKernelOptions.matmul}. */
@@ -640,6 +654,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     throw new MrlError(
       'invalid-argument',
       `batchNorm must be one of ${BATCH_NORM_SOURCES.join(', ')}, got ${JSON.stringify(batchNormSource)}.`,
+    );
+  }
+  const sgdSource = options.sgd;
+  if (sgdSource !== undefined && !BATCH_NORM_SOURCES.includes(sgdSource)) {
+    throw new MrlError(
+      'invalid-argument',
+      `sgd must be one of ${BATCH_NORM_SOURCES.join(', ')}, got ${JSON.stringify(sgdSource)}.`,
     );
   }
   const useNchwc = options.nchwc ?? true;
@@ -888,8 +909,10 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       : loadOneDnnMatMul({ threads, fallback: { matMul: ortMatMul }, required: matmul === 'onednn' });
   const batchNorm =
     batchNormSource === 'wasm' ? undefined : loadOneDnnBatchNorm({ threads, required: batchNormSource === 'onednn' });
+  const updates = sgdSource === 'wasm' ? undefined : loadOneDnnUpdates({ threads, required: sgdSource === 'onednn' });
   return {
     ...(batchNorm === undefined ? {} : { batchNorm }),
+    ...(updates === undefined ? {} : { updates }),
     get detail() {
       const b = useNchwc ? nchwcBlock() : 0;
       // Also the registration's tag: kernels that differ in what they run must differ here.
@@ -901,7 +924,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       const conv = oneDnn === undefined ? '' : `, convolutions on ${oneDnn.detail}`;
       const products = oneDnnMatMul === undefined ? '' : `, products on ${oneDnnMatMul.detail}`;
       const norm = batchNorm === undefined ? '' : `, batch norm on the ${batchNorm.detail}`;
-      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}, ${threads} thread${threads === 1 ? '' : 's'}`;
+      const sgd = updates === undefined ? '' : `, SGD on the ${updates.detail}`;
+      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}, ${threads} thread${threads === 1 ? '' : 's'}`;
     },
     matMul: oneDnnMatMul?.matMul ?? ortMatMul,
     softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {

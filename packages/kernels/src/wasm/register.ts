@@ -85,7 +85,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [ADAMW_UPDATE, createAdamWUpdateKernel],
   [BATCH_NORM_TRAINING, (_get, native) => createBatchNormTrainingKernel(native)],
   [BATCH_NORM_TRAINING_GRAD, (_get, native) => createBatchNormTrainingGradKernel(native)],
-  [SGD_UPDATE, createSgdUpdateKernel],
+  [SGD_UPDATE, (_get, native) => createSgdUpdateKernel(native)],
   [GELU, createGeluKernel],
   [GELU_GRAD, createGeluGradKernel],
   [LAYER_NORM, createLayerNormKernel],

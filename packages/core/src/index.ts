@@ -4,6 +4,7 @@ export { createRandom, nextSeed, permutation, type Random } from './rng.js';
 export { parameterCount, prefixVariables, trainableVariables, type HasVariables, type VariableMap } from './module.js';
 export { l2Normalize, softmaxCrossEntropy } from './losses.js';
 export { gelu, geluErf, geluOf, type GeluForm } from './ops/gelu.js';
+export { addRelu } from './ops/add-relu.js';
 export { batchNormTraining, layerNorm } from './ops/normalize.js';
 export { sumTensors } from './ops/sum-tensors.js';
 export { freeDuringBackward } from '@mrl/kernels';

@@ -5,6 +5,9 @@
 // arrays (views of the wasm heap), as passes over row chunks on OpenMP threads, with the ReLU
 // that follows a batch norm optionally fused into both (its mask read from the output).
 //
+// Also the ReLUs around them that no batch norm precedes (a residual block's relu(h + skip)): the
+// sum and ReLU in one pass, and ReLU's gradient (dy where the output is positive) in one.
+//
 // Determinism: the rows are cut into chunks that depend on the shape alone; each chunk's
 // per-channel sums are float, and the chunks are added in chunk order in double, so the results
 // are the same bits at every thread count. Each pass's loop runs in one parallel region (its
@@ -202,6 +205,27 @@ void backward(int threads, const Layout& l, const float* dy, const float* x, con
   }
 }
 
+// Elementwise loops run in blocks of this many values, on threads from kParallelValues up.
+constexpr int64_t kBlock = 16384;
+
+MRL_CLONES void addReluBlock(const float* a, const float* b, int64_t n, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = std::max(a[i] + b[i], 0.0f);
+}
+
+MRL_CLONES void reluGradBlock(const float* dy, const float* y, int64_t n, float* dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+template <typename F>
+void blocks(int threads, int64_t n, F f) {
+  const int64_t count = (n + kBlock - 1) / kBlock;
+  const int use = n < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, count));
+#pragma omp parallel for num_threads(use) schedule(static)
+  for (int64_t k = 0; k < count; ++k) f(k * kBlock, std::min(kBlock, n - k * kBlock));
+}
+
 // --- Node-API glue ---------------------------------------------------------------------------
 
 // dims: Int32Array [threads, rows, channels, relu].
@@ -228,9 +252,9 @@ bool readDims(napi_env env, napi_value v, int* threads, int64_t* rows, int64_t* 
   return true;
 }
 
-bool lengthIs(napi_env env, size_t length, int64_t want, const char* what) {
+bool lengthIs(napi_env env, size_t length, int64_t want, const char* what, const char* kernel = "batch-norm") {
   if (static_cast<int64_t>(length) == want) return true;
-  std::string message = std::string("onednn: batch-norm ") + what + " has " + std::to_string(length) +
+  std::string message = std::string("onednn: ") + kernel + " " + what + " has " + std::to_string(length) +
                         " values, expected " + std::to_string(want);
   napi_throw_range_error(env, nullptr, message.c_str());
   return false;
@@ -292,7 +316,51 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Three same-length Float32Arrays after a thread count: addRelu(threads, a, b, y) and
+// reluGrad(threads, dy, y, dx).
+bool threeArrays(napi_env env, napi_callback_info info, const char* kernel, const char* usage,
+                 const char* const names[3], int* threads, float* p[3], size_t* n) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t t = 0;
+  if (argc != 4 || napi_get_value_int32(env, argv[0], &t) != napi_ok || t < 1) {
+    napi_throw_type_error(env, nullptr, usage);
+    return false;
+  }
+  size_t lengths[3];
+  for (int i = 0; i < 3; ++i) {
+    if (!floatArg(env, argv[1 + i], &p[i], &lengths[i], names[i])) return false;
+    if (!lengthIs(env, lengths[i], static_cast<int64_t>(lengths[0]), names[i], kernel)) return false;
+  }
+  *threads = t;
+  *n = lengths[0];
+  return true;
+}
+
+napi_value AddRelu(napi_env env, napi_callback_info info) {
+  static const char* const names[3] = {"a", "b", "y"};
+  int threads;
+  float* p[3];
+  size_t n;
+  if (!threeArrays(env, info, "addRelu", "onednn: addRelu takes (threads >= 1, a, b, y)", names, &threads, p, &n)) return nullptr;
+  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { addReluBlock(p[0] + at, p[1] + at, len, p[2] + at); });
+  return nullptr;
+}
+
+napi_value ReluGrad(napi_env env, napi_callback_info info) {
+  static const char* const names[3] = {"dy", "y", "dx"};
+  int threads;
+  float* p[3];
+  size_t n;
+  if (!threeArrays(env, info, "reluGrad", "onednn: reluGrad takes (threads >= 1, dy, y, dx)", names, &threads, p, &n)) return nullptr;
+  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { reluGradBlock(p[0] + at, p[1] + at, len, p[2] + at); });
+  return nullptr;
+}
+
 }  // namespace
 
+napi_value OneDnnAddRelu(napi_env env, napi_callback_info info) { return AddRelu(env, info); }
+napi_value OneDnnReluGrad(napi_env env, napi_callback_info info) { return ReluGrad(env, info); }
 napi_value OneDnnBatchNorm(napi_env env, napi_callback_info info) { return BatchNorm(env, info); }
 napi_value OneDnnBatchNormGrad(napi_env env, napi_callback_info info) { return BatchNormGrad(env, info); }

@@ -3,7 +3,9 @@
 // differences of it for the gradient, the wasm SIMD kernels it replaces (through the TF.js
 // kernels, the batch statistics that feed the running averages included), the same bits at 1 and
 // 2 threads, and the fallback to the wasm kernels where the addon is absent (a fresh module
-// instance under MRL_ONEDNN=off), which runs here always.
+// instance under MRL_ONEDNN=off), which runs here always. Also the residual relu(a + b) and
+// ReLU's gradient (src/wasm/add_relu.ts) on the addon and on wasm, against TF.js's Add, Relu and
+// its gradient.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -16,6 +18,7 @@ import {
   oneDnnBatchNormAvailable,
 } from '../src/native/onednn_batch_norm.js';
 import { loadOnnxRuntimeKernels, type NativeKernels } from '../src/native/onnxruntime.js';
+import { ADD_RELU, RELU_GRAD } from '../src/wasm/add_relu.js';
 import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../src/wasm/batch_norm.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
@@ -340,5 +343,49 @@ describe('the TF.js kernels on the addon equal the wasm SIMD kernels to 1e-5', (
         );
       });
     }
+  });
+
+  // relu(a + b) and ReLU's gradient: the addon, wasm's SIMD loops and TF.js's own kernels (Add,
+  // Relu, and Relu's registered gradient dy * step(x)) give the same bits.
+  for (const shape of [
+    [1, 2, 2, 4],
+    [3, 5, 7, 12],
+    [16, 16, 16, 128],
+  ]) {
+    it(`relu(a + b) and its gradient, [${shape.join(', ')}]: addon, wasm and TF.js's Add, Relu and gradient agree to the bit`, () => {
+      const n = shape.reduce((p, d) => p * d, 1);
+      const [a, b, dy] = [21, 22, 23].map((s) => randomArray(n, s)) as [Float32Array, Float32Array, Float32Array];
+      const ours = (native: NativeKernels): Float32Array[] => {
+        registerWasmTrainingKernels({ native });
+        return tf.tidy(() => {
+          const y = tf.engine().runKernel(ADD_RELU, { a: tf.tensor(a, shape), b: tf.tensor(b, shape) }) as tf.Tensor;
+          const dx = tf.engine().runKernel(RELU_GRAD, { dy: tf.tensor(dy, shape), y }) as tf.Tensor;
+          return [y.dataSync() as Float32Array, dx.dataSync() as Float32Array];
+        });
+      };
+      const shipped = tf.tidy(() => {
+        const f = (x: tf.Tensor): tf.Tensor => tf.relu(tf.add(x, tf.tensor(b, shape)));
+        const { value, grad } = tf.valueAndGrad(f)(tf.tensor(a, shape), tf.tensor(dy, shape));
+        return [value.dataSync() as Float32Array, grad.dataSync() as Float32Array];
+      });
+      expect(shipped[0]!.some((v) => v === 0) && shipped[0]!.some((v) => v > 0)).toBe(true);
+      for (const got of [ours(wasmOnly), ...(present ? [ours(withAddon)] : [])]) {
+        expect(sameBits(got[0]!, shipped[0]!), 'y').toBe(true);
+        // -0 (dy * 0 for dy < 0, TF.js) and +0 (the mask) are the same gradient; compare values.
+        expect(Array.from(got[1]!)).toEqual(Array.from(shipped[1]!, (v) => v + 0));
+      }
+    });
+  }
+
+  it('relu(a + b) refuses inputs of two shapes or a last axis that is not a multiple of 4, naming them', () => {
+    registerWasmTrainingKernels({ native: wasmOnly });
+    tf.tidy(() => {
+      expect(() => tf.engine().runKernel(ADD_RELU, { a: tf.ones([2, 4]), b: tf.ones([4, 2]) })).toThrow(
+        "MrlAddRelu: 'b' is float32 [4, 2]; every input must be float32 of one shape whose last axis is a positive multiple of 4 (a: [2, 4]).",
+      );
+      expect(() => tf.engine().runKernel(RELU_GRAD, { dy: tf.ones([2, 3]), y: tf.ones([2, 3]) })).toThrow(
+        "MrlReluGrad: 'dy' is float32 [2, 3]; every input must be float32 of one shape whose last axis is a positive multiple of 4 (dy: [2, 3]).",
+      );
+    });
   });
 });

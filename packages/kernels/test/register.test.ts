@@ -26,6 +26,8 @@ describe('registerWasmTrainingKernels', () => {
         'DepthwiseConv2dNativeBackpropInput',
         'Identity',
         'MrlAdamWUpdate',
+        'MrlAddRelu',
+        'MrlReluGrad',
         'MrlBatchNormTraining',
         'MrlBatchNormTrainingGrad',
         'MrlSgdMomentumUpdate',

@@ -2,8 +2,9 @@
 // wasm SIMD kernels of ../wasm/batch_norm.ts) was the largest part of a ResNet-18 step left on one
 // thread, and held the 2-thread step at 1.09-1.12x PyTorch's wall time. `native/batch_norm.cc`,
 // built into the same optional addon, runs both kernels on OpenMP threads (the same bits at every
-// thread count), with the ReLU that follows a batch norm optionally fused. Without the addon
-// `loadOneDnnBatchNorm` returns undefined and batch norm stays on the wasm kernels.
+// thread count), with the ReLU that follows a batch norm optionally fused, and the residual
+// block's relu(h + skip) and ReLU's gradient as one pass each. Without the addon
+// `loadOneDnnBatchNorm` returns undefined and these stay on the wasm kernels.
 import { MrlError } from '../errors.js';
 import { loadAddon, type OneDnnAddon } from './onednn.js';
 
@@ -32,6 +33,8 @@ interface BatchNormAddon extends OneDnnAddon {
     dgamma: Float32Array,
     dbeta: Float32Array,
   ): void;
+  addRelu(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
+  reluGrad(threads: number, dy: Float32Array, y: Float32Array, dx: Float32Array): void;
 }
 
 /**
@@ -76,12 +79,18 @@ export interface NativeBatchNorm {
     dgamma: Float32Array,
     dbeta: Float32Array,
   ): void;
+  /** y = max(a + b, 0), elementwise (a residual block's output). */
+  addRelu(a: Float32Array, b: Float32Array, y: Float32Array): void;
+  /** dx = dy where y > 0, else 0: ReLU's gradient from its output. */
+  reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
 }
 
 /** The addon, where it is built and has the batch-norm kernels. */
 function loadBatchNormAddon(): BatchNormAddon | undefined {
   const lib = loadAddon() as Partial<BatchNormAddon> | undefined;
-  return typeof lib?.batchNorm === 'function' ? (lib as BatchNormAddon) : undefined;
+  return typeof lib?.batchNorm === 'function' && typeof lib.addRelu === 'function'
+    ? (lib as BatchNormAddon)
+    : undefined;
 }
 
 /** Whether the addon is built with its batch-norm kernels and loads here. */
@@ -130,6 +139,12 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
         return;
       }
       lib.batchNormGrad(dims(rows, channels, relu), dy, x, y ?? NO_VALUES, gamma, mean, rstd, dx, dgamma, dbeta);
+    },
+    addRelu(a, b, y) {
+      if (y.length > 0) lib.addRelu(threads, a, b, y);
+    },
+    reluGrad(dy, y, dx) {
+      if (dx.length > 0) lib.reluGrad(threads, dy, y, dx);
     },
   };
 }

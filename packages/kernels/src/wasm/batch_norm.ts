@@ -55,8 +55,9 @@ interface BatchNormExports {
   mask(dy: number, y: number, n: number, out: number): void;
 }
 
-/** The SIMD module instantiated on a backend's heap, once per backend. */
+/** The SIMD module instantiated on a backend's heap, once per backend (also for ./add_relu.ts). */
 const simdFor = simdModule<BatchNormExports>(WASM_BASE64, 'batch-norm kernels');
+export const batchNormSimd = simdFor;
 
 /** Channels and rows of `x`, after checking dtypes and the per-channel inputs' sizes. */
 function layout(kernel: string, x: TensorInfo, perChannel: Record<string, TensorInfo>): [number, number] {

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig } from '@tensorflow/tfjs';
 
+import { ADD_RELU, createAddReluKernel, createReluGradKernel, RELU_GRAD } from './add_relu.js';
 import { createBatchMatMulKernel } from './batch_mat_mul.js';
 import {
   BATCH_NORM_TRAINING,
@@ -85,6 +86,8 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [ADAMW_UPDATE, createAdamWUpdateKernel],
   [BATCH_NORM_TRAINING, (_get, native) => createBatchNormTrainingKernel(native)],
   [BATCH_NORM_TRAINING_GRAD, (_get, native) => createBatchNormTrainingGradKernel(native)],
+  [ADD_RELU, (_get, native) => createAddReluKernel(native)],
+  [RELU_GRAD, (_get, native) => createReluGradKernel(native)],
   [SGD_UPDATE, (_get, native) => createSgdUpdateKernel(native)],
   [GELU, createGeluKernel],
   [GELU_GRAD, createGeluGradKernel],

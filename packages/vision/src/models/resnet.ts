@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { MrlError, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
+import { addRelu, MrlError, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
 import { addVariables, BatchNorm, Conv2d, disposeModule, Linear, type Module } from './layers.js';
 
 /**
@@ -72,7 +72,7 @@ class BasicBlock implements Block {
       let h = this.bn1.apply(this.conv1.apply(x), training, true);
       h = this.bn2.apply(this.conv2.apply(h), training);
       const skip = this.shortcut === null ? x : this.shortcut.bn.apply(this.shortcut.conv.apply(x), training);
-      return tf.relu(tf.add(h, skip)) as tf.Tensor4D;
+      return addRelu(h, skip);
     });
   }
 
@@ -113,7 +113,7 @@ class BottleneckBlock implements Block {
         h = this.bns[i]!.apply(conv.apply(h), training, i < 2);
       });
       const skip = this.shortcut === null ? x : this.shortcut.bn.apply(this.shortcut.conv.apply(x), training);
-      return tf.relu(tf.add(h, skip)) as tf.Tensor4D;
+      return addRelu(h, skip);
     });
   }
 

@@ -1,8 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, registerWasmTrainingKernels } from '@mrl/kernels';
-import { batchNormTraining, layerNorm } from '../src/ops/normalize.js';
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  RUNNING_MOMENTS,
+  registerWasmTrainingKernels,
+} from '@mrl/kernels';
+import { batchNormTraining, layerNorm, runningMoments } from '../src/ops/normalize.js';
 import { expectClose, onBackend, randomArray } from './helpers/close.js';
 import { centralDifferences, layerNormLoss } from './helpers/float64.js';
 
@@ -223,4 +228,58 @@ describe('closed-form normalisation gradients', () => {
     expectClose(seen[1]!, variance.dataSync(), 1e-5);
     tf.dispose([x, mean, variance]);
   });
+});
+
+describe('runningMoments', () => {
+  const run = (c: number, momentum: number, count: number): Float32Array[] =>
+    tf.tidy(() =>
+      runningMoments(
+        tf.tensor1d(randomArray(c, 30)),
+        tf.tensor1d(randomArray(c, 31).map((v) => 1 + v)),
+        tf.tensor4d(randomArray(c, 32), [1, 1, 1, c]),
+        tf.tensor4d(
+          randomArray(c, 33).map((v) => 2 + v),
+          [1, 1, 1, c],
+        ),
+        momentum,
+        count,
+      ).map((t) => t.dataSync() as Float32Array),
+    );
+
+  for (const [c, momentum, count] of [
+    [64, 0.1, 16 * 32 * 32],
+    [7, 0.3, 3],
+    [512, 1, 1],
+  ] as const) {
+    it(`${c} channels, momentum ${momentum}, ${count} values each: the wasm kernel gives the tensor ops' bits`, async () => {
+      await tf.setBackend('wasm');
+      expect(tf.getKernel(RUNNING_MOMENTS, 'wasm')).toBeDefined();
+      const fused = run(c, momentum, count);
+      tf.unregisterKernel(RUNNING_MOMENTS, 'wasm');
+      let tensorOps: Float32Array[];
+      try {
+        tensorOps = run(c, momentum, count);
+      } finally {
+        registerWasmTrainingKernels();
+      }
+      const cpu = await onBackend('cpu', () => run(c, momentum, count));
+      for (const [i, values] of fused.entries()) {
+        expect(Array.from(values)).toEqual(Array.from(tensorOps[i]!));
+        expect(Array.from(values)).toEqual(Array.from(cpu[i]!));
+      }
+      // PyTorch's rule in float64, to float32 rounding.
+      const [rm, rv, m, v] = [30, 31, 32, 33].map((s) => Array.from(randomArray(c, s)));
+      const corr = count > 1 ? count / (count - 1) : 1;
+      expectClose(
+        fused[0]!,
+        rm!.map((x, i) => x * (1 - momentum) + m![i]! * momentum),
+        1e-6,
+      );
+      expectClose(
+        fused[1]!,
+        rv!.map((x, i) => (1 + x) * (1 - momentum) + (2 + v![i]!) * corr * momentum),
+        1e-6,
+      );
+    });
+  }
 });

@@ -28,6 +28,7 @@ describe('registerWasmTrainingKernels', () => {
         'MrlAdamWUpdate',
         'MrlAddRelu',
         'MrlReluGrad',
+        'MrlRunningMoments',
         'MrlBatchNormTraining',
         'MrlBatchNormTrainingGrad',
         'MrlSgdMomentumUpdate',

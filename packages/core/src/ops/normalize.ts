@@ -5,6 +5,7 @@ import {
   LAYER_NORM,
   LAYER_NORM_GRAD,
   layerNormFits,
+  RUNNING_MOMENTS,
 } from '@mrl/kernels';
 
 /**
@@ -147,4 +148,42 @@ export function batchNormTraining(
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(x, gamma, beta) as tf.Tensor4D;
+}
+
+/**
+ * A batch norm's running averages after one training batch (PyTorch's rule):
+ * `running (1 - momentum) + batch momentum`, the batch variance corrected by `count / (count - 1)`
+ * (`count` values per channel; no correction for 1). `mean` and `variance` are the batch's
+ * (biased) moments, C values in any shape, as `batchNormTraining` hands them to `onMoments`.
+ * Where the backend has mrl's kernel (wasm) the update is one kernel with the same bits as the
+ * tensor ops here.
+ *
+ * @example
+ * const [mean, variance] = runningMoments(bn.runningMean, bn.runningVar, batchMean, batchVar, 0.1, n);
+ */
+export function runningMoments(
+  runningMean: tf.Tensor1D,
+  runningVar: tf.Tensor1D,
+  mean: tf.Tensor,
+  variance: tf.Tensor,
+  momentum: number,
+  count: number,
+): [tf.Tensor1D, tf.Tensor1D] {
+  const correction = count > 1 ? count / (count - 1) : 1;
+  if (tf.getKernel(RUNNING_MOMENTS, tf.getBackend()) !== undefined) {
+    return tf
+      .engine()
+      .runKernel(RUNNING_MOMENTS, { runningMean, runningVar, mean, variance }, { momentum, correction }) as [
+      tf.Tensor1D,
+      tf.Tensor1D,
+    ];
+  }
+  return tf.tidy(() => {
+    const channels = runningMean.shape[0];
+    const unbiased = tf.mul(variance, correction);
+    return [
+      tf.add(tf.mul(runningMean, 1 - momentum), tf.mul(tf.reshape(mean, [channels]), momentum)),
+      tf.add(tf.mul(runningVar, 1 - momentum), tf.mul(tf.reshape(unbiased, [channels]), momentum)),
+    ] as [tf.Tensor1D, tf.Tensor1D];
+  });
 }

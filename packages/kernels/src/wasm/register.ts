@@ -43,6 +43,7 @@ import {
 } from './native_chunked_prefix_softmax.js';
 import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
+import { createRunningMomentsKernel, RUNNING_MOMENTS } from './running_moments.js';
 import { createTileKernel } from './tile.js';
 import {
   createGeluGradKernel,
@@ -88,6 +89,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [BATCH_NORM_TRAINING_GRAD, (_get, native) => createBatchNormTrainingGradKernel(native)],
   [ADD_RELU, (_get, native) => createAddReluKernel(native)],
   [RELU_GRAD, (_get, native) => createReluGradKernel(native)],
+  [RUNNING_MOMENTS, createRunningMomentsKernel],
   [SGD_UPDATE, (_get, native) => createSgdUpdateKernel(native)],
   [GELU, createGeluKernel],
   [GELU_GRAD, createGeluGradKernel],

@@ -1,5 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTraining, gelu, layerNorm, MrlError, nextSeed, type Random, type VariableMap } from '@mrl/core';
+import {
+  batchNormTraining,
+  gelu,
+  layerNorm,
+  MrlError,
+  nextSeed,
+  runningMoments,
+  type Random,
+  type VariableMap,
+} from '@mrl/core';
 
 /** A piece of a model that owns variables under local names (`w`, `bn/gamma`, ...). */
 export interface Module {
@@ -159,14 +168,16 @@ export class BatchNorm implements Module {
       this.epsilon,
       (mean, variance) =>
         tf.tidy(() => {
-          const m = this.momentum;
-          const unbiased = tf.mul(variance, n > 1 ? n / (n - 1) : 1);
-          this.runningMean.assign(
-            tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(tf.reshape(mean, [this.channels]), m)),
+          const [runningMean, runningVar] = runningMoments(
+            this.runningMean as tf.Tensor1D,
+            this.runningVar as tf.Tensor1D,
+            mean,
+            variance,
+            this.momentum,
+            n,
           );
-          this.runningVar.assign(
-            tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(tf.reshape(unbiased, [this.channels]), m)),
-          );
+          this.runningMean.assign(runningMean);
+          this.runningVar.assign(runningVar);
         }),
       relu,
     );

@@ -23,6 +23,9 @@
 //   is built, packages/kernels/native/build.sh);
 // --matmul onednn|onnxruntime: what runs the products (default: oneDNN where its addon is built
 //   with them, else MLAS's SGEMM).
+// --batch-norm onednn|wasm, --sgd onednn|wasm: training-mode batch norm (with the ReLUs fused
+//   around it) and the SGD-momentum update on the addon's threads, or on the wasm backend's
+//   SIMD kernels (one thread); default: the addon where it is built.
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';

@@ -39,13 +39,14 @@ const update = (args: Parameters<KernelFunc>[0]): TensorInfo[] => {
       );
     }
   }
+  // Outputs first: an allocation may grow the wasm memory, which detaches earlier views.
+  const outs = [infos[0]!, infos[1]!].map((t) => backend.makeOutput([...t.shape], 'float32'));
   const [rm, rv, mean, variance] = infos.map((t) => backend.typedArrayFromHeap(t) as Float32Array) as [
     Float32Array,
     Float32Array,
     Float32Array,
     Float32Array,
   ];
-  const outs = [infos[0]!, infos[1]!].map((t) => backend.makeOutput([...t.shape], 'float32'));
   const [newMean, newVar] = outs.map((t) => backend.typedArrayFromHeap(t) as Float32Array) as [
     Float32Array,
     Float32Array,

@@ -88,6 +88,6 @@ for (const [shape, count] of SHAPES) {
 }
 console.log(
   `| **a step** (count x wall) | 20 | ${Object.keys(forms)
-    .map((k) => `**${totals[k].toFixed(1)}** | `)
+    .map((k) => `**${totals[k].toFixed(1)}** | -`)
     .join(' | ')} |`,
 );

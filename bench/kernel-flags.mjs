@@ -1,5 +1,5 @@
 // What runs the native kernels in the training benches: --no-nchwc, --convolution, --matmul,
-// --chunked-head.
+// --chunked-head, --batch-norm, --sgd.
 import { loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
 
@@ -9,23 +9,31 @@ import { arg } from './args.mjs';
  * convolutions and products where the addon is built, else ONNX Runtime).
  * --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels nor
  * oneDNN; --convolution onednn|onnxruntime; --matmul onednn|onnxruntime; --chunked-head
- * onednn|onnxruntime (the chunked Matryoshka MLM head; by default it follows the products).
+ * onednn|onnxruntime (the chunked Matryoshka MLM head; by default it follows the products);
+ * --batch-norm onednn|wasm (the oneDNN addon's threaded batch norm, or the wasm SIMD kernels on
+ * one thread); --sgd onednn|wasm (the SGD-momentum update, likewise).
  */
 export function applyKernelFlags(backend, threads) {
   const noNchwc = process.argv.includes('--no-nchwc');
   const convolution = arg('convolution', undefined);
   const matmul = arg('matmul', undefined);
   const chunkedHead = arg('chunked-head', undefined);
-  if (!noNchwc && convolution === undefined && matmul === undefined && chunkedHead === undefined) return;
+  const batchNorm = arg('batch-norm', undefined);
+  const sgd = arg('sgd', undefined);
+  if (!noNchwc && [convolution, matmul, chunkedHead, batchNorm, sgd].every((f) => f === undefined)) return;
   const native = loadOnnxRuntimeKernels({
     threads,
     nchwc: !noNchwc,
     convolution: noNchwc ? 'onnxruntime' : convolution,
     ...(matmul === undefined ? {} : { matmul }),
     ...(chunkedHead === undefined ? {} : { chunkedHead }),
+    ...(batchNorm === undefined ? {} : { batchNorm }),
+    ...(sgd === undefined ? {} : { sgd }),
   });
   if (native === undefined)
-    throw new Error('--no-nchwc, --convolution, --matmul and --chunked-head need onnxruntime-node');
+    throw new Error(
+      '--no-nchwc, --convolution, --matmul, --chunked-head, --batch-norm and --sgd need onnxruntime-node',
+    );
   registerWasmTrainingKernels({ native });
   backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);
 }

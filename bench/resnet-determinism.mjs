@@ -3,6 +3,7 @@
 // Run it twice with the same --threads: the lines must be equal to the last bit (different
 // thread counts may differ in the last bits).
 // Usage (after `pnpm run build`): node bench/resnet-determinism.mjs [--threads 1] [--convolution onednn|onnxruntime]
+//   [--batch-norm onednn|wasm] [--sgd onednn|wasm]
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@mrl/core';
 import { arg } from './args.mjs';

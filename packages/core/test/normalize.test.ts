@@ -1,8 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, registerWasmTrainingKernels } from '@mrl/kernels';
-import { batchNormTraining, layerNorm } from '../src/ops/normalize.js';
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  RUNNING_MOMENTS,
+  registerWasmTrainingKernels,
+} from '@mrl/kernels';
+import { batchNormTraining, layerNorm, runningMoments } from '../src/ops/normalize.js';
 import { expectClose, onBackend, randomArray } from './helpers/close.js';
 import { centralDifferences, layerNormLoss } from './helpers/float64.js';
 
@@ -178,6 +183,31 @@ describe('closed-form normalisation gradients', () => {
     expect(Math.max(...numeric[0]!.map(Math.abs))).toBeGreaterThan(0.01);
   });
 
+  // With relu: tf.relu of the plain op, value and gradients, on cpu (tensor ops then tf.relu), on
+  // wasm's fused kernels (ReLU inside them) and on wasm's tensor-op form.
+  for (const shape of [
+    [3, 4, 5, 6],
+    [2, 5, 3, 8],
+  ]) {
+    it(`batchNormTraining [${shape.join(', ')}] with relu equals tf.relu of it, value and gradients`, async () => {
+      const reluOp = (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) =>
+        batchNormTraining(x as tf.Tensor4D, g, b, 1e-5, undefined, true);
+      const separate = (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => tf.relu(written(x, g, b, [0, 1, 2], 1e-5));
+      const reference = await onBackend('cpu', () => valueAndGrads(shape, separate));
+      const results = [
+        await onBackend('cpu', () => valueAndGrads(shape, reluOp)),
+        await onBackend('wasm', () => valueAndGrads(shape, reluOp)),
+        await withoutFusedBatchNorm(() => valueAndGrads(shape, reluOp)),
+      ];
+      for (const ours of results) ours.forEach((values, i) => expectClose(values, reference[i]!, 1e-4));
+      // The ReLU cuts something: the gradient differs from the plain op's.
+      const plain = await onBackend('cpu', () =>
+        valueAndGrads(shape, (x, g, b) => batchNormTraining(x as tf.Tensor4D, g, b, 1e-5)),
+      );
+      expect(Math.abs(plain[0]![0]! - reference[0]![0]!)).toBeGreaterThan(1e-3);
+    });
+  }
+
   it('batchNormTraining, fused on wasm, hands the batch moments to onMoments', async () => {
     await tf.setBackend('wasm');
     const x = tf.tensor4d(randomArray(2 * 3 * 3 * 8, 14), [2, 3, 3, 8]);
@@ -198,4 +228,58 @@ describe('closed-form normalisation gradients', () => {
     expectClose(seen[1]!, variance.dataSync(), 1e-5);
     tf.dispose([x, mean, variance]);
   });
+});
+
+describe('runningMoments', () => {
+  const run = (c: number, momentum: number, count: number): Float32Array[] =>
+    tf.tidy(() =>
+      runningMoments(
+        tf.tensor1d(randomArray(c, 30)),
+        tf.tensor1d(randomArray(c, 31).map((v) => 1 + v)),
+        tf.tensor4d(randomArray(c, 32), [1, 1, 1, c]),
+        tf.tensor4d(
+          randomArray(c, 33).map((v) => 2 + v),
+          [1, 1, 1, c],
+        ),
+        momentum,
+        count,
+      ).map((t) => t.dataSync() as Float32Array),
+    );
+
+  for (const [c, momentum, count] of [
+    [64, 0.1, 16 * 32 * 32],
+    [7, 0.3, 3],
+    [512, 1, 1],
+  ] as const) {
+    it(`${c} channels, momentum ${momentum}, ${count} values each: the wasm kernel gives the tensor ops' bits`, async () => {
+      await tf.setBackend('wasm');
+      expect(tf.getKernel(RUNNING_MOMENTS, 'wasm')).toBeDefined();
+      const fused = run(c, momentum, count);
+      tf.unregisterKernel(RUNNING_MOMENTS, 'wasm');
+      let tensorOps: Float32Array[];
+      try {
+        tensorOps = run(c, momentum, count);
+      } finally {
+        registerWasmTrainingKernels();
+      }
+      const cpu = await onBackend('cpu', () => run(c, momentum, count));
+      for (const [i, values] of fused.entries()) {
+        expect(Array.from(values)).toEqual(Array.from(tensorOps[i]!));
+        expect(Array.from(values)).toEqual(Array.from(cpu[i]!));
+      }
+      // PyTorch's rule in float64, to float32 rounding.
+      const [rm, rv, m, v] = [30, 31, 32, 33].map((s) => Array.from(randomArray(c, s)));
+      const corr = count > 1 ? count / (count - 1) : 1;
+      expectClose(
+        fused[0]!,
+        rm!.map((x, i) => x * (1 - momentum) + m![i]! * momentum),
+        1e-6,
+      );
+      expectClose(
+        fused[1]!,
+        rv!.map((x, i) => (1 + x) * (1 - momentum) + (2 + v![i]!) * corr * momentum),
+        1e-6,
+      );
+    });
+  }
 });

@@ -30,6 +30,13 @@ napi_value OneDnnMatMulImpl(napi_env env, napi_callback_info info);
 // The chunked Matryoshka softmax cross-entropy (onednn_prefix_ce.cc).
 napi_value OneDnnPrefixCeForward(napi_env env, napi_callback_info info);
 napi_value OneDnnPrefixCeBackward(napi_env env, napi_callback_info info);
+// Training-mode batch normalisation on OpenMP threads (batch_norm.cc).
+napi_value OneDnnBatchNorm(napi_env env, napi_callback_info info);
+napi_value OneDnnBatchNormGrad(napi_env env, napi_callback_info info);
+napi_value OneDnnAddRelu(napi_env env, napi_callback_info info);
+napi_value OneDnnReluGrad(napi_env env, napi_callback_info info);
+// The SGD-momentum update on OpenMP threads (sgd_update.cc).
+napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -292,6 +299,11 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matmulImpl", nullptr, OneDnnMatMulImpl, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"prefixCeForward", nullptr, OneDnnPrefixCeForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"prefixCeBackward", nullptr, OneDnnPrefixCeBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, OneDnnBatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormGrad", nullptr, OneDnnBatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"addRelu", nullptr, OneDnnAddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reluGrad", nullptr, OneDnnReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgdMomentum", nullptr, OneDnnSgdMomentum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -18,6 +18,8 @@ export {
   BATCH_NORM_TRAINING_GRAD,
   type BatchNormTrainingAttrs,
 } from './wasm/batch_norm.js';
+export { ADD_RELU, RELU_GRAD } from './wasm/add_relu.js';
+export { RUNNING_MOMENTS, type RunningMomentsAttrs } from './wasm/running_moments.js';
 export { ADAMW_UPDATE, SGD_UPDATE, type AdamWUpdateAttrs, type SgdUpdateAttrs } from './wasm/optimizer_updates.js';
 export { GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, layerNormFits } from './wasm/transformer_ops.js';
 export { PREFIX_SOFTMAX_CE, PREFIX_SOFTMAX_CE_GRAD, type PrefixSoftmaxAttrs } from './wasm/native_prefix_softmax.js';
@@ -30,6 +32,9 @@ export {
 } from './wasm/native_chunked_prefix_softmax.js';
 export { freeDuringBackward, SHAPE_ONLY_SAVED_KERNELS } from './memory/free-during-backward.js';
 export {
+  BATCH_NORM_SOURCES,
+  type BatchNormSource,
+  type SgdSource,
   CONVOLUTION_SOURCES,
   type ConvolutionSource,
   MATMUL_SOURCES,
@@ -40,6 +45,8 @@ export {
 } from './native/onnxruntime.js';
 export { loadOneDnnConvolutions, oneDnnAvailable, type OneDnnConvolutions } from './native/onednn.js';
 export { loadOneDnnMatMul, oneDnnMatMulAvailable, type OneDnnMatMul } from './native/onednn_matmul.js';
+export { loadOneDnnBatchNorm, oneDnnBatchNormAvailable, type NativeBatchNorm } from './native/onednn_batch_norm.js';
+export { loadOneDnnUpdates, oneDnnUpdatesAvailable, type NativeUpdates } from './native/onednn_updates.js';
 export {
   loadOneDnnPrefixCe,
   oneDnnPrefixCeAvailable,

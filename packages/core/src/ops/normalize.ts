@@ -5,6 +5,7 @@ import {
   LAYER_NORM,
   LAYER_NORM_GRAD,
   layerNormFits,
+  RUNNING_MOMENTS,
 } from '@mrl/kernels';
 
 /**
@@ -92,7 +93,12 @@ function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps
  * Training-mode batch normalisation of NHWC `x` over N, H, W with the batch statistics, and its
  * closed-form gradient. `onMoments` receives the batch mean and (biased) variance, [1, 1, 1, C],
  * for the running averages; they carry no gradient. Where the backend has mrl's batch-norm
- * kernels (wasm) and C is a multiple of 4, forward and gradient are one kernel each.
+ * kernels (wasm) and C is a multiple of 4, forward and gradient are one kernel each. With
+ * `relu`, the result is `tf.relu` of it, with the same gradient (dy where the output is
+ * positive), fused into those kernels where they run.
+ *
+ * @example
+ * const h = batchNormTraining(conv, gamma, beta, 1e-5, undefined, true); // relu(bn(conv))
  */
 export function batchNormTraining(
   x: tf.Tensor4D,
@@ -100,6 +106,7 @@ export function batchNormTraining(
   beta: tf.Tensor1D,
   epsilon: number,
   onMoments?: (mean: tf.Tensor, variance: tf.Tensor) => void,
+  relu = false,
 ): tf.Tensor4D {
   const channels = x.shape[3];
   const backend = tf.getBackend();
@@ -108,28 +115,75 @@ export function batchNormTraining(
     channels % 4 === 0 &&
     tf.getKernel(BATCH_NORM_TRAINING, backend) !== undefined &&
     tf.getKernel(BATCH_NORM_TRAINING_GRAD, backend) !== undefined;
-  if (!fused) return normalize(x, gamma, beta, [0, 1, 2], epsilon, onMoments) as tf.Tensor4D;
+  if (!fused) {
+    const y = normalize(x, gamma, beta, [0, 1, 2], epsilon, onMoments) as tf.Tensor4D;
+    if (!relu) return y;
+    return tf.tidy(() => tf.relu(y));
+  }
   // The same closed form in two SIMD kernels (wasm): two passes over x forward, three backward.
   const op = tf.customGrad(((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     const [y, mean, variance, rstd] = tf
       .engine()
-      .runKernel(BATCH_NORM_TRAINING, { x: xx, gamma: g, beta: b }, { epsilon }) as tf.Tensor[];
+      .runKernel(BATCH_NORM_TRAINING, { x: xx, gamma: g, beta: b }, { epsilon, relu }) as tf.Tensor[];
     if (onMoments !== undefined) {
       tf.tidy(() => onMoments(tf.reshape(mean!, [1, 1, 1, channels]), tf.reshape(variance!, [1, 1, 1, channels])));
     }
     variance!.dispose();
-    save([xx, g, mean!, rstd!]);
+    save(relu ? [xx, g, mean!, rstd!, y!] : [xx, g, mean!, rstd!]);
     return {
       value: y!,
-      gradFunc: (dy: tf.Tensor, [savedX, savedGamma, savedMean, savedRstd]: tf.Tensor[]) =>
-        tf
-          .engine()
-          .runKernel(
-            BATCH_NORM_TRAINING_GRAD,
-            { dy, x: savedX!, gamma: savedGamma!, mean: savedMean!, rstd: savedRstd! },
-            {},
-          ) as tf.Tensor[],
+      gradFunc: (dy: tf.Tensor, [savedX, savedGamma, savedMean, savedRstd, savedY]: tf.Tensor[]) =>
+        tf.engine().runKernel(
+          BATCH_NORM_TRAINING_GRAD,
+          {
+            dy,
+            x: savedX!,
+            gamma: savedGamma!,
+            mean: savedMean!,
+            rstd: savedRstd!,
+            ...(savedY === undefined ? {} : { y: savedY }),
+          },
+          { relu },
+        ) as tf.Tensor[],
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(x, gamma, beta) as tf.Tensor4D;
+}
+
+/**
+ * A batch norm's running averages after one training batch (PyTorch's rule):
+ * `running (1 - momentum) + batch momentum`, the batch variance corrected by `count / (count - 1)`
+ * (`count` values per channel; no correction for 1). `mean` and `variance` are the batch's
+ * (biased) moments, C values in any shape, as `batchNormTraining` hands them to `onMoments`.
+ * Where the backend has mrl's kernel (wasm) the update is one kernel with the same bits as the
+ * tensor ops here.
+ *
+ * @example
+ * const [mean, variance] = runningMoments(bn.runningMean, bn.runningVar, batchMean, batchVar, 0.1, n);
+ */
+export function runningMoments(
+  runningMean: tf.Tensor1D,
+  runningVar: tf.Tensor1D,
+  mean: tf.Tensor,
+  variance: tf.Tensor,
+  momentum: number,
+  count: number,
+): [tf.Tensor1D, tf.Tensor1D] {
+  const correction = count > 1 ? count / (count - 1) : 1;
+  if (tf.getKernel(RUNNING_MOMENTS, tf.getBackend()) !== undefined) {
+    return tf
+      .engine()
+      .runKernel(RUNNING_MOMENTS, { runningMean, runningVar, mean, variance }, { momentum, correction }) as [
+      tf.Tensor1D,
+      tf.Tensor1D,
+    ];
+  }
+  return tf.tidy(() => {
+    const channels = runningMean.shape[0];
+    const unbiased = tf.mul(variance, correction);
+    return [
+      tf.add(tf.mul(runningMean, 1 - momentum), tf.mul(tf.reshape(mean, [channels]), momentum)),
+      tf.add(tf.mul(runningVar, 1 - momentum), tf.mul(tf.reshape(unbiased, [channels]), momentum)),
+    ] as [tf.Tensor1D, tf.Tensor1D];
+  });
 }

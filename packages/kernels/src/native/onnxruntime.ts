@@ -10,8 +10,10 @@
 import { createRequire } from 'node:module';
 import { MrlError } from '../errors.js';
 import { loadOneDnnConvolutions } from './onednn.js';
+import { loadOneDnnBatchNorm, type NativeBatchNorm } from './onednn_batch_norm.js';
 import { loadOneDnnMatMul } from './onednn_matmul.js';
 import { loadOneDnnPrefixCe, type OneDnnPrefixCe } from './onednn_prefix_ce.js';
+import { loadOneDnnUpdates, type NativeUpdates } from './onednn_updates.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
 import type { ProtoField } from '../onnx/proto.js';
 
@@ -32,6 +34,16 @@ export interface NativeArray {
 export interface NativeKernels {
   /** What runs them, for the backend's log line. */
   readonly detail: string;
+  /**
+   * Training-mode batch norm on the oneDNN addon's threads (`./onednn_batch_norm.ts`), where the
+   * addon is built; absent, it runs on the wasm backend's SIMD kernels (one thread).
+   */
+  readonly batchNorm?: NativeBatchNorm;
+  /**
+   * The SGD-momentum update on the same addon's threads (`./onednn_updates.ts`), where it is
+   * built; absent, it runs on the wasm backend's SIMD kernel (one thread).
+   */
+  readonly updates?: NativeUpdates;
   /**
    * `y = op(a) @ op(b)`, op transposing the last two axes when asked, with numpy broadcasting
    * over the leading (batch) axes; writes `y` in place. Shapes are checked by the runtime.
@@ -573,7 +585,25 @@ export interface OnnxRuntimeKernelOptions {
    * run on oneDNN and the addon has the head, else ONNX Runtime.
    */
   chunkedHead?: MatMulSource;
+  /**
+   * What runs training-mode batch norm: `onednn` (the same addon's threaded kernels,
+   * `./onednn_batch_norm.ts`; an `MrlError` when it is not built) or `wasm` (the wasm backend's
+   * SIMD kernels, one thread). Default: the addon when it loads with them, else wasm.
+   */
+  batchNorm?: BatchNormSource;
+  /**
+   * What runs the SGD-momentum update: `onednn` (the same addon's threaded loop,
+   * `./onednn_updates.ts`; an `MrlError` when it is not built) or `wasm` (the wasm backend's SIMD
+   * kernel, one thread). The same bits either way. Default: the addon when it loads with it.
+   */
+  sgd?: SgdSource;
 }
+
+/** What runs batch norm: see {@link OnnxRuntimeKernelOptions.batchNorm}. */
+export type BatchNormSource = 'onednn' | 'wasm';
+/** What runs the SGD update: see {@link OnnxRuntimeKernelOptions.sgd}. */
+export type SgdSource = BatchNormSource;
+export const BATCH_NORM_SOURCES: readonly BatchNormSource[] = ['onednn', 'wasm'];
 
 /** What runs the products: see {@link OnnxRuntimeKernelOptions.matmul}. */
 export type MatMulSource = 'onednn' | 'onnxruntime';
@@ -638,6 +668,20 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     throw new MrlError(
       'invalid-argument',
       `chunkedHead must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(chunkedHead)}.`,
+    );
+  }
+  const batchNormSource = options.batchNorm;
+  if (batchNormSource !== undefined && !BATCH_NORM_SOURCES.includes(batchNormSource)) {
+    throw new MrlError(
+      'invalid-argument',
+      `batchNorm must be one of ${BATCH_NORM_SOURCES.join(', ')}, got ${JSON.stringify(batchNormSource)}.`,
+    );
+  }
+  const sgdSource = options.sgd;
+  if (sgdSource !== undefined && !BATCH_NORM_SOURCES.includes(sgdSource)) {
+    throw new MrlError(
+      'invalid-argument',
+      `sgd must be one of ${BATCH_NORM_SOURCES.join(', ')}, got ${JSON.stringify(sgdSource)}.`,
     );
   }
   const useNchwc = options.nchwc ?? true;
@@ -889,8 +933,13 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     chunkedHead === 'onnxruntime' || (chunkedHead === undefined && oneDnnMatMul === undefined)
       ? undefined
       : loadOneDnnPrefixCe({ threads, required: chunkedHead === 'onednn' });
+  const batchNorm =
+    batchNormSource === 'wasm' ? undefined : loadOneDnnBatchNorm({ threads, required: batchNormSource === 'onednn' });
+  const updates = sgdSource === 'wasm' ? undefined : loadOneDnnUpdates({ threads, required: sgdSource === 'onednn' });
   return {
     ...(prefixCe === undefined ? {} : { prefixCe }),
+    ...(batchNorm === undefined ? {} : { batchNorm }),
+    ...(updates === undefined ? {} : { updates }),
     get detail() {
       const b = useNchwc ? nchwcBlock() : 0;
       // Also the registration's tag: kernels that differ in what they run must differ here.
@@ -902,7 +951,9 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       const conv = oneDnn === undefined ? '' : `, convolutions on ${oneDnn.detail}`;
       const head = prefixCe === undefined ? '' : ' (the chunked Matryoshka head too)';
       const products = oneDnnMatMul === undefined ? '' : `, products on ${oneDnnMatMul.detail}${head}`;
-      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}, ${threads} thread${threads === 1 ? '' : 's'}`;
+      const norm = batchNorm === undefined ? '' : `, batch norm on the ${batchNorm.detail}`;
+      const sgd = updates === undefined ? '' : `, SGD on the ${updates.detail}`;
+      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}, ${threads} thread${threads === 1 ? '' : 's'}`;
     },
     matMul: oneDnnMatMul?.matMul ?? ortMatMul,
     softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {

@@ -3,11 +3,15 @@
 // parameters took ~80 ms a step that way. One SIMD loop (simd/optimizer-updates.wat) reads each
 // input once and writes each output once, on the wasm backend's own heap. A plain JavaScript
 // loop was measured too: no faster than the tensor ops (it is scalar, ~9 ns per element).
-// The update rules are those of ../../optim (PyTorch's).
+// The update rules are those of ../../optim (PyTorch's). Given native kernels with the oneDNN
+// addon's update (../native/onednn_updates.ts), SGD runs there, on the addon's threads, to the
+// same bits; AdamW stays here.
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../errors.js';
+import type { NativeKernels } from '../native/onnxruntime.js';
+import type { NativeUpdates } from '../native/onednn_updates.js';
 import { WASM_BASE64 } from './simd/optimizer-updates.wasm.js';
 import { heapOffset, input, markOurs, simdModule, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
@@ -93,7 +97,7 @@ const adamW: KernelFunc = (args) => {
   return outs;
 };
 
-const sgdMomentum: KernelFunc = (args) => {
+const sgdMomentum = (args: Parameters<KernelFunc>[0], native: NativeUpdates | undefined): TensorInfo[] => {
   const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<SgdUpdateAttrs & NamedAttrMap>;
   const [param, grad, buf] = float32Inputs(SGD_UPDATE, inputs, ['param', 'grad', 'buf']) as [
     TensorInfo,
@@ -102,6 +106,18 @@ const sgdMomentum: KernelFunc = (args) => {
   ];
   const outs = [param, buf].map((t) => backend.makeOutput([...t.shape], 'float32'));
   const n = param.shape.reduce((a, b) => a * b, 1);
+  if (native !== undefined) {
+    const view = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
+    const [p, g, b, pOut, bOut] = [param, grad, buf, outs[0]!, outs[1]!].map(view) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    native.sgdMomentum(p, g, b, pOut, bOut, attrs.lr, attrs.momentum, attrs.weightDecay, attrs.nesterov);
+    return outs;
+  }
   const at = (t: TensorInfo): number => heapOffset(backend, t);
   updatesFor(backend).sgd_momentum(
     at(param),
@@ -122,6 +138,8 @@ export function createAdamWUpdateKernel(): KernelConfig {
   return { kernelName: ADAMW_UPDATE, backendName: WASM, kernelFunc: markOurs((args) => adamW(args)) };
 }
 
-export function createSgdUpdateKernel(): KernelConfig {
-  return { kernelName: SGD_UPDATE, backendName: WASM, kernelFunc: markOurs((args) => sgdMomentum(args)) };
+/** The SGD-momentum kernel: on `native.updates` (the addon's threads) where given, else the SIMD loop. */
+export function createSgdUpdateKernel(native?: NativeKernels): KernelConfig {
+  const updates = native?.updates;
+  return { kernelName: SGD_UPDATE, backendName: WASM, kernelFunc: markOurs((args) => sgdMomentum(args, updates)) };
 }

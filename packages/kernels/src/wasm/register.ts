@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig } from '@tensorflow/tfjs';
 
+import { ADD_RELU, createAddReluKernel, createReluGradKernel, RELU_GRAD } from './add_relu.js';
 import { createBatchMatMulKernel } from './batch_mat_mul.js';
 import {
   BATCH_NORM_TRAINING,
@@ -42,6 +43,7 @@ import {
 } from './native_chunked_prefix_softmax.js';
 import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
+import { createRunningMomentsKernel, RUNNING_MOMENTS } from './running_moments.js';
 import { createTileKernel } from './tile.js';
 import {
   createGeluGradKernel,
@@ -83,9 +85,12 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
   [tf.Identity, createIdentityKernel],
   [ADAMW_UPDATE, createAdamWUpdateKernel],
-  [BATCH_NORM_TRAINING, createBatchNormTrainingKernel],
-  [BATCH_NORM_TRAINING_GRAD, createBatchNormTrainingGradKernel],
-  [SGD_UPDATE, createSgdUpdateKernel],
+  [BATCH_NORM_TRAINING, (_get, native) => createBatchNormTrainingKernel(native)],
+  [BATCH_NORM_TRAINING_GRAD, (_get, native) => createBatchNormTrainingGradKernel(native)],
+  [ADD_RELU, (_get, native) => createAddReluKernel(native)],
+  [RELU_GRAD, (_get, native) => createReluGradKernel(native)],
+  [RUNNING_MOMENTS, createRunningMomentsKernel],
+  [SGD_UPDATE, (_get, native) => createSgdUpdateKernel(native)],
   [GELU, createGeluKernel],
   [GELU_GRAD, createGeluGradKernel],
   [LAYER_NORM, createLayerNormKernel],

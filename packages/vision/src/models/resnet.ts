@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { MrlError, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
+import { addRelu, MrlError, type Encoder, type EncoderConfig, type Random, type VariableMap } from '@mrl/core';
 import { addVariables, BatchNorm, Conv2d, disposeModule, Linear, type Module } from './layers.js';
 
 /**
@@ -69,10 +69,10 @@ class BasicBlock implements Block {
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
     // A tidy per block: what the backward pass needs is saved by the kernels; the rest goes now.
     return tf.tidy(() => {
-      let h = tf.relu(this.bn1.apply(this.conv1.apply(x), training));
+      let h = this.bn1.apply(this.conv1.apply(x), training, true);
       h = this.bn2.apply(this.conv2.apply(h), training);
       const skip = this.shortcut === null ? x : this.shortcut.bn.apply(this.shortcut.conv.apply(x), training);
-      return tf.relu(tf.add(h, skip)) as tf.Tensor4D;
+      return addRelu(h, skip);
     });
   }
 
@@ -110,11 +110,10 @@ class BottleneckBlock implements Block {
     return tf.tidy(() => {
       let h = x;
       this.convs.forEach((conv, i) => {
-        h = this.bns[i]!.apply(conv.apply(h), training);
-        if (i < 2) h = tf.relu(h);
+        h = this.bns[i]!.apply(conv.apply(h), training, i < 2);
       });
       const skip = this.shortcut === null ? x : this.shortcut.bn.apply(this.shortcut.conv.apply(x), training);
-      return tf.relu(tf.add(h, skip)) as tf.Tensor4D;
+      return addRelu(h, skip);
     });
   }
 
@@ -239,7 +238,7 @@ export class ResNetEncoder implements Encoder<tf.Tensor> {
           `${this.config.architecture} expects images [N, H, W, ${this.config.inputChannels}], got [${input.shape.join(', ')}].`,
         );
       }
-      let x = tf.relu(this.stemBn.apply(this.stemConv.apply(input as tf.Tensor4D), training)); // [N, H', W', stemWidth]
+      let x = this.stemBn.apply(this.stemConv.apply(input as tf.Tensor4D), training, true); // [N, H', W', stemWidth]
       if (this.config.stem === 'imagenet') x = tf.maxPool(x, 3, 2, this.config.padding === 'torch' ? 1 : 'same');
       for (const stage of this.stages) for (const block of stage) x = block.apply(x, training);
       const pooled = tf.mean(x, [1, 2]) as tf.Tensor2D; // [N, featureWidth]

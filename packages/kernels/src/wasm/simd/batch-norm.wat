@@ -90,4 +90,19 @@
         (br $chl)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rowsl))))
+
+  ;; out[i] = dy[i] where y[i] > 0, else 0: ReLU's gradient through its output, n values (a
+  ;; multiple of 4).
+  (func (export "mask")
+    (param $dy i32) (param $y i32) (param $n i32) (param $out i32)
+    (local $at i32) (local $bytes i32)
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $at) (local.get $bytes)))
+      (v128.store (i32.add (local.get $out) (local.get $at))
+        (v128.and
+          (v128.load (i32.add (local.get $dy) (local.get $at)))
+          (f32x4.gt (v128.load (i32.add (local.get $y) (local.get $at))) (v128.const f32x4 0 0 0 0))))
+      (local.set $at (i32.add (local.get $at) (i32.const 16)))
+      (br $l))))
 )

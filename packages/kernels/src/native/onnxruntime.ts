@@ -623,6 +623,17 @@ export const CONVOLUTION_SOURCES: readonly ConvolutionSource[] = ['onednn', 'onn
  */
 export const NCHWC_MIN_WIDTH = { forward: 8, inputGradient: 16 } as const;
 
+/** `value` when it is one of `allowed` or unset; else an `MrlError` naming the option. */
+function checkSource<T extends string>(name: string, value: T | undefined, allowed: readonly T[]): T | undefined {
+  if (value !== undefined && !allowed.includes(value)) {
+    throw new MrlError(
+      'invalid-argument',
+      `${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}.`,
+    );
+  }
+  return value;
+}
+
 /**
  * ONNX Runtime's GEMM, or `undefined` when `onnxruntime-node` is not installed or does not load
  * on this platform. Synchronous, so a TF.js kernel can call it.
@@ -649,41 +660,11 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
   } catch {
     return undefined;
   }
-  const convolution = options.convolution;
-  if (convolution !== undefined && !CONVOLUTION_SOURCES.includes(convolution)) {
-    throw new MrlError(
-      'invalid-argument',
-      `convolution must be one of ${CONVOLUTION_SOURCES.join(', ')}, got ${JSON.stringify(convolution)}.`,
-    );
-  }
-  const matmul = options.matmul;
-  if (matmul !== undefined && !MATMUL_SOURCES.includes(matmul)) {
-    throw new MrlError(
-      'invalid-argument',
-      `matmul must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(matmul)}.`,
-    );
-  }
-  const chunkedHead = options.chunkedHead;
-  if (chunkedHead !== undefined && !MATMUL_SOURCES.includes(chunkedHead)) {
-    throw new MrlError(
-      'invalid-argument',
-      `chunkedHead must be one of ${MATMUL_SOURCES.join(', ')}, got ${JSON.stringify(chunkedHead)}.`,
-    );
-  }
-  const batchNormSource = options.batchNorm;
-  if (batchNormSource !== undefined && !BATCH_NORM_SOURCES.includes(batchNormSource)) {
-    throw new MrlError(
-      'invalid-argument',
-      `batchNorm must be one of ${BATCH_NORM_SOURCES.join(', ')}, got ${JSON.stringify(batchNormSource)}.`,
-    );
-  }
-  const sgdSource = options.sgd;
-  if (sgdSource !== undefined && !BATCH_NORM_SOURCES.includes(sgdSource)) {
-    throw new MrlError(
-      'invalid-argument',
-      `sgd must be one of ${BATCH_NORM_SOURCES.join(', ')}, got ${JSON.stringify(sgdSource)}.`,
-    );
-  }
+  const convolution = checkSource('convolution', options.convolution, CONVOLUTION_SOURCES);
+  const matmul = checkSource('matmul', options.matmul, MATMUL_SOURCES);
+  const chunkedHead = checkSource('chunkedHead', options.chunkedHead, MATMUL_SOURCES);
+  const batchNormSource = checkSource('batchNorm', options.batchNorm, BATCH_NORM_SOURCES);
+  const sgdSource = checkSource('sgd', options.sgd, BATCH_NORM_SOURCES);
   const useNchwc = options.nchwc ?? true;
   const minWidth = options.nchwcMinWidth ?? NCHWC_MIN_WIDTH;
   for (const [which, width] of Object.entries(minWidth)) {

@@ -383,6 +383,29 @@ bool args(napi_env env, napi_callback_info info, size_t count, const char* name,
   return true;
 }
 
+// How a pass splits the vocabulary: chunks of `chunk` classes (the last `tailWidth` wide), on
+// T threads (no more than there are chunks), and the products of a full and of the last chunk.
+// Reserves the threads' slots and starts the primitive cache again when this call could
+// overflow it (pointers into it are held only during one call).
+struct ChunkPlan {
+  int chunk, chunks, T, tailWidth;
+  ChunkProducts full, tail;
+  const ChunkProducts& productsOf(int n) const { return n == chunk ? full : tail; }
+};
+
+ChunkPlan planChunks(Context& ctx, const Problem& p, bool backward) {
+  ChunkPlan plan;
+  plan.chunk = std::min(p.chunk, p.classes);
+  plan.chunks = (p.classes + plan.chunk - 1) / plan.chunk;
+  plan.T = std::min(p.threads, plan.chunks);
+  plan.tailWidth = p.classes - (plan.chunks - 1) * plan.chunk;
+  ctx.reserveSlots(plan.T);
+  if (ctx.cache.size() + 8 * p.k > kMaxCached) ctx.cache.clear();
+  plan.full = productsFor(p, plan.chunk, backward);
+  plan.tail = plan.tailWidth == plan.chunk ? plan.full : productsFor(p, plan.tailWidth, backward);
+  return plan;
+}
+
 bool lengthIs(napi_env env, size_t got, size_t want, const char* name, const char* what) {
   if (got == want) return true;
   napi_throw_range_error(env, nullptr,
@@ -414,18 +437,12 @@ napi_value OneDnnPrefixCeForward(napi_env env, napi_callback_info info) {
   const float* z = in.f[0];
   const float* w = in.f[1];
   const float* bias = in.len[2] == 0 ? nullptr : in.f[2];
-  const int chunk = std::min(p.chunk, p.classes);
   auto& ctx = context();
   std::lock_guard<std::mutex> lock(ctx.mutex);
   Threads threads(1);  // each chunk's products run on the thread that has the chunk
   try {
-    const int chunks = (p.classes + chunk - 1) / chunk;
-    const int T = std::min(p.threads, chunks);
-    const int tailWidth = p.classes - (chunks - 1) * chunk;
-    ctx.reserveSlots(T);
-    if (ctx.cache.size() + 8 * k > kMaxCached) ctx.cache.clear();
-    const ChunkProducts full = productsFor(p, chunk, false);
-    const ChunkProducts tail = tailWidth == chunk ? full : productsFor(p, tailWidth, false);
+    const ChunkPlan plan = planChunks(ctx, p, false);
+    const int chunk = plan.chunk, chunks = plan.chunks, T = plan.T;
     for (int t = 0; t < T; ++t) ctx.buffers[t].reserve(k * N * chunk + chunk);
     // Each chunk's (max, sum) per prefix and row, merged in chunk order afterwards: the same
     // numbers on any thread count.
@@ -441,7 +458,7 @@ napi_value OneDnnPrefixCeForward(napi_env env, napi_callback_info info) {
         const int c0 = c * chunk;
         const int n = std::min(chunk, p.classes - c0);
         try {
-          blockLogits(p, n == chunk ? full : tail, t, z, w, c0, n, blocks);
+          blockLogits(p, plan.productsOf(n), t, z, w, c0, n, blocks);
           float* hi = partHi.data() + static_cast<size_t>(c) * k * N;
           float* total = partTotal.data() + static_cast<size_t>(c) * k * N;
           for (int i = 0; i < p.rows; ++i) {
@@ -493,18 +510,12 @@ napi_value OneDnnPrefixCeBackward(napi_env env, napi_callback_info info) {
   float* dz = in.f[5];
   float* dw = in.f[6];
   float* db = in.len[7] == 0 ? nullptr : in.f[7];
-  const int chunk = std::min(p.chunk, p.classes);
   auto& ctx = context();
   std::lock_guard<std::mutex> lock(ctx.mutex);
   Threads threads(1);  // each chunk's products run on the thread that has the chunk
   try {
-    const int chunks = (p.classes + chunk - 1) / chunk;
-    const int T = std::min(p.threads, chunks);
-    const int tailWidth = p.classes - (chunks - 1) * chunk;
-    ctx.reserveSlots(T);
-    if (ctx.cache.size() + 8 * k > kMaxCached) ctx.cache.clear();
-    const ChunkProducts full = productsFor(p, chunk, true);
-    const ChunkProducts tail = tailWidth == chunk ? full : productsFor(p, tailWidth, true);
+    const ChunkPlan plan = planChunks(ctx, p, true);
+    const int chunk = plan.chunk, chunks = plan.chunks, T = plan.T;
     // Thread t > 0 adds its chunks' dz into its own [N, D], summed into dz in thread order after.
     const size_t own = k * N * chunk + chunk;
     for (int t = 0; t < T; ++t) {
@@ -522,7 +533,7 @@ napi_value OneDnnPrefixCeBackward(napi_env env, napi_callback_info info) {
       for (int c = 0; c < chunks; ++c) {
         const int c0 = c * chunk;
         const int n = std::min(chunk, p.classes - c0);
-        const ChunkProducts& f = n == chunk ? full : tail;
+        const ChunkProducts& f = plan.productsOf(n);
         try {
           blockLogits(p, f, t, z, w, c0, n, S);
           for (int i = 0; i < p.rows; ++i) {

@@ -9,42 +9,10 @@ import { adaptorBatches, fitAdaptor } from '../src/adaptor/train.js';
 import { createRandom, type Random } from '../src/rng.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectMrlError } from './helpers/errors.js';
+import { hostRanking } from './helpers/ranking.js';
 
 function gaussian(random: Random): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-
-/** Label-masked multiple-negatives ranking loss of prefix m, in float64 on the host. */
-function hostMaskedRanking(
-  q: Float32Array,
-  doc: Float32Array,
-  mask: Float32Array,
-  n: number,
-  d: number,
-  m: number,
-  scale: number,
-): number {
-  const unit = (x: Float32Array, i: number): number[] => {
-    const v = Array.from(x.subarray(i * d, i * d + m));
-    const norm = Math.sqrt(v.reduce((s, a) => s + a * a, 0));
-    return v.map((a) => a / norm);
-  };
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    const qi = unit(q, i);
-    const logits: number[] = [];
-    for (let j = 0; j < n; j++) {
-      if (mask[i * n + j] === 1) continue; // another positive: not in the softmax at all
-      const dj = unit(doc, j);
-      const logit = scale * qi.reduce((s, a, t) => s + a * dj[t]!, 0);
-      logits.push(logit);
-      if (j === i) logits.unshift(logits.pop()!); // the positive first
-    }
-    const max = Math.max(...logits);
-    const logSum = max + Math.log(logits.reduce((s, l) => s + Math.exp(l - max), 0));
-    total += logSum - logits[0]!;
-  }
-  return total / n;
 }
 
 /**
@@ -96,8 +64,8 @@ describe('Matryoshka-Adaptor with class labels', () => {
         objective.prefixLosses(qt, dims, { documents: dt, otherPositives: tf.zeros([n, n]) }),
       ].map((losses) => tf.stack(losses));
     }) as [tf.Tensor, tf.Tensor, tf.Tensor];
-    const expected = dims.map((m) => hostMaskedRanking(q, doc, mask, n, d, m, scale));
-    const unmasked = dims.map((m) => hostMaskedRanking(q, doc, new Float32Array(n * n), n, d, m, scale));
+    const expected = dims.map((m) => hostRanking(q, doc, n, n, d, m, scale, mask));
+    const unmasked = dims.map((m) => hostRanking(q, doc, n, n, d, m, scale, new Float32Array(n * n)));
     expectClose(masked.dataSync(), expected, 1e-4);
     expectClose(plain.dataSync(), unmasked, 1e-4);
     expectClose(zeroMasked.dataSync(), unmasked, 1e-5);

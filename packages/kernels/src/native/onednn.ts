@@ -38,6 +38,9 @@ export type OneDnnConvolutions = Pick<NativeKernels, 'conv2d' | 'conv2dBackpropI
   ): string;
 };
 
+/** libgomp's spin count before its workers sleep, set when the addon loads (see `loadAddon`). */
+export const OPENMP_SPIN_COUNT = 50_000;
+
 let addon: OneDnnAddon | null | undefined = null; // null: not tried yet; undefined: not here
 let addonThreads = 0;
 
@@ -45,18 +48,22 @@ let addonThreads = 0;
 export function loadAddon(): OneDnnAddon | undefined {
   if (addon === null && process.env['MRL_ONEDNN'] === 'off') addon = undefined;
   if (addon === null) {
-    // libgomp reads its wait policy once, when it loads with the addon: its worker threads sleep
-    // between convolutions instead of spinning on the cores that the main thread's wasm work needs
-    // (as ONNX Runtime's pool does with allow_spinning 0). A user's own setting wins, and the
-    // variable is unset again so that child processes (PyTorch in bench/speed.mjs) do not inherit it.
-    const userPolicy = process.env['OMP_WAIT_POLICY'];
-    if (userPolicy === undefined) process.env['OMP_WAIT_POLICY'] = 'passive';
+    // libgomp reads its spin count once, when it loads with the addon. Its workers spin for
+    // GOMP_SPINCOUNT=50000 turns (about half a millisecond) after a parallel region, then sleep:
+    // long enough to bridge the tape's dispatch between two kernels of a step (waking a sleeping
+    // thread for every region cost ResNet-18 4-5% at 2 threads), short enough that they do not
+    // spin through the main thread's longer single-threaded work. libgomp's own default is 300000
+    // (a few milliseconds; PyTorch's setting), `OMP_WAIT_POLICY=passive` is 0. A user's
+    // OMP_WAIT_POLICY or GOMP_SPINCOUNT wins, and the variable is unset again so that child
+    // processes (PyTorch in bench/speed.mjs) keep their own defaults.
+    const userSetting = process.env['OMP_WAIT_POLICY'] ?? process.env['GOMP_SPINCOUNT'];
+    if (userSetting === undefined) process.env['GOMP_SPINCOUNT'] = String(OPENMP_SPIN_COUNT);
     try {
       addon = createRequire(import.meta.url)(ADDON_PATH) as OneDnnAddon;
     } catch {
       addon = undefined;
     } finally {
-      if (userPolicy === undefined) delete process.env['OMP_WAIT_POLICY'];
+      if (userSetting === undefined) delete process.env['GOMP_SPINCOUNT'];
     }
   }
   return addon;

@@ -213,6 +213,11 @@ MRL_CLONES void addReluBlock(const float* a, const float* b, int64_t n, float* y
   for (int64_t i = 0; i < n; ++i) y[i] = std::max(a[i] + b[i], 0.0f);
 }
 
+MRL_CLONES void addBlock(const float* a, const float* b, int64_t n, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
 MRL_CLONES void reluGradBlock(const float* dy, const float* y, int64_t n, float* dx) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
@@ -316,8 +321,8 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// Three same-length Float32Arrays after a thread count: addRelu(threads, a, b, y) and
-// reluGrad(threads, dy, y, dx).
+// Three same-length Float32Arrays after a thread count: addRelu(threads, a, b, y),
+// add(threads, a, b, y) and reluGrad(threads, dy, y, dx).
 bool threeArrays(napi_env env, napi_callback_info info, const char* kernel, const char* usage,
                  const char* const names[3], int* threads, float* p[3], size_t* n) {
   size_t argc = 4;
@@ -348,6 +353,16 @@ napi_value AddRelu(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value Add(napi_env env, napi_callback_info info) {
+  static const char* const names[3] = {"a", "b", "y"};
+  int threads;
+  float* p[3];
+  size_t n;
+  if (!threeArrays(env, info, "add", "onednn: add takes (threads >= 1, a, b, y)", names, &threads, p, &n)) return nullptr;
+  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { addBlock(p[0] + at, p[1] + at, len, p[2] + at); });
+  return nullptr;
+}
+
 napi_value ReluGrad(napi_env env, napi_callback_info info) {
   static const char* const names[3] = {"dy", "y", "dx"};
   int threads;
@@ -362,5 +377,6 @@ napi_value ReluGrad(napi_env env, napi_callback_info info) {
 
 napi_value OneDnnAddRelu(napi_env env, napi_callback_info info) { return AddRelu(env, info); }
 napi_value OneDnnReluGrad(napi_env env, napi_callback_info info) { return ReluGrad(env, info); }
+napi_value OneDnnAdd(napi_env env, napi_callback_info info) { return Add(env, info); }
 napi_value OneDnnBatchNorm(napi_env env, napi_callback_info info) { return BatchNorm(env, info); }
 napi_value OneDnnBatchNormGrad(napi_env env, napi_callback_info info) { return BatchNormGrad(env, info); }

@@ -18,6 +18,7 @@ describe('registerWasmTrainingKernels', () => {
   it('lists the kernels it installs', () => {
     expect([...WASM_TRAINING_KERNELS].sort()).toEqual(
       [
+        'Add',
         'BatchMatMul',
         'Conv2D',
         'Conv2DBackpropFilter',

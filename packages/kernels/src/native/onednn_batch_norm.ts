@@ -35,6 +35,7 @@ interface BatchNormAddon extends OneDnnAddon {
   ): void;
   addRelu(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   reluGrad(threads: number, dy: Float32Array, y: Float32Array, dx: Float32Array): void;
+  add(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
 }
 
 /**
@@ -83,12 +84,14 @@ export interface NativeBatchNorm {
   addRelu(a: Float32Array, b: Float32Array, y: Float32Array): void;
   /** dx = dy where y > 0, else 0: ReLU's gradient from its output. */
   reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
+  /** y = a + b, elementwise (the tape's sum of a residual block's two input gradients). */
+  add(a: Float32Array, b: Float32Array, y: Float32Array): void;
 }
 
 /** The addon, where it is built and has the batch-norm kernels. */
 function loadBatchNormAddon(): BatchNormAddon | undefined {
   const lib = loadAddon() as Partial<BatchNormAddon> | undefined;
-  return typeof lib?.batchNorm === 'function' && typeof lib.addRelu === 'function'
+  return typeof lib?.batchNorm === 'function' && typeof lib.addRelu === 'function' && typeof lib.add === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -145,6 +148,9 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     },
     reluGrad(dy, y, dx) {
       if (dx.length > 0) lib.reluGrad(threads, dy, y, dx);
+    },
+    add(a, b, y) {
+      if (y.length > 0) lib.add(threads, a, b, y);
     },
   };
 }

@@ -19,6 +19,7 @@ import { createDepthwiseConv2dBackpropFilterKernel } from './depthwise_conv2d_ba
 import { createDepthwiseConv2dBackpropInputKernel } from './depthwise_conv2d_backprop_input.js';
 import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createIdentityKernel } from './identity.js';
+import { createNativeAddKernel } from './native_add.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
 import { createNativeBatchMatMulKernel, createNativeFusedMatMulKernel } from './native_mat_mul.js';
@@ -96,6 +97,11 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [LAYER_NORM, createLayerNormKernel],
   [LAYER_NORM_GRAD, createLayerNormGradKernel],
   [
+    tf.Add,
+    (get, native) =>
+      native?.batchNorm === undefined ? passThrough(get(tf.Add)) : createNativeAddKernel(get(tf.Add), native.batchNorm),
+  ],
+  [
     tf.Sum,
     (get, native) => (native === undefined ? passThrough(get(tf.Sum)) : createNativeSumKernel(get(tf.Sum), native)),
   ],
@@ -160,7 +166,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * `Conv2DBackpropFilter`, `UnsortedSegmentSum` and the two depthwise-conv backprops (missing in
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
- * SplitV and large Sum/Mean run on it, and the fused softmax cross-entropy kernels are added. The
+ * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels) large same-shape Add run on it, and the fused softmax cross-entropy kernels are added. The
  * replaced kernels keep the shipped ones as building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking

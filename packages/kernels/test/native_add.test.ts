@@ -1,0 +1,109 @@
+// `Add` on the oneDNN addon's threads (src/wasm/native_add.ts): large same-shape float32 sums
+// against float32 addition done here (Math.fround of the float64 sum, one rounding, as IEEE
+// float32 addition), the same bits at 1 and 2 threads, the shipped kernel for everything else
+// (broadcasts, int32, small tensors), and that the addon really runs the large sums.
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { registerWasmTrainingKernels } from '../src/index.js';
+import { oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
+import type { NativeKernels } from '../src/native/onnxruntime.js';
+import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
+import { randomArray } from './helpers/close.js';
+import { nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+
+const present = oneDnnBatchNormAvailable();
+
+beforeAll(async () => {
+  await tf.setBackend('wasm');
+});
+afterAll(() => registerWasmTrainingKernels());
+
+/** `native` with its addon sum counted (a new detail, so that registering replaces the kernels). */
+function counted(native: NativeKernels, label: string): { native: NativeKernels; calls: () => number } {
+  let calls = 0;
+  const bn = native.batchNorm!;
+  return {
+    native: {
+      ...native,
+      detail: `${native.detail} (${label})`,
+      batchNorm: {
+        ...bn,
+        add: (a, b, y) => {
+          calls++;
+          bn.add(a, b, y);
+        },
+      },
+    },
+    calls: () => calls,
+  };
+}
+
+const expectedSum = (a: Float32Array, b: Float32Array): Float32Array => a.map((v, i) => Math.fround(v + b[i]!));
+
+const sameBits = (a: Float32Array, b: Float32Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+describe('Add on the addon', () => {
+  it('is registered wherever setup can build the addon', () => {
+    if (ONEDNN_BUILDABLE) expect(present, 'run `pnpm --filter @mrl/kernels run build:native`').toBe(true);
+    expect(nativeKernels().batchNorm !== undefined).toBe(present);
+  });
+
+  for (const threads of [1, 2]) {
+    for (const shape of [
+      [16, 32, 32, 64],
+      [3, 7, 11, 13, 31], // 93,093 values: blocks of 16,384 and a partial last one
+    ]) {
+      it(`[${shape.join(', ')}] at ${threads} thread(s): the float32 sum of each pair, on the addon`, () => {
+        if (!present) return;
+        const { native, calls } = counted(nativeKernels({ threads }), `add test ${threads}, ${shape.join('x')}`);
+        registerWasmTrainingKernels({ native });
+        const n = shape.reduce((p, d) => p * d, 1);
+        expect(n).toBeGreaterThanOrEqual(SIZE_THRESHOLD);
+        const a = randomArray(n, 31);
+        const b = randomArray(n, 32);
+        b[5] = -a[5]!; // an exact zero
+        b[7] = Number.POSITIVE_INFINITY;
+        const got = tf.tidy(() => tf.add(tf.tensor(a, shape), tf.tensor(b, shape)).dataSync() as Float32Array);
+        expect(calls()).toBe(1);
+        expect(sameBits(got, expectedSum(a, b))).toBe(true);
+      });
+    }
+  }
+
+  it('broadcasts, int32 and small sums keep the shipped kernel (and give its results)', () => {
+    if (!present) return;
+    const { native, calls } = counted(nativeKernels({ threads: 2 }), 'fallback test');
+    registerWasmTrainingKernels({ native });
+    const n = SIZE_THRESHOLD * 2;
+    const a = randomArray(n, 41);
+    const row = randomArray(64, 42);
+    const broadcast = tf.tidy(
+      () => tf.add(tf.tensor(a, [n / 64, 64]), tf.tensor(row, [64])).dataSync() as Float32Array,
+    );
+    expect(
+      sameBits(
+        broadcast,
+        a.map((v, i) => Math.fround(v + row[i % 64]!)),
+      ),
+    ).toBe(true);
+    const ints = tf.tidy(() => Array.from(tf.add(tf.range(0, n, 1, 'int32'), tf.range(0, n, 1, 'int32')).dataSync()));
+    expect(ints[n - 1]).toBe(2 * (n - 1));
+    const small = randomArray(100, 43);
+    const smallSum = tf.tidy(() => tf.add(tf.tensor(small), tf.tensor(small)).dataSync() as Float32Array);
+    expect(sameBits(smallSum, expectedSum(small, small))).toBe(true);
+    expect(calls()).toBe(0);
+  });
+
+  it('without the addon the shipped kernel runs (kernels without batch norm)', () => {
+    const native = nativeKernels({ batchNorm: 'wasm' });
+    expect(native.batchNorm).toBeUndefined();
+    registerWasmTrainingKernels({ native });
+    const n = SIZE_THRESHOLD + 3;
+    const a = randomArray(n, 51);
+    const got = tf.tidy(() => tf.add(tf.tensor(a), tf.tensor(a)).dataSync() as Float32Array);
+    expect(sameBits(got, expectedSum(a, a))).toBe(true);
+  });
+});

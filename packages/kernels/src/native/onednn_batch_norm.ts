@@ -45,6 +45,8 @@ interface BatchNormAddon extends OneDnnAddon {
 export interface NativeBatchNorm {
   /** `oneDNN addon`, for the backend's log line. */
   readonly detail: string;
+  /** The OpenMP threads these kernels run on. */
+  readonly threads: number;
   /**
    * y = gamma (x - mean) rstd + beta (then max(y, 0) with `relu`), with the batch mean, biased
    * variance and rstd = 1 / sqrt(variance + epsilon) per channel.
@@ -127,6 +129,7 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     Int32Array.of(threads, rows, channels, relu ? 1 : 0);
   return {
     detail: 'oneDNN addon',
+    threads,
     forward(rows, channels, epsilon, relu, x, gamma, beta, y, mean, variance, rstd) {
       if (rows === 0) {
         // No rows: no statistics (NaN, as 0 / 0 in the wasm kernel), nothing to normalise.

@@ -343,40 +343,32 @@ bool threeArrays(napi_env env, napi_callback_info info, const char* kernel, cons
   return true;
 }
 
-napi_value AddRelu(napi_env env, napi_callback_info info) {
-  static const char* const names[3] = {"a", "b", "y"};
+// One elementwise kernel over three same-length arrays: `block` on each block of values, on the
+// blocks' threads.
+napi_value Elementwise(napi_env env, napi_callback_info info, const char* kernel, const char* usage,
+                       const char* const names[3], void (*block)(const float*, const float*, int64_t, float*)) {
   int threads;
   float* p[3];
   size_t n;
-  if (!threeArrays(env, info, "addRelu", "onednn: addRelu takes (threads >= 1, a, b, y)", names, &threads, p, &n)) return nullptr;
-  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { addReluBlock(p[0] + at, p[1] + at, len, p[2] + at); });
+  if (!threeArrays(env, info, kernel, usage, names, &threads, p, &n)) return nullptr;
+  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { block(p[0] + at, p[1] + at, len, p[2] + at); });
   return nullptr;
 }
 
-napi_value Add(napi_env env, napi_callback_info info) {
-  static const char* const names[3] = {"a", "b", "y"};
-  int threads;
-  float* p[3];
-  size_t n;
-  if (!threeArrays(env, info, "add", "onednn: add takes (threads >= 1, a, b, y)", names, &threads, p, &n)) return nullptr;
-  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { addBlock(p[0] + at, p[1] + at, len, p[2] + at); });
-  return nullptr;
-}
-
-napi_value ReluGrad(napi_env env, napi_callback_info info) {
-  static const char* const names[3] = {"dy", "y", "dx"};
-  int threads;
-  float* p[3];
-  size_t n;
-  if (!threeArrays(env, info, "reluGrad", "onednn: reluGrad takes (threads >= 1, dy, y, dx)", names, &threads, p, &n)) return nullptr;
-  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { reluGradBlock(p[0] + at, p[1] + at, len, p[2] + at); });
-  return nullptr;
-}
+const char* const kSumNames[3] = {"a", "b", "y"};
+const char* const kReluGradNames[3] = {"dy", "y", "dx"};
 
 }  // namespace
 
-napi_value OneDnnAddRelu(napi_env env, napi_callback_info info) { return AddRelu(env, info); }
-napi_value OneDnnReluGrad(napi_env env, napi_callback_info info) { return ReluGrad(env, info); }
-napi_value OneDnnAdd(napi_env env, napi_callback_info info) { return Add(env, info); }
+napi_value OneDnnAddRelu(napi_env env, napi_callback_info info) {
+  return Elementwise(env, info, "addRelu", "onednn: addRelu takes (threads >= 1, a, b, y)", kSumNames, addReluBlock);
+}
+napi_value OneDnnReluGrad(napi_env env, napi_callback_info info) {
+  return Elementwise(env, info, "reluGrad", "onednn: reluGrad takes (threads >= 1, dy, y, dx)", kReluGradNames,
+                     reluGradBlock);
+}
+napi_value OneDnnAdd(napi_env env, napi_callback_info info) {
+  return Elementwise(env, info, "add", "onednn: add takes (threads >= 1, a, b, y)", kSumNames, addBlock);
+}
 napi_value OneDnnBatchNorm(napi_env env, napi_callback_info info) { return BatchNorm(env, info); }
 napi_value OneDnnBatchNormGrad(napi_env env, napi_callback_info info) { return BatchNormGrad(env, info); }

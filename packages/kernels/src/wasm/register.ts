@@ -169,7 +169,8 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * `Conv2DBackpropFilter`, `UnsortedSegmentSum` and the two depthwise-conv backprops (missing in
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
- * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels, at 2 threads or more) large same-shape Add run on it, and the fused softmax cross-entropy kernels are added. The
+ * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels, at 2 threads or more)
+ * large same-shape Add run on it, and the fused softmax cross-entropy kernels are added. The
  * replaced kernels keep the shipped ones as building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking

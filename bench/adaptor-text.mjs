@@ -8,6 +8,7 @@
 //     [--negatives false] [--cache /tmp/text-pairs/embeddings.f32] [--ranking 1] [--weights 1,1,1,1,1] [--only pairs|unsupervised]
 //     [--adaptor-center true] [--kl 1] [--hidden 512] [--seed 0] [--batch-size 1024] [--scale 50] [--warmup-steps 20]
 //     [--negatives true --hard-negatives true --corpus-negatives false]
+//     [--distill 1 --distill-temperature 1]
 import { existsSync, readFileSync } from 'node:fs';
 import {
   compareByDim,
@@ -121,7 +122,10 @@ const common = {
     ...(arg('topk', '') === '' ? {} : { topK: Number(arg('topk', '')) }),
     ...(arg('pairwise', '') === '' ? {} : { pairwise: Number(arg('pairwise', '')) }),
     ...(arg('ranking', '') === '' ? {} : { ranking: Number(arg('ranking', '')) }),
+    // --distill W: self-distillation of the smaller nesting dims from the largest (DistillationObjective).
+    ...(arg('distill', '') === '' ? {} : { distill: Number(arg('distill', '')) }),
   },
+  ...(arg('distill-temperature', '') === '' ? {} : { distillTemperature: Number(arg('distill-temperature', '')) }),
   ...(arg('weights', '') === '' ? {} : { dimWeights: arg('weights', '').split(',').map(Number) }),
   seed: Number(arg('seed', '0')),
 };
@@ -156,7 +160,7 @@ console.log(
   `WordNet example -> gloss, bert-tiny d=${d} trained on the full dim only (no MRL): ${testCount} held-out anchors over ${2 * testCount} candidates (their glosses and hard negatives)`,
 );
 console.log(
-  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs of ${common.batchSize} rows, ranking scale ${common.rankingScale ?? 20}, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs${hardNegatives ? ' and their hard negatives' : ''} for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised?.fit.steps ?? 0} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
+  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs of ${common.batchSize} rows, ranking scale ${common.rankingScale ?? 20}, distill temperature ${common.distillTemperature ?? 1}, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs${hardNegatives ? ' and their hard negatives' : ''} for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised?.fit.steps ?? 0} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
 );
 console.log(formatComparison(results, 'retrieval'));
 console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);

@@ -245,6 +245,110 @@ export class RankingObjective implements PrefixObjective<RankingTarget> {
   }
 }
 
+/**
+ * The identity whose gradient is zero: what flows through it is a constant to the optimiser
+ * (TF.js has no `stopGradient`; a custom gradient of zeros is one).
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const op = tf.customGrad(((input: tf.Tensor) => ({
+    value: tf.clone(input),
+    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x) as T;
+}
+
+/** A ranking batch plus the teacher's distribution over its documents. */
+export interface DistillationTarget extends RankingTarget {
+  /**
+   * Log-softmax over the documents [N, M] of the teacher prefix's logits at the same temperature,
+   * held constant (built by {@link DistillationObjective.teacher}, behind {@link stopGradient}).
+   */
+  teacherLogProbabilities: tf.Tensor2D;
+}
+
+/**
+ * Listwise self-distillation (Hinton et al. 2015, "Distilling the Knowledge in a Neural Network",
+ * with the adaptor's own largest prefix as the teacher): for each query i, the softmax over the
+ * batch's documents (and hard negatives) of `(scale / t) * cos(q_i[:d], k_j[:d])` is the target p,
+ * held constant, and that of `(scale / t) * cos(q_i[:m], k_j[:m])` is q_m; the loss of prefix m is
+ * the mean over queries of KL(p_i || q_m,i). Unlike the ranking term, which gives a small prefix
+ * only the hard label, this passes it the whole ranking the full vector learned: which wrong
+ * documents are nearly right. Documents masked by `otherPositives` are out of both softmaxes.
+ *
+ * @example
+ * ```ts
+ * const distill = new DistillationObjective(20);
+ * const teacher = distill.teacher(q, { documents }, 256);
+ * new MatryoshkaLoss(distill, { embeddingDim: 256, dims: [64] }).compute(q, { documents, teacherLogProbabilities: teacher });
+ * ```
+ */
+export class DistillationObjective implements PrefixObjective<DistillationTarget> {
+  readonly name = 'distill';
+
+  /**
+   * `scale`: the ranking term's inverse temperature (default 20); `temperature`: the distillation
+   * temperature t (default 1), dividing the logits of teacher and student alike.
+   */
+  constructor(
+    readonly scale = 20,
+    readonly temperature = 1,
+  ) {
+    if (!(Number.isFinite(scale) && scale > 0)) {
+      throw new MrlError('invalid-argument', `the distillation scale must be a finite number > 0, got ${scale}.`);
+    }
+    if (!(Number.isFinite(temperature) && temperature > 0)) {
+      throw new MrlError(
+        'invalid-argument',
+        `the distillation temperature must be a finite number > 0, got ${temperature}.`,
+        "Use 1 (the ranking term's own softmax) or another positive number; above 1 softens both softmaxes.",
+      );
+    }
+  }
+
+  /** Log-softmax of prefix m's logits over the documents [N, M], masked documents left out. */
+  private logSoftmax(queries: tf.Tensor2D, target: RankingTarget, m: number): tf.Tensor2D {
+    return tf.tidy(() => {
+      const q = l2Normalize(tf.slice(queries, [0, 0], [-1, m]));
+      const k = l2Normalize(tf.slice(target.documents, [0, 0], [-1, m]));
+      const logits = tf.mul(tf.matMul(q, tf.transpose(k)), this.scale / this.temperature);
+      const mask = target.otherPositives;
+      return tf.logSoftmax(mask === undefined ? logits : tf.add(logits, tf.mul(mask, -1e4))) as tf.Tensor2D;
+    });
+  }
+
+  /** The teacher's log-probabilities at prefix `teacherDim` (the largest nesting dim), with no gradient. */
+  teacher(queries: tf.Tensor2D, target: RankingTarget, teacherDim: number): tf.Tensor2D {
+    return tf.tidy(() => stopGradient(this.logSoftmax(queries, target, teacherDim)));
+  }
+
+  prefixLosses(embedding: tf.Tensor2D, dims: readonly number[], target: DistillationTarget): tf.Scalar[] {
+    const rows = embedding.shape[0];
+    const logP = target.teacherLogProbabilities;
+    const columns = target.documents.shape[0];
+    if (logP.shape[0] !== rows || logP.shape[1] !== columns) {
+      throw new MrlError(
+        'invalid-argument',
+        `the distillation teacher is [${logP.shape.join(', ')}] but the batch has ${rows} queries and ${columns} documents.`,
+        'Build the teacher from the same queries and documents: DistillationObjective.teacher(queries, target, d).',
+      );
+    }
+    checkBatch(rows, this.name);
+    const p = tf.exp(logP);
+    const losses = dims.map((m) =>
+      tf.tidy(() => {
+        const logQ = this.logSoftmax(embedding, target, m);
+        return tf.div(tf.sum(tf.mul(p, tf.sub(logP, logQ))), rows) as tf.Scalar;
+      }),
+    );
+    p.dispose();
+    return losses;
+  }
+
+  variables(): VariableMap {
+    return new Map();
+  }
+}
+
 /** Reconstruction term: mean squared difference between adapted and original embeddings. */
 export function reconstructionLoss(adapted: tf.Tensor2D, original: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => tf.mean(tf.square(tf.sub(adapted, original))) as tf.Scalar);

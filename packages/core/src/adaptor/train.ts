@@ -10,6 +10,8 @@ import { Trainer, type BatchSource, type FitResult, type TrainEvent } from '../t
 import { type AdaptorWeights, MatryoshkaAdaptor } from './adaptor.js';
 import { defaultHidden } from './config.js';
 import {
+  DistillationObjective,
+  type DistillationTarget,
   NeighbourDistributionObjective,
   PairwiseSimilarityObjective,
   RankingObjective,
@@ -32,6 +34,11 @@ export interface AdaptorLossWeights {
   reconstruction?: number;
   /** Multiple-negatives ranking loss on (query, document) pairs, when pairs are given (default 1). */
   ranking?: number;
+  /**
+   * Listwise self-distillation on the pairs (`DistillationObjective`): every nesting dim below the
+   * largest learns the largest prefix's softmax over the batch's documents (default 0: off).
+   */
+  distill?: number;
 }
 
 /**
@@ -45,6 +52,7 @@ export const DEFAULT_LOSS_WEIGHTS: Required<AdaptorLossWeights> = {
   neighbours: 0,
   reconstruction: 0.1,
   ranking: 1,
+  distill: 0,
 };
 
 /** One training batch: original embeddings and, for the supervised loss, (query, document) pairs. */
@@ -70,19 +78,26 @@ export interface AdaptorModelOptions {
   rankingScale?: number;
   /** Temperature of the neighbour-distribution term (default 0.05). */
   neighbourTemperature?: number;
+  /** Temperature t of the distillation term: both softmaxes at `rankingScale / t` (default 1). */
+  distillTemperature?: number;
 }
 
 /**
  * The adaptor's training loss, every term a `MatryoshkaLoss` over the same nesting dims:
  * `a * sum_m w_m pair(m) + b * sum_m w_m topk(m) + c * rec + r * sum_m w_m rank(m)`. The adaptor
  * runs once per batch and each prefix is a slice of its output. Parts are logged as
- * `pairwise/loss/<m>`, `topk/loss/<m>`, `ranking/loss/<m>` and `reconstruction`.
+ * `pairwise/loss/<m>`, `topk/loss/<m>`, `ranking/loss/<m>`, `distill/loss/<m>` and `reconstruction`.
+ * The distillation term (weight `distill`) runs over the nesting dims below the largest, its
+ * teacher, with their dim weights: `+ s * sum_{m < d} w_m KL(p_d || q_m)`.
  */
 export class AdaptorModel implements TrainModel<AdaptorBatch> {
   readonly pairwise: MatryoshkaLoss<{ similarity: tf.Tensor2D }>;
   readonly topK: MatryoshkaLoss<{ similarity: tf.Tensor2D; neighbours?: tf.Tensor2D }>;
   readonly neighbours: MatryoshkaLoss<{ similarity: tf.Tensor2D }>;
   readonly ranking: MatryoshkaLoss<{ documents: tf.Tensor2D }>;
+  /** Over the nesting dims below the largest (the teacher); undefined while `distill` is 0. */
+  readonly distill: MatryoshkaLoss<DistillationTarget> | undefined;
+  readonly distillObjective: DistillationObjective;
   readonly lossWeights: Required<AdaptorLossWeights>;
   readonly k: number;
 
@@ -104,6 +119,25 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
       if (!(Number.isFinite(w) && w >= 0)) {
         throw new MrlError('invalid-argument', `the ${name} loss weight must be a finite number >= 0, got ${w}.`);
       }
+    }
+    this.distillObjective = new DistillationObjective(options.rankingScale ?? 20, options.distillTemperature);
+    const dims = adaptor.config.dims;
+    if (this.lossWeights.distill > 0) {
+      if (dims.length < 2) {
+        throw new MrlError(
+          'invalid-argument',
+          `the distillation term needs a nesting dim below the largest (its teacher), but the dims are [${dims.join(', ')}].`,
+          `Add a smaller dim, e.g. [${Math.max(1, Math.floor(dims[0]! / 4))}, ${dims[0]}], or set the distill weight to 0.`,
+        );
+      }
+      const weights = options.dimWeights ?? dims.map(() => 1);
+      this.distill = new MatryoshkaLoss(this.distillObjective, {
+        embeddingDim: adaptor.config.dim,
+        dims: dims.slice(0, -1),
+        weights: weights.slice(0, -1),
+      });
+    } else {
+      this.distill = undefined;
     }
     this.k = options.k ?? 10;
     if (!Number.isInteger(this.k) || this.k < 1) {
@@ -138,7 +172,7 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
       parts.reconstruction = rec;
       terms.push(tf.mul(rec, w.reconstruction));
     }
-    if (w.ranking > 0 && batch.queries !== undefined && batch.documents !== undefined) {
+    if ((w.ranking > 0 || this.distill !== undefined) && batch.queries !== undefined && batch.documents !== undefined) {
       // Label pairs: the queries are the batch rows themselves, already adapted.
       const queries = batch.queries === batch.embeddings ? adapted : this.adaptor.apply(batch.queries);
       // Hard negatives follow the positives: columns P.. of every query's softmax (`RankingTarget`).
@@ -146,12 +180,21 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
         batch.negatives === undefined
           ? this.adaptor.apply(batch.documents)
           : this.adaptor.apply(tf.concat([batch.documents, batch.negatives], 0) as tf.Tensor2D);
-      const value = this.ranking.compute(queries, {
+      const target = {
         documents,
         ...(batch.otherPositives === undefined ? {} : { otherPositives: batch.otherPositives }),
-      });
-      for (const [key, part] of Object.entries(value.parts)) parts[`ranking/${key}`] = part;
-      terms.push(tf.mul(value.total, w.ranking));
+      };
+      if (w.ranking > 0) {
+        const value = this.ranking.compute(queries, target);
+        for (const [key, part] of Object.entries(value.parts)) parts[`ranking/${key}`] = part;
+        terms.push(tf.mul(value.total, w.ranking));
+      }
+      if (this.distill !== undefined) {
+        const teacher = this.distillObjective.teacher(queries, target, this.adaptor.config.dims.at(-1)!);
+        const value = this.distill.compute(queries, { ...target, teacherLogProbabilities: teacher });
+        for (const [key, part] of Object.entries(value.parts)) parts[`distill/${key}`] = part;
+        terms.push(tf.mul(value.total, w.distill));
+      }
     }
     if (terms.length === 0) {
       throw new MrlError(
@@ -160,7 +203,8 @@ export class AdaptorModel implements TrainModel<AdaptorBatch> {
         'Give the pairwise, top-k or reconstruction term a weight > 0, or pass (query, document) pairs.',
       );
     }
-    input.dispose();
+    // Without a centre or rotation the input is the batch's own tensor, which the batch disposes.
+    if (input !== batch.embeddings) input.dispose();
     return { total: tf.addN(terms) as tf.Scalar, parts };
   }
 

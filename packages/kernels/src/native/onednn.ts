@@ -39,7 +39,7 @@ export type OneDnnConvolutions = Pick<NativeKernels, 'conv2d' | 'conv2dBackpropI
 };
 
 /** libgomp's spin count before its workers sleep, set when the addon loads (see `loadAddon`). */
-export const OPENMP_SPIN_COUNT = 50_000;
+export const OPENMP_SPIN_COUNT = 10_000;
 
 let addon: OneDnnAddon | null | undefined = null; // null: not tried yet; undefined: not here
 let addonThreads = 0;
@@ -49,12 +49,13 @@ export function loadAddon(): OneDnnAddon | undefined {
   if (addon === null && process.env['MRL_ONEDNN'] === 'off') addon = undefined;
   if (addon === null) {
     // libgomp reads its spin count once, when it loads with the addon. Its workers spin for
-    // GOMP_SPINCOUNT=50000 turns (about half a millisecond) after a parallel region, then sleep:
-    // long enough to bridge the tape's dispatch between two kernels of a step (waking a sleeping
-    // thread for every region cost ResNet-18 4-5% at 2 threads), short enough that they do not
-    // spin through the main thread's longer single-threaded work. libgomp's own default is 300000
-    // (a few milliseconds; PyTorch's setting), `OMP_WAIT_POLICY=passive` is 0. A user's
-    // OMP_WAIT_POLICY or GOMP_SPINCOUNT wins, and the variable is unset again so that child
+    // GOMP_SPINCOUNT=10000 turns after a parallel region (under a millisecond here: 0.9 ms of CPU),
+    // then sleep: long enough to bridge the tape's dispatch between two kernels of a step (waking
+    // a sleeping thread for every region cost ResNet-18 3-6% at 2 threads), short enough not to
+    // spin through the main thread's longer single-threaded work, nor into another process's turn
+    // on the cores (50000, 1.8 ms, doubled a neighbouring PyTorch's 2-thread MLP step). libgomp's
+    // own default is 300000 (8 ms here; PyTorch's setting), `OMP_WAIT_POLICY=passive` is 0. A
+    // user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins, and the variable is unset again so that child
     // processes (PyTorch in bench/speed.mjs) keep their own defaults.
     const userSetting = process.env['OMP_WAIT_POLICY'] ?? process.env['GOMP_SPINCOUNT'];
     if (userSetting === undefined) process.env['GOMP_SPINCOUNT'] = String(OPENMP_SPIN_COUNT);

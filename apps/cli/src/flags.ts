@@ -569,6 +569,12 @@ export const ADAPT_FLAGS = {
     default: 1,
     description: 'weight of the ranking loss on --pairs or --label-pairs',
   },
+  'distill-weight': {
+    type: 'number',
+    default: 0,
+    description:
+      "weight of the self-distillation loss on --pairs or --label-pairs: each nesting dim below the largest learns the largest prefix's ranking softmax over the batch (needs two or more --dims)",
+  },
   'label-pairs': {
     type: 'boolean',
     default: false,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -140,6 +141,40 @@ describe('mrl-cli adapt', () => {
     const tables = JSON.parse(await readFile(join(out, 'table.json'), 'utf8'));
     const rows = tables[0].rows as { dim: number; truncation: { ndcg10: number }; adaptor: { ndcg10: number } }[];
     expect(rows[0]!.adaptor.ndcg10).toBeGreaterThan(rows[0]!.truncation.ndcg10);
+  });
+
+  it('with --distill-weight, adds the self-distillation term to the ranking loss and records its weight', async () => {
+    const out = join(dir, 'adaptor-distill');
+    const pairs = `${join(dir, 'queries.npy')},${join(dir, 'docs.npy')}`;
+    const args = ['adapt', '--embeddings', join(dir, 'queries.npy'), '--pairs', pairs, '--epochs', '10'];
+    const r = expectOk(
+      await cli([
+        ...args,
+        '--dims',
+        '4,32',
+        '--batch-size',
+        '100',
+        '--lr',
+        '0.003',
+        '--distill-weight',
+        '2',
+        '--out',
+        out,
+      ]),
+    );
+    expect(r.stdout).toContain('retrieval of the documents of 40 held-out queries among those 40 documents');
+    const config = JSON.parse(await readFile(join(out, 'adaptor.json'), 'utf8'));
+    expect(config.training.lossWeights).toMatchObject({ ranking: 1, distill: 2 });
+    const tables = JSON.parse(await readFile(join(out, 'table.json'), 'utf8'));
+    const rows = tables[0].rows as { dim: number; truncation: { ndcg10: number }; adaptor: { ndcg10: number } }[];
+    expect(rows[0]!.dim).toBe(4);
+    expect(rows[0]!.adaptor.ndcg10).toBeGreaterThan(rows[0]!.truncation.ndcg10);
+    // One nesting dim has no teacher: refused before anything is written.
+    const single = join(dir, 'adaptor-distill-single');
+    expect(
+      expectOneParagraphError(await cli([...args, '--dims', '32', '--distill-weight', '1', '--out', single])),
+    ).toContain('the distillation term needs a nesting dim below the largest (its teacher), but the dims are [32].');
+    expect(existsSync(single)).toBe(false);
   });
 
   it('with --label-pairs, trains the ranking loss on same-class training rows', async () => {

@@ -249,6 +249,14 @@ export const adaptCommand = defineMrlCommand({
       pairSplit = split(pairs.queries.rows, options.holdout, options.seed, 2);
     }
     const { draw } = createProgressReporter(process.stderr, 'text');
+    const lossWeights = {
+      pairwise: options['pairwise-weight'],
+      topK: options['topk-weight'],
+      neighbours: options['neighbour-weight'],
+      reconstruction: options['reconstruction-weight'],
+      ranking: options['ranking-weight'],
+      distill: options['distill-weight'],
+    };
     const { adaptor, fit } = await fitAdaptor({
       corpus: trainRows,
       ...(pairs === undefined || pairSplit === undefined
@@ -273,13 +281,7 @@ export const adaptCommand = defineMrlCommand({
       batchSize: options['batch-size'],
       lr: options.lr,
       k: options['top-k'],
-      lossWeights: {
-        pairwise: options['pairwise-weight'],
-        topK: options['topk-weight'],
-        neighbours: options['neighbour-weight'],
-        reconstruction: options['reconstruction-weight'],
-        ranking: options['ranking-weight'],
-      },
+      lossWeights,
       seed: options.seed,
       // One part per loss term and dim is too many for a progress line: the total is shown.
       onEvent: (event) => draw(event.type === 'step' ? { ...event, parts: {} } : event, 'adapt'),
@@ -328,13 +330,7 @@ export const adaptCommand = defineMrlCommand({
       heldOutRows: corpusSplit.held.length,
       steps: fit.steps,
       finalLoss: fit.finalLoss,
-      lossWeights: {
-        pairwise: options['pairwise-weight'],
-        topK: options['topk-weight'],
-        neighbours: options['neighbour-weight'],
-        reconstruction: options['reconstruction-weight'],
-        ranking: options['ranking-weight'],
-      },
+      lossWeights,
       k: options['top-k'],
       seed: options.seed,
     };

@@ -7,35 +7,7 @@ import { AdaptorModel, type AdaptorBatch } from '../src/adaptor/train.js';
 import { createRandom } from '../src/rng.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectMrlError } from './helpers/errors.js';
-
-/** Query i's softmax over the documents of `logit * cos(q_i[:m], k_j[:m])` in float64, masked ones out. */
-function hostLogSoftmax(
-  q: Float32Array,
-  doc: Float32Array,
-  n: number,
-  cols: number,
-  d: number,
-  m: number,
-  logit: number,
-  mask?: Float32Array,
-): number[][] {
-  const unit = (x: Float32Array, i: number): number[] => {
-    const v = Array.from(x.subarray(i * d, i * d + m));
-    const norm = Math.sqrt(v.reduce((s, a) => s + a * a, 0));
-    return v.map((a) => a / norm);
-  };
-  return Array.from({ length: n }, (_, i) => {
-    const qi = unit(q, i);
-    const logits = Array.from({ length: cols }, (_, j) =>
-      mask !== undefined && mask[i * cols + j] === 1
-        ? Number.NEGATIVE_INFINITY
-        : logit * qi.reduce((s, a, t) => s + a * unit(doc, j)[t]!, 0),
-    );
-    const max = Math.max(...logits);
-    const lse = max + Math.log(logits.reduce((s, l) => s + Math.exp(l - max), 0));
-    return logits.map((l) => l - lse);
-  });
-}
+import { hostLogSoftmax } from './helpers/ranking.js';
 
 /** Mean over queries of KL(p_i || q_m,i), p from prefix `teacher`, q from prefix m. */
 function hostDistill(

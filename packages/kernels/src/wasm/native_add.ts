@@ -7,14 +7,12 @@
 // (register.ts): there both are one memory-bound pass, and BERT-mini's Matryoshka head measured
 // 1.09-1.15x its plain head with the addon's sums against 1.07 with the shipped ones.
 import * as tf from '@tensorflow/tfjs';
-import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
+import type { KernelConfig } from '@tensorflow/tfjs';
 
 import type { NativeBatchNorm } from '../native/onednn_batch_norm.js';
-import { SIZE_THRESHOLD } from './native_sum.js';
+import { elementCount, SIZE_THRESHOLD } from './native_sum.js';
 import { heapF32, input, replacing } from './util.js';
 import type { WasmKernelArgs } from './util.js';
-
-const size = (t: TensorInfo): number => tf.util.sizeFromShape(t.shape);
 
 /** `Add` for wasm: large same-shape float32 sums on `native` (the addon's threads). */
 export function createNativeAddKernel(original: KernelConfig, native: NativeBatchNorm): KernelConfig {
@@ -25,7 +23,7 @@ export function createNativeAddKernel(original: KernelConfig, native: NativeBatc
     if (
       a.dtype !== 'float32' ||
       b.dtype !== 'float32' ||
-      size(a) < SIZE_THRESHOLD ||
+      elementCount(a) < SIZE_THRESHOLD ||
       !tf.util.arraysEqual(a.shape, b.shape)
     ) {
       return original.kernelFunc(args);

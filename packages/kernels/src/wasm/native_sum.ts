@@ -14,14 +14,15 @@ import type { WasmKernelArgs } from './util.js';
 /** Elements of the larger operand from which native kernels pay off (measured, ~10-20 us a call). */
 export const SIZE_THRESHOLD = 1 << 16;
 
-const size = (t: TensorInfo): number => tf.util.sizeFromShape(t.shape);
+/** Elements of a tensor: what SIZE_THRESHOLD is compared with. */
+export const elementCount = (t: TensorInfo): number => tf.util.sizeFromShape(t.shape);
 
 /** `Sum` (or, with `mean`, `Mean`) for wasm: native for large float32 inputs. */
 export function createNativeSumKernel(original: KernelConfig, native: NativeKernels, mean = false): KernelConfig {
   return replacing(original, (args) => {
     const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<SumAttrs>;
     const x = input(inputs, 'x');
-    if (x.dtype !== 'float32' || size(x) < SIZE_THRESHOLD) return original.kernelFunc(args);
+    if (x.dtype !== 'float32' || elementCount(x) < SIZE_THRESHOLD) return original.kernelFunc(args);
     const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
     const [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
     const shape = attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRandom, MrlError } from '@mrl/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BertEncoder, bertConfig, BERT_CONFIGS, type BertConfig } from '../src/bert.js';
-import { gatherRows } from '../src/gather.js';
+import { deviceRowGradient, gatherRows, ONE_HOT_GRADIENT_ROWS } from '../src/gather.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -113,6 +113,26 @@ describe('BertEncoder', () => {
 });
 
 describe('gatherRows', () => {
+  it("sums a device backend's gradient into rows alike for one-hot tables and segment sums", () => {
+    // Both paths of deviceRowGradient against a plain host loop; ids 7 and -1 lie outside the small table.
+    const n = 40;
+    const d = 3;
+    const dyValues = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.7) * (1 + (i % 5)));
+    for (const rows of [2, ONE_HOT_GRADIENT_ROWS + 36]) {
+      const ids = Int32Array.from({ length: n }, (_, i) => (i % 9 === 4 ? (rows === 2 ? 7 : -1) : (i * 5) % rows));
+      const want = new Float64Array(rows * d);
+      ids.forEach((id, i) => {
+        if (id < 0 || id >= rows) return;
+        for (let j = 0; j < d; j++) want[id * d + j]! += dyValues[i * d + j]!;
+      });
+      const got = tf.tidy(() =>
+        deviceRowGradient(tf.tensor2d(dyValues, [n, d]), tf.tensor1d(ids, 'int32'), rows).dataSync(),
+      );
+      expect(got.length).toBe(rows * d);
+      got.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 4));
+    }
+  });
+
   it('scatters the gradient back to repeated rows', () => {
     const table = tf.tensor2d([
       [1, 2],

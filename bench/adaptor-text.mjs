@@ -8,9 +8,10 @@
 //     [--negatives false] [--cache /tmp/text-pairs/embeddings.f32] [--ranking 1] [--weights 1,1,1,1,1] [--only pairs|unsupervised]
 //     [--adaptor-center true] [--kl 1] [--hidden 512] [--seed 0] [--batch-size 1024] [--scale 50] [--warmup-steps 20]
 //     [--negatives true --hard-negatives true --corpus-negatives false]
-//     [--distill 1 --distill-temperature 1]
+//     [--distill 1 --distill-temperature 1] [--average-from 0.5 --snapshot-every 25]
 import { existsSync, readFileSync } from 'node:fs';
 import {
+  averageSnapshots,
   compareByDim,
   fitAdaptor,
   formatComparison,
@@ -134,17 +135,25 @@ const fitStarted = performance.now();
 // unsupervised adaptor (the two halves can run side by side on cached embeddings).
 const only = arg('only', '');
 const unsupervised = only === 'pairs' ? undefined : await fitAdaptor(common);
+// --average-from F: the supervised adaptor is the mean of its snapshots (every --snapshot-every
+// steps) from fraction F of training on (averageSnapshots), instead of its last step.
+const averageFrom = arg('average-from', '') === '' ? undefined : Number(arg('average-from', ''));
 const supervised =
   only === 'unsupervised'
     ? undefined
     : await fitAdaptor({
         ...common,
         pairs: { queries, documents, ...(hardNegatives ? { negatives } : {}) },
+        ...(averageFrom === undefined ? {} : { snapshotEvery: Number(arg('snapshot-every', '25')) }),
       });
 const fitSeconds = (performance.now() - fitStarted) / 1000;
 const methods = only === 'pairs' ? {} : shorteningMethods(corpus, await unsupervised.adaptor.weights());
 if (supervised !== undefined) {
-  methods['adaptor+pairs'] = shorteningMethods(corpus, await supervised.adaptor.weights()).adaptor;
+  const weights =
+    averageFrom === undefined
+      ? await supervised.adaptor.weights()
+      : averageSnapshots(supervised.snapshots, averageFrom * supervised.fit.steps);
+  methods['adaptor+pairs'] = shorteningMethods(corpus, weights).adaptor;
 }
 unsupervised?.adaptor.dispose();
 supervised?.adaptor.dispose();
@@ -160,7 +169,7 @@ console.log(
   `WordNet example -> gloss, bert-tiny d=${d} trained on the full dim only (no MRL): ${testCount} held-out anchors over ${2 * testCount} candidates (their glosses and hard negatives)`,
 );
 console.log(
-  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs of ${common.batchSize} rows, ranking scale ${common.rankingScale ?? 20}, distill temperature ${common.distillTemperature ?? 1}, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs${hardNegatives ? ' and their hard negatives' : ''} for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised?.fit.steps ?? 0} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
+  `adaptors (rotation ${common.rotation}, ${common.epochs} epochs of ${common.batchSize} rows, ranking scale ${common.rankingScale ?? 20}, distill temperature ${common.distillTemperature ?? 1}${averageFrom === undefined ? '' : `, weights averaged from ${averageFrom} of training`}, loss weights ${JSON.stringify(common.lossWeights)}) on ${corpus.rows} training-split embeddings (+ all ${trainCount} training pairs${hardNegatives ? ' and their hard negatives' : ''} for adaptor+pairs), dim weights ${JSON.stringify(common.dimWeights ?? 'equal')}: ${unsupervised?.fit.steps ?? 0} + ${supervised?.fit.steps ?? 0} steps in ${fitSeconds.toFixed(0)} s; embedding took ${embedSeconds.toFixed(0)} s (${backend.description ?? backend.name})`,
 );
 console.log(formatComparison(results, 'retrieval'));
 console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);

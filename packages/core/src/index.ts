@@ -182,6 +182,7 @@ export {
   checkRows,
   compareByDim,
   comparisonRows,
+  averageSnapshots,
   defaultHidden,
   fitAdaptor,
   formatComparison,

@@ -5,7 +5,7 @@ import type { AdaptorWeights } from '../src/adaptor/adaptor.js';
 import { compareByDim, selectAdaptor, shorteningMethods } from '../src/adaptor/compare.js';
 import { RankingObjective } from '../src/adaptor/losses.js';
 import type { Rows } from '../src/adaptor/rows.js';
-import { adaptorBatches, fitAdaptor } from '../src/adaptor/train.js';
+import { adaptorBatches, averageSnapshots, fitAdaptor } from '../src/adaptor/train.js';
 import { createRandom, type Random } from '../src/rng.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectMrlError } from './helpers/errors.js';
@@ -212,6 +212,54 @@ describe('Matryoshka-Adaptor with class labels', () => {
       validation,
     );
     expect(tie.best.name).toBe('a');
+  });
+
+  it("averages a fit's snapshots from a given step, element by element", async () => {
+    const { rows } = hiddenClassData(300, 6, 3, 5);
+    const { adaptor, snapshots } = await fitAdaptor({
+      corpus: rows,
+      dims: [2, 6],
+      steps: 12,
+      batchSize: 100,
+      snapshotEvery: 4,
+      rotation: 'pca',
+      center: true,
+    });
+    const final = await adaptor.weights();
+    adaptor.dispose();
+    expect(snapshots.map((s) => s.step)).toEqual([4, 8, 12]);
+    // From the last step alone: that step's weights (and the fit's final ones).
+    const last = averageSnapshots(snapshots, 12);
+    for (const key of ['w1', 'b1', 'w2', 'b2'] as const) expect(last[key]).toEqual(final[key]);
+    expect(last.rotation).toEqual(final.rotation);
+    expect(last.mean).toEqual(final.mean);
+    // From step 5: the mean of steps 8 and 12; from 0: of all three, each value against the host's sum.
+    for (const [from, picked] of [
+      [5, snapshots.slice(1)],
+      [0, snapshots],
+    ] as const) {
+      const averaged = averageSnapshots(snapshots, from);
+      expect(averaged.config).toEqual(final.config);
+      for (const key of ['w1', 'b1', 'w2', 'b2'] as const) {
+        const want = Array.from(
+          final[key],
+          (_, i) => picked.reduce((sum, s) => sum + s.weights[key][i]!, 0) / picked.length,
+        );
+        expectClose(Array.from(averaged[key]), want, 1e-6);
+      }
+      expect(averaged.w2).not.toEqual(final.w2);
+    }
+    expectMrlError(
+      () => averageSnapshots(snapshots, 13),
+      'invalid-argument',
+      'no adaptor snapshot at step 13 or later (3 snapshots, the last at step 12).',
+    );
+    const other = { step: 16, weights: { ...final, config: { ...final.config, hidden: 7 } } };
+    expectMrlError(
+      () => averageSnapshots([...snapshots, other], 8),
+      'invalid-argument',
+      'the adaptor snapshot of step 16 does not match the first averaged one (another config).',
+    );
   });
 
   it('refuses bad label and snapshot options with messages naming the value', async () => {

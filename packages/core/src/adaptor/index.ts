@@ -15,6 +15,7 @@ export {
   AdaptorModel,
   DEFAULT_LOSS_WEIGHTS,
   adaptorBatches,
+  averageSnapshots,
   fitAdaptor,
   nearestNeighbours,
   type AdaptorBatch,

@@ -219,6 +219,55 @@ export interface AdaptorSnapshot {
   weights: AdaptorWeights;
 }
 
+/**
+ * The element-wise mean of the snapshots' weights from step `fromStep` on (stochastic weight
+ * averaging, Izmailov et al., 2018): one adaptor whose prefixes vary less from seed to seed than
+ * the last step's. The snapshots must come from one fit (same config, rotation and centre).
+ *
+ * @example
+ * ```ts
+ * const { snapshots, fit } = await fitAdaptor({ corpus, pairs, dims, epochs: 8, snapshotEvery: 50 });
+ * const averaged = averageSnapshots(snapshots, fit.steps / 2); // the second half of training
+ * ```
+ */
+export function averageSnapshots(snapshots: readonly AdaptorSnapshot[], fromStep = 0): AdaptorWeights {
+  const chosen = snapshots.filter((s) => s.step >= fromStep);
+  if (chosen.length === 0) {
+    const last = snapshots.at(-1)?.step;
+    throw new MrlError(
+      'invalid-argument',
+      `no adaptor snapshot at step ${fromStep} or later (${snapshots.length} snapshots${last === undefined ? '' : `, the last at step ${last}`}).`,
+      'Lower the first averaged step, or take snapshots more often (snapshotEvery).',
+    );
+  }
+  const first = chosen[0]!.weights;
+  const mean = (pick: (w: AdaptorWeights) => Float32Array): Float32Array => {
+    const sum = new Float64Array(pick(first).length);
+    for (const { step, weights } of chosen) {
+      const values = pick(weights);
+      if (values.length !== sum.length || JSON.stringify(weights.config) !== JSON.stringify(first.config)) {
+        throw new MrlError(
+          'invalid-argument',
+          `the adaptor snapshot of step ${step} does not match the first averaged one (another config).`,
+          'Average snapshots of one fit only.',
+        );
+      }
+      for (let i = 0; i < values.length; i++) sum[i]! += values[i]!;
+    }
+    return Float32Array.from(sum, (v) => v / chosen.length);
+  };
+  const averaged: AdaptorWeights = {
+    config: { ...first.config, dims: [...first.config.dims] },
+    w1: mean((w) => w.w1),
+    b1: mean((w) => w.b1),
+    w2: mean((w) => w.w2),
+    b2: mean((w) => w.b2),
+  };
+  if (first.rotation !== undefined) averaged.rotation = first.rotation;
+  if (first.mean !== undefined) averaged.mean = first.mean;
+  return averaged;
+}
+
 /** (query, document) embedding pairs: row i of `documents` is the positive of row i of `queries`. */
 export interface EmbeddingPairs {
   queries: Rows;

@@ -2,6 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'apps/*', 'apps/cli/test-faults', 'scripts/gpu-check'],
+    projects: ['packages/*', 'apps/*', 'apps/cli/test-faults', 'scripts/gpu-check', 'bench'],
   },
 });

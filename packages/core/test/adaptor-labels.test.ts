@@ -5,7 +5,7 @@ import type { AdaptorWeights } from '../src/adaptor/adaptor.js';
 import { compareByDim, selectAdaptor, shorteningMethods } from '../src/adaptor/compare.js';
 import { RankingObjective } from '../src/adaptor/losses.js';
 import type { Rows } from '../src/adaptor/rows.js';
-import { adaptorBatches, averageSnapshots, fitAdaptor } from '../src/adaptor/train.js';
+import { type AdaptorBatch, adaptorBatches, averageSnapshots, fitAdaptor } from '../src/adaptor/train.js';
 import { createRandom, type Random } from '../src/rng.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectMrlError } from './helpers/errors.js';
@@ -83,9 +83,9 @@ describe('Matryoshka-Adaptor with class labels', () => {
     const batches = adaptorBatches(corpus, undefined, undefined, { labels, seed: 5 });
     const drawn = [0, 2, 3, 4, 6, 7, 1, 5];
     for (let trial = 0; trial < 4; trial++) {
-      const batch = batches.batch(drawn) as ReturnType<typeof batches.batch> & { otherPositives: tf.Tensor2D };
+      const batch = batches.batch(Int32Array.from(drawn)) as AdaptorBatch & { otherPositives: tf.Tensor2D };
       expect(batch.queries).toBe(batch.embeddings);
-      const docRows = Array.from(tf.tidy(() => tf.slice(batch.documents!, [0, 0], [-1, 1])).dataSync());
+      const docRows = Array.from(tf.tidy(() => tf.slice(batch.documents!, [0, 0], [-1, 1])).dataSync() as Float32Array);
       drawn.forEach((row, i) => {
         const partner = docRows[i]!;
         expect(labels[partner]).toBe(labels[row]);

@@ -3,7 +3,7 @@ import { initBackend } from '@mrl/kernels';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type AdaptorWeights, applyAdaptor, MatryoshkaAdaptor } from '../src/adaptor/adaptor.js';
 import { RankingObjective } from '../src/adaptor/losses.js';
-import { AdaptorModel, adaptorBatches, fitAdaptor } from '../src/adaptor/train.js';
+import { type AdaptorBatch, AdaptorModel, adaptorBatches, fitAdaptor } from '../src/adaptor/train.js';
 import { createRandom } from '../src/rng.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectMrlError } from './helpers/errors.js';
@@ -64,7 +64,7 @@ describe('Matryoshka-Adaptor ranking term with hard negatives', () => {
     const corpus = { data: Float32Array.from([...queries.data, ...documents.data]), rows: 2 * pairsCount, dim: d };
     const batches = adaptorBatches(corpus, { queries, documents, negatives });
     const drawn = [7, 1, 4, 10, 3];
-    const batch = batches.batch(drawn);
+    const batch = batches.batch(Int32Array.from(drawn)) as AdaptorBatch;
     const pairRows = [1, 4, 3]; // 7 % 6, 1, 4, 10 % 6 (again 4: dropped), 3
     const column0 = (t: tf.Tensor2D | undefined): number[] =>
       Array.from(tf.tidy(() => tf.slice(t!, [0, 0], [-1, 1])).dataSync());

@@ -5,7 +5,7 @@
 //   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split train --formats npy
 //   node apps/cli/dist/bin.js embed --run-dir /tmp/ff64 --split test --formats npy
 //   node bench/adaptor.mjs --run-dir /tmp/ff64 [--epochs 4] [--train-limit 60000] [--dims 4,8,16,32,64]
-//     [--seeds 0,1,2] [--supervised true] [--validation 6000] [--adaptor-center true] [--dim 64] [--name glyphs]
+//     [--seeds 0,1,2] [--supervised true] [--validation 6000] [--adaptor-center true] [--dim 64] [--name glyphs] [--distill 4]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -111,6 +111,8 @@ for (const seed of seeds) {
       reconstruction: Number(arg('reconstruction', String(DEFAULT_LOSS_WEIGHTS.reconstruction))),
       neighbours: Number(arg('kl', String(DEFAULT_LOSS_WEIGHTS.neighbours))),
       ranking: Number(arg('ranking', String(DEFAULT_LOSS_WEIGHTS.ranking))),
+      // --distill W (with --supervised true): the smaller nesting dims learn the largest one's ranking softmax.
+      ...(arg('distill', '') === '' ? {} : { distill: Number(arg('distill', '')) }),
     },
     neighbourTemperature: Number(arg('temperature', '0.05')),
     rotation: arg('rotation', 'none'),

@@ -1,5 +1,5 @@
 #!/bin/sh
-# mrl @NAME@ pack: a shell header and, after it, an xz-compressed tar of the pack (Node, the bundled
+# @NAME@ pack (mrl): a shell header and, after it, an xz-compressed tar of the pack (Node, the bundled
 # JavaScript, the native files it loads). Run: sh @NAME@.run [@RUN@ options]
 # It unpacks into $@VAR@_DIR (default: /tmp/@NAME@-$UID) and runs @RUN@ there.
 # To only unpack: @VAR@_UNPACK_ONLY=1 sh @NAME@.run

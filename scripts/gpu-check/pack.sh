@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
   --list) list=1 ;;
   --cpu) cpu=1 ;;
   -h | --help)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   -*)

@@ -137,3 +137,61 @@ describe('pack.sh --list', () => {
     expect(total).toBeLessThan(160 * 2 ** 20);
   });
 });
+
+// The CPU speed pack (pack.sh --cpu): bench/speed.mjs bundled, with the native files the kernels
+// load at run time. It needs the oneDNN addon built (scripts/setup.sh builds it) and Debian's
+// libdnnl2; packing and running it is cpu-pack-test.sh.
+describe('pack.sh --cpu --list', () => {
+  it("holds Node, bench/speed.mjs bundled, onnxruntime-node for linux-x64, the oneDNN addon and Debian's libdnnl", () => {
+    const r = spawnSync('bash', [`${dir}/pack.sh`, '--cpu', '--list'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const files = new Map(
+      r.stdout
+        .split('\n')
+        .filter((l) => /^\d+ \.\//.test(l))
+        .map((l) => {
+          const [size, name] = l.split(' ');
+          return [name!, Number(size)];
+        }),
+    );
+    for (const f of [
+      './bin/node',
+      './bin/python3',
+      // The bundle sits where @mrl/kernels' dist/native/ files do, so that the addon's relative
+      // path (../../native/build/onednn.node) and onnxruntime-node's lookup hold in the pack.
+      './app/dist/native/speed.mjs',
+      './app/dist/native/torch_speed.py',
+      './app/native/build/onednn.node',
+      './app/node_modules/onnxruntime-node/package.json',
+      './app/node_modules/onnxruntime-node/dist/binding.js',
+      './app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
+      './app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
+      './app/node_modules/onnxruntime-common/dist/cjs/index.js',
+      './app/wasm/tfjs-backend-wasm-simd.wasm',
+      './lib/libdnnl.so.2',
+      './lib/libgomp.so.1',
+      './lib/libOpenCL.so.1',
+      './run-speed.sh',
+      './MANIFEST',
+    ]) {
+      expect(files.has(f), `${f} in the pack`).toBe(true);
+    }
+    // No other platform's ONNX Runtime, no CUDA provider, no webgpu, no type declarations.
+    expect([...files.keys()].filter((f) => /darwin|win32|arm64|cuda|dawn|webgpu|\.d\.ts$|\.map$/.test(f))).toEqual([]);
+    const total = Number(/total (\d+) bytes uncompressed/.exec(r.stdout)?.[1]);
+    expect(total).toBeGreaterThan(150 * 2 ** 20); // Node, ONNX Runtime and oneDNN are ~175 MiB before xz
+    expect(total).toBeLessThan(230 * 2 ** 20);
+  });
+
+  it('refuses an unknown option, naming --cpu among the known ones', () => {
+    const r = spawnSync('bash', [`${dir}/pack.sh`, '--gpu'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("pack.sh: unknown option '--gpu' (known: --cpu, --list, --help)");
+  });
+
+  it('run-speed.sh says it runs inside an unpacked pack when started from the repository', () => {
+    const r = run('run-speed.sh', ['--threads', '1']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('run-speed.sh runs inside an unpacked CPU speed pack');
+  });
+});

@@ -21,6 +21,7 @@ export interface OneDnnAddon {
 /**
  * Where `native/build.sh` puts the addon, from `dist/native/` (and `src/native/` in tests). Only
  * this file is ever loaded; `MRL_ONEDNN=off` leaves it unloaded (everything on ONNX Runtime).
+ * The CPU speed pack (`scripts/gpu-check/pack.sh --cpu`) lays its bundle out to keep this path.
  */
 const ADDON_PATH = '../../native/build/onednn.node';
 

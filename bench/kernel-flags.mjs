@@ -11,7 +11,7 @@ import { arg } from './args.mjs';
  * oneDNN; --convolution onednn|onnxruntime; --matmul onednn|onnxruntime; --chunked-head
  * onednn|onnxruntime (the chunked Matryoshka MLM head; by default it follows the products);
  * --batch-norm onednn|wasm (the oneDNN addon's threaded batch norm, or the wasm SIMD kernels on
- * one thread); --sgd onednn|wasm (the SGD-momentum update, likewise).
+ * one thread); --sgd onednn|wasm (the SGD-momentum and AdamW updates, likewise).
  */
 export function applyKernelFlags(backend, threads) {
   const noNchwc = process.argv.includes('--no-nchwc');

@@ -27,7 +27,7 @@
 // --chunked-head onednn|onnxruntime: what runs BERT's chunked Matryoshka MLM head (default: as the
 //   products; bench/chunked-head-probe.mjs times it alone).
 // --batch-norm onednn|wasm, --sgd onednn|wasm: training-mode batch norm (with the ReLUs fused
-//   around it) and the SGD-momentum update on the addon's threads, or on the wasm backend's
+//   around it) and the SGD-momentum and AdamW updates on the addon's threads, or on the wasm backend's
 //   SIMD kernels (one thread); default: the addon where it is built.
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';

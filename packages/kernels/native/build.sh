@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the optional oneDNN convolution addon (onednn.cc, its products in onednn_matmul.cc, the
-# chunked Matryoshka softmax cross-entropy in onednn_prefix_ce.cc, and the threaded batch norm and
-# SGD update of batch_norm.cc and sgd_update.cc) into build/onednn.node, offline: one
-# g++ call against Node's own headers (Debian's nodejs package, /usr/include/node) and Debian's
-# libdnnl-dev. node-gyp is not needed for one file (and would fetch headers without --nodedir).
+# chunked Matryoshka softmax cross-entropy in onednn_prefix_ce.cc, and the threaded batch norm,
+# SGD and AdamW updates of batch_norm.cc, sgd_update.cc and adamw_update.cc) into
+# build/onednn.node, offline: one g++ call against Node's own headers (Debian's nodejs package,
+# /usr/include/node) and Debian's libdnnl-dev. node-gyp is not needed for one file (and would
+# fetch headers without --nodedir).
 # Exits 0 with one line when something is missing: the addon is optional, and without it the
 # convolutions run on ONNX Runtime as before.
 set -euo pipefail
@@ -36,9 +37,11 @@ fi
 mkdir -p build
 # -ffp-contract=off: no fused multiply-adds in the vectorised loops of batch_norm.cc and
 # sgd_update.cc, so that they round as the wasm kernels they replace (and the same on every CPU).
+# -fno-math-errno: a square root is the sqrtps instruction, not a libm call kept for errno, so that
+# adamw_update.cc's loop vectorises (the same correctly rounded values; no other result changes).
 # Built beside the final name, then renamed: a half-written addon is never loaded.
-"$cxx" -std=c++17 -O2 -ffp-contract=off -fPIC -shared -fopenmp -fvisibility=hidden \
+"$cxx" -std=c++17 -O2 -ffp-contract=off -fno-math-errno -fPIC -shared -fopenmp -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
-  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc -o build/onednn.node.tmp -ldnnl
+  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc -o build/onednn.node.tmp -ldnnl
 mv build/onednn.node.tmp build/onednn.node
 echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

@@ -38,6 +38,8 @@ napi_value OneDnnReluGrad(napi_env env, napi_callback_info info);
 napi_value OneDnnAdd(napi_env env, napi_callback_info info);
 // The SGD-momentum update on OpenMP threads (sgd_update.cc).
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
+// The AdamW update on OpenMP threads (adamw_update.cc).
+napi_value OneDnnAdamW(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -306,6 +308,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"reluGrad", nullptr, OneDnnReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"add", nullptr, OneDnnAdd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdMomentum", nullptr, OneDnnSgdMomentum, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamW", nullptr, OneDnnAdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

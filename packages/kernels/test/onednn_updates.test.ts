@@ -31,7 +31,7 @@ describe('the SGD update on the addon: used where it is built, the wasm kernel w
     if (ONEDNN_BUILDABLE) expect(present, 'run `pnpm --filter @mrl/kernels run build:native`').toBe(true);
     const auto = nativeKernels();
     expect(auto.updates !== undefined).toBe(present);
-    expect(auto.detail.includes('SGD on the oneDNN addon')).toBe(present);
+    expect(auto.detail.includes('SGD and AdamW on the oneDNN addon')).toBe(present);
     expect(nativeKernels({ sgd: 'wasm' }).updates).toBeUndefined();
     expect(() => loadOnnxRuntimeKernels({ sgd: 'blas' as 'wasm' })).toThrow(
       'sgd must be one of onednn, wasm, got "blas".',

@@ -40,8 +40,8 @@ export interface NativeKernels {
    */
   readonly batchNorm?: NativeBatchNorm;
   /**
-   * The SGD-momentum update on the same addon's threads (`./onednn_updates.ts`), where it is
-   * built; absent, it runs on the wasm backend's SIMD kernel (one thread).
+   * The SGD-momentum and AdamW updates on the same addon's threads (`./onednn_updates.ts`), where
+   * it is built; absent, they run on the wasm backend's SIMD kernels (one thread).
    */
   readonly updates?: NativeUpdates;
   /**
@@ -592,9 +592,11 @@ export interface OnnxRuntimeKernelOptions {
    */
   batchNorm?: BatchNormSource;
   /**
-   * What runs the SGD-momentum update: `onednn` (the same addon's threaded loop,
+   * What runs the optimiser updates: `onednn` (the same addon's threaded loops,
    * `./onednn_updates.ts`; an `MrlError` when it is not built) or `wasm` (the wasm backend's SIMD
-   * kernel, one thread). The same bits either way. Default: the addon when it loads with it.
+   * kernels, one thread). SGD momentum runs on the addon at every thread count, AdamW at 2 threads
+   * or more for parameters of `ADAMW_NATIVE_VALUES` values or more. The same bits either way.
+   * Default: the addon when it loads with them.
    */
   sgd?: SgdSource;
 }
@@ -933,7 +935,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       const head = prefixCe === undefined ? '' : ' (the chunked Matryoshka head too)';
       const products = oneDnnMatMul === undefined ? '' : `, products on ${oneDnnMatMul.detail}${head}`;
       const norm = batchNorm === undefined ? '' : `, batch norm on the ${batchNorm.detail}`;
-      const sgd = updates === undefined ? '' : `, SGD on the ${updates.detail}`;
+      const sgd =
+        updates === undefined ? '' : `, SGD${updates.adamW === undefined ? '' : ' and AdamW'} on the ${updates.detail}`;
       return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}, ${threads} thread${threads === 1 ? '' : 's'}`;
     },
     matMul: oneDnnMatMul?.matMul ?? ortMatMul,

@@ -4,20 +4,28 @@
 // input once and writes each output once, on the wasm backend's own heap. A plain JavaScript
 // loop was measured too: no faster than the tensor ops (it is scalar, ~9 ns per element).
 // The update rules are those of ../../optim (PyTorch's). Given native kernels with the oneDNN
-// addon's update (../native/onednn_updates.ts), SGD runs there, on the addon's threads, to the
-// same bits; AdamW stays here.
+// addon's updates (../native/onednn_updates.ts), SGD runs there, on the addon's threads, to the
+// same bits; so does AdamW from ADAMW_NATIVE_VALUES values up at 2 threads or more (one thread
+// keeps this kernel, and its bits; small parameters too, where waking the threads costs more than
+// it saves).
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../errors.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
-import type { NativeUpdates } from '../native/onednn_updates.js';
+import type { AdamWCoefficients, NativeUpdates } from '../native/onednn_updates.js';
 import { WASM_BASE64 } from './simd/optimizer-updates.wasm.js';
 import { heapOffset, input, markOurs, simdModule, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
 
 /** Kernel name of one AdamW update: inputs param, grad, m, v; outputs [param, m, v]. */
 export const ADAMW_UPDATE = 'MrlAdamWUpdate';
+/**
+ * The smallest parameter (in values) whose AdamW update runs on the addon, at 2 threads or more.
+ * Measured with bench/adamw-update.mjs.
+ */
+export const ADAMW_NATIVE_VALUES = 16384;
+
 /** Kernel name of one SGD-momentum update: inputs param, grad, buf; outputs [param, buf]. */
 export const SGD_UPDATE = 'MrlSgdMomentumUpdate';
 
@@ -64,7 +72,22 @@ function float32Inputs(kernel: string, inputs: WasmKernelArgs['inputs'], names: 
   return infos;
 }
 
-const adamW: KernelFunc = (args) => {
+/** The coefficients both AdamW kernels take, computed once here so that they round alike. */
+export function adamWCoefficients(attrs: AdamWUpdateAttrs): AdamWCoefficients {
+  const { lr, beta1, beta2, epsilon, weightDecay, correction1, correction2 } = attrs;
+  return {
+    beta1,
+    oneMinusBeta1: 1 - beta1,
+    beta2,
+    oneMinusBeta2: 1 - beta2,
+    keep: 1 - lr * weightDecay,
+    stepScale: lr / correction1,
+    vScale: 1 / correction2,
+    epsilon,
+  };
+}
+
+const adamW = (args: Parameters<KernelFunc>[0], native: NativeUpdates | undefined): TensorInfo[] => {
   const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<AdamWUpdateAttrs & NamedAttrMap>;
   const [param, grad, m, v] = float32Inputs(ADAMW_UPDATE, inputs, ['param', 'grad', 'm', 'v']) as [
     TensorInfo,
@@ -74,7 +97,22 @@ const adamW: KernelFunc = (args) => {
   ];
   const outs = [param, m, v].map((t) => backend.makeOutput([...t.shape], 'float32'));
   const n = param.shape.reduce((a, b) => a * b, 1);
-  const { lr, beta1, beta2, epsilon, weightDecay, correction1, correction2 } = attrs;
+  const c = adamWCoefficients(attrs);
+  if (native?.adamW !== undefined && native.threads >= 2 && n >= ADAMW_NATIVE_VALUES) {
+    // Views only after the allocations: a heap growth detaches earlier ones.
+    const view = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t) as Float32Array;
+    const [p, g, mIn, vIn, pOut, mOut, vOut] = [param, grad, m, v, ...outs].map(view) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    native.adamW(p, g, mIn, vIn, pOut, mOut, vOut, c);
+    return outs;
+  }
   const at = (t: TensorInfo): number => heapOffset(backend, t);
   updatesFor(backend).adamw(
     at(param),
@@ -85,14 +123,14 @@ const adamW: KernelFunc = (args) => {
     at(outs[1]!),
     at(outs[2]!),
     n,
-    beta1,
-    1 - beta1,
-    beta2,
-    1 - beta2,
-    1 - lr * weightDecay,
-    lr / correction1,
-    1 / correction2,
-    epsilon,
+    c.beta1,
+    c.oneMinusBeta1,
+    c.beta2,
+    c.oneMinusBeta2,
+    c.keep,
+    c.stepScale,
+    c.vScale,
+    c.epsilon,
   );
   return outs;
 };
@@ -134,8 +172,13 @@ const sgdMomentum = (args: Parameters<KernelFunc>[0], native: NativeUpdates | un
   return outs;
 };
 
-export function createAdamWUpdateKernel(): KernelConfig {
-  return { kernelName: ADAMW_UPDATE, backendName: WASM, kernelFunc: markOurs((args) => adamW(args)) };
+/**
+ * The AdamW kernel: on `native.updates` (the addon's threads) at 2 threads or more for parameters
+ * of ADAMW_NATIVE_VALUES values or more, else the SIMD loop. The same bits either way.
+ */
+export function createAdamWUpdateKernel(native?: NativeKernels): KernelConfig {
+  const updates = native?.updates;
+  return { kernelName: ADAMW_UPDATE, backendName: WASM, kernelFunc: markOurs((args) => adamW(args, updates)) };
 }
 
 /** The SGD-momentum kernel: on `native.updates` (the addon's threads) where given, else the SIMD loop. */

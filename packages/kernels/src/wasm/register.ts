@@ -85,7 +85,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.DepthwiseConv2dNativeBackpropFilter, createDepthwiseConv2dBackpropFilterKernel],
   [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
   [tf.Identity, createIdentityKernel],
-  [ADAMW_UPDATE, createAdamWUpdateKernel],
+  [ADAMW_UPDATE, (_get, native) => createAdamWUpdateKernel(native)],
   [BATCH_NORM_TRAINING, (_get, native) => createBatchNormTrainingKernel(native)],
   [BATCH_NORM_TRAINING_GRAD, (_get, native) => createBatchNormTrainingGradKernel(native)],
   [ADD_RELU, (_get, native) => createAddReluKernel(native)],

@@ -6,7 +6,8 @@
 // that follows a batch norm optionally fused into both (its mask read from the output).
 //
 // Also the ReLUs around them that no batch norm precedes (a residual block's relu(h + skip)): the
-// sum and ReLU in one pass, and ReLU's gradient (dy where the output is positive) in one.
+// sum and ReLU in one pass, and ReLU's gradient (dy where the output is positive) in one; the
+// sums of same-shape tensors, and of a row vector and each row of a matrix (the bias adds).
 //
 // And a transformer's GELU and its gradient (src/wasm/transformer_ops.ts runs them on one thread:
 // 49 ms of ViT-tiny's 16-thread step, 32 ms of BERT-mini's): one pass each way on the threads,
@@ -392,11 +393,12 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// N same-length Float32Arrays after a thread count: addRelu(threads, a, b, y), add(threads, a,
-// b, y), reluGrad(threads, dy, y, dx), gelu(threads, x, y, s) and geluGrad(threads, x, s, dy, dx).
+// N Float32Arrays after a thread count: addRelu(threads, a, b, y), add(threads, a, b, y),
+// addRows(threads, a, b, y), reluGrad(threads, dy, y, dx), gelu(threads, x, y, s) and
+// geluGrad(threads, x, s, dy, dx); their lengths are the caller's to check.
 template <int N>
-bool sameLengthArrays(napi_env env, napi_callback_info info, const char* kernel, const char* usage,
-                      const char* const names[N], int* threads, float* p[N], size_t* n) {
+bool floatArrays(napi_env env, napi_callback_info info, const char* usage, const char* const names[N], int* threads,
+                 float* p[N], size_t lengths[N]) {
   size_t argc = N + 1;
   napi_value argv[N + 1];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
@@ -405,15 +407,17 @@ bool sameLengthArrays(napi_env env, napi_callback_info info, const char* kernel,
     napi_throw_type_error(env, nullptr, usage);
     return false;
   }
-  size_t lengths[N];
   for (int i = 0; i < N; ++i) {
     if (!floatArg(env, argv[1 + i], &p[i], &lengths[i], names[i])) return false;
-    if (!lengthIs(env, lengths[i], static_cast<int64_t>(lengths[0]), names[i], kernel)) return false;
   }
   *threads = t;
-  *n = lengths[0];
   return true;
 }
+
+const char* const kSumNames[3] = {"a", "b", "y"};
+const char* const kReluGradNames[3] = {"dy", "y", "dx"};
+const char* const kGeluNames[3] = {"x", "y", "s"};
+const char* const kGeluGradNames[4] = {"x", "s", "dy", "dx"};
 
 // One elementwise kernel over N same-length arrays: `block(p, at, len)` on each block of values,
 // on the blocks' threads.
@@ -422,16 +426,41 @@ napi_value Elementwise(napi_env env, napi_callback_info info, const char* kernel
                        const char* const names[N], Block block) {
   int threads;
   float* p[N];
-  size_t n;
-  if (!sameLengthArrays<N>(env, info, kernel, usage, names, &threads, p, &n)) return nullptr;
-  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { block(p, at, len); });
+  size_t lengths[N];
+  if (!floatArrays<N>(env, info, usage, names, &threads, p, lengths)) return nullptr;
+  for (int i = 1; i < N; ++i) {
+    if (!lengthIs(env, lengths[i], static_cast<int64_t>(lengths[0]), names[i], kernel)) return nullptr;
+  }
+  blocks(threads, static_cast<int64_t>(lengths[0]), [&](int64_t at, int64_t len) { block(p, at, len); });
   return nullptr;
 }
 
-const char* const kSumNames[3] = {"a", "b", "y"};
-const char* const kReluGradNames[3] = {"dy", "y", "dx"};
-const char* const kGeluNames[3] = {"x", "y", "s"};
-const char* const kGeluGradNames[4] = {"x", "s", "dy", "dx"};
+// addRows(threads, a, b, y): y = a + b with b [n] added to each row of a [rows, n] (a bias add),
+// in chunks of whole rows of about kBlock values.
+napi_value AddRows(napi_env env, napi_callback_info info) {
+  int threads;
+  float* p[3];
+  size_t lengths[3];
+  if (!floatArrays<3>(env, info, "onednn: addRows takes (threads >= 1, a, b, y)", kSumNames, &threads, p, lengths)) {
+    return nullptr;
+  }
+  const int64_t total = static_cast<int64_t>(lengths[0]), n = static_cast<int64_t>(lengths[1]);
+  if (n == 0 || total % n != 0) {
+    std::string message = "onednn: addRows b has " + std::to_string(n) + " values, which do not divide a's " +
+                          std::to_string(total);
+    napi_throw_range_error(env, nullptr, message.c_str());
+    return nullptr;
+  }
+  if (!lengthIs(env, lengths[2], total, "y", "addRows")) return nullptr;
+  const Layout l(total / n, n);
+  const int use = total < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, l.chunks));
+  float* const* q = p;
+#pragma omp parallel for num_threads(use) schedule(static)
+  for (int64_t k = 0; k < l.chunks; ++k) {
+    for (int64_t r = l.begin(k); r < l.end(k); ++r) addBlock(q[0] + r * n, q[1], n, q[2] + r * n);
+  }
+  return nullptr;
+}
 
 }  // namespace
 
@@ -447,6 +476,7 @@ napi_value OneDnnAdd(napi_env env, napi_callback_info info) {
   return Elementwise<3>(env, info, "add", "onednn: add takes (threads >= 1, a, b, y)", kSumNames,
                         [](float* const* p, int64_t at, int64_t len) { addBlock(p[0] + at, p[1] + at, len, p[2] + at); });
 }
+napi_value OneDnnAddRows(napi_env env, napi_callback_info info) { return AddRows(env, info); }
 napi_value OneDnnGelu(napi_env env, napi_callback_info info) {
   return Elementwise<3>(env, info, "gelu", "onednn: gelu takes (threads >= 1, x, y, s)", kGeluNames,
                         [](float* const* p, int64_t at, int64_t len) { geluBlock(p[0] + at, len, p[1] + at, p[2] + at); });

@@ -37,6 +37,7 @@ interface BatchNormAddon extends OneDnnAddon {
   addRelu(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   reluGrad(threads: number, dy: Float32Array, y: Float32Array, dx: Float32Array): void;
   add(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
+  addRows(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   gelu(threads: number, x: Float32Array, y: Float32Array, s: Float32Array): void;
   geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
 }
@@ -91,6 +92,8 @@ export interface NativeBatchNorm {
   reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
   /** y = a + b, elementwise (the tape's sum of a residual block's two input gradients). */
   add(a: Float32Array, b: Float32Array, y: Float32Array): void;
+  /** y = a + b with `b` [n] added to each row of `a` [rows, n] (a bias add); n divides a's length. */
+  addRows(a: Float32Array, b: Float32Array, y: Float32Array): void;
   /**
    * GELU, tanh form, as the wasm kernel `MrlGelu` (../wasm/transformer_ops.ts) to the bit: y = x s
    * and s = sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3).
@@ -106,6 +109,7 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
   return typeof lib?.batchNorm === 'function' &&
     typeof lib.addRelu === 'function' &&
     typeof lib.add === 'function' &&
+    typeof lib.addRows === 'function' &&
     typeof lib.gelu === 'function' &&
     typeof lib.geluGrad === 'function'
     ? (lib as BatchNormAddon)
@@ -168,6 +172,9 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     },
     add(a, b, y) {
       if (y.length > 0) lib.add(threads, a, b, y);
+    },
+    addRows(a, b, y) {
+      if (y.length > 0) lib.addRows(threads, a, b, y);
     },
     gelu(x, y, s) {
       if (y.length > 0) lib.gelu(threads, x, y, s);

@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels } from '../src/index.js';
+import { loadAddon } from '../src/native/onednn.js';
 import { oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
@@ -146,6 +147,20 @@ describe('Add on the addon', () => {
     const smallSum = tf.tidy(() => tf.add(tf.tensor(small), tf.tensor(small)).dataSync() as Float32Array);
     expect(sameBits(smallSum, expectedSum(small, small))).toBe(true);
     expect(calls()).toBe(0);
+  });
+
+  it('the addon refuses a row that does not divide the matrix, or an output of another length', () => {
+    if (!present) return;
+    const raw = loadAddon() as unknown as { addRows(...args: unknown[]): void };
+    const f = (n: number): Float32Array => new Float32Array(n);
+    expect(() => raw.addRows(2, f(12), f(5), f(12))).toThrow(
+      "onednn: addRows b has 5 values, which do not divide a's 12",
+    );
+    expect(() => raw.addRows(2, f(12), f(0), f(12))).toThrow(
+      "onednn: addRows b has 0 values, which do not divide a's 12",
+    );
+    expect(() => raw.addRows(2, f(12), f(4), f(8))).toThrow('onednn: addRows y has 8 values, expected 12');
+    expect(() => raw.addRows(0, f(12), f(4), f(12))).toThrow('onednn: addRows takes (threads >= 1, a, b, y)');
   });
 
   it('without the addon the shipped kernel runs (kernels without batch norm)', () => {

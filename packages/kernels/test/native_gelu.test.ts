@@ -9,6 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { GELU, GELU_GRAD, registerWasmTrainingKernels } from '../src/index.js';
+import { loadAddon } from '../src/native/onednn.js';
 import { oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
@@ -158,6 +159,16 @@ describe('GELU on the addon', () => {
     );
     x.dispose();
     expect(calls()).toBe(0);
+  });
+
+  it('the addon refuses arrays whose lengths do not match, naming the array, and bad thread counts', () => {
+    if (!present) return;
+    const raw = loadAddon() as unknown as Record<'gelu' | 'geluGrad', (...args: unknown[]) => void>;
+    const f = (n: number): Float32Array => new Float32Array(n);
+    expect(() => raw.gelu(2, f(8), f(8), f(7))).toThrow('onednn: gelu s has 7 values, expected 8');
+    expect(() => raw.geluGrad(2, f(8), f(8), f(9), f(8))).toThrow('onednn: geluGrad dy has 9 values, expected 8');
+    expect(() => raw.gelu(0, f(8), f(8), f(8))).toThrow('onednn: gelu takes (threads >= 1, x, y, s)');
+    expect(() => raw.geluGrad(1, f(8), f(8), f(8))).toThrow('onednn: geluGrad takes (threads >= 1, x, s, dy, dx)');
   });
 
   it('without the addon the wasm kernels run (kernels without batch norm)', () => {

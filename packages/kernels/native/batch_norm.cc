@@ -6,7 +6,13 @@
 // that follows a batch norm optionally fused into both (its mask read from the output).
 //
 // Also the ReLUs around them that no batch norm precedes (a residual block's relu(h + skip)): the
-// sum and ReLU in one pass, and ReLU's gradient (dy where the output is positive) in one.
+// sum and ReLU in one pass, and ReLU's gradient (dy where the output is positive) in one; the
+// sums of same-shape tensors, and of a row vector and each row of a matrix (the bias adds).
+//
+// And a transformer's GELU and its gradient (src/wasm/transformer_ops.ts runs them on one thread:
+// 49 ms of ViT-tiny's 16-thread step, 32 ms of BERT-mini's): one pass each way on the threads,
+// the same bits as the wasm kernels (their constants and operation order, and the wasm backend's
+// own sigmoid reproduced below).
 //
 // Determinism: the rows are cut into chunks that depend on the shape alone; each chunk's
 // per-channel sums are float, and the chunks are added in chunk order in double, so the results
@@ -18,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "float_arg.h"
@@ -223,6 +230,71 @@ MRL_CLONES void reluGradBlock(const float* dy, const float* y, int64_t n, float*
   for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+// GELU, tanh form, as src/wasm/transformer_ops.ts computes it, operation for operation (its
+// simd/transformer-ops.wat, with the backend's sigmoid between): z = x (k + (x x) kc), k =
+// 2 sqrt(2/pi), kc = k 0.044715; s = sigmoid(z); y = x s. The sigmoid is the one the wasm
+// backend's Sigmoid kernel runs (XNNPACK's f32 wasmsimd rr2_p5_div microkernel): exp(-|z|) by a
+// degree-5 polynomial after a two-constant ln 2 range reduction, e / (e + 1), mirrored for z > 0;
+// so y and s are the same bits as the wasm kernels' (test/native_gelu.test.ts).
+inline float bitsToFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+inline uint32_t floatToBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+inline float xnnSigmoid(float x) {
+  const float magicBias = 0x1.8000FEp23f, minusLog2e = -0x1.715476p+0f;
+  const float ln2Hi = 0x1.62E400p-1f, ln2Lo = 0x1.7F7D1Cp-20f;
+  const float c5 = -0x1.0F9F9Cp-7f, c4 = 0x1.573A1Ap-5f, c3 = -0x1.555A80p-3f, c2 = 0x1.FFFDC6p-2f,
+              c1 = -0x1.FFFFF6p-1f;
+  const float denormCutoff = 0x1.5D589Ep+6f;
+  const float z = std::fabs(x);
+  float n = magicBias + z * minusLog2e;
+  const float s = bitsToFloat(floatToBits(n) << 23);  // 2^round(-z log2 e)
+  n = n - magicBias;
+  float t = z + n * ln2Hi;
+  t = t + n * ln2Lo;
+  float p = c4 + t * c5;
+  p = c3 + t * p;
+  p = c2 + t * p;
+  p = c1 + t * p;
+  t = t * s;
+  const float e = s + t * p;  // exp(-z)
+  // Selects as bit masks (as the SIMD kernel does): with branches GCC vectorises for AVX-512 only.
+  const uint32_t beyond = 0u - static_cast<uint32_t>(z > denormCutoff);
+  const float f = bitsToFloat(floatToBits(e / (e + 1.0f)) & ~beyond);  // sigmoid(-z), 0 past the cutoff
+  const uint32_t negative = static_cast<uint32_t>(static_cast<int32_t>(floatToBits(x)) >> 31);
+  return bitsToFloat((floatToBits(f) & negative) | (floatToBits(1.0f - f) & ~negative));
+}
+
+constexpr float kGeluK = 1.59576912f;     // 2 sqrt(2 / pi)
+constexpr float kGeluKc = 0.0713548163f;  // kGeluK 0.044715
+constexpr float kGeluKc3 = 0.214064449f;  // 3 kGeluKc
+
+MRL_CLONES void geluBlock(const float* x, int64_t n, float* y, float* s) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    const float si = xnnSigmoid(v * (kGeluK + (v * v) * kGeluKc));
+    s[i] = si;
+    y[i] = v * si;
+  }
+}
+
+// dx = dy (s + (x (s (1 - s))) (k + (x x) 3kc)), the wasm kernel's order.
+MRL_CLONES void geluGradBlock(const float* x, const float* s, const float* dy, int64_t n, float* dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i], si = s[i];
+    dx[i] = dy[i] * (si + (v * (si * (1.0f - si))) * (kGeluK + (v * v) * kGeluKc3));
+  }
+}
+
 template <typename F>
 void blocks(int threads, int64_t n, F f) {
   const int64_t count = (n + kBlock - 1) / kBlock;
@@ -321,54 +393,99 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// Three same-length Float32Arrays after a thread count: addRelu(threads, a, b, y),
-// add(threads, a, b, y) and reluGrad(threads, dy, y, dx).
-bool threeArrays(napi_env env, napi_callback_info info, const char* kernel, const char* usage,
-                 const char* const names[3], int* threads, float* p[3], size_t* n) {
-  size_t argc = 4;
-  napi_value argv[4];
+// N Float32Arrays after a thread count: addRelu(threads, a, b, y), add(threads, a, b, y),
+// addRows(threads, a, b, y), reluGrad(threads, dy, y, dx), gelu(threads, x, y, s) and
+// geluGrad(threads, x, s, dy, dx); their lengths are the caller's to check.
+template <int N>
+bool floatArrays(napi_env env, napi_callback_info info, const char* usage, const char* const names[N], int* threads,
+                 float* p[N], size_t lengths[N]) {
+  size_t argc = N + 1;
+  napi_value argv[N + 1];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   int32_t t = 0;
-  if (argc != 4 || napi_get_value_int32(env, argv[0], &t) != napi_ok || t < 1) {
+  if (argc != N + 1 || napi_get_value_int32(env, argv[0], &t) != napi_ok || t < 1) {
     napi_throw_type_error(env, nullptr, usage);
     return false;
   }
-  size_t lengths[3];
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < N; ++i) {
     if (!floatArg(env, argv[1 + i], &p[i], &lengths[i], names[i])) return false;
-    if (!lengthIs(env, lengths[i], static_cast<int64_t>(lengths[0]), names[i], kernel)) return false;
   }
   *threads = t;
-  *n = lengths[0];
   return true;
-}
-
-// One elementwise kernel over three same-length arrays: `block` on each block of values, on the
-// blocks' threads.
-napi_value Elementwise(napi_env env, napi_callback_info info, const char* kernel, const char* usage,
-                       const char* const names[3], void (*block)(const float*, const float*, int64_t, float*)) {
-  int threads;
-  float* p[3];
-  size_t n;
-  if (!threeArrays(env, info, kernel, usage, names, &threads, p, &n)) return nullptr;
-  blocks(threads, static_cast<int64_t>(n), [&](int64_t at, int64_t len) { block(p[0] + at, p[1] + at, len, p[2] + at); });
-  return nullptr;
 }
 
 const char* const kSumNames[3] = {"a", "b", "y"};
 const char* const kReluGradNames[3] = {"dy", "y", "dx"};
+const char* const kGeluNames[3] = {"x", "y", "s"};
+const char* const kGeluGradNames[4] = {"x", "s", "dy", "dx"};
+
+// One elementwise kernel over N same-length arrays: `block(p, at, len)` on each block of values,
+// on the blocks' threads.
+template <int N, typename Block>
+napi_value Elementwise(napi_env env, napi_callback_info info, const char* kernel, const char* usage,
+                       const char* const names[N], Block block) {
+  int threads;
+  float* p[N];
+  size_t lengths[N];
+  if (!floatArrays<N>(env, info, usage, names, &threads, p, lengths)) return nullptr;
+  for (int i = 1; i < N; ++i) {
+    if (!lengthIs(env, lengths[i], static_cast<int64_t>(lengths[0]), names[i], kernel)) return nullptr;
+  }
+  blocks(threads, static_cast<int64_t>(lengths[0]), [&](int64_t at, int64_t len) { block(p, at, len); });
+  return nullptr;
+}
+
+// addRows(threads, a, b, y): y = a + b with b [n] added to each row of a [rows, n] (a bias add),
+// in chunks of whole rows of about kBlock values.
+napi_value AddRows(napi_env env, napi_callback_info info) {
+  int threads;
+  float* p[3];
+  size_t lengths[3];
+  if (!floatArrays<3>(env, info, "onednn: addRows takes (threads >= 1, a, b, y)", kSumNames, &threads, p, lengths)) {
+    return nullptr;
+  }
+  const int64_t total = static_cast<int64_t>(lengths[0]), n = static_cast<int64_t>(lengths[1]);
+  if (n == 0 || total % n != 0) {
+    std::string message = "onednn: addRows b has " + std::to_string(n) + " values, which do not divide a's " +
+                          std::to_string(total);
+    napi_throw_range_error(env, nullptr, message.c_str());
+    return nullptr;
+  }
+  if (!lengthIs(env, lengths[2], total, "y", "addRows")) return nullptr;
+  const Layout l(total / n, n);
+  const int use = total < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, l.chunks));
+  float* const* q = p;
+#pragma omp parallel for num_threads(use) schedule(static)
+  for (int64_t k = 0; k < l.chunks; ++k) {
+    for (int64_t r = l.begin(k); r < l.end(k); ++r) addBlock(q[0] + r * n, q[1], n, q[2] + r * n);
+  }
+  return nullptr;
+}
 
 }  // namespace
 
 napi_value OneDnnAddRelu(napi_env env, napi_callback_info info) {
-  return Elementwise(env, info, "addRelu", "onednn: addRelu takes (threads >= 1, a, b, y)", kSumNames, addReluBlock);
+  return Elementwise<3>(env, info, "addRelu", "onednn: addRelu takes (threads >= 1, a, b, y)", kSumNames,
+                        [](float* const* p, int64_t at, int64_t len) { addReluBlock(p[0] + at, p[1] + at, len, p[2] + at); });
 }
 napi_value OneDnnReluGrad(napi_env env, napi_callback_info info) {
-  return Elementwise(env, info, "reluGrad", "onednn: reluGrad takes (threads >= 1, dy, y, dx)", kReluGradNames,
-                     reluGradBlock);
+  return Elementwise<3>(env, info, "reluGrad", "onednn: reluGrad takes (threads >= 1, dy, y, dx)", kReluGradNames,
+                        [](float* const* p, int64_t at, int64_t len) { reluGradBlock(p[0] + at, p[1] + at, len, p[2] + at); });
 }
 napi_value OneDnnAdd(napi_env env, napi_callback_info info) {
-  return Elementwise(env, info, "add", "onednn: add takes (threads >= 1, a, b, y)", kSumNames, addBlock);
+  return Elementwise<3>(env, info, "add", "onednn: add takes (threads >= 1, a, b, y)", kSumNames,
+                        [](float* const* p, int64_t at, int64_t len) { addBlock(p[0] + at, p[1] + at, len, p[2] + at); });
+}
+napi_value OneDnnAddRows(napi_env env, napi_callback_info info) { return AddRows(env, info); }
+napi_value OneDnnGelu(napi_env env, napi_callback_info info) {
+  return Elementwise<3>(env, info, "gelu", "onednn: gelu takes (threads >= 1, x, y, s)", kGeluNames,
+                        [](float* const* p, int64_t at, int64_t len) { geluBlock(p[0] + at, len, p[1] + at, p[2] + at); });
+}
+napi_value OneDnnGeluGrad(napi_env env, napi_callback_info info) {
+  return Elementwise<4>(env, info, "geluGrad", "onednn: geluGrad takes (threads >= 1, x, s, dy, dx)", kGeluGradNames,
+                        [](float* const* p, int64_t at, int64_t len) {
+                          geluGradBlock(p[0] + at, p[1] + at, p[2] + at, len, p[3] + at);
+                        });
 }
 napi_value OneDnnBatchNorm(napi_env env, napi_callback_info info) { return BatchNorm(env, info); }
 napi_value OneDnnBatchNormGrad(napi_env env, napi_callback_info info) { return BatchNormGrad(env, info); }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the optional oneDNN convolution addon (onednn.cc, its products in onednn_matmul.cc, the
-# chunked Matryoshka softmax cross-entropy in onednn_prefix_ce.cc, and the threaded batch norm,
-# SGD and AdamW updates of batch_norm.cc, sgd_update.cc and adamw_update.cc) into
-# build/onednn.node, offline: one g++ call against Node's own headers (Debian's nodejs package,
+# chunked Matryoshka softmax cross-entropy in onednn_prefix_ce.cc, and the threaded batch norm (with
+# its elementwise sums, ReLU and GELU), SGD and AdamW updates of batch_norm.cc, sgd_update.cc and
+# adamw_update.cc) into build/onednn.node, offline: one g++ call against Node's own headers (Debian's nodejs package,
 # /usr/include/node) and Debian's libdnnl-dev. node-gyp is not needed for one file (and would
 # fetch headers without --nodedir).
 # Exits 0 with one line when something is missing: the addon is optional, and without it the

@@ -36,6 +36,9 @@ napi_value OneDnnBatchNormGrad(napi_env env, napi_callback_info info);
 napi_value OneDnnAddRelu(napi_env env, napi_callback_info info);
 napi_value OneDnnReluGrad(napi_env env, napi_callback_info info);
 napi_value OneDnnAdd(napi_env env, napi_callback_info info);
+napi_value OneDnnAddRows(napi_env env, napi_callback_info info);
+napi_value OneDnnGelu(napi_env env, napi_callback_info info);
+napi_value OneDnnGeluGrad(napi_env env, napi_callback_info info);
 // The SGD-momentum update on OpenMP threads (sgd_update.cc).
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 // The AdamW update on OpenMP threads (adamw_update.cc).
@@ -307,6 +310,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"addRelu", nullptr, OneDnnAddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluGrad", nullptr, OneDnnReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"add", nullptr, OneDnnAdd, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"addRows", nullptr, OneDnnAddRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gelu", nullptr, OneDnnGelu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"geluGrad", nullptr, OneDnnGeluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdMomentum", nullptr, OneDnnSgdMomentum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamW", nullptr, OneDnnAdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -3,7 +3,8 @@
 // thread, and held the 2-thread step at 1.09-1.12x PyTorch's wall time. `native/batch_norm.cc`,
 // built into the same optional addon, runs both kernels on OpenMP threads (the same bits at every
 // thread count), with the ReLU that follows a batch norm optionally fused, and the residual
-// block's relu(h + skip) and ReLU's gradient as one pass each. Without the addon
+// block's relu(h + skip) and ReLU's gradient as one pass each, and a transformer's GELU and its
+// gradient (the same bits as ../wasm/transformer_ops.ts). Without the addon
 // `loadOneDnnBatchNorm` returns undefined and these stay on the wasm kernels.
 import { MrlError } from '../errors.js';
 import { loadAddon, type OneDnnAddon } from './onednn.js';
@@ -36,6 +37,9 @@ interface BatchNormAddon extends OneDnnAddon {
   addRelu(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   reluGrad(threads: number, dy: Float32Array, y: Float32Array, dx: Float32Array): void;
   add(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
+  addRows(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
+  gelu(threads: number, x: Float32Array, y: Float32Array, s: Float32Array): void;
+  geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
 }
 
 /**
@@ -88,12 +92,26 @@ export interface NativeBatchNorm {
   reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
   /** y = a + b, elementwise (the tape's sum of a residual block's two input gradients). */
   add(a: Float32Array, b: Float32Array, y: Float32Array): void;
+  /** y = a + b with `b` [n] added to each row of `a` [rows, n] (a bias add); n divides a's length. */
+  addRows(a: Float32Array, b: Float32Array, y: Float32Array): void;
+  /**
+   * GELU, tanh form, as the wasm kernel `MrlGelu` (../wasm/transformer_ops.ts) to the bit: y = x s
+   * and s = sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3).
+   */
+  gelu(x: Float32Array, y: Float32Array, s: Float32Array): void;
+  /** dx = dy gelu'(x) from x and the forward's s, as the wasm kernel `MrlGeluGrad` to the bit. */
+  geluGrad(x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
 }
 
 /** The addon, where it is built and has the batch-norm kernels. */
 function loadBatchNormAddon(): BatchNormAddon | undefined {
   const lib = loadAddon() as Partial<BatchNormAddon> | undefined;
-  return typeof lib?.batchNorm === 'function' && typeof lib.addRelu === 'function' && typeof lib.add === 'function'
+  return typeof lib?.batchNorm === 'function' &&
+    typeof lib.addRelu === 'function' &&
+    typeof lib.add === 'function' &&
+    typeof lib.addRows === 'function' &&
+    typeof lib.gelu === 'function' &&
+    typeof lib.geluGrad === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -154,6 +172,15 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     },
     add(a, b, y) {
       if (y.length > 0) lib.add(threads, a, b, y);
+    },
+    addRows(a, b, y) {
+      if (y.length > 0) lib.addRows(threads, a, b, y);
+    },
+    gelu(x, y, s) {
+      if (y.length > 0) lib.gelu(threads, x, y, s);
+    },
+    geluGrad(x, s, dy, dx) {
+      if (dx.length > 0) lib.geluGrad(threads, x, s, dy, dx);
     },
   };
 }

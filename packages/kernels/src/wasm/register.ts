@@ -20,6 +20,7 @@ import { createDepthwiseConv2dBackpropInputKernel } from './depthwise_conv2d_bac
 import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createIdentityKernel } from './identity.js';
 import { createNativeAddKernel } from './native_add.js';
+import { createNativeGeluGradKernel, createNativeGeluKernel } from './native_gelu.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
 import { createNativeBatchMatMulKernel, createNativeFusedMatMulKernel } from './native_mat_mul.js';
@@ -92,8 +93,21 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [RELU_GRAD, (_get, native) => createReluGradKernel(native)],
   [RUNNING_MOMENTS, createRunningMomentsKernel],
   [SGD_UPDATE, (_get, native) => createSgdUpdateKernel(native)],
-  [GELU, createGeluKernel],
-  [GELU_GRAD, createGeluGradKernel],
+  [
+    GELU,
+    (get, native) =>
+      // At one thread the wasm SIMD kernels stay (the same bits either way).
+      native?.batchNorm === undefined || native.batchNorm.threads < 2
+        ? createGeluKernel(get)
+        : createNativeGeluKernel(createGeluKernel(get), native.batchNorm),
+  ],
+  [
+    GELU_GRAD,
+    (_get, native) =>
+      native?.batchNorm === undefined || native.batchNorm.threads < 2
+        ? createGeluGradKernel()
+        : createNativeGeluGradKernel(createGeluGradKernel(), native.batchNorm),
+  ],
   [LAYER_NORM, createLayerNormKernel],
   [LAYER_NORM_GRAD, createLayerNormGradKernel],
   [
@@ -170,7 +184,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
  * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels, at 2 threads or more)
- * large same-shape Add run on it, and the fused softmax cross-entropy kernels are added. The
+ * large same-shape Add, GELU and its gradient run on it, and the fused softmax cross-entropy kernels are added. The
  * replaced kernels keep the shipped ones as building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking

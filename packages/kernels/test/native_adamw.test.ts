@@ -18,7 +18,10 @@ import {
   adamWCoefficients,
 } from '../src/wasm/optimizer_updates.js';
 import { randomArray } from './helpers/close.js';
-import { loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+import { countedNative, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+
+/** `native` with its addon kernels under test counted (see countedNative). */
+const countedAdamW = (native: NativeKernels, label: string) => countedNative(native, label, 'updates', ['adamW']);
 
 const present = oneDnnUpdatesAvailable() && loadOneDnnUpdates({ threads: 2 })?.adamW !== undefined;
 
@@ -38,27 +41,6 @@ const attrsAt = (t: number, weightDecay: number): AdamWUpdateAttrs => ({
   correction1: 1 - BETA1 ** t,
   correction2: 1 - BETA2 ** t,
 });
-
-/** `native` with its addon AdamW counted (a new detail, so that registering replaces the kernels). */
-function counted(native: NativeKernels, label: string): { native: NativeKernels; calls: () => number } {
-  let calls = 0;
-  const updates = native.updates!;
-  const adamW = updates.adamW!;
-  return {
-    native: {
-      ...native,
-      detail: `${native.detail} (${label})`,
-      updates: {
-        ...updates,
-        adamW: (...args: Parameters<typeof adamW>) => {
-          calls++;
-          adamW(...args);
-        },
-      },
-    },
-    calls: () => calls,
-  };
-}
 
 /**
  * Step t's gradient; every 4099th value tiny, so that g g and v are float32 subnormals (in blocks
@@ -163,7 +145,7 @@ describe('AdamW on the addon', () => {
       const where = onAddon ? 'the addon' : 'the wasm kernel';
       it(`${n} values at ${threads} thread(s), ${STEPS} steps with weight decay: on ${where}, the wasm kernel's bits`, () => {
         if (!present) return;
-        const { native, calls } = counted(nativeKernels({ threads }), `adamw test ${threads}, ${n}`);
+        const { native, calls } = countedAdamW(nativeKernels({ threads }), `adamw test ${threads}, ${n}`);
         registerWasmTrainingKernels({ native });
         const got = train(n, 0.01);
         expect(calls()).toBe(onAddon ? STEPS : 0);

@@ -13,7 +13,11 @@ import { oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
 import { randomArray } from './helpers/close.js';
-import { nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+
+/** `native` with its addon kernels under test counted (see countedNative). */
+const countedAdd = (native: NativeKernels, label: string) =>
+  countedNative(native, label, 'batchNorm', ['add', 'addRows']);
 
 const present = oneDnnBatchNormAvailable();
 
@@ -21,30 +25,6 @@ beforeAll(async () => {
   await tf.setBackend('wasm');
 });
 afterAll(() => registerWasmTrainingKernels());
-
-/** `native` with its addon sum counted (a new detail, so that registering replaces the kernels). */
-function counted(native: NativeKernels, label: string): { native: NativeKernels; calls: () => number } {
-  let calls = 0;
-  const bn = native.batchNorm!;
-  return {
-    native: {
-      ...native,
-      detail: `${native.detail} (${label})`,
-      batchNorm: {
-        ...bn,
-        add: (a, b, y) => {
-          calls++;
-          bn.add(a, b, y);
-        },
-        addRows: (a, b, y) => {
-          calls++;
-          bn.addRows(a, b, y);
-        },
-      },
-    },
-    calls: () => calls,
-  };
-}
 
 const expectedSum = (a: Float32Array, b: Float32Array): Float32Array => a.map((v, i) => Math.fround(v + b[i]!));
 
@@ -65,7 +45,7 @@ describe('Add on the addon', () => {
       const where = threads === 1 ? 'the shipped kernel (one thread)' : 'the addon';
       it(`[${shape.join(', ')}] at ${threads} thread(s): the float32 sum of each pair, on ${where}`, () => {
         if (!present) return;
-        const { native, calls } = counted(nativeKernels({ threads }), `add test ${threads}, ${shape.join('x')}`);
+        const { native, calls } = countedAdd(nativeKernels({ threads }), `add test ${threads}, ${shape.join('x')}`);
         registerWasmTrainingKernels({ native });
         const n = shape.reduce((p, d) => p * d, 1);
         expect(n).toBeGreaterThanOrEqual(SIZE_THRESHOLD);
@@ -98,7 +78,7 @@ describe('Add on the addon', () => {
       it(`[${aShape.join(', ')}] + [${bShape.join(', ')}] at ${threads} thread(s): each row's float32 sums, on ${where}`, () => {
         if (!present) return;
         const label = `add rows test ${threads}, ${aShape.join('x')}, ${bShape.join('x')}`;
-        const { native, calls } = counted(nativeKernels({ threads }), label);
+        const { native, calls } = countedAdd(nativeKernels({ threads }), label);
         registerWasmTrainingKernels({ native });
         const size = (shape: readonly number[]): number => shape.reduce((p, d) => p * d, 1);
         const a = randomArray(size(aShape), 33);
@@ -127,7 +107,7 @@ describe('Add on the addon', () => {
 
   it('other broadcasts, int32 and small sums keep the shipped kernel (and give its results)', () => {
     if (!present) return;
-    const { native, calls } = counted(nativeKernels({ threads: 2 }), 'fallback test');
+    const { native, calls } = countedAdd(nativeKernels({ threads: 2 }), 'fallback test');
     registerWasmTrainingKernels({ native });
     const n = SIZE_THRESHOLD * 2;
     const a = randomArray(n, 41);

@@ -14,7 +14,11 @@ import { oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
 import { randomArray } from './helpers/close.js';
-import { nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+
+/** `native` with its addon kernels under test counted (see countedNative). */
+const countedGelu = (native: NativeKernels, label: string) =>
+  countedNative(native, label, 'batchNorm', ['gelu', 'geluGrad']);
 
 const present = oneDnnBatchNormAvailable();
 
@@ -22,30 +26,6 @@ beforeAll(async () => {
   await tf.setBackend('wasm');
 });
 afterAll(() => registerWasmTrainingKernels());
-
-/** `native` with its addon GELU kernels counted (a new detail, so that registering replaces the kernels). */
-function counted(native: NativeKernels, label: string): { native: NativeKernels; calls: () => number } {
-  let calls = 0;
-  const bn = native.batchNorm!;
-  return {
-    native: {
-      ...native,
-      detail: `${native.detail} (${label})`,
-      batchNorm: {
-        ...bn,
-        gelu: (x, y, s) => {
-          calls++;
-          bn.gelu(x, y, s);
-        },
-        geluGrad: (x, s, dy, dx) => {
-          calls++;
-          bn.geluGrad(x, s, dy, dx);
-        },
-      },
-    },
-    calls: () => calls,
-  };
-}
 
 const EDGES = [
   0,
@@ -130,7 +110,7 @@ describe('GELU on the addon', () => {
         const x = values(n, 17 + n);
         const dy = randomArray(n, 19 + n);
         const want = wasm(x, dy, shape);
-        const { native, calls } = counted(nativeKernels({ threads }), `gelu test ${threads}, ${shape.join('x')}`);
+        const { native, calls } = countedGelu(nativeKernels({ threads }), `gelu test ${threads}, ${shape.join('x')}`);
         registerWasmTrainingKernels({ native });
         const got = run(x, dy, shape);
         expect(calls()).toBe(threads > 1 && large ? 2 : 0);
@@ -147,7 +127,7 @@ describe('GELU on the addon', () => {
 
   it('int32 inputs and mismatched gradient inputs keep the wasm kernels (and their errors)', () => {
     if (!present) return;
-    const { native, calls } = counted(nativeKernels({ threads: 2 }), 'fallback test');
+    const { native, calls } = countedGelu(nativeKernels({ threads: 2 }), 'fallback test');
     registerWasmTrainingKernels({ native });
     const n = SIZE_THRESHOLD * 2;
     expect(() => tf.tidy(() => tf.engine().runKernel(GELU, { x: tf.range(0, n, 1, 'int32') }, {}))).toThrow(

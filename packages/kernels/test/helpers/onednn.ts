@@ -48,3 +48,26 @@ export function expectNeedsOneDnn(load: () => unknown, message: string): void {
     expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev/);
   }
 }
+
+/**
+ * `native` with the named methods of its `part` (the addon's batch-norm or update kernels) counted
+ * when called, under a new detail so that registering replaces the kernels.
+ */
+export function countedNative<P extends 'batchNorm' | 'updates'>(
+  native: NativeKernels,
+  label: string,
+  part: P,
+  methods: readonly (keyof NonNullable<NativeKernels[P]>)[],
+): { native: NativeKernels; calls: () => number } {
+  let calls = 0;
+  const original = native[part] as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const wrapped: Record<string, unknown> = { ...original };
+  for (const name of methods as readonly string[]) {
+    const method = original[name]!;
+    wrapped[name] = (...args: unknown[]) => {
+      calls++;
+      return method(...args);
+    };
+  }
+  return { native: { ...native, detail: `${native.detail} (${label})`, [part]: wrapped }, calls: () => calls };
+}

@@ -63,15 +63,7 @@ napi_value AdamWUpdate(napi_env env, napi_callback_info info) {
   const char* names[kArrays] = {"p", "g", "m", "v", "pOut", "mOut", "vOut"};
   float* a[kArrays];
   size_t n[kArrays];
-  for (int i = 0; i < kArrays; ++i) {
-    if (!floatArg(env, argv[1 + i], &a[i], &n[i], names[i])) return nullptr;
-    if (n[i] != n[0]) {
-      std::string message = std::string("onednn: adamW ") + names[i] + " has " + std::to_string(n[i]) +
-                            " values, expected " + std::to_string(n[0]) + " like p";
-      napi_throw_range_error(env, nullptr, message.c_str());
-      return nullptr;
-    }
-  }
+  if (!sameLengthFloats(env, argv + 1, kArrays, names, "adamW", a, n)) return nullptr;
   double d[8];
   for (int i = 0; i < 8; ++i) {
     if (napi_get_value_double(env, argv[1 + kArrays + i], &d[i]) != napi_ok) {

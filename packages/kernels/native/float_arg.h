@@ -1,4 +1,4 @@
-// The one Node-API argument check both sources of the oneDNN addon need.
+// The Node-API argument checks the sources of the oneDNN addon share.
 #pragma once
 
 #include <node_api.h>
@@ -19,4 +19,20 @@ inline bool floatArg(napi_env env, napi_value v, float** data, size_t* length, c
   }
   napi_throw_type_error(env, nullptr, ("onednn: " + what + " must be a Float32Array").c_str());
   return false;
+}
+
+// `count` Float32Array arguments `argv[0 .. count)`, named `names`, all as long as the first; false
+// (with a pending TypeError or RangeError naming `op` and the array) otherwise.
+inline bool sameLengthFloats(napi_env env, napi_value* argv, int count, const char* const* names, const char* op,
+                             float** data, size_t* length) {
+  for (int i = 0; i < count; ++i) {
+    if (!floatArg(env, argv[i], &data[i], &length[i], names[i])) return false;
+    if (length[i] != length[0]) {
+      std::string message = std::string("onednn: ") + op + " " + names[i] + " has " + std::to_string(length[i]) +
+                            " values, expected " + std::to_string(length[0]) + " like " + names[0];
+      napi_throw_range_error(env, nullptr, message.c_str());
+      return false;
+    }
+  }
+  return true;
 }

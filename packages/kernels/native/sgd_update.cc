@@ -57,15 +57,7 @@ napi_value SgdMomentum(napi_env env, napi_callback_info info) {
   const char* names[5] = {"p", "g", "buf", "pOut", "bufOut"};
   float* a[5];
   size_t n[5];
-  for (int i = 0; i < 5; ++i) {
-    if (!floatArg(env, argv[1 + i], &a[i], &n[i], names[i])) return nullptr;
-    if (n[i] != n[0]) {
-      std::string message = std::string("onednn: sgdMomentum ") + names[i] + " has " + std::to_string(n[i]) +
-                            " values, expected " + std::to_string(n[0]) + " like p";
-      napi_throw_range_error(env, nullptr, message.c_str());
-      return nullptr;
-    }
-  }
+  if (!sameLengthFloats(env, argv + 1, 5, names, "sgdMomentum", a, n)) return nullptr;
   double lr, momentum, wd;
   bool nesterov = false;
   if (napi_get_value_double(env, argv[6], &lr) != napi_ok || napi_get_value_double(env, argv[7], &momentum) != napi_ok ||

@@ -195,3 +195,38 @@ describe('pack.sh --cpu --list', () => {
     expect(r.stderr).toContain('run-speed.sh runs inside an unpacked CPU speed pack');
   });
 });
+
+describe("the packs' header", () => {
+  // A pack of two files made as pack.sh makes one (MANIFEST, tar, xz, header with its offset), then
+  // unpacked: as built, and with one file changed after the MANIFEST was written.
+  const make = (damage: boolean): ReturnType<typeof spawnSync> =>
+    spawnSync(
+      'bash',
+      [
+        '-c',
+        `set -eu
+work=$(mktemp -d); mkdir -p "$work/t-pack"; cd "$work/t-pack"
+printf 'echo ran "$@"\\n' > run.sh; printf 'data' > file.bin
+find . -type f ! -name MANIFEST | sort | xargs sha256sum > MANIFEST
+if [ ${damage ? 1 : 0} = 1 ]; then printf 'dat4' > file.bin; fi
+tar -C "$work" -cf - t-pack | xz -c > "$work/payload"
+sed -e 's/@NAME@/t-pack/g' -e 's/@VAR@/T_PACK/g' -e 's/@RUN@/run.sh/g' "${dir}/header.sh" > "$work/header"
+offset=$(($(wc -c < "$work/header") + 1))
+sed -i "s/^payload_offset=@@@@@@@@@@$/payload_offset=$(printf '%010d' "$offset")/" "$work/header"
+cat "$work/header" "$work/payload" > "$work/t-pack.run"
+T_PACK_DIR="$work/out" sh "$work/t-pack.run" a b`,
+      ],
+      { encoding: 'utf8' },
+    );
+
+  it('checks every unpacked file against the MANIFEST, then runs the runner', () => {
+    const ok = make(false);
+    expect(ok.status, String(ok.stderr)).toBe(0);
+    expect(ok.stdout).toContain('ran a b');
+    const bad = make(true);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('./file.bin: FAILED');
+    expect(bad.stderr).toContain("t-pack: the unpacked files differ from the pack's MANIFEST");
+    expect(bad.stdout).not.toContain('ran');
+  });
+});

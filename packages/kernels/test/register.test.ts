@@ -25,6 +25,7 @@ describe('registerWasmTrainingKernels', () => {
         'Conv2DBackpropInput',
         'DepthwiseConv2dNativeBackpropFilter',
         'DepthwiseConv2dNativeBackpropInput',
+        'GatherV2',
         'Identity',
         'MrlAdamWUpdate',
         'MrlAddRelu',

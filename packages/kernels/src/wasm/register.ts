@@ -47,6 +47,7 @@ import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
 import { createRunningMomentsKernel, RUNNING_MOMENTS } from './running_moments.js';
 import { createTileKernel } from './tile.js';
+import { createGatherKernel } from './gather.js';
 import {
   createGeluGradKernel,
   createGeluKernel,
@@ -83,6 +84,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   ],
   [tf.UnsortedSegmentSum, createUnsortedSegmentSumKernel],
   [tf.Tile, createTileKernel],
+  [tf.GatherV2, createGatherKernel],
   [tf.DepthwiseConv2dNativeBackpropFilter, createDepthwiseConv2dBackpropFilterKernel],
   [tf.DepthwiseConv2dNativeBackpropInput, createDepthwiseConv2dBackpropInputKernel],
   [tf.Identity, createIdentityKernel],
@@ -181,7 +183,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
 /**
  * Registers our wasm kernels for training: fast transposed `BatchMatMul`/`_FusedMatMul`,
  * `Conv2DBackpropFilter`, `UnsortedSegmentSum` and the two depthwise-conv backprops (missing in
- * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile` and (copy-free) `Identity`, and the
+ * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile`, row-copy `GatherV2` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
  * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels, at 2 threads or more)
  * large same-shape Add, GELU and its gradient run on it, and the fused softmax cross-entropy kernels are added. The

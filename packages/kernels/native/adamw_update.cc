@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 
+#include "blocks.h"
 #include "float_arg.h"
 
 namespace {
@@ -75,14 +76,9 @@ napi_value AdamWUpdate(napi_env env, napi_callback_info info) {
   const AdamW c{static_cast<float>(d[0]), static_cast<float>(d[1]), static_cast<float>(d[2]),
                 static_cast<float>(d[3]), static_cast<float>(d[4]), static_cast<float>(d[5]),
                 static_cast<float>(d[6]), static_cast<float>(d[7])};
-  const int64_t total = static_cast<int64_t>(n[0]);
-  const int64_t blocks = (total + kBlock - 1) / kBlock;
-  const int use = total < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, blocks));
-#pragma omp parallel for num_threads(use) schedule(static)
-  for (int64_t k = 0; k < blocks; ++k) {
-    const int64_t at = k * kBlock, len = std::min(kBlock, total - at);
+  parallelBlocks(threads, static_cast<int64_t>(n[0]), kBlock, kParallelValues, [&](int64_t at, int64_t len) {
     adamwBlock(a[0] + at, a[1] + at, a[2] + at, a[3] + at, a[4] + at, a[5] + at, a[6] + at, len, c);
-  }
+  });
   return nullptr;
 }
 

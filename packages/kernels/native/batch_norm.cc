@@ -27,6 +27,7 @@
 #include <cstring>
 #include <vector>
 
+#include "blocks.h"
 #include "float_arg.h"
 
 namespace {
@@ -295,14 +296,6 @@ MRL_CLONES void geluGradBlock(const float* x, const float* s, const float* dy, i
   }
 }
 
-template <typename F>
-void blocks(int threads, int64_t n, F f) {
-  const int64_t count = (n + kBlock - 1) / kBlock;
-  const int use = n < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, count));
-#pragma omp parallel for num_threads(use) schedule(static)
-  for (int64_t k = 0; k < count; ++k) f(k * kBlock, std::min(kBlock, n - k * kBlock));
-}
-
 // --- Node-API glue ---------------------------------------------------------------------------
 
 // dims: Int32Array [threads, rows, channels, relu].
@@ -431,7 +424,8 @@ napi_value Elementwise(napi_env env, napi_callback_info info, const char* kernel
   for (int i = 1; i < N; ++i) {
     if (!lengthIs(env, lengths[i], static_cast<int64_t>(lengths[0]), names[i], kernel)) return nullptr;
   }
-  blocks(threads, static_cast<int64_t>(lengths[0]), [&](int64_t at, int64_t len) { block(p, at, len); });
+  parallelBlocks(threads, static_cast<int64_t>(lengths[0]), kBlock, kParallelValues,
+                 [&](int64_t at, int64_t len) { block(p, at, len); });
   return nullptr;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "blocks.h"
 #include "float_arg.h"
 
 namespace {
@@ -67,14 +68,9 @@ napi_value SgdMomentum(napi_env env, napi_callback_info info) {
   }
   // The wasm kernel takes them as f32 parameters: the same rounding here.
   const float flr = static_cast<float>(lr), fm = static_cast<float>(momentum), fwd = static_cast<float>(wd);
-  const int64_t total = static_cast<int64_t>(n[0]);
-  const int64_t blocks = (total + kBlock - 1) / kBlock;
-  const int use = total < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, blocks));
-#pragma omp parallel for num_threads(use) schedule(static)
-  for (int64_t k = 0; k < blocks; ++k) {
-    const int64_t at = k * kBlock, len = std::min(kBlock, total - at);
+  parallelBlocks(threads, static_cast<int64_t>(n[0]), kBlock, kParallelValues, [&](int64_t at, int64_t len) {
     sgdBlock(a[0] + at, a[1] + at, a[2] + at, a[3] + at, a[4] + at, len, flr, fm, fwd, nesterov);
-  }
+  });
   return nullptr;
 }
 

@@ -56,6 +56,8 @@ const flag = (name) => process.argv.includes(`--${name}`);
 const MODELS = (arg('models', 'mlp,resnet18,vit,bert') ?? '').split(',').filter(Boolean);
 const STEPS = Number(arg('steps', '3'));
 const PROFILE = flag('profile');
+// --by-shape: with --profile, kernel time summed by kernel and input shapes (the first 40 rows).
+const BY_SHAPE_ROWS = 40;
 const TORCH = !flag('no-torch');
 const LEAK = Number(arg('leak', '0'));
 const PYTHON = arg('python', '/usr/bin/python3');
@@ -360,6 +362,21 @@ for (const name of MODELS) {
       console.log(
         `    ${k.padEnd(28)} ${e.ms.toFixed(1).padStart(8)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`,
       );
+    }
+    if (flag('by-shape')) {
+      const byShape = new Map();
+      for (const k of info.kernels) {
+        if (typeof k.kernelTimeMs !== 'number' || tf.getKernel(k.name, tf.getBackend()) === undefined) continue;
+        const key = `${k.name} ${JSON.stringify(k.inputShapes)}`;
+        const e = byShape.get(key) ?? { ms: 0, calls: 0 };
+        e.ms += k.kernelTimeMs;
+        e.calls += 1;
+        byShape.set(key, e);
+      }
+      console.log('  kernels by input shapes:');
+      for (const [key, e] of [...byShape].sort((a, b) => b[1].ms - a[1].ms).slice(0, BY_SHAPE_ROWS)) {
+        console.log(`      ${e.ms.toFixed(1).padStart(7)} ms  ${String(e.calls).padStart(3)} calls  ${key}`);
+      }
     }
     if (flag('calls')) {
       for (const k of [...info.kernels]

@@ -1,5 +1,5 @@
 // What runs the native kernels in the training benches: --no-nchwc, --convolution, --matmul,
-// --chunked-head, --batch-norm, --sgd.
+// --chunked-head, --batch-norm, --sgd, --ort-threads.
 import { loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
 
@@ -11,7 +11,8 @@ import { arg } from './args.mjs';
  * oneDNN; --convolution onednn|onnxruntime; --matmul onednn|onnxruntime; --chunked-head
  * onednn|onnxruntime (the chunked Matryoshka MLM head; by default it follows the products);
  * --batch-norm onednn|wasm (the oneDNN addon's threaded batch norm, or the wasm SIMD kernels on
- * one thread); --sgd onednn|wasm (the SGD-momentum and AdamW updates, likewise).
+ * one thread); --sgd onednn|wasm (the SGD-momentum and AdamW updates, likewise); --ort-threads N (threads of
+ * ONNX Runtime's own sessions, default the same as the rest).
  */
 export function applyKernelFlags(backend, threads) {
   const noNchwc = process.argv.includes('--no-nchwc');
@@ -20,7 +21,8 @@ export function applyKernelFlags(backend, threads) {
   const chunkedHead = arg('chunked-head', undefined);
   const batchNorm = arg('batch-norm', undefined);
   const sgd = arg('sgd', undefined);
-  if (!noNchwc && [convolution, matmul, chunkedHead, batchNorm, sgd].every((f) => f === undefined)) return;
+  const ortThreads = arg('ort-threads', undefined);
+  if (!noNchwc && [convolution, matmul, chunkedHead, batchNorm, sgd, ortThreads].every((f) => f === undefined)) return;
   const native = loadOnnxRuntimeKernels({
     threads,
     nchwc: !noNchwc,
@@ -29,10 +31,11 @@ export function applyKernelFlags(backend, threads) {
     ...(chunkedHead === undefined ? {} : { chunkedHead }),
     ...(batchNorm === undefined ? {} : { batchNorm }),
     ...(sgd === undefined ? {} : { sgd }),
+    ...(ortThreads === undefined ? {} : { onnxRuntimeThreads: Number(ortThreads) }),
   });
   if (native === undefined)
     throw new Error(
-      '--no-nchwc, --convolution, --matmul, --chunked-head, --batch-norm and --sgd need onnxruntime-node',
+      '--no-nchwc, --convolution, --matmul, --chunked-head, --batch-norm, --sgd and --ort-threads need onnxruntime-node',
     );
   registerWasmTrainingKernels({ native });
   backend.detail = backend.detail.replace(/on ONNX Runtime .*$/, `on ${native.detail}`);

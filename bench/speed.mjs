@@ -29,6 +29,7 @@
 // --batch-norm onednn|wasm, --sgd onednn|wasm: training-mode batch norm (with the ReLUs fused
 //   around it) and the SGD-momentum and AdamW updates on the addon's threads, or on the wasm backend's
 //   SIMD kernels (one thread); default: the addon where it is built.
+// --ort-threads N: threads of ONNX Runtime's own sessions (default --threads); the addon's keep --threads.
 import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import os from 'node:os';

@@ -92,6 +92,29 @@ describe('registerWasmTrainingKernels', () => {
     expect(() => loadOnnxRuntimeKernels({ threads: 0 })).toThrow(
       'native kernel threads must be a positive integer, got 0.',
     );
+    expect(() => loadOnnxRuntimeKernels({ threads: 2, onnxRuntimeThreads: 1.5 })).toThrow(
+      'onnxRuntimeThreads must be a positive integer, got 1.5.',
+    );
+  });
+
+  it("names ONNX Runtime's own thread count where it differs from the rest", () => {
+    const apart = loadOnnxRuntimeKernels({ threads: 2, onnxRuntimeThreads: 1, matmul: 'onnxruntime' });
+    expect(apart?.detail).toMatch(/, 2 threads \(ONNX Runtime's sessions 1\)$/);
+    // The session pool's size changes what runs, so the registration tag (the detail) differs; the
+    // product runs on an ONNX Runtime session of one thread.
+    expect(apart?.detail).not.toBe(loadOnnxRuntimeKernels({ threads: 2, matmul: 'onnxruntime' })?.detail);
+    const product = new Float32Array(4);
+    apart?.matMul(
+      new Float32Array([1, 2, 3, 4]),
+      [2, 2],
+      new Float32Array([1, 0, 0, 1]),
+      [2, 2],
+      product,
+      [2, 2],
+      false,
+      false,
+    );
+    expect(Array.from(product)).toEqual([1, 2, 3, 4]);
   });
 
   it('names the input of an optimiser update whose size differs', () => {

@@ -560,6 +560,13 @@ export interface OnnxRuntimeKernelOptions {
   /** Threads for one product; default 1 (the wasm backend runs on one thread in Node). */
   threads?: number;
   /**
+   * Threads of ONNX Runtime's own sessions (each has its own intra-op pool); default `threads`.
+   * With the oneDNN addon, the products, convolutions and updates run on the addon's OpenMP
+   * threads and ONNX Runtime keeps the small operations: at many threads its pools and OpenMP's
+   * take turns waking on the same cores. To compare: `bench/speed.mjs --ort-threads 1`.
+   */
+  onnxRuntimeThreads?: number;
+  /**
    * Run the convolutions that gain from it on MLAS's direct NCHWc kernels (default true; see
    * {@link NCHWC_MIN_WIDTH}); false keeps every one on ONNX's Conv (im2col + SGEMM), to compare.
    */
@@ -645,6 +652,14 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
   if (!Number.isInteger(threads) || threads < 1) {
     throw new MrlError('invalid-argument', `native kernel threads must be a positive integer, got ${String(threads)}.`);
   }
+  const ortThreads = options.onnxRuntimeThreads ?? threads;
+  if (!Number.isInteger(ortThreads) || ortThreads < 1) {
+    throw new MrlError(
+      'invalid-argument',
+      `onnxRuntimeThreads must be a positive integer, got ${String(ortThreads)}.`,
+      'Leave it out to use the same threads as the other native kernels.',
+    );
+  }
   let ort: OrtBindingModule;
   let Tensor: OrtTensorConstructor;
   let BigIntTensor: OrtBigIntTensorConstructor;
@@ -685,12 +700,12 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       s = new ort.binding.InferenceSession();
       const bytes = model();
       s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-        intraOpNumThreads: threads,
+        intraOpNumThreads: ortThreads,
         interOpNumThreads: 1,
         // With more than one thread, ONNX Runtime's pool threads spin after each call by default and
         // take the cores from the main thread's wasm work between calls (ResNet-18 at 2 threads on 2
         // cores: 2x the 1-thread step time, both cores busy). They sleep instead.
-        ...(threads > 1 ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+        ...(ortThreads > 1 ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
         executionMode: 'sequential',
         // Shapes change from call to call: no planned memory patterns.
         enableMemPattern: false,
@@ -937,7 +952,7 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       const norm = batchNorm === undefined ? '' : `, batch norm on the ${batchNorm.detail}`;
       const sgd =
         updates === undefined ? '' : `, SGD${updates.adamW === undefined ? '' : ' and AdamW'} on the ${updates.detail}`;
-      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}, ${threads} thread${threads === 1 ? '' : 's'}`;
+      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}, ${threads} thread${threads === 1 ? '' : 's'}${ortThreads === threads ? '' : ` (ONNX Runtime's sessions ${ortThreads})`}`;
     },
     matMul: oneDnnMatMul?.matMul ?? ortMatMul,
     softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {

@@ -6,10 +6,11 @@
 //
 // Usage (after `pnpm run build`):
 //   node bench/speed.mjs [--models mlp,resnet18,vit,bert] [--steps 3] [--backend wasm]
-//                        [--profile] [--no-torch] [--leak 1000] [--python /usr/bin/python3]
+//                        [--profile [--calls] [--by-shape]] [--no-torch] [--leak 1000] [--python /usr/bin/python3]
 //                        [--mlm-head chunked|stacked] [--mlm-chunk 512] [--keep-tape] [--threads 1]
 // --steps: timed steps per head for the big models (the MLP runs 10x as many);
-// --profile: per-kernel times (tf.profile) of one MRL step per model;
+// --profile: per-kernel times (tf.profile) of one MRL step per model; with --calls the slowest
+//   calls, with --by-shape the time summed by kernel and input shapes;
 // --leak N: N more MLP steps, then tensor count / bytes / rss at the start and end;
 // --mlm-head chunked|stacked: BERT's tied head form (default chunked; see bench/mlm-head.mjs);
 // --mlm-chunk N: vocabulary classes per chunk of the chunked head (default DEFAULT_VOCAB_CHUNK);

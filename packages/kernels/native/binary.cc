@@ -13,9 +13,9 @@
 // fixed blocks (blocks.h), so the thread count changes nothing.
 //
 // Sums: over the leading axes (a bias gradient, [rows, n] -> [n]) the rows are cut into chunks of
-// about kChunkValues values, a function of the shape alone; each chunk's rows are added in order
-// into a float partial vector (vectorised across columns), and the partials are added in chunk
-// order in double, one rounding at the end. Over the last axis ([r, n] -> [r]) each row is added
+// about kChunkValues values (at least kChunkRows rows), a function of the shape alone; each
+// chunk's rows are added in order into a float partial vector (vectorised across columns), and
+// the partials are added in chunk order in double, one rounding at the end. Over the last axis ([r, n] -> [r]) each row is added
 // into 16 fixed float lanes, the lanes then in order in double. Either way the result is the same
 // bits at every thread count and on every CPU (the lanes are explicit, not the vectoriser's).
 #include <node_api.h>
@@ -35,8 +35,10 @@ namespace {
 // batch_norm.cc: waking a thread costs more than it saves).
 constexpr int64_t kBlock = 16384;
 constexpr int64_t kParallelValues = 65536;
-// Values per chunk of rows in the leading-axis sum.
+// Rows per chunk in the leading-axis sum: kChunkValues values, at least kChunkRows rows (so that
+// wide rows do not make a partial vector per handful of rows).
 constexpr int64_t kChunkValues = 8192;
+constexpr int64_t kChunkRows = 32;
 // Fixed accumulators per row in the last-axis sum.
 constexpr int kLanes = 16;
 
@@ -112,13 +114,20 @@ MRL_CLONES void chunkColumnSums(const float* x, int64_t r0, int64_t r1, int64_t 
   }
 }
 
-// y[c] = sum over chunks k (in order, in double) of partial[k, c], columns [c0, c1).
-void addPartials(const float* partial, int64_t chunks, int64_t n, int64_t c0, int64_t c1, float* y) {
-  for (int64_t c = c0; c < c1; ++c) {
-    double s = 0;
-    for (int64_t k = 0; k < chunks; ++k) s += partial[k * n + c];
-    y[c] = static_cast<float>(s);
+// Columns per block of the final pass over the partial sums.
+constexpr int64_t kColumnBlock = 256;
+
+// y[c] = sum over chunks k (in order, in double) of partial[k, c], columns [c0, c1) (at most
+// kColumnBlock of them).
+MRL_CLONES void addPartials(const float* partial, int64_t chunks, int64_t n, int64_t c0, int64_t c1, float* y) {
+  double acc[kColumnBlock] = {};
+  const int64_t w = c1 - c0;
+  for (int64_t k = 0; k < chunks; ++k) {
+    const float* p = partial + k * n + c0;
+#pragma omp simd
+    for (int64_t i = 0; i < w; ++i) acc[i] += p[i];
   }
+  for (int64_t i = 0; i < w; ++i) y[c0 + i] = static_cast<float>(acc[i]);
 }
 
 // y[r] = the sum of row r of x [rows, n], rows [r0, r1): 16 float lanes, then the lanes in double.
@@ -227,11 +236,14 @@ napi_value SumLeading(napi_env env, napi_callback_info info) {
   }
   const float* x = p[0];
   float* y = p[1];
-  const int64_t rowsPerChunk = std::max<int64_t>(1, kChunkValues / n);
+  const int64_t rowsPerChunk = std::max<int64_t>(kChunkRows, kChunkValues / n);
   const int64_t chunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
-  std::vector<float> partial(static_cast<size_t>(chunks * n));
-  // Columns per block of the final pass: whole cache lines.
-  const int64_t columnBlock = 256, columnBlocks = (n + columnBlock - 1) / columnBlock;
+  // Kept between calls (per calling thread: worker threads may call at once): a fresh vector of
+  // a few hundred KiB is fresh pages, faulted in on every call.
+  thread_local std::vector<float> kept;
+  if (kept.size() < static_cast<size_t>(chunks * n)) kept.resize(static_cast<size_t>(chunks * n));
+  float* partial = kept.data();  // the calling thread's buffer, shared with the team below
+  const int64_t columnBlocks = (n + kColumnBlock - 1) / kColumnBlock;
   const int use = rows * n < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, chunks));
 #pragma omp parallel num_threads(use)
   {
@@ -241,7 +253,7 @@ napi_value SumLeading(napi_env env, napi_callback_info info) {
     }
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < columnBlocks; ++c) {
-      addPartials(partial.data(), chunks, n, c * columnBlock, std::min(n, (c + 1) * columnBlock), y);
+      addPartials(partial, chunks, n, c * kColumnBlock, std::min(n, (c + 1) * kColumnBlock), y);
     }
   }
   return nullptr;

@@ -21,7 +21,9 @@ const forms = {
   // At one thread register.ts keeps the shipped kernels: claim 2 threads to install the addon's
   // (its functions still run on the THREADS they were loaded with).
   [`addon, ${THREADS} thread${THREADS === 1 ? '' : 's'}`]:
-    THREADS >= 2 ? addon : { ...addon, detail: `${addon.detail} (1 thread)`, batchNorm: { ...addon.batchNorm, threads: 2 } },
+    THREADS >= 2
+      ? addon
+      : { ...addon, detail: `${addon.detail} (1 thread)`, batchNorm: { ...addon.batchNorm, threads: 2 } },
 };
 const random = seededRandom(11);
 

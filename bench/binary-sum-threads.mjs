@@ -4,7 +4,9 @@
 // addon's (packages/kernels/native/binary.cc), through the registered TF.js kernels, wall and CPU
 // ms per call (medians of alternating repetitions, each after one untimed call). At --threads 1 the project keeps the shipped
 // kernels; the addon's are timed there anyway (registered as if at 2 threads, its calls on one
-// OpenMP thread) to show why. The step's own figures are bench/speed.mjs's.
+// OpenMP thread) to show why. On a machine busier than its cores (load average above the core
+// count) each addon call waits for a core for its second thread, about 0.5-1 ms: compare on an
+// idle machine. The step's own figures are bench/speed.mjs's.
 // Usage (after `pnpm run build` and the native build): node bench/binary-sum-threads.mjs [--reps 15] [--threads 2]
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';

@@ -35,6 +35,7 @@ if ! printf '#include "oneapi/dnnl/dnnl.hpp"\n' | "$cxx" -x c++ -fsyntax-only - 
 fi
 
 mkdir -p build
+# binary.cc: Multiply, Sub, the Add broadcasts and the row sums on the same OpenMP threads.
 # -ffp-contract=off: no fused multiply-adds in the vectorised loops of batch_norm.cc and
 # sgd_update.cc, so that they round as the wasm kernels they replace (and the same on every CPU).
 # -fno-math-errno: a square root is the sqrtps instruction, not a libm call kept for errno, so that
@@ -42,6 +43,6 @@ mkdir -p build
 # Built beside the final name, then renamed: a half-written addon is never loaded.
 "$cxx" -std=c++17 -O2 -ffp-contract=off -fno-math-errno -fPIC -shared -fopenmp -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
-  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc -o build/onednn.node.tmp -ldnnl
+  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc binary.cc -o build/onednn.node.tmp -ldnnl
 mv build/onednn.node.tmp build/onednn.node
 echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

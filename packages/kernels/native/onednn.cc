@@ -39,6 +39,10 @@ napi_value OneDnnAdd(napi_env env, napi_callback_info info);
 napi_value OneDnnAddRows(napi_env env, napi_callback_info info);
 napi_value OneDnnGelu(napi_env env, napi_callback_info info);
 napi_value OneDnnGeluGrad(napi_env env, napi_callback_info info);
+// Multiply, Sub and Add broadcasts, and row sums, on OpenMP threads (binary.cc).
+napi_value OneDnnBroadcastBinary(napi_env env, napi_callback_info info);
+napi_value OneDnnSumLeading(napi_env env, napi_callback_info info);
+napi_value OneDnnSumLast(napi_env env, napi_callback_info info);
 // The SGD-momentum update on OpenMP threads (sgd_update.cc).
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 // The AdamW update on OpenMP threads (adamw_update.cc).
@@ -313,6 +317,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"addRows", nullptr, OneDnnAddRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gelu", nullptr, OneDnnGelu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"geluGrad", nullptr, OneDnnGeluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"broadcastBinary", nullptr, OneDnnBroadcastBinary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumLeading", nullptr, OneDnnSumLeading, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumLast", nullptr, OneDnnSumLast, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdMomentum", nullptr, OneDnnSgdMomentum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamW", nullptr, OneDnnAdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -41,6 +41,8 @@ describe('registerWasmTrainingKernels', () => {
         'SplitV',
         'Sum',
         'Mean',
+        'Multiply',
+        'Sub',
         'Tile',
         'UnsortedSegmentSum',
         '_FusedMatMul',

@@ -40,6 +40,10 @@ interface BatchNormAddon extends OneDnnAddon {
   addRows(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   gelu(threads: number, x: Float32Array, y: Float32Array, s: Float32Array): void;
   geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  // Multiply, Sub, the Add broadcasts and the row sums (native/binary.cc, ../wasm/native_binary.ts).
+  broadcastBinary(threads: number, dims: Int32Array, a: Float32Array, b: Float32Array, y: Float32Array): void;
+  sumLeading(threads: number, dims: Int32Array, x: Float32Array, y: Float32Array): void;
+  sumLast(threads: number, dims: Int32Array, x: Float32Array, y: Float32Array): void;
 }
 
 /**
@@ -101,7 +105,30 @@ export interface NativeBatchNorm {
   gelu(x: Float32Array, y: Float32Array, s: Float32Array): void;
   /** dx = dy gelu'(x) from x and the forward's s, as the wasm kernel `MrlGeluGrad` to the bit. */
   geluGrad(x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
+
+  // Multiply, Sub, the Add broadcasts and the row sums (native/binary.cc, ../wasm/native_binary.ts).
+  /**
+   * y = a op b with a and y [outer, middle, inner] and b [outer, inner] (broadcast over the middle
+   * axis; `sub-reversed` is b - a): each value one float32 operation, as the wasm kernels.
+   */
+  broadcastBinary(
+    op: BinaryOp,
+    outer: number,
+    middle: number,
+    inner: number,
+    a: Float32Array,
+    b: Float32Array,
+    y: Float32Array,
+  ): void;
+  /** y [n] = the sum of the rows of x [rows, n]: the same bits at every thread count. */
+  sumLeading(rows: number, n: number, x: Float32Array, y: Float32Array): void;
+  /** y [rows] = the sum of each row of x [rows, n]: the same bits at every thread count. */
+  sumLast(rows: number, n: number, x: Float32Array, y: Float32Array): void;
 }
+
+/** The operations of {@link NativeBatchNorm.broadcastBinary}. */
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'sub-reversed';
+const BINARY_OPS: Readonly<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, 'sub-reversed': 3 };
 
 /** The addon, where it is built and has the batch-norm kernels. */
 function loadBatchNormAddon(): BatchNormAddon | undefined {
@@ -111,7 +138,10 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.add === 'function' &&
     typeof lib.addRows === 'function' &&
     typeof lib.gelu === 'function' &&
-    typeof lib.geluGrad === 'function'
+    typeof lib.geluGrad === 'function' &&
+    typeof lib.broadcastBinary === 'function' &&
+    typeof lib.sumLeading === 'function' &&
+    typeof lib.sumLast === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -181,6 +211,19 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     },
     geluGrad(x, s, dy, dx) {
       if (dx.length > 0) lib.geluGrad(threads, x, s, dy, dx);
+    },
+    broadcastBinary(op, outer, middle, inner, a, b, y) {
+      if (y.length > 0) lib.broadcastBinary(threads, Int32Array.of(BINARY_OPS[op], outer, middle, inner), a, b, y);
+    },
+    sumLeading(rows, n, x, y) {
+      if (n === 0) return;
+      if (rows === 0) y.fill(0);
+      else lib.sumLeading(threads, Int32Array.of(rows, n), x, y);
+    },
+    sumLast(rows, n, x, y) {
+      if (rows === 0) return;
+      if (n === 0) y.fill(0);
+      else lib.sumLast(threads, Int32Array.of(rows, n), x, y);
     },
   };
 }

@@ -2,8 +2,9 @@
 // gradient of every nesting dim's [N, 30522] MLM logits (a sum over rows) took ~12 ms each, and
 // BatchNorm's moments over N, H, W were 9% of a ResNet-18 step. Native
 // kernels reduce any axis in place. Below SIZE_THRESHOLD elements a native call costs more than
-// it saves, and the shipped kernel runs. (Native binary ops were measured too, and were 2-4x
-// slower than the shipped ones: they stay on wasm.)
+// it saves, and the shipped kernel runs. (ONNX Runtime's binary ops were measured too, and were
+// 2-4x slower than the shipped ones. At 2 threads and more the oneDNN addon runs those, and the
+// sums over leading or last axes, instead: native_binary.ts wraps this kernel.)
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, SumAttrs, TensorInfo } from '@tensorflow/tfjs';
 

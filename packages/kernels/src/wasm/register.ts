@@ -20,8 +20,10 @@ import { createDepthwiseConv2dBackpropInputKernel } from './depthwise_conv2d_bac
 import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createIdentityKernel } from './identity.js';
 import { createNativeAddKernel } from './native_add.js';
+import { createNativeBinaryKernel, createNativeRowSumKernel } from './native_binary.js';
 import { createNativeGeluGradKernel, createNativeGeluKernel } from './native_gelu.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
+import type { NativeBatchNorm } from '../native/onednn_batch_norm.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
 import { createNativeBatchMatMulKernel, createNativeFusedMatMulKernel } from './native_mat_mul.js';
 import {
@@ -118,16 +120,31 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
       // One thread gains nothing over the shipped kernel: both are one memory-bound pass.
       native?.batchNorm === undefined || native.batchNorm.threads < 2
         ? passThrough(get(tf.Add))
-        : createNativeAddKernel(get(tf.Add), native.batchNorm),
+        : createNativeBinaryKernel(createNativeAddKernel(get(tf.Add), native.batchNorm), native.batchNorm, 'add'),
   ],
+  // Multiply, Sub, and Sum/Mean over leading or last axes on the addon's threads (native_binary.ts).
+  [
+    tf.Multiply,
+    (get, native) => onAddonThreads(get(tf.Multiply), native, (k, nb) => createNativeBinaryKernel(k, nb, 'mul')),
+  ],
+  [tf.Sub, (get, native) => onAddonThreads(get(tf.Sub), native, (k, nb) => createNativeBinaryKernel(k, nb, 'sub'))],
   [
     tf.Sum,
-    (get, native) => (native === undefined ? passThrough(get(tf.Sum)) : createNativeSumKernel(get(tf.Sum), native)),
+    (get, native) =>
+      native === undefined
+        ? passThrough(get(tf.Sum))
+        : onAddonThreads(createNativeSumKernel(get(tf.Sum), native), native, (k, nb) =>
+            createNativeRowSumKernel(k, nb),
+          ),
   ],
   [
     tf.Mean,
     (get, native) =>
-      native === undefined ? passThrough(get(tf.Mean)) : createNativeSumKernel(get(tf.Mean), native, true),
+      native === undefined
+        ? passThrough(get(tf.Mean))
+        : onAddonThreads(createNativeSumKernel(get(tf.Mean), native, true), native, (k, nb) =>
+            createNativeRowSumKernel(k, nb, true),
+          ),
   ],
   [
     tf.SplitV,
@@ -149,6 +166,20 @@ const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => Ke
 /** The shipped kernel under our mark, for kernels that only some settings replace. */
 function passThrough(original: KernelConfig): KernelConfig {
   return replacing(original, (args) => original.kernelFunc(args));
+}
+
+/**
+ * `kernel` wrapped by `wrap` on the addon's batch-norm threads at 2 threads or more; else `kernel`
+ * (under our mark): at one thread the shipped kernels are as fast (one memory-bound pass).
+ */
+function onAddonThreads(
+  kernel: KernelConfig,
+  native: NativeKernels | undefined,
+  wrap: (kernel: KernelConfig, addon: NativeBatchNorm) => KernelConfig,
+): KernelConfig {
+  return native?.batchNorm === undefined || native.batchNorm.threads < 2
+    ? passThrough(kernel)
+    : wrap(kernel, native.batchNorm);
 }
 
 /** Marks what a registered kernel was built on (`wasm`, or the native kernels' detail). */
@@ -186,7 +217,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile`, row-copy `GatherV2` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
  * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels, at 2 threads or more)
- * large same-shape Add, GELU and its gradient run on it, and the fused softmax cross-entropy kernels are added. The
+ * large same-shape Add, GELU and its gradient, Multiply, Sub and row sums run on it, and the fused softmax cross-entropy kernels are added. The
  * replaced kernels keep the shipped ones as building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking

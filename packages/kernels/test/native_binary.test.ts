@@ -1,0 +1,370 @@
+// Multiply, Sub, the Add broadcasts and the row sums on the oneDNN addon's threads
+// (src/wasm/native_binary.ts, native/binary.cc). Products and differences: to the bit against the
+// shipped wasm kernels (one thread, where they stay), IEEE float32 arithmetic done here and the
+// cpu backend, on the transformers' shapes in both operand orders, at 2 and 3 threads. Sums:
+// against a float64 sum (a relative bound: their order is not ONNX Runtime's) and the same bits at
+// 2 and 3 threads. Also that the addon really runs (countedNative) and every fallback (one thread,
+// other broadcasts, other dtypes, small tensors, other axes).
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { registerWasmTrainingKernels } from '../src/index.js';
+import { loadAddon } from '../src/native/onednn.js';
+import { oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
+import type { NativeKernels } from '../src/native/onnxruntime.js';
+import { broadcastPlan } from '../src/wasm/native_binary.js';
+import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
+import { randomArray } from './helpers/close.js';
+import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+
+const present = oneDnnBatchNormAvailable();
+
+/** `native` with the addon kernels of this file counted (see countedNative). */
+const counted = (native: NativeKernels, label: string) =>
+  countedNative(native, label, 'batchNorm', ['broadcastBinary', 'sumLeading', 'sumLast']);
+/** Same, for native_add.ts's kernels, which Add still uses for same shapes and rows. */
+const countedAdd = (native: NativeKernels, label: string) =>
+  countedNative(native, label, 'batchNorm', ['add', 'addRows']);
+
+beforeAll(async () => {
+  await tf.setBackend('wasm');
+});
+afterAll(() => registerWasmTrainingKernels());
+
+const size = (shape: readonly number[]): number => shape.reduce((p, d) => p * d, 1);
+
+const sameBits = (a: Float32Array, b: Float32Array): boolean =>
+  a.length === b.length &&
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+type Op = 'mul' | 'sub' | 'add';
+const OPS = { mul: tf.mul, sub: tf.sub, add: tf.add } as const;
+const F64 = {
+  mul: (u: number, v: number) => u * v,
+  sub: (u: number, v: number) => u - v,
+  add: (u: number, v: number) => u + v,
+};
+
+/** Inputs for a case: seeded values with an exact zero, -0 and an infinity in the larger one. */
+function operands(aShape: readonly number[], bShape: readonly number[], seed: number): [Float32Array, Float32Array] {
+  const a = randomArray(size(aShape), seed);
+  const b = randomArray(size(bShape), seed + 1);
+  const large = a.length >= b.length ? a : b;
+  large[3] = Number.POSITIVE_INFINITY;
+  large[4] = -0;
+  large[5] = 0;
+  return [a, b];
+}
+
+const run = (op: Op, a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[]) =>
+  tf.tidy(() => {
+    const y = OPS[op](tf.tensor(a, [...aShape]), tf.tensor(b, [...bShape]));
+    return { shape: y.shape, values: y.dataSync() as Float32Array };
+  });
+
+/** a op b in float64, each value rounded once to float32 (IEEE float32 arithmetic, as the cpu backend). */
+function reference(op: Op, a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[]) {
+  const shape = tf.backend_util.assertAndGetBroadcastShape([...aShape], [...bShape]);
+  const rank = shape.length;
+  const strides = (s: readonly number[]): number[] => {
+    const padded = [...new Array<number>(rank - s.length).fill(1), ...s];
+    const out = new Array<number>(rank).fill(0);
+    let step = 1;
+    for (let k = rank - 1; k >= 0; k--) {
+      out[k] = padded[k] === 1 ? 0 : step;
+      step *= padded[k]!;
+    }
+    return out;
+  };
+  const sa = strides(aShape);
+  const sb = strides(bShape);
+  const y = new Float32Array(size(shape));
+  const index = new Array<number>(rank).fill(0);
+  for (let j = 0; j < y.length; j++) {
+    let ia = 0;
+    let ib = 0;
+    for (let k = 0; k < rank; k++) {
+      ia += index[k]! * sa[k]!;
+      ib += index[k]! * sb[k]!;
+    }
+    y[j] = Math.fround(F64[op](a[ia]!, b[ib]!));
+    for (let k = rank - 1; k >= 0; k--) {
+      index[k]!++;
+      if (index[k]! < shape[k]!) break;
+      index[k] = 0;
+    }
+  }
+  return y;
+}
+
+describe('broadcastPlan', () => {
+  it('reads each broadcast of the transformers as [outer, middle, inner]', () => {
+    const plan = (a: number[], b: number[]) => {
+      const p = broadcastPlan(a, b);
+      return p === undefined ? undefined : [p.outer, p.middle, p.inner, p.aLarger];
+    };
+    expect(plan([48, 65, 65], [48, 65, 65])).toEqual([1, 1, 202800, true]);
+    expect(plan([48, 65, 65], [])).toEqual([1, 202800, 1, true]);
+    expect(plan([1, 1], [48, 65, 65])).toEqual([1, 202800, 1, false]);
+    expect(plan([1024, 256], [256])).toEqual([1, 1024, 256, true]);
+    expect(plan([1, 1, 256], [4, 256, 256])).toEqual([1, 1024, 256, false]);
+    expect(plan([48, 65, 1], [48, 65, 65])).toEqual([3120, 65, 1, false]);
+    expect(plan([8, 4, 128, 128], [8, 1, 1, 128])).toEqual([8, 512, 128, true]);
+    expect(plan([8, 4, 128, 128], [8, 4, 128, 1])).toEqual([4096, 128, 1, true]);
+    expect(plan([1024, 1], [1, 256])).toBeUndefined(); // both broadcast
+    expect(plan([4, 64, 257], [64, 1])).toBeUndefined(); // broadcast, kept, broadcast
+    expect(plan([4, 5], [3])).toBeUndefined(); // incompatible
+  });
+});
+
+// [op, a shape, b shape]: the profiled calls of ViT-tiny (batch 16) and BERT-mini (batch 8),
+// each also with its operands swapped.
+const CASES: ReadonlyArray<readonly [Op, readonly number[], readonly number[]]> = [
+  ['mul', [48, 65, 65], []],
+  ['mul', [48, 65, 65], [48, 65, 65]],
+  ['mul', [48, 65, 1], [48, 65, 65]],
+  ['mul', [1024, 256], [1024, 256]],
+  ['mul', [8, 4, 128, 1], [8, 4, 128, 128]],
+  ['mul', [1040, 192], [1, 192]],
+  ['sub', [48, 65, 65], [48, 65, 65]],
+  ['sub', [48, 65, 65], [48, 65, 1]],
+  ['sub', [1024, 256], []],
+  ['sub', [1040, 192], [192]],
+  ['add', [1024, 256], []],
+  ['add', [8, 4, 128, 128], [8, 1, 1, 128]],
+  ['add', [48, 65, 65], [48, 65, 1]],
+];
+
+describe('Multiply, Sub and the Add broadcasts on the addon', () => {
+  it('are registered wherever setup can build the addon', () => {
+    if (ONEDNN_BUILDABLE) expect(present, 'run `pnpm --filter @mrl/kernels run build:native`').toBe(true);
+  });
+
+  for (const [op, s1, s2] of CASES) {
+    for (const [aShape, bShape] of [
+      [s1, s2],
+      [s2, s1],
+    ] as const) {
+      it(`${op} [${aShape.join(', ')}], [${bShape.join(', ')}]: the shipped kernel's bits at 2 and 3 threads`, () => {
+        if (!present) return;
+        const [a, b] = operands(aShape, bShape, 7 * aShape.length + bShape.length);
+        registerWasmTrainingKernels({ native: nativeKernels({ threads: 1 }) });
+        const shipped = run(op, a, aShape, b, bShape);
+        const want = reference(op, a, aShape, b, bShape);
+        expect(sameBits(shipped.values, want)).toBe(true);
+        const plan = broadcastPlan(aShape, bShape)!;
+        // Add's same-shape and row cases are native_add.ts's.
+        const addCase = op === 'add' && (plan.middle === 1 || (plan.outer === 1 && plan.inner > 1));
+        for (const threads of [2, 3]) {
+          const label = `binary ${op} ${threads} ${aShape.join('x')} ${bShape.join('x')}`;
+          const { native, calls } = counted(nativeKernels({ threads }), label);
+          registerWasmTrainingKernels({ native });
+          const got = run(op, a, aShape, b, bShape);
+          expect(calls()).toBe(addCase ? 0 : 1);
+          expect(got.shape).toEqual(shipped.shape);
+          expect(sameBits(got.values, shipped.values)).toBe(true);
+        }
+      });
+    }
+  }
+
+  it('agrees with the cpu backend to the bit (the softmax gradient column, a scalar difference)', async () => {
+    if (!present) return;
+    registerWasmTrainingKernels({ native: nativeKernels({ threads: 2 }) });
+    const [a, b] = operands([48, 65, 65], [48, 65, 1], 3);
+    const compute = () =>
+      tf.tidy(() => {
+        const x = tf.tensor(a, [48, 65, 65]);
+        const column = tf.tensor(b, [48, 65, 1]);
+        return [
+          tf.mul(column, x).dataSync() as Float32Array,
+          tf.sub(tf.scalar(1), x).dataSync() as Float32Array,
+          tf.sub(x, column).dataSync() as Float32Array,
+        ];
+      });
+    const onAddon = compute();
+    await tf.setBackend('cpu');
+    try {
+      const onCpu = compute();
+      onAddon.forEach((values, i) => expect(sameBits(values, onCpu[i]!)).toBe(true));
+    } finally {
+      await tf.setBackend('wasm');
+    }
+  });
+
+  it("Add's same-shape and row sums stay on native_add.ts's kernel", () => {
+    if (!present) return;
+    const { native, calls } = countedAdd(nativeKernels({ threads: 2 }), 'add delegation');
+    const inner = counted(native, 'add delegation, binary');
+    registerWasmTrainingKernels({ native: inner.native });
+    const [a, b] = operands([1024, 256], [256], 9);
+    const got = run('add', a, [1024, 256], a, [1024, 256]);
+    expect(sameBits(got.values, reference('add', a, [1024, 256], a, [1024, 256]))).toBe(true);
+    const rows = run('add', b, [256], a, [1024, 256]);
+    expect(sameBits(rows.values, reference('add', b, [256], a, [1024, 256]))).toBe(true);
+    expect(calls()).toBe(2);
+    expect(inner.calls()).toBe(0);
+  });
+
+  it('one thread, other broadcasts, int32 and small tensors keep the shipped kernels (and their results)', () => {
+    if (!present) return;
+    const one = counted(nativeKernels({ threads: 1 }), 'binary one thread');
+    registerWasmTrainingKernels({ native: one.native });
+    const [a, b] = operands([48, 65, 65], [], 21);
+    expect(sameBits(run('mul', a, [48, 65, 65], b, []).values, reference('mul', a, [48, 65, 65], b, []))).toBe(true);
+    expect(one.calls()).toBe(0);
+
+    const { native, calls } = counted(nativeKernels({ threads: 2 }), 'binary fallbacks');
+    registerWasmTrainingKernels({ native });
+    const [column, row] = operands([1024, 1], [1, 256], 22); // an outer product: both broadcast
+    const outer = run('mul', column, [1024, 1], row, [1, 256]);
+    expect(sameBits(outer.values, reference('mul', column, [1024, 1], row, [1, 256]))).toBe(true);
+    const [c, d] = operands([4, 64, 257], [64, 1], 23);
+    expect(
+      sameBits(run('sub', c, [4, 64, 257], d, [64, 1]).values, reference('sub', c, [4, 64, 257], d, [64, 1])),
+    ).toBe(true);
+    const n = SIZE_THRESHOLD * 2;
+    const ints = tf.tidy(() => Array.from(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(3, 'int32')).dataSync()));
+    expect(ints[n - 1]).toBe(3 * (n - 1));
+    const diffs = tf.tidy(() => Array.from(tf.sub(tf.range(0, n, 1, 'int32'), tf.range(0, n, 1, 'int32')).dataSync()));
+    expect(diffs.every((v) => v === 0)).toBe(true);
+    const [small, s] = operands([SIZE_THRESHOLD - 1], [], 24);
+    expect(
+      sameBits(
+        run('sub', s, [], small, [SIZE_THRESHOLD - 1]).values,
+        reference('sub', s, [], small, [SIZE_THRESHOLD - 1]),
+      ),
+    ).toBe(true);
+    expect(calls()).toBe(0);
+  });
+
+  it('the addon refuses lengths that do not match the dims', () => {
+    if (!present) return;
+    const raw = loadAddon() as unknown as {
+      broadcastBinary(...args: unknown[]): void;
+      sumLeading(...args: unknown[]): void;
+    };
+    const f = (n: number): Float32Array => new Float32Array(n);
+    const dims = (...d: number[]) => Int32Array.from(d);
+    expect(() => raw.broadcastBinary(2, dims(2, 3, 4, 5), f(60), f(14), f(60))).toThrow(
+      'onednn: broadcastBinary b has 14 values, expected 15',
+    );
+    expect(() => raw.broadcastBinary(2, dims(2, 3, 4, 5), f(60), f(15), f(59))).toThrow(
+      'onednn: broadcastBinary y has 59 values, expected 60',
+    );
+    expect(() => raw.broadcastBinary(2, dims(4, 3, 4, 5), f(60), f(15), f(60))).toThrow(
+      'onednn: broadcastBinary op must be 0-3 and outer, middle, inner positive',
+    );
+    expect(() => raw.broadcastBinary(0, dims(0, 3, 4, 5), f(60), f(15), f(60))).toThrow(
+      'onednn: broadcastBinary takes (threads >= 1, Int32Array [op, outer, middle, inner], a, b, y)',
+    );
+    expect(() => raw.sumLeading(2, dims(4, 5), f(20), f(4))).toThrow('onednn: sumLeading y has 4 values, expected 5');
+  });
+});
+
+/** The float64 sums of x [rows, n] over the rows (`leading`) or along each row, and of |x|. */
+function f64Sums(x: Float32Array, rows: number, n: number, leading: boolean): { sum: Float64Array; abs: Float64Array } {
+  const sum = new Float64Array(leading ? n : rows);
+  const abs = new Float64Array(sum.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < n; c++) {
+      const v = x[r * n + c]!;
+      const k = leading ? c : r;
+      sum[k]! += v;
+      abs[k]! += Math.abs(v);
+    }
+  }
+  return { sum, abs };
+}
+
+// [x shape, axes, keepDims, rows, n, leading]: the bias gradients and the attention's row sums.
+const SUMS: ReadonlyArray<readonly [number[], number[], boolean, number, number, boolean]> = [
+  [[1040, 192], [0], false, 1040, 192, true],
+  [[1024, 1024], [0], false, 1024, 1024, true],
+  [[16, 65, 192], [0, 1], false, 1040, 192, true],
+  [[1040, 576], [0], true, 1040, 576, true],
+  [[48, 65, 65], [2], false, 3120, 65, false],
+  [[48, 65, 65], [-1], true, 3120, 65, false],
+  [[1024, 129], [1], false, 1024, 129, false],
+];
+
+describe('Sum and Mean over leading or last axes on the addon', () => {
+  for (const [shape, axes, keepDims, rows, n, leading] of SUMS) {
+    it(`[${shape.join(', ')}] over [${axes.join(', ')}]${keepDims ? ' (keepDims)' : ''}: float64's sums within the bound, the same bits at 2 and 3 threads`, () => {
+      if (!present) return;
+      const x = randomArray(size(shape), rows + n);
+      x[7] = 1e4; // one large value among small ones
+      const results: Float32Array[] = [];
+      for (const threads of [2, 3]) {
+        const { native, calls } = counted(
+          nativeKernels({ threads }),
+          `sum ${threads} ${shape.join('x')} ${axes.join(',')}`,
+        );
+        registerWasmTrainingKernels({ native });
+        const got = tf.tidy(() => {
+          const y = tf.sum(tf.tensor(x, shape), axes, keepDims);
+          const mean = tf.mean(tf.tensor(x, shape), axes, keepDims);
+          return { shape: y.shape, y: y.dataSync() as Float32Array, mean: mean.dataSync() as Float32Array };
+        });
+        expect(calls()).toBe(2);
+        const want = tf.tidy(() => tf.sum(tf.zeros(shape), axes, keepDims).shape);
+        expect(got.shape).toEqual(want);
+        const count = leading ? rows : n;
+        // Mean: the addon's sum divided by the count, as native_sum.ts divides ONNX Runtime's.
+        expect(
+          sameBits(
+            got.mean,
+            got.y.map((v) => v / count),
+          ),
+        ).toBe(true);
+        results.push(got.y);
+      }
+      expect(sameBits(results[0]!, results[1]!)).toBe(true);
+      const { sum, abs } = f64Sums(x, rows, n, leading);
+      // Float32 accumulation over at most `rows` values: error below rows * 2^-24 * sum|x| (far
+      // below that in practice), plus the final rounding.
+      const bound = (k: number) => 2 ** -24 * (Math.min(rows, 1 << 13) * abs[k]! + Math.abs(sum[k]!));
+      const y = results[0]!;
+      let worst = 0;
+      for (let k = 0; k < y.length; k++) worst = Math.max(worst, Math.abs(y[k]! - sum[k]!) / bound(k));
+      expect(worst).toBeLessThanOrEqual(1);
+    });
+  }
+
+  it('one thread, other axes and small tensors keep ONNX Runtime or the shipped kernel', () => {
+    if (!present) return;
+    const x = randomArray(16 * 65 * 192, 5);
+    const check = (threads: number, axes: number[], shape: number[]) => {
+      const { native, calls } = counted(
+        nativeKernels({ threads }),
+        `sum fallback ${threads} ${axes.join(',')} ${shape.join('x')}`,
+      );
+      registerWasmTrainingKernels({ native });
+      const got = tf.tidy(() => tf.sum(tf.tensor(x.subarray(0, size(shape)), shape), axes).dataSync() as Float32Array);
+      expect(calls()).toBe(0);
+      return got;
+    };
+    const full = check(1, [0, 1], [16, 65, 192]); // one thread: ONNX Runtime
+    const { sum } = f64Sums(x, 1040, 192, true);
+    full.forEach((v, k) => expect(Math.abs(v - sum[k]!)).toBeLessThan(1e-3));
+    const middle = check(2, [1], [16, 65, 192]); // a middle axis
+    expect(middle.length).toBe(16 * 192);
+    expect(middle[0]).toBeCloseTo(
+      Array.from({ length: 65 }, (_, r) => x[r * 192]!).reduce((p, v) => p + v, 0),
+      3,
+    );
+    const all = check(2, [0, 1, 2], [16, 65, 192]); // every axis
+    expect(all[0]).toBeCloseTo(
+      x.reduce((p, v) => p + v, 0),
+      1,
+    );
+    const small = check(2, [0], [100, 64]); // below SIZE_THRESHOLD
+    expect(small[0]).toBeCloseTo(
+      Array.from({ length: 100 }, (_, r) => x[r * 64]!).reduce((p, v) => p + v, 0),
+      4,
+    );
+    const ints = tf.tidy(() => tf.sum(tf.ones([1024, 128], 'int32'), 0).dataSync());
+    expect(Array.from(ints).every((v) => v === 1024)).toBe(true);
+  });
+});

@@ -40,6 +40,18 @@ interface BatchNormAddon extends OneDnnAddon {
   addRows(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   gelu(threads: number, x: Float32Array, y: Float32Array, s: Float32Array): void;
   geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  // Transpose, Slice, SplitV and Concat copies (native/layout.cc).
+  transpose(threads: number, x: Float32Array, shape: Int32Array, perm: Int32Array, y: Float32Array): void;
+  slice(
+    threads: number,
+    x: Float32Array,
+    shape: Int32Array,
+    begin: Int32Array,
+    size: Int32Array,
+    y: Float32Array,
+  ): void;
+  splitRows(threads: number, x: Float32Array, outer: number, parts: Float32Array[]): void;
+  concatRows(threads: number, parts: Float32Array[], outer: number, y: Float32Array): void;
 }
 
 /**
@@ -101,6 +113,23 @@ export interface NativeBatchNorm {
   gelu(x: Float32Array, y: Float32Array, s: Float32Array): void;
   /** dx = dy gelu'(x) from x and the forward's s, as the wasm kernel `MrlGeluGrad` to the bit. */
   geluGrad(x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
+
+  // Transpose, Slice, SplitV and Concat (native/layout.cc, ../wasm/native_layout.ts): float32
+  // copies, the same bits as any copy.
+  /** y = x [shape] transposed by `perm` (output axis k is input axis perm[k]); rank 8 at most. */
+  transpose(x: Float32Array, shape: readonly number[], perm: readonly number[], y: Float32Array): void;
+  /** y = x [shape] from `begin`, `size` values along each axis. */
+  slice(
+    x: Float32Array,
+    shape: readonly number[],
+    begin: readonly number[],
+    size: readonly number[],
+    y: Float32Array,
+  ): void;
+  /** x [outer, W] into parts [outer, w_k] (each w_k its length / outer, summing to W): SplitV. */
+  splitRows(x: Float32Array, outer: number, parts: Float32Array[]): void;
+  /** The parts [outer, w_k] side by side into y [outer, sum w_k]: Concat. */
+  concatRows(parts: Float32Array[], outer: number, y: Float32Array): void;
 }
 
 /** The addon, where it is built and has the batch-norm kernels. */
@@ -111,7 +140,9 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.add === 'function' &&
     typeof lib.addRows === 'function' &&
     typeof lib.gelu === 'function' &&
-    typeof lib.geluGrad === 'function'
+    typeof lib.geluGrad === 'function' &&
+    typeof lib.transpose === 'function' &&
+    typeof lib.concatRows === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -181,6 +212,18 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     },
     geluGrad(x, s, dy, dx) {
       if (dx.length > 0) lib.geluGrad(threads, x, s, dy, dx);
+    },
+    transpose(x, shape, perm, y) {
+      lib.transpose(threads, x, Int32Array.from(shape), Int32Array.from(perm), y);
+    },
+    slice(x, shape, begin, size, y) {
+      lib.slice(threads, x, Int32Array.from(shape), Int32Array.from(begin), Int32Array.from(size), y);
+    },
+    splitRows(x, outer, parts) {
+      if (x.length > 0) lib.splitRows(threads, x, outer, parts);
+    },
+    concatRows(parts, outer, y) {
+      if (y.length > 0) lib.concatRows(threads, parts, outer, y);
     },
   };
 }

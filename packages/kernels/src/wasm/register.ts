@@ -21,6 +21,12 @@ import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createIdentityKernel } from './identity.js';
 import { createNativeAddKernel } from './native_add.js';
 import { createNativeGeluGradKernel, createNativeGeluKernel } from './native_gelu.js';
+import {
+  createNativeConcatKernel,
+  createNativeLayoutSplitVKernel,
+  createNativeSliceKernel,
+  createNativeTransposeKernel,
+} from './native_layout.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
 import { createNativeBatchMatMulKernel, createNativeFusedMatMulKernel } from './native_mat_mul.js';
@@ -131,10 +137,31 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   ],
   [
     tf.SplitV,
-    (get, native) =>
-      native === undefined ? passThrough(get(tf.SplitV)) : createNativeSplitVKernel(get(tf.SplitV), native),
+    (get, native) => {
+      if (native === undefined) return passThrough(get(tf.SplitV));
+      const split = createNativeSplitVKernel(get(tf.SplitV), native);
+      // ONNX Runtime's Split runs on one thread: at 2 threads or more large splits go to the addon.
+      return native.batchNorm === undefined || native.batchNorm.threads < 2
+        ? split
+        : createNativeLayoutSplitVKernel(split, native.batchNorm);
+    },
   ],
+  // Copies on the addon's threads at 2 threads or more (native_layout.ts); the shipped ones otherwise.
+  [tf.Transpose, (get, native) => onLayoutThreads(get(tf.Transpose), native, createNativeTransposeKernel)],
+  [tf.Concat, (get, native) => onLayoutThreads(get(tf.Concat), native, createNativeConcatKernel)],
+  [tf.Slice, (get, native) => onLayoutThreads(get(tf.Slice), native, createNativeSliceKernel)],
 ];
+
+/** `create(original)` where the addon's copies run on 2 threads or more; the shipped kernel otherwise. */
+function onLayoutThreads(
+  original: KernelConfig,
+  native: NativeKernels | undefined,
+  create: (original: KernelConfig, native: NonNullable<NativeKernels['batchNorm']>) => KernelConfig,
+): KernelConfig {
+  return native?.batchNorm === undefined || native.batchNorm.threads < 2
+    ? passThrough(original)
+    : create(original, native.batchNorm);
+}
 
 /** Kernels of our own (no shipped counterpart) that exist only on native kernels. */
 const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => KernelConfig]> = [
@@ -186,7 +213,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile`, row-copy `GatherV2` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
  * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels, at 2 threads or more)
- * large same-shape Add, GELU and its gradient run on it, and the fused softmax cross-entropy kernels are added. The
+ * large same-shape Add, GELU and its gradient, and large Transpose, SplitV, Concat and Slice copies run on it, and the fused softmax cross-entropy kernels are added. The
  * replaced kernels keep the shipped ones as building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking

@@ -35,6 +35,9 @@ constexpr int64_t kParallelValues = 65536;
 constexpr int64_t kTile = 32;
 constexpr int kMaxRank = 8;
 
+// Copies n floats (memcpy measured faster than an inlined vector loop even for a head's 64).
+inline void copyRun(float* y, const float* x, int64_t n) { std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float)); }
+
 int threadsFor(int threads, int64_t values, int64_t units) {
   return values < kParallelValues ? 1 : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, units)));
 }
@@ -66,7 +69,7 @@ void copyRuns(int threads, const float* x, float* y, int64_t run, int64_t base, 
       offset += index[k] * strides[k];
     }
     for (int64_t r = r0; r < r1; ++r) {
-      std::memcpy(y + r * run + at, x + offset + at, static_cast<size_t>(len) * sizeof(float));
+      copyRun(y + r * run + at, x + offset + at, len);
       // Next row: an odometer over dims.
       for (int k = rank - 1; k >= 0; --k) {
         offset += strides[k];
@@ -239,9 +242,9 @@ void splitOrConcat(int threads, bool toParts, float* whole, const std::vector<fl
       float* a = whole + r * width + p.wholeAt;
       float* b = parts[p.part] + r * w + p.at;
       if (toParts) {
-        std::memcpy(b, a, static_cast<size_t>(p.len) * sizeof(float));
+        copyRun(b, a, p.len);
       } else {
-        std::memcpy(a, b, static_cast<size_t>(p.len) * sizeof(float));
+        copyRun(a, b, p.len);
       }
     }
   }

@@ -29,8 +29,12 @@ namespace {
 
 // About 64 KiB of floats per unit of work.
 constexpr int64_t kBlock = 16384;
-// Below this many values a call runs on the calling thread alone (waking a thread costs more).
-constexpr int64_t kParallelValues = 65536;
+// Each thread a copy wakes gets this many values at least (512 KiB): a copy is ~0.2 ns a value on
+// one thread here (a third of GELU's), so below 256K values a call runs on the calling thread
+// alone, and larger ones on one thread per 128K values, up to the thread count. Waking a sleeping
+// OpenMP thread costs tens of microseconds on an idle machine, and 0.5-0.7 ms on this 2-core
+// container under other processes' load (measured for the addon's Add as well).
+constexpr int64_t kValuesPerThread = 131072;
 // Side of the square tiles of a transpose that moves the innermost axis (32 floats: two cache lines).
 constexpr int64_t kTile = 32;
 constexpr int kMaxRank = 8;
@@ -39,7 +43,8 @@ constexpr int kMaxRank = 8;
 inline void copyRun(float* y, const float* x, int64_t n) { std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float)); }
 
 int threadsFor(int threads, int64_t values, int64_t units) {
-  return values < kParallelValues ? 1 : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, units)));
+  const int64_t use = std::min<int64_t>({threads, units, values / kValuesPerThread});
+  return static_cast<int>(std::max<int64_t>(1, use));
 }
 
 // Copies rows of `run` floats: output row r (rows enumerated row-major over `dims`) is y[r * run ..]

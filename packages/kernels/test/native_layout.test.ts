@@ -279,6 +279,42 @@ describe('Transpose, SplitV, Concat and Slice on the addon', () => {
     });
   }
 
+  it("attention's head split and merge, and its gradient: the bits of the kernels replaced, at 2 threads", () => {
+    if (!present) return;
+    // ViT-tiny's shapes: qkv [16, 65, 576] -> [16, 65, 9, 64] -> [16, 9, 65, 64] -> q, k, v; the
+    // heads back to [16, 65, 192]; a prefix slice. The gradient runs Transpose, Concat, Slice's
+    // pad and SplitV's concat the other way.
+    const qkv = randomArray(16 * 65 * 576, 50);
+    const w = randomArray(16 * 65 * 192, 51);
+    /** The sliced prefix and the gradient of sum(prefix w) with respect to qkv. */
+    const forwardAndGrad = (): Float32Array[] =>
+      tf.tidy(() => {
+        const prefixOf = (x: tf.Tensor): tf.Tensor => {
+          const heads = tf.transpose(tf.reshape(x, [16, 65, 9, 64]), [0, 2, 1, 3]);
+          const [q, k, v] = tf.split(heads, 3, 1);
+          const mixed = tf.concat([tf.mul(q!, 2), tf.add(k!, v!), v!], 1);
+          const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [16 * 65, 576]);
+          return tf.slice(merged, [0, 0], [-1, 192]);
+        };
+        const x = tf.tensor(qkv, [16, 65, 576]);
+        const weights = tf.tensor(w, [16 * 65, 192]);
+        const grad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(prefixOf(t), weights)))(x);
+        return [prefixOf(x), grad].map((t) => (t.dataSync() as Float32Array).slice());
+      });
+    // The reference: 2 threads without the addon's kernels.
+    const shipped = nativeKernels({ threads: 2, batchNorm: 'wasm' });
+    expect(shipped.batchNorm).toBeUndefined();
+    registerWasmTrainingKernels({ native: shipped });
+    const [prefix1, grad1] = forwardAndGrad();
+    const two = counted(nativeKernels({ threads: 2 }), 'layout attention test 2');
+    registerWasmTrainingKernels({ native: two.native });
+    const [prefix2, grad2] = forwardAndGrad();
+    expect(two.calls()).toBeGreaterThanOrEqual(10); // 2 transposes, split, concat, slice each way
+    expect(new Uint32Array(prefix2!.buffer)).toEqual(new Uint32Array(prefix1!.buffer));
+    expect(new Uint32Array(grad2!.buffer)).toEqual(new Uint32Array(grad1!.buffer));
+    expect(grad1!.some((g) => g !== 0)).toBe(true);
+  });
+
   it('the addon refuses bad shapes, permutations and lengths', () => {
     if (!present) return;
     const raw = loadAddon() as unknown as Record<string, (...args: unknown[]) => void>;

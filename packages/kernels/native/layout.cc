@@ -329,7 +329,9 @@ napi_value Transpose(napi_env env, napi_callback_info info) {
   }
   float *x, *y;
   size_t nx, ny;
-  if (!floatArg(env, argv[1], &x, &nx, "transpose x") || !floatArg(env, argv[4], &y, &ny, "transpose y")) return nullptr;
+  if (!floatArg(env, argv[1], &x, &nx, "transpose x") || !floatArg(env, argv[4], &y, &ny, "transpose y")) {
+    return nullptr;
+  }
   const int64_t total = product(shape);
   if (!lengthIs(env, nx, total, "transpose", "x") || !lengthIs(env, ny, total, "transpose", "y")) return nullptr;
   if (total > 0) transpose(threads, x, y, shape, perm);
@@ -348,7 +350,7 @@ napi_value Slice(napi_env env, napi_callback_info info) {
   std::vector<int64_t> shape, begin, size;
   if (!intsArg(env, argv[2], -1, "slice", "shape", &shape)) return nullptr;
   const int n = static_cast<int>(shape.size());
-  if (n < 1) return fail(env, "slice shape has rank 0"), nullptr;
+  if (n < 1 || n > kMaxRank) return fail(env, "slice shape has rank " + std::to_string(n) + ", 1 to 8"), nullptr;
   if (!intsArg(env, argv[3], n, "slice", "begin", &begin) || !intsArg(env, argv[4], n, "slice", "size", &size)) {
     return nullptr;
   }
@@ -362,7 +364,9 @@ napi_value Slice(napi_env env, napi_callback_info info) {
   float *x, *y;
   size_t nx, ny;
   if (!floatArg(env, argv[1], &x, &nx, "slice x") || !floatArg(env, argv[5], &y, &ny, "slice y")) return nullptr;
-  if (!lengthIs(env, nx, product(shape), "slice", "x") || !lengthIs(env, ny, product(size), "slice", "y")) return nullptr;
+  if (!lengthIs(env, nx, product(shape), "slice", "x") || !lengthIs(env, ny, product(size), "slice", "y")) {
+    return nullptr;
+  }
   if (product(size) > 0) slice(threads, x, y, shape, begin, size);
   return nullptr;
 }

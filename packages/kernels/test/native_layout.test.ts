@@ -335,6 +335,19 @@ describe('Transpose, SplitV, Concat and Slice on the addon', () => {
     expect(() => raw['slice']!(2, f(6), i(2, 3), i(1, 1), i(1, 3), f(3))).toThrow(
       'onednn: slice axis 1 takes 1 + 3 of 3 values',
     );
+    expect(() =>
+      raw['slice']!(
+        2,
+        f(1),
+        i(1, 1, 1, 1, 1, 1, 1, 1, 1),
+        i(0, 0, 0, 0, 0, 0, 0, 0, 0),
+        i(1, 1, 1, 1, 1, 1, 1, 1, 1),
+        f(1),
+      ),
+    ).toThrow('onednn: slice shape has rank 9, 1 to 8');
+    expect(() => raw['transpose']!(2, f(1), i(1, 1, 1, 1, 1, 1, 1, 1, 1), i(0, 1, 2, 3, 4, 5, 6, 7, 8), f(1))).toThrow(
+      'onednn: transpose shape has rank 9, at most 8',
+    );
     expect(() => raw['splitRows']!(2, f(12), 4, [f(4), f(6)])).toThrow(
       'onednn: splitRows part 1 has 6 values, not a multiple of outer 4',
     );

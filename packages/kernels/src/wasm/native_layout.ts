@@ -8,9 +8,9 @@
 // extent). Copies: the same bits as the kernels they replace, at every thread count.
 // Registered at 2 threads or more only (register.ts); other dtypes, empty tensors and tensors
 // under LAYOUT_THRESHOLD values keep the kernel they replace. bench/layout-threads.mjs, on one
-// thread: the addon's copies cost the same as the shipped kernels' at 8K-16K values and 0.3-0.8x
-// from 32K (ViT's q|k|v SplitV 0.12 ms against ONNX Runtime's 1.66 ms, BERT's prefix Slice 0.04
-// against 0.70 ms; BERT's [8,4,64,128] 2-D transpose alone 1.2x, 0.19 against 0.15 ms).
+// thread: the addon's copies cost the same as the shipped kernels' at 8K-16K values and 0.2-0.7x
+// from 32K (ViT's q|k|v SplitV 0.14 ms against ONNX Runtime's 1.70 ms, BERT's prefix Slice 0.04
+// against 0.69 ms, BERT's [8,4,64,128] 2-D transpose 0.06 against 0.15 ms; Concat the same).
 import * as tf from '@tensorflow/tfjs';
 import type { ConcatAttrs, KernelConfig, SliceAttrs, SplitVAttrs, TensorInfo, TransposeAttrs } from '@tensorflow/tfjs';
 

@@ -30,12 +30,6 @@ namespace {
 
 // About 64 KiB of floats per unit of work.
 constexpr int64_t kBlock = 16384;
-// Each thread a copy wakes gets this many values at least (512 KiB): a copy is ~0.2 ns a value on
-// one thread here (a third of GELU's), so below 256K values a call runs on the calling thread
-// alone, and larger ones on one thread per 128K values, up to the thread count. Waking a sleeping
-// OpenMP thread costs tens of microseconds on an idle machine, and 0.5-0.7 ms on this 2-core
-// container under other processes' load (measured for the addon's Add as well).
-constexpr int64_t kValuesPerThread = 131072;
 // Side of the square tiles of a transpose that moves the innermost axis (32 floats: two cache lines).
 constexpr int64_t kTile = 32;
 constexpr int kMaxRank = 8;
@@ -43,9 +37,10 @@ constexpr int kMaxRank = 8;
 // Copies n floats (memcpy measured faster than an inlined vector loop even for a head's 64).
 inline void copyRun(float* y, const float* x, int64_t n) { std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float)); }
 
-int threadsFor(int threads, int64_t values, int64_t units) {
-  const int64_t use = std::min<int64_t>({threads, units, values / kValuesPerThread});
-  return static_cast<int>(std::max<int64_t>(1, use));
+// The caller picks the thread count from the size (src/native/onednn_batch_norm.ts: one thread
+// per 256K values), so that the tests can run the threaded loops on small arrays.
+int threadsFor(int threads, int64_t units) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, units)));
 }
 
 // Copies rows of `run` floats: output row r (rows enumerated row-major over `dims`) is y[r * run ..]
@@ -62,7 +57,7 @@ void copyRuns(int threads, const float* x, float* y, int64_t run, int64_t base, 
   const int64_t rowBlocks = (rows + rowsPer - 1) / rowsPer;
   const int64_t units = rowBlocks * pieces;
   const int rank = static_cast<int>(dims.size());
-#pragma omp parallel for num_threads(threadsFor(threads, rows * run, units)) schedule(static)
+#pragma omp parallel for num_threads(threadsFor(threads, units)) schedule(static)
   for (int64_t u = 0; u < units; ++u) {
     const int64_t block = u / pieces, p = u % pieces;
     const int64_t r0 = block * rowsPer, r1 = std::min(rows, r0 + rowsPer);
@@ -126,7 +121,7 @@ void transposeTiles(int threads, const float* x, float* y, int64_t M, int64_t N,
   const int64_t tilesM = (M + kTile - 1) / kTile, tilesN = (N + kTile - 1) / kTile;
   const int64_t units = outer * tilesM * tilesN;
   const int rank = static_cast<int>(dims.size());
-#pragma omp parallel for num_threads(threadsFor(threads, outer * M * N, units)) schedule(static)
+#pragma omp parallel for num_threads(threadsFor(threads, units)) schedule(static)
   for (int64_t u = 0; u < units; ++u) {
     int64_t rest = u / (tilesM * tilesN);
     const int64_t tile = u % (tilesM * tilesN);
@@ -275,7 +270,7 @@ void splitOrConcat(int threads, bool toParts, float* whole, const std::vector<fl
   const int64_t rowBlocks = (outer + rowsPer - 1) / rowsPer;
   const int64_t count = static_cast<int64_t>(pieces.size());
   const int64_t units = rowBlocks * count;
-#pragma omp parallel for num_threads(threadsFor(threads, outer * width, units)) schedule(static)
+#pragma omp parallel for num_threads(threadsFor(threads, units)) schedule(static)
   for (int64_t u = 0; u < units; ++u) {
     const Piece& p = pieces[u % count];
     const int64_t r0 = (u / count) * rowsPer, r1 = std::min(outer, r0 + rowsPer);

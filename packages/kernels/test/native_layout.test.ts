@@ -86,28 +86,28 @@ const CASES: Case[] = [
   // BERT-mini: k transposed back ([8,4,64,128] -> [8,4,128,64]): a batched 2-D transpose.
   { name: 'Transpose [8,4,64,128] perm [0,1,3,2]', inputs: [[[8, 4, 64, 128], 3]], op: t([0, 1, 3, 2]), calls: 1 },
   { name: 'Transpose [300,257] perm [1,0]', inputs: [[[300, 257], 4]], op: t([1, 0]), calls: 1 },
-  { name: 'Transpose [2,400,330] perm [1,2,0]', inputs: [[[2, 400, 330], 5]], op: t([1, 2, 0]), calls: 1 },
+  { name: 'Transpose [2,200,300] perm [1,2,0]', inputs: [[[2, 200, 300], 5]], op: t([1, 2, 0]), calls: 1 },
   {
-    name: 'Transpose [3,1,37,5,480] perm [4,2,1,0,3] (a size-1 axis, the innermost moved)',
-    inputs: [[[3, 1, 37, 5, 480], 6]],
+    name: 'Transpose [3,1,37,5,131] perm [4,2,1,0,3] (a size-1 axis, the innermost moved)',
+    inputs: [[[3, 1, 37, 5, 131], 6]],
     op: t([4, 2, 1, 0, 3]),
     calls: 1,
   },
   {
-    name: 'Transpose [4,5,6,7,8,40] perm [5,3,1,0,2,4] (rank 6)',
-    inputs: [[[4, 5, 6, 7, 8, 40], 7]],
+    name: 'Transpose [4,5,6,7,8,11] perm [5,3,1,0,2,4] (rank 6)',
+    inputs: [[[4, 5, 6, 7, 8, 11], 7]],
     op: t([5, 3, 1, 0, 2, 4]),
     calls: 1,
   },
   {
-    name: 'Transpose [2,3,5,7,11,120] perm [2,3,0,1,4,5] (merged to [2*3, 5*7, 11*120] perm [1,0,2])',
-    inputs: [[[2, 3, 5, 7, 11, 120], 8]],
+    name: 'Transpose [2,3,5,7,11,31] perm [2,3,0,1,4,5] (merged to [2*3, 5*7, 11*31] perm [1,0,2])',
+    inputs: [[[2, 3, 5, 7, 11, 31], 8]],
     op: t([2, 3, 0, 1, 4, 5]),
     calls: 1,
   },
   {
-    name: 'Transpose [1,270000,1] perm [2,1,0] (only size-1 axes move: one copy)',
-    inputs: [[[1, 270000, 1], 9]],
+    name: 'Transpose [1,70000,1] perm [2,1,0] (only size-1 axes move: one copy)',
+    inputs: [[[1, 70000, 1], 9]],
     op: t([2, 1, 0]),
     calls: 1,
   },
@@ -124,15 +124,15 @@ const CASES: Case[] = [
     calls: 1,
   },
   {
-    name: 'SplitV [3,90000] into [40000,50000] on axis -1 (runs longer than a work unit)',
-    inputs: [[[3, 90000], 12]],
-    op: (xs) => tf.split(xs[0]!, [40000, 50000], -1),
+    name: 'SplitV [3,50000] into [20000,30000] on axis -1 (runs longer than a work unit)',
+    inputs: [[[3, 50000], 12]],
+    op: (xs) => tf.split(xs[0]!, [20000, 30000], -1),
     calls: 1,
   },
   {
-    name: 'SplitV [400,7,100] into [130,270] on axis 0',
-    inputs: [[[400, 7, 100], 13]],
-    op: (xs) => tf.split(xs[0]!, [130, 270], 0),
+    name: 'SplitV [100,7,100] into [30,70] on axis 0',
+    inputs: [[[100, 7, 100], 13]],
+    op: (xs) => tf.split(xs[0]!, [30, 70], 0),
     calls: 1,
   },
   {
@@ -155,10 +155,10 @@ const CASES: Case[] = [
     calls: 1,
   },
   {
-    name: 'Concat [140000,1], [130000,1], [7,1] on axis 0 (one row: pieces of the runs)',
+    name: 'Concat [40000,1], [30000,1], [7,1] on axis 0 (one row: pieces of the runs)',
     inputs: [
-      [[140000, 1], 19],
-      [[130000, 1], 20],
+      [[40000, 1], 19],
+      [[30000, 1], 20],
       [[7, 1], 21],
     ],
     op: (xs) => tf.concat(xs, 0),
@@ -171,20 +171,20 @@ const CASES: Case[] = [
     calls: 1,
   },
   {
-    name: 'Slice [4,400,300] from [1,2,7] size [3,380,250]',
-    inputs: [[[4, 400, 300], 23]],
-    op: (xs) => tf.slice(xs[0]!, [1, 2, 7], [3, 380, 250]),
+    name: 'Slice [4,100,300] from [1,2,7] size [3,90,250]',
+    inputs: [[[4, 100, 300], 23]],
+    op: (xs) => tf.slice(xs[0]!, [1, 2, 7], [3, 90, 250]),
     calls: 1,
   },
   {
-    name: 'Slice [300000] from 5 size 270000 (one run)',
-    inputs: [[[300000], 24]],
-    op: (xs) => tf.slice(xs[0]!, [5], [270000]),
+    name: 'Slice [100000] from 5 size 70000 (one run)',
+    inputs: [[[100000], 24]],
+    op: (xs) => tf.slice(xs[0]!, [5], [70000]),
     calls: 1,
   },
   {
-    name: 'Slice [2,3,480,200] row 1 of axis 0, all the rest (inner axes merged)',
-    inputs: [[[2, 3, 480, 200], 25]],
+    name: 'Slice [2,3,120,200] row 1 of axis 0, all the rest (inner axes merged)',
+    inputs: [[[2, 3, 120, 200], 25]],
     op: (xs) => tf.slice(xs[0]!, [1, 0, 0, 0], [1, -1, -1, -1]),
     calls: 1,
   },
@@ -242,16 +242,105 @@ describe('Transpose, SplitV, Concat and Slice on the addon', () => {
     expect(16 * 65 * 3 * 4).toBeLessThan(LAYOUT_THRESHOLD);
   });
 
-  it('the cases for the addon but its 32K-256K ones are large enough for 2 threads (native/layout.cc)', () => {
-    const oneThread = ['Transpose [16,3,65,64]', 'Transpose [300,257]', 'Slice [1024,256] to [1024,64]'];
-    for (const c of CASES) {
-      if (c.calls === 0 || oneThread.some((s) => c.name.startsWith(s))) continue;
-      const n = tf.tidy(() => {
-        const got = c.op(c.inputs.map(([shape]) => tf.zeros(shape)));
-        return (Array.isArray(got) ? got : [got]).reduce((s, o) => s + o.size, 0);
+  it("the addon's copies at 1, 2 and 3 threads: the cpu backend's bits (threads forced on small arrays)", async () => {
+    if (!present) return;
+    const raw = loadAddon() as unknown as Record<string, (...args: unknown[]) => void>;
+    const i32 = (v: readonly number[]): Int32Array => Int32Array.from(v);
+    const bits = (v: Float32Array): number[] => Array.from(new Uint32Array(v.buffer, v.byteOffset, v.length));
+    await tf.setBackend('cpu');
+    const check = (what: string, want: Float32Array[], run: (threads: number) => Float32Array[]): void => {
+      for (const threads of [1, 2, 3]) {
+        expect(run(threads).map(bits), `${what} at ${threads} threads`).toEqual(want.map(bits));
+      }
+    };
+    const size = (shape: readonly number[]): number => shape.reduce((p, d) => p * d, 1);
+    for (const [shape, perm] of [
+      [
+        [3, 1, 37, 5, 131],
+        [4, 2, 1, 0, 3],
+      ],
+      [
+        [4, 5, 6, 7, 8, 11],
+        [5, 3, 1, 0, 2, 4],
+      ],
+      [
+        [2, 3, 5, 7, 11, 31],
+        [2, 3, 0, 1, 4, 5],
+      ],
+      [
+        [300, 257],
+        [1, 0],
+      ],
+      [
+        [1, 70000, 1],
+        [2, 1, 0],
+      ],
+      [
+        [16, 3, 65, 64],
+        [0, 2, 1, 3],
+      ],
+      [
+        [1024, 128, 2],
+        [1, 0, 2],
+      ],
+    ] as const) {
+      const x = values(size(shape), 60);
+      const want = tf.tidy(() => tf.transpose(tf.tensor(x, [...shape]), [...perm]).dataSync() as Float32Array);
+      check(`transpose [${shape}] by [${perm}]`, [want], (threads) => {
+        const y = new Float32Array(x.length);
+        raw['transpose']!(threads, x, i32(shape), i32(perm), y);
+        return [y];
       });
-      expect(n, c.name).toBeGreaterThanOrEqual(2 * 131072);
     }
+    for (const [shape, begin, sizes] of [
+      [
+        [4, 100, 300],
+        [1, 2, 7],
+        [3, 90, 250],
+      ],
+      [[100000], [5], [70000]],
+      [
+        [2, 3, 120, 200],
+        [1, 0, 0, 0],
+        [1, 3, 120, 200],
+      ],
+      [
+        [1024, 256],
+        [0, 0],
+        [1024, 64],
+      ],
+    ] as const) {
+      const x = values(size(shape), 61);
+      const want = tf.tidy(() => tf.slice(tf.tensor(x, [...shape]), [...begin], [...sizes]).dataSync() as Float32Array);
+      check(`slice [${shape}] at [${begin}] of [${sizes}]`, [want], (threads) => {
+        const y = new Float32Array(size(sizes));
+        raw['slice']!(threads, x, i32(shape), i32(begin), i32(sizes), y);
+        return [y];
+      });
+    }
+    for (const [shape, axis, sizes] of [
+      [[3, 50000], 1, [20000, 30000]],
+      [[100, 7, 100], 0, [30, 70]],
+      [[1024, 256], 1, [8, 8, 16, 32, 192]],
+      [[16, 9, 65, 64], 1, [3, 3, 3]],
+    ] as const) {
+      const x = values(size(shape), 62);
+      const outer = size(shape.slice(0, axis));
+      const parts = tf.tidy(() =>
+        tf.split(tf.tensor(x, [...shape]), [...sizes], axis).map((t) => t.dataSync() as Float32Array),
+      );
+      check(`splitRows [${shape}] on axis ${axis}`, parts, (threads) => {
+        const got = parts.map((p) => new Float32Array(p.length));
+        raw['splitRows']!(threads, x, outer, got);
+        return got;
+      });
+      check(`concatRows to [${shape}] on axis ${axis}`, [x], (threads) => {
+        const y = new Float32Array(x.length);
+        raw['concatRows']!(threads, parts, outer, y);
+        return [y];
+      });
+    }
+    await tf.setBackend('wasm');
   });
 
   for (const c of CASES) {

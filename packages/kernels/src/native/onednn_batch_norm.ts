@@ -155,6 +155,15 @@ export function oneDnnBatchNormAvailable(): boolean {
 const NO_VALUES = new Float32Array(0);
 
 /**
+ * Values per thread of the layout copies (Transpose, Slice, SplitV, Concat; none below twice
+ * this). A copy costs ~0.2 ns a value on one thread, a third of GELU's; waking a sleeping OpenMP
+ * thread costs tens of microseconds on an idle machine, and took 0.5-0.8 ms on the 2-core container
+ * under other processes' load (the addon's Add as well), where BERT-mini's 262K-value head
+ * transposes ran slower on 2 threads than on one (bench/speed.mjs --profile).
+ */
+export const LAYOUT_VALUES_PER_THREAD = 1 << 18;
+
+/**
  * Batch norm on the addon's `threads` OpenMP threads; `undefined` when the addon is not built,
  * does not load, predates these kernels or is turned off (`MRL_ONEDNN=off`); with `required`,
  * that is an `MrlError` instead.
@@ -174,6 +183,9 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     );
   }
   const { threads } = options;
+  // The layout copies wake one thread per LAYOUT_VALUES_PER_THREAD values.
+  const copyThreads = (values: number): number =>
+    Math.max(1, Math.min(threads, Math.floor(values / LAYOUT_VALUES_PER_THREAD)));
   const dims = (rows: number, channels: number, relu: boolean): Int32Array =>
     Int32Array.of(threads, rows, channels, relu ? 1 : 0);
   return {
@@ -214,16 +226,17 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
       if (dx.length > 0) lib.geluGrad(threads, x, s, dy, dx);
     },
     transpose(x, shape, perm, y) {
-      lib.transpose(threads, x, Int32Array.from(shape), Int32Array.from(perm), y);
+      lib.transpose(copyThreads(y.length), x, Int32Array.from(shape), Int32Array.from(perm), y);
     },
     slice(x, shape, begin, size, y) {
-      lib.slice(threads, x, Int32Array.from(shape), Int32Array.from(begin), Int32Array.from(size), y);
+      const [s, b, n] = [shape, begin, size].map((v) => Int32Array.from(v)) as [Int32Array, Int32Array, Int32Array];
+      lib.slice(copyThreads(y.length), x, s, b, n, y);
     },
     splitRows(x, outer, parts) {
-      if (x.length > 0) lib.splitRows(threads, x, outer, parts);
+      if (x.length > 0) lib.splitRows(copyThreads(x.length), x, outer, parts);
     },
     concatRows(parts, outer, y) {
-      if (y.length > 0) lib.concatRows(threads, parts, outer, y);
+      if (y.length > 0) lib.concatRows(copyThreads(y.length), parts, outer, y);
     },
   };
 }

@@ -4,7 +4,7 @@
 # its elementwise sums, ReLU and GELU), SGD and AdamW updates of batch_norm.cc, sgd_update.cc and
 # adamw_update.cc) into build/onednn.node, offline: one g++ call against Node's own headers (Debian's nodejs package,
 # /usr/include/node) and Debian's libdnnl-dev. node-gyp is not needed for one file (and would
-# fetch headers without --nodedir).
+# fetch headers without --nodedir). layout.cc: the Transpose, Slice, SplitV and Concat copies.
 # Exits 0 with one line when something is missing: the addon is optional, and without it the
 # convolutions run on ONNX Runtime as before.
 set -euo pipefail
@@ -43,6 +43,7 @@ mkdir -p build
 # Built beside the final name, then renamed: a half-written addon is never loaded.
 "$cxx" -std=c++17 -O2 -ffp-contract=off -fno-math-errno -fPIC -shared -fopenmp -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
-  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc binary.cc -o build/onednn.node.tmp -ldnnl
+  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc binary.cc \
+  layout.cc -o build/onednn.node.tmp -ldnnl
 mv build/onednn.node.tmp build/onednn.node
 echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

@@ -47,6 +47,11 @@ napi_value OneDnnSumLast(napi_env env, napi_callback_info info);
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 // The AdamW update on OpenMP threads (adamw_update.cc).
 napi_value OneDnnAdamW(napi_env env, napi_callback_info info);
+// Transpose, Slice, SplitV and Concat copies on OpenMP threads (layout.cc).
+napi_value OneDnnTranspose(napi_env env, napi_callback_info info);
+napi_value OneDnnSlice(napi_env env, napi_callback_info info);
+napi_value OneDnnSplitRows(napi_env env, napi_callback_info info);
+napi_value OneDnnConcatRows(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -322,6 +327,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sumLast", nullptr, OneDnnSumLast, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdMomentum", nullptr, OneDnnSgdMomentum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamW", nullptr, OneDnnAdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"transpose", nullptr, OneDnnTranspose, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"slice", nullptr, OneDnnSlice, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"splitRows", nullptr, OneDnnSplitRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"concatRows", nullptr, OneDnnConcatRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

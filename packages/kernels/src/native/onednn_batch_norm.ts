@@ -44,6 +44,18 @@ interface BatchNormAddon extends OneDnnAddon {
   broadcastBinary(threads: number, dims: Int32Array, a: Float32Array, b: Float32Array, y: Float32Array): void;
   sumLeading(threads: number, dims: Int32Array, x: Float32Array, y: Float32Array): void;
   sumLast(threads: number, dims: Int32Array, x: Float32Array, y: Float32Array): void;
+  // Transpose, Slice, SplitV and Concat copies (native/layout.cc).
+  transpose(threads: number, x: Float32Array, shape: Int32Array, perm: Int32Array, y: Float32Array): void;
+  slice(
+    threads: number,
+    x: Float32Array,
+    shape: Int32Array,
+    begin: Int32Array,
+    size: Int32Array,
+    y: Float32Array,
+  ): void;
+  splitRows(threads: number, x: Float32Array, outer: number, parts: Float32Array[]): void;
+  concatRows(threads: number, parts: Float32Array[], outer: number, y: Float32Array): void;
 }
 
 /**
@@ -124,6 +136,22 @@ export interface NativeBatchNorm {
   sumLeading(rows: number, n: number, x: Float32Array, y: Float32Array): void;
   /** y [rows] = the sum of each row of x [rows, n]: the same bits at every thread count. */
   sumLast(rows: number, n: number, x: Float32Array, y: Float32Array): void;
+  // Transpose, Slice, SplitV and Concat (native/layout.cc, ../wasm/native_layout.ts): float32
+  // copies, the same bits as any copy.
+  /** y = x [shape] transposed by `perm` (output axis k is input axis perm[k]); rank 8 at most. */
+  transpose(x: Float32Array, shape: readonly number[], perm: readonly number[], y: Float32Array): void;
+  /** y = x [shape] from `begin`, `size` values along each axis. */
+  slice(
+    x: Float32Array,
+    shape: readonly number[],
+    begin: readonly number[],
+    size: readonly number[],
+    y: Float32Array,
+  ): void;
+  /** x [outer, W] into parts [outer, w_k] (each w_k its length / outer, summing to W): SplitV. */
+  splitRows(x: Float32Array, outer: number, parts: Float32Array[]): void;
+  /** The parts [outer, w_k] side by side into y [outer, sum w_k]: Concat. */
+  concatRows(parts: Float32Array[], outer: number, y: Float32Array): void;
 }
 
 /** The operations of {@link NativeBatchNorm.broadcastBinary}. */
@@ -141,7 +169,9 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.geluGrad === 'function' &&
     typeof lib.broadcastBinary === 'function' &&
     typeof lib.sumLeading === 'function' &&
-    typeof lib.sumLast === 'function'
+    typeof lib.sumLast === 'function' &&
+    typeof lib.transpose === 'function' &&
+    typeof lib.concatRows === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -152,6 +182,15 @@ export function oneDnnBatchNormAvailable(): boolean {
 }
 
 const NO_VALUES = new Float32Array(0);
+
+/**
+ * Values per thread of the layout copies (Transpose, Slice, SplitV, Concat; none below twice
+ * this). A copy costs ~0.2 ns a value on one thread, a third of GELU's; waking a sleeping OpenMP
+ * thread costs tens of microseconds on an idle machine, and took 0.5-0.8 ms on the 2-core container
+ * under other processes' load (the addon's Add as well), where BERT-mini's 262K-value head
+ * transposes ran slower on 2 threads than on one (bench/speed.mjs --profile).
+ */
+export const LAYOUT_VALUES_PER_THREAD = 1 << 18;
 
 /**
  * Batch norm on the addon's `threads` OpenMP threads; `undefined` when the addon is not built,
@@ -173,6 +212,9 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     );
   }
   const { threads } = options;
+  // The layout copies wake one thread per LAYOUT_VALUES_PER_THREAD values.
+  const copyThreads = (values: number): number =>
+    Math.max(1, Math.min(threads, Math.floor(values / LAYOUT_VALUES_PER_THREAD)));
   const dims = (rows: number, channels: number, relu: boolean): Int32Array =>
     Int32Array.of(threads, rows, channels, relu ? 1 : 0);
   return {
@@ -224,6 +266,19 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
       if (rows === 0) return;
       if (n === 0) y.fill(0);
       else lib.sumLast(threads, Int32Array.of(rows, n), x, y);
+    },
+    transpose(x, shape, perm, y) {
+      lib.transpose(copyThreads(y.length), x, Int32Array.from(shape), Int32Array.from(perm), y);
+    },
+    slice(x, shape, begin, size, y) {
+      const [s, b, n] = [shape, begin, size].map((v) => Int32Array.from(v)) as [Int32Array, Int32Array, Int32Array];
+      lib.slice(copyThreads(y.length), x, s, b, n, y);
+    },
+    splitRows(x, outer, parts) {
+      if (x.length > 0) lib.splitRows(copyThreads(x.length), x, outer, parts);
+    },
+    concatRows(parts, outer, y) {
+      if (y.length > 0) lib.concatRows(copyThreads(y.length), parts, outer, y);
     },
   };
 }

@@ -22,6 +22,12 @@ import { createIdentityKernel } from './identity.js';
 import { createNativeAddKernel } from './native_add.js';
 import { createNativeBinaryKernel, createNativeRowSumKernel } from './native_binary.js';
 import { createNativeGeluGradKernel, createNativeGeluKernel } from './native_gelu.js';
+import {
+  createNativeConcatKernel,
+  createNativeLayoutSplitVKernel,
+  createNativeSliceKernel,
+  createNativeTransposeKernel,
+} from './native_layout.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import type { NativeBatchNorm } from '../native/onednn_batch_norm.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
@@ -148,9 +154,19 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   ],
   [
     tf.SplitV,
-    (get, native) =>
-      native === undefined ? passThrough(get(tf.SplitV)) : createNativeSplitVKernel(get(tf.SplitV), native),
+    (get, native) => {
+      if (native === undefined) return passThrough(get(tf.SplitV));
+      const split = createNativeSplitVKernel(get(tf.SplitV), native);
+      // ONNX Runtime's Split runs on one thread: at 2 threads or more large splits go to the addon.
+      return native.batchNorm === undefined || native.batchNorm.threads < 2
+        ? split
+        : createNativeLayoutSplitVKernel(split, native.batchNorm);
+    },
   ],
+  // Copies on the addon's threads at 2 threads or more (native_layout.ts); the shipped ones otherwise.
+  [tf.Transpose, (get, native) => onAddonThreads(get(tf.Transpose), native, createNativeTransposeKernel)],
+  [tf.Concat, (get, native) => onAddonThreads(get(tf.Concat), native, createNativeConcatKernel)],
+  [tf.Slice, (get, native) => onAddonThreads(get(tf.Slice), native, createNativeSliceKernel)],
 ];
 
 /** Kernels of our own (no shipped counterpart) that exist only on native kernels. */
@@ -217,7 +233,8 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile`, row-copy `GatherV2` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
  * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels, at 2 threads or more)
- * large same-shape Add, GELU and its gradient, Multiply, Sub and row sums run on it, and the fused softmax cross-entropy kernels are added. The
+ * large same-shape Add, GELU and its gradient, Multiply, Sub, row sums and large Transpose, SplitV, Concat and Slice
+ * copies run on it, and the fused softmax cross-entropy kernels are added. The
  * replaced kernels keep the shipped ones as building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking

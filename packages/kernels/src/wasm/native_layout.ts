@@ -6,7 +6,7 @@
 // the axes that stay together and copies whole runs where the innermost axis stays, tiles
 // otherwise; SplitV and Concat copy one run per part and row; Slice the runs of its inner
 // extent). Copies: the same bits as the kernels they replace, at every thread count.
-// Registered at 2 threads or more only (register.ts); other dtypes, empty tensors and tensors
+// Registered wherever the addon loads, one thread included (register.ts); other dtypes, empty tensors and tensors
 // under LAYOUT_THRESHOLD values keep the kernel they replace. bench/layout-threads.mjs, on one
 // thread: the addon's copies cost the same as the shipped kernels' at 8K-16K values and 0.2-0.7x
 // from 32K (ViT's q|k|v SplitV 0.14 ms against ONNX Runtime's 1.70 ms, BERT's prefix Slice 0.04

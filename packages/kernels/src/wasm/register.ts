@@ -157,16 +157,16 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
     (get, native) => {
       if (native === undefined) return passThrough(get(tf.SplitV));
       const split = createNativeSplitVKernel(get(tf.SplitV), native);
-      // ONNX Runtime's Split runs on one thread: at 2 threads or more large splits go to the addon.
-      return native.batchNorm === undefined || native.batchNorm.threads < 2
-        ? split
-        : createNativeLayoutSplitVKernel(split, native.batchNorm);
+      // Large splits on the addon (faster than ONNX Runtime's Split at one thread too); ONNX
+      // Runtime's without it.
+      return native.batchNorm === undefined ? split : createNativeLayoutSplitVKernel(split, native.batchNorm);
     },
   ],
-  // Copies on the addon's threads at 2 threads or more (native_layout.ts); the shipped ones otherwise.
-  [tf.Transpose, (get, native) => onAddonThreads(get(tf.Transpose), native, createNativeTransposeKernel)],
-  [tf.Concat, (get, native) => onAddonThreads(get(tf.Concat), native, createNativeConcatKernel)],
-  [tf.Slice, (get, native) => onAddonThreads(get(tf.Slice), native, createNativeSliceKernel)],
+  // Copies on the addon at every thread count (native_layout.ts: as fast or faster at one thread,
+  // the same bits); the shipped ones without it.
+  [tf.Transpose, (get, native) => onAddon(get(tf.Transpose), native, createNativeTransposeKernel)],
+  [tf.Concat, (get, native) => onAddon(get(tf.Concat), native, createNativeConcatKernel)],
+  [tf.Slice, (get, native) => onAddon(get(tf.Slice), native, createNativeSliceKernel)],
 ];
 
 /** Kernels of our own (no shipped counterpart) that exist only on native kernels. */
@@ -182,6 +182,15 @@ const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => Ke
 /** The shipped kernel under our mark, for kernels that only some settings replace. */
 function passThrough(original: KernelConfig): KernelConfig {
   return replacing(original, (args) => original.kernelFunc(args));
+}
+
+/** `kernel` wrapped by `wrap` on the addon's batch-norm kernels at any thread count; else `kernel`. */
+function onAddon(
+  kernel: KernelConfig,
+  native: NativeKernels | undefined,
+  wrap: (kernel: KernelConfig, addon: NativeBatchNorm) => KernelConfig,
+): KernelConfig {
+  return native?.batchNorm === undefined ? passThrough(kernel) : wrap(kernel, native.batchNorm);
 }
 
 /**
@@ -232,9 +241,10 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * `Conv2DBackpropFilter`, `UnsortedSegmentSum` and the two depthwise-conv backprops (missing in
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile`, row-copy `GatherV2` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
- * SplitV, large Sum/Mean and (on the oneDNN addon's batch-norm kernels, at 2 threads or more)
- * large same-shape Add, GELU and its gradient, Multiply, Sub, row sums and large Transpose, SplitV, Concat and Slice
- * copies run on it, and the fused softmax cross-entropy kernels are added. The
+ * SplitV and large Sum/Mean run on it; on the oneDNN addon, large Transpose, SplitV, Concat and
+ * Slice copies and the fused attention at every thread count, and at 2 threads or more large
+ * Add, GELU and its gradient, Multiply, Sub and row sums; the fused softmax cross-entropy kernels
+ * are added. The
  * replaced kernels keep the shipped ones as building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking

@@ -2,7 +2,7 @@
 # Builds the optional oneDNN convolution addon (onednn.cc, its products in onednn_matmul.cc, the
 # chunked Matryoshka softmax cross-entropy in onednn_prefix_ce.cc, and the threaded batch norm (with
 # its elementwise sums, ReLU and GELU), SGD and AdamW updates of batch_norm.cc, sgd_update.cc and
-# adamw_update.cc) into build/onednn.node, offline: one g++ call against Node's own headers (Debian's nodejs package,
+# adamw_update.cc, and the fused attention of attention.cc) into build/onednn.node, offline: one g++ call against Node's own headers (Debian's nodejs package,
 # /usr/include/node) and Debian's libdnnl-dev. node-gyp is not needed for one file (and would
 # fetch headers without --nodedir).
 # Exits 0 with one line when something is missing: the addon is optional, and without it the
@@ -42,6 +42,6 @@ mkdir -p build
 # Built beside the final name, then renamed: a half-written addon is never loaded.
 "$cxx" -std=c++17 -O2 -ffp-contract=off -fno-math-errno -fPIC -shared -fopenmp -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
-  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc -o build/onednn.node.tmp -ldnnl
+  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc attention.cc -o build/onednn.node.tmp -ldnnl
 mv build/onednn.node.tmp build/onednn.node
 echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

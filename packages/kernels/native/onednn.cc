@@ -43,6 +43,9 @@ napi_value OneDnnGeluGrad(napi_env env, napi_callback_info info);
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 // The AdamW update on OpenMP threads (adamw_update.cc).
 napi_value OneDnnAdamW(napi_env env, napi_callback_info info);
+// Fused multi-head attention, forward and backward, on OpenMP threads (attention.cc).
+napi_value OneDnnAttention(napi_env env, napi_callback_info info);
+napi_value OneDnnAttentionGrad(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -315,6 +318,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"geluGrad", nullptr, OneDnnGeluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdMomentum", nullptr, OneDnnSgdMomentum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamW", nullptr, OneDnnAdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attention", nullptr, OneDnnAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attentionGrad", nullptr, OneDnnAttentionGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -40,6 +40,17 @@ interface BatchNormAddon extends OneDnnAddon {
   addRows(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   gelu(threads: number, x: Float32Array, y: Float32Array, s: Float32Array): void;
   geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  // Fused multi-head attention (native/attention.cc; kernels MrlAttention, MrlAttentionGrad of
+  // ../wasm/native_attention.ts): dims [threads, batch, tokens, heads, headWidth].
+  attention(dims: Int32Array, scale: number, qkv: Float32Array, out: Float32Array, p: Float32Array): void;
+  attentionGrad(
+    dims: Int32Array,
+    scale: number,
+    dy: Float32Array,
+    p: Float32Array,
+    qkv: Float32Array,
+    dqkv: Float32Array,
+  ): void;
 }
 
 /**
@@ -101,6 +112,34 @@ export interface NativeBatchNorm {
   gelu(x: Float32Array, y: Float32Array, s: Float32Array): void;
   /** dx = dy gelu'(x) from x and the forward's s, as the wasm kernel `MrlGeluGrad` to the bit. */
   geluGrad(x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  // Fused multi-head attention (kernels MrlAttention, MrlAttentionGrad: ../wasm/native_attention.ts).
+  /**
+   * Self-attention read in place from a qkv projection's output `qkv` [batch, tokens, 3 heads,
+   * headWidth] (q, k, v: heads 0..H-1, H..2H-1, 2H..3H-1): `out` [batch, tokens, heads, headWidth]
+   * = softmax(q k^T scale) v per (batch, head), and `p` [batch, heads, tokens, tokens] the softmax.
+   */
+  attention(
+    batch: number,
+    tokens: number,
+    heads: number,
+    headWidth: number,
+    scale: number,
+    qkv: Float32Array,
+    out: Float32Array,
+    p: Float32Array,
+  ): void;
+  /** `dqkv` [batch, tokens, 3 heads, headWidth] from `dy` (like `out`), the forward's `p` and `qkv`. */
+  attentionGrad(
+    batch: number,
+    tokens: number,
+    heads: number,
+    headWidth: number,
+    scale: number,
+    dy: Float32Array,
+    p: Float32Array,
+    qkv: Float32Array,
+    dqkv: Float32Array,
+  ): void;
 }
 
 /** The addon, where it is built and has the batch-norm kernels. */
@@ -111,7 +150,9 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.add === 'function' &&
     typeof lib.addRows === 'function' &&
     typeof lib.gelu === 'function' &&
-    typeof lib.geluGrad === 'function'
+    typeof lib.geluGrad === 'function' &&
+    typeof lib.attention === 'function' &&
+    typeof lib.attentionGrad === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -181,6 +222,15 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     },
     geluGrad(x, s, dy, dx) {
       if (dx.length > 0) lib.geluGrad(threads, x, s, dy, dx);
+    },
+    // Fused multi-head attention.
+    attention(batch, tokens, heads, headWidth, scale, qkv, out, p) {
+      const dims = Int32Array.of(threads, batch, tokens, heads, headWidth);
+      if (out.length > 0) lib.attention(dims, scale, qkv, out, p);
+    },
+    attentionGrad(batch, tokens, heads, headWidth, scale, dy, p, qkv, dqkv) {
+      const dims = Int32Array.of(threads, batch, tokens, heads, headWidth);
+      if (dqkv.length > 0) lib.attentionGrad(dims, scale, dy, p, qkv, dqkv);
     },
   };
 }

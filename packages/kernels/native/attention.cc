@@ -1,0 +1,292 @@
+// Why: a vision transformer's self-attention ran as TF.js ops: the qkv projection's output
+// [B, T, 3H, dh] reshaped, transposed to [B, 3H, T, dh] and split into q, k, v, two batched
+// products around a scale and a softmax, and a transpose back to [B, T, H, dh]; the backward pass
+// adds a concat, more transposes and softmax's gradient (Multiply, Sum, Sub, Multiply). In a
+// 16-thread ViT-tiny step (batch 16, T 65, H 3, dh 64) those ops cost about 80 ms of ~210,
+// mostly on one thread (SplitV 16.8 ms, the transposes 17.4, Concat 5.0, Softmax 6.1, the
+// [48, 65, 65] elementwise gradient chain ~15).
+//
+// Here are the forward and backward passes as one kernel each, on OpenMP threads, one (batch,
+// head) pair per loop iteration (a static schedule): q, k and v are read in place from the qkv
+// output (heads 0..H-1, H..2H-1 and 2H..3H-1 of axis 2), the merged output [B, T, H, dh] and the
+// gradient d(qkv) [B, T, 3H, dh] are written in place, and the softmax P [B, H, T, T] is kept for
+// the backward pass.
+//   forward:  S = q k^T scale, P = softmax(S) per row (max subtracted), O = P v
+//   backward: dV = P^T dO, dP = dO v^T, dS = P (dP - rowsum(dP P)), dQ = scale dS k,
+//             dK = scale dS^T q
+// Each product is one small register-blocked loop (4 rows by 16 columns of accumulators, GCC
+// vector types, so AVX-512, AVX2 or SSE registers as the CPU has; target clones pick the build):
+// each output value is a plain sum in index order with no fused multiply-add (-ffp-contract=off)
+// and the softmax's sums run in index order, so the results are the same bits at every thread
+// count and on every CPU. The operands are first copied into per-thread padded buffers (rows to a
+// multiple of 4, columns to a multiple of 16), so the inner loop has no edge cases; padding only
+// ever reaches output rows and columns that are not stored.
+#include <node_api.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "float_arg.h"
+
+namespace {
+
+#define MRL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+typedef float V16 __attribute__((vector_size(64)));
+
+constexpr int64_t kRows = 4;   // rows of accumulators in the product loop
+constexpr int64_t kCols = 16;  // columns of accumulators (one V16)
+
+inline int64_t roundUp(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// C[i, j] = alpha (sum over k of A[i, k] B[k, j]), k ascending, for i < m, j < n: A is read as
+// A[i lda + k] for roundUp(m, 4) rows, B as B[k ldb + j] for roundUp(n, 16) columns (the
+// caller's padding), C written at C[i ldc + j].
+MRL_CLONES void product(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t m, int64_t n, int64_t depth,
+                        float alpha, float* c, int64_t ldc) {
+  for (int64_t i0 = 0; i0 < m; i0 += kRows) {
+    const float* a0 = a + i0 * lda;
+    const float* a1 = a0 + lda;
+    const float* a2 = a1 + lda;
+    const float* a3 = a2 + lda;
+    const int64_t rows = std::min(kRows, m - i0);
+    for (int64_t j0 = 0; j0 < n; j0 += kCols) {
+      V16 c0 = {}, c1 = {}, c2 = {}, c3 = {};
+      const float* bk = b + j0;
+      for (int64_t k = 0; k < depth; ++k, bk += ldb) {
+        V16 bv;
+        std::memcpy(&bv, bk, sizeof bv);
+        c0 += a0[k] * bv;
+        c1 += a1[k] * bv;
+        c2 += a2[k] * bv;
+        c3 += a3[k] * bv;
+      }
+      const V16 acc[kRows] = {c0 * alpha, c1 * alpha, c2 * alpha, c3 * alpha};
+      const int64_t cols = std::min(kCols, n - j0);
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(c + (i0 + r) * ldc + j0, &acc[r], cols * sizeof(float));
+    }
+  }
+}
+
+// dst[r, 0..cols) = src[r srcStride + 0..cols) for r < rows (dst rows of dstStride).
+void copyRows(const float* src, int64_t srcStride, int64_t rows, int64_t cols, float* dst, int64_t dstStride) {
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dstStride, src + r * srcStride, cols * sizeof(float));
+}
+
+// dst[c, r] = src[r srcStride + c] for r < rows, c < cols (dst rows of dstStride).
+void transposeRows(const float* src, int64_t srcStride, int64_t rows, int64_t cols, float* dst, int64_t dstStride) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * srcStride;
+    for (int64_t c = 0; c < cols; ++c) dst[c * dstStride + r] = s[c];
+  }
+}
+
+struct Shape {
+  int64_t batch, t, heads, dh;
+  int64_t tRows() const { return roundUp(t, kRows); }   // padded rows of a [T, x] operand
+  int64_t tCols() const { return roundUp(t, kCols); }   // padded columns of a [x, T] operand
+  int64_t dCols() const { return roundUp(dh, kCols); }  // padded columns of a [T, dh] operand
+  int64_t qkvRow() const { return 3 * heads * dh; }     // floats between tokens of qkv
+  int64_t outRow() const { return heads * dh; }         // floats between tokens of the output
+  int64_t pairs() const { return batch * heads; }
+};
+
+// One thread's zeroed buffers (padding stays zero: only the valid parts are ever written).
+struct Scratch {
+  std::vector<float> rowsA, rowsB, rowsC, rowsD;  // [tRows, dCols]: q, k, v, dO (A or B operands)
+  std::vector<float> transA, transB;              // [dh, tCols]: k^T or v^T (B operands)
+  std::vector<float> square, squareT;             // [tRows, tCols]: P or dS, and its transpose
+  explicit Scratch(const Shape& s) {
+    const size_t rows = static_cast<size_t>(s.tRows() * s.dCols());
+    const size_t trans = static_cast<size_t>(s.dh * s.tCols());
+    const size_t square = static_cast<size_t>(s.tRows() * s.tCols());
+    for (auto* v : {&rowsA, &rowsB, &rowsC, &rowsD}) v->assign(rows, 0.0f);
+    for (auto* v : {&transA, &transB}) v->assign(trans, 0.0f);
+    for (auto* v : {&this->square, &squareT}) v->assign(square, 0.0f);
+  }
+};
+
+// Softmax of each of the t rows of s (row stride ld), in place: exp(x - max) / sum, the max and
+// the sum in index order.
+void softmaxRows(float* s, int64_t t, int64_t ld) {
+  for (int64_t i = 0; i < t; ++i) {
+    float* row = s + i * ld;
+    float m = row[0];
+    for (int64_t j = 1; j < t; ++j) m = std::max(m, row[j]);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < t; ++j) {
+      row[j] = std::exp(row[j] - m);
+      sum += row[j];
+    }
+    for (int64_t j = 0; j < t; ++j) row[j] /= sum;
+  }
+}
+
+int threadsFor(int threads, const Shape& s) { return static_cast<int>(std::min<int64_t>(threads, s.pairs())); }
+
+void forward(int threads, const Shape& s, float scale, const float* qkv, float* out, float* p) {
+  const int64_t t = s.t, dh = s.dh, tc = s.tCols(), dc = s.dCols(), rs = s.qkvRow();
+#pragma omp parallel num_threads(threadsFor(threads, s))
+  {
+    Scratch w(s);
+#pragma omp for schedule(static)
+    for (int64_t pair = 0; pair < s.pairs(); ++pair) {
+      const int64_t b = pair / s.heads, h = pair % s.heads;
+      const float* q = qkv + b * t * rs + h * dh;
+      const float* k = q + s.heads * dh;
+      const float* v = k + s.heads * dh;
+      copyRows(q, rs, t, dh, w.rowsA.data(), dc);
+      transposeRows(k, rs, t, dh, w.transA.data(), tc);
+      copyRows(v, rs, t, dh, w.rowsC.data(), dc);
+      product(w.rowsA.data(), dc, w.transA.data(), tc, t, t, dh, scale, w.square.data(), tc);  // S
+      softmaxRows(w.square.data(), t, tc);
+      copyRows(w.square.data(), tc, t, t, p + pair * t * t, t);
+      product(w.square.data(), tc, w.rowsC.data(), dc, t, dh, t, 1.0f, out + b * t * s.outRow() + h * dh,
+              s.outRow());  // O = P v
+    }
+  }
+}
+
+void backward(int threads, const Shape& s, float scale, const float* dy, const float* p, const float* qkv,
+              float* dqkv) {
+  const int64_t t = s.t, dh = s.dh, tc = s.tCols(), dc = s.dCols(), rs = s.qkvRow(), os = s.outRow();
+#pragma omp parallel num_threads(threadsFor(threads, s))
+  {
+    Scratch w(s);
+    float* sq = w.square.data();
+    float* sqT = w.squareT.data();
+#pragma omp for schedule(static)
+    for (int64_t pair = 0; pair < s.pairs(); ++pair) {
+      const int64_t b = pair / s.heads, h = pair % s.heads;
+      const float* q = qkv + b * t * rs + h * dh;
+      const float* k = q + s.heads * dh;
+      const float* v = k + s.heads * dh;
+      float* dq = dqkv + b * t * rs + h * dh;
+      float* dk = dq + s.heads * dh;
+      float* dv = dk + s.heads * dh;
+      const float* pp = p + pair * t * t;
+      copyRows(dy + b * t * os + h * dh, os, t, dh, w.rowsD.data(), dc);  // dO
+      transposeRows(pp, t, t, t, sqT, tc);                                  // P^T
+      product(sqT, tc, w.rowsD.data(), dc, t, dh, t, 1.0f, dv, rs);         // dV = P^T dO
+      transposeRows(v, rs, t, dh, w.transB.data(), tc);                     // v^T
+      product(w.rowsD.data(), dc, w.transB.data(), tc, t, t, dh, 1.0f, sq, tc);  // dP = dO v^T
+      for (int64_t i = 0; i < t; ++i) {  // dS = P (dP - rowsum(dP P))
+        float* d = sq + i * tc;
+        const float* pr = pp + i * t;
+        float dot = 0.0f;
+        for (int64_t j = 0; j < t; ++j) dot += d[j] * pr[j];
+        for (int64_t j = 0; j < t; ++j) d[j] = pr[j] * (d[j] - dot);
+      }
+      copyRows(k, rs, t, dh, w.rowsB.data(), dc);
+      product(sq, tc, w.rowsB.data(), dc, t, dh, t, scale, dq, rs);  // dQ = scale dS k
+      transposeRows(sq, tc, t, t, sqT, tc);                          // dS^T
+      copyRows(q, rs, t, dh, w.rowsA.data(), dc);
+      product(sqT, tc, w.rowsA.data(), dc, t, dh, t, scale, dk, rs);  // dK = scale dS^T q
+    }
+  }
+}
+
+// --- Node-API glue ---------------------------------------------------------------------------
+
+// dims: Int32Array [threads, batch, tokens, heads, headWidth].
+bool readDims(napi_env env, napi_value v, int* threads, Shape* s) {
+  bool isTyped = false;
+  napi_is_typedarray(env, v, &isTyped);
+  napi_typedarray_type type;
+  size_t count = 0;
+  void* raw = nullptr;
+  if (!isTyped || napi_get_typedarray_info(env, v, &type, &count, &raw, nullptr, nullptr) != napi_ok ||
+      type != napi_int32_array || count != 5) {
+    napi_throw_type_error(env, nullptr,
+                          "onednn: attention dims must be an Int32Array [threads, batch, tokens, heads, headWidth]");
+    return false;
+  }
+  const int32_t* d = static_cast<const int32_t*>(raw);
+  for (int i = 0; i < 5; ++i) {
+    if (d[i] < 1) {
+      napi_throw_range_error(env, nullptr, "onednn: attention threads, batch, tokens, heads and headWidth must be positive");
+      return false;
+    }
+  }
+  *threads = d[0];
+  *s = Shape{d[1], d[2], d[3], d[4]};
+  return true;
+}
+
+bool readArrays(napi_env env, napi_value* argv, int count, const char* const* names, const int64_t* want, float** p) {
+  for (int i = 0; i < count; ++i) {
+    size_t n = 0;
+    if (!floatArg(env, argv[i], &p[i], &n, names[i])) return false;
+    if (static_cast<int64_t>(n) != want[i]) {
+      std::string message = std::string("onednn: attention ") + names[i] + " has " + std::to_string(n) +
+                            " values, expected " + std::to_string(want[i]);
+      napi_throw_range_error(env, nullptr, message.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+bool readScale(napi_env env, napi_value v, float* scale) {
+  double d = 0;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !std::isfinite(d)) {
+    napi_throw_range_error(env, nullptr, "onednn: attention scale must be a finite number");
+    return false;
+  }
+  *scale = static_cast<float>(d);
+  return true;
+}
+
+// attention(dims, scale, qkv, out, p)
+napi_value Attention(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 5) {
+    napi_throw_type_error(env, nullptr, "onednn: attention takes (dims, scale, qkv, out, p)");
+    return nullptr;
+  }
+  int threads;
+  Shape s{};
+  float scale;
+  if (!readDims(env, argv[0], &threads, &s) || !readScale(env, argv[1], &scale)) return nullptr;
+  const char* names[3] = {"qkv", "out", "p"};
+  const int64_t bt = s.batch * s.t;
+  const int64_t want[3] = {bt * s.qkvRow(), bt * s.outRow(), s.pairs() * s.t * s.t};
+  float* p[3];
+  if (!readArrays(env, argv + 2, 3, names, want, p)) return nullptr;
+  forward(threads, s, scale, p[0], p[1], p[2]);
+  return nullptr;
+}
+
+// attentionGrad(dims, scale, dy, p, qkv, dqkv)
+napi_value AttentionGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 6) {
+    napi_throw_type_error(env, nullptr, "onednn: attentionGrad takes (dims, scale, dy, p, qkv, dqkv)");
+    return nullptr;
+  }
+  int threads;
+  Shape s{};
+  float scale;
+  if (!readDims(env, argv[0], &threads, &s) || !readScale(env, argv[1], &scale)) return nullptr;
+  const char* names[4] = {"dy", "p", "qkv", "dqkv"};
+  const int64_t bt = s.batch * s.t;
+  const int64_t want[4] = {bt * s.outRow(), s.pairs() * s.t * s.t, bt * s.qkvRow(), bt * s.qkvRow()};
+  float* p[4];
+  if (!readArrays(env, argv + 2, 4, names, want, p)) return nullptr;
+  backward(threads, s, scale, p[0], p[1], p[2], p[3]);
+  return nullptr;
+}
+
+}  // namespace
+
+napi_value OneDnnAttention(napi_env env, napi_callback_info info) { return Attention(env, info); }
+napi_value OneDnnAttentionGrad(napi_env env, napi_callback_info info) { return AttentionGrad(env, info); }

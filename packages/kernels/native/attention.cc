@@ -111,18 +111,48 @@ struct Scratch {
   }
 };
 
-// Softmax of each of the t rows of s (row stride ld), in place: exp(x - max) / sum, the max and
-// the sum in index order.
-void softmaxRows(float* s, int64_t t, int64_t ld) {
+inline float bitsToFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// exp(x) for x <= 0 (a softmax's x - max) to about 1 ulp, vectorisable: x = n ln 2 + r with
+// n = round(x log2 e), |r| <= ln 2 / 2, exp(r) by Cephes' expf polynomial, times 2^n from the
+// exponent bits. Below -87.33 (where exp(x) leaves the normal floats) it is 0: against the
+// row's own exp(0) = 1 in the sum, such a term is far below the float rounding of that sum.
+inline float expNonPositive(float x) {
+  const float lowest = -87.33654f;  // ln(2^-126)
+  const float magic = 12582912.0f;  // 1.5 2^23: adding it rounds to an integer
+  const float c = std::max(x, lowest);
+  const float n = (c * 1.44269504f + magic) - magic;
+  float r = c - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const float scale = bitsToFloat(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);
+  const float y = p * scale;
+  return x < lowest ? 0.0f : y;
+}
+
+// Softmax of each of the t rows of s (row stride ld), in place: exp(x - max) / sum, the sum in
+// index order (the max is exact in any order).
+MRL_CLONES void softmaxRows(float* s, int64_t t, int64_t ld) {
   for (int64_t i = 0; i < t; ++i) {
     float* row = s + i * ld;
     float m = row[0];
-    for (int64_t j = 1; j < t; ++j) m = std::max(m, row[j]);
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < t; ++j) m = std::max(m, row[j]);
+#pragma omp simd
+    for (int64_t j = 0; j < t; ++j) row[j] = expNonPositive(row[j] - m);
     float sum = 0.0f;
-    for (int64_t j = 0; j < t; ++j) {
-      row[j] = std::exp(row[j] - m);
-      sum += row[j];
-    }
+    for (int64_t j = 0; j < t; ++j) sum += row[j];
+#pragma omp simd
     for (int64_t j = 0; j < t; ++j) row[j] /= sum;
   }
 }

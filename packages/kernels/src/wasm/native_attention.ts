@@ -7,10 +7,12 @@
 // in place, so no layout op remains. They exist only where the addon is built (register.ts);
 // @mrl/core's `multiHeadAttention` uses them where `tf.getKernel` finds them, else the TF.js ops.
 //
-// Measured (bench/attention-threads.mjs, 2-core container, ViT-tiny's [16, 65, 9, 64]): forward
-// and backward together about 4.6x faster than the TF.js ops at 1 thread and 5.4x at 2, so they
-// are registered at every thread count (the 1-thread step gains too). Results are the same bits
-// at every thread count (each pair is one iteration; its sums run in index order).
+// Measured (bench/attention-threads.mjs: forward + d(qkv) through TF.js, ViT-tiny's [16, 65, 9, 64],
+// 2-core container, loaded): 5.8 ms fused against 7.8 ms for the TF.js ops at 1 thread, 7.7
+// against 11.6 at 2 (the kernels alone: 1.3 ms forward, 2.1 backward at 1 thread); so they are
+// registered at every thread count, the 1-thread step gaining too (bench/speed.mjs --models vit
+// --threads 1: ~560-580 CPU ms a step before, ~515-525 after). Results are the same bits at every
+// thread count (each pair is one iteration; its sums run in index order).
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 
 import { MrlError } from '../errors.js';

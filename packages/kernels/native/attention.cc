@@ -45,26 +45,28 @@ constexpr int64_t kCols = 16;  // columns of accumulators (one V16)
 inline int64_t roundUp(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // C[i, j] = alpha (sum over k of A[i, k] B[k, j]), k ascending, for i < m, j < n: A is read as
-// A[i lda + k] for roundUp(m, 4) rows, B as B[k ldb + j] for roundUp(n, 16) columns (the
-// caller's padding), C written at C[i ldc + j].
+// A[i lda + k] for roundUp(m, 4) rows (or, transposed, as A[k lda + i] with lda >= roundUp(m, 4)),
+// B as B[k ldb + j] for roundUp(n, 16) columns (the caller's padding), C written at C[i ldc + j].
+template <bool kTransposedA>
 MRL_CLONES void product(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t m, int64_t n, int64_t depth,
                         float alpha, float* c, int64_t ldc) {
+  // Row r of the 4 at i0, element k: a[i0 lda + r lda + k] (rowStep lda, kStep 1) or transposed
+  // a[k lda + i0 + r] (rowStep 1, kStep lda).
+  const int64_t rowStep = kTransposedA ? 1 : lda, kStep = kTransposedA ? lda : 1;
   for (int64_t i0 = 0; i0 < m; i0 += kRows) {
-    const float* a0 = a + i0 * lda;
-    const float* a1 = a0 + lda;
-    const float* a2 = a1 + lda;
-    const float* a3 = a2 + lda;
+    const float* a0 = a + i0 * rowStep;
     const int64_t rows = std::min(kRows, m - i0);
     for (int64_t j0 = 0; j0 < n; j0 += kCols) {
       V16 c0 = {}, c1 = {}, c2 = {}, c3 = {};
       const float* bk = b + j0;
-      for (int64_t k = 0; k < depth; ++k, bk += ldb) {
+      const float* ak = a0;
+      for (int64_t k = 0; k < depth; ++k, bk += ldb, ak += kStep) {
         V16 bv;
         std::memcpy(&bv, bk, sizeof bv);
-        c0 += a0[k] * bv;
-        c1 += a1[k] * bv;
-        c2 += a2[k] * bv;
-        c3 += a3[k] * bv;
+        c0 += ak[0] * bv;
+        c1 += ak[rowStep] * bv;
+        c2 += ak[2 * rowStep] * bv;
+        c3 += ak[3 * rowStep] * bv;
       }
       const V16 acc[kRows] = {c0 * alpha, c1 * alpha, c2 * alpha, c3 * alpha};
       const int64_t cols = std::min(kCols, n - j0);
@@ -100,7 +102,7 @@ struct Shape {
 struct Scratch {
   std::vector<float> rowsA, rowsB, rowsC, rowsD;  // [tRows, dCols]: q, k, v, dO (A or B operands)
   std::vector<float> transA, transB;              // [dh, tCols]: k^T or v^T (B operands)
-  std::vector<float> square, squareT;             // [tRows, tCols]: P or dS, and its transpose
+  std::vector<float> square, squareT;             // [tRows, tCols]: S, P, dP or dS
   explicit Scratch(const Shape& s) {
     const size_t rows = static_cast<size_t>(s.tRows() * s.dCols());
     const size_t trans = static_cast<size_t>(s.dh * s.tCols());
@@ -173,10 +175,10 @@ void forward(int threads, const Shape& s, float scale, const float* qkv, float* 
       copyRows(q, rs, t, dh, w.rowsA.data(), dc);
       transposeRows(k, rs, t, dh, w.transA.data(), tc);
       copyRows(v, rs, t, dh, w.rowsC.data(), dc);
-      product(w.rowsA.data(), dc, w.transA.data(), tc, t, t, dh, scale, w.square.data(), tc);  // S
+      product<false>(w.rowsA.data(), dc, w.transA.data(), tc, t, t, dh, scale, w.square.data(), tc);  // S
       softmaxRows(w.square.data(), t, tc);
       copyRows(w.square.data(), tc, t, t, p + pair * t * t, t);
-      product(w.square.data(), tc, w.rowsC.data(), dc, t, dh, t, 1.0f, out + b * t * s.outRow() + h * dh,
+      product<false>(w.square.data(), tc, w.rowsC.data(), dc, t, dh, t, 1.0f, out + b * t * s.outRow() + h * dh,
               s.outRow());  // O = P v
     }
   }
@@ -189,7 +191,7 @@ void backward(int threads, const Shape& s, float scale, const float* dy, const f
   {
     Scratch w(s);
     float* sq = w.square.data();
-    float* sqT = w.squareT.data();
+    float* pc = w.squareT.data();
 #pragma omp for schedule(static)
     for (int64_t pair = 0; pair < s.pairs(); ++pair) {
       const int64_t b = pair / s.heads, h = pair % s.heads;
@@ -201,22 +203,22 @@ void backward(int threads, const Shape& s, float scale, const float* dy, const f
       float* dv = dk + s.heads * dh;
       const float* pp = p + pair * t * t;
       copyRows(dy + b * t * os + h * dh, os, t, dh, w.rowsD.data(), dc);  // dO
-      transposeRows(pp, t, t, t, sqT, tc);                                  // P^T
-      product(sqT, tc, w.rowsD.data(), dc, t, dh, t, 1.0f, dv, rs);         // dV = P^T dO
+      copyRows(pp, t, t, t, pc, tc);                                        // P, rows padded
+      product<true>(pc, tc, w.rowsD.data(), dc, t, dh, t, 1.0f, dv, rs);     // dV = P^T dO
       transposeRows(v, rs, t, dh, w.transB.data(), tc);                     // v^T
-      product(w.rowsD.data(), dc, w.transB.data(), tc, t, t, dh, 1.0f, sq, tc);  // dP = dO v^T
+      product<false>(w.rowsD.data(), dc, w.transB.data(), tc, t, t, dh, 1.0f, sq, tc);  // dP = dO v^T
       for (int64_t i = 0; i < t; ++i) {  // dS = P (dP - rowsum(dP P))
         float* d = sq + i * tc;
-        const float* pr = pp + i * t;
+        const float* pr = pc + i * tc;
         float dot = 0.0f;
         for (int64_t j = 0; j < t; ++j) dot += d[j] * pr[j];
+#pragma omp simd
         for (int64_t j = 0; j < t; ++j) d[j] = pr[j] * (d[j] - dot);
       }
       copyRows(k, rs, t, dh, w.rowsB.data(), dc);
-      product(sq, tc, w.rowsB.data(), dc, t, dh, t, scale, dq, rs);  // dQ = scale dS k
-      transposeRows(sq, tc, t, t, sqT, tc);                          // dS^T
+      product<false>(sq, tc, w.rowsB.data(), dc, t, dh, t, scale, dq, rs);  // dQ = scale dS k
       copyRows(q, rs, t, dh, w.rowsA.data(), dc);
-      product(sqT, tc, w.rowsA.data(), dc, t, dh, t, scale, dk, rs);  // dK = scale dS^T q
+      product<true>(sq, tc, w.rowsA.data(), dc, t, dh, t, scale, dk, rs);  // dK = scale dS^T q
     }
   }
 }

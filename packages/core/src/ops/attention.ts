@@ -1,3 +1,8 @@
+// Why: ViT's attention as TF.js ops (Transpose, SplitV, BatchMatMul, Softmax, Concat and
+// softmax's gradient chain) was about 80 ms of a ~210 ms 16-thread ViT-tiny step, mostly on one
+// thread; the fused kernels of @mrl/kernels (MrlAttention, MrlAttentionGrad on the oneDNN addon)
+// do each direction in one call on all threads. This op picks them where the backend has them
+// and keeps the TF.js ops (the reference, and every other backend) otherwise.
 import * as tf from '@tensorflow/tfjs';
 import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs } from '@mrl/kernels';
 

@@ -31,6 +31,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -166,9 +167,11 @@ int threadsFor(int threads, const Shape& s) { return static_cast<int>(std::min<i
 
 void forward(int threads, const Shape& s, float scale, const float* qkv, float* out, float* p) {
   const int64_t t = s.t, dh = s.dh, tc = s.tCols(), dc = s.dCols(), rs = s.qkvRow();
-#pragma omp parallel num_threads(threadsFor(threads, s))
+  const int use = threadsFor(threads, s);
+  std::vector<Scratch> scratch(use, Scratch(s));  // allocated here: a failure throws before the threads start
+#pragma omp parallel num_threads(use)
   {
-    Scratch w(s);
+    Scratch& w = scratch[omp_get_thread_num()];
 #pragma omp for schedule(static)
     for (int64_t pair = 0; pair < s.pairs(); ++pair) {
       const int64_t b = pair / s.heads, h = pair % s.heads;
@@ -190,9 +193,11 @@ void forward(int threads, const Shape& s, float scale, const float* qkv, float* 
 void backward(int threads, const Shape& s, float scale, const float* dy, const float* p, const float* qkv,
               float* dqkv) {
   const int64_t t = s.t, dh = s.dh, tc = s.tCols(), dc = s.dCols(), rs = s.qkvRow(), os = s.outRow();
-#pragma omp parallel num_threads(threadsFor(threads, s))
+  const int use = threadsFor(threads, s);
+  std::vector<Scratch> scratch(use, Scratch(s));
+#pragma omp parallel num_threads(use)
   {
-    Scratch w(s);
+    Scratch& w = scratch[omp_get_thread_num()];
     float* sq = w.square.data();
     float* pc = w.squareT.data();
 #pragma omp for schedule(static)
@@ -295,7 +300,11 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   const int64_t want[3] = {bt * s.qkvRow(), bt * s.outRow(), s.pairs() * s.t * s.t};
   float* p[3];
   if (!readArrays(env, argv + 2, 3, names, want, p)) return nullptr;
-  forward(threads, s, scale, p[0], p[1], p[2]);
+  try {
+    forward(threads, s, scale, p[0], p[1], p[2]);
+  } catch (const std::bad_alloc&) {
+    napi_throw_error(env, nullptr, "onednn: attention could not allocate its per-thread buffers");
+  }
   return nullptr;
 }
 
@@ -317,7 +326,11 @@ napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   const int64_t want[4] = {bt * s.outRow(), s.pairs() * s.t * s.t, bt * s.qkvRow(), bt * s.qkvRow()};
   float* p[4];
   if (!readArrays(env, argv + 2, 4, names, want, p)) return nullptr;
-  backward(threads, s, scale, p[0], p[1], p[2], p[3]);
+  try {
+    backward(threads, s, scale, p[0], p[1], p[2], p[3]);
+  } catch (const std::bad_alloc&) {
+    napi_throw_error(env, nullptr, "onednn: attentionGrad could not allocate its per-thread buffers");
+  }
   return nullptr;
 }
 

@@ -19,17 +19,33 @@ beforeAll(async () => {
 });
 afterAll(() => registerWasmTrainingKernels());
 
-/** Value and input gradient of sum(f(qkv) * w). */
-function valueAndGrad(shape: [number, number, number], heads: number, f: typeof multiHeadAttention) {
+/** Value and input gradient of sum(f(qkv) * w), with BERT's key mask and attention dropout when `masked`. */
+function valueAndGrad(shape: [number, number, number], heads: number, f: typeof multiHeadAttention, masked = false) {
   return tf.tidy(() => {
+    const [bb, tt] = shape;
+    const options = masked
+      ? {
+          // Padding on the last two keys of the second row; dropout at rate 0.1 (as tf.dropout draws it).
+          keyBias: tf.tensor2d(
+            Array.from({ length: bb * tt }, (_, i) => (Math.floor(i / tt) === 1 && i % tt >= tt - 2 ? -1e9 : 0)),
+            [bb, tt],
+          ),
+          dropout: tf.div(
+            tf.floor(tf.add(tf.randomUniform([bb, heads, tt, tt], 0, 1, 'float32', 5), 0.9)),
+            0.9,
+          ) as tf.Tensor4D,
+        }
+      : {};
     const [b, t, w3] = shape;
     const qkv = tf.tensor3d(
       randomArray(b * t * w3, b + t + w3).map((v) => v * 1.5),
       shape,
     );
     const w = tf.tensor3d(randomArray((b * t * w3) / 3, 5 + t), [b, t, w3 / 3]);
-    const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => tf.sum(tf.mul(f(x as tf.Tensor3D, heads), w)))(qkv);
-    const out = f(qkv, heads);
+    const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => tf.sum(tf.mul(f(x as tf.Tensor3D, heads, options), w)))(
+      qkv,
+    );
+    const out = f(qkv, heads, options);
     return { out: out.dataSync().slice(), value: value.dataSync()[0]!, grad: grad.dataSync().slice() };
   });
 }
@@ -39,14 +55,15 @@ describe('multiHeadAttention', () => {
     expect(tf.getKernel(ATTENTION, 'wasm') !== undefined).toBe(fusedHere);
   });
 
-  for (const [what, shape, heads] of [
-    ["ViT-tiny's [16, 65, 576], 3 heads", [16, 65, 576], 3],
-    ['T 13, dh 8, 2 heads', [2, 13, 48], 2],
-    ['one head, T 7, dh 8', [3, 7, 24], 1],
+  for (const [what, shape, heads, masked] of [
+    ["ViT-tiny's [16, 65, 576], 3 heads", [16, 65, 576], 3, false],
+    ['T 13, dh 8, 2 heads', [2, 13, 48], 2, false],
+    ['one head, T 7, dh 8', [3, 7, 24], 1, false],
+    ['BERT-like T 37, 4 heads of 16, a key mask and dropout', [3, 37, 192], 4, true],
   ] as const) {
     it(`${what}: value and d(qkv) as the TF.js ops (1e-5)`, () => {
-      const got = valueAndGrad([...shape], heads, multiHeadAttention);
-      const want = valueAndGrad([...shape], heads, multiHeadAttentionOps);
+      const got = valueAndGrad([...shape], heads, multiHeadAttention, masked);
+      const want = valueAndGrad([...shape], heads, multiHeadAttentionOps, masked);
       expectClose(got.out, want.out, 1e-5);
       expectClose([got.value], [want.value], 1e-5);
       expectClose(got.grad, want.grad, 1e-5);

@@ -11,8 +11,9 @@
 // output (heads 0..H-1, H..2H-1 and 2H..3H-1 of axis 2), the merged output [B, T, H, dh] and the
 // gradient d(qkv) [B, T, 3H, dh] are written in place, and the softmax P [B, H, T, T] is kept for
 // the backward pass.
-//   forward:  S = q k^T scale, P = softmax(S) per row (max subtracted), O = P v
-//   backward: dV = P^T dO, dP = dO v^T, dS = P (dP - rowsum(dP P)), dQ = scale dS k,
+//   forward:  S = q k^T scale (+ a key bias per batch row), P = softmax(S) per row (max
+//             subtracted), O = (P M) v with M a dropout multiplier (or none)
+//   backward: dV = (P M)^T dO, dP = (dO v^T) M, dS = P (dP - rowsum(dP P)), dQ = scale dS k,
 //             dK = scale dS^T q
 // Each product is one small register-blocked loop (4 rows by 16 columns of accumulators, GCC
 // vector types, so AVX-512, AVX2 or SSE registers as the CPU has; target clones pick the build):
@@ -117,6 +118,25 @@ struct Scratch {
   }
 };
 
+// dst[i, j] += row[j] for i < rows, j < cols (dst rows of ld).
+MRL_CLONES void addToRows(const float* row, int64_t rows, int64_t cols, float* dst, int64_t ld) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* d = dst + i * ld;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) d[j] += row[j];
+  }
+}
+
+// dst[i, j] *= m[i cols + j] for i < rows, j < cols (dst rows of ld).
+MRL_CLONES void multiplyRows(const float* m, int64_t rows, int64_t cols, float* dst, int64_t ld) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* d = dst + i * ld;
+    const float* mi = m + i * cols;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) d[j] *= mi[j];
+  }
+}
+
 inline float bitsToFloat(uint32_t u) {
   float f;
   std::memcpy(&f, &u, sizeof f);
@@ -165,7 +185,10 @@ MRL_CLONES void softmaxRows(float* s, int64_t t, int64_t ld) {
 
 int threadsFor(int threads, const Shape& s) { return static_cast<int>(std::min<int64_t>(threads, s.pairs())); }
 
-void forward(int threads, const Shape& s, float scale, const float* qkv, float* out, float* p) {
+// keyBias [batch, tokens] (added to each row of a pair's scores) and mult [batch, heads, tokens,
+// tokens] (multiplies P before the product with v: dropout) are optional (nullptr).
+void forward(int threads, const Shape& s, float scale, const float* qkv, const float* keyBias, const float* mult,
+             float* out, float* p) {
   const int64_t t = s.t, dh = s.dh, tc = s.tCols(), dc = s.dCols(), rs = s.qkvRow();
   const int use = threadsFor(threads, s);
   std::vector<Scratch> scratch(use, Scratch(s));  // allocated here: a failure throws before the threads start
@@ -181,9 +204,12 @@ void forward(int threads, const Shape& s, float scale, const float* qkv, float* 
       copyRows(q, rs, t, dh, w.rowsA.data(), dc);
       transposeRows(k, rs, t, dh, w.transA.data(), tc);
       copyRows(v, rs, t, dh, w.rowsC.data(), dc);
-      product<false>(w.rowsA.data(), dc, w.transA.data(), tc, t, t, dh, scale, w.square.data(), tc);  // S
-      softmaxRows(w.square.data(), t, tc);
-      copyRows(w.square.data(), tc, t, t, p + pair * t * t, t);
+      float* sq = w.square.data();
+      product<false>(w.rowsA.data(), dc, w.transA.data(), tc, t, t, dh, scale, sq, tc);  // S
+      if (keyBias != nullptr) addToRows(keyBias + b * t, t, t, sq, tc);
+      softmaxRows(sq, t, tc);
+      copyRows(sq, tc, t, t, p + pair * t * t, t);
+      if (mult != nullptr) multiplyRows(mult + pair * t * t, t, t, sq, tc);  // dropout
       product<false>(w.square.data(), tc, w.rowsC.data(), dc, t, dh, t, 1.0f, out + b * t * s.outRow() + h * dh,
               s.outRow());  // O = P v
     }
@@ -191,7 +217,7 @@ void forward(int threads, const Shape& s, float scale, const float* qkv, float* 
 }
 
 void backward(int threads, const Shape& s, float scale, const float* dy, const float* p, const float* qkv,
-              float* dqkv) {
+              const float* mult, float* dqkv) {
   const int64_t t = s.t, dh = s.dh, tc = s.tCols(), dc = s.dCols(), rs = s.qkvRow(), os = s.outRow();
   const int use = threadsFor(threads, s);
   std::vector<Scratch> scratch(use, Scratch(s));
@@ -211,10 +237,18 @@ void backward(int threads, const Shape& s, float scale, const float* dy, const f
       float* dv = dk + s.heads * dh;
       const float* pp = p + pair * t * t;
       copyRows(dy + b * t * os + h * dh, os, t, dh, w.rowsD.data(), dc);  // dO
-      copyRows(pp, t, t, t, pc, tc);                                        // P, rows padded
-      product<true>(pc, tc, w.rowsD.data(), dc, t, dh, t, 1.0f, dv, rs);     // dV = P^T dO
-      transposeRows(v, rs, t, dh, w.transB.data(), tc);                     // v^T
+      copyRows(pp, t, t, t, pc, tc);  // P, rows padded
+      const float* pm = mult == nullptr ? nullptr : mult + pair * t * t;
+      if (pm != nullptr) {  // dV = (P M)^T dO
+        copyRows(pp, t, t, t, sq, tc);
+        multiplyRows(pm, t, t, sq, tc);
+        product<true>(sq, tc, w.rowsD.data(), dc, t, dh, t, 1.0f, dv, rs);
+      } else {
+        product<true>(pc, tc, w.rowsD.data(), dc, t, dh, t, 1.0f, dv, rs);  // dV = P^T dO
+      }
+      transposeRows(v, rs, t, dh, w.transB.data(), tc);                                 // v^T
       product<false>(w.rowsD.data(), dc, w.transB.data(), tc, t, t, dh, 1.0f, sq, tc);  // dP = dO v^T
+      if (pm != nullptr) multiplyRows(pm, t, t, sq, tc);                               // (times M)
       for (int64_t i = 0; i < t; ++i) {  // dS = P (dP - rowsum(dP P))
         float* d = sq + i * tc;
         const float* pr = pc + i * tc;
@@ -258,13 +292,19 @@ bool readDims(napi_env env, napi_value v, int* threads, Shape* s) {
   return true;
 }
 
-bool readArrays(napi_env env, napi_value* argv, int count, const char* const* names, const int64_t* want, float** p) {
+// Float32Arrays of `want` values each; where `optional` says so, also of 0 values (then nullptr).
+bool readArrays(napi_env env, napi_value* argv, int count, const char* const* names, const int64_t* want,
+                const bool* optional, float** p) {
   for (int i = 0; i < count; ++i) {
     size_t n = 0;
     if (!floatArg(env, argv[i], &p[i], &n, names[i])) return false;
+    if (optional[i] && n == 0) {
+      p[i] = nullptr;
+      continue;
+    }
     if (static_cast<int64_t>(n) != want[i]) {
       std::string message = std::string("onednn: attention ") + names[i] + " has " + std::to_string(n) +
-                            " values, expected " + std::to_string(want[i]);
+                            " values, expected " + std::to_string(want[i]) + (optional[i] ? " (or 0: none)" : "");
       napi_throw_range_error(env, nullptr, message.c_str());
       return false;
     }
@@ -282,52 +322,54 @@ bool readScale(napi_env env, napi_value v, float* scale) {
   return true;
 }
 
-// attention(dims, scale, qkv, out, p)
+// attention(dims, scale, qkv, keyBias, mult, out, p); keyBias and mult may have 0 values (none).
 napi_value Attention(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 5) {
-    napi_throw_type_error(env, nullptr, "onednn: attention takes (dims, scale, qkv, out, p)");
+  if (argc != 7) {
+    napi_throw_type_error(env, nullptr, "onednn: attention takes (dims, scale, qkv, keyBias, mult, out, p)");
     return nullptr;
   }
   int threads;
   Shape s{};
   float scale;
   if (!readDims(env, argv[0], &threads, &s) || !readScale(env, argv[1], &scale)) return nullptr;
-  const char* names[3] = {"qkv", "out", "p"};
-  const int64_t bt = s.batch * s.t;
-  const int64_t want[3] = {bt * s.qkvRow(), bt * s.outRow(), s.pairs() * s.t * s.t};
-  float* p[3];
-  if (!readArrays(env, argv + 2, 3, names, want, p)) return nullptr;
+  const char* names[5] = {"qkv", "keyBias", "mult", "out", "p"};
+  const int64_t bt = s.batch * s.t, square = s.pairs() * s.t * s.t;
+  const int64_t want[5] = {bt * s.qkvRow(), bt, square, bt * s.outRow(), square};
+  const bool optional[5] = {false, true, true, false, false};
+  float* p[5];
+  if (!readArrays(env, argv + 2, 5, names, want, optional, p)) return nullptr;
   try {
-    forward(threads, s, scale, p[0], p[1], p[2]);
+    forward(threads, s, scale, p[0], p[1], p[2], p[3], p[4]);
   } catch (const std::bad_alloc&) {
     napi_throw_error(env, nullptr, "onednn: attention could not allocate its per-thread buffers");
   }
   return nullptr;
 }
 
-// attentionGrad(dims, scale, dy, p, qkv, dqkv)
+// attentionGrad(dims, scale, dy, p, qkv, mult, dqkv); mult may have 0 values (none).
 napi_value AttentionGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 6) {
-    napi_throw_type_error(env, nullptr, "onednn: attentionGrad takes (dims, scale, dy, p, qkv, dqkv)");
+  if (argc != 7) {
+    napi_throw_type_error(env, nullptr, "onednn: attentionGrad takes (dims, scale, dy, p, qkv, mult, dqkv)");
     return nullptr;
   }
   int threads;
   Shape s{};
   float scale;
   if (!readDims(env, argv[0], &threads, &s) || !readScale(env, argv[1], &scale)) return nullptr;
-  const char* names[4] = {"dy", "p", "qkv", "dqkv"};
-  const int64_t bt = s.batch * s.t;
-  const int64_t want[4] = {bt * s.outRow(), s.pairs() * s.t * s.t, bt * s.qkvRow(), bt * s.qkvRow()};
-  float* p[4];
-  if (!readArrays(env, argv + 2, 4, names, want, p)) return nullptr;
+  const char* names[5] = {"dy", "p", "qkv", "mult", "dqkv"};
+  const int64_t bt = s.batch * s.t, square = s.pairs() * s.t * s.t;
+  const int64_t want[5] = {bt * s.outRow(), square, bt * s.qkvRow(), square, bt * s.qkvRow()};
+  const bool optional[5] = {false, false, false, true, false};
+  float* p[5];
+  if (!readArrays(env, argv + 2, 5, names, want, optional, p)) return nullptr;
   try {
-    backward(threads, s, scale, p[0], p[1], p[2], p[3]);
+    backward(threads, s, scale, p[0], p[1], p[2], p[3], p[4]);
   } catch (const std::bad_alloc&) {
     napi_throw_error(env, nullptr, "onednn: attentionGrad could not allocate its per-thread buffers");
   }

@@ -42,13 +42,22 @@ interface BatchNormAddon extends OneDnnAddon {
   geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
   // Fused multi-head attention (native/attention.cc; kernels MrlAttention, MrlAttentionGrad of
   // ../wasm/native_attention.ts): dims [threads, batch, tokens, heads, headWidth].
-  attention(dims: Int32Array, scale: number, qkv: Float32Array, out: Float32Array, p: Float32Array): void;
+  attention(
+    dims: Int32Array,
+    scale: number,
+    qkv: Float32Array,
+    keyBias: Float32Array,
+    mult: Float32Array,
+    out: Float32Array,
+    p: Float32Array,
+  ): void;
   attentionGrad(
     dims: Int32Array,
     scale: number,
     dy: Float32Array,
     p: Float32Array,
     qkv: Float32Array,
+    mult: Float32Array,
     dqkv: Float32Array,
   ): void;
 }
@@ -116,7 +125,9 @@ export interface NativeBatchNorm {
   /**
    * Self-attention read in place from a qkv projection's output `qkv` [batch, tokens, 3 heads,
    * headWidth] (q, k, v: heads 0..H-1, H..2H-1, 2H..3H-1): `out` [batch, tokens, heads, headWidth]
-   * = softmax(q k^T scale) v per (batch, head), and `p` [batch, heads, tokens, tokens] the softmax.
+   * = (P mult) v per (batch, head), P = softmax(q k^T scale + keyBias) [batch, heads, tokens,
+   * tokens] written to `p`; `keyBias` [batch, tokens] (added to every query's scores: a padding
+   * mask) and `mult` [batch, heads, tokens, tokens] (a dropout multiplier) are optional.
    */
   attention(
     batch: number,
@@ -125,10 +136,12 @@ export interface NativeBatchNorm {
     headWidth: number,
     scale: number,
     qkv: Float32Array,
+    keyBias: Float32Array | undefined,
+    mult: Float32Array | undefined,
     out: Float32Array,
     p: Float32Array,
   ): void;
-  /** `dqkv` [batch, tokens, 3 heads, headWidth] from `dy` (like `out`), the forward's `p` and `qkv`. */
+  /** `dqkv` [batch, tokens, 3 heads, headWidth] from `dy` (like `out`) and the forward's `p`, `qkv` and `mult`. */
   attentionGrad(
     batch: number,
     tokens: number,
@@ -138,6 +151,7 @@ export interface NativeBatchNorm {
     dy: Float32Array,
     p: Float32Array,
     qkv: Float32Array,
+    mult: Float32Array | undefined,
     dqkv: Float32Array,
   ): void;
 }
@@ -224,13 +238,13 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
       if (dx.length > 0) lib.geluGrad(threads, x, s, dy, dx);
     },
     // Fused multi-head attention.
-    attention(batch, tokens, heads, headWidth, scale, qkv, out, p) {
+    attention(batch, tokens, heads, headWidth, scale, qkv, keyBias, mult, out, p) {
       const dims = Int32Array.of(threads, batch, tokens, heads, headWidth);
-      if (out.length > 0) lib.attention(dims, scale, qkv, out, p);
+      if (out.length > 0) lib.attention(dims, scale, qkv, keyBias ?? NO_VALUES, mult ?? NO_VALUES, out, p);
     },
-    attentionGrad(batch, tokens, heads, headWidth, scale, dy, p, qkv, dqkv) {
+    attentionGrad(batch, tokens, heads, headWidth, scale, dy, p, qkv, mult, dqkv) {
       const dims = Int32Array.of(threads, batch, tokens, heads, headWidth);
-      if (dqkv.length > 0) lib.attentionGrad(dims, scale, dy, p, qkv, dqkv);
+      if (dqkv.length > 0) lib.attentionGrad(dims, scale, dy, p, qkv, mult ?? NO_VALUES, dqkv);
     },
   };
 }

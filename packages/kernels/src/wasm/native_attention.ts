@@ -22,13 +22,15 @@ import type { WasmKernelArgs } from './util.js';
 
 /**
  * Kernel name of fused multi-head self-attention: input `qkv` [B, T, 3H, dh] float32 (q, k, v as
- * heads 0..H-1, H..2H-1, 2H..3H-1 of axis 2), attrs {@link AttentionAttrs}; outputs `out` [B, T, H, dh]
- * = softmax(q k^T scale) v per (batch, head) and `p` [B, H, T, T], the softmax (kept for the gradient).
+ * heads 0..H-1, H..2H-1, 2H..3H-1 of axis 2), optional `keyBias` [B, T] (added to every query's
+ * scores: a padding mask) and `dropout` [B, H, T, T] (a multiplier of the probabilities), attrs
+ * {@link AttentionAttrs}; outputs `out` [B, T, H, dh] = (P dropout) v per (batch, head) and `p`
+ * [B, H, T, T] = softmax(q k^T scale + keyBias), kept for the gradient.
  */
 export const ATTENTION = 'MrlAttention';
 /**
- * Kernel name of its gradient: inputs `dy` [B, T, H, dh], `p` and `qkv` of the forward; output
- * `dqkv` [B, T, 3H, dh].
+ * Kernel name of its gradient: inputs `dy` [B, T, H, dh], `p`, `qkv` and (when the forward had
+ * one) `dropout` of the forward; output `dqkv` [B, T, 3H, dh].
  */
 export const ATTENTION_GRAD = 'MrlAttentionGrad';
 
@@ -90,21 +92,19 @@ export function createNativeAttentionKernel(native: NativeBatchNorm): KernelConf
     const qkv = input(inputs, 'qkv');
     const g = geometry(ATTENTION, qkv);
     const scale = scaleOf(ATTENTION, attrs);
-    const out = backend.makeOutput([g.batch, g.tokens, g.heads, g.headWidth], 'float32');
-    const p = backend.makeOutput([g.batch, g.heads, g.tokens, g.tokens], 'float32');
+    const { batch, tokens, heads, headWidth } = g;
+    const keyBias = inputs['keyBias'];
+    const dropout = inputs['dropout'];
+    if (keyBias !== undefined) expectShape(ATTENTION, 'keyBias', keyBias, [batch, tokens]);
+    if (dropout !== undefined) expectShape(ATTENTION, 'dropout', dropout, [batch, heads, tokens, tokens]);
+    const out = backend.makeOutput([batch, tokens, heads, headWidth], 'float32');
+    const p = backend.makeOutput([batch, heads, tokens, tokens], 'float32');
     if (!empty(g)) {
       // Views only after the allocations: a heap growth detaches earlier ones.
-      const { batch, tokens, heads, headWidth } = g;
-      native.attention(
-        batch,
-        tokens,
-        heads,
-        headWidth,
-        scale,
-        heapF32(backend, qkv),
-        heapF32(backend, out),
-        heapF32(backend, p),
-      );
+      const at = (t: TensorInfo): Float32Array => heapF32(backend, t);
+      const bias = keyBias === undefined ? undefined : at(keyBias);
+      const mult = dropout === undefined ? undefined : at(dropout);
+      native.attention(batch, tokens, heads, headWidth, scale, at(qkv), bias, mult, at(out), at(p));
     }
     return [out, p];
   };
@@ -122,11 +122,14 @@ export function createNativeAttentionGradKernel(native: NativeBatchNorm): Kernel
     const { batch, tokens, heads, headWidth } = g;
     expectShape(ATTENTION_GRAD, 'dy', dy, [batch, tokens, heads, headWidth]);
     expectShape(ATTENTION_GRAD, 'p', p, [batch, heads, tokens, tokens]);
+    const dropout = inputs['dropout'];
+    if (dropout !== undefined) expectShape(ATTENTION_GRAD, 'dropout', dropout, [batch, heads, tokens, tokens]);
     const scale = scaleOf(ATTENTION_GRAD, attrs);
     const dqkv = backend.makeOutput([...qkv.shape], 'float32');
     if (!empty(g)) {
       const at = (t: TensorInfo): Float32Array => heapF32(backend, t);
-      native.attentionGrad(batch, tokens, heads, headWidth, scale, at(dy), at(p), at(qkv), at(dqkv));
+      const mult = dropout === undefined ? undefined : at(dropout);
+      native.attentionGrad(batch, tokens, heads, headWidth, scale, at(dy), at(p), at(qkv), mult, at(dqkv));
     }
     return dqkv;
   };

@@ -5,7 +5,9 @@
 // addon's OpenMP threads (native/attention.cc), one (batch, head) pair per iteration: q, k and v
 // are read in place from the qkv projection's output and the merged output and d(qkv) are written
 // in place, so no layout op remains. They exist only where the addon is built (register.ts);
-// @mrl/core's `multiHeadAttention` uses them where `tf.getKernel` finds them, else the TF.js ops.
+// @mrl/core's `multiHeadAttention` (ViT's and BERT's attention) uses them where `tf.getKernel`
+// finds them, else the TF.js ops. BERT's padding mask (a key bias [B, T]) and attention dropout
+// (tf.dropout's multiplier [B, H, T, T]) are optional inputs.
 //
 // Measured (bench/attention-threads.mjs: forward + d(qkv) through TF.js, ViT-tiny's [16, 65, 9, 64],
 // 2-core container, loaded): 5.8 ms fused against 7.8 ms for the TF.js ops at 1 thread, 7.7

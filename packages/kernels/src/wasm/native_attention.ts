@@ -9,12 +9,13 @@
 // finds them, else the TF.js ops. BERT's padding mask (a key bias [B, T]) and attention dropout
 // (tf.dropout's multiplier [B, H, T, T]) are optional inputs.
 //
-// Measured (bench/attention-threads.mjs: forward + d(qkv) through TF.js, ViT-tiny's [16, 65, 9, 64],
-// 2-core container, loaded): 5.8 ms fused against 7.8 ms for the TF.js ops at 1 thread, 7.7
-// against 11.6 at 2 (the kernels alone: 1.3 ms forward, 2.1 backward at 1 thread); so they are
-// registered at every thread count, the 1-thread step gaining too (bench/speed.mjs --models vit
-// --threads 1: ~560-580 CPU ms a step before, ~515-525 after). Results are the same bits at every
-// thread count (each pair is one iteration; its sums run in index order).
+// Measured (bench/attention-threads.mjs: forward + d(qkv) through TF.js, 2-core container, loaded):
+// ViT-tiny's [16, 65, 9, 64] 5.9 ms fused against 8.3 ms for the TF.js ops at 1 thread, 3.9
+// against 7.5 at 2; BERT-mini's [8, 128, 12, 64] with its mask and dropout 10.8 against 12.3 at 1
+// thread, 8.5 against 12.8 at 2 (the kernels alone, ViT: 1.3 ms forward, 1.8-2.1 backward at 1
+// thread). So they are registered at every thread count, the 1-thread step gaining too
+// (bench/speed.mjs --models vit --threads 1: ~560 CPU ms a step before, ~480-520 after). Results
+// are the same bits at every thread count (each pair is one iteration; its sums run in index order).
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 
 import { MrlError } from '../errors.js';

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the optional oneDNN convolution addon (onednn.cc, its products in onednn_matmul.cc, the
-# chunked Matryoshka softmax cross-entropy in onednn_prefix_ce.cc, and the threaded batch norm (with
-# its elementwise sums, ReLU and GELU), SGD and AdamW updates of batch_norm.cc, sgd_update.cc and
-# adamw_update.cc) into build/onednn.node, offline: one g++ call against Node's own headers (Debian's nodejs package,
-# /usr/include/node) and Debian's libdnnl-dev. node-gyp is not needed for one file (and would
-# fetch headers without --nodedir). layout.cc: the Transpose, Slice, SplitV and Concat copies.
+# Builds the optional oneDNN addon into build/onednn.node: the convolutions (onednn.cc), the
+# products (onednn_matmul.cc), the chunked Matryoshka softmax cross-entropy (onednn_prefix_ce.cc),
+# threaded batch norm with its elementwise sums, ReLU and GELU (batch_norm.cc), the SGD and AdamW
+# updates (sgd_update.cc, adamw_update.cc), Multiply, Sub and row sums (binary.cc), the Transpose,
+# Slice, SplitV and Concat copies (layout.cc) and the fused attention (attention.cc). Offline: one
+# g++ call against Node's own headers (Debian's nodejs package, /usr/include/node) and Debian's
+# libdnnl-dev; node-gyp is not needed (and would fetch headers without --nodedir).
 # Exits 0 with one line when something is missing: the addon is optional, and without it the
 # convolutions run on ONNX Runtime as before.
 set -euo pipefail
@@ -35,7 +36,6 @@ if ! printf '#include "oneapi/dnnl/dnnl.hpp"\n' | "$cxx" -x c++ -fsyntax-only - 
 fi
 
 mkdir -p build
-# binary.cc: Multiply, Sub, the Add broadcasts and the row sums on the same OpenMP threads.
 # -ffp-contract=off: no fused multiply-adds in the vectorised loops of batch_norm.cc and
 # sgd_update.cc, so that they round as the wasm kernels they replace (and the same on every CPU).
 # -fno-math-errno: a square root is the sqrtps instruction, not a libm call kept for errno, so that
@@ -44,6 +44,6 @@ mkdir -p build
 "$cxx" -std=c++17 -O2 -ffp-contract=off -fno-math-errno -fPIC -shared -fopenmp -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
   onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc binary.cc \
-  layout.cc -o build/onednn.node.tmp -ldnnl
+  layout.cc attention.cc -o build/onednn.node.tmp -ldnnl
 mv build/onednn.node.tmp build/onednn.node
 echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

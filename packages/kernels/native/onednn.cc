@@ -52,6 +52,9 @@ napi_value OneDnnTranspose(napi_env env, napi_callback_info info);
 napi_value OneDnnSlice(napi_env env, napi_callback_info info);
 napi_value OneDnnSplitRows(napi_env env, napi_callback_info info);
 napi_value OneDnnConcatRows(napi_env env, napi_callback_info info);
+// Fused multi-head attention, forward and backward, on OpenMP threads (attention.cc).
+napi_value OneDnnAttention(napi_env env, napi_callback_info info);
+napi_value OneDnnAttentionGrad(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -331,6 +334,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"slice", nullptr, OneDnnSlice, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"splitRows", nullptr, OneDnnSplitRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"concatRows", nullptr, OneDnnConcatRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attention", nullptr, OneDnnAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attentionGrad", nullptr, OneDnnAttentionGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -19,6 +19,7 @@ export {
   type BatchNormTrainingAttrs,
 } from './wasm/batch_norm.js';
 export { ADD_RELU, RELU_GRAD } from './wasm/add_relu.js';
+export { ATTENTION, ATTENTION_GRAD, type AttentionAttrs } from './wasm/native_attention.js';
 export { RUNNING_MOMENTS, type RunningMomentsAttrs } from './wasm/running_moments.js';
 export { ADAMW_UPDATE, SGD_UPDATE, type AdamWUpdateAttrs, type SgdUpdateAttrs } from './wasm/optimizer_updates.js';
 export { GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, layerNormFits } from './wasm/transformer_ops.js';

@@ -4,6 +4,7 @@ import {
   geluOf,
   layerNorm as coreLayerNorm,
   MrlError,
+  multiHeadAttention,
   nextSeed,
   type Encoder,
   type EncoderConfig,
@@ -248,12 +249,19 @@ export class BertEncoder implements Encoder<TokenBatch> {
     }
     const d = c.embeddingDim;
     const heads = c.numHeads;
-    const dh = d / heads;
     const rate = training ? c.dropout : 0;
     const activation = geluOf(c.activation ?? 'tanh');
     // Seeded: TF.js's unseeded dropout draws from Math.random, and a run would not repeat.
     const drop = (x: tf.Tensor): tf.Tensor =>
       rate > 0 ? tf.dropout(x, rate, undefined, this.#dropoutSeed + this.#dropoutCalls++) : x;
+    // tf.dropout's multiplier for a tensor of `shape` (the same draw from the same seed): the
+    // attention kernel applies it to the probabilities itself.
+    const dropMultiplier = (shape: number[]): tf.Tensor | undefined => {
+      if (rate === 0) return undefined;
+      const keep = 1 - rate;
+      const seed = this.#dropoutSeed + this.#dropoutCalls++;
+      return tf.div(tf.floor(tf.add(tf.randomUniform(shape, 0, 1, 'float32', seed), keep)), keep);
+    };
     const linear = (x: tf.Tensor2D, layer: Dense): tf.Tensor2D => tf.add(tf.matMul(x, layer.w as tf.Tensor2D), layer.b);
     return tf.tidy(() => {
       const ids = tf.reshape(tf.cast(batch.ids, 'int32'), [b * t]) as tf.Tensor1D;
@@ -267,9 +275,8 @@ export class BertEncoder implements Encoder<TokenBatch> {
       let x = drop(
         layerNorm(tf.add(tf.add(tokens, positions), segs), this.#embeddingNorm, c.layerNormEps),
       ) as tf.Tensor2D; // [B*T, d]
-      // Additive mask: 0 where a key is a real token, -1e9 where it is padding. [B, 1, 1, T]
-      const maskBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(batch.attentionMask, 'float32')), -1e9), [b, 1, 1, t]);
-      const scale = 1 / Math.sqrt(dh);
+      // Additive mask: 0 where a key is a real token, -1e9 where it is padding. [B, T]
+      const keyBias = tf.mul(tf.sub(1, tf.cast(batch.attentionMask, 'float32')), -1e9) as tf.Tensor2D;
       const states: tf.Tensor3D[] = [];
       for (const block of this.#blocks) {
         // A tidy per block: the kernels keep what the backward pass needs; the rest (products
@@ -277,14 +284,14 @@ export class BertEncoder implements Encoder<TokenBatch> {
         const input = x;
         x = tf.tidy(() => {
           let x = input;
-          const split = (y: tf.Tensor2D): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
-          const q = split(linear(x, block.q));
-          // Keys are laid out [B, H, dh, T] so the score product needs no transposed matmul.
-          const kT = tf.transpose(tf.reshape(linear(x, block.k), [b, t, heads, dh]), [0, 2, 3, 1]);
-          const v = split(linear(x, block.v));
-          const scores = tf.add(tf.mul(tf.matMul(q, kT), scale), maskBias); // [B, H, T, T]
-          const attention = drop(tf.softmax(scores)) as tf.Tensor4D;
-          const context = tf.reshape(tf.transpose(tf.matMul(attention, v), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;
+          // q, k and v as one product on the three layers' weights side by side: [B*T, 3d], the
+          // layout multiHeadAttention reads (q heads, then k, then v).
+          const qkvW = tf.concat([block.q.w, block.k.w, block.v.w], 1) as tf.Tensor2D; // [d, 3d]
+          const qkvB = tf.concat([block.q.b, block.k.b, block.v.b], 0);
+          const qkv = tf.reshape(tf.add(tf.matMul(x, qkvW), qkvB), [b, t, 3 * d]) as tf.Tensor3D;
+          const dropout = dropMultiplier([b, heads, t, t]) as tf.Tensor4D | undefined;
+          const mixed = multiHeadAttention(qkv, heads, dropout === undefined ? { keyBias } : { keyBias, dropout });
+          const context = tf.reshape(mixed, [b * t, d]) as tf.Tensor2D; // [B*T, d]
           x = layerNorm(tf.add(x, drop(linear(context, block.o))), block.ln1, c.layerNormEps) as tf.Tensor2D;
           const hidden = activation(linear(x, block.ff1)) as tf.Tensor2D;
           x = layerNorm(tf.add(x, drop(linear(hidden, block.ff2))), block.ln2, c.layerNormEps) as tf.Tensor2D;

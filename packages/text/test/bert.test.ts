@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, MrlError } from '@mrl/core';
+import { existsSync } from 'node:fs';
+import { createRandom, initBackend, MrlError } from '@mrl/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BertEncoder, bertConfig, BERT_CONFIGS, type BertConfig } from '../src/bert.js';
 import { deviceRowGradient, gatherRows, ONE_HOT_GRADIENT_ROWS } from '../src/gather.js';
@@ -157,5 +158,46 @@ describe('gatherRows', () => {
       [0, 0],
       [6, 8],
     ]);
+  });
+});
+
+describe('BertEncoder attention on the fused kernels', () => {
+  it('training with dropout: states and weight gradients on wasm with MrlAttention as on cpu (the TF.js ops)', async () => {
+    const run = (): Map<string, Float32Array> => {
+      const bert = new BertEncoder(small({ dropout: 0.1, embeddingDim: 32, numHeads: 4 }), createRandom(9));
+      const b = batch(
+        [
+          [5, 6, 7, 8, 9, 10, 11],
+          [3, 4, 5],
+        ],
+        7,
+      );
+      const w = tf.randomNormal([2, 7, 32], 0, 1, 'float32', 3);
+      const named = [...bert.variables()];
+      const vars = named.map(([, v]) => v);
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(bert.encodeTokens(b, true), w)), vars);
+      const out = new Map<string, Float32Array>([['value', Float32Array.from(value.dataSync())]]);
+      for (const [name, v] of named) out.set(name, Float32Array.from(grads[v.name]!.dataSync()));
+      tf.dispose([value, w, b.ids, b.attentionMask, ...Object.values(grads), ...vars]);
+      return out;
+    };
+    const maxAbs = (a: Float32Array): number => Math.max(...Array.from(a, Math.abs));
+    const want = run();
+    try {
+      await initBackend('wasm', { threads: 2 });
+      if (existsSync('/usr/include/oneapi/dnnl/dnnl.hpp')) expect(tf.getKernel('MrlAttention', 'wasm')).toBeDefined();
+      const got = run();
+      expect([...got.keys()]).toEqual([...want.keys()]);
+      for (const [name, e] of want) {
+        const g = got.get(name)!;
+        // The key bias's gradient is 0 in exact arithmetic (softmax ignores a shift shared by a
+        // row's scores): both sides are rounding noise, far below the query bias's gradient.
+        const scale = name.endsWith('/k/b') ? maxAbs(want.get(name.replace('/k/b', '/q/b'))!) : maxAbs(e);
+        const worst = Math.max(...Array.from(g, (v, j) => Math.abs(v - e[j]!)));
+        expect(worst / scale, name).toBeLessThan(1e-4);
+      }
+    } finally {
+      await tf.setBackend('cpu');
+    }
   });
 });

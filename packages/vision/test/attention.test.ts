@@ -1,4 +1,5 @@
-import { createRandom, MrlError } from '@mrl/core';
+import { existsSync } from 'node:fs';
+import { createRandom, initBackend, MrlError } from '@mrl/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MultiHeadAttention } from '../src/models/attention.js';
@@ -84,6 +85,28 @@ describe('MultiHeadAttention', () => {
     expect(() => b.loadWeights(partial, 'attn.safetensors')).toThrow(
       "attn.safetensors: tensor 'out/b' has shape [3], the model needs [8].",
     );
+  });
+
+  it('on wasm with the fused attention kernels (oneDNN addon): output and weight gradients as on cpu', async () => {
+    const attention = new MultiHeadAttention({ width: 24, heads: 3 }, createRandom(6));
+    const x = tf.randomNormal([2, 11, 24], 0, 1, 'float32', 7) as tf.Tensor3D;
+    const r = tf.randomNormal([2, 11, 24], 0, 1, 'float32', 8);
+    const run = () => {
+      const vars = [...attention.variables().values()];
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(attention.apply(x), r)), vars);
+      const out = [values(attention.apply(x)), values(value), ...vars.map((v) => values(grads[v.name]!))];
+      tf.dispose([value, ...Object.values(grads)]);
+      return out.map((a) => Float32Array.from(a));
+    };
+    const want = run();
+    try {
+      await initBackend('wasm', { threads: 2 });
+      if (existsSync('/usr/include/oneapi/dnnl/dnnl.hpp')) expect(tf.getKernel('MrlAttention', 'wasm')).toBeDefined();
+      const got = run();
+      for (const [i, g] of got.entries()) expectClose(g, want[i]!, 1e-5);
+    } finally {
+      await tf.setBackend('cpu');
+    }
   });
 
   it('rejects a width that heads do not divide', () => {

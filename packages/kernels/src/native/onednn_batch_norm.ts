@@ -56,6 +56,26 @@ interface BatchNormAddon extends OneDnnAddon {
   ): void;
   splitRows(threads: number, x: Float32Array, outer: number, parts: Float32Array[]): void;
   concatRows(threads: number, parts: Float32Array[], outer: number, y: Float32Array): void;
+  // Fused multi-head attention (native/attention.cc; kernels MrlAttention, MrlAttentionGrad of
+  // ../wasm/native_attention.ts): dims [threads, batch, tokens, heads, headWidth].
+  attention(
+    dims: Int32Array,
+    scale: number,
+    qkv: Float32Array,
+    keyBias: Float32Array,
+    mult: Float32Array,
+    out: Float32Array,
+    p: Float32Array,
+  ): void;
+  attentionGrad(
+    dims: Int32Array,
+    scale: number,
+    dy: Float32Array,
+    p: Float32Array,
+    qkv: Float32Array,
+    mult: Float32Array,
+    dqkv: Float32Array,
+  ): void;
 }
 
 /**
@@ -152,6 +172,39 @@ export interface NativeBatchNorm {
   splitRows(x: Float32Array, outer: number, parts: Float32Array[]): void;
   /** The parts [outer, w_k] side by side into y [outer, sum w_k]: Concat. */
   concatRows(parts: Float32Array[], outer: number, y: Float32Array): void;
+  // Fused multi-head attention (kernels MrlAttention, MrlAttentionGrad: ../wasm/native_attention.ts).
+  /**
+   * Self-attention read in place from a qkv projection's output `qkv` [batch, tokens, 3 heads,
+   * headWidth] (q, k, v: heads 0..H-1, H..2H-1, 2H..3H-1): `out` [batch, tokens, heads, headWidth]
+   * = (P mult) v per (batch, head), P = softmax(q k^T scale + keyBias) [batch, heads, tokens,
+   * tokens] written to `p`; `keyBias` [batch, tokens] (added to every query's scores: a padding
+   * mask) and `mult` [batch, heads, tokens, tokens] (a dropout multiplier) are optional.
+   */
+  attention(
+    batch: number,
+    tokens: number,
+    heads: number,
+    headWidth: number,
+    scale: number,
+    qkv: Float32Array,
+    keyBias: Float32Array | undefined,
+    mult: Float32Array | undefined,
+    out: Float32Array,
+    p: Float32Array,
+  ): void;
+  /** `dqkv` [batch, tokens, 3 heads, headWidth] from `dy` (like `out`) and the forward's `p`, `qkv` and `mult`. */
+  attentionGrad(
+    batch: number,
+    tokens: number,
+    heads: number,
+    headWidth: number,
+    scale: number,
+    dy: Float32Array,
+    p: Float32Array,
+    qkv: Float32Array,
+    mult: Float32Array | undefined,
+    dqkv: Float32Array,
+  ): void;
 }
 
 /** The operations of {@link NativeBatchNorm.broadcastBinary}. */
@@ -171,7 +224,9 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.sumLeading === 'function' &&
     typeof lib.sumLast === 'function' &&
     typeof lib.transpose === 'function' &&
-    typeof lib.concatRows === 'function'
+    typeof lib.concatRows === 'function' &&
+    typeof lib.attention === 'function' &&
+    typeof lib.attentionGrad === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -279,6 +334,15 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     },
     concatRows(parts, outer, y) {
       if (y.length > 0) lib.concatRows(copyThreads(y.length), parts, outer, y);
+    },
+    // Fused multi-head attention.
+    attention(batch, tokens, heads, headWidth, scale, qkv, keyBias, mult, out, p) {
+      const dims = Int32Array.of(threads, batch, tokens, heads, headWidth);
+      if (out.length > 0) lib.attention(dims, scale, qkv, keyBias ?? NO_VALUES, mult ?? NO_VALUES, out, p);
+    },
+    attentionGrad(batch, tokens, heads, headWidth, scale, dy, p, qkv, mult, dqkv) {
+      const dims = Int32Array.of(threads, batch, tokens, heads, headWidth);
+      if (dqkv.length > 0) lib.attentionGrad(dims, scale, dy, p, qkv, mult ?? NO_VALUES, dqkv);
     },
   };
 }

@@ -21,6 +21,12 @@ import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createIdentityKernel } from './identity.js';
 import { createNativeAddKernel } from './native_add.js';
 import { createNativeBinaryKernel, createNativeRowSumKernel } from './native_binary.js';
+import {
+  ATTENTION,
+  ATTENTION_GRAD,
+  createNativeAttentionGradKernel,
+  createNativeAttentionKernel,
+} from './native_attention.js';
 import { createNativeGeluGradKernel, createNativeGeluKernel } from './native_gelu.js';
 import {
   createNativeConcatKernel,
@@ -169,14 +175,20 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [tf.Slice, (get, native) => onAddon(get(tf.Slice), native, createNativeSliceKernel)],
 ];
 
-/** Kernels of our own (no shipped counterpart) that exist only on native kernels. */
-const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => KernelConfig]> = [
+/** Kernels of our own (no shipped counterpart) that exist only on native kernels (where `create` returns one). */
+const NATIVE_ONLY: ReadonlyArray<readonly [string, (native: NativeKernels) => KernelConfig | undefined]> = [
   [SOFTMAX_CROSS_ENTROPY, createSoftmaxCrossEntropyKernel],
   [SOFTMAX_CROSS_ENTROPY_GRAD, createSoftmaxCrossEntropyGradKernel],
   [PREFIX_SOFTMAX_CE, createPrefixSoftmaxKernel],
   [PREFIX_SOFTMAX_CE_GRAD, createPrefixSoftmaxGradKernel],
   [CHUNKED_PREFIX_CE, createChunkedPrefixSoftmaxKernel],
   [CHUNKED_PREFIX_CE_GRAD, createChunkedPrefixSoftmaxGradKernel],
+  // Fused attention on the oneDNN addon, at every thread count (faster than the TF.js ops at 1 too).
+  [ATTENTION, (native) => (native.batchNorm === undefined ? undefined : createNativeAttentionKernel(native.batchNorm))],
+  [
+    ATTENTION_GRAD,
+    (native) => (native.batchNorm === undefined ? undefined : createNativeAttentionGradKernel(native.batchNorm)),
+  ],
 ];
 
 /** The shipped kernel under our mark, for kernels that only some settings replace. */
@@ -297,6 +309,7 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
     if (current !== undefined) tf.unregisterKernel(name, WASM);
     if (native === undefined) continue;
     const config = create(native);
+    if (config === undefined) continue;
     Object.defineProperty(config.kernelFunc, NATIVE_TAG, { value: tag, configurable: true });
     tf.registerKernel(config);
   }

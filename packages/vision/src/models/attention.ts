@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { assignVariables, MrlError, type NamedArray, type Random, type VariableMap } from '@mrl/core';
+import {
+  assignVariables,
+  MrlError,
+  multiHeadAttention,
+  type NamedArray,
+  type Random,
+  type VariableMap,
+} from '@mrl/core';
 import { Linear, type Module } from './layers.js';
 
 export interface AttentionConfig {
@@ -36,16 +43,8 @@ export class MultiHeadAttention implements Module {
   /** [B, T, D] -> [B, T, D] */
   apply(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
-      const [b, t, d] = x.shape;
-      const h = this.config.heads;
-      const dh = this.headWidth;
-      const qkv = tf.reshape(this.qkv.apply(x), [b, t, 3 * h, dh]); // [B, T, 3H, dh]
-      const perHead = tf.transpose(qkv, [0, 2, 1, 3]); // [B, 3H, T, dh]
-      const [q, k, v] = tf.split(perHead, 3, 1).map((p) => tf.reshape(p, [b * h, t, dh]) as tf.Tensor3D); // [B*H, T, dh]
-      const scores = tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dh)); // [B*H, T, T]
-      const mixed = tf.matMul(tf.softmax(scores), v!); // [B*H, T, dh]
-      const merged = tf.reshape(tf.transpose(tf.reshape(mixed, [b, h, t, dh]), [0, 2, 1, 3]), [b, t, d]); // [B, T, D]
-      return this.out.apply(merged) as tf.Tensor3D;
+      const qkv = this.qkv.apply(x) as tf.Tensor3D; // [B, T, 3D]: q, k, v heads along the last axis
+      return this.out.apply(multiHeadAttention(qkv, this.config.heads)) as tf.Tensor3D; // [B, T, D]
     });
   }
 

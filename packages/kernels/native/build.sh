@@ -39,9 +39,11 @@ mkdir -p build
 # sgd_update.cc, so that they round as the wasm kernels they replace (and the same on every CPU).
 # -fno-math-errno: a square root is the sqrtps instruction, not a libm call kept for errno, so that
 # adamw_update.cc's loop vectorises (the same correctly rounded values; no other result changes).
+# layer_norm.cc: the layer norm and its gradient on the same threads.
 # Built beside the final name, then renamed: a half-written addon is never loaded.
 "$cxx" -std=c++17 -O2 -ffp-contract=off -fno-math-errno -fPIC -shared -fopenmp -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
-  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc -o build/onednn.node.tmp -ldnnl
+  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc \
+  layer_norm.cc -o build/onednn.node.tmp -ldnnl
 mv build/onednn.node.tmp build/onednn.node
 echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

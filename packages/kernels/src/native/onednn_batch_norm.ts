@@ -40,6 +40,28 @@ interface BatchNormAddon extends OneDnnAddon {
   addRows(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   gelu(threads: number, x: Float32Array, y: Float32Array, s: Float32Array): void;
   geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  // MrlLayerNorm and MrlLayerNormGrad (native/layer_norm.cc); dims [threads, rows, cols].
+  layerNorm(
+    dims: Int32Array,
+    epsilon: number,
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+  ): void;
+  layerNormGrad(
+    dims: Int32Array,
+    x: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    gamma: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
 }
 
 /**
@@ -101,6 +123,36 @@ export interface NativeBatchNorm {
   gelu(x: Float32Array, y: Float32Array, s: Float32Array): void;
   /** dx = dy gelu'(x) from x and the forward's s, as the wasm kernel `MrlGeluGrad` to the bit. */
   geluGrad(x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  // Layer norm over the last axis, as the wasm kernels MrlLayerNorm and MrlLayerNormGrad
+  // (../wasm/transformer_ops.ts) to the bit at every thread count (native/layer_norm.cc).
+  /**
+   * y = ((x - mean) rstd) gamma + beta over rows of `cols` values (a multiple of 4), with each
+   * row's mean and rstd = 1 / sqrt(biased variance + epsilon) for the gradient.
+   */
+  layerNorm(
+    rows: number,
+    cols: number,
+    epsilon: number,
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+  ): void;
+  /** dx, and dgamma and dbeta summed over the rows, from dy and the forward's mean and rstd. */
+  layerNormGrad(
+    rows: number,
+    cols: number,
+    x: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    gamma: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
 }
 
 /** The addon, where it is built and has the batch-norm kernels. */
@@ -111,7 +163,8 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.add === 'function' &&
     typeof lib.addRows === 'function' &&
     typeof lib.gelu === 'function' &&
-    typeof lib.geluGrad === 'function'
+    typeof lib.geluGrad === 'function' &&
+    typeof lib.layerNormGrad === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -181,6 +234,13 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     },
     geluGrad(x, s, dy, dx) {
       if (dx.length > 0) lib.geluGrad(threads, x, s, dy, dx);
+    },
+    layerNorm(rows, cols, epsilon, x, gamma, beta, y, mean, rstd) {
+      if (rows > 0) lib.layerNorm(Int32Array.of(threads, rows, cols), epsilon, x, gamma, beta, y, mean, rstd);
+    },
+    layerNormGrad(rows, cols, x, mean, rstd, gamma, dy, dx, dgamma, dbeta) {
+      if (rows > 0) lib.layerNormGrad(Int32Array.of(threads, rows, cols), x, mean, rstd, gamma, dy, dx, dgamma, dbeta);
+      else for (const a of [dgamma, dbeta]) a.fill(0);
     },
   };
 }

@@ -21,6 +21,7 @@ import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createIdentityKernel } from './identity.js';
 import { createNativeAddKernel } from './native_add.js';
 import { createNativeGeluGradKernel, createNativeGeluKernel } from './native_gelu.js';
+import { createNativeLayerNormGradKernel, createNativeLayerNormKernel } from './native_layer_norm.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
 import { createNativeBatchMatMulKernel, createNativeFusedMatMulKernel } from './native_mat_mul.js';
@@ -110,8 +111,21 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
         ? createGeluGradKernel()
         : createNativeGeluGradKernel(createGeluGradKernel(), native.batchNorm),
   ],
-  [LAYER_NORM, createLayerNormKernel],
-  [LAYER_NORM_GRAD, createLayerNormGradKernel],
+  [
+    LAYER_NORM,
+    (_get, native) =>
+      // At one thread the wasm SIMD kernels stay (the same bits either way).
+      native?.batchNorm === undefined || native.batchNorm.threads < 2
+        ? createLayerNormKernel()
+        : createNativeLayerNormKernel(createLayerNormKernel(), native.batchNorm),
+  ],
+  [
+    LAYER_NORM_GRAD,
+    (_get, native) =>
+      native?.batchNorm === undefined || native.batchNorm.threads < 2
+        ? createLayerNormGradKernel()
+        : createNativeLayerNormGradKernel(createLayerNormGradKernel(), native.batchNorm),
+  ],
   [
     tf.Add,
     (get, native) =>

@@ -1,0 +1,289 @@
+// Why: a transformer's layer norms (the wasm SIMD kernels MrlLayerNorm and MrlLayerNormGrad of
+// src/wasm/transformer_ops.ts, simd/transformer-ops.wat) run on one thread: 15.5 ms of ViT-tiny's
+// 16-thread training step (25 calls each way on [16, 65, 192]) and 7.7 ms of BERT-mini's (9 each
+// way on [1024, 256]) while the products around them use every core. Here are the same two
+// kernels on the addon's OpenMP threads, the same bits as the wasm kernels at every thread count.
+//
+// Design: every value is computed by the wasm kernel's operations in its order, whichever thread
+// computes it. A row's sums are four lanes (lane k adds the row's values k, k + 4, k + 8, ... in
+// order, as one f32x4 accumulator does; GCC's 4-float vector type here), added as (l0 + l1) +
+// (l2 + l3); mean = sum / cols, rstd = 1 / sqrt(sum((x - mean)^2) / cols + eps), y = ((x - mean)
+// rstd) gamma + beta; the gradient's dx = ((g - mean(g)) - xhat mean(g xhat)) rstd with g = dy
+// gamma and the means as sum * (1 / cols). So the rows are split between threads freely (groups of
+// four rows interleaved on one thread, for the adder's latency). The gamma and beta gradients are
+// sums over all rows that the wasm kernel adds row by row, from row 0, per column: here each
+// column is summed the same way, row by row, and the threads split the columns instead of the
+// rows (blocks of 16 columns), in the same parallel region as dx (no barrier between the two).
+// No partial sums are combined anywhere, so the results do not depend on the thread count.
+#include <node_api.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "float_arg.h"
+
+namespace {
+
+// Below this many values a call runs on the calling thread alone (waking a thread costs more).
+constexpr int64_t kParallelValues = 65536;
+// Columns per block of the gamma/beta gradient sums (a multiple of 4; results do not depend on it).
+constexpr int64_t kColumnBlock = 16;
+
+#define MRL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define MRL_INLINE inline __attribute__((always_inline))
+
+// One wasm f32x4: four lanes, each operation lane by lane (no reassociation).
+typedef float v4 __attribute__((vector_size(16)));
+
+MRL_INLINE v4 load4(const float* p) {
+  v4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+MRL_INLINE v4 splat(float f) { return v4{f, f, f, f}; }
+// The wasm kernel's $hsum.
+MRL_INLINE float hsum(v4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+// Layer norm of R consecutive rows of `cols` values (a multiple of 4) at x, as the wasm kernel's
+// layer_norm: the R rows' sums run interleaved, each in its own lanes.
+template <int R>
+MRL_INLINE void normRows(const float* x, const float* gamma, const float* beta, int64_t cols, float eps, float* y,
+                         float* mean, float* rstd) {
+  const float n = static_cast<float>(cols);
+  v4 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = splat(0.0f);
+  for (int64_t j = 0; j < cols; j += 4) {
+    for (int r = 0; r < R; ++r) acc[r] += load4(x + r * cols + j);
+  }
+  v4 mv[R];
+  float m[R];
+  for (int r = 0; r < R; ++r) {
+    m[r] = hsum(acc[r]) / n;
+    mv[r] = splat(m[r]);
+    acc[r] = splat(0.0f);
+  }
+  for (int64_t j = 0; j < cols; j += 4) {
+    for (int r = 0; r < R; ++r) {
+      const v4 d = load4(x + r * cols + j) - mv[r];
+      acc[r] += d * d;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const float s = 1.0f / std::sqrt(hsum(acc[r]) / n + eps);
+    mean[r] = m[r];
+    rstd[r] = s;
+    const float* in = x + r * cols;
+    float* out = y + r * cols;
+    const float mr = m[r];
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) out[j] = ((in[j] - mr) * s) * gamma[j] + beta[j];
+  }
+}
+
+// Rows [r0, r1).
+MRL_CLONES void normChunk(const float* x, const float* gamma, const float* beta, int64_t r0, int64_t r1, int64_t cols,
+                          float eps, float* y, float* mean, float* rstd) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) normRows<4>(x + r * cols, gamma, beta, cols, eps, y + r * cols, mean + r, rstd + r);
+  for (; r < r1; ++r) normRows<1>(x + r * cols, gamma, beta, cols, eps, y + r * cols, mean + r, rstd + r);
+}
+
+// dx of R consecutive rows, as the wasm kernel's layer_norm_grad: xhat = (x - mean) rstd and
+// g = dy gamma, their row sums in lanes, then dx = ((g - mean(g)) - xhat mean(g xhat)) rstd.
+template <int R>
+MRL_INLINE void gradRows(const float* x, const float* mean, const float* rstd, const float* gamma, const float* dy,
+                         int64_t cols, float inv, float* dx) {
+  v4 mv[R], sv[R], accG[R], accGx[R];
+  for (int r = 0; r < R; ++r) {
+    mv[r] = splat(mean[r]);
+    sv[r] = splat(rstd[r]);
+    accG[r] = splat(0.0f);
+    accGx[r] = splat(0.0f);
+  }
+  for (int64_t j = 0; j < cols; j += 4) {
+    const v4 gm = load4(gamma + j);
+    for (int r = 0; r < R; ++r) {
+      const v4 xh = (load4(x + r * cols + j) - mv[r]) * sv[r];
+      const v4 g = load4(dy + r * cols + j) * gm;
+      accG[r] += g;
+      accGx[r] += g * xh;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const float mg = hsum(accG[r]) * inv, mgx = hsum(accGx[r]) * inv;
+    const float m = mean[r], s = rstd[r];
+    const float* in = x + r * cols;
+    const float* d = dy + r * cols;
+    float* out = dx + r * cols;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) {
+      const float xh = (in[j] - m) * s;
+      const float g = d[j] * gamma[j];
+      out[j] = ((g - mg) - xh * mgx) * s;
+    }
+  }
+}
+
+MRL_CLONES void gradChunk(const float* x, const float* mean, const float* rstd, const float* gamma, const float* dy,
+                          int64_t r0, int64_t r1, int64_t cols, float inv, float* dx) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    gradRows<4>(x + r * cols, mean + r, rstd + r, gamma, dy + r * cols, cols, inv, dx + r * cols);
+  }
+  for (; r < r1; ++r) gradRows<1>(x + r * cols, mean + r, rstd + r, gamma, dy + r * cols, cols, inv, dx + r * cols);
+}
+
+// dgamma and dbeta of columns [c0, c0 + width), width <= kColumnBlock: from 0, row by row,
+// dgamma += dy xhat and dbeta += dy, as the wasm kernel's accumulators in memory.
+MRL_CLONES void paramGradBlock(const float* x, const float* mean, const float* rstd, const float* dy, int64_t rows,
+                               int64_t cols, int64_t c0, int64_t width, float* dgamma, float* dbeta) {
+  float dg[kColumnBlock] = {}, db[kColumnBlock] = {};
+  for (int64_t r = 0; r < rows; ++r) {
+    const float m = mean[r], s = rstd[r];
+    const float* in = x + r * cols + c0;
+    const float* d = dy + r * cols + c0;
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) {
+      dg[j] += d[j] * ((in[j] - m) * s);
+      db[j] += d[j];
+    }
+  }
+  std::copy(dg, dg + width, dgamma + c0);
+  std::copy(db, db + width, dbeta + c0);
+}
+
+int threadsFor(int threads, int64_t rows, int64_t cols) {
+  return rows * cols < kParallelValues ? 1 : std::max(1, threads);
+}
+
+// Rows per unit of the row loops' static schedule: groups of 4 (the interleaved rows).
+constexpr int64_t kRowGroup = 4;
+
+void forward(int threads, int64_t rows, int64_t cols, float eps, const float* x, const float* gamma, const float* beta,
+             float* y, float* mean, float* rstd) {
+  const int64_t groups = (rows + kRowGroup - 1) / kRowGroup;
+#pragma omp parallel for num_threads(threadsFor(threads, rows, cols)) schedule(static)
+  for (int64_t k = 0; k < groups; ++k) {
+    normChunk(x, gamma, beta, k * kRowGroup, std::min(rows, (k + 1) * kRowGroup), cols, eps, y, mean, rstd);
+  }
+}
+
+void backward(int threads, int64_t rows, int64_t cols, const float* x, const float* mean, const float* rstd,
+              const float* gamma, const float* dy, float* dx, float* dgamma, float* dbeta) {
+  const int64_t groups = (rows + kRowGroup - 1) / kRowGroup;
+  const int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
+  // As the wasm kernel: 1 / cols once, the row means as products with it.
+  const float inv = 1.0f / static_cast<float>(cols);
+#pragma omp parallel num_threads(threadsFor(threads, rows, cols))
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t k = 0; k < groups; ++k) {
+      gradChunk(x, mean, rstd, gamma, dy, k * kRowGroup, std::min(rows, (k + 1) * kRowGroup), cols, inv, dx);
+    }
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t c0 = b * kColumnBlock;
+      paramGradBlock(x, mean, rstd, dy, rows, cols, c0, std::min(kColumnBlock, cols - c0), dgamma, dbeta);
+    }
+  }
+}
+
+// --- Node-API glue ---------------------------------------------------------------------------
+
+// dims: Int32Array [threads, rows, cols], threads and rows >= 1, cols a positive multiple of 4.
+bool readDims(napi_env env, napi_value v, const char* kernel, int* threads, int64_t* rows, int64_t* cols) {
+  bool isTyped = false;
+  napi_is_typedarray(env, v, &isTyped);
+  napi_typedarray_type type;
+  size_t count = 0;
+  void* raw = nullptr;
+  if (!isTyped || napi_get_typedarray_info(env, v, &type, &count, &raw, nullptr, nullptr) != napi_ok ||
+      type != napi_int32_array || count != 3) {
+    std::string message = std::string("onednn: ") + kernel + " dims must be an Int32Array [threads, rows, cols]";
+    napi_throw_type_error(env, nullptr, message.c_str());
+    return false;
+  }
+  const int32_t* d = static_cast<const int32_t*>(raw);
+  if (d[0] < 1 || d[1] < 1 || d[2] < 1 || d[2] % 4 != 0) {
+    std::string message =
+        std::string("onednn: ") + kernel + " threads and rows must be positive, cols a positive multiple of 4";
+    napi_throw_range_error(env, nullptr, message.c_str());
+    return false;
+  }
+  *threads = d[0];
+  *rows = d[1];
+  *cols = d[2];
+  return true;
+}
+
+// `count` Float32Array arguments at argv, named `names`, of lengths `want`.
+bool floatArgs(napi_env env, napi_value* argv, int count, const char* const* names, const int64_t* want,
+               const char* kernel, float** p) {
+  for (int i = 0; i < count; ++i) {
+    size_t n = 0;
+    if (!floatArg(env, argv[i], &p[i], &n, names[i])) return false;
+    if (static_cast<int64_t>(n) != want[i]) {
+      std::string message = std::string("onednn: ") + kernel + " " + names[i] + " has " + std::to_string(n) +
+                            " values, expected " + std::to_string(want[i]);
+      napi_throw_range_error(env, nullptr, message.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+// layerNorm(dims, epsilon, x, gamma, beta, y, mean, rstd)
+napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 8) {
+    napi_throw_type_error(env, nullptr, "onednn: layerNorm takes (dims, epsilon, x, gamma, beta, y, mean, rstd)");
+    return nullptr;
+  }
+  int threads;
+  int64_t rows, cols;
+  if (!readDims(env, argv[0], "layerNorm", &threads, &rows, &cols)) return nullptr;
+  double epsilon = 0;
+  if (napi_get_value_double(env, argv[1], &epsilon) != napi_ok || !(epsilon >= 0)) {
+    napi_throw_range_error(env, nullptr, "onednn: layerNorm epsilon must be a non-negative number");
+    return nullptr;
+  }
+  const char* const names[6] = {"x", "gamma", "beta", "y", "mean", "rstd"};
+  const int64_t want[6] = {rows * cols, cols, cols, rows * cols, rows, rows};
+  float* p[6];
+  if (!floatArgs(env, argv + 2, 6, names, want, "layerNorm", p)) return nullptr;
+  // The wasm kernel takes epsilon as an f32 parameter: the same rounding of the JavaScript number.
+  forward(threads, rows, cols, static_cast<float>(epsilon), p[0], p[1], p[2], p[3], p[4], p[5]);
+  return nullptr;
+}
+
+// layerNormGrad(dims, x, mean, rstd, gamma, dy, dx, dgamma, dbeta)
+napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 9) {
+    napi_throw_type_error(env, nullptr,
+                          "onednn: layerNormGrad takes (dims, x, mean, rstd, gamma, dy, dx, dgamma, dbeta)");
+    return nullptr;
+  }
+  int threads;
+  int64_t rows, cols;
+  if (!readDims(env, argv[0], "layerNormGrad", &threads, &rows, &cols)) return nullptr;
+  const char* const names[8] = {"x", "mean", "rstd", "gamma", "dy", "dx", "dgamma", "dbeta"};
+  const int64_t want[8] = {rows * cols, rows, rows, cols, rows * cols, rows * cols, cols, cols};
+  float* p[8];
+  if (!floatArgs(env, argv + 1, 8, names, want, "layerNormGrad", p)) return nullptr;
+  backward(threads, rows, cols, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+  return nullptr;
+}
+
+}  // namespace
+
+napi_value OneDnnLayerNorm(napi_env env, napi_callback_info info) { return LayerNorm(env, info); }
+napi_value OneDnnLayerNormGrad(napi_env env, napi_callback_info info) { return LayerNormGrad(env, info); }

@@ -43,9 +43,10 @@ napi_value OneDnnGeluGrad(napi_env env, napi_callback_info info);
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 // The AdamW update on OpenMP threads (adamw_update.cc).
 napi_value OneDnnAdamW(napi_env env, napi_callback_info info);
-// Layer norm and its gradient on OpenMP threads (layer_norm.cc).
+// Layer norm, its gradient and the last-axis softmax on OpenMP threads (layer_norm.cc).
 napi_value OneDnnLayerNorm(napi_env env, napi_callback_info info);
 napi_value OneDnnLayerNormGrad(napi_env env, napi_callback_info info);
+napi_value OneDnnSoftmax(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -320,6 +321,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamW", nullptr, OneDnnAdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"layerNorm", nullptr, OneDnnLayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"layerNormGrad", nullptr, OneDnnLayerNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmax", nullptr, OneDnnSoftmax, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

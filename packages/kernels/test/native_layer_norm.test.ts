@@ -280,7 +280,7 @@ describe('layer norm on the addon', () => {
       'onednn: layerNormGrad dy has 25 values, expected 24',
     );
     expect(() => raw.layerNorm(Int32Array.of(2, 3, 6), 1e-5, f(18), f(6), f(6), f(18), f(3), f(3))).toThrow(
-      'onednn: layerNorm threads and rows must be positive, cols a positive multiple of 4',
+      'onednn: layerNorm threads, rows and cols must be positive, cols a multiple of 4',
     );
     expect(() => raw.layerNorm(dims, -1, f(24), f(8), f(8), f(24), f(3), f(3))).toThrow(
       'onednn: layerNorm epsilon must be a non-negative number',

@@ -40,7 +40,7 @@ interface BatchNormAddon extends OneDnnAddon {
   addRows(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   gelu(threads: number, x: Float32Array, y: Float32Array, s: Float32Array): void;
   geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  // MrlLayerNorm and MrlLayerNormGrad (native/layer_norm.cc); dims [threads, rows, cols].
+  // MrlLayerNorm, MrlLayerNormGrad and Softmax (native/layer_norm.cc); dims [threads, rows, cols].
   layerNorm(
     dims: Int32Array,
     epsilon: number,
@@ -62,6 +62,7 @@ interface BatchNormAddon extends OneDnnAddon {
     dgamma: Float32Array,
     dbeta: Float32Array,
   ): void;
+  softmax(dims: Int32Array, x: Float32Array, y: Float32Array): void;
 }
 
 /**
@@ -153,6 +154,8 @@ export interface NativeBatchNorm {
     dgamma: Float32Array,
     dbeta: Float32Array,
   ): void;
+  /** Softmax over rows of `cols` values, as the wasm backend's `Softmax` (XNNPACK's) to the bit. */
+  softmax(rows: number, cols: number, x: Float32Array, y: Float32Array): void;
 }
 
 /** The addon, where it is built and has the batch-norm kernels. */
@@ -164,7 +167,8 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.addRows === 'function' &&
     typeof lib.gelu === 'function' &&
     typeof lib.geluGrad === 'function' &&
-    typeof lib.layerNormGrad === 'function'
+    typeof lib.layerNormGrad === 'function' &&
+    typeof lib.softmax === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -241,6 +245,9 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     layerNormGrad(rows, cols, x, mean, rstd, gamma, dy, dx, dgamma, dbeta) {
       if (rows > 0) lib.layerNormGrad(Int32Array.of(threads, rows, cols), x, mean, rstd, gamma, dy, dx, dgamma, dbeta);
       else for (const a of [dgamma, dbeta]) a.fill(0);
+    },
+    softmax(rows, cols, x, y) {
+      if (rows > 0 && cols > 0) lib.softmax(Int32Array.of(threads, rows, cols), x, y);
     },
   };
 }

@@ -6,7 +6,12 @@
 // statistics and dx as the wasm kernel's four-lane sums, the gamma and beta gradients summed row
 // by row per column (the threads split the columns for them). Other dtypes, shapes the wasm kernel
 // refuses, mismatched inputs and small tensors keep the wasm kernels (and their errors).
-import type { KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+//
+// Also TF.js's `Softmax` (the wasm backend's, XNNPACK's, one thread: 6.1 ms of ViT-tiny's 16-thread
+// step on [48, 65, 65]): from SIZE_THRESHOLD float32 values up, over the last axis, on the addon's
+// threads with its rows split between them, the same bits as the shipped kernel (XNNPACK's exp
+// polynomial and order of sums reproduced in native/layer_norm.cc).
+import type { KernelConfig, NamedAttrMap, SoftmaxAttrs, TensorInfo } from '@tensorflow/tfjs';
 
 import type { NativeBatchNorm } from '../native/onednn_batch_norm.js';
 import { elementCount, SIZE_THRESHOLD } from './native_sum.js';
@@ -73,5 +78,22 @@ export function createNativeLayerNormGradKernel(wasm: KernelConfig, native: Nati
     const at = (t: TensorInfo): Float32Array => heapF32(backend, t);
     native.layerNormGrad(rows, cols, at(x), at(mean), at(rstd), at(gamma), at(dy), at(dx), at(dgamma), at(dbeta));
     return [dx, dgamma, dbeta];
+  });
+}
+
+/** `Softmax` over the last axis of large float32 logits on `native`, else `shipped` (XNNPACK's). */
+export function createNativeSoftmaxKernel(shipped: KernelConfig, native: NativeBatchNorm): KernelConfig {
+  return replacing(shipped, (args) => {
+    const { inputs, backend, attrs } = args as unknown as WasmKernelArgs<SoftmaxAttrs & NamedAttrMap>;
+    const logits = input(inputs, 'logits');
+    const rank = logits.shape.length;
+    const last = attrs.dim === -1 || attrs.dim === rank - 1;
+    if (logits.dtype !== 'float32' || rank === 0 || !last || elementCount(logits) < SIZE_THRESHOLD) {
+      return shipped.kernelFunc(args);
+    }
+    const cols = logits.shape[rank - 1]!;
+    const y = backend.makeOutput([...logits.shape], 'float32');
+    native.softmax(elementCount(logits) / cols, cols, heapF32(backend, logits), heapF32(backend, y));
+    return y;
   });
 }

@@ -21,7 +21,11 @@ import { createFusedMatMulKernel } from './fused_mat_mul.js';
 import { createIdentityKernel } from './identity.js';
 import { createNativeAddKernel } from './native_add.js';
 import { createNativeGeluGradKernel, createNativeGeluKernel } from './native_gelu.js';
-import { createNativeLayerNormGradKernel, createNativeLayerNormKernel } from './native_layer_norm.js';
+import {
+  createNativeLayerNormGradKernel,
+  createNativeLayerNormKernel,
+  createNativeSoftmaxKernel,
+} from './native_layer_norm.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
 import { createNativeBatchMatMulKernel, createNativeFusedMatMulKernel } from './native_mat_mul.js';
@@ -125,6 +129,13 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
       native?.batchNorm === undefined || native.batchNorm.threads < 2
         ? createLayerNormGradKernel()
         : createNativeLayerNormGradKernel(createLayerNormGradKernel(), native.batchNorm),
+  ],
+  [
+    tf.Softmax,
+    (get, native) =>
+      native?.batchNorm === undefined || native.batchNorm.threads < 2
+        ? passThrough(get(tf.Softmax))
+        : createNativeSoftmaxKernel(get(tf.Softmax), native.batchNorm),
   ],
   [
     tf.Add,

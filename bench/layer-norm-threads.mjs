@@ -1,8 +1,8 @@
-// Layer norm (forward, and its gradient) at ViT-tiny's and BERT-mini's shapes (bench/speed.mjs's
-// batches): the wasm SIMD kernels (one thread) against the oneDNN addon's at 1 and at `--threads`
-// threads (packages/kernels/native/layer_norm.cc; the same bits), through the registered TF.js
-// kernels, wall and CPU ms per call (medians over alternating bursts of calls). The step's own figures
-// are bench/speed.mjs's.
+// Layer norm (forward, and its gradient) and the attention softmax at ViT-tiny's and BERT-mini's
+// shapes (bench/speed.mjs's batches): the wasm kernels (one thread: our SIMD layer norm, XNNPACK's
+// softmax) against the oneDNN addon's at 1 and at `--threads` threads (packages/kernels/native/
+// layer_norm.cc; the same bits), through the registered TF.js kernels, wall and CPU ms per call
+// (medians over alternating bursts of calls). The step's own figures are bench/speed.mjs's.
 // Usage (after `pnpm run build` and the native build): node bench/layer-norm-threads.mjs [--reps 15] [--threads 2]
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -46,7 +46,7 @@ const CASES = [
 
 const names = Object.keys(forms);
 console.log(
-  `# Layer norm per call (median of ${REPS} bursts of ${BURST}); load average ${os
+  `# Layer norm and softmax per call (median of ${REPS} bursts of ${BURST}); load average ${os
     .loadavg()
     .map((l) => l.toFixed(1))
     .join(' ')} on ${os.availableParallelism()} cpus`,
@@ -54,6 +54,28 @@ console.log(
 console.log(
   `| case | shape | ${names.map((k) => `${k}: wall ms | cpu ms`).join(' | ')} | wall ratio 1 thread | wall ratio ${THREADS} threads |`,
 );
+/** Prints one row: `call` timed on each form, in alternating bursts. */
+function measure(label, shape, call) {
+  const samples = Object.fromEntries(names.map((k) => [k, []]));
+  // Bursts of BURST calls per form (one untimed first): in a training step the kernels come back
+  // to back with the products, which keep the addon's OpenMP threads awake.
+  for (let r = 0; r < REPS; r++) {
+    const order = Object.entries(forms);
+    if (r % 2 === 1) order.reverse();
+    for (const [name, native] of order) {
+      registerWasmTrainingKernels({ native });
+      timed(call);
+      for (let b = 0; b < BURST; b++) samples[name].push(timed(call));
+    }
+  }
+  const walls = names.map((k) => median(samples[k].map(([w]) => w)));
+  const cells = names.map((k, i) => `${walls[i].toFixed(3)} | ${median(samples[k].map(([, cpu]) => cpu)).toFixed(3)}`);
+  console.log(
+    `| ${label} | ${shape.join('x')} | ${cells.join(' | ')} | ${(walls[1] / walls[0]).toFixed(2)} | ${(walls[2] / walls[0]).toFixed(2)} |`,
+  );
+}
+
+// Nothing returned from the calls: tf.tidy keeps what its function returns.
 for (const [model, shape] of CASES) {
   const [rows, cols] = shape;
   const x = tf.tensor2d(random(rows * cols), shape);
@@ -63,40 +85,23 @@ for (const [model, shape] of CASES) {
   registerWasmTrainingKernels({ native: forms.wasm });
   const [y, mean, rstd] = tf.engine().runKernel(LAYER_NORM, { x, gamma, beta }, { epsilon: 1e-5 });
   y.dispose();
-  for (const [what, call] of [
-    // Nothing returned: tf.tidy keeps what its function returns.
-    [
-      'forward',
-      () => {
-        tf.engine().runKernel(LAYER_NORM, { x, gamma, beta }, { epsilon: 1e-5 });
-      },
-    ],
-    [
-      'gradient',
-      () => {
-        tf.engine().runKernel(LAYER_NORM_GRAD, { x, mean, rstd, gamma, dy }, {});
-      },
-    ],
-  ]) {
-    const samples = Object.fromEntries(names.map((k) => [k, []]));
-    // Bursts of BURST calls per form (one untimed first): in a training step the kernels come
-    // back to back with the products, which keep the addon's OpenMP threads awake.
-    for (let r = 0; r < REPS; r++) {
-      const order = Object.entries(forms);
-      if (r % 2 === 1) order.reverse();
-      for (const [name, native] of order) {
-        registerWasmTrainingKernels({ native });
-        timed(call);
-        for (let b = 0; b < BURST; b++) samples[name].push(timed(call));
-      }
-    }
-    const walls = names.map((k) => median(samples[k].map(([w]) => w)));
-    const cells = names.map(
-      (k, i) => `${walls[i].toFixed(3)} | ${median(samples[k].map(([, cpu]) => cpu)).toFixed(3)}`,
-    );
-    console.log(
-      `| ${model} ${what} | ${shape.join('x')} | ${cells.join(' | ')} | ${(walls[1] / walls[0]).toFixed(2)} | ${(walls[2] / walls[0]).toFixed(2)} |`,
-    );
-  }
+  measure(`${model} layer norm`, shape, () => {
+    tf.engine().runKernel(LAYER_NORM, { x, gamma, beta }, { epsilon: 1e-5 });
+  });
+  measure(`${model} layer norm gradient`, shape, () => {
+    tf.engine().runKernel(LAYER_NORM_GRAD, { x, mean, rstd, gamma, dy }, {});
+  });
   tf.dispose([x, dy, gamma, beta, mean, rstd]);
+}
+// The attention softmax (shipped: XNNPACK's, one thread).
+for (const [model, shape] of [
+  ['ViT-tiny', [48, 65, 65]],
+  ['BERT-mini', [8, 4, 128, 128]],
+]) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const logits = tf.tensor(random(n), shape);
+  measure(`${model} softmax`, shape, () => {
+    tf.softmax(logits);
+  });
+  logits.dispose();
 }

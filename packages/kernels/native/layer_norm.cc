@@ -10,7 +10,7 @@
 // (l2 + l3); mean = sum / cols, rstd = 1 / sqrt(sum((x - mean)^2) / cols + eps), y = ((x - mean)
 // rstd) gamma + beta; the gradient's dx = ((g - mean(g)) - xhat mean(g xhat)) rstd with g = dy
 // gamma and the means as sum * (1 / cols). So the rows are split between threads freely (groups of
-// four rows interleaved on one thread, for the adder's latency). The gamma and beta gradients are
+// eight rows interleaved on one thread, for the adder's latency). The gamma and beta gradients are
 // sums over all rows that the wasm kernel adds row by row, from row 0, per column: here each
 // column is summed the same way, row by row, and the threads split the columns instead of the
 // rows (blocks of 16 columns), in the same parallel region as dx (no barrier between the two).
@@ -95,6 +95,7 @@ MRL_INLINE void normRows(const float* x, const float* gamma, const float* beta, 
 MRL_CLONES void normChunk(const float* x, const float* gamma, const float* beta, int64_t r0, int64_t r1, int64_t cols,
                           float eps, float* y, float* mean, float* rstd) {
   int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) normRows<8>(x + r * cols, gamma, beta, cols, eps, y + r * cols, mean + r, rstd + r);
   for (; r + 4 <= r1; r += 4) normRows<4>(x + r * cols, gamma, beta, cols, eps, y + r * cols, mean + r, rstd + r);
   for (; r < r1; ++r) normRows<1>(x + r * cols, gamma, beta, cols, eps, y + r * cols, mean + r, rstd + r);
 }
@@ -138,6 +139,9 @@ MRL_INLINE void gradRows(const float* x, const float* mean, const float* rstd, c
 MRL_CLONES void gradChunk(const float* x, const float* mean, const float* rstd, const float* gamma, const float* dy,
                           int64_t r0, int64_t r1, int64_t cols, float inv, float* dx) {
   int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    gradRows<8>(x + r * cols, mean + r, rstd + r, gamma, dy + r * cols, cols, inv, dx + r * cols);
+  }
   for (; r + 4 <= r1; r += 4) {
     gradRows<4>(x + r * cols, mean + r, rstd + r, gamma, dy + r * cols, cols, inv, dx + r * cols);
   }
@@ -167,8 +171,8 @@ int threadsFor(int threads, int64_t rows, int64_t cols) {
   return rows * cols < kParallelValues ? 1 : std::max(1, threads);
 }
 
-// Rows per unit of the row loops' static schedule: groups of 4 (the interleaved rows).
-constexpr int64_t kRowGroup = 4;
+// Rows per unit of the row loops' static schedule: groups of 8 (the interleaved rows).
+constexpr int64_t kRowGroup = 8;
 
 void forward(int threads, int64_t rows, int64_t cols, float eps, const float* x, const float* gamma, const float* beta,
              float* y, float* mean, float* rstd) {

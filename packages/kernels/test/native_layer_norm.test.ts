@@ -1,7 +1,7 @@
 // Layer norm and its gradient on the oneDNN addon's threads (src/wasm/native_layer_norm.ts):
 // against the wasm SIMD kernels (transformer_ops.ts, run here at one thread, where they stay) to
 // the bit at 2 and 3 threads, on ViT-tiny's and BERT-mini's shapes and on widths that are not a
-// multiple of 16 (row counts not a multiple of 4), with rows of one constant value, rows far from 0
+// multiple of 16 (row counts not a multiple of 8), with rows of one constant value, rows far from 0
 // and rows of tiny spread; both against a float64 computation; that the addon really runs the
 // large tensors; and every fallback (one thread, small tensors, other widths and dtypes,
 // mismatched inputs, no addon).
@@ -199,9 +199,11 @@ describe('layer norm on the addon', () => {
   for (const [shape, epsilon] of [
     [[16, 65, 192], 1e-5], // ViT-tiny: 1,040 rows of 192
     [[1024, 256], 1e-12], // BERT-mini, its epsilon
-    [[333, 204], 1e-5], // 67,932 values: 204 = 12 x 17 (a last block of 12 columns), 333 = 4 x 83 + 1 rows
-    [[3, 37, 1004], 1e-5], // 111 rows (3 left after groups of 4), a last block of 12 columns
-    [[6554, 12], 1e-3], // 78,648 values in rows of 12 (one block, narrower than 16), 2 rows left
+    // 67,932 values: 204 = 16 x 12 + 12 (a last block of 12 columns); 333 = 8 x 41 + 4 + 1 rows (the
+    // kernel's groups of 8 interleaved rows, then one of 4, then one row)
+    [[333, 204], 1e-5],
+    [[3, 37, 1004], 1e-5], // 111 = 8 x 13 + 4 + 3 rows, a last block of 12 columns
+    [[6554, 12], 1e-3], // 78,648 values in rows of 12 (one block, narrower than 16), 8 x 819 + 2 rows
     [[8, 1000], 1e-5], // below the threshold: the wasm kernels everywhere
   ] as const) {
     const n = shape.reduce((p, d) => p * d, 1);

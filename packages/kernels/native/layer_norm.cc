@@ -238,25 +238,61 @@ MRL_INLINE float xnnExpMinus(float x) {
   return bitsToFloat(floatToBits(f) & ~below);
 }
 
-// Softmax of rows [r0, r1) of `cols` values.
-MRL_CLONES void softmaxChunk(const float* x, int64_t r0, int64_t r1, int64_t cols, float* y) {
-  const int64_t whole = cols & ~int64_t{3};
-  for (int64_t r = r0; r < r1; ++r) {
+// The max of n values, in 16 lanes. The max is exact in any order (a NaN, which the selects here
+// skip, makes its whole softmax row NaN either way, through the sum).
+MRL_INLINE float rowMax(const float* x, int64_t n) {
+  float m = x[0];
+  int64_t j = 0;
+  if (n >= 16) {
+    v4 a = load4(x), b = load4(x + 4), c = load4(x + 8), d = load4(x + 12);
+    for (j = 16; j + 16 <= n; j += 16) {
+      const v4 p = load4(x + j), q = load4(x + j + 4), r = load4(x + j + 8), s = load4(x + j + 12);
+      a = p > a ? p : a;
+      b = q > b ? q : b;
+      c = r > c ? r : c;
+      d = s > d ? s : d;
+    }
+    a = b > a ? b : a;
+    c = d > c ? d : c;
+    a = c > a ? c : a;
+    m = std::max(std::max(a[0], a[1]), std::max(a[2], a[3]));
+  }
+  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+// Softmax of R consecutive rows of `cols` values: the exponentials row by row, then the R rows'
+// sums interleaved (each its own four lanes, for the adder's latency), then the scaling.
+template <int R>
+MRL_INLINE void softmaxRows(const float* x, int64_t cols, float* y) {
+  for (int r = 0; r < R; ++r) {
     const float* in = x + r * cols;
     float* out = y + r * cols;
-    // The max is exact in any order (a NaN makes the whole row NaN either way, through its sum).
-    float m = in[0];
-    for (int64_t j = 1; j < cols; ++j) m = in[j] > m ? in[j] : m;
+    const float m = rowMax(in, cols);
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) out[j] = xnnExpMinus(in[j] - m);
-    v4 acc = splat(0.0f);
-    for (int64_t j = 0; j < whole; j += 4) acc += load4(out + j);
-    float sum = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+  }
+  const int64_t whole = cols & ~int64_t{3};
+  v4 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = splat(0.0f);
+  for (int64_t j = 0; j < whole; j += 4) {
+    for (int r = 0; r < R; ++r) acc[r] += load4(y + r * cols + j);
+  }
+  for (int r = 0; r < R; ++r) {
+    float* out = y + r * cols;
+    float sum = (acc[r][0] + acc[r][2]) + (acc[r][1] + acc[r][3]);
     for (int64_t j = whole; j < cols; ++j) sum += out[j];
     const float scale = 1.0f / sum;
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) out[j] *= scale;
   }
+}
+
+// Rows [r0, r1).
+MRL_CLONES void softmaxChunk(const float* x, int64_t r0, int64_t r1, int64_t cols, float* y) {
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) softmaxRows<8>(x + r * cols, cols, y + r * cols);
+  for (; r < r1; ++r) softmaxRows<1>(x + r * cols, cols, y + r * cols);
 }
 
 void softmax(int threads, int64_t rows, int64_t cols, const float* x, float* y) {

@@ -195,7 +195,7 @@ void backward(int threads, int64_t rows, int64_t cols, const float* x, const flo
     for (int64_t k = 0; k < groups; ++k) {
       gradChunk(x, mean, rstd, gamma, dy, k * kRowGroup, std::min(rows, (k + 1) * kRowGroup), cols, inv, dx);
     }
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait  // the region's end is the one barrier
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * kColumnBlock;
       paramGradBlock(x, mean, rstd, dy, rows, cols, c0, std::min(kColumnBlock, cols - c0), dgamma, dbeta);

@@ -199,11 +199,11 @@ describe('layer norm on the addon', () => {
   for (const [shape, epsilon] of [
     [[16, 65, 192], 1e-5], // ViT-tiny: 1,040 rows of 192
     [[1024, 256], 1e-12], // BERT-mini, its epsilon
-    // 67,932 values: 204 = 16 x 12 + 12 (a last block of 12 columns); 333 = 8 x 41 + 4 + 1 rows (the
-    // kernel's groups of 8 interleaved rows, then one of 4, then one row)
+    // 67,932 values: column blocks of 112 + 92 at 2 threads, 80 + 80 + 44 at 3; 333 = 8 x 41 + 4 + 1
+    // rows (the kernel's groups of 8 interleaved rows, then one of 4, then one row)
     [[333, 204], 1e-5],
-    [[3, 37, 1004], 1e-5], // 111 = 8 x 13 + 4 + 3 rows, a last block of 12 columns
-    [[6554, 12], 1e-3], // 78,648 values in rows of 12 (one block, narrower than 16), 8 x 819 + 2 rows
+    [[3, 37, 1004], 1e-5], // 111 = 8 x 13 + 4 + 3 rows; blocks of at most 256 columns
+    [[6554, 12], 1e-3], // 78,648 values in rows of 12 (one block of 12 columns), 8 x 819 + 2 rows
     [[8, 1000], 1e-5], // below the threshold: the wasm kernels everywhere
   ] as const) {
     const n = shape.reduce((p, d) => p * d, 1);

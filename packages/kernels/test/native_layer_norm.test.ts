@@ -34,7 +34,8 @@ const offset = (r: number): number => (r % 11 === 4 ? 1e4 : r % 13 === 6 ? -300 
 
 /**
  * rows x cols values in [-1, 1] plus each row's offset; every 7th row one constant value (0.75,
- * whose sums are exact, or 3.1, whose are not), every 9th row a spread of 1e-3 (variance near eps).
+ * whose sums are exact, or 3.1, whose are not), every 9th row a spread of 1e-3 (variance near eps),
+ * every 15th row subnormal values (unless another rule took it).
  */
 function inputs(rows: number, cols: number, seed: number): Float32Array {
   const x = randomArray(rows * cols, seed);
@@ -42,6 +43,7 @@ function inputs(rows: number, cols: number, seed: number): Float32Array {
     const row = x.subarray(r * cols, (r + 1) * cols);
     if (r % 7 === 2) row.fill(r % 2 === 0 ? 0.75 : 3.1);
     else if (r % 9 === 5) for (let j = 0; j < cols; j++) row[j] = row[j]! * 1e-3;
+    else if (r % 15 === 8) for (let j = 0; j < cols; j++) row[j] = row[j]! * 1e-39; // subnormal
     for (let j = 0; j < cols; j++) row[j] = row[j]! + offset(r);
   }
   return x;

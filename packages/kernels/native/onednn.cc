@@ -55,6 +55,10 @@ napi_value OneDnnConcatRows(napi_env env, napi_callback_info info);
 // Fused multi-head attention, forward and backward, on OpenMP threads (attention.cc).
 napi_value OneDnnAttention(napi_env env, napi_callback_info info);
 napi_value OneDnnAttentionGrad(napi_env env, napi_callback_info info);
+// Layer norm, its gradient and the last-axis softmax on OpenMP threads (layer_norm.cc).
+napi_value OneDnnLayerNorm(napi_env env, napi_callback_info info);
+napi_value OneDnnLayerNormGrad(napi_env env, napi_callback_info info);
+napi_value OneDnnSoftmax(napi_env env, napi_callback_info info);
 
 namespace {
 
@@ -336,6 +340,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"concatRows", nullptr, OneDnnConcatRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attention", nullptr, OneDnnAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionGrad", nullptr, OneDnnAttentionGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layerNorm", nullptr, OneDnnLayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layerNormGrad", nullptr, OneDnnLayerNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmax", nullptr, OneDnnSoftmax, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -38,6 +38,7 @@ describe('registerWasmTrainingKernels', () => {
         'MrlGeluGrad',
         'MrlLayerNorm',
         'MrlLayerNormGrad',
+        'Softmax',
         'SplitV',
         'Transpose',
         'Concat',

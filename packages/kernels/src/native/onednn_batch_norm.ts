@@ -76,6 +76,29 @@ interface BatchNormAddon extends OneDnnAddon {
     mult: Float32Array,
     dqkv: Float32Array,
   ): void;
+  // MrlLayerNorm, MrlLayerNormGrad and Softmax (native/layer_norm.cc); dims [threads, rows, cols].
+  layerNorm(
+    dims: Int32Array,
+    epsilon: number,
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+  ): void;
+  layerNormGrad(
+    dims: Int32Array,
+    x: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    gamma: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
+  softmax(dims: Int32Array, x: Float32Array, y: Float32Array): void;
 }
 
 /**
@@ -205,6 +228,38 @@ export interface NativeBatchNorm {
     mult: Float32Array | undefined,
     dqkv: Float32Array,
   ): void;
+  // Layer norm over the last axis, as the wasm kernels MrlLayerNorm and MrlLayerNormGrad
+  // (../wasm/transformer_ops.ts) to the bit at every thread count (native/layer_norm.cc).
+  /**
+   * y = ((x - mean) rstd) gamma + beta over rows of `cols` values (a multiple of 4), with each
+   * row's mean and rstd = 1 / sqrt(biased variance + epsilon) for the gradient.
+   */
+  layerNorm(
+    rows: number,
+    cols: number,
+    epsilon: number,
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+  ): void;
+  /** dx, and dgamma and dbeta summed over the rows, from dy and the forward's mean and rstd. */
+  layerNormGrad(
+    rows: number,
+    cols: number,
+    x: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    gamma: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
+  /** Softmax over rows of `cols` values, as the wasm backend's `Softmax` (XNNPACK's) to the bit. */
+  softmax(rows: number, cols: number, x: Float32Array, y: Float32Array): void;
 }
 
 /** The operations of {@link NativeBatchNorm.broadcastBinary}. */
@@ -226,7 +281,10 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.transpose === 'function' &&
     typeof lib.concatRows === 'function' &&
     typeof lib.attention === 'function' &&
-    typeof lib.attentionGrad === 'function'
+    typeof lib.attentionGrad === 'function' &&
+    typeof lib.layerNorm === 'function' &&
+    typeof lib.layerNormGrad === 'function' &&
+    typeof lib.softmax === 'function'
     ? (lib as BatchNormAddon)
     : undefined;
 }
@@ -343,6 +401,16 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     attentionGrad(batch, tokens, heads, headWidth, scale, dy, p, qkv, mult, dqkv) {
       const dims = Int32Array.of(threads, batch, tokens, heads, headWidth);
       if (dqkv.length > 0) lib.attentionGrad(dims, scale, dy, p, qkv, mult ?? NO_VALUES, dqkv);
+    },
+    layerNorm(rows, cols, epsilon, x, gamma, beta, y, mean, rstd) {
+      if (rows > 0) lib.layerNorm(Int32Array.of(threads, rows, cols), epsilon, x, gamma, beta, y, mean, rstd);
+    },
+    layerNormGrad(rows, cols, x, mean, rstd, gamma, dy, dx, dgamma, dbeta) {
+      if (rows > 0) lib.layerNormGrad(Int32Array.of(threads, rows, cols), x, mean, rstd, gamma, dy, dx, dgamma, dbeta);
+      else for (const a of [dgamma, dbeta]) a.fill(0);
+    },
+    softmax(rows, cols, x, y) {
+      if (rows > 0 && cols > 0) lib.softmax(Int32Array.of(threads, rows, cols), x, y);
     },
   };
 }

@@ -34,6 +34,11 @@ import {
   createNativeSliceKernel,
   createNativeTransposeKernel,
 } from './native_layout.js';
+import {
+  createNativeLayerNormGradKernel,
+  createNativeLayerNormKernel,
+  createNativeSoftmaxKernel,
+} from './native_layer_norm.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
 import type { NativeBatchNorm } from '../native/onednn_batch_norm.js';
 import { createConv2DKernel, createNativeConv2DBackpropInputKernel } from './native_conv.js';
@@ -124,8 +129,30 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
         ? createGeluGradKernel()
         : createNativeGeluGradKernel(createGeluGradKernel(), native.batchNorm),
   ],
-  [LAYER_NORM, createLayerNormKernel],
-  [LAYER_NORM_GRAD, createLayerNormGradKernel],
+  [
+    LAYER_NORM,
+    (_get, native) =>
+      // On the addon at every thread count (the same bits as the wasm SIMD kernels, and 0.6-0.9x
+      // their time at one thread: bench/layer-norm-threads.mjs).
+      native?.batchNorm === undefined
+        ? createLayerNormKernel()
+        : createNativeLayerNormKernel(createLayerNormKernel(), native.batchNorm),
+  ],
+  [
+    LAYER_NORM_GRAD,
+    (_get, native) =>
+      native?.batchNorm === undefined
+        ? createLayerNormGradKernel()
+        : createNativeLayerNormGradKernel(createLayerNormGradKernel(), native.batchNorm),
+  ],
+  [
+    tf.Softmax,
+    // XNNPACK's bits, at half its time at one thread.
+    (get, native) =>
+      native?.batchNorm === undefined
+        ? passThrough(get(tf.Softmax))
+        : createNativeSoftmaxKernel(get(tf.Softmax), native.batchNorm),
+  ],
   [
     tf.Add,
     (get, native) =>

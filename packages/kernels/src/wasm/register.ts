@@ -172,16 +172,16 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
     (get, native) =>
       native === undefined
         ? passThrough(get(tf.Sum))
-        : onAddonThreads(createNativeSumKernel(get(tf.Sum), native), native, (k, nb) =>
-            createNativeRowSumKernel(k, nb),
-          ),
+        : // Rows or last-axis sums on the addon at every thread count (the same bits at each, where
+          // ONNX Runtime's ReduceSum depends on the array's alignment; 0.5-0.95x its time at one).
+          onAddon(createNativeSumKernel(get(tf.Sum), native), native, (k, nb) => createNativeRowSumKernel(k, nb)),
   ],
   [
     tf.Mean,
     (get, native) =>
       native === undefined
         ? passThrough(get(tf.Mean))
-        : onAddonThreads(createNativeSumKernel(get(tf.Mean), native, true), native, (k, nb) =>
+        : onAddon(createNativeSumKernel(get(tf.Mean), native, true), native, (k, nb) =>
             createNativeRowSumKernel(k, nb, true),
           ),
   ],
@@ -281,10 +281,10 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile`, row-copy `GatherV2` and (copy-free) `Identity`, and the
  * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
  * SplitV and large Sum/Mean run on it; on the oneDNN addon, large Transpose, SplitV, Concat and
- * Slice copies and the fused attention at every thread count, and at 2 threads or more large
- * Add, GELU and its gradient, Multiply, Sub and row sums; the fused softmax cross-entropy kernels
- * are added. The
- * replaced kernels keep the shipped ones as building blocks and fallbacks.
+ * Slice copies, row and last-axis sums, layer norm, Softmax and the fused attention at every
+ * thread count, and at 2 threads or more large Add, GELU and its gradient, Multiply and Sub; the
+ * fused softmax cross-entropy kernels are added. The replaced kernels keep the shipped ones as
+ * building blocks and fallbacks.
  *
  * Idempotent: a kernel that is already ours, on the same native kernels, is left alone; asking
  * for other native kernels (or none) rebuilds them. Call it once the wasm backend is loaded

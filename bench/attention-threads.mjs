@@ -15,7 +15,7 @@ import {
   registerWasmTrainingKernels,
 } from '@mrl/core';
 import { arg } from './args.mjs';
-import { median, seededRandom } from './paired.mjs';
+import { median, seededRandom, wallCpuMs } from './paired.mjs';
 
 const REPS = Number(arg('reps', '15'));
 const THREADS = Number(arg('threads', '2'));
@@ -28,13 +28,7 @@ const random = seededRandom(13);
  * Wall and CPU ms of `fn`. No read-back: both forms run synchronously in the call (wasm kernels
  * and the addon's), and a copy to JavaScript costs more than the kernels.
  */
-function timed(fn) {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  tf.tidy(fn);
-  const d = process.cpuUsage(c0);
-  return [performance.now() - t0, (d.user + d.system) / 1000];
-}
+const timed = (fn) => wallCpuMs(() => tf.tidy(fn));
 
 // [what, batch, tokens, heads, head width, with BERT's padding mask and attention dropout (0.1)].
 const CASES = [

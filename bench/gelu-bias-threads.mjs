@@ -8,7 +8,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
-import { median, seededRandom } from './paired.mjs';
+import { median, seededRandom, wallCpuMs } from './paired.mjs';
 
 const REPS = Number(arg('reps', '15'));
 const THREADS = Number(arg('threads', '2'));
@@ -26,13 +26,7 @@ const random = seededRandom(11);
  * Wall and CPU ms of `fn`. No read-back: both forms run synchronously in the call (the wasm
  * kernels and the addon's), and a copy to JavaScript would cost as much as the kernels.
  */
-function timed(fn) {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  tf.tidy(fn);
-  const d = process.cpuUsage(c0);
-  return [performance.now() - t0, (d.user + d.system) / 1000];
-}
+const timed = (fn) => wallCpuMs(() => tf.tidy(fn));
 
 // [what, shape, one call].
 const CASES = [

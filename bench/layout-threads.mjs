@@ -10,7 +10,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
-import { median, seededRandom } from './paired.mjs';
+import { median, seededRandom, wallCpuMs } from './paired.mjs';
 
 const REPS = Number(arg('reps', '21'));
 const THREADS = Number(arg('threads', '2'));
@@ -25,13 +25,7 @@ const forms = {
 const random = seededRandom(12);
 
 /** Wall and CPU ms of `fn` (all synchronous: no read-back, which would cost more than the copy). */
-function timed(fn) {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  tf.tidy(fn);
-  const d = process.cpuUsage(c0);
-  return [performance.now() - t0, (d.user + d.system) / 1000];
-}
+const timed = (fn) => wallCpuMs(() => tf.tidy(fn));
 
 const transpose = (shape, perm) => [[shape], ([x]) => tf.transpose(x, perm)];
 // [what, input shapes, one call].

@@ -8,6 +8,15 @@ export const cpuMs = (fn) => {
   return (d.user + d.system) / 1000;
 };
 
+/** [wall ms, CPU ms] of `fn` (CPU: user + system, every thread of the process). */
+export const wallCpuMs = (fn) => {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  fn();
+  const d = process.cpuUsage(c0);
+  return [performance.now() - t0, (d.user + d.system) / 1000];
+};
+
 /** The upper median (the middle element for an odd count). */
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

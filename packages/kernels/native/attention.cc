@@ -285,7 +285,8 @@ bool readDims(napi_env env, napi_value v, int* threads, Shape* s) {
   const int32_t* d = static_cast<const int32_t*>(raw);
   for (int i = 0; i < 5; ++i) {
     if (d[i] < 1) {
-      napi_throw_range_error(env, nullptr, "onednn: attention threads, batch, tokens, heads and headWidth must be positive");
+      napi_throw_range_error(env, nullptr,
+                             "onednn: attention threads, batch, tokens, heads and headWidth must be positive");
       return false;
     }
   }

@@ -29,6 +29,7 @@
 
 #include "blocks.h"
 #include "float_arg.h"
+#include "float_bits.h"
 
 namespace {
 
@@ -237,16 +238,6 @@ MRL_CLONES void reluGradBlock(const float* dy, const float* y, int64_t n, float*
 // backend's Sigmoid kernel runs (XNNPACK's f32 wasmsimd rr2_p5_div microkernel): exp(-|z|) by a
 // degree-5 polynomial after a two-constant ln 2 range reduction, e / (e + 1), mirrored for z > 0;
 // so y and s are the same bits as the wasm kernels' (test/native_gelu.test.ts).
-inline float bitsToFloat(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-inline uint32_t floatToBits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
 
 inline float xnnSigmoid(float x) {
   const float magicBias = 0x1.8000FEp23f, minusLog2e = -0x1.715476p+0f;

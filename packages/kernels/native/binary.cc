@@ -15,9 +15,10 @@
 // Sums: over the leading axes (a bias gradient, [rows, n] -> [n]) the rows are cut into chunks of
 // about kChunkValues values (at least kChunkRows rows), a function of the shape alone; each
 // chunk's rows are added in order into a float partial vector (vectorised across columns), and
-// the partials are added in chunk order in double, one rounding at the end. Over the last axis ([r, n] -> [r]) each row is added
-// into 16 fixed float lanes, the lanes then in order in double. Either way the result is the same
-// bits at every thread count and on every CPU (the lanes are explicit, not the vectoriser's).
+// the partials are added in chunk order in double, one rounding at the end. Over the last axis
+// ([r, n] -> [r]) each row is added into 16 fixed float lanes, the lanes then in order in double.
+// Either way the result is the same bits at every thread count and on every CPU (the lanes are
+// explicit, not the vectoriser's).
 #include <node_api.h>
 #include <omp.h>
 
@@ -218,24 +219,37 @@ napi_value BroadcastBinary(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// sumLeading(threads, Int32Array [rows, n], x, y): y [n] = the sum of the rows of x [rows, n].
-napi_value SumLeading(napi_env env, napi_callback_info info) {
-  const char* usage = "onednn: sumLeading takes (threads >= 1, Int32Array [rows, n], x, y)";
-  int threads;
+// The arguments of sumLeading and sumLast, (threads, Int32Array [rows, n], x [rows, n], y), y of
+// n values (`leading`) or of rows; false with a pending exception.
+bool readSumArgs(napi_env env, napi_callback_info info, const char* kernel, bool leading, int* threads, int64_t* rows,
+                 int64_t* n, const float** x, float** y) {
+  const std::string usage = std::string("onednn: ") + kernel + " takes (threads >= 1, Int32Array [rows, n], x, y)";
   const int32_t* d;
   float* p[2];
   size_t lengths[2];
-  if (!readArgs<2>(env, info, usage, 2, kSumNames, &threads, &d, p, lengths)) return nullptr;
+  if (!readArgs<2>(env, info, usage.c_str(), 2, kSumNames, threads, &d, p, lengths)) return false;
   if (d[0] < 1 || d[1] < 1) {
-    napi_throw_range_error(env, nullptr, "onednn: sumLeading rows and n must be positive");
-    return nullptr;
+    napi_throw_range_error(env, nullptr, (std::string("onednn: ") + kernel + " rows and n must be positive").c_str());
+    return false;
   }
-  const int64_t rows = d[0], n = d[1];
-  if (!lengthIs(env, "sumLeading", "x", lengths[0], rows * n) || !lengthIs(env, "sumLeading", "y", lengths[1], n)) {
-    return nullptr;
+  *rows = d[0];
+  *n = d[1];
+  if (!lengthIs(env, kernel, "x", lengths[0], *rows * *n) ||
+      !lengthIs(env, kernel, "y", lengths[1], leading ? *n : *rows)) {
+    return false;
   }
-  const float* x = p[0];
-  float* y = p[1];
+  *x = p[0];
+  *y = p[1];
+  return true;
+}
+
+// sumLeading(threads, Int32Array [rows, n], x, y): y [n] = the sum of the rows of x [rows, n].
+napi_value SumLeading(napi_env env, napi_callback_info info) {
+  int threads;
+  int64_t rows, n;
+  const float* x;
+  float* y;
+  if (!readSumArgs(env, info, "sumLeading", true, &threads, &rows, &n, &x, &y)) return nullptr;
   const int64_t rowsPerChunk = std::max<int64_t>(kChunkRows, kChunkValues / n);
   const int64_t chunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
   // Kept between calls (per calling thread: worker threads may call at once): a fresh vector of
@@ -261,22 +275,11 @@ napi_value SumLeading(napi_env env, napi_callback_info info) {
 
 // sumLast(threads, Int32Array [rows, n], x, y): y [rows] = the sum of each row of x [rows, n].
 napi_value SumLast(napi_env env, napi_callback_info info) {
-  const char* usage = "onednn: sumLast takes (threads >= 1, Int32Array [rows, n], x, y)";
   int threads;
-  const int32_t* d;
-  float* p[2];
-  size_t lengths[2];
-  if (!readArgs<2>(env, info, usage, 2, kSumNames, &threads, &d, p, lengths)) return nullptr;
-  if (d[0] < 1 || d[1] < 1) {
-    napi_throw_range_error(env, nullptr, "onednn: sumLast rows and n must be positive");
-    return nullptr;
-  }
-  const int64_t rows = d[0], n = d[1];
-  if (!lengthIs(env, "sumLast", "x", lengths[0], rows * n) || !lengthIs(env, "sumLast", "y", lengths[1], rows)) {
-    return nullptr;
-  }
-  const float* x = p[0];
-  float* y = p[1];
+  int64_t rows, n;
+  const float* x;
+  float* y;
+  if (!readSumArgs(env, info, "sumLast", false, &threads, &rows, &n, &x, &y)) return nullptr;
   const int64_t rowsPerBlock = std::max<int64_t>(1, kBlock / n);
   parallelBlocks(threads, rows, rowsPerBlock, std::max<int64_t>(1, kParallelValues / n),
                  [&](int64_t at, int64_t len) { rowSums(x, at, at + len, n, y); });

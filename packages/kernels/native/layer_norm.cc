@@ -34,6 +34,7 @@
 #include <string>
 
 #include "float_arg.h"
+#include "float_bits.h"
 
 namespace {
 
@@ -210,16 +211,6 @@ void backward(int threads, int64_t rows, int64_t cols, const float* x, const flo
   }
 }
 
-inline float bitsToFloat(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-inline uint32_t floatToBits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
 
 // exp(x) for x <= 0 as XNNPACK's f32 raddstoreexpminusmax (wasmsimd_rr2_p5) computes it: x =
 // n ln 2 + t with n rounded by the magic bias and ln 2 in two parts, 2^n from n's bits, exp(t) by

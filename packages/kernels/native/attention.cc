@@ -295,26 +295,6 @@ bool readDims(napi_env env, napi_value v, int* threads, Shape* s) {
   return true;
 }
 
-// Float32Arrays of `want` values each; where `optional` says so, also of 0 values (then nullptr).
-bool readArrays(napi_env env, napi_value* argv, int count, const char* const* names, const int64_t* want,
-                const bool* optional, float** p) {
-  for (int i = 0; i < count; ++i) {
-    size_t n = 0;
-    if (!floatArg(env, argv[i], &p[i], &n, names[i])) return false;
-    if (optional[i] && n == 0) {
-      p[i] = nullptr;
-      continue;
-    }
-    if (static_cast<int64_t>(n) != want[i]) {
-      std::string message = std::string("onednn: attention ") + names[i] + " has " + std::to_string(n) +
-                            " values, expected " + std::to_string(want[i]) + (optional[i] ? " (or 0: none)" : "");
-      napi_throw_range_error(env, nullptr, message.c_str());
-      return false;
-    }
-  }
-  return true;
-}
-
 bool readScale(napi_env env, napi_value v, float* scale) {
   double d = 0;
   if (napi_get_value_double(env, v, &d) != napi_ok || !std::isfinite(d)) {
@@ -343,7 +323,7 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   const int64_t want[5] = {bt * s.qkvRow(), bt, square, bt * s.outRow(), square};
   const bool optional[5] = {false, true, true, false, false};
   float* p[5];
-  if (!readArrays(env, argv + 2, 5, names, want, optional, p)) return nullptr;
+  if (!floatArgsOfLengths(env, argv + 2, 5, names, want, "attention", p, optional)) return nullptr;
   try {
     forward(threads, s, scale, p[0], p[1], p[2], p[3], p[4]);
   } catch (const std::bad_alloc&) {
@@ -370,7 +350,7 @@ napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   const int64_t want[5] = {bt * s.outRow(), square, bt * s.qkvRow(), square, bt * s.qkvRow()};
   const bool optional[5] = {false, false, false, true, false};
   float* p[5];
-  if (!readArrays(env, argv + 2, 5, names, want, optional, p)) return nullptr;
+  if (!floatArgsOfLengths(env, argv + 2, 5, names, want, "attentionGrad", p, optional)) return nullptr;
   try {
     backward(threads, s, scale, p[0], p[1], p[2], p[3], p[4]);
   } catch (const std::bad_alloc&) {

@@ -3,6 +3,7 @@
 
 #include <node_api.h>
 
+#include <cstdint>
 #include <string>
 
 // A Float32Array argument's data and length; false (with a pending TypeError naming `what`)
@@ -30,6 +31,29 @@ inline bool sameLengthFloats(napi_env env, napi_value* argv, int count, const ch
     if (length[i] != length[0]) {
       std::string message = std::string("onednn: ") + op + " " + names[i] + " has " + std::to_string(length[i]) +
                             " values, expected " + std::to_string(length[0]) + " like " + names[0];
+      napi_throw_range_error(env, nullptr, message.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+// `count` Float32Array arguments at argv, named `names`, of `want` values each; those marked in
+// `optional` (none when null) may also be empty (no values: none given), and are then null in `p`.
+// False with a pending TypeError or RangeError naming `kernel` and the array.
+inline bool floatArgsOfLengths(napi_env env, napi_value* argv, int count, const char* const* names,
+                               const int64_t* want, const char* kernel, float** p, const bool* optional = nullptr) {
+  for (int i = 0; i < count; ++i) {
+    size_t n = 0;
+    if (!floatArg(env, argv[i], &p[i], &n, names[i])) return false;
+    const bool mayBeEmpty = optional != nullptr && optional[i];
+    if (mayBeEmpty && n == 0) {
+      p[i] = nullptr;
+      continue;
+    }
+    if (static_cast<int64_t>(n) != want[i]) {
+      std::string message = std::string("onednn: ") + kernel + " " + names[i] + " has " + std::to_string(n) +
+                            " values, expected " + std::to_string(want[i]) + (mayBeEmpty ? " (or 0: none)" : "");
       napi_throw_range_error(env, nullptr, message.c_str());
       return false;
     }

@@ -331,22 +331,6 @@ bool readDims(napi_env env, napi_value v, const char* kernel, int* threads, int6
   return true;
 }
 
-// `count` Float32Array arguments at argv, named `names`, of lengths `want`.
-bool floatArgs(napi_env env, napi_value* argv, int count, const char* const* names, const int64_t* want,
-               const char* kernel, float** p) {
-  for (int i = 0; i < count; ++i) {
-    size_t n = 0;
-    if (!floatArg(env, argv[i], &p[i], &n, names[i])) return false;
-    if (static_cast<int64_t>(n) != want[i]) {
-      std::string message = std::string("onednn: ") + kernel + " " + names[i] + " has " + std::to_string(n) +
-                            " values, expected " + std::to_string(want[i]);
-      napi_throw_range_error(env, nullptr, message.c_str());
-      return false;
-    }
-  }
-  return true;
-}
-
 // layerNorm(dims, epsilon, x, gamma, beta, y, mean, rstd)
 napi_value LayerNorm(napi_env env, napi_callback_info info) {
   size_t argc = 8;
@@ -367,7 +351,7 @@ napi_value LayerNorm(napi_env env, napi_callback_info info) {
   const char* const names[6] = {"x", "gamma", "beta", "y", "mean", "rstd"};
   const int64_t want[6] = {rows * cols, cols, cols, rows * cols, rows, rows};
   float* p[6];
-  if (!floatArgs(env, argv + 2, 6, names, want, "layerNorm", p)) return nullptr;
+  if (!floatArgsOfLengths(env, argv + 2, 6, names, want, "layerNorm", p)) return nullptr;
   // The wasm kernel takes epsilon as an f32 parameter: the same rounding of the JavaScript number.
   forward(threads, rows, cols, static_cast<float>(epsilon), p[0], p[1], p[2], p[3], p[4], p[5]);
   return nullptr;
@@ -389,7 +373,7 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   const char* const names[8] = {"x", "mean", "rstd", "gamma", "dy", "dx", "dgamma", "dbeta"};
   const int64_t want[8] = {rows * cols, rows, rows, cols, rows * cols, rows * cols, cols, cols};
   float* p[8];
-  if (!floatArgs(env, argv + 1, 8, names, want, "layerNormGrad", p)) return nullptr;
+  if (!floatArgsOfLengths(env, argv + 1, 8, names, want, "layerNormGrad", p)) return nullptr;
   backward(threads, rows, cols, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
   return nullptr;
 }
@@ -409,7 +393,7 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
   const char* const names[2] = {"x", "y"};
   const int64_t want[2] = {rows * cols, rows * cols};
   float* p[2];
-  if (!floatArgs(env, argv + 1, 2, names, want, "softmax", p)) return nullptr;
+  if (!floatArgsOfLengths(env, argv + 1, 2, names, want, "softmax", p)) return nullptr;
   softmax(threads, rows, cols, p[0], p[1]);
   return nullptr;
 }

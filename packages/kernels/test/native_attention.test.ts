@@ -220,10 +220,10 @@ describe('fused attention on the addon', () => {
       'onednn: attention scale must be a finite number',
     );
     expect(() => raw.attentionGrad(dims, 0.5, f(24), f(18), f(72), f(17), f(72))).toThrow(
-      'onednn: attention mult has 17 values, expected 18 (or 0: none)',
+      'onednn: attentionGrad mult has 17 values, expected 18 (or 0: none)',
     );
     expect(() => raw.attentionGrad(dims, 0.5, f(24), f(18), f(72), none, f(71))).toThrow(
-      'onednn: attention dqkv has 71 values, expected 72',
+      'onednn: attentionGrad dqkv has 71 values, expected 72',
     );
     expect(() => raw.attentionGrad(dims, 0.5, f(24), f(18), f(72), f(72))).toThrow(
       'onednn: attentionGrad takes (dims, scale, dy, p, qkv, mult, dqkv)',

@@ -19,14 +19,12 @@ import {
 } from '../src/wasm/optimizer_updates.js';
 import { randomArray } from './helpers/close.js';
 import { countedNative, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+import { sameBits } from './helpers/bits.js';
 
 /** `native` with its addon kernels under test counted (see countedNative). */
 const countedAdamW = (native: NativeKernels, label: string) => countedNative(native, label, 'updates', ['adamW']);
 
 const present = oneDnnUpdatesAvailable() && loadOneDnnUpdates({ threads: 2 })?.adamW !== undefined;
-
-const sameBits = (a: Float32Array, b: Float32Array): boolean =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 const BETA1 = 0.9;
 const BETA2 = 0.999;

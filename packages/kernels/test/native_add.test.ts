@@ -14,6 +14,7 @@ import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
 import { randomArray } from './helpers/close.js';
 import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+import { sameBits } from './helpers/bits.js';
 
 /** `native` with its addon kernels under test counted (see countedNative). */
 const countedAdd = (native: NativeKernels, label: string) =>
@@ -27,9 +28,6 @@ beforeAll(async () => {
 afterAll(() => registerWasmTrainingKernels());
 
 const expectedSum = (a: Float32Array, b: Float32Array): Float32Array => a.map((v, i) => Math.fround(v + b[i]!));
-
-const sameBits = (a: Float32Array, b: Float32Array): boolean =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 describe('Add on the addon', () => {
   it('is registered wherever setup can build the addon', () => {

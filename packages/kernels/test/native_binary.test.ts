@@ -17,6 +17,7 @@ import { broadcastPlan } from '../src/wasm/native_binary.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
 import { randomArray } from './helpers/close.js';
 import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+import { sameBits } from './helpers/bits.js';
 
 const present = oneDnnBatchNormAvailable();
 
@@ -33,10 +34,6 @@ beforeAll(async () => {
 afterAll(() => registerWasmTrainingKernels());
 
 const size = (shape: readonly number[]): number => shape.reduce((p, d) => p * d, 1);
-
-const sameBits = (a: Float32Array, b: Float32Array): boolean =>
-  a.length === b.length &&
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 type Op = 'mul' | 'sub' | 'add';
 const OPS = { mul: tf.mul, sub: tf.sub, add: tf.add } as const;

@@ -15,6 +15,7 @@ import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
 import { randomArray } from './helpers/close.js';
 import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+import { bitDifference } from './helpers/bits.js';
 
 /** `native` with its addon kernels under test counted (see countedNative). */
 const countedGelu = (native: NativeKernels, label: string) =>
@@ -63,17 +64,7 @@ function values(n: number, seed: number): Float32Array {
 }
 
 /** Equal bit for bit, where a NaN equals any NaN (its payload is the CPU's). */
-function sameBits(got: Float32Array, want: Float32Array): string {
-  expect(got.length).toBe(want.length);
-  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < g.length; i++) {
-    if (g[i] !== w[i] && !(Number.isNaN(got[i]) && Number.isNaN(want[i]))) {
-      return `value ${i}: got ${got[i]}, wasm kernel ${want[i]}`;
-    }
-  }
-  return 'same';
-}
+const sameBits = (got: Float32Array, want: Float32Array): string => bitDifference(got, want, 'wasm kernel');
 
 /** [y, s] of MrlGelu and dx of MrlGeluGrad on the registered kernels. */
 function run(x: Float32Array, dy: Float32Array, shape: number[]): [Float32Array, Float32Array, Float32Array] {

@@ -17,6 +17,7 @@ import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
 import { randomArray } from './helpers/close.js';
 import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+import { bitDifference } from './helpers/bits.js';
 
 /** `native` with its addon kernels under test counted (see countedNative). */
 const countedLayerNorm = (native: NativeKernels, label: string) =>
@@ -49,16 +50,8 @@ function inputs(rows: number, cols: number, seed: number): Float32Array {
   return x;
 }
 
-/** Equal bit for bit. */
-function sameBits(got: Float32Array, want: Float32Array): string {
-  expect(got.length).toBe(want.length);
-  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < g.length; i++) {
-    if (g[i] !== w[i]) return `value ${i}: got ${got[i]}, wasm kernel ${want[i]}`;
-  }
-  return 'same';
-}
+/** Equal bit for bit: 'same', or the first value that differs. */
+const sameBits = (got: Float32Array, want: Float32Array): string => bitDifference(got, want, 'wasm kernel', false);
 
 interface Case {
   x: Float32Array;

@@ -16,6 +16,7 @@ import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
 import { randomArray } from './helpers/close.js';
 import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
+import { bitDifference } from './helpers/bits.js';
 
 const countedSoftmax = (native: NativeKernels, label: string) => countedNative(native, label, 'batchNorm', ['softmax']);
 
@@ -48,17 +49,7 @@ function logits(rows: number, cols: number, seed: number, special: boolean): Flo
 }
 
 /** Equal bit for bit, where a NaN equals any NaN. */
-function sameBits(got: Float32Array, want: Float32Array): string {
-  expect(got.length).toBe(want.length);
-  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < g.length; i++) {
-    if (g[i] !== w[i] && !(Number.isNaN(got[i]) && Number.isNaN(want[i]))) {
-      return `value ${i}: got ${got[i]}, shipped kernel ${want[i]}`;
-    }
-  }
-  return 'same';
-}
+const sameBits = (got: Float32Array, want: Float32Array): string => bitDifference(got, want, 'shipped kernel');
 
 const run = (x: Float32Array, shape: number[]): Float32Array =>
   tf.tidy(() => (tf.softmax(tf.tensor(x, shape)) as Tensor).dataSync() as Float32Array);

@@ -22,14 +22,12 @@ import { ADD_RELU, RELU_GRAD } from '../src/wasm/add_relu.js';
 import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../src/wasm/batch_norm.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+import { sameBits } from './helpers/bits.js';
 
 const present = oneDnnBatchNormAvailable();
 const EPS = 1e-5;
 
 /** Bit equality of two float arrays. */
-const sameBits = (a: Float32Array, b: Float32Array): boolean =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-
 interface Case {
   name: string;
   rows: number;

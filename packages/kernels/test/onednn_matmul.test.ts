@@ -16,6 +16,7 @@ import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { size } from './helpers/conv.js';
 import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+import { sameBits } from './helpers/bits.js';
 
 const ort = nativeKernels({ matmul: 'onnxruntime' });
 /** The default kernels: products on oneDNN where the addon loads, else the same as `ort`. */
@@ -23,9 +24,6 @@ const auto = nativeKernels();
 const present = oneDnnMatMulAvailable();
 
 /** Bit equality of two float arrays (toEqual walks 600,000 entries one by one: seconds). */
-const sameBits = (a: Float32Array, b: Float32Array): boolean =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-
 /** The output shape of `op(a) @ op(b)` with numpy broadcasting over the batch axes. */
 function outShape(aShape: number[], bShape: number[], ta: boolean, tb: boolean): number[] {
   const m = aShape[aShape.length - (ta ? 1 : 2)]!;

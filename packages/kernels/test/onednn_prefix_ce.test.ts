@@ -18,6 +18,7 @@ import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { CHUNKED_PREFIX_CE, CHUNKED_PREFIX_CE_GRAD, IGNORE_INDEX } from '../src/wasm/native_chunked_prefix_softmax.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+import { sameBits } from './helpers/bits.js';
 
 const ort = nativeKernels({ matmul: 'onnxruntime' });
 /** The default kernels: the head on oneDNN where the addon loads, else the same as `ort`. */
@@ -155,9 +156,6 @@ function expectSame(got: Result, want: Result, tol: number): void {
 }
 
 /** Bit equality of two float arrays. */
-const sameBits = (a: Float32Array, b: Float32Array): boolean =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-
 /** Each prefix's mean cross-entropy over the kept rows, in float64. */
 function referenceLosses(c: Case): number[] {
   const { z, w, b, labels } = inputs(c);

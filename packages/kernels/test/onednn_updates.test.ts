@@ -13,11 +13,9 @@ import { loadOnnxRuntimeKernels, type NativeKernels } from '../src/native/onnxru
 import { SGD_UPDATE, type SgdUpdateAttrs } from '../src/wasm/optimizer_updates.js';
 import { expectClose, randomArray } from './helpers/close.js';
 import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+import { sameBits } from './helpers/bits.js';
 
 const present = oneDnnUpdatesAvailable();
-
-const sameBits = (a: Float32Array, b: Float32Array): boolean =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 const SETTINGS: SgdUpdateAttrs[] = [
   { lr: 0.01, momentum: 0.9, weightDecay: 0, nesterov: false },

@@ -12,7 +12,7 @@ import { loadAddon } from '../src/native/onednn.js';
 import { oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { LAYOUT_THRESHOLD } from '../src/wasm/native_layout.js';
-import { randomArray } from './helpers/close.js';
+import { randomArray, withScope } from './helpers/close.js';
 import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
 
 const LAYOUT = ['transpose', 'slice', 'splitRows', 'concatRows'] as const;
@@ -43,7 +43,7 @@ type Out = { shape: number[]; bits: Uint32Array }[];
 
 /** The outputs of `op` on the inputs [shape, seed] on the active backend: shapes and bits. */
 function outputs(op: (xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[], inputs: [number[], number][]): Out {
-  return tf.tidy(() => {
+  return withScope(() => {
     const xs = inputs.map(([shape, seed]) => tf.tensor(values(tf.util.sizeFromShape(shape), seed), shape));
     const got = op(xs);
     return (Array.isArray(got) ? got : [got]).map((t) => {

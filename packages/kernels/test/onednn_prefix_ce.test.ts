@@ -16,7 +16,7 @@ import { oneDnnPrefixCeAvailable } from '../src/native/onednn_prefix_ce.js';
 import { loadOnnxRuntimeKernels } from '../src/native/onnxruntime.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
 import { CHUNKED_PREFIX_CE, CHUNKED_PREFIX_CE_GRAD, IGNORE_INDEX } from '../src/wasm/native_chunked_prefix_softmax.js';
-import { expectClose, randomArray } from './helpers/close.js';
+import { expectClose, randomArray, withScope } from './helpers/close.js';
 import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
 import { sameBits } from './helpers/bits.js';
 
@@ -120,7 +120,7 @@ function inputs(c: Case) {
 function run(native: NativeKernels, c: Case): Result {
   registerWasmTrainingKernels({ native });
   const { z, w, b, labels } = inputs(c);
-  return tf.tidy(() => {
+  return withScope(() => {
     const attrs = { dims: c.dims, chunk: c.chunk } as unknown as tf.NamedAttrMap;
     const embedding = tf.tensor2d(z, [c.rows, c.width]);
     const weight = tf.tensor2d(w, [c.classes, c.width]);

@@ -115,3 +115,16 @@ export async function expectKernelMatchesCpu(
   expect(wasm.shape).toEqual(cpu.shape);
   expectClose(wasm.values, cpu.values, tol);
 }
+
+/**
+ * `fn()`, with every tensor it makes disposed at its end: for a test that returns plain arrays
+ * read from tensors (`tf.tidy` takes only tensor results, and walks large typed arrays in them).
+ */
+export function withScope<T>(fn: () => T): T {
+  tf.engine().startScope();
+  try {
+    return fn();
+  } finally {
+    tf.engine().endScope();
+  }
+}

@@ -271,18 +271,13 @@ void backward(int threads, const Shape& s, float scale, const float* dy, const f
 
 // dims: Int32Array [threads, batch, tokens, heads, headWidth].
 bool readDims(napi_env env, napi_value v, int* threads, Shape* s) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  napi_typedarray_type type;
+  const int32_t* d = nullptr;
   size_t count = 0;
-  void* raw = nullptr;
-  if (!isTyped || napi_get_typedarray_info(env, v, &type, &count, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array || count != 5) {
+  if (!int32Array(env, v, &d, &count) || count != 5) {
     napi_throw_type_error(env, nullptr,
                           "onednn: attention dims must be an Int32Array [threads, batch, tokens, heads, headWidth]");
     return false;
   }
-  const int32_t* d = static_cast<const int32_t*>(raw);
   for (int i = 0; i < 5; ++i) {
     if (d[i] < 1) {
       napi_throw_range_error(env, nullptr,

@@ -291,17 +291,12 @@ MRL_CLONES void geluGradBlock(const float* x, const float* s, const float* dy, i
 
 // dims: Int32Array [threads, rows, channels, relu].
 bool readDims(napi_env env, napi_value v, int* threads, int64_t* rows, int64_t* c, bool* relu) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  napi_typedarray_type type;
+  const int32_t* d = nullptr;
   size_t count = 0;
-  void* raw = nullptr;
-  if (!isTyped || napi_get_typedarray_info(env, v, &type, &count, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array || count != 4) {
+  if (!int32Array(env, v, &d, &count) || count != 4) {
     napi_throw_type_error(env, nullptr, "onednn: batch-norm dims must be an Int32Array [threads, rows, channels, relu]");
     return false;
   }
-  const int32_t* d = static_cast<const int32_t*>(raw);
   if (d[0] < 1 || d[1] < 1 || d[2] < 1 || (d[3] != 0 && d[3] != 1)) {
     napi_throw_range_error(env, nullptr, "onednn: batch-norm threads, rows and channels must be positive, relu 0 or 1");
     return false;

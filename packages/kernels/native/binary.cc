@@ -159,17 +159,9 @@ bool readArgs(napi_env env, napi_callback_info info, const char* usage, size_t c
   napi_value argv[N + 2];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   int32_t t = 0;
-  bool isTyped = false;
-  if (argc != N + 2 || napi_get_value_int32(env, argv[0], &t) != napi_ok || t < 1 ||
-      napi_is_typedarray(env, argv[1], &isTyped) != napi_ok || !isTyped) {
-    napi_throw_type_error(env, nullptr, usage);
-    return false;
-  }
-  napi_typedarray_type type;
   size_t n = 0;
-  void* raw = nullptr;
-  if (napi_get_typedarray_info(env, argv[1], &type, &n, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array || n != count) {
+  if (argc != N + 2 || napi_get_value_int32(env, argv[0], &t) != napi_ok || t < 1 ||
+      !int32Array(env, argv[1], dims, &n) || n != count) {
     napi_throw_type_error(env, nullptr, usage);
     return false;
   }
@@ -177,7 +169,6 @@ bool readArgs(napi_env env, napi_callback_info info, const char* usage, size_t c
     if (!floatArg(env, argv[2 + i], &p[i], &lengths[i], names[i])) return false;
   }
   *threads = t;
-  *dims = static_cast<const int32_t*>(raw);
   return true;
 }
 

@@ -22,6 +22,20 @@ inline bool floatArg(napi_env env, napi_value v, float** data, size_t* length, c
   return false;
 }
 
+// An Int32Array argument's values and count; false (with no exception pending: the caller's
+// message says what the array must hold) otherwise.
+inline bool int32Array(napi_env env, napi_value v, const int32_t** data, size_t* count) {
+  bool isTyped = false;
+  napi_typedarray_type type;
+  void* raw = nullptr;
+  if (napi_is_typedarray(env, v, &isTyped) != napi_ok || !isTyped ||
+      napi_get_typedarray_info(env, v, &type, count, &raw, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
+    return false;
+  }
+  *data = static_cast<const int32_t*>(raw);
+  return true;
+}
+
 // `count` Float32Array arguments `argv[0 .. count)`, named `names`, all as long as the first; false
 // (with a pending TypeError or RangeError naming `op` and the array) otherwise.
 inline bool sameLengthFloats(napi_env env, napi_value* argv, int count, const char* const* names, const char* op,

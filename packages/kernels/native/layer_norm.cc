@@ -307,18 +307,13 @@ void softmax(int threads, int64_t rows, int64_t cols, const float* x, float* y) 
 // dims: Int32Array [threads, rows, cols], all positive, cols a multiple of 4 unless `anyCols`.
 bool readDims(napi_env env, napi_value v, const char* kernel, int* threads, int64_t* rows, int64_t* cols,
               bool anyCols = false) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  napi_typedarray_type type;
+  const int32_t* d = nullptr;
   size_t count = 0;
-  void* raw = nullptr;
-  if (!isTyped || napi_get_typedarray_info(env, v, &type, &count, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array || count != 3) {
+  if (!int32Array(env, v, &d, &count) || count != 3) {
     std::string message = std::string("onednn: ") + kernel + " dims must be an Int32Array [threads, rows, cols]";
     napi_throw_type_error(env, nullptr, message.c_str());
     return false;
   }
-  const int32_t* d = static_cast<const int32_t*>(raw);
   if (d[0] < 1 || d[1] < 1 || d[2] < 1 || (!anyCols && d[2] % 4 != 0)) {
     std::string message = std::string("onednn: ") + kernel + " threads, rows and cols must be positive" +
                           (anyCols ? "" : ", cols a multiple of 4");

@@ -300,20 +300,15 @@ bool fail(napi_env env, const std::string& message, bool range = true) {
 
 // An Int32Array argument of `count` non-negative values (any count when count < 0).
 bool intsArg(napi_env env, napi_value v, int count, const char* op, const char* what, std::vector<int64_t>* out) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  napi_typedarray_type type;
+  const int32_t* d = nullptr;
   size_t length = 0;
-  void* raw = nullptr;
-  if (!isTyped || napi_get_typedarray_info(env, v, &type, &length, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array) {
+  if (!int32Array(env, v, &d, &length)) {
     return fail(env, std::string(op) + " " + what + " must be an Int32Array", false);
   }
   if (count >= 0 && static_cast<int>(length) != count) {
     return fail(env, std::string(op) + " " + what + " has " + std::to_string(length) + " values, expected " +
                          std::to_string(count));
   }
-  const int32_t* d = static_cast<const int32_t*>(raw);
   out->assign(d, d + length);
   for (int64_t value : *out) {
     if (value < 0) return fail(env, std::string(op) + " " + what + " has a negative value");

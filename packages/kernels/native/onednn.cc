@@ -214,17 +214,12 @@ napi_value Conv(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, nullptr, "onednn: kind must be 0 (forward), 1 (data) or 2 (weights)");
     return nullptr;
   }
-  bool isTyped = false;
-  napi_is_typedarray(env, argv[1], &isTyped);
-  napi_typedarray_type type;
+  const int32_t* d = nullptr;
   size_t count = 0;
-  void* raw = nullptr;
-  if (!isTyped || napi_get_typedarray_info(env, argv[1], &type, &count, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array || count != kDims) {
+  if (!int32Array(env, argv[1], &d, &count) || count != kDims) {
     napi_throw_type_error(env, nullptr, "onednn: dims must be an Int32Array of 15");
     return nullptr;
   }
-  const int32_t* d = static_cast<const int32_t*>(raw);
   for (int i = 0; i < kDims; ++i) {
     if (d[i] < (i >= 13 ? 0 : 1)) {
       napi_throw_range_error(env, nullptr, "onednn: dims must be positive (pads non-negative)");
@@ -265,16 +260,12 @@ napi_value Impl(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   int32_t kind = 0;
   napi_get_value_int32(env, argv[0], &kind);
-  napi_typedarray_type type;
+  const int32_t* d = nullptr;
   size_t count = 0;
-  void* raw = nullptr;
-  if (argc != 2 || kind < 0 || kind > 2 ||
-      napi_get_typedarray_info(env, argv[1], &type, &count, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array || count != kDims) {
+  if (argc != 2 || kind < 0 || kind > 2 || !int32Array(env, argv[1], &d, &count) || count != kDims) {
     napi_throw_type_error(env, nullptr, "onednn: impl takes (kind, dims: Int32Array of 15)");
     return nullptr;
   }
-  const int32_t* d = static_cast<const int32_t*>(raw);
   Geometry g{d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]};
   std::string key(reinterpret_cast<const char*>(d), sizeof(int32_t) * kDims);
   key.push_back(static_cast<char>(kind));

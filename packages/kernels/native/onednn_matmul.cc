@@ -128,17 +128,12 @@ std::unique_ptr<MatMulEntry> createMatMul(bool ta, bool tb, const memory::dims& 
 // The cached entry for dims (created on first use, on `threads` threads), or null with a pending
 // exception.
 MatMulEntry* entryFor(napi_env env, napi_value dimsValue, int* threads) {
-  bool isTyped = false;
-  napi_is_typedarray(env, dimsValue, &isTyped);
-  napi_typedarray_type type;
+  const int32_t* d = nullptr;
   size_t count = 0;
-  void* raw = nullptr;
-  if (!isTyped || napi_get_typedarray_info(env, dimsValue, &type, &count, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array) {
+  if (!int32Array(env, dimsValue, &d, &count)) {
     napi_throw_type_error(env, nullptr, "onednn: matmul dims must be an Int32Array");
     return nullptr;
   }
-  const int32_t* d = static_cast<const int32_t*>(raw);
   bool ta = false, tb = false;
   memory::dims aDims, bDims, yDims;
   const std::string problem = parse(d, count, threads, &ta, &tb, &aDims, &bDims, &yDims);

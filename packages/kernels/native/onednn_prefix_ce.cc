@@ -54,16 +54,9 @@ struct Problem {
 };
 
 std::string parse(napi_env env, napi_value value, Problem* p) {
-  bool isTyped = false;
-  napi_is_typedarray(env, value, &isTyped);
-  napi_typedarray_type type;
+  const int32_t* d = nullptr;
   size_t count = 0;
-  void* raw = nullptr;
-  if (!isTyped || napi_get_typedarray_info(env, value, &type, &count, &raw, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array) {
-    return "dims must be an Int32Array";
-  }
-  const int32_t* d = static_cast<const int32_t*>(raw);
+  if (!int32Array(env, value, &d, &count)) return "dims must be an Int32Array";
   if (count < kHeader + 1 || count != static_cast<size_t>(kHeader + d[5])) {
     return "dims must be [threads, rows, width, classes, chunk, k, dim_1 .. dim_k] with k >= 1";
   }

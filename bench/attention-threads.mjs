@@ -15,7 +15,7 @@ import {
   registerWasmTrainingKernels,
 } from '@mrl/core';
 import { arg } from './args.mjs';
-import { median, seededRandom, wallCpuMs } from './paired.mjs';
+import { alternate, seededRandom, wallCpuCells, wallCpuMs } from './paired.mjs';
 
 const REPS = Number(arg('reps', '15'));
 const THREADS = Number(arg('threads', '2'));
@@ -70,17 +70,9 @@ for (const [what, b, t, h, dh, masked] of CASES) {
       },
     ]),
   );
-  const samples = Object.fromEntries(Object.keys(FORMS).map((k) => [k, []]));
-  for (const call of Object.values(calls)) timed(call);
-  for (let r = 0; r < REPS; r++) {
-    const order = Object.entries(calls);
-    if (r % 2 === 1) order.reverse();
-    for (const [name, call] of order) samples[name].push(timed(call));
-  }
-  const walls = Object.keys(FORMS).map((k) => median(samples[k].map(([wall]) => wall)));
-  const cells = Object.keys(FORMS).map(
-    (k, i) => `${walls[i].toFixed(2)} | ${median(samples[k].map(([, cpu]) => cpu)).toFixed(2)}`,
-  );
+  const names = Object.keys(FORMS);
+  const samples = alternate(names, REPS, (name) => timed(calls[name]));
+  const { walls, cells } = wallCpuCells(samples, names, 2);
   console.log(`| ${what} | ${shape.join('x')} | ${cells.join(' | ')} | ${(walls[1] / walls[0]).toFixed(2)} |`);
   tf.dispose([qkv, w, ...Object.values(options)]);
 }

@@ -2,9 +2,10 @@
 // (bench/speed.mjs's batches, the calls its --profile --by-shape table lists): the shipped kernels
 // (the wasm backend's Multiply/Sub/Add; Sum on ONNX Runtime's ReduceSum) against the oneDNN
 // addon's (packages/kernels/native/binary.cc), through the registered TF.js kernels, wall and CPU
-// ms per call (medians of alternating repetitions, each after one untimed call). At --threads 1 the project keeps the shipped
-// kernels; the addon's are timed there anyway (registered as if at 2 threads, its calls on one
-// OpenMP thread) to show why. On a machine busier than its cores (load average above the core
+// ms per call (medians of alternating repetitions, each after one untimed call). At --threads 1
+// the project keeps the shipped Multiply/Sub/Add (the row sums run on the addon there too); the
+// addon's are timed there anyway (registered as if at 2 threads, its calls on one OpenMP thread)
+// to show why. On a machine busier than its cores (load average above the core
 // count) each addon call waits for a core for its second thread, about 0.5-1 ms: compare on an
 // idle machine. The step's own figures are bench/speed.mjs's.
 // Usage (after `pnpm run build` and the native build): node bench/binary-sum-threads.mjs [--reps 15] [--threads 2]
@@ -12,7 +13,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
-import { median, seededRandom, wallCpuMs } from './paired.mjs';
+import { alternate, seededRandom, wallCpuCells, wallCpuMs } from './paired.mjs';
 
 const REPS = Number(arg('reps', '15'));
 const THREADS = Number(arg('threads', '2'));
@@ -72,26 +73,12 @@ for (const [what, aShape, second] of CASES) {
   const op = what.includes('Multiply') ? tf.mul : what.includes('Sub') ? tf.sub : tf.add;
   const axis = typeof second === 'string' ? Number(second.split(' ')[1]) : 0;
   const call = b === undefined ? () => tf.sum(a, axis) : () => op(a, b);
-  const samples = Object.fromEntries(Object.keys(forms).map((k) => [k, []]));
-  for (const native of Object.values(forms)) {
-    registerWasmTrainingKernels({ native });
-    timed(call);
-  }
-  for (let r = 0; r < REPS; r++) {
-    const order = Object.entries(forms);
-    if (r % 2 === 1) order.reverse();
-    for (const [name, native] of order) {
-      registerWasmTrainingKernels({ native });
-      // One untimed call first: the first call after the other form also pays for waking this
-      // form's threads (a few us on an idle machine, up to a scheduler slice on a loaded one).
-      timed(call);
-      samples[name].push(timed(call));
-    }
-  }
-  const walls = Object.keys(forms).map((k) => median(samples[k].map(([w]) => w)));
-  const cells = Object.keys(forms).map(
-    (k, i) => `${walls[i].toFixed(3)} | ${median(samples[k].map(([, cpu]) => cpu)).toFixed(3)}`,
-  );
+  const names = Object.keys(forms);
+  const setUp = (name) => registerWasmTrainingKernels({ native: forms[name] });
+  // One untimed call per round first: the first call after the other form also pays for waking
+  // this form's threads (a few us on an idle machine, up to a scheduler slice on a loaded one).
+  const samples = alternate(names, REPS, () => timed(call), { setUp, untimed: 1 });
+  const { walls, cells } = wallCpuCells(samples, names, 3);
   const shapes = b === undefined ? `${aShape.join('x')} ${second}` : `${aShape.join('x')}, ${second.join('x') || '[]'}`;
   console.log(`| ${what} | ${shapes} | ${cells.join(' | ')} | ${(walls[1] / walls[0]).toFixed(2)} |`);
   tf.dispose([a, b].filter((t) => t !== undefined));

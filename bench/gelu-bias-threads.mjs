@@ -8,7 +8,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
-import { median, seededRandom, wallCpuMs } from './paired.mjs';
+import { alternate, seededRandom, wallCpuCells, wallCpuMs } from './paired.mjs';
 
 const REPS = Number(arg('reps', '15'));
 const THREADS = Number(arg('threads', '2'));
@@ -62,23 +62,10 @@ for (const [what, shape] of CASES) {
     : () => {
         tf.add(x, bias);
       };
-  const samples = Object.fromEntries(Object.keys(forms).map((k) => [k, []]));
-  for (const native of Object.values(forms)) {
-    registerWasmTrainingKernels({ native });
-    timed(call);
-  }
-  for (let r = 0; r < REPS; r++) {
-    const order = Object.entries(forms);
-    if (r % 2 === 1) order.reverse();
-    for (const [name, native] of order) {
-      registerWasmTrainingKernels({ native });
-      samples[name].push(timed(call));
-    }
-  }
-  const walls = Object.keys(forms).map((k) => median(samples[k].map(([w]) => w)));
-  const cells = Object.keys(forms).map(
-    (k, i) => `${walls[i].toFixed(2)} | ${median(samples[k].map(([, cpu]) => cpu)).toFixed(2)}`,
-  );
+  const names = Object.keys(forms);
+  const setUp = (name) => registerWasmTrainingKernels({ native: forms[name] });
+  const samples = alternate(names, REPS, () => timed(call), { setUp });
+  const { walls, cells } = wallCpuCells(samples, names, 2);
   console.log(`| ${what} | ${shape.join('x')} | ${cells.join(' | ')} | ${(walls[1] / walls[0]).toFixed(2)} |`);
   tf.dispose([x, dy, bias]);
 }

@@ -8,7 +8,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
-import { median, seededRandom, wallCpuMs } from './paired.mjs';
+import { alternate, seededRandom, wallCpuCells, wallCpuMs } from './paired.mjs';
 
 const REPS = Number(arg('reps', '15'));
 const BURST = 10;
@@ -50,20 +50,11 @@ console.log(
 );
 /** Prints one row: `call` timed on each form, in alternating bursts. */
 function measure(label, shape, call) {
-  const samples = Object.fromEntries(names.map((k) => [k, []]));
   // Bursts of BURST calls per form (one untimed first): in a training step the kernels come back
   // to back with the products, which keep the addon's OpenMP threads awake.
-  for (let r = 0; r < REPS; r++) {
-    const order = Object.entries(forms);
-    if (r % 2 === 1) order.reverse();
-    for (const [name, native] of order) {
-      registerWasmTrainingKernels({ native });
-      timed(call);
-      for (let b = 0; b < BURST; b++) samples[name].push(timed(call));
-    }
-  }
-  const walls = names.map((k) => median(samples[k].map(([w]) => w)));
-  const cells = names.map((k, i) => `${walls[i].toFixed(3)} | ${median(samples[k].map(([, cpu]) => cpu)).toFixed(3)}`);
+  const setUp = (name) => registerWasmTrainingKernels({ native: forms[name] });
+  const samples = alternate(names, REPS, () => timed(call), { setUp, warm: false, untimed: 1, perRound: BURST });
+  const { walls, cells } = wallCpuCells(samples, names, 3);
   console.log(
     `| ${label} | ${shape.join('x')} | ${cells.join(' | ')} | ${(walls[1] / walls[0]).toFixed(2)} | ${(walls[2] / walls[0]).toFixed(2)} |`,
   );

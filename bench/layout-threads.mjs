@@ -3,14 +3,14 @@
 // threshold: the kernels the addon replaces (the shipped wasm kernels; ONNX Runtime's Split for
 // SplitV) against the oneDNN addon's copies (packages/kernels/native/layout.cc; the same bits) on
 // 1 and on --threads threads, through the registered TF.js kernels, wall and CPU ms per call
-// (medians of alternating repetitions). The addon's copies are registered at 2 threads or more
-// only; the 1-thread column registers them anyway, to show what one thread would give.
+// (medians of alternating repetitions). The addon's copies are registered at every thread
+// count: the 1-thread column is why.
 // Usage (after `pnpm run build` and the native build): node bench/layout-threads.mjs [--reps 21] [--threads 2]
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadOnnxRuntimeKernels, registerWasmTrainingKernels } from '@mrl/core';
 import { arg } from './args.mjs';
-import { median, seededRandom, wallCpuMs } from './paired.mjs';
+import { alternate, seededRandom, wallCpuCells, wallCpuMs } from './paired.mjs';
 
 const REPS = Number(arg('reps', '21'));
 const THREADS = Number(arg('threads', '2'));
@@ -90,21 +90,9 @@ for (const [what, shapes, op] of CASES) {
   const call = () => {
     op(xs);
   };
-  const samples = Object.fromEntries(names.map((k) => [k, []]));
-  for (const native of Object.values(forms)) {
-    registerWasmTrainingKernels({ native });
-    timed(call);
-  }
-  for (let r = 0; r < REPS; r++) {
-    const order = Object.entries(forms);
-    if (r % 2 === 1) order.reverse();
-    for (const [name, native] of order) {
-      registerWasmTrainingKernels({ native });
-      samples[name].push(timed(call));
-    }
-  }
-  const walls = names.map((k) => median(samples[k].map(([w]) => w)));
-  const cells = names.map((k, i) => `${walls[i].toFixed(3)} | ${median(samples[k].map(([, cpu]) => cpu)).toFixed(3)}`);
+  const setUp = (name) => registerWasmTrainingKernels({ native: forms[name] });
+  const samples = alternate(names, REPS, () => timed(call), { setUp });
+  const { walls, cells } = wallCpuCells(samples, names, 3);
   const input = shapes.map((s) => `[${s.join(',')}]`).join(' ');
   console.log(`| ${what} | ${input} | ${cells.join(' | ')} | ${(walls[2] / walls[0]).toFixed(2)} |`);
   tf.dispose(xs);

@@ -21,6 +21,41 @@ export const wallCpuMs = (fn) => {
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**
+ * Samples of `measure(name)` for each of `names`, in `reps` rounds whose order is reversed every
+ * other round, so that a machine's drift slows every form alike. `setUp(name)` runs before a
+ * form's calls (registering its kernels); with `warm`, each form is first called once untimed;
+ * each round calls a form `untimed` times untimed, then `perRound` times timed.
+ */
+export function alternate(names, reps, measure, { setUp = () => {}, warm = true, untimed = 0, perRound = 1 } = {}) {
+  const samples = Object.fromEntries(names.map((k) => [k, []]));
+  if (warm) {
+    for (const name of names) {
+      setUp(name);
+      measure(name);
+    }
+  }
+  for (let r = 0; r < reps; r++) {
+    const order = [...names];
+    if (r % 2 === 1) order.reverse();
+    for (const name of order) {
+      setUp(name);
+      for (let i = 0; i < untimed; i++) measure(name);
+      for (let i = 0; i < perRound; i++) samples[name].push(measure(name));
+    }
+  }
+  return samples;
+}
+
+/** Per name, the median wall ms of [wall, cpu] samples, and a `wall | cpu` table cell of medians to `digits`. */
+export function wallCpuCells(samples, names, digits) {
+  const walls = names.map((k) => median(samples[k].map(([wall]) => wall)));
+  const cells = names.map(
+    (k, i) => `${walls[i].toFixed(digits)} | ${median(samples[k].map(([, cpu]) => cpu)).toFixed(digits)}`,
+  );
+  return { walls, cells };
+}
+
+/**
  * Median CPU ms of each form over `reps` pairs, alternating which runs first, and the median of
  * the per-pair ratios (new / old). One warm-up call of each first.
  */

@@ -302,13 +302,8 @@ bool readScale(napi_env env, napi_value v, float* scale) {
 
 // attention(dims, scale, qkv, keyBias, mult, out, p); keyBias and mult may have 0 values (none).
 napi_value Attention(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 7) {
-    napi_throw_type_error(env, nullptr, "onednn: attention takes (dims, scale, qkv, keyBias, mult, out, p)");
-    return nullptr;
-  }
+  if (!exactArgs(env, info, argv, "onednn: attention takes (dims, scale, qkv, keyBias, mult, out, p)")) return nullptr;
   int threads;
   Shape s{};
   float scale;
@@ -329,13 +324,8 @@ napi_value Attention(napi_env env, napi_callback_info info) {
 
 // attentionGrad(dims, scale, dy, p, qkv, mult, dqkv); mult may have 0 values (none).
 napi_value AttentionGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 7) {
-    napi_throw_type_error(env, nullptr, "onednn: attentionGrad takes (dims, scale, dy, p, qkv, mult, dqkv)");
-    return nullptr;
-  }
+  if (!exactArgs(env, info, argv, "onednn: attentionGrad takes (dims, scale, dy, p, qkv, mult, dqkv)")) return nullptr;
   int threads;
   Shape s{};
   float scale;

@@ -318,11 +318,8 @@ bool lengthIs(napi_env env, size_t length, int64_t want, const char* what, const
 
 // batchNorm(dims, epsilon, x, gamma, beta, y, mean, variance, rstd)
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 9) {
-    napi_throw_type_error(env, nullptr, "onednn: batchNorm takes (dims, epsilon, x, gamma, beta, y, mean, variance, rstd)");
+  if (!exactArgs(env, info, argv, "onednn: batchNorm takes (dims, epsilon, x, gamma, beta, y, mean, variance, rstd)")) {
     return nullptr;
   }
   int threads;
@@ -348,12 +345,9 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
 // batchNormGrad(dims, dy, x, y, gamma, mean, rstd, dx, dgamma, dbeta); y is read with relu only
 // (pass any Float32Array of rows * channels values, or of 0 values, without).
 napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
   napi_value argv[10];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 10) {
-    napi_throw_type_error(env, nullptr,
-                          "onednn: batchNormGrad takes (dims, dy, x, y, gamma, mean, rstd, dx, dgamma, dbeta)");
+  if (!exactArgs(env, info, argv,
+                 "onednn: batchNormGrad takes (dims, dy, x, y, gamma, mean, rstd, dx, dgamma, dbeta)")) {
     return nullptr;
   }
   int threads;

@@ -6,6 +6,18 @@
 #include <cstdint>
 #include <string>
 
+// The call's arguments into argv, exactly N of them; false (with a pending TypeError saying
+// `usage`) for any other count.
+template <size_t N>
+inline bool exactArgs(napi_env env, napi_callback_info info, napi_value (&argv)[N], const char* usage) {
+  size_t argc = N;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != N) {
+    napi_throw_type_error(env, nullptr, usage);
+    return false;
+  }
+  return true;
+}
+
 // A Float32Array argument's data and length; false (with a pending TypeError naming `what`)
 // otherwise.
 inline bool floatArg(napi_env env, napi_value v, float** data, size_t* length, const std::string& what) {

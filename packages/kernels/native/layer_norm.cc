@@ -328,11 +328,8 @@ bool readDims(napi_env env, napi_value v, const char* kernel, int* threads, int6
 
 // layerNorm(dims, epsilon, x, gamma, beta, y, mean, rstd)
 napi_value LayerNorm(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 8) {
-    napi_throw_type_error(env, nullptr, "onednn: layerNorm takes (dims, epsilon, x, gamma, beta, y, mean, rstd)");
+  if (!exactArgs(env, info, argv, "onednn: layerNorm takes (dims, epsilon, x, gamma, beta, y, mean, rstd)")) {
     return nullptr;
   }
   int threads;
@@ -354,12 +351,8 @@ napi_value LayerNorm(napi_env env, napi_callback_info info) {
 
 // layerNormGrad(dims, x, mean, rstd, gamma, dy, dx, dgamma, dbeta)
 napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 9) {
-    napi_throw_type_error(env, nullptr,
-                          "onednn: layerNormGrad takes (dims, x, mean, rstd, gamma, dy, dx, dgamma, dbeta)");
+  if (!exactArgs(env, info, argv, "onednn: layerNormGrad takes (dims, x, mean, rstd, gamma, dy, dx, dgamma, dbeta)")) {
     return nullptr;
   }
   int threads;
@@ -375,13 +368,8 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
 
 // softmax(dims, x, y): over the last axis, rows of cols values.
 napi_value Softmax(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 3) {
-    napi_throw_type_error(env, nullptr, "onednn: softmax takes (dims, x, y)");
-    return nullptr;
-  }
+  if (!exactArgs(env, info, argv, "onednn: softmax takes (dims, x, y)")) return nullptr;
   int threads;
   int64_t rows, cols;
   if (!readDims(env, argv[0], "softmax", &threads, &rows, &cols, true)) return nullptr;

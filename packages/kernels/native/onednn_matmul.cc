@@ -165,12 +165,8 @@ MatMulEntry* entryFor(napi_env env, napi_value dimsValue, int* threads) {
 
 // matmul(dims: Int32Array, a: Float32Array, b: Float32Array, y: Float32Array): y = op(a) @ op(b).
 napi_value OneDnnMatMul(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 4) {
-    napi_throw_type_error(env, nullptr, "onednn: matmul takes (dims, a, b, y)");
-    return nullptr;
-  }
+  if (!exactArgs(env, info, argv, "onednn: matmul takes (dims, a, b, y)")) return nullptr;
   int threads = 1;
   MatMulEntry* e = entryFor(env, argv[0], &threads);
   if (e == nullptr) return nullptr;
@@ -203,12 +199,8 @@ napi_value OneDnnMatMul(napi_env env, napi_callback_info info) {
 
 // matmulImpl(dims): the implementation oneDNN chose for that product (creates it if needed).
 napi_value OneDnnMatMulImpl(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 1) {
-    napi_throw_type_error(env, nullptr, "onednn: matmulImpl takes (dims)");
-    return nullptr;
-  }
+  if (!exactArgs(env, info, argv, "onednn: matmulImpl takes (dims)")) return nullptr;
   int threads = 1;
   MatMulEntry* e = entryFor(env, argv[0], &threads);
   if (e == nullptr) return nullptr;

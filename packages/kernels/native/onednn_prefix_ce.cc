@@ -324,19 +324,17 @@ ROW_PASS void backwardRow(
     const float a = shift[static_cast<size_t>(j) * rows + i];
     const float sg = sign[static_cast<size_t>(j) * rows + i];
     if (a == std::numeric_limits<float>::infinity()) {
-      if (first) {
-        for (int t = 0; t < n; ++t) acc[t] = 0.0f;
-      }
+      if (first) std::fill(acc, acc + n, 0.0f);
+#pragma omp simd
+      for (int t = 0; t < n; ++t) pj[t] = acc[t];
     } else if (first) {
 #pragma omp simd
-      for (int t = 0; t < n; ++t) acc[t] = sg * expApprox(pj[t] - a);
+      for (int t = 0; t < n; ++t) pj[t] = acc[t] = sg * expApprox(pj[t] - a);
     } else {
 #pragma omp simd
-      for (int t = 0; t < n; ++t) acc[t] += sg * expApprox(pj[t] - a);
+      for (int t = 0; t < n; ++t) pj[t] = acc[t] = acc[t] + sg * expApprox(pj[t] - a);
     }
     first = false;
-#pragma omp simd
-    for (int t = 0; t < n; ++t) pj[t] = acc[t];
   }
 }
 

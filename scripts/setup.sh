@@ -15,6 +15,7 @@ debian_packages=(
   python3-onnx          # tests run onnx.checker on exported ONNX models
   libvulkan1            # the Vulkan loader that scripts/gpu-check/pack.sh puts in the GPU check pack
   libdnnl-dev g++       # oneDNN's convolutions (the library PyTorch's CPU convolutions use): packages/kernels/native
+  librandom123-dev      # Philox4x32-10 (header-only Random123): the addon's dropout masks, packages/kernels/native
   openclipart-svg       # drawings with titles: the align reference runs in packages/align/README.md (not the tests)
   # bench/benchmarks/glyphs.mjs: the many-class glyph benchmark draws each character in these faces
   fonts-liberation2 fonts-freefont-ttf fonts-urw-base35 fonts-go fonts-linuxlibertine

@@ -6,6 +6,7 @@ export { l2Normalize, softmaxCrossEntropy } from './losses.js';
 export { gelu, geluErf, geluOf, type GeluForm } from './ops/gelu.js';
 export { addRelu } from './ops/add-relu.js';
 export { type AttentionOptions, multiHeadAttention, multiHeadAttentionOps } from './ops/attention.js';
+export { dropout, dropoutMultiplier } from './ops/dropout.js';
 export { batchNormTraining, layerNorm, runningMoments } from './ops/normalize.js';
 export { sumTensors } from './ops/sum-tensors.js';
 export { freeDuringBackward } from '@mrl/kernels';

@@ -3,10 +3,11 @@
 # products (onednn_matmul.cc), the chunked Matryoshka softmax cross-entropy (onednn_prefix_ce.cc),
 # threaded batch norm with its elementwise sums, ReLU and GELU (batch_norm.cc), the SGD and AdamW
 # updates (sgd_update.cc, adamw_update.cc), Multiply, Sub and row sums (binary.cc), the Transpose,
-# Slice, SplitV and Concat copies (layout.cc), the fused attention (attention.cc), and layer norm,
-# its gradient and Softmax (layer_norm.cc). Offline: one g++ call against Node's own headers
-# (Debian's nodejs package, /usr/include/node) and Debian's libdnnl-dev; node-gyp is not needed
-# (and would fetch headers without --nodedir).
+# Slice, SplitV and Concat copies (layout.cc), the fused attention (attention.cc), layer norm, its
+# gradient and Softmax (layer_norm.cc), and dropout masks (dropout.cc). Offline: one g++ call
+# against Node's own headers (Debian's nodejs package, /usr/include/node), Debian's libdnnl-dev and
+# librandom123-dev (Random123's header-only generators); node-gyp is not needed (and would fetch
+# headers without --nodedir).
 # Exits 0 with one line when something is missing: the addon is optional, and without it the
 # convolutions run on ONNX Runtime as before.
 set -euo pipefail
@@ -35,6 +36,10 @@ if ! printf '#include "oneapi/dnnl/dnnl.hpp"\n' | "$cxx" -x c++ -fsyntax-only - 
   echo "onednn addon: skipped (oneDNN headers not found; apt-get install libdnnl-dev); convolutions stay on ONNX Runtime."
   exit 0
 fi
+if ! printf '#include <Random123/philox.h>\n' | "$cxx" -x c++ -fsyntax-only - >/dev/null 2>&1; then
+  echo "onednn addon: skipped (Random123 headers not found; apt-get install librandom123-dev); convolutions stay on ONNX Runtime."
+  exit 0
+fi
 
 mkdir -p build
 # -ffp-contract=off: no fused multiply-adds in the vectorised loops of batch_norm.cc and
@@ -45,6 +50,6 @@ mkdir -p build
 "$cxx" -std=c++17 -O2 -ffp-contract=off -fno-math-errno -fPIC -shared -fopenmp -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
   onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc binary.cc \
-  layout.cc attention.cc layer_norm.cc -o build/onednn.node.tmp -ldnnl
+  layout.cc attention.cc layer_norm.cc dropout.cc -o build/onednn.node.tmp -ldnnl
 mv build/onednn.node.tmp build/onednn.node
 echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

@@ -47,6 +47,8 @@ napi_value OneDnnSumLast(napi_env env, napi_callback_info info);
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 // The AdamW update on OpenMP threads (adamw_update.cc).
 napi_value OneDnnAdamW(napi_env env, napi_callback_info info);
+// Dropout masks from Philox4x32-10 on OpenMP threads (dropout.cc).
+napi_value OneDnnDropoutMultiplier(napi_env env, napi_callback_info info);
 // Transpose, Slice, SplitV and Concat copies on OpenMP threads (layout.cc).
 napi_value OneDnnTranspose(napi_env env, napi_callback_info info);
 napi_value OneDnnSlice(napi_env env, napi_callback_info info);
@@ -334,6 +336,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"layerNorm", nullptr, OneDnnLayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"layerNormGrad", nullptr, OneDnnLayerNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, OneDnnSoftmax, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"dropoutMultiplier", nullptr, OneDnnDropoutMultiplier, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -48,6 +48,16 @@ export { loadOneDnnConvolutions, oneDnnAvailable, type OneDnnConvolutions } from
 export { loadOneDnnMatMul, oneDnnMatMulAvailable, type OneDnnMatMul } from './native/onednn_matmul.js';
 export { loadOneDnnBatchNorm, oneDnnBatchNormAvailable, type NativeBatchNorm } from './native/onednn_batch_norm.js';
 export { loadOneDnnUpdates, oneDnnUpdatesAvailable, type NativeUpdates } from './native/onednn_updates.js';
+export { loadOneDnnRandom, type NativeRandom } from './native/onednn_random.js';
+export { DROPOUT_MULTIPLIER, type DropoutMultiplierAttrs } from './wasm/dropout.js';
+export {
+  dropoutDraw,
+  dropoutMultiplierValues,
+  fillDropoutMultiplier,
+  philox4x32,
+  PHILOX_ROUNDS,
+  type DropoutDraw,
+} from './random/philox.js';
 export {
   loadOneDnnPrefixCe,
   oneDnnPrefixCeAvailable,

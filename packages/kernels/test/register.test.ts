@@ -34,6 +34,7 @@ describe('registerWasmTrainingKernels', () => {
         'MrlBatchNormTraining',
         'MrlBatchNormTrainingGrad',
         'MrlSgdMomentumUpdate',
+        'MrlDropoutMultiplier',
         'MrlGelu',
         'MrlGeluGrad',
         'MrlLayerNorm',

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {
+  dropout,
+  dropoutMultiplier,
   gelu,
   geluOf,
   layerNorm as coreLayerNorm,
@@ -251,17 +253,13 @@ export class BertEncoder implements Encoder<TokenBatch> {
     const heads = c.numHeads;
     const rate = training ? c.dropout : 0;
     const activation = geluOf(c.activation ?? 'tanh');
-    // Seeded: TF.js's unseeded dropout draws from Math.random, and a run would not repeat.
+    // Seeded Philox masks (core's dropout): the same on every backend and thread count, drawn on
+    // the addon's threads where it is built.
     const drop = (x: tf.Tensor): tf.Tensor =>
-      rate > 0 ? tf.dropout(x, rate, undefined, this.#dropoutSeed + this.#dropoutCalls++) : x;
-    // tf.dropout's multiplier for a tensor of `shape` (the same draw from the same seed): the
-    // attention kernel applies it to the probabilities itself.
-    const dropMultiplier = (shape: number[]): tf.Tensor | undefined => {
-      if (rate === 0) return undefined;
-      const keep = 1 - rate;
-      const seed = this.#dropoutSeed + this.#dropoutCalls++;
-      return tf.div(tf.floor(tf.add(tf.randomUniform(shape, 0, 1, 'float32', seed), keep)), keep);
-    };
+      rate > 0 ? dropout(x, rate, this.#dropoutSeed + this.#dropoutCalls++) : x;
+    // The attention kernel applies the multiplier to the probabilities itself.
+    const dropMultiplier = (shape: number[]): tf.Tensor | undefined =>
+      rate === 0 ? undefined : dropoutMultiplier(shape, rate, this.#dropoutSeed + this.#dropoutCalls++);
     const linear = (x: tf.Tensor2D, layer: Dense): tf.Tensor2D => tf.add(tf.matMul(x, layer.w as tf.Tensor2D), layer.b);
     return tf.tidy(() => {
       const ids = tf.reshape(tf.cast(batch.ids, 'int32'), [b * t]) as tf.Tensor1D;

@@ -121,7 +121,7 @@ export function loadOneDnnConvolutions(options: {
     throw new MrlError(
       'backend-unavailable',
       "convolution 'onednn' needs the oneDNN addon (packages/kernels/native/build/onednn.node), which is not built, does not load here or is turned off (MRL_ONEDNN=off).",
-      'Install g++ and libdnnl-dev (apt-get install g++ libdnnl-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose convolution onnxruntime.',
+      'Install g++, libdnnl-dev and librandom123-dev (apt-get install g++ libdnnl-dev librandom123-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose convolution onnxruntime.',
     );
   }
   const { fallback, threads } = options;

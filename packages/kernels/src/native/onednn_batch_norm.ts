@@ -321,7 +321,7 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
     throw new MrlError(
       'backend-unavailable',
       "batch norm 'onednn' needs the oneDNN addon with its batch-norm kernels (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates them or is turned off (MRL_ONEDNN=off).",
-      'Install g++ and libdnnl-dev (apt-get install g++ libdnnl-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose batch norm wasm.',
+      'Install g++, libdnnl-dev and librandom123-dev (apt-get install g++ libdnnl-dev librandom123-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose batch norm wasm.',
     );
   }
   const { threads } = options;

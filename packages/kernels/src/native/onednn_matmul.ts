@@ -80,7 +80,7 @@ export function loadOneDnnMatMul(options: {
     throw new MrlError(
       'backend-unavailable',
       "matmul 'onednn' needs the oneDNN addon with its products (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates them or is turned off (MRL_ONEDNN=off).",
-      'Install g++ and libdnnl-dev (apt-get install g++ libdnnl-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose matmul onnxruntime.',
+      'Install g++, libdnnl-dev and librandom123-dev (apt-get install g++ libdnnl-dev librandom123-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose matmul onnxruntime.',
     );
   }
   const { fallback, threads } = options;

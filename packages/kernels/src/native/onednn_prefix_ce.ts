@@ -95,7 +95,7 @@ export function loadOneDnnPrefixCe(options: { threads: number; required?: boolea
     throw new MrlError(
       'backend-unavailable',
       "chunkedHead 'onednn' needs the oneDNN addon with the chunked head (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates it or is turned off (MRL_ONEDNN=off).",
-      'Install g++ and libdnnl-dev (apt-get install g++ libdnnl-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose chunkedHead onnxruntime.',
+      'Install g++, libdnnl-dev and librandom123-dev (apt-get install g++ libdnnl-dev librandom123-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose chunkedHead onnxruntime.',
     );
   }
   const dimsOf = (s: PrefixCeShape): Int32Array =>

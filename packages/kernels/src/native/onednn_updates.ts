@@ -124,7 +124,7 @@ export function loadOneDnnUpdates(options: { threads: number; required?: boolean
     throw new MrlError(
       'backend-unavailable',
       "sgd 'onednn' needs the oneDNN addon with its update kernels (packages/kernels/native/build/onednn.node), which is not built, does not load here, predates them or is turned off (MRL_ONEDNN=off).",
-      'Install g++ and libdnnl-dev (apt-get install g++ libdnnl-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose sgd wasm.',
+      'Install g++, libdnnl-dev and librandom123-dev (apt-get install g++ libdnnl-dev librandom123-dev), run `pnpm --filter @mrl/kernels run build:native`, or choose sgd wasm.',
     );
   }
   const { threads } = options;

@@ -13,6 +13,7 @@ import { loadOneDnnConvolutions } from './onednn.js';
 import { loadOneDnnBatchNorm, type NativeBatchNorm } from './onednn_batch_norm.js';
 import { loadOneDnnMatMul } from './onednn_matmul.js';
 import { loadOneDnnPrefixCe, type OneDnnPrefixCe } from './onednn_prefix_ce.js';
+import { loadOneDnnRandom, type NativeRandom } from './onednn_random.js';
 import { loadOneDnnUpdates, type NativeUpdates } from './onednn_updates.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
 import type { ProtoField } from '../onnx/proto.js';
@@ -44,6 +45,11 @@ export interface NativeKernels {
    * it is built; absent, they run on the wasm backend's SIMD kernels (one thread).
    */
   readonly updates?: NativeUpdates;
+  /**
+   * Dropout masks on the same addon's threads (`./onednn_random.ts`), where it is built; absent,
+   * they are drawn in JavaScript (the same bits).
+   */
+  readonly random?: NativeRandom;
   /**
    * `y = op(a) @ op(b)`, op transposing the last two axes when asked, with numpy broadcasting
    * over the leading (batch) axes; writes `y` in place. Shapes are checked by the runtime.
@@ -934,10 +940,12 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
   const batchNorm =
     batchNormSource === 'wasm' ? undefined : loadOneDnnBatchNorm({ threads, required: batchNormSource === 'onednn' });
   const updates = sgdSource === 'wasm' ? undefined : loadOneDnnUpdates({ threads, required: sgdSource === 'onednn' });
+  const random = loadOneDnnRandom({ threads });
   return {
     ...(prefixCe === undefined ? {} : { prefixCe }),
     ...(batchNorm === undefined ? {} : { batchNorm }),
     ...(updates === undefined ? {} : { updates }),
+    ...(random === undefined ? {} : { random }),
     get detail() {
       const b = useNchwc ? nchwcBlock() : 0;
       // Also the registration's tag: kernels that differ in what they run must differ here.
@@ -952,7 +960,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       const norm = batchNorm === undefined ? '' : `, batch norm on the ${batchNorm.detail}`;
       const sgd =
         updates === undefined ? '' : `, SGD${updates.adamW === undefined ? '' : ' and AdamW'} on the ${updates.detail}`;
-      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}, ${threads} thread${threads === 1 ? '' : 's'}${ortThreads === threads ? '' : ` (ONNX Runtime's sessions ${ortThreads})`}`;
+      const masks = random === undefined ? '' : `, dropout masks on the ${random.detail}`;
+      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}${masks}, ${threads} thread${threads === 1 ? '' : 's'}${ortThreads === threads ? '' : ` (ONNX Runtime's sessions ${ortThreads})`}`;
     },
     matMul: oneDnnMatMul?.matMul ?? ortMatMul,
     softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {

@@ -65,6 +65,7 @@ import {
 import { createNativeSplitVKernel } from './native_split.js';
 import { ADAMW_UPDATE, createAdamWUpdateKernel, createSgdUpdateKernel, SGD_UPDATE } from './optimizer_updates.js';
 import { createRunningMomentsKernel, RUNNING_MOMENTS } from './running_moments.js';
+import { createDropoutMultiplierKernel, DROPOUT_MULTIPLIER } from './dropout.js';
 import { createTileKernel } from './tile.js';
 import { createGatherKernel } from './gather.js';
 import {
@@ -114,6 +115,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
   [RELU_GRAD, (_get, native) => createReluGradKernel(native)],
   [RUNNING_MOMENTS, createRunningMomentsKernel],
   [SGD_UPDATE, (_get, native) => createSgdUpdateKernel(native)],
+  [DROPOUT_MULTIPLIER, (_get, native) => createDropoutMultiplierKernel(native)],
   [
     GELU,
     (get, native) =>
@@ -279,7 +281,8 @@ export const WASM_TRAINING_KERNELS: readonly string[] = FACTORIES.map(([name]) =
  * Registers our wasm kernels for training: fast transposed `BatchMatMul`/`_FusedMatMul`,
  * `Conv2DBackpropFilter`, `UnsortedSegmentSum` and the two depthwise-conv backprops (missing in
  * tfjs-backend-wasm 4.22), fast `Conv2DBackpropInput`, `Tile`, row-copy `GatherV2` and (copy-free) `Identity`, and the
- * one-pass SIMD optimiser updates. With `native`, the matmuls, Conv2D and both its gradients,
+ * one-pass SIMD optimiser updates, and dropout masks (`MrlDropoutMultiplier`, Philox4x32-10; on the
+ * addon's threads where it is built). With `native`, the matmuls, Conv2D and both its gradients,
  * SplitV and large Sum/Mean run on it; on the oneDNN addon, large Transpose, SplitV, Concat and
  * Slice copies, row and last-axis sums, layer norm, Softmax and the fused attention at every
  * thread count, and at 2 threads or more large Add, GELU and its gradient, Multiply and Sub; the

@@ -15,8 +15,14 @@ export function loaded(kernels: NativeKernels | undefined): NativeKernels {
 export const nativeKernels = (options: Parameters<typeof loadOnnxRuntimeKernels>[0] = {}): NativeKernels =>
   loaded(loadOnnxRuntimeKernels(options));
 
-/** Where scripts/setup.sh builds the oneDNN addon (native/build.sh): Linux with Debian's libdnnl-dev. */
-export const ONEDNN_BUILDABLE = process.platform === 'linux' && existsSync('/usr/include/oneapi/dnnl/dnnl.hpp');
+/**
+ * Where scripts/setup.sh builds the oneDNN addon (native/build.sh): Linux with Debian's libdnnl-dev
+ * and librandom123-dev.
+ */
+export const ONEDNN_BUILDABLE =
+  process.platform === 'linux' &&
+  existsSync('/usr/include/oneapi/dnnl/dnnl.hpp') &&
+  existsSync('/usr/include/Random123/philox.h');
 
 /**
  * Runs `fn` with a fresh instance of the native-kernel module loaded under `MRL_ONEDNN=off`, as
@@ -45,7 +51,7 @@ export function expectNeedsOneDnn(load: () => unknown, message: string): void {
     expect.unreachable();
   } catch (e) {
     expect(MrlError.is(e) && e.kind).toBe('backend-unavailable');
-    expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev/);
+    expect(MrlError.is(e) && e.fix).toMatch(/apt-get install g\+\+ libdnnl-dev librandom123-dev/);
   }
 }
 

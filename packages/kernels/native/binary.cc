@@ -23,8 +23,8 @@
 // Every other axis set runs here too (../src/wasm/native_binary.ts cuts it into steps): ONNX
 // Runtime's ReduceSum, which ran them before, rounds differently with the array's address in the
 // wasm heap (a sum over all axes of [8, 128, 256], or over axes [0, 2], gave two different results
-// over eight heap offsets), so a gradient-norm clip, and every parameter after it, depended on the
-// process's allocation history. Over a middle axis ([outer, m, inner] -> [outer, inner]) each
+// at 17 heap addresses: test/native_sum_heap.test.ts), so a gradient-norm clip, and every parameter
+// after it, depended on the process's allocation history. Over a middle axis ([outer, m, inner] -> [outer, inner]) each
 // outer slice is summed exactly as sumLeading sums [m, inner] (the slices' chunks shared between
 // threads); over all values, fixed blocks of kAllBlock values each go into 16 fixed float lanes,
 // the lanes in order in double, and the blocks' sums in order in double, one rounding at the end.

@@ -414,6 +414,26 @@ describe('Sum and Mean over leading or last axes on the addon', () => {
     });
   }
 
+  it('keep their calls where sumSteps would read the shape otherwise ([1, n] over axis 1, [n, 1] over axis 0)', () => {
+    if (!present) return;
+    const n = SIZE_THRESHOLD + 3;
+    const x = randomArray(n, 31);
+    const direct = loadOneDnnBatchNorm({ threads: 2, required: true })!;
+    for (const [method, shape, axis] of [
+      ['sumLast', [1, n], 1],
+      ['sumLeading', [n, 1], 0],
+    ] as const) {
+      const { native, calls } = countedNative(nativeKernels({ threads: 2 }), `kept ${method}`, 'batchNorm', [method]);
+      registerWasmTrainingKernels({ native });
+      const got = tf.tidy(() => tf.sum(tf.tensor(x, [...shape]), axis).dataSync() as Float32Array);
+      expect(calls()).toBe(1);
+      const want = new Float32Array(1);
+      if (method === 'sumLast') direct.sumLast(1, n, x, want);
+      else direct.sumLeading(n, 1, x, want);
+      expect(sameBits(got, want)).toBe(true);
+    }
+  });
+
   it('small tensors and int32 keep ONNX Runtime or the shipped kernel', () => {
     if (!present) return;
     const x = randomArray(100 * 64, 5);
@@ -476,7 +496,7 @@ const ANY_AXES: ReadonlyArray<readonly [number[], number[] | undefined, boolean]
 
 describe('Sum and Mean over any other axes on the addon', () => {
   for (const [shape, axisArg, keepDims] of ANY_AXES) {
-    const axes = tf.util.parseAxisParam(axisArg ?? null, shape).sort((p, q) => p - q);
+    const axes = tf.util.parseAxisParam(axisArg ?? shape.map((_, k) => k), shape).sort((p, q) => p - q);
     it(`[${shape.join(', ')}] over ${axisArg === undefined ? 'every axis' : `[${axisArg.join(', ')}]`}${keepDims ? ' (keepDims)' : ''}: float64's sums within the bound, the kernels' order to the bit, the same bits at 1 and 2 threads`, () => {
       if (!present) return;
       const x = randomArray(size(shape), size(shape) + axes.length);

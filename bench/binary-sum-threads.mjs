@@ -1,8 +1,10 @@
-// Multiply, Sub, the Add broadcasts and the row sums at ViT-tiny's and BERT-mini's shapes
-// (bench/speed.mjs's batches, the calls its --profile --by-shape table lists): the shipped kernels
-// (the wasm backend's Multiply/Sub/Add; Sum on ONNX Runtime's ReduceSum) against the oneDNN
-// addon's (packages/kernels/native/binary.cc), through the registered TF.js kernels, wall and CPU
-// ms per call (medians of alternating repetitions, each after one untimed call). At --threads 1
+// Multiply, Sub, the Add broadcasts and the sums at ViT-tiny's and BERT-mini's shapes
+// (bench/speed.mjs's batches, the calls its --profile --by-shape table lists), and sums over the
+// other axis sets (every axis: a gradient-norm clip's sum of squares, BERT-mini's [30522, 256]
+// embedding gradient among them; two axis groups; a middle axis): the shipped kernels (the wasm
+// backend's Multiply/Sub/Add; Sum on ONNX Runtime's ReduceSum) against the oneDNN addon's
+// (packages/kernels/native/binary.cc), through the registered TF.js kernels, wall and CPU ms per
+// call (medians of alternating repetitions, each after one untimed call). At --threads 1
 // the project keeps the shipped Multiply/Sub/Add (the row sums run on the addon there too); the
 // addon's are timed there anyway (registered as if at 2 threads, its calls on one OpenMP thread)
 // to show why. On a machine busier than its cores (load average above the core
@@ -53,6 +55,12 @@ const CASES = [
   ['ViT Sum last', [48, 65, 65], 'axis -1'],
   ['BERT Sum rows', [1024, 256], 'axis 0'],
   ['BERT Sum rows', [1024, 1024], 'axis 0'],
+  ['Sum all', [8, 128, 256], 'all'],
+  ['BERT clip Sum all', [30522, 256], 'all'],
+  ['Sum two groups', [8, 128, 256], 'axes 0,2'],
+  ['Sum two groups', [8, 4, 128, 128], 'axes 1,3'],
+  ['ViT Sum middle', [16, 65, 192], 'axis 1'],
+  ['BERT Sum middle', [8, 4, 128, 128], 'axis 2'],
 ];
 
 console.log(
@@ -71,7 +79,8 @@ for (const [what, aShape, second] of CASES) {
   const a = tf.tensor(random(size(aShape)), aShape);
   const b = typeof second === 'string' ? undefined : tf.tensor(random(size(second)), second);
   const op = what.includes('Multiply') ? tf.mul : what.includes('Sub') ? tf.sub : tf.add;
-  const axis = typeof second === 'string' ? Number(second.split(' ')[1]) : 0;
+  // 'all', 'axis k' or 'axes j,k'.
+  const axis = typeof second !== 'string' || second === 'all' ? undefined : second.split(' ')[1].split(',').map(Number);
   const call = b === undefined ? () => tf.sum(a, axis) : () => op(a, b);
   const names = Object.keys(forms);
   const setUp = (name) => registerWasmTrainingKernels({ native: forms[name] });

@@ -19,6 +19,15 @@
 // ([r, n] -> [r]) each row is added into 16 fixed float lanes, the lanes then in order in double.
 // Either way the result is the same bits at every thread count and on every CPU (the lanes are
 // explicit, not the vectoriser's).
+//
+// Every other axis set runs here too (../src/wasm/native_binary.ts cuts it into steps): ONNX
+// Runtime's ReduceSum, which ran them before, rounds differently with the array's address in the
+// wasm heap (a sum over all axes of [8, 128, 256], or over axes [0, 2], gave two different results
+// at 17 heap addresses: test/native_sum_heap.test.ts), so a gradient-norm clip, and every parameter
+// after it, depended on the process's allocation history. Over a middle axis ([outer, m, inner] -> [outer, inner]) each
+// outer slice is summed exactly as sumLeading sums [m, inner] (the slices' chunks shared between
+// threads); over all values, fixed blocks of kAllBlock values each go into 16 fixed float lanes,
+// the lanes in order in double, and the blocks' sums in order in double, one rounding at the end.
 #include <node_api.h>
 #include <omp.h>
 
@@ -40,8 +49,11 @@ constexpr int64_t kParallelValues = 65536;
 // wide rows do not make a partial vector per handful of rows).
 constexpr int64_t kChunkValues = 8192;
 constexpr int64_t kChunkRows = 32;
-// Fixed accumulators per row in the last-axis sum.
+// Fixed accumulators per row in the last-axis sum (and per block in the sum of all values).
 constexpr int kLanes = 16;
+// Values per block of the sum of all values: 256 per float lane (a float32 relative error of
+// about 256 * 2^-24 at worst before the blocks meet in double).
+constexpr int64_t kAllBlock = 4096;
 
 #define MRL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
@@ -146,6 +158,21 @@ MRL_CLONES void rowSums(const float* x, int64_t r0, int64_t r1, int64_t n, float
     for (int j = 0; j < kLanes; ++j) s += lane[j];
     y[r] = static_cast<float>(s);
   }
+}
+
+// The sum of x [0, n) in kLanes float lanes (value i into lane i % kLanes), the lanes then in
+// order in double.
+MRL_CLONES double blockSum(const float* x, int64_t n) {
+  const int64_t full = n - n % kLanes;
+  float lane[kLanes] = {};
+  for (int64_t i = 0; i < full; i += kLanes) {
+#pragma omp simd
+    for (int j = 0; j < kLanes; ++j) lane[j] += x[i + j];
+  }
+  for (int64_t i = full; i < n; ++i) lane[i - full] += x[i];
+  double s = 0;
+  for (int j = 0; j < kLanes; ++j) s += lane[j];
+  return s;
 }
 
 // --- Node-API glue ---------------------------------------------------------------------------
@@ -277,8 +304,85 @@ napi_value SumLast(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// sumMiddle(threads, Int32Array [outer, m, inner], x, y): y [outer, inner] = x [outer, m, inner]
+// summed over m, each outer slice exactly as sumLeading sums [m, inner] (the same chunks, the
+// same order), its chunks and column blocks shared between threads with the other slices'.
+napi_value SumMiddle(napi_env env, napi_callback_info info) {
+  const char* usage = "onednn: sumMiddle takes (threads >= 1, Int32Array [outer, m, inner], x, y)";
+  int threads;
+  const int32_t* d;
+  float* p[2];
+  size_t lengths[2];
+  if (!readArgs<2>(env, info, usage, 3, kSumNames, &threads, &d, p, lengths)) return nullptr;
+  if (d[0] < 1 || d[1] < 1 || d[2] < 1) {
+    napi_throw_range_error(env, nullptr, "onednn: sumMiddle outer, m and inner must be positive");
+    return nullptr;
+  }
+  const int64_t outer = d[0], m = d[1], n = d[2];
+  if (!lengthIs(env, "sumMiddle", "x", lengths[0], outer * m * n) ||
+      !lengthIs(env, "sumMiddle", "y", lengths[1], outer * n)) {
+    return nullptr;
+  }
+  const float* x = p[0];
+  float* y = p[1];
+  const int64_t rowsPerChunk = std::max<int64_t>(kChunkRows, kChunkValues / n);
+  const int64_t chunks = (m + rowsPerChunk - 1) / rowsPerChunk;
+  thread_local std::vector<float> kept;  // as sumLeading's
+  if (kept.size() < static_cast<size_t>(outer * chunks * n)) kept.resize(static_cast<size_t>(outer * chunks * n));
+  float* partial = kept.data();
+  const int64_t columnBlocks = (n + kColumnBlock - 1) / kColumnBlock;
+  const int use =
+      outer * m * n < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, outer * chunks));
+#pragma omp parallel num_threads(use)
+  {
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < outer * chunks; ++t) {
+      const int64_t o = t / chunks, k = t % chunks;
+      chunkColumnSums(x + o * m * n, k * rowsPerChunk, std::min(m, (k + 1) * rowsPerChunk), n, &partial[t * n]);
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < outer * columnBlocks; ++t) {
+      const int64_t o = t / columnBlocks, c = t % columnBlocks;
+      addPartials(&partial[o * chunks * n], chunks, n, c * kColumnBlock, std::min(n, (c + 1) * kColumnBlock),
+                  y + o * n);
+    }
+  }
+  return nullptr;
+}
+
+// sumAll(threads, Int32Array [n], x, y): y [1] = the sum of the n values of x: blocks of kAllBlock
+// values (blockSum), their sums added in block order in double.
+napi_value SumAll(napi_env env, napi_callback_info info) {
+  const char* usage = "onednn: sumAll takes (threads >= 1, Int32Array [n], x, y)";
+  int threads;
+  const int32_t* d;
+  float* p[2];
+  size_t lengths[2];
+  if (!readArgs<2>(env, info, usage, 1, kSumNames, &threads, &d, p, lengths)) return nullptr;
+  if (d[0] < 1) {
+    napi_throw_range_error(env, nullptr, "onednn: sumAll n must be positive");
+    return nullptr;
+  }
+  const int64_t n = d[0];
+  if (!lengthIs(env, "sumAll", "x", lengths[0], n) || !lengthIs(env, "sumAll", "y", lengths[1], 1)) return nullptr;
+  const float* x = p[0];
+  const int64_t blocks = (n + kAllBlock - 1) / kAllBlock;
+  thread_local std::vector<double> kept;
+  if (kept.size() < static_cast<size_t>(blocks)) kept.resize(static_cast<size_t>(blocks));
+  double* partial = kept.data();
+  parallelBlocks(threads, blocks, 1, std::max<int64_t>(1, kParallelValues / kAllBlock), [&](int64_t k, int64_t) {
+    partial[k] = blockSum(x + k * kAllBlock, std::min(kAllBlock, n - k * kAllBlock));
+  });
+  double s = 0;
+  for (int64_t k = 0; k < blocks; ++k) s += partial[k];
+  p[1][0] = static_cast<float>(s);
+  return nullptr;
+}
+
 }  // namespace
 
 napi_value OneDnnBroadcastBinary(napi_env env, napi_callback_info info) { return BroadcastBinary(env, info); }
 napi_value OneDnnSumLeading(napi_env env, napi_callback_info info) { return SumLeading(env, info); }
 napi_value OneDnnSumLast(napi_env env, napi_callback_info info) { return SumLast(env, info); }
+napi_value OneDnnSumMiddle(napi_env env, napi_callback_info info) { return SumMiddle(env, info); }
+napi_value OneDnnSumAll(napi_env env, napi_callback_info info) { return SumAll(env, info); }

@@ -2,12 +2,12 @@
 # Builds the optional oneDNN addon into build/onednn.node: the convolutions (onednn.cc), the
 # products (onednn_matmul.cc), the chunked Matryoshka softmax cross-entropy (onednn_prefix_ce.cc),
 # threaded batch norm with its elementwise sums, ReLU and GELU (batch_norm.cc), the SGD and AdamW
-# updates (sgd_update.cc, adamw_update.cc), Multiply, Sub and row sums (binary.cc), the Transpose,
-# Slice, SplitV and Concat copies (layout.cc), the fused attention (attention.cc), layer norm, its
-# gradient and Softmax (layer_norm.cc), and dropout masks (dropout.cc). Offline: one g++ call
-# against Node's own headers (Debian's nodejs package, /usr/include/node), Debian's libdnnl-dev and
-# librandom123-dev (Random123's header-only generators); node-gyp is not needed (and would fetch
-# headers without --nodedir).
+# updates (sgd_update.cc, adamw_update.cc), Multiply, Sub and the sums over any axes (binary.cc),
+# the Transpose, Slice, SplitV and Concat copies (layout.cc), the fused attention (attention.cc),
+# layer norm, its gradient and Softmax (layer_norm.cc), and dropout masks (dropout.cc). Offline:
+# one g++ call against Node's own headers (Debian's nodejs package, /usr/include/node), Debian's
+# libdnnl-dev and librandom123-dev (Random123's header-only generators); node-gyp is not needed
+# (and would fetch headers without --nodedir).
 # Exits 0 with one line when something is missing: the addon is optional, and without it the
 # convolutions run on ONNX Runtime as before.
 set -euo pipefail

@@ -39,10 +39,12 @@ napi_value OneDnnAdd(napi_env env, napi_callback_info info);
 napi_value OneDnnAddRows(napi_env env, napi_callback_info info);
 napi_value OneDnnGelu(napi_env env, napi_callback_info info);
 napi_value OneDnnGeluGrad(napi_env env, napi_callback_info info);
-// Multiply, Sub and Add broadcasts, and row sums, on OpenMP threads (binary.cc).
+// Multiply, Sub and Add broadcasts, and sums over any axes, on OpenMP threads (binary.cc).
 napi_value OneDnnBroadcastBinary(napi_env env, napi_callback_info info);
 napi_value OneDnnSumLeading(napi_env env, napi_callback_info info);
 napi_value OneDnnSumLast(napi_env env, napi_callback_info info);
+napi_value OneDnnSumMiddle(napi_env env, napi_callback_info info);
+napi_value OneDnnSumAll(napi_env env, napi_callback_info info);
 // The SGD-momentum update on OpenMP threads (sgd_update.cc).
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 // The AdamW update on OpenMP threads (adamw_update.cc).
@@ -325,6 +327,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"broadcastBinary", nullptr, OneDnnBroadcastBinary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumLeading", nullptr, OneDnnSumLeading, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumLast", nullptr, OneDnnSumLast, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumMiddle", nullptr, OneDnnSumMiddle, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumAll", nullptr, OneDnnSumAll, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdMomentum", nullptr, OneDnnSgdMomentum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamW", nullptr, OneDnnAdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"transpose", nullptr, OneDnnTranspose, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -1,19 +1,22 @@
-// Multiply, Sub, the Add broadcasts and the row sums on the oneDNN addon's threads
+// Multiply, Sub, the Add broadcasts and the sums over any axes on the oneDNN addon's threads
 // (src/wasm/native_binary.ts, native/binary.cc). Products and differences: to the bit against the
 // shipped wasm kernels (one thread, where they stay), IEEE float32 arithmetic done here and the
 // cpu backend, on the transformers' shapes in both operand orders, at 2 and 3 threads. Sums:
-// against a float64 sum (a relative bound: their order is not ONNX Runtime's) and the same bits at
-// 1, 2 and 3 threads. Also that the addon really runs (countedNative) and every fallback (products
-// at one thread, other broadcasts, other dtypes, small tensors, other axes).
+// against a float64 sum (a relative bound: their order is not ONNX Runtime's), to the bit against
+// a model of each kernel's order written here (float32 lanes and partials, double where the
+// kernel adds in double), the same bits at 1, 2 and 3 threads and at several heap addresses, and
+// infinities and NaN as ONNX Runtime's sums give them. Also that the addon really runs
+// (countedNative) and every fallback (products at one thread, other broadcasts, other dtypes,
+// small tensors).
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { registerWasmTrainingKernels } from '../src/index.js';
 import { loadAddon } from '../src/native/onednn.js';
-import { oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
+import { loadOneDnnBatchNorm, oneDnnBatchNormAvailable } from '../src/native/onednn_batch_norm.js';
 import type { NativeKernels } from '../src/native/onnxruntime.js';
-import { broadcastPlan } from '../src/wasm/native_binary.js';
+import { broadcastPlan, sumSteps } from '../src/wasm/native_binary.js';
 import { SIZE_THRESHOLD } from '../src/wasm/native_sum.js';
 import { randomArray } from './helpers/close.js';
 import { countedNative, nativeKernels, ONEDNN_BUILDABLE } from './helpers/onednn.js';
@@ -23,7 +26,7 @@ const present = oneDnnBatchNormAvailable();
 
 /** `native` with the addon kernels of this file counted (see countedNative). */
 const counted = (native: NativeKernels, label: string) =>
-  countedNative(native, label, 'batchNorm', ['broadcastBinary', 'sumLeading', 'sumLast']);
+  countedNative(native, label, 'batchNorm', ['broadcastBinary', 'sumLeading', 'sumLast', 'sumMiddle', 'sumAll']);
 /** Same, for native_add.ts's kernels, which Add still uses for same shapes and rows. */
 const countedAdd = (native: NativeKernels, label: string) =>
   countedNative(native, label, 'batchNorm', ['add', 'addRows']);
@@ -275,6 +278,85 @@ function f64Sums(x: Float32Array, rows: number, n: number, leading: boolean): { 
   return { sum, abs };
 }
 
+// Models of the addon's sums (native/binary.cc), in the kernels' order: a Float32Array element is
+// a float32 accumulator (each addition rounded to float32), a number a double.
+
+/** sumLeading: rows in chunks of max(32, 8192 / n), each chunk's rows in order into float32
+ * partials, the partials in chunk order in double. */
+function leadingModel(x: Float32Array, rows: number, n: number, at = 0): Float32Array {
+  const perChunk = Math.max(32, Math.floor(8192 / n));
+  const partials: Float32Array[] = [];
+  for (let r0 = 0; r0 < rows; r0 += perChunk) {
+    const acc = new Float32Array(n);
+    for (let r = r0; r < Math.min(rows, r0 + perChunk); r++) {
+      for (let c = 0; c < n; c++) acc[c]! += x[at + r * n + c]!;
+    }
+    partials.push(acc);
+  }
+  return Float32Array.from({ length: n }, (_, c) => partials.reduce((s, p) => s + p[c]!, 0));
+}
+
+/** n values from `at` into 16 float32 lanes (value i into lane i % 16), the lanes in order in double. */
+function lanesModel(x: Float32Array, at: number, n: number): number {
+  const lane = new Float32Array(16);
+  for (let i = 0; i < n; i++) lane[i % 16]! += x[at + i]!;
+  return lane.reduce((s, v) => s + v, 0);
+}
+
+/** sumLast: each row by lanesModel. */
+const lastModel = (x: Float32Array, rows: number, n: number): Float32Array =>
+  Float32Array.from({ length: rows }, (_, r) => lanesModel(x, r * n, n));
+
+/** sumMiddle: each outer slice as leadingModel. */
+function middleModel(x: Float32Array, outer: number, m: number, inner: number): Float32Array {
+  const y = new Float32Array(outer * inner);
+  for (let o = 0; o < outer; o++) y.set(leadingModel(x, m, inner, o * m * inner), o * inner);
+  return y;
+}
+
+/** sumAll: blocks of 4096 values by lanesModel, the blocks' sums in order in double. */
+function allModel(x: Float32Array): Float32Array {
+  let s = 0;
+  for (let at = 0; at < x.length; at += 4096) s += lanesModel(x, at, Math.min(4096, x.length - at));
+  return Float32Array.of(s);
+}
+
+/** x [shape] summed over `axes` by the models, step by step as native_binary.ts runs them. */
+function stepsModel(x: Float32Array, shape: readonly number[], axes: readonly number[]): Float32Array {
+  let from = x;
+  for (const { outer, m, inner } of sumSteps(shape, axes)) {
+    if (outer === 1 && inner === 1) from = allModel(from);
+    else if (outer === 1) from = leadingModel(from, m, inner);
+    else if (inner === 1) from = lastModel(from, outer, m);
+    else from = middleModel(from, outer, m, inner);
+  }
+  return from;
+}
+
+/** The float64 sums of x [shape] over `axes` (each output in row-major order), and of |x|. */
+function f64Reduce(
+  x: Float32Array,
+  shape: readonly number[],
+  axes: readonly number[],
+): { sum: Float64Array; abs: Float64Array } {
+  const kept = shape.map((_, k) => !axes.includes(k));
+  const sum = new Float64Array(size(shape.filter((_, k) => kept[k])));
+  const abs = new Float64Array(sum.length);
+  const index = new Array<number>(shape.length).fill(0);
+  for (let j = 0; j < x.length; j++) {
+    let o = 0;
+    for (let k = 0; k < shape.length; k++) if (kept[k]) o = o * shape[k]! + index[k]!;
+    sum[o]! += x[j]!;
+    abs[o]! += Math.abs(x[j]!);
+    for (let k = shape.length - 1; k >= 0; k--) {
+      index[k]!++;
+      if (index[k]! < shape[k]!) break;
+      index[k] = 0;
+    }
+  }
+  return { sum, abs };
+}
+
 // [x shape, axes, keepDims, rows, n, leading]: the bias gradients and the attention's row sums.
 const SUMS: ReadonlyArray<readonly [number[], number[], boolean, number, number, boolean]> = [
   [[1040, 192], [0], false, 1040, 192, true],
@@ -319,6 +401,8 @@ describe('Sum and Mean over leading or last axes on the addon', () => {
       }
       expect(sameBits(results[0]!, results[1]!)).toBe(true);
       expect(sameBits(results[0]!, results[2]!)).toBe(true);
+      // The kernels' order as it has always been: the bits of the README's demo table.
+      expect(sameBits(results[0]!, leading ? leadingModel(x, rows, n) : lastModel(x, rows, n))).toBe(true);
       const { sum, abs } = f64Sums(x, rows, n, leading);
       // Float32 accumulation over at most `rows` values: error below rows * 2^-24 * sum|x| (far
       // below that in practice), plus the final rounding.
@@ -330,36 +414,226 @@ describe('Sum and Mean over leading or last axes on the addon', () => {
     });
   }
 
-  it('other axes and small tensors keep ONNX Runtime or the shipped kernel', () => {
+  it('keep their calls where sumSteps would read the shape otherwise ([1, n] over axis 1, [n, 1] over axis 0)', () => {
     if (!present) return;
-    const x = randomArray(16 * 65 * 192, 5);
-    const check = (threads: number, axes: number[], shape: number[]) => {
-      const { native, calls } = counted(
-        nativeKernels({ threads }),
-        `sum fallback ${threads} ${axes.join(',')} ${shape.join('x')}`,
-      );
+    const n = SIZE_THRESHOLD + 3;
+    const x = randomArray(n, 31);
+    const direct = loadOneDnnBatchNorm({ threads: 2, required: true })!;
+    for (const [method, shape, axis] of [
+      ['sumLast', [1, n], 1],
+      ['sumLeading', [n, 1], 0],
+    ] as const) {
+      const { native, calls } = countedNative(nativeKernels({ threads: 2 }), `kept ${method}`, 'batchNorm', [method]);
       registerWasmTrainingKernels({ native });
-      const got = tf.tidy(() => tf.sum(tf.tensor(x.subarray(0, size(shape)), shape), axes).dataSync() as Float32Array);
-      expect(calls()).toBe(0);
-      return got;
-    };
-    const middle = check(2, [1], [16, 65, 192]); // a middle axis
-    expect(middle.length).toBe(16 * 192);
-    expect(middle[0]).toBeCloseTo(
-      Array.from({ length: 65 }, (_, r) => x[r * 192]!).reduce((p, v) => p + v, 0),
-      3,
-    );
-    const all = check(2, [0, 1, 2], [16, 65, 192]); // every axis
-    expect(all[0]).toBeCloseTo(
-      x.reduce((p, v) => p + v, 0),
-      1,
-    );
-    const small = check(2, [0], [100, 64]); // below SIZE_THRESHOLD
+      const got = tf.tidy(() => tf.sum(tf.tensor(x, [...shape]), axis).dataSync() as Float32Array);
+      expect(calls()).toBe(1);
+      const want = new Float32Array(1);
+      if (method === 'sumLast') direct.sumLast(1, n, x, want);
+      else direct.sumLeading(n, 1, x, want);
+      expect(sameBits(got, want)).toBe(true);
+    }
+  });
+
+  it('small tensors and int32 keep ONNX Runtime or the shipped kernel', () => {
+    if (!present) return;
+    const x = randomArray(100 * 64, 5);
+    const { native, calls } = counted(nativeKernels({ threads: 2 }), 'sum fallback');
+    registerWasmTrainingKernels({ native });
+    const small = tf.tidy(() => tf.sum(tf.tensor(x, [100, 64]), 0).dataSync() as Float32Array); // below SIZE_THRESHOLD
     expect(small[0]).toBeCloseTo(
       Array.from({ length: 100 }, (_, r) => x[r * 64]!).reduce((p, v) => p + v, 0),
       4,
     );
     const ints = tf.tidy(() => tf.sum(tf.ones([1024, 128], 'int32'), 0).dataSync());
     expect(Array.from(ints).every((v) => v === 1024)).toBe(true);
+    expect(calls()).toBe(0);
+  });
+});
+
+describe('sumSteps', () => {
+  it('cuts any axis set into [outer, m, inner] steps, the innermost reduced group first', () => {
+    const steps = (shape: number[], axes: number[]) => sumSteps(shape, axes).map((t) => [t.outer, t.m, t.inner]);
+    expect(steps([8, 128, 256], [0, 1, 2])).toEqual([[1, 262144, 1]]);
+    expect(steps([70001], [0])).toEqual([[1, 70001, 1]]);
+    expect(steps([8, 128, 256], [0, 2])).toEqual([
+      [1024, 256, 1],
+      [1, 8, 128],
+    ]);
+    expect(steps([16, 65, 192], [1])).toEqual([[16, 65, 192]]);
+    expect(steps([4, 32, 16, 40], [1, 3])).toEqual([
+      [2048, 40, 1],
+      [4, 32, 16],
+    ]);
+    expect(steps([6, 16, 40, 20], [0, 2])).toEqual([
+      [96, 40, 20],
+      [1, 6, 320],
+    ]);
+    // Size-1 axes dropped, neighbours merged: [2, 1, 3] over [0, 1, 2] is one group.
+    expect(steps([2, 1, 3, 5, 7], [0, 1, 2, 4])).toEqual([
+      [30, 7, 1],
+      [1, 6, 5],
+    ]);
+    expect(steps([256, 1, 300], [1])).toEqual([]); // only a size-1 axis: a copy
+  });
+});
+
+// [x shape, axes, keepDims]: every axis (rank 3, rank 1 with a tail past whole blocks and lanes),
+// two reduced groups (rank 3 and 4), a middle axis (wide and 3-value rows), only a size-1 axis.
+const ANY_AXES: ReadonlyArray<readonly [number[], number[] | undefined, boolean]> = [
+  [[8, 128, 256], undefined, false],
+  [[8, 128, 256], [0, 1, 2], true],
+  [[70001], [0], false],
+  [[8, 128, 256], [0, 2], false],
+  [[8, 128, 256], [-1, 0], true],
+  [[16, 65, 192], [1], false],
+  [[16, 65, 192], [1], true],
+  [[64, 1000, 3], [1], false],
+  [[4, 32, 16, 40], [1, 3], false],
+  [[4, 32, 16, 40], [1, 3], true],
+  [[6, 16, 40, 20], [0, 2], true],
+  [[256, 1, 300], [1], false],
+];
+
+describe('Sum and Mean over any other axes on the addon', () => {
+  for (const [shape, axisArg, keepDims] of ANY_AXES) {
+    const axes = tf.util.parseAxisParam(axisArg ?? shape.map((_, k) => k), shape).sort((p, q) => p - q);
+    it(`[${shape.join(', ')}] over ${axisArg === undefined ? 'every axis' : `[${axisArg.join(', ')}]`}${keepDims ? ' (keepDims)' : ''}: float64's sums within the bound, the kernels' order to the bit, the same bits at 1 and 2 threads`, () => {
+      if (!present) return;
+      const x = randomArray(size(shape), size(shape) + axes.length);
+      x[7] = 1e4; // one large value among small ones
+      const count = size(axes.map((a) => shape[a]!));
+      const results: Float32Array[] = [];
+      for (const threads of [1, 2]) {
+        const { native, calls } = counted(nativeKernels({ threads }), `any axes ${threads} ${shape.join('x')} ${axes}`);
+        registerWasmTrainingKernels({ native });
+        const got = tf.tidy(() => {
+          const y = tf.sum(tf.tensor(x, shape), axisArg, keepDims);
+          const mean = tf.mean(tf.tensor(x, shape), axisArg, keepDims);
+          return { shape: y.shape, y: y.dataSync() as Float32Array, mean: mean.dataSync() as Float32Array };
+        });
+        const steps = sumSteps(shape, axes).length;
+        expect(calls()).toBe(2 * steps);
+        const want = tf.tidy(() => tf.sum(tf.zeros(shape), axisArg, keepDims).shape);
+        expect(got.shape).toEqual(want);
+        expect(
+          sameBits(
+            got.mean,
+            got.y.map((v) => v / count),
+          ),
+        ).toBe(true);
+        results.push(got.y);
+      }
+      expect(sameBits(results[0]!, results[1]!)).toBe(true);
+      expect(sameBits(results[0]!, stepsModel(x, shape, axes))).toBe(true);
+      const { sum, abs } = f64Reduce(x, shape, axes);
+      // As the row sums' bound, per step: float32 accumulation over at most 8K values.
+      const bound = (k: number) => 2 ** -24 * (2 * Math.min(count, 1 << 13) * abs[k]! + Math.abs(sum[k]!));
+      const y = results[0]!;
+      let worst = 0;
+      for (let k = 0; k < y.length; k++) worst = Math.max(worst, Math.abs(y[k]! - sum[k]!) / bound(k));
+      expect(worst).toBeLessThanOrEqual(1);
+    });
+  }
+
+  it('sumMiddle and sumAll called directly: the same bits at 1 and 2 threads, the models to the bit', () => {
+    if (!present) return;
+    const [one, two] = [1, 2].map((threads) => loadOneDnnBatchNorm({ threads, required: true })!);
+    const x = randomArray(300_001, 41);
+    const all = [one!.sumAll(x), two!.sumAll(x)];
+    expect(all[0]).toBe(all[1]);
+    expect(Float32Array.of(all[0]!)).toEqual(allModel(x));
+    for (const [outer, m, inner] of [
+      [10, 300, 100],
+      [3, 100_000, 1 + 0],
+      [1000, 100, 3],
+    ] as const) {
+      if (inner === 1) continue; // sumMiddle's steps have inner > 1
+      const xs = x.subarray(0, outer * m * inner);
+      const ys = [one!, two!].map((nb) => {
+        const y = new Float32Array(outer * inner);
+        nb.sumMiddle(outer, m, inner, xs, y);
+        return y;
+      });
+      expect(sameBits(ys[0]!, ys[1]!)).toBe(true);
+      expect(sameBits(ys[0]!, middleModel(xs, outer, m, inner))).toBe(true);
+      // Each slice is sumLeading's sum of [m, inner] to the bit.
+      const slice = new Float32Array(inner);
+      two!.sumLeading(m, inner, xs.subarray(m * inner, 2 * m * inner), slice);
+      expect(sameBits(ys[1]!.subarray(inner, 2 * inner), slice)).toBe(true);
+    }
+  });
+
+  it('the same bits wherever the values sit (copies at 17 float offsets in one array)', () => {
+    if (!present) return;
+    const nb = loadOneDnnBatchNorm({ threads: 2, required: true })!;
+    const [outer, m, inner] = [8, 128, 256];
+    const x = randomArray(outer * m * inner, 78);
+    const buffer = new Float32Array(x.length + 16);
+    const bits = { all: new Set<number>(), middle: new Set<string>(), leading: new Set<string>() };
+    const hex = (y: Float32Array) => Buffer.from(y.buffer, y.byteOffset, y.byteLength).toString('hex');
+    for (let at = 0; at <= 16; at++) {
+      buffer.fill(0);
+      const xs = buffer.subarray(at, at + x.length);
+      xs.set(x);
+      bits.all.add(nb.sumAll(xs));
+      const middle = new Float32Array(outer * inner);
+      nb.sumMiddle(outer, m, inner, xs, middle);
+      bits.middle.add(hex(middle));
+      const leading = new Float32Array(m * inner);
+      nb.sumLeading(outer, m * inner, xs, leading);
+      bits.leading.add(hex(leading));
+    }
+    expect([bits.all.size, bits.middle.size, bits.leading.size]).toEqual([1, 1, 1]);
+  });
+
+  it('infinities and NaN come out as ONNX Runtime sums them', () => {
+    if (!present) return;
+    const shape = [8, 128, 256];
+    const x = randomArray(size(shape), 12);
+    x[5 * 256 + 1] = Number.POSITIVE_INFINITY; // output [5] of [0, 2]: +Inf
+    x[128 * 256 + 3 * 256 + 1] = Number.NEGATIVE_INFINITY; // output [3]: -Inf
+    x[2 * 128 * 256 + 9 * 256] = Number.POSITIVE_INFINITY; // output [9]: +Inf and -Inf, NaN
+    x[3 * 128 * 256 + 9 * 256 + 2] = Number.NEGATIVE_INFINITY;
+    x[20 * 256 + 4] = Number.NaN; // output [20]: NaN
+    const sums = (native: NativeKernels) => {
+      registerWasmTrainingKernels({ native });
+      return tf.tidy(() =>
+        [undefined, [0, 2], [1], [0]].map((axes) => tf.sum(tf.tensor(x, shape), axes).dataSync() as Float32Array),
+      );
+    };
+    const onnx = sums(nativeKernels({ threads: 2, batchNorm: 'wasm' }));
+    const addon = counted(nativeKernels({ threads: 2 }), 'non-finite');
+    const got = sums(addon.native);
+    expect(addon.calls()).toBe(1 + 2 + 1 + 1);
+    expect(got[0]![0]).toBeNaN();
+    expect([got[1]![3], got[1]![5], got[1]![9], got[1]![20]]).toEqual([-Infinity, Infinity, NaN, NaN]);
+    got.forEach((y, i) => {
+      const o = onnx[i]!;
+      expect(y.length).toBe(o.length);
+      for (let k = 0; k < y.length; k++) {
+        if (!Number.isFinite(o[k]!) || !Number.isFinite(y[k]!)) expect(y[k]).toBe(o[k]);
+      }
+    });
+  });
+
+  it('the addon refuses sumMiddle and sumAll lengths that do not match the dims', () => {
+    if (!present) return;
+    const raw = loadAddon() as unknown as {
+      sumMiddle(...args: unknown[]): void;
+      sumAll(...args: unknown[]): void;
+    };
+    const f = (n: number): Float32Array => new Float32Array(n);
+    const dims = (...d: number[]) => Int32Array.from(d);
+    expect(() => raw.sumMiddle(2, dims(2, 3, 4), f(24), f(12))).toThrow(
+      'onednn: sumMiddle y has 12 values, expected 8',
+    );
+    expect(() => raw.sumMiddle(2, dims(2, 0, 4), f(0), f(8))).toThrow(
+      'onednn: sumMiddle outer, m and inner must be positive',
+    );
+    expect(() => raw.sumMiddle(2, dims(2, 3), f(6), f(2))).toThrow(
+      'onednn: sumMiddle takes (threads >= 1, Int32Array [outer, m, inner], x, y)',
+    );
+    expect(() => raw.sumAll(2, dims(10), f(9), f(1))).toThrow('onednn: sumAll x has 9 values, expected 10');
+    expect(() => raw.sumAll(2, dims(10), f(10), f(2))).toThrow('onednn: sumAll y has 2 values, expected 1');
   });
 });

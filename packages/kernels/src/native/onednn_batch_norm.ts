@@ -40,10 +40,12 @@ interface BatchNormAddon extends OneDnnAddon {
   addRows(threads: number, a: Float32Array, b: Float32Array, y: Float32Array): void;
   gelu(threads: number, x: Float32Array, y: Float32Array, s: Float32Array): void;
   geluGrad(threads: number, x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  // Multiply, Sub, the Add broadcasts and the row sums (native/binary.cc, ../wasm/native_binary.ts).
+  // Multiply, Sub, the Add broadcasts and the sums over any axes (native/binary.cc, ../wasm/native_binary.ts).
   broadcastBinary(threads: number, dims: Int32Array, a: Float32Array, b: Float32Array, y: Float32Array): void;
   sumLeading(threads: number, dims: Int32Array, x: Float32Array, y: Float32Array): void;
   sumLast(threads: number, dims: Int32Array, x: Float32Array, y: Float32Array): void;
+  sumMiddle(threads: number, dims: Int32Array, x: Float32Array, y: Float32Array): void;
+  sumAll(threads: number, dims: Int32Array, x: Float32Array, y: Float32Array): void;
   // Transpose, Slice, SplitV and Concat copies (native/layout.cc).
   transpose(threads: number, x: Float32Array, shape: Int32Array, perm: Int32Array, y: Float32Array): void;
   slice(
@@ -161,7 +163,9 @@ export interface NativeBatchNorm {
   /** dx = dy gelu'(x) from x and the forward's s, as the wasm kernel `MrlGeluGrad` to the bit. */
   geluGrad(x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void;
 
-  // Multiply, Sub, the Add broadcasts and the row sums (native/binary.cc, ../wasm/native_binary.ts).
+  // Multiply, Sub, the Add broadcasts and the sums over any axes (native/binary.cc,
+  // ../wasm/native_binary.ts). Each sum's order is fixed by its shape alone: the same bits at every
+  // thread count and wherever the arrays sit.
   /**
    * y = a op b with a and y [outer, middle, inner] and b [outer, inner] (broadcast over the middle
    * axis; `sub-reversed` is b - a): each value one float32 operation, as the wasm kernels.
@@ -179,6 +183,16 @@ export interface NativeBatchNorm {
   sumLeading(rows: number, n: number, x: Float32Array, y: Float32Array): void;
   /** y [rows] = the sum of each row of x [rows, n]: the same bits at every thread count. */
   sumLast(rows: number, n: number, x: Float32Array, y: Float32Array): void;
+  /**
+   * y [outer, inner] = x [outer, m, inner] summed over m, each outer slice to the bit as
+   * {@link sumLeading} sums [m, inner]: the same bits at every thread count.
+   */
+  sumMiddle(outer: number, m: number, inner: number, x: Float32Array, y: Float32Array): void;
+  /**
+   * The sum of all values of x (blocks of 4,096 values in 16 float lanes each, the lanes and then
+   * the blocks added in order in double): the same bits at every thread count.
+   */
+  sumAll(x: Float32Array): number;
   // Transpose, Slice, SplitV and Concat (native/layout.cc, ../wasm/native_layout.ts): float32
   // copies, the same bits as any copy.
   /** y = x [shape] transposed by `perm` (output axis k is input axis perm[k]); rank 8 at most. */
@@ -278,6 +292,8 @@ function loadBatchNormAddon(): BatchNormAddon | undefined {
     typeof lib.broadcastBinary === 'function' &&
     typeof lib.sumLeading === 'function' &&
     typeof lib.sumLast === 'function' &&
+    typeof lib.sumMiddle === 'function' &&
+    typeof lib.sumAll === 'function' &&
     typeof lib.transpose === 'function' &&
     typeof lib.concatRows === 'function' &&
     typeof lib.attention === 'function' &&
@@ -379,6 +395,17 @@ export function loadOneDnnBatchNorm(options: { threads: number; required?: boole
       if (rows === 0) return;
       if (n === 0) y.fill(0);
       else lib.sumLast(threads, Int32Array.of(rows, n), x, y);
+    },
+    sumMiddle(outer, m, inner, x, y) {
+      if (y.length === 0) return;
+      if (m === 0) y.fill(0);
+      else lib.sumMiddle(threads, Int32Array.of(outer, m, inner), x, y);
+    },
+    sumAll(x) {
+      if (x.length === 0) return 0;
+      const y = new Float32Array(1);
+      lib.sumAll(threads, Int32Array.of(x.length), x, y);
+      return y[0]!;
     },
     transpose(x, shape, perm, y) {
       lib.transpose(copyThreads(y.length), x, Int32Array.from(shape), Int32Array.from(perm), y);

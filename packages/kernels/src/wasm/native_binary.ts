@@ -9,11 +9,16 @@
 //   scalar, row, column and batched-row broadcasts, either operand the larger): one float32
 //   operation per value, the same bits as the shipped kernels. `Add`'s same-shape and row cases
 //   stay with native_add.ts, which this kernel wraps.
-// - Sum (and Mean, divided here as native_sum.ts does) over the leading axes or the last axis:
-//   fixed row chunks summed in order, then the chunks in order, so the same bits at every thread
-//   count (not ONNX Runtime's: its order differs; test/native_binary.test.ts bounds the error
-//   against a float64 sum). Other axes stay on native_sum.ts's kernel, which this one wraps.
-// Other broadcasts, other dtypes, small tensors and one thread keep the kernels they wrap.
+// - Sum (and Mean, divided here as native_sum.ts does) over any axes, at every thread count: over
+//   the leading axes or the last axis as sumLeading and sumLast always have; any other axis set
+//   as steps of [outer, m, inner] -> [outer, inner] ({@link sumSteps}: a middle axis, every axis,
+//   or several axis groups one after another). Each in an order fixed by the shape alone, so the
+//   same bits at every thread count and wherever the array sits in the wasm heap: ONNX Runtime's
+//   ReduceSum (native_sum.ts, which ran the other axis sets before) rounds differently with the
+//   array's address, which made a gradient-norm clip depend on the process's allocation history.
+//   Not ONNX Runtime's bits: test/native_binary.test.ts bounds the error against a float64 sum.
+// Other broadcasts, other dtypes, small tensors and (for the products) one thread keep the
+// kernels they wrap.
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, SumAttrs } from '@tensorflow/tfjs';
 
@@ -110,9 +115,70 @@ export function createNativeBinaryKernel(
   });
 }
 
+/** One step of a sum over axes: x [outer, m, inner] -> [outer, inner]. */
+export interface SumStep {
+  readonly outer: number;
+  readonly m: number;
+  readonly inner: number;
+}
+
 /**
- * `Sum` (or, with `mean`, `Mean`) for wasm: large float32 reductions over the leading axes or the
- * last axis on `native`, else `original` (native_sum.ts's kernel).
+ * The steps that sum x [shape] over `axes` (distinct, in range): axes of size 1 dropped, adjacent
+ * axes that are both reduced or both kept merged, then the innermost reduced group summed first,
+ * the kept groups beside it merged, and so on. An empty list: nothing to sum (a copy).
+ *
+ * @example
+ * sumSteps([8, 128, 256], [0, 2]); // [{ outer: 1024, m: 256, inner: 1 }, { outer: 1, m: 8, inner: 128 }]
+ */
+export function sumSteps(shape: readonly number[], axes: readonly number[]): SumStep[] {
+  let groups: { size: number; reduced: boolean }[] = [];
+  const merge = (list: typeof groups) => {
+    const out: typeof groups = [];
+    for (const g of list) {
+      const last = out[out.length - 1];
+      if (last !== undefined && last.reduced === g.reduced) out[out.length - 1] = { ...last, size: last.size * g.size };
+      else out.push(g);
+    }
+    return out;
+  };
+  groups = merge(shape.flatMap((d, k) => (d === 1 ? [] : [{ size: d, reduced: axes.includes(k) }])));
+  const steps: SumStep[] = [];
+  for (;;) {
+    const j = groups.findLastIndex((g) => g.reduced);
+    if (j < 0) return steps;
+    steps.push({
+      outer: size(groups.slice(0, j).map((g) => g.size)),
+      m: groups[j]!.size,
+      inner: size(groups.slice(j + 1).map((g) => g.size)),
+    });
+    groups = merge([...groups.slice(0, j), ...groups.slice(j + 1)]);
+  }
+}
+
+/**
+ * y = x summed by `steps` ({@link sumSteps}) on `native`, each step into a fresh buffer and the
+ * last into y: [1, m, 1] sumAll, [1, m, inner] sumLeading, [outer, m, 1] sumLast, else sumMiddle.
+ */
+export function sumBySteps(native: NativeBatchNorm, steps: readonly SumStep[], x: Float32Array, y: Float32Array): void {
+  if (steps.length === 0) {
+    y.set(x);
+    return;
+  }
+  let from = x;
+  steps.forEach(({ outer, m, inner }, k) => {
+    const to = k === steps.length - 1 ? y : new Float32Array(outer * inner);
+    if (outer === 1 && inner === 1) to[0] = native.sumAll(from);
+    else if (outer === 1) native.sumLeading(m, inner, from, to);
+    else if (inner === 1) native.sumLast(outer, m, from, to);
+    else native.sumMiddle(outer, m, inner, from, to);
+    from = to;
+  });
+}
+
+/**
+ * `Sum` (or, with `mean`, `Mean`) for wasm: large float32 reductions over any axes on `native`
+ * (the leading axes or the last axis as sumLeading and sumLast, any other axis set by
+ * {@link sumSteps}), else `original` (native_sum.ts's kernel: other dtypes, small tensors).
  */
 export function createNativeRowSumKernel(original: KernelConfig, native: NativeBatchNorm, mean = false): KernelConfig {
   return replacing(original, (args) => {
@@ -123,7 +189,6 @@ export function createNativeRowSumKernel(original: KernelConfig, native: NativeB
     const rank = x.shape.length;
     const leading = axes.length < rank && axes.every((axis, i) => axis === i);
     const last = rank >= 2 && axes.length === 1 && axes[0] === rank - 1;
-    if (!leading && !last) return original.kernelFunc(args);
     const [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
     const shape = attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
     const count = size(axes.map((axis) => x.shape[axis]!));
@@ -132,8 +197,11 @@ export function createNativeRowSumKernel(original: KernelConfig, native: NativeB
     const out = backend.makeOutput(shape, 'float32');
     // Views only after the allocation: a heap growth detaches earlier ones.
     const y = heapF32(backend, out);
+    // The leading-axes and last-axis sums keep their calls (and so their bits) as before the other
+    // axis sets came here (sumSteps would read e.g. [1, n] over axis 1 as a sum of all values).
     if (leading) native.sumLeading(rows, n, heapF32(backend, x), y);
-    else native.sumLast(rows, n, heapF32(backend, x), y);
+    else if (last) native.sumLast(rows, n, heapF32(backend, x), y);
+    else sumBySteps(native, sumSteps(x.shape, axes), heapF32(backend, x), y);
     if (mean) {
       for (let i = 0; i < y.length; i++) y[i] = y[i]! / count;
     }

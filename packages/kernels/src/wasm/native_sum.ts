@@ -3,8 +3,10 @@
 // BatchNorm's moments over N, H, W were 9% of a ResNet-18 step. Native
 // kernels reduce any axis in place. Below SIZE_THRESHOLD elements a native call costs more than
 // it saves, and the shipped kernel runs. (ONNX Runtime's binary ops were measured too, and were
-// 2-4x slower than the shipped ones. At 2 threads and more the oneDNN addon runs those, and the
-// sums over leading or last axes, instead: native_binary.ts wraps this kernel.)
+// 2-4x slower than the shipped ones. At 2 threads and more the oneDNN addon runs those instead,
+// and wherever the addon is built it runs every float32 sum of this size, over any axes, in an
+// order fixed by the shape, where ReduceSum's rounding depends on the array's heap address:
+// native_binary.ts wraps this kernel, which keeps the sums without the addon.)
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, SumAttrs, TensorInfo } from '@tensorflow/tfjs';
 

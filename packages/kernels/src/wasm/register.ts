@@ -163,7 +163,7 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
         ? passThrough(get(tf.Add))
         : createNativeBinaryKernel(createNativeAddKernel(get(tf.Add), native.batchNorm), native.batchNorm, 'add'),
   ],
-  // Multiply, Sub, and Sum/Mean over leading or last axes on the addon's threads (native_binary.ts).
+  // Multiply, Sub, and Sum/Mean over any axes on the addon's threads (native_binary.ts).
   [
     tf.Multiply,
     (get, native) => onAddonThreads(get(tf.Multiply), native, (k, nb) => createNativeBinaryKernel(k, nb, 'mul')),
@@ -174,8 +174,9 @@ const FACTORIES: ReadonlyArray<readonly [string, Factory]> = [
     (get, native) =>
       native === undefined
         ? passThrough(get(tf.Sum))
-        : // Rows or last-axis sums on the addon at every thread count (the same bits at each, where
-          // ONNX Runtime's ReduceSum depends on the array's alignment; 0.5-0.95x its time at one).
+        : // Sums over any axes on the addon at every thread count (the same bits at each and at
+          // every heap address, where ONNX Runtime's ReduceSum depends on the array's alignment;
+          // rows and last-axis sums 0.5-0.95x its time at one).
           onAddon(createNativeSumKernel(get(tf.Sum), native), native, (k, nb) => createNativeRowSumKernel(k, nb)),
   ],
   [

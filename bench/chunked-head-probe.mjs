@@ -7,18 +7,23 @@
 // for the head's products and checks that both sources give the same losses and gradients.
 //
 // Usage (after `pnpm run build` and `pnpm --filter @mrl/kernels run build:native`):
-//   node bench/chunked-head-probe.mjs [--reps 15] [--threads 1] [--chunk 2048] [--rows 154]
+//   node bench/chunked-head-probe.mjs [--reps 15] [--threads 1] [--chunk N] [--rows 154]
+// --chunk: vocabulary classes per chunk (default DEFAULT_VOCAB_CHUNK, what training uses)
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@mrl/core';
 import { arg } from './args.mjs';
 
-const { CHUNKED_PREFIX_CE, CHUNKED_PREFIX_CE_GRAD, loadOnnxRuntimeKernels, registerWasmTrainingKernels } = await import(
-  '../packages/kernels/dist/index.js'
-);
+const {
+  CHUNKED_PREFIX_CE,
+  CHUNKED_PREFIX_CE_GRAD,
+  DEFAULT_VOCAB_CHUNK,
+  loadOnnxRuntimeKernels,
+  registerWasmTrainingKernels,
+} = await import('../packages/kernels/dist/index.js');
 
 const REPS = Number(arg('reps', '15'));
 const THREADS = Number(arg('threads', '1'));
-const CHUNK = Number(arg('chunk', '2048'));
+const CHUNK = Number(arg('chunk', String(DEFAULT_VOCAB_CHUNK)));
 // bench/speed.mjs masks 15% of 8 x 128 positions: 154 rows.
 const ROWS = Number(arg('rows', '154'));
 const [WIDTH, CLASSES] = [256, 30522];

@@ -1,4 +1,4 @@
-// Why: `tf.dropout` draws its mask with a JavaScript generator on one thread, about 58 ms of every
+// Why: `tf.dropout` draws its mask with a JavaScript generator on one thread, 40-50 ms of every
 // BERT-mini step at batch 8 whatever the thread count. These ops draw Philox4x32-10 masks
 // (@mrl/kernels' philox.ts): on the addon's threads through `MrlDropoutMultiplier` where the
 // backend has it (wasm), in JavaScript elsewhere, with the same bits on every backend and at every

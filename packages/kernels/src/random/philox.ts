@@ -1,12 +1,12 @@
 // Why: BERT's dropout drew its masks with `tf.randomUniform`, a JavaScript generator (seedrandom's
 // alea) on one thread: about 13 ns a value, 4.5M values a BERT-mini step at batch 8 (nine
-// [1024, 256] activations and four [8, 4, 128, 128] attention maps), some 58 ms of every step at
-// any thread count. A counter-based generator gives value i from (seed, i) alone, so the addon
-// (native/dropout.cc, through Random123's Philox4x32-10, Debian's librandom123-dev) fills a mask
-// on every thread, and this file gives the same bits anywhere else: on the cpu and webgpu
-// backends, and on wasm without the addon. Philox4x32-10 (Salmon et al., "Parallel random
-// numbers: as easy as 1, 2, 3", SC 2011) is the generator PyTorch's CUDA dropout and JAX use; its
-// known answers are in test/philox.test.ts.
+// [1024, 256] activations and four [8, 4, 128, 128] attention maps), 40-50 ms of CPU a step at
+// any thread count (measured with and without). A counter-based generator gives value i from
+// (seed, i) alone, so the addon (native/dropout.cc, with Random123's Philox4x32-10 from Debian's
+// librandom123-dev) fills a mask on every thread, and this file gives the same bits anywhere else:
+// on the cpu and webgpu backends, and on wasm without the addon. Philox4x32-10 (Salmon et al.,
+// "Parallel random numbers: as easy as 1, 2, 3", SC 2011) is the generator of PyTorch's CUDA
+// dropout and of JAX; its known answers are in test/dropout.test.ts.
 
 /** Philox4x32's multipliers and Weyl key increments (Random123's PHILOX_M4x32_0/1, PHILOX_W32_0/1). */
 const M0 = 0xd2511f53;

@@ -7,7 +7,7 @@
 // in place, so no layout op remains. They exist only where the addon is built (register.ts);
 // @mrl/core's `multiHeadAttention` (ViT's and BERT's attention) uses them where `tf.getKernel`
 // finds them, else the TF.js ops. BERT's padding mask (a key bias [B, T]) and attention dropout
-// (tf.dropout's multiplier [B, H, T, T]) are optional inputs.
+// (a dropout multiplier [B, H, T, T], core's dropoutMultiplier) are optional inputs.
 //
 // Measured (bench/attention-threads.mjs: forward + d(qkv) through TF.js, 2-core container, loaded):
 // ViT-tiny's [16, 65, 9, 64] 5.9 ms fused against 8.3 ms for the TF.js ops at 1 thread, 3.9

@@ -6,7 +6,7 @@
 // librandom123-dev) fills a mask on every thread, and this file gives the same bits anywhere else:
 // on the cpu and webgpu backends, and on wasm without the addon. Philox4x32-10 (Salmon et al.,
 // "Parallel random numbers: as easy as 1, 2, 3", SC 2011) is the generator of PyTorch's CUDA
-// dropout and of JAX; its known answers are in test/dropout.test.ts.
+// dropout (JAX draws from its sibling, Threefry); its known answers are in test/dropout.test.ts.
 
 /** Philox4x32's multipliers and Weyl key increments (Random123's PHILOX_M4x32_0/1, PHILOX_W32_0/1). */
 const M0 = 0xd2511f53;

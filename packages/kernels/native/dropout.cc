@@ -1,5 +1,5 @@
 // Why: BERT's dropout masks were drawn by `tf.randomUniform`, a JavaScript generator on one thread
-// (about 13 ns a value; 4.5M values, some 58 ms, of every BERT-mini step at batch 8, at any
+// (about 13 ns a value; 4.5M values, 40-50 ms of CPU, of every BERT-mini step at batch 8, at any
 // thread count). Here a mask is Philox4x32-10 (Random123, Debian's librandom123-dev: the
 // counter-based generator of PyTorch's CUDA dropout) at counter (i / 4, 0, 0, 0) under
 // the seed's key, so value i depends on (seed, i) alone: blocks of values are filled on OpenMP

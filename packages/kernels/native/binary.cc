@@ -261,6 +261,37 @@ bool readSumArgs(napi_env env, napi_callback_info info, const char* kernel, bool
   return true;
 }
 
+// y [outer, n] = x [outer, m, n] summed over m: each outer slice's rows cut into chunks of about
+// kChunkValues values (at least kChunkRows rows), a function of the shape alone; each chunk's rows
+// added in order into a float partial vector, the partials added in chunk order in double. The
+// slices' chunks and column blocks are shared between threads: the same bits at every count.
+void sliceSums(int threads, int64_t outer, int64_t m, int64_t n, const float* x, float* y) {
+  const int64_t rowsPerChunk = std::max<int64_t>(kChunkRows, kChunkValues / n);
+  const int64_t chunks = (m + rowsPerChunk - 1) / rowsPerChunk;
+  // Kept between calls (per calling thread: worker threads may call at once): a fresh vector of
+  // a few hundred KiB is fresh pages, faulted in on every call.
+  thread_local std::vector<float> kept;
+  if (kept.size() < static_cast<size_t>(outer * chunks * n)) kept.resize(static_cast<size_t>(outer * chunks * n));
+  float* partial = kept.data();  // the calling thread's buffer, shared with the team below
+  const int64_t columnBlocks = (n + kColumnBlock - 1) / kColumnBlock;
+  const int use =
+      outer * m * n < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, outer * chunks));
+#pragma omp parallel num_threads(use)
+  {
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < outer * chunks; ++t) {
+      const int64_t o = t / chunks, k = t % chunks;
+      chunkColumnSums(x + o * m * n, k * rowsPerChunk, std::min(m, (k + 1) * rowsPerChunk), n, &partial[t * n]);
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < outer * columnBlocks; ++t) {
+      const int64_t o = t / columnBlocks, c = t % columnBlocks;
+      addPartials(&partial[o * chunks * n], chunks, n, c * kColumnBlock, std::min(n, (c + 1) * kColumnBlock),
+                  y + o * n);
+    }
+  }
+}
+
 // sumLeading(threads, Int32Array [rows, n], x, y): y [n] = the sum of the rows of x [rows, n].
 napi_value SumLeading(napi_env env, napi_callback_info info) {
   int threads;
@@ -268,26 +299,7 @@ napi_value SumLeading(napi_env env, napi_callback_info info) {
   const float* x;
   float* y;
   if (!readSumArgs(env, info, "sumLeading", true, &threads, &rows, &n, &x, &y)) return nullptr;
-  const int64_t rowsPerChunk = std::max<int64_t>(kChunkRows, kChunkValues / n);
-  const int64_t chunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
-  // Kept between calls (per calling thread: worker threads may call at once): a fresh vector of
-  // a few hundred KiB is fresh pages, faulted in on every call.
-  thread_local std::vector<float> kept;
-  if (kept.size() < static_cast<size_t>(chunks * n)) kept.resize(static_cast<size_t>(chunks * n));
-  float* partial = kept.data();  // the calling thread's buffer, shared with the team below
-  const int64_t columnBlocks = (n + kColumnBlock - 1) / kColumnBlock;
-  const int use = rows * n < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, chunks));
-#pragma omp parallel num_threads(use)
-  {
-#pragma omp for schedule(static)
-    for (int64_t k = 0; k < chunks; ++k) {
-      chunkColumnSums(x, k * rowsPerChunk, std::min(rows, (k + 1) * rowsPerChunk), n, &partial[k * n]);
-    }
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < columnBlocks; ++c) {
-      addPartials(partial, chunks, n, c * kColumnBlock, std::min(n, (c + 1) * kColumnBlock), y);
-    }
-  }
+  sliceSums(threads, 1, rows, n, x, y);
   return nullptr;
 }
 
@@ -323,30 +335,7 @@ napi_value SumMiddle(napi_env env, napi_callback_info info) {
       !lengthIs(env, "sumMiddle", "y", lengths[1], outer * n)) {
     return nullptr;
   }
-  const float* x = p[0];
-  float* y = p[1];
-  const int64_t rowsPerChunk = std::max<int64_t>(kChunkRows, kChunkValues / n);
-  const int64_t chunks = (m + rowsPerChunk - 1) / rowsPerChunk;
-  thread_local std::vector<float> kept;  // as sumLeading's
-  if (kept.size() < static_cast<size_t>(outer * chunks * n)) kept.resize(static_cast<size_t>(outer * chunks * n));
-  float* partial = kept.data();
-  const int64_t columnBlocks = (n + kColumnBlock - 1) / kColumnBlock;
-  const int use =
-      outer * m * n < kParallelValues ? 1 : static_cast<int>(std::min<int64_t>(threads, outer * chunks));
-#pragma omp parallel num_threads(use)
-  {
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < outer * chunks; ++t) {
-      const int64_t o = t / chunks, k = t % chunks;
-      chunkColumnSums(x + o * m * n, k * rowsPerChunk, std::min(m, (k + 1) * rowsPerChunk), n, &partial[t * n]);
-    }
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < outer * columnBlocks; ++t) {
-      const int64_t o = t / columnBlocks, c = t % columnBlocks;
-      addPartials(&partial[o * chunks * n], chunks, n, c * kColumnBlock, std::min(n, (c + 1) * kColumnBlock),
-                  y + o * n);
-    }
-  }
+  sliceSums(threads, outer, m, n, p[0], p[1]);
   return nullptr;
 }
 

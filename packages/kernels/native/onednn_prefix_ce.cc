@@ -6,7 +6,8 @@
 // This file runs the same algorithm in the oneDNN addon:
 //   - the products on oneDNN's matmul primitive, reading the nesting blocks of the embedding and
 //     of the table in place (strides, nothing copied), writing the weight gradient's blocks in
-//     place and adding the embedding gradient's blocks in place (a `sum` post-op);
+//     place and adding the embedding gradient's blocks in place (a `sum` post-op); with AVX-512,
+//     the narrow blocks' gradient products run in loops of our own instead (below);
 //   - the per-prefix work fused into one pass per row that stays in L1: running sums of the
 //     block products, each prefix's row max and sum of exponentials (merged across chunks in an
 //     online log-sum-exp, in double), and backward G_j = sign_j exp(L_j - A_j) and the suffix sums

@@ -237,29 +237,46 @@ napi_value BroadcastBinary(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// The arguments of sumLeading and sumLast, (threads, Int32Array [rows, n], x [rows, n], y), y of
-// n values (`leading`) or of rows; false with a pending exception.
-bool readSumArgs(napi_env env, napi_callback_info info, const char* kernel, bool leading, int* threads, int64_t* rows,
-                 int64_t* n, const float** x, float** y) {
-  const std::string usage = std::string("onednn: ") + kernel + " takes (threads >= 1, Int32Array [rows, n], x, y)";
+// The shape of a sum's arguments: the names of its dims as the messages give them, and which dim
+// is summed (y holds the product of the others).
+struct SumShape {
+  const char* dims;      // "[rows, n]"
+  const char* positive;  // "rows and n"
+  size_t count;
+  size_t reduced;
+};
+
+// The arguments of every sum, (threads, Int32Array of the shape's dims, x, y): the dims positive, x
+// of their product, y of the product of all but the reduced one; false with a pending exception.
+bool readSumArgs(napi_env env, napi_callback_info info, const char* kernel, const SumShape& shape, int* threads,
+                 int64_t* dims, const float** x, float** y) {
+  const std::string usage =
+      std::string("onednn: ") + kernel + " takes (threads >= 1, Int32Array " + shape.dims + ", x, y)";
   const int32_t* d;
   float* p[2];
   size_t lengths[2];
-  if (!readArgs<2>(env, info, usage.c_str(), 2, kSumNames, threads, &d, p, lengths)) return false;
-  if (d[0] < 1 || d[1] < 1) {
-    napi_throw_range_error(env, nullptr, (std::string("onednn: ") + kernel + " rows and n must be positive").c_str());
-    return false;
+  if (!readArgs<2>(env, info, usage.c_str(), shape.count, kSumNames, threads, &d, p, lengths)) return false;
+  int64_t all = 1, kept = 1;
+  for (size_t k = 0; k < shape.count; ++k) {
+    if (d[k] < 1) {
+      napi_throw_range_error(
+          env, nullptr, (std::string("onednn: ") + kernel + " " + shape.positive + " must be positive").c_str());
+      return false;
+    }
+    dims[k] = d[k];
+    all *= d[k];
+    if (k != shape.reduced) kept *= d[k];
   }
-  *rows = d[0];
-  *n = d[1];
-  if (!lengthIs(env, kernel, "x", lengths[0], *rows * *n) ||
-      !lengthIs(env, kernel, "y", lengths[1], leading ? *n : *rows)) {
-    return false;
-  }
+  if (!lengthIs(env, kernel, "x", lengths[0], all) || !lengthIs(env, kernel, "y", lengths[1], kept)) return false;
   *x = p[0];
   *y = p[1];
   return true;
 }
+
+constexpr SumShape kLeading{"[rows, n]", "rows and n", 2, 0};
+constexpr SumShape kLast{"[rows, n]", "rows and n", 2, 1};
+constexpr SumShape kMiddle{"[outer, m, inner]", "outer, m and inner", 3, 1};
+constexpr SumShape kAll{"[n]", "n", 1, 0};
 
 // y [outer, n] = x [outer, m, n] summed over m: each outer slice's rows cut into chunks of about
 // kChunkValues values (at least kChunkRows rows), a function of the shape alone; each chunk's rows
@@ -295,21 +312,22 @@ void sliceSums(int threads, int64_t outer, int64_t m, int64_t n, const float* x,
 // sumLeading(threads, Int32Array [rows, n], x, y): y [n] = the sum of the rows of x [rows, n].
 napi_value SumLeading(napi_env env, napi_callback_info info) {
   int threads;
-  int64_t rows, n;
+  int64_t d[2];
   const float* x;
   float* y;
-  if (!readSumArgs(env, info, "sumLeading", true, &threads, &rows, &n, &x, &y)) return nullptr;
-  sliceSums(threads, 1, rows, n, x, y);
+  if (!readSumArgs(env, info, "sumLeading", kLeading, &threads, d, &x, &y)) return nullptr;
+  sliceSums(threads, 1, d[0], d[1], x, y);
   return nullptr;
 }
 
 // sumLast(threads, Int32Array [rows, n], x, y): y [rows] = the sum of each row of x [rows, n].
 napi_value SumLast(napi_env env, napi_callback_info info) {
   int threads;
-  int64_t rows, n;
+  int64_t d[2];
   const float* x;
   float* y;
-  if (!readSumArgs(env, info, "sumLast", false, &threads, &rows, &n, &x, &y)) return nullptr;
+  if (!readSumArgs(env, info, "sumLast", kLast, &threads, d, &x, &y)) return nullptr;
+  const int64_t rows = d[0], n = d[1];
   const int64_t rowsPerBlock = std::max<int64_t>(1, kBlock / n);
   parallelBlocks(threads, rows, rowsPerBlock, std::max<int64_t>(1, kParallelValues / n),
                  [&](int64_t at, int64_t len) { rowSums(x, at, at + len, n, y); });
@@ -320,41 +338,24 @@ napi_value SumLast(napi_env env, napi_callback_info info) {
 // summed over m, each outer slice exactly as sumLeading sums [m, inner] (the same chunks, the
 // same order), its chunks and column blocks shared between threads with the other slices'.
 napi_value SumMiddle(napi_env env, napi_callback_info info) {
-  const char* usage = "onednn: sumMiddle takes (threads >= 1, Int32Array [outer, m, inner], x, y)";
   int threads;
-  const int32_t* d;
-  float* p[2];
-  size_t lengths[2];
-  if (!readArgs<2>(env, info, usage, 3, kSumNames, &threads, &d, p, lengths)) return nullptr;
-  if (d[0] < 1 || d[1] < 1 || d[2] < 1) {
-    napi_throw_range_error(env, nullptr, "onednn: sumMiddle outer, m and inner must be positive");
-    return nullptr;
-  }
-  const int64_t outer = d[0], m = d[1], n = d[2];
-  if (!lengthIs(env, "sumMiddle", "x", lengths[0], outer * m * n) ||
-      !lengthIs(env, "sumMiddle", "y", lengths[1], outer * n)) {
-    return nullptr;
-  }
-  sliceSums(threads, outer, m, n, p[0], p[1]);
+  int64_t d[3];
+  const float* x;
+  float* y;
+  if (!readSumArgs(env, info, "sumMiddle", kMiddle, &threads, d, &x, &y)) return nullptr;
+  sliceSums(threads, d[0], d[1], d[2], x, y);
   return nullptr;
 }
 
 // sumAll(threads, Int32Array [n], x, y): y [1] = the sum of the n values of x: blocks of kAllBlock
 // values (blockSum), their sums added in block order in double.
 napi_value SumAll(napi_env env, napi_callback_info info) {
-  const char* usage = "onednn: sumAll takes (threads >= 1, Int32Array [n], x, y)";
   int threads;
-  const int32_t* d;
-  float* p[2];
-  size_t lengths[2];
-  if (!readArgs<2>(env, info, usage, 1, kSumNames, &threads, &d, p, lengths)) return nullptr;
-  if (d[0] < 1) {
-    napi_throw_range_error(env, nullptr, "onednn: sumAll n must be positive");
-    return nullptr;
-  }
+  int64_t d[1];
+  const float* x;
+  float* y;
+  if (!readSumArgs(env, info, "sumAll", kAll, &threads, d, &x, &y)) return nullptr;
   const int64_t n = d[0];
-  if (!lengthIs(env, "sumAll", "x", lengths[0], n) || !lengthIs(env, "sumAll", "y", lengths[1], 1)) return nullptr;
-  const float* x = p[0];
   const int64_t blocks = (n + kAllBlock - 1) / kAllBlock;
   thread_local std::vector<double> kept;
   if (kept.size() < static_cast<size_t>(blocks)) kept.resize(static_cast<size_t>(blocks));
@@ -364,7 +365,7 @@ napi_value SumAll(napi_env env, napi_callback_info info) {
   });
   double s = 0;
   for (int64_t k = 0; k < blocks; ++k) s += partial[k];
-  p[1][0] = static_cast<float>(s);
+  y[0] = static_cast<float>(s);
   return nullptr;
 }
 

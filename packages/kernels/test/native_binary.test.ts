@@ -368,6 +368,45 @@ const SUMS: ReadonlyArray<readonly [number[], number[], boolean, number, number,
   [[1024, 129], [1], false, 1024, 129, false],
 ];
 
+/**
+ * tf.sum and tf.mean of x [shape] over `axes` on the addon at `threads`: their shape checked
+ * against TF.js's, and the mean's bits against the sum divided by `count` (as native_sum.ts
+ * divides ONNX Runtime's); returns the sum and how many times the addon's sums were called.
+ */
+function sumOnAddon(
+  x: Float32Array,
+  shape: number[],
+  axes: number[] | undefined,
+  keepDims: boolean,
+  threads: number,
+  count: number,
+  label: string,
+): { y: Float32Array; calls: number } {
+  const { native, calls } = counted(nativeKernels({ threads }), label);
+  registerWasmTrainingKernels({ native });
+  const got = tf.tidy(() => {
+    const y = tf.sum(tf.tensor(x, shape), axes, keepDims);
+    const mean = tf.mean(tf.tensor(x, shape), axes, keepDims);
+    return { shape: y.shape, y: y.dataSync() as Float32Array, mean: mean.dataSync() as Float32Array };
+  });
+  const made = calls(); // before the shape check below, which sums too
+  expect(got.shape).toEqual(tf.tidy(() => tf.sum(tf.zeros(shape), axes, keepDims).shape));
+  expect(
+    sameBits(
+      got.mean,
+      got.y.map((v) => v / count),
+    ),
+  ).toBe(true);
+  return { y: got.y, calls: made };
+}
+
+/** The largest |y[k] - sum[k]| / bound(k): at most 1 when every value is within its bound. */
+function worstOverBound(y: Float32Array, sum: ArrayLike<number>, bound: (k: number) => number): number {
+  let worst = 0;
+  for (let k = 0; k < y.length; k++) worst = Math.max(worst, Math.abs(y[k]! - sum[k]!) / bound(k));
+  return worst;
+}
+
 describe('Sum and Mean over leading or last axes on the addon', () => {
   for (const [shape, axes, keepDims, rows, n, leading] of SUMS) {
     it(`[${shape.join(', ')}] over [${axes.join(', ')}]${keepDims ? ' (keepDims)' : ''}: float64's sums within the bound, the same bits at 1, 2 and 3 threads`, () => {
@@ -376,27 +415,9 @@ describe('Sum and Mean over leading or last axes on the addon', () => {
       x[7] = 1e4; // one large value among small ones
       const results: Float32Array[] = [];
       for (const threads of [1, 2, 3]) {
-        const { native, calls } = counted(
-          nativeKernels({ threads }),
-          `sum ${threads} ${shape.join('x')} ${axes.join(',')}`,
-        );
-        registerWasmTrainingKernels({ native });
-        const got = tf.tidy(() => {
-          const y = tf.sum(tf.tensor(x, shape), axes, keepDims);
-          const mean = tf.mean(tf.tensor(x, shape), axes, keepDims);
-          return { shape: y.shape, y: y.dataSync() as Float32Array, mean: mean.dataSync() as Float32Array };
-        });
-        expect(calls()).toBe(2);
-        const want = tf.tidy(() => tf.sum(tf.zeros(shape), axes, keepDims).shape);
-        expect(got.shape).toEqual(want);
-        const count = leading ? rows : n;
-        // Mean: the addon's sum divided by the count, as native_sum.ts divides ONNX Runtime's.
-        expect(
-          sameBits(
-            got.mean,
-            got.y.map((v) => v / count),
-          ),
-        ).toBe(true);
+        const label = `sum ${threads} ${shape.join('x')} ${axes.join(',')}`;
+        const got = sumOnAddon(x, shape, axes, keepDims, threads, leading ? rows : n, label);
+        expect(got.calls).toBe(2);
         results.push(got.y);
       }
       expect(sameBits(results[0]!, results[1]!)).toBe(true);
@@ -407,10 +428,7 @@ describe('Sum and Mean over leading or last axes on the addon', () => {
       // Float32 accumulation over at most `rows` values: error below rows * 2^-24 * sum|x| (far
       // below that in practice), plus the final rounding.
       const bound = (k: number) => 2 ** -24 * (Math.min(rows, 1 << 13) * abs[k]! + Math.abs(sum[k]!));
-      const y = results[0]!;
-      let worst = 0;
-      for (let k = 0; k < y.length; k++) worst = Math.max(worst, Math.abs(y[k]! - sum[k]!) / bound(k));
-      expect(worst).toBeLessThanOrEqual(1);
+      expect(worstOverBound(results[0]!, sum, bound)).toBeLessThanOrEqual(1);
     });
   }
 
@@ -504,23 +522,9 @@ describe('Sum and Mean over any other axes on the addon', () => {
       const count = size(axes.map((a) => shape[a]!));
       const results: Float32Array[] = [];
       for (const threads of [1, 2]) {
-        const { native, calls } = counted(nativeKernels({ threads }), `any axes ${threads} ${shape.join('x')} ${axes}`);
-        registerWasmTrainingKernels({ native });
-        const got = tf.tidy(() => {
-          const y = tf.sum(tf.tensor(x, shape), axisArg, keepDims);
-          const mean = tf.mean(tf.tensor(x, shape), axisArg, keepDims);
-          return { shape: y.shape, y: y.dataSync() as Float32Array, mean: mean.dataSync() as Float32Array };
-        });
-        const steps = sumSteps(shape, axes).length;
-        expect(calls()).toBe(2 * steps);
-        const want = tf.tidy(() => tf.sum(tf.zeros(shape), axisArg, keepDims).shape);
-        expect(got.shape).toEqual(want);
-        expect(
-          sameBits(
-            got.mean,
-            got.y.map((v) => v / count),
-          ),
-        ).toBe(true);
+        const label = `any axes ${threads} ${shape.join('x')} ${axes}`;
+        const got = sumOnAddon(x, shape, axisArg, keepDims, threads, count, label);
+        expect(got.calls).toBe(2 * sumSteps(shape, axes).length);
         results.push(got.y);
       }
       expect(sameBits(results[0]!, results[1]!)).toBe(true);
@@ -528,10 +532,7 @@ describe('Sum and Mean over any other axes on the addon', () => {
       const { sum, abs } = f64Reduce(x, shape, axes);
       // As the row sums' bound, per step: float32 accumulation over at most 8K values.
       const bound = (k: number) => 2 ** -24 * (2 * Math.min(count, 1 << 13) * abs[k]! + Math.abs(sum[k]!));
-      const y = results[0]!;
-      let worst = 0;
-      for (let k = 0; k < y.length; k++) worst = Math.max(worst, Math.abs(y[k]! - sum[k]!) / bound(k));
-      expect(worst).toBeLessThanOrEqual(1);
+      expect(worstOverBound(results[0]!, sum, bound)).toBeLessThanOrEqual(1);
     });
   }
 

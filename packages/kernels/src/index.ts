@@ -53,6 +53,7 @@ export { DROPOUT_MULTIPLIER, type DropoutMultiplierAttrs } from './wasm/dropout.
 export {
   dropoutDraw,
   dropoutMultiplierValues,
+  dropoutProblem,
   fillDropoutMultiplier,
   philox4x32,
   PHILOX_ROUNDS,

@@ -4,21 +4,16 @@
 // backend has it (wasm), in JavaScript elsewhere, with the same bits on every backend and at every
 // thread count, so a seeded run repeats and the backends can be checked against each other.
 import * as tf from '@tensorflow/tfjs';
-import { DROPOUT_MULTIPLIER, type DropoutMultiplierAttrs, dropoutMultiplierValues } from '@mrl/kernels';
+import { DROPOUT_MULTIPLIER, type DropoutMultiplierAttrs, dropoutMultiplierValues, dropoutProblem } from '@mrl/kernels';
 
 import { MrlError } from '../errors.js';
 
 function check(rate: number, seed: number): void {
-  if (!(rate >= 0 && rate < 1)) {
-    throw new MrlError('invalid-argument', `dropout rate must be in [0, 1), got ${rate}.`, 'Pass a rate such as 0.1.');
-  }
-  if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) {
-    throw new MrlError(
-      'invalid-argument',
-      `dropout seed must be an integer in [0, 2^53), got ${seed}.`,
-      'Derive seeds from the run seed with integer arithmetic.',
-    );
-  }
+  const problem = dropoutProblem(rate, seed);
+  if (problem === undefined) return;
+  const fix =
+    problem.field === 'rate' ? 'Pass a rate such as 0.1.' : 'Derive seeds from the run seed with integer arithmetic.';
+  throw new MrlError('invalid-argument', `${problem.message}.`, fix);
 }
 
 /**

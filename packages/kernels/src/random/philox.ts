@@ -85,12 +85,22 @@ export interface DropoutDraw {
   key1: number;
 }
 
-/** The draw of `rate` and `seed`; throws a RangeError for a rate outside [0, 1) or a bad seed. */
-export function dropoutDraw(rate: number, seed: number): DropoutDraw {
-  if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout rate must be in [0, 1), got ${rate}`);
+/**
+ * What is wrong with a dropout `rate` (outside [0, 1)) or `seed` (not an integer in [0, 2^53)),
+ * naming the value; undefined when nothing is.
+ */
+export function dropoutProblem(rate: number, seed: number): { field: 'rate' | 'seed'; message: string } | undefined {
+  if (!(rate >= 0 && rate < 1)) return { field: 'rate', message: `dropout rate must be in [0, 1), got ${rate}` };
   if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
-    throw new RangeError(`dropout seed must be an integer in [0, 2^53), got ${seed}`);
+    return { field: 'seed', message: `dropout seed must be an integer in [0, 2^53), got ${seed}` };
   }
+  return undefined;
+}
+
+/** The draw of `rate` and `seed`; throws a RangeError naming a bad rate or seed ({@link dropoutProblem}). */
+export function dropoutDraw(rate: number, seed: number): DropoutDraw {
+  const problem = dropoutProblem(rate, seed);
+  if (problem !== undefined) throw new RangeError(problem.message);
   const keep = Math.fround(1 - rate);
   return {
     keepBelow: Math.round((1 - rate) * 2 ** 24),

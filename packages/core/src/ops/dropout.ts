@@ -28,6 +28,11 @@ function check(rate: number, seed: number): void {
  */
 export function dropoutMultiplier(shape: readonly number[], rate: number, seed: number): tf.Tensor {
   check(rate, seed);
+  return multiplier(shape, rate, seed);
+}
+
+/** {@link dropoutMultiplier} of a checked rate and seed. */
+function multiplier(shape: readonly number[], rate: number, seed: number): tf.Tensor {
   if (tf.getKernel(DROPOUT_MULTIPLIER, tf.getBackend()) !== undefined) {
     const attrs: DropoutMultiplierAttrs = { shape: [...shape], rate, seed };
     return tf.engine().runKernel(DROPOUT_MULTIPLIER, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
@@ -47,5 +52,5 @@ export function dropoutMultiplier(shape: readonly number[], rate: number, seed: 
 export function dropout<T extends tf.Tensor>(x: T, rate: number, seed: number): T {
   check(rate, seed);
   if (rate === 0) return x;
-  return tf.tidy(() => tf.mul(x, dropoutMultiplier(x.shape, rate, seed))) as T;
+  return tf.tidy(() => tf.mul(x, multiplier(x.shape, rate, seed))) as T;
 }

@@ -27,6 +27,8 @@
 //   with them, else MLAS's SGEMM);
 // --chunked-head onednn|onnxruntime: what runs BERT's chunked Matryoshka MLM head (default: as the
 //   products; bench/chunked-head-probe.mjs times it alone).
+// --few-class-head onednn|onnxruntime: what runs the vision and MLP models' Matryoshka head (10
+//   classes; default: the oneDNN addon where it is built).
 // --batch-norm onednn|wasm, --sgd onednn|wasm: training-mode batch norm (with the ReLUs fused
 //   around it) and the SGD-momentum and AdamW updates on the addon's threads, or on the wasm backend's
 //   SIMD kernels (one thread); default: the addon where it is built.

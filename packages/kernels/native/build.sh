@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the optional oneDNN addon into build/onednn.node: the convolutions (onednn.cc), the
-# products (onednn_matmul.cc), the chunked Matryoshka softmax cross-entropy (onednn_prefix_ce.cc),
+# products (onednn_matmul.cc), the chunked Matryoshka softmax cross-entropy (onednn_prefix_ce.cc)
+# and the one of a head with few classes (prefix_ce_few.cc),
 # threaded batch norm with its elementwise sums, ReLU and GELU (batch_norm.cc), the SGD and AdamW
 # updates (sgd_update.cc, adamw_update.cc), Multiply, Sub and the sums over any axes (binary.cc),
 # the Transpose, Slice, SplitV and Concat copies (layout.cc), the fused attention (attention.cc),
@@ -49,7 +50,7 @@ mkdir -p build
 # Built beside the final name, then renamed: a half-written addon is never loaded.
 "$cxx" -std=c++17 -O2 -ffp-contract=off -fno-math-errno -fPIC -shared -fopenmp -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=onednn -DNAPI_VERSION=8 -I"$node_include" \
-  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc batch_norm.cc sgd_update.cc adamw_update.cc binary.cc \
+  onednn.cc onednn_matmul.cc onednn_prefix_ce.cc prefix_ce_few.cc batch_norm.cc sgd_update.cc adamw_update.cc binary.cc \
   layout.cc attention.cc layer_norm.cc dropout.cc -o build/onednn.node.tmp -ldnnl
 mv build/onednn.node.tmp build/onednn.node
 echo "onednn addon: built packages/kernels/native/build/onednn.node (oneDNN $(node -p "require('./build/onednn.node').version()"))."

@@ -49,6 +49,9 @@ napi_value OneDnnSumAll(napi_env env, napi_callback_info info);
 napi_value OneDnnSgdMomentum(napi_env env, napi_callback_info info);
 // The AdamW update on OpenMP threads (adamw_update.cc).
 napi_value OneDnnAdamW(napi_env env, napi_callback_info info);
+// The Matryoshka softmax cross-entropy of a head with few classes, forward and backward (prefix_ce_few.cc).
+napi_value OneDnnPrefixCeFewForward(napi_env env, napi_callback_info info);
+napi_value OneDnnPrefixCeFewBackward(napi_env env, napi_callback_info info);
 // Dropout masks from Philox4x32-10 on OpenMP threads (dropout.cc).
 napi_value OneDnnDropoutMultiplier(napi_env env, napi_callback_info info);
 // Transpose, Slice, SplitV and Concat copies on OpenMP threads (layout.cc).
@@ -316,6 +319,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matmulImpl", nullptr, OneDnnMatMulImpl, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"prefixCeForward", nullptr, OneDnnPrefixCeForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"prefixCeBackward", nullptr, OneDnnPrefixCeBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"prefixCeFewForward", nullptr, OneDnnPrefixCeFewForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"prefixCeFewBackward", nullptr, OneDnnPrefixCeFewBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNorm", nullptr, OneDnnBatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, OneDnnBatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addRelu", nullptr, OneDnnAddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},

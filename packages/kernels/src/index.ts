@@ -66,6 +66,12 @@ export {
   type PrefixCeShape,
 } from './native/onednn_prefix_ce.js';
 export {
+  loadOneDnnPrefixCeFew,
+  PREFIX_CE_FEW_MAX_CLASSES,
+  type OneDnnPrefixCeFew,
+  type PrefixCeFewShape,
+} from './native/onednn_prefix_few.js';
+export {
   concatBytes,
   initializer,
   node,

@@ -13,6 +13,7 @@ import { loadOneDnnConvolutions } from './onednn.js';
 import { loadOneDnnBatchNorm, type NativeBatchNorm } from './onednn_batch_norm.js';
 import { loadOneDnnMatMul } from './onednn_matmul.js';
 import { loadOneDnnPrefixCe, type OneDnnPrefixCe } from './onednn_prefix_ce.js';
+import { loadOneDnnPrefixCeFew, type OneDnnPrefixCeFew } from './onednn_prefix_few.js';
 import { loadOneDnnRandom, type NativeRandom } from './onednn_random.js';
 import { loadOneDnnUpdates, type NativeUpdates } from './onednn_updates.js';
 import { initializer, node, ONNX_FLOAT, ONNX_INT32, ONNX_INT64, onnxModel, valueInfo } from '../onnx/proto.js';
@@ -163,6 +164,12 @@ export interface NativeKernels {
    * run their ONNX Runtime graphs through {@link graph}.
    */
   readonly prefixCe?: OneDnnPrefixCe;
+  /**
+   * The Matryoshka softmax cross-entropy of a head with at most `PREFIX_CE_FEW_MAX_CLASSES`
+   * classes, loss and gradient one addon call each (`./onednn_prefix_few.ts`), where the addon has
+   * it; absent, `../wasm/native_prefix_softmax.ts` runs a product and a softmax per nesting dim.
+   */
+  readonly prefixCeFew?: OneDnnPrefixCeFew;
 }
 
 interface OrtTensorConstructor {
@@ -599,6 +606,13 @@ export interface OnnxRuntimeKernelOptions {
    */
   chunkedHead?: MatMulSource;
   /**
+   * What runs the Matryoshka softmax cross-entropy of a head with few classes
+   * (`../wasm/native_prefix_softmax.ts`, up to `PREFIX_CE_FEW_MAX_CLASSES`): `onednn` (the same
+   * addon, `./onednn_prefix_few.ts`; an `MrlError` when it is not built) or `onnxruntime` (a
+   * product and a softmax per nesting dim). Default: the addon where it has the head.
+   */
+  fewClassHead?: MatMulSource;
+  /**
    * What runs training-mode batch norm: `onednn` (the same addon's threaded kernels,
    * `./onednn_batch_norm.ts`; an `MrlError` when it is not built) or `wasm` (the wasm backend's
    * SIMD kernels, one thread). Default: the addon when it loads with them, else wasm.
@@ -686,6 +700,7 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
   const convolution = checkSource('convolution', options.convolution, CONVOLUTION_SOURCES);
   const matmul = checkSource('matmul', options.matmul, MATMUL_SOURCES);
   const chunkedHead = checkSource('chunkedHead', options.chunkedHead, MATMUL_SOURCES);
+  const fewClassHead = checkSource('fewClassHead', options.fewClassHead, MATMUL_SOURCES);
   const batchNormSource = checkSource('batchNorm', options.batchNorm, BATCH_NORM_SOURCES);
   const sgdSource = checkSource('sgd', options.sgd, BATCH_NORM_SOURCES);
   const useNchwc = options.nchwc ?? true;
@@ -937,12 +952,17 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
     chunkedHead === 'onnxruntime' || (chunkedHead === undefined && oneDnnMatMul === undefined)
       ? undefined
       : loadOneDnnPrefixCe({ threads, required: chunkedHead === 'onednn' });
+  const prefixCeFew =
+    fewClassHead === 'onnxruntime'
+      ? undefined
+      : loadOneDnnPrefixCeFew({ threads, required: fewClassHead === 'onednn' });
   const batchNorm =
     batchNormSource === 'wasm' ? undefined : loadOneDnnBatchNorm({ threads, required: batchNormSource === 'onednn' });
   const updates = sgdSource === 'wasm' ? undefined : loadOneDnnUpdates({ threads, required: sgdSource === 'onednn' });
   const random = loadOneDnnRandom({ threads });
   return {
     ...(prefixCe === undefined ? {} : { prefixCe }),
+    ...(prefixCeFew === undefined ? {} : { prefixCeFew }),
     ...(batchNorm === undefined ? {} : { batchNorm }),
     ...(updates === undefined ? {} : { updates }),
     ...(random === undefined ? {} : { random }),
@@ -961,7 +981,8 @@ export function loadOnnxRuntimeKernels(options: OnnxRuntimeKernelOptions = {}): 
       const sgd =
         updates === undefined ? '' : `, SGD${updates.adamW === undefined ? '' : ' and AdamW'} on the ${updates.detail}`;
       const masks = random === undefined ? '' : `, dropout masks on the ${random.detail}`;
-      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}${masks}, ${threads} thread${threads === 1 ? '' : 's'}${ortThreads === threads ? '' : ` (ONNX Runtime's sessions ${ortThreads})`}`;
+      const few = prefixCeFew === undefined ? '' : `, few-class Matryoshka heads on the ${prefixCeFew.detail}`;
+      return `ONNX Runtime ${version} (MLAS${nchwc})${conv}${products}${norm}${sgd}${few}${masks}, ${threads} thread${threads === 1 ? '' : 's'}${ortThreads === threads ? '' : ` (ONNX Runtime's sessions ${ortThreads})`}`;
     },
     matMul: oneDnnMatMul?.matMul ?? ortMatMul,
     softmaxCrossEntropy(logits, shape, labels, probs, rowLoss) {

@@ -6,12 +6,16 @@
 //   forward:  L_j = L_{j-1} + z_j @ W_j (one GEMM with accumulate), P_j = softmax(L_j), loss_j;
 //   backward: S_j = S_{j+1} + dy_j / N * (P_j - onehot), the gradient of L_j summed over the
 //             prefixes that contain chunk j; dW_j = z_j^T S_j, dz_j = S_j W_j^T, db = colsum(S_1).
-// `prefixSoftmaxCrossEntropy` (../../ops/prefix-softmax-ce.ts) uses them where registered.
+// With at most PREFIX_CE_FEW_MAX_CLASSES classes and the oneDNN addon built, each kernel is one
+// addon call (`native.prefixCeFew`, native/prefix_ce_few.cc): the calls below, a product and a
+// softmax per nesting dim, cost the MLP's seven-dim head 3.3 ms of a 16 ms step at one thread.
+// `prefixSoftmaxCrossEntropy` (core's ops/prefix-softmax-ce.ts) uses them where registered.
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../errors.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
+import { PREFIX_CE_FEW_MAX_CLASSES } from '../native/onednn_prefix_few.js';
 import { checkLabels, mean } from './native_softmax_ce.js';
 import { dim, heapF32, input, markOurs, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
@@ -152,6 +156,11 @@ export function createPrefixSoftmaxKernel(native: NativeKernels): KernelConfig {
     const w = heapF32(backend, weight);
     const p = heapF32(backend, probs);
     const lossValues = heapF32(backend, losses);
+    if (native.prefixCeFew !== undefined && classes <= PREFIX_CE_FEW_MAX_CLASSES) {
+      const shape = { rows, width: g.width, classes, classesFirst: attrs.classesFirst, dims: attrs.dims };
+      native.prefixCeFew.forward(shape, z, w, bias === undefined ? null : heapF32(backend, bias), ids, p, lossValues);
+      return [losses, probs];
+    }
     scratch.reserve(2 * rows * classes + rows * g.width + (attrs.classesFirst ? classes * g.width : 0) + rows);
     const logits = [scratch.take(rows * classes), scratch.take(rows * classes)];
     const rowLoss = scratch.take(rows);
@@ -204,6 +213,12 @@ export function createPrefixSoftmaxGradKernel(native: NativeKernels): KernelConf
     const w = heapF32(backend, weight);
     const dz = heapF32(backend, dEmbedding);
     const dw = heapF32(backend, dWeight);
+    if (native.prefixCeFew !== undefined && classes <= PREFIX_CE_FEW_MAX_CLASSES) {
+      const shape = { rows, width: g.width, classes, classesFirst: attrs.classesFirst, dims: attrs.dims };
+      const db = dBias === null ? null : heapF32(backend, dBias);
+      native.prefixCeFew.backward(shape, dy, p, ids, z, w, dz, dw, db);
+      return dBias === null ? [dEmbedding, dWeight] : [dEmbedding, dWeight, dBias];
+    }
     dz.fill(0); // columns past the largest dim get no gradient
     dw.fill(0);
     const maxWidth = Math.max(...g.widths);

@@ -10,7 +10,7 @@ import { arg } from './args.mjs';
  * --no-nchwc: every convolution on ONNX's Conv (im2col + SGEMM), none on MLAS's NCHWc kernels nor
  * oneDNN; --convolution onednn|onnxruntime; --matmul onednn|onnxruntime; --chunked-head
  * onednn|onnxruntime (the chunked Matryoshka MLM head; by default it follows the products);
- * --few-class-head onednn|onnxruntime (the Matryoshka head of at most 64 classes: the addon's one
+ * --few-class-head onednn|onnxruntime (the Matryoshka head of at most 128 classes: the addon's one
  * call, or a product and a softmax per nesting dim on ONNX Runtime);
  * --batch-norm onednn|wasm (the oneDNN addon's threaded batch norm, or the wasm SIMD kernels on
  * one thread); --sgd onednn|wasm (the SGD-momentum and AdamW updates, likewise); --ort-threads N (threads of

@@ -1,17 +1,21 @@
 // Why: the Matryoshka softmax cross-entropy of a head with few classes (the vision and MLP heads:
-// 10 classes) ran as one ONNX Runtime product and one softmax graph per nesting dim forward and a
-// scale and two products per dim backward (src/wasm/native_prefix_softmax.ts): 14 and 22 runtime
-// calls for seven dims, 3.3 ms of a 16 ms MLP step at one thread, though the arithmetic is 4M
-// multiply-adds (0.3 ms). With so few classes every row's logits, running sums and suffix sums fit
-// in registers, so this file does the whole loss, and then its whole gradient, in one call each:
-//   forward, per row: L_j = L_{j-1} + z[block j] W[block j] (one multiply-add per weight, in
-//     embedding order), P_j = softmax(L_j), loss_j = log-sum-exp(L_j) - L_j[label];
-//   backward: S_j = S_{j+1} + dy_j / N (P_j - onehot(label)), dz[block j] = S_j W[block j]^T,
-//     dW[block j] = sum over rows of S_j^T z[block j], db = sum over rows of S_1.
-// Every output value is summed one term at a time in a fixed order (rows in row order, classes
-// in class order), vectorised across the values (`omp simd` over classes or embedding columns),
-// and built with -ffp-contract=off: the same bits on every CPU and at every thread count. Threads
-// split the rows (forward, dz) and the classes (dW).
+// 10 classes) ran as an ONNX Runtime product and softmax per nesting dim forward and a scale and
+// two products per dim backward (src/wasm/native_prefix_softmax.ts): 14 and 22 runtime calls for
+// seven dims, 3.3 ms of a 16 ms MLP step at one thread against a plain head's 1 ms, for 4M
+// multiply-adds. With so few classes a row's logits fit in registers, so this file does the whole
+// loss in one call and its whole gradient in another:
+//   forward, per row: L_j = L_{j-1} + z[block j] W[block j], P_j = softmax(L_j),
+//     loss_j = log-sum-exp(L_j) - L_j[label]: the running sums of a tile of rows in registers
+//     (16 classes a vector), each prefix's softmax with exp_approx.h's exp on the same vectors;
+//   backward: S_j = S_{j+1} + dy_j / N (P_j - onehot(label)), dz[block j] = S_j W[block j]^T (16
+//     embedding columns a vector, classes in order), dW[block j] = the sum over rows, in order, of
+//     S_j^T z[block j] (tiles of up to 8 classes x 16 columns), db = the sum over rows of S_1.
+// Every output is summed one term at a time in that fixed order, each lane as a scalar loop would
+// (built with -ffp-contract=off), and the exp's fused multiply-adds round alike in every clone:
+// the same bits on every x86-64 CPU and at every thread count. Threads split the rows (forward,
+// dz) and the embedding columns (dW). Up to 128 classes (bench/few-class-head-probe.mjs: 0.23-0.28x
+// the runtime path's CPU time at 10 classes, 0.58-0.65x at 64, 0.93-0.98x at 128); past that, a
+// product per prefix pays for its call and the runtime path stays.
 #include <node_api.h>
 #include <omp.h>
 
@@ -31,7 +35,7 @@ namespace {
 // dims: [threads, rows N, width D, classes C, classesFirst (0 or 1), k, m_1 .. m_k].
 constexpr int kHeader = 6;
 // Past this many classes a product per prefix (the runtime's GEMM) pays for its call.
-constexpr int kMaxClasses = 64;
+constexpr int kMaxClasses = 128;
 // Below this many multiply-adds a call runs on the calling thread alone.
 constexpr int64_t kParallelWork = int64_t{1} << 21;
 // Rows per block handed to a thread (forward, dz) and columns (dW).
@@ -205,7 +209,7 @@ MRL_INLINE void forwardBlock(const Problem& p, const float* z, const float* tabl
 template <int NB>
 MRL_INLINE void forwardRowsOf(const Problem& p, const float* z, const float* table, const float* biasPad,
                               const int32_t* labels, float* probs, double* rowLoss, int64_t at, int64_t len) {
-  constexpr int R = NB == 1 ? 8 : NB == 2 ? 4 : 2;
+  constexpr int R = NB == 1 ? 8 : NB == 2 ? 4 : NB <= 4 ? 2 : 1;
   int64_t i = at;
   for (; i + R <= at + len; i += R) forwardBlock<NB, R>(p, z, table, biasPad, labels, probs, rowLoss, i);
   for (; i < at + len; ++i) forwardBlock<NB, 1>(p, z, table, biasPad, labels, probs, rowLoss, i);
@@ -221,8 +225,16 @@ MRL_CLONES void forwardRows(const Problem& p, const float* z, const float* table
       return forwardRowsOf<2>(p, z, table, biasPad, labels, probs, rowLoss, at, len);
     case 3:
       return forwardRowsOf<3>(p, z, table, biasPad, labels, probs, rowLoss, at, len);
-    default:
+    case 4:
       return forwardRowsOf<4>(p, z, table, biasPad, labels, probs, rowLoss, at, len);
+    case 5:
+      return forwardRowsOf<5>(p, z, table, biasPad, labels, probs, rowLoss, at, len);
+    case 6:
+      return forwardRowsOf<6>(p, z, table, biasPad, labels, probs, rowLoss, at, len);
+    case 7:
+      return forwardRowsOf<7>(p, z, table, biasPad, labels, probs, rowLoss, at, len);
+    default:
+      return forwardRowsOf<8>(p, z, table, biasPad, labels, probs, rowLoss, at, len);
   }
 }
 

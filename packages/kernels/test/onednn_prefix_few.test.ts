@@ -1,10 +1,10 @@
 // The few-class Matryoshka softmax cross-entropy on the addon (src/native/onednn_prefix_few.ts and
 // native/prefix_ce_few.cc) against the ONNX Runtime calls it replaces (src/wasm/native_prefix_softmax.ts
 // with `fewClassHead: 'onnxruntime'`): losses, probabilities and all three gradients to 1e-5, with
-// and without a bias, both table layouts, 1 to 4 blocks of 16 classes, nesting blocks 1 to 33 wide
+// and without a bias, both table layouts, 1, 2, 3 and 8 blocks of 16 classes, nesting blocks 1 to 33 wide
 // (the scalar and 8-wide tails), dims short of d, row counts that are no multiple of the row tiles,
 // negative and zero upstream gradients; the losses against a float64 computation here; the same
-// bits at 1 and 2 threads; more than 64 classes left to ONNX Runtime; the addon's own checks; and
+// bits at 1 and 2 threads; more than 128 classes left to ONNX Runtime; the addon's own checks; and
 // the fallback where the addon is absent (a fresh module instance under MRL_ONEDNN=off).
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -69,7 +69,7 @@ const CASES: Case[] = [
     dy: [1.5, 1, 0.25],
   },
   {
-    name: '64 classes (four blocks), one dim equal to d',
+    name: '128 classes (eight blocks), one dim equal to d',
     rows: 11,
     width: 48,
     classes: PREFIX_CE_FEW_MAX_CLASSES,
@@ -267,7 +267,7 @@ describe.runIf(present)('the few-class head on the addon against ONNX Runtime', 
     expectClose(one.losses, referenceLosses(c), 1e-5);
   });
 
-  it('leaves a head of more than 64 classes to ONNX Runtime', () => {
+  it('leaves a head of more than 128 classes to ONNX Runtime', () => {
     const c = { ...CASES[0]!, classes: PREFIX_CE_FEW_MAX_CLASSES + 1 };
     const { native, calls } = counted(auto);
     const got = run(native, c);
@@ -283,7 +283,7 @@ describe.runIf(present)('the few-class head on the addon against ONNX Runtime', 
       lib['prefixCeFewForward']!(d, f(8), f(12), f(0), labels, probs, f(2));
     expect(() => forward(dims(3, 2, 4), Int32Array.of(0, 3))).toThrow(/label 3 of row 1 is outside \[0, 3\)/);
     expect(() => forward(dims(3, 4, 2), Int32Array.of(0, 1))).toThrow(/nesting dims must ascend within 1..width/);
-    expect(() => forward(dims(65, 2, 4), Int32Array.of(0, 1))).toThrow(/1 <= classes <= 64/);
+    expect(() => forward(dims(129, 2, 4), Int32Array.of(0, 1))).toThrow(/1 <= classes <= 128/);
     expect(() => forward(dims(3, 2, 4), Int32Array.of(0, 1), f(5))).toThrow(/probs has 5 values, expected 12/);
   });
 

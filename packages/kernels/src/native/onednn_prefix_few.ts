@@ -10,7 +10,7 @@ import { MrlError } from '../errors.js';
 import { loadAddon, type OneDnnAddon } from './onednn.js';
 
 /** Most classes the addon's loops take; past it, a product per prefix pays for its call. */
-export const PREFIX_CE_FEW_MAX_CLASSES = 64;
+export const PREFIX_CE_FEW_MAX_CLASSES = 128;
 
 /** The addon's functions (native/prefix_ce_few.cc). */
 interface PrefixCeFewAddon extends OneDnnAddon {

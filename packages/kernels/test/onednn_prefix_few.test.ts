@@ -17,7 +17,14 @@ import { loadOnnxRuntimeKernels, type NativeKernels } from '../src/native/onnxru
 import { PREFIX_SOFTMAX_CE, PREFIX_SOFTMAX_CE_GRAD } from '../src/wasm/native_prefix_softmax.js';
 import { sameBits } from './helpers/bits.js';
 import { expectClose, randomArray, withScope } from './helpers/close.js';
-import { expectNeedsOneDnn, loaded, nativeKernels, ONEDNN_BUILDABLE, withOneDnnOff } from './helpers/onednn.js';
+import {
+  countedNative,
+  expectNeedsOneDnn,
+  loaded,
+  nativeKernels,
+  ONEDNN_BUILDABLE,
+  withOneDnnOff,
+} from './helpers/onednn.js';
 
 const ort = nativeKernels({ fewClassHead: 'onnxruntime' });
 /** The default kernels: the head on the addon where it loads, else the same as `ort`. */
@@ -145,24 +152,6 @@ function referenceLosses(c: Case): number[] {
   });
 }
 
-/** `native` with its few-class head's calls counted. */
-function counted(native: NativeKernels): { native: NativeKernels; calls: () => number } {
-  let calls = 0;
-  const head = native.prefixCeFew!;
-  const wrapped = {
-    detail: head.detail,
-    forward: (...args: Parameters<typeof head.forward>) => {
-      calls++;
-      head.forward(...args);
-    },
-    backward: (...args: Parameters<typeof head.backward>) => {
-      calls++;
-      head.backward(...args);
-    },
-  };
-  return { native: { ...native, detail: `${native.detail} (counted)`, prefixCeFew: wrapped }, calls: () => calls };
-}
-
 beforeAll(async () => {
   await tf.setBackend('wasm');
 });
@@ -220,7 +209,7 @@ describe.runIf(present)('the few-class head on the addon against ONNX Runtime', 
   for (const c of CASES) {
     it(`${c.name}: losses, probabilities and gradients to 1e-5`, () => {
       const want = run(ort, c);
-      const { native, calls } = counted(auto);
+      const { native, calls } = countedNative(auto, 'counted', 'prefixCeFew', ['forward', 'backward']);
       const got = run(native, c);
       expect(calls()).toBe(2);
       expectClose(got.losses, want.losses, 1e-5);
@@ -269,7 +258,7 @@ describe.runIf(present)('the few-class head on the addon against ONNX Runtime', 
 
   it('leaves a head of more than 128 classes to ONNX Runtime', () => {
     const c = { ...CASES[0]!, classes: PREFIX_CE_FEW_MAX_CLASSES + 1 };
-    const { native, calls } = counted(auto);
+    const { native, calls } = countedNative(auto, 'counted', 'prefixCeFew', ['forward', 'backward']);
     const got = run(native, c);
     expect(calls()).toBe(0);
     expectClose(got.losses, referenceLosses(c), 1e-5);

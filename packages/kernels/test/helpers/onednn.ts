@@ -56,10 +56,10 @@ export function expectNeedsOneDnn(load: () => unknown, message: string): void {
 }
 
 /**
- * `native` with the named methods of its `part` (the addon's batch-norm or update kernels) counted
- * when called, under a new detail so that registering replaces the kernels.
+ * `native` with the named methods of its `part` (the addon's batch-norm, update or few-class head
+ * kernels) counted when called, under a new detail so that registering replaces the kernels.
  */
-export function countedNative<P extends 'batchNorm' | 'updates'>(
+export function countedNative<P extends 'batchNorm' | 'updates' | 'prefixCeFew'>(
   native: NativeKernels,
   label: string,
   part: P,

@@ -235,8 +235,8 @@ void blockLogits(const Problem& p, const ChunkProducts& f, int t, const float* z
 // ---- the fused per-row passes ------------------------------------------------------------------
 
 // The row passes, compiled for AVX-512, for AVX2 with FMA (x86-64-v3) and for plain x86-64, and
-// picked at load time; without trapping math the clamps above become vector selects instead of
-// branches.
+// picked at load time; without trapping math the clamps of expApprox (exp_approx.h) become vector
+// selects instead of branches.
 #define ROW_PASS \
   __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"), optimize("no-trapping-math")))
 

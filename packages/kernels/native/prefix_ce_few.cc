@@ -59,8 +59,9 @@ bool readProblem(napi_env env, napi_value v, const char* op, Problem* p) {
   size_t n = 0;
   const std::string name = std::string("onednn: ") + op;
   if (!int32Array(env, v, &d, &n) || n < kHeader + 1 || d[5] < 1 || n != static_cast<size_t>(kHeader + d[5])) {
-    napi_throw_range_error(
-        env, nullptr, (name + " dims must be an Int32Array [threads, rows, width, classes, classesFirst, k, m_1..m_k]").c_str());
+    const std::string message =
+        name + " dims must be an Int32Array [threads, rows, width, classes, classesFirst, k, m_1..m_k]";
+    napi_throw_range_error(env, nullptr, message.c_str());
     return false;
   }
   p->threads = d[0];

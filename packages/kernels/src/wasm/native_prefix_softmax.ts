@@ -8,7 +8,8 @@
 //             prefixes that contain chunk j; dW_j = z_j^T S_j, dz_j = S_j W_j^T, db = colsum(S_1).
 // With at most PREFIX_CE_FEW_MAX_CLASSES classes and the oneDNN addon built, each kernel is one
 // addon call (`native.prefixCeFew`, native/prefix_ce_few.cc): the calls below, a product and a
-// softmax per nesting dim, cost the MLP's seven-dim head 3.3 ms of a 16 ms step at one thread.
+// softmax per nesting dim, cost the MLP's seven-dim head 3.3-4.7 ms of a 16-20 ms step at one
+// thread.
 // `prefixSoftmaxCrossEntropy` (core's ops/prefix-softmax-ce.ts) uses them where registered.
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';

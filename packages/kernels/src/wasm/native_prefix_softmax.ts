@@ -16,7 +16,11 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 import { MrlError } from '../errors.js';
 import type { NativeKernels } from '../native/onnxruntime.js';
-import { PREFIX_CE_FEW_MAX_CLASSES } from '../native/onednn_prefix_few.js';
+import {
+  type OneDnnPrefixCeFew,
+  PREFIX_CE_FEW_MAX_CLASSES,
+  type PrefixCeFewShape,
+} from '../native/onednn_prefix_few.js';
 import { checkLabels, mean } from './native_softmax_ce.js';
 import { dim, heapF32, input, markOurs, WASM } from './util.js';
 import type { WasmKernelArgs } from './util.js';
@@ -83,6 +87,23 @@ function geometry(embedding: TensorInfo, weight: TensorInfo, attrs: PrefixSoftma
     widths.push(m - start);
   });
   return { rows, width, classes, starts, widths };
+}
+
+/** The addon's few-class head and the problem's shape, where the addon has it and the classes are few. */
+function fewClassHead(
+  native: NativeKernels,
+  g: Geometry,
+  attrs: PrefixSoftmaxAttrs,
+): { head: OneDnnPrefixCeFew; shape: PrefixCeFewShape } | undefined {
+  if (native.prefixCeFew === undefined || g.classes > PREFIX_CE_FEW_MAX_CLASSES) return undefined;
+  const shape = {
+    rows: g.rows,
+    width: g.width,
+    classes: g.classes,
+    classesFirst: attrs.classesFirst,
+    dims: attrs.dims,
+  };
+  return { head: native.prefixCeFew, shape };
 }
 
 /** Columns [start, start + w) of a row-major [rows, width] matrix, as a contiguous [rows, w]. */
@@ -157,9 +178,9 @@ export function createPrefixSoftmaxKernel(native: NativeKernels): KernelConfig {
     const w = heapF32(backend, weight);
     const p = heapF32(backend, probs);
     const lossValues = heapF32(backend, losses);
-    if (native.prefixCeFew !== undefined && classes <= PREFIX_CE_FEW_MAX_CLASSES) {
-      const shape = { rows, width: g.width, classes, classesFirst: attrs.classesFirst, dims: attrs.dims };
-      native.prefixCeFew.forward(shape, z, w, bias === undefined ? null : heapF32(backend, bias), ids, p, lossValues);
+    const few = fewClassHead(native, g, attrs);
+    if (few !== undefined) {
+      few.head.forward(few.shape, z, w, bias === undefined ? null : heapF32(backend, bias), ids, p, lossValues);
       return [losses, probs];
     }
     scratch.reserve(2 * rows * classes + rows * g.width + (attrs.classesFirst ? classes * g.width : 0) + rows);
@@ -214,10 +235,9 @@ export function createPrefixSoftmaxGradKernel(native: NativeKernels): KernelConf
     const w = heapF32(backend, weight);
     const dz = heapF32(backend, dEmbedding);
     const dw = heapF32(backend, dWeight);
-    if (native.prefixCeFew !== undefined && classes <= PREFIX_CE_FEW_MAX_CLASSES) {
-      const shape = { rows, width: g.width, classes, classesFirst: attrs.classesFirst, dims: attrs.dims };
-      const db = dBias === null ? null : heapF32(backend, dBias);
-      native.prefixCeFew.backward(shape, dy, p, ids, z, w, dz, dw, db);
+    const few = fewClassHead(native, g, attrs);
+    if (few !== undefined) {
+      few.head.backward(few.shape, dy, p, ids, z, w, dz, dw, dBias === null ? null : heapF32(backend, dBias));
       return dBias === null ? [dEmbedding, dWeight] : [dEmbedding, dWeight, dBias];
     }
     dz.fill(0); // columns past the largest dim get no gradient
